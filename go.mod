@@ -1,0 +1,3 @@
+module github.com/podnet/podnet
+
+go 1.26
