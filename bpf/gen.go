@@ -1,0 +1,6 @@
+// Package bpf holds podnet's kernel programs and the Go loader bpf2go generates from them.
+// The generated .go and .o files are committed so that `go build` and ocb need no clang;
+// `make generate` rebuilds them byte for byte with Debian's clang 14.
+package bpf
+
+//go:generate sh -c "cd ../tools && go tool bpf2go -go-package bpf -output-dir ../bpf -cc clang -target amd64,arm64 -type event -type event_type -type role -type counter Podnet ../bpf/podnet.bpf.c -- -I../bpf/headers -I../bpf -Wall -Werror"

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The kernel <-> user-space contract. bpf2go generates the Go types from this file's BTF
+ * (-type event -type event_type -type role -type counter), so this is the only definition.
+ * Padding is explicit and -Wpadded is an error here: a hole would make the Go type
+ * and the C layout disagree silently. */
+#ifndef PODNET_H
+#define PODNET_H
+
+/* Holes must be explicit (the Go side is generated from this layout). */
+#pragma clang diagnostic push
+#pragma clang diagnostic error "-Wpadded"
+
+enum event_type {
+	EVENT_CONNECT = 1, /* active open ended: established (error 0) or failed (error = errno) */
+	EVENT_ACCEPT = 2,  /* passive open accepted by a process (or, never accepted, reported at close) */
+	EVENT_CLOSE = 3,   /* an established connection reached CLOSE */
+};
+
+enum role {
+	ROLE_CLIENT = 1,
+	ROLE_SERVER = 2,
+};
+
+/* Indexes of the per-CPU `counters` array. */
+enum counter {
+	COUNTER_RESERVE_FAILED = 0, /* ring buffer full: an event was lost */
+	COUNTER_CLOSE_UNTRACKED = 1, /* close of a connection opened before podnet started or evicted from `conns` */
+	COUNTER_MAX = 2,
+};
+
+/* Errno stand-in for "the application closed the socket before the handshake ended":
+ * sk_err is 0 then, and ECANCELED is what the kernel itself uses for an aborted operation. */
+#define PODNET_ECANCELED 125
+
+struct event {
+	__u64 timestamp_ns;   /* CLOCK_BOOTTIME of the event */
+	__u64 start_ns;       /* CLOCK_BOOTTIME the connection was established; 0 = unknown */
+	__u64 cgroup_id;      /* cgroup v2 id the socket belongs to (sk_cgrp_data) */
+	__u64 bytes_sent;     /* close: payload bytes sent, retransmissions excluded */
+	__u64 bytes_received; /* close: payload bytes received */
+	__u32 netns_ino;      /* inode of the socket's network namespace */
+	__u32 pid;            /* tgid that connected/accepted; 0 = no process context known */
+	__u32 srtt_us;        /* close: smoothed RTT in microseconds */
+	__u32 retransmits;    /* close: tcp_sock.total_retrans */
+	__s32 error;          /* connect: positive errno when the open failed, else 0 */
+	__u16 family;         /* AF_INET or AF_INET6 */
+	__u16 local_port;     /* host byte order */
+	__u16 peer_port;      /* host byte order */
+	__u8 type;            /* enum event_type */
+	__u8 role;            /* enum role */
+	__u8 local_addr[16];  /* network byte order; IPv4 in the first 4 bytes */
+	__u8 peer_addr[16];
+	char comm[16];        /* task comm of pid */
+	__u8 _pad[4];
+};
+
+#pragma clang diagnostic pop
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Reading a socket's identity with CO-RE: valid in process and softirq context alike, since it
+ * only follows the socket, never `current`. */
+#ifndef PODNET_SOCK_H
+#define PODNET_SOCK_H
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	/* A bitfield before 5.6, a u16 since: the PROBED read handles both. */
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
+}
+
+static __always_inline __u64 sock_cgroup_id(struct sock *sk)
+{
+	/* sock_cgroup_data holds a plain cgroup pointer since 5.15; older kernels packed it. */
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return 0;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+/* Fills the socket's tuple, namespace and cgroup. The local port comes from inet_sport because
+ * skc_num is already 0 at ->CLOSE; both are 0 at SYN_SENT, before the port is chosen. */
+static __always_inline void fill_sock(struct event *e, struct sock *sk)
+{
+	struct inet_sock *inet = (struct inet_sock *)sk;
+
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->local_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		BPF_CORE_READ_INTO(e->local_addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(e->peer_addr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(e->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(e->peer_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->cgroup_id = sock_cgroup_id(sk);
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
+ * (socket->file == file) rejects descriptors that are not sockets. */
+static __always_inline struct sock *sock_from_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+#endif

@@ -1,0 +1,48 @@
+package kernel
+
+import (
+	"github.com/podnet/podnet/bpf"
+)
+
+// Counters are the kernel side's cumulative loss counts since load.
+type Counters struct {
+	// ReserveFailed: events not written because the ring buffer was full.
+	ReserveFailed uint64
+	// CloseUntracked: closes of connections podnet never saw open (opened before it loaded,
+	// or evicted from the bounded connection table); not reported as events.
+	CloseUntracked uint64
+	// RecursionMisses: program runs the kernel skipped because the hook re-entered on a CPU.
+	RecursionMisses uint64
+}
+
+// Counters sums the per-CPU counters and the programs' recursion misses.
+func (t *Tracer) Counters() (Counters, error) {
+	var c Counters
+	var err error
+	if c.ReserveFailed, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RESERVE_FAILED); err != nil {
+		return c, err
+	}
+	if c.CloseUntracked, err = t.sumCounter(bpf.PodnetCounterCOUNTER_CLOSE_UNTRACKED); err != nil {
+		return c, err
+	}
+	for _, p := range t.coll.Programs {
+		st, err := p.Stats()
+		if err != nil {
+			return c, err
+		}
+		c.RecursionMisses += st.RecursionMisses
+	}
+	return c, nil
+}
+
+func (t *Tracer) sumCounter(idx bpf.PodnetCounter) (uint64, error) {
+	var perCPU []uint64
+	if err := t.counters.Lookup(uint32(idx), &perCPU); err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, v := range perCPU {
+		sum += v
+	}
+	return sum, nil
+}

@@ -1,0 +1,69 @@
+package kernel // import "github.com/podnet/podnet/receiver/internal/kernel"
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
+// connect) are classic tracepoints in every mode: they are what gives process context.
+type HookMode string
+
+const (
+	// HooksAuto picks the cheapest mode that loads on this kernel.
+	HooksAuto HookMode = "auto"
+	// HooksTPBTF uses the BTF raw tracepoint tp_btf/inet_sock_set_state (~20% cheaper).
+	HooksTPBTF HookMode = "tp_btf"
+	// HooksTracepoint uses the classic tracepoint sock/inet_sock_set_state (any kernel ≥ 4.16).
+	HooksTracepoint HookMode = "tracepoint"
+)
+
+// HookModes lists the valid settings, for config validation messages.
+var HookModes = []HookMode{HooksAuto, HooksTPBTF, HooksTracepoint}
+
+// candidates is the order in which modes are tried: cheapest first. fentry/kprobe variants are
+// not built: they add nothing the tracepoints miss, and could not be verified on kernels without
+// them (see README, Kernel requirements).
+func candidates(m HookMode) ([]HookMode, error) {
+	switch m {
+	case HooksAuto, "":
+		return []HookMode{HooksTPBTF, HooksTracepoint}, nil
+	case HooksTPBTF, HooksTracepoint:
+		return []HookMode{m}, nil
+	}
+	return nil, fmt.Errorf("unknown hook mode %q (valid: %s)", m, joinModes())
+}
+
+func joinModes() string {
+	names := make([]string, len(HookModes))
+	for i, m := range HookModes {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
+}
+
+// stateProgram is the program each mode uses for inet_sock_set_state; the other is not loaded.
+var stateProgram = map[HookMode]string{
+	HooksTPBTF:      bpf.PodnetProgStateTpBtf,
+	HooksTracepoint: bpf.PodnetProgStateTracepoint,
+}
+
+// syscallHooks are attached in every mode.
+var syscallHooks = []struct{ prog, group, name string }{
+	{bpf.PodnetProgEnterConnect, "syscalls", "sys_enter_connect"},
+	{bpf.PodnetProgExitConnect, "syscalls", "sys_exit_connect"},
+	{bpf.PodnetProgExitAccept4, "syscalls", "sys_exit_accept4"},
+	{bpf.PodnetProgExitAccept, "syscalls", "sys_exit_accept"},
+}
+
+func attachState(mode HookMode, prog *ebpf.Program) (link.Link, error) {
+	if mode == HooksTPBTF {
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	}
+	return link.Tracepoint("sock", "inet_sock_set_state", prog, nil)
+}

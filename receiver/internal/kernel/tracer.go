@@ -1,0 +1,124 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// Options are the load-time settings of the kernel side.
+type Options struct {
+	Hooks HookMode
+	// RingBufferSize in bytes: a power of two and a multiple of the page size.
+	RingBufferSize uint32
+	// MaxTrackedConnections sizes the per-connection LRU map.
+	MaxTrackedConnections uint32
+}
+
+// Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
+type Tracer struct {
+	*ringbuf.Reader
+	coll     *ebpf.Collection
+	links    []link.Link
+	mode     HookMode
+	skipped  []error
+	counters *ebpf.Map
+}
+
+// Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
+// when it fails.
+func Open(opts Options) (*Tracer, error) {
+	modes, err := candidates(opts.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	// Needed only before 5.11 (memlock accounting); a no-op when the kernel uses memcg.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, explain("raising the memlock rlimit", err)
+	}
+	var skipped []error
+	for _, mode := range modes {
+		t, err := open(mode, opts)
+		if err == nil {
+			t.skipped = skipped
+			return t, nil
+		}
+		skipped = append(skipped, fmt.Errorf("hooks %s: %w", mode, err))
+	}
+	return nil, errors.Join(skipped...)
+}
+
+func open(mode HookMode, opts Options) (t *Tracer, err error) {
+	spec, err := bpf.LoadPodnet()
+	if err != nil {
+		return nil, err
+	}
+	for name, prog := range stateProgram {
+		if name != mode {
+			delete(spec.Programs, prog)
+		}
+	}
+	spec.Maps[bpf.PodnetMapEvents].MaxEntries = opts.RingBufferSize
+	spec.Maps[bpf.PodnetMapConns].MaxEntries = opts.MaxTrackedConnections
+	// Wake the reader when a quarter of the ring is waiting: early enough to drain a burst
+	// before the ring fills, rare enough to cost nothing at steady load.
+	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(opts.RingBufferSize / 4)); err != nil {
+		return nil, err
+	}
+
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, explain("loading BPF programs", err)
+	}
+	t = &Tracer{coll: coll, mode: mode, counters: coll.Maps[bpf.PodnetMapCounters]}
+	defer func() {
+		if err != nil {
+			_ = t.Close()
+		}
+	}()
+
+	l, err := attachState(mode, coll.Programs[stateProgram[mode]])
+	if err != nil {
+		return nil, explain("attaching inet_sock_set_state", err)
+	}
+	t.links = append(t.links, l)
+	for _, h := range syscallHooks {
+		l, err := link.Tracepoint(h.group, h.name, coll.Programs[h.prog], nil)
+		if err != nil {
+			return nil, explain("attaching "+h.group+"/"+h.name, err)
+		}
+		t.links = append(t.links, l)
+	}
+	t.Reader, err = ringbuf.NewReader(coll.Maps[bpf.PodnetMapEvents])
+	if err != nil {
+		return nil, explain("opening the ring buffer", err)
+	}
+	return t, nil
+}
+
+// Mode is the hook mode that loaded.
+func (t *Tracer) Mode() HookMode { return t.mode }
+
+// Skipped says why cheaper modes were passed over (empty when the first one loaded).
+func (t *Tracer) Skipped() []error { return t.skipped }
+
+// Close detaches every link, closes the reader and unloads programs and maps. It unblocks a
+// concurrent ReadInto, which then returns ringbuf.ErrClosed.
+func (t *Tracer) Close() error {
+	var errs []error
+	if t.Reader != nil {
+		errs = append(errs, t.Reader.Close())
+	}
+	for _, l := range t.links {
+		errs = append(errs, l.Close())
+	}
+	t.links = nil
+	t.coll.Close()
+	return errors.Join(errs...)
+}
