@@ -3,4 +3,4 @@
 // lives in ./receiver and the kernel programs in ./bpf.
 package podnet // import "github.com/podnet/podnet"
 
-//go:generate sh -c "cd tools && go tool mdatagen ../metadata.yaml"
+//go:generate sh tools/mdatagen.sh

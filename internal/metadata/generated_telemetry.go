@@ -23,14 +23,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                    metric.Meter
-	mu                       sync.Mutex
-	registrations            []metric.Registration
-	PodnetBpfRecursionMisses metric.Int64Counter
-	PodnetEventsDecodeErrors metric.Int64Counter
-	PodnetEventsDropped      metric.Int64Counter
-	PodnetEventsLost         metric.Int64Counter
-	PodnetEventsReceived     metric.Int64Counter
+	meter                      metric.Meter
+	mu                         sync.Mutex
+	registrations              []metric.Registration
+	PodnetBpfRecursionMisses   metric.Int64Counter
+	PodnetConnectionsUntracked metric.Int64Counter
+	PodnetEventsDecodeErrors   metric.Int64Counter
+	PodnetEventsDropped        metric.Int64Counter
+	PodnetEventsLost           metric.Int64Counter
+	PodnetEventsReceived       metric.Int64Counter
+	PodnetMetricSeriesDropped  metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -68,6 +70,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.PodnetConnectionsUntracked, err = builder.meter.Int64Counter(
+		"otelcol_podnet_connections_untracked",
+		metric.WithDescription("Closes of connections podnet never saw open (opened before it started, or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.PodnetEventsDecodeErrors, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_decode_errors",
 		metric.WithDescription("Ring-buffer records that could not be decoded (wrong size, unknown type, bad family) and were dropped. [Alpha]"),
@@ -89,6 +97,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.PodnetEventsReceived, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_received",
 		metric.WithDescription("Events read from the BPF ring buffer and decoded. [Alpha]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetMetricSeriesDropped, err = builder.meter.Int64Counter(
+		"otelcol_podnet_metric_series_dropped",
+		metric.WithDescription("Events left out of metrics because max_metric_series was reached (they are still in logs). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

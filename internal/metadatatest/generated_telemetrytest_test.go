@@ -20,11 +20,16 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.PodnetBpfRecursionMisses.Add(context.Background(), 1)
+	tb.PodnetConnectionsUntracked.Add(context.Background(), 1)
 	tb.PodnetEventsDecodeErrors.Add(context.Background(), 1)
 	tb.PodnetEventsDropped.Add(context.Background(), 1)
 	tb.PodnetEventsLost.Add(context.Background(), 1)
 	tb.PodnetEventsReceived.Add(context.Background(), 1)
+	tb.PodnetMetricSeriesDropped.Add(context.Background(), 1)
 	AssertEqualPodnetBpfRecursionMisses(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetConnectionsUntracked(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetEventsDecodeErrors(t, testTel,
@@ -37,6 +42,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetEventsReceived(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetMetricSeriesDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

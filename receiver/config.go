@@ -1,0 +1,104 @@
+// Package receiver implements the podnet receiver: it runs the kernel programs, reads their
+// events and turns them into OTLP logs and metrics. The component itself is the module root
+// package (github.com/podnet/podnet), which is what an ocb `gomod:` line names.
+package receiver // import "github.com/podnet/podnet/receiver"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// Config is the user's podnet configuration.
+type Config struct {
+	// Hooks forces a hook mode (auto, tp_btf, tracepoint). auto picks the cheapest that loads.
+	Hooks kernel.HookMode `mapstructure:"hooks"`
+	// RingBufferSize is the kernel→user event buffer in bytes: a power of two and a multiple
+	// of the page size. Size it for at least the poll interval at peak event rate.
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// MaxTrackedConnections bounds the kernel's table of open connections (LRU).
+	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
+	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// MetricsInterval is how often cumulative metrics are emitted.
+	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
+	// MaxMetricSeries bounds the metric aggregation table; events for new series beyond it
+	// are counted as dropped.
+	MaxMetricSeries int `mapstructure:"max_metric_series"`
+	// MetricSeriesIdleExpiry forgets series that have not changed for this long (their
+	// cumulative start time resets if they come back).
+	MetricSeriesIdleExpiry time.Duration `mapstructure:"metric_series_idle_expiry"`
+	// NodeName is reported as k8s.node.name; default from the K8S_NODE_NAME environment variable.
+	NodeName string `mapstructure:"node_name"`
+
+	Events             metadata.EventsConfig             `mapstructure:"events"`
+	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
+	ResourceAttributes metadata.ResourceAttributesConfig `mapstructure:"resource_attributes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+const (
+	defaultRingBufferSize        = 8 << 20
+	defaultMaxTrackedConnections = 65536
+	maxTrackedConnectionsLimit   = 1 << 24
+)
+
+// NewDefaultConfig returns podnet's defaults.
+func NewDefaultConfig() *Config {
+	return &Config{
+		Hooks:                  kernel.HooksAuto,
+		RingBufferSize:         defaultRingBufferSize,
+		MaxTrackedConnections:  defaultMaxTrackedConnections,
+		PollInterval:           100 * time.Millisecond,
+		MetricsInterval:        10 * time.Second,
+		MaxMetricSeries:        10000,
+		MetricSeriesIdleExpiry: 15 * time.Minute,
+		NodeName:               os.Getenv("K8S_NODE_NAME"),
+		Events:                 metadata.DefaultEventsConfig(),
+		Metrics:                metadata.DefaultMetricsConfig(),
+		ResourceAttributes:     metadata.DefaultResourceAttributesConfig(),
+	}
+}
+
+// Validate checks every field and names the field and the fix.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.Hooks != "" && !slices.Contains(kernel.HookModes, cfg.Hooks) {
+		errs = append(errs, fmt.Errorf("hooks: unknown mode %q; use one of %v", cfg.Hooks, kernel.HookModes))
+	}
+	page := os.Getpagesize()
+	if s := cfg.RingBufferSize; s <= 0 || s&(s-1) != 0 || s%page != 0 || s > 1<<30 {
+		errs = append(errs, fmt.Errorf("ring_buffer_size: %d is not a power of two multiple of the page size (%d) up to 1 GiB; e.g. 8388608 (8 MiB)", s, page))
+	}
+	if n := cfg.MaxTrackedConnections; n < 1 || n > maxTrackedConnectionsLimit {
+		errs = append(errs, fmt.Errorf("max_tracked_connections: %d must be between 1 and %d", n, maxTrackedConnectionsLimit))
+	}
+	if cfg.PollInterval < time.Millisecond || cfg.PollInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("poll_interval: %v must be between 1ms and 1m", cfg.PollInterval))
+	}
+	if cfg.MetricsInterval < time.Second {
+		errs = append(errs, fmt.Errorf("metrics_interval: %v must be at least 1s", cfg.MetricsInterval))
+	}
+	if cfg.MaxMetricSeries < 1 {
+		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at least 1", cfg.MaxMetricSeries))
+	}
+	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval {
+		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v)", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
+	}
+	return errors.Join(errs...)
+}
+
+func (cfg *Config) kernelOptions() kernel.Options {
+	return kernel.Options{
+		Hooks:                 cfg.Hooks,
+		RingBufferSize:        uint32(cfg.RingBufferSize),
+		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
+	}
+}

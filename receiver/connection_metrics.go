@@ -1,0 +1,167 @@
+package receiver
+
+import (
+	"net/netip"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	otelreceiver "go.opentelemetry.io/collector/receiver"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
+)
+
+// seriesKey is everything a connection metric data point is split by.
+type seriesKey struct {
+	res        resourceKey
+	role       event.Role
+	ipv6       bool
+	peer       netip.Addr
+	serverPort uint16
+	errno      int32 // connects only: 0 = established
+	peerID     attribution.Peer
+}
+
+// series holds the cumulative values of one key since start.
+type series struct {
+	start, updated pcommon.Timestamp
+	connections    int64
+	closed         int64
+	bytesSent      int64
+	bytesReceived  int64
+	retransmits    int64
+	duration       float64 // seconds
+}
+
+// connectionMetrics aggregates events into cumulative sums, bounded by max_metric_series.
+// Series idle for longer than metric_series_idle_expiry are forgotten; one that comes back
+// starts again with a new start time, which is how OTLP marks a cumulative reset.
+type connectionMetrics struct {
+	mb     *metadata.MetricsBuilder
+	res    *resources
+	attr   attribution.Attributor
+	names  stringCache
+	max    int
+	expiry time.Duration
+	series map[seriesKey]*series
+}
+
+func newConnectionMetrics(cfg *Config, set otelreceiver.Settings, res *resources, attr attribution.Attributor) *connectionMetrics {
+	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
+	return &connectionMetrics{
+		mb:     metadata.NewMetricsBuilder(mbc, set),
+		res:    res,
+		attr:   attr,
+		names:  newStringCache(),
+		max:    cfg.MaxMetricSeries,
+		expiry: cfg.MetricSeriesIdleExpiry,
+		series: map[seriesKey]*series{},
+	}
+}
+
+// add counts a batch and returns how many events found no room for a new series.
+func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
+	now := pcommon.NewTimestampFromTime(time.Now())
+	for i := range events {
+		e := &events[i]
+		k := seriesKey{
+			res:        resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID},
+			role:       e.Role,
+			ipv6:       e.IPv6(),
+			peer:       e.Peer.Addr(),
+			serverPort: e.ServerPort(),
+			peerID:     m.attr.Peer(e.Peer.Addr()),
+		}
+		if e.Type == event.Connect {
+			k.errno = e.Errno
+		}
+		s := m.series[k]
+		if s == nil {
+			if len(m.series) >= m.max {
+				dropped++
+				continue
+			}
+			s = &series{start: now}
+			m.series[k] = s
+		}
+		s.updated = now
+		switch e.Type {
+		case event.Connect, event.Accept:
+			s.connections++
+		case event.Close:
+			s.closed++
+			s.bytesSent += int64(e.BytesSent)
+			s.bytesReceived += int64(e.BytesReceived)
+			s.retransmits += int64(e.Retransmits)
+			if e.Start != 0 && e.Time >= e.Start {
+				s.duration += float64(e.Time-e.Start) / 1e9
+			}
+		}
+	}
+	return dropped
+}
+
+// emit returns every live series' cumulative values, one ResourceMetrics per local end.
+func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
+	byResource := map[resourceKey][]seriesKey{}
+	for k, s := range m.series {
+		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
+			delete(m.series, k)
+			continue
+		}
+		byResource[k.res] = append(byResource[k.res], k)
+	}
+	for rk, keys := range byResource {
+		for _, k := range keys {
+			m.record(now, k, m.series[k])
+		}
+		m.mb.EmitForResource(metadata.WithResource(m.res.get(rk)))
+	}
+	return m.mb.Emit()
+}
+
+func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series) {
+	// Each series carries its own start time: the builder stamps the one set here.
+	m.mb.Reset(metadata.WithStartTime(s.start))
+	role := metadata.AttributePodnetConnectionRoleClient
+	if k.role == event.Server {
+		role = metadata.AttributePodnetConnectionRoleServer
+	}
+	netType := metadata.AttributeNetworkTypeIpv4
+	if k.ipv6 {
+		netType = metadata.AttributeNetworkTypeIpv6
+	}
+	peer := m.names.addr(k.peer)
+	port := int64(k.serverPort)
+	opts := peerOptions(k.peerID)
+	if s.connections > 0 {
+		connOpts := opts
+		if k.errno != 0 {
+			connOpts = append(connOpts[:len(connOpts):len(connOpts)], metadata.WithErrorTypeMetricAttribute(event.ErrorType(k.errno)))
+		}
+		m.mb.RecordPodnetTCPConnectionsDataPoint(now, s.connections, role, netType, peer, port, connOpts...)
+	}
+	if s.closed > 0 {
+		m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, s.closed, role, netType, peer, port, opts...)
+		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, s.duration, role, netType, peer, port, opts...)
+		m.mb.RecordPodnetTCPBytesSentDataPoint(now, s.bytesSent, role, netType, peer, port, opts...)
+		m.mb.RecordPodnetTCPBytesReceivedDataPoint(now, s.bytesReceived, role, netType, peer, port, opts...)
+		m.mb.RecordPodnetTCPRetransmitsDataPoint(now, s.retransmits, role, netType, peer, port, opts...)
+	}
+}
+
+func peerOptions(p attribution.Peer) []metadata.MetricAttributeOption {
+	var opts []metadata.MetricAttributeOption
+	if p.Namespace != "" {
+		opts = append(opts, metadata.WithPodnetPeerK8sNamespaceNameMetricAttribute(p.Namespace))
+	}
+	if p.PodName != "" {
+		opts = append(opts, metadata.WithPodnetPeerK8sPodNameMetricAttribute(p.PodName))
+	}
+	if p.ServiceName != "" {
+		opts = append(opts, metadata.WithPodnetPeerK8sServiceNameMetricAttribute(p.ServiceName))
+	}
+	return opts
+}

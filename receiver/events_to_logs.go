@@ -1,0 +1,158 @@
+package receiver
+
+import (
+	"bytes"
+	"net/netip"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	conventions "go.opentelemetry.io/otel/semconv/v1.38.0"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
+)
+
+// logsConverter turns a batch of events into one plog.Logs: a ResourceLogs per local end, a
+// LogRecord per event, in kernel order within each resource.
+type logsConverter struct {
+	enabled [4]bool // by event.Type
+	res     *resources
+	attr    attribution.Attributor
+	version string
+	names   stringCache
+}
+
+func newLogsConverter(cfg metadata.EventsConfig, res *resources, attr attribution.Attributor, version string) *logsConverter {
+	c := &logsConverter{res: res, attr: attr, version: version, names: newStringCache()}
+	c.enabled[event.Connect] = cfg.PodnetTCPConnect.Enabled
+	c.enabled[event.Accept] = cfg.PodnetTCPAccept.Enabled
+	c.enabled[event.Close] = cfg.PodnetTCPClose.Enabled
+	return c
+}
+
+// convert returns the logs and how many records they hold.
+func (c *logsConverter) convert(events []event.Event, observed pcommon.Timestamp) (plog.Logs, int) {
+	ld := plog.NewLogs()
+	scopes := map[resourceKey]plog.LogRecordSlice{}
+	n := 0
+	for i := range events {
+		e := &events[i]
+		if !c.enabled[e.Type] {
+			continue
+		}
+		k := resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID}
+		records, ok := scopes[k]
+		if !ok {
+			rl := ld.ResourceLogs().AppendEmpty()
+			rl.SetSchemaUrl(conventions.SchemaURL)
+			c.res.get(k).CopyTo(rl.Resource())
+			sl := rl.ScopeLogs().AppendEmpty()
+			sl.Scope().SetName(metadata.ScopeName)
+			sl.Scope().SetVersion(c.version)
+			records = sl.LogRecords()
+			scopes[k] = records
+		}
+		c.record(records.AppendEmpty(), e, observed)
+		n++
+	}
+	return ld, n
+}
+
+func (c *logsConverter) record(lr plog.LogRecord, e *event.Event, observed pcommon.Timestamp) {
+	lr.SetEventName(e.Type.Name())
+	lr.SetTimestamp(pcommon.Timestamp(e.Time))
+	lr.SetObservedTimestamp(observed)
+	lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	lr.SetSeverityText("INFO")
+
+	a := lr.Attributes()
+	a.EnsureCapacity(18)
+	a.PutStr("network.transport", "tcp")
+	a.PutStr("network.type", networkType(e))
+	a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
+	a.PutInt("network.local.port", int64(e.Local.Port()))
+	a.PutStr("network.peer.address", c.names.addr(e.Peer.Addr()))
+	a.PutInt("network.peer.port", int64(e.Peer.Port()))
+	a.PutStr("podnet.connection.role", e.Role.String())
+	if e.PID != 0 {
+		a.PutInt("process.pid", int64(e.PID))
+		a.PutStr("process.executable.name", c.names.comm(e.Comm))
+	}
+	if e.Failed() {
+		lr.SetSeverityNumber(plog.SeverityNumberWarn)
+		lr.SetSeverityText("WARN")
+		a.PutStr("error.type", event.ErrorType(e.Errno))
+	}
+	putPeer(a, c.attr.Peer(e.Peer.Addr()))
+	if e.Type == event.Close {
+		if e.Start != 0 && e.Time >= e.Start {
+			a.PutDouble("podnet.connection.duration", float64(e.Time-e.Start)/1e9)
+		}
+		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
+		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
+		a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
+		a.PutInt("podnet.tcp.retransmits", int64(e.Retransmits))
+	}
+}
+
+func putPeer(a pcommon.Map, p attribution.Peer) {
+	if p.Namespace != "" {
+		a.PutStr("podnet.peer.k8s.namespace.name", p.Namespace)
+	}
+	if p.PodName != "" {
+		a.PutStr("podnet.peer.k8s.pod.name", p.PodName)
+		a.PutStr("podnet.peer.k8s.pod.uid", p.PodUID)
+	}
+	if p.ServiceName != "" {
+		a.PutStr("podnet.peer.k8s.service.name", p.ServiceName)
+	}
+}
+
+func networkType(e *event.Event) string {
+	if e.IPv6() {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+// stringCache keeps the strings of addresses and process names seen recently: formatting an
+// address costs an allocation, and the same few peers recur in every batch.
+type stringCache struct {
+	addrs map[netip.Addr]string
+	comms map[[16]byte]string
+}
+
+const maxCachedStrings = 4096
+
+func newStringCache() stringCache {
+	return stringCache{addrs: map[netip.Addr]string{}, comms: map[[16]byte]string{}}
+}
+
+func (s *stringCache) addr(a netip.Addr) string {
+	if v, ok := s.addrs[a]; ok {
+		return v
+	}
+	if len(s.addrs) >= maxCachedStrings {
+		clear(s.addrs)
+	}
+	v := a.String()
+	s.addrs[a] = v
+	return v
+}
+
+func (s *stringCache) comm(c [16]byte) string {
+	if v, ok := s.comms[c]; ok {
+		return v
+	}
+	if len(s.comms) >= maxCachedStrings {
+		clear(s.comms)
+	}
+	n := bytes.IndexByte(c[:], 0)
+	if n < 0 {
+		n = len(c)
+	}
+	v := string(c[:n])
+	s.comms[c] = v
+	return v
+}

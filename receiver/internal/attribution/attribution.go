@@ -1,0 +1,36 @@
+// Package attribution is the seam between kernel identities (network namespace, cgroup, peer
+// IP) and workload identities (pods, containers, services).
+package attribution // import "github.com/podnet/podnet/receiver/internal/attribution"
+
+import "net/netip"
+
+// Local identifies the workload that owns a socket on this node. Empty fields are unknown.
+type Local struct {
+	PodUID        string
+	PodName       string
+	Namespace     string
+	ContainerName string
+	ContainerID   string
+}
+
+// Peer identifies the other end of a connection. Empty fields are unknown; at most one of
+// PodName and ServiceName is set.
+type Peer struct {
+	PodName     string
+	PodUID      string
+	Namespace   string
+	ServiceName string
+}
+
+// Attributor names the workloads at both ends. Implementations must be cheap and must not
+// block: they are called for every event on the receiver's read loop.
+type Attributor interface {
+	Local(netnsIno uint32, cgroupID uint64) Local
+	Peer(addr netip.Addr) Peer
+}
+
+// None attributes nothing: a node without Kubernetes metadata.
+type None struct{}
+
+func (None) Local(uint32, uint64) Local { return Local{} }
+func (None) Peer(netip.Addr) Peer       { return Peer{} }

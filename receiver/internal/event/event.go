@@ -1,0 +1,79 @@
+// Package event turns raw ring-buffer records into typed connection events. It is pure Go and
+// runs anywhere: the kernel's struct layout comes from the bpf2go-generated type.
+package event // import "github.com/podnet/podnet/receiver/internal/event"
+
+import (
+	"net/netip"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// Type is what happened to the connection.
+type Type uint8
+
+const (
+	Connect = Type(bpf.PodnetEventTypeEVENT_CONNECT)
+	Accept  = Type(bpf.PodnetEventTypeEVENT_ACCEPT)
+	Close   = Type(bpf.PodnetEventTypeEVENT_CLOSE)
+)
+
+// Name is the log record EventName: part of podnet's contract with users.
+func (t Type) Name() string {
+	switch t {
+	case Connect:
+		return "podnet.tcp.connect"
+	case Accept:
+		return "podnet.tcp.accept"
+	case Close:
+		return "podnet.tcp.close"
+	}
+	return "podnet.tcp.unknown"
+}
+
+// Role is which end of the connection the local socket is.
+type Role uint8
+
+const (
+	Client = Role(bpf.PodnetRoleROLE_CLIENT)
+	Server = Role(bpf.PodnetRoleROLE_SERVER)
+)
+
+func (r Role) String() string {
+	if r == Server {
+		return "server"
+	}
+	return "client"
+}
+
+// Event is one decoded kernel event. Times are Unix nanoseconds.
+type Event struct {
+	Type  Type
+	Role  Role
+	Time  uint64
+	Start uint64 // when the connection was established; 0 = unknown
+	// Local and Peer are unmapped: IPv4-mapped IPv6 addresses are plain IPv4.
+	Local, Peer netip.AddrPort
+	NetnsIno    uint32
+	CgroupID    uint64
+	PID         uint32   // 0 = no process context known
+	Comm        [16]byte // NUL-padded task comm; empty when PID is 0
+	Errno       int32    // connect: why it failed; 0 = established
+	// Close only.
+	BytesSent, BytesReceived uint64
+	SRTTMicros               uint32
+	Retransmits              uint32
+}
+
+// Failed reports whether a connect did not establish.
+func (e *Event) Failed() bool { return e.Errno != 0 }
+
+// ServerPort is the port of the server end: the peer's for a client, the local one for a server.
+func (e *Event) ServerPort() uint16 {
+	if e.Role == Server {
+		return e.Local.Port()
+	}
+	return e.Peer.Port()
+}
+
+// IPv6 reports whether the connection is IPv6 (after unmapping IPv4-mapped addresses).
+func (e *Event) IPv6() bool { return e.Peer.Addr().Is6() }

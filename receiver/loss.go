@@ -1,0 +1,67 @@
+package receiver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// lossReporter turns counts into podnet's self-telemetry. Kernel counters are cumulative since
+// load, so it adds their deltas.
+type lossReporter struct {
+	tb   *metadata.TelemetryBuilder
+	last kernel.Counters
+}
+
+func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
+	l.tb.PodnetEventsLost.Add(ctx, int64(c.ReserveFailed-l.last.ReserveFailed))
+	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-l.last.CloseUntracked))
+	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))
+	l.last = c
+}
+
+func (l *lossReporter) received(n int64) {
+	l.tb.PodnetEventsReceived.Add(context.Background(), n)
+}
+
+func (l *lossReporter) decodeErrors(n int64) {
+	if n > 0 {
+		l.tb.PodnetEventsDecodeErrors.Add(context.Background(), n)
+	}
+}
+
+func (l *lossReporter) dropped(n int64) {
+	l.tb.PodnetEventsDropped.Add(context.Background(), n)
+}
+
+func (l *lossReporter) seriesDropped(n int64) {
+	if n > 0 {
+		l.tb.PodnetMetricSeriesDropped.Add(context.Background(), n)
+	}
+}
+
+// warnLimiter logs a recurring problem at most once per interval, with how often it happened:
+// never a log line per event.
+type warnLimiter struct {
+	logger *zap.Logger
+	every  time.Duration
+	mu     sync.Mutex
+	last   time.Time
+	count  int
+}
+
+func (w *warnLimiter) warn(msg string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.count++
+	if time.Since(w.last) < w.every {
+		return
+	}
+	w.logger.Warn(msg, zap.Error(err), zap.Int("occurrences", w.count))
+	w.last, w.count = time.Now(), 0
+}

@@ -1,0 +1,140 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+
+	"github.com/podnet/podnet/receiver/internal/event"
+)
+
+// maxBatch caps one plog/pmetric batch so a reader that never catches up still delivers.
+const maxBatch = 8192
+
+// readLoop drains the ring buffer every poll interval (or when the kernel wakes it at a
+// backlog mark), decodes in place, and hands each batch to the logs converter and the metrics
+// aggregator. It is one goroutine: nothing here needs a lock.
+type readLoop struct {
+	r        *podnetReceiver
+	clock    *event.Clock
+	batch    []event.Event
+	logs     *logsConverter
+	metrics  *connectionMetrics
+	loss     lossReporter
+	warn     warnLimiter
+	nextEmit time.Time
+}
+
+func newReadLoop(r *podnetReceiver) *readLoop {
+	res := newResources(r.cfg, r.attributor)
+	l := &readLoop{
+		r:     r,
+		clock: event.NewClock(),
+		batch: make([]event.Event, 0, maxBatch),
+		loss:  lossReporter{tb: r.telemetry},
+		warn:  warnLimiter{logger: r.set.Logger, every: time.Minute},
+	}
+	if r.logs != nil {
+		l.logs = newLogsConverter(r.cfg.Events, res, r.attributor, r.set.BuildInfo.Version)
+	}
+	if r.metrics != nil {
+		l.metrics = newConnectionMetrics(r.cfg, r.set, res, r.attributor)
+		l.nextEmit = time.Now().Add(r.cfg.MetricsInterval)
+	}
+	return l
+}
+
+func (l *readLoop) run(ctx context.Context) {
+	var rec ringbuf.Record
+	for {
+		l.r.src.SetDeadline(time.Now().Add(l.r.cfg.PollInterval))
+		err := l.fill(&rec)
+		l.deliver(ctx)
+		l.reportKernelCounters(ctx)
+		if err != nil {
+			// Closed by Shutdown: a last metrics emission so short runs are complete.
+			l.emitMetrics(ctx, true)
+			if !errors.Is(err, ringbuf.ErrClosed) {
+				l.r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
+				componentstatus.ReportStatus(l.r.host, componentstatus.NewFatalErrorEvent(err))
+			}
+			return
+		}
+		l.emitMetrics(ctx, false)
+	}
+}
+
+// fill reads until the poll deadline passes or the batch is full. It returns nil at the
+// deadline and the reader's error otherwise.
+func (l *readLoop) fill(rec *ringbuf.Record) error {
+	var decodeErrors int64
+	defer func() { l.loss.decodeErrors(decodeErrors) }()
+	for len(l.batch) < maxBatch {
+		err := l.r.src.ReadInto(rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l.batch = l.batch[:len(l.batch)+1]
+		if err := event.Decode(rec.RawSample, l.clock, &l.batch[len(l.batch)-1]); err != nil {
+			l.batch = l.batch[:len(l.batch)-1]
+			decodeErrors++
+		}
+	}
+	return nil
+}
+
+func (l *readLoop) deliver(ctx context.Context) {
+	defer func() { l.batch = l.batch[:0] }()
+	l.clock.Sync()
+	if len(l.batch) == 0 {
+		return
+	}
+	l.loss.received(int64(len(l.batch)))
+	if l.metrics != nil {
+		l.loss.seriesDropped(l.metrics.add(l.batch))
+	}
+	if l.logs == nil {
+		return
+	}
+	ld, n := l.logs.convert(l.batch, pcommon.NewTimestampFromTime(time.Now()))
+	if n == 0 {
+		return
+	}
+	if err := l.r.logs.ConsumeLogs(ctx, ld); err != nil {
+		l.loss.dropped(int64(n))
+		l.warn.warn("podnet: the logs pipeline refused a batch; its events are counted in otelcol_podnet_events_dropped", err)
+	}
+}
+
+func (l *readLoop) emitMetrics(ctx context.Context, final bool) {
+	if l.metrics == nil || (!final && time.Now().Before(l.nextEmit)) {
+		return
+	}
+	l.nextEmit = time.Now().Add(l.r.cfg.MetricsInterval)
+	md := l.metrics.emit(pcommon.NewTimestampFromTime(time.Now()))
+	if md.DataPointCount() == 0 {
+		return
+	}
+	if err := l.r.metrics.ConsumeMetrics(ctx, md); err != nil {
+		l.warn.warn("podnet: the metrics pipeline refused a batch (cumulative values are re-sent next interval)", err)
+	}
+}
+
+func (l *readLoop) reportKernelCounters(ctx context.Context) {
+	c, err := l.r.src.Counters()
+	if err != nil {
+		l.warn.warn("podnet: cannot read kernel loss counters", err)
+		return
+	}
+	l.loss.kernel(ctx, c)
+}
+
