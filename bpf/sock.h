@@ -37,11 +37,11 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk)
 	e->local_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
 	e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (e->family == AF_INET) {
-		BPF_CORE_READ_INTO(e->local_addr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(e->peer_addr, sk, __sk_common.skc_daddr);
+		bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->peer_addr, 4, &sk->__sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(e->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(e->peer_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	e->cgroup_id = sock_cgroup_id(sk);

@@ -1,0 +1,220 @@
+package receiver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// rec is a log record flattened for assertions.
+type rec struct {
+	name     string
+	severity string
+	netns    int64
+	attrs    map[string]any
+}
+
+// startReceiver runs a real podnet receiver (real BPF) feeding in-memory sinks.
+func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	cfg := NewDefaultConfig()
+	cfg.Hooks = mode
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.MetricsInterval = time.Hour // the final emission at shutdown is what the test reads
+	cfg.MetricSeriesIdleExpiry = time.Hour
+	logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
+	f := NewFactory()
+	set := receivertest.NewNopSettings(metadata.Type)
+	lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
+	require.NoError(t, err)
+	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
+	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			require.NoError(t, lr.Shutdown(context.Background()))
+		}
+	}
+	t.Cleanup(stop)
+	return logs, metrics, stop
+}
+
+// records returns the log records whose resource is one of the given network namespaces.
+func records(logs []plog.Logs, netns ...uint32) []rec {
+	var out []rec
+	for _, ld := range logs {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			ino, _ := rl.Resource().Attributes().Get("podnet.netns.inode")
+			keep := false
+			for _, n := range netns {
+				keep = keep || ino.Int() == int64(n)
+			}
+			if !keep {
+				continue
+			}
+			lrs := rl.ScopeLogs().At(0).LogRecords()
+			for j := 0; j < lrs.Len(); j++ {
+				lr := lrs.At(j)
+				out = append(out, rec{name: lr.EventName(), severity: lr.SeverityText(), netns: ino.Int(), attrs: lr.Attributes().AsRaw()})
+			}
+		}
+	}
+	return out
+}
+
+func find(t *testing.T, rs []rec, name string, match map[string]any) rec {
+	t.Helper()
+	var found []rec
+	for _, r := range rs {
+		ok := r.name == name
+		for k, v := range match {
+			ok = ok && r.attrs[k] == v
+		}
+		if ok {
+			found = append(found, r)
+		}
+	}
+	require.Lenf(t, found, 1, "want exactly one %s with %v among %d records:\n%s", name, match, len(rs), dump(rs))
+	return found[0]
+}
+
+func dump(rs []rec) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "  %s %s %v\n", r.name, r.severity, r.attrs)
+	}
+	return b.String()
+}
+
+// comm is what the kernel reports as the helper processes' executable name.
+func comm() string {
+	c := filepath.Base(os.Args[0])
+	if len(c) > 15 {
+		c = c[:15]
+	}
+	return c
+}
+
+func TestConnectAcceptCloseBetweenPods(t *testing.T) {
+	for i, mode := range []kernel.HookMode{kernel.HooksTPBTF, kernel.HooksTracepoint} {
+		t.Run(string(mode), func(t *testing.T) {
+			testConnectAcceptClose(t, mode, byte(10+i))
+		})
+	}
+}
+
+func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
+	client, server := netw.AddPod(), netw.AddPod()
+	before := podnetPrograms(t)
+	logs, _, stop := startReceiver(t, mode)
+
+	srv := server.StartServer(t, "[::]:8080", 2)
+	pid4, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hello")
+	require.Empty(t, res)
+	pid6, res := client.Dial(t, netip.AddrPortFrom(server.IPv6, 8080).String(), "hello6")
+	require.Empty(t, res)
+	srv.Wait(t)
+	pidRefused, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 9).String(), "x")
+	require.Equal(t, "ECONNREFUSED", res)
+
+	time.Sleep(200 * time.Millisecond) // closes in TIME_WAIT/FIN paths land in softirq
+	stop()
+	assert.Equal(t, before, podnetPrograms(t), "Shutdown must unload every podnet program")
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
+	require.Len(t, rs, 9, "4 per successful connection (connect, accept, 2 closes) x2 + a refused connect:\n%s", dump(rs))
+	exe := comm()
+	for _, tc := range []struct {
+		pid             int
+		peer            netip.Addr
+		sent, received  int64
+		netType         string
+	}{
+		{pid4, server.IPv4, 6, 9, "ipv4"},
+		{pid6, server.IPv6, 7, 10, "ipv6"},
+	} {
+		c := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.address": tc.peer.String(), "network.peer.port": int64(8080)})
+		assert.Equal(t, int64(client.NetnsInode()), c.netns)
+		assert.Equal(t, int64(tc.pid), c.attrs["process.pid"])
+		assert.Equal(t, exe, c.attrs["process.executable.name"])
+		assert.Equal(t, "client", c.attrs["podnet.connection.role"])
+		assert.Equal(t, tc.netType, c.attrs["network.type"])
+		assert.Equal(t, "tcp", c.attrs["network.transport"])
+		assert.Equal(t, "INFO", c.severity)
+		assert.NotContains(t, c.attrs, "error.type")
+		localPort := c.attrs["network.local.port"]
+		assert.NotZero(t, localPort)
+
+		local := client.IPv4
+		if tc.netType == "ipv6" {
+			local = client.IPv6
+		}
+		assert.Equal(t, local.String(), c.attrs["network.local.address"])
+
+		a := find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.address": local.String(), "network.peer.port": localPort})
+		assert.Equal(t, int64(server.NetnsInode()), a.netns)
+		assert.Equal(t, int64(srv.Cmd.Process.Pid), a.attrs["process.pid"])
+		assert.Equal(t, "server", a.attrs["podnet.connection.role"])
+		assert.Equal(t, tc.peer.String(), a.attrs["network.local.address"])
+		assert.Equal(t, int64(8080), a.attrs["network.local.port"])
+
+		cc := find(t, rs, "podnet.tcp.close", map[string]any{"network.peer.address": tc.peer.String(), "network.local.port": localPort})
+		assert.Equal(t, int64(tc.pid), cc.attrs["process.pid"])
+		assert.Equal(t, tc.sent, cc.attrs["podnet.tcp.bytes_sent"])
+		assert.Equal(t, tc.received, cc.attrs["podnet.tcp.bytes_received"])
+		assert.Greater(t, cc.attrs["podnet.connection.duration"], 0.0)
+		assert.Greater(t, cc.attrs["podnet.tcp.rtt"], 0.0)
+		assert.Equal(t, int64(0), cc.attrs["podnet.tcp.retransmits"])
+
+		sc := find(t, rs, "podnet.tcp.close", map[string]any{"network.peer.address": local.String(), "network.peer.port": localPort})
+		assert.Equal(t, int64(srv.Cmd.Process.Pid), sc.attrs["process.pid"], "a server close names the acceptor, not a softirq bystander")
+		assert.Equal(t, "server", sc.attrs["podnet.connection.role"])
+		assert.Equal(t, tc.received, sc.attrs["podnet.tcp.bytes_sent"])
+		assert.Equal(t, tc.sent, sc.attrs["podnet.tcp.bytes_received"])
+	}
+
+	f := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(9)})
+	assert.Equal(t, "ECONNREFUSED", f.attrs["error.type"])
+	assert.Equal(t, "WARN", f.severity)
+	assert.Equal(t, int64(pidRefused), f.attrs["process.pid"])
+	assert.Equal(t, server.IPv4.String(), f.attrs["network.peer.address"])
+
+	var tsCheck plog.LogRecord
+	for _, ld := range logs.AllLogs() {
+		if ld.LogRecordCount() > 0 {
+			tsCheck = ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+			break
+		}
+	}
+	assertRecentTimestamp(t, tsCheck.Timestamp())
+	assert.GreaterOrEqual(t, tsCheck.ObservedTimestamp(), tsCheck.Timestamp(), "observed after it happened")
+}
+
+func assertRecentTimestamp(t *testing.T, ts pcommon.Timestamp) {
+	t.Helper()
+	d := time.Since(ts.AsTime())
+	assert.True(t, d > 0 && d < time.Minute, "kernel time converted to wall clock: %v ago", d)
+}
