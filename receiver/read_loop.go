@@ -50,7 +50,10 @@ func newReadLoop(r *podnetReceiver) *readLoop {
 	return l
 }
 
-func (l *readLoop) run(ctx context.Context) {
+// run reads until stop is cancelled. Deliveries use their own context: stop only says when
+// to finish, and the last batch must still reach the pipeline.
+func (l *readLoop) run(stop context.Context) {
+	ctx := context.Background()
 	var rec ringbuf.Record
 	for {
 		l.r.src.SetDeadline(time.Now().Add(l.r.cfg.PollInterval))
@@ -58,26 +61,27 @@ func (l *readLoop) run(ctx context.Context) {
 		l.deliver(ctx)
 		l.reportKernelCounters(ctx)
 		if err != nil {
-			// Closed by Shutdown: a last metrics emission so short runs are complete.
+			l.r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
+			componentstatus.ReportStatus(l.r.host, componentstatus.NewFatalErrorEvent(err))
+			return
+		}
+		if stop.Err() != nil {
+			// Shutdown: a last metrics emission so short runs are complete.
 			l.emitMetrics(ctx, true)
-			if !errors.Is(err, ringbuf.ErrClosed) {
-				l.r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
-				componentstatus.ReportStatus(l.r.host, componentstatus.NewFatalErrorEvent(err))
-			}
 			return
 		}
 		l.emitMetrics(ctx, false)
 	}
 }
 
-// fill reads until the poll deadline passes or the batch is full. It returns nil at the
-// deadline and the reader's error otherwise.
+// fill reads until the poll deadline passes, Shutdown flushes the reader, or the batch is
+// full. It returns nil then and the reader's error otherwise.
 func (l *readLoop) fill(rec *ringbuf.Record) error {
 	var decodeErrors int64
 	defer func() { l.loss.decodeErrors(decodeErrors) }()
 	for len(l.batch) < maxBatch {
 		err := l.r.src.ReadInto(rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed) {
 			return nil
 		}
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 type source interface {
 	SetDeadline(time.Time)
 	ReadInto(*ringbuf.Record) error
+	Flush() error
 	Counters() (kernel.Counters, error)
 	Close() error
 }
@@ -93,19 +94,19 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	return nil
 }
 
-// Shutdown detaches everything and waits for the read loop, which flushes what it has read.
+// Shutdown stops the read loop, then detaches and unloads everything.
 // Safe to call without Start.
 func (r *podnetReceiver) Shutdown(context.Context) error {
 	if r.src == nil {
 		return nil
 	}
+	// The loop drains what the kernel already wrote, delivers it and exits; only then are the
+	// programs detached, so a short run loses nothing that happened before Shutdown.
 	r.cancel()
-	err := r.src.Close() // unblocks the loop's ReadInto
+	flushErr := r.src.Flush()
 	r.done.Wait()
+	err := r.src.Close()
 	r.telemetry.Shutdown()
 	r.src = nil
-	if errors.Is(err, ringbuf.ErrClosed) {
-		err = nil
-	}
-	return err
+	return errors.Join(flushErr, err)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -33,6 +34,8 @@ func MaybeRunHelper() {
 		err = serve(os.Args[1], os.Args[2])
 	case "dial":
 		err = dial(os.Args[1], os.Args[2])
+	case "hold":
+		err = hold(os.Args[1])
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -68,6 +71,18 @@ func serve(addr, count string) error {
 		_, _ = c.Write([]byte("ok " + line))
 		_ = c.Close()
 	}
+	return ln.Close()
+}
+
+// hold listens but never accepts, until its stdin closes: connections complete the handshake
+// in the kernel and are reset, unaccepted, when the listener closes.
+func hold(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 	return ln.Close()
 }
 
@@ -113,6 +128,33 @@ func (p *Pod) StartServer(t testing.TB, addr string, n int) *Server {
 		t.Fatalf("server in %s did not start: %q %v", p.Name, line, err)
 	}
 	return &Server{Cmd: cmd}
+}
+
+// StartHolder starts a helper that listens on addr but never accepts; closing the returned
+// writer makes it close the listener and exit.
+func (p *Pod) StartHolder(t testing.TB, addr string) (stop func()) {
+	t.Helper()
+	cmd := p.Command(os.Args[0], addr)
+	cmd.Env = append(os.Environ(), helperEnv+"=hold")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening\n" {
+		t.Fatalf("holder in %s did not start: %q %v", p.Name, line, err)
+	}
+	return func() {
+		_ = in.Close()
+		_ = cmd.Wait()
+	}
 }
 
 // Wait waits for the server to have served all its connections.

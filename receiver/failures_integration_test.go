@@ -1,0 +1,83 @@
+package receiver
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// A SYN dropped by a firewall in the peer pod: the connect times out in the kernel.
+func TestConnectTimeoutIsReported(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 20)
+	client, server := netw.AddPod(), netw.AddPod()
+	server.Exec("nft", "add table inet podnet_test")
+	server.Exec("nft", "add chain inet podnet_test in { type filter hook input priority 0 ; policy accept ; }")
+	server.Exec("nft", "add rule inet podnet_test in tcp dport 81 drop")
+	client.Exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1") // ~3 s instead of ~2 min
+	logs, _, stop := startReceiver(t, kernel.HooksAuto)
+
+	pid, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 81).String(), "x")
+	require.Equal(t, "ETIMEDOUT", res)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
+	require.Len(t, rs, 1, dump(rs))
+	c := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(81)})
+	assert.Equal(t, "ETIMEDOUT", c.attrs["error.type"])
+	assert.Equal(t, "WARN", c.severity)
+	assert.Equal(t, int64(pid), c.attrs["process.pid"])
+}
+
+// A connect that fails inside the syscall (no route) never reaches SYN_SENT: the syscall
+// hook reports it, with the address the caller asked for.
+func TestSynchronousConnectFailureIsReported(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 21)
+	client, server := netw.AddPod(), netw.AddPod()
+	client.Exec("ip", "route", "add", "unreachable", server.IPv4.String()+"/32")
+	logs, _, stop := startReceiver(t, kernel.HooksAuto)
+
+	pid, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "x")
+	require.Equal(t, "EHOSTUNREACH", res)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
+	require.Len(t, rs, 1, dump(rs))
+	c := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.address": server.IPv4.String()})
+	assert.Equal(t, "EHOSTUNREACH", c.attrs["error.type"])
+	assert.Equal(t, int64(8080), c.attrs["network.peer.port"])
+	assert.Equal(t, int64(pid), c.attrs["process.pid"])
+}
+
+// A connection the server never accept()s (io_uring, or a listener that closes with a full
+// queue) still yields an accept, reported at close without a process.
+func TestUnacceptedConnectionStillCounted(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 22)
+	client, server := netw.AddPod(), netw.AddPod()
+	logs, _, stop := startReceiver(t, kernel.HooksAuto)
+
+	release := server.StartHolder(t, "0.0.0.0:8081")
+	done := make(chan string)
+	go func() {
+		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8081).String(), "x")
+		done <- res
+	}()
+	time.Sleep(300 * time.Millisecond) // the handshake completes in the kernel
+	release()
+	require.Equal(t, "ECONNRESET", <-done)
+	time.Sleep(100 * time.Millisecond)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
+	a := find(t, rs, "podnet.tcp.accept", map[string]any{"network.local.port": int64(8081)})
+	assert.NotContains(t, a.attrs, "process.pid", "nobody accepted it: no process to name")
+	find(t, rs, "podnet.tcp.close", map[string]any{"network.local.port": int64(8081)})
+	find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(8081)})
+	find(t, rs, "podnet.tcp.close", map[string]any{"network.peer.port": int64(8081)})
+	require.Len(t, rs, 4, dump(rs))
+}

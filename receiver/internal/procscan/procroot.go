@@ -1,0 +1,56 @@
+package procscan
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// CheckProcRoot tells whether procRoot is a /proc this process can attribute sockets from:
+// the host's (pid 1 present, which a container without hostPID lacks) and readable deeply
+// enough (another process's namespace links need ptrace-read access). The error says what
+// to change.
+func CheckProcRoot(procRoot string) error {
+	fi, err := os.Stat(procRoot)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("proc root %q does not exist: in a container, mount the host's / (hostPath) at /hostfs and set proc_root to /hostfs/proc", procRoot)
+	case err != nil:
+		return fmt.Errorf("proc root %q: %w", procRoot, err)
+	case !fi.IsDir():
+		return fmt.Errorf("proc root %q is not a directory", procRoot)
+	}
+	link := filepath.Join(procRoot, "1", "ns", "net")
+	_, err = readNetns(link)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("proc root %q has no pid 1 network namespace link (%s): is it a procfs of the host's pid namespace? In Kubernetes, run with hostPID: true", procRoot, link)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("cannot read %s: reading other processes' namespace links needs CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to traverse their /proc directories): add them to the container's securityContext: %w", link, err)
+	case err != nil:
+		return fmt.Errorf("proc root %q: %w", procRoot, err)
+	}
+	return nil
+}
+
+// readNetns returns the inode of a network namespace link, which the kernel spells
+// "net:[4026531840]". Namespace inodes come from a 32-bit allocator (proc_inum), matching
+// the u32 the BPF side reads from ns.inum.
+func readNetns(link string) (uint32, error) {
+	target, err := os.Readlink(link)
+	if err != nil {
+		return 0, err
+	}
+	num, ok := strings.CutPrefix(target, "net:[")
+	if num, ok = strings.CutSuffix(num, "]"); !ok {
+		return 0, fmt.Errorf("%s: unexpected link target %q", link, target)
+	}
+	ino, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s: unexpected link target %q", link, target)
+	}
+	return uint32(ino), nil
+}
