@@ -129,7 +129,7 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
 	before := podnetPrograms(t)
-	logs, _, stop := startReceiver(t, mode)
+	logs, metrics, stop := startReceiver(t, mode)
 
 	srv := server.StartServer(t, "[::]:8080", 2)
 	pid4, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hello")
@@ -202,6 +202,35 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
 	assert.Equal(t, int64(pidRefused), f.attrs["process.pid"])
 	assert.Equal(t, server.IPv4.String(), f.attrs["network.peer.address"])
 
+	// Metrics: exact cumulative values the traffic implies, split by role, peer and port.
+	all := metrics.AllMetrics()
+	for _, tc := range []struct {
+		netns uint32
+		name  string
+		attrs map[string]any
+		want  float64
+	}{
+		{client.NetnsInode(), "podnet.tcp.connections", clientAttrs(server.IPv4, 8080, "ipv4"), 1},
+		{client.NetnsInode(), "podnet.tcp.connections", clientAttrs(server.IPv6, 8080, "ipv6"), 1},
+		{client.NetnsInode(), "podnet.tcp.connections", withError(clientAttrs(server.IPv4, 9, "ipv4"), "ECONNREFUSED"), 1},
+		{client.NetnsInode(), "podnet.tcp.connections.closed", clientAttrs(server.IPv4, 8080, "ipv4"), 1},
+		{client.NetnsInode(), "podnet.tcp.bytes_sent", clientAttrs(server.IPv4, 8080, "ipv4"), 6},
+		{client.NetnsInode(), "podnet.tcp.bytes_received", clientAttrs(server.IPv6, 8080, "ipv6"), 10},
+		{server.NetnsInode(), "podnet.tcp.connections", serverAttrs(client.IPv4, 8080, "ipv4"), 1},
+		{server.NetnsInode(), "podnet.tcp.connections", serverAttrs(client.IPv6, 8080, "ipv6"), 1},
+		{server.NetnsInode(), "podnet.tcp.bytes_sent", serverAttrs(client.IPv4, 8080, "ipv4"), 9},
+		{server.NetnsInode(), "podnet.tcp.retransmits", serverAttrs(client.IPv4, 8080, "ipv4"), 0},
+	} {
+		got, ok := point(t, all, tc.netns, tc.name, tc.attrs)
+		assert.Truef(t, ok, "no %s point with %v", tc.name, tc.attrs)
+		assert.Equalf(t, tc.want, got, "%s %v", tc.name, tc.attrs)
+	}
+	d, ok := point(t, all, client.NetnsInode(), "podnet.tcp.connection.duration", clientAttrs(server.IPv4, 8080, "ipv4"))
+	assert.True(t, ok)
+	assert.Greater(t, d, 0.0)
+	_, ok = point(t, all, client.NetnsInode(), "podnet.tcp.connections.closed", withError(clientAttrs(server.IPv4, 9, "ipv4"), "ECONNREFUSED"))
+	assert.False(t, ok, "a failed connect never closes an established connection")
+
 	var tsCheck plog.LogRecord
 	for _, ld := range logs.AllLogs() {
 		if ld.LogRecordCount() > 0 {
@@ -217,4 +246,17 @@ func assertRecentTimestamp(t *testing.T, ts pcommon.Timestamp) {
 	t.Helper()
 	d := time.Since(ts.AsTime())
 	assert.True(t, d > 0 && d < time.Minute, "kernel time converted to wall clock: %v ago", d)
+}
+
+func clientAttrs(peer netip.Addr, port int64, netType string) map[string]any {
+	return map[string]any{"podnet.connection.role": "client", "network.peer.address": peer.String(), "server.port": port, "network.type": netType}
+}
+
+func serverAttrs(peer netip.Addr, port int64, netType string) map[string]any {
+	return map[string]any{"podnet.connection.role": "server", "network.peer.address": peer.String(), "server.port": port, "network.type": netType}
+}
+
+func withError(m map[string]any, errType string) map[string]any {
+	m["error.type"] = errType
+	return m
 }

@@ -6,12 +6,22 @@ import "bytes"
 type procCgroup struct {
 	// v2Path is the process's cgroup in the unified hierarchy ("0::<path>"); the kernel's
 	// socket cgroup id refers to this one. Empty on a cgroup v1-only host.
-	v2Path string
-	// ref is the pod and container, from the v2 path when it names a pod, otherwise from any
-	// v1 hierarchy: on a hybrid host with the cgroupfs driver the kubelet places containers
-	// only in v1 hierarchies, and the v2 path is the runtime's service.
-	ref   Ref
-	inPod bool
+	v2Path  string
+	v2Ref   Ref
+	v2InPod bool
+	// v1Ref is the first pod found in a v1 hierarchy: on a hybrid host with the cgroupfs
+	// driver the kubelet may place containers only in v1 hierarchies, leaving the v2 path
+	// at the runtime's service, which must not be mistaken for the pod.
+	v1Ref   Ref
+	v1InPod bool
+}
+
+// pod is the process's pod, preferring the unified hierarchy.
+func (pc procCgroup) pod() (Ref, bool) {
+	if pc.v2InPod {
+		return pc.v2Ref, true
+	}
+	return pc.v1Ref, pc.v1InPod
 }
 
 // parseProcCgroup reads /proc/<pid>/cgroup: one "hierarchy-id:controllers:path" line per
@@ -19,8 +29,6 @@ type procCgroup struct {
 // first two separate fields. Malformed lines are skipped.
 func parseProcCgroup(data []byte) procCgroup {
 	var pc procCgroup
-	var v1Ref Ref
-	var v1InPod bool
 	for len(data) > 0 {
 		var line []byte
 		line, data, _ = bytes.Cut(data, []byte{'\n'})
@@ -32,17 +40,13 @@ func parseProcCgroup(data []byte) procCgroup {
 		if !ok || len(path) == 0 {
 			continue
 		}
-		if string(id) == "0" && len(controllers) == 0 {
+		switch {
+		case string(id) == "0" && len(controllers) == 0:
 			pc.v2Path = string(path)
-			pc.ref, pc.inPod = ParseCgroupPath(pc.v2Path)
-			continue
+			pc.v2Ref, pc.v2InPod = ParseCgroupPath(pc.v2Path)
+		case !pc.v1InPod:
+			pc.v1Ref, pc.v1InPod = ParseCgroupPath(string(path))
 		}
-		if !v1InPod {
-			v1Ref, v1InPod = ParseCgroupPath(string(path))
-		}
-	}
-	if !pc.inPod && v1InPod {
-		pc.ref, pc.inPod = v1Ref, true
 	}
 	return pc
 }

@@ -44,12 +44,10 @@ func readNetns(link string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	num, ok := strings.CutPrefix(target, "net:[")
-	if num, ok = strings.CutSuffix(num, "]"); !ok {
-		return 0, fmt.Errorf("%s: unexpected link target %q", link, target)
-	}
+	num, okPrefix := strings.CutPrefix(target, "net:[")
+	num, okSuffix := strings.CutSuffix(num, "]")
 	ino, err := strconv.ParseUint(num, 10, 32)
-	if err != nil {
+	if !okPrefix || !okSuffix || err != nil {
 		return 0, fmt.Errorf("%s: unexpected link target %q", link, target)
 	}
 	return uint32(ino), nil

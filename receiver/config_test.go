@@ -1,0 +1,64 @@
+package receiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("..", "testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub("podnet")
+	require.NoError(t, err)
+	cfg := NewDefaultConfig()
+	require.NoError(t, sub.Unmarshal(cfg))
+	require.NoError(t, confmap.Validate(cfg))
+
+	assert.Equal(t, kernel.HooksTracepoint, cfg.Hooks)
+	assert.Equal(t, 16<<20, cfg.RingBufferSize)
+	assert.Equal(t, 131072, cfg.MaxTrackedConnections)
+	assert.Equal(t, 50*time.Millisecond, cfg.PollInterval)
+	assert.Equal(t, 30*time.Second, cfg.MetricsInterval)
+	assert.Equal(t, 5000, cfg.MaxMetricSeries)
+	assert.Equal(t, time.Hour, cfg.MetricSeriesIdleExpiry)
+	assert.Equal(t, "node-a", cfg.NodeName)
+	assert.False(t, cfg.Events.PodnetTCPAccept.Enabled)
+	assert.True(t, cfg.Events.PodnetTCPConnect.Enabled)
+	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
+		cfg.Metrics.PodnetTCPConnections.EnabledAttributes)
+	assert.False(t, cfg.ResourceAttributes.PodnetCgroupID.Enabled)
+}
+
+func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"unknown hook mode", func(c *Config) { c.Hooks = "kprobe2" }, `hooks: unknown mode "kprobe2"`},
+		{"ring not power of two", func(c *Config) { c.RingBufferSize = 3 << 20 }, "ring_buffer_size: 3145728 is not a power of two"},
+		{"ring below a page", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size: 1024"},
+		{"ring negative", func(c *Config) { c.RingBufferSize = -1 }, "ring_buffer_size: -1"},
+		{"no connection table", func(c *Config) { c.MaxTrackedConnections = 0 }, "max_tracked_connections: 0 must be between"},
+		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
+		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
+		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
+		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			tc.mutate(cfg)
+			assert.ErrorContains(t, cfg.Validate(), tc.want)
+		})
+	}
+	assert.NoError(t, NewDefaultConfig().Validate())
+}

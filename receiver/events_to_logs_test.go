@@ -1,0 +1,36 @@
+package receiver
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/plogtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+func TestEventsToLogsGolden(t *testing.T) {
+	cfg := NewDefaultConfig()
+	c := newLogsConverter(cfg.Events, fixtureResources(cfg), fixedPeers{}, "test")
+	ld, n := c.convert(fixtureEvents(), pcommon.Timestamp(t0+5_000_000))
+	assert.Equal(t, 4, n)
+
+	path := filepath.Join("..", "testdata", "golden", "logs.yaml")
+	if *update {
+		require.NoError(t, golden.WriteLogs(t, path, ld))
+	}
+	want, err := golden.ReadLogs(path)
+	require.NoError(t, err)
+	require.NoError(t, plogtest.CompareLogs(want, ld))
+}
+
+func TestDisabledEventsAreNotConverted(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Events.PodnetTCPConnect.Enabled = false
+	c := newLogsConverter(cfg.Events, fixtureResources(cfg), fixedPeers{}, "test")
+	ld, n := c.convert(fixtureEvents(), 0)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, 2, ld.LogRecordCount())
+}

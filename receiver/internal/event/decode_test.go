@@ -1,0 +1,125 @@
+package event
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+func raw(k bpf.PodnetEvent) []byte {
+	b := make([]byte, RecordSize)
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(&k)), RecordSize))
+	return b
+}
+
+func kernelEvent() bpf.PodnetEvent {
+	k := bpf.PodnetEvent{
+		TimestampNs: 2_000, StartNs: 1_000, CgroupId: 77, NetnsIno: 4026532000, Pid: 42,
+		BytesSent: 6, BytesReceived: 9, SrttUs: 150, Retransmits: 1,
+		Family: afInet, LocalPort: 40000, PeerPort: 8080,
+		Type: uint8(Close), Role: uint8(Client),
+	}
+	copy(k.LocalAddr[:], []byte{10, 0, 0, 1})
+	copy(k.PeerAddr[:], []byte{10, 0, 0, 2})
+	for i, c := range "curl" {
+		k.Comm[i] = int8(c)
+	}
+	return k
+}
+
+func TestDecodeIPv4Close(t *testing.T) {
+	var e Event
+	require.NoError(t, Decode(raw(kernelEvent()), FixedClock(1_000_000), &e))
+	assert.Equal(t, Close, e.Type)
+	assert.Equal(t, Client, e.Role)
+	assert.Equal(t, uint64(1_002_000), e.Time)
+	assert.Equal(t, uint64(1_001_000), e.Start)
+	assert.Equal(t, netip.MustParseAddrPort("10.0.0.1:40000"), e.Local)
+	assert.Equal(t, netip.MustParseAddrPort("10.0.0.2:8080"), e.Peer)
+	assert.Equal(t, uint32(4026532000), e.NetnsIno)
+	assert.Equal(t, uint64(77), e.CgroupID)
+	assert.Equal(t, "curl", string(e.Comm[:4]))
+	assert.Zero(t, e.Comm[4])
+	assert.Equal(t, uint64(6), e.BytesSent)
+	assert.Equal(t, uint16(8080), e.ServerPort())
+	assert.False(t, e.IPv6())
+}
+
+func TestDecodeIPv6AndMapped(t *testing.T) {
+	k := kernelEvent()
+	k.Family = afInet6
+	k.Role = uint8(Server)
+	v6 := netip.MustParseAddr("fd00::1").As16()
+	mapped := netip.MustParseAddr("::ffff:10.0.0.9").As16()
+	k.LocalAddr, k.PeerAddr = v6, mapped
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.MustParseAddr("fd00::1"), e.Local.Addr())
+	assert.Equal(t, netip.MustParseAddr("10.0.0.9"), e.Peer.Addr(), "IPv4-mapped IPv6 is reported as IPv4")
+	assert.Equal(t, uint16(40000), e.ServerPort(), "a server's server port is its local port")
+}
+
+func TestDecodeUnknownStartAndNoProcess(t *testing.T) {
+	k := kernelEvent()
+	k.StartNs, k.Pid = 0, 0
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(5), &e))
+	assert.Zero(t, e.Start, "an unknown start stays unknown, not the clock offset")
+	assert.Equal(t, [16]byte{}, e.Comm, "no comm without a process")
+}
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	for name, mutate := range map[string]func(*bpf.PodnetEvent){
+		"type":   func(k *bpf.PodnetEvent) { k.Type = 9 },
+		"role":   func(k *bpf.PodnetEvent) { k.Role = 0 },
+		"family": func(k *bpf.PodnetEvent) { k.Family = 1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			k := kernelEvent()
+			mutate(&k)
+			var e Event
+			assert.True(t, errors.Is(Decode(raw(k), FixedClock(0), &e), ErrMalformed))
+		})
+	}
+	var e Event
+	assert.ErrorIs(t, Decode(make([]byte, RecordSize-1), FixedClock(0), &e), ErrMalformed)
+	assert.ErrorIs(t, Decode(nil, FixedClock(0), &e), ErrMalformed)
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(raw(kernelEvent()))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Ring records are 8-byte aligned Go buffers; keep the fuzzer's input the same.
+		buf := make([]byte, len(b))
+		copy(buf, b)
+		var e Event
+		if err := Decode(buf, FixedClock(0), &e); err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("decode error not wrapped as ErrMalformed: %v", err)
+		}
+	})
+}
+
+func TestErrorType(t *testing.T) {
+	assert.Equal(t, "ECONNREFUSED", ErrorType(111))
+	assert.Equal(t, "ETIMEDOUT", ErrorType(110))
+	assert.Equal(t, "cancelled", ErrorType(125))
+	assert.Equal(t, "_OTHER", ErrorType(100000))
+}
+
+func TestTypeNamesAreTheContract(t *testing.T) {
+	assert.Equal(t, "podnet.tcp.connect", Connect.Name())
+	assert.Equal(t, "podnet.tcp.accept", Accept.Name())
+	assert.Equal(t, "podnet.tcp.close", Close.Name())
+}
+
+func TestClockTracksBootTime(t *testing.T) {
+	c := NewClock()
+	assert.NotZero(t, c.offset)
+}

@@ -1,0 +1,70 @@
+package procscan
+
+// snapshot is one scan's view of the node. It is immutable once published, so Lookup reads
+// it without locks, and each scan replaces it whole, so entries for exited processes go
+// away with the next scan and the maps never outgrow the node's current processes.
+type snapshot struct {
+	// cgroups holds every v2 cgroup some process was in, by id; a zero Ref marks a cgroup
+	// known to belong to no pod, so that host processes' sockets are not "unknown".
+	cgroups map[uint64]Ref
+	// cgroupsResolvable is false without a cgroup2 mount: ids cannot be learned, so misses
+	// on them must not trigger rescans.
+	cgroupsResolvable bool
+	netns             map[uint32]netnsEntry
+}
+
+type netnsEntry struct {
+	// podUID is the one pod whose processes live in this namespace, or empty.
+	podUID string
+	// shared marks a namespace holding processes of more than one pod, which cannot
+	// attribute a socket by itself.
+	shared bool
+	// host marks the node's namespace (pid 1's): hostNetwork pods live there alongside
+	// everything else, so only their cgroup may attribute them.
+	host bool
+}
+
+func newSnapshot(cgroupsResolvable bool, sizeHint int) *snapshot {
+	return &snapshot{
+		cgroups:           make(map[uint64]Ref, sizeHint),
+		cgroupsResolvable: cgroupsResolvable,
+		netns:             make(map[uint32]netnsEntry, sizeHint),
+	}
+}
+
+// addProcess records that a process of pod ref (when inPod) lives in namespace ns.
+func (s *snapshot) addProcess(ns uint32, ref Ref, inPod bool) {
+	e := s.netns[ns]
+	switch {
+	case !inPod || e.shared || e.podUID == ref.PodUID:
+	case e.podUID == "":
+		e.podUID = ref.PodUID
+	default:
+		e.podUID, e.shared = "", true
+	}
+	s.netns[ns] = e
+}
+
+// lookup resolves a socket by its cgroup first, then its network namespace. unknown is true
+// when a key was never seen, which means a process or cgroup newer than this snapshot.
+// Zero keys mean the kernel side could not read them and are not unknown.
+func (s *snapshot) lookup(ns uint32, cgroupID uint64) (ref Ref, ok, unknown bool) {
+	if cgroupID != 0 && s.cgroupsResolvable {
+		r, known := s.cgroups[cgroupID]
+		if r.PodUID != "" {
+			return r, true, false
+		}
+		unknown = !known
+	}
+	if ns == 0 {
+		return Ref{}, false, unknown
+	}
+	e, known := s.netns[ns]
+	if !known {
+		return Ref{}, false, true
+	}
+	if e.host || e.podUID == "" {
+		return Ref{}, false, unknown
+	}
+	return Ref{PodUID: e.podUID}, true, unknown
+}

@@ -1,0 +1,57 @@
+package receiver
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// point is one data point's value, found by resource netns, metric name and attributes.
+func point(t *testing.T, all []pmetric.Metrics, netns uint32, name string, match map[string]any) (float64, bool) {
+	t.Helper()
+	var last float64
+	found := false
+	for _, md := range all {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			rm := md.ResourceMetrics().At(i)
+			ino, _ := rm.Resource().Attributes().Get("podnet.netns.inode")
+			if ino.Int() != int64(netns) {
+				continue
+			}
+			ms := rm.ScopeMetrics().At(0).Metrics()
+			for j := 0; j < ms.Len(); j++ {
+				m := ms.At(j)
+				if m.Name() != name {
+					continue
+				}
+				dps := m.Sum().DataPoints()
+				for k := 0; k < dps.Len(); k++ {
+					dp := dps.At(k)
+					if !attrsMatch(dp.Attributes().AsRaw(), match) {
+						continue
+					}
+					// Cumulative: the last emission holds the total.
+					found = true
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+						last = float64(dp.IntValue())
+					} else {
+						last = dp.DoubleValue()
+					}
+				}
+			}
+		}
+	}
+	return last, found
+}
+
+func attrsMatch(attrs, match map[string]any) bool {
+	if len(attrs) != len(match) {
+		return false
+	}
+	for k, v := range match {
+		if attrs[k] != v {
+			return false
+		}
+	}
+	return true
+}
