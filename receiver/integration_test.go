@@ -148,10 +148,10 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
 	require.Len(t, rs, 9, "4 per successful connection (connect, accept, 2 closes) x2 + a refused connect:\n%s", dump(rs))
 	exe := comm()
 	for _, tc := range []struct {
-		pid             int
-		peer            netip.Addr
-		sent, received  int64
-		netType         string
+		pid            int
+		peer           netip.Addr
+		sent, received int64
+		netType        string
 	}{
 		{pid4, server.IPv4, 6, 9, "ipv4"},
 		{pid6, server.IPv6, 7, 10, "ipv6"},

@@ -141,4 +141,3 @@ func (l *readLoop) reportKernelCounters(ctx context.Context) {
 	}
 	l.loss.kernel(ctx, c)
 }
-
