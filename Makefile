@@ -2,9 +2,13 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all generate check-generated build test test-unit vet
+.PHONY: all setup generate check-generated build test test-unit vet
 
 all: build
+
+# Fresh machine (root): apt packages, tracefs, cached test binaries.
+setup:
+	tools/setup.sh
 
 # Regenerates bpf2go objects/loaders (Debian clang 14) and mdatagen code; byte-for-byte stable.
 generate:

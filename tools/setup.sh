@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian 12 machine (as root) for building and testing podnet: packages,
+# tracefs, and the cached binaries the tests run (kube-apiserver, otelcol-podnet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+	echo "setup: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# podnet attaches to tracepoints, which live in tracefs.
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+
+# Binaries the tests start; each script returns at once when its cached build exists.
+if [ -x tools/kube/build.sh ]; then tools/kube/build.sh; fi
+if grep -q '^otelcol:' Makefile; then make --no-print-directory otelcol; fi
