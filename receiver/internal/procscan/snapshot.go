@@ -24,11 +24,17 @@ type netnsEntry struct {
 	host bool
 }
 
-func newSnapshot(cgroupsResolvable bool, sizeHint int) *snapshot {
+// newSnapshot sizes the maps like the previous snapshot (nil on the first scan), since a
+// node's process population changes slowly.
+func newSnapshot(cgroupsResolvable bool, prev *snapshot) *snapshot {
+	var cgroups, netns int
+	if prev != nil {
+		cgroups, netns = len(prev.cgroups), len(prev.netns)
+	}
 	return &snapshot{
-		cgroups:           make(map[uint64]Ref, sizeHint),
+		cgroups:           make(map[uint64]Ref, cgroups),
 		cgroupsResolvable: cgroupsResolvable,
-		netns:             make(map[uint32]netnsEntry, sizeHint),
+		netns:             make(map[uint32]netnsEntry, netns),
 	}
 }
 

@@ -1,0 +1,185 @@
+package procscan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures a Scanner. Zero values select the defaults.
+type Config struct {
+	// ProcRoot is the host's procfs: /proc on the node, /hostfs/proc in a container that
+	// mounts the host's root at /hostfs (with hostPID, so that pid 1 is the host's init).
+	ProcRoot string
+	// CgroupRoot is where the host's cgroup2 hierarchy is mounted, as seen by this process.
+	// Empty: detected from pid 1's mount table and translated under the host root that
+	// ProcRoot sits in (/hostfs/proc → /hostfs/sys/fs/cgroup).
+	CgroupRoot string
+	// RefreshInterval is the period of full rescans, which also retire exited processes.
+	RefreshInterval time.Duration
+	// MinRescanInterval bounds how often lookups of unknown keys can trigger a rescan.
+	MinRescanInterval time.Duration
+	// Logger receives one warning per degraded condition, never one per process or lookup.
+	Logger *zap.Logger
+}
+
+const (
+	defaultProcRoot          = "/proc"
+	defaultRefreshInterval   = 10 * time.Second
+	defaultMinRescanInterval = time.Second
+)
+
+// Scanner maps sockets' network namespaces and cgroups to pods. Lookup is safe for
+// concurrent use and never blocks; misses on unknown keys schedule a rescan instead, because
+// a scan takes milliseconds and Lookup runs on the event read loop, where stalling means
+// losing kernel events. The event that missed stays unattributed; later events of the same
+// socket (its close) find it.
+type Scanner struct {
+	cfg    Config
+	walker walker
+	logger *zap.Logger
+	snap   atomic.Pointer[snapshot]
+	stats  counters
+
+	rescan chan struct{} // capacity 1: concurrent misses coalesce into one rescan
+	// ctx lives from New to Stop: it ends the refresh loop and interrupts its scans.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	startOnce  sync.Once
+	wg         sync.WaitGroup
+	warnDenied sync.Once
+}
+
+// New checks the proc root and locates the cgroup2 hierarchy. Without a cgroup2 mount (a
+// cgroup v1-only host) it attributes by network namespace only, and says so once.
+func New(cfg Config) (*Scanner, error) {
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = defaultProcRoot
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = defaultRefreshInterval
+	}
+	if cfg.MinRescanInterval <= 0 {
+		cfg.MinRescanInterval = defaultMinRescanInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if err := CheckProcRoot(cfg.ProcRoot); err != nil {
+		return nil, err
+	}
+	fs, err := detectCgroupFS(cfg.ProcRoot, cfg.CgroupRoot)
+	if err != nil && !errors.Is(err, errNoCgroup2) {
+		return nil, err
+	}
+	s := &Scanner{
+		cfg:    cfg,
+		walker: walker{procRoot: cfg.ProcRoot},
+		logger: cfg.Logger,
+		rescan: make(chan struct{}, 1),
+	}
+	if err != nil {
+		s.logger.Warn("no cgroup2 hierarchy: sockets are attributed by network namespace only, hostNetwork pods not at all", zap.Error(err))
+	} else {
+		s.walker.cgroups = &fs
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Start scans once, so that attribution works from the first event, then refreshes in the
+// background until Stop. ctx bounds the first scan only.
+func (s *Scanner) Start(ctx context.Context) error {
+	err := errors.New("procscan: Start called twice")
+	s.startOnce.Do(func() {
+		if err = s.scan(ctx); err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go s.loop()
+	})
+	return err
+}
+
+// Stop ends the refresh loop and waits for it. It is safe before Start and more than once.
+func (s *Scanner) Stop() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Lookup returns the workload owning a socket from its network-namespace inode and cgroup v2
+// id, as the BPF side reads them; zero means unread. It allocates nothing.
+func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
+	snap := s.snap.Load()
+	if snap == nil {
+		return Ref{}, false
+	}
+	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)
+	if unknown {
+		select {
+		case s.rescan <- struct{}{}:
+		default:
+		}
+	}
+	return ref, ok
+}
+
+func (s *Scanner) loop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.RefreshInterval)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.rescan:
+			if !s.sleep(s.cfg.MinRescanInterval - time.Since(last)) {
+				return
+			}
+			s.stats.rescans.Add(1)
+		}
+		last = time.Now()
+		// A failed refresh keeps the previous snapshot; it is counted for telemetry and the
+		// next tick retries. s.ctx makes Stop interrupt a scan of a slow /proc.
+		_ = s.scan(s.ctx)
+	}
+}
+
+// sleep waits d, or returns false when stopped first.
+func (s *Scanner) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (s *Scanner) scan(ctx context.Context) error {
+	begin := time.Now()
+	res, err := s.walker.scan(ctx, s.snap.Load())
+	s.stats.observe(time.Since(begin), err, res.denied)
+	if err != nil {
+		return fmt.Errorf("scanning %s: %w", s.cfg.ProcRoot, err)
+	}
+	if res.denied > 0 {
+		s.warnDenied.Do(func() {
+			s.logger.Warn("some processes' network namespaces are unreadable; their sockets stay unattributed: grant CAP_SYS_PTRACE",
+				zap.Int("processes", res.denied), zap.Error(res.firstDenied))
+		})
+	}
+	s.snap.Store(res.snap)
+	return nil
+}
