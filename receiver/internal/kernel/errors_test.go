@@ -1,0 +1,32 @@
+package kernel
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/stretchr/testify/assert"
+	"golang.org/x/sys/unix"
+)
+
+func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("load: %w", unix.EPERM), "needs CAP_BPF and CAP_PERFMON"},
+		{fmt.Errorf("spec: %w", btf.ErrNotFound), "no BTF"},
+		{fmt.Errorf("map: %w", ebpf.ErrNotSupported), "ring buffers need 5.8+"},
+		{fmt.Errorf("tracepoint: %w", unix.ENOENT), "is tracefs mounted"},
+	} {
+		got := explain("loading", tc.err)
+		assert.ErrorContains(t, got, tc.want)
+		assert.ErrorIs(t, got, tc.err)
+	}
+}
+
+func TestUnknownHookModeIsAClearError(t *testing.T) {
+	_, err := Open(Options{Hooks: "fentry"})
+	assert.ErrorContains(t, err, `unknown hook mode "fentry" (valid: auto, tp_btf, tracepoint)`)
+}

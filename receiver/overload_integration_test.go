@@ -1,0 +1,110 @@
+package receiver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/podnet/podnet/internal/metadatatest"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// slowLogs is a downstream that takes its time, as an exporter with a full queue would.
+type slowLogs struct {
+	consumertest.LogsSink
+	delay atomic.Int64 // nanoseconds; changed while the receiver runs
+}
+
+func (s *slowLogs) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	time.Sleep(time.Duration(s.delay.Load()))
+	return s.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+func (s *slowLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+func counterSum(t *testing.T, tt *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tt.GetMetric(name)
+	if err != nil {
+		return 0 // never incremented
+	}
+	var sum int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		sum += dp.Value
+	}
+	return sum
+}
+
+// A burst far beyond a one-page ring while the pipeline is slow: the kernel counts what it
+// could not write, the receiver says so in its telemetry, and it keeps up afterwards.
+func TestOverloadIsCountedAndRecovered(t *testing.T) {
+	netnstest.RequireRoot(t)
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	core, logged := observer.New(zap.InfoLevel)
+	set := metadatatest.NewSettings(tt)
+	set.Logger = zap.New(core)
+
+	cfg := NewDefaultConfig()
+	cfg.RingBufferSize = os.Getpagesize() // ~30 events
+	cfg.PollInterval = 10 * time.Millisecond
+	sink := &slowLogs{}
+	sink.delay.Store(int64(300 * time.Millisecond))
+	r, err := NewFactory().CreateLogs(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+
+	attached := logged.FilterMessage("podnet attached to the kernel").All()
+	require.Len(t, attached, 1, "the chosen hook mode is logged once at start")
+	assert.Contains(t, []string{"tp_btf", "tracepoint"}, attached[0].ContextMap()["hooks"])
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	for range 500 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		_ = c.Close()
+	}
+	require.Eventually(t, func() bool { return counterSum(t, tt, "otelcol_podnet_events_lost") > 0 },
+		10*time.Second, 50*time.Millisecond, "reserve failures are exported")
+
+	// Afterwards, with the pipeline fast again, a connection between fresh pods gets through whole.
+	sink.delay.Store(0)
+	time.Sleep(500 * time.Millisecond) // the backlog drains
+	sink.Reset()
+	netw := netnstest.NewNetwork(t, 30)
+	client, server := netw.AddPod(), netw.AddPod()
+	srv := server.StartServer(t, "0.0.0.0:8080", 1)
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after")
+	require.Empty(t, res)
+	srv.Wait(t)
+	require.Eventually(t, func() bool {
+		return len(records(sink.AllLogs(), client.NetnsInode(), server.NetnsInode())) == 4
+	}, 5*time.Second, 20*time.Millisecond, "connect, accept and both closes arrive after the overload")
+	assert.Positive(t, counterSum(t, tt, "otelcol_podnet_events_received"))
+}
