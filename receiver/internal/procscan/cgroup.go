@@ -75,8 +75,8 @@ var containerPrefixes = []struct {
 func containerSegment(seg string) (id string, rt Runtime, ok bool) {
 	name := strings.TrimSuffix(seg, ".scope")
 	for _, p := range containerPrefixes {
-		if rest, found := strings.CutPrefix(name, p.prefix); found {
-			return rest, p.runtime, validContainerID(rest)
+		if rest, found := strings.CutPrefix(name, p.prefix); found && validContainerID(rest) {
+			return rest, p.runtime, true
 		}
 	}
 	// cgroupfs driver with containerd or cri-dockerd: the bare id, no runtime hint.
