@@ -92,27 +92,24 @@ func TestParseProcCgroup(t *testing.T) {
 	want := Ref{testUID, testCID, RuntimeContainerd}
 	tests := []struct {
 		name, file string
-		v2Path     string
 		v2Ref      Ref
 		pod        Ref
 		inPod      bool
 	}{
-		{"v2 only", "0::" + systemdPath + "\n", systemdPath, want, want, true},
+		{"v2 only", "0::" + systemdPath + "\n", want, want, true},
 		// Hybrid host, systemd driver: systemd mirrors the unit into the unified hierarchy.
-		{"hybrid systemd", "12:memory:" + systemdPath + "\n1:name=systemd:" + systemdPath + "\n0::" + systemdPath + "\n", systemdPath, want, want, true},
+		{"hybrid systemd", "12:memory:" + systemdPath + "\n1:name=systemd:" + systemdPath + "\n0::" + systemdPath + "\n", want, want, true},
 		// Hybrid host, cgroupfs driver: containers only in v1; the v2 cgroup is the runtime's
 		// service and must not be attributed to the pod.
-		{"hybrid cgroupfs", "4:memory:" + cgroupfsPath + "\n3:cpu,cpuacct:" + cgroupfsPath + "\n1:name=systemd:/system.slice/containerd.service\n0::/system.slice/containerd.service\n",
-			"/system.slice/containerd.service", Ref{}, Ref{PodUID: testUID, ContainerID: testCID}, true},
-		{"v1 only", "4:memory:" + cgroupfsPath + "\n1:name=systemd:/system.slice/containerd.service\n", "", Ref{}, Ref{PodUID: testUID, ContainerID: testCID}, true},
-		{"host process", "0::/system.slice/sshd.service\n", "/system.slice/sshd.service", Ref{}, Ref{}, false},
-		{"colon in path", "0::/a:b\n", "/a:b", Ref{}, Ref{}, false},
-		{"malformed lines", "garbage\n1:x\n0::\n\n0::/ok", "/ok", Ref{}, Ref{}, false},
+		{"hybrid cgroupfs", "4:memory:" + cgroupfsPath + "\n3:cpu,cpuacct:" + cgroupfsPath + "\n1:name=systemd:/system.slice/containerd.service\n0::/system.slice/containerd.service\n", Ref{}, Ref{PodUID: testUID, ContainerID: testCID}, true},
+		{"v1 only", "4:memory:" + cgroupfsPath + "\n1:name=systemd:/system.slice/containerd.service\n", Ref{}, Ref{PodUID: testUID, ContainerID: testCID}, true},
+		{"host process", "0::/system.slice/sshd.service\n", Ref{}, Ref{}, false},
+		{"colon in path", "0::/a:b\n", Ref{}, Ref{}, false},
+		{"malformed lines", "garbage\n1:x\n0::\n\n0::/ok", Ref{}, Ref{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pc := parseProcCgroup([]byte(tt.file))
-			assert.Equal(t, tt.v2Path, pc.v2Path)
 			assert.Equal(t, tt.v2Ref, pc.v2Ref)
 			pod, inPod := pc.pod()
 			assert.Equal(t, tt.inPod, inPod)

@@ -9,65 +9,85 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// cgroupFS locates cgroup v2 directories, whose inode numbers are the cgroup ids the kernel
-// reports (kernfs node id; cgroup2 uses it as the inode number on 64-bit kernels).
+// cgroupFS is the host's cgroup2 hierarchy. A directory's inode number is the cgroup id the
+// kernel reports (the kernfs node id, which cgroup2 uses as the inode number on 64-bit).
+//
+// Cgroup ids are learned by walking this tree, not by resolving the paths in
+// /proc/<pid>/cgroup: the kernel writes those relative to the reader's cgroup namespace, and
+// a collector in a container with a private cgroup namespace (the default under cgroup v2)
+// sees other pods as "/../../kubepods-besteffort.slice/…", which names no directory unless
+// it knows where its own namespace sits. The walk also learns cgroups no process was seen in.
 type cgroupFS struct {
-	// dir is where the cgroup2 mount is reachable from this process.
 	dir string
-	// mountRoot is the mount's root as /proc paths name it. The kernel writes both mountinfo
-	// roots and /proc/<pid>/cgroup paths relative to the reader's cgroup namespace, so in a
-	// container with a private cgroup namespace both start with the same "/../..", and
-	// stripping one from the other yields the directory below the mount.
-	mountRoot string
 }
 
-// detectCgroupFS finds the cgroup2 mount in the mount table of pid 1 under procRoot, and
-// translates its mount point to the host root procRoot sits in (/hostfs/proc → /hostfs).
-// A configured override replaces the directory but keeps the detected root, because the
-// /proc paths are still relative to this process's cgroup namespace.
+// detectCgroupFS returns the configured cgroup2 directory, or finds the cgroup2 mount in the
+// mount table of pid 1 under procRoot and translates its mount point to the host root
+// procRoot sits in (/hostfs/proc → /hostfs/sys/fs/cgroup).
 func detectCgroupFS(procRoot, override string) (cgroupFS, error) {
-	mountPoint, root, err := findCgroup2Mount(filepath.Join(procRoot, "1", "mountinfo"))
-	if err != nil && override == "" {
-		return cgroupFS{}, err
+	dir := override
+	if dir == "" {
+		mountPoint, err := findCgroup2Mount(filepath.Join(procRoot, "1", "mountinfo"))
+		if err != nil {
+			return cgroupFS{}, err
+		}
+		dir = filepath.Join(filepath.Dir(filepath.Clean(procRoot)), mountPoint)
 	}
-	if err != nil {
-		root = "/"
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return cgroupFS{}, fmt.Errorf("cgroup root %q: %w: in a container, mount the host's / at /hostfs or set cgroup_root to where the host's cgroup2 hierarchy is mounted", dir, err)
 	}
-	fs := cgroupFS{dir: override, mountRoot: root}
-	if fs.dir == "" {
-		fs.dir = filepath.Join(filepath.Dir(filepath.Clean(procRoot)), mountPoint)
+	if st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return cgroupFS{}, fmt.Errorf("cgroup root %q is not a cgroup2 mount (on a hybrid host the v2 hierarchy is usually /sys/fs/cgroup/unified)", dir)
 	}
-	return fs, nil
+	return cgroupFS{dir: dir}, nil
 }
 
-// path returns the directory of a cgroup named by a /proc/<pid>/cgroup v2 path, or false
-// when it lies outside the mount (another cgroup namespace's view).
-func (c cgroupFS) path(v2Path string) (string, bool) {
-	rel := v2Path
-	if c.mountRoot != "/" {
-		var found bool
-		rel, found = strings.CutPrefix(v2Path, c.mountRoot)
-		if !found || (rel != "" && rel[0] != '/') {
-			return "", false
+// walk calls visit for every cgroup with its id and its path from the hierarchy's root.
+// Cgroups removed during the walk are skipped; only an unreadable root is an error.
+func (c cgroupFS) walk(visit func(id uint64, path string)) error {
+	var st unix.Stat_t
+	if err := unix.Stat(c.dir, &st); err != nil {
+		return fmt.Errorf("cgroup root %q: %w", c.dir, err)
+	}
+	visit(st.Ino, "/")
+	return c.walkBelow("", visit)
+}
+
+func (c cgroupFS) walkBelow(rel string, visit func(uint64, string)) error {
+	entries, err := os.ReadDir(filepath.Join(c.dir, rel))
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue // interface files (cgroup.procs, memory.max, …)
+		}
+		child := rel + "/" + e.Name()
+		if unix.Stat(c.dir+child, &st) != nil {
+			continue
+		}
+		visit(st.Ino, child)
+		if err := c.walkBelow(child, visit); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
 	}
-	p := filepath.Join(c.dir, rel)
-	if p != c.dir && !strings.HasPrefix(p, c.dir+"/") {
-		return "", false
-	}
-	return p, true
+	return nil
 }
 
 var errNoCgroup2 = errors.New("no cgroup2 mount")
 
-// findCgroup2Mount returns the mount point and root of the first cgroup2 mount listed in a
-// mountinfo file ("id parent maj:min root mountpoint opts [optional…] - fstype source …").
-func findCgroup2Mount(mountinfo string) (mountPoint, root string, err error) {
+// findCgroup2Mount returns the mount point of the first cgroup2 mount listed in a mountinfo
+// file ("id parent maj:min root mountpoint opts [optional…] - fstype source superopts").
+func findCgroup2Mount(mountinfo string) (string, error) {
 	data, err := os.ReadFile(mountinfo)
 	if err != nil {
-		return "", "", fmt.Errorf("finding the cgroup2 mount: %w", err)
+		return "", fmt.Errorf("finding the cgroup2 mount: %w", err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -79,12 +99,11 @@ func findCgroup2Mount(mountinfo string) (mountPoint, root string, err error) {
 				break
 			}
 		}
-		if sep < 5 || sep+1 >= len(fields) || fields[sep+1] != "cgroup2" {
-			continue
+		if sep >= 5 && sep+1 < len(fields) && fields[sep+1] == "cgroup2" {
+			return unescapeMountinfo(fields[4]), nil
 		}
-		return unescapeMountinfo(fields[4]), unescapeMountinfo(fields[3]), nil
 	}
-	return "", "", fmt.Errorf("%w in %s (cgroup v1-only host? attribution falls back to network namespaces)", errNoCgroup2, mountinfo)
+	return "", fmt.Errorf("%w in %s", errNoCgroup2, mountinfo)
 }
 
 // unescapeMountinfo undoes the kernel's octal escaping of space, tab, newline and backslash

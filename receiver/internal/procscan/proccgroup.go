@@ -4,9 +4,7 @@ import "bytes"
 
 // procCgroup is what one /proc/<pid>/cgroup file says about its process.
 type procCgroup struct {
-	// v2Path is the process's cgroup in the unified hierarchy ("0::<path>"); the kernel's
-	// socket cgroup id refers to this one. Empty on a cgroup v1-only host.
-	v2Path  string
+	// v2Ref is the pod in the unified hierarchy ("0::<path>").
 	v2Ref   Ref
 	v2InPod bool
 	// v1Ref is the first pod found in a v1 hierarchy: on a hybrid host with the cgroupfs
@@ -42,8 +40,7 @@ func parseProcCgroup(data []byte) procCgroup {
 		}
 		switch {
 		case string(id) == "0" && len(controllers) == 0:
-			pc.v2Path = string(path)
-			pc.v2Ref, pc.v2InPod = ParseCgroupPath(pc.v2Path)
+			pc.v2Ref, pc.v2InPod = ParseCgroupPath(string(path))
 		case !pc.v1InPod:
 			pc.v1Ref, pc.v1InPod = ParseCgroupPath(string(path))
 		}

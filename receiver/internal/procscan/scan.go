@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // walker performs scans. It is used by one goroutine at a time (Start, then the refresh
@@ -28,7 +26,8 @@ type scanResult struct {
 	firstDenied error
 }
 
-// scan reads every process under the proc root. A process that exits mid-scan is skipped
+// scan reads every process under the proc root for the network namespaces, and walks the
+// cgroup2 hierarchy for the cgroup ids. A process that exits mid-scan is skipped
 // silently: that is the normal state of /proc, not an error. The scan fails as a whole only
 // when the proc root or pid 1's namespace is unreadable.
 // prev, the last snapshot or nil, sizes the new maps.
@@ -42,12 +41,6 @@ func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
 		return scanResult{}, err
 	}
 	res := scanResult{snap: newSnapshot(w.cgroups != nil, prev)}
-	// Most processes share a few cgroups: stat each cgroup directory once per scan.
-	hint := 0
-	if prev != nil {
-		hint = len(prev.cgroups)
-	}
-	statted := make(map[string]struct{}, hint)
 	for _, name := range names {
 		if !isPID(name) {
 			continue
@@ -70,37 +63,22 @@ func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
 		if err != nil {
 			continue
 		}
-		pc := parseProcCgroup(data)
-		ref, inPod := pc.pod()
+		ref, inPod := parseProcCgroup(data).pod()
 		res.snap.addProcess(ns, ref, inPod)
-		if w.cgroups == nil || pc.v2Path == "" {
-			continue
-		}
-		if _, done := statted[pc.v2Path]; done {
-			continue
-		}
-		statted[pc.v2Path] = struct{}{}
-		if id, ok := w.cgroupID(pc.v2Path); ok {
-			res.snap.cgroups[id] = pc.v2Ref
+	}
+	if w.cgroups != nil {
+		err := w.cgroups.walk(func(id uint64, path string) {
+			ref, _ := ParseCgroupPath(path)
+			res.snap.cgroups[id] = ref
+		})
+		if err != nil {
+			return scanResult{}, err
 		}
 	}
 	e := res.snap.netns[hostNS]
 	e.host = true
 	res.snap.netns[hostNS] = e
 	return res, nil
-}
-
-// cgroupID is the inode of the cgroup's directory, which is the id the kernel reports.
-func (w *walker) cgroupID(v2Path string) (uint64, bool) {
-	p, ok := w.cgroups.path(v2Path)
-	if !ok {
-		return 0, false
-	}
-	var st unix.Stat_t
-	if unix.Stat(p, &st) != nil {
-		return 0, false // removed since the process was read
-	}
-	return st.Ino, true
 }
 
 // readFile reads a small /proc file into the walker's reusable buffer; the result is valid
