@@ -26,12 +26,12 @@ type cgroupFS struct {
 }
 
 // detectCgroupFS returns the configured cgroup2 directory, or finds the cgroup2 mount in the
-// mount table of pid 1 under procRoot and translates its mount point to the host root
+// host's mount table (kthreadd's) under procRoot and translates its mount point to the host root
 // procRoot sits in (/hostfs/proc → /hostfs/sys/fs/cgroup).
 func detectCgroupFS(procRoot, override string) (cgroupFS, error) {
 	dir := override
 	if dir == "" {
-		mountPoint, err := findCgroup2Mount(filepath.Join(procRoot, "1", "mountinfo"))
+		mountPoint, err := findCgroup2Mount(filepath.Join(procRoot, hostAnchor, "mountinfo"))
 		if err != nil {
 			return cgroupFS{}, err
 		}

@@ -9,10 +9,15 @@ import (
 	"strings"
 )
 
+// hostAnchor is the process whose namespaces are the host's: kthreadd, pid 2 in the host's
+// pid namespace. Kernel threads never leave the initial namespaces, and unlike pid 1 (which
+// every pid namespace has, and whose links a supervisor may keep unreadable) its presence
+// proves the proc root is the host's.
+const hostAnchor = "2"
+
 // CheckProcRoot tells whether procRoot is a /proc this process can attribute sockets from:
-// the host's (pid 1 present, which a container without hostPID lacks) and readable deeply
-// enough (another process's namespace links need ptrace-read access). The error says what
-// to change.
+// the host's, and readable deeply enough (another process's namespace links need ptrace-read
+// access). The error says what to change.
 func CheckProcRoot(procRoot string) error {
 	fi, err := os.Stat(procRoot)
 	switch {
@@ -23,11 +28,13 @@ func CheckProcRoot(procRoot string) error {
 	case !fi.IsDir():
 		return fmt.Errorf("proc root %q is not a directory", procRoot)
 	}
-	link := filepath.Join(procRoot, "1", "ns", "net")
+	comm, err := os.ReadFile(filepath.Join(procRoot, hostAnchor, "comm"))
+	if err != nil || strings.TrimSpace(string(comm)) != "kthreadd" {
+		return fmt.Errorf("proc root %q is not the host's: pid %s is not kthreadd; in Kubernetes, run with hostPID: true and mount the host's /proc", procRoot, hostAnchor)
+	}
+	link := filepath.Join(procRoot, hostAnchor, "ns", "net")
 	_, err = readNetns(link)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("proc root %q has no pid 1 network namespace link (%s): is it a procfs of the host's pid namespace? In Kubernetes, run with hostPID: true", procRoot, link)
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("cannot read %s: reading other processes' namespace links needs CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to traverse their /proc directories): add them to the container's securityContext: %w", link, err)
 	case err != nil:

@@ -29,10 +29,10 @@ type scanResult struct {
 // scan reads every process under the proc root for the network namespaces, and walks the
 // cgroup2 hierarchy for the cgroup ids. A process that exits mid-scan is skipped
 // silently: that is the normal state of /proc, not an error. The scan fails as a whole only
-// when the proc root or pid 1's namespace is unreadable.
+// when the proc root or the host's namespace is unreadable.
 // prev, the last snapshot or nil, sizes the new maps.
 func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
-	hostNS, err := readNetns(filepath.Join(w.procRoot, "1", "ns", "net"))
+	hostNS, err := readNetns(filepath.Join(w.procRoot, hostAnchor, "ns", "net"))
 	if err != nil {
 		return scanResult{}, fmt.Errorf("reading the host network namespace: %w", err)
 	}

@@ -19,7 +19,7 @@ type netnsEntry struct {
 	// shared marks a namespace holding processes of more than one pod, which cannot
 	// attribute a socket by itself.
 	shared bool
-	// host marks the node's namespace (pid 1's): hostNetwork pods live there alongside
+	// host marks the node's namespace (kthreadd's): hostNetwork pods live there alongside
 	// everything else, so only their cgroup may attribute them.
 	host bool
 }

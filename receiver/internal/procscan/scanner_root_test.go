@@ -1,0 +1,101 @@
+package procscan
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestScannerAttributesRealPods(t *testing.T) {
+	requireRoot(t)
+	fs, base := testCgroupBase(t)
+
+	// A pod with its own network namespace.
+	uid, escaped := newPodUID(t)
+	cid := randomHex(t, 32)
+	podPath := podCgroup(t, fs, base, escaped, cid)
+	netns := testNetns(t)
+	pid := startSleeper(t, fs, netns, podPath)
+
+	// A hostNetwork pod: host namespace, own cgroup.
+	hostUID, hostEscaped := newPodUID(t)
+	hostCID := randomHex(t, 32)
+	hostPodPath := podCgroup(t, fs, base, hostEscaped, hostCID)
+	hostPid := startSleeper(t, fs, "", hostPodPath)
+
+	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+
+	podNS, podCG := netnsOf(t, pid), cgroupIDOf(t, fs, podPath)
+	ref, ok := s.Lookup(podNS, podCG)
+	require.True(t, ok)
+	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
+
+	// A socket whose cgroup is unread (zero) still finds its pod through the namespace.
+	ref, ok = s.Lookup(podNS, 0)
+	require.True(t, ok)
+	assert.Equal(t, Ref{PodUID: uid}, ref)
+
+	hostNS := netnsOf(t, hostPid)
+	require.Equal(t, netnsOf(t, 2), hostNS)
+	ref, ok = s.Lookup(hostNS, cgroupIDOf(t, fs, hostPodPath))
+	require.True(t, ok)
+	assert.Equal(t, Ref{PodUID: hostUID, ContainerID: hostCID, Runtime: RuntimeContainerd}, ref)
+
+	// The host namespace alone never attributes, though a pod's process lives in it.
+	_, ok = s.Lookup(hostNS, 0)
+	assert.False(t, ok)
+	// Neither does a non-pod cgroup: the pod-level slice of the test tree's root.
+	_, ok = s.Lookup(hostNS, cgroupIDOf(t, fs, base))
+	assert.False(t, ok)
+	assert.Zero(t, s.Stats().ScanErrors)
+}
+
+func TestScannerRescansOnUnknownKeys(t *testing.T) {
+	requireRoot(t)
+	fs, base := testCgroupBase(t)
+	const minRescan = 100 * time.Millisecond
+	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: minRescan})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+
+	uid, escaped := newPodUID(t)
+	cid := randomHex(t, 32)
+	podPath := podCgroup(t, fs, base, escaped, cid)
+	pid := startSleeper(t, fs, testNetns(t), podPath)
+	ns, cg := netnsOf(t, pid), cgroupIDOf(t, fs, podPath)
+
+	_, ok := s.Lookup(ns, cg)
+	require.False(t, ok, "created after the first scan: must miss until a rescan")
+
+	// Hammer Lookup until the rescan lands: misses coalesce, and scans stay rate-limited.
+	begin := time.Now()
+	var ref Ref
+	require.Eventually(t, func() bool {
+		for range 1000 {
+			if ref, ok = s.Lookup(ns, cg); ok {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, time.Millisecond)
+	found := time.Since(begin)
+	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
+
+	// Keep missing on a key no scan will find, for a while: at most one scan per minRescan.
+	const missFor = 500 * time.Millisecond
+	before := s.Stats().Scans
+	for deadline := time.Now().Add(missFor); time.Now().Before(deadline); {
+		s.Lookup(0, ^uint64(0))
+	}
+	st := s.Stats()
+	assert.LessOrEqual(t, st.Scans-before, uint64(missFor/minRescan)+1)
+	assert.GreaterOrEqual(t, st.Rescans, uint64(1))
+	t.Logf("found after %v; %d scans, last took %v", found, st.Scans, st.LastScanDuration)
+}
