@@ -60,6 +60,19 @@ struct {
 	__type(value, struct connect_call);
 } connect_calls SEC(".maps");
 
+/* In-kernel aggregation, used instead of `events` when only a metrics pipeline consumes podnet.
+ * Written by every program (atomic adds); user space reads and deletes every entry each metrics
+ * interval (batch lookup-and-delete) and keeps the cumulative totals, so this map only holds
+ * the keys active within one interval. Size: set from `max_metric_series`; when full, new keys
+ * are counted in COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts
+ * silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10000);
+	__type(key, struct agg_key);
+	__type(value, struct agg_value);
+} aggregates SEC(".maps");
+
 /* Loss counters (enum counter). Incremented by programs, read by the receiver each poll.
  * Per-CPU so counting never contends. */
 struct {

@@ -23,6 +23,7 @@
 #define EALREADY 114
 #define EINPROGRESS 115
 #define RCV_SHUTDOWN 1
+#define E2BIG 7
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -30,18 +31,28 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * this many bytes (default: a quarter of the ring), never per event. */
 const volatile __u64 wakeup_bytes = 1 << 21;
 
+/* Set by the loader: count into `aggregates` instead of writing events to the ring. */
+const volatile bool aggregate_in_kernel = false;
+
 /* Keep the contract types in BTF so bpf2go can generate them. */
 const struct event *unused_event __attribute__((unused));
 const enum event_type *unused_event_type __attribute__((unused));
 const enum role *unused_role __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 
-static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
+/* Returns where to build an event: ring memory, or the caller's stack buffer when aggregating
+ * in the kernel (the event is then only counted; never a shared scratch map, which a softirq
+ * program could overwrite while a process-context one is building its event). */
+static __always_inline struct event *reserve(struct event *stack, __u8 type, __u8 role, __u64 now)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(COUNTER_RESERVE_FAILED);
-		return NULL;
+	struct event *e = stack;
+
+	if (!aggregate_in_kernel) {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(COUNTER_RESERVE_FAILED);
+			return NULL;
+		}
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->timestamp_ns = now;
@@ -50,12 +61,52 @@ static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 	return e;
 }
 
+static __always_inline void aggregate(const struct event *e)
+{
+	struct agg_key k = {
+		.cgroup_id = e->cgroup_id,
+		.netns_ino = e->netns_ino,
+		.family = e->family,
+		.server_port = e->role == ROLE_SERVER ? e->local_port : e->peer_port,
+		.error = e->type == EVENT_CONNECT ? e->error : 0,
+		.role = e->role,
+	};
+	struct agg_value zero = {};
+	struct agg_value *v;
+
+	__builtin_memcpy(k.peer_addr, e->peer_addr, sizeof(k.peer_addr));
+	v = bpf_map_lookup_elem(&aggregates, &k);
+	if (!v) {
+		if (bpf_map_update_elem(&aggregates, &k, &zero, BPF_NOEXIST) == -E2BIG) {
+			count(COUNTER_AGGREGATE_FULL);
+			return;
+		}
+		v = bpf_map_lookup_elem(&aggregates, &k);
+		if (!v)
+			return;
+	}
+	if (e->type != EVENT_CLOSE) {
+		__sync_fetch_and_add(&v->connections, 1);
+		return;
+	}
+	__sync_fetch_and_add(&v->closed, 1);
+	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent);
+	__sync_fetch_and_add(&v->bytes_received, e->bytes_received);
+	__sync_fetch_and_add(&v->retransmits, e->retransmits);
+	if (e->start_ns && e->timestamp_ns >= e->start_ns)
+		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
+}
+
 static __always_inline void submit(struct event *e)
 {
-	__u64 backlog = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 backlog, flags = BPF_RB_NO_WAKEUP;
 
+	if (aggregate_in_kernel) {
+		aggregate(e);
+		return;
+	}
 	/* Wake once, as this record takes the backlog across the mark (8 = record header). */
+	backlog = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	if (backlog >= wakeup_bytes && backlog < wakeup_bytes + sizeof(*e) + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
@@ -89,7 +140,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate)
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct conn_info ci = { .role = ROLE_CLIENT };
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
-	struct event *e;
+	struct event buf, *e;
 
 	if (known)
 		ci = *known;
@@ -100,7 +151,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate)
 		bpf_map_delete_elem(&conns, &key);
 	}
 
-	e = reserve(EVENT_CONNECT, ROLE_CLIENT, now);
+	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, now);
 	if (!e)
 		return;
 	fill_sock(e, sk);
@@ -114,7 +165,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate)
 
 static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts)
 {
-	struct event *e = reserve(EVENT_ACCEPT, ROLE_SERVER, ts);
+	struct event buf, *e = reserve(&buf, EVENT_ACCEPT, ROLE_SERVER, ts);
 	if (!e)
 		return;
 	fill_sock(e, sk);
@@ -130,7 +181,7 @@ static __always_inline void on_close(struct sock *sk)
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct conn_info ci;
-	struct event *e;
+	struct event buf, *e;
 
 	if (!known) {
 		count(COUNTER_CLOSE_UNTRACKED);
@@ -144,7 +195,7 @@ static __always_inline void on_close(struct sock *sk)
 	if (ci.role == ROLE_SERVER && !ci.accepted)
 		emit_accept(sk, &ci, ci.start_ns);
 
-	e = reserve(EVENT_CLOSE, ci.role, bpf_ktime_get_boot_ns());
+	e = reserve(&buf, EVENT_CLOSE, ci.role, bpf_ktime_get_boot_ns());
 	if (!e)
 		return;
 	fill_sock(e, sk);
@@ -276,7 +327,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	struct connect_call *found = bpf_map_lookup_elem(&connect_calls, &id);
 	struct connect_call call;
 	long ret = ctx->ret;
-	struct event *e;
+	struct event buf, *e;
 
 	if (!found)
 		return 0;
@@ -285,7 +336,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (ret >= 0 || call.async || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
 
-	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
+	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;
 	fill_sock(e, (struct sock *)call.sk);

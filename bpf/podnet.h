@@ -25,7 +25,8 @@ enum role {
 enum counter {
 	COUNTER_RESERVE_FAILED = 0, /* ring buffer full: an event was lost */
 	COUNTER_CLOSE_UNTRACKED = 1, /* close of a connection opened before podnet started or evicted from `conns` */
-	COUNTER_MAX = 2,
+	COUNTER_AGGREGATE_FULL = 2, /* in-kernel aggregation: no room for a new key this interval */
+	COUNTER_MAX = 3,
 };
 
 /* Errno stand-in for "the application closed the socket before the handshake ended":
@@ -52,6 +53,28 @@ struct event {
 	__u8 peer_addr[16];
 	char comm[16];        /* task comm of pid */
 	__u8 _pad[4];
+};
+
+/* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */
+struct agg_key {
+	__u64 cgroup_id;
+	__u32 netns_ino;
+	__u16 family;
+	__u16 server_port; /* the peer's port for a client, the local one for a server */
+	__s32 error;       /* connects only */
+	__u8 role;
+	__u8 _pad[3];
+	__u8 peer_addr[16];
+};
+
+/* ...and what it counts, since user space last drained the key. */
+struct agg_value {
+	__u64 connections; /* connects (established or failed) and accepts */
+	__u64 closed;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u64 retransmits;
+	__u64 duration_ns; /* of closed connections whose start is known */
 };
 
 #pragma clang diagnostic pop

@@ -13,6 +13,28 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type PodnetAggKey struct {
+	_          structs.HostLayout
+	CgroupId   uint64
+	NetnsIno   uint32
+	Family     uint16
+	ServerPort uint16
+	Error      int32
+	Role       uint8
+	Pad        [3]uint8
+	PeerAddr   [16]uint8
+}
+
+type PodnetAggValue struct {
+	_             structs.HostLayout
+	Connections   uint64
+	Closed        uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Retransmits   uint64
+	DurationNs    uint64
+}
+
 type PodnetConnInfo struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -38,7 +60,8 @@ type PodnetCounter uint32
 const (
 	PodnetCounterCOUNTER_RESERVE_FAILED  PodnetCounter = 0
 	PodnetCounterCOUNTER_CLOSE_UNTRACKED PodnetCounter = 1
-	PodnetCounterCOUNTER_MAX             PodnetCounter = 2
+	PodnetCounterCOUNTER_AGGREGATE_FULL  PodnetCounter = 2
+	PodnetCounterCOUNTER_MAX             PodnetCounter = 3
 )
 
 type PodnetEvent struct {
@@ -83,21 +106,23 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PodnetMapConnectCalls     = "connect_calls"
-	PodnetMapConns            = "conns"
-	PodnetMapCounters         = "counters"
-	PodnetMapEvents           = "events"
-	PodnetProgEnterConnect    = "enter_connect"
-	PodnetProgExitAccept      = "exit_accept"
-	PodnetProgExitAccept4     = "exit_accept4"
-	PodnetProgExitConnect     = "exit_connect"
-	PodnetProgStateTpBtf      = "state_tp_btf"
-	PodnetProgStateTracepoint = "state_tracepoint"
-	PodnetVarUnusedCounter    = "unused_counter"
-	PodnetVarUnusedEvent      = "unused_event"
-	PodnetVarUnusedEventType  = "unused_event_type"
-	PodnetVarUnusedRole       = "unused_role"
-	PodnetVarWakeupBytes      = "wakeup_bytes"
+	PodnetMapAggregates        = "aggregates"
+	PodnetMapConnectCalls      = "connect_calls"
+	PodnetMapConns             = "conns"
+	PodnetMapCounters          = "counters"
+	PodnetMapEvents            = "events"
+	PodnetProgEnterConnect     = "enter_connect"
+	PodnetProgExitAccept       = "exit_accept"
+	PodnetProgExitAccept4      = "exit_accept4"
+	PodnetProgExitConnect      = "exit_connect"
+	PodnetProgStateTpBtf       = "state_tp_btf"
+	PodnetProgStateTracepoint  = "state_tracepoint"
+	PodnetVarAggregateInKernel = "aggregate_in_kernel"
+	PodnetVarUnusedCounter     = "unused_counter"
+	PodnetVarUnusedEvent       = "unused_event"
+	PodnetVarUnusedEventType   = "unused_event_type"
+	PodnetVarUnusedRole        = "unused_role"
+	PodnetVarWakeupBytes       = "wakeup_bytes"
 )
 
 // LoadPodnet returns the embedded CollectionSpec for Podnet.
@@ -154,6 +179,7 @@ type PodnetProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetMapSpecs struct {
+	Aggregates   *ebpf.MapSpec `ebpf:"aggregates"`
 	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
 	Conns        *ebpf.MapSpec `ebpf:"conns"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
@@ -164,11 +190,12 @@ type PodnetMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
-	UnusedCounter   *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedRole      *ebpf.VariableSpec `ebpf:"unused_role"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // PodnetObjects contains all objects after they have been loaded into the kernel.
@@ -191,6 +218,7 @@ func (o *PodnetObjects) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetMaps struct {
+	Aggregates   *ebpf.Map `ebpf:"aggregates"`
 	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
 	Conns        *ebpf.Map `ebpf:"conns"`
 	Counters     *ebpf.Map `ebpf:"counters"`
@@ -199,6 +227,7 @@ type PodnetMaps struct {
 
 func (m *PodnetMaps) Close() error {
 	return _PodnetClose(
+		m.Aggregates,
 		m.ConnectCalls,
 		m.Conns,
 		m.Counters,
@@ -210,11 +239,12 @@ func (m *PodnetMaps) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
-	UnusedCounter   *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedRole      *ebpf.Variable `ebpf:"unused_role"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // PodnetPrograms contains all programs after they have been loaded into the kernel.

@@ -25,6 +25,10 @@ type Config struct {
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
 	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// MetricsAggregation says where connection metrics are counted: "kernel" (a BPF map read
+	// each interval; no per-event cost in user space; metrics-only), "events" (from the event
+	// stream), or "auto": kernel when no logs pipeline uses this receiver, events otherwise.
+	MetricsAggregation string `mapstructure:"metrics_aggregation"`
 	// MetricsInterval is how often cumulative metrics are emitted.
 	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
 	// MaxMetricSeries bounds the metric aggregation table; events for new series beyond it
@@ -44,6 +48,13 @@ type Config struct {
 	_ struct{}
 }
 
+// metrics_aggregation values.
+const (
+	aggregationAuto   = "auto"
+	aggregationKernel = "kernel"
+	aggregationEvents = "events"
+)
+
 const (
 	defaultRingBufferSize        = 8 << 20
 	defaultMaxTrackedConnections = 65536
@@ -57,6 +68,7 @@ func NewDefaultConfig() *Config {
 		RingBufferSize:         defaultRingBufferSize,
 		MaxTrackedConnections:  defaultMaxTrackedConnections,
 		PollInterval:           100 * time.Millisecond,
+		MetricsAggregation:     aggregationAuto,
 		MetricsInterval:        10 * time.Second,
 		MaxMetricSeries:        10000,
 		MetricSeriesIdleExpiry: 15 * time.Minute,
@@ -83,6 +95,11 @@ func (cfg *Config) Validate() error {
 	if cfg.PollInterval < time.Millisecond || cfg.PollInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("poll_interval: %v must be between 1ms and 1m", cfg.PollInterval))
 	}
+	switch cfg.MetricsAggregation {
+	case aggregationAuto, aggregationKernel, aggregationEvents:
+	default:
+		errs = append(errs, fmt.Errorf("metrics_aggregation: unknown value %q; use auto, kernel or events", cfg.MetricsAggregation))
+	}
 	if cfg.MetricsInterval < time.Second {
 		errs = append(errs, fmt.Errorf("metrics_interval: %v must be at least 1s", cfg.MetricsInterval))
 	}
@@ -95,10 +112,26 @@ func (cfg *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (cfg *Config) kernelOptions() kernel.Options {
+// aggregateInKernel decides the metrics path from the pipelines that use the receiver.
+func (cfg *Config) aggregateInKernel(hasLogs, hasMetrics bool) (bool, error) {
+	switch cfg.MetricsAggregation {
+	case aggregationKernel:
+		if hasLogs {
+			return false, errors.New("metrics_aggregation: kernel sends no events, but a logs pipeline uses this receiver; use auto or events")
+		}
+		return true, nil
+	case aggregationEvents:
+		return false, nil
+	}
+	return hasMetrics && !hasLogs, nil
+}
+
+func (cfg *Config) kernelOptions(aggregate bool) kernel.Options {
 	return kernel.Options{
 		Hooks:                 cfg.Hooks,
 		RingBufferSize:        uint32(cfg.RingBufferSize),
 		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
+		AggregateInKernel:     aggregate,
+		MaxAggregates:         uint32(cfg.MaxMetricSeries),
 	}
 }

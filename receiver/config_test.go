@@ -27,6 +27,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 16<<20, cfg.RingBufferSize)
 	assert.Equal(t, 131072, cfg.MaxTrackedConnections)
 	assert.Equal(t, 50*time.Millisecond, cfg.PollInterval)
+	assert.Equal(t, "events", cfg.MetricsAggregation)
 	assert.Equal(t, 30*time.Second, cfg.MetricsInterval)
 	assert.Equal(t, 5000, cfg.MaxMetricSeries)
 	assert.Equal(t, time.Hour, cfg.MetricSeriesIdleExpiry)
@@ -50,6 +51,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"ring negative", func(c *Config) { c.RingBufferSize = -1 }, "ring_buffer_size: -1"},
 		{"no connection table", func(c *Config) { c.MaxTrackedConnections = 0 }, "max_tracked_connections: 0 must be between"},
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
+		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
 		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
@@ -61,4 +63,29 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		})
 	}
 	assert.NoError(t, NewDefaultConfig().Validate())
+}
+
+func TestMetricsAggregationFollowsThePipelines(t *testing.T) {
+	cfg := NewDefaultConfig()
+	for _, tc := range []struct {
+		mode          string
+		logs, metrics bool
+		kernel, fails bool
+	}{
+		{aggregationAuto, false, true, true, false},
+		{aggregationAuto, true, true, false, false},
+		{aggregationAuto, true, false, false, false},
+		{aggregationEvents, false, true, false, false},
+		{aggregationKernel, false, true, true, false},
+		{aggregationKernel, true, true, false, true},
+	} {
+		cfg.MetricsAggregation = tc.mode
+		got, err := cfg.aggregateInKernel(tc.logs, tc.metrics)
+		if tc.fails {
+			assert.ErrorContains(t, err, "metrics_aggregation: kernel sends no events, but a logs pipeline uses this receiver")
+			continue
+		}
+		assert.NoError(t, err)
+		assert.Equalf(t, tc.kernel, got, "%+v", tc)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	otelreceiver "go.opentelemetry.io/collector/receiver"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -32,7 +33,7 @@ type series struct {
 	bytesSent      int64
 	bytesReceived  int64
 	retransmits    int64
-	duration       float64 // seconds
+	durationNs     int64 // summed in ns, as the kernel does, so both paths agree exactly
 }
 
 // connectionMetrics aggregates events into cumulative sums, bounded by max_metric_series.
@@ -61,7 +62,7 @@ func newConnectionMetrics(cfg *Config, set otelreceiver.Settings, res *resources
 	}
 }
 
-// add counts a batch and returns how many events found no room for a new series.
+// add counts a batch of events and returns how many found no room for a new series.
 func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for i := range events {
@@ -72,21 +73,15 @@ func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
 			ipv6:       e.IPv6(),
 			peer:       e.Peer.Addr(),
 			serverPort: e.ServerPort(),
-			peerID:     m.attr.Peer(e.Peer.Addr()),
 		}
 		if e.Type == event.Connect {
 			k.errno = e.Errno
 		}
-		s := m.series[k]
+		s := m.get(k, now)
 		if s == nil {
-			if len(m.series) >= m.max {
-				dropped++
-				continue
-			}
-			s = &series{start: now}
-			m.series[k] = s
+			dropped++
+			continue
 		}
-		s.updated = now
 		switch e.Type {
 		case event.Connect, event.Accept:
 			s.connections++
@@ -96,11 +91,53 @@ func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
 			s.bytesReceived += int64(e.BytesReceived)
 			s.retransmits += int64(e.Retransmits)
 			if e.Start != 0 && e.Time >= e.Start {
-				s.duration += float64(e.Time-e.Start) / 1e9
+				s.durationNs += int64(e.Time - e.Start)
 			}
 		}
 	}
 	return dropped
+}
+
+// addAggregate adds one in-kernel aggregate (what a key counted since the last drain) and
+// reports whether it found room.
+func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, now pcommon.Timestamp) bool {
+	peer, err := event.Addr(k.Family, k.PeerAddr)
+	if err != nil {
+		return false
+	}
+	s := m.get(seriesKey{
+		res:        resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId},
+		role:       event.Role(k.Role),
+		ipv6:       peer.Is6(),
+		peer:       peer,
+		serverPort: k.ServerPort,
+		errno:      k.Error,
+	}, now)
+	if s == nil {
+		return false
+	}
+	s.connections += int64(v.Connections)
+	s.closed += int64(v.Closed)
+	s.bytesSent += int64(v.BytesSent)
+	s.bytesReceived += int64(v.BytesReceived)
+	s.retransmits += int64(v.Retransmits)
+	s.durationNs += int64(v.DurationNs)
+	return true
+}
+
+// get returns the series of k, creating it if there is room; nil when the table is full.
+func (m *connectionMetrics) get(k seriesKey, now pcommon.Timestamp) *series {
+	k.peerID = m.attr.Peer(k.peer)
+	s := m.series[k]
+	if s == nil {
+		if len(m.series) >= m.max {
+			return nil
+		}
+		s = &series{start: now}
+		m.series[k] = s
+	}
+	s.updated = now
+	return s
 }
 
 // emit returns every live series' cumulative values, one ResourceMetrics per local end.
@@ -145,7 +182,7 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 	}
 	if s.closed > 0 {
 		m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, s.closed, role, netType, peer, port, opts...)
-		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, s.duration, role, netType, peer, port, opts...)
+		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, float64(s.durationNs)/1e9, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPBytesSentDataPoint(now, s.bytesSent, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPBytesReceivedDataPoint(now, s.bytesReceived, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPRetransmitsDataPoint(now, s.retransmits, role, netType, peer, port, opts...)

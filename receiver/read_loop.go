@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -124,7 +125,11 @@ func (l *readLoop) emitMetrics(ctx context.Context, final bool) {
 		return
 	}
 	l.nextEmit = time.Now().Add(l.r.cfg.MetricsInterval)
-	md := l.metrics.emit(pcommon.NewTimestampFromTime(time.Now()))
+	now := pcommon.NewTimestampFromTime(time.Now())
+	if l.r.aggregate {
+		l.drainAggregates(now)
+	}
+	md := l.metrics.emit(now)
 	if md.DataPointCount() == 0 {
 		return
 	}
@@ -140,4 +145,19 @@ func (l *readLoop) reportKernelCounters(ctx context.Context) {
 		return
 	}
 	l.loss.kernel(ctx, c)
+}
+
+// drainAggregates moves what the kernel counted since the last interval into the cumulative
+// series.
+func (l *readLoop) drainAggregates(now pcommon.Timestamp) {
+	var dropped int64
+	err := l.r.src.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if !l.metrics.addAggregate(k, v, now) {
+			dropped += int64(v.Connections + v.Closed)
+		}
+	})
+	l.loss.seriesDropped(dropped)
+	if err != nil {
+		l.warn.warn("podnet: cannot read the in-kernel aggregates", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	otelreceiver "go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -25,6 +26,7 @@ type source interface {
 	ReadInto(*ringbuf.Record) error
 	Flush() error
 	Counters() (kernel.Counters, error)
+	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
 	Close() error
 }
 
@@ -40,6 +42,7 @@ type podnetReceiver struct {
 	attributor attribution.Attributor
 
 	telemetry *metadata.TelemetryBuilder
+	aggregate bool // metrics are counted in the kernel; no events
 	host      component.Host
 	src       source
 	cancel    context.CancelFunc
@@ -64,6 +67,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 		logger.Info("podnet attached to the kernel",
 			zap.String("hooks", string(t.Mode())),
 			zap.Errors("skipped_hooks", t.Skipped()),
+			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
 		return t, nil
 	}
@@ -72,16 +76,20 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 // Start loads and attaches the kernel programs, then starts the read loop. Errors say what
 // is missing (capability, BTF, tracepoint) and leave nothing attached.
 func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
+	aggregate, err := r.cfg.aggregateInKernel(r.logs != nil, r.metrics != nil)
+	if err != nil {
+		return err
+	}
 	tb, err := metadata.NewTelemetryBuilder(r.set.TelemetrySettings)
 	if err != nil {
 		return err
 	}
-	src, err := r.open(r.cfg.kernelOptions())
+	src, err := r.open(r.cfg.kernelOptions(aggregate))
 	if err != nil {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	r.telemetry, r.host, r.src = tb, host, src
+	r.telemetry, r.host, r.src, r.aggregate = tb, host, src, aggregate
 
 	loop := newReadLoop(r)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -102,7 +102,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetMetricSeriesDropped, err = builder.meter.Int64Counter(
 		"otelcol_podnet_metric_series_dropped",
-		metric.WithDescription("Events left out of metrics because max_metric_series was reached (they are still in logs). [Alpha]"),
+		metric.WithDescription("Events left out of metrics because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval (they are still in logs when logs are on). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

@@ -66,11 +66,21 @@ func Decode(raw []byte, clock *Clock, e *Event) error {
 }
 
 func addrs(k *bpf.PodnetEvent) (local, peer netip.Addr, err error) {
-	switch k.Family {
-	case afInet:
-		return netip.AddrFrom4([4]byte(k.LocalAddr[:4])), netip.AddrFrom4([4]byte(k.PeerAddr[:4])), nil
-	case afInet6:
-		return netip.AddrFrom16(k.LocalAddr).Unmap(), netip.AddrFrom16(k.PeerAddr).Unmap(), nil
+	if local, err = Addr(k.Family, k.LocalAddr); err != nil {
+		return local, peer, err
 	}
-	return local, peer, fmt.Errorf("%w: address family %d", ErrMalformed, k.Family)
+	peer, err = Addr(k.Family, k.PeerAddr)
+	return local, peer, err
+}
+
+// Addr decodes a kernel address: IPv4 in the first 4 bytes, or IPv6 with IPv4-mapped
+// addresses reported as IPv4.
+func Addr(family uint16, b [16]byte) (netip.Addr, error) {
+	switch family {
+	case afInet:
+		return netip.AddrFrom4([4]byte(b[:4])), nil
+	case afInet6:
+		return netip.AddrFrom16(b).Unmap(), nil
+	}
+	return netip.Addr{}, fmt.Errorf("%w: address family %d", ErrMalformed, family)
 }

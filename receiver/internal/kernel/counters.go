@@ -11,6 +11,8 @@ type Counters struct {
 	// CloseUntracked: closes of connections podnet never saw open (opened before it loaded,
 	// or evicted from the bounded connection table); not reported as events.
 	CloseUntracked uint64
+	// AggregateFull: in-kernel aggregation found no room for a new key.
+	AggregateFull uint64
 	// RecursionMisses: program runs the kernel skipped because the hook re-entered on a CPU.
 	RecursionMisses uint64
 }
@@ -23,6 +25,9 @@ func (t *Tracer) Counters() (Counters, error) {
 		return c, err
 	}
 	if c.CloseUntracked, err = t.sumCounter(bpf.PodnetCounterCOUNTER_CLOSE_UNTRACKED); err != nil {
+		return c, err
+	}
+	if c.AggregateFull, err = t.sumCounter(bpf.PodnetCounterCOUNTER_AGGREGATE_FULL); err != nil {
 		return c, err
 	}
 	for _, p := range t.coll.Programs {

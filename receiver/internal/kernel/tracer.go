@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -19,6 +20,10 @@ type Options struct {
 	RingBufferSize uint32
 	// MaxTrackedConnections sizes the per-connection LRU map.
 	MaxTrackedConnections uint32
+	// AggregateInKernel counts connections per metric key in a BPF map instead of sending
+	// events (metrics-only pipelines); MaxAggregates bounds that map.
+	AggregateInKernel bool
+	MaxAggregates     uint32
 }
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
@@ -26,9 +31,10 @@ type Tracer struct {
 	*ringbuf.Reader
 	coll     *ebpf.Collection
 	links    []link.Link
-	mode     HookMode
-	skipped  []error
-	counters *ebpf.Map
+	mode       HookMode
+	skipped    []error
+	counters   *ebpf.Map
+	aggregates *ebpf.Map
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -64,11 +70,19 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, prog)
 		}
 	}
-	spec.Maps[bpf.PodnetMapEvents].MaxEntries = opts.RingBufferSize
+	ring := opts.RingBufferSize
+	if opts.AggregateInKernel {
+		ring = uint32(os.Getpagesize()) // unused: no events are sent
+	}
+	spec.Maps[bpf.PodnetMapEvents].MaxEntries = ring
 	spec.Maps[bpf.PodnetMapConns].MaxEntries = opts.MaxTrackedConnections
+	spec.Maps[bpf.PodnetMapAggregates].MaxEntries = max(opts.MaxAggregates, 1)
 	// Wake the reader when a quarter of the ring is waiting: early enough to drain a burst
 	// before the ring fills, rare enough to cost nothing at steady load.
-	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(opts.RingBufferSize / 4)); err != nil {
+	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(ring / 4)); err != nil {
+		return nil, err
+	}
+	if err := spec.Variables[bpf.PodnetVarAggregateInKernel].Set(opts.AggregateInKernel); err != nil {
 		return nil, err
 	}
 
@@ -76,7 +90,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", err)
 	}
-	t = &Tracer{coll: coll, mode: mode, counters: coll.Maps[bpf.PodnetMapCounters]}
+	t = &Tracer{coll: coll, mode: mode, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
 	defer func() {
 		if err != nil {
 			_ = t.Close()

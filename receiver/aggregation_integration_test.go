@@ -1,0 +1,120 @@
+package receiver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+func startMetricsOnly(t *testing.T, aggregation string) (*consumertest.MetricsSink, func()) {
+	t.Helper()
+	cfg := NewDefaultConfig()
+	cfg.MetricsAggregation = aggregation
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.MetricsInterval = time.Hour
+	cfg.MetricSeriesIdleExpiry = time.Hour
+	sink := new(consumertest.MetricsSink)
+	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	return sink, func() { require.NoError(t, r.Shutdown(context.Background())) }
+}
+
+// flatten lists every data point of the given namespaces as "netns metric attrs = value".
+func flatten(all []pmetric.Metrics, netns ...uint32) []string {
+	var out []string
+	for _, md := range all {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			rm := md.ResourceMetrics().At(i)
+			ino, _ := rm.Resource().Attributes().Get("podnet.netns.inode")
+			keep := false
+			for _, n := range netns {
+				keep = keep || ino.Int() == int64(n)
+			}
+			if !keep {
+				continue
+			}
+			ms := rm.ScopeMetrics().At(0).Metrics()
+			for j := 0; j < ms.Len(); j++ {
+				dps := ms.At(j).Sum().DataPoints()
+				for k := 0; k < dps.Len(); k++ {
+					dp := dps.At(k)
+					v := fmt.Sprint(dp.IntValue())
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeDouble {
+						v = fmt.Sprint(dp.DoubleValue())
+					}
+					out = append(out, fmt.Sprintf("%d %s %v = %s", ino.Int(), ms.At(j).Name(), dp.Attributes().AsRaw(), v))
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The in-kernel aggregation and the event path see the same traffic at the same time and
+// must report the same metrics.
+func TestKernelAggregationMatchesEventPath(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netw := netnstest.NewNetwork(t, 40)
+	client, server := netw.AddPod(), netw.AddPod()
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel)
+	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents)
+
+	srv := server.StartServer(t, "[::]:8080", 3)
+	for _, addr := range []netip.AddrPort{
+		netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080),
+	} {
+		_, res := client.Dial(t, addr.String(), "hello")
+		require.Empty(t, res)
+	}
+	srv.Wait(t)
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 9).String(), "x")
+	require.Equal(t, "ECONNREFUSED", res)
+	time.Sleep(200 * time.Millisecond)
+	stopKernel()
+	stopEvents()
+
+	fromKernel, kernelDurations := splitDurations(flatten(kernelSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
+	fromEvents, eventDurations := splitDurations(flatten(eventsSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
+	require.NotEmpty(t, fromEvents)
+	assert.Equal(t, fromEvents, fromKernel)
+	// Two receivers run two sets of programs, each timing the connection itself: durations
+	// agree to within the microseconds between their hooks.
+	require.Len(t, kernelDurations, len(eventDurations))
+	for i := range eventDurations {
+		assert.InDelta(t, eventDurations[i], kernelDurations[i], 100e-6)
+	}
+	assert.Contains(t, fromKernel, fmt.Sprintf("%d podnet.tcp.connections map[network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:8080] = 2", client.NetnsInode(), server.IPv4))
+}
+
+// splitDurations takes the duration points out (keeping their keys in the list) and returns
+// their values separately.
+func splitDurations(points []string) (exact []string, durations []float64) {
+	for _, p := range points {
+		if i := strings.Index(p, "podnet.tcp.connection.duration"); i >= 0 {
+			eq := strings.LastIndex(p, " = ")
+			v, _ := strconv.ParseFloat(p[eq+3:], 64)
+			durations = append(durations, v)
+			exact = append(exact, p[:eq])
+			continue
+		}
+		exact = append(exact, p)
+	}
+	return exact, durations
+}
