@@ -120,7 +120,7 @@ func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, 
 func AssertEqualPodnetMetricSeriesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_metric_series_dropped",
-		Description: "Events left out of metrics because max_metric_series was reached (they are still in logs). [Alpha]",
+		Description: "Events left out of metrics because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval (they are still in logs when logs are on). [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
