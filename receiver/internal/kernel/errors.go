@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -17,7 +18,10 @@ func explain(step string, err error) error {
 	case errors.Is(err, btf.ErrNotFound):
 		return fmt.Errorf("%s: the kernel exposes no BTF (/sys/kernel/btf/vmlinux): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%s: permission denied: podnet needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN on kernels before 5.8), and CAP_SYS_RESOURCE where the memlock rlimit still applies (before 5.11); run the collector with them (see README, Security): %w", step, err)
+		if missing := missingCapabilities(); len(missing) > 0 {
+			return fmt.Errorf("%s: permission denied: the collector lacks %s; podnet needs CAP_BPF and CAP_PERFMON (add them to the container's securityContext, see README, Security): %w", step, strings.Join(missing, " and "), err)
+		}
+		return fmt.Errorf("%s: permission denied although CAP_BPF and CAP_PERFMON are present: kernels before 5.8 need CAP_SYS_ADMIN, before 5.11 CAP_SYS_RESOURCE (memlock); also check kernel.unprivileged_bpf_disabled and LSM policy (see README, Security): %w", step, err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("%s: this kernel lacks a BPF feature podnet needs (ring buffers need 5.8+, BTF-enabled programs need kernel BTF): %w", step, err)
 	case errors.Is(err, os.ErrNotExist):

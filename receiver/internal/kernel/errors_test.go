@@ -15,7 +15,7 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 		err  error
 		want string
 	}{
-		{fmt.Errorf("load: %w", unix.EPERM), "needs CAP_BPF and CAP_PERFMON"},
+		{fmt.Errorf("load: %w", unix.EPERM), "permission denied"},
 		{fmt.Errorf("spec: %w", btf.ErrNotFound), "no BTF"},
 		{fmt.Errorf("map: %w", ebpf.ErrNotSupported), "ring buffers need 5.8+"},
 		{fmt.Errorf("tracepoint: %w", unix.ENOENT), "is tracefs mounted"},
