@@ -29,8 +29,8 @@ type Options struct {
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
 type Tracer struct {
 	*ringbuf.Reader
-	coll     *ebpf.Collection
-	links    []link.Link
+	coll       *ebpf.Collection
+	links      []link.Link
 	mode       HookMode
 	skipped    []error
 	counters   *ebpf.Map
