@@ -176,7 +176,7 @@ func (s *Scanner) scan(ctx context.Context) error {
 	}
 	if res.denied > 0 {
 		s.warnDenied.Do(func() {
-			s.logger.Warn("some processes' network namespaces are unreadable; their sockets stay unattributed: grant CAP_SYS_PTRACE",
+			s.logger.Warn("some processes' network namespaces are unreadable; their sockets stay unattributed: grant CAP_SYS_PTRACE (a supervisor may still keep its own unreadable)",
 				zap.Int("processes", res.denied), zap.Error(res.firstDenied))
 		})
 	}

@@ -50,7 +50,7 @@ func TestScannerAttributesRealPods(t *testing.T) {
 	// The host namespace alone never attributes, though a pod's process lives in it.
 	_, ok = s.Lookup(hostNS, 0)
 	assert.False(t, ok)
-	// Neither does a non-pod cgroup: the pod-level slice of the test tree's root.
+	// Neither does a cgroup outside any pod: the test tree's root.
 	_, ok = s.Lookup(hostNS, cgroupIDOf(t, fs, base))
 	assert.False(t, ok)
 	assert.Zero(t, s.Stats().ScanErrors)
