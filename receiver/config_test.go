@@ -89,3 +89,19 @@ func TestMetricsAggregationFollowsThePipelines(t *testing.T) {
 		assert.Equalf(t, tc.kernel, got, "%+v", tc)
 	}
 }
+
+func TestUnknownKeysAreRejected(t *testing.T) {
+	for name, raw := range map[string]map[string]any{
+		"event name":  {"events": map[string]any{"podnet.tcp.reset": map[string]any{"enabled": true}}},
+		"metric name": {"metrics": map[string]any{"podnet.tcp.resets": map[string]any{"enabled": true}}},
+		"setting":     {"ring_size": 4096},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := confmap.NewFromStringMap(raw).Unmarshal(NewDefaultConfig())
+			assert.ErrorContains(t, err, "invalid keys")
+		})
+	}
+	cfg := NewDefaultConfig()
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{"metrics": map[string]any{"podnet.tcp.connections": map[string]any{"attributes": []any{"pod"}}}}).Unmarshal(cfg))
+	assert.ErrorContains(t, confmap.Validate(cfg), "doesn't have an attribute pod", "an unknown metric attribute is named")
+}
