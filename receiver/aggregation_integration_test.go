@@ -41,12 +41,8 @@ func flatten(all []pmetric.Metrics, netns ...uint32) []string {
 	for _, md := range all {
 		for i := 0; i < md.ResourceMetrics().Len(); i++ {
 			rm := md.ResourceMetrics().At(i)
-			ino, _ := rm.Resource().Attributes().Get("podnet.netns.inode")
-			keep := false
-			for _, n := range netns {
-				keep = keep || ino.Int() == int64(n)
-			}
-			if !keep {
+			ino, ok := inNetns(rm.Resource(), netns)
+			if !ok {
 				continue
 			}
 			ms := rm.ScopeMetrics().At(0).Metrics()

@@ -16,10 +16,8 @@ import (
 func TestConnectTimeoutIsReported(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 20)
 	client, server := netw.AddPod(), netw.AddPod()
-	server.Exec("nft", "add table inet podnet_test")
-	server.Exec("nft", "add chain inet podnet_test in { type filter hook input priority 0 ; policy accept ; }")
-	server.Exec("nft", "add rule inet podnet_test in tcp dport 81 drop")
-	client.Exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1") // ~3 s instead of ~2 min
+	server.DropSYNs(81)
+	client.FastSYNTimeout()
 	logs, _, stop := startReceiver(t, kernel.HooksAuto)
 
 	pid, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 81).String(), "x")

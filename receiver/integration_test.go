@@ -60,18 +60,25 @@ func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, 
 	return logs, metrics, stop
 }
 
+// inNetns reports whether a resource is the local end in one of the given namespaces.
+func inNetns(res pcommon.Resource, netns []uint32) (pcommon.Value, bool) {
+	ino, _ := res.Attributes().Get("podnet.netns.inode")
+	for _, n := range netns {
+		if ino.Int() == int64(n) {
+			return ino, true
+		}
+	}
+	return ino, false
+}
+
 // records returns the log records whose resource is one of the given network namespaces.
 func records(logs []plog.Logs, netns ...uint32) []rec {
 	var out []rec
 	for _, ld := range logs {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
-			ino, _ := rl.Resource().Attributes().Get("podnet.netns.inode")
-			keep := false
-			for _, n := range netns {
-				keep = keep || ino.Int() == int64(n)
-			}
-			if !keep {
+			ino, ok := inNetns(rl.Resource(), netns)
+			if !ok {
 				continue
 			}
 			lrs := rl.ScopeLogs().At(0).LogRecords()

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -119,4 +120,19 @@ func Run(t testing.TB, args ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// DropSYNs makes the pod's firewall drop incoming connection attempts to port, so that
+// connects to it time out (the way a NetworkPolicy or a dead node looks to a client).
+func (p *Pod) DropSYNs(port int) {
+	p.t.Helper()
+	p.Exec("nft", "add table inet podnet_test")
+	p.Exec("nft", "add chain inet podnet_test in { type filter hook input priority 0 ; policy accept ; }")
+	p.Exec("nft", "add rule inet podnet_test in tcp dport "+strconv.Itoa(port)+" drop")
+}
+
+// FastSYNTimeout makes connects from the pod give up after one SYN retry (~3 s, not ~2 min).
+func (p *Pod) FastSYNTimeout() {
+	p.t.Helper()
+	p.Exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
 }

@@ -31,10 +31,8 @@ func entries(t *testing.T, m *ebpf.Map) int {
 func TestPerConnectionStateDrains(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 50)
 	client, server := netw.AddPod(), netw.AddPod()
-	server.Exec("nft", "add table inet podnet_test")
-	server.Exec("nft", "add chain inet podnet_test in { type filter hook input priority 0 ; policy accept ; }")
-	server.Exec("nft", "add rule inet podnet_test in tcp dport 81 drop")
-	client.Exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+	server.DropSYNs(81)
+	client.FastSYNTimeout()
 
 	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 16})
 	require.NoError(t, err)
