@@ -1,0 +1,160 @@
+// Command podnet-bench measures what podnet costs the workloads it observes. In one run it
+// alternates baseline runs (no podnet) and runs with podnet attached (bench/cmd/podnet-agent
+// as its own process) on short-connection load between two network namespaces, and reports
+// medians and ranges over the pairs. `make bench` runs it; it needs root.
+//
+// It is also its own load generator and server (subcommands load and serve), re-run inside
+// the namespaces.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// scenarios are podnet's configurations under test. metrics_interval is 1s (not the 10s
+// default) so the metrics pipeline's emission cost falls inside every run.
+var scenarios = []scenario{
+	{
+		name: "metrics-only", pipelines: "metrics", config: `{"metrics_interval":"1s"}`,
+		about:   "metrics pipeline only; metrics_aggregation auto = counted in the kernel",
+		targets: targets{minRate: 0.99, maxP99: 1.02},
+	},
+	{
+		name: "metrics-only-events", pipelines: "metrics", config: `{"metrics_interval":"1s","metrics_aggregation":"events"}`,
+		about:   "metrics pipeline only, aggregated in user space from the per-event ring buffer",
+		targets: targets{minRate: 0.99, maxP99: 1.02},
+	},
+	{
+		name: "logs+metrics", pipelines: "logs,metrics", config: `{"metrics_interval":"1s"}`,
+		about:   "a log record per event plus metrics; both serialised to OTLP protobuf and discarded",
+		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
+	},
+}
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "load") {
+		sub := map[string]func([]string) error{"serve": serveMain, "load": loadMain}[os.Args[1]]
+		if err := sub(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := benchMain(); err != nil {
+		fmt.Fprintln(os.Stderr, "podnet-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func benchMain() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	agent := flag.String("agent", filepath.Join(filepath.Dir(self), "podnet-agent"), "podnet-agent binary")
+	pairs := flag.Int("pairs", 5, "baseline/podnet pairs per scenario and workload")
+	duration := flag.Duration("duration", 5*time.Second, "length of each run")
+	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
+	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
+	scenarioNames := flag.String("scenarios", names(scenarios), "comma-separated scenarios")
+	workloadNames := flag.String("workloads", "go-connect,go-request,nginx-wrk", "comma-separated workloads")
+	results := flag.String("results", "bench/results", "directory for <date>-<scenario>.md")
+	profiles := flag.String("profile-dir", "", "if set, a CPU profile of every podnet run is written here")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (eBPF, network namespaces): sudo make bench")
+	}
+
+	tmp, err := os.MkdirTemp("", "podnet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	var loads []workload
+	for _, n := range strings.Split(*workloadNames, ",") {
+		switch n {
+		case "go-connect":
+			loads = append(loads, goWorkload{mode: modeConnect, workers: *workers, self: self})
+		case "go-request":
+			loads = append(loads, goWorkload{mode: modeRequest, workers: *workers, self: self})
+		case "nginx-wrk":
+			if why := nginxAvailable(); why != "" {
+				fmt.Fprintf(os.Stderr, "\n*** SKIPPING nginx-wrk: %s ***\n\n", why)
+				continue
+			}
+			loads = append(loads, nginxWorkload{connections: *wrkConns, dir: tmp})
+		default:
+			return fmt.Errorf("-workloads: unknown %q", n)
+		}
+	}
+	var chosen []scenario
+	for _, sc := range scenarios {
+		if slices.Contains(strings.Split(*scenarioNames, ","), sc.name) {
+			chosen = append(chosen, sc)
+		}
+	}
+
+	p, err := newPods()
+	if err != nil {
+		return err
+	}
+	defer p.delete()
+	// An interrupted run still removes its namespaces; children die with their stdin.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() { <-sig; p.delete(); os.RemoveAll(tmp); os.Exit(130) }()
+
+	host := machine()
+	r := &runner{pods: p, agent: *agent, duration: *duration, profileDir: *profiles}
+	bySc := map[string][]summary{}
+	var all []summary
+	for _, w := range loads {
+		stop, err := w.start(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.name(), err)
+		}
+		for _, sc := range chosen {
+			fmt.Fprintf(os.Stderr, "%s / %s: %d pairs of %v\n", sc.name, w.name(), *pairs, *duration)
+			ps, err := r.pairs(w, sc, *pairs)
+			if err != nil {
+				stop()
+				return fmt.Errorf("%s / %s: %w", sc.name, w.name(), err)
+			}
+			s := summarize(sc, w, ps)
+			bySc[sc.name] = append(bySc[sc.name], s)
+			all = append(all, s)
+		}
+		stop()
+	}
+
+	fmt.Printf("\n%s\n%d pairs of %v per row; median [min–max] over pairs; ratios podnet/baseline\n\n", host, *pairs, *duration)
+	printTable(os.Stdout, all)
+	if err := os.MkdirAll(*results, 0o755); err != nil {
+		return err
+	}
+	command := strings.Join(os.Args, " ")
+	for _, sc := range chosen {
+		path, err := writeMarkdown(*results, sc, bySc[sc.name], host, command, *pairs, *duration)
+		if err != nil {
+			return err
+		}
+		fmt.Println("wrote", path)
+	}
+	return nil
+}
+
+func names(scs []scenario) string {
+	var n []string
+	for _, sc := range scs {
+		n = append(n, sc.name)
+	}
+	return strings.Join(n, ",")
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printTable writes the headline table: one row per scenario and workload.
+func printTable(w io.Writer, sums []summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tCPU ms/1k conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
+	for _, s := range sums {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
+			s.scenario.name, s.workload.name(), s.baseRate.format("%.0f"), s.rate.format("%.3f"),
+			s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
+			s.eventsPerConn.format("%.2f"), s.lost, s.recursion, s.rssMiB.format("%.0f"))
+	}
+	_ = tw.Flush()
+	for _, s := range sums {
+		for _, v := range s.verdicts() {
+			fmt.Fprintf(w, "%s / %s: %s\n", s.scenario.name, s.workload.name(), v)
+		}
+	}
+}
+
+// writeMarkdown writes bench/results/<date>-<scenario>.md with every pair's numbers.
+func writeMarkdown(dir string, sc scenario, sums []summary, machine, command string, pairs int, d time.Duration) (string, error) {
+	var b strings.Builder
+	date := time.Now().Format("2006-01-02")
+	fmt.Fprintf(&b, "# podnet overhead: %s (%s)\n\n", sc.name, date)
+	fmt.Fprintf(&b, "- Machine: %s\n- Command: `%s`\n", machine, command)
+	fmt.Fprintf(&b, "- podnet: `podnet-agent -pipelines %s -config '%s'` — %s\n", sc.pipelines, sc.config, sc.about)
+	fmt.Fprintf(&b, "- Method: %d pairs of %v runs (baseline = no podnet; the order inside a pair alternates), "+
+		"load between two network namespaces, podnet as its own process in the root namespace. "+
+		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs. "+
+		"CPU is the podnet process's utime+stime (/proc/<pid>/stat) per 1000 connections; "+
+		"events, loss and recursion misses are podnet's own telemetry. Other work on the machine is noise: read the ranges.\n\n",
+		pairs, d)
+	for _, s := range sums {
+		fmt.Fprintf(&b, "## %s\n\n%s\n\n", s.workload.name(), s.workload.describe())
+		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | events/conn | lost | recursion missed | peak RSS MiB |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for i, p := range s.pairs {
+			first := "baseline"
+			if p.podnetFirst {
+				first = "podnet"
+			}
+			bl, pl, ag := p.base.load, p.podnet.load, p.podnet.agent
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %.1f→%.1f | %.1f→%.1f | %.2f | %.2f | %d | %d | %.0f |\n",
+				i+1, first, bl.rate(), pl.rate(), pl.rate()/bl.rate(),
+				us(bl.P50), us(pl.P50), us(bl.P99), us(pl.P99),
+				ag.cpu.Seconds()*1e6/float64(pl.Connections), float64(ag.counters.EventsReceived)/float64(pl.Connections),
+				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024)
+		}
+		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s, p50 ratio %s, p99 ratio %s, podnet CPU %s ms per 1k connections, "+
+			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d.\n\n",
+			s.rate.format("%.3f"), s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
+			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors)
+		for _, v := range s.verdicts() {
+			fmt.Fprintf(&b, "- %s\n", v)
+		}
+		b.WriteString("\n")
+	}
+	path := filepath.Join(dir, date+"-"+fileName(sc.name)+".md")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
+// fileName makes a scenario name safe for a file name ("logs+metrics" → "logs-metrics").
+func fileName(s string) string { return strings.ReplaceAll(s, "+", "-") }
+
+// machine describes where the numbers come from.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	load, _ := os.ReadFile("/proc/loadavg")
+	return fmt.Sprintf("%s, %d vCPU, kernel %s, load average at start %s",
+		model, runtime.NumCPU(), strings.TrimSpace(string(kernel)), strings.Join(strings.Fields(string(load))[:3], " "))
+}

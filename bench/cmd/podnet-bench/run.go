@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/podnet/podnet/bench/internal/agentstats"
+)
+
+// workload is a server and the load that drives it, between the two namespaces.
+type workload interface {
+	name() string
+	describe() string
+	start(p *pods) (stop func(), err error)
+	load(p *pods, d time.Duration) (loadResult, error)
+}
+
+// scenario is how podnet is configured for the "podnet attached" runs.
+type scenario struct {
+	name      string
+	pipelines string // podnet-agent -pipelines
+	config    string // podnet-agent -config (receiver settings as JSON)
+	about     string
+	targets   targets
+}
+
+// targets are the overhead budgets a scenario is held to (issue 5).
+type targets struct {
+	minRate  float64 // connection-rate ratio, podnet/baseline
+	maxP99   float64 // p99 latency ratio
+	zeroLoss bool    // no ring-buffer reserve failures
+}
+
+// run is one timed run, with or without podnet.
+type run struct {
+	load  loadResult
+	agent *agentRun // nil for a baseline run
+}
+
+// agentRun is what podnet cost and saw during one run.
+type agentRun struct {
+	cpu      time.Duration
+	rss, hwm int64 // KiB
+	counters agentstats.Counters
+}
+
+// pair is one baseline run and one podnet run, back to back; podnetFirst alternates so a
+// drift in machine noise does not always favour the same side.
+type pair struct {
+	base, podnet run
+	podnetFirst  bool
+}
+
+// drainWait lets the agent read what the kernel wrote during the run (a few poll intervals)
+// before its CPU is sampled.
+const drainWait = 300 * time.Millisecond
+
+type runner struct {
+	pods       *pods
+	agent      string
+	duration   time.Duration
+	profileDir string
+}
+
+func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
+	// One discarded run first: it fills the client's TIME_WAIT table the way every later run
+	// finds it, and warms caches.
+	if _, err := w.load(r.pods, r.duration/2); err != nil {
+		return nil, err
+	}
+	out := make([]pair, n)
+	for i := range out {
+		p := &out[i]
+		p.podnetFirst = i%2 == 1
+		for _, withPodnet := range []bool{p.podnetFirst, !p.podnetFirst} {
+			profile := ""
+			if withPodnet && r.profileDir != "" {
+				profile = filepath.Join(r.profileDir, fmt.Sprintf("%s-%s-%d.pprof", fileName(sc.name), w.name(), i))
+			}
+			res, err := r.once(w, sc, withPodnet, profile)
+			if err != nil {
+				return nil, err
+			}
+			if withPodnet {
+				p.podnet = res
+			} else {
+				p.base = res
+			}
+		}
+	}
+	return out, nil
+}
+
+func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) (run, error) {
+	if !withPodnet {
+		l, err := w.load(r.pods, r.duration)
+		return run{load: l}, err
+	}
+	a, err := startAgent(r.agent, sc, profile)
+	if err != nil {
+		return run{}, err
+	}
+	cpu0, err := a.cpu()
+	if err != nil {
+		_, _ = a.stop()
+		return run{}, err
+	}
+	l, err := w.load(r.pods, r.duration)
+	time.Sleep(drainWait)
+	cpu1, cpuErr := a.cpu()
+	rss, hwm := a.memory()
+	c, stopErr := a.stop()
+	for _, e := range []error{err, cpuErr, stopErr} {
+		if e != nil {
+			return run{}, e
+		}
+	}
+	return run{load: l, agent: &agentRun{cpu: cpu1 - cpu0, rss: rss, hwm: hwm, counters: c}}, nil
+}

@@ -1,0 +1,17 @@
+// Package agentstats is the JSON line podnet-agent prints when it stops and the harness
+// reads: one definition for both sides.
+package agentstats // import "github.com/podnet/podnet/bench/internal/agentstats"
+
+// Counters are podnet's own telemetry for the run plus what the pipelines received.
+type Counters struct {
+	EventsReceived  int64 `json:"events_received"`
+	EventsLost      int64 `json:"events_lost"`
+	RecursionMisses int64 `json:"recursion_misses"`
+	EventsDropped   int64 `json:"events_dropped"`
+	DecodeErrors    int64 `json:"decode_errors"`
+	Untracked       int64 `json:"connections_untracked"`
+	LogRecords      int64 `json:"log_records"`
+	LogBytes        int64 `json:"log_bytes"`
+	MetricPoints    int64 `json:"metric_points"`
+	MetricBytes     int64 `json:"metric_bytes"`
+}
