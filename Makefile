@@ -31,3 +31,24 @@ test:
 # Tests that need neither root nor a kernel.
 test-unit:
 	$(GO) test -count=1 ./receiver/internal/event/...
+
+.PHONY: bench bench-setup bench-go
+
+# Overhead benchmark (root): alternating baseline/podnet pairs on short-connection load
+# between two network namespaces; prints a table, writes bench/results/<date>-<scenario>.md.
+# Flags pass through, e.g. make bench BENCH_FLAGS='-pairs 9 -workloads go-connect'.
+bench: bench-setup
+	$(GO) build -o bin/bench/ ./bench/cmd/...
+	bin/bench/podnet-bench $(BENCH_FLAGS)
+
+# nginx + wrk for the real-tool workload; podnet-bench skips it loudly when this fails.
+bench-setup:
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk || \
+		echo "bench-setup: nginx/wrk not installed; the nginx-wrk workload will be skipped" >&2
+
+# Go micro-benchmarks (no root): per-event decode, conversion, aggregation; benchstat summary.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./receiver/internal/event/ ./receiver/ > bench/results/go-bench.raw.tmp
+	benchstat bench/results/go-bench.raw.tmp > bench/results/go-bench.txt
+	rm bench/results/go-bench.raw.tmp
