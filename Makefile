@@ -32,6 +32,31 @@ test:
 test-unit:
 	$(GO) test -count=1 ./receiver/internal/event/...
 
+.PHONY: otelcol run helm-check
+
+# otelcol-podnet, built by ocb from builder-config.yaml (tools/ocb/build.sh installs ocb into
+# ~/.cache/podnet if absent). Rebuilt only when a Go source, go.mod or the build config changed.
+OTELCOL_INPUTS := $(shell find . -path ./_build -prune -o -name '*.go' ! -name '*_test.go' -print) \
+	go.mod go.sum builder-config.yaml $(shell find tools/ocb -type f)
+
+otelcol: bin/otelcol-podnet
+
+bin/otelcol-podnet: $(OTELCOL_INPUTS)
+	tools/ocb/build.sh
+
+# The README's run command (root): podnet on this node with examples/local/config.yaml, printing
+# what it sees and appending it as OTLP JSON to _build/podnet-output.jsonl.
+run: bin/otelcol-podnet
+	@[ "$$(id -u)" = 0 ] || { echo "make run: needs root (it loads eBPF programs)" >&2; exit 1; }
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	PODNET_OUTPUT_FILE=_build/podnet-output.jsonl bin/otelcol-podnet --config=examples/local/config.yaml
+
+# Validates the example collector configs with bin/otelcol-podnet, and renders the upstream
+# opentelemetry-collector Helm chart with examples/helm/values.yaml when PODNET_HELM_CHART
+# points at a checkout of it (see tools/helm/check.sh).
+helm-check: bin/otelcol-podnet
+	tools/helm/check.sh
+
 .PHONY: bench bench-setup bench-go
 
 # Overhead benchmark (root): alternating baseline/podnet pairs on short-connection load

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Checks the examples against the collector they are for:
+#  1. `otelcol-podnet validate` on examples/local, examples/kubernetes and the ConfigMap in
+#     examples/kubernetes/daemonset.yaml (always);
+#  2. `helm template` of the upstream opentelemetry-collector chart with examples/helm/values.yaml,
+#     then `validate` on the collector config the chart rendered, plus the security settings.
+# The chart is in no registry this project's machines can reach, so step 2 needs
+# PODNET_HELM_CHART=<checkout of opentelemetry-helm-charts>/charts/opentelemetry-collector and
+# skips, loudly, without it. helm itself is installed into ~/.cache/podnet if absent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+otelcol=bin/otelcol-podnet
+[ -x "$otelcol" ] || { echo "helm-check: $otelcol missing: run make otelcol first" >&2; exit 1; }
+# Set by Kubernetes in the pod; validate only needs them to expand.
+export K8S_NODE_NAME=node-1 MY_POD_IP=127.0.0.1 OTEL_K8S_NODE_NAME=node-1 OTEL_K8S_NODE_IP=127.0.0.1 \
+	OTEL_K8S_NAMESPACE=podnet OTEL_K8S_POD_NAME=podnet-x OTEL_K8S_POD_IP=127.0.0.1
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+validate() {
+	"$otelcol" validate --config="$1" || { echo "helm-check: FAIL: $2 does not validate" >&2; exit 1; }
+	echo "helm-check: ok: $2 validates"
+}
+
+# Prints the block scalar under "  <key>: |" (a ConfigMap data key) without its indentation.
+block() {
+	awk -v key="  $1: |" '
+		$0 == key { inside = 1; next }
+		inside && /^    / { print substr($0, 5); next }
+		inside && /^$/ { print; next }
+		inside { exit }' "$2"
+}
+
+validate examples/local/config.yaml examples/local/config.yaml
+validate examples/kubernetes/collector-config.yaml examples/kubernetes/collector-config.yaml
+block config.yaml examples/kubernetes/daemonset.yaml >"$scratch/daemonset-config.yaml"
+[ -s "$scratch/daemonset-config.yaml" ] || { echo "helm-check: FAIL: no config.yaml in daemonset.yaml's ConfigMap" >&2; exit 1; }
+validate "$scratch/daemonset-config.yaml" "the ConfigMap in examples/kubernetes/daemonset.yaml"
+
+chart=${PODNET_HELM_CHART:-}
+if [ -z "$chart" ] || [ ! -f "$chart/Chart.yaml" ]; then
+	echo "helm-check: SKIP: Helm chart render NOT checked: set PODNET_HELM_CHART to a checkout of"
+	echo "helm-check: SKIP:   open-telemetry/opentelemetry-helm-charts/charts/opentelemetry-collector"
+	exit 0
+fi
+
+helm_version=v3.22.0
+cache=${PODNET_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podnet}
+helm=$cache/bin/helm-$helm_version
+if [ ! -x "$helm" ]; then
+	echo "helm-check: installing helm $helm_version into $cache/bin"
+	mkdir -p "$cache/gobin"
+	GOBIN=$cache/gobin go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+	install -D "$cache/gobin/helm" "$helm"
+fi
+
+"$helm" template podnet "$chart" --namespace podnet -f examples/helm/values.yaml >"$scratch/rendered.yaml"
+echo "helm-check: ok: chart $(awk '/^version:/ {print $2}' "$chart/Chart.yaml") renders with examples/helm/values.yaml"
+block relay "$scratch/rendered.yaml" >"$scratch/relay.yaml"
+[ -s "$scratch/relay.yaml" ] || { echo "helm-check: FAIL: no relay config in the rendered chart" >&2; exit 1; }
+validate "$scratch/relay.yaml" "the collector config rendered by the chart"
+
+# The settings the values exist for must survive the chart's templates.
+for want in 'hostPID: true' 'readOnlyRootFilesystem: true' 'privileged: false' '- ALL' \
+	'- BPF' '- PERFMON' 'mountPath: /hostfs/proc' 'kind: DaemonSet' 'serviceAccountName: podnet'; do
+	grep -qF -- "$want" "$scratch/rendered.yaml" || { echo "helm-check: FAIL: rendered chart lacks '$want'" >&2; exit 1; }
+done
+! grep -q 'privileged: true' "$scratch/rendered.yaml" || { echo "helm-check: FAIL: rendered chart is privileged" >&2; exit 1; }
+echo "helm-check: ok: rendered DaemonSet has hostPID, read-only root, dropped capabilities, no privileged"
