@@ -39,6 +39,15 @@ type Config struct {
 	MetricSeriesIdleExpiry time.Duration `mapstructure:"metric_series_idle_expiry"`
 	// NodeName is reported as k8s.node.name; default from the K8S_NODE_NAME environment variable.
 	NodeName string `mapstructure:"node_name"`
+	// ProcRoot is the node's procfs, read to attribute sockets to pods by network namespace
+	// and cgroup. In a container: mount the host's / at /hostfs, use /hostfs/proc, hostPID.
+	ProcRoot string `mapstructure:"proc_root"`
+	// CgroupRoot overrides where the node's cgroup2 hierarchy is mounted (default: found from
+	// the node's mount table, under the same host root as proc_root).
+	CgroupRoot string `mapstructure:"cgroup_root"`
+	// AttributionRefresh is how often the node's processes are rescanned; unknown namespaces
+	// and cgroups also trigger a (rate-limited) rescan.
+	AttributionRefresh time.Duration `mapstructure:"attribution_refresh_interval"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
@@ -73,6 +82,8 @@ func NewDefaultConfig() *Config {
 		MaxMetricSeries:        10000,
 		MetricSeriesIdleExpiry: 15 * time.Minute,
 		NodeName:               os.Getenv("K8S_NODE_NAME"),
+		ProcRoot:               "/proc",
+		AttributionRefresh:     10 * time.Second,
 		Events:                 metadata.DefaultEventsConfig(),
 		Metrics:                metadata.DefaultMetricsConfig(),
 		ResourceAttributes:     metadata.DefaultResourceAttributesConfig(),
@@ -108,6 +119,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v)", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
+	}
+	if cfg.ProcRoot == "" {
+		errs = append(errs, errors.New("proc_root: must be set (the node's procfs: /proc, or /hostfs/proc in a container)"))
+	}
+	if cfg.AttributionRefresh < time.Second {
+		errs = append(errs, fmt.Errorf("attribution_refresh_interval: %v must be at least 1s", cfg.AttributionRefresh))
 	}
 	return errors.Join(errs...)
 }

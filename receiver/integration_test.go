@@ -29,9 +29,11 @@ type rec struct {
 	severity string
 	netns    int64
 	attrs    map[string]any
+	res      map[string]any
 }
 
-// startReceiver runs a real podnet receiver (real BPF) feeding in-memory sinks.
+// startReceiver runs a real podnet receiver (real BPF) feeding in-memory sinks. Its stop
+// function shuts it down and asserts its programs are gone.
 func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
 	netnstest.RequireRoot(t)
@@ -49,11 +51,13 @@ func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, 
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
 	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	ids := loadedPrograms(t, lr)
 	stopped := false
 	stop := func() {
 		if !stopped {
 			stopped = true
 			require.NoError(t, lr.Shutdown(context.Background()))
+			assert.Empty(t, stillLoaded(t, ids), "Shutdown must unload every podnet program")
 		}
 	}
 	t.Cleanup(stop)
@@ -84,7 +88,8 @@ func records(logs []plog.Logs, netns ...uint32) []rec {
 			lrs := rl.ScopeLogs().At(0).LogRecords()
 			for j := 0; j < lrs.Len(); j++ {
 				lr := lrs.At(j)
-				out = append(out, rec{name: lr.EventName(), severity: lr.SeverityText(), netns: ino.Int(), attrs: lr.Attributes().AsRaw()})
+				out = append(out, rec{name: lr.EventName(), severity: lr.SeverityText(), netns: ino.Int(),
+					attrs: lr.Attributes().AsRaw(), res: rl.Resource().Attributes().AsRaw()})
 			}
 		}
 	}
@@ -135,7 +140,6 @@ func TestConnectAcceptCloseBetweenPods(t *testing.T) {
 func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
-	before := podnetPrograms(t)
 	logs, metrics, stop := startReceiver(t, mode)
 
 	srv := server.StartServer(t, "[::]:8080", 2)
@@ -149,7 +153,6 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
 
 	time.Sleep(200 * time.Millisecond) // closes in TIME_WAIT/FIN paths land in softirq
 	stop()
-	assert.Equal(t, before, podnetPrograms(t), "Shutdown must unload every podnet program")
 
 	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
 	require.Len(t, rs, 9, "4 per successful connection (connect, accept, 2 closes) x2 + a refused connect:\n%s", dump(rs))

@@ -99,12 +99,20 @@ func TestOverloadIsCountedAndRecovered(t *testing.T) {
 	sink.Reset()
 	netw := netnstest.NewNetwork(t, 30)
 	client, server := netw.AddPod(), netw.AddPod()
-	srv := server.StartServer(t, "0.0.0.0:8080", 1)
-	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after")
-	require.Empty(t, res)
-	srv.Wait(t)
-	require.Eventually(t, func() bool {
-		return len(records(sink.AllLogs(), client.NetnsInode(), server.NetnsInode())) == 4
-	}, 5*time.Second, 20*time.Millisecond, "connect, accept and both closes arrive after the overload")
+	// A one-page ring also overflows under other traffic on the machine (parallel test
+	// packages): a few attempts, each a fresh connection.
+	delivered := false
+	for attempt := 0; attempt < 3 && !delivered; attempt++ {
+		srv := server.StartServer(t, "0.0.0.0:8080", 1)
+		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after")
+		require.Empty(t, res)
+		srv.Wait(t)
+		for deadline := time.Now().Add(2 * time.Second); !delivered && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			delivered = len(records(sink.AllLogs(), client.NetnsInode(), server.NetnsInode())) == 4
+		}
+		sink.Reset()
+	}
+	require.True(t, delivered, "connect, accept and both closes arrive after the overload")
 	assert.Positive(t, counterSum(t, tt, "otelcol_podnet_events_received"))
 }

@@ -3,41 +3,49 @@ package receiver
 import (
 	"errors"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
 
-	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
-// podnetPrograms lists the loaded BPF programs that carry podnet's program names, so a test
-// can prove Shutdown unloaded everything it loaded.
-func podnetPrograms(t testing.TB) []string {
+// loadedPrograms returns the ids of a started receiver's programs.
+func loadedPrograms(t testing.TB, r any) []ebpf.ProgramID {
 	t.Helper()
-	ours := []string{bpf.PodnetProgStateTpBtf, bpf.PodnetProgStateTracepoint, bpf.PodnetProgEnterConnect,
-		bpf.PodnetProgExitConnect, bpf.PodnetProgExitAccept, bpf.PodnetProgExitAccept4}
-	var found []string
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
+	var rcv *podnetReceiver
+	switch v := r.(type) {
+	case *shared:
+		rcv = v.podnetReceiver
+	case *podnetReceiver:
+		rcv = v
+	}
+	tr, ok := rcv.src.(*kernel.Tracer)
+	if !ok {
+		t.Fatalf("receiver has no kernel tracer (not started?)")
+	}
+	ids := tr.ProgramIDs()
+	if len(ids) == 0 {
+		t.Fatal("a started receiver has programs loaded")
+	}
+	return ids
+}
+
+// stillLoaded returns which of the ids are still loaded. Other processes' podnet programs
+// (parallel test packages, benchmarks) do not count: only these ids do.
+func stillLoaded(t testing.TB, ids []ebpf.ProgramID) []ebpf.ProgramID {
+	t.Helper()
+	var alive []ebpf.ProgramID
+	for _, id := range ids {
+		p, err := ebpf.NewProgramFromID(id)
 		if errors.Is(err, os.ErrNotExist) {
-			break
+			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile
-		}
-		info, err := p.Info()
 		_ = p.Close()
-		if err == nil && slices.Contains(ours, info.Name) {
-			found = append(found, info.Name)
-		}
+		alive = append(alive, id)
 	}
-	slices.Sort(found)
-	return found
+	return alive
 }

@@ -40,6 +40,7 @@ type podnetReceiver struct {
 	// open loads the kernel side; a field so tests can substitute it.
 	open       func(kernel.Options) (source, error)
 	attributor attribution.Attributor
+	stopAttr   func()
 
 	telemetry *metadata.TelemetryBuilder
 	aggregate bool // metrics are counted in the kernel; no events
@@ -55,6 +56,7 @@ func newReceiver(cfg *Config, set otelreceiver.Settings) *podnetReceiver {
 		set:        set,
 		open:       openTracer(set.Logger),
 		attributor: attribution.None{},
+		stopAttr:   func() {},
 	}
 }
 
@@ -68,6 +70,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.String("hooks", string(t.Mode())),
 			zap.Errors("skipped_hooks", t.Skipped()),
 			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
+			zap.Any("program_ids", t.ProgramIDs()),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
 		return t, nil
 	}
@@ -84,8 +87,13 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	if err := r.startAttribution(host); err != nil {
+		tb.Shutdown()
+		return fmt.Errorf("podnet: %w", err)
+	}
 	src, err := r.open(r.cfg.kernelOptions(aggregate))
 	if err != nil {
+		r.stopAttr()
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
@@ -114,6 +122,7 @@ func (r *podnetReceiver) Shutdown(context.Context) error {
 	flushErr := r.src.Flush()
 	r.done.Wait()
 	err := r.src.Close()
+	r.stopAttr()
 	r.telemetry.Shutdown()
 	r.src = nil
 	return errors.Join(flushErr, err)

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"os"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
@@ -17,21 +16,23 @@ type resourceKey struct {
 	cgroupID uint64
 }
 
-const (
-	maxCachedResources = 4096
-	// Pod identity can appear after the first events (the pod informer or the /proc scan
-	// catches up), so built resources are rebuilt this often.
-	resourceTTL = 10 * time.Second
-)
+const maxCachedResources = 4096
 
-// resources builds and caches the Resource of each local end.
+// resources builds and caches the Resource of each local end. A cached Resource is reused
+// while its attribution is unchanged: pod identity can appear after a socket's first event
+// (the /proc scan or the pod informer catches up) and changes when a pod goes away, and the
+// lookup that tells costs far less than building a Resource.
 type resources struct {
 	cfg      metadata.ResourceAttributesConfig
 	attr     attribution.Attributor
 	nodeName string
 	hostName string
-	cache    map[resourceKey]pcommon.Resource
-	built    time.Time
+	cache    map[resourceKey]cachedResource
+}
+
+type cachedResource struct {
+	local attribution.Local
+	res   pcommon.Resource
 }
 
 func newResources(cfg *Config, attr attribution.Attributor) *resources {
@@ -45,32 +46,30 @@ func newResources(cfg *Config, attr attribution.Attributor) *resources {
 		attr:     attr,
 		nodeName: node,
 		hostName: host,
-		cache:    map[resourceKey]pcommon.Resource{},
-		built:    time.Now(),
+		cache:    map[resourceKey]cachedResource{},
 	}
 }
 
 func (r *resources) get(k resourceKey) pcommon.Resource {
-	if len(r.cache) >= maxCachedResources || time.Since(r.built) > resourceTTL {
-		clear(r.cache)
-		r.built = time.Now()
+	local := r.attr.Local(k.netnsIno, k.cgroupID)
+	if c, ok := r.cache[k]; ok && c.local == local {
+		return c.res
 	}
-	if res, ok := r.cache[k]; ok {
-		return res
+	if len(r.cache) >= maxCachedResources {
+		clear(r.cache)
 	}
 	rb := metadata.NewResourceBuilder(r.cfg)
 	rb.SetHostName(r.hostName)
 	rb.SetK8sNodeName(r.nodeName)
 	rb.SetPodnetNetnsInode(int64(k.netnsIno))
 	rb.SetPodnetCgroupID(int64(k.cgroupID))
-	local := r.attr.Local(k.netnsIno, k.cgroupID)
 	setIfKnown(rb.SetK8sPodUID, local.PodUID)
 	setIfKnown(rb.SetK8sPodName, local.PodName)
 	setIfKnown(rb.SetK8sNamespaceName, local.Namespace)
 	setIfKnown(rb.SetK8sContainerName, local.ContainerName)
 	setIfKnown(rb.SetContainerID, local.ContainerID)
 	res := rb.Emit()
-	r.cache[k] = res
+	r.cache[k] = cachedResource{local: local, res: res}
 	return res
 }
 

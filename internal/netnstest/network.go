@@ -58,7 +58,10 @@ type Pod struct {
 	Name string // netns name, usable with `ip netns exec`
 	IPv4 netip.Addr
 	IPv6 netip.Addr
-	t    testing.TB
+	// Cgroup, when set, is the cgroup2 directory the pod's commands run in (from their first
+	// instruction, so their sockets belong to it).
+	Cgroup string
+	t      testing.TB
 }
 
 // AddPod creates a pod namespace with addresses 10.213.<subnet>.<k> and fd00:213:<subnet>::<k>.
@@ -97,16 +100,35 @@ func (p *Pod) Exec(args ...string) string {
 	return Run(p.t, append([]string{"ip", "netns", "exec", p.Name}, args...)...)
 }
 
-// Command returns an unstarted command that runs inside the pod.
+// Command returns an unstarted command that runs inside the pod (and its cgroup, if set).
 func (p *Pod) Command(name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", p.Name, name}, args...)...)
+	argv := append([]string{name}, args...)
+	if p.Name != "" {
+		argv = append([]string{"ip", "netns", "exec", p.Name}, argv...)
+	}
+	if p.Cgroup != "" {
+		// The shell joins the cgroup, then becomes the command: same pid, no socket before.
+		argv = append([]string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, p.Cgroup}, argv...)
+	}
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+// HostPod returns a "hostNetwork pod": processes in the host's network namespace (Name is
+// empty), told apart only by their cgroup. It reaches the network's pods through the bridge
+// namespace only if routed there; tests use it as a server reached on loopback.
+func HostPod(t testing.TB, cgroup string) *Pod {
+	return &Pod{Cgroup: cgroup, IPv4: netip.MustParseAddr("127.0.0.1"), IPv6: netip.MustParseAddr("::1"), t: t}
 }
 
 // NetnsInode is the inode of the pod's network namespace, as the kernel reports it.
 func (p *Pod) NetnsInode() uint32 {
 	p.t.Helper()
+	path := "/run/netns/" + p.Name
+	if p.Name == "" {
+		path = "/proc/self/ns/net"
+	}
 	var st syscallStat
-	if err := stat("/run/netns/"+p.Name, &st); err != nil {
+	if err := stat(path, &st); err != nil {
 		p.t.Fatalf("stat netns %s: %v", p.Name, err)
 	}
 	return uint32(st.Ino)

@@ -116,6 +116,19 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	return t, nil
 }
 
+// ProgramIDs are the kernel ids of the loaded programs (for `bpftool prog show id N`).
+func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, p := range t.coll.Programs {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
 // Mode is the hook mode that loaded.
 func (t *Tracer) Mode() HookMode { return t.mode }
 

@@ -1,0 +1,64 @@
+package attribution
+
+import (
+	"net/netip"
+
+	"github.com/podnet/podnet/receiver/internal/procscan"
+)
+
+// LocalResolver finds the pod and container that own a socket from its kernel identity
+// (procscan.Scanner).
+type LocalResolver interface {
+	Lookup(netnsIno uint32, cgroupID uint64) (procscan.Ref, bool)
+}
+
+// Metadata names pods and services from the Kubernetes API (k8smeta.Store).
+type Metadata interface {
+	// Pod returns a pod on this node by UID.
+	Pod(uid string) (name, namespace string, ok bool)
+	// ContainerName names a container of a pod by its runtime id.
+	ContainerName(podUID, containerID string) (string, bool)
+	// Peer names the pod or Service that owns a cluster IP.
+	Peer(addr netip.Addr) (Peer, bool)
+}
+
+// Node attributes by what the node knows (namespaces and cgroups, no IPs: hostNetwork pods
+// share the node's IP and IPs are reused) and names by what the API server knows. Either part
+// may be missing: without metadata, locals carry pod UID and container id only; without a
+// resolver (nil), only peers are named.
+type Node struct {
+	resolver LocalResolver
+	meta     Metadata
+}
+
+// NewNode combines a resolver and metadata; either may be nil.
+func NewNode(resolver LocalResolver, meta Metadata) *Node {
+	return &Node{resolver: resolver, meta: meta}
+}
+
+func (n *Node) Local(netnsIno uint32, cgroupID uint64) Local {
+	if n.resolver == nil {
+		return Local{}
+	}
+	ref, ok := n.resolver.Lookup(netnsIno, cgroupID)
+	if !ok || ref.PodUID == "" {
+		return Local{}
+	}
+	l := Local{PodUID: ref.PodUID, ContainerID: ref.ContainerID}
+	if n.meta == nil {
+		return l
+	}
+	l.PodName, l.Namespace, _ = n.meta.Pod(ref.PodUID)
+	if ref.ContainerID != "" {
+		l.ContainerName, _ = n.meta.ContainerName(ref.PodUID, ref.ContainerID)
+	}
+	return l
+}
+
+func (n *Node) Peer(addr netip.Addr) Peer {
+	if n.meta == nil {
+		return Peer{}
+	}
+	p, _ := n.meta.Peer(addr)
+	return p
+}

@@ -1,0 +1,51 @@
+package attribution
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/podnet/podnet/receiver/internal/procscan"
+)
+
+type fakeResolver map[uint32]procscan.Ref
+
+func (f fakeResolver) Lookup(netns uint32, _ uint64) (procscan.Ref, bool) {
+	r, ok := f[netns]
+	return r, ok
+}
+
+type fakeMeta struct{}
+
+func (fakeMeta) Pod(uid string) (string, string, bool) {
+	if uid == "u1" {
+		return "web-0", "shop", true
+	}
+	return "", "", false
+}
+
+func (fakeMeta) ContainerName(podUID, id string) (string, bool) {
+	return "nginx", podUID == "u1" && id == "c1"
+}
+
+func (fakeMeta) Peer(a netip.Addr) (Peer, bool) {
+	if a == netip.MustParseAddr("10.96.0.10") {
+		return Peer{ServiceName: "dns", Namespace: "kube-system"}, true
+	}
+	return Peer{}, false
+}
+
+func TestNodeCombinesResolverAndMetadata(t *testing.T) {
+	res := fakeResolver{1: {PodUID: "u1", ContainerID: "c1"}, 2: {PodUID: "u2"}, 3: {}}
+	n := NewNode(res, fakeMeta{})
+	assert.Equal(t, Local{PodUID: "u1", PodName: "web-0", Namespace: "shop", ContainerName: "nginx", ContainerID: "c1"}, n.Local(1, 0))
+	assert.Equal(t, Local{PodUID: "u2"}, n.Local(2, 0), "a pod the API server does not (yet) know keeps its UID")
+	assert.Equal(t, Local{}, n.Local(3, 0), "a process outside any pod gets the node's identity only")
+	assert.Equal(t, Local{}, n.Local(4, 0), "unknown")
+	assert.Equal(t, Peer{ServiceName: "dns", Namespace: "kube-system"}, n.Peer(netip.MustParseAddr("10.96.0.10")))
+	assert.Equal(t, Peer{}, n.Peer(netip.MustParseAddr("10.0.0.1")), "nothing invented for unknown peers")
+
+	assert.Equal(t, Local{PodUID: "u1", ContainerID: "c1"}, NewNode(res, nil).Local(1, 0), "no API server: UID and container id")
+	assert.Equal(t, Local{}, NewNode(nil, fakeMeta{}).Local(1, 0))
+}
