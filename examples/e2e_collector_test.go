@@ -1,0 +1,197 @@
+package examples
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.yaml.in/yaml/v3"
+)
+
+const collectorBinary = "../bin/otelcol-podnet"
+
+// requireCollector returns the binary `make otelcol` builds. CI builds it before the tests,
+// so there a missing binary is a failure; elsewhere the test skips and says how to run it.
+func requireCollector(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(collectorBinary); err == nil {
+		return collectorBinary
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing: run make otelcol first", collectorBinary)
+	}
+	t.Skipf("SKIP: %s is missing: run make otelcol first to test the collector end to end", collectorBinary)
+	return ""
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// sink is the OTLP backend: the core otlpreceiver, in this process, on a loopback port.
+type sink struct {
+	addr    string
+	logs    *consumertest.LogsSink
+	metrics *consumertest.MetricsSink
+}
+
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	s := &sink{addr: freeLoopbackAddr(t), logs: new(consumertest.LogsSink), metrics: new(consumertest.MetricsSink)}
+	f := otlpreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = s.addr
+	set := receivertest.NewNopSettings(f.Type())
+	lr, err := f.CreateLogs(context.Background(), set, cfg, s.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, s.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := componenttest.NewNopHost()
+	if err := lr.Start(context.Background(), host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lr.Shutdown(context.Background()) })
+	if err := mr.Start(context.Background(), host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mr.Shutdown(context.Background()) })
+	return s
+}
+
+// collectorConfig is examples/local/config.yaml with its exporters swapped for otlp_grpc to the
+// sink, a health_check extension, metrics every second, and no self-telemetry endpoint (its
+// default port may be taken on a shared machine).
+func collectorConfig(t *testing.T, sinkAddr, healthAddr string) string {
+	t.Helper()
+	cfg := readYAML(t, "local/config.yaml")
+	cfg["receivers"].(map[string]any)["podnet"].(map[string]any)["metrics_interval"] = "1s"
+	cfg["exporters"] = map[string]any{"otlp_grpc": map[string]any{
+		"endpoint": sinkAddr, "tls": map[string]any{"insecure": true},
+	}}
+	cfg["extensions"] = map[string]any{"health_check": map[string]any{"endpoint": healthAddr}}
+	service := cfg["service"].(map[string]any)
+	service["extensions"] = []string{"health_check"}
+	service["telemetry"] = map[string]any{"metrics": map[string]any{"level": "none"}}
+	for _, p := range service["pipelines"].(map[string]any) {
+		p.(map[string]any)["exporters"] = []string{"otlp_grpc"}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// syncBuffer collects the collector's output, written by exec's copying goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// collector is a running otelcol-podnet process.
+type collector struct {
+	cmd    *exec.Cmd
+	output *syncBuffer
+	done   chan error
+}
+
+func startCollector(t *testing.T, binary, config string) *collector {
+	t.Helper()
+	c := &collector{cmd: exec.Command(binary, "--config="+config), output: new(syncBuffer), done: make(chan error, 1)}
+	c.cmd.Stdout, c.cmd.Stderr = c.output, c.output
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("otelcol-podnet output:\n%s", c.output)
+		}
+	})
+	return c
+}
+
+// waitHealthy polls the health_check endpoint until it answers 200 with the extension's
+// "Server available" status: every component, podnet included, has started.
+func (c *collector) waitHealthy(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-c.done:
+			t.Fatalf("otelcol-podnet exited before becoming healthy: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			var body struct {
+				Status string `json:"status"`
+			}
+			decodeErr := json.NewDecoder(resp.Body).Decode(&body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && decodeErr == nil && body.Status == "Server available" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health_check at %s never reported healthy (last error %v)", addr, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit within the collector's shutdown budget.
+func (c *collector) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("otelcol-podnet did not exit cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("otelcol-podnet still running 30s after SIGTERM")
+	}
+}
