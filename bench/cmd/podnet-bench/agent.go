@@ -28,7 +28,7 @@ func startAgent(path string, sc scenario, profile string) (*agentProc, error) {
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
-	cmd := exec.Command(path, args...)
+	cmd := child(exec.Command(path, args...))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

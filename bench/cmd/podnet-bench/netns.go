@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // pods is a client and a server network namespace joined by a veth pair. All benchmark
@@ -55,7 +56,14 @@ func (p *pods) delete() {
 	_ = exec.Command("ip", "netns", "del", p.server).Run()
 }
 
-// in returns a command that runs inside namespace ns.
+// in returns a command that runs inside namespace ns (`ip netns exec` execs it in place).
 func in(ns, name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	return child(exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...))
+}
+
+// child makes cmd stop with the harness: servers and agents never outlive an interrupted run.
+// SIGTERM, not SIGKILL: nginx's master stops its workers on TERM, the agent shuts down cleanly.
+func child(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return cmd
 }
