@@ -216,8 +216,8 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT)
 		on_syn_sent(sk);
-	else if (oldstate == TCP_SYN_SENT)
-		on_connect_done(sk, newstate);
+	else if (oldstate == TCP_SYN_SENT && (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE))
+		on_connect_done(sk, newstate); /* SYN_SENT -> SYN_RECV (simultaneous open) goes on */
 	else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		/* Passive open done, in softirq: no process to name yet; accept() fills it in. */
 		__u64 key = (__u64)sk;
