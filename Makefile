@@ -77,3 +77,6 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./receiver/internal/event/ ./receiver/ > bench/results/go-bench.raw.tmp
 	benchstat bench/results/go-bench.raw.tmp > bench/results/go-bench.txt
 	rm bench/results/go-bench.raw.tmp
+
+# examples/e2e_test.go runs bin/otelcol-podnet: never test a stale one.
+test: bin/otelcol-podnet
