@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -34,7 +35,7 @@ func TestCollectorEndToEnd(t *testing.T) {
 	col.waitHealthy(t, healthAddr)
 	held := heldPodnetPrograms(t, col.cmd.Process.Pid)
 	heldNames := slices.Sorted(maps.Values(held))
-	for _, want := range []string{"enter_connect", "exit_accept", "exit_accept4", "exit_connect"} {
+	for _, want := range []string{bpf.PodnetProgEnterConnect, bpf.PodnetProgExitConnect, bpf.PodnetProgExitAccept, bpf.PodnetProgExitAccept4} {
 		if !slices.Contains(heldNames, want) {
 			t.Fatalf("healthy collector holds podnet programs %v, missing %s", heldNames, want)
 		}
@@ -60,42 +61,8 @@ func TestCollectorEndToEnd(t *testing.T) {
 		t.Fatalf("curl to a closed port exited %d, want 7 (failed to connect)", refused.ExitCode)
 	}
 
-	ci, si := int64(client.NetnsInode()), int64(server.NetnsInode())
-	inodes := []int64{ci, si}
-	cIP, sIP := client.IPv4.String(), server.IPv4.String()
-	wantRecords := []connRecord{{
-		Inode: ci, Event: "podnet.tcp.connect", Severity: "Warn", Role: "client", Local: cIP, Peer: sIP,
-		PeerPort: closedPort, Pid: int64(refused.Pid), Executable: "curl", Error: "ECONNREFUSED",
-		LocalPort: -1, // any ephemeral port: set from what podnet reports, below
-	}}
-	wantSums := map[string]int64{
-		seriesKey(ci, "podnet.tcp.connections", "client", sIP, closedPort, "ECONNREFUSED"): 1,
-		seriesKey(ci, "podnet.tcp.retransmits", "client", sIP, httpPort, ""):               0,
-		seriesKey(si, "podnet.tcp.retransmits", "server", cIP, httpPort, ""):               0,
-	}
-	for _, f := range fetches {
-		client := connRecord{Inode: ci, Severity: "Info", Role: "client", Local: cIP, LocalPort: f.LocalPort,
-			Peer: sIP, PeerPort: httpPort, Pid: int64(f.Pid), Executable: "curl"}
-		server := connRecord{Inode: si, Severity: "Info", Role: "server", Local: sIP, LocalPort: httpPort,
-			Peer: cIP, PeerPort: f.LocalPort, Pid: int64(serverPid), Executable: "python3"}
-		clientClose, serverClose := client, server
-		clientClose.Sent, clientClose.Received = f.RequestBytes, f.ResponseBytes
-		serverClose.Sent, serverClose.Received = f.ResponseBytes, f.RequestBytes
-		client.Event, server.Event = "podnet.tcp.connect", "podnet.tcp.accept"
-		clientClose.Event, serverClose.Event = "podnet.tcp.close", "podnet.tcp.close"
-		wantRecords = append(wantRecords, client, server, clientClose, serverClose)
-
-		for _, side := range []struct {
-			inode      int64
-			role, peer string
-			sent, recv int64
-		}{{ci, "client", sIP, f.RequestBytes, f.ResponseBytes}, {si, "server", cIP, f.ResponseBytes, f.RequestBytes}} {
-			wantSums[seriesKey(side.inode, "podnet.tcp.connections", side.role, side.peer, httpPort, "")]++
-			wantSums[seriesKey(side.inode, "podnet.tcp.connections.closed", side.role, side.peer, httpPort, "")]++
-			wantSums[seriesKey(side.inode, "podnet.tcp.bytes_sent", side.role, side.peer, httpPort, "")] += side.sent
-			wantSums[seriesKey(side.inode, "podnet.tcp.bytes_received", side.role, side.peer, httpPort, "")] += side.recv
-		}
-	}
+	inodes := []int64{int64(client.NetnsInode()), int64(server.NetnsInode())}
+	wantRecords, wantSums := expected(client, server, serverPid, fetches, refused)
 
 	// Logs arrive within a poll interval and an export; cumulative metrics reach their final
 	// values within a metrics interval or two.
@@ -109,7 +76,7 @@ func TestCollectorEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	// curl cannot report the ephemeral port of a refused connect; podnet can.
+	// curl cannot report the ephemeral port of its refused connect (wantRecords[0]); podnet can.
 	for _, r := range gotRecords {
 		if r.Error != "" && r.LocalPort >= 1024 && r.LocalPort <= 65535 {
 			wantRecords[0].LocalPort = r.LocalPort
