@@ -26,6 +26,10 @@ func printTable(w io.Writer, sums []summary) {
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(w, "%s / %s: %s\n", s.scenario.name, s.workload.name(), v)
 		}
+		if s.contaminated > 0 {
+			fmt.Fprintf(w, "%s / %s: WARNING: another podnet instance was attached during %d of %d pairs (left out of the medians unless all were)\n",
+				s.scenario.name, s.workload.name(), s.contaminated, len(s.pairs))
+		}
 	}
 }
 
@@ -44,24 +48,25 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 		pairs, d)
 	for _, s := range sums {
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", s.workload.name(), s.workload.describe())
-		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | events/conn | lost | recursion missed | peak RSS MiB |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range s.pairs {
 			first := "baseline"
 			if p.podnetFirst {
 				first = "podnet"
 			}
 			bl, pl, ag := p.base.load, p.podnet.load, p.podnet.agent
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %.1f→%.1f | %.1f→%.1f | %.2f | %.2f | %d | %d | %.0f |\n",
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %.1f→%.1f | %.1f→%.1f | %.2f | %.2f | %d | %d | %.0f | %d/%d |\n",
 				i+1, first, bl.rate(), pl.rate(), pl.rate()/bl.rate(),
 				us(bl.P50), us(pl.P50), us(bl.P99), us(pl.P99),
 				ag.cpu.Seconds()*1e6/float64(pl.Connections), float64(ag.counters.EventsReceived)/float64(pl.Connections),
-				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024)
+				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign)
 		}
 		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s, p50 ratio %s, p99 ratio %s, podnet CPU %s ms per 1k connections, "+
-			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d.\n\n",
+			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d; "+
+			"pairs with another podnet instance attached (its programs tax every connection; left out of the medians unless all were): %d of %d.\n\n",
 			s.rate.format("%.3f"), s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
-			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors)
+			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors, s.contaminated, len(s.pairs))
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(&b, "- %s\n", v)
 		}

@@ -36,6 +36,8 @@ type targets struct {
 type run struct {
 	load  loadResult
 	agent *agentRun // nil for a baseline run
+	// foreign is how many other podnet instances were attached during the run.
+	foreign int
 }
 
 // agentRun is what podnet cost and saw during one run.
@@ -94,19 +96,22 @@ func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
 
 func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) (run, error) {
 	if !withPodnet {
+		before := observers()
 		l, err := w.load(r.pods, r.duration)
-		return run{load: l}, err
+		return run{load: l, foreign: max(before, observers())}, err
 	}
 	a, err := startAgent(r.agent, sc, profile)
 	if err != nil {
 		return run{}, err
 	}
+	before := observers() - 1 // minus our own agent
 	cpu0, err := a.cpu()
 	if err != nil {
 		_, _ = a.stop()
 		return run{}, err
 	}
 	l, err := w.load(r.pods, r.duration)
+	after := observers() - 1
 	time.Sleep(drainWait)
 	cpu1, cpuErr := a.cpu()
 	rss, hwm := a.memory()
@@ -116,5 +121,5 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 			return run{}, e
 		}
 	}
-	return run{load: l, agent: &agentRun{cpu: cpu1 - cpu0, rss: rss, hwm: hwm, counters: c}}, nil
+	return run{load: l, agent: &agentRun{cpu: cpu1 - cpu0, rss: rss, hwm: hwm, counters: c}, foreign: max(before, after)}, nil
 }

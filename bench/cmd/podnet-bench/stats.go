@@ -33,10 +33,24 @@ type summary struct {
 
 	baseRate, rate, p50, p99, cpuPer1k, eventsPerConn, rssMiB spread
 	lost, recursion, dropped, loadErrors                      int64
+	// contaminated counts pairs during which another podnet instance was attached; the
+	// summary leaves them out unless every pair is.
+	contaminated int
 }
 
 func summarize(sc scenario, w workload, pairs []pair) summary {
 	s := summary{scenario: sc, workload: w, pairs: pairs}
+	var clean []pair
+	for _, p := range pairs {
+		if p.base.foreign > 0 || p.podnet.foreign > 0 {
+			s.contaminated++
+		} else {
+			clean = append(clean, p)
+		}
+	}
+	if len(clean) > 0 {
+		pairs = clean
+	}
 	var base, rate, p50, p99, cpu, epc, rss []float64
 	for _, p := range pairs {
 		b, a := p.base.load, p.podnet.load
