@@ -1,0 +1,130 @@
+package kubetest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Cluster is an etcd + kube-apiserver pair owned by one test.
+type Cluster struct {
+	t     testing.TB
+	dir   string
+	host  string
+	certs pki
+	admin string // bearer token of a system:masters user
+
+	etcd      *process
+	apiserver *process
+
+	// Admin is a clientset that bypasses RBAC, for setting up test objects.
+	Admin kubernetes.Interface
+}
+
+// Start runs etcd and kube-apiserver and waits until the API server is ready. Both are
+// stopped by t.Cleanup. It skips the test (fails it when CI is set) if the binaries are
+// missing: build them with tools/kube/build.sh.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	bin := findBinaries(t)
+	c := &Cluster{t: t, dir: t.TempDir(), admin: rand.Text()}
+	var err error
+	if c.certs, err = writePKI(c.dir); err != nil {
+		t.Fatalf("kubetest: certificates: %v", err)
+	}
+	var etcdURL string
+	if c.etcd, etcdURL, err = startEtcd(bin.etcd, c.dir); err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Cleanup(c.etcd.stop)
+
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	c.host = fmt.Sprintf("https://127.0.0.1:%d", port)
+	if c.apiserver, err = apiserverProcess(bin.apiserver, c.dir, etcdURL, port, c.certs, c.admin); err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	// Registered after etcd's, so it runs first: the API server shuts down while etcd is up.
+	t.Cleanup(c.apiserver.stop)
+	c.Restart()
+
+	if c.Admin, err = kubernetes.NewForConfig(c.AdminConfig()); err != nil {
+		t.Fatalf("kubetest: admin client: %v", err)
+	}
+	return c
+}
+
+// Stop shuts the API server down (etcd keeps its data) to test clients during an outage.
+func (c *Cluster) Stop() { c.apiserver.stop() }
+
+// Restart starts the API server on the same address and waits until it is ready.
+func (c *Cluster) Restart() {
+	c.t.Helper()
+	start := time.Now()
+	if err := c.apiserver.start(); err != nil {
+		c.t.Fatalf("kubetest: %v", err)
+	}
+	if err := waitAPIServer(c.apiserver, c.host, c.certs.caPEM, c.admin); err != nil {
+		c.apiserver.stop()
+		c.t.Fatalf("kubetest: %v", err)
+	}
+	c.t.Logf("kubetest: kube-apiserver ready at %s in %v", c.host, time.Since(start).Round(time.Millisecond))
+}
+
+// AdminConfig returns a client configuration that bypasses RBAC.
+func (c *Cluster) AdminConfig() *rest.Config { return c.ConfigFor(c.admin) }
+
+// ConfigFor returns a client configuration that authenticates with a bearer token.
+func (c *Cluster) ConfigFor(token string) *rest.Config {
+	return &rest.Config{
+		Host:            c.host,
+		BearerToken:     token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.certs.caPEM},
+	}
+}
+
+// ServiceAccountToken creates the ServiceAccount if needed and returns a token for it from
+// the TokenRequest API: the identity an in-cluster collector runs as, subject to RBAC.
+func (c *Cluster) ServiceAccountToken(namespace, name string) string {
+	c.t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
+	_, err := c.Admin.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		c.t.Fatalf("kubetest: create service account %s/%s: %v", namespace, name, err)
+	}
+	tr, err := c.Admin.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		c.t.Fatalf("kubetest: token for %s/%s: %v", namespace, name, err)
+	}
+	return tr.Status.Token
+}
+
+// Kubeconfig writes cfg as a kubeconfig file and returns its path, for code that loads one.
+func (c *Cluster) Kubeconfig(cfg *rest.Config) string {
+	c.t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["kubetest"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "kubetest"}
+	kc.CurrentContext = "kubetest"
+	path := filepath.Join(c.t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		c.t.Fatalf("kubetest: write kubeconfig: %v", err)
+	}
+	return path
+}

@@ -1,0 +1,66 @@
+package k8smeta
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// AuthType says how the receiver authenticates to the Kubernetes API server; the values
+// are those of contrib's k8sconfig auth_type, so users configure both the same way.
+type AuthType string
+
+const (
+	// AuthTypeNone talks to the in-cluster API server without credentials, e.g. through an
+	// authenticating proxy.
+	AuthTypeNone AuthType = "none"
+	// AuthTypeServiceAccount uses the pod's mounted ServiceAccount token and CA: the normal
+	// DaemonSet deployment (see examples/rbac.yaml).
+	AuthTypeServiceAccount AuthType = "serviceAccount"
+	// AuthTypeKubeConfig loads a kubeconfig file: running outside the cluster.
+	AuthTypeKubeConfig AuthType = "kubeConfig"
+)
+
+// APIConfig selects the API server and credentials.
+type APIConfig struct {
+	AuthType AuthType `mapstructure:"auth_type"`
+	// KubeConfig is the kubeconfig file for AuthTypeKubeConfig; empty means the usual
+	// KUBECONFIG / ~/.kube/config lookup.
+	KubeConfig string `mapstructure:"kubeconfig"`
+}
+
+// Validate reports an unknown auth type or a kubeconfig path given for another type.
+func (c APIConfig) Validate() error {
+	switch c.AuthType {
+	case AuthTypeNone, AuthTypeServiceAccount, AuthTypeKubeConfig:
+	default:
+		return fmt.Errorf("auth_type %q: want %q, %q or %q", c.AuthType, AuthTypeNone, AuthTypeServiceAccount, AuthTypeKubeConfig)
+	}
+	if c.KubeConfig != "" && c.AuthType != AuthTypeKubeConfig {
+		return fmt.Errorf("kubeconfig is only used with auth_type %q", AuthTypeKubeConfig)
+	}
+	return nil
+}
+
+// RESTConfig builds the client configuration for the chosen auth type.
+func (c APIConfig) RESTConfig() (*rest.Config, error) {
+	switch c.AuthType {
+	case AuthTypeServiceAccount:
+		return rest.InClusterConfig()
+	case AuthTypeKubeConfig:
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		rules.ExplicitPath = c.KubeConfig
+		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	case AuthTypeNone:
+		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return nil, errors.New("auth_type none needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (in-cluster)")
+		}
+		return &rest.Config{Host: "https://" + net.JoinHostPort(host, port)}, nil
+	}
+	return nil, c.Validate()
+}

@@ -1,0 +1,78 @@
+package k8smeta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+)
+
+// health tracks the outcome of each informer's latest list or watch call and tells onStatus
+// when the Store turns unhealthy (an error) or healthy again (nil). Informers have no
+// "connected again" signal, so the calls themselves are observed.
+type health struct {
+	onStatus func(error)
+
+	mu     sync.Mutex
+	errs   map[string]error // by informer; a nil entry is a success
+	failed bool             // what onStatus was last told
+}
+
+func newHealth(onStatus func(error)) *health {
+	return &health{onStatus: onStatus, errs: map[string]error{}}
+}
+
+// observe wraps lw so that every list and watch call reports its outcome under name.
+func (h *health) observe(name string, lw *cache.ListWatch) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			obj, err := lw.ListWithContextFunc(ctx, opts)
+			h.record(ctx, name, "list", err)
+			return obj, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			w, err := lw.WatchFuncWithContext(ctx, opts)
+			h.record(ctx, name, "watch", err)
+			return w, err
+		},
+	}
+}
+
+func (h *health) record(ctx context.Context, name, verb string, err error) {
+	if ctx.Err() != nil {
+		return // stopping: a cancelled call says nothing about the API server
+	}
+	if err != nil {
+		err = fmt.Errorf("kubernetes metadata: %s %s: %w", verb, name, err)
+		if apierrors.IsForbidden(err) {
+			err = fmt.Errorf("%w (the collector's account needs get, list and watch on pods and services: see examples/rbac.yaml)", err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock() // held during onStatus so that reports arrive in order
+	h.errs[name] = err
+	status := errors.Join(h.sortedErrs()...)
+	if (status != nil) != h.failed {
+		h.failed = status != nil
+		h.onStatus(status)
+	}
+}
+
+// sortedErrs returns the failing informers' errors in name order, for a stable message.
+func (h *health) sortedErrs() []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(h.errs)) {
+		if err := h.errs[name]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,195 @@
+// Package k8smeta keeps the Kubernetes metadata that attributes connections: the pods on
+// this node (by UID, with their containers) and every pod and Service in the cluster by
+// IP. It is fed by informers and keeps answering from what it has when the API server is
+// unreachable.
+package k8smeta
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// uidIndex indexes local pods by UID, which is how the receiver finds them (cgroup paths).
+const uidIndex = "uid"
+
+// Options tune a Store.
+type Options struct {
+	// NodeName is the node whose pods are local (spec.nodeName); required.
+	NodeName string
+	// SyncTimeout bounds how long Start waits for the first listing; 0 means 10s.
+	SyncTimeout time.Duration
+	// OnStatus is told of API server trouble (an error) and recovery (nil); may be nil.
+	OnStatus func(error)
+}
+
+// Store answers metadata lookups from informer caches. Lookups are safe at any time, also
+// before Start and after Stop, and never block on the API server.
+type Store struct {
+	httpClient  *http.Client
+	syncTimeout time.Duration
+
+	local, peers, services cache.SharedIndexInformer
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewStore prepares the informers; nothing talks to the API server before Start.
+func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
+	if opts.NodeName == "" {
+		return nil, errors.New("kubernetes metadata: node name is empty")
+	}
+	if opts.SyncTimeout == 0 {
+		opts.SyncTimeout = 10 * time.Second
+	}
+	if opts.OnStatus == nil {
+		opts.OnStatus = func(error) {}
+	}
+	// An HTTP client of our own, so that Stop can close its idle connections.
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	h := newHealth(opts.OnStatus)
+	rc := client.CoreV1().RESTClient()
+	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
+	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout}
+	s.local, err = newInformer(
+		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
+		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})
+	if err != nil {
+		return nil, err
+	}
+	s.peers, err = newInformer(
+		h.observe("pods", cache.NewListWatchFromClient(rc, "pods", metav1.NamespaceAll, fields.Everything())),
+		&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: podIPs})
+	if err != nil {
+		return nil, err
+	}
+	s.services, err = newInformer(
+		h.observe("services", cache.NewListWatchFromClient(rc, "services", metav1.NamespaceAll, fields.Everything())),
+		&corev1.Service{}, transformService, cache.Indexers{ipIndex: serviceIPs})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newInformer(lw *cache.ListWatch, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
+	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{Indexers: indexers})
+	return inf, inf.SetTransform(transform)
+}
+
+// Start runs the informers and waits up to the sync timeout for their first listing. It
+// returns whether they all synced; if not, they keep trying in the background (OnStatus
+// says why) while lookups answer from whatever has arrived.
+func (s *Store) Start() bool {
+	// client-go would log every failed retry itself; OnStatus reports them instead.
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
+	s.cancel = cancel
+	for _, inf := range []cache.SharedIndexInformer{s.local, s.peers, s.services} {
+		s.wg.Go(func() { inf.RunWithContext(ctx) })
+	}
+	syncCtx, cancelSync := context.WithTimeout(ctx, s.syncTimeout)
+	defer cancelSync()
+	return cache.WaitForCacheSync(syncCtx.Done(), s.local.HasSynced, s.peers.HasSynced, s.services.HasSynced)
+}
+
+// Stop ends the informers and waits for their goroutines. Safe before Start and twice.
+func (s *Store) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.httpClient.CloseIdleConnections()
+}
+
+// PodByUID returns a pod on this node.
+func (s *Store) PodByUID(uid string) (Pod, bool) {
+	p, ok := s.localPod(uid)
+	if !ok {
+		return Pod{}, false
+	}
+	return podFromObject(p), true
+}
+
+// ContainerName returns the name of a container of a pod on this node, by the bare
+// container ID found in its cgroup path.
+func (s *Store) ContainerName(podUID, containerID string) (string, bool) {
+	p, ok := s.localPod(podUID)
+	if !ok {
+		return "", false
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if c.ContainerID == containerID {
+			return c.Name, true
+		}
+	}
+	return "", false
+}
+
+func (s *Store) localPod(uid string) (*corev1.Pod, bool) {
+	objs, err := s.local.GetIndexer().ByIndex(uidIndex, uid)
+	if err != nil || len(objs) == 0 {
+		return nil, false
+	}
+	p, ok := objs[0].(*corev1.Pod)
+	return p, ok
+}
+
+// PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is.
+// hostNetwork pods are never returned (see podIPs).
+func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
+	key := addr.Unmap().String()
+	if objs, err := s.services.GetIndexer().ByIndex(ipIndex, key); err == nil && len(objs) > 0 {
+		if svc, ok := objs[0].(*corev1.Service); ok {
+			return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
+		}
+	}
+	objs, err := s.peers.GetIndexer().ByIndex(ipIndex, key)
+	if err != nil {
+		return Peer{}, false
+	}
+	var found *corev1.Pod
+	for _, obj := range objs {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		// While a pod terminates, its IP may already belong to its successor: prefer
+		// the pod that is not going away.
+		if found == nil || (found.DeletionTimestamp != nil && p.DeletionTimestamp == nil) {
+			found = p
+		}
+	}
+	if found == nil {
+		return Peer{}, false
+	}
+	return Peer{Kind: PeerPod, Name: found.Name, Namespace: found.Namespace, UID: string(found.UID)}, true
+}
+
+func podUID(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	return []string{string(p.UID)}, nil
+}
