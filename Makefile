@@ -75,7 +75,8 @@ bench-setup:
 # Go micro-benchmarks (no root): per-event decode, conversion, aggregation; benchstat summary.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./receiver/internal/event/ ./receiver/ > bench/results/go-bench.raw.tmp
-	benchstat bench/results/go-bench.raw.tmp > bench/results/go-bench.txt
+	{ echo "# $$(date -u +%F) $$(nproc) vCPU, load average $$(cut -d' ' -f1-3 /proc/loadavg) (other builds run here: read the ± columns)"; \
+		benchstat podnet=bench/results/go-bench.raw.tmp; } > bench/results/go-bench.txt
 	rm bench/results/go-bench.raw.tmp
 
 # examples/e2e_test.go runs bin/otelcol-podnet: never test a stale one.
