@@ -4,6 +4,9 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // PeerKind says what a remote address belongs to.
@@ -24,68 +27,65 @@ type Peer struct {
 // an IPv6 address matches however the API server spelled it.
 const ipIndex = "ip"
 
-// transformPeerPod keeps what PeerByIP needs of any pod in the cluster: identity, IPs and
-// whether they can be attributed (see podIPs).
+// addressOwner is what the cluster-wide informers store for each pod and Service: their
+// identity and attributable addresses. It replaces the whole object (a stripped corev1.Pod
+// would still be a 1.2 kB struct), which matters with every pod of the cluster cached on
+// every node; see TestMemoryPer10kPods.
+type addressOwner struct {
+	metav1.ObjectMeta // identity, resource version, deletion timestamp (see strippedMeta)
+	ips               []string
+}
+
+func (a *addressOwner) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (a *addressOwner) DeepCopyObject() runtime.Object {
+	return &addressOwner{ObjectMeta: *a.ObjectMeta.DeepCopy(), ips: append([]string(nil), a.ips...)}
+}
+
+// transformPeerPod keeps a pod's attributable IPs. A hostNetwork pod has none: its IP is
+// its node's, shared with the node itself and every other hostNetwork pod there, so a
+// connection to it cannot be attributed to that pod. A finished pod has none either: its
+// IP may already belong to a new pod.
 func transformPeerPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Pod{
-		ObjectMeta: strippedMeta(&pod.ObjectMeta),
-		Spec:       corev1.PodSpec{HostNetwork: pod.Spec.HostNetwork},
-		Status:     corev1.PodStatus{Phase: pod.Status.Phase, PodIPs: pod.Status.PodIPs},
+	out := &addressOwner{ObjectMeta: strippedMeta(&pod.ObjectMeta)}
+	if pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return out, nil
 	}
-	if len(out.Status.PodIPs) == 0 && pod.Status.PodIP != "" {
-		out.Status.PodIPs = []corev1.PodIP{{IP: pod.Status.PodIP}}
+	for _, ip := range pod.Status.PodIPs {
+		out.ips = appendAddr(out.ips, ip.IP)
+	}
+	if len(pod.Status.PodIPs) == 0 {
+		out.ips = appendAddr(out.ips, pod.Status.PodIP)
 	}
 	return out, nil
 }
 
-// podIPs is the IP index of pods. A hostNetwork pod is left out: its IP is its node's,
-// shared with the node itself and every other hostNetwork pod there, so a connection to it
-// cannot be attributed to that pod. A finished pod is left out too: its IP may already be
-// reused by a new pod.
-func podIPs(obj any) ([]string, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		return nil, nil
-	}
-	keys := make([]string, 0, len(pod.Status.PodIPs))
-	for _, ip := range pod.Status.PodIPs {
-		keys = appendAddr(keys, ip.IP)
-	}
-	return keys, nil
-}
-
-// transformService keeps a Service's identity and ClusterIPs.
+// transformService keeps a Service's ClusterIPs, one per family when dual-stack. Headless
+// ("None") and ExternalName Services have none.
 func transformService(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Service{
-		ObjectMeta: strippedMeta(&svc.ObjectMeta),
-		Spec:       corev1.ServiceSpec{ClusterIPs: svc.Spec.ClusterIPs},
+	out := &addressOwner{ObjectMeta: strippedMeta(&svc.ObjectMeta)}
+	for _, ip := range svc.Spec.ClusterIPs {
+		out.ips = appendAddr(out.ips, ip)
 	}
-	if len(out.Spec.ClusterIPs) == 0 && svc.Spec.ClusterIP != "" {
-		out.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+	if len(svc.Spec.ClusterIPs) == 0 {
+		out.ips = appendAddr(out.ips, svc.Spec.ClusterIP)
 	}
 	return out, nil
 }
 
-// serviceIPs is the IP index of Services: every ClusterIP (one per family when dual-stack).
-// Headless Services ("None") and ExternalName Services have none.
-func serviceIPs(obj any) ([]string, error) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
-		return nil, nil
+func addressIndex(obj any) ([]string, error) {
+	if a, ok := obj.(*addressOwner); ok {
+		return a.ips, nil
 	}
-	keys := make([]string, 0, len(svc.Spec.ClusterIPs))
-	for _, ip := range svc.Spec.ClusterIPs {
-		keys = appendAddr(keys, ip)
-	}
-	return keys, nil
+	return nil, nil
 }
 
 // appendAddr appends the canonical form of ip; "None", "" and garbage are skipped.

@@ -1,10 +1,13 @@
 package k8smeta
 
 import (
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Pod is what the receiver knows about a pod running on its own node.
@@ -17,33 +20,37 @@ type Pod struct {
 	Containers map[string]string
 }
 
-// transformLocalPod keeps what PodByUID and ContainerName answer from. The informer stores
-// the returned object instead of the full pod, whose spec and managed fields are most of
-// its size. It is idempotent, as the informer requires.
+// localPod is what the node's pod informer stores per pod, instead of the whole object.
+type localPod struct {
+	metav1.ObjectMeta
+	hostNetwork bool
+	containers  []container
+}
+
+type container struct{ id, name string }
+
+func (p *localPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (p *localPod) DeepCopyObject() runtime.Object {
+	return &localPod{ObjectMeta: *p.ObjectMeta.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers)}
+}
+
+// transformLocalPod keeps what PodByUID and ContainerName answer from. It is idempotent,
+// as the informer requires: anything but a *corev1.Pod passes through.
 func transformLocalPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Pod{
-		ObjectMeta: strippedMeta(&pod.ObjectMeta),
-		Spec:       corev1.PodSpec{HostNetwork: pod.Spec.HostNetwork},
-	}
-	statuses := [][]corev1.ContainerStatus{
+	out := &localPod{ObjectMeta: strippedMeta(&pod.ObjectMeta), hostNetwork: pod.Spec.HostNetwork}
+	for _, statuses := range [][]corev1.ContainerStatus{
 		pod.Status.InitContainerStatuses,
 		pod.Status.ContainerStatuses,
 		pod.Status.EphemeralContainerStatuses,
-	}
-	n := 0
-	for _, s := range statuses {
-		n += len(s)
-	}
-	// All kinds go into ContainerStatuses: only the ID→name pairs matter here.
-	out.Status.ContainerStatuses = make([]corev1.ContainerStatus, 0, n)
-	for _, s := range statuses {
-		for _, c := range s {
+	} {
+		for _, c := range statuses {
 			if id := bareContainerID(c.ContainerID); id != "" {
-				out.Status.ContainerStatuses = append(out.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, ContainerID: id})
+				out.containers = append(out.containers, container{id: id, name: c.Name})
 			}
 		}
 	}
@@ -72,16 +79,16 @@ func bareContainerID(id string) string {
 	return id
 }
 
-func podFromObject(p *corev1.Pod) Pod {
+func (p *localPod) pod() Pod {
 	out := Pod{
 		Name:        p.Name,
 		Namespace:   p.Namespace,
 		UID:         string(p.UID),
-		HostNetwork: p.Spec.HostNetwork,
-		Containers:  make(map[string]string, len(p.Status.ContainerStatuses)),
+		HostNetwork: p.hostNetwork,
+		Containers:  make(map[string]string, len(p.containers)),
 	}
-	for _, c := range p.Status.ContainerStatuses {
-		out.Containers[c.ContainerID] = c.Name
+	for _, c := range p.containers {
+		out.Containers[c.id] = c.name
 	}
 	return out
 }

@@ -80,13 +80,13 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	}
 	s.peers, err = newInformer(
 		h.observe("pods", cache.NewListWatchFromClient(rc, "pods", metav1.NamespaceAll, fields.Everything())),
-		&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: podIPs})
+		&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
 	if err != nil {
 		return nil, err
 	}
 	s.services, err = newInformer(
 		h.observe("services", cache.NewListWatchFromClient(rc, "services", metav1.NamespaceAll, fields.Everything())),
-		&corev1.Service{}, transformService, cache.Indexers{ipIndex: serviceIPs})
+		&corev1.Service{}, transformService, cache.Indexers{ipIndex: addressIndex})
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *Store) PodByUID(uid string) (Pod, bool) {
 	if !ok {
 		return Pod{}, false
 	}
-	return podFromObject(p), true
+	return p.pod(), true
 }
 
 // ContainerName returns the name of a container of a pod on this node, by the bare
@@ -138,56 +138,55 @@ func (s *Store) ContainerName(podUID, containerID string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	for _, c := range p.Status.ContainerStatuses {
-		if c.ContainerID == containerID {
-			return c.Name, true
+	for _, c := range p.containers {
+		if c.id == containerID {
+			return c.name, true
 		}
 	}
 	return "", false
 }
 
-func (s *Store) localPod(uid string) (*corev1.Pod, bool) {
+func (s *Store) localPod(uid string) (*localPod, bool) {
 	objs, err := s.local.GetIndexer().ByIndex(uidIndex, uid)
 	if err != nil || len(objs) == 0 {
 		return nil, false
 	}
-	p, ok := objs[0].(*corev1.Pod)
+	p, ok := objs[0].(*localPod)
 	return p, ok
 }
 
 // PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is.
-// hostNetwork pods are never returned (see podIPs).
+// hostNetwork pods are never returned (see transformPeerPod).
 func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 	key := addr.Unmap().String()
-	if objs, err := s.services.GetIndexer().ByIndex(ipIndex, key); err == nil && len(objs) > 0 {
-		if svc, ok := objs[0].(*corev1.Service); ok {
-			return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
-		}
+	if svc, ok := addressOwnerAt(s.services, key); ok {
+		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
 	}
-	objs, err := s.peers.GetIndexer().ByIndex(ipIndex, key)
+	if pod, ok := addressOwnerAt(s.peers, key); ok {
+		return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
+	}
+	return Peer{}, false
+}
+
+// addressOwnerAt returns the object holding key. While a pod terminates, its IP may
+// already belong to its successor: the one not going away wins.
+func addressOwnerAt(inf cache.SharedIndexInformer, key string) (*addressOwner, bool) {
+	objs, err := inf.GetIndexer().ByIndex(ipIndex, key)
 	if err != nil {
-		return Peer{}, false
+		return nil, false
 	}
-	var found *corev1.Pod
+	var found *addressOwner
 	for _, obj := range objs {
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
-			continue
-		}
-		// While a pod terminates, its IP may already belong to its successor: prefer
-		// the pod that is not going away.
-		if found == nil || (found.DeletionTimestamp != nil && p.DeletionTimestamp == nil) {
-			found = p
+		a, ok := obj.(*addressOwner)
+		if ok && (found == nil || (found.DeletionTimestamp != nil && a.DeletionTimestamp == nil)) {
+			found = a
 		}
 	}
-	if found == nil {
-		return Peer{}, false
-	}
-	return Peer{Kind: PeerPod, Name: found.Name, Namespace: found.Namespace, UID: string(found.UID)}, true
+	return found, found != nil
 }
 
 func podUID(obj any) ([]string, error) {
-	p, ok := obj.(*corev1.Pod)
+	p, ok := obj.(*localPod)
 	if !ok {
 		return nil, nil
 	}

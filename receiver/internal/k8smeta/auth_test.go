@@ -1,0 +1,46 @@
+package k8smeta
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAPIConfigValidate(t *testing.T) {
+	for _, ok := range []APIConfig{
+		{AuthType: AuthTypeNone},
+		{AuthType: AuthTypeServiceAccount},
+		{AuthType: AuthTypeKubeConfig},
+		{AuthType: AuthTypeKubeConfig, KubeConfig: "/etc/kubeconfig"},
+	} {
+		assert.NoError(t, ok.Validate(), "%+v", ok)
+	}
+	assert.ErrorContains(t, APIConfig{AuthType: "tls"}.Validate(), `auth_type "tls"`)
+	assert.ErrorContains(t, APIConfig{}.Validate(), `auth_type ""`)
+	assert.ErrorContains(t, APIConfig{AuthType: AuthTypeServiceAccount, KubeConfig: "/x"}.Validate(), "only used with")
+}
+
+func TestAPIConfigNone(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+	cfg, err := APIConfig{AuthType: AuthTypeNone}.RESTConfig()
+	require.NoError(t, err)
+	assert.Equal(t, "https://[fd00::1]:443", cfg.Host)
+	assert.Empty(t, cfg.BearerToken)
+
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	_, err = APIConfig{AuthType: AuthTypeNone}.RESTConfig()
+	assert.ErrorContains(t, err, "KUBERNETES_SERVICE_HOST")
+}
+
+func TestAPIConfigServiceAccountOutsideCluster(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	_, err := APIConfig{AuthType: AuthTypeServiceAccount}.RESTConfig()
+	assert.Error(t, err)
+}
+
+func TestAPIConfigMissingKubeconfig(t *testing.T) {
+	_, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: t.TempDir() + "/missing"}.RESTConfig()
+	assert.Error(t, err)
+}

@@ -1,0 +1,56 @@
+package k8smeta
+
+import (
+	"runtime"
+	"testing"
+
+	"k8s.io/client-go/tools/cache"
+)
+
+// TestMemoryPer10kPods measures the heap an informer cache holds for 10k pods after the
+// transforms, indexes included, against the same pods stored whole. The bounds catch a
+// transform that starts keeping a large field; the logged figures are the documented ones.
+func TestMemoryPer10kPods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a few hundred MB of pods")
+	}
+	const pods = 10_000
+	cases := []struct {
+		name      string
+		transform cache.TransformFunc
+		indexers  cache.Indexers
+		maxBytes  uint64 // per 10k pods
+	}{
+		{"untransformed", func(o any) (any, error) { return o, nil }, cache.Indexers{ipIndex: addressIndex}, 0},
+		{"peers (cluster-wide, by IP)", transformPeerPod, cache.Indexers{ipIndex: addressIndex}, 10 << 20},
+		{"local (by UID, containers)", transformLocalPod, cache.Indexers{uidIndex: podUID}, 14 << 20},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := heapInUse()
+			store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, c.indexers)
+			for i := range pods {
+				obj, err := c.transform(fullPod(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := store.Add(obj); err != nil {
+					t.Fatal(err)
+				}
+			}
+			used := heapInUse() - before
+			runtime.KeepAlive(store)
+			t.Logf("%s: %.1f MiB per %d pods (%d B/pod)", c.name, float64(used)/(1<<20), pods, used/pods)
+			if c.maxBytes > 0 && used > c.maxBytes {
+				t.Errorf("%d B per 10k pods, want at most %d", used, c.maxBytes)
+			}
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
