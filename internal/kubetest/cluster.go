@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Cluster is an etcd + kube-apiserver pair owned by one test.
@@ -112,19 +109,4 @@ func (c *Cluster) ServiceAccountToken(namespace, name string) string {
 		c.t.Fatalf("kubetest: token for %s/%s: %v", namespace, name, err)
 	}
 	return tr.Status.Token
-}
-
-// Kubeconfig writes cfg as a kubeconfig file and returns its path, for code that loads one.
-func (c *Cluster) Kubeconfig(cfg *rest.Config) string {
-	c.t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["kubetest"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts["kubetest"] = &clientcmdapi.Context{Cluster: "kubetest", AuthInfo: "kubetest"}
-	kc.CurrentContext = "kubetest"
-	path := filepath.Join(c.t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		c.t.Fatalf("kubetest: write kubeconfig: %v", err)
-	}
-	return path
 }

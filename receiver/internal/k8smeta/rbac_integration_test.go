@@ -1,0 +1,32 @@
+package k8smeta
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStoreWithoutListVerb proves that the list verb of examples/rbac.yaml is needed and that
+// its absence is reported clearly, not as a silent empty cache: the same manifest, minus
+// list, must fail the initial sync and report a forbidden status naming the fix.
+func TestStoreWithoutListVerb(t *testing.T) {
+	c := kubetest.Start(t)
+	objs := loadRBAC(t)
+	for i := range objs.role.Rules {
+		objs.role.Rules[i].Verbs = slices.DeleteFunc(objs.role.Rules[i].Verbs, func(v string) bool { return v == "list" })
+	}
+	kubeconfig := applyRBAC(t, c, objs)
+
+	_, status, synced := startStore(t, kubeconfig, "node-a", 3*time.Second)
+	assert.False(t, synced, "initial sync without the list verb")
+	err := status.next(t, 30*time.Second)
+	require.Error(t, err)
+	t.Logf("status: %v", err)
+	assert.ErrorContains(t, err, "forbidden")
+	assert.ErrorContains(t, err, `cannot list resource "pods"`)
+	assert.ErrorContains(t, err, "examples/rbac.yaml")
+}
