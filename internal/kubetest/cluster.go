@@ -17,7 +17,6 @@ import (
 
 // Cluster is an etcd + kube-apiserver pair owned by one test.
 type Cluster struct {
-	t     testing.TB
 	dir   string
 	host  string
 	certs pki
@@ -36,7 +35,7 @@ type Cluster struct {
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := findBinaries(t)
-	c := &Cluster{t: t, dir: t.TempDir(), admin: rand.Text()}
+	c := &Cluster{dir: t.TempDir(), admin: rand.Text()}
 	var err error
 	if c.certs, err = writePKI(c.dir); err != nil {
 		t.Fatalf("kubetest: certificates: %v", err)
@@ -57,7 +56,7 @@ func Start(t testing.TB) *Cluster {
 	}
 	// Registered after etcd's, so it runs first: the API server shuts down while etcd is up.
 	t.Cleanup(c.apiserver.stop)
-	c.Restart()
+	c.Restart(t)
 
 	if c.Admin, err = kubernetes.NewForConfig(c.AdminConfig()); err != nil {
 		t.Fatalf("kubetest: admin client: %v", err)
@@ -69,17 +68,17 @@ func Start(t testing.TB) *Cluster {
 func (c *Cluster) Stop() { c.apiserver.stop() }
 
 // Restart starts the API server on the same address and waits until it is ready.
-func (c *Cluster) Restart() {
-	c.t.Helper()
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
 	start := time.Now()
 	if err := c.apiserver.start(); err != nil {
-		c.t.Fatalf("kubetest: %v", err)
+		t.Fatalf("kubetest: %v", err)
 	}
 	if err := waitAPIServer(c.apiserver, c.host, c.certs.caPEM, c.admin); err != nil {
 		c.apiserver.stop()
-		c.t.Fatalf("kubetest: %v", err)
+		t.Fatalf("kubetest: %v", err)
 	}
-	c.t.Logf("kubetest: kube-apiserver ready at %s in %v", c.host, time.Since(start).Round(time.Millisecond))
+	t.Logf("kubetest: kube-apiserver ready at %s in %v", c.host, time.Since(start).Round(time.Millisecond))
 }
 
 // AdminConfig returns a client configuration that bypasses RBAC.
@@ -96,17 +95,17 @@ func (c *Cluster) ConfigFor(token string) *rest.Config {
 
 // ServiceAccountToken creates the ServiceAccount if needed and returns a token for it from
 // the TokenRequest API: the identity an in-cluster collector runs as, subject to RBAC.
-func (c *Cluster) ServiceAccountToken(namespace, name string) string {
-	c.t.Helper()
+func (c *Cluster) ServiceAccountToken(t testing.TB, namespace, name string) string {
+	t.Helper()
 	ctx := context.Background()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
 	_, err := c.Admin.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		c.t.Fatalf("kubetest: create service account %s/%s: %v", namespace, name, err)
+		t.Fatalf("kubetest: create service account %s/%s: %v", namespace, name, err)
 	}
 	tr, err := c.Admin.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
-		c.t.Fatalf("kubetest: token for %s/%s: %v", namespace, name, err)
+		t.Fatalf("kubetest: token for %s/%s: %v", namespace, name, err)
 	}
 	return tr.Status.Token
 }

@@ -12,9 +12,9 @@ import (
 
 // Kubeconfig writes cfg as a kubeconfig file and returns its path, so that tests go through
 // the same loading code as a user's configuration.
-func (c *Cluster) Kubeconfig(cfg *rest.Config) string {
-	c.t.Helper()
-	return writeKubeconfig(c.t, cfg)
+func (c *Cluster) Kubeconfig(t testing.TB, cfg *rest.Config) string {
+	t.Helper()
+	return writeKubeconfig(t, cfg)
 }
 
 // UnreachableKubeconfig returns a kubeconfig for a loopback port nobody listens on: an API

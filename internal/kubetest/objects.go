@@ -2,8 +2,10 @@ package kubetest
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
+	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,16 +14,16 @@ import (
 
 // Namespace creates a namespace and its default ServiceAccount, which the ServiceAccount
 // admission plugin requires of every pod and which no controller-manager creates here.
-func (c *Cluster) Namespace(name string) {
-	c.t.Helper()
+func (c *Cluster) Namespace(t testing.TB, name string) {
+	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if _, err := c.Admin.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-		c.t.Fatalf("kubetest: create namespace %s: %v", name, err)
+		t.Fatalf("kubetest: create namespace %s: %v", name, err)
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: name}}
 	if _, err := c.Admin.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
-		c.t.Fatalf("kubetest: create default service account in %s: %v", name, err)
+		t.Fatalf("kubetest: create default service account in %s: %v", name, err)
 	}
 }
 
@@ -30,20 +32,19 @@ type Pod struct {
 	Namespace, Name string
 	Node            string            // spec.nodeName: binds the pod without a scheduler
 	IPs             []string          // status.podIPs; the first is status.podIP
-	Containers      map[string]string // container name → status containerID ("containerd://…")
+	Containers      map[string]string // container name → status containerID ("containerd://…"); empty: one "main" without ID
 	HostNetwork     bool              // IPs are then the node's and also its hostIPs
 }
 
 // CreatePod creates the pod, then writes its status (Running, IPs, container IDs) through
 // the status subresource, the way a kubelet does.
-func (c *Cluster) CreatePod(p Pod) *corev1.Pod {
-	c.t.Helper()
+func (c *Cluster) CreatePod(t testing.TB, p Pod) *corev1.Pod {
+	t.Helper()
 	ctx := context.Background()
-	names := make([]string, 0, len(p.Containers))
-	for name := range p.Containers {
-		names = append(names, name)
+	names := slices.Sorted(maps.Keys(p.Containers))
+	if len(names) == 0 {
+		names = []string{"main"} // a pod needs a container
 	}
-	slices.Sort(names)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 		Spec:       corev1.PodSpec{NodeName: p.Node, HostNetwork: p.HostNetwork},
@@ -53,7 +54,7 @@ func (c *Cluster) CreatePod(p Pod) *corev1.Pod {
 	}
 	created, err := c.Admin.CoreV1().Pods(p.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
-		c.t.Fatalf("kubetest: create pod %s/%s: %v", p.Namespace, p.Name, err)
+		t.Fatalf("kubetest: create pod %s/%s: %v", p.Namespace, p.Name, err)
 	}
 
 	created.Status.Phase = corev1.PodRunning
@@ -81,18 +82,18 @@ func (c *Cluster) CreatePod(p Pod) *corev1.Pod {
 	}
 	updated, err := c.Admin.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	if err != nil {
-		c.t.Fatalf("kubetest: set status of pod %s/%s: %v", p.Namespace, p.Name, err)
+		t.Fatalf("kubetest: set status of pod %s/%s: %v", p.Namespace, p.Name, err)
 	}
 	return updated
 }
 
 // DeletePod deletes a pod at once. A pod bound to a node otherwise only gets a deletion
 // timestamp and waits for a kubelet, which does not exist here, to confirm.
-func (c *Cluster) DeletePod(namespace, name string) {
-	c.t.Helper()
+func (c *Cluster) DeletePod(t testing.TB, namespace, name string) {
+	t.Helper()
 	err := c.Admin.CoreV1().Pods(namespace).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 	if err != nil {
-		c.t.Fatalf("kubetest: delete pod %s/%s: %v", namespace, name, err)
+		t.Fatalf("kubetest: delete pod %s/%s: %v", namespace, name, err)
 	}
 }
 
@@ -104,8 +105,8 @@ type Service struct {
 }
 
 // CreateService creates the Service and returns it with its allocated ClusterIPs.
-func (c *Cluster) CreateService(s Service) *corev1.Service {
-	c.t.Helper()
+func (c *Cluster) CreateService(t testing.TB, s Service) *corev1.Service {
+	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
 		Spec: corev1.ServiceSpec{
@@ -122,7 +123,7 @@ func (c *Cluster) CreateService(s Service) *corev1.Service {
 	}
 	created, err := c.Admin.CoreV1().Services(s.Namespace).Create(context.Background(), svc, metav1.CreateOptions{})
 	if err != nil {
-		c.t.Fatalf("kubetest: create service %s/%s: %v", s.Namespace, s.Name, err)
+		t.Fatalf("kubetest: create service %s/%s: %v", s.Namespace, s.Name, err)
 	}
 	return created
 }

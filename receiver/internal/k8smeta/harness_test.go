@@ -66,14 +66,14 @@ func applyRBAC(t *testing.T, c *kubetest.Cluster, objs rbacObjects) string {
 	ctx := context.Background()
 	ns := objs.account.Namespace
 	if _, err := c.Admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
-		c.Namespace(ns)
+		c.Namespace(t, ns)
 	}
 	_, err := c.Admin.RbacV1().ClusterRoles().Create(ctx, objs.role, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, objs.binding, metav1.CreateOptions{})
 	require.NoError(t, err)
-	token := c.ServiceAccountToken(ns, objs.account.Name)
-	return c.Kubeconfig(c.ConfigFor(token))
+	token := c.ServiceAccountToken(t, ns, objs.account.Name)
+	return c.Kubeconfig(t, c.ConfigFor(token))
 }
 
 // statusLog collects what the Store reports through OnStatus.

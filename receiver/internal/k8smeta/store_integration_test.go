@@ -20,17 +20,17 @@ const (
 func TestStore(t *testing.T) {
 	c := kubetest.Start(t)
 	kubeconfig := applyRBAC(t, c, loadRBAC(t))
-	c.Namespace("shop")
+	c.Namespace(t, "shop")
 
-	local := c.CreatePod(kubetest.Pod{
+	local := c.CreatePod(t, kubetest.Pod{
 		Namespace: "shop", Name: "web", Node: "node-a",
 		IPs:        []string{"10.244.1.5", "fd00:244::5"},
 		Containers: map[string]string{"web": "containerd://aaa111", "sidecar": "containerd://bbb222"},
 	})
-	remote := c.CreatePod(kubetest.Pod{Namespace: "shop", Name: "db", Node: "node-b", IPs: []string{"10.244.2.7"}, Containers: map[string]string{"db": "containerd://ccc333"}})
-	hostNet := c.CreatePod(kubetest.Pod{Namespace: "shop", Name: "agent", Node: "node-b", IPs: []string{"192.0.2.20"}, Containers: map[string]string{"agent": "containerd://ddd444"}, HostNetwork: true})
-	svc := c.CreateService(kubetest.Service{Namespace: "shop", Name: "db", ClusterIPs: []string{"10.96.0.50"}})
-	dual := c.CreateService(kubetest.Service{Namespace: "shop", Name: "web", DualStack: true})
+	remote := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "db", Node: "node-b", IPs: []string{"10.244.2.7"}, Containers: map[string]string{"db": "containerd://ccc333"}})
+	hostNet := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "agent", Node: "node-b", IPs: []string{"192.0.2.20"}, Containers: map[string]string{"agent": "containerd://ddd444"}, HostNetwork: true})
+	svc := c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "db", ClusterIPs: []string{"10.96.0.50"}})
+	dual := c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "web", DualStack: true})
 	require.Len(t, dual.Spec.ClusterIPs, 2, "dual-stack service CIDRs")
 
 	start := time.Now()
@@ -89,12 +89,12 @@ func TestStore(t *testing.T) {
 	})
 
 	t.Run("changes arrive by watch", func(t *testing.T) {
-		later := c.CreatePod(kubetest.Pod{Namespace: "shop", Name: "late", Node: "node-a", IPs: []string{"10.244.1.6"}, Containers: map[string]string{"late": "containerd://eee555"}})
+		later := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "late", Node: "node-a", IPs: []string{"10.244.1.6"}, Containers: map[string]string{"late": "containerd://eee555"}})
 		require.Eventually(t, func() bool { _, ok := s.PodByUID(string(later.UID)); return ok }, settle, tick)
 
-		c.DeletePod("shop", "db")
+		c.DeletePod(t, "shop", "db")
 		require.Eventually(t, func() bool { _, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7")); return !ok }, settle, tick, "deleted peer")
-		c.DeletePod("shop", "late")
+		c.DeletePod(t, "shop", "late")
 		require.Eventually(t, func() bool { _, ok := s.PodByUID(string(later.UID)); return !ok }, settle, tick, "deleted local pod")
 	})
 
@@ -111,12 +111,12 @@ func TestStore(t *testing.T) {
 		assert.True(t, ok, "service during the outage")
 
 		downFor := time.Now()
-		c.Restart()
+		c.Restart(t)
 		require.NoError(t, status.next(t, time.Minute), "status once the API server is back")
 		t.Logf("healthy again %v after the restart began", time.Since(downFor).Round(time.Millisecond))
 
 		// The watches resumed: a change made after the outage arrives.
-		back := c.CreatePod(kubetest.Pod{Namespace: "shop", Name: "back", Node: "node-a", IPs: []string{"10.244.1.7"}})
+		back := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "back", Node: "node-a", IPs: []string{"10.244.1.7"}})
 		require.Eventually(t, func() bool { _, ok := s.PodByUID(string(back.UID)); return ok }, settle, tick)
 		_, ok = s.PodByUID(string(local.UID))
 		assert.True(t, ok, "pods from before the outage are still there")
