@@ -2,16 +2,22 @@ package receiver
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/netip"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/procscan"
 )
 
 // startAttribution starts what names the local end of each socket (a scan of the node's
 // /proc and cgroups) and, when configured, the Kubernetes metadata that names pods and peers.
-func (r *podnetReceiver) startAttribution(_ component.Host) error {
+func (r *podnetReceiver) startAttribution(host component.Host) error {
 	scanner, err := procscan.New(procscan.Config{
 		ProcRoot:        r.cfg.ProcRoot,
 		CgroupRoot:      r.cfg.CgroupRoot,
@@ -25,7 +31,69 @@ func (r *podnetReceiver) startAttribution(_ component.Host) error {
 		scanner.Stop()
 		return err
 	}
-	r.attributor = attribution.NewNode(scanner, nil)
-	r.stopAttr = scanner.Stop
+	store, err := r.startKubernetes(host)
+	if err != nil {
+		scanner.Stop()
+		return err
+	}
+	if store == nil {
+		r.attributor = attribution.NewNode(scanner, nil)
+		r.stopAttr = scanner.Stop
+		return nil
+	}
+	r.attributor = attribution.NewNode(scanner, kubeMetadata{store})
+	r.stopAttr = func() { store.Stop(); scanner.Stop() }
 	return nil
+}
+
+// startKubernetes starts the metadata store, or returns nil when auth_type is none. An API
+// server that is down is not an error: podnet keeps emitting without names, reports a
+// recoverable status, and names again once the informers catch up.
+func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, error) {
+	api := r.cfg.Kubernetes
+	if api.AuthType == k8smeta.AuthTypeNone {
+		return nil, nil
+	}
+	rc, err := api.RESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes (auth_type %s): %w", api.AuthType, err)
+	}
+	store, err := k8smeta.NewStore(rc, k8smeta.Options{
+		NodeName: r.cfg.NodeName,
+		OnStatus: func(err error) {
+			if err != nil {
+				r.set.Logger.Warn("podnet: Kubernetes API unavailable; events keep flowing with the names already known", zap.Error(err))
+				componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+				return
+			}
+			r.set.Logger.Info("podnet: Kubernetes API reachable again")
+			componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+		},
+	})
+	if err != nil {
+		return nil, errors.Join(errors.New("kubernetes metadata"), err)
+	}
+	if !store.Start() {
+		r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+	}
+	return store, nil
+}
+
+// kubeMetadata adapts the informer store to what attribution asks.
+type kubeMetadata struct{ *k8smeta.Store }
+
+func (m kubeMetadata) Pod(uid string) (name, namespace string, ok bool) {
+	p, ok := m.PodByUID(uid)
+	return p.Name, p.Namespace, ok
+}
+
+func (m kubeMetadata) Peer(addr netip.Addr) (attribution.Peer, bool) {
+	p, ok := m.PeerByIP(addr)
+	if !ok {
+		return attribution.Peer{}, false
+	}
+	if p.Kind == k8smeta.PeerService {
+		return attribution.Peer{ServiceName: p.Name, Namespace: p.Namespace}, true
+	}
+	return attribution.Peer{PodName: p.Name, PodUID: p.UID, Namespace: p.Namespace}, true
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	// AttributionRefresh is how often the node's processes are rescanned; unknown namespaces
 	// and cgroups also trigger a (rate-limited) rescan.
 	AttributionRefresh time.Duration `mapstructure:"attribution_refresh_interval"`
+	// Kubernetes names pods, containers and Services from the API server: auth_type
+	// serviceAccount (in a DaemonSet) or kubeConfig; none (the default) leaves only what the
+	// node knows (pod UID, container id, netns, cgroup).
+	Kubernetes k8smeta.APIConfig `mapstructure:"kubernetes"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
@@ -84,6 +89,7 @@ func NewDefaultConfig() *Config {
 		NodeName:               os.Getenv("K8S_NODE_NAME"),
 		ProcRoot:               "/proc",
 		AttributionRefresh:     10 * time.Second,
+		Kubernetes:             k8smeta.APIConfig{AuthType: k8smeta.AuthTypeNone},
 		Events:                 metadata.DefaultEventsConfig(),
 		Metrics:                metadata.DefaultMetricsConfig(),
 		ResourceAttributes:     metadata.DefaultResourceAttributesConfig(),
@@ -122,6 +128,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.ProcRoot == "" {
 		errs = append(errs, errors.New("proc_root: must be set (the node's procfs: /proc, or /hostfs/proc in a container)"))
+	}
+	if cfg.Kubernetes.AuthType != k8smeta.AuthTypeNone && cfg.NodeName == "" {
+		errs = append(errs, errors.New("node_name: must be set when kubernetes.auth_type is not none (local pods are this node's: set K8S_NODE_NAME from spec.nodeName)"))
 	}
 	if cfg.AttributionRefresh < time.Second {
 		errs = append(errs, fmt.Errorf("attribution_refresh_interval: %v must be at least 1s", cfg.AttributionRefresh))

@@ -54,6 +54,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
+		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
+		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
+		{"attribution refresh", func(c *Config) { c.AttributionRefresh = time.Millisecond }, "attribution_refresh_interval: 1ms must be at least 1s"},
 		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
