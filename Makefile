@@ -81,3 +81,12 @@ bench-go:
 
 # examples/e2e_test.go runs bin/otelcol-podnet: never test a stale one.
 test: bin/otelcol-podnet
+
+.PHONY: e2e-node
+
+# Opt-in, root, never in the default test run: a real single-node cluster on this machine
+# (etcd, kube-apiserver, controller-manager, scheduler, containerd, kubelet, bridge CNI), podnet
+# from examples/kubernetes/daemonset.yaml, two pods talking HTTP, and a check that podnet's
+# records name both pods. Tears everything down and checks the host, even on failure.
+e2e-node:
+	tools/e2e-node/run.sh
