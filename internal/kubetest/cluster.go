@@ -58,7 +58,13 @@ func Start(t testing.TB) *Cluster {
 	t.Cleanup(c.apiserver.stop)
 	c.Restart(t)
 
-	if c.Admin, err = kubernetes.NewForConfig(c.AdminConfig()); err != nil {
+	httpClient, err := rest.HTTPClientFor(c.AdminConfig())
+	if err != nil {
+		t.Fatalf("kubetest: admin client: %v", err)
+	}
+	// Idle keep-alive connections would otherwise outlive the test (goleak).
+	t.Cleanup(httpClient.CloseIdleConnections)
+	if c.Admin, err = kubernetes.NewForConfigAndClient(c.AdminConfig(), httpClient); err != nil {
 		t.Fatalf("kubetest: admin client: %v", err)
 	}
 	return c

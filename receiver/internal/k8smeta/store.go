@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -120,75 +119,4 @@ func (s *Store) Stop() {
 	}
 	s.wg.Wait()
 	s.httpClient.CloseIdleConnections()
-}
-
-// PodByUID returns a pod on this node.
-func (s *Store) PodByUID(uid string) (Pod, bool) {
-	p, ok := s.localPod(uid)
-	if !ok {
-		return Pod{}, false
-	}
-	return p.pod(), true
-}
-
-// ContainerName returns the name of a container of a pod on this node, by the bare
-// container ID found in its cgroup path.
-func (s *Store) ContainerName(podUID, containerID string) (string, bool) {
-	p, ok := s.localPod(podUID)
-	if !ok {
-		return "", false
-	}
-	for _, c := range p.containers {
-		if c.id == containerID {
-			return c.name, true
-		}
-	}
-	return "", false
-}
-
-func (s *Store) localPod(uid string) (*localPod, bool) {
-	objs, err := s.local.GetIndexer().ByIndex(uidIndex, uid)
-	if err != nil || len(objs) == 0 {
-		return nil, false
-	}
-	p, ok := objs[0].(*localPod)
-	return p, ok
-}
-
-// PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is.
-// hostNetwork pods are never returned (see transformPeerPod).
-func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
-	key := addr.Unmap().String()
-	if svc, ok := addressOwnerAt(s.services, key); ok {
-		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
-	}
-	if pod, ok := addressOwnerAt(s.peers, key); ok {
-		return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
-	}
-	return Peer{}, false
-}
-
-// addressOwnerAt returns the object holding key. While a pod terminates, its IP may
-// already belong to its successor: the one not going away wins.
-func addressOwnerAt(inf cache.SharedIndexInformer, key string) (*addressOwner, bool) {
-	objs, err := inf.GetIndexer().ByIndex(ipIndex, key)
-	if err != nil {
-		return nil, false
-	}
-	var found *addressOwner
-	for _, obj := range objs {
-		a, ok := obj.(*addressOwner)
-		if ok && (found == nil || (found.DeletionTimestamp != nil && a.DeletionTimestamp == nil)) {
-			found = a
-		}
-	}
-	return found, found != nil
-}
-
-func podUID(obj any) ([]string, error) {
-	p, ok := obj.(*localPod)
-	if !ok {
-		return nil, nil
-	}
-	return []string{string(p.UID)}, nil
 }
