@@ -15,6 +15,9 @@ import (
 	"k8s.io/client-go/rest"
 )
 
+// stopGrace is how long cleanup lets a server shut down cleanly before killing it.
+const stopGrace = 10 * time.Second
+
 // Cluster is an etcd + kube-apiserver pair owned by one test.
 type Cluster struct {
 	dir   string
@@ -44,7 +47,7 @@ func Start(t testing.TB) *Cluster {
 	if c.etcd, etcdURL, err = startEtcd(bin.etcd, c.dir); err != nil {
 		t.Fatalf("kubetest: %v", err)
 	}
-	t.Cleanup(c.etcd.stop)
+	t.Cleanup(func() { c.etcd.stop(stopGrace) })
 
 	port, err := freePort()
 	if err != nil {
@@ -55,7 +58,7 @@ func Start(t testing.TB) *Cluster {
 		t.Fatalf("kubetest: %v", err)
 	}
 	// Registered after etcd's, so it runs first: the API server shuts down while etcd is up.
-	t.Cleanup(c.apiserver.stop)
+	t.Cleanup(func() { c.apiserver.stop(stopGrace) })
 	c.Restart(t)
 
 	httpClient, err := rest.HTTPClientFor(c.AdminConfig())
@@ -70,8 +73,10 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
-// Stop shuts the API server down (etcd keeps its data) to test clients during an outage.
-func (c *Cluster) Stop() { c.apiserver.stop() }
+// Stop kills the API server, as a crash or a network partition would end it, to test
+// clients during an outage; etcd keeps the data for Restart. (A graceful shutdown would
+// wait ~10 s for open watches.)
+func (c *Cluster) Stop() { c.apiserver.stop(0) }
 
 // Restart starts the API server on the same address and waits until it is ready.
 func (c *Cluster) Restart(t testing.TB) {
@@ -81,7 +86,7 @@ func (c *Cluster) Restart(t testing.TB) {
 		t.Fatalf("kubetest: %v", err)
 	}
 	if err := waitAPIServer(c.apiserver, c.host, c.certs.caPEM, c.admin); err != nil {
-		c.apiserver.stop()
+		c.apiserver.stop(0)
 		t.Fatalf("kubetest: %v", err)
 	}
 	t.Logf("kubetest: kube-apiserver ready at %s in %v", c.host, time.Since(start).Round(time.Millisecond))

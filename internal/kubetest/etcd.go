@@ -40,7 +40,7 @@ func startEtcd(path, dir string) (*process, string, error) {
 		return nil, "", err
 	}
 	if err := waitReady(p, &http.Client{}, clientURL+"/health", "", 30*time.Second); err != nil {
-		p.stop()
+		p.stop(0)
 		return nil, "", err
 	}
 	return p, clientURL, nil

@@ -53,16 +53,19 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop asks the server to shut down, then kills it if it takes too long. It is a no-op
-// when the process is not running, so Cleanup may call it after a test's own Stop.
-func (p *process) stop() {
+// stop asks the server to shut down, then kills it once grace has passed (at once for
+// zero). It is a no-op when the process is not running, so Cleanup may call it after a
+// test's own Stop.
+func (p *process) stop(grace time.Duration) {
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if grace > 0 {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-p.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}

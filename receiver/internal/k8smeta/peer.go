@@ -13,8 +13,8 @@ import (
 type PeerKind uint8
 
 const (
-	PeerPod PeerKind = iota + 1
-	PeerService
+	PeerPod     PeerKind = iota + 1 // a pod IP (never a hostNetwork pod's)
+	PeerService                     // a Service ClusterIP, before any DNAT to a pod
 )
 
 // Peer is the pod or Service behind a remote address.
@@ -36,6 +36,7 @@ type addressOwner struct {
 	ips               []string
 }
 
+// GetObjectKind and DeepCopyObject: see localPod's.
 func (a *addressOwner) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (a *addressOwner) DeepCopyObject() runtime.Object {

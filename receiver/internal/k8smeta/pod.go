@@ -29,6 +29,8 @@ type localPod struct {
 
 type container struct{ id, name string }
 
+// GetObjectKind and DeepCopyObject make localPod the runtime.Object an informer store
+// holds; client-go does not copy stored objects, but a copy must share no slices.
 func (p *localPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (p *localPod) DeepCopyObject() runtime.Object {

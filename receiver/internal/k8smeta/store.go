@@ -31,7 +31,9 @@ type Options struct {
 	NodeName string
 	// SyncTimeout bounds how long Start waits for the first listing; 0 means 10s.
 	SyncTimeout time.Duration
-	// OnStatus is told of API server trouble (an error) and recovery (nil); may be nil.
+	// OnStatus is told of API server trouble (an error) and recovery (nil), on changes
+	// only; for componentstatus Recoverable/OK. It is called from informer goroutines, one
+	// call at a time, and must not block. May be nil.
 	OnStatus func(error)
 }
 

@@ -121,4 +121,16 @@ func TestStore(t *testing.T) {
 		_, ok = s.PodByUID(string(local.UID))
 		assert.True(t, ok, "pods from before the outage are still there")
 	})
+	t.Run("started while the API server is down", func(t *testing.T) {
+		c.Stop()
+		late, lateStatus, synced := startStore(t, kubeconfig, "node-a", time.Second)
+		assert.False(t, synced)
+		require.Error(t, lateStatus.next(t, time.Minute))
+		_, ok := late.PodByUID(string(local.UID))
+		assert.False(t, ok, "nothing listed yet")
+
+		c.Restart(t)
+		require.NoError(t, lateStatus.next(t, time.Minute), "status once the API server is up")
+		require.Eventually(t, func() bool { _, ok := late.PodByUID(string(local.UID)); return ok }, settle, tick)
+	})
 }
