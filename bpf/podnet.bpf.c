@@ -134,7 +134,7 @@ static __always_inline void on_syn_sent(struct sock *sk)
 }
 
 /* SYN_SENT -> ESTABLISHED (connected) or -> CLOSE (refused, timed out, reset, cancelled). */
-static __always_inline void on_connect_done(struct sock *sk, int newstate)
+static __always_inline void on_connect_done(struct sock *sk, int newstate, bool direct)
 {
 	__u64 key = (__u64)sk;
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -144,17 +144,20 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate)
 
 	if (known)
 		ci = *known;
-	if (newstate == TCP_ESTABLISHED) {
-		ci.start_ns = now;
-		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
-	} else {
+	if (newstate != TCP_ESTABLISHED) {
 		bpf_map_delete_elem(&conns, &key);
+	} else if (known) {
+		known->start_ns = now; /* in place: a map update costs more than the rest */
+		ci.start_ns = now;
+	} else {
+		ci.start_ns = now; /* connect() began before podnet loaded */
+		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	}
 
 	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, now);
 	if (!e)
 		return;
-	fill_sock(e, sk);
+	fill_sock(e, sk, direct);
 	set_process(e, &ci);
 	if (newstate != TCP_ESTABLISHED) {
 		int err = BPF_CORE_READ(sk, sk_err);
@@ -163,19 +166,19 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate)
 	submit(e);
 }
 
-static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts)
+static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts, bool direct)
 {
 	struct event buf, *e = reserve(&buf, EVENT_ACCEPT, ROLE_SERVER, ts);
 	if (!e)
 		return;
-	fill_sock(e, sk);
+	fill_sock(e, sk, direct);
 	set_process(e, ci);
 	e->start_ns = ci->start_ns;
 	submit(e);
 }
 
 /* Any -> CLOSE for a connection that was established. */
-static __always_inline void on_close(struct sock *sk)
+static __always_inline void on_close(struct sock *sk, bool direct)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
@@ -193,12 +196,12 @@ static __always_inline void on_close(struct sock *sk)
 	/* Accepted by nobody through accept() (io_uring, or reset while queued): report the
 	 * passive open now, at the time the handshake completed, so server counts stay whole. */
 	if (ci.role == ROLE_SERVER && !ci.accepted)
-		emit_accept(sk, &ci, ci.start_ns);
+		emit_accept(sk, &ci, ci.start_ns, direct);
 
 	e = reserve(&buf, EVENT_CLOSE, ci.role, bpf_ktime_get_boot_ns());
 	if (!e)
 		return;
-	fill_sock(e, sk);
+	fill_sock(e, sk, direct);
 	set_process(e, &ci);
 	e->start_ns = ci.start_ns;
 	/* Payload only. bytes_sent counts retransmitted payload again; bytes_received counts the
@@ -212,36 +215,44 @@ static __always_inline void on_close(struct sock *sk)
 	submit(e);
 }
 
-static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline int on_state(struct sock *sk, int oldstate, int newstate, bool direct)
 {
 	if (newstate == TCP_SYN_SENT)
 		on_syn_sent(sk);
 	else if (oldstate == TCP_SYN_SENT && (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE))
-		on_connect_done(sk, newstate); /* SYN_SENT -> SYN_RECV (simultaneous open) goes on */
+		on_connect_done(sk, newstate, direct); /* SYN_SENT -> SYN_RECV (simultaneous open) goes on */
 	else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		/* Passive open done, in softirq: no process to name yet; accept() fills it in. */
 		__u64 key = (__u64)sk;
 		struct conn_info ci = { .role = ROLE_SERVER, .start_ns = bpf_ktime_get_boot_ns() };
 		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	} else if (newstate == TCP_CLOSE)
-		on_close(sk);
+		on_close(sk, direct);
 	return 0;
+}
+
+/* Most transitions (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) say nothing podnet reports: they are
+ * dropped before the socket is touched, since this hook runs ~10 times per connection. */
+static __always_inline bool interesting(int oldstate, int newstate)
+{
+	return newstate == TCP_SYN_SENT || oldstate == TCP_SYN_SENT || newstate == TCP_CLOSE ||
+	       (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 {
-	if (!is_tcp(sk))
+	if (!interesting(oldstate, newstate) || !is_tcp(sk, true))
 		return 0;
-	return on_state(sk, oldstate, newstate);
+	return on_state(sk, oldstate, newstate, true);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int state_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	if (ctx->protocol != IPPROTO_TCP)
+	if (!interesting(ctx->oldstate, ctx->newstate) || ctx->protocol != IPPROTO_TCP)
 		return 0;
-	return on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate);
+	return on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
 }
 
 static __always_inline int on_accept(long fd)
@@ -254,7 +265,7 @@ static __always_inline int on_accept(long fd)
 	if (fd < 0)
 		return 0;
 	sk = sock_from_fd(fd);
-	if (!sk || !is_tcp(sk))
+	if (!sk || !is_tcp(sk, false))
 		return 0;
 	key = (__u64)sk;
 	known = bpf_map_lookup_elem(&conns, &key);
@@ -265,8 +276,11 @@ static __always_inline int on_accept(long fd)
 	ci.accepted = 1;
 	ci.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
-	bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
-	emit_accept(sk, &ci, bpf_ktime_get_boot_ns());
+	if (known)
+		*known = ci;
+	else
+		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
+	emit_accept(sk, &ci, bpf_ktime_get_boot_ns(), false);
 	return 0;
 }
 
@@ -290,7 +304,7 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 len = ctx->args[2];
 
-	if (!sk || !is_tcp(sk))
+	if (!sk || !is_tcp(sk, false))
 		return 0;
 	call.sk = (__u64)sk;
 	if (len > sizeof(call.addr))
@@ -339,7 +353,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;
-	fill_sock(e, (struct sock *)call.sk);
+	fill_sock(e, (struct sock *)call.sk, false);
 	fill_peer_from_sockaddr(e, &call);
 	e->error = -ret;
 	e->pid = id >> 32;

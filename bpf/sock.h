@@ -9,42 +9,74 @@
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 
-static __always_inline bool is_tcp(struct sock *sk)
+/* Every reader takes `direct`, a constant at each call site: true where the verifier knows
+ * the socket's type (tp_btf arguments), so fields are plain loads; false for pointers it does
+ * not (classic tracepoint arguments, sockets found from a file descriptor), read with
+ * bpf_probe_read_kernel. After inlining each program keeps one of the two; plain loads cost a
+ * fraction of a probe read, and fill_sock does about ten. */
+
+static __always_inline bool is_tcp(struct sock *sk, bool direct)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = direct ? sk->__sk_common.skc_family : BPF_CORE_READ(sk, __sk_common.skc_family);
+
 	if (family != AF_INET && family != AF_INET6)
 		return false;
-	/* A bitfield before 5.6, a u16 since: the PROBED read handles both. */
+	/* A bitfield before 5.6, a u16 since: the BITFIELD reads handle both. */
+	if (direct)
+		return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP &&
+		       BPF_CORE_READ_BITFIELD(sk, sk_type) == SOCK_STREAM;
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
 
-static __always_inline __u64 sock_cgroup_id(struct sock *sk)
+static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool direct)
 {
 	/* sock_cgroup_data holds a plain cgroup pointer since 5.15; older kernels packed it. */
 	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
 		return 0;
+	if (direct)
+		return sk->sk_cgrp_data.cgroup->kn->id;
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
 /* Fills the socket's tuple, namespace and cgroup. The local port comes from inet_sport because
  * skc_num is already 0 at ->CLOSE; both are 0 at SYN_SENT, before the port is chosen. */
-static __always_inline void fill_sock(struct event *e, struct sock *sk)
+static __always_inline void fill_sock(struct event *e, struct sock *sk, bool direct)
 {
-	struct inet_sock *inet = (struct inet_sock *)sk;
+	struct sock_common *skc = &sk->__sk_common;
 
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->local_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (e->family == AF_INET) {
-		bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->peer_addr, 4, &sk->__sk_common.skc_daddr);
+	if (direct) {
+		/* inet_sport lies beyond struct sock: the verifier wants the socket typed as what
+		 * it is before reading it. */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		e->family = skc->skc_family;
+		e->local_port = tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
+		e->peer_port = bpf_ntohs(skc->skc_dport);
+		if (e->family == AF_INET) {
+			__builtin_memcpy(e->local_addr, &skc->skc_rcv_saddr, 4);
+			__builtin_memcpy(e->peer_addr, &skc->skc_daddr, 4);
+		} else {
+			__builtin_memcpy(e->local_addr, &skc->skc_v6_rcv_saddr, 16);
+			__builtin_memcpy(e->peer_addr, &skc->skc_v6_daddr, 16);
+		}
+		e->netns_ino = skc->skc_net.net->ns.inum;
 	} else {
-		bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(e->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
+		struct inet_sock *inet = (struct inet_sock *)sk;
+
+		e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		e->local_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+		e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (e->family == AF_INET) {
+			bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+			bpf_core_read(e->peer_addr, 4, &sk->__sk_common.skc_daddr);
+		} else {
+			bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+			bpf_core_read(e->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
+		}
+		e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	}
-	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	e->cgroup_id = sock_cgroup_id(sk);
+	e->cgroup_id = sock_cgroup_id(sk, direct);
 }
 
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
