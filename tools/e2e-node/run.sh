@@ -57,9 +57,13 @@ echo "$KUBE_BIN/kubectl" >"$E2E_RUN/kubectl"
 E2E_CGROUP_ROOT=$(e2e_own_cgroup)
 E2E_CGROUP_ROOT=${E2E_CGROUP_ROOT%/}/podnet-e2e
 echo "$E2E_CGROUP_ROOT" >"$E2E_RUN/cgroup-root"
+# The trap can fire inside a command whose output goes to /dev/null (wait_for's probes):
+# teardown reports on the run's own stdout/stderr, saved here.
+exec 3>&1 4>&2
 on_exit() {
 	local rc=$?
 	trap - EXIT INT TERM
+	exec 1>&3 2>&4
 	((rc)) && echo "e2e-node: FAILED (exit $rc); logs in $E2E_LOGS" >&2
 	phase "teardown"
 	rm -rf "$E2E_LOGS/pod-logs"

@@ -56,9 +56,10 @@ if alive "$(pid_of containerd)"; then
 	done
 fi
 stop_pid "$(pid_of containerd)"
-# containerd's shims outlive it on purpose; their pids are in its state directory.
-for f in "$E2E_RUN"/containerd/io.containerd.runtime.v2.task/*/*/shim.pid; do
-	[ -f "$f" ] && stop_pid "$(cat "$f")" 2
+# containerd's shims outlive it on purpose (and ignore SIGTERM without it); each names our
+# containerd's socket, which no other process on the host does.
+for pid in $(pgrep -f -- "-address $E2E_CONTAINERD_SOCK( |\$)"); do
+	stop_pid "$pid" 2
 done
 # Anything left in the pods' cgroups (run.sh's own job cgroup, below the kubelet's root).
 if [ -n "$cgroot" ]; then
