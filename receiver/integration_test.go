@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -36,9 +37,15 @@ type rec struct {
 // function shuts it down and asserts its programs are gone.
 func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
+	return startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) { cfg.Hooks = mode })
+}
+
+// startReceiverWith is startReceiver with a host and configuration changes of the test's.
+func startReceiverWith(t *testing.T, host component.Host, configure func(*Config)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+	t.Helper()
 	netnstest.RequireRoot(t)
 	cfg := NewDefaultConfig()
-	cfg.Hooks = mode
+	configure(cfg)
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MetricsInterval = time.Hour // the final emission at shutdown is what the test reads
 	cfg.MetricSeriesIdleExpiry = time.Hour
@@ -50,7 +57,7 @@ func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, 
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
-	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, lr.Start(context.Background(), host))
 	ids := loadedPrograms(t, lr)
 	stopped := false
 	stop := func() {

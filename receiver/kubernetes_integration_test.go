@@ -1,0 +1,182 @@
+package receiver
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+
+	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
+)
+
+// statusHost records the component status events the receiver reports.
+type statusHost struct {
+	mu     sync.Mutex
+	events []componentstatus.Status
+}
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func (h *statusHost) Report(e *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, e.Status())
+}
+
+func (h *statusHost) saw(s componentstatus.Status) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.events {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+const node = "node-a"
+
+// kubePod registers a namespace pod with the API server as the kubelet would, then lays out
+// its cgroup with the UID the API server gave it.
+func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p *netnstest.Pod, name, container, onNode string) string {
+	cid := netnstest.NewContainerID()
+	created := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: name, Node: onNode,
+		IPs: []string{p.IPv4.String(), p.IPv6.String()}, Containers: map[string]string{container: "containerd://" + cid}})
+	p.Cgroup = cg.Container(string(created.UID), cid)
+	return cid
+}
+
+// Both ends named from a real API server, with the ClusterRole of examples/rbac.yaml: local
+// pods (by cgroup, also hostNetwork), peer pods on this and other nodes, a Service ClusterIP
+// (dialled before DNAT), an unknown peer, a pod deleted mid-test, and an API server outage.
+func TestKubernetesNamesBothEnds(t *testing.T) {
+	netnstest.RequireRoot(t)
+	cluster := kubetest.Start(t)
+	cluster.Namespace(t, "shop")
+	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+
+	netw := netnstest.NewNetwork(t, 70)
+	client, server, remote, stranger := netw.AddPod(), netw.AddPod(), netw.AddPod(), netw.AddPod()
+	cg := netnstest.NewKubeletCgroups(t)
+	clientCID := kubePod(t, cluster, cg, client, "client", "curl", node)
+	kubePod(t, cluster, cg, server, "web-0", "nginx", node)
+	kubePod(t, cluster, cg, remote, "db-0", "postgres", "node-b")
+	hostCID := netnstest.NewContainerID()
+	agent := cluster.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "agent", Node: node, HostNetwork: true,
+		IPs: []string{"127.0.0.1"}, Containers: map[string]string{"agent": "containerd://" + hostCID}})
+	hostPod := netnstest.HostPod(t, cg.Container(string(agent.UID), hostCID))
+	svc := cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "web"})
+	clusterIP := kubetest.ClusterIPs(svc)[0]
+	// kube-proxy's part: the ClusterIP is DNATed to the pod inside the client's namespace (the
+	// route only lets connect() get as far as the NAT hook, as a node's default route does).
+	client.Exec("ip", "route", "add", clusterIP.String()+"/32", "dev", "eth0")
+	client.Exec("nft", "add table ip podnet_nat")
+	client.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
+	client.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+server.IPv4.String()+":8080")
+
+	host := &statusHost{}
+	logs, _, stop := startReceiverWith(t, host, func(cfg *Config) {
+		cfg.NodeName = node
+		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
+	})
+
+	srv := server.StartServer(t, "0.0.0.0:8080", 3)
+	remoteSrv := remote.StartServer(t, "0.0.0.0:8080", 2)
+	strangerSrv := stranger.StartServer(t, "0.0.0.0:8080", 1)
+	for _, to := range []netip.AddrPort{
+		netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(clusterIP, 80),
+		netip.AddrPortFrom(remote.IPv4, 8080), netip.AddrPortFrom(stranger.IPv4, 8080),
+	} {
+		_, res := client.Dial(t, to.String(), "hi")
+		require.Empty(t, res, to)
+	}
+	strangerSrv.Wait(t)
+
+	// A pod deleted mid-test: its IP names nobody any more; the process still runs, so its
+	// sockets keep the UID from its cgroup but lose the name.
+	cluster.DeletePod(t, "shop", "web-0")
+	time.Sleep(time.Second) // the informers' watch delivers the deletion
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after delete")
+	require.Empty(t, res)
+	srv.Wait(t)
+	port := 20000 + int(time.Now().UnixNano()%20000)
+	agentSrv := hostPod.StartServer(t, "127.0.0.1:"+strconv.Itoa(port), 1)
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	require.NoError(t, err)
+	_, _ = c.Write([]byte("x\n"))
+	_, _ = c.Read(make([]byte, 8))
+	_ = c.Close()
+	agentSrv.Wait(t)
+
+	// The API server goes away: events keep flowing with the names already known.
+	cluster.Stop()
+	require.Eventually(t, func() bool { return host.saw(componentstatus.StatusRecoverableError) }, 30*time.Second, 100*time.Millisecond,
+		"an API server outage is a recoverable status")
+	_, res = client.Dial(t, netip.AddrPortFrom(remote.IPv4, 8080).String(), "during outage")
+	require.Empty(t, res)
+	remoteSrv.Wait(t)
+	cluster.Restart(t)
+	require.Eventually(t, func() bool { return host.saw(componentstatus.StatusOK) }, 60*time.Second, 200*time.Millisecond,
+		"recovery is reported")
+	time.Sleep(200 * time.Millisecond)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode(), hostPod.NetnsInode())
+	var toServers []rec
+	for _, r := range rs {
+		if r.name == "podnet.tcp.connect" && r.attrs["network.peer.address"] == server.IPv4.String() {
+			toServers = append(toServers, r)
+		}
+	}
+	require.Len(t, toServers, 2)
+	toServer, afterDelete := toServers[0], toServers[1]
+	assert.NotContains(t, afterDelete.attrs, "podnet.peer.k8s.pod.name", "a deleted pod's IP names nobody")
+	deletedAccept := find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.port": afterDelete.attrs["network.local.port"]})
+	assert.NotContains(t, deletedAccept.res, "k8s.pod.name", "the deleted pod is not named any more")
+	assert.NotEmpty(t, deletedAccept.res["k8s.pod.uid"], "its sockets still carry the UID from the cgroup")
+
+	assert.Equal(t, "client", toServer.res["k8s.pod.name"])
+	assert.Equal(t, "shop", toServer.res["k8s.namespace.name"])
+	assert.Equal(t, "curl", toServer.res["k8s.container.name"])
+	assert.Equal(t, clientCID, toServer.res["container.id"])
+	assert.Equal(t, node, toServer.res["k8s.node.name"])
+	assert.Equal(t, "web-0", toServer.attrs["podnet.peer.k8s.pod.name"])
+	assert.Equal(t, "shop", toServer.attrs["podnet.peer.k8s.namespace.name"])
+
+	accepted := find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.port": toServer.attrs["network.local.port"]})
+	assert.Equal(t, "web-0", accepted.res["k8s.pod.name"])
+	assert.Equal(t, "nginx", accepted.res["k8s.container.name"])
+	assert.Equal(t, "client", accepted.attrs["podnet.peer.k8s.pod.name"])
+
+	toService := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.address": clusterIP.String()})
+	assert.Equal(t, "web", toService.attrs["podnet.peer.k8s.service.name"], "connect() sees the ClusterIP, before DNAT")
+	assert.NotContains(t, toService.attrs, "podnet.peer.k8s.pod.name")
+
+	toRemote := records(logs.AllLogs(), client.NetnsInode())
+	var remoteConnects int
+	for _, r := range toRemote {
+		if r.name == "podnet.tcp.connect" && r.attrs["network.peer.address"] == remote.IPv4.String() {
+			remoteConnects++
+			assert.Equal(t, "db-0", r.attrs["podnet.peer.k8s.pod.name"], "a pod on another node, also during the outage")
+		}
+	}
+	assert.Equal(t, 2, remoteConnects)
+
+	toStranger := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.address": stranger.IPv4.String()})
+	for _, k := range []string{"podnet.peer.k8s.pod.name", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.service.name"} {
+		assert.NotContains(t, toStranger.attrs, k, "nothing invented for an unknown peer")
+	}
+
+	agentAccept := find(t, rs, "podnet.tcp.accept", map[string]any{"network.local.port": int64(port)})
+	assert.Equal(t, "agent", agentAccept.res["k8s.pod.name"], "a hostNetwork pod is named by its cgroup")
+	assert.Equal(t, "agent", agentAccept.res["k8s.container.name"])
+}
