@@ -16,10 +16,10 @@ import (
 func TestStoreWithoutListVerb(t *testing.T) {
 	c := kubetest.Start(t)
 	objs := loadRBAC(t)
-	for i := range objs.role.Rules {
-		objs.role.Rules[i].Verbs = slices.DeleteFunc(objs.role.Rules[i].Verbs, func(v string) bool { return v == "list" })
+	for i := range objs.Role.Rules {
+		objs.Role.Rules[i].Verbs = slices.DeleteFunc(objs.Role.Rules[i].Verbs, func(v string) bool { return v == "list" })
 	}
-	kubeconfig := applyRBAC(t, c, objs)
+	kubeconfig := objs.Apply(t, c)
 
 	_, status, synced := startStore(t, kubeconfig, "node-a", 3*time.Second)
 	assert.False(t, synced, "initial sync without the list verb")

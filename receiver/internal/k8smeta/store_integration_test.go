@@ -19,7 +19,7 @@ const (
 // node filtering, lookups by UID, container ID and IP, deletions, and an API server outage.
 func TestStore(t *testing.T) {
 	c := kubetest.Start(t)
-	kubeconfig := applyRBAC(t, c, loadRBAC(t))
+	kubeconfig := loadRBAC(t).Apply(t, c)
 	c.Namespace(t, "shop")
 
 	local := c.CreatePod(t, kubetest.Pod{
