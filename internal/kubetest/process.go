@@ -23,6 +23,9 @@ type process struct {
 }
 
 func (p *process) start() error {
+	if p.cmd != nil {
+		return fmt.Errorf("%s is already running", p.name)
+	}
 	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err

@@ -99,9 +99,9 @@ func newInformer(lw *cache.ListWatch, example runtime.Object, transform cache.Tr
 	return inf, inf.SetTransform(transform)
 }
 
-// Start runs the informers and waits up to the sync timeout for their first listing. It
-// returns whether they all synced; if not, they keep trying in the background (OnStatus
-// says why) while lookups answer from whatever has arrived.
+// Start runs the informers, once per Store, and waits up to the sync timeout for their
+// first listing. It returns whether they all synced; if not, they keep trying in the
+// background (OnStatus says why) while lookups answer from whatever has arrived.
 func (s *Store) Start() bool {
 	// client-go would log every failed retry itself; OnStatus reports them instead.
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
