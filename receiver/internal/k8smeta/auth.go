@@ -3,8 +3,6 @@ package k8smeta
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -15,8 +13,9 @@ import (
 type AuthType string
 
 const (
-	// AuthTypeNone talks to the in-cluster API server without credentials, e.g. through an
-	// authenticating proxy.
+	// AuthTypeNone uses no API server: attribution stays with what the node knows (pod UID
+	// and container id from cgroups). Unlike contrib's k8sconfig, where none means "in-cluster
+	// without credentials", podnet works without Kubernetes, so none turns the API off.
 	AuthTypeNone AuthType = "none"
 	// AuthTypeServiceAccount uses the pod's mounted ServiceAccount token and CA: the normal
 	// DaemonSet deployment (see examples/rbac.yaml).
@@ -56,11 +55,7 @@ func (c APIConfig) RESTConfig() (*rest.Config, error) {
 		rules.ExplicitPath = c.KubeConfig
 		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
 	case AuthTypeNone:
-		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
-		if host == "" || port == "" {
-			return nil, errors.New("auth_type none needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (in-cluster)")
-		}
-		return &rest.Config{Host: "https://" + net.JoinHostPort(host, port)}, nil
+		return nil, errors.New("auth_type none: no API server is used")
 	}
 	return nil, c.Validate()
 }
