@@ -180,3 +180,31 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	assert.Equal(t, "agent", agentAccept.res["k8s.pod.name"], "a hostNetwork pod is named by its cgroup")
 	assert.Equal(t, "agent", agentAccept.res["k8s.container.name"])
 }
+
+// An API server that is down when the collector starts delays nothing but the names:
+// Start succeeds (after the bounded sync wait), the status says why, and events flow with
+// what the node knows.
+func TestKubernetesDownAtStart(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netw := netnstest.NewNetwork(t, 71)
+	client, server := netw.AddPod(), netw.AddPod()
+	cg := netnstest.NewKubeletCgroups(t)
+	uid := netnstest.NewUID()
+	client.Cgroup = cg.Container(uid, netnstest.NewContainerID())
+
+	host := &statusHost{}
+	logs, _, stop := startReceiverWith(t, host, func(cfg *Config) {
+		cfg.NodeName = node
+		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}
+	})
+	assert.True(t, host.saw(componentstatus.StatusRecoverableError), "the outage is reported")
+	srv := server.StartServer(t, "0.0.0.0:8080", 1)
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
+	require.Empty(t, res)
+	srv.Wait(t)
+	stop()
+
+	c := find(t, records(logs.AllLogs(), client.NetnsInode()), "podnet.tcp.connect", map[string]any{"network.peer.port": int64(8080)})
+	assert.Equal(t, uid, c.res["k8s.pod.uid"])
+	assert.NotContains(t, c.res, "k8s.pod.name")
+}

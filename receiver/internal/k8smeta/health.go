@@ -30,9 +30,18 @@ func newHealth(onStatus func(error)) *health {
 	return &health{onStatus: onStatus, errs: map[string]error{}}
 }
 
+// observedListWatch is a ListWatch whose calls report their outcome. It also opts out of
+// client-go's streaming watch-list: that path backs off with a sleep that ignores
+// cancellation (reflector.go, watchList), which held Stop — and the collector's shutdown — for
+// up to the 30 s backoff cap while the API server was down. Plain list + watch backs off
+// interruptibly.
+type observedListWatch struct{ *cache.ListWatch }
+
+func (observedListWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
 // observe wraps lw so that every list and watch call reports its outcome under name.
-func (h *health) observe(name string, lw *cache.ListWatch) *cache.ListWatch {
-	return &cache.ListWatch{
+func (h *health) observe(name string, lw *cache.ListWatch) cache.ListerWatcher {
+	return observedListWatch{&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			obj, err := lw.ListWithContextFunc(ctx, opts)
 			h.record(ctx, name, "list", err)
@@ -43,7 +52,7 @@ func (h *health) observe(name string, lw *cache.ListWatch) *cache.ListWatch {
 			h.record(ctx, name, "watch", err)
 			return w, err
 		},
-	}
+	}}
 }
 
 func (h *health) record(ctx context.Context, name, verb string, err error) {

@@ -94,7 +94,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func newInformer(lw *cache.ListWatch, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
+func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
 	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{Indexers: indexers})
 	return inf, inf.SetTransform(transform)
 }

@@ -23,3 +23,13 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 	_, ok := s.PodByUID("any")
 	assert.False(t, ok, "an empty cache answers")
 }
+
+// Stop must not wait out client-go's retry backoff while the API server is down: it is
+// part of the collector's shutdown. (With streaming watch-list, it waited up to 30 s.)
+func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
+	s, _, _ := startStore(t, kubetest.UnreachableKubeconfig(t), "node-a", time.Second)
+	time.Sleep(12 * time.Second) // retries back off to several seconds by now
+	start := time.Now()
+	s.Stop()
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
