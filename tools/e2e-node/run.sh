@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "e2e-node: needs root" >&2; exit 1; }
 . tools/e2e-node/env.sh
 . tools/e2e-node/cluster.sh
+. tools/e2e-node/helm.sh
 
 phase() { echo "e2e-node: == $* (+${SECONDS}s)"; }
 if [ -e "$E2E_RUN" ] || [ -e "$E2E_STATE" ]; then
@@ -100,7 +101,7 @@ wait_for "node $E2E_NODE Ready" 180 kubectl wait --for=condition=Ready "node/$E2
 
 phase "OTLP sink on $E2E_GATEWAY:$E2E_SINK_PORT"
 output=$E2E_LOGS/podnet-output.jsonl
-rm -f "$output"
+rm -f "${output%.jsonl}"*.jsonl
 sed -e "s#@ENDPOINT@#$E2E_GATEWAY:$E2E_SINK_PORT#" -e "s#@OUTPUT@#$output#" \
 	tools/e2e-node/sink-config.yaml >"$E2E_STATE/sink.yaml"
 start_daemon sink bin/otelcol-podnet --config "$E2E_STATE/sink.yaml"
@@ -141,4 +142,12 @@ if ! wait_for "podnet records naming both pods" 120 \
 	exit 1
 fi
 tools/e2e-node/assert.sh "$output" "$client_uid" e2e-client "$server_uid" e2e-server
+
+if [ -n "${PODNET_HELM_CHART:-}" ]; then
+	phase "Helm: upstream chart at $PODNET_HELM_CHART with examples/helm/values.yaml"
+	helm_phase "$client_uid" "$server_uid"
+else
+	echo "e2e-node: SKIP: Helm install not tested: set PODNET_HELM_CHART to a checkout of"
+	echo "e2e-node: SKIP:   open-telemetry/opentelemetry-helm-charts/charts/opentelemetry-collector"
+fi
 phase "PASS"
