@@ -37,6 +37,7 @@ check() { # uid name event
 		if [ "$name" != - ] && [ "$name" != "$2" ]; then
 			echo "assert: WRONG k8s.pod.name $name on k8s.pod.uid=$1 (want $2)"
 			ok=0
+			continue
 		fi
 		echo "assert: ok: $n $3 record(s) on pod $2 (k8s.pod.uid=$1, k8s.pod.name=$name; $peers name the other pod as peer)"
 	done <<<"$line"

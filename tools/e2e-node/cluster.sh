@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh: brings up the single-node cluster, one function per piece. Every daemon
 # is a child of run.sh (so it stays in the job's cgroup) and its pid goes to $E2E_RUN/pids/.
 

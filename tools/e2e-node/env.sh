@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh and teardown.sh: every name, address and path the e2e-node cluster uses.
 # All host state lives under $E2E_STATE and $E2E_RUN, a bridge named $E2E_BRIDGE and an nft
 # table named $E2E_NFT_TABLE, so that teardown can remove exactly what the run created.
@@ -20,6 +21,7 @@ E2E_APISERVER_PORT=16443
 E2E_KUBELET_PORT=10350
 E2E_KUBELET_HEALTHZ_PORT=10348
 E2E_SINK_PORT=4317 # on $E2E_GATEWAY: where the DaemonSet's OTLP exporter sends
+E2E_CNI_BIN=/usr/lib/cni # Debian's containernetworking-plugins
 E2E_CONTAINERD_SOCK=$E2E_RUN/containerd/containerd.sock
 # Host paths that containerd and the kubelet create at fixed places whatever their config
 # says; teardown removes each one only if it did not exist before the run (see $E2E_RUN/preexisting).

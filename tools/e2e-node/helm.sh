@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Sourced by run.sh when PODNET_HELM_CHART names a checkout of the upstream
 # opentelemetry-collector chart: replaces the manifest's DaemonSet with the chart's, installed
 # with examples/helm/values.yaml and the same two substitutions as the manifest (the local
 # image, the sink as OTLP endpoint), then asserts again on that DaemonSet's records only.
-helm_phase() { # client-uid server-uid
-	local cache helm release=podnet
+helm_phase() { # output client-uid server-uid
+	local output=$1 cache helm release=podnet
+	shift
 	cache=${PODNET_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podnet}
 	helm=$cache/bin/helm-v3.22.0 # installed by tools/helm/check.sh (make helm-check)
 	[ -x "$helm" ] || tools/helm/check.sh >/dev/null

@@ -22,13 +22,12 @@ need=()
 for pair in containerd:containerd runc:runc ctr:containerd etcd:etcd-server jq:jq nft:nftables openssl:openssl; do
 	command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
-[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -x "$E2E_CNI_BIN/bridge" ] || need+=(containernetworking-plugins)
 if ((${#need[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 	# Debian's postinst would start containerd under systemd; there is none here, but be sure.
-	command -v systemctl >/dev/null && systemctl disable --now containerd 2>/dev/null || true
+	if command -v systemctl >/dev/null; then systemctl disable --now containerd 2>/dev/null || true; fi
 fi
-E2E_CNI_BIN=/usr/lib/cni
 
 phase "binaries and images"
 KUBE_BIN=$(tools/e2e-node/kube/build.sh | tail -1)
@@ -145,7 +144,7 @@ tools/e2e-node/assert.sh "$output" "$client_uid" e2e-client "$server_uid" e2e-se
 
 if [ -n "${PODNET_HELM_CHART:-}" ]; then
 	phase "Helm: upstream chart at $PODNET_HELM_CHART with examples/helm/values.yaml"
-	helm_phase "$client_uid" "$server_uid"
+	helm_phase "$output" "$client_uid" "$server_uid"
 else
 	echo "e2e-node: SKIP: Helm install not tested: set PODNET_HELM_CHART to a checkout of"
 	echo "e2e-node: SKIP:   open-telemetry/opentelemetry-helm-charts/charts/opentelemetry-collector"

@@ -4,7 +4,7 @@
 # It touches only what env.sh names: pids it recorded, its bridge and the veths on it, its nft
 # table, its cgroups, mounts under its directories and the CNI netns it created.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tools/e2e-node/env.sh
 
 log() { echo "e2e-node teardown: $*"; }
@@ -104,7 +104,7 @@ nft delete table ip "$E2E_NFT_TABLE" 2>/dev/null
 # at all (iptables-nft recreates those on demand).
 kube_chains() { nft list ruleset 2>/dev/null | awk '/^table /{t=$2" "$3} /^\tchain KUBE-/{print t" "$2}'; }
 while read -r fam tbl chain; do
-	[ -n "$chain" ] && ! was_there "nft:$fam $tbl $chain" || continue
+	if [ -z "$chain" ] || was_there "nft:$fam $tbl $chain"; then continue; fi
 	nft -a list table "$fam" "$tbl" | awk -v c="$chain" '/^\tchain /{ch=$2} $0 ~ "jump "c" " {print ch, $NF}' |
 		while read -r from handle; do nft delete rule "$fam" "$tbl" "$from" handle "$handle"; done
 	nft flush chain "$fam" "$tbl" "$chain" && nft delete chain "$fam" "$tbl" "$chain"
@@ -124,7 +124,13 @@ fi
 # 6. Files. /run/netns may hold other tests' namespaces: only removed when empty.
 [ -f "$E2E_RUN/tracefs-mounted" ] && umount /sys/kernel/tracing 2>/dev/null
 for p in $E2E_FIXED_PATHS; do
-	[ -e "$p" ] && ! was_there "$p" && { [ "$p" = /run/netns ] && rmdir "$p" 2>/dev/null || rm -rf "$p"; }
+	if [ ! -e "$p" ] || was_there "$p"; then
+		continue
+	elif [ "$p" = /run/netns ]; then
+		rmdir "$p" 2>/dev/null
+	else
+		rm -rf "$p"
+	fi
 done
 rm -rf "$E2E_STATE" "$E2E_RUN"
 
