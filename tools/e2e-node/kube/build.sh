@@ -19,8 +19,8 @@ mkdir -p "$bin"
 shared=$cache/kube/$version/bin/kube-apiserver # tools/kube's build, when it has run
 # kube-apiserver last: by then tools/kube may have built it (both share GOCACHE anyway).
 for cmd in kubelet kube-controller-manager kube-scheduler kubectl kube-apiserver; do
-	if [ "$cmd" = kube-apiserver ] && [ ! -e "$bin/$cmd" ] && [ -x "$shared" ]; then
-		ln -s "$shared" "$bin/$cmd"
+	if [ "$cmd" = kube-apiserver ] && [ ! -x "$bin/$cmd" ] && [ -x "$shared" ]; then
+		ln -sfn "$shared" "$bin/$cmd"
 	fi
 	[ -x "$bin/$cmd" ] && continue
 	echo "e2e-node: building $cmd $version into $bin (minutes when cold)" >&2
