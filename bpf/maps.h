@@ -39,18 +39,19 @@ struct {
 	__type(value, struct conn_info);
 } conns SEC(".maps");
 
-/* A connect() in flight on one thread. */
+/* A connect() in flight on one thread: only the arguments. Looking at the socket costs ~10
+ * probe reads, so it is left to the rare call that fails before SYN_SENT. */
 struct connect_call {
-	__u64 sk;
-	__u8 async;     /* the socket reached SYN_SENT: the outcome is reported by the state hook */
-	__u8 _pad[3];
+	__u64 uaddr;    /* the user's sockaddr pointer, still valid at syscall exit */
+	__s32 fd;
 	__u32 addrlen;
-	__u8 addr[28];  /* the user's sockaddr (sockaddr_in6 is the largest we read) */
-	__u8 _pad2[4];
+	__u8 async;     /* the socket reached SYN_SENT: the outcome is reported by the state hook */
+	__u8 _pad[7];
 };
 
-/* Keyed by pid_tgid: inserted at sys_enter_connect for TCP sockets, marked async at SYN_SENT,
- * read and deleted at sys_exit_connect, which reports failures that never reached SYN_SENT
+/* Keyed by pid_tgid: inserted at sys_enter_connect (any socket type: telling TCP apart would
+ * cost the socket lookup this map exists to avoid), marked async at SYN_SENT (same thread),
+ * read and deleted at sys_exit_connect, which reports TCP failures that never reached SYN_SENT
  * (no route, no free port). Size: one entry per thread inside connect(); LRU so a thread that
  * never returns cannot leak an entry. */
 struct {

@@ -129,8 +129,8 @@ static __always_inline void on_syn_sent(struct sock *sk)
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
 	bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	call = bpf_map_lookup_elem(&connect_calls, &id);
-	if (call && call->sk == key)
-		call->async = 1;
+	if (call)
+		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
 
 /* SYN_SENT -> ESTABLISHED (connected) or -> CLOSE (refused, timed out, reset, cancelled). */
@@ -299,18 +299,13 @@ int exit_accept(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	struct sock *sk = sock_from_fd(ctx->args[0]);
-	struct connect_call call = {};
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 len = ctx->args[2];
+	struct connect_call call = {
+		.uaddr = ctx->args[1],
+		.fd = ctx->args[0],
+		.addrlen = ctx->args[2],
+	};
 
-	if (!sk || !is_tcp(sk, false))
-		return 0;
-	call.sk = (__u64)sk;
-	if (len > sizeof(call.addr))
-		len = sizeof(call.addr);
-	call.addrlen = len;
-	bpf_probe_read_user(call.addr, len, (void *)ctx->args[1]);
 	bpf_map_update_elem(&connect_calls, &id, &call, BPF_ANY);
 	return 0;
 }
@@ -319,19 +314,26 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
  * before SYN_SENT. sockaddr_in: port at 2, address at 4; sockaddr_in6: port at 2, address at 8. */
 static __always_inline void fill_peer_from_sockaddr(struct event *e, const struct connect_call *call)
 {
-	__u16 family = *(__u16 *)call->addr;
+	__u8 addr[28] = {};
+	__u32 len = call->addrlen;
+	__u16 family;
 
-	if (family == AF_INET && call->addrlen >= 8) {
+	if (len > sizeof(addr))
+		len = sizeof(addr);
+	if (bpf_probe_read_user(addr, len, (void *)call->uaddr))
+		return;
+	family = *(__u16 *)addr;
+	if (family == AF_INET && len >= 8) {
 		e->family = AF_INET;
 		__builtin_memset(e->peer_addr, 0, sizeof(e->peer_addr));
-		__builtin_memcpy(e->peer_addr, &call->addr[4], 4);
-	} else if (family == AF_INET6 && call->addrlen >= 24) {
+		__builtin_memcpy(e->peer_addr, &addr[4], 4);
+	} else if (family == AF_INET6 && len >= 24) {
 		e->family = AF_INET6;
-		__builtin_memcpy(e->peer_addr, &call->addr[8], 16);
+		__builtin_memcpy(e->peer_addr, &addr[8], 16);
 	} else {
 		return;
 	}
-	e->peer_port = bpf_ntohs(*(__u16 *)&call->addr[2]);
+	e->peer_port = bpf_ntohs(*(__u16 *)&addr[2]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -342,6 +344,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	struct connect_call call;
 	long ret = ctx->ret;
 	struct event buf, *e;
+	struct sock *sk;
 
 	if (!found)
 		return 0;
@@ -349,11 +352,14 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&connect_calls, &id);
 	if (ret >= 0 || call.async || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
+	sk = sock_from_fd(call.fd); /* only now: failures are rare, the lookup is not cheap */
+	if (!sk || !is_tcp(sk, false))
+		return 0;
 
 	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;
-	fill_sock(e, (struct sock *)call.sk, false);
+	fill_sock(e, sk, false);
 	fill_peer_from_sockaddr(e, &call);
 	e->error = -ret;
 	e->pid = id >> 32;

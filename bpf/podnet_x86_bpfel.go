@@ -47,12 +47,11 @@ type PodnetConnInfo struct {
 
 type PodnetConnectCall struct {
 	_       structs.HostLayout
-	Sk      uint64
-	Async   uint8
-	Pad     [3]uint8
+	Uaddr   uint64
+	Fd      int32
 	Addrlen uint32
-	Addr    [28]uint8
-	Pad2    [4]uint8
+	Async   uint8
+	Pad     [7]uint8
 }
 
 type PodnetCounter uint32
