@@ -34,14 +34,7 @@ func TestLocalEndsAttributedToPods(t *testing.T) {
 	srv.Wait(t)
 
 	// The hostNetwork pod serves on the node's loopback; this test process (in no pod) dials it.
-	port := 20000 + int(time.Now().UnixNano()%20000)
-	hostSrv := hostPod.StartServer(t, "127.0.0.1:"+strconv.Itoa(port), 1)
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	require.NoError(t, err)
-	_, _ = c.Write([]byte("x\n"))
-	_, _ = c.Read(make([]byte, 8))
-	_ = c.Close()
-	hostSrv.Wait(t)
+	port := dialHostPod(t, hostPod)
 	time.Sleep(200 * time.Millisecond)
 	stop()
 
@@ -59,4 +52,22 @@ func TestLocalEndsAttributedToPods(t *testing.T) {
 	hostConn := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(port)})
 	assert.NotContains(t, hostConn.res, "k8s.pod.uid", "a process outside any pod gets the node's identity only")
 	assert.Equal(t, hostConn.res["k8s.node.name"], acc.res["k8s.node.name"])
+}
+
+// dialHostPod has a hostNetwork "pod" serve one connection on the node's loopback and dials it
+// from this test process, which is in no pod. It returns the server's port.
+func dialHostPod(t *testing.T, hostPod *netnstest.Pod) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the pod's server
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	srv := hostPod.StartServer(t, "127.0.0.1:"+strconv.Itoa(port), 1)
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	require.NoError(t, err)
+	_, _ = c.Write([]byte("x\n"))
+	_, _ = c.Read(make([]byte, 8))
+	_ = c.Close()
+	srv.Wait(t)
+	return port
 }

@@ -1,9 +1,7 @@
 package receiver
 
 import (
-	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -108,14 +106,7 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after delete")
 	require.Empty(t, res)
 	srv.Wait(t)
-	port := 20000 + int(time.Now().UnixNano()%20000)
-	agentSrv := hostPod.StartServer(t, "127.0.0.1:"+strconv.Itoa(port), 1)
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	require.NoError(t, err)
-	_, _ = c.Write([]byte("x\n"))
-	_, _ = c.Read(make([]byte, 8))
-	_ = c.Close()
-	agentSrv.Wait(t)
+	port := dialHostPod(t, hostPod)
 
 	// The API server goes away: events keep flowing with the names already known.
 	cluster.Stop()

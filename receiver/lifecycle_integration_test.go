@@ -66,11 +66,10 @@ func loopbackTraffic(t *testing.T, stop chan struct{}) *sync.WaitGroup {
 // goroutines, file descriptors or BPF programs, and every instance delivers.
 func TestRepeatedStartShutdownLeaksNothing(t *testing.T) {
 	netnstest.RequireRoot(t)
-	stop := make(chan struct{})
-	traffic := loopbackTraffic(t, stop)
-	defer func() { close(stop); traffic.Wait() }()
 	ignore := goleak.IgnoreCurrent()
 	fds := openFDs(t)
+	stop := make(chan struct{})
+	traffic := loopbackTraffic(t, stop)
 	var programs []ebpf.ProgramID
 
 	for i := range 15 {
@@ -94,6 +93,8 @@ func TestRepeatedStartShutdownLeaksNothing(t *testing.T) {
 		require.NoError(t, lr.Shutdown(context.Background()), "a second Shutdown is harmless")
 	}
 
+	close(stop)
+	traffic.Wait() // its sockets are not the receiver's
 	assert.Empty(t, stillLoaded(t, programs), "BPF programs")
 	assert.Equal(t, fds, openFDs(t), "file descriptors")
 	goleak.VerifyNone(t, ignore)
