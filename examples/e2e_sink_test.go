@@ -55,4 +55,3 @@ func startSink(t *testing.T) *sink {
 	t.Cleanup(func() { _ = mr.Shutdown(context.Background()) })
 	return s
 }
-
