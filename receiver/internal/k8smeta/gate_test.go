@@ -24,6 +24,7 @@ import (
 // server said the client's resource version had expired (410), so a test can tell a relist
 // from a resumed watch.
 type gate struct {
+	t     *testing.T
 	addr  string
 	proxy *httputil.ReverseProxy
 
@@ -46,7 +47,7 @@ func newGate(t *testing.T, c *kubetest.Cluster) *gate {
 	// TLS to the API server; the Store's own bearer token passes through.
 	rt, err := rest.TransportFor(&rest.Config{Host: admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: admin.CAData}})
 	require.NoError(t, err)
-	g := &gate{}
+	g := &gate{t: t}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(upstream) },
 		Transport:     rt,
@@ -88,7 +89,7 @@ func (g *gate) serve(ln net.Listener) {
 	g.mu.Unlock()
 	g.wg.Go(func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			panic(err)
+			g.t.Errorf("gate: %v", err)
 		}
 	})
 }
