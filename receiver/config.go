@@ -53,6 +53,8 @@ type Config struct {
 	// serviceAccount (in a DaemonSet) or kubeConfig; none (the default) leaves only what the
 	// node knows (pod UID, container id, netns, cgroup).
 	Kubernetes k8smeta.APIConfig `mapstructure:"kubernetes"`
+	// Exclude leaves connections out of logs and metrics by server port or peer range.
+	Exclude ExcludeConfig `mapstructure:"exclude"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`

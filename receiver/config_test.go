@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 5000, cfg.MaxMetricSeries)
 	assert.Equal(t, time.Hour, cfg.MetricSeriesIdleExpiry)
 	assert.Equal(t, "node-a", cfg.NodeName)
+	assert.Equal(t, ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "::1/128"}}, cfg.Exclude)
 	assert.False(t, cfg.Events.PodnetTCPAccept.Enabled)
 	assert.True(t, cfg.Events.PodnetTCPConnect.Enabled)
 	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
@@ -57,15 +58,18 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
 		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
 		{"attribution refresh", func(c *Config) { c.AttributionRefresh = time.Millisecond }, "attribution_refresh_interval: 1ms must be at least 1s"},
+		{"excluded port out of range", func(c *Config) { c.Exclude.ServerPorts = []int{80, 70000} }, "exclude.server_ports[1]: 70000 is not a port (1-65535)"},
+		{"excluded CIDR malformed", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.0.0.0/8", "10.0.0.1"} }, `exclude.peer_cidrs[1]: "10.0.0.1" is not a CIDR`},
 		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()
 			tc.mutate(cfg)
-			assert.ErrorContains(t, cfg.Validate(), tc.want)
+			// As the collector does it: the config and its nested sections.
+			assert.ErrorContains(t, confmap.Validate(cfg), tc.want)
 		})
 	}
-	assert.NoError(t, NewDefaultConfig().Validate())
+	assert.NoError(t, confmap.Validate(NewDefaultConfig()))
 }
 
 func TestMetricsAggregationFollowsThePipelines(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -78,4 +79,33 @@ func TestUnacceptedConnectionStillCounted(t *testing.T) {
 	find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(8081)})
 	find(t, rs, "podnet.tcp.close", map[string]any{"network.peer.port": int64(8081)})
 	require.Len(t, rs, 4, dump(rs))
+}
+
+// Excluded connections never reach logs, in either hook path, while the rest does.
+func TestExcludedConnectionsAreLeftOut(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 23)
+	client, server := netw.AddPod(), netw.AddPod()
+	logs, _, stop := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) {
+		cfg.Exclude = ExcludeConfig{PeerCIDRs: []string{server.IPv4.String() + "/32"}, ServerPorts: []int{9}}
+	})
+	srv := server.StartServer(t, "[::]:8080", 2)
+	for _, to := range []netip.AddrPort{netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)} {
+		_, res := client.Dial(t, to.String(), "x")
+		require.Empty(t, res)
+	}
+	srv.Wait(t)
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv6, 9).String(), "x")
+	require.Equal(t, "ECONNREFUSED", res)
+	time.Sleep(100 * time.Millisecond)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
+	// Kept: the IPv6 connection (4 events) and the server's side of the IPv4 one, whose peer
+	// is the client. Left out: the client's IPv4 events (peer excluded), the port-9 connect.
+	require.Len(t, rs, 6, dump(rs))
+	for _, r := range rs {
+		assert.NotEqual(t, server.IPv4.String(), r.attrs["network.peer.address"])
+		assert.NotEqual(t, int64(9), r.attrs["network.peer.port"])
+	}
+	find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.address": client.IPv4.String()})
 }

@@ -29,17 +29,19 @@ type readLoop struct {
 	metrics  *connectionMetrics
 	loss     lossReporter
 	warn     warnLimiter
+	exclude  exclusions
 	nextEmit time.Time
 }
 
 func newReadLoop(r *podnetReceiver) *readLoop {
 	res := newResources(r.cfg, r.attributor)
 	l := &readLoop{
-		r:     r,
-		clock: event.NewClock(),
-		batch: make([]event.Event, 0, maxBatch),
-		loss:  lossReporter{tb: r.telemetry},
-		warn:  warnLimiter{logger: r.set.Logger, every: time.Minute},
+		r:       r,
+		clock:   event.NewClock(),
+		batch:   make([]event.Event, 0, maxBatch),
+		loss:    lossReporter{tb: r.telemetry},
+		warn:    warnLimiter{logger: r.set.Logger, every: time.Minute},
+		exclude: newExclusions(r.cfg.Exclude),
 	}
 	if r.logs != nil {
 		l.logs = newLogsConverter(r.cfg.Events, res, r.attributor, r.set.BuildInfo.Version)
@@ -89,9 +91,12 @@ func (l *readLoop) fill(rec *ringbuf.Record) error {
 			return err
 		}
 		l.batch = l.batch[:len(l.batch)+1]
-		if err := event.Decode(rec.RawSample, l.clock, &l.batch[len(l.batch)-1]); err != nil {
+		e := &l.batch[len(l.batch)-1]
+		if err := event.Decode(rec.RawSample, l.clock, e); err != nil {
 			l.batch = l.batch[:len(l.batch)-1]
 			decodeErrors++
+		} else if l.exclude.excluded(e.Peer.Addr(), e.ServerPort()) {
+			l.batch = l.batch[:len(l.batch)-1]
 		}
 	}
 	return nil
@@ -152,6 +157,9 @@ func (l *readLoop) reportKernelCounters(ctx context.Context) {
 func (l *readLoop) drainAggregates(now pcommon.Timestamp) {
 	var dropped int64
 	err := l.r.src.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if peer, err := event.Addr(k.Family, k.PeerAddr); err == nil && l.exclude.excluded(peer, k.ServerPort) {
+			return
+		}
 		if !l.metrics.addAggregate(k, v, now) {
 			dropped += int64(v.Connections + v.Closed)
 		}

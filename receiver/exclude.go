@@ -1,0 +1,68 @@
+package receiver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// ExcludeConfig drops connections users do not want to see (health checks, the node's own
+// loopback traffic) before they become logs or metrics. Like every podnet attribute it is per
+// socket: the peer is the other end as this socket sees it, so excluding a server's address
+// drops its clients' events, not the server's own (whose peers are the clients).
+type ExcludeConfig struct {
+	// ServerPorts are server ports to leave out (the peer's port for a client, the local
+	// port for a server), e.g. [10250] for kubelet probes.
+	ServerPorts []int `mapstructure:"server_ports"`
+	// PeerCIDRs are peer address ranges to leave out, e.g. ["127.0.0.0/8", "::1/128"].
+	PeerCIDRs []string `mapstructure:"peer_cidrs"`
+}
+
+// Validate names the first bad entry of each list.
+func (c ExcludeConfig) Validate() error {
+	var errs []error
+	for i, p := range c.ServerPorts {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("exclude.server_ports[%d]: %d is not a port (1-65535)", i, p))
+		}
+	}
+	for i, s := range c.PeerCIDRs {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is not a CIDR such as 10.0.0.0/8 or fd00::/8: %w", i, s, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exclusions is the compiled ExcludeConfig.
+type exclusions struct {
+	ports    map[uint16]bool
+	prefixes []netip.Prefix
+}
+
+func newExclusions(c ExcludeConfig) exclusions {
+	e := exclusions{ports: map[uint16]bool{}}
+	for _, p := range c.ServerPorts {
+		e.ports[uint16(p)] = true
+	}
+	for _, s := range c.PeerCIDRs {
+		if p, err := netip.ParsePrefix(s); err == nil { // validated already
+			e.prefixes = append(e.prefixes, p.Masked())
+		}
+	}
+	return e
+}
+
+// excluded reports whether a connection with this peer and server port is left out. peer is
+// unmapped (IPv4-mapped IPv6 is IPv4), so an IPv4 CIDR also covers dual-stack sockets.
+func (e exclusions) excluded(peer netip.Addr, serverPort uint16) bool {
+	if e.ports[serverPort] {
+		return true
+	}
+	for _, p := range e.prefixes {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
