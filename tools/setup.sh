@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin)
+pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin python3)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
