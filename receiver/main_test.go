@@ -9,5 +9,9 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.MaybeRunHelper()
+	if port := os.Getenv(capabilityChildEnv); port != "" {
+		capabilityChild(port)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }

@@ -3,8 +3,6 @@ package kernel
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,43 +29,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// allCaps lists the capability names capsh knows on this machine.
-func allCaps(t *testing.T) []string {
-	out, err := exec.Command("capsh", "--print").Output()
-	if err != nil {
-		t.Fatalf("capsh (Debian libcap2-bin) is needed: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Bounding set ="); ok {
-			return strings.Split(rest, ",")
-		}
-	}
-	t.Fatal("capsh --print has no bounding set")
-	return nil
-}
-
-// runWith runs the child as root but with only the given capabilities in its bounding set
-// (which, for root, is what it gets after exec).
 func runWith(t *testing.T, keep ...string) (string, error) {
-	var drop []string
-	for _, c := range allCaps(t) {
-		if !contains(keep, c) {
-			drop = append(drop, c)
-		}
-	}
-	cmd := exec.Command("capsh", "--drop="+strings.Join(drop, ","), "--", "-c", `exec "$0"`, os.Args[0])
-	cmd.Env = append(os.Environ(), capChild+"=1")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return netnstest.RunWithOnly(t, keep, capChild+"=1")
 }
 
 // The capability set the manifests grant is enough, and each of its BPF capabilities is needed.
