@@ -34,7 +34,7 @@ func NewKubeletCgroups(t testing.TB) *KubeletCgroups {
 	if err := os.Mkdir(root+c.base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeTree(t, root+c.base) })
+	t.Cleanup(func() { RemoveCgroupTree(t, root+c.base) })
 	return c
 }
 
@@ -85,8 +85,9 @@ func cgroup2Mount() (string, error) {
 	return "", errors.New("no cgroup2 mount on this machine")
 }
 
-// removeTree removes cgroup directories deepest first, waiting for just-reaped processes.
-func removeTree(t testing.TB, dir string) {
+// RemoveCgroupTree removes cgroup directories deepest first; a cgroup whose last process was
+// just reaped may stay busy for a moment, so each removal is retried briefly.
+func RemoveCgroupTree(t testing.TB, dir string) {
 	var dirs []string
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
@@ -98,7 +99,11 @@ func removeTree(t testing.TB, dir string) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			err := unix.Rmdir(dirs[i])
-			if err == nil || errors.Is(err, unix.ENOENT) || time.Now().After(deadline) {
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+				t.Errorf("removing cgroup %s: %v", dirs[i], err)
 				break
 			}
 			time.Sleep(20 * time.Millisecond)

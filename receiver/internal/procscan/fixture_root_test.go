@@ -3,17 +3,17 @@ package procscan
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/netnstest"
 )
 
 // requireRoot skips tests that create network namespaces and cgroups.
@@ -50,7 +50,7 @@ func testCgroupBase(t *testing.T) (cgroupFS, string) {
 	require.NoError(t, err)
 	base := "/podnet-test-" + randomHex(t, 4)
 	require.NoError(t, os.Mkdir(fs.dir+base, 0o755))
-	t.Cleanup(func() { removeCgroupTree(t, fs.dir+base) })
+	t.Cleanup(func() { netnstest.RemoveCgroupTree(t, fs.dir+base) })
 	return fs, base
 }
 
@@ -61,32 +61,6 @@ func podCgroup(t *testing.T, fs cgroupFS, base, escapedUID, containerID string) 
 	p := base + "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + escapedUID + ".slice/cri-containerd-" + containerID + ".scope"
 	require.NoError(t, os.MkdirAll(fs.dir+p, 0o755))
 	return p
-}
-
-// removeCgroupTree removes cgroup directories deepest first; a cgroup whose last process
-// was just reaped may still be busy for a moment.
-func removeCgroupTree(t *testing.T, dir string) {
-	var dirs []string
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := unix.Rmdir(dirs[i])
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				t.Errorf("removing cgroup %s: %v", dirs[i], err)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 }
 
 // testNetns creates a network namespace removed at cleanup.
