@@ -3,7 +3,6 @@ package procscan
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
