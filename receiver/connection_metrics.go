@@ -90,8 +90,8 @@ func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
 			s.bytesSent += int64(e.BytesSent)
 			s.bytesReceived += int64(e.BytesReceived)
 			s.retransmits += int64(e.Retransmits)
-			if e.Start != 0 && e.Time >= e.Start {
-				s.durationNs += int64(e.Time - e.Start)
+			if d, ok := e.Duration(); ok {
+				s.durationNs += int64(d)
 			}
 		}
 	}

@@ -89,8 +89,8 @@ func (c *logsConverter) record(lr plog.LogRecord, e *event.Event, observed pcomm
 	}
 	putPeer(a, peer)
 	if e.Type == event.Close {
-		if e.Start != 0 && e.Time >= e.Start {
-			a.PutDouble("podnet.connection.duration", float64(e.Time-e.Start)/1e9)
+		if d, ok := e.Duration(); ok {
+			a.PutDouble("podnet.connection.duration", float64(d)/1e9)
 		}
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))

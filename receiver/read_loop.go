@@ -30,12 +30,15 @@ type readLoop struct {
 	loss     lossReporter
 	warn     warnLimiter
 	exclude  exclusions
+	peers    *peerMemo
 	nextEmit time.Time
 }
 
 func newReadLoop(r *podnetReceiver) *readLoop {
-	res := newResources(r.cfg, r.attributor)
+	peers := newPeerMemo(r.attributor)
+	res := newResources(r.cfg, peers)
 	l := &readLoop{
+		peers:   peers,
 		r:       r,
 		clock:   event.NewClock(),
 		batch:   make([]event.Event, 0, maxBatch),
@@ -44,10 +47,10 @@ func newReadLoop(r *podnetReceiver) *readLoop {
 		exclude: newExclusions(r.cfg.Exclude),
 	}
 	if r.logs != nil {
-		l.logs = newLogsConverter(r.cfg.Events, res, r.attributor, r.set.BuildInfo.Version)
+		l.logs = newLogsConverter(r.cfg.Events, res, peers, r.set.BuildInfo.Version)
 	}
 	if r.metrics != nil {
-		l.metrics = newConnectionMetrics(r.cfg, r.set, res, r.attributor)
+		l.metrics = newConnectionMetrics(r.cfg, r.set, res, peers)
 		l.nextEmit = time.Now().Add(r.cfg.MetricsInterval)
 	}
 	return l
@@ -103,7 +106,10 @@ func (l *readLoop) fill(rec *ringbuf.Record) error {
 }
 
 func (l *readLoop) deliver(ctx context.Context) {
-	defer func() { l.batch = l.batch[:0] }()
+	defer func() {
+		l.batch = l.batch[:0]
+		l.peers.reset()
+	}()
 	l.clock.Sync()
 	if len(l.batch) == 0 {
 		return

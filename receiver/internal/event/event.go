@@ -75,5 +75,14 @@ func (e *Event) ServerPort() uint16 {
 	return e.Peer.Port()
 }
 
+// Duration is how long the connection lived, in ns; false when its start is unknown (opened
+// before podnet loaded).
+func (e *Event) Duration() (uint64, bool) {
+	if e.Start == 0 || e.Time < e.Start {
+		return 0, false
+	}
+	return e.Time - e.Start, true
+}
+
 // IPv6 reports whether the connection is IPv6 (after unmapping IPv4-mapped addresses).
 func (e *Event) IPv6() bool { return e.Peer.Addr().Is6() }
