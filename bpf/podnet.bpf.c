@@ -18,12 +18,11 @@
 #include "podnet.h"
 #include "maps.h"
 #include "sock.h"
+#include "aggregate.h"
 
 #define EISCONN 106
 #define EALREADY 114
 #define EINPROGRESS 115
-#define RCV_SHUTDOWN 1
-#define E2BIG 7
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -31,7 +30,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * this many bytes (default: a quarter of the ring), never per event. */
 const volatile __u64 wakeup_bytes = 1 << 21;
 
-/* Set by the loader: count into `aggregates` instead of writing events to the ring. */
+/* Set by the loader: count into `aggregates` instead of writing events to the ring (see
+ * aggregate.h); the syscall programs are then neither loaded nor attached. */
 const volatile bool aggregate_in_kernel = false;
 
 /* Keep the contract types in BTF so bpf2go can generate them. */
@@ -40,19 +40,14 @@ const enum event_type *unused_event_type __attribute__((unused));
 const enum role *unused_role __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 
-/* Returns where to build an event: ring memory, or the caller's stack buffer when aggregating
- * in the kernel (the event is then only counted; never a shared scratch map, which a softirq
- * program could overwrite while a process-context one is building its event). */
-static __always_inline struct event *reserve(struct event *stack, __u8 type, __u8 role, __u64 now)
+/* Ring memory for an event, or NULL (counted) when the ring is full. */
+static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 {
-	struct event *e = stack;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
-	if (!aggregate_in_kernel) {
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (!e) {
-			count(COUNTER_RESERVE_FAILED);
-			return NULL;
-		}
+	if (!e) {
+		count(COUNTER_RESERVE_FAILED);
+		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->timestamp_ns = now;
@@ -61,50 +56,10 @@ static __always_inline struct event *reserve(struct event *stack, __u8 type, __u
 	return e;
 }
 
-static __always_inline void aggregate(const struct event *e)
-{
-	struct agg_key k = {
-		.cgroup_id = e->cgroup_id,
-		.netns_ino = e->netns_ino,
-		.family = e->family,
-		.server_port = e->role == ROLE_SERVER ? e->local_port : e->peer_port,
-		.error = e->type == EVENT_CONNECT ? e->error : 0,
-		.role = e->role,
-	};
-	struct agg_value zero = {};
-	struct agg_value *v;
-
-	__builtin_memcpy(k.peer_addr, e->peer_addr, sizeof(k.peer_addr));
-	v = bpf_map_lookup_elem(&aggregates, &k);
-	if (!v) {
-		if (bpf_map_update_elem(&aggregates, &k, &zero, BPF_NOEXIST) == -E2BIG) {
-			count(COUNTER_AGGREGATE_FULL);
-			return;
-		}
-		v = bpf_map_lookup_elem(&aggregates, &k);
-		if (!v)
-			return;
-	}
-	if (e->type != EVENT_CLOSE) {
-		__sync_fetch_and_add(&v->connections, 1);
-		return;
-	}
-	__sync_fetch_and_add(&v->closed, 1);
-	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent);
-	__sync_fetch_and_add(&v->bytes_received, e->bytes_received);
-	__sync_fetch_and_add(&v->retransmits, e->retransmits);
-	if (e->start_ns && e->timestamp_ns >= e->start_ns)
-		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
-}
-
 static __always_inline void submit(struct event *e)
 {
 	__u64 backlog, flags = BPF_RB_NO_WAKEUP;
 
-	if (aggregate_in_kernel) {
-		aggregate(e);
-		return;
-	}
 	/* Wake once, as this record takes the backlog across the mark (8 = record header). */
 	backlog = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	if (backlog >= wakeup_bytes && backlog < wakeup_bytes + sizeof(*e) + 8)
@@ -140,7 +95,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate, bool 
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct conn_info ci = { .role = ROLE_CLIENT };
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
-	struct event buf, *e;
+	struct event *e;
 
 	if (known)
 		ci = *known;
@@ -154,7 +109,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate, bool 
 		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	}
 
-	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, now);
+	e = reserve(EVENT_CONNECT, ROLE_CLIENT, now);
 	if (!e)
 		return;
 	fill_sock(e, sk, direct);
@@ -168,7 +123,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate, bool 
 
 static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts, bool direct)
 {
-	struct event buf, *e = reserve(&buf, EVENT_ACCEPT, ROLE_SERVER, ts);
+	struct event *e = reserve(EVENT_ACCEPT, ROLE_SERVER, ts);
 	if (!e)
 		return;
 	fill_sock(e, sk, direct);
@@ -184,7 +139,7 @@ static __always_inline void on_close(struct sock *sk, bool direct)
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct conn_info ci;
-	struct event buf, *e;
+	struct event *e;
 
 	if (!known) {
 		count(COUNTER_CLOSE_UNTRACKED);
@@ -198,7 +153,7 @@ static __always_inline void on_close(struct sock *sk, bool direct)
 	if (ci.role == ROLE_SERVER && !ci.accepted)
 		emit_accept(sk, &ci, ci.start_ns, direct);
 
-	e = reserve(&buf, EVENT_CLOSE, ci.role, bpf_ktime_get_boot_ns());
+	e = reserve(EVENT_CLOSE, ci.role, bpf_ktime_get_boot_ns());
 	if (!e)
 		return;
 	fill_sock(e, sk, direct);
@@ -242,6 +197,11 @@ static __always_inline bool interesting(int oldstate, int newstate)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 {
+	if (aggregate_in_kernel) {
+		if (agg_interesting(oldstate, newstate) && is_tcp(sk, true))
+			agg_on_state(sk, oldstate, newstate, true);
+		return 0;
+	}
 	if (!interesting(oldstate, newstate) || !is_tcp(sk, true))
 		return 0;
 	return on_state(sk, oldstate, newstate, true);
@@ -250,7 +210,14 @@ int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 SEC("tracepoint/sock/inet_sock_set_state")
 int state_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	if (!interesting(ctx->oldstate, ctx->newstate) || ctx->protocol != IPPROTO_TCP)
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (aggregate_in_kernel) {
+		if (agg_interesting(ctx->oldstate, ctx->newstate))
+			agg_on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
+		return 0;
+	}
+	if (!interesting(ctx->oldstate, ctx->newstate))
 		return 0;
 	return on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
 }
@@ -343,7 +310,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	struct connect_call *found = bpf_map_lookup_elem(&connect_calls, &id);
 	struct connect_call call;
 	long ret = ctx->ret;
-	struct event buf, *e;
+	struct event *e;
 	struct sock *sk;
 
 	if (!found)
@@ -356,7 +323,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!sk || !is_tcp(sk, false))
 		return 0;
 
-	e = reserve(&buf, EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
+	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;
 	fill_sock(e, sk, false);

@@ -8,6 +8,7 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
+#define RCV_SHUTDOWN 1 /* sk_shutdown: the peer's FIN arrived */
 
 /* Every reader takes `direct`, a constant at each call site: true where the verifier knows
  * the socket's type (tp_btf arguments), so fields are plain loads; false for pointers it does

@@ -114,3 +114,25 @@ func splitDurations(points []string) (exact []string, durations []float64) {
 	}
 	return exact, durations
 }
+
+// In-kernel aggregation runs on the state hook alone (no syscall hook taxes the node's
+// syscalls), so a connect() that fails before SYN_SENT is the one thing it does not count;
+// the event path does. README and bpf/aggregate.h document the difference; this pins it.
+func TestKernelAggregationOmitsConnectFailuresBeforeSynSent(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netw := netnstest.NewNetwork(t, 41)
+	client, server := netw.AddPod(), netw.AddPod()
+	client.Exec("ip", "route", "add", "unreachable", server.IPv4.String()+"/32")
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel)
+	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents)
+
+	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "x")
+	require.Equal(t, "EHOSTUNREACH", res)
+	time.Sleep(200 * time.Millisecond)
+	stopKernel()
+	stopEvents()
+
+	failed := fmt.Sprintf("%d podnet.tcp.connections map[error.type:EHOSTUNREACH network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:8080] = 1", client.NetnsInode(), server.IPv4)
+	assert.Equal(t, []string{failed}, flatten(eventsSink.AllMetrics(), client.NetnsInode()))
+	assert.Empty(t, flatten(kernelSink.AllMetrics(), client.NetnsInode()))
+}

@@ -116,10 +116,20 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	cpu1, cpuErr := a.cpu()
 	rss, hwm := a.memory()
 	c, stopErr := a.stop()
+	waitUnloaded(before)
 	for _, e := range []error{err, cpuErr, stopErr} {
 		if e != nil {
 			return run{}, e
 		}
 	}
 	return run{load: l, agent: &agentRun{cpu: cpu1 - cpu0, rss: rss, hwm: hwm, counters: c}, foreign: max(before, after)}, nil
+}
+
+// waitUnloaded waits (up to 5 s) until no more podnet instances are loaded than want. An agent's
+// programs are freed a moment after it exits (the kernel defers it past an RCU grace period);
+// a baseline run started before that would be flagged, and taxed, by them.
+func waitUnloaded(want int) {
+	for deadline := time.Now().Add(5 * time.Second); observers() > want && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }

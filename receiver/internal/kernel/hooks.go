@@ -12,6 +12,7 @@ import (
 
 // HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
 // connect) are classic tracepoints in every mode: they are what gives process context.
+// In-kernel aggregation needs no process context and attaches none of them.
 type HookMode string
 
 const (
@@ -53,7 +54,10 @@ var stateProgram = map[HookMode]string{
 	HooksTracepoint: bpf.PodnetProgStateTracepoint,
 }
 
-// syscallHooks are attached in every mode.
+// syscallHooks are attached in every mode when events are sent, never when aggregating in the
+// kernel: while one syscall tracepoint is attached, every syscall on the node takes the
+// kernel's slow tracing path, and metrics need neither pids nor anything else only they see
+// (except connect() failures before SYN_SENT, see bpf/aggregate.h).
 var syscallHooks = []struct{ prog, group, name string }{
 	{bpf.PodnetProgEnterConnect, "syscalls", "sys_enter_connect"},
 	{bpf.PodnetProgExitConnect, "syscalls", "sys_exit_connect"},

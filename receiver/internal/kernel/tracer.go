@@ -70,6 +70,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, prog)
 		}
 	}
+	hooks := syscallHooks
+	if opts.AggregateInKernel {
+		for _, h := range syscallHooks {
+			delete(spec.Programs, h.prog)
+		}
+		hooks = nil
+	}
 	ring := opts.RingBufferSize
 	if opts.AggregateInKernel {
 		ring = uint32(os.Getpagesize()) // unused: no events are sent
@@ -102,7 +109,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, explain("attaching inet_sock_set_state", err)
 	}
 	t.links = append(t.links, l)
-	for _, h := range syscallHooks {
+	for _, h := range hooks {
 		l, err := link.Tracepoint(h.group, h.name, coll.Programs[h.prog], nil)
 		if err != nil {
 			return nil, explain("attaching "+h.group+"/"+h.name, err)
