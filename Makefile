@@ -72,9 +72,10 @@ bench-setup:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk || \
 		echo "bench-setup: nginx/wrk not installed; the nginx-wrk workload will be skipped" >&2
 
-# Go micro-benchmarks (no root): per-event decode, conversion, aggregation; benchstat summary.
+# Go micro-benchmarks (no root): per-event decode, classify, conversion, aggregation, pod lookup
+# (by IP and by socket); benchstat summary.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./receiver/internal/event/ ./receiver/ > bench/results/go-bench.raw.tmp
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./receiver/internal/event/ ./receiver/ ./receiver/internal/k8smeta/ ./receiver/internal/procscan/ > bench/results/go-bench.raw.tmp
 	{ echo "# $$(date -u +%F) $$(nproc) vCPU, load average $$(cut -d' ' -f1-3 /proc/loadavg) (other builds run here: read the ± columns)"; \
 		benchstat podnet=bench/results/go-bench.raw.tmp; } > bench/results/go-bench.txt
 	rm bench/results/go-bench.raw.tmp
