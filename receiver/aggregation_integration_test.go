@@ -19,12 +19,14 @@ import (
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
-func startMetricsOnly(t *testing.T, aggregation string) (*consumertest.MetricsSink, func()) {
+func startMetricsOnly(t *testing.T, aggregation string, mode kernel.HookMode) (*consumertest.MetricsSink, func()) {
 	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.MetricsAggregation = aggregation
+	cfg.Hooks = mode
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MetricsInterval = time.Hour
 	cfg.MetricSeriesIdleExpiry = time.Hour
@@ -64,13 +66,19 @@ func flatten(all []pmetric.Metrics, netns ...uint32) []string {
 }
 
 // The in-kernel aggregation and the event path see the same traffic at the same time and
-// must report the same metrics.
+// must report the same metrics, with either hook mode (each has its own socket reads).
 func TestKernelAggregationMatchesEventPath(t *testing.T) {
 	netnstest.RequireRoot(t)
-	netw := netnstest.NewNetwork(t, 40)
+	for i, mode := range []kernel.HookMode{kernel.HooksTPBTF, kernel.HooksTracepoint} {
+		t.Run(string(mode), func(t *testing.T) { testKernelAggregationMatchesEventPath(t, mode, byte(40+i)) })
+	}
+}
+
+func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
-	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel)
-	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents)
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, mode)
+	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents, mode)
 
 	srv := server.StartServer(t, "[::]:8080", 3)
 	for _, addr := range []netip.AddrPort{
@@ -120,11 +128,11 @@ func splitDurations(points []string) (exact []string, durations []float64) {
 // the event path does. README and bpf/aggregate.h document the difference; this pins it.
 func TestKernelAggregationOmitsConnectFailuresBeforeSynSent(t *testing.T) {
 	netnstest.RequireRoot(t)
-	netw := netnstest.NewNetwork(t, 41)
+	netw := netnstest.NewNetwork(t, 45)
 	client, server := netw.AddPod(), netw.AddPod()
 	client.Exec("ip", "route", "add", "unreachable", server.IPv4.String()+"/32")
-	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel)
-	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents)
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, kernel.HooksAuto)
+	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents, kernel.HooksAuto)
 
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "x")
 	require.Equal(t, "EHOSTUNREACH", res)
