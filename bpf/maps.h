@@ -27,8 +27,10 @@ struct conn_info {
 	char comm[16];
 };
 
-/* Per-connection state, keyed by socket address. Inserted at SYN_SENT (client, process context)
- * and SYN_RECV->ESTABLISHED (server); updated by accept(); deleted at ->CLOSE.
+/* Per-connection state, keyed by socket address. Sending events: inserted at SYN_SENT (client,
+ * process context) and SYN_RECV->ESTABLISHED (server), updated by accept(). Aggregating in the
+ * kernel: inserted when either end is established, holding only what its close needs (start
+ * time, role). Deleted at ->CLOSE.
  * LRU so that sockets whose close was never seen cannot fill it. Size: set from
  * `max_tracked_connections` (default 65536 concurrent connections per node); an eviction shows up
  * as COUNTER_CLOSE_UNTRACKED. */
@@ -61,8 +63,8 @@ struct {
 	__type(value, struct connect_call);
 } connect_calls SEC(".maps");
 
-/* In-kernel aggregation, used instead of `events` when only a metrics pipeline consumes podnet.
- * Written by every program (atomic adds); user space reads and deletes every entry each metrics
+/* In-kernel aggregation (aggregate.h), used instead of `events` when only a metrics pipeline
+ * consumes podnet. Written by the state program (atomic adds: both CPUs count the same keys); user space reads and deletes every entry each metrics
  * interval (batch lookup-and-delete) and keeps the cumulative totals, so this map only holds
  * the keys active within one interval. Size: set from `max_metric_series`; when full, new keys
  * are counted in COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts
