@@ -116,8 +116,7 @@ static __always_inline void agg_on_state(struct sock *sk, int oldstate, int news
 			agg_track(sk, ROLE_CLIENT);
 			agg_open(sk, ROLE_CLIENT, 0, direct);
 		} else if (newstate == TCP_CLOSE) {
-			int err = BPF_CORE_READ(sk, sk_err);
-			agg_open(sk, ROLE_CLIENT, err ? err : PODNET_ECANCELED, direct);
+			agg_open(sk, ROLE_CLIENT, connect_errno(sk, direct), direct);
 		}
 		return; /* SYN_SENT -> SYN_RECV (simultaneous open) goes on */
 	}

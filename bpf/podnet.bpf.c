@@ -114,10 +114,8 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate, bool 
 		return;
 	fill_sock(e, sk, direct);
 	set_process(e, &ci);
-	if (newstate != TCP_ESTABLISHED) {
-		int err = BPF_CORE_READ(sk, sk_err);
-		e->error = err ? err : PODNET_ECANCELED;
-	}
+	if (newstate != TCP_ESTABLISHED)
+		e->error = connect_errno(sk, direct);
 	submit(e);
 }
 

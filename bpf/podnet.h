@@ -30,7 +30,8 @@ enum counter {
 };
 
 /* Errno stand-in for "the application closed the socket before the handshake ended":
- * sk_err is 0 then, and ECANCELED is what the kernel itself uses for an aborted operation. */
+ * sk_err is 0 then, and ECANCELED is what the kernel itself uses for an aborted operation
+ * (connect_errno in sock.h tells it apart from a connect() that found no free port). */
 #define PODNET_ECANCELED 125
 
 struct event {

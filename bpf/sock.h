@@ -9,6 +9,7 @@
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
 #define RCV_SHUTDOWN 1 /* sk_shutdown: the peer's FIN arrived */
+#define EADDRNOTAVAIL 99
 
 /* Every reader takes `direct`, a constant at each call site: true where the verifier knows
  * the socket's type (tp_btf arguments), so fields are plain loads; false for pointers it does
@@ -40,6 +41,31 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool direct)
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
+/* The local port in host order. From inet_sport: skc_num is already 0 at ->CLOSE; both are 0
+ * until connect() binds one. inet_sport lies beyond struct sock: in tp_btf the verifier wants
+ * the socket typed as what it is before reading it. */
+static __always_inline __u16 sock_local_port(struct sock *sk, bool direct)
+{
+	if (direct) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		return tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
+	}
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+/* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
+ * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
+ * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:
+ * EADDRNOTAVAIL, ephemeral-port exhaustion) or the application closed the socket first. */
+static __always_inline __s32 connect_errno(struct sock *sk, bool direct)
+{
+	int err = direct ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+
+	if (err)
+		return err;
+	return sock_local_port(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
+}
+
 /* Fills the socket's tuple, namespace and cgroup. The local port comes from inet_sport because
  * skc_num is already 0 at ->CLOSE; both are 0 at SYN_SENT, before the port is chosen. */
 static __always_inline void fill_sock(struct event *e, struct sock *sk, bool direct)
@@ -47,12 +73,8 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, bool dir
 	struct sock_common *skc = &sk->__sk_common;
 
 	if (direct) {
-		/* inet_sport lies beyond struct sock: the verifier wants the socket typed as what
-		 * it is before reading it. */
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
 		e->family = skc->skc_family;
-		e->local_port = tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
+		e->local_port = sock_local_port(sk, true);
 		e->peer_port = bpf_ntohs(skc->skc_dport);
 		if (e->family == AF_INET) {
 			__builtin_memcpy(e->local_addr, &skc->skc_rcv_saddr, 4);
@@ -63,10 +85,8 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, bool dir
 		}
 		e->netns_ino = skc->skc_net.net->ns.inum;
 	} else {
-		struct inet_sock *inet = (struct inet_sock *)sk;
-
 		e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		e->local_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+		e->local_port = sock_local_port(sk, false);
 		e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (e->family == AF_INET) {
 			bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);

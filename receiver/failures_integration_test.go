@@ -1,6 +1,8 @@
 package receiver
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -51,6 +53,57 @@ func TestSynchronousConnectFailureIsReported(t *testing.T) {
 	assert.Equal(t, "EHOSTUNREACH", c.attrs["error.type"])
 	assert.Equal(t, int64(8080), c.attrs["network.peer.port"])
 	assert.Equal(t, int64(pid), c.attrs["process.pid"])
+}
+
+// Ephemeral-port exhaustion: connect() finds no free local port after the socket entered
+// SYN_SENT, so the state hook sees SYN_SENT -> CLOSE with no socket error. It is
+// EADDRNOTAVAIL (what connect() returned), not an application cancel, in the logs and in
+// the in-kernel aggregation alike.
+func TestPortExhaustionIsReported(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 24)
+	client, server := netw.AddPod(), netw.AddPod()
+	client.Exec("sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40001")
+	release := server.StartHolder(t, "0.0.0.0:8081")
+	defer release()
+	logs, _, stop := startReceiver(t, kernel.HooksAuto)
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, kernel.HooksAuto)
+
+	addr := netip.AddrPortFrom(server.IPv4, 8081).String()
+	var held []net.Conn
+	require.NoError(t, client.Do(func() error {
+		for range 2 { // every local port of the range, to the same peer
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			held = append(held, c)
+		}
+		return nil
+	}))
+	pid, res := client.Dial(t, addr, "x")
+	require.Equal(t, "EADDRNOTAVAIL", res)
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	stopKernel()
+	for _, c := range held {
+		_ = c.Close()
+	}
+
+	// Go's dialer retries a connect() that fails with EADDRNOTAVAIL twice: three attempts.
+	var failed []rec
+	for _, r := range records(logs.AllLogs(), client.NetnsInode()) {
+		if r.attrs["error.type"] == "EADDRNOTAVAIL" {
+			failed = append(failed, r)
+		}
+	}
+	require.Len(t, failed, 3, dump(failed))
+	for _, c := range failed {
+		assert.Equal(t, "podnet.tcp.connect", c.name)
+		assert.Equal(t, int64(pid), c.attrs["process.pid"])
+		assert.Equal(t, int64(8081), c.attrs["network.peer.port"])
+	}
+	assert.Contains(t, flatten(kernelSink.AllMetrics(), client.NetnsInode()),
+		fmt.Sprintf("%d podnet.tcp.connections map[error.type:EADDRNOTAVAIL network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:8081] = 3", client.NetnsInode(), server.IPv4))
 }
 
 // A connection the server never accept()s (io_uring, or a listener that closes with a full
