@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -53,6 +55,38 @@ func TestSynchronousConnectFailureIsReported(t *testing.T) {
 	assert.Equal(t, "EHOSTUNREACH", c.attrs["error.type"])
 	assert.Equal(t, int64(8080), c.attrs["network.peer.port"])
 	assert.Equal(t, int64(pid), c.attrs["process.pid"])
+}
+
+// The application closes a socket whose handshake has not ended (its SYNs are dropped):
+// "cancelled", with the local port that was bound, in the logs and the in-kernel aggregation.
+func TestCancelledConnectIsReported(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 25)
+	client, server := netw.AddPod(), netw.AddPod()
+	server.DropSYNs(81)
+	logs, _, stop := startReceiver(t, kernel.HooksAuto)
+	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, kernel.HooksAuto)
+
+	require.NoError(t, client.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 81, Addr: server.IPv4.As4()}); !errors.Is(err, unix.EINPROGRESS) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // a SYN is out, and dropped
+		return unix.Close(fd)
+	}))
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	stopKernel()
+
+	rs := records(logs.AllLogs(), client.NetnsInode())
+	c := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(81)})
+	assert.Equal(t, "cancelled", c.attrs["error.type"])
+	assert.NotZero(t, c.attrs["network.local.port"])
+	assert.Contains(t, flatten(kernelSink.AllMetrics(), client.NetnsInode()),
+		fmt.Sprintf("%d podnet.tcp.connections map[error.type:cancelled network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:81] = 1", client.NetnsInode(), server.IPv4))
 }
 
 // Ephemeral-port exhaustion: connect() finds no free local port after the socket entered
