@@ -125,7 +125,10 @@ func (p *Pod) NetnsInode() uint32 {
 	p.t.Helper()
 	path := "/run/netns/" + p.Name
 	if p.Name == "" {
-		path = "/proc/self/ns/net"
+		// This thread's namespace, not the process's: /proc/self names the main thread, and
+		// Do can leave the main thread parked in a pod's namespace (the Go runtime wedges a
+		// locked main thread instead of ending it). Unlocked threads never leave the host's.
+		path = "/proc/thread-self/ns/net"
 	}
 	var st syscallStat
 	if err := stat(path, &st); err != nil {
