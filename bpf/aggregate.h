@@ -25,20 +25,17 @@ static __always_inline bool agg_interesting(int oldstate, int newstate)
 	       (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED);
 }
 
-/* The metric key of a socket: the same fields the event path's aggregator splits by. */
-static __always_inline void agg_key_of(struct agg_key *k, struct sock *sk, __u8 role, bool direct)
+/* The metric key of an event built from a socket: the fields the event path's aggregator
+ * splits by. */
+static __always_inline void agg_key_of(struct agg_key *k, const struct event *e, __u8 role)
 {
-	struct event e;
-
-	__builtin_memset(&e, 0, sizeof(e));
-	fill_sock(&e, sk, direct);
 	__builtin_memset(k, 0, sizeof(*k));
-	k->cgroup_id = e.cgroup_id;
-	k->netns_ino = e.netns_ino;
-	k->family = e.family;
-	k->server_port = role == ROLE_SERVER ? e.local_port : e.peer_port;
+	k->cgroup_id = e->cgroup_id;
+	k->netns_ino = e->netns_ino;
+	k->family = e->family;
+	k->server_port = role == ROLE_SERVER ? e->local_port : e->peer_port;
 	k->role = role;
-	__builtin_memcpy(k->peer_addr, e.peer_addr, sizeof(k->peer_addr));
+	__builtin_memcpy(k->peer_addr, e->peer_addr, sizeof(k->peer_addr));
 }
 
 /* The key's counts for this interval, created empty when new; NULL (counted) when the map is
@@ -60,38 +57,38 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 /* A connection opened: a connect that ended (error 0 = established) or a passive open. */
 static __always_inline void agg_open(struct sock *sk, __u8 role, __s32 error, bool direct)
 {
+	struct event e;
 	struct agg_key k;
 	struct agg_value *v;
 
-	agg_key_of(&k, sk, role, direct);
+	__builtin_memset(&e, 0, sizeof(e));
+	fill_sock(&e, sk, direct);
+	agg_key_of(&k, &e, role);
 	k.error = error;
 	v = agg_value_of(&k);
 	if (v)
 		__sync_fetch_and_add(&v->connections, 1);
 }
 
-/* An established connection closed: what the event path reads at close, added to its key. */
+/* An established connection closed: what the event path reports at close, added to its key. */
 static __always_inline void agg_close(struct sock *sk, const struct conn_info *ci, bool direct)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u64 now = bpf_ktime_get_boot_ns();
-	__u64 sent, received;
+	struct event e;
 	struct agg_key k;
 	struct agg_value *v;
 
-	agg_key_of(&k, sk, ci->role, direct);
+	__builtin_memset(&e, 0, sizeof(e));
+	fill_sock(&e, sk, direct);
+	agg_key_of(&k, &e, ci->role);
 	v = agg_value_of(&k);
 	if (!v)
 		return;
-	/* Payload only, as in the event path (on_close explains the two corrections). */
-	sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
-	received = BPF_CORE_READ(tp, bytes_received);
-	if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && received)
-		received--;
+	fill_close(&e, sk, direct);
 	__sync_fetch_and_add(&v->closed, 1);
-	__sync_fetch_and_add(&v->bytes_sent, sent);
-	__sync_fetch_and_add(&v->bytes_received, received);
-	__sync_fetch_and_add(&v->retransmits, BPF_CORE_READ(tp, total_retrans));
+	__sync_fetch_and_add(&v->bytes_sent, e.bytes_sent);
+	__sync_fetch_and_add(&v->bytes_received, e.bytes_received);
+	__sync_fetch_and_add(&v->retransmits, e.retransmits);
 	if (ci->start_ns && now >= ci->start_ns)
 		__sync_fetch_and_add(&v->duration_ns, now - ci->start_ns);
 }

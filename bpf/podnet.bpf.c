@@ -135,7 +135,6 @@ static __always_inline void on_close(struct sock *sk, bool direct)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct conn_info ci;
 	struct event *e;
 
@@ -157,14 +156,7 @@ static __always_inline void on_close(struct sock *sk, bool direct)
 	fill_sock(e, sk, direct);
 	set_process(e, &ci);
 	e->start_ns = ci.start_ns;
-	/* Payload only. bytes_sent counts retransmitted payload again; bytes_received counts the
-	 * peer's FIN as one byte of sequence space (RCV_SHUTDOWN says it arrived). */
-	e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
-	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-	if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
-		e->bytes_received--;
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	e->retransmits = BPF_CORE_READ(tp, total_retrans);
+	fill_close(e, sk, direct);
 	submit(e);
 }
 

@@ -100,6 +100,34 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, bool dir
 	e->cgroup_id = sock_cgroup_id(sk, direct);
 }
 
+/* What a connection carried, read at its close: payload bytes both ways (bytes_sent counts
+ * retransmitted payload again; bytes_received counts the peer's FIN as one byte of sequence
+ * space, which RCV_SHUTDOWN says arrived), smoothed RTT and retransmissions. */
+static __always_inline void fill_close(struct event *e, struct sock *sk, bool direct)
+{
+	if (direct) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (!tp)
+			return;
+		e->bytes_sent = tp->bytes_sent - tp->bytes_retrans;
+		e->bytes_received = tp->bytes_received;
+		if ((BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
+			e->bytes_received--;
+		e->srtt_us = tp->srtt_us >> 3;
+		e->retransmits = tp->total_retrans;
+		return;
+	}
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
+		e->bytes_received--;
+	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	e->retransmits = BPF_CORE_READ(tp, total_retrans);
+}
+
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
  * (socket->file == file) rejects descriptors that are not sockets. */
 static __always_inline struct sock *sock_from_fd(long fd)
