@@ -66,8 +66,7 @@ static __always_inline __s32 connect_errno(struct sock *sk, bool direct)
 	return sock_local_port(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
 }
 
-/* Fills the socket's tuple, namespace and cgroup. The local port comes from inet_sport because
- * skc_num is already 0 at ->CLOSE; both are 0 at SYN_SENT, before the port is chosen. */
+/* Fills the socket's tuple, namespace and cgroup. */
 static __always_inline void fill_sock(struct event *e, struct sock *sk, bool direct)
 {
 	struct sock_common *skc = &sk->__sk_common;
@@ -116,16 +115,16 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, bool di
 			e->bytes_received--;
 		e->srtt_us = tp->srtt_us >> 3;
 		e->retransmits = tp->total_retrans;
-		return;
-	}
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	} else {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
 
-	e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
-	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-	if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
-		e->bytes_received--;
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	e->retransmits = BPF_CORE_READ(tp, total_retrans);
+		e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
+			e->bytes_received--;
+		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		e->retransmits = BPF_CORE_READ(tp, total_retrans);
+	}
 }
 
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
