@@ -374,7 +374,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts.", mi.Description())
+						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. With metrics_aggregation kernel, a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -412,7 +412,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts.", mi.Description())
+						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. With metrics_aggregation kernel, a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
