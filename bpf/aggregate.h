@@ -55,7 +55,7 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 }
 
 /* A connection opened: a connect that ended (error 0 = established) or a passive open. */
-static __always_inline void agg_open(struct sock *sk, __u8 role, __s32 error, bool direct)
+static __always_inline void agg_open(struct sock *sk, __u8 role, __s32 error, enum sock_read direct)
 {
 	struct event e;
 	struct agg_key k;
@@ -71,7 +71,7 @@ static __always_inline void agg_open(struct sock *sk, __u8 role, __s32 error, bo
 }
 
 /* An established connection closed: what the event path reports at close, added to its key. */
-static __always_inline void agg_close(struct sock *sk, const struct conn_info *ci, bool direct)
+static __always_inline void agg_close(struct sock *sk, const struct conn_info *ci, enum sock_read direct)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct event e;
@@ -102,7 +102,7 @@ static __always_inline void agg_track(struct sock *sk, __u8 role)
 	bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 }
 
-static __always_inline void agg_on_state(struct sock *sk, int oldstate, int newstate, bool direct)
+static __always_inline void agg_on_state(struct sock *sk, int oldstate, int newstate, enum sock_read direct)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *known;

@@ -89,7 +89,7 @@ static __always_inline void on_syn_sent(struct sock *sk)
 }
 
 /* SYN_SENT -> ESTABLISHED (connected) or -> CLOSE (refused, timed out, reset, cancelled). */
-static __always_inline void on_connect_done(struct sock *sk, int newstate, bool direct)
+static __always_inline void on_connect_done(struct sock *sk, int newstate, enum sock_read direct)
 {
 	__u64 key = (__u64)sk;
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -119,7 +119,7 @@ static __always_inline void on_connect_done(struct sock *sk, int newstate, bool 
 	submit(e);
 }
 
-static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts, bool direct)
+static __always_inline void emit_accept(struct sock *sk, const struct conn_info *ci, __u64 ts, enum sock_read direct)
 {
 	struct event *e = reserve(EVENT_ACCEPT, ROLE_SERVER, ts);
 	if (!e)
@@ -131,7 +131,7 @@ static __always_inline void emit_accept(struct sock *sk, const struct conn_info 
 }
 
 /* Any -> CLOSE for a connection that was established. */
-static __always_inline void on_close(struct sock *sk, bool direct)
+static __always_inline void on_close(struct sock *sk, enum sock_read direct)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
@@ -160,7 +160,7 @@ static __always_inline void on_close(struct sock *sk, bool direct)
 	submit(e);
 }
 
-static __always_inline int on_state(struct sock *sk, int oldstate, int newstate, bool direct)
+static __always_inline int on_state(struct sock *sk, int oldstate, int newstate, enum sock_read direct)
 {
 	if (newstate == TCP_SYN_SENT)
 		on_syn_sent(sk);
@@ -188,13 +188,13 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 {
 	if (aggregate_in_kernel) {
-		if (agg_interesting(oldstate, newstate) && is_tcp(sk, true))
-			agg_on_state(sk, oldstate, newstate, true);
+		if (agg_interesting(oldstate, newstate) && is_tcp(sk, READ_TYPED))
+			agg_on_state(sk, oldstate, newstate, READ_TYPED);
 		return 0;
 	}
-	if (!interesting(oldstate, newstate) || !is_tcp(sk, true))
+	if (!interesting(oldstate, newstate) || !is_tcp(sk, READ_TYPED))
 		return 0;
-	return on_state(sk, oldstate, newstate, true);
+	return on_state(sk, oldstate, newstate, READ_TYPED);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -204,15 +204,18 @@ int state_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	if (aggregate_in_kernel) {
 		if (agg_interesting(ctx->oldstate, ctx->newstate))
-			agg_on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
+			agg_on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, READ_PROBED);
 		return 0;
 	}
 	if (!interesting(ctx->oldstate, ctx->newstate))
 		return 0;
-	return on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, false);
+	return on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, READ_PROBED);
 }
 
-static __always_inline int on_accept(long fd)
+/* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
+ * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
+ * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */
+static __always_inline int on_accept(long fd, enum sock_read rd)
 {
 	struct sock *sk;
 	__u64 key;
@@ -222,13 +225,17 @@ static __always_inline int on_accept(long fd)
 	if (fd < 0)
 		return 0;
 	sk = sock_from_fd(fd);
-	if (!sk || !is_tcp(sk, false))
+	if (!sk)
+		return 0;
+	if (rd == READ_CAST)
+		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+	if (!is_tcp(sk, rd))
 		return 0;
 	key = (__u64)sk;
 	known = bpf_map_lookup_elem(&conns, &key);
 	if (known)
 		ci = *known;
-	else if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+	else if ((rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state)) == TCP_CLOSE)
 		return 0; /* already closed and reported before accept() returned it */
 	ci.accepted = 1;
 	ci.pid = bpf_get_current_pid_tgid() >> 32;
@@ -237,20 +244,32 @@ static __always_inline int on_accept(long fd)
 		*known = ci;
 	else
 		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
-	emit_accept(sk, &ci, bpf_ktime_get_boot_ns(), false);
+	emit_accept(sk, &ci, bpf_ktime_get_boot_ns(), rd);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_accept(ctx->ret);
+	return on_accept(ctx->ret, READ_PROBED);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_accept(ctx->ret);
+	return on_accept(ctx->ret, READ_PROBED);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4_cast(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret, READ_CAST);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept_cast(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept(ctx->ret, READ_CAST);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -310,13 +329,13 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (ret >= 0 || call.async || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
 	sk = sock_from_fd(call.fd); /* only now: failures are rare, the lookup is not cheap */
-	if (!sk || !is_tcp(sk, false))
+	if (!sk || !is_tcp(sk, READ_PROBED))
 		return 0;
 
 	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;
-	fill_sock(e, sk, false);
+	fill_sock(e, sk, READ_PROBED);
 	fill_peer_from_sockaddr(e, &call);
 	e->error = -ret;
 	e->pid = id >> 32;

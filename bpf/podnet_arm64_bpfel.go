@@ -113,6 +113,8 @@ const (
 	PodnetProgEnterConnect     = "enter_connect"
 	PodnetProgExitAccept       = "exit_accept"
 	PodnetProgExitAccept4      = "exit_accept4"
+	PodnetProgExitAccept4Cast  = "exit_accept4_cast"
+	PodnetProgExitAcceptCast   = "exit_accept_cast"
 	PodnetProgExitConnect      = "exit_connect"
 	PodnetProgStateTpBtf       = "state_tp_btf"
 	PodnetProgStateTracepoint  = "state_tracepoint"
@@ -169,6 +171,8 @@ type PodnetProgramSpecs struct {
 	EnterConnect    *ebpf.ProgramSpec `ebpf:"enter_connect"`
 	ExitAccept      *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4     *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitAccept4Cast *ebpf.ProgramSpec `ebpf:"exit_accept4_cast"`
+	ExitAcceptCast  *ebpf.ProgramSpec `ebpf:"exit_accept_cast"`
 	ExitConnect     *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTracepoint *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
@@ -253,6 +257,8 @@ type PodnetPrograms struct {
 	EnterConnect    *ebpf.Program `ebpf:"enter_connect"`
 	ExitAccept      *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4     *ebpf.Program `ebpf:"exit_accept4"`
+	ExitAccept4Cast *ebpf.Program `ebpf:"exit_accept4_cast"`
+	ExitAcceptCast  *ebpf.Program `ebpf:"exit_accept_cast"`
 	ExitConnect     *ebpf.Program `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTracepoint *ebpf.Program `ebpf:"state_tracepoint"`
@@ -263,6 +269,8 @@ func (p *PodnetPrograms) Close() error {
 		p.EnterConnect,
 		p.ExitAccept,
 		p.ExitAccept4,
+		p.ExitAccept4Cast,
+		p.ExitAcceptCast,
 		p.ExitConnect,
 		p.StateTpBtf,
 		p.StateTracepoint,

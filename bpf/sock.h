@@ -11,13 +11,26 @@
 #define RCV_SHUTDOWN 1 /* sk_shutdown: the peer's FIN arrived */
 #define EADDRNOTAVAIL 99
 
-/* Every reader takes `direct`, a constant at each call site: true where the verifier knows
- * the socket's type (tp_btf arguments), so fields are plain loads; false for pointers it does
- * not (classic tracepoint arguments, sockets found from a file descriptor), read with
- * bpf_probe_read_kernel. After inlining each program keeps one of the two; plain loads cost a
- * fraction of a probe read, and fill_sock does about ten. */
+/* How a socket's fields are read. Every reader takes one, a constant at each call site, and
+ * after inlining each program keeps one way:
+ *   READ_PROBED: bpf_probe_read_kernel, for pointers the verifier knows nothing about (classic
+ *                tracepoint arguments, sockets found from a file descriptor);
+ *   READ_TYPED:  plain loads, where the verifier knows the socket's type (tp_btf arguments);
+ *   READ_CAST:   plain loads through a pointer typed with bpf_rdonly_cast (6.2+), which the
+ *                verifier treats as untrusted: no helper takes it, so the local port is read
+ *                through a cast too.
+ * Plain loads cost a fraction of a probe read, and fill_sock does about ten. */
+enum sock_read {
+	READ_PROBED = 0,
+	READ_TYPED = 1,
+	READ_CAST = 2,
+};
 
-static __always_inline bool is_tcp(struct sock *sk, bool direct)
+/* Makes a kernel pointer typed (read-only, untrusted); only in programs loaded where the
+ * kernel has it (see kernel.castSupported). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+static __always_inline bool is_tcp(struct sock *sk, enum sock_read direct)
 {
 	__u16 family = direct ? sk->__sk_common.skc_family : BPF_CORE_READ(sk, __sk_common.skc_family);
 
@@ -31,7 +44,7 @@ static __always_inline bool is_tcp(struct sock *sk, bool direct)
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
 
-static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool direct)
+static __always_inline __u64 sock_cgroup_id(struct sock *sk, enum sock_read direct)
 {
 	/* sock_cgroup_data holds a plain cgroup pointer since 5.15; older kernels packed it. */
 	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
@@ -44,8 +57,12 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool direct)
 /* The local port in host order. From inet_sport: skc_num is already 0 at ->CLOSE; both are 0
  * until connect() binds one. inet_sport lies beyond struct sock: in tp_btf the verifier wants
  * the socket typed as what it is before reading it. */
-static __always_inline __u16 sock_local_port(struct sock *sk, bool direct)
+static __always_inline __u16 sock_local_port(struct sock *sk, enum sock_read direct)
 {
+	if (direct == READ_CAST) {
+		struct inet_sock *inet = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct inet_sock));
+		return bpf_ntohs(inet->inet_sport);
+	}
 	if (direct) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 		return tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
@@ -57,7 +74,7 @@ static __always_inline __u16 sock_local_port(struct sock *sk, bool direct)
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:
  * EADDRNOTAVAIL, ephemeral-port exhaustion) or the application closed the socket first. */
-static __always_inline __s32 connect_errno(struct sock *sk, bool direct)
+static __always_inline __s32 connect_errno(struct sock *sk, enum sock_read direct)
 {
 	int err = direct ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
 
@@ -67,13 +84,13 @@ static __always_inline __s32 connect_errno(struct sock *sk, bool direct)
 }
 
 /* Fills the socket's tuple, namespace and cgroup. */
-static __always_inline void fill_sock(struct event *e, struct sock *sk, bool direct)
+static __always_inline void fill_sock(struct event *e, struct sock *sk, enum sock_read direct)
 {
 	struct sock_common *skc = &sk->__sk_common;
 
 	if (direct) {
 		e->family = skc->skc_family;
-		e->local_port = sock_local_port(sk, true);
+		e->local_port = sock_local_port(sk, direct);
 		e->peer_port = bpf_ntohs(skc->skc_dport);
 		if (e->family == AF_INET) {
 			__builtin_memcpy(e->local_addr, &skc->skc_rcv_saddr, 4);
@@ -85,7 +102,7 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, bool dir
 		e->netns_ino = skc->skc_net.net->ns.inum;
 	} else {
 		e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		e->local_port = sock_local_port(sk, false);
+		e->local_port = sock_local_port(sk, READ_PROBED);
 		e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (e->family == AF_INET) {
 			bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
@@ -102,7 +119,7 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, bool dir
 /* What a connection carried, read at its close: payload bytes both ways (bytes_sent counts
  * retransmitted payload again; bytes_received counts the peer's FIN as one byte of sequence
  * space, which RCV_SHUTDOWN says arrived), smoothed RTT and retransmissions. */
-static __always_inline void fill_close(struct event *e, struct sock *sk, bool direct)
+static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct)
 {
 	if (direct) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);

@@ -43,6 +43,12 @@ func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, 
 // startReceiverWith is startReceiver with a host and configuration changes of the test's.
 func startReceiverWith(t *testing.T, host component.Host, configure func(*Config)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
+	return startReceiverOpts(t, host, configure, func(*kernel.Options) {})
+}
+
+// startReceiverOpts also adjusts the kernel options the receiver derives from its config.
+func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config), kernelOpts func(*kernel.Options)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+	t.Helper()
 	netnstest.RequireRoot(t)
 	cfg := NewDefaultConfig()
 	configure(cfg)
@@ -57,6 +63,12 @@ func startReceiverWith(t *testing.T, host component.Host, configure func(*Config
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
+	rcv := lr.(*shared).podnetReceiver
+	open := rcv.open
+	rcv.open = func(o kernel.Options) (source, error) {
+		kernelOpts(&o)
+		return open(o)
+	}
 	require.NoError(t, lr.Start(context.Background(), host))
 	ids := loadedPrograms(t, lr)
 	stopped := false
@@ -136,18 +148,30 @@ func comm() string {
 	return c
 }
 
+// Every hook mode, and the accept hook's probe-read variant that kernels without
+// bpf_rdonly_cast (before 6.2) load.
 func TestConnectAcceptCloseBetweenPods(t *testing.T) {
-	for i, mode := range []kernel.HookMode{kernel.HooksTPBTF, kernel.HooksTracepoint} {
-		t.Run(string(mode), func(t *testing.T) {
-			testConnectAcceptClose(t, mode, byte(10+i))
+	for i, c := range []struct {
+		name   string
+		mode   kernel.HookMode
+		probed bool
+	}{
+		{"tp_btf", kernel.HooksTPBTF, false},
+		{"tracepoint", kernel.HooksTracepoint, false},
+		{"probed-reads", kernel.HooksTracepoint, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testConnectAcceptClose(t, c.mode, c.probed, byte(10+i))
 		})
 	}
 }
 
-func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, subnet byte) {
+func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
-	logs, metrics, stop := startReceiver(t, mode)
+	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(),
+		func(cfg *Config) { cfg.Hooks = mode },
+		func(o *kernel.Options) { o.ProbedReads = probed })
 
 	srv := server.StartServer(t, "[::]:8080", 2)
 	pid4, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hello")

@@ -70,6 +70,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.String("hooks", string(t.Mode())),
 			zap.Errors("skipped_hooks", t.Skipped()),
 			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
+			zap.Bool("accept_reads_cast", t.CastReads()),
 			zap.Any("program_ids", t.ProgramIDs()),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
 		return t, nil

@@ -14,16 +14,20 @@ import (
 // ns-in-bpf/conn for all programs together and runs/conn. Compare with ns/op, the cost of a
 // whole connection. Root only.
 func BenchmarkKernelCostPerConnection(b *testing.B) {
-	for _, agg := range []bool{false, true} {
-		name := "events"
-		if agg {
-			name = "aggregate"
-		}
-		b.Run(name, func(b *testing.B) { benchKernelCost(b, agg) })
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"events", Options{}},
+		{"events-probed-reads", Options{ProbedReads: true}}, // kernels before 6.2
+		{"aggregate", Options{AggregateInKernel: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchKernelCost(b, c.opts) })
 	}
 }
 
-func benchKernelCost(b *testing.B, aggregate bool) {
+func benchKernelCost(b *testing.B, opts Options) {
+	aggregate := opts.AggregateInKernel
 	netnstest.RequireRoot(b)
 	const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
 	old, err := os.ReadFile(statsSysctl)
@@ -35,7 +39,8 @@ func benchKernelCost(b *testing.B, aggregate bool) {
 	}
 	defer os.WriteFile(statsSysctl, old, 0o644)
 
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 65536, AggregateInKernel: aggregate, MaxAggregates: 1 << 16})
+	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections, opts.MaxAggregates = HooksAuto, 1<<24, 65536, 1<<16
+	tr, err := Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// events (metrics-only pipelines); MaxAggregates bounds that map.
 	AggregateInKernel bool
 	MaxAggregates     uint32
+	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
+	// (tests of the path older kernels take).
+	ProbedReads bool
 }
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
@@ -32,6 +35,7 @@ type Tracer struct {
 	coll       *ebpf.Collection
 	links      []link.Link
 	mode       HookMode
+	castReads  bool
 	skipped    []error
 	counters   *ebpf.Map
 	aggregates *ebpf.Map
@@ -70,12 +74,22 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, prog)
 		}
 	}
-	hooks := syscallHooks
-	if opts.AggregateInKernel {
-		for _, h := range syscallHooks {
-			delete(spec.Programs, h.prog)
+	// The syscall programs to attach, by program name; the rest are not loaded.
+	cast := !opts.ProbedReads && castSupported()
+	hooks := map[string]string{}
+	for _, h := range syscallHooks {
+		use, drop := h.prog, h.cast
+		if cast && h.cast != "" {
+			use, drop = h.cast, h.prog
 		}
-		hooks = nil
+		if opts.AggregateInKernel {
+			delete(spec.Programs, use)
+		} else {
+			hooks[h.name] = use
+		}
+		if drop != "" {
+			delete(spec.Programs, drop)
+		}
 	}
 	ring := opts.RingBufferSize
 	if opts.AggregateInKernel {
@@ -97,7 +111,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", err)
 	}
-	t = &Tracer{coll: coll, mode: mode, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast && !opts.AggregateInKernel, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
 	defer func() {
 		if err != nil {
 			_ = t.Close()
@@ -109,8 +123,12 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, explain("attaching inet_sock_set_state", err)
 	}
 	t.links = append(t.links, l)
-	for _, h := range hooks {
-		l, err := link.Tracepoint(h.group, h.name, coll.Programs[h.prog], nil)
+	for _, h := range syscallHooks {
+		prog, ok := hooks[h.name]
+		if !ok {
+			continue
+		}
+		l, err := link.Tracepoint(h.group, h.name, coll.Programs[prog], nil)
 		if err != nil {
 			return nil, explain("attaching "+h.group+"/"+h.name, err)
 		}
@@ -138,6 +156,10 @@ func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
 
 // Mode is the hook mode that loaded.
 func (t *Tracer) Mode() HookMode { return t.mode }
+
+// CastReads says whether the accept hook reads sockets with plain loads (bpf_rdonly_cast)
+// rather than probe reads.
+func (t *Tracer) CastReads() bool { return t.castReads }
 
 // Skipped says why cheaper modes were passed over (empty when the first one loaded).
 func (t *Tracer) Skipped() []error { return t.skipped }

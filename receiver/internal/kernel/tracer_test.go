@@ -1,10 +1,12 @@
 package kernel
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
@@ -22,6 +24,26 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, tr.ProgramIDs(), tc.programs, "aggregate=%v", tc.aggregate)
 		assert.Len(t, tr.links, tc.programs, "aggregate=%v", tc.aggregate)
+		require.NoError(t, tr.Close())
+	}
+}
+
+// The accept hook reads sockets with plain loads wherever bpf_rdonly_cast exists (6.2+): the
+// detection must find it on such kernels, and ProbedReads must turn it off.
+func TestAcceptReadsCastWhereSupported(t *testing.T) {
+	netnstest.RequireRoot(t)
+	var uts unix.Utsname
+	require.NoError(t, unix.Uname(&uts))
+	var major, minor int
+	_, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor)
+	require.NoError(t, err)
+	if major > 6 || (major == 6 && minor >= 2) {
+		assert.True(t, castSupported(), "kernel %d.%d has bpf_rdonly_cast", major, minor)
+	}
+	for _, probed := range []bool{false, true} {
+		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 16, ProbedReads: probed})
+		require.NoError(t, err)
+		assert.Equal(t, castSupported() && !probed, tr.CastReads(), "probed=%v", probed)
 		require.NoError(t, tr.Close())
 	}
 }
