@@ -261,13 +261,13 @@ int exit_accept(struct trace_event_raw_sys_exit *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int exit_accept4_cast(struct trace_event_raw_sys_exit *ctx)
+int accept4_cast(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept(ctx->ret, READ_CAST);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int exit_accept_cast(struct trace_event_raw_sys_exit *ctx)
+int accept_cast(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept(ctx->ret, READ_CAST);
 }

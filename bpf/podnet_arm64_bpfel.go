@@ -110,11 +110,11 @@ const (
 	PodnetMapConns             = "conns"
 	PodnetMapCounters          = "counters"
 	PodnetMapEvents            = "events"
+	PodnetProgAccept4Cast      = "accept4_cast"
+	PodnetProgAcceptCast       = "accept_cast"
 	PodnetProgEnterConnect     = "enter_connect"
 	PodnetProgExitAccept       = "exit_accept"
 	PodnetProgExitAccept4      = "exit_accept4"
-	PodnetProgExitAccept4Cast  = "exit_accept4_cast"
-	PodnetProgExitAcceptCast   = "exit_accept_cast"
 	PodnetProgExitConnect      = "exit_connect"
 	PodnetProgStateTpBtf       = "state_tp_btf"
 	PodnetProgStateTracepoint  = "state_tracepoint"
@@ -168,11 +168,11 @@ type PodnetSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetProgramSpecs struct {
+	Accept4Cast     *ebpf.ProgramSpec `ebpf:"accept4_cast"`
+	AcceptCast      *ebpf.ProgramSpec `ebpf:"accept_cast"`
 	EnterConnect    *ebpf.ProgramSpec `ebpf:"enter_connect"`
 	ExitAccept      *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4     *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitAccept4Cast *ebpf.ProgramSpec `ebpf:"exit_accept4_cast"`
-	ExitAcceptCast  *ebpf.ProgramSpec `ebpf:"exit_accept_cast"`
 	ExitConnect     *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTracepoint *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
@@ -254,11 +254,11 @@ type PodnetVariables struct {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetPrograms struct {
+	Accept4Cast     *ebpf.Program `ebpf:"accept4_cast"`
+	AcceptCast      *ebpf.Program `ebpf:"accept_cast"`
 	EnterConnect    *ebpf.Program `ebpf:"enter_connect"`
 	ExitAccept      *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4     *ebpf.Program `ebpf:"exit_accept4"`
-	ExitAccept4Cast *ebpf.Program `ebpf:"exit_accept4_cast"`
-	ExitAcceptCast  *ebpf.Program `ebpf:"exit_accept_cast"`
 	ExitConnect     *ebpf.Program `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTracepoint *ebpf.Program `ebpf:"state_tracepoint"`
@@ -266,11 +266,11 @@ type PodnetPrograms struct {
 
 func (p *PodnetPrograms) Close() error {
 	return _PodnetClose(
+		p.Accept4Cast,
+		p.AcceptCast,
 		p.EnterConnect,
 		p.ExitAccept,
 		p.ExitAccept4,
-		p.ExitAccept4Cast,
-		p.ExitAcceptCast,
 		p.ExitConnect,
 		p.StateTpBtf,
 		p.StateTracepoint,

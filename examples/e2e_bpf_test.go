@@ -16,9 +16,13 @@ import (
 )
 
 var podnetProgramNames = []string{
-	bpf.PodnetProgStateTpBtf, bpf.PodnetProgStateTracepoint, bpf.PodnetProgEnterConnect,
+	bpf.PodnetProgStateTpBtf, kernelName(bpf.PodnetProgStateTracepoint), bpf.PodnetProgEnterConnect,
 	bpf.PodnetProgExitConnect, bpf.PodnetProgExitAccept, bpf.PodnetProgExitAccept4,
+	bpf.PodnetProgAcceptCast, bpf.PodnetProgAccept4Cast,
 }
+
+// kernelName is a program's name as the kernel keeps it (BPF_OBJ_NAME_LEN: 15 bytes).
+func kernelName(name string) string { return name[:min(len(name), 15)] }
 
 // heldPodnetPrograms returns the podnet BPF programs (id → name) whose program or link fds
 // process pid holds. Other tests may load podnet programs at the same time, so "ours" must

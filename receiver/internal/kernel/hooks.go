@@ -64,8 +64,8 @@ var stateProgram = map[HookMode]string{
 var syscallHooks = []struct{ prog, cast, group, name string }{
 	{bpf.PodnetProgEnterConnect, "", "syscalls", "sys_enter_connect"},
 	{bpf.PodnetProgExitConnect, "", "syscalls", "sys_exit_connect"},
-	{bpf.PodnetProgExitAccept4, bpf.PodnetProgExitAccept4Cast, "syscalls", "sys_exit_accept4"},
-	{bpf.PodnetProgExitAccept, bpf.PodnetProgExitAcceptCast, "syscalls", "sys_exit_accept"},
+	{bpf.PodnetProgExitAccept4, bpf.PodnetProgAccept4Cast, "syscalls", "sys_exit_accept4"},
+	{bpf.PodnetProgExitAccept, bpf.PodnetProgAcceptCast, "syscalls", "sys_exit_accept"},
 }
 
 // castSupported says whether the kernel has the bpf_rdonly_cast kfunc (6.2+; every program
