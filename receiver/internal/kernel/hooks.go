@@ -59,8 +59,10 @@ var stateProgram = map[HookMode]string{
 // kernel: while one syscall tracepoint is attached, every syscall on the node takes the
 // kernel's slow tracing path, and metrics need neither pids nor anything else only they see
 // (except connect() failures before SYN_SENT, see bpf/aggregate.h).
-// cast is the variant that reads the socket it finds with plain loads through a pointer typed
-// by bpf_rdonly_cast (~0.5 µs less per accept), used where the kernel has that kfunc.
+//
+// cast, where set, names a variant that reads the socket it finds with plain loads through a
+// pointer typed by bpf_rdonly_cast (~0.5 µs less per accept); it replaces prog where the
+// kernel has that kfunc.
 var syscallHooks = []struct{ prog, cast, group, name string }{
 	{bpf.PodnetProgEnterConnect, "", "syscalls", "sys_enter_connect"},
 	{bpf.PodnetProgExitConnect, "", "syscalls", "sys_exit_connect"},

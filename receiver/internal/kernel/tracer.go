@@ -74,7 +74,8 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, prog)
 		}
 	}
-	// The syscall programs to attach, by program name; the rest are not loaded.
+	// hooks: syscall tracepoint → the program chosen for it. Programs not chosen (the other
+	// accept variant; every syscall program when aggregating) are not even loaded.
 	cast := !opts.ProbedReads && castSupported()
 	hooks := map[string]string{}
 	for _, h := range syscallHooks {
