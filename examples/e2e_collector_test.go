@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,7 +22,8 @@ const collectorBinary = "../bin/otelcol-podnet"
 // so there a missing binary is a failure; elsewhere the test skips and says how to run it.
 func requireCollector(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(collectorBinary); err == nil {
+	if bin, err := os.ReadFile(collectorBinary); err == nil {
+		requireCurrentPrograms(t, bin)
 		return collectorBinary
 	}
 	if os.Getenv("CI") != "" {
@@ -29,6 +31,20 @@ func requireCollector(t *testing.T) string {
 	}
 	t.Skipf("SKIP: %s is missing: run make otelcol first to test the collector end to end", collectorBinary)
 	return ""
+}
+
+// requireCurrentPrograms fails when the binary was built before the BPF programs last changed:
+// it embeds bpf2go's object verbatim, so an older binary would test older programs.
+func requireCurrentPrograms(t *testing.T, bin []byte) {
+	t.Helper()
+	arch := map[string]string{"amd64": "x86", "arm64": "arm64"}[runtime.GOARCH]
+	obj, err := os.ReadFile(filepath.Join("..", "bpf", "podnet_"+arch+"_bpfel.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(bin, obj) {
+		t.Fatalf("%s embeds other BPF programs than bpf/ holds (built before they changed): run make otelcol", collectorBinary)
+	}
 }
 
 // collectorConfig is examples/local/config.yaml with its exporters swapped for otlp_grpc to the
