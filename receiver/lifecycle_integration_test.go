@@ -28,37 +28,24 @@ func openFDs(t *testing.T) int {
 }
 
 // loopbackTraffic makes short connections until stop is closed, so receivers start and stop
-// while events flow.
+// while events flow. Waiting on the returned group also closes the server.
 func loopbackTraffic(t *testing.T, stop chan struct{}) *sync.WaitGroup {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	addr, stopServer := netnstest.LoopbackServer(t)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		defer ln.Close()
+	wg.Go(func() {
+		defer stopServer()
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			if c, err := net.Dial("tcp", addr); err == nil {
 				_ = c.Close()
 			}
 			time.Sleep(time.Millisecond)
 		}
-	}()
+	})
 	return &wg
 }
 

@@ -73,20 +73,9 @@ func TestOverloadIsCountedAndRecovered(t *testing.T) {
 	require.Len(t, attached, 1, "the chosen hook mode is logged once at start")
 	assert.Contains(t, []string{"tp_btf", "tracepoint"}, attached[0].ContextMap()["hooks"])
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
+	addr, _ := netnstest.LoopbackServer(t)
 	for range 500 {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		_ = c.Close()
 	}

@@ -45,24 +45,11 @@ func benchKernelCost(b *testing.B, opts Options) {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
+	addr, _ := netnstest.LoopbackServer(b)
 	before := runStats(b, tr)
 	b.ResetTimer()
 	for range b.N {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,38 @@
+package netnstest
+
+import (
+	"net"
+	"sync"
+	"testing"
+)
+
+// LoopbackServer listens on 127.0.0.1 and closes every connection it accepts: traffic whose
+// content does not matter. It returns the address to dial and a stop that closes the
+// listener and waits for its goroutine (also run when the test ends).
+func LoopbackServer(tb testing.TB) (addr string, stop func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = ln.Close()
+			<-done
+		})
+	}
+	tb.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
