@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -96,12 +97,5 @@ func verdict(what string, got, target float64, ok bool, rel string) string {
 	if ok {
 		return fmt.Sprintf("%s %.3f (target %s %.2f): met", what, got, rel, target)
 	}
-	return fmt.Sprintf("%s %.3f (target %s %.2f): MISSED by %.1f%%", what, got, rel, target, 100*abs(got-target)/target)
-}
-
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
+	return fmt.Sprintf("%s %.3f (target %s %.2f): MISSED by %.1f%%", what, got, rel, target, 100*math.Abs(got-target)/target)
 }
