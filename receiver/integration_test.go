@@ -63,7 +63,7 @@ func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
-	rcv := lr.(*shared).podnetReceiver
+	rcv := receiverOf(lr)
 	open := rcv.open
 	rcv.open = func(o kernel.Options) (source, error) {
 		kernelOpts(&o)

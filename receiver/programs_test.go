@@ -13,14 +13,7 @@ import (
 // loadedPrograms returns the ids of a started receiver's programs.
 func loadedPrograms(t testing.TB, r any) []ebpf.ProgramID {
 	t.Helper()
-	var rcv *podnetReceiver
-	switch v := r.(type) {
-	case *shared:
-		rcv = v.podnetReceiver
-	case *podnetReceiver:
-		rcv = v
-	}
-	tr, ok := rcv.src.(*kernel.Tracer)
+	tr, ok := receiverOf(r).src.(*kernel.Tracer)
 	if !ok {
 		t.Fatalf("receiver has no kernel tracer (not started?)")
 	}
@@ -29,6 +22,14 @@ func loadedPrograms(t testing.TB, r any) []ebpf.ProgramID {
 		t.Fatal("a started receiver has programs loaded")
 	}
 	return ids
+}
+
+// receiverOf is the receiver behind what the factory created (the shared wrapper or not).
+func receiverOf(r any) *podnetReceiver {
+	if s, ok := r.(*shared); ok {
+		return s.podnetReceiver
+	}
+	return r.(*podnetReceiver)
 }
 
 // stillLoaded returns which of the ids are still loaded. Other processes' podnet programs
