@@ -2,7 +2,6 @@ package kubetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +13,7 @@ func waitReady(p *process, client *http.Client, url, bearer string, timeout time
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	defer client.CloseIdleConnections() // keep the test free of lingering connection goroutines
-	last := errors.New("no answer yet")
+	var last error
 	for {
 		if p.exited() {
 			return fmt.Errorf("%s exited while starting:\n%s", p.name, p.logTail())
