@@ -3,6 +3,7 @@
 # tracefs, and the cached binaries the tests run (kube-apiserver, otelcol-podnet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "make setup: run it as root (it installs packages and mounts tracefs)" >&2; exit 1; }
 
 pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin python3)
 missing=()
