@@ -101,6 +101,11 @@ func benchMain() error {
 			chosen = append(chosen, sc)
 		}
 	}
+	for _, n := range strings.Split(*scenarioNames, ",") {
+		if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == n }) {
+			return fmt.Errorf("-scenarios: unknown scenario %q (%s)", n, names(scenarios))
+		}
+	}
 
 	p, err := newPods()
 	if err != nil {
