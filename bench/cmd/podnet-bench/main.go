@@ -118,6 +118,11 @@ func benchMain() error {
 	go func() { <-sig; p.delete(); os.RemoveAll(tmp); os.Exit(130) }()
 
 	host := machine()
+	if *profiles != "" {
+		if err := os.MkdirAll(*profiles, 0o755); err != nil {
+			return fmt.Errorf("-profile-dir: %w", err)
+		}
+	}
 	r := &runner{pods: p, agent: *agent, duration: *duration, profileDir: *profiles}
 	bySc := map[string][]summary{}
 	var all []summary
