@@ -14,6 +14,12 @@ import (
 // explain turns a load or attach failure into an error that says what is missing and what to
 // do, keeping the original error wrapped for errors.Is.
 func explain(step string, err error) error {
+	// A verifier that rejects a program answers EACCES too, but with a log: that is not
+	// about privileges, and telling the user to add capabilities would send them astray.
+	var verifier *ebpf.VerifierError
+	if errors.As(err, &verifier) && len(verifier.Log) > 0 {
+		return fmt.Errorf("%s: the kernel's BPF verifier rejected a podnet program: this kernel differs from those podnet is tested on; please report its version (uname -r) with this error (hooks: tracepoint may load where tp_btf does not): %w", step, err)
+	}
 	switch {
 	case errors.Is(err, btf.ErrNotFound):
 		return fmt.Errorf("%s: the kernel exposes no BTF (/sys/kernel/btf/vmlinux): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, err)

@@ -19,6 +19,10 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 		{fmt.Errorf("spec: %w", btf.ErrNotFound), "no BTF"},
 		{fmt.Errorf("map: %w", ebpf.ErrNotSupported), "ring buffers need 5.8+"},
 		{fmt.Errorf("tracepoint: %w", unix.ENOENT), "is tracefs mounted"},
+		// What the kernel says when its verifier rejects a program: EACCES, with a log.
+		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EACCES, Log: []string{"0: (bf) r0 = r5", "R5 !read_ok"}}), "verifier rejected"},
+		// Without CAP_BPF the load fails before any verification: no log.
+		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EPERM}), "permission denied"},
 	} {
 		got := explain("loading", tc.err)
 		assert.ErrorContains(t, got, tc.want)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
@@ -79,6 +80,22 @@ func castSupported() bool {
 	}
 	var fn *btf.Func
 	return spec.TypeByName("bpf_rdonly_cast", &fn) == nil
+}
+
+// usesCast says whether open loads the bpf_rdonly_cast variants: where the kernel has the
+// kfunc, unless told not to, and only when the syscall hooks are loaded at all.
+func usesCast(opts Options) bool {
+	return !opts.ProbedReads && !opts.AggregateInKernel && castSupported()
+}
+
+// refuseCastPrograms replaces the cast variants' code with a read of an uninitialised
+// register, which every verifier rejects (tests of the fallback only).
+func refuseCastPrograms(spec *ebpf.CollectionSpec) {
+	for _, h := range syscallHooks {
+		if p, ok := spec.Programs[h.cast]; ok {
+			p.Instructions = asm.Instructions{asm.Mov.Reg(asm.R0, asm.R5), asm.Return()}
+		}
+	}
 }
 
 func attachState(mode HookMode, prog *ebpf.Program) (link.Link, error) {

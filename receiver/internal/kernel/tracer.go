@@ -27,6 +27,10 @@ type Options struct {
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool
+
+	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
+	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
+	refuseCast bool
 }
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
@@ -55,6 +59,16 @@ func Open(opts Options) (*Tracer, error) {
 	var skipped []error
 	for _, mode := range modes {
 		t, err := open(mode, opts)
+		if err != nil && usesCast(opts) {
+			// The kfunc was found in the kernel's BTF, which does not promise that every
+			// program type may call it: the probe-read variants load wherever the rest does.
+			probed := opts
+			probed.ProbedReads = true
+			if tp, errp := open(mode, probed); errp == nil {
+				skipped = append(skipped, fmt.Errorf("hooks %s, accept reads through bpf_rdonly_cast (using probe reads): %w", mode, err))
+				t, err = tp, nil
+			}
+		}
 		if err == nil {
 			t.skipped = skipped
 			return t, nil
@@ -76,7 +90,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	}
 	// hooks: syscall tracepoint → the program chosen for it. Programs not chosen (the other
 	// accept variant; every syscall program when aggregating) are not even loaded.
-	cast := !opts.ProbedReads && castSupported()
+	cast := usesCast(opts)
 	hooks := map[string]string{}
 	for _, h := range syscallHooks {
 		use, drop := h.prog, h.cast
@@ -91,6 +105,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		if drop != "" {
 			delete(spec.Programs, drop)
 		}
+	}
+	if opts.refuseCast {
+		refuseCastPrograms(spec)
 	}
 	ring := opts.RingBufferSize
 	if opts.AggregateInKernel {
@@ -112,7 +129,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", err)
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast && !opts.AggregateInKernel, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
 	defer func() {
 		if err != nil {
 			_ = t.Close()

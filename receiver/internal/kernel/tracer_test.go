@@ -47,3 +47,26 @@ func TestAcceptReadsCastWhereSupported(t *testing.T) {
 		require.NoError(t, tr.Close())
 	}
 }
+
+// A kernel that lists bpf_rdonly_cast but whose verifier refuses it to these programs still
+// gets podnet: the same hook mode loads with the probe-read accept variants, and why is kept.
+func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
+	netnstest.RequireRoot(t)
+	if !castSupported() {
+		t.Skip("this kernel has no bpf_rdonly_cast (before 6.2): no cast variant to refuse")
+	}
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 16, refuseCast: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	assert.False(t, tr.CastReads())
+	assert.Equal(t, HooksTPBTF, tr.Mode(), "the cast fallback must not cost the cheaper hook mode")
+	require.Len(t, tr.Skipped(), 1)
+	assert.Contains(t, tr.Skipped()[0].Error(), "bpf_rdonly_cast")
+	for _, h := range syscallHooks {
+		assert.Contains(t, tr.coll.Programs, h.prog)
+		if h.cast != "" {
+			assert.NotContains(t, tr.coll.Programs, h.cast)
+		}
+	}
+	assert.Len(t, tr.links, 1+len(syscallHooks))
+}
