@@ -68,3 +68,15 @@ for want in 'hostPID: true' 'readOnlyRootFilesystem: true' 'privileged: false' '
 done
 ! grep -q 'privileged: true' "$scratch/rendered.yaml" || { echo "helm-check: FAIL: rendered chart is privileged" >&2; exit 1; }
 echo "helm-check: ok: rendered DaemonSet has hostPID, read-only root, dropped capabilities, no privileged"
+
+# GC settings (see the comment in examples/kubernetes/daemonset.yaml): the chart must render
+# GOGC from the values and GOMEMLIMIT from useGOMEMLIMIT, the latter equal to the plain
+# manifests' so both deployments behave the same.
+env_value() { grep -A1 -E "^ *- name: $1\$" "$2" | sed -n 's/^ *value: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | head -1; }
+for var in GOGC GOMEMLIMIT; do
+	rendered=$(env_value "$var" "$scratch/rendered.yaml")
+	plain=$(env_value "$var" examples/kubernetes/daemonset.yaml)
+	[ -n "$rendered" ] || { echo "helm-check: FAIL: rendered chart sets no $var" >&2; exit 1; }
+	[ "$rendered" = "$plain" ] || { echo "helm-check: FAIL: $var is '$rendered' in the chart, '$plain' in examples/kubernetes/daemonset.yaml" >&2; exit 1; }
+done
+echo "helm-check: ok: GOGC and GOMEMLIMIT render as in the plain manifests"

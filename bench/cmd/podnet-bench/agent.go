@@ -29,6 +29,7 @@ func startAgent(path string, sc scenario, profile string) (*agentProc, error) {
 		args = append(args, "-cpuprofile", profile)
 	}
 	cmd := child(exec.Command(path, args...))
+	cmd.Env = append(os.Environ(), sc.env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

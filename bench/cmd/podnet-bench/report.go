@@ -39,7 +39,7 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 	date := time.Now().Format("2006-01-02")
 	fmt.Fprintf(&b, "# podnet overhead: %s (%s)\n\n", sc.name, date)
 	fmt.Fprintf(&b, "- Machine: %s\n- Command: `%s`\n", machine, command)
-	fmt.Fprintf(&b, "- podnet: `podnet-agent -pipelines %s -config '%s'` — %s\n", sc.pipelines, sc.config, sc.about)
+	fmt.Fprintf(&b, "- podnet: `%spodnet-agent -pipelines %s -config '%s'` — %s\n", envPrefix(sc.env), sc.pipelines, sc.config, sc.about)
 	fmt.Fprintf(&b, "- Method: %d pairs of %v runs (baseline = no podnet; the order inside a pair alternates), "+
 		"load between two network namespaces, podnet as its own process in the root namespace. "+
 		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs. "+
@@ -96,4 +96,12 @@ func machine() string {
 	load, _ := os.ReadFile("/proc/loadavg")
 	return fmt.Sprintf("%s, %d vCPU, kernel %s, load average at start %s",
 		model, runtime.NumCPU(), strings.TrimSpace(string(kernel)), strings.Join(strings.Fields(string(load))[:3], " "))
+}
+
+// envPrefix is env as a shell command's prefix ("GOGC=400 "), or "".
+func envPrefix(env []string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	return strings.Join(env, " ") + " "
 }

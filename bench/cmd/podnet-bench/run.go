@@ -20,7 +20,8 @@ type workload interface {
 type scenario struct {
 	name      string
 	pipelines string // podnet-agent -pipelines
-	config    string // podnet-agent -config (receiver settings as JSON)
+	config    string   // podnet-agent -config (receiver settings as JSON)
+	env       []string // added to podnet-agent's environment, e.g. GOGC=400
 	about     string
 	targets   targets
 }
