@@ -67,14 +67,15 @@ func benchMain() error {
 		return err
 	}
 	agent := flag.String("agent", filepath.Join(filepath.Dir(self), "podnet-agent"), "podnet-agent binary")
-	pairs := flag.Int("pairs", 5, "baseline/podnet pairs per scenario and workload")
-	duration := flag.Duration("duration", 5*time.Second, "length of each run")
+	pairs := flag.Int("pairs", 16, "baseline/podnet pairs per scenario and workload (6 or more give a confidence interval)")
+	duration := flag.Duration("duration", 2*time.Second, "length of each run")
 	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
 	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
 	scenarioNames := flag.String("scenarios", names(scenarios), "comma-separated scenarios")
 	workloadNames := flag.String("workloads", "go-connect,go-request,nginx-wrk", "comma-separated workloads")
 	results := flag.String("results", "bench/results", "directory for <date>-<scenario>.md")
 	profiles := flag.String("profile-dir", "", "if set, a CPU profile of every podnet run is written here")
+	agentEnv := flag.String("agent-env", "", "comma-separated VAR=value added to every podnet-agent's environment, e.g. GOGC=200 (write to another -results directory: the files are named by scenario)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (eBPF, network namespaces): sudo make bench")
@@ -105,6 +106,9 @@ func benchMain() error {
 	var chosen []scenario
 	for _, sc := range scenarios {
 		if slices.Contains(strings.Split(*scenarioNames, ","), sc.name) {
+			if *agentEnv != "" {
+				sc.env = append(slices.Clone(sc.env), strings.Split(*agentEnv, ",")...)
+			}
 			chosen = append(chosen, sc)
 		}
 	}

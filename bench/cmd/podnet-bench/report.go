@@ -42,7 +42,9 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 	fmt.Fprintf(&b, "- podnet: `%spodnet-agent -pipelines %s -config '%s'` — %s\n", envPrefix(sc.env), sc.pipelines, sc.config, sc.about)
 	fmt.Fprintf(&b, "- Method: %d pairs of %v runs (baseline = no podnet; the order inside a pair alternates), "+
 		"load between two network namespaces, podnet as its own process in the root namespace. "+
-		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs. "+
+		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs, "+
+		"with a distribution-free 95%% confidence interval of the median (order statistics; 6 pairs or more): "+
+		"a target inside that interval is not resolved at this machine's noise. "+
 		"CPU is the podnet process's utime+stime (/proc/<pid>/stat) per 1000 connections; "+
 		"events, loss and recursion misses are podnet's own telemetry. Other work on the machine is noise: read the ranges.\n\n",
 		pairs, d)
@@ -62,10 +64,10 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 				ag.cpu.Seconds()*1e6/float64(pl.Connections), float64(ag.counters.EventsReceived)/float64(pl.Connections),
 				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign)
 		}
-		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s, p50 ratio %s, p99 ratio %s, podnet CPU %s ms per 1k connections, "+
+		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s%s, p50 ratio %s, p99 ratio %s%s, podnet CPU %s ms per 1k connections, "+
 			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d; "+
 			"pairs with another podnet instance attached (its programs tax every connection; left out of the medians unless all were): %d of %d.\n\n",
-			s.rate.format("%.3f"), s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
+			s.rate.format("%.3f"), s.rate.ci(), s.p50.format("%.3f"), s.p99.format("%.3f"), s.p99.ci(), s.cpuPer1k.format("%.2f"),
 			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors, s.contaminated, len(s.pairs))
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(&b, "- %s\n", v)

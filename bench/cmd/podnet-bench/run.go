@@ -19,7 +19,7 @@ type workload interface {
 // scenario is how podnet is configured for the "podnet attached" runs.
 type scenario struct {
 	name      string
-	pipelines string // podnet-agent -pipelines
+	pipelines string   // podnet-agent -pipelines
 	config    string   // podnet-agent -config (receiver settings as JSON)
 	env       []string // added to podnet-agent's environment, e.g. GOGC=400
 	about     string

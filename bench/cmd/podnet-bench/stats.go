@@ -7,8 +7,13 @@ import (
 )
 
 // spread is the median and range of one measure over the pairs: the median is the result,
-// the range shows how much the noisy machine moved it.
-type spread struct{ med, min, max float64 }
+// the range shows how much the noisy machine moved it. lo–hi is a confidence interval of at
+// least 95% for the median (hasCI: needs 6 pairs or more).
+type spread struct {
+	med, min, max float64
+	lo, hi        float64
+	hasCI         bool
+}
 
 func spreadOf(v []float64) spread {
 	if len(v) == 0 {
@@ -19,7 +24,41 @@ func spreadOf(v []float64) spread {
 	if len(s)%2 == 0 {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	return spread{med: med, min: s[0], max: s[len(s)-1]}
+	sp := spread{med: med, min: s[0], max: s[len(s)-1]}
+	if k := medianCIRank(len(s)); k > 0 {
+		sp.lo, sp.hi, sp.hasCI = s[k-1], s[len(s)-k], true
+	}
+	return sp
+}
+
+// medianCIRank is the largest k whose order statistics x(k) and x(n-k+1) bound the median
+// with at least 95% confidence, whatever the distribution: each value falls on either side of
+// the true median with probability 1/2, so P(median outside) = 2·P(Binomial(n, 1/2) < k).
+// 0 when n is too small for any such k (n < 6).
+func medianCIRank(n int) int {
+	k, below := 0, 0.0 // below = P(B < k+1) as k grows
+	for j := 0; j < n; j++ {
+		below += binomialHalf(n, j)
+		if 2*below > 0.05 {
+			return k
+		}
+		k = j + 1
+	}
+	return k
+}
+
+// binomialHalf is P(Binomial(n, 1/2) = j).
+func binomialHalf(n, j int) float64 {
+	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
+	return math.Exp(lg(n) - lg(j) - lg(n-j) - float64(n)*math.Ln2)
+}
+
+// ci is " (95% CI lo–hi)", or "" without an interval.
+func (s spread) ci() string {
+	if !s.hasCI {
+		return ""
+	}
+	return fmt.Sprintf(" (95%% CI %.3f–%.3f)", s.lo, s.hi)
 }
 
 func (s spread) format(verb string) string {
@@ -78,10 +117,10 @@ func (s summary) verdicts() []string {
 	t := s.scenario.targets
 	var out []string
 	if t.minRate > 0 {
-		out = append(out, verdict("rate ratio", s.rate.med, t.minRate, s.rate.med >= t.minRate, "≥"))
+		out = append(out, verdict("rate ratio", s.rate, t.minRate, "≥"))
 	}
 	if t.maxP99 > 0 {
-		out = append(out, verdict("p99 ratio", s.p99.med, t.maxP99, s.p99.med <= t.maxP99, "≤"))
+		out = append(out, verdict("p99 ratio", s.p99, t.maxP99, "≤"))
 	}
 	if t.zeroLoss {
 		v := "met"
@@ -93,9 +132,28 @@ func (s summary) verdicts() []string {
 	return out
 }
 
-func verdict(what string, got, target float64, ok bool, rel string) string {
-	if ok {
-		return fmt.Sprintf("%s %.3f (target %s %.2f): met", what, got, rel, target)
+// verdict judges the median against the target. With a confidence interval, a median on
+// either side of the target whose interval still holds it is called what it is: not
+// resolved at this machine's noise.
+func verdict(what string, got spread, target float64, rel string) string {
+	meets := func(x float64) bool {
+		if rel == "≥" {
+			return x >= target
+		}
+		return x <= target
 	}
-	return fmt.Sprintf("%s %.3f (target %s %.2f): MISSED by %.1f%%", what, got, rel, target, 100*math.Abs(got-target)/target)
+	head := fmt.Sprintf("%s %.3f (target %s %.2f)", what, got.med, rel, target)
+	if got.hasCI {
+		head = fmt.Sprintf("%s %.3f, 95%% CI %.3f–%.3f (target %s %.2f)", what, got.med, got.lo, got.hi, rel, target)
+	}
+	by := 100 * math.Abs(got.med-target) / target
+	switch {
+	case got.hasCI && meets(got.lo) != meets(got.hi) && meets(got.med):
+		return fmt.Sprintf("%s: met by the median, within noise (the interval holds the target)", head)
+	case got.hasCI && meets(got.lo) != meets(got.hi):
+		return fmt.Sprintf("%s: missed by the median by %.1f%%, within noise (the interval holds the target)", head, by)
+	case meets(got.med):
+		return head + ": met"
+	}
+	return fmt.Sprintf("%s: MISSED by %.1f%%", head, by)
 }

@@ -52,3 +52,29 @@ func TestSummarizeAndVerdicts(t *testing.T) {
 	assert.Equal(t, 3, summarize(sc, goWorkload{}, pairs).contaminated)
 	assert.InDelta(t, 0.96, summarize(sc, goWorkload{}, pairs).rate.med, 1e-9)
 }
+
+// The distribution-free interval for a median: x(k)..x(n-k+1) with the published ranks
+// (e.g. Conover, Practical Nonparametric Statistics, table A3, 95%).
+func TestMedianCIRank(t *testing.T) {
+	for n, k := range map[int]int{1: 0, 5: 0, 6: 1, 8: 1, 9: 2, 12: 3, 16: 4, 20: 6, 30: 10} {
+		assert.Equal(t, k, medianCIRank(n), "n=%d", n)
+	}
+	s := spreadOf([]float64{9, 1, 2, 8, 3, 7, 4, 6, 5}) // n=9: x(2)..x(8)
+	assert.True(t, s.hasCI)
+	assert.Equal(t, [2]float64{2, 8}, [2]float64{s.lo, s.hi})
+	assert.False(t, spreadOf([]float64{1, 2, 3, 4, 5}).hasCI)
+}
+
+// With an interval, a median near the target is called within noise, on whichever side.
+func TestVerdictWithInterval(t *testing.T) {
+	assert.Equal(t, "rate ratio 0.985, 95% CI 0.960–1.004 (target ≥ 0.99): missed by the median by 0.5%, within noise (the interval holds the target)",
+		verdict("rate ratio", spread{med: 0.985, lo: 0.96, hi: 1.004, hasCI: true}, 0.99, "≥"))
+	assert.Equal(t, "rate ratio 0.995, 95% CI 0.960–1.004 (target ≥ 0.99): met by the median, within noise (the interval holds the target)",
+		verdict("rate ratio", spread{med: 0.995, lo: 0.96, hi: 1.004, hasCI: true}, 0.99, "≥"))
+	assert.Equal(t, "rate ratio 0.900, 95% CI 0.880–0.930 (target ≥ 0.97): MISSED by 7.2%",
+		verdict("rate ratio", spread{med: 0.9, lo: 0.88, hi: 0.93, hasCI: true}, 0.97, "≥"))
+	assert.Equal(t, "p99 ratio 1.000, 95% CI 0.950–1.010 (target ≤ 1.02): met",
+		verdict("p99 ratio", spread{med: 1, lo: 0.95, hi: 1.01, hasCI: true}, 1.02, "≤"))
+	assert.Equal(t, "p99 ratio 1.300, 95% CI 1.010–1.500 (target ≤ 1.05): missed by the median by 23.8%, within noise (the interval holds the target)",
+		verdict("p99 ratio", spread{med: 1.3, lo: 1.01, hi: 1.5, hasCI: true}, 1.05, "≤"))
+}
