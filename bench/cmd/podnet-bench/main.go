@@ -38,8 +38,8 @@ var scenarios = []scenario{
 		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
 	},
 	{
-		// The Go GC marks every in-flight record: at GOGC=100 it is about a third of podnet's
-		// CPU with logs. examples/ deploy GOGC=400 with GOMEMLIMIT as the ceiling.
+		// The Go GC marks every in-flight record: at GOGC=100 it is 30-40% of podnet's CPU
+		// with logs. examples/ deploy GOGC=400 with GOMEMLIMIT as the ceiling.
 		name: "logs+metrics-gogc400", pipelines: "logs,metrics", config: `{"metrics_interval":"1s"}`, env: []string{"GOGC=400"},
 		about:   "as logs+metrics, with GOGC=400 in the collector's environment, as examples/ deploy it",
 		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
