@@ -36,6 +36,8 @@ type readLoop struct {
 	exclude  exclusions
 	peers    *peerMemo
 	nextEmit time.Time
+	// nextCounters is when the kernel's loss counters are next read.
+	nextCounters time.Time
 }
 
 func newReadLoop(r *podnetReceiver) *readLoop {
@@ -69,13 +71,14 @@ func (l *readLoop) run(stop context.Context) {
 		l.r.src.SetDeadline(time.Now().Add(l.r.cfg.PollInterval))
 		err := l.fill(&rec)
 		l.deliver(ctx)
-		l.reportKernelCounters(ctx)
+		stopping := stop.Err() != nil
+		l.reportKernelCounters(ctx, err != nil || stopping)
 		if err != nil {
 			l.r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
 			componentstatus.ReportStatus(l.r.host, componentstatus.NewFatalErrorEvent(err))
 			return
 		}
-		if stop.Err() != nil {
+		if stopping {
 			// Shutdown: a last metrics emission so short runs are complete.
 			l.emitMetrics(ctx, true)
 			return
@@ -153,7 +156,15 @@ func (l *readLoop) emitMetrics(ctx context.Context, final bool) {
 	}
 }
 
-func (l *readLoop) reportKernelCounters(ctx context.Context) {
+// reportKernelCounters reads the kernel's loss counters once per poll interval, and a last
+// time when the loop ends: reading them is eight syscalls, and under load a batch fills, and
+// the loop turns, many times per interval.
+func (l *readLoop) reportKernelCounters(ctx context.Context, last bool) {
+	now := time.Now()
+	if !last && now.Before(l.nextCounters) {
+		return
+	}
+	l.nextCounters = now.Add(l.r.cfg.PollInterval)
 	c, err := l.r.src.Counters()
 	if err != nil {
 		l.warn.warn("podnet: cannot read kernel loss counters", err)

@@ -24,10 +24,11 @@ import (
 // fakeSource plays recorded ring-buffer records, then reports deadlines until closed: the
 // read loop without a kernel.
 type fakeSource struct {
-	mu      sync.Mutex
-	records [][]byte
-	lost    uint64
-	closed  chan struct{}
+	mu           sync.Mutex
+	records      [][]byte
+	lost         uint64
+	counterReads int
+	closed       chan struct{}
 }
 
 func (f *fakeSource) SetDeadline(time.Time) {}
@@ -52,6 +53,9 @@ func (f *fakeSource) ReadInto(rec *ringbuf.Record) error {
 func (f *fakeSource) Flush() error { close(f.closed); return nil }
 
 func (f *fakeSource) Counters() (kernel.Counters, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counterReads++
 	return kernel.Counters{ReserveFailed: f.lost}, nil
 }
 
@@ -91,4 +95,32 @@ func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	assert.Equal(t, int64(4), counterSum(t, tt, "otelcol_podnet_events_decode_errors"))
 	assert.Equal(t, int64(2), counterSum(t, tt, "otelcol_podnet_events_received"))
 	assert.Equal(t, int64(3), counterSum(t, tt, "otelcol_podnet_events_lost"))
+}
+
+// The kernel's counters cost syscalls: a backlog drained in many batches reads them once per
+// poll interval, not once per batch, and Shutdown still reads them a last time.
+func TestKernelCountersAreReadOncePerInterval(t *testing.T) {
+	good := record(bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 80})
+	src := &fakeSource{closed: make(chan struct{})}
+	for range 20 * maxBatch {
+		src.records = append(src.records, good)
+	}
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	cfg := NewDefaultConfig()
+	cfg.PollInterval = time.Hour
+	logs := new(consumertest.LogsSink)
+	r := newReceiver(cfg, metadatatest.NewSettings(tt))
+	r.logs = logs
+	r.open = func(kernel.Options) (source, error) { return src, nil }
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return logs.LogRecordCount() == 20*maxBatch }, 10*time.Second, 5*time.Millisecond)
+	src.mu.Lock()
+	reads := src.counterReads
+	src.lost = 7 // after the last regular read: only the final one at Shutdown can see it
+	src.mu.Unlock()
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	assert.Equal(t, 1, reads, "20 batches within one poll interval")
+	assert.Equal(t, int64(7), counterSum(t, tt, "otelcol_podnet_events_lost"))
 }
