@@ -80,16 +80,9 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, mode)
 	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents, mode)
 
-	srv := server.StartServer(t, "[::]:8080", 3)
-	for _, addr := range []netip.AddrPort{
-		netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080),
-	} {
-		_, res := client.Dial(t, addr.String(), "hello")
-		require.Empty(t, res)
-	}
-	srv.Wait(t)
-	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 9).String(), "x")
-	require.Equal(t, "ECONNREFUSED", res)
+	v4, v6 := netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)
+	exchange(t, client, server, "hello", v4, v4, v6)
+	dialRefused(t, client, server.IPv4)
 	time.Sleep(200 * time.Millisecond)
 	stopKernel()
 	stopEvents()

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -29,13 +28,8 @@ func TestBacklogIsDeliveredInBoundedBatches(t *testing.T) {
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
 
-	addr, _ := netnstest.LoopbackServer(t)
 	const conns = 1500 // 4 events each, both ends on this host: ~6000 records
-	for range conns {
-		c, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		_ = c.Close()
-	}
+	netnstest.LoopbackConnections(t, conns)
 	require.Eventually(t, func() bool { return sink.LogRecordCount() >= 4*conns }, 30*time.Second, 50*time.Millisecond)
 
 	largest := 0

@@ -175,14 +175,8 @@ func TestExcludedConnectionsAreLeftOut(t *testing.T) {
 	logs, _, stop := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) {
 		cfg.Exclude = ExcludeConfig{PeerCIDRs: []string{server.IPv4.String() + "/32"}, ServerPorts: []int{9}}
 	})
-	srv := server.StartServer(t, "[::]:8080", 2)
-	for _, to := range []netip.AddrPort{netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)} {
-		_, res := client.Dial(t, to.String(), "x")
-		require.Empty(t, res)
-	}
-	srv.Wait(t)
-	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv6, 9).String(), "x")
-	require.Equal(t, "ECONNREFUSED", res)
+	exchange(t, client, server, "x", netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080))
+	dialRefused(t, client, server.IPv6)
 	time.Sleep(100 * time.Millisecond)
 	stop()
 

@@ -94,6 +94,27 @@ func inNetns(res pcommon.Resource, netns []uint32) (pcommon.Value, bool) {
 	return ino, false
 }
 
+// exchange makes one connection from client to each address, carrying payload, served by
+// server on port 8080 of both families; every one must succeed.
+func exchange(t *testing.T, client, server *netnstest.Pod, payload string, to ...netip.AddrPort) {
+	t.Helper()
+	srv := server.StartServer(t, "[::]:8080", len(to))
+	for _, addr := range to {
+		_, res := client.Dial(t, addr.String(), payload)
+		require.Empty(t, res)
+	}
+	srv.Wait(t)
+}
+
+// dialRefused connects from client to a port of to where nothing listens (9, discard) and
+// returns the dialling process's pid.
+func dialRefused(t *testing.T, client *netnstest.Pod, to netip.Addr) int {
+	t.Helper()
+	pid, res := client.Dial(t, netip.AddrPortFrom(to, 9).String(), "x")
+	require.Equal(t, "ECONNREFUSED", res)
+	return pid
+}
+
 // records returns the log records whose resource is one of the given network namespaces.
 func records(logs []plog.Logs, netns ...uint32) []rec {
 	var out []rec
@@ -179,8 +200,7 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, sub
 	pid6, res := client.Dial(t, netip.AddrPortFrom(server.IPv6, 8080).String(), "hello6")
 	require.Empty(t, res)
 	srv.Wait(t)
-	pidRefused, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 9).String(), "x")
-	require.Equal(t, "ECONNREFUSED", res)
+	pidRefused := dialRefused(t, client, server.IPv4)
 
 	time.Sleep(200 * time.Millisecond) // closes in TIME_WAIT/FIN paths land in softirq
 	stop()

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -73,12 +72,7 @@ func TestOverloadIsCountedAndRecovered(t *testing.T) {
 	require.Len(t, attached, 1, "the chosen hook mode is logged once at start")
 	assert.Contains(t, []string{"tp_btf", "tracepoint"}, attached[0].ContextMap()["hooks"])
 
-	addr, _ := netnstest.LoopbackServer(t)
-	for range 500 {
-		c, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		_ = c.Close()
-	}
+	netnstest.LoopbackConnections(t, 500)
 	require.Eventually(t, func() bool { return counterSum(t, tt, "otelcol_podnet_events_lost") > 0 },
 		10*time.Second, 50*time.Millisecond, "reserve failures are exported")
 

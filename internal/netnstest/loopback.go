@@ -36,3 +36,18 @@ func LoopbackServer(tb testing.TB) (addr string, stop func()) {
 	tb.Cleanup(stop)
 	return ln.Addr().String(), stop
 }
+
+// LoopbackConnections makes n short connections to a LoopbackServer, each closed at once (four
+// events apiece, both ends in this namespace), and returns the server's address.
+func LoopbackConnections(tb testing.TB, n int) string {
+	tb.Helper()
+	addr, _ := LoopbackServer(tb)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	return addr
+}
