@@ -104,18 +104,16 @@ func benchMain() error {
 		}
 	}
 	var chosen []scenario
-	for _, sc := range scenarios {
-		if slices.Contains(strings.Split(*scenarioNames, ","), sc.name) {
-			if *agentEnv != "" {
-				sc.env = append(slices.Clone(sc.env), strings.Split(*agentEnv, ",")...)
-			}
-			chosen = append(chosen, sc)
-		}
-	}
 	for _, n := range strings.Split(*scenarioNames, ",") {
-		if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == n }) {
+		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == n })
+		if i < 0 {
 			return fmt.Errorf("-scenarios: unknown scenario %q (%s)", n, names(scenarios))
 		}
+		sc := scenarios[i]
+		if *agentEnv != "" {
+			sc.env = append(slices.Clone(sc.env), strings.Split(*agentEnv, ",")...)
+		}
+		chosen = append(chosen, sc)
 	}
 
 	p, err := newPods()
