@@ -64,11 +64,11 @@ struct {
 } connect_calls SEC(".maps");
 
 /* In-kernel aggregation (aggregate.h), used instead of `events` when only a metrics pipeline
- * consumes podnet. Written by the state program (atomic adds: both CPUs count the same keys); user space reads and deletes every entry each metrics
- * interval (batch lookup-and-delete) and keeps the cumulative totals, so this map only holds
- * the keys active within one interval. Size: set from `max_metric_series`; when full, new keys
- * are counted in COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts
- * silently. */
+ * consumes podnet. Written by the state program (atomic adds: every CPU counts the same keys);
+ * user space reads and deletes every entry each metrics interval (batch lookup-and-delete)
+ * and keeps the cumulative totals, so this map only holds the keys active within one
+ * interval. Size: set from `max_metric_series`; when full, new keys are counted in
+ * COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10000);
