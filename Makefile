@@ -91,3 +91,14 @@ test: bin/otelcol-podnet
 # records name both pods. Tears everything down and checks the host, even on failure.
 e2e-node:
 	tools/e2e-node/run.sh
+
+.PHONY: bench-fullload
+
+# Full-load loss check (root): the lean C generator (bench/loadgen) at the machine's maximum
+# connection rate, podnet with logs + metrics and its defaults; fails unless podnet reported
+# exactly 4 events per connection and lost nothing. Flags pass through, e.g.
+# make bench-fullload FULLLOAD_FLAGS='-duration 4m -runs 3 -results bench/results/fullload.md'
+bench-fullload:
+	$(GO) build -o bin/bench/ ./bench/cmd/podnet-agent ./bench/cmd/podnet-fullload
+	cc -O2 -Wall -pthread -o bin/bench/podnet-loadgen bench/loadgen/loadgen.c
+	bin/bench/podnet-fullload $(FULLLOAD_FLAGS)

@@ -26,7 +26,8 @@ type agent struct {
 	sink       *sink
 }
 
-func newAgent(pipelines []string, rawConfig string) (*agent, error) {
+// countNetns, when not 0, is a network namespace inode whose records are counted apart.
+func newAgent(pipelines []string, rawConfig string, countNetns int64) (*agent, error) {
 	f := podnet.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	var overrides map[string]any
@@ -49,7 +50,7 @@ func newAgent(pipelines []string, rawConfig string) (*agent, error) {
 		return nil, err
 	}
 	reader := sdkmetric.NewManualReader()
-	a := &agent{reader: reader, meters: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), sink: &sink{}}
+	a := &agent{reader: reader, meters: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), sink: &sink{netns: newNetnsCount(countNetns)}}
 	set := receiver.Settings{
 		ID: component.NewID(f.Type()),
 		TelemetrySettings: component.TelemetrySettings{

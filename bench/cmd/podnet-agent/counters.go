@@ -23,11 +23,13 @@ func (a *agent) counters(ctx context.Context) (agentstats.Counters, error) {
 	fields := map[string]*int64{
 		"otelcol_podnet_events_received":       &c.EventsReceived,
 		"otelcol_podnet_events_lost":           &c.EventsLost,
+		"otelcol_podnet_events_submitted":      &c.EventsSubmitted,
 		"otelcol_podnet_bpf_recursion_misses":  &c.RecursionMisses,
 		"otelcol_podnet_events_dropped":        &c.EventsDropped,
 		"otelcol_podnet_events_decode_errors":  &c.DecodeErrors,
 		"otelcol_podnet_connections_untracked": &c.Untracked,
 	}
+	c.NetnsEvents, c.NetnsMetrics = a.sink.netns.snapshot()
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			sum, ok := m.Data.(metricdata.Sum[int64])

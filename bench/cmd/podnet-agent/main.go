@@ -23,14 +23,15 @@ func main() {
 	config := flag.String("config", "{}", "receiver configuration as JSON, e.g. {\"hooks\":\"tp_btf\"}")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	maxLifetime := flag.Duration("max-lifetime", 30*time.Minute, "exit by itself after this long")
+	countNetns := flag.Int64("count-netns", 0, "network namespace inode whose log records and connection metrics are counted apart")
 	flag.Parse()
-	if err := run(strings.Split(*pipelines, ","), *config, *cpuProfile, *maxLifetime); err != nil {
+	if err := run(strings.Split(*pipelines, ","), *config, *cpuProfile, *maxLifetime, *countNetns); err != nil {
 		fmt.Fprintln(os.Stderr, "podnet-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(pipelines []string, config, cpuProfile string, maxLifetime time.Duration) error {
+func run(pipelines []string, config, cpuProfile string, maxLifetime time.Duration, countNetns int64) error {
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -42,7 +43,7 @@ func run(pipelines []string, config, cpuProfile string, maxLifetime time.Duratio
 		}
 		defer pprof.StopCPUProfile()
 	}
-	a, err := newAgent(pipelines, config)
+	a, err := newAgent(pipelines, config, countNetns)
 	if err != nil {
 		return err
 	}

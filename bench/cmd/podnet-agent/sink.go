@@ -15,6 +15,7 @@ import (
 type sink struct {
 	logRecords, logBytes      atomic.Int64
 	metricPoints, metricBytes atomic.Int64
+	netns                     *netnsCount
 }
 
 func (s *sink) logs() consumer.Logs {
@@ -24,6 +25,7 @@ func (s *sink) logs() consumer.Logs {
 		if err != nil {
 			return err
 		}
+		s.netns.logs(ld)
 		s.logRecords.Add(int64(ld.LogRecordCount()))
 		s.logBytes.Add(int64(len(b)))
 		return nil
@@ -38,6 +40,7 @@ func (s *sink) metrics() consumer.Metrics {
 		if err != nil {
 			return err
 		}
+		s.netns.metrics(md)
 		s.metricPoints.Add(int64(md.DataPointCount()))
 		s.metricBytes.Add(int64(len(b)))
 		return nil

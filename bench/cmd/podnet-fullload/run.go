@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/podnet/podnet/bench/internal/agentstats"
+)
+
+type runConfig struct {
+	agent, loadgen string
+	duration       time.Duration
+	workers        int
+	config         string
+	env            []string
+}
+
+// loadResult is the load generator's JSON line.
+type loadResult struct {
+	Connections int64 `json:"connections"`
+	Errors      int64 `json:"errors"`
+	ElapsedNs   int64 `json:"elapsed_ns"`
+}
+
+type result struct {
+	load     loadResult
+	agent    agentstats.Counters
+	agentCPU time.Duration
+	peakRSS  int64 // KiB
+}
+
+// fullLoadRun makes a namespace, starts the agent, runs the load, stops the agent (its
+// Shutdown drains the ring) and returns both accounts.
+func fullLoadRun(c runConfig) (result, error) {
+	var r result
+	ns, ino, err := newNamespace()
+	if err != nil {
+		return r, err
+	}
+	defer func() { _ = exec.Command("ip", "netns", "del", ns).Run() }()
+
+	cmd := exec.Command(c.agent, "-pipelines", "logs,metrics", "-config", c.config, "-count-netns", strconv.FormatUint(ino, 10))
+	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return r, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return r, err
+	}
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		return r, fmt.Errorf("podnet-agent did not start: %q %v", line, err)
+	}
+
+	seconds := strconv.FormatFloat(c.duration.Seconds(), 'f', 3, 64)
+	load := exec.Command("ip", "netns", "exec", ns, c.loadgen, "127.0.0.1", "9000", strconv.Itoa(c.workers), seconds)
+	load.Stderr = os.Stderr
+	b, err := load.Output()
+	if err != nil {
+		return r, fmt.Errorf("load generator: %v", err)
+	}
+	if err := json.Unmarshal(b, &r.load); err != nil {
+		return r, fmt.Errorf("load generator said %q: %v", b, err)
+	}
+
+	r.agentCPU, r.peakRSS = processCPU(cmd.Process.Pid), peakRSS(cmd.Process.Pid)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return r, err
+	}
+	line, err := out.ReadString('\n')
+	if err != nil && err != io.EOF {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(line), &r.agent); err != nil {
+		return r, fmt.Errorf("podnet-agent said %q: %v", line, err)
+	}
+	return r, nil
+}
+
+// newNamespace returns a fresh network namespace with loopback up, and its inode.
+func newNamespace() (string, uint64, error) {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	ns := "pnf-" + hex.EncodeToString(b)
+	for _, s := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "net.core.somaxconn=8192"},
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "net.ipv4.ip_local_port_range=1024 65535"},
+	} {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+			return "", 0, fmt.Errorf("%s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/var/run/netns/"+ns, &st); err != nil {
+		return "", 0, err
+	}
+	return ns, st.Ino, nil
+}
+
+// processCPU is user+system CPU time of pid so far (USER_HZ = 100).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+func peakRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
