@@ -28,7 +28,7 @@ func (n *netnsCount) ours(res pcommon.Resource) bool {
 	return n.ino != 0 && ok && v.Int() == n.ino
 }
 
-func (n *netnsCount) logs(ld plog.Logs) {
+func (n *netnsCount) addLogs(ld plog.Logs) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, rl := range ld.ResourceLogs().All() {
@@ -43,9 +43,9 @@ func (n *netnsCount) logs(ld plog.Logs) {
 	}
 }
 
-// metrics keeps, per metric and role, the sum over this namespace's series in the batch: every
+// addMetrics keeps, per metric and role, the sum over this namespace's series in the batch: every
 // emission carries every live series' cumulative value, so the last one holds the totals.
-func (n *netnsCount) metrics(md pmetric.Metrics) {
+func (n *netnsCount) addMetrics(md pmetric.Metrics) {
 	sums := map[string]int64{}
 	for _, rm := range md.ResourceMetrics().All() {
 		if !n.ours(rm.Resource()) {

@@ -25,7 +25,7 @@ func (s *sink) logs() consumer.Logs {
 		if err != nil {
 			return err
 		}
-		s.netns.logs(ld)
+		s.netns.addLogs(ld)
 		s.logRecords.Add(int64(ld.LogRecordCount()))
 		s.logBytes.Add(int64(len(b)))
 		return nil
@@ -40,7 +40,7 @@ func (s *sink) metrics() consumer.Metrics {
 		if err != nil {
 			return err
 		}
-		s.netns.metrics(md)
+		s.netns.addMetrics(md)
 		s.metricPoints.Add(int64(md.DataPointCount()))
 		s.metricBytes.Add(int64(len(b)))
 		return nil
