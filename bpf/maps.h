@@ -9,9 +9,10 @@
 #pragma clang diagnostic push
 #pragma clang diagnostic error "-Wpadded"
 
-/* Events to user space. Written by every program, read by the receiver's poll loop.
+/* Events to user space (ring.h). Written by every program, read by the receiver's ring reader.
  * Size: placeholder; the loader sets it from `ring_buffer_size` (default 8 MiB, about a third of
- * a second of this machine's peak of ~47k connections/s x 4 events x 128 bytes). */
+ * a second of this machine's peak of ~47k connections/s x 4 events x 128 bytes). One page when
+ * aggregating in the kernel: the programs still name it, nothing writes or reads it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 23);
@@ -19,18 +20,22 @@ struct {
 
 /* What podnet knows about a connection between its open and its close. */
 struct conn_info {
-	__u64 start_ns; /* CLOCK_BOOTTIME when established; 0 while connecting or unknown */
-	__u32 pid;      /* tgid of the connecting/accepting process; 0 = unknown */
-	__u8 role;      /* enum role */
-	__u8 accepted;  /* server: an accept event was sent */
+	__u64 start_ns;  /* CLOCK_BOOTTIME when established; 0 while connecting or unknown */
+	__u64 cgroup_id; /* the process's cgroup, only where the socket's own is unreadable (sock.h) */
+	__u32 pid;       /* tgid of the connecting/accepting process; 0 = unknown */
+	__u8 role;       /* enum role */
+	__u8 accepted;   /* server: its open was reported (accept event, or counted in the kernel) */
 	__u8 _pad[2];
 	char comm[16];
 };
 
-/* Per-connection state, keyed by socket address. Sending events: inserted at SYN_SENT (client,
- * process context) and SYN_RECV->ESTABLISHED (server), updated by accept(). Aggregating in the
- * kernel: inserted when either end is established, holding only what its close needs (start
- * time, role). Deleted at ->CLOSE.
+/* Per-connection state, keyed by socket address; state.h is the one place that decides what
+ * goes in. Sending events: inserted at SYN_SENT (client, process context) and at
+ * SYN_RECV->ESTABLISHED or accept(), whichever comes first (server; a TCP Fast Open socket can
+ * be accepted before its handshake ends); the other one updates the entry in place. Aggregating
+ * in the kernel: inserted when either end is established (or a simultaneous open reaches
+ * SYN_RECV), holding only what its close needs. Inserts use BPF_NOEXIST, so an entry the other
+ * hook stored is never overwritten. Deleted at ->CLOSE.
  * LRU so that sockets whose close was never seen cannot fill it. Size: set from
  * `max_tracked_connections` (default 65536 concurrent connections per node); an eviction shows up
  * as COUNTER_CLOSE_UNTRACKED. */
@@ -63,21 +68,31 @@ struct {
 	__type(value, struct connect_call);
 } connect_calls SEC(".maps");
 
-/* In-kernel aggregation (aggregate.h), used instead of `events` when only a metrics pipeline
- * consumes podnet. Written by the state program (atomic adds: every CPU counts the same keys);
- * user space reads and deletes every entry each metrics interval (batch lookup-and-delete)
- * and keeps the cumulative totals, so this map only holds the keys active within one
- * interval. Size: set from `max_metric_series`; when full, new keys are counted in
- * COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts silently. */
-struct {
+/* One interval's in-kernel aggregation (aggregate.h), used instead of `events` when only a
+ * metrics pipeline consumes podnet. Written by the state programs (atomic adds: every CPU counts
+ * the same keys). Never read while written: user space keeps two of these, and each drain points
+ * `aggregates` at the empty one, waits until no program can still hold the old one (the kernel's
+ * map-in-map update does: synchronize_rcu), then reads, sums and deletes its entries at leisure.
+ * Size: set from `max_metric_series` (the keys active within one interval); when full, new keys
+ * are counted in COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts
+ * silently. */
+struct agg_interval {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10000);
 	__type(key, struct agg_key);
 	__type(value, struct agg_value);
+};
+
+/* The interval map the programs count into: one slot, swapped by user space at each drain. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct agg_interval);
 } aggregates SEC(".maps");
 
-/* Loss counters (enum counter). Incremented by programs, read by the receiver each poll.
- * Per-CPU so counting never contends. */
+/* Loss and throughput counters (enum counter). Incremented by programs, read by the receiver
+ * each poll interval. Per-CPU so counting never contends. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, COUNTER_MAX);

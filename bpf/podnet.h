@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The kernel <-> user-space contract. bpf2go generates the Go types from this file's BTF
- * (-type event -type event_type -type role -type counter), so this is the only definition.
+ * (-type event -type event_type -type role -type counter -type agg_key -type agg_value), so
+ * this is the only definition.
  * Padding is explicit and -Wpadded is an error here: a hole would make the Go type
  * and the C layout disagree silently. */
 #ifndef PODNET_H
@@ -26,7 +27,8 @@ enum counter {
 	COUNTER_RESERVE_FAILED = 0, /* ring buffer full: an event was lost */
 	COUNTER_CLOSE_UNTRACKED = 1, /* close of a connection opened before podnet started or evicted from `conns` */
 	COUNTER_AGGREGATE_FULL = 2, /* in-kernel aggregation: no room for a new key this interval */
-	COUNTER_MAX = 3,
+	COUNTER_SUBMITTED = 3, /* events written to the ring: submitted == read + lost by the reader */
+	COUNTER_MAX = 4,
 };
 
 /* Errno stand-in for "the application closed the socket before the handshake ended":

@@ -38,6 +38,7 @@ type PodnetAggValue struct {
 type PodnetConnInfo struct {
 	_        structs.HostLayout
 	StartNs  uint64
+	CgroupId uint64
 	Pid      uint32
 	Role     uint8
 	Accepted uint8
@@ -60,7 +61,8 @@ const (
 	PodnetCounterCOUNTER_RESERVE_FAILED  PodnetCounter = 0
 	PodnetCounterCOUNTER_CLOSE_UNTRACKED PodnetCounter = 1
 	PodnetCounterCOUNTER_AGGREGATE_FULL  PodnetCounter = 2
-	PodnetCounterCOUNTER_MAX             PodnetCounter = 3
+	PodnetCounterCOUNTER_SUBMITTED       PodnetCounter = 3
+	PodnetCounterCOUNTER_MAX             PodnetCounter = 4
 )
 
 type PodnetEvent struct {
@@ -117,13 +119,18 @@ const (
 	PodnetProgExitAccept4      = "exit_accept4"
 	PodnetProgExitConnect      = "exit_connect"
 	PodnetProgStateTpBtf       = "state_tp_btf"
+	PodnetProgStateTpBtfIrq    = "state_tp_btf_irq"
 	PodnetProgStateTracepoint  = "state_tracepoint"
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
+	PodnetVarLastWakeupNs      = "last_wakeup_ns"
+	PodnetVarUnusedAggKey      = "unused_agg_key"
+	PodnetVarUnusedAggValue    = "unused_agg_value"
 	PodnetVarUnusedCounter     = "unused_counter"
 	PodnetVarUnusedEvent       = "unused_event"
 	PodnetVarUnusedEventType   = "unused_event_type"
 	PodnetVarUnusedRole        = "unused_role"
 	PodnetVarWakeupBytes       = "wakeup_bytes"
+	PodnetVarWakeupIntervalNs  = "wakeup_interval_ns"
 )
 
 // LoadPodnet returns the embedded CollectionSpec for Podnet.
@@ -175,6 +182,7 @@ type PodnetProgramSpecs struct {
 	ExitAccept4     *ebpf.ProgramSpec `ebpf:"exit_accept4"`
 	ExitConnect     *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
+	StateTpBtfIrq   *ebpf.ProgramSpec `ebpf:"state_tp_btf_irq"`
 	StateTracepoint *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
 }
 
@@ -194,11 +202,15 @@ type PodnetMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupIntervalNs  *ebpf.VariableSpec `ebpf:"wakeup_interval_ns"`
 }
 
 // PodnetObjects contains all objects after they have been loaded into the kernel.
@@ -243,11 +255,15 @@ func (m *PodnetMaps) Close() error {
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupIntervalNs  *ebpf.Variable `ebpf:"wakeup_interval_ns"`
 }
 
 // PodnetPrograms contains all programs after they have been loaded into the kernel.
@@ -261,6 +277,7 @@ type PodnetPrograms struct {
 	ExitAccept4     *ebpf.Program `ebpf:"exit_accept4"`
 	ExitConnect     *ebpf.Program `ebpf:"exit_connect"`
 	StateTpBtf      *ebpf.Program `ebpf:"state_tp_btf"`
+	StateTpBtfIrq   *ebpf.Program `ebpf:"state_tp_btf_irq"`
 	StateTracepoint *ebpf.Program `ebpf:"state_tracepoint"`
 }
 
@@ -273,6 +290,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitAccept4,
 		p.ExitConnect,
 		p.StateTpBtf,
+		p.StateTpBtfIrq,
 		p.StateTracepoint,
 	)
 }

@@ -44,14 +44,41 @@ static __always_inline bool is_tcp(struct sock *sk, enum sock_read direct)
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
 
+/* sock_cgroup_data before 5.15: one word holding either the cgroup pointer or, while the bit
+ * `is_data` (bit 0) is set, the socket's net_cls classid and net_prio index, in which case the
+ * kernel itself takes the socket to be in the root cgroup (sock_cgroup_ptr). */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+
+struct sock___old {
+	struct sock_cgroup_data___old sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+/* Whether the socket names its cgroup on this kernel, in either layout (resolved at load). */
+static __always_inline bool sock_cgroup_readable(void)
+{
+	return bpf_core_field_exists(struct sock_cgroup_data, cgroup) ||
+	       bpf_core_field_exists(struct sock_cgroup_data___old, val);
+}
+
+/* The cgroup v2 id of the socket, 0 when unknown. */
 static __always_inline __u64 sock_cgroup_id(struct sock *sk, enum sock_read direct)
 {
 	/* sock_cgroup_data holds a plain cgroup pointer since 5.15; older kernels packed it. */
-	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		return 0;
-	if (direct)
-		return sk->sk_cgrp_data.cgroup->kn->id;
-	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	if (bpf_core_field_exists(struct sock_cgroup_data, cgroup)) {
+		if (direct)
+			return sk->sk_cgrp_data.cgroup->kn->id;
+		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	}
+	if (bpf_core_field_exists(struct sock_cgroup_data___old, val)) {
+		__u64 val = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
+
+		if (!val || (val & 1))
+			return 0; /* net_cls/net_prio data, no cgroup pointer: process context may know */
+		return BPF_CORE_READ((struct cgroup *)val, kn, id);
+	}
+	return 0;
 }
 
 /* The local port in host order. From inet_sport: skc_num is already 0 at ->CLOSE; both are 0

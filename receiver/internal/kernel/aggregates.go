@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 
 	"github.com/cilium/ebpf"
 
@@ -11,15 +13,69 @@ import (
 // aggregateBatch is how many keys one batch syscall moves.
 const aggregateBatch = 256
 
-// DrainAggregates hands every in-kernel aggregate to fn and deletes it, so the map only ever
-// holds one interval's keys; the caller keeps the cumulative totals. Each batch is read and
-// deleted under the kernel's bucket locks: no increment is counted twice.
+// intervals are the two maps the in-kernel aggregation alternates between (bpf/maps.h): the
+// programs count into the one the `aggregates` slot points at, and a drain reads the other,
+// which no program writes any more.
+type intervals struct {
+	mu      sync.Mutex // one drain at a time
+	slot    *ebpf.Map
+	maps    [2]*ebpf.Map
+	current int // index into maps of the one the slot points at
+}
+
+func newIntervals(slot *ebpf.Map, spec *ebpf.MapSpec) (*intervals, error) {
+	iv := &intervals{slot: slot}
+	for i := range iv.maps {
+		m, err := ebpf.NewMap(spec)
+		if err != nil {
+			iv.close()
+			return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapAggregates, err)
+		}
+		iv.maps[i] = m
+	}
+	if err := slot.Update(uint32(0), iv.maps[0], ebpf.UpdateAny); err != nil {
+		iv.close()
+		return nil, err
+	}
+	return iv, nil
+}
+
+func (iv *intervals) close() {
+	for _, m := range iv.maps {
+		if m != nil {
+			_ = m.Close()
+		}
+	}
+}
+
+// DrainAggregates hands every in-kernel aggregate counted since the last drain to fn, so the
+// kernel only ever holds one interval's keys; the caller keeps the cumulative totals. Nothing
+// is lost to a program adding while the drain reads: the programs are first pointed at the other
+// interval map, and the kernel returns from that update only once no program still runs that
+// could have looked up the old one (map-in-map updates wait for an RCU grace period). A no-op
+// when not aggregating in the kernel.
 func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	if t.aggregates == nil {
+		return nil
+	}
+	return t.aggregates.drain(fn)
+}
+
+func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	old, next := iv.maps[iv.current], 1-iv.current
+	if err := iv.slot.Update(uint32(0), iv.maps[next], ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("switching the aggregation interval: %w", err)
+	}
+	iv.current = next
+	// Keys left behind by a failed read stay in old, which the next drain makes current
+	// again: they are counted late, never lost.
 	keys := make([]bpf.PodnetAggKey, aggregateBatch)
 	values := make([]bpf.PodnetAggValue, aggregateBatch)
 	var cursor ebpf.MapBatchCursor
 	for {
-		n, err := t.aggregates.BatchLookupAndDelete(&cursor, keys, values, nil)
+		n, err := old.BatchLookupAndDelete(&cursor, keys, values, nil)
 		for i := range n {
 			fn(&keys[i], &values[i])
 		}

@@ -51,11 +51,17 @@ func joinModes() string {
 	return strings.Join(names, ", ")
 }
 
-// stateProgram is the program each mode uses for inet_sock_set_state; the other is not loaded.
-var stateProgram = map[HookMode]string{
-	HooksTPBTF:      bpf.PodnetProgStateTpBtf,
-	HooksTracepoint: bpf.PodnetProgStateTracepoint,
+// statePrograms are the programs each mode attaches to inet_sock_set_state; the other mode's
+// are not loaded. tp_btf has two instances, one per context (bpf/context.h): a run the kernel
+// skips because it interrupted the first is the second one's job, so that skip loses nothing.
+var statePrograms = map[HookMode][]string{
+	HooksTPBTF:      {bpf.PodnetProgStateTpBtf, bpf.PodnetProgStateTpBtfIrq},
+	HooksTracepoint: {bpf.PodnetProgStateTracepoint},
 }
+
+// coveredPrograms are the state programs whose recursion misses are runs another instance did
+// (see statePrograms): counted apart, not as loss.
+var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true}
 
 // syscallHooks are attached in every mode when events are sent, never when aggregating in the
 // kernel: while one syscall tracepoint is attached, every syscall on the node takes the

@@ -35,14 +35,16 @@ type Options struct {
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
 type Tracer struct {
-	*ringbuf.Reader
-	coll       *ebpf.Collection
-	links      []link.Link
-	mode       HookMode
-	castReads  bool
-	skipped    []error
-	counters   *ebpf.Map
-	aggregates *ebpf.Map
+	*ringbuf.Reader // deprecated: use Events(); kept until the receiver has moved to it
+	events          *ringbuf.Reader
+	coll            *ebpf.Collection
+	links           []link.Link
+	mode            HookMode
+	castReads       bool
+	cgroupIDs       bool
+	skipped         []error
+	counters        *ebpf.Map
+	aggregates      *intervals // nil unless AggregateInKernel
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -83,9 +85,11 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, prog := range stateProgram {
+	for name, progs := range statePrograms {
 		if name != mode {
-			delete(spec.Programs, prog)
+			for _, p := range progs {
+				delete(spec.Programs, p)
+			}
 		}
 	}
 	// hooks: syscall tracepoint → the program chosen for it. Programs not chosen (the other
@@ -115,7 +119,8 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	}
 	spec.Maps[bpf.PodnetMapEvents].MaxEntries = ring
 	spec.Maps[bpf.PodnetMapConns].MaxEntries = opts.MaxTrackedConnections
-	spec.Maps[bpf.PodnetMapAggregates].MaxEntries = max(opts.MaxAggregates, 1)
+	interval := spec.Maps[bpf.PodnetMapAggregates].InnerMap
+	interval.MaxEntries = max(opts.MaxAggregates, 1)
 	// Wake the reader when a quarter of the ring is waiting: early enough to drain a burst
 	// before the ring fills, rare enough to cost nothing at steady load.
 	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(ring / 4)); err != nil {
@@ -127,20 +132,28 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, explain("loading BPF programs", err)
+		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast, counters: coll.Maps[bpf.PodnetMapCounters], aggregates: coll.Maps[bpf.PodnetMapAggregates]}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters]}
 	defer func() {
 		if err != nil {
 			_ = t.Close()
 		}
 	}()
-
-	l, err := attachState(mode, coll.Programs[stateProgram[mode]])
-	if err != nil {
-		return nil, explain("attaching inet_sock_set_state", err)
+	if opts.AggregateInKernel {
+		// Before attaching: a program finding the slot empty would count nothing.
+		if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
+			return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))
+		}
 	}
-	t.links = append(t.links, l)
+
+	for _, p := range statePrograms[mode] {
+		l, err := attachState(mode, coll.Programs[p])
+		if err != nil {
+			return nil, explain("attaching inet_sock_set_state", err)
+		}
+		t.links = append(t.links, l)
+	}
 	for _, h := range syscallHooks {
 		prog, ok := hooks[h.name]
 		if !ok {
@@ -152,12 +165,20 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		}
 		t.links = append(t.links, l)
 	}
-	t.Reader, err = ringbuf.NewReader(coll.Maps[bpf.PodnetMapEvents])
+	if opts.AggregateInKernel {
+		return t, nil // no events: no reader
+	}
+	t.events, err = ringbuf.NewReader(coll.Maps[bpf.PodnetMapEvents])
 	if err != nil {
 		return nil, explain("opening the ring buffer", err)
 	}
+	t.Reader = t.events
 	return t, nil
 }
+
+// Events is the reader of the programs' ring buffer; nil when aggregating in the kernel, where
+// no events are sent. Close unblocks a concurrent ReadInto, which then returns ringbuf.ErrClosed.
+func (t *Tracer) Events() *ringbuf.Reader { return t.events }
 
 // ProgramIDs are the kernel ids of the loaded programs (for `bpftool prog show id N`).
 func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
@@ -182,17 +203,26 @@ func (t *Tracer) CastReads() bool { return t.castReads }
 // Skipped says why cheaper modes were passed over (empty when the first one loaded).
 func (t *Tracer) Skipped() []error { return t.skipped }
 
+// CgroupIDs says whether sockets name their cgroup on this kernel (5.15+, or the older layout of
+// 5.8-5.14 where CO-RE reads it). Without it, events carry the cgroup of the process that
+// connected or accepted where there is one, and 0 otherwise: hostNetwork pods, told apart only by
+// cgroup, cannot be attributed then.
+func (t *Tracer) CgroupIDs() bool { return t.cgroupIDs }
+
 // Close detaches every link, closes the reader and unloads programs and maps. It unblocks a
 // concurrent ReadInto, which then returns ringbuf.ErrClosed.
 func (t *Tracer) Close() error {
 	var errs []error
-	if t.Reader != nil {
-		errs = append(errs, t.Reader.Close())
+	if t.events != nil {
+		errs = append(errs, t.events.Close())
 	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
 	}
 	t.links = nil
+	if t.aggregates != nil {
+		t.aggregates.close()
+	}
 	t.coll.Close()
 	return errors.Join(errs...)
 }

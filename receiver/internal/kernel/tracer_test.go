@@ -18,12 +18,14 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 	netnstest.RequireRoot(t)
 	for _, tc := range []struct {
 		aggregate bool
-		programs  int
-	}{{false, 1 + len(syscallHooks)}, {true, 1}} {
+		syscalls  int
+	}{{false, len(syscallHooks)}, {true, 0}} {
 		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: tc.aggregate, MaxAggregates: 16})
 		require.NoError(t, err)
-		assert.Len(t, tr.ProgramIDs(), tc.programs, "aggregate=%v", tc.aggregate)
-		assert.Len(t, tr.links, tc.programs, "aggregate=%v", tc.aggregate)
+		programs := len(statePrograms[tr.Mode()]) + tc.syscalls
+		assert.Len(t, tr.ProgramIDs(), programs, "aggregate=%v", tc.aggregate)
+		assert.Len(t, tr.links, programs, "aggregate=%v", tc.aggregate)
+		assert.Equal(t, tc.aggregate, tr.Events() == nil, "a ring reader exactly when events are sent")
 		require.NoError(t, tr.Close())
 	}
 }
@@ -68,5 +70,5 @@ func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
 			assert.NotContains(t, tr.coll.Programs, h.cast)
 		}
 	}
-	assert.Len(t, tr.links, 1+len(syscallHooks))
+	assert.Len(t, tr.links, len(statePrograms[HooksTPBTF])+len(syscallHooks))
 }

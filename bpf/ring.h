@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The ring-buffer sink: events to user space, and when to wake the reader. */
+#ifndef PODNET_RING_H
+#define PODNET_RING_H
+
+#include "podnet.h"
+#include "maps.h"
+
+/* Set by the loader before load. The reader polls; it is woken only when the backlog is at
+ * least this many bytes (default: a quarter of the ring), never per event... */
+const volatile __u64 wakeup_bytes = 1 << 21;
+
+/* ...and at most once per this many nanoseconds: a reader that is behind is awake anyway, and
+ * every forced wakeup is an inter-processor interrupt (irq_work) on the submitting CPU. */
+const volatile __u64 wakeup_interval_ns = 1000000;
+
+/* When the last forced wakeup was sent (CLOCK_BOOTTIME), by any CPU. Written at most once per
+ * wakeup_interval_ns, so sharing it costs nothing; a race between CPUs only sends a second
+ * wakeup. */
+__u64 last_wakeup_ns = 0;
+
+/* Ring memory for an event, or NULL (counted) when the ring is full. */
+static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(COUNTER_RESERVE_FAILED);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->timestamp_ns = now;
+	e->type = type;
+	e->role = role;
+	return e;
+}
+
+/* Publishes an event. The reader is woken whenever the backlog is at or past the mark (not only
+ * as it crosses it: concurrent submitters can jump over any window), rate-limited so that a
+ * backlog that stays high costs one interrupt per interval, not one per event. */
+static __always_inline void submit(struct event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP, now;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+		now = bpf_ktime_get_boot_ns();
+		if (now - last_wakeup_ns >= wakeup_interval_ns) {
+			last_wakeup_ns = now;
+			flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
+	bpf_ringbuf_submit(e, flags);
+	count(COUNTER_SUBMITTED);
+}
+
+#endif

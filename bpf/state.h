@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one TCP state machine: what a state change means for a connection (a connect that ended,
+ * a passive open, a close with its numbers), reported to one sink, chosen at load time: the ring
+ * buffer (events, ring.h) or the in-kernel aggregates (aggregate.h). */
+#ifndef PODNET_STATE_H
+#define PODNET_STATE_H
+
+#include "podnet.h"
+#include "maps.h"
+#include "sock.h"
+#include "ring.h"
+#include "aggregate.h"
+
+/* Set by the loader: count into `aggregates` instead of writing events to the ring; the
+ * syscall programs are then neither loaded nor attached, so nothing reports passive opens at
+ * accept(): the state machine does, when the handshake ends. */
+const volatile bool aggregate_in_kernel = false;
+
+/* The transitions that say something; everything else (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) is
+ * dropped before the socket or any map is touched, since this hook runs ~10 times per
+ * connection. Not interesting either: a listener's close, and CLOSE -> CLOSE (closing a socket
+ * that never connected). */
+static __always_inline bool interesting(int oldstate, int newstate)
+{
+	if (newstate == TCP_SYN_SENT)
+		return !aggregate_in_kernel; /* only the process context is learnt there */
+	if (oldstate == TCP_SYN_SENT)
+		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
+	if (newstate == TCP_ESTABLISHED)
+		return oldstate == TCP_SYN_RECV;
+	return newstate == TCP_CLOSE && oldstate != TCP_CLOSE && oldstate != TCP_LISTEN;
+}
+
+/* An event's content from the socket and what is known of the connection. type is passed, not
+ * read back from e, so that it stays a constant after inlining: accept() (READ_CAST) must not
+ * even contain the close readers. */
+static __always_inline void fill_event(struct event *e, __u8 type, struct sock *sk, const struct conn_info *ci,
+				       __s32 error, enum sock_read rd)
+{
+	fill_sock(e, sk, rd);
+	if (!e->cgroup_id)
+		e->cgroup_id = ci->cgroup_id;
+	e->pid = ci->pid;
+	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+	e->error = error;
+	if (type != EVENT_CONNECT)
+		e->start_ns = ci->start_ns;
+	if (type == EVENT_CLOSE)
+		fill_close(e, sk, rd);
+}
+
+/* Reports one outcome to the sink: type is enum event_type, ts when it happened. */
+static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				   enum sock_read rd)
+{
+	struct event *e, local;
+
+	if (aggregate_in_kernel) {
+		__builtin_memset(&local, 0, sizeof(local));
+		local.timestamp_ns = ts;
+		local.type = type;
+		local.role = ci->role;
+		fill_event(&local, type, sk, ci, error, rd);
+		agg_add(&local);
+		return;
+	}
+	e = reserve(type, ci->role, ts);
+	if (!e)
+		return;
+	fill_event(e, type, sk, ci, error, rd);
+	submit(e);
+}
+
+/* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns
+ * the entry now in the map, or NULL when the map refused. */
+static __always_inline struct conn_info *track(__u64 key, const struct conn_info *ci)
+{
+	bpf_map_update_elem(&conns, &key, ci, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* The process's cgroup, kept for kernels whose sockets do not name theirs (sock.h); a constant 0
+ * elsewhere. Process context only. */
+static __always_inline __u64 fallback_cgroup_id(void)
+{
+	return sock_cgroup_readable() ? 0 : bpf_get_current_cgroup_id();
+}
+
+/* CLOSE -> SYN_SENT, inside connect(): the caller's process context. A new connection on this
+ * socket: whatever an earlier one left is replaced. */
+static __always_inline void on_syn_sent(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id() };
+	struct connect_call *call;
+
+	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
+	bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
+	call = bpf_map_lookup_elem(&connect_calls, &id);
+	if (call)
+		call->async = 1; /* this thread's connect() reached SYN_SENT */
+}
+
+/* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
+ * or the end of a simultaneous open, which stays a client). */
+static __always_inline void on_established(struct sock *sk, int oldstate, struct conn_info *known, enum sock_read rd)
+{
+	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
+	struct conn_info ci = {};
+
+	if (oldstate == TCP_SYN_SENT || (known && known->role == ROLE_CLIENT && !known->start_ns)) {
+		if (known) {
+			known->start_ns = now; /* in place: a map update costs more than the rest */
+			ci = *known;
+		} else {
+			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
+			ci.start_ns = now;
+			track(key, &ci);
+		}
+		report(sk, EVENT_CONNECT, &ci, 0, now, rd);
+		return;
+	}
+	if (!known) {
+		/* Passive open, in softirq: no process to name; accept() will, unless nothing
+		 * calls it, in which case the close reports the open. */
+		ci.role = ROLE_SERVER;
+		ci.start_ns = now;
+		ci.accepted = aggregate_in_kernel;
+		known = track(key, &ci);
+		if (aggregate_in_kernel)
+			report(sk, EVENT_ACCEPT, &ci, 0, now, rd);
+		if (!known)
+			return;
+	}
+	/* accept() may have come first (TCP Fast Open): it reported the open, this dates it. */
+	if (!known->start_ns)
+		known->start_ns = now;
+}
+
+/* Any -> CLOSE (but from LISTEN or CLOSE). */
+static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_info *known, enum sock_read rd)
+{
+	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
+	struct conn_info ci = { .role = ROLE_CLIENT };
+
+	if (known) {
+		ci = *known;
+		bpf_map_delete_elem(&conns, &key);
+	} else if (oldstate == TCP_SYN_RECV) {
+		return; /* a passive open that never completed: nothing was reported open */
+	} else if (oldstate != TCP_SYN_SENT) {
+		count(COUNTER_CLOSE_UNTRACKED); /* established before podnet loaded, or evicted */
+		return;
+	}
+	if (ci.role == ROLE_CLIENT && !ci.start_ns) {
+		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
+		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, rd), now, rd);
+		return;
+	}
+	/* Accepted by nobody through accept() (io_uring, or reset while queued): report the
+	 * passive open now, at the time the handshake completed, so server counts stay whole. */
+	if (ci.role == ROLE_SERVER && !ci.accepted)
+		report(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
+	report(sk, EVENT_CLOSE, &ci, 0, now, rd);
+}
+
+/* One interesting state change of a TCP socket. */
+static __always_inline void on_state(struct sock *sk, int oldstate, int newstate, enum sock_read rd)
+{
+	__u64 key = (__u64)sk;
+	struct conn_info *known;
+
+	if (newstate == TCP_SYN_SENT) {
+		on_syn_sent(sk);
+		return;
+	}
+	known = bpf_map_lookup_elem(&conns, &key);
+	if (newstate == TCP_ESTABLISHED) {
+		on_established(sk, oldstate, known, rd);
+	} else if (newstate == TCP_CLOSE) {
+		on_close(sk, oldstate, known, rd);
+	} else if (!known) {
+		/* SYN_SENT -> SYN_RECV, a simultaneous open: remember it is a client (aggregating,
+		 * SYN_SENT stored nothing). */
+		struct conn_info ci = { .role = ROLE_CLIENT };
+		track(key, &ci);
+	}
+}
+
+#endif

@@ -1,0 +1,39 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// mapSettings names the setting that sizes each map a user can make too large.
+var mapSettings = map[string]string{
+	bpf.PodnetMapAggregates: "max_metric_series",
+	bpf.PodnetMapConns:      "max_tracked_connections",
+	bpf.PodnetMapEvents:     "ring_buffer_size",
+}
+
+// sizeError says which setting to lower when the kernel refused to create a map podnet sized
+// from one (too large for the kernel's limits, or for the memory it will lend).
+func sizeError(err error, opts Options) error {
+	var verifier *ebpf.VerifierError
+	if errors.As(err, &verifier) {
+		return err
+	}
+	for name, setting := range mapSettings {
+		if !strings.Contains(err.Error(), "map "+name+":") {
+			continue
+		}
+		size := map[string]uint32{
+			bpf.PodnetMapAggregates: opts.MaxAggregates,
+			bpf.PodnetMapConns:      opts.MaxTrackedConnections,
+			bpf.PodnetMapEvents:     opts.RingBufferSize,
+		}[name]
+		return fmt.Errorf("the kernel refused the %s map sized by %s (%d): lower %s: %w", name, setting, size, setting, err)
+	}
+	return err
+}
