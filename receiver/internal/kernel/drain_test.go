@@ -10,10 +10,13 @@ import (
 
 // drain empties the ring without blocking.
 func drain(tr *Tracer) {
+	if tr.Events() == nil {
+		return
+	}
 	var rec ringbuf.Record
-	tr.SetDeadline(time.Now())
+	tr.Events().SetDeadline(time.Now())
 	for {
-		if err := tr.ReadInto(&rec); errors.Is(err, os.ErrDeadlineExceeded) || err != nil {
+		if err := tr.Events().ReadInto(&rec); errors.Is(err, os.ErrDeadlineExceeded) || err != nil {
 			return
 		}
 	}

@@ -1,0 +1,230 @@
+package kernel
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// kind is what the handshake tests compare: an event's type and role.
+type kind struct{ typ, role uint8 }
+
+var (
+	connected = kind{uint8(bpf.PodnetEventTypeEVENT_CONNECT), uint8(bpf.PodnetRoleROLE_CLIENT)}
+	accepted  = kind{uint8(bpf.PodnetEventTypeEVENT_ACCEPT), uint8(bpf.PodnetRoleROLE_SERVER)}
+	clientEnd = kind{uint8(bpf.PodnetEventTypeEVENT_CLOSE), uint8(bpf.PodnetRoleROLE_CLIENT)}
+	serverEnd = kind{uint8(bpf.PodnetEventTypeEVENT_CLOSE), uint8(bpf.PodnetRoleROLE_SERVER)}
+)
+
+// collect reads the pod's events until want of them have arrived (or 5 s), then a little
+// longer so that an extra one would be seen too.
+func collect(t *testing.T, tr *Tracer, pod *netnstest.Pod, want int) []bpf.PodnetEvent {
+	t.Helper()
+	var events []bpf.PodnetEvent
+	keep := inNetns(pod.NetnsInode())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(events) < want && time.Now().Before(deadline) {
+		got, _ := readAll(t, tr, keep)
+		events = append(events, got...)
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got, _ := readAll(t, tr, keep)
+	return append(events, got...)
+}
+
+func kinds(events []bpf.PodnetEvent) map[kind]int {
+	m := map[kind]int{}
+	for _, e := range events {
+		m[kind{e.Type, e.Role}]++
+	}
+	return m
+}
+
+// holdACKs makes the pod drop pure ACKs to port (a handshake's last segment) until release.
+func holdACKs(pod *netnstest.Pod, port string) (release func()) {
+	pod.Exec("nft", "add table inet podnet_hold")
+	pod.Exec("nft", "add chain inet podnet_hold in { type filter hook input priority 0 ; policy accept ; }")
+	pod.Exec("nft", "add rule inet podnet_hold in tcp dport "+port+" tcp flags & (syn | ack) == ack drop")
+	return func() { pod.Exec("nft", "delete table inet podnet_hold") }
+}
+
+// A TCP Fast Open server can accept a connection before its handshake ends (the SYN carried the
+// request). It must be reported accepted once, by the acceptor, and closed once.
+func TestTCPFastOpenAcceptedOnce(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 61)
+	pod := netw.AddPod()
+	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
+	tr := openEvents(t, 1<<22)
+	server := &unix.SockaddrInet4{Port: 8123, Addr: [4]byte{127, 0, 0, 1}}
+
+	var stateAtAccept uint8
+	require.NoError(t, pod.Do(func() error {
+		ln, err := listener(server)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(ln)
+		// The first connection fetches a cookie: an ordinary handshake.
+		if _, err := fastOpen(ln, server, nil); err != nil {
+			return err
+		}
+		// The second sends its request in the SYN; the handshake's last ACK is held back, so
+		// accept() returns a socket still in SYN_RECV.
+		stateAtAccept, err = fastOpen(ln, server, holdACKs(pod, "8123"))
+		return err
+	}))
+	require.Equal(t, uint8(unix.BPF_TCP_SYN_RECV), stateAtAccept, "accept() returned the second connection before its handshake ended (TCP Fast Open)")
+
+	events := collect(t, tr, pod, 8)
+	assert.Equal(t, map[kind]int{connected: 2, accepted: 2, clientEnd: 2, serverEnd: 2}, kinds(events))
+	for _, e := range events {
+		if (kind{e.Type, e.Role}) == accepted || (kind{e.Type, e.Role}) == connected {
+			assert.Equal(t, uint32(os.Getpid()), e.Pid, "type %d: the process that accepted or connected", e.Type)
+		}
+		if (kind{e.Type, e.Role}) == serverEnd {
+			assert.NotZero(t, e.StartNs, "the handshake's end dates the accepted connection")
+		}
+	}
+}
+
+func listener(addr *unix.SockaddrInet4) (int, error) {
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	for _, err := range []error{
+		unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+		unix.SetsockoptInt(ln, unix.IPPROTO_TCP, unix.TCP_FASTOPEN, 16),
+		unix.Bind(ln, addr),
+		unix.Listen(ln, 16),
+	} {
+		if err != nil {
+			unix.Close(ln)
+			return -1, err
+		}
+	}
+	return ln, nil
+}
+
+// fastOpen connects to ln with MSG_FASTOPEN, accepts, exchanges a request and closes both ends.
+// With release set, the handshake's last ACK is held until after accept(). It returns the
+// accepted socket's state as accept() returned it.
+func fastOpen(ln int, addr *unix.SockaddrInet4, release func()) (uint8, error) {
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(c)
+	if err := unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr); err != nil {
+		return 0, err
+	}
+	s, _, err := unix.Accept(ln)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(s)
+	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, err
+	}
+	if release != nil {
+		release()
+		if _, err := unix.Write(c, []byte(" world")); err != nil { // its ACK ends the handshake
+			return 0, err
+		}
+	}
+	buf := make([]byte, 64)
+	if _, err := unix.Read(s, buf); err != nil {
+		return 0, err
+	}
+	return info.State, nil
+}
+
+// In a simultaneous open both ends connect() and neither listens; one of them passes through
+// SYN_RECV. Both are clients, and nothing is accepted.
+func TestSimultaneousOpenStaysClient(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 62)
+	pod := netw.AddPod()
+	tr := openEvents(t, 1<<22)
+	a := &unix.SockaddrInet4{Port: 9001, Addr: [4]byte{127, 0, 0, 1}}
+	b := &unix.SockaddrInet4{Port: 9002, Addr: [4]byte{127, 0, 0, 1}}
+
+	require.NoError(t, pod.Do(func() error {
+		// Both first SYNs are dropped, so each end is in SYN_SENT when the other's
+		// retransmission (after ~1 s) arrives.
+		pod.Exec("nft", "add table inet podnet_syn")
+		pod.Exec("nft", "add chain inet podnet_syn in { type filter hook input priority 0 ; policy accept ; }")
+		pod.Exec("nft", "add rule inet podnet_syn in tcp flags & (syn | ack) == syn drop")
+		fa, err := boundSocket(a)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fa)
+		fb, err := boundSocket(b)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fb)
+		for _, c := range []struct {
+			fd int
+			to *unix.SockaddrInet4
+		}{{fa, b}, {fb, a}} {
+			if err := unix.Connect(c.fd, c.to); err != unix.EINPROGRESS {
+				return err
+			}
+		}
+		pod.Exec("nft", "delete table inet podnet_syn")
+		for _, fd := range []int{fa, fb} {
+			if err := waitWritable(fd, 5*time.Second); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+
+	events := collect(t, tr, pod, 4)
+	assert.Equal(t, map[kind]int{connected: 2, clientEnd: 2}, kinds(events))
+	for _, e := range events {
+		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			assert.Zero(t, e.Error)
+			assert.Equal(t, uint32(os.Getpid()), e.Pid)
+		}
+	}
+}
+
+func boundSocket(addr *unix.SockaddrInet4) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Bind(fd, addr); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// waitWritable waits for a non-blocking connect to end and returns its error.
+func waitWritable(fd int, timeout time.Duration) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	if _, err := unix.Poll(fds, int(timeout.Milliseconds())); err != nil {
+		return err
+	}
+	if soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		return errors.Join(err, unix.Errno(soErr))
+	}
+	return nil
+}
