@@ -15,12 +15,13 @@ import (
 func TestAttributeCountMatchesRecord(t *testing.T) {
 	cfg := NewDefaultConfig()
 	for _, attr := range []attribution.Attributor{attribution.None{}, fixedPeers{}, podPeers{}} {
-		c := newLogsConverter(cfg.Events, fixtureResources(cfg), attr, "test")
-		for _, e := range append(fixtureEvents(), shortConnections(4)...) {
+		c := newLogsConverter(cfg.Events, "test")
+		res := fixtureResources(cfg)
+		res.attr = attr
+		for _, e := range enrichAll(res, append(fixtureEvents(), shortConnections(4)...)) {
 			lr := plog.NewLogRecord()
 			c.record(lr, &e, pcommon.Timestamp(t0))
-			peer := attr.Peer(e.Peer.Addr())
-			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e, &peer), "%v %v", e.Type, e.Peer)
+			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e.Event, &e.peer), "%v %v", e.Type, e.Peer)
 		}
 	}
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/podnet/podnet/receiver/internal/procscan"
 )
 
-// startAttribution starts what names the local end of each socket (a scan of the node's
+// startNodeAttribution starts what names the local end of each socket (a scan of the node's
 // /proc and cgroups) and, when configured, the Kubernetes metadata that names pods and peers.
-func (r *podnetReceiver) startAttribution(host component.Host) error {
+// It returns the attributor and how to stop it.
+func (r *podnetReceiver) startNodeAttribution(host component.Host) (attribution.Attributor, func(), error) {
 	scanner, err := procscan.New(procscan.Config{
 		ProcRoot:        r.cfg.ProcRoot,
 		CgroupRoot:      r.cfg.CgroupRoot,
@@ -25,25 +26,21 @@ func (r *podnetReceiver) startAttribution(host component.Host) error {
 		Logger:          r.set.Logger,
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := scanner.Start(context.Background()); err != nil {
 		scanner.Stop()
-		return err
+		return nil, nil, err
 	}
 	store, err := r.startKubernetes(host)
 	if err != nil {
 		scanner.Stop()
-		return err
+		return nil, nil, err
 	}
 	if store == nil {
-		r.attributor = attribution.NewNode(scanner, nil)
-		r.stopAttr = scanner.Stop
-		return nil
+		return attribution.NewNode(scanner, nil), scanner.Stop, nil
 	}
-	r.attributor = attribution.NewNode(scanner, kubeMetadata{store})
-	r.stopAttr = func() { store.Stop(); scanner.Stop() }
-	return nil
+	return attribution.NewNode(scanner, kubeMetadata{store}), func() { store.Stop(); scanner.Stop() }, nil
 }
 
 // startKubernetes starts the metadata store, or returns nil when auth_type is none. An API

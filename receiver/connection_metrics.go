@@ -28,6 +28,7 @@ type seriesKey struct {
 // series holds the cumulative values of one key since start.
 type series struct {
 	start, updated pcommon.Timestamp
+	local          *localEnd // as named by the series' latest event
 	connections    int64
 	closed         int64
 	bytesSent      int64
@@ -36,25 +37,22 @@ type series struct {
 	durationNs     int64 // summed in ns, as the kernel does, so both paths agree exactly
 }
 
-// connectionMetrics aggregates events into cumulative sums, bounded by max_metric_series.
-// Series idle for longer than metric_series_idle_expiry are forgotten; one that comes back
-// starts again with a new start time, which is how OTLP marks a cumulative reset.
+// connectionMetrics aggregates attributed events into cumulative sums, bounded by
+// max_metric_series. Series idle for longer than metric_series_idle_expiry are forgotten; one
+// that comes back starts again with a new start time, which is how OTLP marks a cumulative
+// reset. It is not safe for concurrent use: its owner serialises add and emit.
 type connectionMetrics struct {
 	mb     *metadata.MetricsBuilder
-	res    *resources
-	attr   attribution.Attributor
 	names  stringCache
 	max    int
 	expiry time.Duration
 	series map[seriesKey]*series
 }
 
-func newConnectionMetrics(cfg *Config, set otelreceiver.Settings, res *resources, attr attribution.Attributor) *connectionMetrics {
+func newConnectionMetrics(cfg *Config, set otelreceiver.Settings) *connectionMetrics {
 	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
 	return &connectionMetrics{
 		mb:     metadata.NewMetricsBuilder(mbc, set),
-		res:    res,
-		attr:   attr,
 		names:  newStringCache(),
 		max:    cfg.MaxMetricSeries,
 		expiry: cfg.MetricSeriesIdleExpiry,
@@ -63,21 +61,22 @@ func newConnectionMetrics(cfg *Config, set otelreceiver.Settings, res *resources
 }
 
 // add counts a batch of events and returns how many found no room for a new series.
-func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
+func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for i := range events {
 		e := &events[i]
 		k := seriesKey{
-			res:        resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID},
+			res:        e.local.key,
 			role:       e.Role,
 			ipv6:       e.IPv6(),
 			peer:       e.Peer.Addr(),
 			serverPort: e.ServerPort(),
+			peerID:     e.peer,
 		}
 		if e.Type == event.Connect {
 			k.errno = e.Errno
 		}
-		s := m.get(k, now)
+		s := m.get(k, e.local, now)
 		if s == nil {
 			dropped++
 			continue
@@ -98,21 +97,18 @@ func (m *connectionMetrics) add(events []event.Event) (dropped int64) {
 	return dropped
 }
 
-// addAggregate adds one in-kernel aggregate (what a key counted since the last drain) and
-// reports whether it found room.
-func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, now pcommon.Timestamp) bool {
-	peer, err := event.Addr(k.Family, k.PeerAddr)
-	if err != nil {
-		return false
-	}
+// addAggregate adds one in-kernel aggregate (what a key counted since the last drain), its
+// peer address decoded and its ends attributed, and reports whether it found room.
+func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer, now pcommon.Timestamp) bool {
 	s := m.get(seriesKey{
-		res:        resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId},
+		res:        local.key,
 		role:       event.Role(k.Role),
 		ipv6:       peer.Is6(),
 		peer:       peer,
 		serverPort: k.ServerPort,
 		errno:      k.Error,
-	}, now)
+		peerID:     peerID,
+	}, local, now)
 	if s == nil {
 		return false
 	}
@@ -126,8 +122,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 }
 
 // get returns the series of k, creating it if there is room; nil when the table is full.
-func (m *connectionMetrics) get(k seriesKey, now pcommon.Timestamp) *series {
-	k.peerID = m.attr.Peer(k.peer)
+func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timestamp) *series {
 	s := m.series[k]
 	if s == nil {
 		if len(m.series) >= m.max {
@@ -136,25 +131,30 @@ func (m *connectionMetrics) get(k seriesKey, now pcommon.Timestamp) *series {
 		s = &series{start: now}
 		m.series[k] = s
 	}
-	s.updated = now
+	s.updated, s.local = now, local
 	return s
 }
 
-// emit returns every live series' cumulative values, one ResourceMetrics per local end.
+// emit returns every live series' cumulative values, one ResourceMetrics per local end,
+// named as the end's most recent event named it.
 func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	byResource := map[resourceKey][]seriesKey{}
+	latest := map[resourceKey]*series{}
 	for k, s := range m.series {
 		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
 			delete(m.series, k)
 			continue
 		}
 		byResource[k.res] = append(byResource[k.res], k)
+		if l := latest[k.res]; l == nil || s.updated > l.updated {
+			latest[k.res] = s
+		}
 	}
 	for rk, keys := range byResource {
 		for _, k := range keys {
 			m.record(now, k, m.series[k])
 		}
-		m.mb.EmitForResource(metadata.WithResource(m.res.get(rk)))
+		m.mb.EmitForResource(metadata.WithResource(latest[rk].local.res))
 	}
 	return m.mb.Emit()
 }

@@ -16,14 +16,20 @@ import (
 )
 
 func newFixtureMetrics(cfg *Config) *connectionMetrics {
-	return newConnectionMetrics(cfg, fixtureSettings, fixtureResources(cfg), fixedPeers{})
+	return newConnectionMetrics(cfg, fixtureSettings)
+}
+
+// fixtureBatch is fixtureEvents attributed as the reader would.
+func fixtureBatch(cfg *Config) []enrichedEvent {
+	return enrichAll(fixtureResources(cfg), fixtureEvents())
 }
 
 func TestConnectionMetricsGolden(t *testing.T) {
-	m := newFixtureMetrics(NewDefaultConfig())
+	cfg := NewDefaultConfig()
+	m := newFixtureMetrics(cfg)
 	// Twice: the sums are cumulative.
-	assert.Zero(t, m.add(fixtureEvents()))
-	assert.Zero(t, m.add(fixtureEvents()))
+	assert.Zero(t, m.add(fixtureBatch(cfg)))
+	assert.Zero(t, m.add(fixtureBatch(cfg)))
 	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
 
 	path := filepath.Join("..", "testdata", "golden", "metrics.yaml")
@@ -42,7 +48,7 @@ func TestConnectionMetricsDropAttributesForCardinality(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port"}
 	m := newFixtureMetrics(cfg)
-	m.add(fixtureEvents())
+	m.add(fixtureBatch(cfg))
 	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
 	for _, dp := range dataPoints(md, "podnet.tcp.connections") {
 		_, hasPeer := dp.Attributes().Get("network.peer.address")
@@ -55,14 +61,14 @@ func TestConnectionMetricsSeriesAreBounded(t *testing.T) {
 	cfg.MaxMetricSeries = 2
 	m := newFixtureMetrics(cfg)
 	// Four events in three series (connect and close of one connection share a series).
-	assert.Equal(t, int64(1), m.add(fixtureEvents()))
+	assert.Equal(t, int64(1), m.add(fixtureBatch(cfg)))
 	assert.Len(t, m.series, 2)
 }
 
 func TestConnectionMetricsForgetIdleSeries(t *testing.T) {
 	cfg := NewDefaultConfig()
 	m := newFixtureMetrics(cfg)
-	m.add(fixtureEvents())
+	m.add(fixtureBatch(cfg))
 	later := pcommon.NewTimestampFromTime(time.Now().Add(cfg.MetricSeriesIdleExpiry + time.Minute))
 	md := m.emit(later)
 	assert.Zero(t, md.DataPointCount())

@@ -17,41 +17,41 @@ import (
 // LogRecord per event, in kernel order within each resource.
 type logsConverter struct {
 	enabled [4]bool // by event.Type
-	res     *resources
-	attr    attribution.Attributor
 	version string
 	names   stringCache
+	scopes  map[*localEnd]plog.LogRecordSlice
 }
 
-func newLogsConverter(cfg metadata.EventsConfig, res *resources, attr attribution.Attributor, version string) *logsConverter {
-	c := &logsConverter{res: res, attr: attr, version: version, names: newStringCache()}
+func newLogsConverter(cfg metadata.EventsConfig, version string) *logsConverter {
+	c := &logsConverter{version: version, names: newStringCache(), scopes: map[*localEnd]plog.LogRecordSlice{}}
 	c.enabled[event.Connect] = cfg.PodnetTCPConnect.Enabled
 	c.enabled[event.Accept] = cfg.PodnetTCPAccept.Enabled
 	c.enabled[event.Close] = cfg.PodnetTCPClose.Enabled
 	return c
 }
 
-// convert returns the logs and how many records they hold.
-func (c *logsConverter) convert(events []event.Event, observed pcommon.Timestamp) (plog.Logs, int) {
+// convert returns the logs and how many records they hold. Events carry their attribution
+// (enrichedEvent): a local end is one ResourceLogs.
+func (c *logsConverter) convert(events []enrichedEvent, observed pcommon.Timestamp) (plog.Logs, int) {
 	ld := plog.NewLogs()
-	scopes := map[resourceKey]plog.LogRecordSlice{}
+	scopes := c.scopes
+	defer clear(scopes)
 	n := 0
 	for i := range events {
 		e := &events[i]
 		if !c.enabled[e.Type] {
 			continue
 		}
-		k := resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID}
-		records, ok := scopes[k]
+		records, ok := scopes[e.local]
 		if !ok {
 			rl := ld.ResourceLogs().AppendEmpty()
 			rl.SetSchemaUrl(conventions.SchemaURL)
-			c.res.get(k).CopyTo(rl.Resource())
+			e.local.res.CopyTo(rl.Resource())
 			sl := rl.ScopeLogs().AppendEmpty()
 			sl.Scope().SetName(metadata.ScopeName)
 			sl.Scope().SetVersion(c.version)
 			records = sl.LogRecords()
-			scopes[k] = records
+			scopes[e.local] = records
 		}
 		c.record(records.AppendEmpty(), e, observed)
 		n++
@@ -59,18 +59,17 @@ func (c *logsConverter) convert(events []event.Event, observed pcommon.Timestamp
 	return ld, n
 }
 
-func (c *logsConverter) record(lr plog.LogRecord, e *event.Event, observed pcommon.Timestamp) {
+func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pcommon.Timestamp) {
 	lr.SetEventName(e.Type.Name())
 	lr.SetTimestamp(pcommon.Timestamp(e.Time))
 	lr.SetObservedTimestamp(observed)
 	lr.SetSeverityNumber(plog.SeverityNumberInfo)
 	lr.SetSeverityText("INFO")
 
-	peer := c.attr.Peer(e.Peer.Addr())
 	a := lr.Attributes()
 	// Exactly the attributes this record gets: the backing array is the largest allocation
 	// per record, and a fixed worst-case size wasted a third of it on most records.
-	a.EnsureCapacity(attributeCount(e, &peer))
+	a.EnsureCapacity(attributeCount(&e.Event, &e.peer))
 	a.PutStr("network.transport", "tcp")
 	a.PutStr("network.type", networkType(e))
 	a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
@@ -87,7 +86,7 @@ func (c *logsConverter) record(lr plog.LogRecord, e *event.Event, observed pcomm
 		lr.SetSeverityText("WARN")
 		a.PutStr("error.type", event.ErrorType(e.Errno))
 	}
-	putPeer(a, peer)
+	putPeer(a, &e.peer)
 	if e.Type == event.Close {
 		if d, ok := e.Duration(); ok {
 			a.PutDouble("podnet.connection.duration", float64(d)/1e9)
@@ -123,7 +122,7 @@ func attributeCount(e *event.Event, p *attribution.Peer) int {
 	return n
 }
 
-func putPeer(a pcommon.Map, p attribution.Peer) {
+func putPeer(a pcommon.Map, p *attribution.Peer) {
 	if p.Namespace != "" {
 		a.PutStr("podnet.peer.k8s.namespace.name", p.Namespace)
 	}
@@ -136,7 +135,7 @@ func putPeer(a pcommon.Map, p attribution.Peer) {
 	}
 }
 
-func networkType(e *event.Event) string {
+func networkType(e *enrichedEvent) string {
 	if e.IPv6() {
 		return "ipv6"
 	}

@@ -7,22 +7,26 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
-	"github.com/podnet/podnet/receiver/internal/event"
 )
+
+// The conversion benchmarks take events attributed already (BenchmarkEnrich is that part,
+// paid once per event for logs and metrics together).
 
 // BenchmarkEventsToLogs is the per-event cost of building plog records (target: ≤ 500 ns,
 // ≤ 8 allocs per event; see bench/results/go-bench.txt).
 func BenchmarkEventsToLogs(b *testing.B) {
 	cfg := NewDefaultConfig()
-	c := newLogsConverter(cfg.Events, newResources(cfg, attribution.None{}), attribution.None{}, "bench")
-	perEvent(b, func(events []event.Event) { c.convert(events, pcommon.Timestamp(t0)) })
+	c := newLogsConverter(cfg.Events, "bench")
+	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
+	perEvent(b, events, func(events []enrichedEvent) { c.convert(events, pcommon.Timestamp(t0)) })
 }
 
 // BenchmarkEventsToLogsAttributed adds peer pod names, as Kubernetes attribution would.
 func BenchmarkEventsToLogsAttributed(b *testing.B) {
 	cfg := NewDefaultConfig()
-	c := newLogsConverter(cfg.Events, newResources(cfg, podPeers{}), podPeers{}, "bench")
-	perEvent(b, func(events []event.Event) { c.convert(events, pcommon.Timestamp(t0)) })
+	c := newLogsConverter(cfg.Events, "bench")
+	events := enrichAll(newResources(cfg, podPeers{}), shortConnections(benchBatch))
+	perEvent(b, events, func(events []enrichedEvent) { c.convert(events, pcommon.Timestamp(t0)) })
 }
 
 // podPeers names every peer as a pod.

@@ -13,8 +13,8 @@ import (
 
 func TestEventsToLogsGolden(t *testing.T) {
 	cfg := NewDefaultConfig()
-	c := newLogsConverter(cfg.Events, fixtureResources(cfg), fixedPeers{}, "test")
-	ld, n := c.convert(fixtureEvents(), pcommon.Timestamp(t0+5_000_000))
+	c := newLogsConverter(cfg.Events, "test")
+	ld, n := c.convert(enrichAll(fixtureResources(cfg), fixtureEvents()), pcommon.Timestamp(t0+5_000_000))
 	assert.Equal(t, 4, n)
 
 	path := filepath.Join("..", "testdata", "golden", "logs.yaml")
@@ -29,8 +29,8 @@ func TestEventsToLogsGolden(t *testing.T) {
 func TestDisabledEventsAreNotConverted(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.Events.PodnetTCPConnect.Enabled = false
-	c := newLogsConverter(cfg.Events, fixtureResources(cfg), fixedPeers{}, "test")
-	ld, n := c.convert(fixtureEvents(), 0)
+	c := newLogsConverter(cfg.Events, "test")
+	ld, n := c.convert(enrichAll(fixtureResources(cfg), fixtureEvents()), 0)
 	assert.Equal(t, 2, n)
 	assert.Equal(t, 2, ld.LogRecordCount())
 }

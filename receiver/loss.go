@@ -11,13 +11,14 @@ import (
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
-// lossReporter turns counts into podnet's self-telemetry. Kernel counters are cumulative since
-// load, so it adds their deltas.
+// lossReporter turns counts into podnet's self-telemetry. The counter adds are safe from any
+// goroutine; kernel is not (it keeps the last reading) and is called under the kernel lock.
 type lossReporter struct {
 	tb   *metadata.TelemetryBuilder
 	last kernel.Counters
 }
 
+// kernel adds the deltas of the kernel's counters, which are cumulative since load.
 func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.tb.PodnetEventsLost.Add(ctx, int64(c.ReserveFailed-l.last.ReserveFailed))
 	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-l.last.CloseUntracked))
@@ -27,7 +28,9 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 }
 
 func (l *lossReporter) received(n int64) {
-	l.tb.PodnetEventsReceived.Add(context.Background(), n)
+	if n > 0 {
+		l.tb.PodnetEventsReceived.Add(context.Background(), n)
+	}
 }
 
 func (l *lossReporter) decodeErrors(n int64) {
@@ -37,7 +40,9 @@ func (l *lossReporter) decodeErrors(n int64) {
 }
 
 func (l *lossReporter) dropped(n int64) {
-	l.tb.PodnetEventsDropped.Add(context.Background(), n)
+	if n > 0 {
+		l.tb.PodnetEventsDropped.Add(context.Background(), n)
+	}
 }
 
 func (l *lossReporter) seriesDropped(n int64) {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
-	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.uber.org/zap"
 
-	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -22,171 +19,114 @@ import (
 // (256 was no better and cost more CPU; see README, Performance).
 const maxBatch = 1024
 
-// readLoop drains the ring buffer every poll interval (or when the kernel wakes it at a
-// backlog mark), decodes in place, and hands each batch to the logs converter and the metrics
-// aggregator. It is one goroutine: nothing here needs a lock.
-type readLoop struct {
-	r        *podnetReceiver
+// recordStride is the ring space one record takes: an 8-byte header, then the sample padded
+// to 8 bytes. It bounds the count-only drain to one ring's worth of records.
+const recordStride = 8 + (event.RecordSize+7)&^7
+
+// ringReader only reads: it drains the ring every poll interval (or when the kernel wakes it
+// at a backlog mark), decodes in place, drops excluded connections, attributes each batch
+// once and hands it to the pipeline goroutine. It never waits on a consumer while the
+// hand-off has room, so a slow pipeline does not leave the ring to fill.
+type ringReader struct {
+	ring     ringSource
 	clock    *event.Clock
-	batch    []event.Event
-	logs     *logsConverter
-	metrics  *connectionMetrics
-	loss     lossReporter
-	warn     warnLimiter
 	exclude  exclusions
-	peers    *peerMemo
-	nextEmit time.Time
-	// nextCounters is when the kernel's loss counters are next read.
-	nextCounters time.Time
+	enrich   *enricher
+	out      *handoff
+	loss     *lossReporter
+	poll     time.Duration
+	stopping atomic.Bool
+	// failed is called once if the ring cannot be read any more.
+	failed func(error)
 }
 
-func newReadLoop(r *podnetReceiver) *readLoop {
-	peers := newPeerMemo(r.attributor)
-	res := newResources(r.cfg, peers)
-	l := &readLoop{
-		peers:   peers,
-		r:       r,
-		clock:   event.NewClock(),
-		batch:   make([]event.Event, 0, maxBatch),
-		loss:    lossReporter{tb: r.telemetry},
-		warn:    warnLimiter{logger: r.set.Logger, every: time.Minute},
-		exclude: newExclusions(r.cfg.Exclude),
-	}
-	if r.logs != nil {
-		l.logs = newLogsConverter(r.cfg.Events, res, peers, r.set.BuildInfo.Version)
-	}
-	if r.metrics != nil {
-		l.metrics = newConnectionMetrics(r.cfg, r.set, res, peers)
-		l.nextEmit = time.Now().Add(r.cfg.MetricsInterval)
-	}
-	return l
-}
-
-// run reads until stop is cancelled. Deliveries use their own context: stop only says when
-// to finish, and the last batch must still reach the pipeline.
-func (l *readLoop) run(stop context.Context) {
-	ctx := context.Background()
+// run reads until stop has been called and the ring is empty, then closes the hand-off.
+// ctx ends when Shutdown's deadline passes: what is still unread is then counted, not
+// delivered.
+func (l *ringReader) run(ctx context.Context) {
+	defer close(l.out.ready)
 	var rec ringbuf.Record
 	for {
-		l.r.src.SetDeadline(time.Now().Add(l.r.cfg.PollInterval))
-		err := l.fill(&rec)
-		l.deliver(ctx)
-		stopping := stop.Err() != nil
-		l.reportKernelCounters(ctx, err != nil || stopping)
-		if err != nil {
-			l.r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
-			componentstatus.ReportStatus(l.r.host, componentstatus.NewFatalErrorEvent(err))
+		// Read before filling: a stop requested before the fill means the fill's empty ring
+		// came after the stop, so every record written before it has been read.
+		stopping := l.stopping.Load()
+		b, ok := l.out.get(ctx)
+		if !ok {
+			l.discard(&rec)
 			return
 		}
+		deadline := time.Now().Add(l.poll)
 		if stopping {
-			// Shutdown: a last metrics emission so short runs are complete.
-			l.emitMetrics(ctx, true)
-			return
+			deadline = time.Now() // read what is there, do not wait for more
 		}
-		l.emitMetrics(ctx, false)
-	}
-}
-
-// fill reads until the poll deadline passes, Shutdown flushes the reader, or the batch is
-// full. It returns nil then and the reader's error otherwise.
-func (l *readLoop) fill(rec *ringbuf.Record) error {
-	var decodeErrors int64
-	defer func() { l.loss.decodeErrors(decodeErrors) }()
-	for len(l.batch) < maxBatch {
-		err := l.r.src.ReadInto(rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed) {
-			return nil
+		l.ring.SetDeadline(deadline)
+		empty, err := l.fill(&rec, b)
+		if len(b.events) == 0 {
+			l.out.release(b)
+		} else {
+			l.enrich.enrich(b.events)
+			if !l.out.send(ctx, b) {
+				l.discard(&rec)
+				return
+			}
 		}
 		if err != nil {
-			return err
+			l.failed(err)
+			return
 		}
-		l.batch = l.batch[:len(l.batch)+1]
-		e := &l.batch[len(l.batch)-1]
-		if err := event.Decode(rec.RawSample, l.clock, e); err != nil {
-			l.batch = l.batch[:len(l.batch)-1]
-			decodeErrors++
-		} else if l.exclude.excluded(e.Peer.Addr(), e.ServerPort()) {
-			l.batch = l.batch[:len(l.batch)-1]
+		if stopping && empty {
+			return
 		}
 	}
-	return nil
 }
 
-func (l *readLoop) deliver(ctx context.Context) {
+// stop asks run to drain the ring until it is empty and return. The kernel programs stay
+// attached meanwhile: detaching first would lose what they are writing.
+func (l *ringReader) stop() error {
+	l.stopping.Store(true)
+	return l.ring.Flush() // wakes a reader waiting for its poll deadline
+}
+
+// fill reads into b until it is full, or the ring is empty once the poll deadline has passed
+// (or after a Flush): empty reports that. It returns the reader's error otherwise.
+func (l *ringReader) fill(rec *ringbuf.Record, b *batch) (empty bool, err error) {
+	var read, malformed int64
 	defer func() {
-		l.batch = l.batch[:0]
-		l.peers.reset()
+		l.loss.received(read)
+		l.loss.decodeErrors(malformed)
 	}()
 	l.clock.Sync()
-	if len(l.batch) == 0 {
-		return
-	}
-	l.loss.received(int64(len(l.batch)))
-	if l.metrics != nil {
-		l.loss.seriesDropped(l.metrics.add(l.batch))
-	}
-	if l.logs == nil {
-		return
-	}
-	ld, n := l.logs.convert(l.batch, pcommon.NewTimestampFromTime(time.Now()))
-	if n == 0 {
-		return
-	}
-	if err := l.r.logs.ConsumeLogs(ctx, ld); err != nil {
-		l.loss.dropped(int64(n))
-		l.warn.warn("podnet: the logs pipeline refused a batch; its events are counted in otelcol_podnet_events_dropped", err)
-	}
-}
-
-func (l *readLoop) emitMetrics(ctx context.Context, final bool) {
-	if l.metrics == nil || (!final && time.Now().Before(l.nextEmit)) {
-		return
-	}
-	l.nextEmit = time.Now().Add(l.r.cfg.MetricsInterval)
-	now := pcommon.NewTimestampFromTime(time.Now())
-	if l.r.aggregate {
-		l.drainAggregates(now)
-	}
-	md := l.metrics.emit(now)
-	if md.DataPointCount() == 0 {
-		return
-	}
-	if err := l.r.metrics.ConsumeMetrics(ctx, md); err != nil {
-		l.warn.warn("podnet: the metrics pipeline refused a batch (cumulative values are re-sent next interval)", err)
-	}
-}
-
-// reportKernelCounters reads the kernel's loss counters once per poll interval, and a last
-// time when the loop ends: reading them is eight syscalls, and under load a batch fills, and
-// the loop turns, many times per interval.
-func (l *readLoop) reportKernelCounters(ctx context.Context, last bool) {
-	now := time.Now()
-	if !last && now.Before(l.nextCounters) {
-		return
-	}
-	l.nextCounters = now.Add(l.r.cfg.PollInterval)
-	c, err := l.r.src.Counters()
-	if err != nil {
-		l.warn.warn("podnet: cannot read kernel loss counters", err)
-		return
-	}
-	l.loss.kernel(ctx, c)
-}
-
-// drainAggregates moves what the kernel counted since the last interval into the cumulative
-// series.
-func (l *readLoop) drainAggregates(now pcommon.Timestamp) {
-	var dropped int64
-	err := l.r.src.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
-		if peer, err := event.Addr(k.Family, k.PeerAddr); err == nil && l.exclude.excluded(peer, k.ServerPort) {
-			return
+	for len(b.events) < maxBatch {
+		err := l.ring.ReadInto(rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed) {
+			return true, nil
 		}
-		if !l.metrics.addAggregate(k, v, now) {
-			dropped += int64(v.Connections + v.Closed)
+		if err != nil {
+			return false, err
 		}
-	})
-	l.loss.seriesDropped(dropped)
-	if err != nil {
-		l.warn.warn("podnet: cannot read the in-kernel aggregates", err)
+		read++
+		b.events = b.events[:len(b.events)+1]
+		e := &b.events[len(b.events)-1]
+		if err := event.Decode(rec.RawSample, l.clock, &e.Event); err != nil {
+			b.events = b.events[:len(b.events)-1]
+			malformed++
+		} else if l.exclude.excluded(e.Peer.Addr(), e.ServerPort()) {
+			b.events = b.events[:len(b.events)-1]
+		}
 	}
+	return false, nil
+}
+
+// discard counts what is left in the ring as received and dropped without decoding it:
+// after Shutdown's deadline nothing more can be delivered, but every record written before
+// the programs detach is accounted for. At most one ring's worth, so it ends under load too.
+func (l *ringReader) discard(rec *ringbuf.Record) {
+	l.ring.SetDeadline(time.Now())
+	limit := l.ring.BufferSize() / recordStride
+	n := 0
+	for n < limit && l.ring.ReadInto(rec) == nil {
+		n++
+	}
+	l.loss.received(int64(n))
+	l.loss.dropped(int64(n))
 }

@@ -3,124 +3,194 @@ package receiver
 import (
 	"context"
 	"errors"
-	"os"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/podnet/podnet/bpf"
-	"github.com/podnet/podnet/internal/metadatatest"
 	"github.com/podnet/podnet/receiver/internal/event"
-	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
-// fakeSource plays recorded ring-buffer records, then reports deadlines until closed: the
-// read loop without a kernel.
-type fakeSource struct {
-	mu           sync.Mutex
-	records      [][]byte
-	lost         uint64
-	counterReads int
-	closed       chan struct{}
+// gatedLogs is a consumer that waits for a token on gate in every call (ignoring ctx, as a
+// stuck exporter would), refuses the calls listed in refuse (1-based), and keeps the rest.
+type gatedLogs struct {
+	consumertest.LogsSink
+	gate    chan struct{}
+	entered atomic.Int64
+	refuse  map[int64]bool
+	largest atomic.Int64
 }
 
-func (f *fakeSource) SetDeadline(time.Time) {}
-
-func (f *fakeSource) ReadInto(rec *ringbuf.Record) error {
-	f.mu.Lock()
-	if len(f.records) > 0 {
-		rec.RawSample = append(rec.RawSample[:0], f.records[0]...)
-		f.records = f.records[1:]
-		f.mu.Unlock()
-		return nil
+func (g *gatedLogs) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	n := g.entered.Add(1)
+	if int64(ld.LogRecordCount()) > g.largest.Load() {
+		g.largest.Store(int64(ld.LogRecordCount()))
 	}
-	f.mu.Unlock()
-	select {
-	case <-f.closed:
-		return ringbuf.ErrFlushed
-	case <-time.After(5 * time.Millisecond):
-		return os.ErrDeadlineExceeded
+	<-g.gate
+	if g.refuse[n] {
+		return errors.New("refused")
 	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return g.LogsSink.ConsumeLogs(ctx, ld)
 }
 
-func (f *fakeSource) Flush() error { close(f.closed); return nil }
-
-func (f *fakeSource) Counters() (kernel.Counters, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.counterReads++
-	return kernel.Counters{ReserveFailed: f.lost}, nil
-}
-
-func (f *fakeSource) DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
-	return errors.New("not aggregating")
-}
-
-func (f *fakeSource) Close() error { return nil }
-
-func record(k bpf.PodnetEvent) []byte {
-	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&k)), event.RecordSize)...)
-}
+func (*gatedLogs) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
 
 // Corrupt and truncated records are counted as decode errors and dropped; the good ones around
-// them are delivered; kernel loss is exported. Nothing panics.
+// them are delivered; every record read counts as received; kernel loss is exported. Nothing
+// panics.
 func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	good := bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 80}
 	badType := good
 	badType.Type = 42
 	badFamily := good
 	badFamily.Family = 7
-	src := &fakeSource{closed: make(chan struct{}), lost: 3, records: [][]byte{
-		record(good), record(badType), record(good)[:10], {}, record(badFamily), record(good),
-	}}
-
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	cfg := NewDefaultConfig()
+	ring := newFakeRing(record(good), record(badType), record(good)[:10], []byte{}, record(badFamily), record(good))
 	logs := new(consumertest.LogsSink)
-	r := newReceiver(cfg, metadatatest.NewSettings(tt))
-	r.logs = logs
-	r.open = func(kernel.Options) (source, error) { return src, nil }
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	f.kernel.counters.ReserveFailed = 3
+	f.start(t)
 	require.Eventually(t, func() bool { return logs.LogRecordCount() == 2 }, 5*time.Second, 5*time.Millisecond)
-	require.NoError(t, r.Shutdown(context.Background()))
+	require.NoError(t, f.Shutdown(context.Background()))
 
-	assert.Equal(t, int64(4), counterSum(t, tt, "otelcol_podnet_events_decode_errors"))
-	assert.Equal(t, int64(2), counterSum(t, tt, "otelcol_podnet_events_received"))
-	assert.Equal(t, int64(3), counterSum(t, tt, "otelcol_podnet_events_lost"))
+	assert.Equal(t, int64(4), f.sum(t, "otelcol_podnet_events_decode_errors"))
+	assert.Equal(t, int64(6), f.sum(t, "otelcol_podnet_events_received"))
+	assert.Equal(t, int64(3), f.sum(t, "otelcol_podnet_events_lost"))
+	assert.Zero(t, f.sum(t, "otelcol_podnet_events_dropped"))
 }
 
-// The kernel's counters cost syscalls: a backlog drained in many batches reads them once per
-// poll interval, not once per batch, and Shutdown still reads them a last time.
+// The kernel's counters cost syscalls: the emitter reads them on its own ticker, once per poll
+// interval however many batches the reader hands over, and Shutdown reads them a last time
+// after the ring is drained.
 func TestKernelCountersAreReadOncePerInterval(t *testing.T) {
-	good := record(bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 80})
-	src := &fakeSource{closed: make(chan struct{})}
-	for range 20 * maxBatch {
-		src.records = append(src.records, good)
-	}
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
 	cfg := NewDefaultConfig()
 	cfg.PollInterval = time.Hour
 	logs := new(consumertest.LogsSink)
-	r := newReceiver(cfg, metadatatest.NewSettings(tt))
-	r.logs = logs
-	r.open = func(kernel.Options) (source, error) { return src, nil }
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	f := newFakeReceiver(t, cfg, newFakeRing(connects(20*maxBatch)...), logs, nil)
+	f.start(t)
 	require.Eventually(t, func() bool { return logs.LogRecordCount() == 20*maxBatch }, 10*time.Second, 5*time.Millisecond)
-	src.mu.Lock()
-	reads := src.counterReads
-	src.lost = 7 // after the last regular read: only the final one at Shutdown can see it
-	src.mu.Unlock()
-	require.NoError(t, r.Shutdown(context.Background()))
+	f.kernel.mu.Lock()
+	reads := f.kernel.counterReads
+	f.kernel.counters.ReserveFailed = 7 // only the final read at Shutdown can see it
+	f.kernel.mu.Unlock()
+	require.NoError(t, f.Shutdown(context.Background()))
 
-	assert.Equal(t, 1, reads, "20 batches within one poll interval")
-	assert.Equal(t, int64(7), counterSum(t, tt, "otelcol_podnet_events_lost"))
+	assert.Zero(t, reads, "20 batches within one poll interval: no read per batch")
+	assert.Equal(t, int64(7), f.sum(t, "otelcol_podnet_events_lost"))
+	assert.True(t, f.kernel.isClosed())
+}
+
+// A stop that lands while a slow consumer holds a delivery, with more than a batch still in
+// the ring: Shutdown drains the ring until it is empty, and every event is either delivered
+// or counted dropped (here one refused batch), in batches of at most maxBatch.
+func TestShutdownDeliversTheWholeBacklog(t *testing.T) {
+	const total = 12*maxBatch + 17
+	ring := newFakeRing(connects(total)...)
+	logs := &gatedLogs{gate: make(chan struct{}), refuse: map[int64]bool{2: true}}
+	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	f.start(t)
+	reader := f.run.reader
+	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
+	// The hand-off is full and the reader waits for a free batch: the rest is in the ring.
+	require.Eventually(t, func() bool { return len(f.run.handoff.free) == 0 }, 5*time.Second, time.Millisecond)
+	assert.Greater(t, ring.len(), maxBatch, "the backlog at stop is larger than a batch")
+
+	done := make(chan error)
+	go func() { done <- f.Shutdown(context.Background()) }()
+	require.Eventually(t, reader.stopping.Load, 5*time.Second, time.Millisecond, "Shutdown began during a delivery")
+	close(logs.gate)
+	require.NoError(t, <-done)
+
+	dropped := f.sum(t, "otelcol_podnet_events_dropped")
+	assert.Equal(t, int64(maxBatch), dropped, "the refused batch")
+	assert.Equal(t, total, logs.LogRecordCount()+int(dropped), "every event delivered or counted")
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
+	assert.Zero(t, ring.len(), "the ring is drained")
+	assert.LessOrEqual(t, logs.largest.Load(), int64(maxBatch))
+	assert.True(t, f.kernel.isClosed())
+}
+
+// A consumer that never returns: Shutdown returns by its context's deadline, counts
+// everything read and not delivered as dropped (the stuck batch, the hand-off, the rest of
+// the ring), and detaches. When the consumer finally returns nothing is counted twice.
+func TestShutdownReturnsByItsDeadlineWhenTheConsumerBlocks(t *testing.T) {
+	const total = 12*maxBatch + 17
+	ring := newFakeRing(connects(total)...)
+	logs := &gatedLogs{gate: make(chan struct{})}
+	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	f.start(t)
+	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	const timeout = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	began := time.Now()
+	require.NoError(t, f.Shutdown(ctx))
+	took := time.Since(began)
+	assert.GreaterOrEqual(t, took, timeout, "Shutdown waited for the deadline")
+	assert.Less(t, took, timeout+time.Second, "and returned by it (plus counting what was left)")
+
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_dropped"), "nothing was delivered")
+	assert.Zero(t, ring.len(), "the rest of the ring was counted, not left")
+	assert.True(t, f.kernel.isClosed(), "detached at the deadline")
+
+	close(logs.gate) // the consumer returns at last (refusing: its context ended)
+	f.goroutines.Wait()
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_dropped"), "not counted twice")
+	assert.Zero(t, logs.LogRecordCount())
+}
+
+// Every ConsumeLogs and ConsumeMetrics goes through the collector's ObsReport, so
+// otelcol_receiver_accepted_log_records and its siblings exist for podnet.
+func TestStandardReceiverTelemetry(t *testing.T) {
+	t.Run("refused logs", func(t *testing.T) {
+		f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(10)...), consumertest.NewErr(errors.New("full")), nil)
+		f.start(t)
+		require.Eventually(t, func() bool { return f.sum(t, "otelcol_receiver_refused_log_records") == 10 }, 5*time.Second, 5*time.Millisecond)
+		require.NoError(t, f.Shutdown(context.Background()))
+		assert.Zero(t, f.sum(t, "otelcol_receiver_accepted_log_records"))
+		assert.Equal(t, int64(10), f.sum(t, "otelcol_podnet_events_dropped"))
+	})
+	t.Run("accepted logs and metrics", func(t *testing.T) {
+		logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
+		f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(10)...), logs, metrics)
+		f.start(t)
+		require.Eventually(t, func() bool { return logs.LogRecordCount() == 10 }, 5*time.Second, 5*time.Millisecond)
+		require.NoError(t, f.Shutdown(context.Background()))
+		assert.Equal(t, int64(10), f.sum(t, "otelcol_receiver_accepted_log_records"))
+		assert.Zero(t, f.sum(t, "otelcol_receiver_refused_log_records"))
+		require.Positive(t, metrics.DataPointCount(), "the final emission")
+		assert.Equal(t, int64(metrics.DataPointCount()), f.sum(t, "otelcol_receiver_accepted_metric_points"))
+	})
+}
+
+// With in-kernel aggregation there is no ring reader at all: the emitter drains the
+// aggregates on its ticker and a last time at Shutdown.
+func TestKernelAggregationRunsNoReader(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.MetricsAggregation = aggregationKernel
+	metrics := new(consumertest.MetricsSink)
+	f := newFakeReceiver(t, cfg, nil, nil, metrics)
+	k := bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 8080, Role: uint8(event.Client)}
+	f.kernel.aggregates = map[bpf.PodnetAggKey]bpf.PodnetAggValue{k: {Connections: 5}}
+	f.start(t)
+	assert.Nil(t, f.run.reader)
+	assert.Nil(t, f.run.handoff)
+	require.NoError(t, f.Shutdown(context.Background()))
+
+	v, ok := point(t, metrics.AllMetrics(), 4026532001, "podnet.tcp.connections", map[string]any{
+		"podnet.connection.role": "client", "network.type": "ipv4", "network.peer.address": "10.1.0.9",
+		"server.port": int64(8080), "podnet.peer.k8s.namespace.name": "shop", "podnet.peer.k8s.pod.name": "web-0",
+	})
+	require.True(t, ok)
+	assert.Equal(t, 5.0, v)
 }

@@ -7,28 +7,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cilium/ebpf/ringbuf"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
-	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
-
-// source is the kernel side as the read loop sees it: a ring-buffer reader plus loss counters.
-// *kernel.Tracer implements it; tests of the loop can use a fake.
-type source interface {
-	SetDeadline(time.Time)
-	ReadInto(*ringbuf.Record) error
-	Flush() error
-	Counters() (kernel.Counters, error)
-	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
-	Close() error
-}
 
 // podnetReceiver is one kernel attachment serving a logs and/or a metrics pipeline.
 type podnetReceiver struct {
@@ -37,50 +27,50 @@ type podnetReceiver struct {
 	logs    consumer.Logs    // nil when no logs pipeline uses podnet
 	metrics consumer.Metrics // nil when no metrics pipeline uses podnet
 
-	// open loads the kernel side; a field so tests can substitute it.
-	open       func(kernel.Options) (source, error)
-	attributor attribution.Attributor
-	stopAttr   func()
+	// open loads the kernel side and startAttribution starts what names workloads (a scan
+	// of the node's /proc, the Kubernetes API); fields so unit tests substitute fakes and
+	// need neither root nor the node.
+	open             func(kernel.Options) (source, error)
+	startAttribution func(component.Host) (attribution.Attributor, func(), error)
 
-	telemetry *metadata.TelemetryBuilder
-	aggregate bool // metrics are counted in the kernel; no events
-	host      component.Host
-	src       source
-	cancel    context.CancelFunc
-	done      sync.WaitGroup
+	src kernelSource // the kernel side while started
+	run *running
+	// goroutines counts every goroutine Start started, including one a blocked consumer
+	// keeps past Shutdown's deadline (tests wait on it).
+	goroutines sync.WaitGroup
+}
+
+// running is what Start started and Shutdown stops.
+type running struct {
+	reader       *ringReader // nil with in-kernel aggregation
+	handoff      *handoff
+	kernel       *kernelSide
+	cancel       context.CancelFunc // ends deliveries: Shutdown's deadline passed
+	stopEmitter  chan struct{}
+	readerDone   chan struct{}
+	pipelineDone chan struct{}
+	emitterDone  chan struct{}
+	stopAttr     func()
+	telemetry    *metadata.TelemetryBuilder
 }
 
 func newReceiver(cfg *Config, set otelreceiver.Settings) *podnetReceiver {
-	return &podnetReceiver{
-		cfg:        cfg,
-		set:        set,
-		open:       openTracer(set.Logger),
-		attributor: attribution.None{},
-		stopAttr:   func() {},
-	}
+	r := &podnetReceiver{cfg: cfg, set: set, open: openTracer(set.Logger)}
+	r.startAttribution = r.startNodeAttribution
+	return r
 }
 
-func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
-	return func(opts kernel.Options) (source, error) {
-		t, err := kernel.Open(opts)
-		if err != nil {
-			return nil, err
-		}
-		logger.Info("podnet attached to the kernel",
-			zap.String("hooks", string(t.Mode())),
-			zap.Errors("skipped_hooks", t.Skipped()),
-			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
-			zap.Bool("accept_reads_cast", t.CastReads()),
-			zap.Any("program_ids", t.ProgramIDs()),
-			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
-		return t, nil
-	}
-}
-
-// Start loads and attaches the kernel programs, then starts the read loop. Errors say what
-// is missing (capability, BTF, tracepoint) and leave nothing attached.
+// Start loads and attaches the kernel programs, then starts the reader, the pipeline and the
+// emitter. Errors say what is missing (capability, BTF, tracepoint) and leave nothing
+// attached.
 func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	aggregate, err := r.cfg.aggregateInKernel(r.logs != nil, r.metrics != nil)
+	if err != nil {
+		return err
+	}
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: r.set.ID, Transport: obsTransport, ReceiverCreateSettings: r.set,
+	})
 	if err != nil {
 		return err
 	}
@@ -88,43 +78,125 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	if err := r.startAttribution(host); err != nil {
+	attr, stopAttr, err := r.startAttribution(host)
+	if err != nil {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
 	src, err := r.open(r.cfg.kernelOptions(aggregate))
 	if err != nil {
-		r.stopAttr()
+		stopAttr()
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	r.telemetry, r.host, r.src, r.aggregate = tb, host, src, aggregate
-
-	loop := newReadLoop(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.done.Add(1)
-	go func() {
-		defer r.done.Done()
-		loop.run(ctx)
-	}()
+	r.src = src.kernel
+	r.run = r.launch(host, src, aggregate, attr, obs, tb, stopAttr)
 	return nil
 }
 
-// Shutdown stops the read loop, then detaches and unloads everything.
-// Safe to call without Start.
-func (r *podnetReceiver) Shutdown(context.Context) error {
-	if r.src == nil {
+// launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
+func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool, attr attribution.Attributor,
+	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
+) *running {
+	loss := &lossReporter{tb: tb}
+	warn := &warnLimiter{logger: r.set.Logger, every: time.Minute}
+	exclude := newExclusions(r.cfg.Exclude)
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &running{
+		kernel:      &kernelSide{src: src.kernel, loss: loss, warn: warn},
+		cancel:      cancel,
+		stopEmitter: make(chan struct{}),
+		emitterDone: make(chan struct{}),
+		stopAttr:    stopAttr,
+		telemetry:   tb,
+	}
+	var metrics *sharedMetrics
+	if r.metrics != nil {
+		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
+	}
+	em := &emitter{
+		kernel: run.kernel, metrics: metrics, consumer: r.metrics, exclude: exclude,
+		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
+	}
+	if aggregate {
+		em.aggregates = newEnricher(newResources(r.cfg, attr), attr)
+	}
+	r.goroutines.Go(func() {
+		defer close(run.emitterDone)
+		em.run(ctx, run.stopEmitter)
+	})
+	if src.ring == nil || aggregate {
+		return run
+	}
+
+	run.handoff = newHandoff(loss)
+	run.reader = &ringReader{
+		ring: src.ring, clock: event.NewClock(), exclude: exclude,
+		enrich: newEnricher(newResources(r.cfg, attr), attr),
+		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
+		failed: func(err error) {
+			r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		},
+	}
+	p := &pipeline{in: run.handoff, logs: r.logs, metrics: metrics, obs: obs, loss: loss, warn: warn}
+	if r.logs != nil {
+		p.conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)
+	}
+	run.readerDone, run.pipelineDone = make(chan struct{}), make(chan struct{})
+	r.goroutines.Go(func() {
+		defer close(run.readerDone)
+		run.reader.run(ctx)
+	})
+	r.goroutines.Go(func() {
+		defer close(run.pipelineDone)
+		p.run(ctx)
+	})
+	return run
+}
+
+// Shutdown drains the ring until it is empty and delivers what it read, then detaches and
+// unloads everything. When ctx's deadline passes first, deliveries are cancelled, whatever
+// was read but not delivered is counted in otelcol_podnet_events_dropped, and Shutdown
+// returns even if a consumer never does. Safe to call without Start.
+func (r *podnetReceiver) Shutdown(ctx context.Context) error {
+	run := r.run
+	if run == nil {
 		return nil
 	}
-	// The loop drains what the kernel already wrote, delivers it and exits; only then are the
-	// programs detached, so a short run loses nothing that happened before Shutdown.
-	r.cancel()
-	flushErr := r.src.Flush()
-	r.done.Wait()
-	err := r.src.Close()
-	r.stopAttr()
-	r.telemetry.Shutdown()
-	r.src = nil
-	return errors.Join(flushErr, err)
+	r.run, r.src = nil, nil
+	defer context.AfterFunc(ctx, run.cancel)()
+	var errs []error
+	if run.reader != nil {
+		// The programs stay attached until the ring is drained: detaching first would lose
+		// what they wrote. The reader ends soon after the deadline at the latest (it then
+		// counts the rest without decoding).
+		errs = append(errs, run.reader.stop())
+		<-run.readerDone
+		if !waitFor(ctx, run.pipelineDone) {
+			run.handoff.abandon()
+		}
+	}
+	close(run.stopEmitter)
+	waitFor(ctx, run.emitterDone)
+	errs = append(errs, run.kernel.close())
+	run.cancel()
+	run.stopAttr()
+	run.telemetry.Shutdown()
+	return errors.Join(errs...)
+}
+
+// waitFor reports whether done closed before ctx ended.
+func waitFor(ctx context.Context, done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-done: // both ready: done counts
+			return true
+		default:
+			return false
+		}
+	}
 }

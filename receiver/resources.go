@@ -16,23 +16,27 @@ type resourceKey struct {
 	cgroupID uint64
 }
 
+// localEnd is a local end as attribution named it, with its Resource built once. It is
+// immutable once built, so the reader, the logs converter and the metrics aggregator share it
+// across goroutines without a lock.
+type localEnd struct {
+	key  resourceKey
+	attr attribution.Local
+	res  pcommon.Resource
+}
+
 const maxCachedResources = 4096
 
-// resources builds and caches the Resource of each local end. A cached Resource is reused
-// while its attribution is unchanged: pod identity can appear after a socket's first event
-// (the /proc scan or the pod informer catches up) and changes when a pod goes away, and the
-// lookup that tells costs far less than building a Resource.
+// resources builds and caches the local end of each key. A cached one is reused while its
+// attribution is unchanged: pod identity can appear after a socket's first event (the /proc
+// scan or the pod informer catches up) and changes when a pod goes away, and the lookup that
+// tells costs far less than building a Resource. One goroutine owns it.
 type resources struct {
 	cfg      metadata.ResourceAttributesConfig
 	attr     attribution.Attributor
 	nodeName string
 	hostName string
-	cache    map[resourceKey]cachedResource
-}
-
-type cachedResource struct {
-	local attribution.Local
-	res   pcommon.Resource
+	cache    map[resourceKey]*localEnd
 }
 
 func newResources(cfg *Config, attr attribution.Attributor) *resources {
@@ -46,14 +50,15 @@ func newResources(cfg *Config, attr attribution.Attributor) *resources {
 		attr:     attr,
 		nodeName: node,
 		hostName: host,
-		cache:    map[resourceKey]cachedResource{},
+		cache:    map[resourceKey]*localEnd{},
 	}
 }
 
-func (r *resources) get(k resourceKey) pcommon.Resource {
+// get attributes k now and returns its local end.
+func (r *resources) get(k resourceKey) *localEnd {
 	local := r.attr.Local(k.netnsIno, k.cgroupID)
-	if c, ok := r.cache[k]; ok && c.local == local {
-		return c.res
+	if c, ok := r.cache[k]; ok && c.attr == local {
+		return c
 	}
 	if len(r.cache) >= maxCachedResources {
 		clear(r.cache)
@@ -68,9 +73,9 @@ func (r *resources) get(k resourceKey) pcommon.Resource {
 	setIfKnown(rb.SetK8sNamespaceName, local.Namespace)
 	setIfKnown(rb.SetK8sContainerName, local.ContainerName)
 	setIfKnown(rb.SetContainerID, local.ContainerID)
-	res := rb.Emit()
-	r.cache[k] = cachedResource{local: local, res: res}
-	return res
+	l := &localEnd{key: k, attr: local, res: rb.Emit()}
+	r.cache[k] = l
+	return l
 }
 
 func setIfKnown(set func(string), v string) {

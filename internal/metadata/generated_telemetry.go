@@ -32,6 +32,7 @@ type TelemetryBuilder struct {
 	PodnetEventsDropped        metric.Int64Counter
 	PodnetEventsLost           metric.Int64Counter
 	PodnetEventsReceived       metric.Int64Counter
+	PodnetEventsSubmitted      metric.Int64Counter
 	PodnetMetricSeriesDropped  metric.Int64Counter
 }
 
@@ -84,7 +85,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsDropped, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_dropped",
-		metric.WithDescription("Decoded events dropped in user space (the downstream consumer refused them, or a bounded table was full). [Alpha]"),
+		metric.WithDescription("Events read from the ring but not delivered - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
@@ -96,7 +97,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsReceived, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_received",
-		metric.WithDescription("Events read from the BPF ring buffer and decoded. [Alpha]"),
+		metric.WithDescription("Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded, so that podnet_events_submitted = podnet_events_received + podnet_events_lost. [Alpha]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetEventsSubmitted, err = builder.meter.Int64Counter(
+		"otelcol_podnet_events_submitted",
+		metric.WithDescription("Events the kernel programs tried to write to the ring buffer (per-CPU counters) - each was either read (podnet_events_received) or lost to a full ring (podnet_events_lost). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

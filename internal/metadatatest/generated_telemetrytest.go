@@ -72,7 +72,7 @@ func AssertEqualPodnetEventsDecodeErrors(t *testing.T, tt *componenttest.Telemet
 func AssertEqualPodnetEventsDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_dropped",
-		Description: "Decoded events dropped in user space (the downstream consumer refused them, or a bounded table was full). [Alpha]",
+		Description: "Events read from the ring but not delivered - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -104,7 +104,7 @@ func AssertEqualPodnetEventsLost(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_received",
-		Description: "Events read from the BPF ring buffer and decoded. [Alpha]",
+		Description: "Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded, so that podnet_events_submitted = podnet_events_received + podnet_events_lost. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -113,6 +113,22 @@ func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, 
 		},
 	}
 	got, err := tt.GetMetric("otelcol_podnet_events_received")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_podnet_events_submitted",
+		Description: "Events the kernel programs tried to write to the ring buffer (per-CPU counters) - each was either read (podnet_events_received) or lost to a full ring (podnet_events_lost). [Alpha]",
+		Unit:        "{event}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_podnet_events_submitted")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -25,6 +25,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetEventsDropped.Add(context.Background(), 1)
 	tb.PodnetEventsLost.Add(context.Background(), 1)
 	tb.PodnetEventsReceived.Add(context.Background(), 1)
+	tb.PodnetEventsSubmitted.Add(context.Background(), 1)
 	tb.PodnetMetricSeriesDropped.Add(context.Background(), 1)
 	AssertEqualPodnetBpfRecursionMisses(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
@@ -42,6 +43,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetEventsReceived(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetEventsSubmitted(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetMetricSeriesDropped(t, testTel,

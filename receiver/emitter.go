@@ -1,0 +1,102 @@
+package receiver
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/receiver/internal/event"
+)
+
+// emitter is the periodic work, on its own ticker so the ring reader only reads: the kernel's
+// loss counters every poll interval (eight syscalls: not once per batch), and the metrics
+// every metrics_interval, draining the in-kernel aggregates first when the kernel counts.
+type emitter struct {
+	kernel   *kernelSide
+	metrics  *sharedMetrics // nil without a metrics pipeline
+	consumer consumer.Metrics
+	// aggregates attributes drained kernel aggregates; nil when metrics come from events.
+	aggregates *enricher
+	exclude    exclusions
+	obs        *receiverhelper.ObsReport
+	loss       *lossReporter
+	warn       *warnLimiter
+	poll       time.Duration
+	interval   time.Duration
+}
+
+// run ticks until stop is closed, then emits the metrics a last time so short runs are
+// complete. Shutdown closes stop only once the pipeline has counted every event read. ctx
+// ends at Shutdown's deadline.
+func (e *emitter) run(ctx context.Context, stop <-chan struct{}) {
+	counters := time.NewTicker(e.poll)
+	defer counters.Stop()
+	var emit <-chan time.Time
+	if e.metrics != nil {
+		t := time.NewTicker(e.interval)
+		defer t.Stop()
+		emit = t.C
+	}
+	for {
+		select {
+		case <-counters.C:
+			e.kernel.readCounters()
+		case <-emit:
+			e.emit(ctx)
+		case <-stop:
+			if e.metrics != nil {
+				e.emit(ctx)
+			}
+			return
+		}
+	}
+}
+
+func (e *emitter) emit(ctx context.Context) {
+	now := pcommon.NewTimestampFromTime(time.Now())
+	if e.aggregates != nil {
+		e.drainAggregates(now)
+	}
+	md := e.metrics.emit(now)
+	points := md.DataPointCount()
+	if points == 0 {
+		return
+	}
+	octx := e.obs.StartMetricsOp(ctx)
+	err := e.consumer.ConsumeMetrics(octx, md)
+	e.obs.EndMetricsOp(octx, obsFormat, points, err)
+	if err != nil {
+		e.warn.warn("podnet: the metrics pipeline refused a batch (cumulative values are re-sent next interval)", err)
+	}
+}
+
+// drainAggregates moves what the kernel counted since the last interval into the cumulative
+// series, attributing each local end and peer once per drain.
+func (e *emitter) drainAggregates(now pcommon.Timestamp) {
+	var dropped int64
+	e.aggregates.reset()
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	err := e.kernel.drainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		peer, err := event.Addr(k.Family, k.PeerAddr)
+		if err != nil {
+			dropped += int64(v.Connections + v.Closed)
+			return
+		}
+		if e.exclude.excluded(peer, k.ServerPort) {
+			return
+		}
+		local := e.aggregates.local(resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId})
+		if !e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), now) {
+			dropped += int64(v.Connections + v.Closed)
+		}
+	})
+	e.loss.seriesDropped(dropped)
+	if err != nil {
+		e.warn.warn("podnet: cannot read the in-kernel aggregates", err)
+	}
+}

@@ -1,0 +1,70 @@
+package receiver
+
+import (
+	"net/netip"
+
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
+)
+
+// enrichedEvent is an event with its attribution: named once at ingest, then read as fields
+// by the logs converter and the metrics aggregator.
+type enrichedEvent struct {
+	event.Event
+	local *localEnd
+	peer  attribution.Peer
+}
+
+// enricher names the local end and the peer of every event, asking attribution once per
+// local end and once per peer address per batch: a batch repeats the same few of each, and a
+// Kubernetes lookup takes a lock and walks an index. The tables are cleared per batch, so
+// they stay bounded and names stay current. One goroutine owns it.
+type enricher struct {
+	res    *resources
+	attr   attribution.Attributor
+	locals map[resourceKey]*localEnd
+	peers  map[netip.Addr]attribution.Peer
+}
+
+func newEnricher(res *resources, attr attribution.Attributor) *enricher {
+	return &enricher{
+		res:    res,
+		attr:   attr,
+		locals: map[resourceKey]*localEnd{},
+		peers:  map[netip.Addr]attribution.Peer{},
+	}
+}
+
+// enrich attributes one batch in place.
+func (en *enricher) enrich(events []enrichedEvent) {
+	en.reset()
+	for i := range events {
+		e := &events[i]
+		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
+		e.peer = en.peer(e.Peer.Addr())
+	}
+}
+
+// reset starts a new batch (or aggregate drain).
+func (en *enricher) reset() {
+	clear(en.locals)
+	clear(en.peers)
+}
+
+func (en *enricher) local(k resourceKey) *localEnd {
+	if l, ok := en.locals[k]; ok {
+		return l
+	}
+	l := en.res.get(k)
+	en.locals[k] = l
+	return l
+}
+
+func (en *enricher) peer(addr netip.Addr) attribution.Peer {
+	if p, ok := en.peers[addr]; ok {
+		return p
+	}
+	p := en.attr.Peer(addr)
+	en.peers[addr] = p
+	return p
+}

@@ -1,0 +1,209 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/metadatatest"
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// fakeRing plays queued records the way *ringbuf.Reader does: ReadInto returns what is
+// queued, then waits for more, a Flush (ErrFlushed) or the deadline (ErrDeadlineExceeded).
+// It needs no kernel and no root.
+type fakeRing struct {
+	mu       sync.Mutex
+	records  [][]byte
+	deadline time.Time
+	flushed  bool
+	wake     chan struct{}
+}
+
+func newFakeRing(records ...[]byte) *fakeRing {
+	return &fakeRing{records: records, wake: make(chan struct{}, 1)}
+}
+
+func (f *fakeRing) push(records ...[]byte) {
+	f.mu.Lock()
+	f.records = append(f.records, records...)
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *fakeRing) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.records)
+}
+
+func (f *fakeRing) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeRing) SetDeadline(t time.Time) {
+	f.mu.Lock()
+	f.deadline = t
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *fakeRing) ReadInto(rec *ringbuf.Record) error {
+	for {
+		f.mu.Lock()
+		if len(f.records) > 0 {
+			rec.RawSample = append(rec.RawSample[:0], f.records[0]...)
+			f.records = f.records[1:]
+			f.mu.Unlock()
+			return nil
+		}
+		if f.flushed {
+			f.flushed = false
+			f.mu.Unlock()
+			return ringbuf.ErrFlushed
+		}
+		wait := time.Until(f.deadline)
+		f.mu.Unlock()
+		if wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-f.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func (f *fakeRing) Flush() error {
+	f.mu.Lock()
+	f.flushed = true
+	f.mu.Unlock()
+	f.signal()
+	return nil
+}
+
+func (*fakeRing) BufferSize() int { return 16 << 20 }
+
+// fakeKernel is the kernel's counters and aggregates role.
+type fakeKernel struct {
+	mu           sync.Mutex
+	counters     kernel.Counters
+	counterReads int
+	aggregates   map[bpf.PodnetAggKey]bpf.PodnetAggValue
+	closed       bool
+}
+
+func (f *fakeKernel) Counters() (kernel.Counters, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return kernel.Counters{}, errors.New("counters read after Close")
+	}
+	f.counterReads++
+	return f.counters, nil
+}
+
+func (f *fakeKernel) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("aggregates drained after Close")
+	}
+	for k, v := range f.aggregates {
+		fn(&k, &v)
+	}
+	clear(f.aggregates)
+	return nil
+}
+
+func (f *fakeKernel) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+func (f *fakeKernel) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// fakeReceiver is a receiver on fakes: no kernel, no /proc, no root.
+type fakeReceiver struct {
+	*podnetReceiver
+	ring   *fakeRing // nil: in-kernel aggregation
+	kernel *fakeKernel
+	tt     *componenttest.Telemetry
+}
+
+func newFakeReceiver(t *testing.T, cfg *Config, ring *fakeRing, logs consumer.Logs, metrics consumer.Metrics) *fakeReceiver {
+	t.Helper()
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	f := &fakeReceiver{podnetReceiver: newReceiver(cfg, metadatatest.NewSettings(tt)), ring: ring, kernel: &fakeKernel{}, tt: tt}
+	f.logs, f.metrics = logs, metrics
+	f.open = func(kernel.Options) (source, error) {
+		s := source{kernel: f.kernel}
+		if ring != nil {
+			s.ring = ring
+		}
+		return s, nil
+	}
+	f.startAttribution = func(component.Host) (attribution.Attributor, func(), error) {
+		return fixedPeers{}, func() {}, nil
+	}
+	return f
+}
+
+func (f *fakeReceiver) start(t *testing.T) {
+	t.Helper()
+	require.NoError(t, f.Start(context.Background(), componenttest.NewNopHost()))
+}
+
+// sum is the total of one of the receiver's counters (0 when never incremented).
+func (f *fakeReceiver) sum(t *testing.T, name string) int64 {
+	t.Helper()
+	m, err := f.tt.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		sum += dp.Value
+	}
+	return sum
+}
+
+func record(k bpf.PodnetEvent) []byte {
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&k)), event.RecordSize)...)
+}
+
+// connects is n well-formed connect records.
+func connects(n int) [][]byte {
+	good := record(bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 80})
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = good
+	}
+	return out
+}

@@ -1,0 +1,59 @@
+package receiver
+
+import (
+	"context"
+	"sync"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// kernelSide serialises use of the kernel's maps between the emitter and Shutdown, which
+// closes them. After close nothing touches them, even an emitter that a blocked consumer kept
+// running past Shutdown's deadline.
+type kernelSide struct {
+	mu     sync.Mutex
+	src    kernelSource
+	closed bool
+	loss   *lossReporter
+	warn   *warnLimiter
+}
+
+// readCounters exports the deltas of the kernel's loss counters.
+func (k *kernelSide) readCounters() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.closed {
+		k.readCountersLocked()
+	}
+}
+
+func (k *kernelSide) readCountersLocked() {
+	c, err := k.src.Counters()
+	if err != nil {
+		k.warn.warn("podnet: cannot read kernel loss counters", err)
+		return
+	}
+	k.loss.kernel(context.Background(), c)
+}
+
+func (k *kernelSide) drainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	return k.src.DrainAggregates(fn)
+}
+
+// close reads the counters a last time (the ring is drained by now, so they cover every
+// event read), then detaches and unloads the programs.
+func (k *kernelSide) close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.readCountersLocked()
+	k.closed = true
+	return k.src.Close()
+}

@@ -1,0 +1,66 @@
+package receiver
+
+import (
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"go.uber.org/zap"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/receiver/internal/kernel"
+)
+
+// ringSource is the ring-buffer reader role: all the read loop sees of the kernel.
+// *ringbuf.Reader implements it; read-loop tests use a fake.
+type ringSource interface {
+	SetDeadline(time.Time)
+	ReadInto(*ringbuf.Record) error
+	// Flush wakes a blocked ReadInto, which returns what the ring holds, then ErrFlushed.
+	Flush() error
+	BufferSize() int
+}
+
+// kernelSource is the periodic role: loss counters, in-kernel aggregates, and detaching.
+// *kernel.Tracer implements it.
+type kernelSource interface {
+	Counters() (kernel.Counters, error)
+	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
+	Close() error
+}
+
+// source is what Start opens: the kernel side in its two roles.
+type source struct {
+	ring   ringSource // nil with in-kernel aggregation: no events, so no reader at all
+	kernel kernelSource
+}
+
+func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
+	return func(opts kernel.Options) (source, error) {
+		t, err := kernel.Open(opts)
+		if err != nil {
+			return source{}, err
+		}
+		logger.Info("podnet attached to the kernel",
+			zap.String("hooks", string(t.Mode())),
+			zap.Errors("skipped_hooks", t.Skipped()),
+			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
+			zap.Bool("accept_reads_cast", t.CastReads()),
+			zap.Any("program_ids", t.ProgramIDs()),
+			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
+		s := source{kernel: t}
+		// A nil *ringbuf.Reader in the interface would not compare equal to nil.
+		if rd := tracerEvents(t, opts); rd != nil {
+			s.ring = rd
+		}
+		return s, nil
+	}
+}
+
+// tracerEvents stands in for (*kernel.Tracer).Events until the kernel package has it: the
+// tracer still opens a one-page ring when it aggregates, which nothing may read.
+func tracerEvents(t *kernel.Tracer, opts kernel.Options) *ringbuf.Reader {
+	if opts.AggregateInKernel {
+		return nil
+	}
+	return t.Reader
+}
