@@ -1,6 +1,8 @@
-// Package podnet is the OpenTelemetry Collector receiver component "podnet": pod-to-pod TCP
-// visibility from eBPF. This package is what an ocb `gomod:` line names; the implementation
-// lives in ./receiver and the kernel programs in ./bpf.
+// Package podnet is the OpenTelemetry Collector receiver "podnet": pod-to-pod TCP from eBPF.
+// It is the package an ocb `gomod:` line names, and it holds metadata.yaml with mdatagen's
+// output (internal/metadata, generated tests) beside it, as mdatagen requires; ./receiver
+// implements the component (Linux only) and ./bpf holds the kernel programs. Off Linux,
+// NewFactory registers the same type and Config, and Start says that podnet needs Linux.
 package podnet // import "github.com/podnet/podnet"
 
 //go:generate sh tools/mdatagen.sh
