@@ -32,7 +32,7 @@ func TestConnectionMetricsGolden(t *testing.T) {
 	assert.Zero(t, m.add(fixtureBatch(cfg)))
 	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
 
-	path := filepath.Join("..", "testdata", "golden", "metrics.yaml")
+	path := filepath.Join("testdata", "golden", "metrics.yaml")
 	if *update {
 		require.NoError(t, golden.WriteMetrics(t, path, md))
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in ../testdata/golden")
+var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
 
 const t0 = uint64(1_700_000_000_000_000_000)
 

@@ -17,7 +17,7 @@ func TestEventsToLogsGolden(t *testing.T) {
 	ld, n := c.convert(enrichAll(fixtureResources(cfg), fixtureEvents()), pcommon.Timestamp(t0+5_000_000))
 	assert.Equal(t, 4, n)
 
-	path := filepath.Join("..", "testdata", "golden", "logs.yaml")
+	path := filepath.Join("testdata", "golden", "logs.yaml")
 	if *update {
 		require.NoError(t, golden.WriteLogs(t, path, ld))
 	}
