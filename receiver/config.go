@@ -75,6 +75,12 @@ const (
 	defaultRingBufferSize        = 8 << 20
 	defaultMaxTrackedConnections = 65536
 	maxTrackedConnectionsLimit   = 1 << 24
+	// maxMetricSeriesLimit bounds max_metric_series because it also sizes the kernel's
+	// aggregation maps: an unbounded value failed Start with the kernel's "argument list too
+	// long" rather than a config error naming the field. 1<<20 series is far more than one
+	// node's connection metrics need, and the maps load at that size (checked on the CI kind
+	// of machine with both aggregation maps allocated).
+	maxMetricSeriesLimit = 1 << 20
 )
 
 // NewDefaultConfig returns podnet's defaults.
@@ -122,8 +128,8 @@ func (cfg *Config) Validate() error {
 	if cfg.MetricsInterval < time.Second {
 		errs = append(errs, fmt.Errorf("metrics_interval: %v must be at least 1s", cfg.MetricsInterval))
 	}
-	if cfg.MaxMetricSeries < 1 {
-		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at least 1", cfg.MaxMetricSeries))
+	if n := cfg.MaxMetricSeries; n < 1 || n > maxMetricSeriesLimit {
+		errs = append(errs, fmt.Errorf("max_metric_series: %d must be between 1 and %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
 	}
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v)", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))

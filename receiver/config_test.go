@@ -54,7 +54,8 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
-		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
+		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be between 1 and 1048576"},
+		{"more series than the kernel map holds", func(c *Config) { c.MaxMetricSeries = 1<<20 + 1 }, "max_metric_series: 1048577 must be between 1 and 1048576"},
 		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
 		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
 		{"attribution refresh", func(c *Config) { c.AttributionRefresh = time.Millisecond }, "attribution_refresh_interval: 1ms must be at least 1s"},
@@ -70,6 +71,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		})
 	}
 	assert.NoError(t, confmap.Validate(NewDefaultConfig()))
+	largest := NewDefaultConfig()
+	largest.MaxMetricSeries = maxMetricSeriesLimit
+	assert.NoError(t, confmap.Validate(largest), "the bound itself is valid")
 }
 
 func TestMetricsAggregationFollowsThePipelines(t *testing.T) {

@@ -20,6 +20,7 @@ type lossReporter struct {
 
 // kernel adds the deltas of the kernel's counters, which are cumulative since load.
 func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
+	l.tb.PodnetEventsSubmitted.Add(ctx, int64(c.Submitted-l.last.Submitted))
 	l.tb.PodnetEventsLost.Add(ctx, int64(c.ReserveFailed-l.last.ReserveFailed))
 	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-l.last.CloseUntracked))
 	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/event"
+	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
 // gatedLogs is a consumer that waits for a token on gate in every call (ignoring ctx, as a
@@ -56,7 +57,7 @@ func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	ring := newFakeRing(record(good), record(badType), record(good)[:10], []byte{}, record(badFamily), record(good))
 	logs := new(consumertest.LogsSink)
 	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
-	f.kernel.counters.ReserveFailed = 3
+	f.kernel.counters = kernel.Counters{ReserveFailed: 3, Submitted: 6}
 	f.start(t)
 	require.Eventually(t, func() bool { return logs.LogRecordCount() == 2 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, f.Shutdown(context.Background()))
@@ -64,6 +65,7 @@ func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	assert.Equal(t, int64(4), f.sum(t, "otelcol_podnet_events_decode_errors"))
 	assert.Equal(t, int64(6), f.sum(t, "otelcol_podnet_events_received"))
 	assert.Equal(t, int64(3), f.sum(t, "otelcol_podnet_events_lost"))
+	assert.Equal(t, int64(6), f.sum(t, "otelcol_podnet_events_submitted"), "submitted == received once drained")
 	assert.Zero(t, f.sum(t, "otelcol_podnet_events_dropped"))
 }
 

@@ -49,18 +49,10 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
 		s := source{kernel: t}
 		// A nil *ringbuf.Reader in the interface would not compare equal to nil.
-		if rd := tracerEvents(t, opts); rd != nil {
+		if rd := t.Events(); rd != nil {
 			s.ring = rd
 		}
 		return s, nil
 	}
 }
 
-// tracerEvents stands in for (*kernel.Tracer).Events until the kernel package has it: the
-// tracer still opens a one-page ring when it aggregates, which nothing may read.
-func tracerEvents(t *kernel.Tracer, opts kernel.Options) *ringbuf.Reader {
-	if opts.AggregateInKernel {
-		return nil
-	}
-	return t.Reader
-}

@@ -97,13 +97,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsReceived, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_received",
-		metric.WithDescription("Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded, so that podnet_events_submitted = podnet_events_received + podnet_events_lost. [Alpha]"),
+		metric.WithDescription("Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded; once Shutdown has drained the ring it equals podnet_events_submitted. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsSubmitted, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_submitted",
-		metric.WithDescription("Events the kernel programs tried to write to the ring buffer (per-CPU counters) - each was either read (podnet_events_received) or lost to a full ring (podnet_events_lost). [Alpha]"),
+		metric.WithDescription("Events the kernel programs wrote to the ring buffer (per-CPU counters); podnet_events_submitted - podnet_events_received is what is written but not read yet. Events the kernel could not write are podnet_events_lost. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

@@ -104,7 +104,7 @@ func AssertEqualPodnetEventsLost(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_received",
-		Description: "Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded, so that podnet_events_submitted = podnet_events_received + podnet_events_lost. [Alpha]",
+		Description: "Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded; once Shutdown has drained the ring it equals podnet_events_submitted. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -120,7 +120,7 @@ func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, 
 func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_submitted",
-		Description: "Events the kernel programs tried to write to the ring buffer (per-CPU counters) - each was either read (podnet_events_received) or lost to a full ring (podnet_events_lost). [Alpha]",
+		Description: "Events the kernel programs wrote to the ring buffer (per-CPU counters); podnet_events_submitted - podnet_events_received is what is written but not read yet. Events the kernel could not write are podnet_events_lost. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
