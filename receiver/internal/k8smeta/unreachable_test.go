@@ -1,12 +1,15 @@
 package k8smeta
 
 import (
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // TestStoreStartsWithoutAPIServer: Start returns after the sync timeout when nothing
@@ -27,9 +30,54 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 // Stop must not wait out client-go's retry backoff while the API server is down: it is
 // part of the collector's shutdown. (With streaming watch-list, it waited up to 30 s.)
 func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
-	s, _, _ := startStore(t, kubetest.UnreachableKubeconfig(t), "node-a", time.Second)
-	time.Sleep(12 * time.Second) // retries back off to several seconds by now
+	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}.RESTConfig()
+	require.NoError(t, err)
+	calls := &listCalls{at: map[string][]time.Time{}}
+	cfg.WrapTransport = calls.wrap
+	s, err := NewStore(cfg, Options{NodeName: "node-a", SyncTimeout: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	s.Start()
+	// Every informer (3) is waiting out a backoff longer than the bound below: its last retry
+	// came that long after the one before, and client-go's backoff only grows (x2, jittered).
+	const bound = 3 * time.Second
+	require.Eventually(t, func() bool { return calls.allBackingOff(3, bound) }, 60*time.Second, 50*time.Millisecond,
+		"informers back off to %v between retries", bound)
 	start := time.Now()
 	s.Stop()
-	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Less(t, time.Since(start), bound)
 }
+
+// listCalls records when each informer sends a request to the API server, by URL (each
+// informer lists its own resource with its own selector).
+type listCalls struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+func (c *listCalls) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		key := req.URL.Path + "?" + req.URL.Query().Get("fieldSelector")
+		c.at[key] = append(c.at[key], time.Now())
+		c.mu.Unlock()
+		return rt.RoundTrip(req)
+	})
+}
+
+// allBackingOff reports whether n informers have each retried after a wait of at least d.
+func (c *listCalls) allBackingOff(n int, d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	backingOff := 0
+	for _, at := range c.at {
+		if k := len(at); k >= 2 && at[k-1].Sub(at[k-2]) >= d {
+			backingOff++
+		}
+	}
+	return backingOff == n
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
