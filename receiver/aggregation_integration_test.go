@@ -83,7 +83,10 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	v4, v6 := netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)
 	exchange(t, client, server, "hello", v4, v4, v6)
 	dialRefused(t, client, server.IPv4)
-	time.Sleep(200 * time.Millisecond)
+	// Metrics-only receivers deliver at Shutdown, which drains the ring and the aggregates:
+	// what must have happened first is every state change, in the kernel.
+	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
+		"every TCP socket of the pods closed")
 	stopKernel()
 	stopEvents()
 
@@ -129,7 +132,8 @@ func TestKernelAggregationOmitsConnectFailuresBeforeSynSent(t *testing.T) {
 
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "x")
 	require.Equal(t, "EHOSTUNREACH", res)
-	time.Sleep(200 * time.Millisecond)
+	// Nothing to wait for: the failure is made inside connect(), before Dial returns, and
+	// Shutdown drains the ring.
 	stopKernel()
 	stopEvents()
 

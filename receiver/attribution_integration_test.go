@@ -35,7 +35,15 @@ func TestLocalEndsAttributedToPods(t *testing.T) {
 
 	// The hostNetwork pod serves on the node's loopback; this test process (in no pod) dials it.
 	port := dialHostPod(t, hostPod)
-	time.Sleep(200 * time.Millisecond)
+	// Both ends on loopback, in the host's namespace, which other tests' sockets share: wait
+	// for these records, not for its sockets.
+	hostNetns := hostPod.NetnsInode()
+	assert.Eventually(t, func() bool {
+		host := records(logs.AllLogs(), hostNetns)
+		return has(host, "podnet.tcp.accept", map[string]any{"network.local.port": int64(port)}) &&
+			has(host, "podnet.tcp.connect", map[string]any{"network.peer.port": int64(port)})
+	}, 10*time.Second, 10*time.Millisecond)
+	settle(t, logs, 4, client, server)
 	stop()
 
 	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode(), hostPod.NetnsInode())

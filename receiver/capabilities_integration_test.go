@@ -51,6 +51,7 @@ func capabilityChild(port string) {
 	_, _ = c.Read(make([]byte, 8))
 	_ = c.Close()
 	want, _ := strconv.Atoi(port)
+	// Polls for the record (a child process has no *testing.T for require.Eventually).
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, ld := range sink.AllLogs() {
 			for i := 0; i < ld.ResourceLogs().Len(); i++ {

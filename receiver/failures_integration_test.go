@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,10 +76,12 @@ func TestCancelledConnectIsReported(t *testing.T) {
 		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 81, Addr: server.IPv4.As4()}); !errors.Is(err, unix.EINPROGRESS) {
 			return err
 		}
-		time.Sleep(50 * time.Millisecond) // a SYN is out, and dropped
+		// The application's patience, not a wait for a condition: the handshake is under way
+		// (SYN out and dropped, a retransmission pending) when it gives up.
+		time.Sleep(50 * time.Millisecond)
 		return unix.Close(fd)
 	}))
-	time.Sleep(100 * time.Millisecond)
+	settle(t, logs, 1, client)
 	stop()
 	stopKernel()
 
@@ -116,22 +120,25 @@ func TestPortExhaustionIsReported(t *testing.T) {
 	}))
 	pid, res := client.Dial(t, addr, "x")
 	require.Equal(t, "EADDRNOTAVAIL", res)
-	time.Sleep(100 * time.Millisecond)
+	// Go's dialer retries a connect() that fails with EADDRNOTAVAIL twice: three attempts.
+	failed := func() []rec {
+		var failed []rec
+		for _, r := range records(logs.AllLogs(), client.NetnsInode()) {
+			if r.attrs["error.type"] == "EADDRNOTAVAIL" {
+				failed = append(failed, r)
+			}
+		}
+		return failed
+	}
+	assert.Eventually(t, func() bool { return len(failed()) >= 3 }, 10*time.Second, 10*time.Millisecond)
 	stop()
 	stopKernel()
 	for _, c := range held {
 		_ = c.Close()
 	}
 
-	// Go's dialer retries a connect() that fails with EADDRNOTAVAIL twice: three attempts.
-	var failed []rec
-	for _, r := range records(logs.AllLogs(), client.NetnsInode()) {
-		if r.attrs["error.type"] == "EADDRNOTAVAIL" {
-			failed = append(failed, r)
-		}
-	}
-	require.Len(t, failed, 3, dump(failed))
-	for _, c := range failed {
+	require.Len(t, failed(), 3, dump(failed()))
+	for _, c := range failed() {
 		assert.Equal(t, "podnet.tcp.connect", c.name)
 		assert.Equal(t, int64(pid), c.attrs["process.pid"])
 		assert.Equal(t, int64(8081), c.attrs["network.peer.port"])
@@ -153,10 +160,15 @@ func TestUnacceptedConnectionStillCounted(t *testing.T) {
 		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8081).String(), "x")
 		done <- res
 	}()
-	time.Sleep(300 * time.Millisecond) // the handshake completes in the kernel
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(server.OpenTCPSockets(), func(s string) bool {
+			f := strings.Fields(s)
+			return f[0] == "ESTAB" && strings.HasSuffix(f[3], ":8081")
+		})
+	}, 10*time.Second, 10*time.Millisecond, "the handshake completes in the server's kernel, with nobody calling accept")
 	release()
 	require.Equal(t, "ECONNRESET", <-done)
-	time.Sleep(100 * time.Millisecond)
+	settle(t, logs, 4, client, server)
 	stop()
 
 	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())
@@ -177,7 +189,7 @@ func TestExcludedConnectionsAreLeftOut(t *testing.T) {
 	})
 	exchange(t, client, server, "x", netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080))
 	dialRefused(t, client, server.IPv6)
-	time.Sleep(100 * time.Millisecond)
+	settle(t, logs, 6, client, server) // and the excluded events are made too: none may arrive
 	stop()
 
 	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())

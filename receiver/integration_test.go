@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,11 +44,12 @@ func startReceiver(t *testing.T, mode kernel.HookMode) (*consumertest.LogsSink, 
 // startReceiverWith is startReceiver with a host and configuration changes of the test's.
 func startReceiverWith(t *testing.T, host component.Host, configure func(*Config)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
-	return startReceiverOpts(t, host, configure, func(*kernel.Options) {})
+	return startReceiverOpts(t, host, configure, func(*podnetReceiver) {})
 }
 
-// startReceiverOpts also adjusts the kernel options the receiver derives from its config.
-func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config), kernelOpts func(*kernel.Options)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
+// startReceiverOpts also lets the test adjust the receiver before Start (its kernel options,
+// its attribution).
+func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config), adjust func(*podnetReceiver)) (*consumertest.LogsSink, *consumertest.MetricsSink, func()) {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	cfg := NewDefaultConfig()
@@ -63,12 +65,7 @@ func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
 	require.NoError(t, err)
 	require.Same(t, lr, mr, "one receiver instance serves both pipelines")
-	rcv := receiverOf(lr)
-	open := rcv.open
-	rcv.open = func(o kernel.Options) (source, error) {
-		kernelOpts(&o)
-		return open(o)
-	}
+	adjust(receiverOf(lr))
 	require.NoError(t, lr.Start(context.Background(), host))
 	ids := loadedPrograms(t, lr)
 	stopped := false
@@ -115,6 +112,45 @@ func dialRefused(t *testing.T, client *netnstest.Pod, to netip.Addr) int {
 	return pid
 }
 
+// settle waits until the sink holds at least n records of the pods' namespaces and no pod
+// has a TCP socket left to close: every event the test's connections make has been made and
+// delivered. It asserts rather than requires, so that a test that times out still reaches its
+// own exact checks, which say what is missing.
+func settle(t *testing.T, logs *consumertest.LogsSink, n int, pods ...*netnstest.Pod) {
+	t.Helper()
+	netns := make([]uint32, len(pods))
+	for i, p := range pods {
+		netns[i] = p.NetnsInode()
+	}
+	assert.Eventuallyf(t, func() bool {
+		return len(records(logs.AllLogs(), netns...)) >= n && socketsClosed(pods...)
+	}, 10*time.Second, 20*time.Millisecond, "%d records, and every TCP socket of the pods closed", n)
+}
+
+// socketsClosed reports whether every TCP socket of the pods has reached CLOSE, so the kernel
+// has made every state change (and event) their connections will make.
+func socketsClosed(pods ...*netnstest.Pod) bool {
+	for _, p := range pods {
+		if len(p.OpenTCPSockets()) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// has reports whether rs holds a record named name with the attributes of match.
+func has(rs []rec, name string, match map[string]any) bool {
+	return slices.ContainsFunc(rs, func(r rec) bool { return r.matches(name, match) })
+}
+
+func (r rec) matches(name string, match map[string]any) bool {
+	ok := r.name == name
+	for k, v := range match {
+		ok = ok && r.attrs[k] == v
+	}
+	return ok
+}
+
 // records returns the log records whose resource is one of the given network namespaces.
 func records(logs []plog.Logs, netns ...uint32) []rec {
 	var out []rec
@@ -140,11 +176,7 @@ func find(t *testing.T, rs []rec, name string, match map[string]any) rec {
 	t.Helper()
 	var found []rec
 	for _, r := range rs {
-		ok := r.name == name
-		for k, v := range match {
-			ok = ok && r.attrs[k] == v
-		}
-		if ok {
+		if r.matches(name, match) {
 			found = append(found, r)
 		}
 	}
@@ -192,7 +224,13 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, sub
 	client, server := netw.AddPod(), netw.AddPod()
 	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(),
 		func(cfg *Config) { cfg.Hooks = mode },
-		func(o *kernel.Options) { o.ProbedReads = probed })
+		func(rcv *podnetReceiver) {
+			open := rcv.open
+			rcv.open = func(o kernel.Options) (source, error) {
+				o.ProbedReads = probed
+				return open(o)
+			}
+		})
 
 	srv := server.StartServer(t, "[::]:8080", 2)
 	pid4, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hello")
@@ -202,7 +240,7 @@ func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, sub
 	srv.Wait(t)
 	pidRefused := dialRefused(t, client, server.IPv4)
 
-	time.Sleep(200 * time.Millisecond) // closes in TIME_WAIT/FIN paths land in softirq
+	settle(t, logs, 9, client, server) // closes in TIME_WAIT/FIN paths land in softirq, later
 	stop()
 
 	rs := records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode())

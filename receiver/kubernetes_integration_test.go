@@ -3,6 +3,7 @@ package receiver
 import (
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
@@ -82,10 +84,19 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	client.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+server.IPv4.String()+":8080")
 
 	host := &statusHost{}
-	logs, _, stop := startReceiverWith(t, host, func(cfg *Config) {
+	var names attribution.Attributor // the receiver's own, to wait on what its informers know
+	logs, _, stop := startReceiverOpts(t, host, func(cfg *Config) {
 		cfg.NodeName = node
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
+	}, func(rcv *podnetReceiver) {
+		start := rcv.startAttribution
+		rcv.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
+			a, stopNames, err := start(h)
+			names = a
+			return a, stopNames, err
+		}
 	})
+	require.NotNil(t, names)
 
 	srv := server.StartServer(t, "0.0.0.0:8080", 3)
 	remoteSrv := remote.StartServer(t, "0.0.0.0:8080", 2)
@@ -102,7 +113,12 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	// A pod deleted mid-test: its IP names nobody any more; the process still runs, so its
 	// sockets keep the UID from its cgroup but lose the name.
 	cluster.DeletePod(t, "shop", "web-0")
-	time.Sleep(time.Second) // the informers' watch delivers the deletion
+	var serverCgroup syscall.Stat_t
+	require.NoError(t, syscall.Stat(server.Cgroup, &serverCgroup))
+	serverNetns := server.NetnsInode()
+	require.Eventually(t, func() bool {
+		return names.Peer(server.IPv4).PodName == "" && names.Local(serverNetns, serverCgroup.Ino).PodName == ""
+	}, 30*time.Second, 20*time.Millisecond, "the informers' watches deliver the deletion (peer pods and local pods)")
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after delete")
 	require.Empty(t, res)
 	srv.Wait(t)
@@ -118,7 +134,12 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	cluster.Restart(t)
 	require.Eventually(t, func() bool { return host.saw(componentstatus.StatusOK) }, 60*time.Second, 200*time.Millisecond,
 		"recovery is reported")
-	time.Sleep(200 * time.Millisecond)
+	hostNetns := hostPod.NetnsInode()
+	assert.Eventually(t, func() bool {
+		return has(records(logs.AllLogs(), hostNetns), "podnet.tcp.accept", map[string]any{"network.local.port": int64(port)})
+	}, 10*time.Second, 10*time.Millisecond)
+	// 6 connects from the client, 3 accepts in the server, and every one closed.
+	settle(t, logs, 18, client, server)
 	stop()
 
 	// Each end in its own namespace's records: the host's holds other tests' loopback traffic

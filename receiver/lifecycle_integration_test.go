@@ -43,7 +43,7 @@ func loopbackTraffic(t *testing.T, stop chan struct{}) *sync.WaitGroup {
 			if c, err := net.Dial("tcp", addr); err == nil {
 				_ = c.Close()
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // the traffic's pace: events flow without flooding the ring
 		}
 	})
 	return &wg

@@ -22,7 +22,7 @@ import (
 type stuckLogs struct{ records atomic.Int64 }
 
 func (s *stuckLogs) ConsumeLogs(_ context.Context, ld plog.Logs) error {
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the slowness under test, not a wait
 	s.records.Add(int64(ld.LogRecordCount()))
 	return nil
 }
@@ -53,7 +53,7 @@ func TestSlowPipelineKeepsMemoryBounded(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the sampling period of the heap measurement
 	}
 	close(stop)
 	traffic.Wait()
