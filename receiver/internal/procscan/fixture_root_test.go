@@ -16,12 +16,11 @@ import (
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
-// requireRoot skips tests that create network namespaces and cgroups.
+// requireRoot skips tests that create network namespaces and cgroups when not root, saying
+// so, and fails them in CI.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and cgroups (ip netns add, cgroup2 mkdir); CI runs as root")
-	}
+	netnstest.RequireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip to create network namespaces")
 	}
