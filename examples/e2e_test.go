@@ -28,8 +28,8 @@ const (
 // one refused connect, and checks what reaches an OTLP backend, record by record and value by
 // value; then that SIGTERM stops it cleanly and unloads its BPF programs.
 func TestCollectorEndToEnd(t *testing.T) {
-	binary := requireCollector(t)
 	netnstest.RequireRoot(t)
+	binary := requireCollector(t)
 	sink := startSink(t)
 	healthAddr := freeLoopbackAddr(t)
 	col := startCollector(t, binary, collectorConfig(t, sink.addr, healthAddr))

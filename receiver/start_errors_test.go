@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
@@ -22,21 +23,27 @@ func TestStartFailsClearly(t *testing.T) {
 		name      string
 		configure func(*Config)
 		want      string
+		// afterProc: Start gets this far only once it has read every process's namespace
+		// links in the node's /proc, which needs root (CAP_SYS_PTRACE).
+		afterProc bool
 	}{
 		{"missing proc root", func(c *Config) { c.ProcRoot = filepath.Join(t.TempDir(), "hostfs", "proc") },
-			"mount the host's / (hostPath) at /hostfs"},
+			"mount the host's / (hostPath) at /hostfs", false},
 		{"bad kubeconfig", func(c *Config) {
 			c.NodeName = "node-a"
 			c.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: filepath.Join(t.TempDir(), "missing")}
-		}, "kubernetes (auth_type kubeConfig)"},
+		}, "kubernetes (auth_type kubeConfig)", true},
 		{"service account outside a cluster", func(c *Config) {
 			c.NodeName = "node-a"
 			c.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeServiceAccount}
-		}, "kubernetes (auth_type serviceAccount)"},
+		}, "kubernetes (auth_type serviceAccount)", true},
 		{"kernel aggregation with a logs pipeline", func(c *Config) { c.MetricsAggregation = aggregationKernel },
-			"metrics_aggregation: kernel sends no events"},
+			"metrics_aggregation: kernel sends no events", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.afterProc {
+				netnstest.RequireRoot(t)
+			}
 			t.Setenv("KUBERNETES_SERVICE_HOST", "")
 			cfg := NewDefaultConfig()
 			tc.configure(cfg)

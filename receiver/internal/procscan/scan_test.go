@@ -140,6 +140,11 @@ func TestCheckProcRoot(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "1"), 0o755))
 	assert.ErrorContains(t, CheckProcRoot(dir), "hostPID")
+}
+
+// The node's own /proc passes: reading other processes' namespace links needs root.
+func TestCheckProcRootAcceptsTheNodes(t *testing.T) {
+	requireRoot(t)
 	assert.NoError(t, CheckProcRoot("/proc"))
 }
 
