@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -61,4 +62,19 @@ func BenchmarkEnrich(b *testing.B) {
 	en := newEnricher(newResources(cfg, podPeers{}), podPeers{})
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	perEvent(b, events, en.enrich)
+}
+
+// BenchmarkBatchPath is the whole per-event user-space cost of a batch with logs and metrics
+// after decoding: attribution once, the metrics aggregation, the logs conversion.
+func BenchmarkBatchPath(b *testing.B) {
+	cfg := NewDefaultConfig()
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{})
+	c := newLogsConverter(cfg.Events, "bench")
+	m := newConnectionMetrics(cfg, fixtureSettings)
+	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
+	perEvent(b, events, func(events []enrichedEvent) {
+		en.enrich(events)
+		m.add(events)
+		c.convert(events, pcommon.Timestamp(t0))
+	})
 }

@@ -55,4 +55,3 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 		return s, nil
 	}
 }
-
