@@ -68,19 +68,19 @@ func TestCancelledConnectIsReported(t *testing.T) {
 	logs, _, stop := startReceiver(t, kernel.HooksAuto)
 	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, kernel.HooksAuto)
 
-	require.NoError(t, client.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
-		if err != nil {
+	fd := -1
+	require.NoError(t, client.Do(func() (err error) {
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0); err != nil {
 			return err
 		}
 		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 81, Addr: server.IPv4.As4()}); !errors.Is(err, unix.EINPROGRESS) {
 			return err
 		}
-		// The application's patience, not a wait for a condition: the handshake is under way
-		// (SYN out and dropped, a retransmission pending) when it gives up.
-		time.Sleep(50 * time.Millisecond)
-		return unix.Close(fd)
+		return nil
 	}))
+	require.Eventually(t, func() bool { return server.DroppedSYNs(81) > 0 }, 10*time.Second, 10*time.Millisecond,
+		"the SYN reaches the server and is dropped")
+	require.NoError(t, unix.Close(fd)) // the application gives up with the handshake under way
 	settle(t, logs, 1, client)
 	stop()
 	stopKernel()
