@@ -142,6 +142,8 @@ func (c *collector) waitHealthy(t *testing.T, addr string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("health_check at %s never reported healthy (last error %v)", addr, err)
 		}
+		// Polls the condition; a loop rather than require.Eventually so that a collector that
+		// exits fails the test at once, with its output.
 		time.Sleep(200 * time.Millisecond)
 	}
 }
