@@ -100,6 +100,25 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* State changes the first tp_btf state program did, per CPU, for the second one (recursion.h).
+ * Written by state_tp_btf after each interesting change, read and cleared by
+ * state_tp_btf_nested right after. Size: a note lives only while the same tracepoint call runs
+ * the second program, during which interrupts nest at most one level (a softirq's changes note
+ * and clear their own in turn); four slots leave room for notes a skipped second run left. */
+#define HANDLED_SLOTS 4
+struct handled {
+	__u64 sk[HANDLED_SLOTS];     /* the socket's address; 0 = free slot */
+	__u32 states[HANDLED_SLOTS]; /* oldstate | newstate << 8 */
+	__u64 next;                  /* slot to overwrite when none is free */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct handled);
+} handled SEC(".maps");
+
 #pragma clang diagnostic pop
 
 static __always_inline void count(__u32 counter)

@@ -5,7 +5,7 @@
  *
  * Two hook sets, chosen by the loader after probing the kernel:
  *   - the state machine (state.h): tp_btf/inet_sock_set_state where BTF raw tracepoints load
- *     (cheaper; two instances, see context.h), else the classic tracepoint
+ *     (cheaper; two instances, see recursion.h), else the classic tracepoint
  *     sock/inet_sock_set_state. All call on_state(), which reports to the ring or to the
  *     in-kernel aggregates.
  *   - syscalls: accept()/accept4() exit (the acceptor's pid is only known in process context)
@@ -20,7 +20,7 @@
 #include "podnet.h"
 #include "maps.h"
 #include "sock.h"
-#include "context.h"
+#include "recursion.h"
 #include "state.h"
 
 #define EISCONN 106
@@ -39,20 +39,26 @@ const enum counter *unused_counter __attribute__((unused));
 const struct agg_key *unused_agg_key __attribute__((unused));
 const struct agg_value *unused_agg_value __attribute__((unused));
 
-/* The state programs, tp_btf: two instances, each doing the runs of one context (context.h),
- * so that a run the kernel skips because it interrupted the other is never lost. */
+/* The state programs, tp_btf: two instances, so that a run the kernel skips because it
+ * interrupted the first is done by the second (recursion.h). Attached in this order. */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 {
-	if (interesting(oldstate, newstate) && on_task_stack() && is_tcp(sk, READ_TYPED))
+	if (!interesting(oldstate, newstate))
+		return 0;
+	if (is_tcp(sk, READ_TYPED))
 		on_state(sk, oldstate, newstate, READ_TYPED);
+	note_handled(sk, change_states(oldstate, newstate));
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(state_tp_btf_irq, struct sock *sk, int oldstate, int newstate)
+int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 {
-	if (interesting(oldstate, newstate) && !on_task_stack() && is_tcp(sk, READ_TYPED))
+	if (!interesting(oldstate, newstate) || was_handled(sk, change_states(oldstate, newstate)))
+		return 0;
+	count(COUNTER_RECURSION_COVERED);
+	if (is_tcp(sk, READ_TYPED))
 		on_state(sk, oldstate, newstate, READ_TYPED);
 	return 0;
 }

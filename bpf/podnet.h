@@ -28,7 +28,8 @@ enum counter {
 	COUNTER_CLOSE_UNTRACKED = 1, /* close of a connection opened before podnet started or evicted from `conns` */
 	COUNTER_AGGREGATE_FULL = 2, /* in-kernel aggregation: no room for a new key this interval */
 	COUNTER_SUBMITTED = 3, /* events written to the ring: submitted == read + lost by the reader */
-	COUNTER_MAX = 4,
+	COUNTER_RECURSION_COVERED = 4, /* state changes the kernel skipped in one program, done by the other */
+	COUNTER_MAX = 5,
 };
 
 /* Errno stand-in for "the application closed the socket before the handshake ended":

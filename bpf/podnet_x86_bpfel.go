@@ -58,11 +58,12 @@ type PodnetConnectCall struct {
 type PodnetCounter uint32
 
 const (
-	PodnetCounterCOUNTER_RESERVE_FAILED  PodnetCounter = 0
-	PodnetCounterCOUNTER_CLOSE_UNTRACKED PodnetCounter = 1
-	PodnetCounterCOUNTER_AGGREGATE_FULL  PodnetCounter = 2
-	PodnetCounterCOUNTER_SUBMITTED       PodnetCounter = 3
-	PodnetCounterCOUNTER_MAX             PodnetCounter = 4
+	PodnetCounterCOUNTER_RESERVE_FAILED    PodnetCounter = 0
+	PodnetCounterCOUNTER_CLOSE_UNTRACKED   PodnetCounter = 1
+	PodnetCounterCOUNTER_AGGREGATE_FULL    PodnetCounter = 2
+	PodnetCounterCOUNTER_SUBMITTED         PodnetCounter = 3
+	PodnetCounterCOUNTER_RECURSION_COVERED PodnetCounter = 4
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 5
 )
 
 type PodnetEvent struct {
@@ -96,6 +97,13 @@ const (
 	PodnetEventTypeEVENT_CLOSE   PodnetEventType = 3
 )
 
+type PodnetHandled struct {
+	_      structs.HostLayout
+	Sk     [4]uint64
+	States [4]uint32
+	Next   uint64
+}
+
 type PodnetRole uint32
 
 const (
@@ -112,6 +120,7 @@ const (
 	PodnetMapConns             = "conns"
 	PodnetMapCounters          = "counters"
 	PodnetMapEvents            = "events"
+	PodnetMapHandled           = "handled"
 	PodnetProgAccept4Cast      = "accept4_cast"
 	PodnetProgAcceptCast       = "accept_cast"
 	PodnetProgEnterConnect     = "enter_connect"
@@ -119,7 +128,7 @@ const (
 	PodnetProgExitAccept4      = "exit_accept4"
 	PodnetProgExitConnect      = "exit_connect"
 	PodnetProgStateTpBtf       = "state_tp_btf"
-	PodnetProgStateTpBtfIrq    = "state_tp_btf_irq"
+	PodnetProgStateTpBtfNested = "state_tp_btf_nested"
 	PodnetProgStateTracepoint  = "state_tracepoint"
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
@@ -175,15 +184,15 @@ type PodnetSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetProgramSpecs struct {
-	Accept4Cast     *ebpf.ProgramSpec `ebpf:"accept4_cast"`
-	AcceptCast      *ebpf.ProgramSpec `ebpf:"accept_cast"`
-	EnterConnect    *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	ExitAccept      *ebpf.ProgramSpec `ebpf:"exit_accept"`
-	ExitAccept4     *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitConnect     *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	StateTpBtf      *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
-	StateTpBtfIrq   *ebpf.ProgramSpec `ebpf:"state_tp_btf_irq"`
-	StateTracepoint *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
+	Accept4Cast      *ebpf.ProgramSpec `ebpf:"accept4_cast"`
+	AcceptCast       *ebpf.ProgramSpec `ebpf:"accept_cast"`
+	EnterConnect     *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	ExitAccept       *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitAccept4      *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitConnect      *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	StateTpBtf       *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
+	StateTpBtfNested *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
+	StateTracepoint  *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
 }
 
 // PodnetMapSpecs contains maps before they are loaded into the kernel.
@@ -195,6 +204,7 @@ type PodnetMapSpecs struct {
 	Conns        *ebpf.MapSpec `ebpf:"conns"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Handled      *ebpf.MapSpec `ebpf:"handled"`
 }
 
 // PodnetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -238,6 +248,7 @@ type PodnetMaps struct {
 	Conns        *ebpf.Map `ebpf:"conns"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Handled      *ebpf.Map `ebpf:"handled"`
 }
 
 func (m *PodnetMaps) Close() error {
@@ -247,6 +258,7 @@ func (m *PodnetMaps) Close() error {
 		m.Conns,
 		m.Counters,
 		m.Events,
+		m.Handled,
 	)
 }
 
@@ -270,15 +282,15 @@ type PodnetVariables struct {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetPrograms struct {
-	Accept4Cast     *ebpf.Program `ebpf:"accept4_cast"`
-	AcceptCast      *ebpf.Program `ebpf:"accept_cast"`
-	EnterConnect    *ebpf.Program `ebpf:"enter_connect"`
-	ExitAccept      *ebpf.Program `ebpf:"exit_accept"`
-	ExitAccept4     *ebpf.Program `ebpf:"exit_accept4"`
-	ExitConnect     *ebpf.Program `ebpf:"exit_connect"`
-	StateTpBtf      *ebpf.Program `ebpf:"state_tp_btf"`
-	StateTpBtfIrq   *ebpf.Program `ebpf:"state_tp_btf_irq"`
-	StateTracepoint *ebpf.Program `ebpf:"state_tracepoint"`
+	Accept4Cast      *ebpf.Program `ebpf:"accept4_cast"`
+	AcceptCast       *ebpf.Program `ebpf:"accept_cast"`
+	EnterConnect     *ebpf.Program `ebpf:"enter_connect"`
+	ExitAccept       *ebpf.Program `ebpf:"exit_accept"`
+	ExitAccept4      *ebpf.Program `ebpf:"exit_accept4"`
+	ExitConnect      *ebpf.Program `ebpf:"exit_connect"`
+	StateTpBtf       *ebpf.Program `ebpf:"state_tp_btf"`
+	StateTpBtfNested *ebpf.Program `ebpf:"state_tp_btf_nested"`
+	StateTracepoint  *ebpf.Program `ebpf:"state_tracepoint"`
 }
 
 func (p *PodnetPrograms) Close() error {
@@ -290,7 +302,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitAccept4,
 		p.ExitConnect,
 		p.StateTpBtf,
-		p.StateTpBtfIrq,
+		p.StateTpBtfNested,
 		p.StateTracepoint,
 	)
 }

@@ -14,10 +14,11 @@ type Counters struct {
 	// AggregateFull: in-kernel aggregation found no room for a new key.
 	AggregateFull uint64
 	// RecursionMisses: program runs the kernel skipped (the hook re-entered on a CPU) that no
-	// other program did instead: events lost.
+	// other program did instead: events lost. With tp_btf hooks the state programs' skips are
+	// not among them (bpf/recursion.h); with classic tracepoints they are.
 	RecursionMisses uint64
-	// RecursionCovered: runs the kernel skipped that the other tp_btf state program did
-	// (bpf/context.h): nothing lost. Shown so the mechanism's work can be seen.
+	// RecursionCovered: state changes the kernel skipped in the first tp_btf state program
+	// that the second one did: nothing lost. Shown so that the mechanism's work can be seen.
 	RecursionCovered uint64
 	// Submitted: events written to the ring buffer. Every one is read unless the reader
 	// stops first: Submitted == events read + events left unread.
@@ -40,14 +41,15 @@ func (t *Tracer) Counters() (Counters, error) {
 	if c.Submitted, err = t.sumCounter(bpf.PodnetCounterCOUNTER_SUBMITTED); err != nil {
 		return c, err
 	}
+	if c.RecursionCovered, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RECURSION_COVERED); err != nil {
+		return c, err
+	}
 	for name, p := range t.coll.Programs {
 		st, err := p.Stats()
 		if err != nil {
 			return c, err
 		}
-		if coveredPrograms[name] {
-			c.RecursionCovered += st.RecursionMisses
-		} else {
+		if !coveredPrograms[name] {
 			c.RecursionMisses += st.RecursionMisses
 		}
 	}

@@ -51,17 +51,17 @@ func joinModes() string {
 	return strings.Join(names, ", ")
 }
 
-// statePrograms are the programs each mode attaches to inet_sock_set_state; the other mode's
-// are not loaded. tp_btf has two instances, one per context (bpf/context.h): a run the kernel
-// skips because it interrupted the first is the second one's job, so that skip loses nothing.
+// statePrograms are the programs each mode attaches to inet_sock_set_state, in this order; the
+// other mode's are not loaded. tp_btf has two instances: a run the kernel skips because it
+// interrupted the first is done by the second (bpf/recursion.h), which must run after it.
 var statePrograms = map[HookMode][]string{
-	HooksTPBTF:      {bpf.PodnetProgStateTpBtf, bpf.PodnetProgStateTpBtfIrq},
+	HooksTPBTF:      {bpf.PodnetProgStateTpBtf, bpf.PodnetProgStateTpBtfNested},
 	HooksTracepoint: {bpf.PodnetProgStateTracepoint},
 }
 
-// coveredPrograms are the state programs whose recursion misses are runs another instance did
-// (see statePrograms): counted apart, not as loss.
-var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true}
+// coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first
+// one's are done by the second, and the second is only skipped where the first has run.
+var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true, bpf.PodnetProgStateTpBtfNested: true}
 
 // syscallHooks are attached in every mode when events are sent, never when aggregating in the
 // kernel: while one syscall tracepoint is attached, every syscall on the node takes the

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Runs the kernel skips, and the second program that does them.
+ *
+ * The kernel skips a tp_btf program's run when the same program is already running on that CPU
+ * (its per-program recursion guard; counted as a recursion miss). That happens when a TCP state
+ * change in softirq (packet receive, timers) interrupts the state program running for one in
+ * process context (connect, close). So the state program is attached twice, in this order:
+ *   - state_tp_btf does every run it gets, then notes the run in `handled`;
+ *   - state_tp_btf_nested runs right after it for the same state change, and does the run only
+ *     when it finds no such note: the first one was skipped.
+ * When the first is skipped, the second is not: the second runs only after the first has
+ * returned, and softirqs do not nest, so both are never running on one CPU at once. A skip of the
+ * first is therefore never a loss, and a skip of the second is of a run the first already did.
+ * Only interesting() changes are noted: the others need no second chance.
+ *
+ * Classic tracepoints cannot do this: every kprobe and classic tracepoint program shares one
+ * per-CPU guard (bpf_prog_active), so the second program would be skipped with the first. */
+#ifndef PODNET_RECURSION_H
+#define PODNET_RECURSION_H
+
+#include "maps.h"
+
+/* A state change, as both programs see it: the socket and its two states. */
+static __always_inline __u32 change_states(int oldstate, int newstate)
+{
+	return (__u32)oldstate | (__u32)newstate << 8;
+}
+
+/* The first program did this change: note it for the second, in a free slot (or over the
+ * oldest note, which only a skip of the second can leave behind). */
+static __always_inline void note_handled(struct sock *sk, __u32 states)
+{
+	__u32 zero = 0;
+	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
+	__u32 i;
+
+	if (!h)
+		return;
+#pragma unroll
+	for (i = 0; i < HANDLED_SLOTS; i++) {
+		if (!h->sk[i]) {
+			h->sk[i] = (__u64)sk;
+			h->states[i] = states;
+			return;
+		}
+	}
+	i = h->next++ & (HANDLED_SLOTS - 1);
+	h->sk[i] = (__u64)sk;
+	h->states[i] = states;
+}
+
+/* Whether the first program did this change; its note is consumed. */
+static __always_inline bool was_handled(struct sock *sk, __u32 states)
+{
+	__u32 zero = 0;
+	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
+
+	if (!h)
+		return false;
+#pragma unroll
+	for (int i = 0; i < HANDLED_SLOTS; i++) {
+		if (h->sk[i] == (__u64)sk && h->states[i] == states) {
+			h->sk[i] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+#endif

@@ -1,0 +1,74 @@
+package kernel
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// At full load (the generator and the reader keep both CPUs busy) softirqs interrupt the state
+// program while it runs in process context, and the kernel skips those runs; the second tp_btf
+// program does them (bpf/recursion.h). No skipped state change may go unhandled, and every
+// connection's connect and accept must be reported.
+//
+// Closes are compared within 0.1%: on this kernel a few closes per ten thousand connections
+// (in both hook modes, and before the second program existed) never reach the state program
+// although the tracepoint fires (tracefs shows them) and no recursion miss, ring or table
+// counter moves. That loss is not this test's subject and is not yet explained.
+func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 64)
+	pod := netw.AddPod()
+	tr := openEvents(t, 1<<24)
+	if tr.Mode() != HooksTPBTF {
+		t.Skip("tp_btf does not load here: classic tracepoints cannot cover skipped runs")
+	}
+	before, skippedBefore := counters(t, tr), skipsByProgram(t, tr)
+	stop := make(chan struct{})
+	got := readContinuously(t, tr, pod.NetnsInode(), stop)
+
+	var l load
+	l.run(t, pod, 8, 4*time.Second)
+	n := int(l.ok.Load())
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got.mu.Lock()
+		all := got.kinds[serverEnd] >= n && got.kinds[clientEnd] >= n
+		got.mu.Unlock()
+		if all {
+			break
+		}
+	}
+	close(stop)
+	<-got.done
+
+	after := counters(t, tr)
+	var skipped uint64
+	for name, s := range skipsByProgram(t, tr) {
+		skipped += s - skippedBefore[name]
+	}
+	t.Logf("%d connections (%d failed); runs skipped by the kernel %d, of which interesting state changes done by the second program %d; uncovered recursion misses %d; closes %d/%d (client), %d/%d (server)",
+		n, l.failed.Load(), skipped, after.RecursionCovered-before.RecursionCovered, after.RecursionMisses-before.RecursionMisses,
+		got.kinds[clientEnd], n, got.kinds[serverEnd], n)
+	assert.Zero(t, after.RecursionMisses-before.RecursionMisses, "uncovered recursion misses")
+	assert.Zero(t, after.ReserveFailed-before.ReserveFailed)
+	assert.Equal(t, n+int(l.failed.Load()), got.kinds[connected])
+	assert.Equal(t, n, got.kinds[accepted])
+	assert.InDelta(t, n, got.kinds[clientEnd], float64(n)/1000)
+	assert.InDelta(t, n, got.kinds[serverEnd], float64(n)/1000)
+	assert.LessOrEqual(t, got.kinds[clientEnd], n, "no close twice")
+	assert.LessOrEqual(t, got.kinds[serverEnd], n, "no close twice")
+}
+
+// skipsByProgram are the kernel's recursion-miss counts of each loaded program.
+func skipsByProgram(t *testing.T, tr *Tracer) map[string]uint64 {
+	m := map[string]uint64{}
+	for name, p := range tr.coll.Programs {
+		st, err := p.Stats()
+		require.NoError(t, err)
+		m[name] = st.RecursionMisses
+	}
+	return m
+}
