@@ -49,8 +49,8 @@ static __always_inline void submit(struct event *e)
 			flags = BPF_RB_FORCE_WAKEUP;
 		}
 	}
+	count(COUNTER_SUBMITTED); /* before the record can be read: a reader never gets ahead of it */
 	bpf_ringbuf_submit(e, flags);
-	count(COUNTER_SUBMITTED);
 }
 
 #endif

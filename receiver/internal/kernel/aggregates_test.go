@@ -1,0 +1,87 @@
+package kernel
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// Draining the in-kernel aggregates while every CPU adds to them loses nothing: the totals
+// drained every ~10 ms under full load equal the generator's own count.
+func TestAggregateDrainUnderLoadLosesNothing(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 66)
+	pod := netw.AddPod()
+	netns := pod.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.Nil(t, tr.Events(), "aggregating in the kernel opens no ring reader")
+	before := counters(t, tr)
+
+	var mu sync.Mutex
+	totals := map[uint8]bpf.PodnetAggValue{} // by role
+	drain := func() {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno != netns {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			s := totals[k.Role]
+			s.Connections += v.Connections
+			s.Closed += v.Closed
+			totals[k.Role] = s
+		}))
+	}
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	drains := 0
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				drain()
+				drains++
+			}
+		}
+	}()
+	var l load
+	l.run(t, pod, 8, 3*time.Second)
+	n := uint64(l.ok.Load())
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		all := totals[uint8(bpf.PodnetRoleROLE_CLIENT)].Closed >= n && totals[uint8(bpf.PodnetRoleROLE_SERVER)].Closed >= n
+		mu.Unlock()
+		if all {
+			break
+		}
+	}
+	close(stop)
+	<-drained
+	drain()
+
+	client, server := totals[uint8(bpf.PodnetRoleROLE_CLIENT)], totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+	t.Logf("%d connections (%d failed), %d drains; drained client %+v, server %+v", n, l.failed.Load(), drains, client, server)
+	// Every open, exactly. Per role and closes within 0.1%: on this kernel about one state
+	// change in 10^4 connections never reaches the state program, drained concurrently or not
+	// (see TestNoStateChangeLostToRecursionUnderLoad); a missed SYN_SENT -> ESTABLISHED makes
+	// the handshake's end look like a passive open.
+	assert.Equal(t, 2*n+uint64(l.failed.Load()), client.Connections+server.Connections, "connections")
+	assert.InDelta(t, n+uint64(l.failed.Load()), client.Connections, float64(n)/1000, "client connections")
+	assert.InDelta(t, n, server.Connections, float64(n)/1000, "server connections")
+	assert.InDelta(t, n, client.Closed, float64(n)/1000)
+	assert.InDelta(t, n, server.Closed, float64(n)/1000)
+	assert.LessOrEqual(t, client.Closed+server.Closed, 2*n)
+	after := counters(t, tr)
+	assert.Zero(t, after.AggregateFull-before.AggregateFull)
+	assert.Zero(t, after.RecursionMisses-before.RecursionMisses)
+}
