@@ -8,6 +8,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/stretchr/testify/assert"
 	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/netnstest"
 )
 
 func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
@@ -33,4 +35,20 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 func TestUnknownHookModeIsAClearError(t *testing.T) {
 	_, err := Open(Options{Hooks: "fentry"})
 	assert.ErrorContains(t, err, `unknown hook mode "fentry" (valid: auto, tp_btf, tracepoint)`)
+}
+
+// A map size the kernel refuses is an error that names the setting to lower.
+func TestRefusedMapSizeNamesTheSetting(t *testing.T) {
+	netnstest.RequireRoot(t)
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: true, MaxAggregates: 1 << 31}, "lower max_metric_series"},
+		{Options{RingBufferSize: 1 << 16, MaxTrackedConnections: 1 << 31, MaxAggregates: 16}, "lower max_tracked_connections"},
+	} {
+		tc.opts.Hooks = HooksTPBTF
+		_, err := Open(tc.opts)
+		assert.ErrorContains(t, err, tc.want)
+	}
 }
