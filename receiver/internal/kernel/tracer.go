@@ -35,16 +35,15 @@ type Options struct {
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
 type Tracer struct {
-	*ringbuf.Reader // deprecated: use Events(); kept until the receiver has moved to it
-	events          *ringbuf.Reader
-	coll            *ebpf.Collection
-	links           []link.Link
-	mode            HookMode
-	castReads       bool
-	cgroupIDs       bool
-	skipped         []error
-	counters        *ebpf.Map
-	aggregates      *intervals // nil unless AggregateInKernel
+	events     *ringbuf.Reader // nil when aggregating in the kernel
+	coll       *ebpf.Collection
+	links      []link.Link
+	mode       HookMode
+	castReads  bool
+	cgroupIDs  bool
+	skipped    []error
+	counters   *ebpf.Map
+	aggregates *intervals // nil unless AggregateInKernel
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -172,7 +171,6 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("opening the ring buffer", err)
 	}
-	t.Reader = t.events
 	return t, nil
 }
 
