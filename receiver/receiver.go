@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	otelreceiver "go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
-	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
-	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
@@ -38,20 +34,6 @@ type podnetReceiver struct {
 	// goroutines counts every goroutine Start started, including one a blocked consumer
 	// keeps past Shutdown's deadline (tests wait on it).
 	goroutines sync.WaitGroup
-}
-
-// running is what Start started and Shutdown stops.
-type running struct {
-	reader       *ringReader // nil with in-kernel aggregation
-	handoff      *handoff
-	kernel       *kernelSide
-	cancel       context.CancelFunc // ends deliveries: Shutdown's deadline passed
-	stopEmitter  chan struct{}
-	readerDone   chan struct{}
-	pipelineDone chan struct{}
-	emitterDone  chan struct{}
-	stopAttr     func()
-	telemetry    *metadata.TelemetryBuilder
 }
 
 func newReceiver(cfg *Config, set otelreceiver.Settings) *podnetReceiver {
@@ -92,67 +74,6 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	r.src = src.kernel
 	r.run = r.launch(host, src, aggregate, attr, obs, tb, stopAttr)
 	return nil
-}
-
-// launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
-func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool, attr attribution.Attributor,
-	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
-) *running {
-	loss := &lossReporter{tb: tb}
-	warn := &warnLimiter{logger: r.set.Logger, every: time.Minute}
-	exclude := newExclusions(r.cfg.Exclude)
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &running{
-		kernel:      &kernelSide{src: src.kernel, loss: loss, warn: warn},
-		cancel:      cancel,
-		stopEmitter: make(chan struct{}),
-		emitterDone: make(chan struct{}),
-		stopAttr:    stopAttr,
-		telemetry:   tb,
-	}
-	var metrics *sharedMetrics
-	if r.metrics != nil {
-		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
-	}
-	em := &emitter{
-		kernel: run.kernel, metrics: metrics, consumer: r.metrics, exclude: exclude,
-		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
-	}
-	if aggregate {
-		em.aggregates = newEnricher(newResources(r.cfg, attr), attr)
-	}
-	r.goroutines.Go(func() {
-		defer close(run.emitterDone)
-		em.run(ctx, run.stopEmitter)
-	})
-	if src.ring == nil || aggregate {
-		return run
-	}
-
-	run.handoff = newHandoff(loss)
-	run.reader = &ringReader{
-		ring: src.ring, clock: event.NewClock(), exclude: exclude,
-		enrich: newEnricher(newResources(r.cfg, attr), attr),
-		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
-		failed: func(err error) {
-			r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
-			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
-		},
-	}
-	p := &pipeline{in: run.handoff, logs: r.logs, metrics: metrics, obs: obs, loss: loss, warn: warn}
-	if r.logs != nil {
-		p.conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)
-	}
-	run.readerDone, run.pipelineDone = make(chan struct{}), make(chan struct{})
-	r.goroutines.Go(func() {
-		defer close(run.readerDone)
-		run.reader.run(ctx)
-	})
-	r.goroutines.Go(func() {
-		defer close(run.pipelineDone)
-		p.run(ctx)
-	})
-	return run
 }
 
 // Shutdown drains the ring until it is empty and delivers what it read, then detaches and
