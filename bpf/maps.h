@@ -107,9 +107,9 @@ struct {
  * and clear their own in turn); four slots leave room for notes a skipped second run left. */
 #define HANDLED_SLOTS 4
 struct handled {
-	__u64 sk[HANDLED_SLOTS];     /* the socket's address; 0 = free slot */
-	__u32 states[HANDLED_SLOTS]; /* oldstate | newstate << 8 */
-	__u64 next;                  /* slot to overwrite when none is free */
+	__u64 sk[HANDLED_SLOTS];  /* the socket's address; 0 = free slot */
+	__u64 tag[HANDLED_SLOTS]; /* change_tag(): the states and the socket's sequence number */
+	__u64 next;               /* slot to overwrite when none is free */
 };
 
 struct {

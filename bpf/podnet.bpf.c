@@ -48,14 +48,14 @@ int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	if (is_tcp(sk, READ_TYPED))
 		on_state(sk, oldstate, newstate, READ_TYPED);
-	note_handled(sk, change_states(oldstate, newstate));
+	note_handled(sk, change_tag(sk, oldstate, newstate));
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 {
-	if (!interesting(oldstate, newstate) || was_handled(sk, change_states(oldstate, newstate)))
+	if (!interesting(oldstate, newstate) || was_handled(sk, change_tag(sk, oldstate, newstate)))
 		return 0;
 	count(COUNTER_RECURSION_COVERED);
 	if (is_tcp(sk, READ_TYPED))

