@@ -104,12 +104,14 @@ struct {
  * Written by state_tp_btf after each interesting change, read and cleared by
  * state_tp_btf_nested right after. Size: a note lives only while the same tracepoint call runs
  * the second program, during which interrupts nest at most one level (a softirq's changes note
- * and clear their own in turn); four slots leave room for notes a skipped second run left. */
+ * and clear their own in turn); four slots leave room for notes a skipped second run left
+ * (recursion.h clears them). */
 #define HANDLED_SLOTS 4
 struct handled {
 	__u64 sk[HANDLED_SLOTS];  /* the socket's address; 0 = free slot */
 	__u64 tag[HANDLED_SLOTS]; /* change_tag(): the states and the socket's sequence number */
-	__u64 next;               /* slot to overwrite when none is free */
+	__u64 seq[HANDLED_SLOTS]; /* when noted: the value of `notes` after noting */
+	__u64 notes;              /* notes taken on this CPU */
 };
 
 struct {

@@ -55,11 +55,16 @@ int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 {
-	if (!interesting(oldstate, newstate) || was_handled(sk, change_tag(sk, oldstate, newstate)))
+	__u64 mark = 0;
+
+	if (!interesting(oldstate, newstate))
 		return 0;
-	count(COUNTER_RECURSION_COVERED);
-	if (is_tcp(sk, READ_TYPED))
-		on_state(sk, oldstate, newstate, READ_TYPED);
+	if (!was_handled(sk, change_tag(sk, oldstate, newstate), &mark)) {
+		count(COUNTER_RECURSION_COVERED);
+		if (is_tcp(sk, READ_TYPED))
+			on_state(sk, oldstate, newstate, READ_TYPED);
+	}
+	forget_nested(mark);
 	return 0;
 }
 

@@ -98,10 +98,11 @@ const (
 )
 
 type PodnetHandled struct {
-	_    structs.HostLayout
-	Sk   [4]uint64
-	Tag  [4]uint64
-	Next uint64
+	_     structs.HostLayout
+	Sk    [4]uint64
+	Tag   [4]uint64
+	Seq   [4]uint64
+	Notes uint64
 }
 
 type PodnetRole uint32

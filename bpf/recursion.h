@@ -12,10 +12,9 @@
  * returned, and softirqs do not nest, so both are never running on one CPU at once. A skip of the
  * first is therefore never a loss, and a skip of the second is of a run the first already did.
  * Only interesting() changes are noted: the others need no second chance. A skip of the second
- * leaves its note behind: notes are tagged (change_tag) so that a stale one never matches
- * another change, and when every slot is taken a new note overwrites one; were that one still
- * pending (a nested softirq between the two programs, with all other slots stale), its change
- * would be reported twice, never lost.
+ * leaves its note behind: the second drops those taken during its own run (forget_nested), and
+ * notes are tagged (change_tag) so that one left otherwise never matches another change; when
+ * every slot is taken a new note overwrites the oldest.
  *
  * Classic tracepoints cannot do this: every kprobe and classic tracepoint program shares one
  * per-CPU guard (bpf_prog_active), so the second program would be skipped with the first. */
@@ -36,37 +35,40 @@ static __always_inline __u64 change_tag(struct sock *sk, int oldstate, int newst
 	return (__u64)oldstate | (__u64)newstate << 8 | seq << 32;
 }
 
-/* The first program did this change: note it for the second, in a free slot (or over the
- * oldest note, which only a skip of the second can leave behind). */
+/* The first program did this change: note it for the second, in a free slot, or over the oldest
+ * note (a pending note is the newest but for those of a nested softirq, which are consumed at
+ * once). */
 static __always_inline void note_handled(struct sock *sk, __u64 tag)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, oldest = 0;
 	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
-	__u32 i;
 
 	if (!h)
 		return;
 #pragma unroll
-	for (i = 0; i < HANDLED_SLOTS; i++) {
+	for (__u32 i = 0; i < HANDLED_SLOTS; i++) {
 		if (!h->sk[i]) {
-			h->sk[i] = (__u64)sk;
-			h->tag[i] = tag;
-			return;
+			oldest = i;
+			break;
 		}
+		if (h->seq[i] < h->seq[oldest])
+			oldest = i;
 	}
-	i = h->next++ & (HANDLED_SLOTS - 1);
-	h->sk[i] = (__u64)sk;
-	h->tag[i] = tag;
+	h->sk[oldest] = (__u64)sk;
+	h->tag[oldest] = tag;
+	h->seq[oldest] = ++h->notes;
 }
 
-/* Whether the first program did this change; its note is consumed. */
-static __always_inline bool was_handled(struct sock *sk, __u64 tag)
+/* Whether the first program did this change; its note is consumed. *mark is set to the notes
+ * taken so far, for forget_nested(). */
+static __always_inline bool was_handled(struct sock *sk, __u64 tag, __u64 *mark)
 {
 	__u32 zero = 0;
 	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
 
 	if (!h)
 		return false;
+	*mark = h->notes;
 #pragma unroll
 	for (int i = 0; i < HANDLED_SLOTS; i++) {
 		if (h->sk[i] == (__u64)sk && h->tag[i] == tag) {
@@ -75,6 +77,23 @@ static __always_inline bool was_handled(struct sock *sk, __u64 tag)
 		}
 	}
 	return false;
+}
+
+/* Drops the notes taken since mark, at the end of the second program's run: they are of
+ * changes in softirqs that interrupted it, whose second run the kernel skipped (it was busy
+ * with this one), so nothing will consume them. */
+static __always_inline void forget_nested(__u64 mark)
+{
+	__u32 zero = 0;
+	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
+
+	if (!h || h->notes == mark)
+		return;
+#pragma unroll
+	for (int i = 0; i < HANDLED_SLOTS; i++) {
+		if (h->seq[i] > mark)
+			h->sk[i] = 0;
+	}
 }
 
 #endif
