@@ -180,6 +180,21 @@ func (f *fakeReceiver) start(t *testing.T) {
 	require.NoError(t, f.Start(context.Background(), componenttest.NewNopHost()))
 }
 
+// requireStopped fails unless every goroutine Start started has ended.
+func (f *fakeReceiver) requireStopped(t *testing.T) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f.goroutines.Wait(); close(done) }()
+	require.Eventually(t, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}, 5*time.Second, time.Millisecond, "goroutines still running after Shutdown")
+}
+
 // sum is the total of one of the receiver's counters (0 when never incremented).
 func (f *fakeReceiver) sum(t *testing.T, name string) int64 {
 	t.Helper()

@@ -61,6 +61,7 @@ func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	f.start(t)
 	require.Eventually(t, func() bool { return logs.LogRecordCount() == 2 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, f.Shutdown(context.Background()))
+	f.requireStopped(t)
 
 	assert.Equal(t, int64(4), f.sum(t, "otelcol_podnet_events_decode_errors"))
 	assert.Equal(t, int64(6), f.sum(t, "otelcol_podnet_events_received"))
@@ -110,6 +111,7 @@ func TestShutdownDeliversTheWholeBacklog(t *testing.T) {
 	require.Eventually(t, reader.stopping.Load, 5*time.Second, time.Millisecond, "Shutdown began during a delivery")
 	close(logs.gate)
 	require.NoError(t, <-done)
+	f.requireStopped(t)
 
 	dropped := f.sum(t, "otelcol_podnet_events_dropped")
 	assert.Equal(t, int64(maxBatch), dropped, "the refused batch")
@@ -146,7 +148,7 @@ func TestShutdownReturnsByItsDeadlineWhenTheConsumerBlocks(t *testing.T) {
 	assert.True(t, f.kernel.isClosed(), "detached at the deadline")
 
 	close(logs.gate) // the consumer returns at last (refusing: its context ended)
-	f.goroutines.Wait()
+	f.requireStopped(t)
 	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_dropped"), "not counted twice")
 	assert.Zero(t, logs.LogRecordCount())
 }
@@ -188,6 +190,7 @@ func TestKernelAggregationRunsNoReader(t *testing.T) {
 	assert.Nil(t, f.run.reader)
 	assert.Nil(t, f.run.handoff)
 	require.NoError(t, f.Shutdown(context.Background()))
+	f.requireStopped(t)
 
 	v, ok := point(t, metrics.AllMetrics(), 4026532001, "podnet.tcp.connections", map[string]any{
 		"podnet.connection.role": "client", "network.type": "ipv4", "network.peer.address": "10.1.0.9",
