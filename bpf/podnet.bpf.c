@@ -44,27 +44,36 @@ const struct agg_value *unused_agg_value __attribute__((unused));
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
 {
+	struct handled *h;
+
 	if (!interesting(oldstate, newstate))
 		return 0;
 	if (is_tcp(sk, READ_TYPED))
 		on_state(sk, oldstate, newstate, READ_TYPED);
-	note_handled(sk, change_tag(sk, oldstate, newstate));
+	h = notes();
+	if (h)
+		note_handled(h, sk, change_tag(sk, oldstate, newstate));
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 {
-	__u64 mark = 0;
+	struct handled *h;
+	__u64 mark;
 
 	if (!interesting(oldstate, newstate))
 		return 0;
-	if (!was_handled(sk, change_tag(sk, oldstate, newstate), &mark)) {
+	h = notes();
+	if (!h)
+		return 0;
+	mark = h->notes;
+	if (!was_handled(h, sk, change_tag(sk, oldstate, newstate))) {
 		count(COUNTER_RECURSION_COVERED);
 		if (is_tcp(sk, READ_TYPED))
 			on_state(sk, oldstate, newstate, READ_TYPED);
 	}
-	forget_nested(mark);
+	forget_nested(h, mark);
 	return 0;
 }
 

@@ -35,16 +35,21 @@ static __always_inline __u64 change_tag(struct sock *sk, int oldstate, int newst
 	return (__u64)oldstate | (__u64)newstate << 8 | seq << 32;
 }
 
+/* This CPU's notes (never NULL in practice: a per-CPU array's only slot). */
+static __always_inline struct handled *notes(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&handled, &zero);
+}
+
 /* The first program did this change: note it for the second, in a free slot, or over the oldest
  * note (a pending note is the newest but for those of a nested softirq, which are consumed at
  * once). */
-static __always_inline void note_handled(struct sock *sk, __u64 tag)
+static __always_inline void note_handled(struct handled *h, struct sock *sk, __u64 tag)
 {
-	__u32 zero = 0, oldest = 0;
-	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
+	__u32 oldest = 0;
 
-	if (!h)
-		return;
 #pragma unroll
 	for (__u32 i = 0; i < HANDLED_SLOTS; i++) {
 		if (!h->sk[i]) {
@@ -59,16 +64,9 @@ static __always_inline void note_handled(struct sock *sk, __u64 tag)
 	h->seq[oldest] = ++h->notes;
 }
 
-/* Whether the first program did this change; its note is consumed. *mark is set to the notes
- * taken so far, for forget_nested(). */
-static __always_inline bool was_handled(struct sock *sk, __u64 tag, __u64 *mark)
+/* Whether the first program did this change; its note is consumed. */
+static __always_inline bool was_handled(struct handled *h, struct sock *sk, __u64 tag)
 {
-	__u32 zero = 0;
-	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
-
-	if (!h)
-		return false;
-	*mark = h->notes;
 #pragma unroll
 	for (int i = 0; i < HANDLED_SLOTS; i++) {
 		if (h->sk[i] == (__u64)sk && h->tag[i] == tag) {
@@ -82,12 +80,9 @@ static __always_inline bool was_handled(struct sock *sk, __u64 tag, __u64 *mark)
 /* Drops the notes taken since mark, at the end of the second program's run: they are of
  * changes in softirqs that interrupted it, whose second run the kernel skipped (it was busy
  * with this one), so nothing will consume them. */
-static __always_inline void forget_nested(__u64 mark)
+static __always_inline void forget_nested(struct handled *h, __u64 mark)
 {
-	__u32 zero = 0;
-	struct handled *h = bpf_map_lookup_elem(&handled, &zero);
-
-	if (!h || h->notes == mark)
+	if (h->notes == mark)
 		return;
 #pragma unroll
 	for (int i = 0; i < HANDLED_SLOTS; i++) {
