@@ -60,10 +60,16 @@ func holdACKs(pod *netnstest.Pod, port string) (release func()) {
 // A TCP Fast Open server can accept a connection before its handshake ends (the SYN carried the
 // request). It must be reported accepted once, by the acceptor, and closed once.
 func TestTCPFastOpenAcceptedOnce(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 61)
+	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
+		t.Run(string(hooks), func(t *testing.T) { testTCPFastOpen(t, hooks, byte(70+i)) })
+	}
+}
+
+func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
-	tr := openEvents(t, 1<<22)
+	tr := openEventsWith(t, hooks, 1<<22)
 	server := &unix.SockaddrInet4{Port: 8123, Addr: [4]byte{127, 0, 0, 1}}
 
 	var stateAtAccept uint8
@@ -152,9 +158,15 @@ func fastOpen(ln int, addr *unix.SockaddrInet4, release func()) (uint8, error) {
 // In a simultaneous open both ends connect() and neither listens; one of them passes through
 // SYN_RECV. Both are clients, and nothing is accepted.
 func TestSimultaneousOpenStaysClient(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 62)
+	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
+		t.Run(string(hooks), func(t *testing.T) { testSimultaneousOpen(t, hooks, byte(72+i)) })
+	}
+}
+
+func testSimultaneousOpen(t *testing.T, hooks HookMode, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
 	pod := netw.AddPod()
-	tr := openEvents(t, 1<<22)
+	tr := openEventsWith(t, hooks, 1<<22)
 	a := &unix.SockaddrInet4{Port: 9001, Addr: [4]byte{127, 0, 0, 1}}
 	b := &unix.SockaddrInet4{Port: 9002, Addr: [4]byte{127, 0, 0, 1}}
 

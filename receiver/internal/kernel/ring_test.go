@@ -17,7 +17,12 @@ import (
 // openEvents loads podnet sending events (auto hooks), closed at test end.
 func openEvents(t *testing.T, ring uint32) *Tracer {
 	t.Helper()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: ring, MaxTrackedConnections: 65536, MaxAggregates: 16})
+	return openEventsWith(t, HooksAuto, ring)
+}
+
+func openEventsWith(t *testing.T, hooks HookMode, ring uint32) *Tracer {
+	t.Helper()
+	tr, err := Open(Options{Hooks: hooks, RingBufferSize: ring, MaxTrackedConnections: 65536, MaxAggregates: 16})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
