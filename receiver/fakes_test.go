@@ -32,6 +32,7 @@ type fakeRing struct {
 	deadline time.Time
 	flushed  bool
 	wake     chan struct{}
+	onFlush  func() // if set, called by Flush (Shutdown's stop of the reader)
 }
 
 func newFakeRing(records ...[]byte) *fakeRing {
@@ -94,6 +95,9 @@ func (f *fakeRing) ReadInto(rec *ringbuf.Record) error {
 }
 
 func (f *fakeRing) Flush() error {
+	if f.onFlush != nil {
+		f.onFlush()
+	}
 	f.mu.Lock()
 	f.flushed = true
 	f.mu.Unlock()
@@ -109,6 +113,7 @@ type fakeKernel struct {
 	counters     kernel.Counters
 	counterReads int
 	aggregates   map[bpf.PodnetAggKey]bpf.PodnetAggValue
+	detached     bool
 	closed       bool
 }
 
@@ -135,11 +140,27 @@ func (f *fakeKernel) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggVa
 	return nil
 }
 
+func (f *fakeKernel) Detach() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("detached after Close")
+	}
+	f.detached = true
+	return nil
+}
+
 func (f *fakeKernel) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
 	return nil
+}
+
+func (f *fakeKernel) isDetached() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.detached
 }
 
 func (f *fakeKernel) isClosed() bool {

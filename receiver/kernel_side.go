@@ -45,6 +45,17 @@ func (k *kernelSide) drainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggVa
 	return k.src.DrainAggregates(fn)
 }
 
+// detach stops the programs: from then on the ring and the aggregates only hold what they
+// already wrote, so draining them ends, and ends complete, however busy the node is.
+func (k *kernelSide) detach() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	return k.src.Detach()
+}
+
 // close reads the counters a last time (the ring is drained by now, so they cover every
 // event read), then detaches and unloads the programs.
 func (k *kernelSide) close() error {

@@ -80,8 +80,8 @@ func (l *ringReader) run(ctx context.Context) {
 	}
 }
 
-// stop asks run to drain the ring until it is empty and return. The kernel programs stay
-// attached meanwhile: detaching first would lose what they are writing.
+// stop asks run to drain the ring until it is empty and return. Shutdown has detached the
+// programs by then, so empty means everything they wrote was read.
 func (l *ringReader) stop() error {
 	l.stopping.Store(true)
 	return l.ring.Flush() // wakes a reader waiting for its poll deadline

@@ -92,13 +92,16 @@ func TestKernelCountersAreReadOncePerInterval(t *testing.T) {
 }
 
 // A stop that lands while a slow consumer holds a delivery, with more than a batch still in
-// the ring: Shutdown drains the ring until it is empty, and every event is either delivered
-// or counted dropped (here one refused batch), in batches of at most maxBatch.
+// the ring: Shutdown detaches the programs, then drains the ring until it is empty, and every
+// event is either delivered or counted dropped (here one refused batch), in batches of at most
+// maxBatch.
 func TestShutdownDeliversTheWholeBacklog(t *testing.T) {
 	const total = 12*maxBatch + 17
 	ring := newFakeRing(connects(total)...)
 	logs := &gatedLogs{gate: make(chan struct{}), refuse: map[int64]bool{2: true}}
 	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	var detachedBeforeDrain atomic.Bool
+	ring.onFlush = func() { detachedBeforeDrain.Store(f.kernel.isDetached()) }
 	f.start(t)
 	reader := f.run.reader
 	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
@@ -118,6 +121,7 @@ func TestShutdownDeliversTheWholeBacklog(t *testing.T) {
 	assert.Equal(t, total, logs.LogRecordCount()+int(dropped), "every event delivered or counted")
 	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
 	assert.Zero(t, ring.len(), "the ring is drained")
+	assert.True(t, detachedBeforeDrain.Load(), "the programs were detached before the final drain")
 	assert.LessOrEqual(t, logs.largest.Load(), int64(maxBatch))
 	assert.True(t, f.kernel.isClosed())
 }

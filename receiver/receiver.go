@@ -76,8 +76,8 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	return nil
 }
 
-// Shutdown drains the ring until it is empty and delivers what it read, then detaches and
-// unloads everything. When ctx's deadline passes first, deliveries are cancelled, whatever
+// Shutdown detaches the programs, drains the ring until it is empty and delivers what it
+// read, then unloads everything. When ctx's deadline passes first, deliveries are cancelled, whatever
 // was read but not delivered is counted in otelcol_podnet_events_dropped, and Shutdown
 // returns even if a consumer never does. Safe to call without Start.
 func (r *podnetReceiver) Shutdown(ctx context.Context) error {
@@ -87,11 +87,14 @@ func (r *podnetReceiver) Shutdown(ctx context.Context) error {
 	}
 	r.run, r.src = nil, nil
 	defer context.AfterFunc(ctx, run.cancel)()
-	var errs []error
+	// Detach first: the programs stop for good, so the ring and the aggregates then hold
+	// every event they will ever write, and the drains below end with nothing left behind
+	// however busy the node is (draining while attached never ends empty under traffic: what
+	// arrived between the last read and the detach would be counted submitted, never read).
+	errs := []error{run.kernel.detach()}
 	if run.reader != nil {
-		// The programs stay attached until the ring is drained: detaching first would lose
-		// what they wrote. The reader ends soon after the deadline at the latest (it then
-		// counts the rest without decoding).
+		// The reader drains until the ring is empty; it ends soon after the deadline at the
+		// latest (it then counts the rest without decoding).
 		errs = append(errs, run.reader.stop())
 		<-run.readerDone
 		if !waitFor(ctx, run.pipelineDone) {

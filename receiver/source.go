@@ -25,6 +25,9 @@ type ringSource interface {
 type kernelSource interface {
 	Counters() (kernel.Counters, error)
 	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
+	// Detach stops the programs for good (none still running when it returns); the ring,
+	// counters and aggregates stay readable until Close.
+	Detach() error
 	Close() error
 }
 

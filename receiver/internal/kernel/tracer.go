@@ -44,6 +44,9 @@ type Tracer struct {
 	skipped    []error
 	counters   *ebpf.Map
 	aggregates *intervals // nil unless AggregateInKernel
+	// interval is the spec of the aggregation interval maps, which Detach also uses to wait
+	// out running programs when not aggregating.
+	interval *ebpf.MapSpec
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -133,7 +136,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters]}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters], interval: interval.Copy()}
 	defer func() {
 		if err != nil {
 			_ = t.Close()

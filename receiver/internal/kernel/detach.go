@@ -1,0 +1,52 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// Detach stops every program for good: once it returns, none is running or will run again,
+// so the ring holds every event the programs will ever write and the counters are final.
+// Shutdown detaches before it drains the ring: draining first would race with the node's
+// traffic, which never stops writing. The maps and the ring stay readable until Close.
+//
+// Closing a link does not wait for a run in progress on another CPU; a map-in-map update does
+// (the kernel waits out running programs before the update returns: maybe_wait_bpf_programs in
+// kernel/bpf/syscall.c), so Detach makes one on the aggregation slot.
+func (t *Tracer) Detach() error {
+	var errs []error
+	for _, l := range t.links {
+		errs = append(errs, l.Close())
+	}
+	t.links = nil
+	if err := t.waitForPrograms(); err != nil {
+		errs = append(errs, fmt.Errorf("waiting for running programs: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// waitForPrograms updates the aggregation slot: with the interval map it already holds when
+// aggregating, with a one-entry map of the same kind otherwise (then cleared again).
+func (t *Tracer) waitForPrograms() error {
+	slot := t.coll.Maps[bpf.PodnetMapAggregates]
+	if iv := t.aggregates; iv != nil {
+		iv.mu.Lock()
+		defer iv.mu.Unlock()
+		return slot.Update(uint32(0), iv.maps[iv.current], ebpf.UpdateAny)
+	}
+	spec := t.interval.Copy()
+	spec.MaxEntries = 1
+	m, err := ebpf.NewMap(spec)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := slot.Update(uint32(0), m, ebpf.UpdateAny); err != nil {
+		return err
+	}
+	return slot.Delete(uint32(0))
+}
