@@ -29,6 +29,7 @@ func (r result) check() []string {
 	expect("events lost to a full ring", r.agent.EventsLost, 0)
 	expect("uncovered recursion misses", r.agent.RecursionMisses, 0)
 	expect("events dropped by the pipeline", r.agent.EventsDropped, 0)
+	expect("closes of untracked connections", r.agent.Untracked, 0)
 	expect("events submitted - received - lost", r.agent.EventsSubmitted-r.agent.EventsReceived-r.agent.EventsLost, 0)
 	return problems
 }

@@ -81,6 +81,9 @@ func fullLoadRun(c runConfig) (result, error) {
 		return r, fmt.Errorf("load generator said %q: %v", b, err)
 	}
 
+	if err := settle(ns); err != nil {
+		return r, err
+	}
 	r.agentCPU, r.peakRSS = processCPU(cmd.Process.Pid), peakRSS(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return r, err
@@ -93,6 +96,25 @@ func fullLoadRun(c runConfig) (result, error) {
 		return r, fmt.Errorf("podnet-agent said %q: %v", line, err)
 	}
 	return r, nil
+}
+
+// settle waits until every connection of the namespace has reached CLOSE or TIME_WAIT (whose
+// close podnet has already seen): under load the kernel defers the last ACKs to ksoftirqd, and
+// a close that happens after the agent stopped is not podnet's to count.
+func settle(ns string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Htan", "state", "connected", "exclude", "time-wait").Output()
+		if err != nil {
+			return fmt.Errorf("ss in %s: %v", ns, err)
+		}
+		if len(strings.TrimSpace(string(out))) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("connections in %s still open 10 s after the load ended:\n%s", ns, out)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the kernel's socket table, not standing in for it
+	}
 }
 
 // newNamespace returns a fresh network namespace with loopback up, and its inode.
