@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                      metric.Meter
 	mu                         sync.Mutex
 	registrations              []metric.Registration
+	PodnetBpfRecursionCovered  metric.Int64Counter
 	PodnetBpfRecursionMisses   metric.Int64Counter
 	PodnetConnectionsUntracked metric.Int64Counter
 	PodnetEventsDecodeErrors   metric.Int64Counter
@@ -65,9 +66,15 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.PodnetBpfRecursionCovered, err = builder.meter.Int64Counter(
+		"otelcol_podnet_bpf_recursion_covered",
+		metric.WithDescription("State changes the kernel skipped in podnet's first tp_btf state program (the tracepoint re-entered on the same CPU) and its second instance handled - not loss; how often the second program was needed. [Alpha]"),
+		metric.WithUnit("{run}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.PodnetBpfRecursionMisses, err = builder.meter.Int64Counter(
 		"otelcol_podnet_bpf_recursion_misses",
-		metric.WithDescription("Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU (events never seen). [Alpha]"),
+		metric.WithDescription("Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered (events never seen). 0 with tp_btf hooks; with classic tracepoints every skipped run. [Alpha]"),
 		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)

@@ -21,10 +21,26 @@ func NewSettings(tt *componenttest.Telemetry) receiver.Settings {
 	return set
 }
 
+func AssertEqualPodnetBpfRecursionCovered(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_podnet_bpf_recursion_covered",
+		Description: "State changes the kernel skipped in podnet's first tp_btf state program (the tracepoint re-entered on the same CPU) and its second instance handled - not loss; how often the second program was needed. [Alpha]",
+		Unit:        "{run}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_podnet_bpf_recursion_covered")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualPodnetBpfRecursionMisses(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_bpf_recursion_misses",
-		Description: "Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU (events never seen). [Alpha]",
+		Description: "Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered (events never seen). 0 with tp_btf hooks; with classic tracepoints every skipped run. [Alpha]",
 		Unit:        "{run}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

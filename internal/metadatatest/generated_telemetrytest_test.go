@@ -19,6 +19,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.PodnetBpfRecursionCovered.Add(context.Background(), 1)
 	tb.PodnetBpfRecursionMisses.Add(context.Background(), 1)
 	tb.PodnetConnectionsUntracked.Add(context.Background(), 1)
 	tb.PodnetEventsDecodeErrors.Add(context.Background(), 1)
@@ -27,6 +28,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetEventsReceived.Add(context.Background(), 1)
 	tb.PodnetEventsSubmitted.Add(context.Background(), 1)
 	tb.PodnetMetricSeriesDropped.Add(context.Background(), 1)
+	AssertEqualPodnetBpfRecursionCovered(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetBpfRecursionMisses(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
