@@ -25,6 +25,7 @@ func (a *agent) counters(ctx context.Context) (agentstats.Counters, error) {
 		"otelcol_podnet_events_lost":           &c.EventsLost,
 		"otelcol_podnet_events_submitted":      &c.EventsSubmitted,
 		"otelcol_podnet_bpf_recursion_misses":  &c.RecursionMisses,
+		"otelcol_podnet_bpf_recursion_covered": &c.RecursionCovered,
 		"otelcol_podnet_events_dropped":        &c.EventsDropped,
 		"otelcol_podnet_events_decode_errors":  &c.DecodeErrors,
 		"otelcol_podnet_connections_untracked": &c.Untracked,

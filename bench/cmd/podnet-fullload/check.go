@@ -40,9 +40,9 @@ func (r result) summary(run int) string {
 	if r.load.Connections > 0 {
 		perConn = r.agentCPU / time.Duration(r.load.Connections)
 	}
-	return fmt.Sprintf("| %d | %d | %.0f | %d | %d | %d | %d | %d | %d | %v | %d |",
+	return fmt.Sprintf("| %d | %d | %.0f | %d | %d | %d | %d | %d (%d covered) | %d | %v | %d |",
 		run, r.load.Connections, float64(r.load.Connections)/secs, r.load.Errors,
-		r.agent.EventsSubmitted, r.agent.EventsReceived, r.agent.EventsLost, r.agent.RecursionMisses,
+		r.agent.EventsSubmitted, r.agent.EventsReceived, r.agent.EventsLost, r.agent.RecursionMisses, r.agent.RecursionCovered,
 		r.agent.EventsDropped, perConn, r.peakRSS/1024)
 }
 

@@ -10,13 +10,15 @@ type Counters struct {
 	// missing in between.
 	EventsSubmitted int64 `json:"events_submitted"`
 	RecursionMisses int64 `json:"recursion_misses"`
-	EventsDropped   int64 `json:"events_dropped"`
-	DecodeErrors    int64 `json:"decode_errors"`
-	Untracked       int64 `json:"connections_untracked"`
-	LogRecords      int64 `json:"log_records"`
-	LogBytes        int64 `json:"log_bytes"`
-	MetricPoints    int64 `json:"metric_points"`
-	MetricBytes     int64 `json:"metric_bytes"`
+	// RecursionCovered are skipped state-program runs the second program did (not loss).
+	RecursionCovered int64 `json:"recursion_covered"`
+	EventsDropped    int64 `json:"events_dropped"`
+	DecodeErrors     int64 `json:"decode_errors"`
+	Untracked        int64 `json:"connections_untracked"`
+	LogRecords       int64 `json:"log_records"`
+	LogBytes         int64 `json:"log_bytes"`
+	MetricPoints     int64 `json:"metric_points"`
+	MetricBytes      int64 `json:"metric_bytes"`
 	// NetnsEvents and NetnsMetrics are what podnet reported for the namespace given with
 	// -count-netns: log records by EventName, and cumulative connection counts by
 	// "<metric>/<role>" at the last emission.
