@@ -1,3 +1,5 @@
+//go:build linux
+
 package kernel // import "github.com/podnet/podnet/receiver/internal/kernel"
 
 import (
@@ -12,23 +14,6 @@ import (
 
 	"github.com/podnet/podnet/bpf"
 )
-
-// HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
-// connect) are classic tracepoints in every mode: they are what gives process context.
-// In-kernel aggregation needs no process context and attaches none of them.
-type HookMode string
-
-const (
-	// HooksAuto picks the cheapest mode that loads on this kernel.
-	HooksAuto HookMode = "auto"
-	// HooksTPBTF uses the BTF raw tracepoint tp_btf/inet_sock_set_state (~20% cheaper).
-	HooksTPBTF HookMode = "tp_btf"
-	// HooksTracepoint uses the classic tracepoint sock/inet_sock_set_state (any kernel ≥ 4.16).
-	HooksTracepoint HookMode = "tracepoint"
-)
-
-// HookModes lists the valid settings, for config validation messages.
-var HookModes = []HookMode{HooksAuto, HooksTPBTF, HooksTracepoint}
 
 // candidates is the order in which modes are tried: cheapest first. fentry/kprobe variants are
 // not built: they add nothing the tracepoints miss, and could not be verified on kernels without

@@ -1,3 +1,5 @@
+//go:build linux
+
 package kernel
 
 import (
@@ -12,26 +14,6 @@ import (
 
 	"github.com/podnet/podnet/bpf"
 )
-
-// Options are the load-time settings of the kernel side.
-type Options struct {
-	Hooks HookMode
-	// RingBufferSize in bytes: a power of two and a multiple of the page size.
-	RingBufferSize uint32
-	// MaxTrackedConnections sizes the per-connection LRU map.
-	MaxTrackedConnections uint32
-	// AggregateInKernel counts connections per metric key in a BPF map instead of sending
-	// events (metrics-only pipelines); MaxAggregates bounds that map.
-	AggregateInKernel bool
-	MaxAggregates     uint32
-	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
-	// (tests of the path older kernels take).
-	ProbedReads bool
-
-	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
-	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
-	refuseCast bool
-}
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
 type Tracer struct {

@@ -1,0 +1,38 @@
+package kernel
+
+// HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
+// connect) are classic tracepoints in every mode: they are what gives process context.
+// In-kernel aggregation needs no process context and attaches none of them.
+type HookMode string
+
+const (
+	// HooksAuto picks the cheapest mode that loads on this kernel.
+	HooksAuto HookMode = "auto"
+	// HooksTPBTF uses the BTF raw tracepoint tp_btf/inet_sock_set_state (~20% cheaper).
+	HooksTPBTF HookMode = "tp_btf"
+	// HooksTracepoint uses the classic tracepoint sock/inet_sock_set_state (any kernel ≥ 4.16).
+	HooksTracepoint HookMode = "tracepoint"
+)
+
+// HookModes lists the valid settings, for config validation messages.
+var HookModes = []HookMode{HooksAuto, HooksTPBTF, HooksTracepoint}
+
+// Options are the load-time settings of the kernel side.
+type Options struct {
+	Hooks HookMode
+	// RingBufferSize in bytes: a power of two and a multiple of the page size.
+	RingBufferSize uint32
+	// MaxTrackedConnections sizes the per-connection LRU map.
+	MaxTrackedConnections uint32
+	// AggregateInKernel counts connections per metric key in a BPF map instead of sending
+	// events (metrics-only pipelines); MaxAggregates bounds that map.
+	AggregateInKernel bool
+	MaxAggregates     uint32
+	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
+	// (tests of the path older kernels take).
+	ProbedReads bool
+
+	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
+	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
+	refuseCast bool
+}
