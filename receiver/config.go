@@ -1,7 +1,7 @@
-// Package receiver implements the podnet receiver: it runs the kernel programs, reads their
+// Package podnetreceiver implements the podnet receiver: it runs the kernel programs, reads their
 // events and turns them into OTLP logs and metrics. The component itself is the module root
 // package (github.com/podnet/podnet), which is what an ocb `gomod:` line names.
-package receiver // import "github.com/podnet/podnet/receiver"
+package podnetreceiver // import "github.com/podnet/podnet/receiver"
 
 import (
 	"errors"

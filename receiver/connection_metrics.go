@@ -1,6 +1,6 @@
 //go:build linux
 
-package receiver
+package podnetreceiver
 
 import (
 	"net/netip"
@@ -8,7 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
@@ -51,7 +51,7 @@ type connectionMetrics struct {
 	series map[seriesKey]*series
 }
 
-func newConnectionMetrics(cfg *Config, set otelreceiver.Settings) *connectionMetrics {
+func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
 	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
 	return &connectionMetrics{
 		mb:     metadata.NewMetricsBuilder(mbc, set),

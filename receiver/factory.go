@@ -1,29 +1,29 @@
 //go:build linux
 
-package receiver
+package podnetreceiver
 
 import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/podnet/podnet/internal/metadata"
 )
 
 // NewFactory returns the podnet receiver factory.
-func NewFactory() otelreceiver.Factory {
+func NewFactory() receiver.Factory {
 	reg := newRegistry()
-	return otelreceiver.NewFactory(
+	return receiver.NewFactory(
 		metadata.Type,
 		func() component.Config { return NewDefaultConfig() },
-		otelreceiver.WithLogs(func(_ context.Context, set otelreceiver.Settings, cfg component.Config, next consumer.Logs) (otelreceiver.Logs, error) {
+		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
 			s := reg.getOrAdd(cfg.(*Config), func() *podnetReceiver { return newReceiver(cfg.(*Config), set) })
 			s.logs = next
 			return s, nil
 		}, metadata.LogsStability),
-		otelreceiver.WithMetrics(func(_ context.Context, set otelreceiver.Settings, cfg component.Config, next consumer.Metrics) (otelreceiver.Metrics, error) {
+		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
 			s := reg.getOrAdd(cfg.(*Config), func() *podnetReceiver { return newReceiver(cfg.(*Config), set) })
 			s.metrics = next
 			return s, nil

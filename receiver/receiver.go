@@ -1,6 +1,6 @@
 //go:build linux
 
-package receiver
+package podnetreceiver
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 
 	"github.com/podnet/podnet/internal/metadata"
@@ -21,7 +21,7 @@ import (
 // podnetReceiver is one kernel attachment serving a logs and/or a metrics pipeline.
 type podnetReceiver struct {
 	cfg     *Config
-	set     otelreceiver.Settings
+	set     receiver.Settings
 	logs    consumer.Logs    // nil when no logs pipeline uses podnet
 	metrics consumer.Metrics // nil when no metrics pipeline uses podnet
 
@@ -38,7 +38,7 @@ type podnetReceiver struct {
 	goroutines sync.WaitGroup
 }
 
-func newReceiver(cfg *Config, set otelreceiver.Settings) *podnetReceiver {
+func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
 	r := &podnetReceiver{cfg: cfg, set: set, open: openTracer(set.Logger)}
 	r.startAttribution = r.startNodeAttribution
 	return r

@@ -1,4 +1,4 @@
-package receiver
+package podnetreceiver
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/otelcol"
-	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/service/telemetry"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -38,7 +38,7 @@ func TestCollectorConfigReload(t *testing.T) {
 		BuildInfo: component.NewDefaultBuildInfo(),
 		Factories: func() (otelcol.Factories, error) {
 			return otelcol.Factories{
-				Receivers: map[component.Type]otelreceiver.Factory{metadata.Type: NewFactory()},
+				Receivers: map[component.Type]receiver.Factory{metadata.Type: NewFactory()},
 				Exporters: map[component.Type]exporter.Factory{sinkType: sinkFactory(sink)},
 				Telemetry: observedTelemetry(core),
 			}, nil
