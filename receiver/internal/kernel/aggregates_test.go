@@ -71,10 +71,12 @@ func TestAggregateDrainUnderLoadLosesNothing(t *testing.T) {
 
 	client, server := totals[uint8(bpf.PodnetRoleROLE_CLIENT)], totals[uint8(bpf.PodnetRoleROLE_SERVER)]
 	t.Logf("%d connections (%d failed), %d drains; drained client %+v, server %+v", n, l.failed.Load(), drains, client, server)
-	// Within 0.1%, never more: on this kernel up to a few state changes in 10^4 connections are
-	// never reported, drained concurrently or not (the same run with one drain at the end loses
-	// as many; see TestNoStateChangeLostToRecursionUnderLoad). A drain that lost adds would lose
-	// a share of every interval's counts, which ~150 drains would show.
+	// Within 0.1%, never more: on the development VM the kernel runs no BPF program while a
+	// thread of the sandbox's PID 1 is current, so the rare state change processed in a softirq
+	// on top of it is never seen (see TestNoStateChangeLostToRecursionUnderLoad); it leaves a
+	// stale table entry that the next socket at that address inherits, which can move a count
+	// from one role to the other. A drain that lost adds would lose a share of every interval's
+	// counts, which ~150 drains would show.
 	assert.LessOrEqual(t, client.Connections+server.Connections, 2*n+uint64(l.failed.Load()), "connections")
 	assert.InDelta(t, n+uint64(l.failed.Load()), client.Connections, float64(n)/1000, "client connections")
 	assert.InDelta(t, n, server.Connections, float64(n)/1000, "server connections")
