@@ -52,6 +52,9 @@ func main() {
 		problems := r.check()
 		line := r.summary(i + 1)
 		fmt.Println(line)
+		if r.hiddenServer+r.hiddenClient > 0 {
+			fmt.Printf("  closes the kernel ran with a PID 1 thread current, hidden from BPF (not expected): server %d, client %d\n", r.hiddenServer, r.hiddenClient)
+		}
 		for _, p := range problems {
 			fmt.Println("  FAIL:", p)
 		}
