@@ -21,6 +21,7 @@ import (
 // loopback and close at once, counting what they did.
 type load struct {
 	ok, failed atomic.Int64
+	port       int // the server's, once run has started
 }
 
 // run makes connections from workers goroutines for d, then waits until the server has
@@ -32,6 +33,7 @@ func (l *load) run(t *testing.T, pod *netnstest.Pod, workers int, d time.Duratio
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	}))
+	l.port = ln.Addr().(*net.TCPAddr).Port
 	var served sync.WaitGroup
 	var accepted atomic.Int64
 	served.Add(1)

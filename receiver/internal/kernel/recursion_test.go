@@ -15,15 +15,8 @@ import (
 // program does them (bpf/recursion.h). No skipped state change may go unhandled, and every
 // connection's connect and accept must be reported.
 //
-// Closes are compared within 0.1%, because of the machine, not podnet: on the development VM
-// the kernel runs no BPF tracing program (tp_btf or classic tracepoint, ours or any other)
-// while a thread of the sandbox's PID 1 (process_api, "tokio-rt-worker") is the current task,
-// and counts no recursion miss for it; ftrace still records those events. A softirq that
-// happens to run on top of such a thread (e.g. at a timer tick) therefore changes TCP states
-// podnet never sees: about one connection in 10^5 at full load loses its FIN_WAIT1 ->
-// FIN_WAIT2 -> CLOSE (server) or LAST_ACK -> CLOSE (client). Measured 2026-12-01: a raw and a
-// classic tracepoint program on irq/softirq_entry counted 0 runs with tid 75 where tracefs
-// recorded 86-110, and exactly tracefs's count for ksoftirqd/0.
+// Closes are exact but for those the kernel ran while a thread of PID 1 was current: on the
+// development VM no BPF program runs then, and tracefs counts them (hiddenCloses).
 func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 64)
 	pod := netw.AddPod()
@@ -34,13 +27,16 @@ func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
 	before, skippedBefore := counters(t, tr), skipsByProgram(t, tr)
 	stop := make(chan struct{})
 	got := readContinuously(t, tr, pod.NetnsInode(), stop)
+	hidden := watchHiddenCloses(t)
 
 	var l load
 	l.run(t, pod, 8, 4*time.Second)
 	n := int(l.ok.Load())
+	hiddenServer, hiddenClient := 0, 0
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		hiddenServer, hiddenClient = hidden.count(l.port)
 		got.mu.Lock()
-		all := got.kinds[serverEnd] >= n && got.kinds[clientEnd] >= n
+		all := got.kinds[serverEnd] >= n-hiddenServer && got.kinds[clientEnd] >= n-hiddenClient
 		got.mu.Unlock()
 		if all {
 			break
@@ -63,10 +59,12 @@ func TestNoStateChangeLostToRecursionUnderLoad(t *testing.T) {
 	assert.Zero(t, after.ReserveFailed-before.ReserveFailed)
 	assert.Equal(t, n+int(l.failed.Load()), got.kinds[connected])
 	assert.Equal(t, n, got.kinds[accepted])
-	assert.InDelta(t, n, got.kinds[clientEnd], float64(n)/1000)
-	assert.InDelta(t, n, got.kinds[serverEnd], float64(n)/1000)
-	assert.LessOrEqual(t, got.kinds[clientEnd], n, "no close twice")
-	assert.LessOrEqual(t, got.kinds[serverEnd], n, "no close twice")
+	hiddenServer, hiddenClient = hidden.count(l.port)
+	if hiddenServer+hiddenClient > 0 {
+		t.Logf("closes the kernel ran with a PID 1 thread current, hidden from BPF: server %d, client %d", hiddenServer, hiddenClient)
+	}
+	assert.Equal(t, n-hiddenClient, got.kinds[clientEnd], "client closes")
+	assert.Equal(t, n-hiddenServer, got.kinds[serverEnd], "server closes")
 }
 
 // skipsByProgram are the kernel's recursion-miss counts of each loaded program.
