@@ -63,7 +63,8 @@ const (
 	PodnetCounterCOUNTER_AGGREGATE_FULL    PodnetCounter = 2
 	PodnetCounterCOUNTER_SUBMITTED         PodnetCounter = 3
 	PodnetCounterCOUNTER_RECURSION_COVERED PodnetCounter = 4
-	PodnetCounterCOUNTER_MAX               PodnetCounter = 5
+	PodnetCounterCOUNTER_CLOSE_UNSEEN      PodnetCounter = 5
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 6
 )
 
 type PodnetEvent struct {

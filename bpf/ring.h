@@ -19,11 +19,15 @@ const volatile __u64 wakeup_interval_ns = 1000000;
  * wakeup. */
 __u64 last_wakeup_ns = 0;
 
-/* Ring memory for an event, or NULL (counted) when the ring is full. */
+/* Ring memory for an event, or NULL (counted) when the ring is full. Every event is counted
+ * submitted here, before it can be read or lost, so submitted == read + lost + unread holds
+ * whenever user space looks. */
 static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct event *e;
 
+	count(COUNTER_SUBMITTED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(COUNTER_RESERVE_FAILED);
 		return NULL;
@@ -49,7 +53,6 @@ static __always_inline void submit(struct event *e)
 			flags = BPF_RB_FORCE_WAKEUP;
 		}
 	}
-	count(COUNTER_SUBMITTED); /* before the record can be read: a reader never gets ahead of it */
 	bpf_ringbuf_submit(e, flags);
 }
 

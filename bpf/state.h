@@ -96,7 +96,12 @@ static __always_inline void on_syn_sent(struct sock *sk)
 	struct connect_call *call;
 
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
-	bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
+	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
+		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
+		 * earlier connection's, whose close the kernel never showed us (unseen). */
+		count(COUNTER_CLOSE_UNSEEN);
+		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
+	}
 	call = bpf_map_lookup_elem(&connect_calls, &id);
 	if (call)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
@@ -109,6 +114,15 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
 	struct conn_info ci = {};
 
+	if (known && known->start_ns) {
+		/* A socket is established once per connection: an entry already dated is an earlier
+		 * connection's on the same socket memory, whose close the kernel never showed us (no
+		 * BPF program runs while some tasks are current). Taking it over would report this
+		 * connection with that one's role and start; it is dropped and counted unseen. */
+		count(COUNTER_CLOSE_UNSEEN);
+		bpf_map_delete_elem(&conns, &key);
+		known = NULL;
+	}
 	if (oldstate == TCP_SYN_SENT || (known && known->role == ROLE_CLIENT && !known->start_ns)) {
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */

@@ -25,6 +25,7 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.tb.PodnetEventsSubmitted.Add(ctx, int64(c.Submitted-l.last.Submitted))
 	l.tb.PodnetEventsLost.Add(ctx, int64(c.ReserveFailed-l.last.ReserveFailed))
 	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-l.last.CloseUntracked))
+	l.tb.PodnetConnectionsCloseUnseen.Add(ctx, int64(c.CloseUnseen-l.last.CloseUnseen))
 	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))
 	l.tb.PodnetBpfRecursionCovered.Add(ctx, int64(c.RecursionCovered-l.last.RecursionCovered))
 	l.tb.PodnetMetricSeriesDropped.Add(ctx, int64(c.AggregateFull-l.last.AggregateFull))

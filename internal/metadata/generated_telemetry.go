@@ -23,18 +23,19 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                      metric.Meter
-	mu                         sync.Mutex
-	registrations              []metric.Registration
-	PodnetBpfRecursionCovered  metric.Int64Counter
-	PodnetBpfRecursionMisses   metric.Int64Counter
-	PodnetConnectionsUntracked metric.Int64Counter
-	PodnetEventsDecodeErrors   metric.Int64Counter
-	PodnetEventsDropped        metric.Int64Counter
-	PodnetEventsLost           metric.Int64Counter
-	PodnetEventsReceived       metric.Int64Counter
-	PodnetEventsSubmitted      metric.Int64Counter
-	PodnetMetricSeriesDropped  metric.Int64Counter
+	meter                        metric.Meter
+	mu                           sync.Mutex
+	registrations                []metric.Registration
+	PodnetBpfRecursionCovered    metric.Int64Counter
+	PodnetBpfRecursionMisses     metric.Int64Counter
+	PodnetConnectionsCloseUnseen metric.Int64Counter
+	PodnetConnectionsUntracked   metric.Int64Counter
+	PodnetEventsDecodeErrors     metric.Int64Counter
+	PodnetEventsDropped          metric.Int64Counter
+	PodnetEventsLost             metric.Int64Counter
+	PodnetEventsReceived         metric.Int64Counter
+	PodnetEventsSubmitted        metric.Int64Counter
+	PodnetMetricSeriesDropped    metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -78,6 +79,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.PodnetConnectionsCloseUnseen, err = builder.meter.Int64Counter(
+		"otelcol_podnet_connections_close_unseen",
+		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing. [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.PodnetConnectionsUntracked, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_untracked",
 		metric.WithDescription("Closes of connections podnet never saw open (opened before it started, or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
@@ -104,13 +111,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsReceived, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_received",
-		metric.WithDescription("Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded; once Shutdown has drained the ring it equals podnet_events_submitted. [Alpha]"),
+		metric.WithDescription("Records read from the BPF ring buffer - every one, including those that then fail to decode or are excluded; once Shutdown has drained the ring it equals podnet_events_submitted - podnet_events_lost. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsSubmitted, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_submitted",
-		metric.WithDescription("Events the kernel programs wrote to the ring buffer (per-CPU counters); podnet_events_submitted - podnet_events_received is what is written but not read yet. Events the kernel could not write are podnet_events_lost. [Alpha]"),
+		metric.WithDescription("Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

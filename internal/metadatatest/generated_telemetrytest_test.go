@@ -21,6 +21,7 @@ func TestSetupTelemetry(t *testing.T) {
 	defer tb.Shutdown()
 	tb.PodnetBpfRecursionCovered.Add(context.Background(), 1)
 	tb.PodnetBpfRecursionMisses.Add(context.Background(), 1)
+	tb.PodnetConnectionsCloseUnseen.Add(context.Background(), 1)
 	tb.PodnetConnectionsUntracked.Add(context.Background(), 1)
 	tb.PodnetEventsDecodeErrors.Add(context.Background(), 1)
 	tb.PodnetEventsDropped.Add(context.Background(), 1)
@@ -32,6 +33,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetBpfRecursionMisses(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetConnectionsCloseUnseen(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetConnectionsUntracked(t, testTel,

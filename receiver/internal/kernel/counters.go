@@ -22,9 +22,14 @@ type Counters struct {
 	// RecursionCovered: state changes the kernel skipped in the first tp_btf state program
 	// that the second one did: nothing lost. Shown so that the mechanism's work can be seen.
 	RecursionCovered uint64
-	// Submitted: events written to the ring buffer. Every one is read unless the reader
-	// stops first: Submitted == events read + events left unread.
+	// Submitted: events the programs produced for the ring buffer, counted before the
+	// reservation: Submitted == events read + ReserveFailed + events not read yet.
 	Submitted uint64
+	// CloseUnseen: connections whose close the kernel never showed podnet, found when their
+	// socket's memory was reused for a new connection (the kernel runs no BPF program while
+	// some tasks are current); their entry is dropped so the new connection is not reported
+	// with its role and start.
+	CloseUnseen uint64
 }
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
@@ -41,6 +46,9 @@ func (t *Tracer) Counters() (Counters, error) {
 		return c, err
 	}
 	if c.Submitted, err = t.sumCounter(bpf.PodnetCounterCOUNTER_SUBMITTED); err != nil {
+		return c, err
+	}
+	if c.CloseUnseen, err = t.sumCounter(bpf.PodnetCounterCOUNTER_CLOSE_UNSEEN); err != nil {
 		return c, err
 	}
 	if c.RecursionCovered, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RECURSION_COVERED); err != nil {
