@@ -123,11 +123,15 @@ struct {
 
 #pragma clang diagnostic pop
 
+/* Atomic although the slot is this CPU's: a program interrupted between the load and the store
+ * of a plain increment by a softirq whose program counts the same slot loses one (measured: a
+ * run whose ring records outnumbered `submitted` by one). Uncontended, the locked add costs a
+ * few ns. */
 static __always_inline void count(__u32 counter)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 #endif
