@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/podnet/podnet/bench/internal/agentstats"
+	"github.com/podnet/podnet/internal/hiddenclose"
 )
 
 type runConfig struct {
@@ -73,7 +74,11 @@ func fullLoadRun(c runConfig) (result, error) {
 		return r, fmt.Errorf("podnet-agent did not start: %q %v", line, err)
 	}
 
-	hidden := watchHiddenCloses(9000)
+	hidden, err := hiddenclose.Watch("podnet-fullload")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "podnet-fullload: closes hidden from BPF not counted:", err)
+	}
+	defer hidden.Close()
 	seconds := strconv.FormatFloat(c.duration.Seconds(), 'f', 3, 64)
 	load := exec.Command("ip", "netns", "exec", ns, c.loadgen, "127.0.0.1", "9000", strconv.Itoa(c.workers), seconds)
 	load.Stderr = os.Stderr
@@ -85,11 +90,14 @@ func fullLoadRun(c runConfig) (result, error) {
 		return r, fmt.Errorf("load generator said %q: %v", b, err)
 	}
 
-	err = settle(ns)
-	r.hiddenServer, r.hiddenClient = hidden.stop(9000)
-	if err != nil {
+	if err := settle(ns); err != nil {
 		return r, err
 	}
+	server, client, err := hidden.Count(9000)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "podnet-fullload: closes hidden from BPF not counted:", err)
+	}
+	r.hiddenServer, r.hiddenClient = int64(server), int64(client)
 	r.agentCPU, r.peakRSS = processCPU(cmd.Process.Pid), peakRSS(cmd.Process.Pid)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return r, err
