@@ -23,6 +23,7 @@ func TestAggregateDrainUnderLoadLosesNothing(t *testing.T) {
 	defer tr.Close()
 	require.Nil(t, tr.Events(), "aggregating in the kernel opens no ring reader")
 	before := counters(t, tr)
+	hidden := watchHiddenCloses(t)
 
 	var mu sync.Mutex
 	totals := map[uint8]bpf.PodnetAggValue{} // by role
@@ -71,19 +72,21 @@ func TestAggregateDrainUnderLoadLosesNothing(t *testing.T) {
 
 	client, server := totals[uint8(bpf.PodnetRoleROLE_CLIENT)], totals[uint8(bpf.PodnetRoleROLE_SERVER)]
 	t.Logf("%d connections (%d failed), %d drains; drained client %+v, server %+v", n, l.failed.Load(), drains, client, server)
-	// Within 0.1%, never more: on the development VM the kernel runs no BPF program while a
-	// thread of the sandbox's PID 1 is current, so the rare state change processed in a softirq
-	// on top of it is never seen (see TestNoStateChangeLostToRecursionUnderLoad); it leaves a
-	// stale table entry that the next socket at that address inherits, which can move a count
-	// from one role to the other. A drain that lost adds would lose a share of every interval's
-	// counts, which ~150 drains would show.
-	assert.LessOrEqual(t, client.Connections+server.Connections, 2*n+uint64(l.failed.Load()), "connections")
-	assert.InDelta(t, n+uint64(l.failed.Load()), client.Connections, float64(n)/1000, "client connections")
-	assert.InDelta(t, n, server.Connections, float64(n)/1000, "server connections")
-	assert.InDelta(t, n, client.Closed, float64(n)/1000)
-	assert.InDelta(t, n, server.Closed, float64(n)/1000)
-	assert.LessOrEqual(t, client.Closed+server.Closed, 2*n)
+	// Exact, but for two things a drain has nothing to do with, both measured: closes the kernel
+	// runs while a thread of PID 1 is current, which no BPF program sees on the development VM
+	// (hiddenclose counts them), and the rare duplicate open of the second tp_btf program
+	// (bounded by the runs it did; issue 11 note). A drain that lost adds would lose a share of
+	// every interval's counts, which ~150 drains would show.
 	after := counters(t, tr)
+	covered := after.RecursionCovered - before.RecursionCovered
+	hiddenServer, hiddenClient := hidden.count(l.port)
+	failed := uint64(l.failed.Load())
+	assert.Equal(t, n-uint64(hiddenClient), client.Closed, "client closes")
+	assert.Equal(t, n-uint64(hiddenServer), server.Closed, "server closes")
+	assert.GreaterOrEqual(t, client.Connections, n+failed, "client connections")
+	assert.LessOrEqual(t, client.Connections, n+failed+covered, "client connections")
+	assert.GreaterOrEqual(t, server.Connections, n, "server connections")
+	assert.LessOrEqual(t, server.Connections, n+covered, "server connections")
 	assert.Zero(t, after.AggregateFull-before.AggregateFull)
 	assert.Zero(t, after.RecursionMisses-before.RecursionMisses)
 }
