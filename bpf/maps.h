@@ -27,6 +27,8 @@ struct conn_info {
 	__u8 accepted;   /* server: its open was reported (accept event, or counted in the kernel) */
 	__u8 _pad[2];
 	char comm[16];
+	__u32 est_seq;   /* write_seq when established: tells this connection from a later one at the same address */
+	__u8 _pad2[4];
 };
 
 /* Per-connection state, keyed by socket address; state.h is the one place that decides what

@@ -44,6 +44,8 @@ type PodnetConnInfo struct {
 	Accepted uint8
 	Pad      [2]uint8
 	Comm     [16]int8
+	EstSeq   uint32
+	Pad2     [4]uint8
 }
 
 type PodnetConnectCall struct {

@@ -97,6 +97,17 @@ static __always_inline __u16 sock_local_port(struct sock *sk, enum sock_read dir
 	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
+/* The socket's send sequence. At ESTABLISHED it is the initial sequence + 1: random per
+ * connection, so a later connection on the same socket memory does not share it. */
+static __always_inline __u32 sock_write_seq(struct sock *sk, enum sock_read direct)
+{
+	if (direct == READ_TYPED) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		return tp ? tp->write_seq : 0;
+	}
+	return BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:

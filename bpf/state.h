@@ -112,13 +112,18 @@ static __always_inline void on_syn_sent(struct sock *sk)
 static __always_inline void on_established(struct sock *sk, int oldstate, struct conn_info *known, enum sock_read rd)
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
-	struct conn_info ci = {};
+	__u32 seq = sock_write_seq(sk, rd);
+	struct conn_info ci = { .est_seq = seq };
 
 	if (known && known->start_ns) {
-		/* A socket is established once per connection: an entry already dated is an earlier
-		 * connection's on the same socket memory, whose close the kernel never showed us (no
-		 * BPF program runs while some tasks are current). Taking it over would report this
-		 * connection with that one's role and start; it is dropped and counted unseen. */
+		/* A socket is established once per connection: an entry already dated is either this
+		 * very change done again (the second tp_btf program, rarely, finds no note of the
+		 * first: same sequence, already reported) or an earlier connection's on the same
+		 * socket memory, whose close the kernel never showed us (no BPF program runs while
+		 * some tasks are current). Taking that over would report this connection with its
+		 * role and start; it is dropped and counted unseen. */
+		if (known->est_seq == seq)
+			return;
 		count(COUNTER_CLOSE_UNSEEN);
 		bpf_map_delete_elem(&conns, &key);
 		known = NULL;
@@ -126,6 +131,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	if (oldstate == TCP_SYN_SENT || (known && known->role == ROLE_CLIENT && !known->start_ns)) {
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */
+			known->est_seq = seq;
 			ci = *known;
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
@@ -148,8 +154,10 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 			return;
 	}
 	/* accept() may have come first (TCP Fast Open): it reported the open, this dates it. */
-	if (!known->start_ns)
+	if (!known->start_ns) {
 		known->start_ns = now;
+		known->est_seq = seq;
+	}
 }
 
 /* Any -> CLOSE (but from LISTEN or CLOSE). */
