@@ -22,6 +22,7 @@
 #define PODNET_RECURSION_H
 
 #include "maps.h"
+#include "sock.h"
 
 /* A state change, as both programs see it: its two states and the socket's send sequence
  * number, which a socket later allocated at the same address will not share. (A note can
@@ -29,8 +30,7 @@
  * socket's change would lose that change.) */
 static __always_inline __u64 change_tag(struct sock *sk, int oldstate, int newstate)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-	__u64 seq = tp ? tp->write_seq : 0;
+	__u64 seq = sock_write_seq(sk, READ_TYPED);
 
 	return (__u64)oldstate | (__u64)newstate << 8 | seq << 32;
 }
