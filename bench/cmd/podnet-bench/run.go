@@ -106,17 +106,17 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		return run{}, err
 	}
 	before := observers() - 1 // minus our own agent
-	cpu0, err := a.cpu()
+	cpu0, err := a.CPU()
 	if err != nil {
-		_, _ = a.stop()
+		_, _ = a.Stop()
 		return run{}, err
 	}
 	l, err := w.load(r.pods, r.duration)
 	after := observers() - 1
 	time.Sleep(drainWait)
-	cpu1, cpuErr := a.cpu()
-	rss, hwm := a.memory()
-	c, stopErr := a.stop()
+	cpu1, cpuErr := a.CPU()
+	rss, hwm := a.Memory()
+	c, stopErr := a.Stop()
 	waitUnloaded(before)
 	for _, e := range []error{err, cpuErr, stopErr} {
 		if e != nil {

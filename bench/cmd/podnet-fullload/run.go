@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/podnet/podnet/bench/internal/agentproc"
 	"github.com/podnet/podnet/bench/internal/agentstats"
 	"github.com/podnet/podnet/internal/hiddenclose"
 )
@@ -53,26 +52,17 @@ func fullLoadRun(c runConfig) (result, error) {
 	}
 	defer func() { _ = exec.Command("ip", "netns", "del", ns).Run() }()
 
-	cmd := exec.Command(c.agent, "-pipelines", "logs,metrics", "-config", c.config, "-count-netns", strconv.FormatUint(ino, 10))
-	cmd.Env = append(os.Environ(), c.env...)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stdin, err := cmd.StdinPipe()
+	agent, err := agentproc.Start(c.agent,
+		[]string{"-pipelines", "logs,metrics", "-config", c.config, "-count-netns", strconv.FormatUint(ino, 10)}, c.env)
 	if err != nil {
 		return r, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return r, err
-	}
-	if err := cmd.Start(); err != nil {
-		return r, err
-	}
-	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
-		return r, fmt.Errorf("podnet-agent did not start: %q %v", line, err)
-	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_, _ = agent.Stop()
+		}
+	}()
 
 	hidden, err := hiddenclose.Watch("podnet-fullload")
 	if err != nil {
@@ -98,16 +88,13 @@ func fullLoadRun(c runConfig) (result, error) {
 		fmt.Fprintln(os.Stderr, "podnet-fullload: closes hidden from BPF not counted:", err)
 	}
 	r.hiddenServer, r.hiddenClient = int64(server), int64(client)
-	r.agentCPU, r.peakRSS = processCPU(cmd.Process.Pid), peakRSS(cmd.Process.Pid)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if r.agentCPU, err = agent.CPU(); err != nil {
 		return r, err
 	}
-	line, err := out.ReadString('\n')
-	if err != nil && err != io.EOF {
+	_, r.peakRSS = agent.Memory()
+	stopped = true
+	if r.agent, err = agent.Stop(); err != nil {
 		return r, err
-	}
-	if err := json.Unmarshal([]byte(line), &r.agent); err != nil {
-		return r, fmt.Errorf("podnet-agent said %q: %v", line, err)
 	}
 	return r, nil
 }
@@ -152,27 +139,4 @@ func newNamespace() (string, uint64, error) {
 		return "", 0, err
 	}
 	return ns, st.Ino, nil
-}
-
-// processCPU is user+system CPU time of pid so far (USER_HZ = 100).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
-}
-
-func peakRSS(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
