@@ -5,11 +5,9 @@ package kernel // import "github.com/podnet/podnet/receiver/internal/kernel"
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/podnet/podnet/bpf"
@@ -62,17 +60,6 @@ var syscallHooks = []struct{ prog, cast, group, name string }{
 	{bpf.PodnetProgExitAccept4, bpf.PodnetProgAccept4Cast, "syscalls", "sys_exit_accept4"},
 	{bpf.PodnetProgExitAccept, bpf.PodnetProgAcceptCast, "syscalls", "sys_exit_accept"},
 }
-
-// castSupported says whether the kernel has the bpf_rdonly_cast kfunc (6.2+; every program
-// type may call it). Parsing the kernel's BTF takes tens of milliseconds: once per process.
-var castSupported = sync.OnceValue(func() bool {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return false
-	}
-	var fn *btf.Func
-	return spec.TypeByName("bpf_rdonly_cast", &fn) == nil
-})
 
 // usesCast says whether open loads the bpf_rdonly_cast variants: where the kernel has the
 // kfunc, unless told not to, and only when the syscall hooks are loaded at all.

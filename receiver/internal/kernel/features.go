@@ -1,0 +1,59 @@
+//go:build linux
+
+package kernel
+
+import (
+	"sync"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// cgroupIDsReadable says whether sockets name their cgroup on this kernel, in the layout of 5.15+
+// (sock_cgroup_data.cgroup) or the older one (sock_cgroup_data.val), as bpf/sock.h reads them.
+func cgroupIDsReadable() bool { return kernelFeatures().cgroupIDs }
+
+// castSupported says whether the kernel has the bpf_rdonly_cast kfunc (6.2+; every program
+// type may call it).
+func castSupported() bool { return kernelFeatures().cast }
+
+// features is what podnet asks of the kernel's own BTF.
+type features struct{ cast, cgroupIDs bool }
+
+// kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
+// and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
+// runs. An unreadable BTF answers no to both (the load then fails and says why).
+var kernelFeatures = sync.OnceValue(func() features {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return features{}
+	}
+	var fn *btf.Func
+	var data *btf.Struct
+	return features{
+		cast: spec.TypeByName("bpf_rdonly_cast", &fn) == nil,
+		cgroupIDs: spec.TypeByName("sock_cgroup_data", &data) == nil &&
+			(hasMember(data.Members, "cgroup") || hasMember(data.Members, "val")),
+	}
+})
+
+// hasMember looks through anonymous unions and structs, as CO-RE does (the old `val` is in one).
+func hasMember(members []btf.Member, name string) bool {
+	for _, m := range members {
+		if m.Name == name {
+			return true
+		}
+		if m.Name == "" {
+			switch c := btf.UnderlyingType(m.Type).(type) {
+			case *btf.Union:
+				if hasMember(c.Members, name) {
+					return true
+				}
+			case *btf.Struct:
+				if hasMember(c.Members, name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
