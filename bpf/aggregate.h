@@ -65,9 +65,10 @@ static __always_inline void agg_add(const struct event *e)
 		return;
 	}
 	__sync_fetch_and_add(&v->closed, 1);
-	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent);
-	__sync_fetch_and_add(&v->bytes_received, e->bytes_received);
-	__sync_fetch_and_add(&v->retransmits, e->retransmits);
+	/* Only what the periodic reads of the open connection did not count already. */
+	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent - e->counted_bytes_sent);
+	__sync_fetch_and_add(&v->bytes_received, e->bytes_received - e->counted_bytes_received);
+	__sync_fetch_and_add(&v->retransmits, e->retransmits - e->counted_retransmits);
 	if (e->start_ns && e->timestamp_ns >= e->start_ns)
 		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
 }

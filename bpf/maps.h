@@ -28,8 +28,18 @@ struct conn_info {
 	__u8 _pad[2];
 	char comm[16];
 	__u32 est_seq;   /* write_seq when established: tells this connection from a later one at the same address */
-	__u8 _pad2[4];
+	__u32 found_fd;  /* the descriptor the scan found it through (with pid: which visit) */
+	/* What the periodic reads counted so far (progress.h); COUNTED_CLOSED once closed. 64-bit
+	 * all: the programs are built for BPF v1, which has no 32-bit atomic exchange. */
+	__u64 counted_sent;
+	__u64 counted_received;
+	__u64 counted_retrans;
+	__u8 found;      /* predates podnet: the start-up scan (progress.h) that found it, 0 if none; its start is unknown */
+	__u8 _pad2[7];
 };
+
+/* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */
+#define COUNTED_CLOSED (~0ULL)
 
 /* Per-connection state, keyed by socket address; state.h is the one place that decides what
  * goes in. Sending events: inserted at SYN_SENT (client, process context) and at
@@ -122,6 +132,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct handled);
 } handled SEC(".maps");
+
+/* Listening TCP ports per network namespace, filled by the first pass of the start-up scan
+ * (progress.h) and read by its second, to tell accepted connections from client ones. Written
+ * and read only by that scan, cleared by the loader after it. Size: listeners on one node
+ * (a few per pod: 16384 covers 1000+ pods); a listener that does not fit leaves its accepted
+ * connections guessed client unless their port was bound (SOCK_BINDPORT_LOCK), still marked
+ * guessed. */
+struct listen_port {
+	__u32 netns_ino;
+	__u16 port;
+	__u8 _pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listen_port);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
 
 #pragma clang diagnostic pop
 

@@ -22,6 +22,7 @@
 #include "sock.h"
 #include "recursion.h"
 #include "state.h"
+#include "progress.h"
 
 #define EISCONN 106
 #define EALREADY 114
@@ -33,6 +34,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct event *unused_event __attribute__((unused));
 const enum event_type *unused_event_type __attribute__((unused));
 const enum role *unused_role __attribute__((unused));
+const enum event_flag *unused_event_flag __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
@@ -111,9 +113,14 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	key = (__u64)sk;
 	known = bpf_map_lookup_elem(&conns, &key);
 	if (!known) {
-		if ((rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state)) == TCP_CLOSE)
+		int state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
+
+		if (state == TCP_CLOSE)
 			return 0; /* already closed and reported before accept() returned it */
-		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. */
+		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. Otherwise it
+		 * was established before podnet loaded and waited in the queue: dated now. */
+		if (state != TCP_SYN_RECV)
+			ci.start_ns = bpf_ktime_get_boot_ns();
 		known = track(key, &ci);
 		if (!known)
 			return 0;
@@ -221,5 +228,58 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	e->pid = id >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	submit(e);
+	return 0;
+}
+
+/* Live progress of open connections (progress.h): run by user space (BPF_PROG_TEST_RUN) every
+ * metrics interval, walking `conns`; never attached. A program that walks a map, because this
+ * kind of kernel refuses map-element iterators (EPERM). The loader keeps one: the cast variant
+ * reads each socket with plain loads (6.2+), the other with probe reads. */
+static long progress_cast_cb(struct bpf_map *map, __u64 *key, struct conn_info *ci, void *unused)
+{
+	return progress_of(key, ci, READ_CAST);
+}
+
+static long progress_probed_cb(struct bpf_map *map, __u64 *key, struct conn_info *ci, void *unused)
+{
+	return progress_of(key, ci, READ_PROBED);
+}
+
+SEC("raw_tp")
+int progress_cast(void *ctx)
+{
+	bpf_for_each_map_elem(&conns, progress_cast_cb, NULL, 0);
+	return 0;
+}
+
+SEC("raw_tp")
+int progress_probed(void *ctx)
+{
+	bpf_for_each_map_elem(&conns, progress_probed_cb, NULL, 0);
+	return 0;
+}
+
+/* The start-up scan (progress.h), in two passes over every process's files. */
+SEC("iter/task_file")
+int find_listeners(struct bpf_iter__task_file *ctx)
+{
+	struct sock *sk = file_stream_sock(ctx->file, true);
+
+	if (sk)
+		note_listener(sk);
+	return 0;
+}
+
+SEC("iter/task_file")
+int find_connections(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct sock *sk;
+
+	if (!task)
+		return 0;
+	sk = file_stream_sock(ctx->file, false);
+	if (sk)
+		find_connection(ctx->meta->seq, task, ctx->fd, sk);
 	return 0;
 }

@@ -15,6 +15,13 @@ enum event_type {
 	EVENT_CONNECT = 1, /* active open ended: established (error 0) or failed (error = errno) */
 	EVENT_ACCEPT = 2,  /* passive open accepted by a process (or, never accepted, reported at close) */
 	EVENT_CLOSE = 3,   /* an established connection reached CLOSE */
+	EVENT_FOUND = 4,   /* an established connection that predates podnet, found when it started (progress.h) */
+};
+
+/* Bits of event.flags. */
+enum event_flag {
+	EVENT_FLAG_ROLE_GUESSED = 1, /* role inferred (a listener on the local port), not seen at the open */
+	EVENT_FLAG_FOUND = 2,        /* the connection predates podnet: found at start, its open and start unknown */
 };
 
 enum role {
@@ -42,22 +49,29 @@ struct event {
 	__u64 timestamp_ns;   /* CLOCK_BOOTTIME of the event */
 	__u64 start_ns;       /* CLOCK_BOOTTIME the connection was established; 0 = unknown */
 	__u64 cgroup_id;      /* cgroup v2 id the socket belongs to (sk_cgrp_data) */
-	__u64 bytes_sent;     /* close: payload bytes sent, retransmissions excluded */
-	__u64 bytes_received; /* close: payload bytes received */
+	__u64 bytes_sent;     /* close, found: payload bytes sent, retransmissions excluded */
+	__u64 bytes_received; /* close, found: payload bytes received */
+	/* close: the part of bytes_sent, bytes_received and retransmits already counted by the
+	 * periodic reads of open connections (progress.h, and for a found connection its totals
+	 * when found); metrics add only the rest. */
+	__u64 counted_bytes_sent;
+	__u64 counted_bytes_received;
+	__u32 counted_retransmits;
 	__u32 netns_ino;      /* inode of the socket's network namespace */
 	__u32 pid;            /* tgid that connected/accepted; 0 = no process context known */
 	__u32 srtt_us;        /* close: smoothed RTT in microseconds */
-	__u32 retransmits;    /* close: tcp_sock.total_retrans */
+	__u32 retransmits;    /* close, found: tcp_sock.total_retrans */
 	__s32 error;          /* connect: positive errno when the open failed, else 0 */
 	__u16 family;         /* AF_INET or AF_INET6 */
 	__u16 local_port;     /* host byte order */
 	__u16 peer_port;      /* host byte order */
 	__u8 type;            /* enum event_type */
 	__u8 role;            /* enum role */
+	__u8 flags;           /* enum event_flag bits */
+	__u8 _pad0[7];
 	__u8 local_addr[16];  /* network byte order; IPv4 in the first 4 bytes */
 	__u8 peer_addr[16];
 	char comm[16];        /* task comm of pid */
-	__u8 _pad[4];
 };
 
 /* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */
@@ -80,6 +94,7 @@ struct agg_value {
 	__u64 bytes_received;
 	__u64 retransmits;
 	__u64 duration_ns; /* of closed connections whose start is known */
+	__u64 active;      /* open connections at the last periodic read (progress.h): a value, not a sum */
 };
 
 #pragma clang diagnostic pop

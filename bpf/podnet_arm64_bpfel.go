@@ -33,19 +33,25 @@ type PodnetAggValue struct {
 	BytesReceived uint64
 	Retransmits   uint64
 	DurationNs    uint64
+	Active        uint64
 }
 
 type PodnetConnInfo struct {
-	_        structs.HostLayout
-	StartNs  uint64
-	CgroupId uint64
-	Pid      uint32
-	Role     uint8
-	Accepted uint8
-	Pad      [2]uint8
-	Comm     [16]int8
-	EstSeq   uint32
-	Pad2     [4]uint8
+	_               structs.HostLayout
+	StartNs         uint64
+	CgroupId        uint64
+	Pid             uint32
+	Role            uint8
+	Accepted        uint8
+	Pad             [2]uint8
+	Comm            [16]int8
+	EstSeq          uint32
+	FoundFd         uint32
+	CountedSent     uint64
+	CountedReceived uint64
+	CountedRetrans  uint64
+	Found           uint8
+	Pad2            [7]uint8
 }
 
 type PodnetConnectCall struct {
@@ -70,27 +76,38 @@ const (
 )
 
 type PodnetEvent struct {
-	_             structs.HostLayout
-	TimestampNs   uint64
-	StartNs       uint64
-	CgroupId      uint64
-	BytesSent     uint64
-	BytesReceived uint64
-	NetnsIno      uint32
-	Pid           uint32
-	SrttUs        uint32
-	Retransmits   uint32
-	Error         int32
-	Family        uint16
-	LocalPort     uint16
-	PeerPort      uint16
-	Type          uint8
-	Role          uint8
-	LocalAddr     [16]uint8
-	PeerAddr      [16]uint8
-	Comm          [16]int8
-	Pad           [4]uint8
+	_                    structs.HostLayout
+	TimestampNs          uint64
+	StartNs              uint64
+	CgroupId             uint64
+	BytesSent            uint64
+	BytesReceived        uint64
+	CountedBytesSent     uint64
+	CountedBytesReceived uint64
+	CountedRetransmits   uint32
+	NetnsIno             uint32
+	Pid                  uint32
+	SrttUs               uint32
+	Retransmits          uint32
+	Error                int32
+	Family               uint16
+	LocalPort            uint16
+	PeerPort             uint16
+	Type                 uint8
+	Role                 uint8
+	Flags                uint8
+	Pad0                 [7]uint8
+	LocalAddr            [16]uint8
+	PeerAddr             [16]uint8
+	Comm                 [16]int8
 }
+
+type PodnetEventFlag uint32
+
+const (
+	PodnetEventFlagEVENT_FLAG_ROLE_GUESSED PodnetEventFlag = 1
+	PodnetEventFlagEVENT_FLAG_FOUND        PodnetEventFlag = 2
+)
 
 type PodnetEventType uint32
 
@@ -98,6 +115,7 @@ const (
 	PodnetEventTypeEVENT_CONNECT PodnetEventType = 1
 	PodnetEventTypeEVENT_ACCEPT  PodnetEventType = 2
 	PodnetEventTypeEVENT_CLOSE   PodnetEventType = 3
+	PodnetEventTypeEVENT_FOUND   PodnetEventType = 4
 )
 
 type PodnetHandled struct {
@@ -106,6 +124,13 @@ type PodnetHandled struct {
 	Tag   [4]uint64
 	Seq   [4]uint64
 	Notes uint64
+}
+
+type PodnetListenPort struct {
+	_        structs.HostLayout
+	NetnsIno uint32
+	Port     uint16
+	Pad      [2]uint8
 }
 
 type PodnetRole uint32
@@ -125,21 +150,28 @@ const (
 	PodnetMapCounters          = "counters"
 	PodnetMapEvents            = "events"
 	PodnetMapHandled           = "handled"
+	PodnetMapListenPorts       = "listen_ports"
 	PodnetProgAccept4Cast      = "accept4_cast"
 	PodnetProgAcceptCast       = "accept_cast"
 	PodnetProgEnterConnect     = "enter_connect"
 	PodnetProgExitAccept       = "exit_accept"
 	PodnetProgExitAccept4      = "exit_accept4"
 	PodnetProgExitConnect      = "exit_connect"
+	PodnetProgFindConnections  = "find_connections"
+	PodnetProgFindListeners    = "find_listeners"
+	PodnetProgProgressCast     = "progress_cast"
+	PodnetProgProgressProbed   = "progress_probed"
 	PodnetProgStateTpBtf       = "state_tp_btf"
 	PodnetProgStateTpBtfNested = "state_tp_btf_nested"
 	PodnetProgStateTracepoint  = "state_tracepoint"
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
+	PodnetVarScanId            = "scan_id"
 	PodnetVarUnusedAggKey      = "unused_agg_key"
 	PodnetVarUnusedAggValue    = "unused_agg_value"
 	PodnetVarUnusedCounter     = "unused_counter"
 	PodnetVarUnusedEvent       = "unused_event"
+	PodnetVarUnusedEventFlag   = "unused_event_flag"
 	PodnetVarUnusedEventType   = "unused_event_type"
 	PodnetVarUnusedRole        = "unused_role"
 	PodnetVarWakeupBytes       = "wakeup_bytes"
@@ -194,6 +226,10 @@ type PodnetProgramSpecs struct {
 	ExitAccept       *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4      *ebpf.ProgramSpec `ebpf:"exit_accept4"`
 	ExitConnect      *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	FindConnections  *ebpf.ProgramSpec `ebpf:"find_connections"`
+	FindListeners    *ebpf.ProgramSpec `ebpf:"find_listeners"`
+	ProgressCast     *ebpf.ProgramSpec `ebpf:"progress_cast"`
+	ProgressProbed   *ebpf.ProgramSpec `ebpf:"progress_probed"`
 	StateTpBtf       *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTpBtfNested *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
 	StateTracepoint  *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
@@ -209,6 +245,7 @@ type PodnetMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Handled      *ebpf.MapSpec `ebpf:"handled"`
+	ListenPorts  *ebpf.MapSpec `ebpf:"listen_ports"`
 }
 
 // PodnetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -217,10 +254,12 @@ type PodnetMapSpecs struct {
 type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -253,6 +292,7 @@ type PodnetMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Handled      *ebpf.Map `ebpf:"handled"`
+	ListenPorts  *ebpf.Map `ebpf:"listen_ports"`
 }
 
 func (m *PodnetMaps) Close() error {
@@ -263,6 +303,7 @@ func (m *PodnetMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Handled,
+		m.ListenPorts,
 	)
 }
 
@@ -272,10 +313,12 @@ func (m *PodnetMaps) Close() error {
 type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	ScanId            *ebpf.Variable `ebpf:"scan_id"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
@@ -292,6 +335,10 @@ type PodnetPrograms struct {
 	ExitAccept       *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4      *ebpf.Program `ebpf:"exit_accept4"`
 	ExitConnect      *ebpf.Program `ebpf:"exit_connect"`
+	FindConnections  *ebpf.Program `ebpf:"find_connections"`
+	FindListeners    *ebpf.Program `ebpf:"find_listeners"`
+	ProgressCast     *ebpf.Program `ebpf:"progress_cast"`
+	ProgressProbed   *ebpf.Program `ebpf:"progress_probed"`
 	StateTpBtf       *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTpBtfNested *ebpf.Program `ebpf:"state_tp_btf_nested"`
 	StateTracepoint  *ebpf.Program `ebpf:"state_tracepoint"`
@@ -305,6 +352,10 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitConnect,
+		p.FindConnections,
+		p.FindListeners,
+		p.ProgressCast,
+		p.ProgressProbed,
 		p.StateTpBtf,
 		p.StateTpBtfNested,
 		p.StateTracepoint,

@@ -160,8 +160,12 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, enum soc
 static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct)
 {
 	if (direct) {
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		struct tcp_sock *tp;
 
+		if (direct == READ_CAST)
+			tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		else
+			tp = bpf_skc_to_tcp_sock(sk);
 		if (!tp)
 			return;
 		e->bytes_sent = tp->bytes_sent - tp->bytes_retrans;

@@ -43,10 +43,16 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	e->pid = ci->pid;
 	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
 	e->error = error;
-	if (type != EVENT_CONNECT)
+	if (type != EVENT_CONNECT && !ci->found)
 		e->start_ns = ci->start_ns;
-	if (type == EVENT_CLOSE)
+	if (ci->found)
+		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
+	if (type == EVENT_CLOSE) {
 		fill_close(e, sk, rd);
+		e->counted_bytes_sent = ci->counted_sent;
+		e->counted_bytes_received = ci->counted_received;
+		e->counted_retransmits = ci->counted_retrans;
+	}
 }
 
 /* Reports one outcome to the sink: type is enum event_type, ts when it happened. */
@@ -167,7 +173,16 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	struct conn_info ci = { .role = ROLE_CLIENT };
 
 	if (known) {
+		/* Claims what the periodic reads counted: a read that has not stored its count yet
+		 * finds COUNTED_CLOSED and counts nothing, so the close adds exactly the rest. */
+		__u64 sent = __sync_lock_test_and_set(&known->counted_sent, COUNTED_CLOSED);
+		__u64 received = __sync_lock_test_and_set(&known->counted_received, COUNTED_CLOSED);
+		__u64 retrans = __sync_lock_test_and_set(&known->counted_retrans, COUNTED_CLOSED);
+
 		ci = *known;
+		ci.counted_sent = sent;
+		ci.counted_received = received;
+		ci.counted_retrans = retrans;
 		bpf_map_delete_elem(&conns, &key);
 	} else if (oldstate == TCP_SYN_RECV) {
 		return; /* a passive open that never completed: nothing was reported open */

@@ -56,16 +56,24 @@ func (iv *intervals) close() {
 // interval map, and the kernel returns from that update only once no program still runs that
 // could have looked up the old one (map-in-map updates wait for an RCU grace period). A no-op
 // when not aggregating in the kernel.
+//
+// In both aggregation modes the drain first reads the live progress of open connections
+// (bpf/progress.h) into the interval it then takes: each key's `Active` is the number of its
+// connections open at that read, and its bytes and retransmits include what open connections
+// did since the previous read. Events mode has only those in the map.
 func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
-	if t.aggregates == nil {
-		return nil
-	}
-	return t.aggregates.drain(fn)
-}
-
-func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	iv := t.aggregates
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
+	progressErr := t.readProgress()
+	if progressErr != nil {
+		progressErr = fmt.Errorf("reading open connections: %w", progressErr)
+	}
+	return errors.Join(progressErr, iv.drain(fn))
+}
+
+// drain swaps the interval maps and hands the old one's keys to fn; the caller holds mu.
+func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	old, next := iv.maps[iv.current], 1-iv.current
 	if err := iv.slot.Update(uint32(0), iv.maps[next], ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("switching the aggregation interval: %w", err)

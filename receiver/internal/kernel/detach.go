@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/podnet/podnet/bpf"
 )
 
 // Detach stops every program for good: once it returns, none is running or will run again,
@@ -31,24 +29,10 @@ func (t *Tracer) Detach() error {
 	return errors.Join(errs...)
 }
 
-// waitForPrograms updates the aggregation slot: with the interval map it already holds when
-// aggregating, with a one-entry map of the same kind otherwise (then cleared again).
+// waitForPrograms updates the aggregation slot with the interval map it already holds.
 func (t *Tracer) waitForPrograms() error {
-	slot := t.coll.Maps[bpf.PodnetMapAggregates]
-	if iv := t.aggregates; iv != nil {
-		iv.mu.Lock()
-		defer iv.mu.Unlock()
-		return slot.Update(uint32(0), iv.maps[iv.current], ebpf.UpdateAny)
-	}
-	spec := t.interval.Copy()
-	spec.MaxEntries = 1
-	m, err := ebpf.NewMap(spec)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := slot.Update(uint32(0), m, ebpf.UpdateAny); err != nil {
-		return err
-	}
-	return slot.Delete(uint32(0))
+	iv := t.aggregates
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	return iv.slot.Update(uint32(0), iv.maps[iv.current], ebpf.UpdateAny)
 }

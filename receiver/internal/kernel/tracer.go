@@ -25,10 +25,10 @@ type Tracer struct {
 	cgroupIDs  bool
 	skipped    []error
 	counters   *ebpf.Map
-	aggregates *intervals // nil unless AggregateInKernel
-	// interval is the spec of the aggregation interval maps, which Detach also uses to wait
-	// out running programs when not aggregating.
-	interval *ebpf.MapSpec
+	aggregates *intervals // the in-kernel aggregation's maps; written by the live-progress reads in both modes
+	iters      *iterators // nil when iterErr says why
+	iterErr    error
+	scans      uint8 // the last start-up scan's number (bpf/progress.h scan_id)
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -94,6 +94,8 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, drop)
 		}
 	}
+	_, dropProgress := progressProgram(opts)
+	delete(spec.Programs, dropProgress)
 	if opts.refuseCast {
 		refuseCastPrograms(spec)
 	}
@@ -114,20 +116,24 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 
-	coll, err := ebpf.NewCollection(spec)
+	coll, iterErr, err := loadCollection(spec)
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters], interval: interval.Copy()}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters], iterErr: iterErr}
 	defer func() {
 		if err != nil {
 			_ = t.Close()
 		}
 	}()
-	if opts.AggregateInKernel {
-		// Before attaching: a program finding the slot empty would count nothing.
-		if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
-			return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))
+	// Before attaching: a program finding the slot empty would count nothing.
+	if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
+		return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))
+	}
+	if t.iterErr == nil {
+		if t.iters, t.iterErr = attachIterators(coll); t.iterErr != nil {
+			t.iters.close()
+			t.iters = nil
 		}
 	}
 
@@ -203,9 +209,33 @@ func (t *Tracer) Close() error {
 		errs = append(errs, l.Close())
 	}
 	t.links = nil
+	if t.iters != nil {
+		t.iters.close()
+	}
 	if t.aggregates != nil {
 		t.aggregates.close()
 	}
 	t.coll.Close()
 	return errors.Join(errs...)
+}
+
+// loadCollection loads the programs; when the kernel refuses the iterators (bpf/progress.h),
+// everything else is loaded without them and iterErr says why.
+func loadCollection(spec *ebpf.CollectionSpec) (coll *ebpf.Collection, iterErr, err error) {
+	coll, err = ebpf.NewCollection(spec)
+	if err == nil {
+		return coll, nil, nil
+	}
+	without := spec.Copy()
+	for _, p := range iteratorPrograms {
+		delete(without.Programs, p)
+	}
+	if len(without.Programs) == len(spec.Programs) {
+		return nil, nil, err
+	}
+	coll, errWithout := ebpf.NewCollection(without)
+	if errWithout != nil {
+		return nil, nil, err
+	}
+	return coll, fmt.Errorf("the kernel refused the BPF iterators: %w", err), nil
 }

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Open connections, read by programs that user space runs, not by hooks:
+ *   - progress (a walk of `conns`, every metrics interval): each tracked open
+ *     connection is counted active in its metric key, and what it sent, received and
+ *     retransmitted since the last read is added to that key, in the current aggregation
+ *     interval map (both aggregation modes). A close adds only the rest (state.h).
+ *   - the start-up scan (iter/task_file, once): every TCP socket some process holds, in every
+ *     network namespace, is found; established ones podnet does not track yet (they predate it)
+ *     are tracked from then on, so their bytes since then and their close are counted, and
+ *     reported to user space as EVENT_FOUND records written to the iterator's output.
+ *
+ * Exactly once, lock-free: a read moves conn_info.counted_* forward with compare-and-swap, and
+ * the close swaps COUNTED_CLOSED in; whichever comes second sees the other's value. */
+#ifndef PODNET_PROGRESS_H
+#define PODNET_PROGRESS_H
+
+#include "podnet.h"
+#include "maps.h"
+#include "sock.h"
+#include "aggregate.h"
+#include "state.h"
+
+#define SOCK_BINDPORT_LOCK 8
+
+/* The start-up scan running now, set by user space before each (never 0). The iterator runs a
+ * connection's program again when its record did not fit the output buffer (the kernel drops
+ * the record and retries the object in the next read): the entry the first run stored says it
+ * was this scan's find through this very descriptor, so the record is written again, once. */
+volatile __u8 scan_id = 1;
+
+/* Established, or closing but not closed: the connection was reported open and not yet
+ * closed. */
+static __always_inline bool open_state(int state)
+{
+	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
+	       state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
+}
+
+/* Whether the socket left the connection hash table: a close is under way (tcp_set_state
+ * unhashes before the state changes), or it moved to TIME_WAIT. */
+static __always_inline bool sock_unhashed(struct sock *sk)
+{
+	return !sk->__sk_common.skc_node.pprev;
+}
+
+/* How much a monotonic total grew since it was last counted, now counted; 0 when the close
+ * claimed the count first (it then counts the growth itself). Only one read runs at a time,
+ * so a failed swap can only be the close's. */
+static __always_inline __u64 count_growth64(__u64 *counted, __u64 total)
+{
+	__u64 old = *(volatile __u64 *)counted;
+
+	if (old == COUNTED_CLOSED || total <= old)
+		return 0;
+	if (__sync_val_compare_and_swap(counted, old, total) != old)
+		return 0;
+	return total - old;
+}
+
+/* One tracked connection, at a periodic read. */
+static __always_inline int progress_of(__u64 *key, struct conn_info *ci, enum sock_read rd)
+{
+	struct event e = {};
+	struct agg_key k;
+	struct agg_value *v;
+	struct sock *sk;
+	int state;
+
+	if (!key || !ci || !ci->start_ns)
+		return 0; /* the end of the walk, or a connect still in progress */
+	sk = (struct sock *)*key;
+	if (rd == READ_CAST)
+		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+	state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (!open_state(state))
+		return 0; /* closing right now (its close counts it), or a close never seen */
+	e.role = ci->role;
+	fill_sock(&e, sk, rd);
+	if (!e.cgroup_id)
+		e.cgroup_id = ci->cgroup_id;
+	fill_close(&e, sk, rd);
+	agg_key_of(&k, &e);
+	v = agg_value_of(&k);
+	if (!v)
+		return 0;
+	v->active++; /* only this read writes it, and one read runs at a time */
+	__sync_fetch_and_add(&v->bytes_sent, count_growth64(&ci->counted_sent, e.bytes_sent));
+	__sync_fetch_and_add(&v->bytes_received, count_growth64(&ci->counted_received, e.bytes_received));
+	__sync_fetch_and_add(&v->retransmits, count_growth64(&ci->counted_retrans, e.retransmits));
+	return 0;
+}
+
+#define IPPROTO_MPTCP 262
+
+/* The TCP (or, for listeners, MPTCP) socket behind an iterated file, or NULL. */
+static __always_inline struct sock *file_stream_sock(struct file *file, bool mptcp)
+{
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family, protocol;
+
+	if (!file)
+		return NULL;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return NULL;
+	sk = sock->sk;
+	if (!sk)
+		return NULL;
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_type) != SOCK_STREAM)
+		return NULL;
+	protocol = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	if (protocol == IPPROTO_TCP || (mptcp && protocol == IPPROTO_MPTCP))
+		return sk;
+	return NULL;
+}
+
+/* The start-up scan's first pass: every listening port, per network namespace. MPTCP
+ * listeners too (Go 1.24+ listens with MPTCP by default): what they accept from plain TCP
+ * clients are TCP sockets on their port. */
+static __always_inline void note_listener(struct sock *sk)
+{
+	struct listen_port lp = {};
+	__u8 one = 1;
+
+	if (sk->__sk_common.skc_state != TCP_LISTEN)
+		return;
+	lp.netns_ino = sk->__sk_common.skc_net.net->ns.inum;
+	lp.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	bpf_map_update_elem(&listen_ports, &lp, &one, BPF_ANY);
+}
+
+/* The start-up scan's second pass: an established connection nobody tracks yet predates
+ * podnet. Tracked from now, its bytes so far counted as already reported, and written out. */
+static __always_inline void find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
+{
+	struct conn_info ci = { .accepted = 1, .found = scan_id };
+	struct conn_info *known;
+	struct listen_port lp = {};
+	struct event e = {};
+	__u64 key = (__u64)sk;
+
+	if (!open_state(sk->__sk_common.skc_state) || sock_unhashed(sk))
+		return;
+	fill_sock(&e, sk, READ_TYPED);
+	fill_close(&e, sk, READ_TYPED);
+	lp.netns_ino = e.netns_ino;
+	lp.port = e.local_port;
+	/* The kernel keeps no role: a listener on the local port (or a port bound explicitly,
+	 * which accepted sockets inherit from their listener) says server. */
+	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK))
+		ci.role = ROLE_SERVER;
+	else
+		ci.role = ROLE_CLIENT;
+	ci.pid = task->tgid;
+	ci.found_fd = fd;
+	bpf_probe_read_kernel(ci.comm, sizeof(ci.comm), task->comm);
+	ci.start_ns = bpf_ktime_get_boot_ns();
+	ci.est_seq = sock_write_seq(sk, READ_TYPED);
+	ci.counted_sent = e.bytes_sent;
+	ci.counted_received = e.bytes_received;
+	ci.counted_retrans = e.retransmits;
+	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
+		/* Tracked already: opened since podnet loaded, or found by this scan in a run whose
+		 * record was dropped, or held by another process. */
+		known = bpf_map_lookup_elem(&conns, &key);
+		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd)
+			return;
+		ci = *known;
+	}
+	/* Closing meanwhile? A close unhashes the socket before its state program runs (the state
+	 * is stored after): if it is unhashed now, whichever of the two removes the entry says
+	 * what happened. Deleted here: the close found nothing, or will (untracked), so nothing
+	 * is reported. Already gone: the close reported it, so the find is reported too. */
+	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key))
+		return;
+	e.timestamp_ns = ci.start_ns;
+	e.type = EVENT_FOUND;
+	e.role = ci.role;
+	e.flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
+	e.pid = ci.pid;
+	__builtin_memcpy(e.comm, ci.comm, sizeof(e.comm));
+	bpf_seq_write(seq, &e, sizeof(e));
+}
+
+#endif
