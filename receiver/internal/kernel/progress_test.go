@@ -23,7 +23,7 @@ var (
 
 // connectPods opens n connections from client to a listener in server, returning both ends;
 // every socket belongs to its pod's namespace and this process holds it.
-func connectPods(t *testing.T, client, server *netnstest.Pod, port, n int) (clients, servers []net.Conn) {
+func connectPods(t testing.TB, client, server *netnstest.Pod, port, n int) (clients, servers []net.Conn) {
 	t.Helper()
 	addr := net.JoinHostPort(server.IPv4.String(), strconv.Itoa(port))
 	var ln net.Listener
