@@ -27,7 +27,7 @@ type seriesKey struct {
 	peerID     attribution.Peer
 }
 
-// series holds the cumulative values of one key since start.
+// series holds the cumulative values of one key since start, and its open connections.
 type series struct {
 	start, updated pcommon.Timestamp
 	local          *localEnd // as named by the series' latest event
@@ -37,6 +37,9 @@ type series struct {
 	bytesReceived  int64
 	retransmits    int64
 	durationNs     int64 // summed in ns, as the kernel does, so both paths agree exactly
+	// active is the open connections at the last complete drain (a value, not a sum);
+	// drained collects the current drain's, until settleActive.
+	active, drained int64
 }
 
 // connectionMetrics aggregates attributed events into cumulative sums, bounded by
@@ -49,24 +52,34 @@ type connectionMetrics struct {
 	max    int
 	expiry time.Duration
 	series map[seriesKey]*series
+	// countsActive is false when the kernel cannot read open connections (no BPF
+	// iterators): active is then unknown, not 0, and not reported.
+	countsActive bool
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
 	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
 	return &connectionMetrics{
-		mb:     metadata.NewMetricsBuilder(mbc, set),
-		names:  newStringCache(),
-		max:    cfg.MaxMetricSeries,
-		expiry: cfg.MetricSeriesIdleExpiry,
-		series: map[seriesKey]*series{},
+		mb:           metadata.NewMetricsBuilder(mbc, set),
+		names:        newStringCache(),
+		max:          cfg.MaxMetricSeries,
+		expiry:       cfg.MetricSeriesIdleExpiry,
+		series:       map[seriesKey]*series{},
+		countsActive: true,
 	}
 }
 
-// add counts a batch of events and returns how many found no room for a new series.
+// add counts a batch of events and returns how many found no room for a new series. A close
+// adds only what the periodic reads of the open connection did not count (the drains add
+// that); a found connection adds nothing: it was not opened under podnet, and the drains
+// count it active.
 func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for i := range events {
 		e := &events[i]
+		if e.Type == event.Found {
+			continue
+		}
 		k := seriesKey{
 			res:        e.local.key,
 			role:       e.Role,
@@ -88,9 +101,10 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 			s.connections++
 		case event.Close:
 			s.closed++
-			s.bytesSent += int64(e.BytesSent)
-			s.bytesReceived += int64(e.BytesReceived)
-			s.retransmits += int64(e.Retransmits)
+			sent, received, retransmits := e.Remainder()
+			s.bytesSent += int64(sent)
+			s.bytesReceived += int64(received)
+			s.retransmits += int64(retransmits)
 			if d, ok := e.Duration(); ok {
 				s.durationNs += int64(d)
 			}
@@ -99,8 +113,10 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 	return dropped
 }
 
-// addAggregate adds one in-kernel aggregate (what a key counted since the last drain), its
-// peer address decoded and its ends attributed, and reports whether it found room.
+// addAggregate adds one drained aggregate (what a key counted since the last drain, and its
+// open connections now), its peer address decoded and its ends attributed, and reports
+// whether it found room. Several keys can make one series (an IPv4-mapped peer and the same
+// IPv4 peer), so their open connections add up.
 func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer, now pcommon.Timestamp) bool {
 	s := m.get(seriesKey{
 		res:        local.key,
@@ -120,6 +136,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	s.bytesReceived += int64(v.BytesReceived)
 	s.retransmits += int64(v.Retransmits)
 	s.durationNs += int64(v.DurationNs)
+	s.drained += int64(v.Active)
 	return true
 }
 
@@ -143,7 +160,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	byResource := map[resourceKey][]seriesKey{}
 	latest := map[resourceKey]*series{}
 	for k, s := range m.series {
-		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
+		if s.active == 0 && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
 			delete(m.series, k)
 			continue
 		}
@@ -182,9 +199,18 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 		}
 		m.mb.RecordPodnetTCPConnectionsDataPoint(now, s.connections, role, netType, peer, port, connOpts...)
 	}
+	if k.errno != 0 {
+		return // a failed connect: never established
+	}
+	if m.countsActive {
+		// Every series, 0 included, so that a backend sees the count drop.
+		m.mb.RecordPodnetTCPConnectionsActiveDataPoint(now, s.active, role, netType, peer, port, opts...)
+	}
 	if s.closed > 0 {
 		m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, s.closed, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, float64(s.durationNs)/1e9, role, netType, peer, port, opts...)
+	}
+	if s.closed > 0 || s.active > 0 || s.bytesSent > 0 || s.bytesReceived > 0 || s.retransmits > 0 {
 		m.mb.RecordPodnetTCPBytesSentDataPoint(now, s.bytesSent, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPBytesReceivedDataPoint(now, s.bytesReceived, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPRetransmitsDataPoint(now, s.retransmits, role, netType, peer, port, opts...)

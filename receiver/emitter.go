@@ -4,6 +4,7 @@ package podnetreceiver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
@@ -16,12 +17,14 @@ import (
 
 // emitter is the periodic work, on its own ticker so the ring reader only reads: the kernel's
 // loss counters every poll interval (eight syscalls: not once per batch), and the metrics
-// every metrics_interval, draining the in-kernel aggregates first when the kernel counts.
+// every metrics_interval, draining the kernel's aggregates first (in both aggregation modes:
+// they hold the open connections and their progress since the last drain, and with in-kernel
+// aggregation the opens and closes too).
 type emitter struct {
 	kernel   *kernelSide
 	metrics  *sharedMetrics // nil without a metrics pipeline
 	consumer consumer.Metrics
-	// aggregates attributes drained kernel aggregates; nil when metrics come from events.
+	// aggregates attributes drained kernel aggregates; nil without metrics.
 	aggregates *enricher
 	exclude    exclusions
 	obs        *receiverhelper.ObsReport
@@ -60,9 +63,7 @@ func (e *emitter) run(ctx context.Context, stop <-chan struct{}) {
 
 func (e *emitter) emit(ctx context.Context) {
 	now := pcommon.NewTimestampFromTime(time.Now())
-	if e.aggregates != nil {
-		e.drainAggregates(now)
-	}
+	e.drainAggregates(now)
 	md := e.metrics.emit(now)
 	points := md.DataPointCount()
 	if points == 0 {
@@ -77,7 +78,9 @@ func (e *emitter) emit(ctx context.Context) {
 }
 
 // drainAggregates moves what the kernel counted since the last interval into the cumulative
-// series, attributing each local end and peer once per drain.
+// series, attributing each local end and peer once per drain, and sets every series' open
+// connections from it. In events mode the drain holds only the open connections' progress,
+// and closes add only the rest, so the two never count the same bytes.
 func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 	var dropped int64
 	e.aggregates.reset()
@@ -97,8 +100,9 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 			dropped += int64(v.Connections + v.Closed)
 		}
 	})
+	e.metrics.m.settleActive(err == nil, now)
 	e.loss.seriesDropped(dropped)
-	if err != nil {
+	if err != nil && !errors.Is(err, errKernelClosed) {
 		e.warn.warn("podnet: cannot read the in-kernel aggregates", err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // logsConverter turns a batch of events into one plog.Logs: a ResourceLogs per local end, a
 // LogRecord per event, in kernel order within each resource.
 type logsConverter struct {
-	enabled [4]bool // by event.Type
+	enabled [event.Found + 1]bool // by event.Type
 	version string
 	names   stringCache
 	scopes  map[*localEnd]plog.LogRecordSlice
@@ -29,6 +29,7 @@ func newLogsConverter(cfg metadata.EventsConfig, version string) *logsConverter 
 	c.enabled[event.Connect] = cfg.PodnetTCPConnect.Enabled
 	c.enabled[event.Accept] = cfg.PodnetTCPAccept.Enabled
 	c.enabled[event.Close] = cfg.PodnetTCPClose.Enabled
+	c.enabled[event.Found] = cfg.PodnetTCPConnectionFound.Enabled
 	return c
 }
 
@@ -79,6 +80,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	a.PutStr("network.peer.address", c.names.addr(e.Peer.Addr()))
 	a.PutInt("network.peer.port", int64(e.Peer.Port()))
 	a.PutStr("podnet.connection.role", e.Role.String())
+	if e.RoleGuessed {
+		a.PutBool("podnet.connection.role.guessed", true)
+	}
 	if e.PID != 0 {
 		a.PutInt("process.pid", int64(e.PID))
 		a.PutStr("process.executable.name", c.names.comm(e.Comm))
@@ -98,6 +102,10 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
 		a.PutInt("podnet.tcp.retransmits", int64(e.Retransmits))
 	}
+	if e.Type == event.Found {
+		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
+		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
+	}
 }
 
 // attributeCount is how many attributes record and putPeer set for e.
@@ -109,8 +117,17 @@ func attributeCount(e *event.Event, p *attribution.Peer) int {
 	if e.Failed() {
 		n++
 	}
-	if e.Type == event.Close {
-		n += 5
+	if e.RoleGuessed {
+		n++
+	}
+	switch e.Type {
+	case event.Close:
+		n += 4
+		if _, ok := e.Duration(); ok {
+			n++
+		}
+	case event.Found:
+		n += 2
 	}
 	if p.Namespace != "" {
 		n++

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadatatest"
@@ -113,6 +112,10 @@ type fakeKernel struct {
 	counters     kernel.Counters
 	counterReads int
 	aggregates   map[bpf.PodnetAggKey]bpf.PodnetAggValue
+	drainErr     error             // what DrainAggregates returns after handing out the aggregates
+	found        []bpf.PodnetEvent // what the start-up scan finds
+	scans        int
+	iterErr      error // IteratorsUnavailable
 	detached     bool
 	closed       bool
 }
@@ -137,7 +140,28 @@ func (f *fakeKernel) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggVa
 		fn(&k, &v)
 	}
 	clear(f.aggregates)
-	return nil
+	return f.drainErr
+}
+
+func (f *fakeKernel) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, errors.New("scanned after Close")
+	}
+	f.scans++
+	for i := range f.found {
+		fn(&f.found[i])
+	}
+	return len(f.found), nil
+}
+
+func (f *fakeKernel) IteratorsUnavailable() error { return f.iterErr }
+
+func (f *fakeKernel) scanCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.scans
 }
 
 func (f *fakeKernel) Detach() error {
@@ -219,15 +243,7 @@ func (f *fakeReceiver) requireStopped(t *testing.T) {
 // sum is the total of one of the receiver's counters (0 when never incremented).
 func (f *fakeReceiver) sum(t *testing.T, name string) int64 {
 	t.Helper()
-	m, err := f.tt.GetMetric(name)
-	if err != nil {
-		return 0
-	}
-	var sum int64
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		sum += dp.Value
-	}
-	return sum
+	return telemetrySum(t, f.tt, name)
 }
 
 func record(k bpf.PodnetEvent) []byte {

@@ -4,6 +4,7 @@ package podnetreceiver
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/podnet/podnet/bpf"
@@ -38,11 +39,14 @@ func (k *kernelSide) readCountersLocked() {
 	k.loss.kernel(context.Background(), c)
 }
 
+// errKernelClosed is a drain's answer after close: nothing read, nothing to warn about.
+var errKernelClosed = errors.New("podnet: the kernel side is closed")
+
 func (k *kernelSide) drainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return nil
+		return errKernelClosed
 	}
 	return k.src.DrainAggregates(fn)
 }

@@ -46,22 +46,33 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		stopAttr:    stopAttr,
 		telemetry:   tb,
 	}
-	var metrics *sharedMetrics
-	if r.metrics != nil {
-		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
+	iterErr := src.kernel.IteratorsUnavailable()
+	if iterErr != nil {
+		r.set.Logger.Warn("podnet: open connections cannot be read on this kernel: bytes and retransmits are counted "+
+			"only at close, podnet.tcp.connections.active is not reported, and connections open before podnet started "+
+			"are not found (their closes count as untracked)", zap.Error(iterErr))
 	}
+	var metrics *sharedMetrics
 	em := &emitter{
-		kernel: run.kernel, metrics: metrics, consumer: r.metrics, exclude: exclude,
+		kernel: run.kernel, consumer: r.metrics, exclude: exclude,
 		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
 	}
-	if aggregate {
-		em.aggregates = newEnricher(newResources(r.cfg, attr), attr)
+	if r.metrics != nil {
+		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
+		metrics.m.countsActive = iterErr == nil
+		em.metrics, em.aggregates = metrics, newEnricher(newResources(r.cfg, attr), attr)
 	}
+	ringEvents := src.ring != nil && !aggregate
 	r.goroutines.Go(func() {
 		defer close(run.emitterDone)
+		if !ringEvents {
+			// No events to report the found connections in; the scan still makes their
+			// progress and closes counted.
+			run.kernel.findExisting(nil, r.set.Logger)
+		}
 		em.run(ctx, run.stopEmitter)
 	})
-	if src.ring == nil || aggregate {
+	if !ringEvents {
 		return run
 	}
 
@@ -70,6 +81,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		ring: src.ring, clock: event.NewClock(), exclude: exclude,
 		enrich: newEnricher(newResources(r.cfg, attr), attr),
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
+		found: func(c *event.Clock) []event.Event { return run.kernel.findExisting(c, r.set.Logger) },
 		failed: func(err error) {
 			r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))

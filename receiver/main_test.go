@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -9,6 +10,13 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.MaybeRunHelper()
+	if os.Getenv(holderEnv) != "" {
+		if err := runHolder(os.Args[1:]); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if port := os.Getenv(capabilityChildEnv); port != "" {
 		capabilityChild(port)
 		os.Exit(0)

@@ -30,13 +30,15 @@ const recordStride = 8 + (event.RecordSize+7)&^7
 // once and hands it to the pipeline goroutine. It never waits on a consumer while the
 // hand-off has room, so a slow pipeline does not leave the ring to fill.
 type ringReader struct {
-	ring     ringSource
-	clock    *event.Clock
-	exclude  exclusions
-	enrich   *enricher
-	out      *handoff
-	loss     *lossReporter
-	poll     time.Duration
+	ring    ringSource
+	clock   *event.Clock
+	exclude exclusions
+	enrich  *enricher
+	out     *handoff
+	loss    *lossReporter
+	poll    time.Duration
+	// found, if set, runs the start-up scan; run sends what it found before reading the ring.
+	found    func(*event.Clock) []event.Event
 	stopping atomic.Bool
 	// failed is called once if the ring cannot be read any more.
 	failed func(error)
@@ -48,6 +50,13 @@ type ringReader struct {
 func (l *ringReader) run(ctx context.Context) {
 	defer close(l.out.ready)
 	var rec ringbuf.Record
+	if l.found != nil {
+		l.clock.Sync()
+		if !l.sendFound(ctx, l.found(l.clock)) {
+			l.discard(&rec)
+			return
+		}
+	}
 	for {
 		// Read before filling: a stop requested before the fill means the fill's empty ring
 		// came after the stop, so every record written before it has been read.
@@ -80,6 +89,33 @@ func (l *ringReader) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// sendFound hands the connections the start-up scan found to the pipeline in batches, the
+// excluded ones left out, attributed like ring events; false once ctx ends.
+func (l *ringReader) sendFound(ctx context.Context, found []event.Event) bool {
+	for len(found) > 0 {
+		b, ok := l.out.get(ctx)
+		if !ok {
+			return false
+		}
+		n := min(len(found), maxBatch)
+		for i := range found[:n] {
+			if !l.exclude.excluded(found[i].Peer.Addr(), found[i].ServerPort()) {
+				b.events = append(b.events, enrichedEvent{Event: found[i]})
+			}
+		}
+		found = found[n:]
+		if len(b.events) == 0 {
+			l.out.release(b)
+			continue
+		}
+		l.enrich.enrich(b.events)
+		if !l.out.send(ctx, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // stop asks run to drain the ring until it is empty and return. Shutdown has detached the

@@ -22,11 +22,16 @@ type ringSource interface {
 	BufferSize() int
 }
 
-// kernelSource is the periodic role: loss counters, in-kernel aggregates, and detaching.
-// *kernel.Tracer implements it.
+// kernelSource is the periodic role: loss counters, the kernel's aggregates, the start-up
+// scan, and detaching. *kernel.Tracer implements it.
 type kernelSource interface {
 	Counters() (kernel.Counters, error)
 	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
+	// FindExisting runs the start-up scan: fn gets each connection that predates podnet.
+	FindExisting(fn func(*bpf.PodnetEvent)) (int, error)
+	// IteratorsUnavailable says why open connections are neither read nor found; nil when
+	// they are.
+	IteratorsUnavailable() error
 	// Detach stops the programs for good (none still running when it returns); the ring,
 	// counters and aggregates stay readable until Close.
 	Detach() error

@@ -226,6 +226,60 @@ func (ms *PodnetTCPConnectionsMetricConfig) Validate() error {
 	return nil
 }
 
+// PodnetTCPConnectionsActiveMetricAttributeKey specifies the key of an attribute for the podnet.tcp.connections.active metric.
+type PodnetTCPConnectionsActiveMetricAttributeKey string
+
+const (
+	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole       PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.connection.role"
+	PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType                PodnetTCPConnectionsActiveMetricAttributeKey = "network.type"
+	PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress         PodnetTCPConnectionsActiveMetricAttributeKey = "network.peer.address"
+	PodnetTCPConnectionsActiveMetricAttributeKeyServerPort                 PodnetTCPConnectionsActiveMetricAttributeKey = "server.port"
+	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.namespace.name"
+	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.pod.name"
+	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.service.name"
+)
+
+// PodnetTCPConnectionsActiveMetricConfig provides config for the podnet.tcp.connections.active metric.
+type PodnetTCPConnectionsActiveMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                         `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PodnetTCPConnectionsActiveMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PodnetTCPConnectionsActiveMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PodnetTCPConnectionsActiveMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName:
+		default:
+			return fmt.Errorf("metric podnet.tcp.connections.active doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // PodnetTCPConnectionsClosedMetricAttributeKey specifies the key of an attribute for the podnet.tcp.connections.closed metric.
 type PodnetTCPConnectionsClosedMetricAttributeKey string
 
@@ -340,6 +394,7 @@ type MetricsConfig struct {
 	PodnetTCPBytesSent          PodnetTCPBytesSentMetricConfig          `mapstructure:"podnet.tcp.bytes_sent"`
 	PodnetTCPConnectionDuration PodnetTCPConnectionDurationMetricConfig `mapstructure:"podnet.tcp.connection.duration"`
 	PodnetTCPConnections        PodnetTCPConnectionsMetricConfig        `mapstructure:"podnet.tcp.connections"`
+	PodnetTCPConnectionsActive  PodnetTCPConnectionsActiveMetricConfig  `mapstructure:"podnet.tcp.connections.active"`
 	PodnetTCPConnectionsClosed  PodnetTCPConnectionsClosedMetricConfig  `mapstructure:"podnet.tcp.connections.closed"`
 	PodnetTCPRetransmits        PodnetTCPRetransmitsMetricConfig        `mapstructure:"podnet.tcp.retransmits"`
 }
@@ -365,6 +420,11 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
+		},
+		PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
 		},
 		PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 			Enabled:             true,
@@ -400,9 +460,10 @@ func (ec *EventConfig) Unmarshal(parser *confmap.Conf) error {
 
 // EventsConfig provides config for podnet events.
 type EventsConfig struct {
-	PodnetTCPAccept  EventConfig `mapstructure:"podnet.tcp.accept"`
-	PodnetTCPClose   EventConfig `mapstructure:"podnet.tcp.close"`
-	PodnetTCPConnect EventConfig `mapstructure:"podnet.tcp.connect"`
+	PodnetTCPAccept          EventConfig `mapstructure:"podnet.tcp.accept"`
+	PodnetTCPClose           EventConfig `mapstructure:"podnet.tcp.close"`
+	PodnetTCPConnect         EventConfig `mapstructure:"podnet.tcp.connect"`
+	PodnetTCPConnectionFound EventConfig `mapstructure:"podnet.tcp.connection.found"`
 }
 
 func DefaultEventsConfig() EventsConfig {
@@ -414,6 +475,9 @@ func DefaultEventsConfig() EventsConfig {
 			Enabled: true,
 		},
 		PodnetTCPConnect: EventConfig{
+			Enabled: true,
+		},
+		PodnetTCPConnectionFound: EventConfig{
 			Enabled: true,
 		},
 	}

@@ -46,6 +46,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
 					},
+					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
+					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
@@ -94,6 +99,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
 					},
+					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
+					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
@@ -122,7 +132,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsActiveMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -171,6 +181,18 @@ func TestPodnetTCPConnectionsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnections
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPodnetTCPConnectionsActiveMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PodnetTCPConnectionsActive
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PodnetTCPConnectionsActiveMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.active doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+
+	cfg = DefaultMetricsConfig().PodnetTCPConnectionsActive
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -29,6 +29,12 @@ func WithErrorTypeEventAttribute(errorTypeAttributeValue string) EventAttributeO
 	})
 }
 
+func WithPodnetConnectionRoleGuessedEventAttribute(podnetConnectionRoleGuessedAttributeValue bool) EventAttributeOption {
+	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
+		dp.Attributes().PutBool("podnet.connection.role.guessed", podnetConnectionRoleGuessedAttributeValue)
+	})
+}
+
 func WithPodnetPeerK8sNamespaceNameEventAttribute(podnetPeerK8sNamespaceNameAttributeValue string) EventAttributeOption {
 	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
 		dp.Attributes().PutStr("podnet.peer.k8s.namespace.name", podnetPeerK8sNamespaceNameAttributeValue)
@@ -205,6 +211,53 @@ func newEventPodnetTCPConnect(cfg EventConfig) eventPodnetTCPConnect {
 	return e
 }
 
+type eventPodnetTCPConnectionFound struct {
+	data   plog.LogRecordSlice // data buffer for generated log records.
+	config EventConfig         // event config provided by user.
+}
+
+func (e *eventPodnetTCPConnectionFound) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, options ...EventAttributeOption) {
+	if !e.config.Enabled {
+		return
+	}
+	dp := e.data.AppendEmpty()
+	dp.SetEventName("podnet.tcp.connection.found")
+	dp.SetTimestamp(timestamp)
+
+	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
+		dp.SetTraceID(pcommon.TraceID(span.TraceID()))
+		dp.SetSpanID(pcommon.SpanID(span.SpanID()))
+	}
+	dp.Attributes().PutStr("network.transport", networkTransportAttributeValue)
+	dp.Attributes().PutStr("network.type", networkTypeAttributeValue)
+	dp.Attributes().PutStr("network.local.address", networkLocalAddressAttributeValue)
+	dp.Attributes().PutInt("network.local.port", networkLocalPortAttributeValue)
+	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
+	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
+	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("podnet.tcp.bytes_sent", podnetTCPBytesSentAttributeValue)
+	dp.Attributes().PutInt("podnet.tcp.bytes_received", podnetTCPBytesReceivedAttributeValue)
+
+	for _, op := range options {
+		op.apply(dp)
+	}
+}
+
+// emit appends recorded event data to a events slice and prepares it for recording another set of log records.
+func (e *eventPodnetTCPConnectionFound) emit(lrs plog.LogRecordSlice) {
+	if e.config.Enabled && e.data.Len() > 0 {
+		e.data.MoveAndAppendTo(lrs)
+	}
+}
+
+func newEventPodnetTCPConnectionFound(cfg EventConfig) eventPodnetTCPConnectionFound {
+	e := eventPodnetTCPConnectionFound{config: cfg}
+	if cfg.Enabled {
+		e.data = plog.NewLogRecordSlice()
+	}
+	return e
+}
+
 // LogsBuilder provides an interface for scrapers to report logs while taking care of all the transformations
 // required to produce log representation defined in metadata and user config.
 type LogsBuilder struct {
@@ -217,6 +270,7 @@ type LogsBuilder struct {
 	eventPodnetTCPAccept           eventPodnetTCPAccept
 	eventPodnetTCPClose            eventPodnetTCPClose
 	eventPodnetTCPConnect          eventPodnetTCPConnect
+	eventPodnetTCPConnectionFound  eventPodnetTCPConnectionFound
 }
 
 // LogBuilderOption applies changes to default logs builder.
@@ -233,6 +287,7 @@ func NewLogsBuilder(lbc LogsBuilderConfig, settings receiver.Settings) *LogsBuil
 		eventPodnetTCPAccept:           newEventPodnetTCPAccept(lbc.Events.PodnetTCPAccept),
 		eventPodnetTCPClose:            newEventPodnetTCPClose(lbc.Events.PodnetTCPClose),
 		eventPodnetTCPConnect:          newEventPodnetTCPConnect(lbc.Events.PodnetTCPConnect),
+		eventPodnetTCPConnectionFound:  newEventPodnetTCPConnectionFound(lbc.Events.PodnetTCPConnectionFound),
 		resourceAttributeIncludeFilter: make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter: make(map[string]filter.Filter),
 	}
@@ -337,6 +392,7 @@ func (lb *LogsBuilder) EmitForResource(options ...ResourceLogsOption) {
 	lb.eventPodnetTCPAccept.emit(ils.LogRecords())
 	lb.eventPodnetTCPClose.emit(ils.LogRecords())
 	lb.eventPodnetTCPConnect.emit(ils.LogRecords())
+	lb.eventPodnetTCPConnectionFound.emit(ils.LogRecords())
 
 	for _, op := range options {
 		op.apply(rl)
@@ -386,4 +442,9 @@ func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp 
 // RecordPodnetTCPConnectEvent adds a log record of podnet.tcp.connect event.
 func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, options ...EventAttributeOption) {
 	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), options...)
+}
+
+// RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.
+func (lb *LogsBuilder) RecordPodnetTCPConnectionFoundEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnectionFound.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, options...)
 }

@@ -111,6 +111,10 @@ var MetricsInfo = metricsInfo{
 		Name:       "podnet.tcp.connections",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
 	},
+	PodnetTCPConnectionsActive: metricInfo{
+		Name:       "podnet.tcp.connections.active",
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+	},
 	PodnetTCPConnectionsClosed: metricInfo{
 		Name:       "podnet.tcp.connections.closed",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
@@ -126,6 +130,7 @@ type metricsInfo struct {
 	PodnetTCPBytesSent          metricInfo
 	PodnetTCPConnectionDuration metricInfo
 	PodnetTCPConnections        metricInfo
+	PodnetTCPConnectionsActive  metricInfo
 	PodnetTCPConnectionsClosed  metricInfo
 	PodnetTCPRetransmits        metricInfo
 }
@@ -179,7 +184,7 @@ type metricPodnetTCPBytesReceived struct {
 // init fills podnet.tcp.bytes_received metric with initial data.
 func (m *metricPodnetTCPBytesReceived) init() {
 	m.data.SetName("podnet.tcp.bytes_received")
-	m.data.SetDescription("Bytes received on connections that closed (tcp_sock bytes_received at close).")
+	m.data.SetDescription("Bytes received (tcp_sock bytes_received) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
 	m.data.SetUnit("By")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -282,7 +287,7 @@ type metricPodnetTCPBytesSent struct {
 // init fills podnet.tcp.bytes_sent metric with initial data.
 func (m *metricPodnetTCPBytesSent) init() {
 	m.data.SetName("podnet.tcp.bytes_sent")
-	m.data.SetDescription("Bytes sent and acknowledged on connections that closed (tcp_sock bytes_acked at close).")
+	m.data.SetDescription("Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
 	m.data.SetUnit("By")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -385,7 +390,7 @@ type metricPodnetTCPConnectionDuration struct {
 // init fills podnet.tcp.connection.duration metric with initial data.
 func (m *metricPodnetTCPConnectionDuration) init() {
 	m.data.SetName("podnet.tcp.connection.duration")
-	m.data.SetDescription("Sum of the lifetimes of connections that closed; divide by podnet.tcp.connections.closed for the mean.")
+	m.data.SetDescription("Sum of the lifetimes of connections that closed, but for connections found open at start (their start is unknown, see podnet.tcp.connection.found); divide by podnet.tcp.connections.closed for the mean.")
 	m.data.SetUnit("s")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -581,6 +586,109 @@ func newMetricPodnetTCPConnections(cfg PodnetTCPConnectionsMetricConfig) metricP
 	return m
 }
 
+type metricPodnetTCPConnectionsActive struct {
+	data          pmetric.Metric                         // data buffer for generated metric.
+	config        PodnetTCPConnectionsActiveMetricConfig // metric config provided by user.
+	capacity      int                                    // max observed number of data points added to the metric.
+	aggDataPoints []int64                                // slice containing number of aggregated datapoints at each index
+}
+
+// init fills podnet.tcp.connections.active metric with initial data.
+func (m *metricPodnetTCPConnectionsActive) init() {
+	m.data.SetName("podnet.tcp.connections.active")
+	m.data.SetDescription("Established (not yet closed) connections of the series at the emission, including connections opened before podnet started. Not reported without BPF iterators (before Linux 5.11).")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(false)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPodnetTCPConnectionsActive) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue string, networkTypeAttributeValue string, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole) {
+		dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType) {
+		dp.Attributes().PutStr("network.type", networkTypeAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress) {
+		dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort) {
+		dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPodnetTCPConnectionsActive) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPodnetTCPConnectionsActive) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPodnetTCPConnectionsActive(cfg PodnetTCPConnectionsActiveMetricConfig) metricPodnetTCPConnectionsActive {
+	m := metricPodnetTCPConnectionsActive{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricPodnetTCPConnectionsClosed struct {
 	data          pmetric.Metric                         // data buffer for generated metric.
 	config        PodnetTCPConnectionsClosedMetricConfig // metric config provided by user.
@@ -591,7 +699,7 @@ type metricPodnetTCPConnectionsClosed struct {
 // init fills podnet.tcp.connections.closed metric with initial data.
 func (m *metricPodnetTCPConnectionsClosed) init() {
 	m.data.SetName("podnet.tcp.connections.closed")
-	m.data.SetDescription("Established connections that closed.")
+	m.data.SetDescription("Established connections that closed, including connections found open at start.")
 	m.data.SetUnit("{connection}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -694,7 +802,7 @@ type metricPodnetTCPRetransmits struct {
 // init fills podnet.tcp.retransmits metric with initial data.
 func (m *metricPodnetTCPRetransmits) init() {
 	m.data.SetName("podnet.tcp.retransmits")
-	m.data.SetDescription("Segments retransmitted on connections that closed (tcp_sock total_retrans at close).")
+	m.data.SetDescription("Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
 	m.data.SetUnit("{segment}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -801,6 +909,7 @@ type MetricsBuilder struct {
 	metricPodnetTCPBytesSent          metricPodnetTCPBytesSent
 	metricPodnetTCPConnectionDuration metricPodnetTCPConnectionDuration
 	metricPodnetTCPConnections        metricPodnetTCPConnections
+	metricPodnetTCPConnectionsActive  metricPodnetTCPConnectionsActive
 	metricPodnetTCPConnectionsClosed  metricPodnetTCPConnectionsClosed
 	metricPodnetTCPRetransmits        metricPodnetTCPRetransmits
 }
@@ -832,6 +941,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricPodnetTCPBytesSent:          newMetricPodnetTCPBytesSent(mbc.Metrics.PodnetTCPBytesSent),
 		metricPodnetTCPConnectionDuration: newMetricPodnetTCPConnectionDuration(mbc.Metrics.PodnetTCPConnectionDuration),
 		metricPodnetTCPConnections:        newMetricPodnetTCPConnections(mbc.Metrics.PodnetTCPConnections),
+		metricPodnetTCPConnectionsActive:  newMetricPodnetTCPConnectionsActive(mbc.Metrics.PodnetTCPConnectionsActive),
 		metricPodnetTCPConnectionsClosed:  newMetricPodnetTCPConnectionsClosed(mbc.Metrics.PodnetTCPConnectionsClosed),
 		metricPodnetTCPRetransmits:        newMetricPodnetTCPRetransmits(mbc.Metrics.PodnetTCPRetransmits),
 		resourceAttributeIncludeFilter:    make(map[string]filter.Filter),
@@ -965,6 +1075,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricPodnetTCPBytesSent.emit(ils.Metrics())
 	mb.metricPodnetTCPConnectionDuration.emit(ils.Metrics())
 	mb.metricPodnetTCPConnections.emit(ils.Metrics())
+	mb.metricPodnetTCPConnectionsActive.emit(ils.Metrics())
 	mb.metricPodnetTCPConnectionsClosed.emit(ils.Metrics())
 	mb.metricPodnetTCPRetransmits.emit(ils.Metrics())
 
@@ -1016,6 +1127,11 @@ func (mb *MetricsBuilder) RecordPodnetTCPConnectionDurationDataPoint(ts pcommon.
 // RecordPodnetTCPConnectionsDataPoint adds a data point to podnet.tcp.connections metric.
 func (mb *MetricsBuilder) RecordPodnetTCPConnectionsDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
 	mb.metricPodnetTCPConnections.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
+}
+
+// RecordPodnetTCPConnectionsActiveDataPoint adds a data point to podnet.tcp.connections.active metric.
+func (mb *MetricsBuilder) RecordPodnetTCPConnectionsActiveDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricPodnetTCPConnectionsActive.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectionsClosedDataPoint adds a data point to podnet.tcp.connections.closed metric.

@@ -71,6 +71,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["podnet.tcp.bytes_sent"] = mb.metricPodnetTCPBytesSent.config.AggregationStrategy
 			aggMap["podnet.tcp.connection.duration"] = mb.metricPodnetTCPConnectionDuration.config.AggregationStrategy
 			aggMap["podnet.tcp.connections"] = mb.metricPodnetTCPConnections.config.AggregationStrategy
+			aggMap["podnet.tcp.connections.active"] = mb.metricPodnetTCPConnectionsActive.config.AggregationStrategy
 			aggMap["podnet.tcp.connections.closed"] = mb.metricPodnetTCPConnectionsClosed.config.AggregationStrategy
 			aggMap["podnet.tcp.retransmits"] = mb.metricPodnetTCPRetransmits.config.AggregationStrategy
 
@@ -107,6 +108,12 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
 			if tt.name == "reaggregate_set" {
 				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
@@ -135,6 +142,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricPodnetTCPBytesSent.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnectionDuration.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnections.aggDataPoints)
+				assert.Empty(t, mb.metricPodnetTCPConnectionsActive.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnectionsClosed.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPRetransmits.aggDataPoints)
 			}
@@ -170,7 +178,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_received"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes received on connections that closed (tcp_sock bytes_received at close).", mi.Description())
+						assert.Equal(t, "Bytes received (tcp_sock bytes_received) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -205,7 +213,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_received"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes received on connections that closed (tcp_sock bytes_received at close).", mi.Description())
+						assert.Equal(t, "Bytes received (tcp_sock bytes_received) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -238,7 +246,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes sent and acknowledged on connections that closed (tcp_sock bytes_acked at close).", mi.Description())
+						assert.Equal(t, "Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -273,7 +281,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes sent and acknowledged on connections that closed (tcp_sock bytes_acked at close).", mi.Description())
+						assert.Equal(t, "Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -306,7 +314,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connection.duration"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Sum of the lifetimes of connections that closed; divide by podnet.tcp.connections.closed for the mean.", mi.Description())
+						assert.Equal(t, "Sum of the lifetimes of connections that closed, but for connections found open at start (their start is unknown, see podnet.tcp.connection.found); divide by podnet.tcp.connections.closed for the mean.", mi.Description())
 						assert.Equal(t, "s", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -341,7 +349,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connection.duration"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Sum of the lifetimes of connections that closed; divide by podnet.tcp.connections.closed for the mean.", mi.Description())
+						assert.Equal(t, "Sum of the lifetimes of connections that closed, but for connections found open at start (their start is unknown, see podnet.tcp.connection.found); divide by podnet.tcp.connections.closed for the mean.", mi.Description())
 						assert.Equal(t, "s", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -439,13 +447,81 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 					}
+				case "podnet.tcp.connections.active":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["podnet.tcp.connections.active"], "Found a duplicate in the metrics slice: podnet.tcp.connections.active")
+						validatedMetrics["podnet.tcp.connections.active"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Established (not yet closed) connections of the series at the emission, including connections opened before podnet started. Not reported without BPF iterators (before Linux 5.11).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.False(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						podnetConnectionRoleAttrVal, ok := dp.Attributes().Get("podnet.connection.role")
+						assert.True(t, ok)
+						assert.Equal(t, "client", podnetConnectionRoleAttrVal.Str())
+						networkTypeAttrVal, ok := dp.Attributes().Get("network.type")
+						assert.True(t, ok)
+						assert.Equal(t, "ipv4", networkTypeAttrVal.Str())
+						networkPeerAddressAttrVal, ok := dp.Attributes().Get("network.peer.address")
+						assert.True(t, ok)
+						assert.Equal(t, "network.peer.address-val", networkPeerAddressAttrVal.Str())
+						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
+						assert.True(t, ok)
+						assert.EqualValues(t, 11, serverPortAttrVal.Int())
+						podnetPeerK8sNamespaceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.namespace.name-val", podnetPeerK8sNamespaceNameAttrVal.Str())
+						podnetPeerK8sPodNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.pod.name-val", podnetPeerK8sPodNameAttrVal.Str())
+						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["podnet.tcp.connections.active"], "Found a duplicate in the metrics slice: podnet.tcp.connections.active")
+						validatedMetrics["podnet.tcp.connections.active"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Established (not yet closed) connections of the series at the emission, including connections opened before podnet started. Not reported without BPF iterators (before Linux 5.11).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.False(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["podnet.tcp.connections.active"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("podnet.connection.role")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.type")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.peer.address")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server.port")
+						assert.False(t, ok)
+					}
 				case "podnet.tcp.connections.closed":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["podnet.tcp.connections.closed"], "Found a duplicate in the metrics slice: podnet.tcp.connections.closed")
 						validatedMetrics["podnet.tcp.connections.closed"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Established connections that closed.", mi.Description())
+						assert.Equal(t, "Established connections that closed, including connections found open at start.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -480,7 +556,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections.closed"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Established connections that closed.", mi.Description())
+						assert.Equal(t, "Established connections that closed, including connections found open at start.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -513,7 +589,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.retransmits"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Segments retransmitted on connections that closed (tcp_sock total_retrans at close).", mi.Description())
+						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -548,7 +624,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.retransmits"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Segments retransmitted on connections that closed (tcp_sock total_retrans at close).", mi.Description())
+						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())

@@ -87,7 +87,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetConnectionsUntracked, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_untracked",
-		metric.WithDescription("Closes of connections podnet never saw open (opened before it started, or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
+		metric.WithDescription("Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

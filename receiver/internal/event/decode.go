@@ -14,6 +14,12 @@ const (
 	afInet6 = 10
 )
 
+// Bits of the kernel's event.flags that decoding reads; other bits are ignored.
+const (
+	flagRoleGuessed = uint8(bpf.PodnetEventFlagEVENT_FLAG_ROLE_GUESSED)
+	flagFound       = uint8(bpf.PodnetEventFlagEVENT_FLAG_FOUND)
+)
+
 // RecordSize is the size of one kernel record.
 const RecordSize = int(unsafe.Sizeof(bpf.PodnetEvent{}))
 
@@ -27,10 +33,13 @@ func Decode(raw []byte, clock *Clock, e *Event) error {
 		return fmt.Errorf("%w: %d bytes, want %d", ErrMalformed, len(raw), RecordSize)
 	}
 	// The record is copied out of the ring into a Go-allocated buffer, which is 8-byte aligned.
-	k := (*bpf.PodnetEvent)(unsafe.Pointer(unsafe.SliceData(raw)))
+	return FromKernel((*bpf.PodnetEvent)(unsafe.Pointer(unsafe.SliceData(raw))), clock, e)
+}
 
+// FromKernel decodes one kernel event already in its Go type (the start-up scan's records).
+func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 	switch Type(k.Type) {
-	case Connect, Accept, Close:
+	case Connect, Accept, Close, Found:
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, k.Type)
 	}
@@ -55,6 +64,12 @@ func Decode(raw []byte, clock *Clock, e *Event) error {
 		BytesReceived: k.BytesReceived,
 		SRTTMicros:    k.SrttUs,
 		Retransmits:   k.Retransmits,
+
+		CountedBytesSent:     k.CountedBytesSent,
+		CountedBytesReceived: k.CountedBytesReceived,
+		CountedRetransmits:   k.CountedRetransmits,
+		Found:                k.Flags&flagFound != 0,
+		RoleGuessed:          k.Flags&flagRoleGuessed != 0,
 	}
 	if k.StartNs != 0 {
 		e.Start = clock.UnixNano(k.StartNs)

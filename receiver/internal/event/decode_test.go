@@ -74,6 +74,45 @@ func TestDecodeUnknownStartAndNoProcess(t *testing.T) {
 	assert.Equal(t, [16]byte{}, e.Comm, "no comm without a process")
 }
 
+func TestDecodeFoundConnection(t *testing.T) {
+	k := kernelEvent()
+	k.Type, k.Role, k.StartNs = uint8(bpf.PodnetEventTypeEVENT_FOUND), uint8(Server), 0
+	k.Flags = flagFound | flagRoleGuessed
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, Found, e.Type)
+	assert.Equal(t, "podnet.tcp.connection.found", e.Type.Name())
+	assert.True(t, e.Found)
+	assert.True(t, e.RoleGuessed)
+	assert.Equal(t, uint64(6), e.BytesSent, "the totals so far")
+	_, ok := e.Duration()
+	assert.False(t, ok, "its start is unknown")
+}
+
+func TestDecodeIgnoresUnknownFlagBits(t *testing.T) {
+	k := kernelEvent()
+	k.Flags = 0xf0 | flagRoleGuessed
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.True(t, e.RoleGuessed)
+	assert.False(t, e.Found)
+}
+
+func TestDecodeCountedAndRemainder(t *testing.T) {
+	k := kernelEvent()
+	k.BytesSent, k.BytesReceived, k.Retransmits = 1000, 500, 7
+	k.CountedBytesSent, k.CountedBytesReceived, k.CountedRetransmits = 600, 500, 2
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, uint64(1000), e.BytesSent, "the event keeps the totals")
+	sent, received, retrans := e.Remainder()
+	assert.Equal(t, []uint64{400, 0, 5}, []uint64{sent, received, retrans})
+
+	e.CountedBytesSent = 2000
+	sent, _, _ = e.Remainder()
+	assert.Zero(t, sent, "a count beyond the total adds nothing rather than wrapping")
+}
+
 func TestDecodeRejectsMalformed(t *testing.T) {
 	for name, mutate := range map[string]func(*bpf.PodnetEvent){
 		"type":   func(k *bpf.PodnetEvent) { k.Type = 9 },
@@ -117,6 +156,7 @@ func TestTypeNamesAreTheContract(t *testing.T) {
 	assert.Equal(t, "podnet.tcp.connect", Connect.Name())
 	assert.Equal(t, "podnet.tcp.accept", Accept.Name())
 	assert.Equal(t, "podnet.tcp.close", Close.Name())
+	assert.Equal(t, "podnet.tcp.connection.found", Found.Name())
 }
 
 func TestClockTracksBootTime(t *testing.T) {

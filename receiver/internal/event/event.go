@@ -15,6 +15,7 @@ const (
 	Connect = Type(bpf.PodnetEventTypeEVENT_CONNECT)
 	Accept  = Type(bpf.PodnetEventTypeEVENT_ACCEPT)
 	Close   = Type(bpf.PodnetEventTypeEVENT_CLOSE)
+	Found   = Type(bpf.PodnetEventTypeEVENT_FOUND)
 )
 
 // Name is the log record EventName: part of podnet's contract with users.
@@ -26,6 +27,8 @@ func (t Type) Name() string {
 		return "podnet.tcp.accept"
 	case Close:
 		return "podnet.tcp.close"
+	case Found:
+		return "podnet.tcp.connection.found"
 	}
 	return "podnet.tcp.unknown"
 }
@@ -58,10 +61,18 @@ type Event struct {
 	PID         uint32   // 0 = no process context known
 	Comm        [16]byte // NUL-padded task comm; empty when PID is 0
 	Errno       int32    // connect: why it failed; 0 = established
-	// Close only.
+	// Close and found: totals over the connection's life.
 	BytesSent, BytesReceived uint64
-	SRTTMicros               uint32
 	Retransmits              uint32
+	SRTTMicros               uint32 // close only
+	// Close only: the part of the totals the periodic reads of open connections already
+	// counted (and, for a found connection, its totals when found).
+	CountedBytesSent, CountedBytesReceived uint64
+	CountedRetransmits                     uint32
+	// Found is set on a connection that predates podnet (its found event and its close): its
+	// open was not seen, so its start is unknown and RoleGuessed is set too.
+	Found       bool
+	RoleGuessed bool
 }
 
 // Failed reports whether a connect did not establish.
@@ -82,6 +93,22 @@ func (e *Event) Duration() (uint64, bool) {
 		return 0, false
 	}
 	return e.Time - e.Start, true
+}
+
+// Remainder is what a close adds to the byte and retransmit sums: its totals less what the
+// periodic reads of the open connection already counted.
+func (e *Event) Remainder() (sent, received, retransmits uint64) {
+	return rest(e.BytesSent, e.CountedBytesSent), rest(e.BytesReceived, e.CountedBytesReceived),
+		rest(uint64(e.Retransmits), uint64(e.CountedRetransmits))
+}
+
+// rest never wraps: the kernel counts at most the total, and a bug that counted more must not
+// add 2^64 to a sum.
+func rest(total, counted uint64) uint64 {
+	if counted > total {
+		return 0
+	}
+	return total - counted
 }
 
 // IPv6 reports whether the connection is IPv6 (after unmapping IPv4-mapped addresses).
