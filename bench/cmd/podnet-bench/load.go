@@ -32,6 +32,10 @@ type loadResult struct {
 	Elapsed     time.Duration `json:"elapsed_ns"`
 	P50         time.Duration `json:"p50_ns"`
 	P99         time.Duration `json:"p99_ns"`
+	// Filled by the long-lived workloads, not the load generator: TCP sockets in use and in
+	// TIME_WAIT in the two namespaces at the end of the run.
+	OpenSockets int64 `json:"-"`
+	TimeWait    int64 `json:"-"`
 }
 
 func (r loadResult) rate() float64 { return float64(r.Connections) / r.Elapsed.Seconds() }

@@ -3,8 +3,8 @@
 // as its own process) on short-connection load between two network namespaces, and reports
 // medians and ranges over the pairs. `make bench` runs it; it needs root.
 //
-// It is also its own load generator and server (subcommands load and serve), re-run inside
-// the namespaces.
+// It is also its own load generator and server (subcommands load and serve), and the holder
+// of the long-lived workloads' connections (hold, hold-serve), re-run inside the namespaces.
 package main
 
 import (
@@ -47,8 +47,8 @@ var scenarios = []scenario{
 }
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "load") {
-		sub := map[string]func([]string) error{"serve": serveMain, "load": loadMain}[os.Args[1]]
+	subcommands := map[string]func([]string) error{"serve": serveMain, "load": loadMain, "hold-serve": holdServeMain, "hold": holdMain}
+	if sub := subcommands[firstArg()]; sub != nil {
 		if err := sub(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
 			os.Exit(1)
@@ -72,7 +72,12 @@ func benchMain() error {
 	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
 	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
 	scenarioNames := flag.String("scenarios", names(scenarios), "comma-separated scenarios")
-	workloadNames := flag.String("workloads", "go-connect,go-request,nginx-wrk", "comma-separated workloads")
+	workloadNames := flag.String("workloads", "go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived)")
+	idle := flag.Int("idle", 10000, "long-lived workloads: idle connections held open")
+	busy := flag.Int("busy", 200, "long-lived workloads: busy connections held open")
+	busySize := flag.Int("busy-bytes", 4096, "long-lived workloads: bytes a busy connection's client writes each -busy-every")
+	busyEvery := flag.Duration("busy-every", 10*time.Millisecond, "long-lived workloads: time between a busy connection's writes")
+	quietDuration := flag.Duration("quiet-duration", 10*time.Second, "length of each long-lived-quiet run (many metrics intervals: the figure is per interval)")
 	results := flag.String("results", "bench/results", "directory for <date>-<scenario>.md")
 	profiles := flag.String("profile-dir", "", "if set, a CPU profile of every podnet run is written here")
 	agentEnv := flag.String("agent-env", "", "comma-separated VAR=value added to every podnet-agent's environment, e.g. GOGC=200 (write to another -results directory: the files are named by scenario)")
@@ -99,6 +104,12 @@ func benchMain() error {
 				continue
 			}
 			loads = append(loads, nginxWorkload{connections: *wrkConns, dir: tmp})
+		case "long-lived-quiet", "long-lived":
+			w := &longLivedWorkload{idle: *idle, busy: *busy, size: *busySize, every: *busyEvery, self: self}
+			if n == "long-lived" {
+				w.churn = &goWorkload{mode: modeConnect, workers: *workers, self: self}
+			}
+			loads = append(loads, w)
 		default:
 			return fmt.Errorf("-workloads: unknown %q", n)
 		}
@@ -112,6 +123,9 @@ func benchMain() error {
 		sc := scenarios[i]
 		if *agentEnv != "" {
 			sc.env = append(slices.Clone(sc.env), strings.Split(*agentEnv, ",")...)
+		}
+		if _, err := metricsInterval(sc); err != nil && strings.Contains(*workloadNames, "long-lived-quiet") {
+			return err
 		}
 		chosen = append(chosen, sc)
 	}
@@ -136,12 +150,16 @@ func benchMain() error {
 	bySc := map[string][]summary{}
 	var all []summary
 	for _, w := range loads {
+		r.duration = *duration
+		if isPeriodicOnly(w) {
+			r.duration = *quietDuration
+		}
 		stop, err := w.start(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.name(), err)
 		}
 		for _, sc := range chosen {
-			fmt.Fprintf(os.Stderr, "%s / %s: %d pairs of %v\n", sc.name, w.name(), *pairs, *duration)
+			fmt.Fprintf(os.Stderr, "%s / %s: %d pairs of %v\n", sc.name, w.name(), *pairs, r.duration)
 			ps, err := r.pairs(w, sc, *pairs)
 			if err != nil {
 				stop()
@@ -156,6 +174,7 @@ func benchMain() error {
 
 	fmt.Printf("\n%s\n%d pairs of %v per row; median [min–max] over pairs; ratios podnet/baseline\n\n", host, *pairs, *duration)
 	printTable(os.Stdout, all)
+	printPeriodic(os.Stdout, all)
 	if err := os.MkdirAll(*results, 0o755); err != nil {
 		return err
 	}
@@ -168,6 +187,13 @@ func benchMain() error {
 		fmt.Println("wrote", path)
 	}
 	return nil
+}
+
+func firstArg() string {
+	if len(os.Args) < 2 {
+		return ""
+	}
+	return os.Args[1]
 }
 
 func names(scs []scenario) string {

@@ -16,6 +16,9 @@ func printTable(w io.Writer, sums []summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tCPU ms/1k conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
 	for _, s := range sums {
+		if isPeriodicOnly(s.workload) {
+			continue // printPeriodic
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
 			s.scenario.name, s.workload.name(), s.baseRate.format("%.0f"), s.rate.format("%.3f"),
 			s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
@@ -23,6 +26,9 @@ func printTable(w io.Writer, sums []summary) {
 	}
 	_ = tw.Flush()
 	for _, s := range sums {
+		if isPeriodicOnly(s.workload) {
+			continue
+		}
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(w, "%s / %s: %s\n", s.scenario.name, s.workload.name(), v)
 		}
@@ -50,6 +56,10 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 		pairs, d)
 	for _, s := range sums {
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", s.workload.name(), s.workload.describe())
+		if isPeriodicOnly(s.workload) {
+			writePeriodicMarkdown(&b, s)
+			continue
+		}
 		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range s.pairs {

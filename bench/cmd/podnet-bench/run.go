@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -14,6 +15,16 @@ type workload interface {
 	describe() string
 	start(p *pods) (stop func(), err error)
 	load(p *pods, d time.Duration) (loadResult, error)
+}
+
+// holder is a workload that keeps connections open across its runs. podnet finds them when it
+// starts; its runs wait (settleTime) before the measured window so that start-up work stays
+// out. periodicOnly ones have no load of their own to compare with a baseline: both runs of
+// their pairs have podnet attached, the "baseline" one with the held connections closed, so
+// the difference is what podnet spends on them.
+type holder interface {
+	periodicOnly() bool
+	hold(p *pods, open bool) error
 }
 
 // scenario is how podnet is configured for the "podnet attached" runs.
@@ -44,6 +55,8 @@ type run struct {
 // agentRun is what podnet cost and saw during one run.
 type agentRun struct {
 	cpu      time.Duration
+	runTime  time.Duration // exact CPU (agentproc.RunTime) over window, the wall time measured
+	window   time.Duration
 	rss, hwm int64 // KiB
 	counters agentstats.Counters
 }
@@ -69,19 +82,17 @@ type runner struct {
 func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
 	// One discarded run first: it fills the client's TIME_WAIT table the way every later run
 	// finds it, and warms caches.
-	if _, err := w.load(r.pods, r.duration/2); err != nil {
-		return nil, err
+	if !isPeriodicOnly(w) {
+		if _, err := w.load(r.pods, r.duration/2); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]pair, n)
 	for i := range out {
 		p := &out[i]
 		p.podnetFirst = i%2 == 1
 		for _, withPodnet := range []bool{p.podnetFirst, !p.podnetFirst} {
-			profile := ""
-			if withPodnet && r.profileDir != "" {
-				profile = filepath.Join(r.profileDir, fmt.Sprintf("%s-%s-%d.pprof", fileName(sc.name), w.name(), i))
-			}
-			res, err := r.once(w, sc, withPodnet, profile)
+			res, err := r.side(w, sc, i, withPodnet)
 			if err != nil {
 				return nil, err
 			}
@@ -95,6 +106,22 @@ func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
 	return out, nil
 }
 
+// side is one run of pair i: with or without podnet or, for a periodic-only workload, podnet
+// with or without the held connections.
+func (r *runner) side(w workload, sc scenario, i int, withPodnet bool) (run, error) {
+	profile := ""
+	if withPodnet && r.profileDir != "" {
+		profile = filepath.Join(r.profileDir, fmt.Sprintf("%s-%s-%d.pprof", fileName(sc.name), w.name(), i))
+	}
+	if h, ok := w.(holder); ok && h.periodicOnly() {
+		if err := h.hold(r.pods, withPodnet); err != nil {
+			return run{}, err
+		}
+		return r.once(w, sc, true, profile)
+	}
+	return r.once(w, sc, withPodnet, profile)
+}
+
 func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) (run, error) {
 	if !withPodnet {
 		before := observers()
@@ -106,8 +133,13 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		return run{}, err
 	}
 	before := observers() - 1 // minus our own agent
+	if _, ok := w.(holder); ok {
+		time.Sleep(settleTime(sc))
+	}
+	t0 := time.Now()
 	cpu0, err := a.CPU()
-	if err != nil {
+	rt0, rtErr := a.RunTime()
+	if err = errors.Join(err, rtErr); err != nil {
 		_, _ = a.Stop()
 		return run{}, err
 	}
@@ -115,15 +147,18 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	after := observers() - 1
 	time.Sleep(drainWait)
 	cpu1, cpuErr := a.CPU()
+	rt1, rtErr := a.RunTime()
+	window := time.Since(t0)
 	rss, hwm := a.Memory()
 	c, stopErr := a.Stop()
 	waitUnloaded(before)
-	for _, e := range []error{err, cpuErr, stopErr} {
+	for _, e := range []error{err, cpuErr, rtErr, stopErr} {
 		if e != nil {
 			return run{}, e
 		}
 	}
-	return run{load: l, agent: &agentRun{cpu: cpu1 - cpu0, rss: rss, hwm: hwm, counters: c}, foreign: max(before, after)}, nil
+	ag := &agentRun{cpu: cpu1 - cpu0, runTime: rt1 - rt0, window: window, rss: rss, hwm: hwm, counters: c}
+	return run{load: l, agent: ag, foreign: max(before, after)}, nil
 }
 
 // waitUnloaded waits (up to 5 s) until no more podnet instances are loaded than want. An agent's

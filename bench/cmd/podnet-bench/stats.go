@@ -73,6 +73,9 @@ type summary struct {
 
 	baseRate, rate, p50, p99, cpuPer1k, eventsPerConn, rssMiB spread
 	lost, recursion, dropped, loadErrors                      int64
+	// Periodic-only workloads (long-lived-quiet): podnet with no load, without and with the
+	// held connections.
+	floorPerInterval, perInterval, perInterval10k, sockets, timeWait spread
 	// contaminated counts pairs during which another podnet instance was attached; the
 	// summary leaves them out unless every pair is.
 	contaminated int
@@ -90,6 +93,9 @@ func summarize(sc scenario, w workload, pairs []pair) summary {
 	}
 	if len(clean) > 0 {
 		pairs = clean
+	}
+	if isPeriodicOnly(w) {
+		return summarizePeriodic(s, pairs)
 	}
 	var base, rate, p50, p99, cpu, epc, rss []float64
 	for _, p := range pairs {
