@@ -110,7 +110,9 @@ func TestKernelAggregationStillScans(t *testing.T) {
 // Without BPF iterators Start still succeeds: no scan, and active is not reported.
 func TestStartWithoutIterators(t *testing.T) {
 	metrics := new(consumertest.MetricsSink)
-	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(1)...), new(consumertest.LogsSink), metrics)
+	cfg := NewDefaultConfig()
+	cfg.ProcRoot = t.TempDir() // the /proc fallback finds nothing here (found_proc_test.go reads the real one)
+	f := newFakeReceiver(t, cfg, newFakeRing(connects(1)...), new(consumertest.LogsSink), metrics)
 	f.kernel.iterErr = errors.New("the kernel refused the BPF iterators")
 	f.kernel.found = scanRecords(3)
 	f.start(t)

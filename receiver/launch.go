@@ -50,7 +50,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	if iterErr != nil {
 		r.set.Logger.Warn("podnet: open connections cannot be read on this kernel: bytes and retransmits are counted "+
 			"only at close, podnet.tcp.connections.active is not reported, and connections open before podnet started "+
-			"are not found (their closes count as untracked)", zap.Error(iterErr))
+			"are found from /proc for logs only (their bytes and closes are not tracked; the closes count as untracked)", zap.Error(iterErr))
 	}
 	var metrics *sharedMetrics
 	em := &emitter{
@@ -81,7 +81,12 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		ring: src.ring, clock: event.NewClock(), exclude: exclude,
 		enrich: newEnricher(newResources(r.cfg, attr), attr),
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
-		found: func(c *event.Clock) []event.Event { return run.kernel.findExisting(c, r.set.Logger) },
+		found: func(c *event.Clock) []event.Event {
+			if iterErr != nil {
+				return findInProc(r.cfg.ProcRoot, r.cfg.MaxTrackedConnections, r.set.Logger)
+			}
+			return run.kernel.findExisting(c, r.set.Logger)
+		},
 		failed: func(err error) {
 			r.set.Logger.Error("podnet stopped reading the ring buffer", zap.Error(err))
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
