@@ -119,8 +119,10 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 			return 0; /* already closed and reported before accept() returned it */
 		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. Otherwise it
 		 * was established before podnet loaded and waited in the queue: dated now. */
-		if (state != TCP_SYN_RECV)
+		if (state != TCP_SYN_RECV) {
 			ci.start_ns = bpf_ktime_get_boot_ns();
+			to_metrics(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
+		}
 		known = track(key, &ci);
 		if (!known)
 			return 0;
@@ -131,7 +133,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	known->cgroup_id = fallback_cgroup_id();
 	bpf_get_current_comm(known->comm, sizeof(known->comm));
 	ci = *known;
-	report(sk, EVENT_ACCEPT, &ci, 0, bpf_ktime_get_boot_ns(), rd);
+	to_ring(sk, EVENT_ACCEPT, &ci, 0, bpf_ktime_get_boot_ns(), rd); /* the aggregates count it at its handshake */
 	return 0;
 }
 
@@ -219,6 +221,13 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!sk || !is_tcp(sk, READ_PROBED))
 		return 0;
 
+	if (aggregate_in_kernel) {
+		struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
+
+		fill_sock(&local, sk, READ_PROBED);
+		fill_peer_from_sockaddr(&local, &call);
+		agg_add(&local);
+	}
 	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;

@@ -167,6 +167,7 @@ const (
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
 	PodnetVarScanId            = "scan_id"
+	PodnetVarSendEvents        = "send_events"
 	PodnetVarUnusedAggKey      = "unused_agg_key"
 	PodnetVarUnusedAggValue    = "unused_agg_value"
 	PodnetVarUnusedCounter     = "unused_counter"
@@ -255,6 +256,7 @@ type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
+	SendEvents        *ebpf.VariableSpec `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -314,6 +316,7 @@ type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	ScanId            *ebpf.Variable `ebpf:"scan_id"`
+	SendEvents        *ebpf.Variable `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`

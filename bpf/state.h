@@ -11,10 +11,13 @@
 #include "ring.h"
 #include "aggregate.h"
 
-/* Set by the loader: count into `aggregates` instead of writing events to the ring; the
- * syscall programs are then neither loaded nor attached, so nothing reports passive opens at
- * accept(): the state machine does, when the handshake ends. */
+/* Set by the loader: the two sinks, either or both. aggregate_in_kernel counts metrics into
+ * `aggregates` (a passive open is counted when its handshake ends); send_events writes events
+ * to the ring for logs (and for metrics counted in user space, `metrics_aggregation: events`),
+ * with the syscall programs attached for what only they see (the acceptor's pid, connect()
+ * failures before SYN_SENT). Without send_events nothing reports passive opens at accept(). */
 const volatile bool aggregate_in_kernel = false;
+const volatile bool send_events = true;
 
 /* The transitions that say something; everything else (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) is
  * dropped before the socket or any map is touched, since this hook runs ~10 times per
@@ -23,7 +26,7 @@ const volatile bool aggregate_in_kernel = false;
 static __always_inline bool interesting(int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT)
-		return !aggregate_in_kernel; /* only the process context is learnt there */
+		return send_events; /* only the process context is learnt there, for the events */
 	if (oldstate == TCP_SYN_SENT)
 		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
 	if (newstate == TCP_ESTABLISHED)
@@ -55,26 +58,43 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	}
 }
 
-/* Reports one outcome to the sink: type is enum event_type, ts when it happened. */
-static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
-				   enum sock_read rd)
+/* One outcome to the aggregates (metrics), when they are a sink. */
+static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				       enum sock_read rd)
 {
-	struct event *e, local;
+	struct event local;
 
-	if (aggregate_in_kernel) {
-		__builtin_memset(&local, 0, sizeof(local));
-		local.timestamp_ns = ts;
-		local.type = type;
-		local.role = ci->role;
-		fill_event(&local, type, sk, ci, error, rd);
-		agg_add(&local);
+	if (!aggregate_in_kernel)
 		return;
-	}
+	__builtin_memset(&local, 0, sizeof(local));
+	local.timestamp_ns = ts;
+	local.type = type;
+	local.role = ci->role;
+	fill_event(&local, type, sk, ci, error, rd);
+	agg_add(&local);
+}
+
+/* One outcome to the ring (logs), when events are sent. */
+static __always_inline void to_ring(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				    enum sock_read rd)
+{
+	struct event *e;
+
+	if (!send_events)
+		return;
 	e = reserve(type, ci->role, ts);
 	if (!e)
 		return;
 	fill_event(e, type, sk, ci, error, rd);
 	submit(e);
+}
+
+/* Reports one outcome to every sink: type is enum event_type, ts when it happened. */
+static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				   enum sock_read rd)
+{
+	to_metrics(sk, type, ci, error, ts, rd);
+	to_ring(sk, type, ci, error, ts, rd);
 }
 
 /* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns
@@ -148,21 +168,23 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		return;
 	}
 	if (!known) {
-		/* Passive open, in softirq: no process to name; accept() will, unless nothing
-		 * calls it, in which case the close reports the open. */
+		/* Passive open, in softirq: counted in the aggregates now; for the ring there is no
+		 * process to name: accept() will, unless nothing calls it, in which case the close
+		 * reports the open. */
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
-		ci.accepted = aggregate_in_kernel;
+		ci.accepted = !send_events; /* no event to wait for */
 		known = track(key, &ci);
-		if (aggregate_in_kernel)
-			report(sk, EVENT_ACCEPT, &ci, 0, now, rd);
+		to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd);
 		if (!known)
 			return;
 	}
-	/* accept() may have come first (TCP Fast Open): it reported the open, this dates it. */
+	/* accept() may have come first (TCP Fast Open): it reported the open to the ring, this
+	 * dates it and counts it. */
 	if (!known->start_ns) {
 		known->start_ns = now;
 		known->est_seq = seq;
+		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd);
 	}
 }
 
@@ -198,7 +220,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	/* Accepted by nobody through accept() (io_uring, or reset while queued): report the
 	 * passive open now, at the time the handshake completed, so server counts stay whole. */
 	if (ci.role == ROLE_SERVER && !ci.accepted)
-		report(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
+		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd); /* the aggregates counted it at its handshake */
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd);
 }
 

@@ -79,6 +79,8 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	client, server := netw.AddPod(), netw.AddPod()
 	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, mode)
 	eventsSink, stopEvents := startMetricsOnly(t, aggregationEvents, mode)
+	// Logs and metrics from one receiver (auto): metrics from the kernel, the ring for logs.
+	bothLogs, bothSink, stopBoth := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) { cfg.Hooks = mode })
 
 	v4, v6 := netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)
 	exchange(t, client, server, "hello", v4, v4, v6)
@@ -89,11 +91,20 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 		"every TCP socket of the pods closed")
 	stopKernel()
 	stopEvents()
+	stopBoth()
 
 	fromKernel, kernelDurations := splitDurations(flatten(kernelSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
 	fromEvents, eventDurations := splitDurations(flatten(eventsSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
+	fromBoth, _ := splitDurations(flatten(bothSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
 	require.NotEmpty(t, fromEvents)
 	assert.Equal(t, fromEvents, fromKernel)
+	assert.Equal(t, fromEvents, fromBoth, "with a logs pipeline too, metrics are the kernel's and the same")
+	names := map[string]int{}
+	for _, r := range records(bothLogs.AllLogs(), client.NetnsInode(), server.NetnsInode()) {
+		names[r.name]++
+	}
+	assert.Equal(t, map[string]int{"podnet.tcp.connect": 4, "podnet.tcp.accept": 3, "podnet.tcp.close": 6}, names,
+		"and the logs still have every event (3 connections, one connect refused)")
 	// Two receivers run two sets of programs, each timing the connection itself: durations
 	// agree to within the microseconds between their hooks.
 	require.Len(t, kernelDurations, len(eventDurations))

@@ -147,25 +147,19 @@ func (cfg *Config) Validate() error {
 }
 
 // aggregateInKernel decides the metrics path from the pipelines that use the receiver.
-func (cfg *Config) aggregateInKernel(hasLogs, hasMetrics bool) (bool, error) {
-	switch cfg.MetricsAggregation {
-	case aggregationKernel:
-		if hasLogs {
-			return false, errors.New("metrics_aggregation: kernel sends no events, but a logs pipeline uses this receiver; use auto or events")
-		}
-		return true, nil
-	case aggregationEvents:
-		return false, nil
-	}
-	return hasMetrics && !hasLogs, nil
+func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
+	return hasMetrics && cfg.MetricsAggregation != aggregationEvents
 }
 
-func (cfg *Config) kernelOptions(aggregate bool) kernel.Options {
+// kernelOptions: events are sent to the ring when a logs pipeline uses this receiver, or when
+// metrics are counted from them.
+func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
 	return kernel.Options{
 		Hooks:                 cfg.Hooks,
 		RingBufferSize:        uint32(cfg.RingBufferSize),
 		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
 		AggregateInKernel:     aggregate,
+		Events:                hasLogs,
 		MaxAggregates:         uint32(cfg.MaxMetricSeries),
 	}
 }

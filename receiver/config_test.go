@@ -76,28 +76,29 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 	assert.NoError(t, confmap.Validate(largest), "the bound itself is valid")
 }
 
+// Metrics never depend on logs (issue 13): they are counted in the kernel whenever a metrics
+// pipeline uses the receiver, unless `events` is chosen; events reach the ring only when logs
+// need them or metrics are counted from them.
 func TestMetricsAggregationFollowsThePipelines(t *testing.T) {
 	cfg := NewDefaultConfig()
 	for _, tc := range []struct {
-		mode          string
-		logs, metrics bool
-		kernel, fails bool
+		mode           string
+		logs, metrics  bool
+		kernel, events bool
 	}{
 		{aggregationAuto, false, true, true, false},
-		{aggregationAuto, true, true, false, false},
-		{aggregationAuto, true, false, false, false},
-		{aggregationEvents, false, true, false, false},
+		{aggregationAuto, true, true, true, true},
+		{aggregationAuto, true, false, false, true},
+		{aggregationEvents, false, true, false, true},
+		{aggregationEvents, true, true, false, true},
 		{aggregationKernel, false, true, true, false},
-		{aggregationKernel, true, true, false, true},
+		{aggregationKernel, true, true, true, true},
 	} {
 		cfg.MetricsAggregation = tc.mode
-		got, err := cfg.aggregateInKernel(tc.logs, tc.metrics)
-		if tc.fails {
-			assert.ErrorContains(t, err, "metrics_aggregation: kernel sends no events, but a logs pipeline uses this receiver")
-			continue
-		}
-		assert.NoError(t, err)
-		assert.Equalf(t, tc.kernel, got, "%+v", tc)
+		aggregate := cfg.aggregateInKernel(tc.metrics)
+		assert.Equalf(t, tc.kernel, aggregate, "%+v: counted in the kernel", tc)
+		opts := cfg.kernelOptions(aggregate, tc.logs)
+		assert.Equalf(t, tc.events, !opts.AggregateInKernel || opts.Events, "%+v: events sent", tc)
 	}
 }
 

@@ -111,7 +111,8 @@ func TestKernelAggregationStillScans(t *testing.T) {
 func TestStartWithoutIterators(t *testing.T) {
 	metrics := new(consumertest.MetricsSink)
 	cfg := NewDefaultConfig()
-	cfg.ProcRoot = t.TempDir() // the /proc fallback finds nothing here (found_proc_test.go reads the real one)
+	cfg.ProcRoot = t.TempDir()                 // the /proc fallback finds nothing here (found_proc_test.go reads the real one)
+	cfg.MetricsAggregation = aggregationEvents // metrics from the fake ring's events
 	f := newFakeReceiver(t, cfg, newFakeRing(connects(1)...), new(consumertest.LogsSink), metrics)
 	f.kernel.iterErr = errors.New("the kernel refused the BPF iterators")
 	f.kernel.found = scanRecords(3)

@@ -62,7 +62,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		metrics.m.countsActive = iterErr == nil
 		em.metrics, em.aggregates = metrics, newEnricher(newResources(r.cfg, attr), attr)
 	}
-	ringEvents := src.ring != nil && !aggregate
+	ringEvents := src.ring != nil
 	r.goroutines.Go(func() {
 		defer close(run.emitterDone)
 		if !ringEvents {
@@ -92,7 +92,10 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
 		},
 	}
-	p := &pipeline{in: run.handoff, logs: r.logs, metrics: metrics, obs: obs, loss: loss, warn: warn}
+	p := &pipeline{in: run.handoff, logs: r.logs, obs: obs, loss: loss, warn: warn}
+	if !aggregate {
+		p.metrics = metrics // counted from the events; otherwise the kernel counts them
+	}
 	if r.logs != nil {
 		p.conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)
 	}

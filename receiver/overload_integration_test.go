@@ -82,10 +82,11 @@ func TestOverloadIsCountedAndRecovered(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 30)
 	client, server := netw.AddPod(), netw.AddPod()
 	// A one-page ring also overflows while what was handed off during the overload drains, and
-	// under other traffic on the machine (parallel test packages): a few attempts, each a
-	// fresh connection to a port of its own, so that no attempt counts another's events.
+	// under other traffic on the machine (parallel test packages, whose load generators run
+	// for seconds at full rate): attempts over ~20 s, each a fresh connection to a port of its
+	// own, so that no attempt counts another's events.
 	var got []rec
-	for attempt := range 3 {
+	for attempt := range 10 {
 		port := int64(8080 + attempt)
 		srv := server.StartServer(t, fmt.Sprintf("0.0.0.0:%d", port), 1)
 		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "after")

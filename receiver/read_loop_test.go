@@ -170,7 +170,9 @@ func TestStandardReceiverTelemetry(t *testing.T) {
 	})
 	t.Run("accepted logs and metrics", func(t *testing.T) {
 		logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
-		f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(10)...), logs, metrics)
+		cfg := NewDefaultConfig()
+		cfg.MetricsAggregation = aggregationEvents // metrics from the fake ring's events
+		f := newFakeReceiver(t, cfg, newFakeRing(connects(10)...), logs, metrics)
 		f.start(t)
 		require.Eventually(t, func() bool { return logs.LogRecordCount() == 10 }, 5*time.Second, 5*time.Millisecond)
 		require.NoError(t, f.Shutdown(context.Background()))

@@ -48,10 +48,7 @@ func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
 // emitter. Errors say what is missing (capability, BTF, tracepoint) and leave nothing
 // attached.
 func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
-	aggregate, err := r.cfg.aggregateInKernel(r.logs != nil, r.metrics != nil)
-	if err != nil {
-		return err
-	}
+	aggregate := r.cfg.aggregateInKernel(r.metrics != nil)
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
 		ReceiverID: r.set.ID, Transport: obsTransport, ReceiverCreateSettings: r.set,
 	})
@@ -67,7 +64,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	src, err := r.open(r.cfg.kernelOptions(aggregate))
+	src, err := r.open(r.cfg.kernelOptions(aggregate, r.logs != nil))
 	if err != nil {
 		stopAttr()
 		tb.Shutdown()

@@ -37,8 +37,6 @@ func TestStartFailsClearly(t *testing.T) {
 			c.NodeName = "node-a"
 			c.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeServiceAccount}
 		}, "kubernetes (auth_type serviceAccount)", true},
-		{"kernel aggregation with a logs pipeline", func(c *Config) { c.MetricsAggregation = aggregationKernel },
-			"metrics_aggregation: kernel sends no events", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.afterProc {

@@ -24,10 +24,13 @@ type Options struct {
 	RingBufferSize uint32
 	// MaxTrackedConnections sizes the per-connection LRU map.
 	MaxTrackedConnections uint32
-	// AggregateInKernel counts connections per metric key in a BPF map instead of sending
-	// events (metrics-only pipelines); MaxAggregates bounds that map.
+	// AggregateInKernel counts connections per metric key in a BPF map (metrics);
+	// MaxAggregates bounds that map. Events are then sent only if Events says so too.
 	AggregateInKernel bool
 	MaxAggregates     uint32
+	// Events sends events to the ring (logs) beside the in-kernel aggregation, with the
+	// syscall hooks. Without AggregateInKernel events are always sent.
+	Events bool
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool
@@ -36,3 +39,7 @@ type Options struct {
 	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
 	refuseCast bool
 }
+
+// sendsEvents says whether the programs write events to the ring (and the syscall hooks, which
+// only events need, are attached).
+func (o Options) sendsEvents() bool { return !o.AggregateInKernel || o.Events }

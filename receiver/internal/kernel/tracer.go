@@ -85,10 +85,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		if cast && h.cast != "" {
 			use, drop = h.cast, h.prog
 		}
-		if opts.AggregateInKernel {
-			delete(spec.Programs, use)
-		} else {
+		if opts.sendsEvents() {
 			hooks[h.name] = use
+		} else {
+			delete(spec.Programs, use)
 		}
 		if drop != "" {
 			delete(spec.Programs, drop)
@@ -100,7 +100,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		refuseCastPrograms(spec)
 	}
 	ring := opts.RingBufferSize
-	if opts.AggregateInKernel {
+	if !opts.sendsEvents() {
 		ring = uint32(os.Getpagesize()) // unused: no events are sent
 	}
 	spec.Maps[bpf.PodnetMapEvents].MaxEntries = ring
@@ -113,6 +113,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 	if err := spec.Variables[bpf.PodnetVarAggregateInKernel].Set(opts.AggregateInKernel); err != nil {
+		return nil, err
+	}
+	if err := spec.Variables[bpf.PodnetVarSendEvents].Set(opts.sendsEvents()); err != nil {
 		return nil, err
 	}
 
@@ -155,7 +158,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		}
 		t.links = append(t.links, l)
 	}
-	if opts.AggregateInKernel {
+	if !opts.sendsEvents() {
 		return t, nil // no events: no reader
 	}
 	t.events, err = ringbuf.NewReader(coll.Maps[bpf.PodnetMapEvents])
@@ -165,8 +168,8 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	return t, nil
 }
 
-// Events is the reader of the programs' ring buffer; nil when aggregating in the kernel, where
-// no events are sent. Close unblocks a concurrent ReadInto, which then returns ringbuf.ErrClosed.
+// Events is the reader of the programs' ring buffer; nil when no events are sent (aggregating
+// in the kernel for metrics alone). Close unblocks a concurrent ReadInto, which then returns ringbuf.ErrClosed.
 func (t *Tracer) Events() *ringbuf.Reader { return t.events }
 
 // ProgramIDs are the kernel ids of the loaded programs (for `bpftool prog show id N`).

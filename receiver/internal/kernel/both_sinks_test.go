@@ -1,0 +1,49 @@
+package kernel
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// With both sinks (metrics aggregated in the kernel, events sent for logs), each connection is
+// counted once in the aggregates and reported once in the ring: the two agree exactly.
+func TestBothSinksAgree(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 107)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 65536, AggregateInKernel: true, Events: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NotNil(t, tr.Events(), "events are sent beside the aggregation")
+	stop := make(chan struct{})
+	got := readContinuously(t, tr, pod.NetnsInode(), stop)
+	hidden := watchHiddenCloses(t)
+
+	var l load
+	l.run(t, pod, 4, 2*time.Second)
+	n := int(l.ok.Load())
+	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, totals)
+		hs, hc := hidden.count(l.port)
+		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
+	}, 5*time.Second, 20*time.Millisecond)
+	close(stop)
+	<-got.done
+
+	agg := totals[pod.NetnsInode()]
+	client, server := agg.get(roleClient), agg.get(roleServer)
+	t.Logf("%d connections; aggregates client %+v server %+v; ring %v", n, client, server, got.kinds)
+	assert.Equal(t, uint64(n+int(l.failed.Load())), client.Connections, "client opens, aggregated")
+	assert.Equal(t, uint64(n), server.Connections, "server opens, aggregated")
+	assert.Equal(t, int(client.Connections), got.kinds[connected], "connect events = aggregated client opens")
+	assert.Equal(t, int(server.Connections), got.kinds[accepted], "accept events = aggregated server opens")
+	assert.Equal(t, int(client.Closed), got.kinds[clientEnd], "client closes: ring = aggregates")
+	assert.Equal(t, int(server.Closed), got.kinds[serverEnd], "server closes: ring = aggregates")
+	_ = bpf.PodnetRoleROLE_CLIENT
+}
