@@ -35,7 +35,8 @@ struct conn_info {
 	__u64 counted_received;
 	__u64 counted_retrans;
 	__u8 found;      /* predates podnet: the start-up scan (progress.h) that found it, 0 if none; its start is unknown */
-	__u8 _pad2[7];
+	__u8 excluded;   /* left out of every sink by `exclude` (select.h), decided when tracked */
+	__u8 _pad2[6];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */
@@ -151,6 +152,30 @@ struct {
 	__type(key, struct listen_port);
 	__type(value, __u8);
 } listen_ports SEC(".maps");
+
+/* `exclude.server_ports`: written by the loader before attaching, read by select.h. Size: a
+ * list users write by hand; the config accepts at most 256. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u8);
+} excluded_ports SEC(".maps");
+
+/* `exclude.peer_cidrs`, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix + 96) so one trie
+ * covers both families. Written by the loader before attaching. Size: as excluded_ports. */
+struct peer_prefix {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct peer_prefix);
+	__type(value, __u8);
+} excluded_peers SEC(".maps");
 
 #pragma clang diagnostic pop
 

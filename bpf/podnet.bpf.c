@@ -119,6 +119,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 			return 0; /* already closed and reported before accept() returned it */
 		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. Otherwise it
 		 * was established before podnet loaded and waited in the queue: dated now. */
+		ci.excluded = excluded_sock(sk, ROLE_SERVER, rd);
 		if (state != TCP_SYN_RECV) {
 			ci.start_ns = bpf_ktime_get_boot_ns();
 			to_metrics(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
@@ -221,13 +222,18 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!sk || !is_tcp(sk, READ_PROBED))
 		return 0;
 
-	if (aggregate_in_kernel) {
+	{
 		struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
 
 		fill_sock(&local, sk, READ_PROBED);
 		fill_peer_from_sockaddr(&local, &call);
-		agg_add(&local);
+		if (excluded_peer(local.family, local.peer_addr, local.peer_port))
+			return 0;
+		if (aggregate_in_kernel)
+			agg_add(&local);
 	}
+	if (!ring_keeps(EVENT_CONNECT))
+		return 0;
 	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
 	if (!e)
 		return 0;

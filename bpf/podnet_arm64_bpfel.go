@@ -51,7 +51,8 @@ type PodnetConnInfo struct {
 	CountedReceived uint64
 	CountedRetrans  uint64
 	Found           uint8
-	Pad2            [7]uint8
+	Excluded        uint8
+	Pad2            [6]uint8
 }
 
 type PodnetConnectCall struct {
@@ -133,6 +134,12 @@ type PodnetListenPort struct {
 	Pad      [2]uint8
 }
 
+type PodnetPeerPrefix struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
 type PodnetRole uint32
 
 const (
@@ -149,6 +156,8 @@ const (
 	PodnetMapConns             = "conns"
 	PodnetMapCounters          = "counters"
 	PodnetMapEvents            = "events"
+	PodnetMapExcludedPeers     = "excluded_peers"
+	PodnetMapExcludedPorts     = "excluded_ports"
 	PodnetMapHandled           = "handled"
 	PodnetMapListenPorts       = "listen_ports"
 	PodnetProgAccept4Cast      = "accept4_cast"
@@ -165,7 +174,9 @@ const (
 	PodnetProgStateTpBtfNested = "state_tp_btf_nested"
 	PodnetProgStateTracepoint  = "state_tracepoint"
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
+	PodnetVarExclusions        = "exclusions"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
+	PodnetVarRingTypes         = "ring_types"
 	PodnetVarScanId            = "scan_id"
 	PodnetVarSendEvents        = "send_events"
 	PodnetVarUnusedAggKey      = "unused_agg_key"
@@ -240,13 +251,15 @@ type PodnetProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetMapSpecs struct {
-	Aggregates   *ebpf.MapSpec `ebpf:"aggregates"`
-	ConnectCalls *ebpf.MapSpec `ebpf:"connect_calls"`
-	Conns        *ebpf.MapSpec `ebpf:"conns"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Handled      *ebpf.MapSpec `ebpf:"handled"`
-	ListenPorts  *ebpf.MapSpec `ebpf:"listen_ports"`
+	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
+	ConnectCalls  *ebpf.MapSpec `ebpf:"connect_calls"`
+	Conns         *ebpf.MapSpec `ebpf:"conns"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExcludedPeers *ebpf.MapSpec `ebpf:"excluded_peers"`
+	ExcludedPorts *ebpf.MapSpec `ebpf:"excluded_ports"`
+	Handled       *ebpf.MapSpec `ebpf:"handled"`
+	ListenPorts   *ebpf.MapSpec `ebpf:"listen_ports"`
 }
 
 // PodnetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -254,7 +267,9 @@ type PodnetMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	Exclusions        *ebpf.VariableSpec `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	RingTypes         *ebpf.VariableSpec `ebpf:"ring_types"`
 	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
 	SendEvents        *ebpf.VariableSpec `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
@@ -288,13 +303,15 @@ func (o *PodnetObjects) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetMaps struct {
-	Aggregates   *ebpf.Map `ebpf:"aggregates"`
-	ConnectCalls *ebpf.Map `ebpf:"connect_calls"`
-	Conns        *ebpf.Map `ebpf:"conns"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Handled      *ebpf.Map `ebpf:"handled"`
-	ListenPorts  *ebpf.Map `ebpf:"listen_ports"`
+	Aggregates    *ebpf.Map `ebpf:"aggregates"`
+	ConnectCalls  *ebpf.Map `ebpf:"connect_calls"`
+	Conns         *ebpf.Map `ebpf:"conns"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExcludedPeers *ebpf.Map `ebpf:"excluded_peers"`
+	ExcludedPorts *ebpf.Map `ebpf:"excluded_ports"`
+	Handled       *ebpf.Map `ebpf:"handled"`
+	ListenPorts   *ebpf.Map `ebpf:"listen_ports"`
 }
 
 func (m *PodnetMaps) Close() error {
@@ -304,6 +321,8 @@ func (m *PodnetMaps) Close() error {
 		m.Conns,
 		m.Counters,
 		m.Events,
+		m.ExcludedPeers,
+		m.ExcludedPorts,
 		m.Handled,
 		m.ListenPorts,
 	)
@@ -314,7 +333,9 @@ func (m *PodnetMaps) Close() error {
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	Exclusions        *ebpf.Variable `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	RingTypes         *ebpf.Variable `ebpf:"ring_types"`
 	ScanId            *ebpf.Variable `ebpf:"scan_id"`
 	SendEvents        *ebpf.Variable `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`

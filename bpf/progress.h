@@ -19,6 +19,7 @@
 #include "sock.h"
 #include "aggregate.h"
 #include "state.h"
+#include "select.h"
 
 #define SOCK_BINDPORT_LOCK 8
 
@@ -76,8 +77,8 @@ static __always_inline int progress_of(__u64 *key, struct conn_info *ci, enum so
 	struct sock *sk;
 	int state;
 
-	if (!key || !ci || !ci->start_ns)
-		return 0; /* the end of the walk, or a connect still in progress */
+	if (!key || !ci || !ci->start_ns || ci->excluded)
+		return 0; /* the end of the walk, a connect still in progress, or left out */
 	sk = (struct sock *)*key;
 	if (rd == READ_CAST)
 		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
@@ -167,6 +168,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 		ci.role = ROLE_CLIENT;
 	ci.pid = task->tgid;
 	ci.found_fd = fd;
+	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);
 	bpf_probe_read_kernel(ci.comm, sizeof(ci.comm), task->comm);
 	ci.start_ns = bpf_ktime_get_boot_ns();
 	ci.est_seq = sock_write_seq(sk, READ_TYPED);
@@ -187,6 +189,8 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * is reported. Already gone: the close reported it, so the find is reported too. */
 	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key))
 		return;
+	if (ci.excluded)
+		return; /* tracked, so that its close is no untracked one, but reported nowhere */
 	e.timestamp_ns = ci.start_ns;
 	e.type = EVENT_FOUND;
 	e.role = ci.role;

@@ -10,6 +10,7 @@
 #include "sock.h"
 #include "ring.h"
 #include "aggregate.h"
+#include "select.h"
 
 /* Set by the loader: the two sinks, either or both. aggregate_in_kernel counts metrics into
  * `aggregates` (a passive open is counted when its handshake ends); send_events writes events
@@ -64,7 +65,7 @@ static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct 
 {
 	struct event local;
 
-	if (!aggregate_in_kernel)
+	if (!aggregate_in_kernel || ci->excluded)
 		return;
 	__builtin_memset(&local, 0, sizeof(local));
 	local.timestamp_ns = ts;
@@ -80,8 +81,8 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 {
 	struct event *e;
 
-	if (!send_events)
-		return;
+	if (!send_events || ci->excluded || !ring_keeps(type))
+		return; /* no ring space for what no logs pipeline keeps */
 	e = reserve(type, ci->role, ts);
 	if (!e)
 		return;
@@ -114,12 +115,14 @@ static __always_inline __u64 fallback_cgroup_id(void)
 
 /* CLOSE -> SYN_SENT, inside connect(): the caller's process context. A new connection on this
  * socket: whatever an earlier one left is replaced. */
-static __always_inline void on_syn_sent(struct sock *sk)
+static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id() };
 	struct connect_call *call;
+
+	ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
 
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
@@ -162,6 +165,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
 			ci.start_ns = now;
+			ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
 			track(key, &ci);
 		}
 		report(sk, EVENT_CONNECT, &ci, 0, now, rd);
@@ -174,6 +178,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
 		ci.accepted = !send_events; /* no event to wait for */
+		ci.excluded = excluded_sock(sk, ROLE_SERVER, rd);
 		known = track(key, &ci);
 		to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd);
 		if (!known)
@@ -214,6 +219,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	}
 	if (ci.role == ROLE_CLIENT && !ci.start_ns) {
 		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
+		if (!known)
+			ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, rd), now, rd);
 		return;
 	}
@@ -231,7 +238,7 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 	struct conn_info *known;
 
 	if (newstate == TCP_SYN_SENT) {
-		on_syn_sent(sk);
+		on_syn_sent(sk, rd);
 		return;
 	}
 	known = bpf_map_lookup_elem(&conns, &key);
@@ -243,6 +250,8 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 		/* SYN_SENT -> SYN_RECV, a simultaneous open: remember it is a client (aggregating,
 		 * SYN_SENT stored nothing). */
 		struct conn_info ci = { .role = ROLE_CLIENT };
+
+		ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
 		track(key, &ci);
 	}
 }

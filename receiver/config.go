@@ -6,10 +6,12 @@ package podnetreceiver // import "github.com/podnet/podnet/receiver"
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"time"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -154,7 +156,7 @@ func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
 // kernelOptions: events are sent to the ring when a logs pipeline uses this receiver, or when
 // metrics are counted from them.
 func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
-	return kernel.Options{
+	opts := kernel.Options{
 		Hooks:                 cfg.Hooks,
 		RingBufferSize:        uint32(cfg.RingBufferSize),
 		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
@@ -162,4 +164,27 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
 		Events:                hasLogs,
 		MaxAggregates:         uint32(cfg.MaxMetricSeries),
 	}
+	if aggregate { // only logs read the ring: it takes the event types they keep
+		for typ, on := range map[bpf.PodnetEventType]bool{
+			bpf.PodnetEventTypeEVENT_CONNECT: cfg.Events.PodnetTCPConnect.Enabled,
+			bpf.PodnetEventTypeEVENT_ACCEPT:  cfg.Events.PodnetTCPAccept.Enabled,
+			bpf.PodnetEventTypeEVENT_CLOSE:   cfg.Events.PodnetTCPClose.Enabled,
+		} {
+			if on {
+				opts.RingTypes |= 1 << typ
+			}
+		}
+		if opts.RingTypes == 0 {
+			opts.RingTypes = 1 << bpf.PodnetEventTypeEVENT_FOUND // none: 0 would mean all
+		}
+	}
+	for _, p := range cfg.Exclude.ServerPorts {
+		opts.ExcludePorts = append(opts.ExcludePorts, uint16(p))
+	}
+	for _, s := range cfg.Exclude.PeerCIDRs {
+		if p, err := netip.ParsePrefix(s); err == nil { // validated already
+			opts.ExcludePeers = append(opts.ExcludePeers, p)
+		}
+	}
+	return opts
 }

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"github.com/podnet/podnet/bpf"
 	"path/filepath"
 	"testing"
 	"time"
@@ -116,4 +117,14 @@ func TestUnknownKeysAreRejected(t *testing.T) {
 	cfg := NewDefaultConfig()
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{"metrics": map[string]any{"podnet.tcp.connections": map[string]any{"attributes": []any{"pod"}}}}).Unmarshal(cfg))
 	assert.ErrorContains(t, confmap.Validate(cfg), "doesn't have an attribute pod", "an unknown metric attribute is named")
+}
+
+// The ring takes only the event types logs keep when metrics are counted in the kernel; every
+// type when metrics are counted from the events.
+func TestRingTypesFollowTheKeptEvents(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Events.PodnetTCPAccept.Enabled = false
+	opts := cfg.kernelOptions(true, true)
+	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), opts.RingTypes)
+	assert.Zero(t, cfg.kernelOptions(false, true).RingTypes, "metrics from events need them all")
 }

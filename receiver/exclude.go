@@ -21,6 +21,9 @@ type ExcludeConfig struct {
 // Validate names the first bad entry of each list.
 func (c ExcludeConfig) Validate() error {
 	var errs []error
+	if len(c.ServerPorts) > maxExclusions || len(c.PeerCIDRs) > maxExclusions {
+		errs = append(errs, fmt.Errorf("exclude: at most %d server_ports and %d peer_cidrs (the kernel's tables hold that many)", maxExclusions, maxExclusions))
+	}
 	for i, p := range c.ServerPorts {
 		if p < 1 || p > 65535 {
 			errs = append(errs, fmt.Errorf("exclude.server_ports[%d]: %d is not a port (1-65535)", i, p))
@@ -33,6 +36,9 @@ func (c ExcludeConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxExclusions bounds each list: the kernel decides exclusions in tables of this size.
+const maxExclusions = 256
 
 // exclusions is the compiled ExcludeConfig.
 type exclusions struct {

@@ -28,3 +28,20 @@ func TestExclusions(t *testing.T) {
 	cfg.Exclude.PeerCIDRs = []string{"nope"}
 	assert.ErrorContains(t, confmap.Validate(cfg), "exclude.peer_cidrs[0]")
 }
+
+// The kernel decides exclusions in tables of 256 entries each: longer lists are refused at
+// validation, and what fits reaches the kernel options.
+func TestExclusionsFitTheKernelTables(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Exclude.ServerPorts = make([]int, maxExclusions+1)
+	for i := range cfg.Exclude.ServerPorts {
+		cfg.Exclude.ServerPorts[i] = i + 1
+	}
+	assert.ErrorContains(t, confmap.Validate(cfg), "exclude: at most 256 server_ports")
+
+	cfg = NewDefaultConfig()
+	cfg.Exclude = ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "fd00:1::5/64"}}
+	opts := cfg.kernelOptions(true, true)
+	assert.Equal(t, []uint16{10250}, opts.ExcludePorts)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("fd00:1::5/64")}, opts.ExcludePeers)
+}

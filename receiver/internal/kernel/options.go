@@ -1,5 +1,7 @@
 package kernel
 
+import "net/netip"
+
 // HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
 // connect) are classic tracepoints in every mode: they are what gives process context.
 // In-kernel aggregation needs no process context and attaches none of them.
@@ -31,6 +33,13 @@ type Options struct {
 	// Events sends events to the ring (logs) beside the in-kernel aggregation, with the
 	// syscall hooks. Without AggregateInKernel events are always sent.
 	Events bool
+	// RingTypes are the event types the ring takes, as bits 1 << bpf.PodnetEventType (0: all):
+	// the others never reserve ring space.
+	RingTypes uint32
+	// ExcludePorts and ExcludePeers keep connections with these server ports or peers out of
+	// every sink, in the kernel (at most 256 each).
+	ExcludePorts []uint16
+	ExcludePeers []netip.Prefix
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool

@@ -118,6 +118,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err := spec.Variables[bpf.PodnetVarSendEvents].Set(opts.sendsEvents()); err != nil {
 		return nil, err
 	}
+	if err := setSelection(spec, opts); err != nil {
+		return nil, err
+	}
 
 	coll, iterErr, err := loadCollection(spec)
 	if err != nil {
@@ -129,6 +132,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			_ = t.Close()
 		}
 	}()
+	if err = fillExclusions(coll, opts); err != nil {
+		return nil, err
+	}
 	// Before attaching: a program finding the slot empty would count nothing.
 	if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
 		return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))

@@ -1,0 +1,144 @@
+package kernel
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// dialPods makes n short connections from client to a listener at addr in server, both ends
+// closed, and returns when the server has accepted them all.
+func dialPods(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort, n int) {
+	t.Helper()
+	clients, servers := connectPodsAt(t, client, server, addr, n)
+	for i := range clients {
+		_ = clients[i].Close()
+		_ = servers[i].Close()
+	}
+}
+
+// connectPodsAt is connectPods to a given address (IPv6 too).
+func connectPodsAt(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort, n int) (clients, servers []net.Conn) {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	t.Cleanup(func() { _ = ln.Close() })
+	require.NoError(t, client.Do(func() error {
+		for range n {
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				return err
+			}
+			clients = append(clients, c)
+			s, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			servers = append(servers, s)
+		}
+		return nil
+	}))
+	return clients, servers
+}
+
+// An excluded server port or peer range is decided in the kernel: its connections reserve no
+// ring space and take no aggregate key, in either role; the others are reported whole.
+func TestExclusionsAreDecidedInTheKernel(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 108)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+		ExcludePorts: []uint16{7181},
+		ExcludePeers: []netip.Prefix{netip.PrefixFrom(serverPod.IPv6, 128)}})
+	require.NoError(t, err)
+	defer tr.Close()
+	_, _ = readAll(t, tr, nil)
+	before := counters(t, tr)
+
+	dialPods(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7181), 20) // excluded port
+	dialPods(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv6, 7182), 20) // excluded peer (client side)
+	dialPods(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7183), 10) // kept
+
+	type key struct {
+		role uint8
+		port uint16
+	}
+	ring := map[key]int{}
+	read := 0
+	require.Eventually(t, func() bool {
+		events, n := readAll(t, tr, nil)
+		read += n
+		for _, e := range events {
+			if e.NetnsIno != cns && e.NetnsIno != sns {
+				continue
+			}
+			port := e.PeerPort
+			if e.Role == roleServer {
+				port = e.LocalPort
+			}
+			ring[key{e.Role, port}]++
+		}
+		return ring[key{roleClient, 7183}] == 20 && ring[key{roleServer, 7183}] == 20
+	}, 5*time.Second, 20*time.Millisecond, "the kept connections' connect, accept and closes: %v", ring)
+	time.Sleep(50 * time.Millisecond)
+	events, n := readAll(t, tr, nil)
+	read += n
+	for _, e := range events {
+		if e.NetnsIno == cns || e.NetnsIno == sns {
+			t.Errorf("late event %+v", e)
+		}
+	}
+	after := counters(t, tr)
+	assert.Zero(t, ring[key{roleClient, 7181}]+ring[key{roleServer, 7181}], "excluded server port: no event, either end")
+	assert.Zero(t, ring[key{roleClient, 7182}], "excluded peer range: no event at the client (whose peer it is)")
+	assert.Equal(t, 2*20, ring[key{roleServer, 7182}], "the server's peers are the clients, not excluded: accept and close")
+	// A reservation is always submitted (ring.h), so one made for an excluded connection would
+	// have been read above; the counter covers at least every record read.
+	assert.LessOrEqual(t, uint64(read), after.Submitted-before.Submitted, "every record read was a counted reservation")
+	assert.Zero(t, after.ReserveFailed-before.ReserveFailed)
+
+	agg := map[key]uint64{}
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == cns || k.NetnsIno == sns {
+			agg[key{k.Role, k.ServerPort}] += v.Connections
+		}
+	}))
+	assert.Equal(t, map[key]uint64{{roleClient, 7183}: 10, {roleServer, 7183}: 10, {roleServer, 7182}: 20}, agg,
+		"the aggregates count only what is not excluded")
+}
+
+// With metrics counted in the kernel, the ring takes only the event types logs keep.
+func TestRingTakesOnlyKeptEventTypes(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 109)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, RingTypes: 1 << bpf.PodnetEventTypeEVENT_CLOSE})
+	require.NoError(t, err)
+	defer tr.Close()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 7191)
+	dialPods(t, pod, pod, addr, 25)
+	types := map[uint8]int{}
+	require.Eventually(t, func() bool {
+		events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+		for _, e := range events {
+			types[e.Type]++
+		}
+		return types[uint8(bpf.PodnetEventTypeEVENT_CLOSE)] >= 50
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, map[uint8]int{uint8(bpf.PodnetEventTypeEVENT_CLOSE): 50}, types, "closes only")
+	var opens uint64
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == pod.NetnsInode() && k.ServerPort == 7191 {
+			opens += v.Connections
+		}
+	}))
+	assert.Equal(t, uint64(50), opens, "the aggregates still count every open")
+}
