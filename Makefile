@@ -60,10 +60,12 @@ helm-check: bin/otelcol-podnet
 .PHONY: bench bench-setup bench-go
 
 # Overhead benchmark (root): alternating baseline/podnet pairs on short-connection load
-# between two network namespaces; prints a table, writes bench/results/<date>-<scenario>.md.
+# between two network namespaces (and the lean C generator, bench/loadgen, inside one); prints a
+# table, writes bench/results/<date>-<scenario>.md.
 # Flags pass through, e.g. make bench BENCH_FLAGS='-pairs 9 -workloads go-connect'.
 bench: bench-setup
 	$(GO) build -o bin/bench/ ./bench/cmd/...
+	cc -O2 -Wall -pthread -o bin/bench/podnet-loadgen bench/loadgen/loadgen.c
 	bin/bench/podnet-bench $(BENCH_FLAGS)
 
 # nginx + wrk for the real-tool workload; podnet-bench skips it loudly when this fails.

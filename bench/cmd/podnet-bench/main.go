@@ -8,8 +8,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,6 +46,16 @@ var scenarios = []scenario{
 		about:   "as logs+metrics, with GOGC=400 in the collector's environment, as examples/ deploy it",
 		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
 	},
+	{
+		name: "logs+metrics-sampled", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","logs":{"sampling":{"one_in":100}}}`,
+		about:   "as logs+metrics, with logs sampled in the kernel: 1 connection in 100 and every abnormal one; metrics stay exact",
+		targets: targets{minRate: 0.99, maxP99: 1.02, zeroLoss: true},
+	},
+	{
+		name: "logs+metrics-noprocess", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","logs":{"process_attributes":false}}`,
+		about:   "as logs+metrics, without process attributes (no syscall hooks)",
+		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
+	},
 }
 
 func main() {
@@ -72,7 +84,9 @@ func benchMain() error {
 	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
 	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
 	scenarioNames := flag.String("scenarios", names(scenarios), "comma-separated scenarios")
-	workloadNames := flag.String("workloads", "go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived)")
+	workloadNames := flag.String("workloads", "loadgen,go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived)")
+	loadgen := flag.String("loadgen", filepath.Join(filepath.Dir(self), "podnet-loadgen"), "the C load generator (bench/loadgen), for the loadgen workload")
+	loadgenWorkers := flag.Int("loadgen-workers", 2, "loadgen: client threads, and as many server threads")
 	idle := flag.Int("idle", 10000, "long-lived workloads: idle connections held open")
 	busy := flag.Int("busy", 200, "long-lived workloads: busy connections held open")
 	busySize := flag.Int("busy-bytes", 4096, "long-lived workloads: bytes a busy connection's client writes each -busy-every")
@@ -94,6 +108,12 @@ func benchMain() error {
 	var loads []workload
 	for _, n := range strings.Split(*workloadNames, ",") {
 		switch n {
+		case "loadgen":
+			if _, err := os.Stat(*loadgen); err != nil {
+				fmt.Fprintf(os.Stderr, "\n*** SKIPPING loadgen: %v (make bench builds it) ***\n\n", err)
+				continue
+			}
+			loads = append(loads, loadgenWorkload{path: *loadgen, workers: *loadgenWorkers})
 		case "go-connect":
 			loads = append(loads, goWorkload{mode: modeConnect, workers: *workers, self: self})
 		case "go-request":
@@ -149,6 +169,8 @@ func benchMain() error {
 	r := &runner{pods: p, agent: *agent, duration: *duration, profileDir: *profiles}
 	bySc := map[string][]summary{}
 	var all []summary
+	// failed holds the scenarios whose agent did not start: they are not tried again.
+	failed := map[string]error{}
 	for _, w := range loads {
 		r.duration = *duration
 		if isPeriodicOnly(w) {
@@ -159,8 +181,21 @@ func benchMain() error {
 			return fmt.Errorf("%s: %w", w.name(), err)
 		}
 		for _, sc := range chosen {
+			if err := failed[sc.name]; err != nil {
+				s := summary{scenario: sc, workload: w, failed: err}
+				bySc[sc.name], all = append(bySc[sc.name], s), append(all, s)
+				continue
+			}
 			fmt.Fprintf(os.Stderr, "%s / %s: %d pairs of %v\n", sc.name, w.name(), *pairs, r.duration)
 			ps, err := r.pairs(w, sc, *pairs)
+			var startErr agentStartError
+			if errors.As(err, &startErr) {
+				fmt.Fprintf(os.Stderr, "\n*** %s: podnet-agent did not start; scenario given up ***\n\n", sc.name)
+				failed[sc.name] = startErr
+				s := summary{scenario: sc, workload: w, failed: startErr}
+				bySc[sc.name], all = append(bySc[sc.name], s), append(all, s)
+				continue
+			}
 			if err != nil {
 				stop()
 				return fmt.Errorf("%s / %s: %w", sc.name, w.name(), err)
@@ -180,11 +215,17 @@ func benchMain() error {
 	}
 	command := strings.Join(os.Args, " ")
 	for _, sc := range chosen {
+		if !slices.ContainsFunc(bySc[sc.name], func(s summary) bool { return s.failed == nil }) {
+			continue // no numbers: nothing to write over an earlier result with
+		}
 		path, err := writeMarkdown(*results, sc, bySc[sc.name], host, command, *pairs, *duration)
 		if err != nil {
 			return err
 		}
 		fmt.Println("wrote", path)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d scenario(s) did not run: %s", len(failed), strings.Join(slices.Sorted(maps.Keys(failed)), ", "))
 	}
 	return nil
 }

@@ -14,19 +14,32 @@ import (
 // printTable writes the headline table: one row per scenario and workload.
 func printTable(w io.Writer, sums []summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tCPU ms/1k conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
+	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tCPU ms/1k conn\tBPF µs/conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
 	for _, s := range sums {
 		if isPeriodicOnly(s.workload) {
 			continue // printPeriodic
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
+		if s.failed != nil {
+			// Every cell filled: tabwriter ends a column's alignment at a row without it.
+			fmt.Fprintf(tw, "%s\t%s\tNOT RUN (below)%s\n", s.scenario.name, s.workload.name(), strings.Repeat("\t—", 9))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
 			s.scenario.name, s.workload.name(), s.baseRate.format("%.0f"), s.rate.format("%.3f"),
-			s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"),
+			s.p50.format("%.3f"), s.p99.format("%.3f"), s.cpuPer1k.format("%.2f"), s.bpfPerConn.format("%.2f"),
 			s.eventsPerConn.format("%.2f"), s.lost, s.recursion, s.rssMiB.format("%.0f"))
 	}
 	_ = tw.Flush()
+	reported := map[string]bool{}
 	for _, s := range sums {
 		if isPeriodicOnly(s.workload) {
+			continue
+		}
+		if s.failed != nil {
+			if !reported[s.scenario.name] {
+				fmt.Fprintf(w, "%s: NOT RUN: %v\n", s.scenario.name, s.failed)
+				reported[s.scenario.name] = true
+			}
 			continue
 		}
 		for _, v := range s.verdicts() {
@@ -52,32 +65,41 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 		"with a distribution-free 95%% confidence interval of the median (order statistics; 6 pairs or more): "+
 		"a target inside that interval is not resolved at this machine's noise. "+
 		"CPU is the podnet process's utime+stime (/proc/<pid>/stat) per 1000 connections; "+
+		"BPF is the run time of the BPF programs the podnet process holds (kernel run statistics, BPF_ENABLE_STATS "+
+		"on during podnet runs: run_time_ns, run_cnt) in µs per connection, spent in the observed workloads' own "+
+		"syscalls and softirqs, not in podnet's process; "+
 		"events, loss and recursion misses are podnet's own telemetry. Other work on the machine is noise: read the ranges.\n\n",
 		pairs, d)
 	for _, s := range sums {
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", s.workload.name(), s.workload.describe())
+		if s.failed != nil {
+			fmt.Fprintf(&b, "**Not run:** %v\n\n", s.failed)
+			continue
+		}
 		if isPeriodicOnly(s.workload) {
 			writePeriodicMarkdown(&b, s)
 			continue
 		}
-		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | BPF µs/conn | BPF runs/conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range s.pairs {
 			first := "baseline"
 			if p.podnetFirst {
 				first = "podnet"
 			}
 			bl, pl, ag := p.base.load, p.podnet.load, p.podnet.agent
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %.1f→%.1f | %.1f→%.1f | %.2f | %.2f | %d | %d | %.0f | %d/%d |\n",
-				i+1, first, bl.rate(), pl.rate(), pl.rate()/bl.rate(),
-				us(bl.P50), us(pl.P50), us(bl.P99), us(pl.P99),
-				ag.cpu.Seconds()*1e6/float64(pl.Connections), float64(ag.counters.EventsReceived)/float64(pl.Connections),
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %s | %s | %.2f | %.2f | %.1f | %.2f | %d | %d | %.0f | %d/%d |\n",
+				i+1, first, bl.rate(), pl.rate(), pl.rate()/bl.rate(), latency(bl.P50, pl.P50), latency(bl.P99, pl.P99),
+				ag.cpu.Seconds()*1e6/float64(pl.Connections), ag.bpf.perConn(pl.Connections), float64(ag.bpf.runs)/float64(pl.Connections),
+				float64(ag.counters.EventsReceived)/float64(pl.Connections),
 				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign)
 		}
 		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s%s, p50 ratio %s, p99 ratio %s%s, podnet CPU %s ms per 1k connections, "+
+			"BPF %s µs per connection (by program: %s), "+
 			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d; "+
 			"pairs with another podnet instance attached (its programs tax every connection; left out of the medians unless all were): %d of %d.\n\n",
 			s.rate.format("%.3f"), s.rate.ci(), s.p50.format("%.3f"), s.p99.format("%.3f"), s.p99.ci(), s.cpuPer1k.format("%.2f"),
+			s.bpfPerConn.format("%.2f"), bpfByProgram(s.pairs),
 			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors, s.contaminated, len(s.pairs))
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(&b, "- %s\n", v)
@@ -88,7 +110,13 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-func us(d time.Duration) float64 { return float64(d) / 1e3 }
+// latency is "base→podnet" in µs, or "—" from a workload that measures none.
+func latency(base, podnet time.Duration) string {
+	if base == 0 && podnet == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f→%.1f", float64(base)/1e3, float64(podnet)/1e3)
+}
 
 // fileName makes a scenario name safe for a file name ("logs+metrics" → "logs-metrics").
 func fileName(s string) string { return strings.ReplaceAll(s, "+", "-") }

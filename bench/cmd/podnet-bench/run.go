@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/podnet/podnet/bench/internal/agentproc"
 	"github.com/podnet/podnet/bench/internal/agentstats"
 )
 
@@ -59,6 +60,7 @@ type agentRun struct {
 	window   time.Duration
 	rss, hwm int64 // KiB
 	counters agentstats.Counters
+	bpf      bpfRun
 }
 
 // pair is one baseline run and one podnet run, back to back; podnetFirst alternates so a
@@ -128,9 +130,14 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		l, err := w.load(r.pods, r.duration)
 		return run{load: l, foreign: max(before, observers())}, err
 	}
-	a, err := startAgent(r.agent, sc, profile)
+	stats, err := agentproc.EnableBPFStats()
 	if err != nil {
 		return run{}, err
+	}
+	defer stats.Close()
+	a, err := startAgent(r.agent, sc, profile)
+	if err != nil {
+		return run{}, agentStartError{err}
 	}
 	before := observers() - 1 // minus our own agent
 	if _, ok := w.(holder); ok {
@@ -139,7 +146,8 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	t0 := time.Now()
 	cpu0, err := a.CPU()
 	rt0, rtErr := a.RunTime()
-	if err = errors.Join(err, rtErr); err != nil {
+	bpf0, bpfErr := a.BPF()
+	if err = errors.Join(err, rtErr, bpfErr); err != nil {
 		_, _ = a.Stop()
 		return run{}, err
 	}
@@ -148,18 +156,26 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	time.Sleep(drainWait)
 	cpu1, cpuErr := a.CPU()
 	rt1, rtErr := a.RunTime()
+	bpf1, bpfErr := a.BPF()
 	window := time.Since(t0)
 	rss, hwm := a.Memory()
 	c, stopErr := a.Stop()
 	waitUnloaded(before)
-	for _, e := range []error{err, cpuErr, rtErr, stopErr} {
+	for _, e := range []error{err, cpuErr, rtErr, bpfErr, stopErr} {
 		if e != nil {
 			return run{}, e
 		}
 	}
-	ag := &agentRun{cpu: cpu1 - cpu0, runTime: rt1 - rt0, window: window, rss: rss, hwm: hwm, counters: c}
+	ag := &agentRun{cpu: cpu1 - cpu0, runTime: rt1 - rt0, window: window, rss: rss, hwm: hwm, counters: c, bpf: bpfSince(bpf0, bpf1)}
 	return run{load: l, agent: ag, foreign: max(before, after)}, nil
 }
+
+// agentStartError is a podnet-agent that did not start: its scenario's fault (a configuration
+// this podnet does not accept yet, say), not the bench's, so only that scenario is given up.
+type agentStartError struct{ err error }
+
+func (e agentStartError) Error() string { return e.err.Error() }
+func (e agentStartError) Unwrap() error { return e.err }
 
 // waitUnloaded waits (up to 5 s) until no more podnet instances are loaded than want. An agent's
 // programs are freed a moment after it exits (the kernel defers it past an RCU grace period);

@@ -10,6 +10,7 @@ import (
 // the range shows how much the noisy machine moved it. lo–hi is a confidence interval of at
 // least 95% for the median (hasCI: needs 6 pairs or more).
 type spread struct {
+	n             int // values; 0: not measured
 	med, min, max float64
 	lo, hi        float64
 	hasCI         bool
@@ -24,7 +25,7 @@ func spreadOf(v []float64) spread {
 	if len(s)%2 == 0 {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	sp := spread{med: med, min: s[0], max: s[len(s)-1]}
+	sp := spread{n: len(s), med: med, min: s[0], max: s[len(s)-1]}
 	if k := medianCIRank(len(s)); k > 0 {
 		sp.lo, sp.hi, sp.hasCI = s[k-1], s[len(s)-k], true
 	}
@@ -62,6 +63,9 @@ func (s spread) ci() string {
 }
 
 func (s spread) format(verb string) string {
+	if s.n == 0 {
+		return "—"
+	}
 	return fmt.Sprintf(verb+" ["+verb+"–"+verb+"]", s.med, s.min, s.max)
 }
 
@@ -71,8 +75,11 @@ type summary struct {
 	workload workload
 	pairs    []pair
 
-	baseRate, rate, p50, p99, cpuPer1k, eventsPerConn, rssMiB spread
-	lost, recursion, dropped, loadErrors                      int64
+	// failed is why podnet did not run for this scenario; the summary has nothing else.
+	failed error
+
+	baseRate, rate, p50, p99, cpuPer1k, bpfPerConn, eventsPerConn, rssMiB spread
+	lost, recursion, dropped, loadErrors                                  int64
 	// Periodic-only workloads (long-lived-quiet): podnet with no load, without and with the
 	// held connections.
 	floorPerInterval, perInterval, perInterval10k, sockets, timeWait spread
@@ -97,15 +104,18 @@ func summarize(sc scenario, w workload, pairs []pair) summary {
 	if isPeriodicOnly(w) {
 		return summarizePeriodic(s, pairs)
 	}
-	var base, rate, p50, p99, cpu, epc, rss []float64
+	var base, rate, p50, p99, cpu, bpf, epc, rss []float64
 	for _, p := range pairs {
 		b, a := p.base.load, p.podnet.load
 		ag := p.podnet.agent
 		base = append(base, b.rate())
 		rate = append(rate, a.rate()/b.rate())
-		p50 = append(p50, float64(a.P50)/float64(b.P50))
-		p99 = append(p99, float64(a.P99)/float64(b.P99))
+		if b.P50 > 0 && a.P50 > 0 { // a workload that measures no latency leaves them out
+			p50 = append(p50, float64(a.P50)/float64(b.P50))
+			p99 = append(p99, float64(a.P99)/float64(b.P99))
+		}
 		cpu = append(cpu, ag.cpu.Seconds()*1e3/float64(a.Connections)*1e3)
+		bpf = append(bpf, ag.bpf.perConn(a.Connections))
 		epc = append(epc, float64(ag.counters.EventsReceived)/float64(a.Connections))
 		rss = append(rss, float64(ag.hwm)/1024)
 		s.lost += ag.counters.EventsLost
@@ -114,7 +124,7 @@ func summarize(sc scenario, w workload, pairs []pair) summary {
 		s.loadErrors += b.Errors + a.Errors
 	}
 	s.baseRate, s.rate, s.p50, s.p99 = spreadOf(base), spreadOf(rate), spreadOf(p50), spreadOf(p99)
-	s.cpuPer1k, s.eventsPerConn, s.rssMiB = spreadOf(cpu), spreadOf(epc), spreadOf(rss)
+	s.cpuPer1k, s.bpfPerConn, s.eventsPerConn, s.rssMiB = spreadOf(cpu), spreadOf(bpf), spreadOf(epc), spreadOf(rss)
 	return s
 }
 
@@ -125,7 +135,10 @@ func (s summary) verdicts() []string {
 	if t.minRate > 0 {
 		out = append(out, verdict("rate ratio", s.rate, t.minRate, "≥"))
 	}
-	if t.maxP99 > 0 {
+	switch {
+	case t.maxP99 > 0 && s.p99.n == 0:
+		out = append(out, "p99 ratio: not measured (the workload reports no latency)")
+	case t.maxP99 > 0:
 		out = append(out, verdict("p99 ratio", s.p99, t.maxP99, "≤"))
 	}
 	if t.zeroLoss {

@@ -10,8 +10,8 @@ import (
 )
 
 func TestSpreadOf(t *testing.T) {
-	assert.Equal(t, spread{med: 2, min: 1, max: 9}, spreadOf([]float64{9, 1, 2}))
-	assert.Equal(t, spread{med: 2.5, min: 1, max: 9}, spreadOf([]float64{9, 3, 1, 2}))
+	assert.Equal(t, spread{n: 3, med: 2, min: 1, max: 9}, spreadOf([]float64{9, 1, 2}))
+	assert.Equal(t, spread{n: 4, med: 2.5, min: 1, max: 9}, spreadOf([]float64{9, 3, 1, 2}))
 	assert.Equal(t, spread{}, spreadOf(nil))
 }
 
@@ -23,7 +23,10 @@ func timedRun(conns int64, p99us int, agent *agentRun, foreign int) run {
 // Ratios are podnet over baseline within each pair; a pair with another podnet attached is
 // left out of the medians; the verdicts say by how much a target is missed.
 func TestSummarizeAndVerdicts(t *testing.T) {
-	agent := &agentRun{cpu: 100 * time.Millisecond, hwm: 2048, counters: agentstats.Counters{EventsReceived: 4000, EventsLost: 2, RecursionMisses: 1}}
+	agent := &agentRun{
+		cpu: 100 * time.Millisecond, hwm: 2048, bpf: bpfRun{runTime: 3 * time.Millisecond},
+		counters: agentstats.Counters{EventsReceived: 4000, EventsLost: 2, RecursionMisses: 1},
+	}
 	pairs := []pair{
 		{base: timedRun(1000, 100, nil, 0), podnet: timedRun(980, 102, agent, 0)},
 		{base: timedRun(1000, 100, nil, 0), podnet: timedRun(960, 110, agent, 0)},
@@ -37,6 +40,7 @@ func TestSummarizeAndVerdicts(t *testing.T) {
 	assert.InDelta(t, 0.96, s.rate.min, 1e-9)
 	assert.InDelta(t, 1.06, s.p99.med, 1e-9)
 	assert.InDelta(t, (100e3/980+100e3/960)/2, s.cpuPer1k.med, 1e-9, "ms of podnet CPU per 1k connections")
+	assert.InDelta(t, (3000.0/980+3000.0/960)/2, s.bpfPerConn.med, 1e-9, "µs of BPF run time per connection")
 	assert.InDelta(t, (4000.0/980+4000.0/960)/2, s.eventsPerConn.med, 1e-9)
 	assert.Equal(t, int64(4), s.lost)
 	assert.Equal(t, []string{
@@ -51,6 +55,24 @@ func TestSummarizeAndVerdicts(t *testing.T) {
 	}
 	assert.Equal(t, 3, summarize(sc, goWorkload{}, pairs).contaminated)
 	assert.InDelta(t, 0.96, summarize(sc, goWorkload{}, pairs).rate.med, 1e-9)
+}
+
+// A workload that measures no latency (loadgen) has no p50/p99 ratios, rather than 0/0.
+func TestSummarizeWithoutLatency(t *testing.T) {
+	noLatency := func(conns int64, agent *agentRun) run {
+		return run{load: loadResult{Connections: conns, Elapsed: time.Second}, agent: agent}
+	}
+	agent := &agentRun{}
+	pairs := []pair{{base: noLatency(1000, nil), podnet: noLatency(990, agent)}}
+	sc := scenario{name: "metrics-only", targets: targets{minRate: 0.99, maxP99: 1.02}}
+	s := summarize(sc, loadgenWorkload{}, pairs)
+
+	assert.Equal(t, "—", s.p50.format("%.3f"))
+	assert.Equal(t, "—", s.p99.format("%.3f"))
+	assert.Equal(t, []string{
+		"rate ratio 0.990 (target ≥ 0.99): met",
+		"p99 ratio: not measured (the workload reports no latency)",
+	}, s.verdicts())
 }
 
 // The distribution-free interval for a median: x(k)..x(n-k+1) with the published ranks

@@ -33,7 +33,8 @@ func Start(path string, args, env []string) (*Proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
+	errTail := &tail{}
+	cmd.Stderr = io.MultiWriter(os.Stderr, errTail)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -48,8 +49,8 @@ func Start(path string, args, env []string) (*Proc, error) {
 	a := &Proc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 	if line, err := a.out.ReadString('\n'); err != nil || line != "ready\n" {
 		_ = stdin.Close()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("podnet-agent did not start: %q %v", line, err)
+		_ = cmd.Wait() // also waits until stderr is copied
+		return nil, fmt.Errorf("podnet-agent did not start (stdout %q, %v): %s", line, err, errTail.String())
 	}
 	return a, nil
 }
