@@ -36,7 +36,9 @@ struct conn_info {
 	__u64 counted_retrans;
 	__u8 found;      /* predates podnet: the start-up scan (progress.h) that found it, 0 if none; its start is unknown */
 	__u8 excluded;   /* left out of every sink by `exclude` (select.h), decided when tracked */
-	__u8 _pad2[6];
+	__u8 sampled_out; /* logs sampling (select.h): the ring gets its events only if it ends abnormally */
+	__u8 abnormal;   /* set at its close: failed, reset, aborted or retransmitted (kept whatever the sampling) */
+	__u8 _pad2[4];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */

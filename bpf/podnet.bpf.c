@@ -119,10 +119,10 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 			return 0; /* already closed and reported before accept() returned it */
 		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. Otherwise it
 		 * was established before podnet loaded and waited in the queue: dated now. */
-		ci.excluded = excluded_sock(sk, ROLE_SERVER, rd);
+		classify(&ci, sk, true, rd);
 		if (state != TCP_SYN_RECV) {
 			ci.start_ns = bpf_ktime_get_boot_ns();
-			to_metrics(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
+			to_metrics(sk, EVENT_ACCEPT, &ci, 0, rd);
 		}
 		known = track(key, &ci);
 		if (!known)

@@ -68,7 +68,8 @@ struct event {
 	__u8 type;            /* enum event_type */
 	__u8 role;            /* enum role */
 	__u8 flags;           /* enum event_flag bits */
-	__u8 _pad0[7];
+	__u8 _pad0[3];
+	__u32 sample_one_in;  /* logs sampling on: this connection's records are 1 in this many (1: abnormal, all kept); 0: off */
 	__u8 local_addr[16];  /* network byte order; IPv4 in the first 4 bytes */
 	__u8 peer_addr[16];
 	char comm[16];        /* task comm of pid */

@@ -52,7 +52,9 @@ type PodnetConnInfo struct {
 	CountedRetrans  uint64
 	Found           uint8
 	Excluded        uint8
-	Pad2            [6]uint8
+	SampledOut      uint8
+	Abnormal        uint8
+	Pad2            [4]uint8
 }
 
 type PodnetConnectCall struct {
@@ -97,7 +99,8 @@ type PodnetEvent struct {
 	Type                 uint8
 	Role                 uint8
 	Flags                uint8
-	Pad0                 [7]uint8
+	Pad0                 [3]uint8
+	SampleOneIn          uint32
 	LocalAddr            [16]uint8
 	PeerAddr             [16]uint8
 	Comm                 [16]int8
@@ -176,7 +179,9 @@ const (
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
 	PodnetVarExclusions        = "exclusions"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
+	PodnetVarProcessContext    = "process_context"
 	PodnetVarRingTypes         = "ring_types"
+	PodnetVarSampleOneIn       = "sample_one_in"
 	PodnetVarScanId            = "scan_id"
 	PodnetVarSendEvents        = "send_events"
 	PodnetVarUnusedAggKey      = "unused_agg_key"
@@ -269,7 +274,9 @@ type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	Exclusions        *ebpf.VariableSpec `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	ProcessContext    *ebpf.VariableSpec `ebpf:"process_context"`
 	RingTypes         *ebpf.VariableSpec `ebpf:"ring_types"`
+	SampleOneIn       *ebpf.VariableSpec `ebpf:"sample_one_in"`
 	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
 	SendEvents        *ebpf.VariableSpec `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
@@ -335,7 +342,9 @@ type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	Exclusions        *ebpf.Variable `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	ProcessContext    *ebpf.Variable `ebpf:"process_context"`
 	RingTypes         *ebpf.Variable `ebpf:"ring_types"`
+	SampleOneIn       *ebpf.Variable `ebpf:"sample_one_in"`
 	ScanId            *ebpf.Variable `ebpf:"scan_id"`
 	SendEvents        *ebpf.Variable `ebpf:"send_events"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`

@@ -34,15 +34,67 @@ static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 
 	return bpf_map_lookup_elem(&excluded_peers, &k) != NULL;
 }
 
-/* The same, for a socket whose peer is set (from SYN_SENT on). */
-static __always_inline bool excluded_sock(struct sock *sk, __u8 role, enum sock_read rd)
-{
-	struct event e = {};
+/* Logs sampling, set by the loader: the ring takes every abnormal connection (failed connect,
+ * reset, aborted, retransmitted) and 1 in sample_one_in of the others, all events of a kept one
+ * (1: every connection). */
+const volatile __u32 sample_one_in = 1;
 
-	if (!exclusions)
+/* A 16-byte address as IPv6, IPv4 mapped (::ffff:a.b.c.d), so that a dual-stack end and a
+ * plain IPv4 end read alike. */
+static __always_inline void as_v6(__u8 *out, __u16 family, const __u8 *addr)
+{
+	if (family == AF_INET) {
+		__builtin_memset(out, 0, 10);
+		out[10] = 0xff;
+		out[11] = 0xff;
+		__builtin_memcpy(&out[12], addr, 4);
+	} else {
+		__builtin_memcpy(out, addr, 16);
+	}
+}
+
+/* Adds an end (address, port) to h, FNV-1a. */
+static __always_inline __u64 mix_end(__u64 h, const __u8 *a, __u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 1099511628211ULL;
+	h = (h ^ (port & 0xff)) * 1099511628211ULL;
+	return (h ^ (port >> 8)) * 1099511628211ULL;
+}
+
+/* Whether (a, ap) sorts before (b, bp). */
+static __always_inline bool end_before(const __u8 *a, __u16 ap, const __u8 *b, __u16 bp)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return a[i] < b[i];
+	}
+	return ap < bp;
+}
+
+/* Whether a connection is left out of the ring by sampling (it may still be kept at its close,
+ * if abnormal). Decided from its 4-tuple with the two ends in a fixed order, so both ends of one
+ * connection decide alike on any node (as long as both see the same tuple: not through a
+ * Service's address translation). */
+static __always_inline bool sampled_out(const struct ends *e)
+{
+	__u64 h = 14695981039346656037ULL;
+	__u8 local[16], peer[16];
+
+	if (sample_one_in <= 1)
 		return false;
-	fill_sock(&e, sk, rd);
-	return excluded_peer(e.family, e.peer_addr, role == ROLE_SERVER ? e.local_port : e.peer_port);
+	as_v6(local, e->family, e->local_addr);
+	as_v6(peer, e->family, e->peer_addr);
+	if (end_before(local, e->local_port, peer, e->peer_port)) {
+		h = mix_end(h, local, e->local_port);
+		h = mix_end(h, peer, e->peer_port);
+	} else {
+		h = mix_end(h, peer, e->peer_port);
+		h = mix_end(h, local, e->local_port);
+	}
+	return h % sample_one_in != 0;
 }
 
 /* Whether the ring takes events of this type. */

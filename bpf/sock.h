@@ -121,36 +121,58 @@ static __always_inline __s32 connect_errno(struct sock *sk, enum sock_read direc
 	return sock_local_port(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
 }
 
-/* Fills the socket's tuple, namespace and cgroup. */
-static __always_inline void fill_sock(struct event *e, struct sock *sk, enum sock_read direct)
+/* A socket's two ends: what exclusion and sampling decide from (select.h). */
+struct ends {
+	__u16 family;
+	__u16 local_port; /* host byte order */
+	__u16 peer_port;
+	__u8 local_addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+	__u8 peer_addr[16];
+};
+
+static __always_inline void read_ends(struct sock *sk, enum sock_read direct, __u16 *family, __u16 *local_port,
+				      __u16 *peer_port, __u8 *local_addr, __u8 *peer_addr)
 {
 	struct sock_common *skc = &sk->__sk_common;
 
 	if (direct) {
-		e->family = skc->skc_family;
-		e->local_port = sock_local_port(sk, direct);
-		e->peer_port = bpf_ntohs(skc->skc_dport);
-		if (e->family == AF_INET) {
-			__builtin_memcpy(e->local_addr, &skc->skc_rcv_saddr, 4);
-			__builtin_memcpy(e->peer_addr, &skc->skc_daddr, 4);
+		*family = skc->skc_family;
+		*local_port = sock_local_port(sk, direct);
+		*peer_port = bpf_ntohs(skc->skc_dport);
+		if (*family == AF_INET) {
+			__builtin_memcpy(local_addr, &skc->skc_rcv_saddr, 4);
+			__builtin_memcpy(peer_addr, &skc->skc_daddr, 4);
 		} else {
-			__builtin_memcpy(e->local_addr, &skc->skc_v6_rcv_saddr, 16);
-			__builtin_memcpy(e->peer_addr, &skc->skc_v6_daddr, 16);
+			__builtin_memcpy(local_addr, &skc->skc_v6_rcv_saddr, 16);
+			__builtin_memcpy(peer_addr, &skc->skc_v6_daddr, 16);
 		}
-		e->netns_ino = skc->skc_net.net->ns.inum;
-	} else {
-		e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		e->local_port = sock_local_port(sk, READ_PROBED);
-		e->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (e->family == AF_INET) {
-			bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-			bpf_core_read(e->peer_addr, 4, &sk->__sk_common.skc_daddr);
-		} else {
-			bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-			bpf_core_read(e->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
-		}
-		e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return;
 	}
+	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	*local_port = sock_local_port(sk, READ_PROBED);
+	*peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (*family == AF_INET) {
+		bpf_core_read(local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(peer_addr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void sock_ends(struct sock *sk, enum sock_read direct, struct ends *o)
+{
+	read_ends(sk, direct, &o->family, &o->local_port, &o->peer_port, o->local_addr, o->peer_addr);
+}
+
+/* Fills the socket's tuple, namespace and cgroup. */
+static __always_inline void fill_sock(struct event *e, struct sock *sk, enum sock_read direct)
+{
+	read_ends(sk, direct, &e->family, &e->local_port, &e->peer_port, e->local_addr, e->peer_addr);
+	if (direct)
+		e->netns_ino = sk->__sk_common.skc_net.net->ns.inum;
+	else
+		e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	e->cgroup_id = sock_cgroup_id(sk, direct);
 }
 

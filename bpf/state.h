@@ -20,6 +20,11 @@
 const volatile bool aggregate_in_kernel = false;
 const volatile bool send_events = true;
 
+/* Set by the loader: the syscall hooks are attached (events carry the connecting and accepting
+ * process). Off (logs without process attributes): passive opens go to the ring when their
+ * handshake ends, and nothing is learnt at SYN_SENT. */
+const volatile bool process_context = true;
+
 /* The transitions that say something; everything else (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) is
  * dropped before the socket or any map is touched, since this hook runs ~10 times per
  * connection. Not interesting either: a listener's close, and CLOSE -> CLOSE (closing a socket
@@ -27,7 +32,7 @@ const volatile bool send_events = true;
 static __always_inline bool interesting(int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT)
-		return send_events; /* only the process context is learnt there, for the events */
+		return send_events && process_context; /* only the process context is learnt there */
 	if (oldstate == TCP_SYN_SENT)
 		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
 	if (newstate == TCP_ESTABLISHED)
@@ -51,6 +56,9 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		e->start_ns = ci->start_ns;
 	if (ci->found)
 		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
+	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
+	if (sample_one_in > 1)
+		e->sample_one_in = ci->abnormal || error ? 1 : sample_one_in;
 	if (type == EVENT_CLOSE) {
 		fill_close(e, sk, rd);
 		e->counted_bytes_sent = ci->counted_sent;
@@ -59,16 +67,17 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	}
 }
 
-/* One outcome to the aggregates (metrics), when they are a sink. */
-static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
-				       enum sock_read rd)
+/* One outcome to the aggregates (metrics), when they are a sink. Not inlined: its event on the
+ * stack, copied into every caller, would exceed BPF's 512-byte stack in the state program. */
+static __noinline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error,
+				  enum sock_read rd)
 {
 	struct event local;
 
 	if (!aggregate_in_kernel || ci->excluded)
 		return;
 	__builtin_memset(&local, 0, sizeof(local));
-	local.timestamp_ns = ts;
+	local.timestamp_ns = bpf_ktime_get_boot_ns(); /* now: five arguments at most */
 	local.type = type;
 	local.role = ci->role;
 	fill_event(&local, type, sk, ci, error, rd);
@@ -81,7 +90,7 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 {
 	struct event *e;
 
-	if (!send_events || ci->excluded || !ring_keeps(type))
+	if (!send_events || ci->excluded || ci->sampled_out || !ring_keeps(type))
 		return; /* no ring space for what no logs pipeline keeps */
 	e = reserve(type, ci->role, ts);
 	if (!e)
@@ -94,8 +103,50 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				   enum sock_read rd)
 {
-	to_metrics(sk, type, ci, error, ts, rd);
+	to_metrics(sk, type, ci, error, rd);
 	to_ring(sk, type, ci, error, ts, rd);
+}
+
+/* What the selection (select.h) decides for a connection from its tuple, once, when it is
+ * tracked: left out by `exclude`, and (sample: once its local port is known) left out of the
+ * ring by logs sampling. One read of the socket for both, and none when neither is configured.
+ * Not inlined, to keep its locals out of the state program's 512-byte stack. */
+static __noinline void classify(struct conn_info *ci, struct sock *sk, bool sample, enum sock_read rd)
+{
+	struct ends local = {};
+
+	if (!exclusions && (!sample || sample_one_in <= 1))
+		return;
+	sock_ends(sk, rd, &local);
+	ci->excluded = excluded_peer(local.family, local.peer_addr,
+				     ci->role == ROLE_SERVER ? local.local_port : local.peer_port);
+	if (sample)
+		ci->sampled_out = sampled_out(&local);
+}
+
+/* Whether a connection ended abnormally: failed, reset (sent or received), aborted, timed out
+ * or retransmitted. A close reached through the FIN exchange comes from FIN_WAIT2, CLOSING or
+ * LAST_ACK; from anywhere else it was cut short. Only read when sampling is on. */
+static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum sock_read rd)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+	__u32 retrans;
+
+	if (oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING && oldstate != TCP_LAST_ACK)
+		return true;
+	if (err)
+		return true;
+	if (rd == READ_TYPED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		retrans = tp ? tp->total_retrans : 0;
+	} else if (rd == READ_CAST) {
+		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		retrans = tp->total_retrans;
+	} else {
+		retrans = BPF_CORE_READ(tp, total_retrans);
+	}
+	return retrans > 0;
 }
 
 /* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns
@@ -122,7 +173,7 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id() };
 	struct connect_call *call;
 
-	ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
+	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
 
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
@@ -161,11 +212,12 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
+			classify(known, sk, true, rd); /* the local port is known from here */
 			ci = *known;
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
 			ci.start_ns = now;
-			ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
+			classify(&ci, sk, true, rd);
 			track(key, &ci);
 		}
 		report(sk, EVENT_CONNECT, &ci, 0, now, rd);
@@ -177,10 +229,12 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		 * reports the open. */
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
-		ci.accepted = !send_events; /* no event to wait for */
-		ci.excluded = excluded_sock(sk, ROLE_SERVER, rd);
+		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
+		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
-		to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd);
+		to_metrics(sk, EVENT_ACCEPT, &ci, 0, rd);
+		if (!process_context)
+			to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* nothing else will: no pid to name */
 		if (!known)
 			return;
 	}
@@ -189,7 +243,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	if (!known->start_ns) {
 		known->start_ns = now;
 		known->est_seq = seq;
-		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd);
+		to_metrics(sk, EVENT_ACCEPT, known, 0, rd);
 	}
 }
 
@@ -198,6 +252,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
 	struct conn_info ci = { .role = ROLE_CLIENT };
+	__u8 deferred;
 
 	if (known) {
 		/* Claims what the periodic reads counted: a read that has not stored its count yet
@@ -220,14 +275,25 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	if (ci.role == ROLE_CLIENT && !ci.start_ns) {
 		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
 		if (!known)
-			ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
+			classify(&ci, sk, false, rd); /* failed: never sampled out */
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, rd), now, rd);
 		return;
 	}
-	/* Accepted by nobody through accept() (io_uring, or reset while queued): report the
-	 * passive open now, at the time the handshake completed, so server counts stay whole. */
-	if (ci.role == ROLE_SERVER && !ci.accepted)
-		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd); /* the aggregates counted it at its handshake */
+	/* Left out by sampling, but it ended abnormally: kept after all, its open reported now at
+	 * the time it happened (its entry kept what the open record needs). */
+	deferred = ci.sampled_out;
+	if (sample_one_in > 1)
+		ci.abnormal = ended_abnormally(sk, oldstate, rd);
+	if (deferred && ci.abnormal) {
+		ci.sampled_out = 0;
+		if (ci.role == ROLE_CLIENT)
+			to_ring(sk, EVENT_CONNECT, &ci, 0, ci.start_ns, rd);
+	}
+	/* Accepted by nobody through accept() (io_uring, or reset while queued), or its accept
+	 * left out by sampling: report the passive open now, at the time the handshake completed,
+	 * so server counts stay whole. (The aggregates counted it at its handshake.) */
+	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
+		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd);
 }
 
@@ -251,7 +317,7 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 		 * SYN_SENT stored nothing). */
 		struct conn_info ci = { .role = ROLE_CLIENT };
 
-		ci.excluded = excluded_sock(sk, ROLE_CLIENT, rd);
+		classify(&ci, sk, false, rd); /* sampled when established */
 		track(key, &ci);
 	}
 }

@@ -57,6 +57,8 @@ type Config struct {
 	Kubernetes k8smeta.APIConfig `mapstructure:"kubernetes"`
 	// Exclude leaves connections out of logs and metrics by server port or peer range.
 	Exclude ExcludeConfig `mapstructure:"exclude"`
+	// Logs: process attributes and sampling of the log records.
+	Logs LogsConfig `mapstructure:"logs"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
@@ -93,6 +95,7 @@ func NewDefaultConfig() *Config {
 		MaxTrackedConnections:  defaultMaxTrackedConnections,
 		PollInterval:           100 * time.Millisecond,
 		MetricsAggregation:     aggregationAuto,
+		Logs:                   LogsConfig{ProcessAttributes: true, Sampling: LogsSamplingConfig{OneIn: 1}},
 		MetricsInterval:        10 * time.Second,
 		MaxMetricSeries:        10000,
 		MetricSeriesIdleExpiry: 15 * time.Minute,
@@ -142,6 +145,9 @@ func (cfg *Config) Validate() error {
 	if cfg.Kubernetes.AuthType != k8smeta.AuthTypeNone && cfg.NodeName == "" {
 		errs = append(errs, errors.New("node_name: must be set when kubernetes.auth_type is not none (local pods are this node's: set K8S_NODE_NAME from spec.nodeName)"))
 	}
+	if err := cfg.Logs.validate(cfg.MetricsAggregation); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.AttributionRefresh < time.Second {
 		errs = append(errs, fmt.Errorf("attribution_refresh_interval: %v must be at least 1s", cfg.AttributionRefresh))
 	}
@@ -163,6 +169,8 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
 		AggregateInKernel:     aggregate,
 		Events:                hasLogs,
 		MaxAggregates:         uint32(cfg.MaxMetricSeries),
+		NoProcessContext:      !cfg.Logs.ProcessAttributes,
+		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
 	}
 	if aggregate { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{

@@ -128,3 +128,24 @@ func TestRingTypesFollowTheKeptEvents(t *testing.T) {
 	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), opts.RingTypes)
 	assert.Zero(t, cfg.kernelOptions(false, true).RingTypes, "metrics from events need them all")
 }
+
+// logs: the sampling rate is bounded and needs metrics counted in the kernel; both settings
+// reach the kernel options.
+func TestLogsConfig(t *testing.T) {
+	cfg := NewDefaultConfig()
+	opts := cfg.kernelOptions(true, true)
+	assert.False(t, opts.NoProcessContext, "process attributes on by default")
+	assert.Equal(t, uint32(1), opts.SampleOneIn, "every connection by default")
+
+	cfg.Logs = LogsConfig{ProcessAttributes: false, Sampling: LogsSamplingConfig{OneIn: 100}}
+	assert.NoError(t, confmap.Validate(cfg))
+	opts = cfg.kernelOptions(true, true)
+	assert.True(t, opts.NoProcessContext)
+	assert.Equal(t, uint32(100), opts.SampleOneIn)
+
+	cfg.MetricsAggregation = aggregationEvents
+	assert.ErrorContains(t, confmap.Validate(cfg), "metrics_aggregation: events would count only the kept ones")
+	cfg = NewDefaultConfig()
+	cfg.Logs.Sampling.OneIn = 0
+	assert.ErrorContains(t, confmap.Validate(cfg), "logs.sampling.one_in: 0 must be between 1")
+}

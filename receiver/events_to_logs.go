@@ -83,6 +83,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	if e.RoleGuessed {
 		a.PutBool("podnet.connection.role.guessed", true)
 	}
+	if e.SampleOneIn != 0 {
+		a.PutInt("podnet.sampling.one_in", int64(e.SampleOneIn))
+	}
 	if e.PID != 0 {
 		a.PutInt("process.pid", int64(e.PID))
 		a.PutStr("process.executable.name", c.names.comm(e.Comm))
@@ -118,6 +121,9 @@ func attributeCount(e *event.Event, p *attribution.Peer) int {
 		n++
 	}
 	if e.RoleGuessed {
+		n++
+	}
+	if e.SampleOneIn != 0 {
 		n++
 	}
 	switch e.Type {

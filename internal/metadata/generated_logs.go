@@ -76,7 +76,7 @@ type eventPodnetTCPAccept struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, options ...EventAttributeOption) {
+func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -95,6 +95,7 @@ func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommo
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
 		op.apply(dp)
@@ -121,7 +122,7 @@ type eventPodnetTCPClose struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -145,6 +146,7 @@ func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon
 	dp.Attributes().PutInt("podnet.tcp.bytes_received", podnetTCPBytesReceivedAttributeValue)
 	dp.Attributes().PutDouble("podnet.tcp.rtt", podnetTCPRttAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.retransmits", podnetTCPRetransmitsAttributeValue)
+	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
 		op.apply(dp)
@@ -171,7 +173,7 @@ type eventPodnetTCPConnect struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, options ...EventAttributeOption) {
+func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -190,6 +192,7 @@ func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcomm
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
 		op.apply(dp)
@@ -430,18 +433,18 @@ func (lb *LogsBuilder) Emit(options ...ResourceLogsOption) plog.Logs {
 }
 
 // RecordPodnetTCPAcceptEvent adds a log record of podnet.tcp.accept event.
-func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, options ...EventAttributeOption) {
-	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), options...)
+func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPCloseEvent adds a log record of podnet.tcp.close event.
-func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectEvent adds a log record of podnet.tcp.connect event.
-func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, options ...EventAttributeOption) {
-	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), options...)
+func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.

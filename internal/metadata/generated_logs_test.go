@@ -136,13 +136,13 @@ func TestLogsBuilder(t *testing.T) {
 			allEventsCount := 0
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPAcceptEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
+			lb.RecordPodnetTCPAcceptEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPCloseEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26.100000, 21, 25, 14.100000, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
+			lb.RecordPodnetTCPCloseEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26.100000, 21, 25, 14.100000, 22, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithErrorTypeEventAttribute("error.type-val"))
+			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithErrorTypeEventAttribute("error.type-val"))
 			defaultEventsCount++
 			allEventsCount++
 			lb.RecordPodnetTCPConnectionFoundEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 21, 25, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
@@ -225,6 +225,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("podnet.peer.k8s.service.name")
 					assert.True(t, ok)
 					assert.Equal(t, "podnet.peer.k8s.service.name-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
+					assert.True(t, ok)
+					assert.EqualValues(t, 22, attrVal.Int())
 				case "podnet.tcp.close":
 					assert.False(t, validatedEvents["podnet.tcp.close"], "Found a duplicate in the events slice: podnet.tcp.close")
 					validatedEvents["podnet.tcp.close"] = true
@@ -289,6 +292,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("podnet.tcp.retransmits")
 					assert.True(t, ok)
 					assert.EqualValues(t, 22, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
+					assert.True(t, ok)
+					assert.EqualValues(t, 22, attrVal.Int())
 				case "podnet.tcp.connect":
 					assert.False(t, validatedEvents["podnet.tcp.connect"], "Found a duplicate in the events slice: podnet.tcp.connect")
 					validatedEvents["podnet.tcp.connect"] = true
@@ -338,6 +344,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("error.type")
 					assert.True(t, ok)
 					assert.Equal(t, "error.type-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
+					assert.True(t, ok)
+					assert.EqualValues(t, 22, attrVal.Int())
 				case "podnet.tcp.connection.found":
 					assert.False(t, validatedEvents["podnet.tcp.connection.found"], "Found a duplicate in the events slice: podnet.tcp.connection.found")
 					validatedEvents["podnet.tcp.connection.found"] = true

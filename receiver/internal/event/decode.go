@@ -70,6 +70,7 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 		CountedRetransmits:   k.CountedRetransmits,
 		Found:                k.Flags&flagFound != 0,
 		RoleGuessed:          k.Flags&flagRoleGuessed != 0,
+		SampleOneIn:          k.SampleOneIn,
 	}
 	if k.StartNs != 0 {
 		e.Start = clock.UnixNano(k.StartNs)

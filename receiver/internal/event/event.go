@@ -73,6 +73,9 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// SampleOneIn, with logs sampling on: this connection's records are 1 in this many (1: an
+	// abnormal connection, all of which are kept); 0 with sampling off.
+	SampleOneIn uint32
 }
 
 // Failed reports whether a connect did not establish.

@@ -64,7 +64,7 @@ var syscallHooks = []struct{ prog, cast, group, name string }{
 // usesCast says whether open loads the bpf_rdonly_cast variants: where the kernel has the
 // kfunc, unless told not to, and only when the syscall hooks are loaded at all.
 func usesCast(opts Options) bool {
-	return !opts.ProbedReads && opts.sendsEvents() && castSupported()
+	return !opts.ProbedReads && opts.syscallHooks() && castSupported()
 }
 
 // refuseCastPrograms replaces the cast variants' code with a read of an uninitialised

@@ -40,6 +40,12 @@ type Options struct {
 	// every sink, in the kernel (at most 256 each).
 	ExcludePorts []uint16
 	ExcludePeers []netip.Prefix
+	// NoProcessContext attaches no syscall hook: events carry no process, passive opens are
+	// reported when their handshake ends, connect() failures before SYN_SENT are not seen.
+	NoProcessContext bool
+	// SampleOneIn keeps in the ring every abnormal connection and 1 in SampleOneIn of the
+	// others (0 or 1: every connection); the aggregates count every one.
+	SampleOneIn uint32
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool
@@ -52,3 +58,6 @@ type Options struct {
 // sendsEvents says whether the programs write events to the ring (and the syscall hooks, which
 // only events need, are attached).
 func (o Options) sendsEvents() bool { return !o.AggregateInKernel || o.Events }
+
+// syscallHooks says whether the syscall hooks are attached: only events carry a process.
+func (o Options) syscallHooks() bool { return o.sendsEvents() && !o.NoProcessContext }

@@ -24,7 +24,13 @@ func setSelection(spec *ebpf.CollectionSpec, opts Options) error {
 	if types == 0 {
 		types = ^uint32(0)
 	}
-	return spec.Variables[bpf.PodnetVarRingTypes].Set(types)
+	if err := spec.Variables[bpf.PodnetVarRingTypes].Set(types); err != nil {
+		return err
+	}
+	if err := spec.Variables[bpf.PodnetVarProcessContext].Set(opts.syscallHooks()); err != nil {
+		return err
+	}
+	return spec.Variables[bpf.PodnetVarSampleOneIn].Set(max(opts.SampleOneIn, 1))
 }
 
 // fillExclusions writes `exclude` into the kernel's maps, before any program is attached.

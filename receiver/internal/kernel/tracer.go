@@ -85,7 +85,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		if cast && h.cast != "" {
 			use, drop = h.cast, h.prog
 		}
-		if opts.sendsEvents() {
+		if opts.syscallHooks() {
 			hooks[h.name] = use
 		} else {
 			delete(spec.Programs, use)

@@ -1,0 +1,211 @@
+package kernel
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// connEvents are one connection's records, both ends (the client's local port names it).
+type connEvents struct {
+	kinds map[kind]int
+	oneIn map[kind]uint32
+}
+
+// byConnection groups a namespace's records by connection: the client end's local port, the
+// server end's peer port.
+func byConnection(events []bpf.PodnetEvent, server uint16, into map[uint16]*connEvents) {
+	for _, e := range events {
+		port := e.LocalPort
+		if e.Role == roleServer {
+			port = e.PeerPort
+		}
+		if e.Role == roleServer && e.LocalPort != server || e.Role == roleClient && e.PeerPort != server {
+			continue
+		}
+		c := into[port]
+		if c == nil {
+			c = &connEvents{kinds: map[kind]int{}, oneIn: map[kind]uint32{}}
+			into[port] = c
+		}
+		c.kinds[kind{e.Type, e.Role}]++
+		c.oneIn[kind{e.Type, e.Role}] = e.SampleOneIn
+	}
+}
+
+// Logs sampling keeps 1 in N normal connections, decided from the tuple so both ends agree,
+// every record of a kept one, and every abnormal one (aborted with a reset here) whole, its
+// open reported late; the aggregates count every connection.
+func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 110)
+	pod := netw.AddPod()
+	const oneIn, normal, aborted = 4, 400, 40
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: oneIn})
+	require.NoError(t, err)
+	defer tr.Close()
+
+	addr := netip.MustParseAddrPort("127.0.0.1:7110")
+	clients, servers := connectPodsAt(t, pod, pod, addr, normal+aborted)
+	for i := range clients {
+		if i >= normal { // aborted: the client resets (SO_LINGER 0), the server sees the reset
+			require.NoError(t, clients[i].(*net.TCPConn).SetLinger(0))
+		}
+		_ = clients[i].Close()
+		_ = servers[i].Close()
+	}
+	conns := map[uint16]*connEvents{}
+	abortedPorts := map[uint16]bool{}
+	for _, c := range clients[normal:] {
+		abortedPorts[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = true
+	}
+	time.Sleep(300 * time.Millisecond)
+	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+	byConnection(events, addr.Port(), conns)
+
+	whole := map[kind]int{connected: 1, accepted: 1, clientEnd: 1, serverEnd: 1}
+	keptNormal := 0
+	for port, c := range conns {
+		assert.Equal(t, whole, c.kinds, "port %d: a kept connection is kept whole, both ends", port)
+		if abortedPorts[port] {
+			// Its closes say 1 in 1 (abnormal ones are all kept); its opens too if they were
+			// held back by sampling, 1 in N if sampling had kept it anyway.
+			assert.Equal(t, uint32(1), c.oneIn[clientEnd], "port %d: an abnormal connection's close is 1 in 1", port)
+			assert.Equal(t, uint32(1), c.oneIn[serverEnd], "port %d", port)
+			assert.Equal(t, c.oneIn[connected], c.oneIn[accepted], "port %d: both opens alike", port)
+			continue
+		}
+		keptNormal++
+		assert.Equal(t, map[kind]uint32{connected: oneIn, accepted: oneIn, clientEnd: oneIn, serverEnd: oneIn}, c.oneIn,
+			"port %d: kept by sampling, 1 in %d", port, oneIn)
+	}
+	for port := range abortedPorts {
+		assert.Contains(t, conns, port, "every aborted connection is kept")
+	}
+	t.Logf("kept %d of %d normal connections at 1 in %d; %d aborted, all kept", keptNormal, normal, oneIn, aborted)
+	assert.InDelta(t, normal/oneIn, keptNormal, normal/oneIn/2, "about 1 in %d normal connections kept", oneIn)
+
+	var opens, closes uint64
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == pod.NetnsInode() && k.ServerPort == addr.Port() {
+			opens += v.Connections
+			closes += v.Closed
+		}
+	}))
+	assert.Equal(t, uint64(2*(normal+aborted)), opens, "metrics count every connection, both ends")
+	assert.Equal(t, uint64(2*(normal+aborted)), closes)
+}
+
+// Failed connects are abnormal: every one is kept, 1 in 1.
+func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 111)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1000})
+	require.NoError(t, err)
+	defer tr.Close()
+	const n = 50
+	require.NoError(t, pod.Do(func() error {
+		for range n {
+			if c, err := net.Dial("tcp", "127.0.0.1:7111"); err == nil { // nothing listens: refused
+				_ = c.Close()
+			}
+		}
+		return nil
+	}))
+	time.Sleep(100 * time.Millisecond)
+	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+	failed := 0
+	for _, e := range events {
+		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0 {
+			failed++
+			assert.Equal(t, uint32(1), e.SampleOneIn)
+		}
+	}
+	dialPods(t, pod, pod, netip.MustParseAddrPort("127.0.0.1:7111"), 5)
+	time.Sleep(100 * time.Millisecond)
+	events, _ = readAll(t, tr, inNetns(pod.NetnsInode()))
+	for _, e := range events {
+		assert.NotZero(t, e.SampleOneIn, "sampling on: every record says its rate")
+	}
+	assert.Equal(t, n, failed)
+}
+
+// Without process context, no syscall hook is loaded (the kernel holds none of those programs
+// for this process), and passive opens still reach the ring, when the handshake ends.
+func TestNoProcessContextLoadsNoSyscallHook(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 112)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, NoProcessContext: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	syscallNames := map[string]bool{}
+	for _, h := range syscallHooks {
+		syscallNames[h.prog] = true
+		if h.cast != "" {
+			syscallNames[h.cast] = true
+		}
+	}
+	for _, id := range tr.ProgramIDs() {
+		p, err := ebpf.NewProgramFromID(id)
+		require.NoError(t, err)
+		info, err := p.Info()
+		require.NoError(t, err)
+		_ = p.Close()
+		assert.False(t, syscallNames[info.Name], "program %s is a syscall hook", info.Name)
+	}
+	assert.Len(t, tr.links, len(statePrograms[tr.Mode()]), "only the state programs are attached")
+
+	dialPods(t, pod, pod, netip.MustParseAddrPort("127.0.0.1:7112"), 10)
+	time.Sleep(100 * time.Millisecond)
+	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+	got := map[kind]int{}
+	for _, e := range events {
+		got[kind{e.Type, e.Role}]++
+		assert.Zero(t, e.Pid, "no process context")
+		assert.Zero(t, e.SampleOneIn, "sampling off: no rate")
+	}
+	assert.Equal(t, map[kind]int{connected: 10, accepted: 10, clientEnd: 10, serverEnd: 10}, got)
+}
+
+// Two podnet instances (two nodes' agents, here on one machine), one seeing each end of the
+// same connections between two pods, keep the same connections.
+func TestSamplingDecisionsAgreeAcrossInstances(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 114)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	open := func() *Tracer {
+		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+			AggregateInKernel: true, Events: true, SampleOneIn: 5})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	first, second := open(), open()
+	addr := netip.AddrPortFrom(serverPod.IPv6, 7114) // IPv6 between pods this time
+	dialPods(t, clientPod, serverPod, addr, 300)
+	time.Sleep(200 * time.Millisecond)
+	events, _ := readAll(t, first, inNetns(clientPod.NetnsInode())) // the first sees the client ends
+	clients := map[uint16]*connEvents{}
+	byConnection(events, addr.Port(), clients)
+	events, _ = readAll(t, second, inNetns(serverPod.NetnsInode())) // the second the server ends
+	serversSeen := map[uint16]*connEvents{}
+	byConnection(events, addr.Port(), serversSeen)
+	require.NotEmpty(t, clients)
+	assert.Less(t, len(clients), 300, "sampling left some out")
+	for port := range clients {
+		assert.Contains(t, serversSeen, port, "client end of %d kept, so is its server end", port)
+	}
+	for port := range serversSeen {
+		assert.Contains(t, clients, port, "server end of %d kept, so is its client end", port)
+	}
+	t.Logf("%d of 300 connections kept by both instances", len(clients))
+}
