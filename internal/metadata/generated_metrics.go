@@ -493,7 +493,7 @@ type metricPodnetTCPConnections struct {
 // init fills podnet.tcp.connections metric with initial data.
 func (m *metricPodnetTCPConnections) init() {
 	m.data.SetName("podnet.tcp.connections")
-	m.data.SetDescription("Connections opened - connects (established or failed, see error.type) and accepts. With metrics_aggregation kernel, a connect() that fails before a SYN is built (no route) is not counted.")
+	m.data.SetDescription("Connections opened - connects (established or failed, see error.type) and accepts. Counted in the kernel with no logs pipeline (no syscall hooks attached), a connect() that fails before a SYN is built (no route) is not counted.")
 	m.data.SetUnit("{connection}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)

@@ -382,7 +382,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. With metrics_aggregation kernel, a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
+						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. Counted in the kernel with no logs pipeline (no syscall hooks attached), a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -420,7 +420,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. With metrics_aggregation kernel, a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
+						assert.Equal(t, "Connections opened - connects (established or failed, see error.type) and accepts. Counted in the kernel with no logs pipeline (no syscall hooks attached), a connect() that fails before a SYN is built (no route) is not counted.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
