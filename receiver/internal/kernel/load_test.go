@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,4 +119,81 @@ func readContinuously(t *testing.T, tr *Tracer, netns uint32, stop <-chan struct
 	}()
 	t.Cleanup(func() { <-tl.done })
 	return tl
+}
+
+// collector reads a tracer's ring continuously into a list of one namespace's events, so that
+// other traffic on the machine (parallel test packages, benchmarks) cannot fill the ring while
+// a test waits.
+type collector struct {
+	mu     sync.Mutex
+	events []bpf.PodnetEvent
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func collectRing(t *testing.T, tr *Tracer, netns uint32) *collector {
+	c := &collector{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		var rec ringbuf.Record
+		for {
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			tr.Events().SetDeadline(time.Now().Add(10 * time.Millisecond))
+			err := tr.Events().ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			if err != nil {
+				return // closed
+			}
+			e := *(*bpf.PodnetEvent)(unsafe.Pointer(&rec.RawSample[0]))
+			if e.NetnsIno == netns {
+				c.mu.Lock()
+				c.events = append(c.events, e)
+				c.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(c.close)
+	return c
+}
+
+// take returns the events collected since the last take.
+func (c *collector) take() []bpf.PodnetEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.events
+	c.events = nil
+	return out
+}
+
+func (c *collector) close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+}
+
+// settled waits until every connection of the pods has closed (listeners may stay), then
+// returns what the collector read: every event of those connections is in by then.
+func (c *collector) settled(t *testing.T, pods ...*netnstest.Pod) []bpf.PodnetEvent {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, p := range pods {
+			for _, s := range p.OpenTCPSockets() {
+				if !strings.HasPrefix(s, "LISTEN") {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "every connection of the pods closed")
+	time.Sleep(50 * time.Millisecond) // the reader's last poll
+	return c.take()
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,7 @@ func TestRestartUnderSteadyTrafficCountsEachConnectionOnce(t *testing.T) {
 
 	old, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 16})
 	require.NoError(t, err)
+	oldRing := collectRing(t, old, cns)
 	// Steady traffic: connections that each live 0.3-1.3 s, opened continuously (the restart's
 	// gap, while neither instance is loaded, lasts as long as a load: ~0.2 s here).
 	stop := make(chan struct{})
@@ -105,14 +107,18 @@ func TestRestartUnderSteadyTrafficCountsEachConnectionOnce(t *testing.T) {
 
 	time.Sleep(500 * time.Millisecond) // traffic under the old instance
 	require.NoError(t, old.Detach())
+	time.Sleep(50 * time.Millisecond) // the collector empties the ring
+	oldRing.close()
 	events, _ := readAll(t, old, inNetns(cns))
-	record(events)
+	record(append(oldRing.take(), events...))
+	assert.Zero(t, counters(t, old).ReserveFailed, "the old instance's ring never overflowed")
 	require.NoError(t, old.Close())
 	gap := time.Now()
 
 	restarted, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 16})
 	require.NoError(t, err)
 	defer restarted.Close()
+	newRing := collectRing(t, restarted, cns)
 	hidden := watchHiddenCloses(t)
 	_, err = restarted.FindExisting(func(e *bpf.PodnetEvent) {
 		if e.NetnsIno == cns && e.Role == roleClient {
@@ -124,9 +130,29 @@ func TestRestartUnderSteadyTrafficCountsEachConnectionOnce(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // traffic under the new instance
 	close(stop)
 	wg.Wait()
-	time.Sleep(1500 * time.Millisecond) // every connection closes
-	events, _ = readAll(t, restarted, inNetns(cns))
-	record(events)
+	// Every connection closes within 1.3 s of its open; both ends' closes then reach the ring.
+	closedAll := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, closed := range opened {
+			if !closed {
+				return false
+			}
+		}
+		return true
+	}
+	require.Eventually(t, closedAll, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		for _, s := range append(clientPod.OpenTCPSockets(), serverPod.OpenTCPSockets()...) {
+			if !strings.HasPrefix(s, "LISTEN") {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "every connection of the pods closed")
+	time.Sleep(50 * time.Millisecond) // the collector empties the ring
+	record(newRing.take())
+	assert.Zero(t, counters(t, restarted).ReserveFailed, "the new instance's ring never overflowed")
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
@@ -52,6 +51,7 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 		AggregateInKernel: true, Events: true, SampleOneIn: oneIn})
 	require.NoError(t, err)
 	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
 
 	addr := netip.MustParseAddrPort("127.0.0.1:7110")
 	clients, servers := connectPodsAt(t, pod, pod, addr, normal+aborted)
@@ -67,9 +67,7 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 	for _, c := range clients[normal:] {
 		abortedPorts[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = true
 	}
-	time.Sleep(300 * time.Millisecond)
-	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
-	byConnection(events, addr.Port(), conns)
+	byConnection(ring.settled(t, pod), addr.Port(), conns)
 
 	whole := map[kind]int{connected: 1, accepted: 1, clientEnd: 1, serverEnd: 1}
 	keptNormal := 0
@@ -112,6 +110,7 @@ func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 		AggregateInKernel: true, Events: true, SampleOneIn: 1000})
 	require.NoError(t, err)
 	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
 	const n = 50
 	require.NoError(t, pod.Do(func() error {
 		for range n {
@@ -121,8 +120,7 @@ func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 		}
 		return nil
 	}))
-	time.Sleep(100 * time.Millisecond)
-	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+	events := ring.settled(t, pod)
 	failed := 0
 	for _, e := range events {
 		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0 {
@@ -131,9 +129,7 @@ func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 		}
 	}
 	dialPods(t, pod, pod, netip.MustParseAddrPort("127.0.0.1:7111"), 5)
-	time.Sleep(100 * time.Millisecond)
-	events, _ = readAll(t, tr, inNetns(pod.NetnsInode()))
-	for _, e := range events {
+	for _, e := range ring.settled(t, pod) {
 		assert.NotZero(t, e.SampleOneIn, "sampling on: every record says its rate")
 	}
 	assert.Equal(t, n, failed)
@@ -148,6 +144,7 @@ func TestNoProcessContextLoadsNoSyscallHook(t *testing.T) {
 		AggregateInKernel: true, Events: true, NoProcessContext: true})
 	require.NoError(t, err)
 	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
 	syscallNames := map[string]bool{}
 	for _, h := range syscallHooks {
 		syscallNames[h.prog] = true
@@ -166,10 +163,8 @@ func TestNoProcessContextLoadsNoSyscallHook(t *testing.T) {
 	assert.Len(t, tr.links, len(statePrograms[tr.Mode()]), "only the state programs are attached")
 
 	dialPods(t, pod, pod, netip.MustParseAddrPort("127.0.0.1:7112"), 10)
-	time.Sleep(100 * time.Millisecond)
-	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
 	got := map[kind]int{}
-	for _, e := range events {
+	for _, e := range ring.settled(t, pod) {
 		got[kind{e.Type, e.Role}]++
 		assert.Zero(t, e.Pid, "no process context")
 		assert.Zero(t, e.SampleOneIn, "sampling off: no rate")
@@ -190,15 +185,13 @@ func TestSamplingDecisionsAgreeAcrossInstances(t *testing.T) {
 		return tr
 	}
 	first, second := open(), open()
+	firstRing, secondRing := collectRing(t, first, clientPod.NetnsInode()), collectRing(t, second, serverPod.NetnsInode())
 	addr := netip.AddrPortFrom(serverPod.IPv6, 7114) // IPv6 between pods this time
 	dialPods(t, clientPod, serverPod, addr, 300)
-	time.Sleep(200 * time.Millisecond)
-	events, _ := readAll(t, first, inNetns(clientPod.NetnsInode())) // the first sees the client ends
 	clients := map[uint16]*connEvents{}
-	byConnection(events, addr.Port(), clients)
-	events, _ = readAll(t, second, inNetns(serverPod.NetnsInode())) // the second the server ends
+	byConnection(firstRing.settled(t, clientPod, serverPod), addr.Port(), clients) // the first sees the client ends
 	serversSeen := map[uint16]*connEvents{}
-	byConnection(events, addr.Port(), serversSeen)
+	byConnection(secondRing.settled(t, clientPod, serverPod), addr.Port(), serversSeen) // the second the server ends
 	require.NotEmpty(t, clients)
 	assert.Less(t, len(clients), 300, "sampling left some out")
 	for port := range clients {
