@@ -56,6 +56,11 @@ var scenarios = []scenario{
 		about:   "as logs+metrics, without process attributes (no syscall hooks)",
 		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true},
 	},
+	{
+		name: "logs+metrics-sampled-noprocess", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","logs":{"sampling":{"one_in":100},"process_attributes":false}}`,
+		about:   "as logs+metrics-sampled, without process attributes (no syscall hooks): the cheapest logs",
+		targets: targets{minRate: 0.99, maxP99: 1.02, zeroLoss: true},
+	},
 }
 
 func main() {

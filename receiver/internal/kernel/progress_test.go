@@ -3,8 +3,8 @@ package kernel
 import (
 	"io"
 	"net"
+	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,46 +21,11 @@ var (
 	roleServer = uint8(bpf.PodnetRoleROLE_SERVER)
 )
 
-// connectPods opens n connections from client to a listener in server, returning both ends;
-// every socket belongs to its pod's namespace and this process holds it.
+// connectPods opens n connections from client to a listener in server's IPv4 address at
+// port, returning both ends (connectPodsAt).
 func connectPods(t testing.TB, client, server *netnstest.Pod, port, n int) (clients, servers []net.Conn) {
 	t.Helper()
-	addr := net.JoinHostPort(server.IPv4.String(), strconv.Itoa(port))
-	var ln net.Listener
-	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }))
-	t.Cleanup(func() { _ = ln.Close() })
-	accepted := make(chan net.Conn, n)
-	go func() {
-		for range n {
-			c, err := ln.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
-	require.NoError(t, client.Do(func() error {
-		for range n {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return err
-			}
-			clients = append(clients, c)
-		}
-		return nil
-	}))
-	for range n {
-		c, ok := <-accepted
-		require.True(t, ok, "accept failed")
-		servers = append(servers, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range append(clients, servers...) {
-			_ = c.Close()
-		}
-	})
-	return clients, servers
+	return connectPodsAt(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)), n)
 }
 
 // roleTotals are the drained aggregates of one namespace, by role; active is the last drain's.

@@ -24,8 +24,10 @@ func dialPods(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort, 
 	}
 }
 
-// connectPodsAt is connectPods to a given address (IPv6 too).
-func connectPodsAt(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort, n int) (clients, servers []net.Conn) {
+// connectPodsAt opens n connections from client to a listener at addr in server (IPv6 too),
+// returning both ends; every socket belongs to its pod's namespace, this process holds it, and
+// the test's end closes what is still open.
+func connectPodsAt(t testing.TB, client, server *netnstest.Pod, addr netip.AddrPort, n int) (clients, servers []net.Conn) {
 	t.Helper()
 	var ln net.Listener
 	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
@@ -45,6 +47,11 @@ func connectPodsAt(t *testing.T, client, server *netnstest.Pod, addr netip.AddrP
 		}
 		return nil
 	}))
+	t.Cleanup(func() {
+		for _, c := range append(clients, servers...) {
+			_ = c.Close()
+		}
+	})
 	return clients, servers
 }
 
