@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -22,6 +23,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		fmt.Println("attached:", t.Mode())
+		// The open connections' reads (issue 12) with the same capabilities: the start-up
+		// scan and the live progress walk.
+		_, scanErr := t.FindExisting(func(*bpf.PodnetEvent) {})
+		progressErr := t.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {})
+		fmt.Printf("iterators: %v, scan: %v, progress: %v\n", t.IteratorsUnavailable(), scanErr, progressErr)
 		_ = t.Close()
 		os.Exit(0)
 	}
@@ -39,6 +45,7 @@ func TestLeastPrivilege(t *testing.T) {
 	out, err := runWith(t, "cap_bpf", "cap_perfmon")
 	assert.NoError(t, err, out)
 	assert.Contains(t, out, "attached:")
+	assert.Contains(t, out, "iterators: <nil>, scan: <nil>, progress: <nil>", "the scan and the live reads need no more")
 
 	out, err = runWith(t, "cap_perfmon")
 	assert.Error(t, err)
