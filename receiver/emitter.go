@@ -26,7 +26,6 @@ type emitter struct {
 	consumer consumer.Metrics
 	// aggregates attributes drained kernel aggregates; nil without metrics.
 	aggregates *enricher
-	exclude    exclusions
 	obs        *receiverhelper.ObsReport
 	loss       *lossReporter
 	warn       *warnLimiter
@@ -90,9 +89,6 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		peer, err := event.Addr(k.Family, k.PeerAddr)
 		if err != nil {
 			dropped += int64(v.Connections + v.Closed)
-			return
-		}
-		if e.exclude.excluded(peer, k.ServerPort) {
 			return
 		}
 		local := e.aggregates.local(resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId})

@@ -54,7 +54,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	}
 	var metrics *sharedMetrics
 	em := &emitter{
-		kernel: run.kernel, consumer: r.metrics, exclude: exclude,
+		kernel: run.kernel, consumer: r.metrics,
 		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
 	}
 	if r.metrics != nil {

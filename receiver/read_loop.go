@@ -26,13 +26,14 @@ const maxBatch = 1024
 const recordStride = 8 + (event.RecordSize+7)&^7
 
 // ringReader only reads: it drains the ring every poll interval (or when the kernel wakes it
-// at a backlog mark), decodes in place, drops excluded connections, attributes each batch
-// once and hands it to the pipeline goroutine. It never waits on a consumer while the
+// at a backlog mark), decodes in place, attributes each batch once and hands it to the
+// pipeline goroutine (excluded connections never reach the ring: the kernel decides; exclude
+// here is for the connections /proc found at start). It never waits on a consumer while the
 // hand-off has room, so a slow pipeline does not leave the ring to fill.
 type ringReader struct {
 	ring    ringSource
 	clock   *event.Clock
-	exclude exclusions
+	exclude exclusions // for /proc finds only
 	enrich  *enricher
 	out     *handoff
 	loss    *lossReporter
@@ -145,11 +146,9 @@ func (l *ringReader) fill(rec *ringbuf.Record, b *batch) (empty bool, err error)
 		read++
 		b.events = b.events[:len(b.events)+1]
 		e := &b.events[len(b.events)-1]
-		if err := event.Decode(rec.RawSample, l.clock, &e.Event); err != nil {
+		if err := event.Decode(rec.RawSample, l.clock, &e.Event); err != nil { // exclusions: decided in the kernel
 			b.events = b.events[:len(b.events)-1]
 			malformed++
-		} else if l.exclude.excluded(e.Peer.Addr(), e.ServerPort()) {
-			b.events = b.events[:len(b.events)-1]
 		}
 	}
 	return false, nil
