@@ -28,9 +28,10 @@ type Config struct {
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
 	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
-	// MetricsAggregation says where connection metrics are counted: "kernel" (a BPF map read
-	// each interval; no per-event cost in user space; metrics-only), "events" (from the event
-	// stream), or "auto": kernel when no logs pipeline uses this receiver, events otherwise.
+	// MetricsAggregation says where connection metrics are counted: "auto" and "kernel" (BPF
+	// maps read each interval, whenever a metrics pipeline uses this receiver, also beside a
+	// logs pipeline: metrics never depend on logs), or "events" (from the event stream, in
+	// user space).
 	MetricsAggregation string `mapstructure:"metrics_aggregation"`
 	// MetricsInterval is how often cumulative metrics are emitted.
 	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
