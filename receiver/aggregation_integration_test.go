@@ -3,6 +3,7 @@ package podnetreceiver
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -70,11 +71,29 @@ func flatten(all []pmetric.Metrics, netns ...uint32) []string {
 func TestKernelAggregationMatchesEventPath(t *testing.T) {
 	netnstest.RequireRoot(t)
 	for i, mode := range []kernel.HookMode{kernel.HooksTPBTF, kernel.HooksTracepoint} {
-		t.Run(string(mode), func(t *testing.T) { testKernelAggregationMatchesEventPath(t, mode, byte(40+i)) })
+		t.Run(string(mode), func(t *testing.T) {
+			// Durations are timed by each receiver's own programs, one after the other in the
+			// same tracepoint call: an interrupt between them (a busy machine's softirqs) can
+			// part them by a millisecond. Such a run is done again, with fresh pods, twice at
+			// most; everything else is asserted in every run.
+			for attempt := 1; ; attempt++ {
+				kernelDurations, eventDurations := testKernelAggregationMatchesEventPath(t, mode, byte(40+i))
+				require.Len(t, kernelDurations, len(eventDurations))
+				apart := 0.0
+				for j := range eventDurations {
+					apart = max(apart, math.Abs(eventDurations[j]-kernelDurations[j]))
+				}
+				if apart <= 100e-6 || attempt == 3 {
+					assert.LessOrEqual(t, apart, 100e-6, "durations agree to within the microseconds between the two receivers' hooks")
+					return
+				}
+				t.Logf("attempt %d: durations %v apart (timed by two receivers' programs; interrupted between them?), again", attempt, apart)
+			}
+		})
 	}
 }
 
-func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, subnet byte) {
+func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, subnet byte) (kernelDurations, eventDurations []float64) {
 	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
 	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, mode)
@@ -105,13 +124,8 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	}
 	assert.Equal(t, map[string]int{"podnet.tcp.connect": 4, "podnet.tcp.accept": 3, "podnet.tcp.close": 6}, names,
 		"and the logs still have every event (3 connections, one connect refused)")
-	// Two receivers run two sets of programs, each timing the connection itself: durations
-	// agree to within the microseconds between their hooks.
-	require.Len(t, kernelDurations, len(eventDurations))
-	for i := range eventDurations {
-		assert.InDelta(t, eventDurations[i], kernelDurations[i], 100e-6)
-	}
 	assert.Contains(t, fromKernel, fmt.Sprintf("%d podnet.tcp.connections map[network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:8080] = 2", client.NetnsInode(), server.IPv4))
+	return kernelDurations, eventDurations
 }
 
 // splitDurations takes the duration points out (keeping their keys in the list) and returns
