@@ -241,6 +241,8 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	fill_peer_from_sockaddr(e, &call);
 	e->error = -ret;
 	e->pid = id >> 32;
+	if (sample_one_in > 1)
+		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	submit(e);
 	return 0;

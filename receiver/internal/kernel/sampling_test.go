@@ -202,3 +202,33 @@ func TestSamplingDecisionsAgreeAcrossInstances(t *testing.T) {
 	}
 	t.Logf("%d of 300 connections kept by both instances", len(clients))
 }
+
+// A connect() that fails before a SYN is built (here: an unreachable route) is reported by the
+// syscall hook, kept whatever the sampling, 1 in 1.
+func TestSamplingKeepsConnectFailuresBeforeSynSent(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 117)
+	client, server := netw.AddPod(), netw.AddPod()
+	client.Exec("ip", "route", "add", "unreachable", server.IPv4.String()+"/32")
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1000})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRing(t, tr, client.NetnsInode())
+	const n = 5
+	require.NoError(t, client.Do(func() error {
+		for range n {
+			if c, err := net.Dial("tcp", netip.AddrPortFrom(server.IPv4, 7117).String()); err == nil {
+				_ = c.Close()
+			}
+		}
+		return nil
+	}))
+	failed := 0
+	for _, e := range ring.settled(t, client) {
+		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0 {
+			failed++
+			assert.Equal(t, uint32(1), e.SampleOneIn, "kept 1 in 1")
+		}
+	}
+	assert.Equal(t, n, failed, "every early connect failure kept")
+}
