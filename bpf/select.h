@@ -14,31 +14,6 @@
 const volatile __u32 exclusions = 0;
 const volatile __u32 ring_types = 0xff;
 
-/* Whether a connection with this peer and server port is excluded. addr is network order, IPv4
- * in its first 4 bytes. */
-static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 server_port)
-{
-	struct peer_prefix k = { .prefixlen = 128 };
-
-	if (!exclusions)
-		return false;
-	if (bpf_map_lookup_elem(&excluded_ports, &server_port))
-		return true;
-	if (family == AF_INET) {
-		k.addr[10] = 0xff;
-		k.addr[11] = 0xff;
-		__builtin_memcpy(&k.addr[12], addr, 4);
-	} else {
-		__builtin_memcpy(k.addr, addr, 16);
-	}
-	return bpf_map_lookup_elem(&excluded_peers, &k) != NULL;
-}
-
-/* Logs sampling, set by the loader: the ring takes every abnormal connection (failed connect,
- * reset, aborted, retransmitted) and 1 in sample_one_in of the others, all events of a kept one
- * (1: every connection). */
-const volatile __u32 sample_one_in = 1;
-
 /* A 16-byte address as IPv6, IPv4 mapped (::ffff:a.b.c.d), so that a dual-stack end and a
  * plain IPv4 end read alike. */
 static __always_inline void as_v6(__u8 *out, __u16 family, const __u8 *addr)
@@ -52,6 +27,25 @@ static __always_inline void as_v6(__u8 *out, __u16 family, const __u8 *addr)
 		__builtin_memcpy(out, addr, 16);
 	}
 }
+
+/* Whether a connection with this peer and server port is excluded. addr is network order, IPv4
+ * in its first 4 bytes. */
+static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 server_port)
+{
+	struct peer_prefix k = { .prefixlen = 128 };
+
+	if (!exclusions)
+		return false;
+	if (bpf_map_lookup_elem(&excluded_ports, &server_port))
+		return true;
+	as_v6(k.addr, family, addr);
+	return bpf_map_lookup_elem(&excluded_peers, &k) != NULL;
+}
+
+/* Logs sampling, set by the loader: the ring takes every abnormal connection (failed connect,
+ * reset, aborted, retransmitted) and 1 in sample_one_in of the others, all events of a kept one
+ * (1: every connection). */
+const volatile __u32 sample_one_in = 1;
 
 /* Adds an end (address, port) to h, FNV-1a. */
 static __always_inline __u64 mix_end(__u64 h, const __u8 *a, __u16 port)
