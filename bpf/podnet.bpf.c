@@ -122,7 +122,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		classify(&ci, sk, true, rd);
 		if (state != TCP_SYN_RECV) {
 			ci.start_ns = bpf_ktime_get_boot_ns();
-			to_metrics(sk, EVENT_ACCEPT, &ci, 0, rd);
+			to_metrics(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
 		}
 		known = track(key, &ci);
 		if (!known)

@@ -179,6 +179,7 @@ const (
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
 	PodnetVarExclusions        = "exclusions"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
+	PodnetVarLiveReads         = "live_reads"
 	PodnetVarProcessContext    = "process_context"
 	PodnetVarRingTypes         = "ring_types"
 	PodnetVarSampleOneIn       = "sample_one_in"
@@ -274,6 +275,7 @@ type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	Exclusions        *ebpf.VariableSpec `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	LiveReads         *ebpf.VariableSpec `ebpf:"live_reads"`
 	ProcessContext    *ebpf.VariableSpec `ebpf:"process_context"`
 	RingTypes         *ebpf.VariableSpec `ebpf:"ring_types"`
 	SampleOneIn       *ebpf.VariableSpec `ebpf:"sample_one_in"`
@@ -342,6 +344,7 @@ type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	Exclusions        *ebpf.Variable `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	LiveReads         *ebpf.Variable `ebpf:"live_reads"`
 	ProcessContext    *ebpf.Variable `ebpf:"process_context"`
 	RingTypes         *ebpf.Variable `ebpf:"ring_types"`
 	SampleOneIn       *ebpf.Variable `ebpf:"sample_one_in"`

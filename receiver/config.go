@@ -162,7 +162,7 @@ func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
 
 // kernelOptions: events are sent to the ring when a logs pipeline uses this receiver, or when
 // metrics are counted from them.
-func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
+func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Options {
 	opts := kernel.Options{
 		Hooks:                 cfg.Hooks,
 		RingBufferSize:        uint32(cfg.RingBufferSize),
@@ -172,6 +172,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs bool) kernel.Options {
 		MaxAggregates:         uint32(cfg.MaxMetricSeries),
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
 		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
+		NoLiveReads:           !hasMetrics, // only metrics read open connections
 	}
 	if aggregate { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{

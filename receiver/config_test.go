@@ -98,8 +98,9 @@ func TestMetricsAggregationFollowsThePipelines(t *testing.T) {
 		cfg.MetricsAggregation = tc.mode
 		aggregate := cfg.aggregateInKernel(tc.metrics)
 		assert.Equalf(t, tc.kernel, aggregate, "%+v: counted in the kernel", tc)
-		opts := cfg.kernelOptions(aggregate, tc.logs)
+		opts := cfg.kernelOptions(aggregate, tc.logs, tc.metrics)
 		assert.Equalf(t, tc.events, !opts.AggregateInKernel || opts.Events, "%+v: events sent", tc)
+		assert.Equalf(t, !tc.metrics, opts.NoLiveReads, "%+v: open connections read only for metrics", tc)
 	}
 }
 
@@ -124,22 +125,22 @@ func TestUnknownKeysAreRejected(t *testing.T) {
 func TestRingTypesFollowTheKeptEvents(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.Events.PodnetTCPAccept.Enabled = false
-	opts := cfg.kernelOptions(true, true)
+	opts := cfg.kernelOptions(true, true, true)
 	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), opts.RingTypes)
-	assert.Zero(t, cfg.kernelOptions(false, true).RingTypes, "metrics from events need them all")
+	assert.Zero(t, cfg.kernelOptions(false, true, true).RingTypes, "metrics from events need them all")
 }
 
 // logs: the sampling rate is bounded and needs metrics counted in the kernel; both settings
 // reach the kernel options.
 func TestLogsConfig(t *testing.T) {
 	cfg := NewDefaultConfig()
-	opts := cfg.kernelOptions(true, true)
+	opts := cfg.kernelOptions(true, true, true)
 	assert.False(t, opts.NoProcessContext, "process attributes on by default")
 	assert.Equal(t, uint32(1), opts.SampleOneIn, "every connection by default")
 
 	cfg.Logs = LogsConfig{ProcessAttributes: false, Sampling: LogsSamplingConfig{OneIn: 100}}
 	assert.NoError(t, confmap.Validate(cfg))
-	opts = cfg.kernelOptions(true, true)
+	opts = cfg.kernelOptions(true, true, true)
 	assert.True(t, opts.NoProcessContext)
 	assert.Equal(t, uint32(100), opts.SampleOneIn)
 

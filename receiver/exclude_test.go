@@ -41,7 +41,7 @@ func TestExclusionsFitTheKernelTables(t *testing.T) {
 
 	cfg = NewDefaultConfig()
 	cfg.Exclude = ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "fd00:1::5/64"}}
-	opts := cfg.kernelOptions(true, true)
+	opts := cfg.kernelOptions(true, true, true)
 	assert.Equal(t, []uint16{10250}, opts.ExcludePorts)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("fd00:1::5/64")}, opts.ExcludePeers)
 }

@@ -64,7 +64,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	src, err := r.open(r.cfg.kernelOptions(aggregate, r.logs != nil))
+	src, err := r.open(r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil))
 	if err != nil {
 		stopAttr()
 		tb.Shutdown()

@@ -46,6 +46,9 @@ type Options struct {
 	// SampleOneIn keeps in the ring every abnormal connection and 1 in SampleOneIn of the
 	// others (0 or 1: every connection); the aggregates count every one.
 	SampleOneIn uint32
+	// NoLiveReads: nothing will read open connections (no metrics pipeline), so closes claim
+	// their counts without atomics and DrainAggregates skips the progress walk.
+	NoLiveReads bool
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool

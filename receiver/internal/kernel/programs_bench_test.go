@@ -18,8 +18,8 @@ func BenchmarkKernelCostPerConnection(b *testing.B) {
 		name string
 		opts Options
 	}{
-		{"events", Options{}},
-		{"events-probed-reads", Options{ProbedReads: true}}, // kernels before 6.2
+		{"events", Options{NoLiveReads: true}},                                 // logs alone
+		{"events-probed-reads", Options{ProbedReads: true, NoLiveReads: true}}, // kernels before 6.2
 		{"aggregate", Options{AggregateInKernel: true}},
 		{"events+aggregate", Options{AggregateInKernel: true, Events: true}}, // logs + metrics
 	} {

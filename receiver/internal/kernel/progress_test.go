@@ -344,3 +344,33 @@ func TestConnectionClosingDuringTheScanIsCountedOnce(t *testing.T) {
 		assert.Equal(t, 1, foundPorts[port], "port %d: closed %d times, but not found", port, k)
 	}
 }
+
+// Without live reads (logs alone), a drain reads no open connection and a close carries its
+// totals with nothing counted before: there is nothing for the close to claim.
+func TestNoLiveReads(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 118)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64, NoLiveReads: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRing(t, tr, clientPod.NetnsInode())
+	clients, servers := connectPods(t, clientPod, serverPod, 7118, 1)
+	_, err = clients[0].Write(make([]byte, 5000))
+	require.NoError(t, err)
+	_, err = io.ReadFull(servers[0], make([]byte, 5000))
+	require.NoError(t, err)
+	totals := map[uint32]roleTotals{clientPod.NetnsInode(): {}}
+	drainInto(t, tr, totals)
+	assert.Zero(t, totals[clientPod.NetnsInode()].get(roleClient).Active, "no live read")
+	_ = clients[0].Close()
+	_ = servers[0].Close()
+	closes := 0
+	for _, e := range ring.settled(t, clientPod, serverPod) {
+		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE) {
+			closes++
+			assert.Equal(t, uint64(5000), e.BytesSent)
+			assert.Zero(t, e.CountedBytesSent)
+		}
+	}
+	assert.Equal(t, 1, closes)
+}

@@ -30,6 +30,9 @@ func setSelection(spec *ebpf.CollectionSpec, opts Options) error {
 	if err := spec.Variables[bpf.PodnetVarProcessContext].Set(opts.syscallHooks()); err != nil {
 		return err
 	}
+	if err := spec.Variables[bpf.PodnetVarLiveReads].Set(!opts.NoLiveReads); err != nil {
+		return err
+	}
 	return spec.Variables[bpf.PodnetVarSampleOneIn].Set(max(opts.SampleOneIn, 1))
 }
 

@@ -29,6 +29,8 @@ type Tracer struct {
 	iters      *iterators // nil when iterErr says why
 	iterErr    error
 	scans      uint8 // the last start-up scan's number (bpf/progress.h scan_id)
+	// noLiveReads: the programs were told nothing reads open connections (Options.NoLiveReads).
+	noLiveReads bool
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -126,7 +128,8 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters], iterErr: iterErr}
+	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
+		iterErr: iterErr, noLiveReads: opts.NoLiveReads}
 	defer func() {
 		if err != nil {
 			_ = t.Close()
