@@ -57,7 +57,8 @@ func TestPerConnectionStateDrains(t *testing.T) {
 		}
 		return nil
 	}))
-	assert.GreaterOrEqual(t, entries(t, conns), baseline+cancelled+timedOut, "half-open connections are tracked")
+	// The table is the machine's: an entry counted in the baseline may have left since.
+	assert.GreaterOrEqual(t, entries(t, conns), cancelled+timedOut, "half-open connections are tracked")
 	for _, fd := range fds[:cancelled] {
 		_ = unix.Close(fd) // SYN_SENT -> CLOSE: "cancelled"
 	}
