@@ -15,6 +15,10 @@
 
 #define E2BIG 7
 
+/* Set by the loader: metric series are split by the backend a Service connection was
+ * translated to (nat.h), `service_backends.metric_attribute`; off, the key's backend stays 0. */
+const volatile bool backend_in_metrics = false;
+
 /* The metric key of an event: the fields the event path's aggregator splits by. */
 static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 {
@@ -26,6 +30,10 @@ static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 	k->role = e->role;
 	k->error = e->error;
 	__builtin_memcpy(k->peer_addr, e->peer_addr, sizeof(k->peer_addr));
+	if (backend_in_metrics) {
+		k->backend_port = e->backend_port;
+		__builtin_memcpy(k->backend_addr, e->backend_addr, sizeof(k->backend_addr));
+	}
 }
 
 /* The key's counts in the current interval map, created empty when new; NULL (counted) when the

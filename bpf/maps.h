@@ -38,7 +38,9 @@ struct conn_info {
 	__u8 excluded;   /* left out of every sink by `exclude` (select.h), decided when tracked */
 	__u8 sampled_out; /* logs sampling (select.h): the ring gets its events only if it ends abnormally */
 	__u8 abnormal;   /* set at its close: failed, reset, aborted or retransmitted (kept whatever the sampling) */
-	__u8 _pad2[4];
+	__u16 backend_port; /* client: where the node's NAT sent it (nat.h), with backend_addr; 0 = not translated */
+	__u8 _pad2[2];
+	__u8 backend_addr[16];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */
@@ -178,6 +180,34 @@ struct {
 	__type(key, struct peer_prefix);
 	__type(value, __u8);
 } excluded_peers SEC(".maps");
+
+/* Translated connections in their handshake (nat.h), by original tuple: both addresses IPv6
+ * (IPv4 mapped), ports host order. */
+struct nat_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 src_port;
+	__u16 dst_port;
+};
+
+struct nat_backend {
+	__u8 addr[16]; /* IPv6, IPv4 mapped */
+	__u16 port;
+	__u8 _pad[2];
+};
+
+/* Written by nat_seen when the node's conntrack translates a new TCP connection, read and
+ * deleted by the client's state program when its handshake ends or fails: an entry lives for
+ * one handshake. Size: handshakes through NAT in flight on the node at once; LRU because
+ * connections whose client is not on this node (forwarded through its NAT from elsewhere) are
+ * noted and never taken, and must age out. A note evicted before its client took it leaves that
+ * connection without backend attributes (COUNTER_BACKEND_LOOKUPS - COUNTER_BACKEND_FOUND). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nat_key);
+	__type(value, struct nat_backend);
+} nat_backends SEC(".maps");
 
 #pragma clang diagnostic pop
 

@@ -248,6 +248,15 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* Service -> backend (nat.h): attached by the loader at POST_ROUTING in the node's network
+ * namespace, for IPv4 and IPv6, only when asked to and where the kernel has netfilter programs
+ * (6.4+); never loaded otherwise. */
+SEC("netfilter")
+int nat_seen(struct bpf_nf_ctx *ctx)
+{
+	return nat_note(ctx);
+}
+
 /* Live progress of open connections (progress.h): run by user space (BPF_PROG_TEST_RUN) every
  * metrics interval, walking `conns`; never attached. A program that walks a map, because this
  * kind of kernel refuses map-element iterators (EPERM). The loader keeps one: the cast variant

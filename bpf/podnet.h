@@ -37,7 +37,10 @@ enum counter {
 	COUNTER_SUBMITTED = 3, /* events produced for the ring: submitted == read + lost (reserve failed) + unread */
 	COUNTER_RECURSION_COVERED = 4, /* state changes the kernel skipped in one program, done by the other */
 	COUNTER_CLOSE_UNSEEN = 5, /* a tracked connection's close never seen: found when its socket was reused */
-	COUNTER_MAX = 6,
+	COUNTER_NAT_SEEN = 6, /* new TCP connections the node's conntrack translated (nat.h) */
+	COUNTER_BACKEND_LOOKUPS = 7, /* client connections whose destination some translation went to, looked up */
+	COUNTER_BACKEND_FOUND = 8, /* ...and found translated: their records name the backend */
+	COUNTER_MAX = 9,
 };
 
 /* Errno stand-in for "the application closed the socket before the handshake ended":
@@ -68,11 +71,13 @@ struct event {
 	__u8 type;            /* enum event_type */
 	__u8 role;            /* enum role */
 	__u8 flags;           /* enum event_flag bits */
-	__u8 _pad0[3];
+	__u8 _pad0;
+	__u16 backend_port;   /* client: the port the node's NAT translated the destination to (nat.h); 0 = none */
 	__u32 sample_one_in;  /* logs sampling on: this connection's records are 1 in this many (1: abnormal, all kept); 0: off */
 	__u8 local_addr[16];  /* network byte order; IPv4 in the first 4 bytes */
 	__u8 peer_addr[16];
 	char comm[16];        /* task comm of pid */
+	__u8 backend_addr[16]; /* with backend_port: the translated destination, IPv6 (IPv4 mapped) */
 };
 
 /* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */
@@ -83,8 +88,10 @@ struct agg_key {
 	__u16 server_port; /* the peer's port for a client, the local one for a server */
 	__s32 error;       /* connects only */
 	__u8 role;
-	__u8 _pad[3];
+	__u8 _pad;
+	__u16 backend_port; /* the translated destination, when metrics are split by backend (nat.h) */
 	__u8 peer_addr[16];
+	__u8 backend_addr[16];
 };
 
 /* ...and what it counts, since user space last drained the key. */

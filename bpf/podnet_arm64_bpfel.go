@@ -14,15 +14,17 @@ import (
 )
 
 type PodnetAggKey struct {
-	_          structs.HostLayout
-	CgroupId   uint64
-	NetnsIno   uint32
-	Family     uint16
-	ServerPort uint16
-	Error      int32
-	Role       uint8
-	Pad        [3]uint8
-	PeerAddr   [16]uint8
+	_           structs.HostLayout
+	CgroupId    uint64
+	NetnsIno    uint32
+	Family      uint16
+	ServerPort  uint16
+	Error       int32
+	Role        uint8
+	Pad         uint8
+	BackendPort uint16
+	PeerAddr    [16]uint8
+	BackendAddr [16]uint8
 }
 
 type PodnetAggValue struct {
@@ -54,7 +56,9 @@ type PodnetConnInfo struct {
 	Excluded        uint8
 	SampledOut      uint8
 	Abnormal        uint8
-	Pad2            [4]uint8
+	BackendPort     uint16
+	Pad2            [2]uint8
+	BackendAddr     [16]uint8
 }
 
 type PodnetConnectCall struct {
@@ -75,7 +79,10 @@ const (
 	PodnetCounterCOUNTER_SUBMITTED         PodnetCounter = 3
 	PodnetCounterCOUNTER_RECURSION_COVERED PodnetCounter = 4
 	PodnetCounterCOUNTER_CLOSE_UNSEEN      PodnetCounter = 5
-	PodnetCounterCOUNTER_MAX               PodnetCounter = 6
+	PodnetCounterCOUNTER_NAT_SEEN          PodnetCounter = 6
+	PodnetCounterCOUNTER_BACKEND_LOOKUPS   PodnetCounter = 7
+	PodnetCounterCOUNTER_BACKEND_FOUND     PodnetCounter = 8
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 9
 )
 
 type PodnetEvent struct {
@@ -99,11 +106,13 @@ type PodnetEvent struct {
 	Type                 uint8
 	Role                 uint8
 	Flags                uint8
-	Pad0                 [3]uint8
+	Pad0                 uint8
+	BackendPort          uint16
 	SampleOneIn          uint32
 	LocalAddr            [16]uint8
 	PeerAddr             [16]uint8
 	Comm                 [16]int8
+	BackendAddr          [16]uint8
 }
 
 type PodnetEventFlag uint32
@@ -137,6 +146,21 @@ type PodnetListenPort struct {
 	Pad      [2]uint8
 }
 
+type PodnetNatBackend struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+	Port uint16
+	Pad  [2]uint8
+}
+
+type PodnetNatKey struct {
+	_       structs.HostLayout
+	Src     [16]uint8
+	Dst     [16]uint8
+	SrcPort uint16
+	DstPort uint16
+}
+
 type PodnetPeerPrefix struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -163,6 +187,7 @@ const (
 	PodnetMapExcludedPorts     = "excluded_ports"
 	PodnetMapHandled           = "handled"
 	PodnetMapListenPorts       = "listen_ports"
+	PodnetMapNatBackends       = "nat_backends"
 	PodnetProgAccept4Cast      = "accept4_cast"
 	PodnetProgAcceptCast       = "accept_cast"
 	PodnetProgEnterConnect     = "enter_connect"
@@ -171,15 +196,19 @@ const (
 	PodnetProgExitConnect      = "exit_connect"
 	PodnetProgFindConnections  = "find_connections"
 	PodnetProgFindListeners    = "find_listeners"
+	PodnetProgNatSeen          = "nat_seen"
 	PodnetProgProgressCast     = "progress_cast"
 	PodnetProgProgressProbed   = "progress_probed"
 	PodnetProgStateTpBtf       = "state_tp_btf"
 	PodnetProgStateTpBtfNested = "state_tp_btf_nested"
 	PodnetProgStateTracepoint  = "state_tracepoint"
 	PodnetVarAggregateInKernel = "aggregate_in_kernel"
+	PodnetVarBackendInMetrics  = "backend_in_metrics"
 	PodnetVarExclusions        = "exclusions"
 	PodnetVarLastWakeupNs      = "last_wakeup_ns"
 	PodnetVarLiveReads         = "live_reads"
+	PodnetVarNatDsts           = "nat_dsts"
+	PodnetVarNatLookup         = "nat_lookup"
 	PodnetVarProcessContext    = "process_context"
 	PodnetVarRingTypes         = "ring_types"
 	PodnetVarSampleOneIn       = "sample_one_in"
@@ -246,6 +275,7 @@ type PodnetProgramSpecs struct {
 	ExitConnect      *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	FindConnections  *ebpf.ProgramSpec `ebpf:"find_connections"`
 	FindListeners    *ebpf.ProgramSpec `ebpf:"find_listeners"`
+	NatSeen          *ebpf.ProgramSpec `ebpf:"nat_seen"`
 	ProgressCast     *ebpf.ProgramSpec `ebpf:"progress_cast"`
 	ProgressProbed   *ebpf.ProgramSpec `ebpf:"progress_probed"`
 	StateTpBtf       *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
@@ -266,6 +296,7 @@ type PodnetMapSpecs struct {
 	ExcludedPorts *ebpf.MapSpec `ebpf:"excluded_ports"`
 	Handled       *ebpf.MapSpec `ebpf:"handled"`
 	ListenPorts   *ebpf.MapSpec `ebpf:"listen_ports"`
+	NatBackends   *ebpf.MapSpec `ebpf:"nat_backends"`
 }
 
 // PodnetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -273,9 +304,12 @@ type PodnetMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
 	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	BackendInMetrics  *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
 	Exclusions        *ebpf.VariableSpec `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	LiveReads         *ebpf.VariableSpec `ebpf:"live_reads"`
+	NatDsts           *ebpf.VariableSpec `ebpf:"nat_dsts"`
+	NatLookup         *ebpf.VariableSpec `ebpf:"nat_lookup"`
 	ProcessContext    *ebpf.VariableSpec `ebpf:"process_context"`
 	RingTypes         *ebpf.VariableSpec `ebpf:"ring_types"`
 	SampleOneIn       *ebpf.VariableSpec `ebpf:"sample_one_in"`
@@ -321,6 +355,7 @@ type PodnetMaps struct {
 	ExcludedPorts *ebpf.Map `ebpf:"excluded_ports"`
 	Handled       *ebpf.Map `ebpf:"handled"`
 	ListenPorts   *ebpf.Map `ebpf:"listen_ports"`
+	NatBackends   *ebpf.Map `ebpf:"nat_backends"`
 }
 
 func (m *PodnetMaps) Close() error {
@@ -334,6 +369,7 @@ func (m *PodnetMaps) Close() error {
 		m.ExcludedPorts,
 		m.Handled,
 		m.ListenPorts,
+		m.NatBackends,
 	)
 }
 
@@ -342,9 +378,12 @@ func (m *PodnetMaps) Close() error {
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
 	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	BackendInMetrics  *ebpf.Variable `ebpf:"backend_in_metrics"`
 	Exclusions        *ebpf.Variable `ebpf:"exclusions"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	LiveReads         *ebpf.Variable `ebpf:"live_reads"`
+	NatDsts           *ebpf.Variable `ebpf:"nat_dsts"`
+	NatLookup         *ebpf.Variable `ebpf:"nat_lookup"`
 	ProcessContext    *ebpf.Variable `ebpf:"process_context"`
 	RingTypes         *ebpf.Variable `ebpf:"ring_types"`
 	SampleOneIn       *ebpf.Variable `ebpf:"sample_one_in"`
@@ -373,6 +412,7 @@ type PodnetPrograms struct {
 	ExitConnect      *ebpf.Program `ebpf:"exit_connect"`
 	FindConnections  *ebpf.Program `ebpf:"find_connections"`
 	FindListeners    *ebpf.Program `ebpf:"find_listeners"`
+	NatSeen          *ebpf.Program `ebpf:"nat_seen"`
 	ProgressCast     *ebpf.Program `ebpf:"progress_cast"`
 	ProgressProbed   *ebpf.Program `ebpf:"progress_probed"`
 	StateTpBtf       *ebpf.Program `ebpf:"state_tp_btf"`
@@ -390,6 +430,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitConnect,
 		p.FindConnections,
 		p.FindListeners,
+		p.NatSeen,
 		p.ProgressCast,
 		p.ProgressProbed,
 		p.StateTpBtf,

@@ -11,6 +11,7 @@
 #include "ring.h"
 #include "aggregate.h"
 #include "select.h"
+#include "nat.h"
 
 /* Set by the loader: the two sinks, either or both. aggregate_in_kernel counts metrics into
  * `aggregates` (a passive open is counted when its handshake ends); send_events writes events
@@ -60,6 +61,10 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		e->start_ns = ci->start_ns;
 	if (ci->found)
 		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
+	if (nat_lookup) {
+		e->backend_port = ci->backend_port;
+		__builtin_memcpy(e->backend_addr, ci->backend_addr, sizeof(e->backend_addr));
+	}
 	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
 	if (sample_one_in > 1)
 		e->sample_one_in = ci->abnormal || error ? 1 : sample_one_in;
@@ -224,11 +229,13 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
 			classify(known, sk, true, rd); /* the local port is known from here */
+			find_backend(known, sk, rd);
 			ci = *known;
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
 			ci.start_ns = now;
 			classify(&ci, sk, true, rd);
+			find_backend(&ci, sk, rd);
 			track(key, &ci);
 		}
 		report(sk, EVENT_CONNECT, &ci, 0, now, rd);
@@ -286,6 +293,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
 		if (!known)
 			classify(&ci, sk, false, rd); /* failed: never sampled out */
+		find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, rd), now, rd);
 		return;
 	}

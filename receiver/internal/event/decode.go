@@ -78,6 +78,9 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 	if k.Pid != 0 {
 		e.Comm = *(*[16]byte)(unsafe.Pointer(&k.Comm))
 	}
+	if k.BackendPort != 0 {
+		e.Backend = netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)
+	}
 	return nil
 }
 

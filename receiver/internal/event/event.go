@@ -73,6 +73,9 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// Backend, on a client's connect and close: where the node's NAT translated the destination
+	// (a Service's backend); invalid when it was not translated or nobody looked.
+	Backend netip.AddrPort
 	// SampleOneIn, with logs sampling on: this connection's records are 1 in this many (1: an
 	// abnormal connection, all of which are kept); 0 with sampling off.
 	SampleOneIn uint32

@@ -30,6 +30,11 @@ type Counters struct {
 	// some tasks are current); their entry is dropped so the new connection is not reported
 	// with its role and start.
 	CloseUnseen uint64
+	// NATSeen: new TCP connections the node's conntrack translated (Options.NATNetns);
+	// BackendLookups: client connections to a destination some translation went to, looked up;
+	// BackendFound: those found translated, whose events name their backend. Every other
+	// client connection is not looked up.
+	NATSeen, BackendLookups, BackendFound uint64
 }
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
@@ -52,6 +57,15 @@ func (t *Tracer) Counters() (Counters, error) {
 		return c, err
 	}
 	if c.RecursionCovered, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RECURSION_COVERED); err != nil {
+		return c, err
+	}
+	if c.NATSeen, err = t.sumCounter(bpf.PodnetCounterCOUNTER_NAT_SEEN); err != nil {
+		return c, err
+	}
+	if c.BackendLookups, err = t.sumCounter(bpf.PodnetCounterCOUNTER_BACKEND_LOOKUPS); err != nil {
+		return c, err
+	}
+	if c.BackendFound, err = t.sumCounter(bpf.PodnetCounterCOUNTER_BACKEND_FOUND); err != nil {
 		return c, err
 	}
 	for name, p := range t.coll.Programs {

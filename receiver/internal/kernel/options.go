@@ -49,6 +49,14 @@ type Options struct {
 	// NoLiveReads: nothing will read open connections (no metrics pipeline), so closes claim
 	// their counts without atomics and DrainAggregates skips the progress walk.
 	NoLiveReads bool
+	// NATNetns, when set, is the network namespace (a path such as /proc/1/ns/net) whose
+	// conntrack NAT translates connections to Services: client events then carry the backend
+	// their connection was translated to (bpf/nat.h). Needs Linux 6.4+ and CAP_NET_ADMIN (and
+	// CAP_SYS_ADMIN to enter a namespace other than podnet's own); where that fails the rest
+	// loads anyway and Tracer.BackendsErr says why.
+	NATNetns string
+	// BackendInMetrics splits the in-kernel aggregates by backend (with NATNetns).
+	BackendInMetrics bool
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool

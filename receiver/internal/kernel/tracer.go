@@ -31,6 +31,7 @@ type Tracer struct {
 	scans      uint8 // the last start-up scan's number (bpf/progress.h scan_id)
 	// noLiveReads: the programs were told nothing reads open connections (Options.NoLiveReads).
 	noLiveReads bool
+	natErr      error // why Service backends are not read although asked for (Options.NATNetns)
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -123,13 +124,14 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err := setSelection(spec, opts); err != nil {
 		return nil, err
 	}
+	natErr := prepareNAT(spec, opts)
 
 	coll, iterErr, err := loadCollection(spec)
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
 	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
-		iterErr: iterErr, noLiveReads: opts.NoLiveReads}
+		iterErr: iterErr, noLiveReads: opts.NoLiveReads, natErr: natErr}
 	defer func() {
 		if err != nil {
 			_ = t.Close()
@@ -149,6 +151,11 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		}
 	}
 
+	if prog := coll.Programs[bpf.PodnetProgNatSeen]; prog != nil {
+		links, err := attachNAT(prog, opts.NATNetns)
+		t.natErr = err
+		t.links = append(t.links, links...)
+	}
 	for _, p := range statePrograms[mode] {
 		l, err := attachState(mode, coll.Programs[p])
 		if err != nil {

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Service -> backend (issue 14): the destination a connection was translated to by the node's
+ * conntrack NAT (kube-proxy's iptables or nftables DNAT, or any other), for the client's records.
+ *
+ * The translation lives in the node's network namespace, never in the pod's: the pod's socket
+ * only ever sees the Service address. A netfilter program (nat_seen, attached by the loader in
+ * the node's namespace at POST_ROUTING, which both forwarded pod traffic and the node's own
+ * traffic cross after DNAT) notes every new translated TCP connection, keyed by its original
+ * tuple; the client's state program takes the note when its handshake ends (or fails), keeps the
+ * backend with the connection for its close, and deletes the note. So a note lives only from
+ * the first SYN to the end of the handshake.
+ *
+ * Connections to anything else pay one load of a byte: nat_seen also marks the original
+ * destination (address, port) in nat_dsts, and the state program looks a connection up only
+ * when its destination is marked (a hash collision costs a lookup that misses, no more). */
+#ifndef PODNET_NAT_H
+#define PODNET_NAT_H
+
+#include "podnet.h"
+#include "maps.h"
+#include "sock.h"
+#include "select.h"
+
+#define NF_ACCEPT 1
+#define NFCT_INFOMASK 7UL /* skb->_nfct: the conntrack entry, its low bits enum ip_conntrack_info */
+#define NFCT_PTRMASK (~NFCT_INFOMASK)
+
+/* Set by the loader when nat_seen is attached: without it nothing is ever marked, and the state
+ * programs do not even contain the lookup. */
+const volatile bool nat_lookup = false;
+
+/* Destinations (address, port) some translated connection went to, as a hash-indexed set of
+ * bytes: written only by nat_seen (a plain store of 1; bytes, not bits, so concurrent marks never
+ * undo each other), read by the state programs, never cleared (a stale mark costs one lookup
+ * that misses). Size: 32768 slots keep a collision under 1 in 30 with a thousand Service ports
+ * on the node's traffic. */
+#define NAT_DST_SLOTS 32768
+__u8 nat_dsts[NAT_DST_SLOTS];
+
+/* The slot of a destination: the last 4 bytes of its address (the IPv4 address of an IPv4 or
+ * IPv4-mapped one) and its port, host order. */
+static __always_inline __u32 nat_slot(__u32 addr_tail, __u16 port)
+{
+	return ((addr_tail * 2654435761u) ^ (port * 40503u)) & (NAT_DST_SLOTS - 1);
+}
+
+/* The netfilter side: a new connection (its first packet, or a retransmission of it, in the
+ * original direction) whose destination conntrack translated. Everything else returns after two
+ * loads. Never drops: netfilter programs here only watch. */
+static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
+{
+	struct sk_buff *skb = ctx->skb;
+	unsigned long nfct = skb->_nfct;
+	struct nf_conntrack_tuple orig, reply;
+	struct nat_key key = {};
+	struct nat_backend backend = {};
+	struct nf_conn *ct;
+	__u32 tail;
+
+	if ((nfct & NFCT_INFOMASK) != IP_CT_NEW)
+		return NF_ACCEPT;
+	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
+	if (!(BPF_CORE_READ(ct, status) & IPS_DST_NAT))
+		return NF_ACCEPT;
+	if (bpf_core_read(&orig, sizeof(orig), &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple) ||
+	    bpf_core_read(&reply, sizeof(reply), &ct->tuplehash[IP_CT_DIR_REPLY].tuple))
+		return NF_ACCEPT;
+	if (orig.dst.protonum != IPPROTO_TCP)
+		return NF_ACCEPT;
+	as_v6(key.src, orig.src.l3num, (const __u8 *)&orig.src.u3);
+	as_v6(key.dst, orig.src.l3num, (const __u8 *)&orig.dst.u3);
+	key.src_port = bpf_ntohs(orig.src.u.all);
+	key.dst_port = bpf_ntohs(orig.dst.u.all);
+	/* The backend is where replies come from. */
+	as_v6(backend.addr, reply.src.l3num, (const __u8 *)&reply.src.u3);
+	backend.port = bpf_ntohs(reply.src.u.all);
+	bpf_map_update_elem(&nat_backends, &key, &backend, BPF_ANY);
+	__builtin_memcpy(&tail, &key.dst[12], 4);
+	nat_dsts[nat_slot(tail, key.dst_port)] = 1;
+	count(COUNTER_NAT_SEEN);
+	return NF_ACCEPT;
+}
+
+/* The client side, once its destination is marked: takes the note of its connection, if any.
+ * Not inlined, to keep its locals out of the state program's 512-byte stack. */
+static __noinline void backend_of(struct conn_info *ci, struct sock *sk, enum sock_read rd)
+{
+	struct ends e = {};
+	struct nat_key key = {};
+	struct nat_backend *b;
+
+	count(COUNTER_BACKEND_LOOKUPS);
+	sock_ends(sk, rd, &e);
+	as_v6(key.src, e.family, e.local_addr);
+	as_v6(key.dst, e.family, e.peer_addr);
+	key.src_port = e.local_port;
+	key.dst_port = e.peer_port;
+	b = bpf_map_lookup_elem(&nat_backends, &key);
+	if (!b)
+		return;
+	__builtin_memcpy(ci->backend_addr, b->addr, sizeof(ci->backend_addr));
+	ci->backend_port = b->port;
+	bpf_map_delete_elem(&nat_backends, &key);
+	count(COUNTER_BACKEND_FOUND);
+}
+
+/* A client connection's handshake ended (or failed): its backend, when its destination was
+ * translated. A load of the destination and of one byte for every other connection. */
+static __always_inline void find_backend(struct conn_info *ci, struct sock *sk, enum sock_read rd)
+{
+	struct sock_common *skc = &sk->__sk_common;
+	__u32 tail;
+	__u16 port;
+
+	if (!nat_lookup)
+		return;
+	if (rd) {
+		port = bpf_ntohs(skc->skc_dport);
+		if (skc->skc_family == AF_INET)
+			tail = skc->skc_daddr;
+		else
+			tail = skc->skc_v6_daddr.in6_u.u6_addr32[3];
+	} else {
+		port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET)
+			tail = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		else
+			tail = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[3]);
+	}
+	if (nat_dsts[nat_slot(tail, port)])
+		backend_of(ci, sk, rd);
+}
+
+#endif

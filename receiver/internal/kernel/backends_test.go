@@ -1,0 +1,197 @@
+package kernel
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// serviceNode is a routed node with kube-proxy's nftables rules for one Service in each family
+// (port 80 → three backend pods' 8080), a client pod, and the node itself as a hostNetwork client.
+type serviceNode struct {
+	node             *netnstest.Node
+	client           *netnstest.Pod
+	backends         []*netnstest.Pod
+	vip4, vip6       netip.AddrPort
+	accepted         sync.WaitGroup
+	mu               sync.Mutex
+	acceptedBy       map[netip.AddrPort]netip.AddrPort // client end → the backend end that accepted it
+	listeners, conns []net.Conn
+}
+
+func newServiceNode(t *testing.T, subnet byte) *serviceNode {
+	t.Helper()
+	s := &serviceNode{node: netnstest.NewNode(t, subnet), acceptedBy: map[netip.AddrPort]netip.AddrPort{},
+		vip4: netip.MustParseAddrPort("10.96.0.10:80"), vip6: netip.MustParseAddrPort("[fd00:96::10]:80")}
+	s.client = s.node.AddPod()
+	var b4, b6 []netip.AddrPort
+	for range 3 {
+		b := s.node.AddPod()
+		s.backends = append(s.backends, b)
+		b4 = append(b4, netip.AddrPortFrom(b.IPv4, 8080))
+		b6 = append(b6, netip.AddrPortFrom(b.IPv6, 8080))
+		for _, addr := range []netip.AddrPort{b4[len(b4)-1], b6[len(b6)-1]} {
+			s.listen(t, b, addr)
+		}
+	}
+	// The node routes Service ranges somewhere, as clusters do (its own connections are routed
+	// before the output hook translates them).
+	s.node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	s.node.Exec("ip", "-6", "route", "add", "fd00:96::/64", "dev", "lo")
+	s.node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: s.vip4, Backends: b4}))
+	s.node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: s.vip6, Backends: b6}))
+	return s
+}
+
+// listen accepts at addr in pod b until the test ends, noting which client each connection came from.
+func (s *serviceNode) listen(t *testing.T, b *netnstest.Pod, addr netip.AddrPort) {
+	var ln net.Listener
+	require.NoError(t, b.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.acceptedBy[c.RemoteAddr().(*net.TCPAddr).AddrPort()] = c.LocalAddr().(*net.TCPAddr).AddrPort()
+			s.mu.Unlock()
+			_ = c.Close()
+			s.accepted.Done()
+		}
+	}()
+}
+
+// dial makes n connections from pod to addr, each closed once accepted.
+func (s *serviceNode) dial(t *testing.T, pod *netnstest.Pod, addr netip.AddrPort, n int) {
+	t.Helper()
+	s.accepted.Add(n)
+	require.NoError(t, pod.Do(func() error {
+		for range n {
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				return err
+			}
+			_ = c.Close()
+		}
+		return nil
+	}))
+	s.accepted.Wait()
+}
+
+func backendOf(e *bpf.PodnetEvent) netip.AddrPort {
+	if e.BackendPort == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(e.BackendAddr).Unmap(), e.BackendPort)
+}
+
+func ends(e *bpf.PodnetEvent) (local, peer netip.AddrPort) {
+	n := 4
+	if e.Family == 10 {
+		n = 16
+	}
+	l, _ := netip.AddrFromSlice(e.LocalAddr[:n])
+	p, _ := netip.AddrFromSlice(e.PeerAddr[:n])
+	return netip.AddrPortFrom(l.Unmap(), e.LocalPort), netip.AddrPortFrom(p.Unmap(), e.PeerPort)
+}
+
+// Connections to a Service, from a pod and from the node itself, name on their connect and
+// close the backend kube-proxy's DNAT sent them to — the very one whose accept proves it served
+// them — in IPv4 and IPv6, events and in-kernel aggregates alike; a connection to a plain pod
+// IP names none, and is not even looked up.
+func TestServiceConnectionsNameTheirBackend(t *testing.T) {
+	s := newServiceNode(t, 126)
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: s.node.NetnsPath(), BackendInMetrics: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	_, _ = readAll(t, tr, nil)
+	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
+	before := counters(t, tr)
+
+	const n = 30
+	s.dial(t, s.client, s.vip4, n)
+	s.dial(t, s.client, s.vip6, n)
+	s.dial(t, s.node.Pod, s.vip4, 5)
+	afterService := counters(t, tr)
+	s.dial(t, s.client, netip.AddrPortFrom(s.backends[0].IPv4, 8080), 10) // a plain pod IP
+
+	pods := append([]*netnstest.Pod{s.client, s.node.Pod}, s.backends...)
+	require.Eventually(t, func() bool {
+		for _, p := range pods {
+			for _, sock := range p.OpenTCPSockets() {
+				if !strings.HasPrefix(sock, "LISTEN") {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	watched := map[uint32]bool{}
+	for _, p := range pods {
+		watched[p.NetnsInode()] = true
+	}
+	events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool { return watched[e.NetnsIno] })
+	after := counters(t, tr)
+
+	const services = 2*n + 5
+	assert.Equal(t, uint64(services), afterService.BackendLookups-before.BackendLookups, "every Service connection looked up once")
+	assert.Equal(t, uint64(services), afterService.BackendFound-before.BackendFound, "...and found")
+	assert.GreaterOrEqual(t, afterService.NATSeen-before.NATSeen, uint64(services))
+	assert.Equal(t, afterService.BackendLookups, after.BackendLookups, "connections to a pod IP are not looked up")
+
+	used := map[netip.AddrPort]int{}
+	var connects, closes, plain int
+	for i := range events {
+		e := &events[i]
+		if e.Role != roleClient || (e.Type != uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Type != uint8(bpf.PodnetEventTypeEVENT_CLOSE)) {
+			continue
+		}
+		local, peer := ends(e)
+		got := backendOf(e)
+		if peer.Port() == 8080 {
+			plain++
+			assert.False(t, got.IsValid(), "a connection to a pod IP has no backend: %v", got)
+			continue
+		}
+		require.Contains(t, []netip.AddrPort{s.vip4, s.vip6}, peer, "the socket still sees the Service")
+		s.mu.Lock()
+		want, ok := s.acceptedBy[local]
+		s.mu.Unlock()
+		require.True(t, ok, "client %v was accepted by a backend", local)
+		assert.Equal(t, want, got, "client %v: the backend that accepted it", local)
+		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			connects++
+			used[got]++
+		} else {
+			closes++
+		}
+	}
+	assert.Equal(t, services, connects)
+	assert.Equal(t, services, closes)
+	assert.Equal(t, 20, plain, "connect and close of each plain connection")
+	assert.Len(t, used, 6, "every backend of both families served some: %v", used)
+
+	// Metrics split by backend: the client's connections per backend, as the accepts say.
+	byBackend := map[netip.AddrPort]uint64{}
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.Role == roleClient && watched[k.NetnsIno] && k.BackendPort != 0 {
+			byBackend[netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)] += v.Connections
+		}
+	}))
+	for b, c := range used {
+		assert.Equal(t, uint64(c), byBackend[b], "aggregated connections to backend %v", b)
+	}
+}

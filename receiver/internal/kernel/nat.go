@@ -1,0 +1,118 @@
+//go:build linux
+
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/cilium/ebpf"
+	ebpffeatures "github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// natPriority places nat_seen at POST_ROUTING after every destination translation (done at
+// PRE_ROUTING or LOCAL_OUT) and before source NAT (100): any value in between sees the same.
+const natPriority = 50
+
+// ErrNoNetfilterPrograms: the kernel has no netfilter BPF programs (before 6.4), so Service
+// backends cannot be read in the kernel.
+var ErrNoNetfilterPrograms = errors.New("this kernel has no netfilter BPF programs (Linux 6.4+)")
+
+// prepareNAT keeps nat_seen in spec, and tells the state programs to look connections up, only
+// when Service backends are asked for and the kernel can run it; otherwise it says why not.
+func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
+	if err := spec.Variables[bpf.PodnetVarBackendInMetrics].Set(opts.BackendInMetrics && opts.NATNetns != ""); err != nil {
+		return err
+	}
+	if opts.NATNetns == "" {
+		delete(spec.Programs, bpf.PodnetProgNatSeen)
+		return nil
+	}
+	if err := ebpffeatures.HaveProgramType(ebpf.Netfilter); err != nil {
+		delete(spec.Programs, bpf.PodnetProgNatSeen)
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return ErrNoNetfilterPrograms
+		}
+		return fmt.Errorf("probing for netfilter BPF programs: %w", err)
+	}
+	return spec.Variables[bpf.PodnetVarNatLookup].Set(true)
+}
+
+// attachNAT attaches nat_seen for IPv4 and IPv6 in the network namespace at path (the node's:
+// where kube-proxy's rules translate). Linking needs CAP_NET_ADMIN; entering another namespace
+// than podnet's own needs CAP_SYS_ADMIN.
+func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
+	var links []link.Link
+	err := runInNetns(path, func() error {
+		for _, family := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
+			l, err := link.AttachNetfilter(link.NetfilterOptions{
+				Program:        prog,
+				ProtocolFamily: family,
+				Hook:           link.NetfilterInetPostRouting,
+				Priority:       natPriority,
+			})
+			if err != nil {
+				return err
+			}
+			links = append(links, l)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, l := range links {
+			_ = l.Close()
+		}
+		return nil, explain("attaching the netfilter program (service_backends) in "+path, err)
+	}
+	return links, nil
+}
+
+// runInNetns runs fn on a thread inside the network namespace at path, or on the calling one when
+// that namespace is already podnet's own. A netfilter link stays in the namespace it was made in.
+func runInNetns(path string, fn func() error) error {
+	target, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("the node's network namespace: %w", err)
+	}
+	if own, err := os.Stat("/proc/thread-self/ns/net"); err == nil && os.SameFile(own, target) {
+		return fn()
+	}
+	ns, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("the node's network namespace: %w", err)
+	}
+	defer ns.Close()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		back, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer back.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("entering %s: %w", path, err)
+			return
+		}
+		err = fn()
+		// A thread that cannot go back stays locked: it ends with this goroutine.
+		if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}
+
+// BackendsErr says why connections to Services are not followed to their backend although
+// Options.NATNetns asked for it (nil when they are, or when not asked).
+func (t *Tracer) BackendsErr() error { return t.natErr }
