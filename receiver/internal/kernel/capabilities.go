@@ -10,6 +10,7 @@ import (
 
 // Capability bits (linux/capability.h).
 const (
+	capNetAdmin = 12
 	capSysAdmin = 21
 	capPerfmon  = 38
 	capBPF      = 39

@@ -17,7 +17,10 @@ const capChild = "PODNET_CAPABILITY_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(capChild) != "" {
-		t, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 1024, MaxAggregates: 16})
+		// Service backends asked for, in this process's own namespace: they need CAP_NET_ADMIN,
+		// and without it everything else still loads.
+		t, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 1024, MaxAggregates: 16,
+			NATNetns: "/proc/thread-self/ns/net"})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
@@ -28,6 +31,7 @@ func TestMain(m *testing.M) {
 		_, scanErr := t.FindExisting(func(*bpf.PodnetEvent) {})
 		progressErr := t.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {})
 		fmt.Printf("iterators: %v, scan: %v, progress: %v\n", t.IteratorsUnavailable(), scanErr, progressErr)
+		fmt.Printf("backends: %v\n", t.BackendsErr())
 		_ = t.Close()
 		os.Exit(0)
 	}
@@ -46,6 +50,11 @@ func TestLeastPrivilege(t *testing.T) {
 	assert.NoError(t, err, out)
 	assert.Contains(t, out, "attached:")
 	assert.Contains(t, out, "iterators: <nil>, scan: <nil>, progress: <nil>", "the scan and the live reads need no more")
+	assert.Contains(t, out, "backends: podnet lacks CAP_NET_ADMIN", "Service backends say what they need, the rest runs")
+
+	out, err = runWith(t, "cap_bpf", "cap_perfmon", "cap_net_admin")
+	assert.NoError(t, err, out)
+	assert.Contains(t, out, "backends: <nil>", "CAP_NET_ADMIN is all Service backends add in podnet's own namespace")
 
 	out, err = runWith(t, "cap_perfmon")
 	assert.Error(t, err)

@@ -34,6 +34,12 @@ func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		return nil
 	}
+	// Loading a netfilter program needs CAP_NET_ADMIN: without it the whole collection would
+	// fail to load.
+	if eff, ok := effectiveCapabilities(); ok && eff&(1<<capNetAdmin) == 0 {
+		delete(spec.Programs, bpf.PodnetProgNatSeen)
+		return errors.New("podnet lacks CAP_NET_ADMIN, which netfilter BPF programs need")
+	}
 	if err := ebpffeatures.HaveProgramType(ebpf.Netfilter); err != nil {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		if errors.Is(err, ebpf.ErrNotSupported) {
@@ -42,6 +48,17 @@ func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
 		return fmt.Errorf("probing for netfilter BPF programs: %w", err)
 	}
 	return spec.Variables[bpf.PodnetVarNatLookup].Set(true)
+}
+
+// withoutNAT takes nat_seen out of a spec that failed to load with it, so the rest loads.
+func withoutNAT(spec *ebpf.CollectionSpec) bool {
+	if _, ok := spec.Programs[bpf.PodnetProgNatSeen]; !ok {
+		return false
+	}
+	delete(spec.Programs, bpf.PodnetProgNatSeen)
+	_ = spec.Variables[bpf.PodnetVarNatLookup].Set(false)
+	_ = spec.Variables[bpf.PodnetVarBackendInMetrics].Set(false)
+	return true
 }
 
 // attachNAT attaches nat_seen for IPv4 and IPv6 in the network namespace at path (the node's:

@@ -127,6 +127,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	natErr := prepareNAT(spec, opts)
 
 	coll, iterErr, err := loadCollection(spec)
+	if err != nil && natErr == nil && withoutNAT(spec) {
+		natErr = explain("loading the netfilter program (service_backends)", err)
+		coll, iterErr, err = loadCollection(spec)
+	}
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
