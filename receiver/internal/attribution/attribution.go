@@ -13,13 +13,17 @@ type Local struct {
 	ContainerID   string
 }
 
-// Peer identifies the other end of a connection. Empty fields are unknown; at most one of
-// PodName and ServiceName is set.
+// Peer identifies the other end of a connection. Empty fields are unknown; PodName and
+// ServiceName are both set when a connection to a Service was translated to a backend pod
+// (the receiver merges them).
 type Peer struct {
 	PodName     string
 	PodUID      string
 	Namespace   string
 	ServiceName string
+	// NoReadyEndpoints: the peer is a Service whose EndpointSlices list no ready endpoint
+	// (known only with EndpointSlice access).
+	NoReadyEndpoints bool
 }
 
 // Attributor names the workloads at both ends. Implementations must be cheap and must not

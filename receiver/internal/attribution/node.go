@@ -20,6 +20,9 @@ type Metadata interface {
 	ContainerName(podUID, containerID string) (string, bool)
 	// Peer names the pod or Service that owns a cluster IP.
 	Peer(addr netip.Addr) (Peer, bool)
+	// ServiceReadyEndpoints counts a Service's ready endpoints; known is false without
+	// EndpointSlice access or before they are listed.
+	ServiceReadyEndpoints(namespace, service string) (ready int, known bool)
 }
 
 // Node attributes by what the node knows (namespaces and cgroups, no IPs: hostNetwork pods
@@ -60,5 +63,10 @@ func (n *Node) Peer(addr netip.Addr) Peer {
 		return Peer{}
 	}
 	p, _ := n.meta.Peer(addr)
+	if p.ServiceName != "" {
+		// Unknown readiness says nothing: the flag is set only when the slices say so.
+		ready, known := n.meta.ServiceReadyEndpoints(p.Namespace, p.ServiceName)
+		p.NoReadyEndpoints = known && ready == 0
+	}
 	return p
 }

@@ -29,11 +29,30 @@ func (fakeMeta) ContainerName(podUID, id string) (string, bool) {
 	return "nginx", podUID == "u1" && id == "c1"
 }
 
+// Services by ClusterIP, and their ready endpoints: dns has some, down none, and the
+// readiness of unlisted is unknown (no EndpointSlice access).
+var fakeServices = map[netip.Addr]Peer{
+	netip.MustParseAddr("10.96.0.10"): {ServiceName: "dns", Namespace: "kube-system"},
+	netip.MustParseAddr("10.96.0.20"): {ServiceName: "down", Namespace: "shop"},
+	netip.MustParseAddr("10.96.0.30"): {ServiceName: "unlisted", Namespace: "shop"},
+}
+
 func (fakeMeta) Peer(a netip.Addr) (Peer, bool) {
-	if a == netip.MustParseAddr("10.96.0.10") {
-		return Peer{ServiceName: "dns", Namespace: "kube-system"}, true
+	if a == netip.MustParseAddr("10.244.0.7") {
+		return Peer{PodName: "db-0", Namespace: "shop"}, true
 	}
-	return Peer{}, false
+	p, ok := fakeServices[a]
+	return p, ok
+}
+
+func (fakeMeta) ServiceReadyEndpoints(namespace, service string) (int, bool) {
+	switch namespace + "/" + service {
+	case "kube-system/dns":
+		return 2, true
+	case "shop/down":
+		return 0, true
+	}
+	return 0, false
 }
 
 func TestNodeCombinesResolverAndMetadata(t *testing.T) {
@@ -48,4 +67,16 @@ func TestNodeCombinesResolverAndMetadata(t *testing.T) {
 
 	assert.Equal(t, Local{PodUID: "u1", ContainerID: "c1"}, NewNode(res, nil).Local(1, 0), "no API server: UID and container id")
 	assert.Equal(t, Local{}, NewNode(nil, fakeMeta{}).Local(1, 0))
+}
+
+func TestNodePeerNoReadyEndpoints(t *testing.T) {
+	n := NewNode(nil, fakeMeta{})
+	for addr, want := range map[string]Peer{
+		"10.96.0.10": {ServiceName: "dns", Namespace: "kube-system"},
+		"10.96.0.20": {ServiceName: "down", Namespace: "shop", NoReadyEndpoints: true},
+		"10.96.0.30": {ServiceName: "unlisted", Namespace: "shop"},
+		"10.244.0.7": {PodName: "db-0", Namespace: "shop"},
+	} {
+		assert.Equal(t, want, n.Peer(netip.MustParseAddr(addr)), addr)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -76,5 +77,46 @@ func fullPod(i int) *corev1.Pod {
 			InitContainerStatuses: []corev1.ContainerStatus{status("init", 0)},
 			ContainerStatuses:     []corev1.ContainerStatus{status("web", 1), status("sidecar", 2)},
 		},
+	}
+}
+
+// fullEndpointSlice is a slice as the EndpointSlice controller writes it for a Service of
+// three pods: labels, owner, managed fields, and per endpoint its address, conditions, node,
+// zone, pod reference and hints. All but the Service name and the ready count must go.
+func fullEndpointSlice(i int) *discoveryv1.EndpointSlice {
+	now := metav1.Now()
+	svc := fmt.Sprintf("svc-%05d", i)
+	endpoint := func(n int, ready bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.%d.%d", i/250, n)},
+			Conditions: discoveryv1.EndpointConditions{Ready: new(ready), Serving: new(ready), Terminating: new(false)},
+			NodeName:   new(fmt.Sprintf("node-%d", n)),
+			Zone:       new("zone-a"),
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: fmt.Sprintf("%s-7d9f8b6c5d-%05d", svc, n), UID: types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", n))},
+			Hints:      &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "zone-a"}}},
+		}
+	}
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              svc + "-x7k2p",
+			GenerateName:      svc + "-",
+			Namespace:         "shop",
+			UID:               types.UID(fmt.Sprintf("00000000-0000-4000-9000-%012d", i)),
+			ResourceVersion:   fmt.Sprint(200000 + i),
+			CreationTimestamp: now,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: svc,
+				discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
+				"app.kubernetes.io/name":     svc,
+			},
+			Annotations:     map[string]string{"endpoints.kubernetes.io/last-change-trigger-time": "2026-01-01T00:00:00Z"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc, UID: "svc-uid", Controller: new(true), BlockOwnerDeletion: new(true)}},
+			ManagedFields: []metav1.ManagedFieldsEntry{
+				{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "discovery.k8s.io/v1", Time: &now, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(make([]byte, 1200)))},
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{endpoint(1, true), endpoint(2, true), endpoint(3, false)},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}},
 	}
 }

@@ -36,7 +36,10 @@ func startStore(t *testing.T, kubeconfig, node string, syncTimeout time.Duration
 	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: kubeconfig}.RESTConfig()
 	require.NoError(t, err)
 	status := make(statusLog, 64)
-	s, err := NewStore(cfg, Options{NodeName: node, SyncTimeout: syncTimeout, OnStatus: status.report})
+	s, err := NewStore(cfg, Options{
+		NodeName: node, SyncTimeout: syncTimeout, OnStatus: status.report,
+		OnOptionalDenied: func(err error) { t.Logf("optional metadata denied: %v", err) },
+	})
 	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	return s, status, s.Start()

@@ -41,27 +41,39 @@ func (observedListWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
 // observe wraps lw so that every list and watch call reports its outcome under name.
 func (h *health) observe(name string, lw *cache.ListWatch) cache.ListerWatcher {
+	return h.observeOptional(name, lw, nil)
+}
+
+// observeOptional is observe for metadata the Store can go without: a call the account is
+// not allowed to make, or for a resource the API server does not serve, goes to denied
+// instead of counting as trouble. As trouble it would hold the Store's status at an error
+// until someone changed the RBAC, hiding every real outage and recovery behind it.
+func (h *health) observeOptional(name string, lw *cache.ListWatch, denied func(error)) cache.ListerWatcher {
 	return observedListWatch{&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			obj, err := lw.ListWithContextFunc(ctx, opts)
-			h.record(ctx, name, "list", err)
+			h.record(ctx, name, "list", err, denied)
 			return obj, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			w, err := lw.WatchFuncWithContext(ctx, opts)
-			h.record(ctx, name, "watch", err)
+			h.record(ctx, name, "watch", err, denied)
 			return w, err
 		},
 	}}
 }
 
-func (h *health) record(ctx context.Context, name, verb string, err error) {
+func (h *health) record(ctx context.Context, name, verb string, err error, denied func(error)) {
 	if ctx.Err() != nil {
 		return // stopping: a cancelled call says nothing about the API server
 	}
 	if err != nil {
 		err = fmt.Errorf("kubernetes metadata: %s %s: %w", verb, name, err)
-		if apierrors.IsForbidden(err) {
+		switch {
+		case denied != nil && (apierrors.IsForbidden(err) || apierrors.IsNotFound(err)):
+			denied(err)
+			err = nil // gone without, not failing: an earlier error of this informer is cleared
+		case apierrors.IsForbidden(err):
 			err = fmt.Errorf("%w (the collector's account needs get, list and watch on pods and services: see examples/rbac.yaml)", err)
 		}
 	}

@@ -52,6 +52,28 @@ func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 	return Peer{}, false
 }
 
+// ServiceReadyEndpoints returns how many ready endpoints the EndpointSlices of a Service
+// list, summed over its slices (both families of a dual-stack Service). known is false until
+// the EndpointSlices have synced, and for good once the account turns out not to be allowed
+// to read them. A Service without slices has 0 ready endpoints, known: kube-proxy has nowhere
+// to send its traffic either, whether the Service's selector matches no pod or it has no
+// selector and nobody wrote slices for it. The Service itself is not checked to exist.
+func (s *Store) ServiceReadyEndpoints(namespace, service string) (ready int, known bool) {
+	if s.slicesDenied.Load() || !s.slices.HasSynced() {
+		return 0, false
+	}
+	objs, err := s.slices.GetIndexer().ByIndex(serviceIndex, serviceKey(namespace, service))
+	if err != nil {
+		return 0, false
+	}
+	for _, obj := range objs {
+		if slice, ok := obj.(*serviceSlice); ok {
+			ready += slice.ready
+		}
+	}
+	return ready, true
+}
+
 // addressOwnerAt returns the object holding key. While a pod terminates, its IP may
 // already belong to its successor: the one not going away wins.
 func addressOwnerAt(inf cache.SharedIndexInformer, key string) (*addressOwner, bool) {

@@ -9,14 +9,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podnet/podnet/internal/kubetest"
 )
 
-// TestRelistAfterWatchExpiry cuts the Store off, changes pods and Services behind its back,
-// and restarts the API server so that its watch cache no longer reaches back to the Store's
-// resource version. When the Store reconnects, each informer's watch is answered "410
+// TestRelistAfterWatchExpiry cuts the Store off, changes pods, Services and EndpointSlices
+// behind its back, and restarts the API server so that its watch cache no longer reaches back
+// to the Store's resource version. When the Store reconnects, each informer's watch is answered "410
 // Expired" and client-go must relist: the Store must end up with the current state and
 // report healthy.
 func TestRelistAfterWatchExpiry(t *testing.T) {
@@ -42,11 +43,13 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 	// within a second with no events, which would make the test pass without a 410.
 	live := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "live", Node: "node-a", IPs: []string{"10.244.1.13"}})
 	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "svc-live", ClusterIPs: []string{"10.96.0.63"}})
+	liveSlice := createSlice(t, c, "shop", "svc-live", "svc-live-v4", discoveryv1.AddressTypeIPv4, new(true))
 	require.Eventually(t, func() bool {
 		_, local := s.PodByUID(string(live.UID))
 		_, peer := s.PeerByIP(netip.MustParseAddr("10.244.1.13"))
 		_, svc := s.PeerByIP(netip.MustParseAddr("10.96.0.63"))
-		return local && peer && svc
+		ready, _ := s.ServiceReadyEndpoints("shop", "svc-live")
+		return local && peer && svc && ready == 1
 	}, settle, tick, "watches live before the cut")
 
 	// Cut off: the watches end, their retries are refused.
@@ -63,6 +66,9 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 	c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "peer-arrives", Node: "node-b", IPs: []string{"10.244.2.12"}})
 	require.NoError(t, c.Admin.CoreV1().Services("shop").Delete(context.Background(), "svc-goes", metav1.DeleteOptions{}))
 	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "svc-arrives", ClusterIPs: []string{"10.96.0.62"}})
+	liveSlice.Endpoints[0].Conditions.Ready = new(false)
+	_, err = c.Admin.DiscoveryV1().EndpointSlices("shop").Update(context.Background(), liveSlice, metav1.UpdateOptions{})
+	require.NoError(t, err)
 	// A restarted API server's watch cache starts at the current revision: a watch from the
 	// Store's older resource version can no longer be served.
 	c.Stop()
@@ -87,6 +93,7 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 		svc, arrived := s.PeerByIP(netip.MustParseAddr("10.96.0.62"))
 		return !left && arrived && svc.Name == "svc-arrives"
 	}, settle, tick, "services")
+	eventuallyReady(t, s, "shop", "svc-live", 0)
 	_, ok = s.PodByUID(string(stays.UID))
 	assert.True(t, ok, "an untouched pod survives the relist")
 	t.Logf("current again %v after the gap began", time.Since(start).Round(time.Millisecond))
@@ -94,7 +101,7 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 
 	// Each informer was told its resource version expired and then listed afresh.
 	notes := g.since(mark)
-	for _, informer := range []string{"/api/v1/pods?spec.nodeName=node-a", "/api/v1/pods", "/api/v1/services"} {
+	for _, informer := range []string{"/api/v1/pods?spec.nodeName=node-a", "/api/v1/pods", "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices"} {
 		expired := slices.Index(notes, "expired "+informer)
 		require.GreaterOrEqual(t, expired, 0, "%s: no 410 Expired after reconnecting; requests: %v", informer, notes)
 		assert.Contains(t, notes[expired:], "list "+informer, "%s: relist after the 410; requests: %v", informer, notes)

@@ -1,7 +1,7 @@
 // Package k8smeta keeps the Kubernetes metadata that attributes connections: the pods on
-// this node (by UID, with their containers) and every pod and Service in the cluster by
-// IP. It is fed by informers and keeps answering from what it has when the API server is
-// unreachable.
+// this node (by UID, with their containers), every pod and Service in the cluster by IP, and
+// how many ready endpoints each Service has. It is fed by informers and keeps answering from
+// what it has when the API server is unreachable.
 package k8smeta
 
 import (
@@ -9,10 +9,12 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,6 +37,11 @@ type Options struct {
 	// only; for componentstatus Recoverable/OK. It is called from informer goroutines, one
 	// call at a time, and must not block. May be nil.
 	OnStatus func(error)
+	// OnOptionalDenied is told, once, why the Store goes without metadata that the account
+	// may not read and that attribution can do without (EndpointSlices: ServiceReadyEndpoints
+	// then answers unknown); for a log line. OnStatus is not told: nothing is wrong with the
+	// API server. Called from an informer goroutine; must not block. May be nil.
+	OnOptionalDenied func(error)
 }
 
 // Store answers metadata lookups from informer caches. Lookups are safe at any time, also
@@ -44,6 +51,12 @@ type Store struct {
 	syncTimeout time.Duration
 
 	local, peers, services cache.SharedIndexInformer
+	// slices is optional: without access to EndpointSlices the Store names pods and Services
+	// as well, and only ServiceReadyEndpoints is unknown (see denySlices).
+	slices           cache.SharedIndexInformer
+	slicesDenied     atomic.Bool
+	stopSlices       context.CancelFunc
+	onOptionalDenied func(error)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -60,6 +73,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.OnStatus == nil {
 		opts.OnStatus = func(error) {}
 	}
+	if opts.OnOptionalDenied == nil {
+		opts.OnOptionalDenied = func(error) {}
+	}
 	// An HTTP client of our own, so that Stop can close its idle connections.
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -72,7 +88,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	h := newHealth(opts.OnStatus)
 	rc := client.CoreV1().RESTClient()
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout}
+	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied}
 	s.local, err = newInformer(
 		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
 		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})
@@ -91,6 +107,12 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.slices, err = newInformer(
+		h.observeOptional("endpointslices", cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.LabelSelector = sliceSelector }), s.denySlices),
+		&discoveryv1.EndpointSlice{}, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService})
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -100,8 +122,10 @@ func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache
 }
 
 // Start runs the informers, once per Store, and waits up to the sync timeout for their
-// first listing. It returns whether they all synced; if not, they keep trying in the
-// background (OnStatus says why) while lookups answer from whatever has arrived.
+// first listing. It returns whether the pods and Services synced; if not, they keep trying in
+// the background (OnStatus says why) while lookups answer from whatever has arrived. The
+// EndpointSlices are waited for too, unless the account may not read them, but do not count:
+// pods and Services are named without them.
 func (s *Store) Start() bool {
 	// client-go would log every failed retry itself; OnStatus reports them instead.
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
@@ -109,9 +133,13 @@ func (s *Store) Start() bool {
 	for _, inf := range []cache.SharedIndexInformer{s.local, s.peers, s.services} {
 		s.wg.Go(func() { inf.RunWithContext(ctx) })
 	}
+	slicesCtx, stopSlices := context.WithCancel(ctx)
+	s.stopSlices = stopSlices
+	s.wg.Go(func() { s.slices.RunWithContext(slicesCtx) })
 	syncCtx, cancelSync := context.WithTimeout(ctx, s.syncTimeout)
 	defer cancelSync()
-	return cache.WaitForCacheSync(syncCtx.Done(), s.local.HasSynced, s.peers.HasSynced, s.services.HasSynced)
+	cache.WaitForCacheSync(syncCtx.Done(), s.local.HasSynced, s.peers.HasSynced, s.services.HasSynced, s.slicesSettled)
+	return s.local.HasSynced() && s.peers.HasSynced() && s.services.HasSynced()
 }
 
 // Stop ends the informers and waits for their goroutines. Safe before Start and twice.

@@ -120,4 +120,11 @@ func TestDeepCopyObject(t *testing.T) {
 	lc := l.DeepCopyObject().(*localPod)
 	lc.containers[0].name = "changed"
 	assert.Equal(t, "c", l.containers[0].name)
+
+	sl := &serviceSlice{ObjectMeta: metav1.ObjectMeta{Name: "s", Labels: map[string]string{"a": "b"}}, service: "api", ready: 2}
+	sc := sl.DeepCopyObject().(*serviceSlice)
+	sc.Labels["a"] = "changed"
+	assert.Equal(t, "b", sl.Labels["a"])
+	assert.Equal(t, "api", sc.service)
+	assert.Equal(t, 2, sc.ready)
 }

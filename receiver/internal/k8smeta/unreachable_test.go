@@ -25,6 +25,8 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 	t.Logf("status: %v", err)
 	_, ok := s.PodByUID("any")
 	assert.False(t, ok, "an empty cache answers")
+	_, known := s.ServiceReadyEndpoints("shop", "api")
+	assert.False(t, known, "EndpointSlices not listed yet: readiness unknown")
 }
 
 // Stop must not wait out client-go's retry backoff while the API server is down: it is
@@ -38,10 +40,10 @@ func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	s.Start()
-	// Every informer (3) is waiting out a backoff longer than the bound below: its last retry
+	// Every informer (4) is waiting out a backoff longer than the bound below: its last retry
 	// came that long after the one before, and client-go's backoff only grows (x2, jittered).
 	const bound = 3 * time.Second
-	require.Eventually(t, func() bool { return calls.allBackingOff(3, bound) }, 60*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return calls.allBackingOff(4, bound) }, 60*time.Second, 50*time.Millisecond,
 		"informers back off to %v between retries", bound)
 	start := time.Now()
 	s.Stop()

@@ -1,0 +1,83 @@
+package k8smeta
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// serviceIndex indexes EndpointSlices by "namespace/service" of the Service they serve.
+const serviceIndex = "service"
+
+// sliceSelector picks the EndpointSlices kube-proxy routes a ClusterIP's traffic by: those of a
+// Service (the kubernetes.io/service-name label) that is not headless. A headless Service has
+// no ClusterIP, so its slices could never answer ServiceReadyEndpoints; they stay unwatched.
+const sliceSelector = discoveryv1.LabelServiceName + ",!" + corev1.IsHeadlessService
+
+// serviceSlice is what the EndpointSlice informer stores per slice: its identity, its Service
+// and how many of its endpoints are ready. Addresses, ports, topology and hints are not
+// kept: a slice may list up to 1000 endpoints, and only the count is asked for.
+type serviceSlice struct {
+	metav1.ObjectMeta // see strippedMeta
+	service           string
+	ready             int
+}
+
+// GetObjectKind and DeepCopyObject: see localPod's.
+func (s *serviceSlice) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (s *serviceSlice) DeepCopyObject() runtime.Object {
+	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, ready: s.ready}
+}
+
+// transformEndpointSlice counts a slice's ready endpoints. Ready follows the API's rule that
+// a nil conditions.ready means ready (the EndpointSlice controller always sets it, other
+// controllers may not). Serving-but-terminating endpoints are not counted, although kube-proxy
+// falls back to them when a Service has no ready endpoint: a failed connect then still had
+// "no ready endpoint", which is what the record says.
+func transformEndpointSlice(obj any) (any, error) {
+	slice, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	out := &serviceSlice{ObjectMeta: strippedMeta(&slice.ObjectMeta), service: slice.Labels[discoveryv1.LabelServiceName]}
+	for _, ep := range slice.Endpoints {
+		if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+			out.ready++
+		}
+	}
+	return out, nil
+}
+
+// sliceService indexes a slice under its Service; a slice of no Service (no label) under
+// nothing.
+func sliceService(obj any) ([]string, error) {
+	s, ok := obj.(*serviceSlice)
+	if !ok || s.service == "" {
+		return nil, nil
+	}
+	return []string{serviceKey(s.Namespace, s.service)}, nil
+}
+
+func serviceKey(namespace, service string) string { return namespace + "/" + service }
+
+// denySlices stops the EndpointSlice informer for good when the account may not list or
+// watch EndpointSlices: retrying would cost every node a forbidden request per backoff period
+// for as long as the collector runs, and the answer only changes with the RBAC, after which
+// a restart picks it up. ServiceReadyEndpoints answers unknown from then on.
+func (s *Store) denySlices(err error) {
+	if !s.slicesDenied.CompareAndSwap(false, true) {
+		return
+	}
+	s.stopSlices()
+	s.onOptionalDenied(fmt.Errorf("%w: whether a Service has ready endpoints is unknown; pods and Services are still named (the collector's account needs list and watch on endpointslices in discovery.k8s.io: see examples/rbac.yaml, then restart the collector)", err))
+}
+
+// slicesSettled is the EndpointSlice informer's part in Start's wait: synced, or denied.
+func (s *Store) slicesSettled() bool {
+	return s.slicesDenied.Load() || s.slices.HasSynced()
+}

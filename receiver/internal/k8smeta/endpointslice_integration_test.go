@@ -1,0 +1,176 @@
+package k8smeta
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podnet/podnet/internal/kubetest"
+)
+
+// TestServiceReadyEndpoints runs the Store as the examples/rbac.yaml account: ready endpoints
+// summed over a Service's slices, changes by watch, and a Service without slices. No
+// controller-manager runs here: the test writes the slices, as the EndpointSlice controller would.
+func TestServiceReadyEndpoints(t *testing.T) {
+	c := kubetest.Start(t)
+	kubeconfig := loadRBAC(t).Apply(t, c)
+	c.Namespace(t, "shop")
+	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "api"})
+	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "idle"})
+	v4 := createSlice(t, c, "shop", "api", "api-v4", discoveryv1.AddressTypeIPv4, new(true), nil, new(false))
+
+	s, status, synced := startStore(t, kubeconfig, "node-a", 30*time.Second)
+	require.True(t, synced)
+
+	t.Run("2 ready, 1 not", func(t *testing.T) {
+		ready, known := s.ServiceReadyEndpoints("shop", "api")
+		assert.True(t, known)
+		assert.Equal(t, 2, ready, "ready true and ready unset count, ready false does not")
+	})
+	t.Run("summed over slices", func(t *testing.T) {
+		createSlice(t, c, "shop", "api", "api-v6", discoveryv1.AddressTypeIPv6, new(true))
+		eventuallyReady(t, s, "shop", "api", 3)
+	})
+	t.Run("none ready", func(t *testing.T) {
+		for i := range v4.Endpoints {
+			v4.Endpoints[i].Conditions.Ready = new(false)
+		}
+		_, err := c.Admin.DiscoveryV1().EndpointSlices("shop").Update(context.Background(), v4, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		require.NoError(t, c.Admin.DiscoveryV1().EndpointSlices("shop").Delete(context.Background(), "api-v6", metav1.DeleteOptions{}))
+		eventuallyReady(t, s, "shop", "api", 0)
+	})
+	t.Run("no slices", func(t *testing.T) {
+		ready, known := s.ServiceReadyEndpoints("shop", "idle")
+		assert.True(t, known, "synced: no slice means none")
+		assert.Equal(t, 0, ready)
+	})
+	select {
+	case err := <-status:
+		t.Errorf("status report while healthy: %v", err)
+	default:
+	}
+}
+
+// TestStoreWithoutEndpointSliceAccess runs the Store as accounts that may not read
+// EndpointSlices (examples/rbac.yaml without its endpointslices rule; with list but not watch):
+// Start syncs without waiting out its timeout, pods and Services are named, readiness is
+// unknown, the reason is told once, the Store's status stays healthy, and the denied request
+// is not retried.
+func TestStoreWithoutEndpointSliceAccess(t *testing.T) {
+	c := kubetest.Start(t)
+	c.Namespace(t, "shop")
+	pod := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "web", Node: "node-a", IPs: []string{"10.244.1.5"}})
+	svc := c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "api", ClusterIPs: []string{"10.96.0.50"}})
+	createSlice(t, c, "shop", "api", "api-v4", discoveryv1.AddressTypeIPv4, new(true))
+
+	for _, tc := range []struct {
+		name  string
+		rbac  kubetest.RBAC
+		verb  string // the call denied
+		calls int    // to the EndpointSlice API, all told
+	}{
+		{"no endpointslices rule", sliceRBAC(t, "podnet"), "list", 1},
+		{"list but not watch", sliceRBAC(t, "podnet-list-only", "list"), "watch", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: tc.rbac.Apply(t, c)}.RESTConfig()
+			require.NoError(t, err)
+			calls := &listCalls{at: map[string][]time.Time{}}
+			cfg.WrapTransport = calls.wrap
+			status := make(statusLog, 64)
+			denied := make(statusLog, 64)
+			s, err := NewStore(cfg, Options{NodeName: "node-a", SyncTimeout: 30 * time.Second, OnStatus: status.report, OnOptionalDenied: denied.report})
+			require.NoError(t, err)
+			t.Cleanup(s.Stop)
+
+			start := time.Now()
+			require.True(t, s.Start(), "pods and Services sync without EndpointSlices")
+			assert.Less(t, time.Since(start), 5*time.Second, "Start does not wait for EndpointSlices it may not read")
+			err = denied.next(t, 10*time.Second)
+			t.Logf("denied: %v", err)
+			assert.ErrorContains(t, err, tc.verb+" endpointslices")
+			assert.ErrorContains(t, err, "forbidden")
+			assert.ErrorContains(t, err, "examples/rbac.yaml")
+
+			_, known := s.ServiceReadyEndpoints("shop", "api")
+			assert.False(t, known)
+			_, ok := s.PodByUID(string(pod.UID))
+			assert.True(t, ok, "local pod")
+			p, ok := s.PeerByIP(netip.MustParseAddr("10.244.1.5"))
+			assert.True(t, ok)
+			assert.Equal(t, Peer{Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(pod.UID)}, p)
+			p, ok = s.PeerByIP(netip.MustParseAddr("10.96.0.50"))
+			assert.True(t, ok)
+			assert.Equal(t, Peer{Kind: PeerService, Name: "api", Namespace: "shop", UID: string(svc.UID)}, p)
+
+			// Several of client-go's retry periods (0.8 s, doubling): nothing more is asked or told.
+			time.Sleep(4 * time.Second)
+			calls.mu.Lock()
+			assert.Len(t, calls.at["/apis/discovery.k8s.io/v1/endpointslices?"], tc.calls, "requests for EndpointSlices")
+			calls.mu.Unlock()
+			select {
+			case err := <-denied:
+				t.Errorf("told twice: %v", err)
+			case err := <-status:
+				t.Errorf("status report for an optional resource: %v", err)
+			default:
+			}
+		})
+	}
+}
+
+// sliceRBAC is examples/rbac.yaml for an account called name, its endpointslices rule
+// granting verbs; none drops the rule.
+func sliceRBAC(t *testing.T, name string, verbs ...string) kubetest.RBAC {
+	t.Helper()
+	r := loadRBAC(t)
+	i := slices.IndexFunc(r.Role.Rules, func(rule rbacv1.PolicyRule) bool { return slices.Contains(rule.Resources, "endpointslices") })
+	require.GreaterOrEqual(t, i, 0, "examples/rbac.yaml has an endpointslices rule")
+	if len(verbs) == 0 {
+		r.Role.Rules = slices.Delete(r.Role.Rules, i, i+1)
+	} else {
+		r.Role.Rules[i].Verbs = verbs
+	}
+	r.Account.Name, r.Role.Name, r.Binding.Name, r.Binding.RoleRef.Name = name, name, name, name
+	r.Binding.Subjects[0].Name = name
+	return r
+}
+
+// createSlice writes an EndpointSlice of service with one endpoint per ready condition.
+func createSlice(t *testing.T, c *kubetest.Cluster, namespace, service, name string, family discoveryv1.AddressType, ready ...*bool) *discoveryv1.EndpointSlice {
+	t.Helper()
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: family,
+		Ports:       []discoveryv1.EndpointPort{{Port: new(int32(8080))}},
+	}
+	for i, r := range ready {
+		addr := fmt.Sprintf("10.244.3.%d", i+1)
+		if family == discoveryv1.AddressTypeIPv6 {
+			addr = fmt.Sprintf("fd00:244::3:%d", i+1)
+		}
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: r}})
+	}
+	created, err := c.Admin.DiscoveryV1().EndpointSlices(namespace).Create(context.Background(), slice, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return created
+}
+
+// eventuallyReady waits until the Store knows that service has want ready endpoints.
+func eventuallyReady(t *testing.T, s *Store, namespace, service string, want int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		ready, known := s.ServiceReadyEndpoints(namespace, service)
+		return known && ready == want
+	}, settle, tick, "%s/%s: want %d ready endpoints", namespace, service, want)
+}
