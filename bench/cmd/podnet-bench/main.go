@@ -8,7 +8,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -61,6 +60,29 @@ var scenarios = []scenario{
 		about:   "as logs+metrics-sampled, without process attributes (no syscall hooks): the cheapest logs",
 		targets: targets{minRate: 0.99, maxP99: 1.02, zeroLoss: true},
 	},
+	// Issue 14: what following connections to Services to their backend costs, each "on" compared
+	// pair by pair with its "off" (run both, with loadgen-service and loadgen-pod). Both name the
+	// mode: the receiver's default (auto) is on, in the namespace of pid 1.
+	{
+		name: "metrics-only-backends-off", pipelines: "metrics", config: `{"metrics_interval":"1s","service_backends":{"mode":"off"}}`,
+		about:   "as metrics-only, service_backends off",
+		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true,
+	},
+	{
+		name: "metrics-only-backends-on", pipelines: "metrics", config: `{"metrics_interval":"1s","service_backends":{"mode":"on","node_netns":"` + nodeNetnsVar + `"}}`,
+		about:   "as metrics-only, service_backends on in the routed node's namespace (" + nodeNetnsVar + "): its netfilter program at POST_ROUTING, the client's check at handshake end",
+		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true, versus: "metrics-only-backends-off",
+	},
+	{
+		name: "logs+metrics-backends-off", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","service_backends":{"mode":"off"}}`,
+		about:   "as logs+metrics, service_backends off",
+		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true}, byName: true,
+	},
+	{
+		name: "logs+metrics-backends-on", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","service_backends":{"mode":"on","node_netns":"` + nodeNetnsVar + `"}}`,
+		about:   "as logs+metrics, service_backends on in the routed node's namespace (" + nodeNetnsVar + "): a Service client's records name the backend",
+		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true}, byName: true, versus: "logs+metrics-backends-off",
+	},
 }
 
 func main() {
@@ -88,8 +110,9 @@ func benchMain() error {
 	duration := flag.Duration("duration", 2*time.Second, "length of each run")
 	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
 	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
-	scenarioNames := flag.String("scenarios", names(scenarios), "comma-separated scenarios")
-	workloadNames := flag.String("workloads", "loadgen,go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived)")
+	scenarioNames := flag.String("scenarios", names(scenarios, false), "comma-separated scenarios (also "+names(scenarios, true)+")")
+	workloadNames := flag.String("workloads", "loadgen,go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived, loadgen-service, loadgen-pod)")
+	serviceBackends := flag.Int("service-backends", 3, "loadgen-service: backend pods behind the Service")
 	loadgen := flag.String("loadgen", filepath.Join(filepath.Dir(self), "podnet-loadgen"), "the C load generator (bench/loadgen), for the loadgen workload")
 	loadgenWorkers := flag.Int("loadgen-workers", 2, "loadgen: client threads, and as many server threads")
 	idle := flag.Int("idle", 10000, "long-lived workloads: idle connections held open")
@@ -119,6 +142,11 @@ func benchMain() error {
 				continue
 			}
 			loads = append(loads, loadgenWorkload{path: *loadgen, workers: *loadgenWorkers})
+		case "loadgen-service", "loadgen-pod":
+			if _, err := os.Stat(*loadgen); err != nil {
+				return fmt.Errorf("%s: %w (make bench builds it)", n, err)
+			}
+			loads = append(loads, routedLoadgenWorkload{path: *loadgen, workers: *loadgenWorkers, service: n == "loadgen-service"})
 		case "go-connect":
 			loads = append(loads, goWorkload{mode: modeConnect, workers: *workers, self: self})
 		case "go-request":
@@ -143,7 +171,7 @@ func benchMain() error {
 	for _, n := range strings.Split(*scenarioNames, ",") {
 		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == n })
 		if i < 0 {
-			return fmt.Errorf("-scenarios: unknown scenario %q (%s)", n, names(scenarios))
+			return fmt.Errorf("-scenarios: unknown scenario %q (%s,%s)", n, names(scenarios, false), names(scenarios, true))
 		}
 		sc := scenarios[i]
 		if *agentEnv != "" {
@@ -155,7 +183,12 @@ func benchMain() error {
 		chosen = append(chosen, sc)
 	}
 
-	p, err := newPods()
+	routed := 0 // backends of the routed node; none unless a workload or scenario uses it
+	if slices.ContainsFunc(loads, func(w workload) bool { _, ok := w.(routedLoadgenWorkload); return ok }) ||
+		slices.ContainsFunc(chosen, func(sc scenario) bool { return strings.Contains(sc.config, nodeNetnsVar) }) {
+		routed = max(*serviceBackends, 1)
+	}
+	p, err := newPods(routed)
 	if err != nil {
 		return err
 	}
@@ -185,36 +218,25 @@ func benchMain() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.name(), err)
 		}
-		for _, sc := range chosen {
-			if err := failed[sc.name]; err != nil {
-				s := summary{scenario: sc, workload: w, failed: err}
-				bySc[sc.name], all = append(bySc[sc.name], s), append(all, s)
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "%s / %s: %d pairs of %v\n", sc.name, w.name(), *pairs, r.duration)
-			ps, err := r.pairs(w, sc, *pairs)
-			var startErr agentStartError
-			if errors.As(err, &startErr) {
-				fmt.Fprintf(os.Stderr, "\n*** %s: podnet-agent did not start; scenario given up ***\n\n", sc.name)
-				failed[sc.name] = startErr
-				s := summary{scenario: sc, workload: w, failed: startErr}
-				bySc[sc.name], all = append(bySc[sc.name], s), append(all, s)
-				continue
-			}
-			if err != nil {
-				stop()
-				return fmt.Errorf("%s / %s: %w", sc.name, w.name(), err)
-			}
-			s := summarize(sc, w, ps)
-			bySc[sc.name] = append(bySc[sc.name], s)
-			all = append(all, s)
-		}
+		ps, err := r.measure(w, chosen, *pairs, failed)
 		stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.name(), err)
+		}
+		for _, sc := range chosen {
+			s := summary{scenario: sc, workload: w, failed: failed[sc.name]}
+			if s.failed == nil {
+				s = summarize(sc, w, ps[sc.name])
+			}
+			bySc[sc.name], all = append(bySc[sc.name], s), append(all, s)
+		}
 	}
 
 	fmt.Printf("\n%s\n%d pairs of %v per row; median [min–max] over pairs; ratios podnet/baseline\n\n", host, *pairs, *duration)
 	printTable(os.Stdout, all)
 	printPeriodic(os.Stdout, all)
+	cs := comparisons(all)
+	printComparisons(os.Stdout, cs)
 	if err := os.MkdirAll(*results, 0o755); err != nil {
 		return err
 	}
@@ -223,7 +245,8 @@ func benchMain() error {
 		if !slices.ContainsFunc(bySc[sc.name], func(s summary) bool { return s.failed == nil }) {
 			continue // no numbers: nothing to write over an earlier result with
 		}
-		path, err := writeMarkdown(*results, sc, bySc[sc.name], host, command, *pairs, *duration)
+		mine := slices.DeleteFunc(slices.Clone(cs), func(c comparison) bool { return c.this.scenario.name != sc.name })
+		path, err := writeMarkdown(*results, sc, bySc[sc.name], mine, host, command, *pairs, *duration)
 		if err != nil {
 			return err
 		}
@@ -242,10 +265,13 @@ func firstArg() string {
 	return os.Args[1]
 }
 
-func names(scs []scenario) string {
+// names are the scenarios run by default, or those run only by name (byName).
+func names(scs []scenario, byName bool) string {
 	var n []string
 	for _, sc := range scs {
-		n = append(n, sc.name)
+		if sc.byName == byName {
+			n = append(n, sc.name)
+		}
 	}
 	return strings.Join(n, ",")
 }

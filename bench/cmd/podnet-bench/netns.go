@@ -3,16 +3,16 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os/exec"
-	"strings"
 	"syscall"
 )
 
-// pods is a client and a server network namespace joined by a veth pair. All benchmark
-// traffic stays between them: nothing leaves namespaces this harness created.
+// pods is a client and a server network namespace joined by a veth pair and, when a workload
+// or scenario needs one, a routed node with a Service. All benchmark traffic stays between them:
+// nothing leaves namespaces this harness created.
 type pods struct {
 	client, server string
+	node           *routedNode // nil: not needed
 }
 
 const (
@@ -20,7 +20,8 @@ const (
 	clientIP = "10.214.0.2"
 )
 
-func newPods() (*pods, error) {
+// newPods creates the namespaces; a routed node too, with that many backends, unless 0.
+func newPods(backends int) (*pods, error) {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	tag := hex.EncodeToString(b)
@@ -41,19 +42,28 @@ func newPods() (*pods, error) {
 		{"ip", "netns", "exec", p.client, "sysctl", "-q", "net.ipv4.tcp_tw_reuse=1"},
 		{"ip", "netns", "exec", p.server, "sysctl", "-q", "net.core.somaxconn=8192"},
 	}
-	for _, s := range steps {
-		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+	if err := runSteps(steps); err != nil {
+		p.delete()
+		return nil, err
+	}
+	if backends > 0 {
+		n, err := newRoutedNode(tag, backends)
+		if err != nil {
 			p.delete()
-			return nil, fmt.Errorf("%s: %v: %s", strings.Join(s, " "), err, out)
+			return nil, err
 		}
+		p.node = n
 	}
 	return p, nil
 }
 
-// delete removes both namespaces (and with them the veth pair).
+// delete removes every namespace (and with them the veths).
 func (p *pods) delete() {
 	_ = exec.Command("ip", "netns", "del", p.client).Run()
 	_ = exec.Command("ip", "netns", "del", p.server).Run()
+	if p.node != nil {
+		p.node.delete()
+	}
 }
 
 // in returns a command that runs inside namespace ns (`ip netns exec` execs it in place).

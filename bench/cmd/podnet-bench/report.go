@@ -53,14 +53,15 @@ func printTable(w io.Writer, sums []summary) {
 }
 
 // writeMarkdown writes bench/results/<date>-<scenario>.md with every pair's numbers.
-func writeMarkdown(dir string, sc scenario, sums []summary, machine, command string, pairs int, d time.Duration) (string, error) {
+// cs are the scenario's comparisons with the one it names (scenario.versus), if that ran.
+func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, machine, command string, pairs int, d time.Duration) (string, error) {
 	var b strings.Builder
 	date := time.Now().Format("2006-01-02")
 	fmt.Fprintf(&b, "# podnet overhead: %s (%s)\n\n", sc.name, date)
 	fmt.Fprintf(&b, "- Machine: %s\n- Command: `%s`\n", machine, command)
 	fmt.Fprintf(&b, "- podnet: `%spodnet-agent -pipelines %s -config '%s'` — %s\n", envPrefix(sc.env), sc.pipelines, sc.config, sc.about)
-	fmt.Fprintf(&b, "- Method: %d pairs of %v runs (baseline = no podnet; the order inside a pair alternates), "+
-		"load between two network namespaces, podnet as its own process in the root namespace. "+
+	fmt.Fprintf(&b, "- Method: %d pairs of %v runs (baseline = no podnet; the order inside a pair alternates; pair i of every "+
+		"scenario in the run before pair i+1 of any), load between network namespaces, podnet as its own process in the root namespace. "+
 		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs, "+
 		"with a distribution-free 95%% confidence interval of the median (order statistics; 6 pairs or more): "+
 		"a target inside that interval is not resolved at this machine's noise. "+
@@ -106,6 +107,7 @@ func writeMarkdown(dir string, sc scenario, sums []summary, machine, command str
 		}
 		b.WriteString("\n")
 	}
+	writeComparisonMarkdown(&b, cs)
 	path := filepath.Join(dir, date+"-"+fileName(sc.name)+".md")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/podnet/podnet/bench/internal/agentproc"
@@ -36,6 +38,10 @@ type scenario struct {
 	env       []string // added to podnet-agent's environment, e.g. GOGC=400
 	about     string
 	targets   targets
+	// versus names the scenario this one is compared with pair by pair (podnet's own cost,
+	// this one's less that one's), when both run.
+	versus string
+	byName bool // left out of the default -scenarios: run only when named
 }
 
 // targets are the overhead budgets a scenario is held to (issue 5).
@@ -81,7 +87,11 @@ type runner struct {
 	profileDir string
 }
 
-func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
+// measure runs n pairs of every scenario on w, interleaved: pair i of each scenario before pair
+// i+1 of any, in reverse order every other pair, so that scenarios compared with each other
+// (scenario.versus) meet the machine in the same state. A scenario whose agent does not start
+// is given up (failed), here and for the workloads after.
+func (r *runner) measure(w workload, scs []scenario, n int, failed map[string]error) (map[string][]pair, error) {
 	// One discarded run first: it fills the client's TIME_WAIT table the way every later run
 	// finds it, and warms caches.
 	if !isPeriodicOnly(w) {
@@ -89,23 +99,48 @@ func (r *runner) pairs(w workload, sc scenario, n int) ([]pair, error) {
 			return nil, err
 		}
 	}
-	out := make([]pair, n)
-	for i := range out {
-		p := &out[i]
-		p.podnetFirst = i%2 == 1
-		for _, withPodnet := range []bool{p.podnetFirst, !p.podnetFirst} {
-			res, err := r.side(w, sc, i, withPodnet)
+	out := map[string][]pair{}
+	for i := range n {
+		order := slices.Clone(scs)
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, sc := range order {
+			if failed[sc.name] != nil {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "%s / %s: pair %d of %d, runs of %v\n", sc.name, w.name(), i+1, n, r.duration)
+			p, err := r.pair(w, sc, i)
+			var startErr agentStartError
+			if errors.As(err, &startErr) {
+				fmt.Fprintf(os.Stderr, "\n*** %s: podnet-agent did not start; scenario given up ***\n\n", sc.name)
+				failed[sc.name] = startErr
+				continue
+			}
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", sc.name, err)
 			}
-			if withPodnet {
-				p.podnet = res
-			} else {
-				p.base = res
-			}
+			out[sc.name] = append(out[sc.name], p)
 		}
 	}
 	return out, nil
+}
+
+// pair is pair i of sc on w: a baseline run and a podnet run, their order alternating with i.
+func (r *runner) pair(w workload, sc scenario, i int) (pair, error) {
+	p := pair{podnetFirst: i%2 == 1}
+	for _, withPodnet := range []bool{p.podnetFirst, !p.podnetFirst} {
+		res, err := r.side(w, sc, i, withPodnet)
+		if err != nil {
+			return p, err
+		}
+		if withPodnet {
+			p.podnet = res
+		} else {
+			p.base = res
+		}
+	}
+	return p, nil
 }
 
 // side is one run of pair i: with or without podnet or, for a periodic-only workload, podnet
@@ -135,7 +170,7 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		return run{}, err
 	}
 	defer stats.Close()
-	a, err := startAgent(r.agent, sc, profile)
+	a, err := startAgent(r.agent, sc, r.pods, profile)
 	if err != nil {
 		return run{}, agentStartError{err}
 	}

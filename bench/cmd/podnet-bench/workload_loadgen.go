@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"time"
 )
@@ -31,8 +32,11 @@ func (w loadgenWorkload) describe() string {
 func (w loadgenWorkload) start(*pods) (stop func(), err error) { return func() {}, nil }
 
 func (w loadgenWorkload) load(p *pods, d time.Duration) (loadResult, error) {
-	seconds := strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
-	cmd := in(p.client, w.path, loadgenAddr, loadgenPort, strconv.Itoa(w.workers), seconds)
+	return runLoadgen(in(p.client, w.path, loadgenAddr, loadgenPort, strconv.Itoa(w.workers), seconds(d)))
+}
+
+// runLoadgen runs one loadgen client and reads its JSON line.
+func runLoadgen(cmd *exec.Cmd) (loadResult, error) {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	var r loadResult
@@ -44,3 +48,6 @@ func (w loadgenWorkload) load(p *pods, d time.Duration) (loadResult, error) {
 	}
 	return r, nil
 }
+
+// seconds is d as loadgen's SECONDS argument.
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
