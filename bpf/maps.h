@@ -39,7 +39,8 @@ struct conn_info {
 	__u8 sampled_out; /* logs sampling (select.h): the ring gets its events only if it ends abnormally */
 	__u8 abnormal;   /* set at its close: failed, reset, aborted or retransmitted (kept whatever the sampling) */
 	__u16 backend_port; /* client: where the node's NAT sent it (nat.h), with backend_addr; 0 = not translated */
-	__u8 _pad2[2];
+	__u8 connect_err; /* client: the error the socket reported while connecting (errno), 0 = none */
+	__u8 _pad2;
 	__u8 backend_addr[16];
 };
 

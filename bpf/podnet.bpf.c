@@ -79,6 +79,17 @@ int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+/* A socket reported an error: a connecting one keeps it for its close (on_connect_error). Errors
+ * are rare, so this costs nothing per connection. tp_btf only: the classic tracepoint does not
+ * name the socket. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(error_report_tp_btf, struct sock *sk)
+{
+	if (sk->__sk_common.skc_state == TCP_SYN_SENT && is_tcp(sk, READ_TYPED))
+		on_connect_error(sk, READ_TYPED);
+	return 0;
+}
+
 /* The state program, classic tracepoint. One instance is all it can be: classic tracepoint
  * programs share one per-CPU guard (bpf_prog_active) with every kprobe and classic tracepoint
  * program, the syscall ones included, so a second instance would be skipped exactly when the

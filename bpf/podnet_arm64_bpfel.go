@@ -57,7 +57,8 @@ type PodnetConnInfo struct {
 	SampledOut      uint8
 	Abnormal        uint8
 	BackendPort     uint16
-	Pad2            [2]uint8
+	ConnectErr      uint8
+	Pad2            uint8
 	BackendAddr     [16]uint8
 }
 
@@ -191,6 +192,7 @@ const (
 	PodnetProgAccept4Cast      = "accept4_cast"
 	PodnetProgAcceptCast       = "accept_cast"
 	PodnetProgEnterConnect     = "enter_connect"
+	PodnetProgErrorReportTpBtf = "error_report_tp_btf"
 	PodnetProgExitAccept       = "exit_accept"
 	PodnetProgExitAccept4      = "exit_accept4"
 	PodnetProgExitConnect      = "exit_connect"
@@ -270,6 +272,7 @@ type PodnetProgramSpecs struct {
 	Accept4Cast      *ebpf.ProgramSpec `ebpf:"accept4_cast"`
 	AcceptCast       *ebpf.ProgramSpec `ebpf:"accept_cast"`
 	EnterConnect     *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	ErrorReportTpBtf *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
 	ExitAccept       *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4      *ebpf.ProgramSpec `ebpf:"exit_accept4"`
 	ExitConnect      *ebpf.ProgramSpec `ebpf:"exit_connect"`
@@ -407,6 +410,7 @@ type PodnetPrograms struct {
 	Accept4Cast      *ebpf.Program `ebpf:"accept4_cast"`
 	AcceptCast       *ebpf.Program `ebpf:"accept_cast"`
 	EnterConnect     *ebpf.Program `ebpf:"enter_connect"`
+	ErrorReportTpBtf *ebpf.Program `ebpf:"error_report_tp_btf"`
 	ExitAccept       *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4      *ebpf.Program `ebpf:"exit_accept4"`
 	ExitConnect      *ebpf.Program `ebpf:"exit_connect"`
@@ -425,6 +429,7 @@ func (p *PodnetPrograms) Close() error {
 		p.Accept4Cast,
 		p.AcceptCast,
 		p.EnterConnect,
+		p.ErrorReportTpBtf,
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitConnect,

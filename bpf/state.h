@@ -13,6 +13,9 @@
 #include "select.h"
 #include "nat.h"
 
+#define SO_EE_ORIGIN_ICMP 2
+#define SO_EE_ORIGIN_ICMP6 3
+
 /* Set by the loader: the two sinks, either or both. aggregate_in_kernel counts metrics into
  * `aggregates` (a passive open is counted when its handshake ends); send_events writes events
  * to the ring for logs (and for metrics counted in user space, `metrics_aggregation: events`),
@@ -294,7 +297,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		if (!known)
 			classify(&ci, sk, false, rd); /* failed: never sampled out */
 		find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
-		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, rd), now, rd);
+		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
 		return;
 	}
 	/* Left out by sampling, but it ended abnormally: kept after all, its open reported now at
@@ -313,6 +316,50 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
 		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd);
+}
+
+/* The errno of the ICMP error just queued on the socket (applications that set IP_RECVERR, as
+ * Go's dialer does, get ICMP errors queued and reported before TCP records them in sk_err or
+ * sk_err_soft, where SO_ERROR takes them from); 0 if the queue's last entry is not one. */
+static __always_inline int queued_icmp_errno(struct sock *sk)
+{
+	struct sk_buff *skb = BPF_CORE_READ(sk, sk_error_queue.prev);
+	struct sock_exterr_skb *serr;
+	__u8 origin;
+
+	if (!skb || (void *)skb == (void *)&sk->sk_error_queue)
+		return 0;
+	serr = (struct sock_exterr_skb *)&skb->cb;
+	origin = BPF_CORE_READ(serr, ee.ee_origin);
+	if (origin != SO_EE_ORIGIN_ICMP && origin != SO_EE_ORIGIN_ICMP6)
+		return 0;
+	return BPF_CORE_READ(serr, ee.ee_errno);
+}
+
+/* A connecting socket reported an error (an ICMP unreachable, a reset): kept for its CLOSE,
+ * since the application it wakes may read and clear sk_err, and close the socket itself, before
+ * the kernel moves it to CLOSE. Aggregating, the entry is made here (rare: only failures). */
+static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
+{
+	__u64 key = (__u64)sk;
+	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+	struct conn_info *known;
+
+	if (!err)
+		err = queued_icmp_errno(sk);
+	if (err <= 0 || err > 255)
+		return;
+	known = bpf_map_lookup_elem(&conns, &key);
+	if (!known) {
+		struct conn_info ci = { .role = ROLE_CLIENT };
+
+		classify(&ci, sk, false, rd);
+		known = track(key, &ci);
+		if (!known)
+			return;
+	}
+	if (known->role == ROLE_CLIENT && !known->start_ns)
+		known->connect_err = err;
 }
 
 /* One interesting state change of a TCP socket. */

@@ -68,6 +68,11 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 			r.set.Logger.Info("podnet: Kubernetes API reachable again")
 			componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 		},
+		// Once: failed connects to a Service then never say "no ready endpoints".
+		OnOptionalDenied: func(err error) {
+			r.set.Logger.Warn("podnet: cannot read EndpointSlices, so failed connects to a Service without ready endpoints "+
+				"are not marked podnet.peer.k8s.service.no_ready_endpoints", zap.Error(err))
+		},
 	})
 	if err != nil {
 		return nil, errors.Join(errors.New("kubernetes metadata"), err)

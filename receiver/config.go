@@ -60,6 +60,8 @@ type Config struct {
 	Exclude ExcludeConfig `mapstructure:"exclude"`
 	// Logs: process attributes and sampling of the log records.
 	Logs LogsConfig `mapstructure:"logs"`
+	// ServiceBackends names the backend a connection to a Service was translated to.
+	ServiceBackends ServiceBackendsConfig `mapstructure:"service_backends"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
@@ -97,6 +99,7 @@ func NewDefaultConfig() *Config {
 		PollInterval:           100 * time.Millisecond,
 		MetricsAggregation:     aggregationAuto,
 		Logs:                   LogsConfig{ProcessAttributes: true, Sampling: LogsSamplingConfig{OneIn: 1}},
+		ServiceBackends:        ServiceBackendsConfig{Mode: backendsAuto},
 		MetricsInterval:        10 * time.Second,
 		MaxMetricSeries:        10000,
 		MetricSeriesIdleExpiry: 15 * time.Minute,
@@ -149,6 +152,9 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Logs.validate(cfg.MetricsAggregation); err != nil {
 		errs = append(errs, err)
 	}
+	if err := cfg.ServiceBackends.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.AttributionRefresh < time.Second {
 		errs = append(errs, fmt.Errorf("attribution_refresh_interval: %v must be at least 1s", cfg.AttributionRefresh))
 	}
@@ -173,6 +179,8 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
 		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
+		NATNetns:              cfg.ServiceBackends.nodeNetns(cfg.ProcRoot),
+		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
 	}
 	if aggregate { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{

@@ -150,3 +150,22 @@ func TestLogsConfig(t *testing.T) {
 	cfg.Logs.Sampling.OneIn = 0
 	assert.ErrorContains(t, confmap.Validate(cfg), "logs.sampling.one_in: 0 must be between 1")
 }
+
+func TestServiceBackendsConfig(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.ProcRoot = "/hostfs/proc"
+	opts := cfg.kernelOptions(true, true, true)
+	assert.Equal(t, "/hostfs/proc/1/ns/net", opts.NATNetns, "auto by default, in the node's init namespace")
+	assert.False(t, opts.BackendInMetrics, "metrics are not split by backend by default")
+
+	cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: "/run/netns/node", MetricAttribute: true}
+	opts = cfg.kernelOptions(true, true, true)
+	assert.Equal(t, "/run/netns/node", opts.NATNetns)
+	assert.True(t, opts.BackendInMetrics)
+
+	cfg.ServiceBackends.Mode = backendsOff
+	assert.Empty(t, cfg.kernelOptions(true, true, true).NATNetns, "off loads nothing")
+
+	cfg.ServiceBackends.Mode = "yes"
+	assert.ErrorContains(t, confmap.Validate(cfg), `service_backends.mode: unknown value "yes"; use auto, on or off`)
+}

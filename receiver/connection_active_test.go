@@ -141,8 +141,9 @@ func TestActiveNotOnFailedConnects(t *testing.T) {
 	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
 	for _, dp := range dataPoints(md, "podnet.tcp.connections.active") {
 		assert.NotEqual(t, int64(9), dp.Attributes().AsRaw()["server.port"], "the refused connect's port")
+		assert.NotEqual(t, "empty", dp.Attributes().AsRaw()["podnet.peer.k8s.service.name"], "the rejected connect's Service")
 	}
-	assert.Len(t, dataPoints(md, "podnet.tcp.connections.active"), 2, "the client's and the server's established series")
+	assert.Len(t, dataPoints(md, "podnet.tcp.connections.active"), 3, "the client's and the server's established series, and the client's to a Service")
 }
 
 // In events mode the drains count open connections' progress and a close adds only the rest:

@@ -25,6 +25,10 @@ type seriesKey struct {
 	serverPort uint16
 	errno      int32 // connects only: 0 = established
 	peerID     attribution.Peer
+	// backend, with service_backends.metric_attribute: where a client's connection to a Service
+	// was translated to, and its pod.
+	backend   netip.Addr
+	backendID attribution.Peer
 }
 
 // series holds the cumulative values of one key since start, and its open connections.
@@ -55,6 +59,8 @@ type connectionMetrics struct {
 	// countsActive is false when the kernel cannot read open connections (no BPF
 	// iterators): active is then unknown, not 0, and not reported.
 	countsActive bool
+	// backends splits client series by backend (service_backends.metric_attribute).
+	backends bool
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
@@ -66,6 +72,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		expiry:       cfg.MetricSeriesIdleExpiry,
 		series:       map[seriesKey]*series{},
 		countsActive: true,
+		backends:     cfg.ServiceBackends.MetricAttribute,
 	}
 }
 
@@ -90,6 +97,9 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 		}
 		if e.Type == event.Connect {
 			k.errno = e.Errno
+		}
+		if m.backends && e.Backend.IsValid() {
+			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
 		s := m.get(k, e.local, now)
 		if s == nil {
@@ -117,8 +127,10 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 // open connections now), its peer address decoded and its ends attributed, and reports
 // whether it found room. Several keys can make one series (an IPv4-mapped peer and the same
 // IPv4 peer), so their open connections add up.
-func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer, now pcommon.Timestamp) bool {
-	s := m.get(seriesKey{
+func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer,
+	backend netip.Addr, backendID attribution.Peer, now pcommon.Timestamp,
+) bool {
+	key := seriesKey{
 		res:        local.key,
 		role:       event.Role(k.Role),
 		ipv6:       peer.Is6(),
@@ -126,7 +138,11 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		serverPort: k.ServerPort,
 		errno:      k.Error,
 		peerID:     peerID,
-	}, local, now)
+	}
+	if m.backends && backend.IsValid() {
+		key.backend, key.backendID = backend, backendID
+	}
+	s := m.get(key, local, now)
 	if s == nil {
 		return false
 	}
@@ -192,6 +208,15 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 	peer := m.names.addr(k.peer)
 	port := int64(k.serverPort)
 	opts := peerOptions(k.peerID)
+	if k.backend.IsValid() {
+		opts = append(opts, metadata.WithPodnetPeerBackendAddressMetricAttribute(m.names.addr(k.backend)))
+		if b := k.backendID; b.PodName != "" && k.peerID.PodName == "" {
+			opts = append(opts, metadata.WithPodnetPeerK8sPodNameMetricAttribute(b.PodName))
+			if k.peerID.Namespace == "" {
+				opts = append(opts, metadata.WithPodnetPeerK8sNamespaceNameMetricAttribute(b.Namespace))
+			}
+		}
+	}
 	if s.connections > 0 {
 		connOpts := opts
 		if k.errno != 0 {

@@ -28,15 +28,31 @@ func fixtureEvents() []event.Event {
 			BytesSent: 80, BytesReceived: 612, SRTTMicros: 150, Retransmits: 1},
 		{Type: event.Connect, Role: event.Client, Time: t0 + 3000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
 			Local: netip.MustParseAddrPort("[fd00::5]:40001"), Peer: netip.MustParseAddrPort("[fd00::9]:9")},
+		// A Service, translated by the node's DNAT to web-0: connect and close name both.
+		{Type: event.Connect, Role: event.Client, Time: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+			Local: netip.MustParseAddrPort("10.1.0.5:40002"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
+			Backend: netip.MustParseAddrPort("10.1.0.9:8080")},
+		{Type: event.Close, Role: event.Client, Time: t0 + 3_000_000, Start: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+			Local: netip.MustParseAddrPort("10.1.0.5:40002"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
+			Backend: netip.MustParseAddrPort("10.1.0.9:8080"), BytesSent: 80, BytesReceived: 612, SRTTMicros: 150},
+		// A Service without ready endpoints: kube-proxy rejects the connect.
+		{Type: event.Connect, Role: event.Client, Time: t0 + 5000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
+			Local: netip.MustParseAddrPort("10.1.0.5:40003"), Peer: netip.MustParseAddrPort("10.96.0.11:80")},
 	}
 }
 
-// fixedPeers names 10.1.0.9 as a pod, the way Kubernetes attribution would.
+// fixedPeers names 10.1.0.9 as a pod and 10.96.0.10 and .11 as Services (the second without
+// ready endpoints), the way Kubernetes attribution would.
 type fixedPeers struct{ attribution.None }
 
 func (fixedPeers) Peer(a netip.Addr) attribution.Peer {
-	if a == netip.MustParseAddr("10.1.0.9") {
+	switch a {
+	case netip.MustParseAddr("10.1.0.9"):
 		return attribution.Peer{PodName: "web-0", PodUID: "uid-web-0", Namespace: "shop"}
+	case netip.MustParseAddr("10.96.0.10"):
+		return attribution.Peer{ServiceName: "web", Namespace: "shop"}
+	case netip.MustParseAddr("10.96.0.11"):
+		return attribution.Peer{ServiceName: "empty", Namespace: "shop", NoReadyEndpoints: true}
 	}
 	return attribution.Peer{}
 }

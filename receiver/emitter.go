@@ -5,6 +5,7 @@ package podnetreceiver
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -92,7 +94,13 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 			return
 		}
 		local := e.aggregates.local(resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId})
-		if !e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), now) {
+		var backend netip.Addr
+		var backendID attribution.Peer
+		if k.BackendPort != 0 {
+			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
+			backendID = e.aggregates.peer(backend)
+		}
+		if !e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), backend, backendID, now) {
 			dropped += int64(v.Connections + v.Closed)
 		}
 	})

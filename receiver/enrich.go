@@ -15,6 +15,8 @@ type enrichedEvent struct {
 	event.Event
 	local *localEnd
 	peer  attribution.Peer
+	// backend names Backend, the address a connection to a Service was translated to (its pod).
+	backend attribution.Peer
 }
 
 // enricher names the local end and the peer of every event, asking attribution once per
@@ -44,6 +46,9 @@ func (en *enricher) enrich(events []enrichedEvent) {
 		e := &events[i]
 		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
 		e.peer = en.peer(e.Peer.Addr())
+		if e.Backend.IsValid() {
+			e.backend = en.peer(e.Backend.Addr())
+		}
 	}
 }
 

@@ -72,7 +72,7 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	a := lr.Attributes()
 	// Exactly the attributes this record gets: the backing array is the largest allocation
 	// per record, and a fixed worst-case size wasted a third of it on most records.
-	a.EnsureCapacity(attributeCount(&e.Event, &e.peer))
+	a.EnsureCapacity(attributeCount(&e.Event, &e.peer, &e.backend))
 	a.PutStr("network.transport", "tcp")
 	a.PutStr("network.type", networkType(e))
 	a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
@@ -94,8 +94,14 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 		lr.SetSeverityText("WARN")
 		a.PutStr("error.type", event.ErrorType(e.Errno))
+		if e.peer.NoReadyEndpoints {
+			a.PutBool("podnet.peer.k8s.service.no_ready_endpoints", true)
+		}
 	}
 	putPeer(a, &e.peer)
+	if e.Backend.IsValid() {
+		c.putBackend(a, e)
+	}
 	if e.Type == event.Close {
 		if d, ok := e.Duration(); ok {
 			a.PutDouble("podnet.connection.duration", float64(d)/1e9)
@@ -111,14 +117,40 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	}
 }
 
-// attributeCount is how many attributes record and putPeer set for e.
-func attributeCount(e *event.Event, p *attribution.Peer) int {
+// putBackend names where a connection to a Service was translated to: its address and port,
+// and the backend pod, when the Service's own attribution did not name a pod.
+func (c *logsConverter) putBackend(a pcommon.Map, e *enrichedEvent) {
+	a.PutStr("podnet.peer.backend.address", c.names.addr(e.Backend.Addr()))
+	a.PutInt("podnet.peer.backend.port", int64(e.Backend.Port()))
+	if b := &e.backend; b.PodName != "" && e.peer.PodName == "" {
+		a.PutStr("podnet.peer.k8s.pod.name", b.PodName)
+		a.PutStr("podnet.peer.k8s.pod.uid", b.PodUID)
+		if e.peer.Namespace == "" {
+			a.PutStr("podnet.peer.k8s.namespace.name", b.Namespace)
+		}
+	}
+}
+
+// attributeCount is how many attributes record, putPeer and putBackend set for e.
+func attributeCount(e *event.Event, p, backend *attribution.Peer) int {
 	n := 7 // transport, type, local and peer address and port, role
 	if e.PID != 0 {
 		n += 2
 	}
 	if e.Failed() {
 		n++
+		if p.NoReadyEndpoints {
+			n++
+		}
+	}
+	if e.Backend.IsValid() {
+		n += 2
+		if backend.PodName != "" && p.PodName == "" {
+			n += 2
+			if p.Namespace == "" {
+				n++
+			}
+		}
 	}
 	if e.RoleGuessed {
 		n++

@@ -15,7 +15,7 @@ func TestEventsToLogsGolden(t *testing.T) {
 	cfg := NewDefaultConfig()
 	c := newLogsConverter(cfg.Events, "test")
 	ld, n := c.convert(enrichAll(fixtureResources(cfg), fixtureEvents()), pcommon.Timestamp(t0+5_000_000))
-	assert.Equal(t, 4, n)
+	assert.Equal(t, 7, n)
 
 	path := filepath.Join("testdata", "golden", "logs.yaml")
 	if *update {
@@ -31,6 +31,6 @@ func TestDisabledEventsAreNotConverted(t *testing.T) {
 	cfg.Events.PodnetTCPConnect.Enabled = false
 	c := newLogsConverter(cfg.Events, "test")
 	ld, n := c.convert(enrichAll(fixtureResources(cfg), fixtureEvents()), 0)
-	assert.Equal(t, 2, n)
-	assert.Equal(t, 2, ld.LogRecordCount())
+	assert.Equal(t, 3, n, "the accept and the two closes")
+	assert.Equal(t, 3, ld.LogRecordCount())
 }

@@ -29,6 +29,9 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))
 	l.tb.PodnetBpfRecursionCovered.Add(ctx, int64(c.RecursionCovered-l.last.RecursionCovered))
 	l.tb.PodnetMetricSeriesDropped.Add(ctx, int64(c.AggregateFull-l.last.AggregateFull))
+	l.tb.PodnetServiceBackendsTranslations.Add(ctx, int64(c.NATSeen-l.last.NATSeen))
+	l.tb.PodnetServiceBackendsLookups.Add(ctx, int64(c.BackendLookups-l.last.BackendLookups))
+	l.tb.PodnetServiceBackendsFound.Add(ctx, int64(c.BackendFound-l.last.BackendFound))
 	l.last = c
 }
 

@@ -70,6 +70,12 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
+	if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(r.cfg.ProcRoot), src.kernel.BackendsErr(), r.set.Logger); err != nil {
+		_ = src.kernel.Close()
+		stopAttr()
+		tb.Shutdown()
+		return fmt.Errorf("podnet: %w", err)
+	}
 	r.src = src.kernel
 	r.run = r.launch(host, src, aggregate, attr, obs, tb, stopAttr)
 	return nil

@@ -32,6 +32,9 @@ type kernelSource interface {
 	// IteratorsUnavailable says why open connections are neither read nor found; nil when
 	// they are.
 	IteratorsUnavailable() error
+	// BackendsErr says why Service backends are not read although asked for; nil when they
+	// are or were not asked for.
+	BackendsErr() error
 	// Detach stops the programs for good (none still running when it returns); the ring,
 	// counters and aggregates stay readable until Close.
 	Detach() error

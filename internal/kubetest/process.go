@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -36,14 +37,27 @@ func (p *process) start() error {
 	// Pdeathsig ends the server even when the test binary is killed (go test -timeout)
 	// before its cleanups run: nothing may outlive the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
+	// Pdeathsig follows the thread that forks, not the process: the server is started from
+	// a thread locked to a goroutine that lives until the server is reaped. On any other
+	// thread it would be killed whenever the Go runtime ends that thread — which it does to
+	// every thread a goroutine leaves locked, as netnstest's Pod.Do does to enter a namespace.
+	started := make(chan error)
+	p.done = make(chan struct{})
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- fmt.Errorf("start %s: %w", p.name, err)
+			return
+		}
+		started <- nil
 		_ = cmd.Wait() // exit status is irrelevant: callers learn of exits through done
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		return err
+	}
+	p.cmd = cmd
 	return nil
 }
 

@@ -20,6 +20,7 @@ const (
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPBytesReceivedMetricConfig provides config for the podnet.tcp.bytes_received metric.
@@ -48,9 +49,9 @@ func (ms *PodnetTCPBytesReceivedMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *PodnetTCPBytesReceivedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.bytes_received doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.bytes_received doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -74,6 +75,7 @@ const (
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPBytesSentMetricConfig provides config for the podnet.tcp.bytes_sent metric.
@@ -102,9 +104,9 @@ func (ms *PodnetTCPBytesSentMetricConfig) Unmarshal(parser *confmap.Conf) error 
 func (ms *PodnetTCPBytesSentMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.bytes_sent doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.bytes_sent doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -128,6 +130,7 @@ const (
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPConnectionDurationMetricConfig provides config for the podnet.tcp.connection.duration metric.
@@ -156,9 +159,9 @@ func (ms *PodnetTCPConnectionDurationMetricConfig) Unmarshal(parser *confmap.Con
 func (ms *PodnetTCPConnectionDurationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connection.duration doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.connection.duration doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -183,6 +186,7 @@ const (
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPConnectionsMetricConfig provides config for the podnet.tcp.connections metric.
@@ -211,9 +215,9 @@ func (ms *PodnetTCPConnectionsMetricConfig) Unmarshal(parser *confmap.Conf) erro
 func (ms *PodnetTCPConnectionsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.connections doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -237,6 +241,7 @@ const (
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPConnectionsActiveMetricConfig provides config for the podnet.tcp.connections.active metric.
@@ -265,9 +270,9 @@ func (ms *PodnetTCPConnectionsActiveMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PodnetTCPConnectionsActiveMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections.active doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.connections.active doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -291,6 +296,7 @@ const (
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPConnectionsClosedMetricConfig provides config for the podnet.tcp.connections.closed metric.
@@ -319,9 +325,9 @@ func (ms *PodnetTCPConnectionsClosedMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PodnetTCPConnectionsClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -345,6 +351,7 @@ const (
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.backend.address"
 )
 
 // PodnetTCPRetransmitsMetricConfig provides config for the podnet.tcp.retransmits metric.
@@ -373,9 +380,9 @@ func (ms *PodnetTCPRetransmitsMetricConfig) Unmarshal(parser *confmap.Conf) erro
 func (ms *PodnetTCPRetransmitsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName:
+		case PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]", val)
+			return fmt.Errorf("metric podnet.tcp.retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -404,37 +411,37 @@ func DefaultMetricsConfig() MetricsConfig {
 		PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName},
+			EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 	}
 }

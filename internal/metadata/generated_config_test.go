@@ -29,37 +29,37 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
@@ -82,37 +82,37 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName},
+						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
@@ -142,7 +142,7 @@ func TestPodnetTCPBytesReceivedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPBytesReceivedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_received doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_received doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPBytesReceived
 	cfg.AggregationStrategy = "invalid"
@@ -154,7 +154,7 @@ func TestPodnetTCPBytesSentMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPBytesSentMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_sent doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_sent doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPBytesSent
 	cfg.AggregationStrategy = "invalid"
@@ -166,7 +166,7 @@ func TestPodnetTCPConnectionDurationMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionDurationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connection.duration doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connection.duration doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionDuration
 	cfg.AggregationStrategy = "invalid"
@@ -178,7 +178,7 @@ func TestPodnetTCPConnectionsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnections
 	cfg.AggregationStrategy = "invalid"
@@ -190,7 +190,7 @@ func TestPodnetTCPConnectionsActiveMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsActiveMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.active doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.active doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionsActive
 	cfg.AggregationStrategy = "invalid"
@@ -202,7 +202,7 @@ func TestPodnetTCPConnectionsClosedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsClosedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.closed doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.closed doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionsClosed
 	cfg.AggregationStrategy = "invalid"
@@ -214,7 +214,7 @@ func TestPodnetTCPRetransmitsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPRetransmitsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPRetransmits
 	cfg.AggregationStrategy = "invalid"

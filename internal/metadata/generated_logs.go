@@ -35,6 +35,18 @@ func WithPodnetConnectionRoleGuessedEventAttribute(podnetConnectionRoleGuessedAt
 	})
 }
 
+func WithPodnetPeerBackendAddressEventAttribute(podnetPeerBackendAddressAttributeValue string) EventAttributeOption {
+	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
+		dp.Attributes().PutStr("podnet.peer.backend.address", podnetPeerBackendAddressAttributeValue)
+	})
+}
+
+func WithPodnetPeerBackendPortEventAttribute(podnetPeerBackendPortAttributeValue int64) EventAttributeOption {
+	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
+		dp.Attributes().PutInt("podnet.peer.backend.port", podnetPeerBackendPortAttributeValue)
+	})
+}
+
 func WithPodnetPeerK8sNamespaceNameEventAttribute(podnetPeerK8sNamespaceNameAttributeValue string) EventAttributeOption {
 	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
 		dp.Attributes().PutStr("podnet.peer.k8s.namespace.name", podnetPeerK8sNamespaceNameAttributeValue)
@@ -56,6 +68,12 @@ func WithPodnetPeerK8sPodUIDEventAttribute(podnetPeerK8sPodUIDAttributeValue str
 func WithPodnetPeerK8sServiceNameEventAttribute(podnetPeerK8sServiceNameAttributeValue string) EventAttributeOption {
 	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
 		dp.Attributes().PutStr("podnet.peer.k8s.service.name", podnetPeerK8sServiceNameAttributeValue)
+	})
+}
+
+func WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(podnetPeerK8sServiceNoReadyEndpointsAttributeValue bool) EventAttributeOption {
+	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
+		dp.Attributes().PutBool("podnet.peer.k8s.service.no_ready_endpoints", podnetPeerK8sServiceNoReadyEndpointsAttributeValue)
 	})
 }
 

@@ -97,31 +97,31 @@ var MapAttributePodnetConnectionRole = map[string]AttributePodnetConnectionRole{
 var MetricsInfo = metricsInfo{
 	PodnetTCPBytesReceived: metricInfo{
 		Name:       "podnet.tcp.bytes_received",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPBytesSent: metricInfo{
 		Name:       "podnet.tcp.bytes_sent",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPConnectionDuration: metricInfo{
 		Name:       "podnet.tcp.connection.duration",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPConnections: metricInfo{
 		Name:       "podnet.tcp.connections",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPConnectionsActive: metricInfo{
 		Name:       "podnet.tcp.connections.active",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPConnectionsClosed: metricInfo{
 		Name:       "podnet.tcp.connections.closed",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPRetransmits: metricInfo{
 		Name:       "podnet.tcp.retransmits",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 }
 
@@ -153,6 +153,12 @@ func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
 func WithErrorTypeMetricAttribute(errorTypeAttributeValue string) MetricAttributeOption {
 	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
 		dp.Attributes().PutStr("error.type", errorTypeAttributeValue)
+	})
+}
+
+func WithPodnetPeerBackendAddressMetricAttribute(podnetPeerBackendAddressAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("podnet.peer.backend.address", podnetPeerBackendAddressAttributeValue)
 	})
 }
 

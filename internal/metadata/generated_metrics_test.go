@@ -84,45 +84,45 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPBytesSentDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPBytesSentDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPBytesSentDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPBytesSentDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPConnectionsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPConnectionsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"))
+				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -208,6 +208,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.bytes_received"], "Found a duplicate in the metrics slice: podnet.tcp.bytes_received")
 						validatedMetrics["podnet.tcp.bytes_received"] = true
@@ -276,6 +279,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.bytes_sent"], "Found a duplicate in the metrics slice: podnet.tcp.bytes_sent")
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
@@ -344,6 +350,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connection.duration"], "Found a duplicate in the metrics slice: podnet.tcp.connection.duration")
 						validatedMetrics["podnet.tcp.connection.duration"] = true
@@ -415,6 +424,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections"], "Found a duplicate in the metrics slice: podnet.tcp.connections")
 						validatedMetrics["podnet.tcp.connections"] = true
@@ -483,6 +495,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections.active"], "Found a duplicate in the metrics slice: podnet.tcp.connections.active")
 						validatedMetrics["podnet.tcp.connections.active"] = true
@@ -551,6 +566,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections.closed"], "Found a duplicate in the metrics slice: podnet.tcp.connections.closed")
 						validatedMetrics["podnet.tcp.connections.closed"] = true
@@ -619,6 +637,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.retransmits"], "Found a duplicate in the metrics slice: podnet.tcp.retransmits")
 						validatedMetrics["podnet.tcp.retransmits"] = true

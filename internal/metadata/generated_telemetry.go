@@ -23,19 +23,22 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                        metric.Meter
-	mu                           sync.Mutex
-	registrations                []metric.Registration
-	PodnetBpfRecursionCovered    metric.Int64Counter
-	PodnetBpfRecursionMisses     metric.Int64Counter
-	PodnetConnectionsCloseUnseen metric.Int64Counter
-	PodnetConnectionsUntracked   metric.Int64Counter
-	PodnetEventsDecodeErrors     metric.Int64Counter
-	PodnetEventsDropped          metric.Int64Counter
-	PodnetEventsLost             metric.Int64Counter
-	PodnetEventsReceived         metric.Int64Counter
-	PodnetEventsSubmitted        metric.Int64Counter
-	PodnetMetricSeriesDropped    metric.Int64Counter
+	meter                             metric.Meter
+	mu                                sync.Mutex
+	registrations                     []metric.Registration
+	PodnetBpfRecursionCovered         metric.Int64Counter
+	PodnetBpfRecursionMisses          metric.Int64Counter
+	PodnetConnectionsCloseUnseen      metric.Int64Counter
+	PodnetConnectionsUntracked        metric.Int64Counter
+	PodnetEventsDecodeErrors          metric.Int64Counter
+	PodnetEventsDropped               metric.Int64Counter
+	PodnetEventsLost                  metric.Int64Counter
+	PodnetEventsReceived              metric.Int64Counter
+	PodnetEventsSubmitted             metric.Int64Counter
+	PodnetMetricSeriesDropped         metric.Int64Counter
+	PodnetServiceBackendsFound        metric.Int64Counter
+	PodnetServiceBackendsLookups      metric.Int64Counter
+	PodnetServiceBackendsTranslations metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -125,6 +128,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_podnet_metric_series_dropped",
 		metric.WithDescription("Events left out of metrics because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval (they are still in logs when logs are on). [Alpha]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetServiceBackendsFound, err = builder.meter.Int64Counter(
+		"otelcol_podnet_service_backends_found",
+		metric.WithDescription("Lookups that found the connection translated - its records name the backend. A lookup not found either was not translated (its destination only shares a slot with a translated one) or its translation note was evicted (more translated handshakes in flight than the note table holds, 16384). [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetServiceBackendsLookups, err = builder.meter.Int64Counter(
+		"otelcol_podnet_service_backends_lookups",
+		metric.WithDescription("Client connections whose destination some translated connection went to, looked up for their backend when their handshake ended; connections to any other destination are not looked up. [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetServiceBackendsTranslations, err = builder.meter.Int64Counter(
+		"otelcol_podnet_service_backends_translations",
+		metric.WithDescription("New TCP connections the node's conntrack translated (DNAT), seen by service_backends' netfilter program - connections from this node's pods and the node, and others forwarded through it. [Alpha]"),
+		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -29,6 +29,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetEventsReceived.Add(context.Background(), 1)
 	tb.PodnetEventsSubmitted.Add(context.Background(), 1)
 	tb.PodnetMetricSeriesDropped.Add(context.Background(), 1)
+	tb.PodnetServiceBackendsFound.Add(context.Background(), 1)
+	tb.PodnetServiceBackendsLookups.Add(context.Background(), 1)
+	tb.PodnetServiceBackendsTranslations.Add(context.Background(), 1)
 	AssertEqualPodnetBpfRecursionCovered(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -57,6 +60,15 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetMetricSeriesDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetServiceBackendsFound(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetServiceBackendsLookups(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetServiceBackendsTranslations(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

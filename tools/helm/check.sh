@@ -80,3 +80,13 @@ for var in GOGC GOMEMLIMIT; do
 	[ "$rendered" = "$plain" ] || { echo "helm-check: FAIL: $var is '$rendered' in the chart, '$plain' in examples/kubernetes/daemonset.yaml" >&2; exit 1; }
 done
 echo "helm-check: ok: GOGC and GOMEMLIMIT render as in the plain manifests"
+
+# The service_backends overlay adds host networking and NET_ADMIN and keeps everything else.
+"$helm" template podnet "$chart" --namespace podnet -f examples/helm/values.yaml \
+	-f examples/helm/values-service-backends.yaml >"$scratch/backends.yaml"
+for want in 'hostNetwork: true' 'dnsPolicy: ClusterFirstWithHostNet' '- NET_ADMIN' 'hostPID: true' \
+	'readOnlyRootFilesystem: true' '- ALL' '- BPF' '- PERFMON'; do
+	grep -qF -- "$want" "$scratch/backends.yaml" || { echo "helm-check: FAIL: chart with values-service-backends.yaml lacks '$want'" >&2; exit 1; }
+done
+! grep -q 'NET_ADMIN' "$scratch/rendered.yaml" || { echo "helm-check: FAIL: the default values grant NET_ADMIN" >&2; exit 1; }
+echo "helm-check: ok: values-service-backends.yaml adds hostNetwork and NET_ADMIN, the default values neither"

@@ -1,10 +1,13 @@
 package kernel
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,4 +197,47 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	for b, c := range used {
 		assert.Equal(t, uint64(c), byBackend[b], "aggregated connections to backend %v", b)
 	}
+}
+
+// A connect that kube-proxy rejects (a Service without endpoints: ICMP port unreachable) fails
+// with ECONNREFUSED in the event, also when the application — Go's dialer sets IP_RECVERR —
+// read the error and closed the socket before the kernel moved it to CLOSE, which used to
+// read "cancelled". Both sinks, both families.
+func TestRejectedConnectKeepsItsError(t *testing.T) {
+	node := netnstest.NewNode(t, 128)
+	client := node.AddPod()
+	vip4, vip6 := netip.MustParseAddrPort("10.96.0.20:80"), netip.MustParseAddrPort("[fd00:96::20]:80")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "empty", VIP: vip4}))
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "empty", VIP: vip6}))
+	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ns := client.NetnsInode()
+	c := collectRing(t, tr, ns)
+	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
+
+	const n = 5
+	require.NoError(t, client.Do(func() error {
+		for range n {
+			for _, vip := range []netip.AddrPort{vip4, vip6} {
+				if _, err := net.Dial("tcp", vip.String()); !errors.Is(err, syscall.ECONNREFUSED) {
+					return fmt.Errorf("dial %v: %v, want ECONNREFUSED", vip, err)
+				}
+			}
+		}
+		return nil
+	}))
+	events := c.settled(t, client)
+	require.Len(t, events, 2*n)
+	for _, e := range events {
+		assert.Equal(t, int32(syscall.ECONNREFUSED), e.Error, "not cancelled")
+	}
+	refused := map[int32]uint64{}
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == ns {
+			refused[k.Error] += v.Connections
+		}
+	}))
+	assert.Equal(t, map[int32]uint64{int32(syscall.ECONNREFUSED): 2 * n}, refused)
 }

@@ -42,6 +42,12 @@ var statePrograms = map[HookMode][]string{
 	HooksTracepoint: {bpf.PodnetProgStateTracepoint},
 }
 
+// errorPrograms keep the error a connecting socket reports for its close (bpf/state.h
+// on_connect_error): tp_btf only, as the classic tracepoint does not name the socket. Without it
+// a failed connect whose application read the error first and closed the socket reads
+// "cancelled".
+var errorPrograms = map[HookMode]string{HooksTPBTF: bpf.PodnetProgErrorReportTpBtf}
+
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first
 // one's are done by the second, and the second is only skipped where the first has run.
 var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true, bpf.PodnetProgStateTpBtfNested: true}

@@ -79,6 +79,11 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			}
 		}
 	}
+	for name, p := range errorPrograms {
+		if name != mode {
+			delete(spec.Programs, p)
+		}
+	}
 	// hooks: syscall tracepoint → the program chosen for it. Programs not chosen (the other
 	// accept variant; every syscall program when aggregating) are not even loaded.
 	cast := usesCast(opts)
@@ -159,6 +164,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		links, err := attachNAT(prog, opts.NATNetns)
 		t.natErr = err
 		t.links = append(t.links, links...)
+	}
+	if p, ok := errorPrograms[mode]; ok {
+		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[p]})
+		if err != nil {
+			return nil, explain("attaching inet_sk_error_report", err)
+		}
+		t.links = append(t.links, l)
 	}
 	for _, p := range statePrograms[mode] {
 		l, err := attachState(mode, coll.Programs[p])

@@ -23,7 +23,7 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: tc.aggregate, MaxAggregates: 16})
 		require.NoError(t, err)
 		require.NoError(t, tr.IteratorsUnavailable(), "the BPF iterators load on this kernel")
-		programs := len(statePrograms[tr.Mode()]) + tc.syscalls
+		programs := stateHooks(tr.Mode()) + tc.syscalls
 		const iterators = 3 // live progress (one variant), the start-up scan's two passes
 		assert.Len(t, tr.ProgramIDs(), programs+iterators, "aggregate=%v", tc.aggregate)
 		assert.Len(t, tr.links, programs, "aggregate=%v: hooks attached (iterators only run when read)", tc.aggregate)
@@ -72,5 +72,15 @@ func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
 			assert.NotContains(t, tr.coll.Programs, h.cast)
 		}
 	}
-	assert.Len(t, tr.links, len(statePrograms[HooksTPBTF])+len(syscallHooks))
+	assert.Len(t, tr.links, stateHooks(HooksTPBTF)+len(syscallHooks))
+}
+
+// stateHooks is how many programs a mode attaches besides the syscall hooks: its state
+// programs and, where it has one, its error-report program.
+func stateHooks(m HookMode) int {
+	n := len(statePrograms[m])
+	if _, ok := errorPrograms[m]; ok {
+		n++
+	}
+	return n
 }

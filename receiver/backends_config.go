@@ -1,0 +1,72 @@
+package podnetreceiver
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"go.uber.org/zap"
+)
+
+// ServiceBackendsConfig follows connections to Services to the backend the node's NAT
+// (kube-proxy's iptables or nftables DNAT, or any conntrack DNAT) sent them to: the client's
+// connect and close records carry podnet.peer.backend.address/port and, with Kubernetes
+// attribution, the backend pod beside the Service. It is read in the kernel, by a netfilter BPF
+// program in the node's network namespace (Linux 6.4+), which needs CAP_NET_ADMIN there: run
+// podnet with hostNetwork and NET_ADMIN (examples/kubernetes/daemonset-service-backends.yaml),
+// or give it SYS_ADMIN to enter the node's namespace from its own.
+type ServiceBackendsConfig struct {
+	// Mode: auto (the default) turns it on where podnet has what it needs and otherwise logs
+	// once at Start why it is off; on fails Start instead; off never loads it.
+	Mode string `mapstructure:"mode"`
+	// NodeNetns is the node's network namespace, where the translation happens; default
+	// <proc_root>/1/ns/net (the node's init process, with hostPID).
+	NodeNetns string `mapstructure:"node_netns"`
+	// MetricAttribute splits connection metrics by backend: podnet.peer.backend.address and
+	// the backend pod's podnet.peer.k8s.pod.name on the client's series. Off by default: it
+	// multiplies a Service's client series by its backends.
+	MetricAttribute bool `mapstructure:"metric_attribute"`
+}
+
+// service_backends.mode values.
+const (
+	backendsAuto = "auto"
+	backendsOn   = "on"
+	backendsOff  = "off"
+)
+
+func (c ServiceBackendsConfig) validate() error {
+	switch c.Mode {
+	case backendsAuto, backendsOn, backendsOff:
+		return nil
+	}
+	return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)
+}
+
+// nodeNetns is the namespace to read translations in, "" when off.
+func (c ServiceBackendsConfig) nodeNetns(procRoot string) string {
+	if c.Mode == backendsOff {
+		return ""
+	}
+	if c.NodeNetns != "" {
+		return c.NodeNetns
+	}
+	return filepath.Join(procRoot, "1", "ns", "net")
+}
+
+// started says, once at Start, whether Service backends are read: mode on fails Start when
+// they cannot be, auto logs why not and goes on without.
+func (c ServiceBackendsConfig) started(netns string, err error, logger *zap.Logger) error {
+	switch {
+	case c.Mode == backendsOff:
+		return nil
+	case err == nil:
+		logger.Info("podnet: connections to Services are followed to their backends", zap.String("node_netns", netns))
+		return nil
+	case c.Mode == backendsOn:
+		return fmt.Errorf("service_backends.mode is on: %w", err)
+	}
+	logger.Info("podnet: service_backends is off (records name a Service but not the backend pod it reached); "+
+		"to turn it on, run podnet with hostNetwork and CAP_NET_ADMIN (examples/kubernetes/daemonset-service-backends.yaml) "+
+		"on Linux 6.4+, or set service_backends.mode: off to silence this", zap.Error(err))
+	return nil
+}
