@@ -40,7 +40,7 @@ struct conn_info {
 	__u8 abnormal;   /* set at its close: failed, reset, aborted or retransmitted (kept whatever the sampling) */
 	__u16 backend_port; /* client: where the node's NAT sent it (nat.h), with backend_addr; 0 = not translated */
 	__u8 connect_err; /* client: the error the socket reported while connecting (errno), 0 = none */
-	__u8 _pad2;
+	__u8 dialled;     /* client: backend_* hold connect()'s destination, which socket-level load balancing changed (nat.h) */
 	__u8 backend_addr[16];
 };
 

@@ -131,4 +131,54 @@ static __always_inline void find_backend(struct conn_info *ci, struct sock *sk, 
 		backend_of(ci, sk, rd);
 }
 
+/* Socket-level load balancing (Cilium's kube-proxy replacement: a cgroup/connect4 program
+ * rewrites connect()'s destination before TCP sees it): the socket holds the backend from the
+ * start and no conntrack entry is translated. The Service is then only in the sockaddr the caller
+ * passed, still in its memory when the socket reaches SYN_SENT inside that connect(). Set by
+ * the loader (service_backends.socket_lb, with the syscall hooks): a read of the caller's sockaddr
+ * per connect. */
+const volatile bool socket_lb = false;
+
+static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+
+/* Inside connect(), at SYN_SENT: when the caller dialled another destination than the socket
+ * now has, keeps the dialled one in backend_* (marked dialled). Not inlined: its locals stay
+ * out of the state program's stack. */
+static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const struct connect_call *call, enum sock_read rd)
+{
+	__u8 sa[28] = {};
+	struct ends e = {};
+	__u8 dialled[16], socket[16];
+	__u32 len = call->addrlen;
+	__u16 family, port;
+
+	if (len > sizeof(sa))
+		len = sizeof(sa);
+	if (len < 8 || bpf_probe_read_user(sa, len, (void *)call->uaddr))
+		return;
+	family = *(__u16 *)sa;
+	port = bpf_ntohs(*(__u16 *)&sa[2]);
+	if (family == AF_INET)
+		as_v6(dialled, AF_INET, &sa[4]);
+	else if (family == AF_INET6 && len >= 24)
+		__builtin_memcpy(dialled, &sa[8], 16);
+	else
+		return;
+	sock_ends(sk, rd, &e);
+	as_v6(socket, e.family, e.peer_addr);
+	if (port == e.peer_port && same_addr(dialled, socket))
+		return;
+	__builtin_memcpy(ci->backend_addr, dialled, sizeof(ci->backend_addr));
+	ci->backend_port = port;
+	ci->dialled = 1;
+}
+
 #endif

@@ -22,6 +22,8 @@ enum event_type {
 enum event_flag {
 	EVENT_FLAG_ROLE_GUESSED = 1, /* role inferred (a listener on the local port), not seen at the open */
 	EVENT_FLAG_FOUND = 2,        /* the connection predates podnet: found at start, its open and start unknown */
+	EVENT_FLAG_DIALLED = 4,      /* socket-level load balancing translated connect()'s destination: backend_* hold
+				      * the address the caller dialled (the Service), the peer is the backend (nat.h) */
 };
 
 enum role {

@@ -58,7 +58,7 @@ type PodnetConnInfo struct {
 	Abnormal        uint8
 	BackendPort     uint16
 	ConnectErr      uint8
-	Pad2            uint8
+	Dialled         uint8
 	BackendAddr     [16]uint8
 }
 
@@ -121,6 +121,7 @@ type PodnetEventFlag uint32
 const (
 	PodnetEventFlagEVENT_FLAG_ROLE_GUESSED PodnetEventFlag = 1
 	PodnetEventFlagEVENT_FLAG_FOUND        PodnetEventFlag = 2
+	PodnetEventFlagEVENT_FLAG_DIALLED      PodnetEventFlag = 4
 )
 
 type PodnetEventType uint32
@@ -216,6 +217,7 @@ const (
 	PodnetVarSampleOneIn       = "sample_one_in"
 	PodnetVarScanId            = "scan_id"
 	PodnetVarSendEvents        = "send_events"
+	PodnetVarSocketLb          = "socket_lb"
 	PodnetVarUnusedAggKey      = "unused_agg_key"
 	PodnetVarUnusedAggValue    = "unused_agg_value"
 	PodnetVarUnusedCounter     = "unused_counter"
@@ -318,6 +320,7 @@ type PodnetVariableSpecs struct {
 	SampleOneIn       *ebpf.VariableSpec `ebpf:"sample_one_in"`
 	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
 	SendEvents        *ebpf.VariableSpec `ebpf:"send_events"`
+	SocketLb          *ebpf.VariableSpec `ebpf:"socket_lb"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -392,6 +395,7 @@ type PodnetVariables struct {
 	SampleOneIn       *ebpf.Variable `ebpf:"sample_one_in"`
 	ScanId            *ebpf.Variable `ebpf:"scan_id"`
 	SendEvents        *ebpf.Variable `ebpf:"send_events"`
+	SocketLb          *ebpf.Variable `ebpf:"socket_lb"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`

@@ -64,9 +64,11 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		e->start_ns = ci->start_ns;
 	if (ci->found)
 		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
-	if (nat_lookup) {
+	if (nat_lookup || socket_lb) {
 		e->backend_port = ci->backend_port;
 		__builtin_memcpy(e->backend_addr, ci->backend_addr, sizeof(e->backend_addr));
+		if (ci->dialled)
+			e->flags |= EVENT_FLAG_DIALLED;
 	}
 	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
 	if (sample_one_in > 1)
@@ -193,6 +195,9 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	struct connect_call *call;
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
+	call = bpf_map_lookup_elem(&connect_calls, &id);
+	if (socket_lb && call)
+		dialled_of(&ci, sk, call, rd);
 
 	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
@@ -201,7 +206,6 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		count(COUNTER_CLOSE_UNSEEN);
 		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	}
-	call = bpf_map_lookup_elem(&connect_calls, &id);
 	if (call)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
@@ -232,7 +236,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
 			classify(known, sk, true, rd); /* the local port is known from here */
-			find_backend(known, sk, rd);
+			if (!known->dialled)
+				find_backend(known, sk, rd);
 			ci = *known;
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
@@ -296,7 +301,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
 		if (!known)
 			classify(&ci, sk, false, rd); /* failed: never sampled out */
-		find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
+		if (!ci.dialled)
+			find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
 		return;
 	}

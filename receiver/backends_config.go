@@ -25,6 +25,12 @@ type ServiceBackendsConfig struct {
 	// the backend pod's podnet.peer.k8s.pod.name on the client's series. Off by default: it
 	// multiplies a Service's client series by its backends.
 	MetricAttribute bool `mapstructure:"metric_attribute"`
+	// SocketLB is for clusters where kube-proxy is replaced by socket-level load balancing
+	// (Cilium's kubeProxyReplacement): connect()'s destination is changed to the backend before
+	// TCP sees it, so no NAT is read, and the Service is named from the address the caller
+	// dialled, read inside each connect(). Needs the syscall hooks (logs with
+	// process_attributes); off by default: it costs a read of the caller's memory per connect.
+	SocketLB bool `mapstructure:"socket_lb"`
 }
 
 // service_backends.mode values.

@@ -181,6 +181,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
 		NATNetns:              cfg.ServiceBackends.nodeNetns(cfg.ProcRoot),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
+		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
 	}
 	if aggregate { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{

@@ -163,8 +163,13 @@ func TestServiceBackendsConfig(t *testing.T) {
 	assert.Equal(t, "/run/netns/node", opts.NATNetns)
 	assert.True(t, opts.BackendInMetrics)
 
+	assert.False(t, opts.SocketLB, "socket_lb off by default")
+	cfg.ServiceBackends.SocketLB = true
+	assert.True(t, cfg.kernelOptions(true, true, true).SocketLB)
+
 	cfg.ServiceBackends.Mode = backendsOff
 	assert.Empty(t, cfg.kernelOptions(true, true, true).NATNetns, "off loads nothing")
+	assert.False(t, cfg.kernelOptions(true, true, true).SocketLB, "off reads nothing")
 
 	cfg.ServiceBackends.Mode = "yes"
 	assert.ErrorContains(t, confmap.Validate(cfg), `service_backends.mode: unknown value "yes"; use auto, on or off`)

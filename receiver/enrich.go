@@ -45,7 +45,12 @@ func (en *enricher) enrich(events []enrichedEvent) {
 	for i := range events {
 		e := &events[i]
 		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
-		e.peer = en.peer(e.Peer.Addr())
+		if e.Dialled.IsValid() {
+			// Socket-level load balancing: the Service is what was dialled, the peer its backend.
+			e.peer = en.peer(e.Dialled.Addr())
+		} else {
+			e.peer = en.peer(e.Peer.Addr())
+		}
 		if e.Backend.IsValid() {
 			e.backend = en.peer(e.Backend.Addr())
 		}

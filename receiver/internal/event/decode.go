@@ -18,6 +18,7 @@ const (
 const (
 	flagRoleGuessed = uint8(bpf.PodnetEventFlagEVENT_FLAG_ROLE_GUESSED)
 	flagFound       = uint8(bpf.PodnetEventFlagEVENT_FLAG_FOUND)
+	flagDialled     = uint8(bpf.PodnetEventFlagEVENT_FLAG_DIALLED)
 )
 
 // RecordSize is the size of one kernel record.
@@ -80,6 +81,9 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 	}
 	if k.BackendPort != 0 {
 		e.Backend = netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)
+		if k.Flags&flagDialled != 0 {
+			e.Dialled, e.Backend = e.Backend, e.Peer
+		}
 	}
 	return nil
 }

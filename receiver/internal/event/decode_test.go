@@ -163,3 +163,24 @@ func TestClockTracksBootTime(t *testing.T) {
 	c := NewClock()
 	assert.NotZero(t, c.offset)
 }
+
+// backend_* hold the translated destination (DNAT), or with the dialled flag what connect()
+// was asked for (socket-level load balancing), the backend then being the socket's peer.
+func TestDecodeBackendAndDialled(t *testing.T) {
+	k := kernelEvent()
+	k.BackendAddr = netip.MustParseAddr("::ffff:10.0.0.9").As16()
+	k.BackendPort = 8443
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.MustParseAddrPort("10.0.0.9:8443"), e.Backend, "IPv4-mapped, unmapped")
+	assert.False(t, e.Dialled.IsValid())
+
+	k.Flags = flagDialled
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.MustParseAddrPort("10.0.0.9:8443"), e.Dialled)
+	assert.Equal(t, netip.MustParseAddrPort("10.0.0.2:8080"), e.Backend, "the socket's peer")
+
+	k.BackendPort, k.Flags = 0, 0
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.False(t, e.Backend.IsValid(), "port 0: not translated")
+}

@@ -76,6 +76,9 @@ type Event struct {
 	// Backend, on a client's connect and close: where the node's NAT translated the destination
 	// (a Service's backend); invalid when it was not translated or nobody looked.
 	Backend netip.AddrPort
+	// Dialled, where socket-level load balancing changed connect()'s destination before TCP saw
+	// it: what the caller dialled (the Service). Peer and Backend are then the backend.
+	Dialled netip.AddrPort
 	// SampleOneIn, with logs sampling on: this connection's records are 1 in this many (1: an
 	// abnormal connection, all of which are kept); 0 with sampling off.
 	SampleOneIn uint32

@@ -30,6 +30,9 @@ func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
 	if err := spec.Variables[bpf.PodnetVarBackendInMetrics].Set(opts.BackendInMetrics && opts.NATNetns != ""); err != nil {
 		return err
 	}
+	if err := spec.Variables[bpf.PodnetVarSocketLb].Set(opts.SocketLB && opts.syscallHooks()); err != nil {
+		return err
+	}
 	if opts.NATNetns == "" {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		return nil

@@ -57,6 +57,10 @@ type Options struct {
 	NATNetns string
 	// BackendInMetrics splits the in-kernel aggregates by backend (with NATNetns).
 	BackendInMetrics bool
+	// SocketLB reads, inside each connect(), the destination the caller passed: where socket-level
+	// load balancing changed it, events carry it (the Service) beside the socket's peer (the
+	// backend). Only with the syscall hooks (events with process context).
+	SocketLB bool
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool

@@ -22,6 +22,11 @@ func BenchmarkKernelCostPerConnection(b *testing.B) {
 		{"events-probed-reads", Options{ProbedReads: true, NoLiveReads: true}}, // kernels before 6.2
 		{"aggregate", Options{AggregateInKernel: true}},
 		{"events+aggregate", Options{AggregateInKernel: true, Events: true}}, // logs + metrics
+		// service_backends on, for connections to no Service: the netfilter program on every
+		// packet, one byte load per client connection (issue 14: compare with events+aggregate).
+		{"events+aggregate+backends", Options{AggregateInKernel: true, Events: true, NATNetns: "/proc/thread-self/ns/net"}},
+		// service_backends.socket_lb: a read of connect()'s sockaddr per connect (compare with events).
+		{"events+socketlb", Options{NoLiveReads: true, SocketLB: true}},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchKernelCost(b, c.opts) })
 	}
