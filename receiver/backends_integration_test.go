@@ -9,31 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 
 	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
-
-// acceptAll accepts on addr in pod until stopped, closing each connection at once.
-func acceptAll(t *testing.T, pod *netnstest.Pod, addr netip.AddrPort) (stop func()) {
-	t.Helper()
-	var ln net.Listener
-	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	return func() { _ = ln.Close() }
-}
 
 // dialFrom connects from pod to addr and closes; the error, if the connect failed.
 func dialFrom(t *testing.T, pod *netnstest.Pod, addr netip.AddrPort) error {
@@ -78,7 +59,7 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 		netnstest.Service{Name: "empty", VIP: emptyVIP}))
 	var stopServers []func()
 	for i, b := range []*netnstest.Pod{web0, web1} {
-		stopServers = append(stopServers, acceptAll(t, b, backends[i]))
+		stopServers = append(stopServers, b.AcceptAll(t, backends[i], nil))
 	}
 
 	var names attribution.Attributor
@@ -86,14 +67,7 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 		cfg.NodeName = node.Name
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
 		cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: node.NetnsPath()}
-	}, func(rcv *podnetReceiver) {
-		start := rcv.startAttribution
-		rcv.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
-			a, stopNames, err := start(h)
-			names = a
-			return a, stopNames, err
-		}
-	})
+	}, keepNames(&names))
 	require.Eventually(t, func() bool {
 		return names.Peer(web).ServiceName == "web" && names.Peer(empty).NoReadyEndpoints && !names.Peer(web).NoReadyEndpoints
 	}, 30*time.Second, 20*time.Millisecond, "the informers know the Services and their endpoints: %+v %+v", names.Peer(web), names.Peer(empty))

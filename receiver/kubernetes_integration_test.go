@@ -45,6 +45,19 @@ func (h *statusHost) saw(s componentstatus.Status) bool {
 
 const node = "node-a"
 
+// keepNames makes the receiver hand its attribution to *names too: tests wait on what its
+// informers know.
+func keepNames(names *attribution.Attributor) func(*podnetReceiver) {
+	return func(rcv *podnetReceiver) {
+		start := rcv.startAttribution
+		rcv.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
+			a, stop, err := start(h)
+			*names = a
+			return a, stop, err
+		}
+	}
+}
+
 // kubePod registers a namespace pod with the API server as the kubelet would, then lays out
 // its cgroup with the UID the API server gave it.
 func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p *netnstest.Pod, name, container, onNode string) string {
@@ -88,14 +101,7 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	logs, _, stop := startReceiverOpts(t, host, func(cfg *Config) {
 		cfg.NodeName = node
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
-	}, func(rcv *podnetReceiver) {
-		start := rcv.startAttribution
-		rcv.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
-			a, stopNames, err := start(h)
-			names = a
-			return a, stopNames, err
-		}
-	})
+	}, keepNames(&names))
 	require.NotNil(t, names)
 
 	srv := server.StartServer(t, "0.0.0.0:8080", 3)

@@ -57,22 +57,12 @@ func newServiceNode(t *testing.T, subnet byte) *serviceNode {
 
 // listen accepts at addr in pod b until the test ends, noting which client each connection came from.
 func (s *serviceNode) listen(t *testing.T, b *netnstest.Pod, addr netip.AddrPort) {
-	var ln net.Listener
-	require.NoError(t, b.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.acceptedBy[c.RemoteAddr().(*net.TCPAddr).AddrPort()] = c.LocalAddr().(*net.TCPAddr).AddrPort()
-			s.mu.Unlock()
-			_ = c.Close()
-			s.accepted.Done()
-		}
-	}()
+	b.AcceptAll(t, addr, func(local, remote netip.AddrPort) {
+		s.mu.Lock()
+		s.acceptedBy[remote] = local
+		s.mu.Unlock()
+		s.accepted.Done()
+	})
 }
 
 // dial makes n connections from pod to addr, each closed once accepted.
