@@ -70,9 +70,13 @@ static __always_inline void agg_add(const struct event *e)
 		return;
 	if (e->type != EVENT_CLOSE) {
 		__sync_fetch_and_add(&v->connections, 1);
+		if (e->retransmits)
+			__sync_fetch_and_add(&v->syn_retransmits, e->retransmits);
 		return;
 	}
 	__sync_fetch_and_add(&v->closed, 1);
+	if (e->close_reason < CLOSE_REASON_MAX)
+		__sync_fetch_and_add(&v->closed_by[e->close_reason], 1);
 	/* Only what the periodic reads of the open connection did not count already. */
 	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent - e->counted_bytes_sent);
 	__sync_fetch_and_add(&v->bytes_received, e->bytes_received - e->counted_bytes_received);

@@ -42,6 +42,10 @@ struct conn_info {
 	__u8 connect_err; /* client: the error the socket reported while connecting (errno), 0 = none */
 	__u8 dialled;     /* client: backend_* hold connect()'s destination, which socket-level load balancing changed (nat.h) */
 	__u8 backend_addr[16];
+	__u8 syn_retrans; /* SYN (client) or SYN-ACK (server) retransmissions when the handshake ended */
+	__u8 reset_received; /* the peer reset it (tcp_receive_reset) */
+	__u8 close_reason;   /* enum close_reason, decided at its close (for the close's event) */
+	__u8 _pad3[5];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */

@@ -36,6 +36,7 @@ const enum event_type *unused_event_type __attribute__((unused));
 const enum role *unused_role __attribute__((unused));
 const enum event_flag *unused_event_flag __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
+const enum close_reason *unused_close_reason __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
 const struct agg_key *unused_agg_key __attribute__((unused));
@@ -87,6 +88,15 @@ int BPF_PROG(error_report_tp_btf, struct sock *sk)
 {
 	if (sk->__sk_common.skc_state == TCP_SYN_SENT && is_tcp(sk, READ_TYPED))
 		on_connect_error(sk, READ_TYPED);
+	return 0;
+}
+
+/* The peer reset a connection: noted for its close reason (on_reset_received). Resets are rare:
+ * nothing per connection. tp_btf only, like the error report (elsewhere sk_err says it). */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(reset_received_tp_btf, struct sock *sk)
+{
+	on_reset_received(sk);
 	return 0;
 }
 

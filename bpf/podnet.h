@@ -26,6 +26,16 @@ enum event_flag {
 				      * the address the caller dialled (the Service), the peer is the backend (nat.h) */
 };
 
+/* How an established connection ended (event.close_reason, the closed counts' index). */
+enum close_reason {
+	CLOSE_NORMAL = 1,         /* the FIN exchange: closed from FIN_WAIT2, CLOSING or LAST_ACK */
+	CLOSE_RESET_RECEIVED = 2, /* the peer reset it */
+	CLOSE_RESET_SENT = 3,     /* this end aborted it: the kernel resets a connection it closes from
+				   * ESTABLISHED, CLOSE_WAIT or FIN_WAIT1 (SO_LINGER 0, unread data, abort) */
+	CLOSE_TIMEOUT = 4,        /* retransmissions, keepalives or TCP_USER_TIMEOUT ran out */
+	CLOSE_REASON_MAX = 5,
+};
+
 enum role {
 	ROLE_CLIENT = 1,
 	ROLE_SERVER = 2,
@@ -65,7 +75,7 @@ struct event {
 	__u32 netns_ino;      /* inode of the socket's network namespace */
 	__u32 pid;            /* tgid that connected/accepted; 0 = no process context known */
 	__u32 srtt_us;        /* close: smoothed RTT in microseconds */
-	__u32 retransmits;    /* close, found: tcp_sock.total_retrans */
+	__u32 retransmits;    /* close, found: tcp_sock.total_retrans; connect, accept: SYN (SYN-ACK) retransmissions */
 	__s32 error;          /* connect: positive errno when the open failed, else 0 */
 	__u16 family;         /* AF_INET or AF_INET6 */
 	__u16 local_port;     /* host byte order */
@@ -73,7 +83,7 @@ struct event {
 	__u8 type;            /* enum event_type */
 	__u8 role;            /* enum role */
 	__u8 flags;           /* enum event_flag bits */
-	__u8 _pad0;
+	__u8 close_reason;    /* close: enum close_reason */
 	__u16 backend_port;   /* client: the port the node's NAT translated the destination to (nat.h); 0 = none */
 	__u32 sample_one_in;  /* logs sampling on: this connection's records are 1 in this many (1: abnormal, all kept); 0: off */
 	__u8 local_addr[16];  /* network byte order; IPv4 in the first 4 bytes */
@@ -105,6 +115,8 @@ struct agg_value {
 	__u64 retransmits;
 	__u64 duration_ns; /* of closed connections whose start is known */
 	__u64 active;      /* open connections at the last periodic read (progress.h): a value, not a sum */
+	__u64 syn_retransmits; /* of the opens: SYN (client) or SYN-ACK (server) retransmissions */
+	__u64 closed_by[CLOSE_REASON_MAX]; /* closed, by enum close_reason ([0]: unknown) */
 };
 
 #pragma clang diagnostic pop

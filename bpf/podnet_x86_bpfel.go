@@ -28,15 +28,27 @@ type PodnetAggKey struct {
 }
 
 type PodnetAggValue struct {
-	_             structs.HostLayout
-	Connections   uint64
-	Closed        uint64
-	BytesSent     uint64
-	BytesReceived uint64
-	Retransmits   uint64
-	DurationNs    uint64
-	Active        uint64
+	_              structs.HostLayout
+	Connections    uint64
+	Closed         uint64
+	BytesSent      uint64
+	BytesReceived  uint64
+	Retransmits    uint64
+	DurationNs     uint64
+	Active         uint64
+	SynRetransmits uint64
+	ClosedBy       [5]uint64
 }
+
+type PodnetCloseReason uint32
+
+const (
+	PodnetCloseReasonCLOSE_NORMAL         PodnetCloseReason = 1
+	PodnetCloseReasonCLOSE_RESET_RECEIVED PodnetCloseReason = 2
+	PodnetCloseReasonCLOSE_RESET_SENT     PodnetCloseReason = 3
+	PodnetCloseReasonCLOSE_TIMEOUT        PodnetCloseReason = 4
+	PodnetCloseReasonCLOSE_REASON_MAX     PodnetCloseReason = 5
+)
 
 type PodnetConnInfo struct {
 	_               structs.HostLayout
@@ -60,6 +72,10 @@ type PodnetConnInfo struct {
 	ConnectErr      uint8
 	Dialled         uint8
 	BackendAddr     [16]uint8
+	SynRetrans      uint8
+	ResetReceived   uint8
+	CloseReason     uint8
+	Pad3            [5]uint8
 }
 
 type PodnetConnectCall struct {
@@ -107,7 +123,7 @@ type PodnetEvent struct {
 	Type                 uint8
 	Role                 uint8
 	Flags                uint8
-	Pad0                 uint8
+	CloseReason          uint8
 	BackendPort          uint16
 	SampleOneIn          uint32
 	LocalAddr            [16]uint8
@@ -180,53 +196,55 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PodnetMapAggregates        = "aggregates"
-	PodnetMapConnectCalls      = "connect_calls"
-	PodnetMapConns             = "conns"
-	PodnetMapCounters          = "counters"
-	PodnetMapEvents            = "events"
-	PodnetMapExcludedPeers     = "excluded_peers"
-	PodnetMapExcludedPorts     = "excluded_ports"
-	PodnetMapHandled           = "handled"
-	PodnetMapListenPorts       = "listen_ports"
-	PodnetMapNatBackends       = "nat_backends"
-	PodnetProgAccept4Cast      = "accept4_cast"
-	PodnetProgAcceptCast       = "accept_cast"
-	PodnetProgEnterConnect     = "enter_connect"
-	PodnetProgErrorReportTpBtf = "error_report_tp_btf"
-	PodnetProgExitAccept       = "exit_accept"
-	PodnetProgExitAccept4      = "exit_accept4"
-	PodnetProgExitConnect      = "exit_connect"
-	PodnetProgFindConnections  = "find_connections"
-	PodnetProgFindListeners    = "find_listeners"
-	PodnetProgNatSeen          = "nat_seen"
-	PodnetProgProgressCast     = "progress_cast"
-	PodnetProgProgressProbed   = "progress_probed"
-	PodnetProgStateTpBtf       = "state_tp_btf"
-	PodnetProgStateTpBtfNested = "state_tp_btf_nested"
-	PodnetProgStateTracepoint  = "state_tracepoint"
-	PodnetVarAggregateInKernel = "aggregate_in_kernel"
-	PodnetVarBackendInMetrics  = "backend_in_metrics"
-	PodnetVarExclusions        = "exclusions"
-	PodnetVarLastWakeupNs      = "last_wakeup_ns"
-	PodnetVarLiveReads         = "live_reads"
-	PodnetVarNatDsts           = "nat_dsts"
-	PodnetVarNatLookup         = "nat_lookup"
-	PodnetVarProcessContext    = "process_context"
-	PodnetVarRingTypes         = "ring_types"
-	PodnetVarSampleOneIn       = "sample_one_in"
-	PodnetVarScanId            = "scan_id"
-	PodnetVarSendEvents        = "send_events"
-	PodnetVarSocketLb          = "socket_lb"
-	PodnetVarUnusedAggKey      = "unused_agg_key"
-	PodnetVarUnusedAggValue    = "unused_agg_value"
-	PodnetVarUnusedCounter     = "unused_counter"
-	PodnetVarUnusedEvent       = "unused_event"
-	PodnetVarUnusedEventFlag   = "unused_event_flag"
-	PodnetVarUnusedEventType   = "unused_event_type"
-	PodnetVarUnusedRole        = "unused_role"
-	PodnetVarWakeupBytes       = "wakeup_bytes"
-	PodnetVarWakeupIntervalNs  = "wakeup_interval_ns"
+	PodnetMapAggregates          = "aggregates"
+	PodnetMapConnectCalls        = "connect_calls"
+	PodnetMapConns               = "conns"
+	PodnetMapCounters            = "counters"
+	PodnetMapEvents              = "events"
+	PodnetMapExcludedPeers       = "excluded_peers"
+	PodnetMapExcludedPorts       = "excluded_ports"
+	PodnetMapHandled             = "handled"
+	PodnetMapListenPorts         = "listen_ports"
+	PodnetMapNatBackends         = "nat_backends"
+	PodnetProgAccept4Cast        = "accept4_cast"
+	PodnetProgAcceptCast         = "accept_cast"
+	PodnetProgEnterConnect       = "enter_connect"
+	PodnetProgErrorReportTpBtf   = "error_report_tp_btf"
+	PodnetProgExitAccept         = "exit_accept"
+	PodnetProgExitAccept4        = "exit_accept4"
+	PodnetProgExitConnect        = "exit_connect"
+	PodnetProgFindConnections    = "find_connections"
+	PodnetProgFindListeners      = "find_listeners"
+	PodnetProgNatSeen            = "nat_seen"
+	PodnetProgProgressCast       = "progress_cast"
+	PodnetProgProgressProbed     = "progress_probed"
+	PodnetProgResetReceivedTpBtf = "reset_received_tp_btf"
+	PodnetProgStateTpBtf         = "state_tp_btf"
+	PodnetProgStateTpBtfNested   = "state_tp_btf_nested"
+	PodnetProgStateTracepoint    = "state_tracepoint"
+	PodnetVarAggregateInKernel   = "aggregate_in_kernel"
+	PodnetVarBackendInMetrics    = "backend_in_metrics"
+	PodnetVarExclusions          = "exclusions"
+	PodnetVarLastWakeupNs        = "last_wakeup_ns"
+	PodnetVarLiveReads           = "live_reads"
+	PodnetVarNatDsts             = "nat_dsts"
+	PodnetVarNatLookup           = "nat_lookup"
+	PodnetVarProcessContext      = "process_context"
+	PodnetVarRingTypes           = "ring_types"
+	PodnetVarSampleOneIn         = "sample_one_in"
+	PodnetVarScanId              = "scan_id"
+	PodnetVarSendEvents          = "send_events"
+	PodnetVarSocketLb            = "socket_lb"
+	PodnetVarUnusedAggKey        = "unused_agg_key"
+	PodnetVarUnusedAggValue      = "unused_agg_value"
+	PodnetVarUnusedCloseReason   = "unused_close_reason"
+	PodnetVarUnusedCounter       = "unused_counter"
+	PodnetVarUnusedEvent         = "unused_event"
+	PodnetVarUnusedEventFlag     = "unused_event_flag"
+	PodnetVarUnusedEventType     = "unused_event_type"
+	PodnetVarUnusedRole          = "unused_role"
+	PodnetVarWakeupBytes         = "wakeup_bytes"
+	PodnetVarWakeupIntervalNs    = "wakeup_interval_ns"
 )
 
 // LoadPodnet returns the embedded CollectionSpec for Podnet.
@@ -271,21 +289,22 @@ type PodnetSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetProgramSpecs struct {
-	Accept4Cast      *ebpf.ProgramSpec `ebpf:"accept4_cast"`
-	AcceptCast       *ebpf.ProgramSpec `ebpf:"accept_cast"`
-	EnterConnect     *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	ErrorReportTpBtf *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
-	ExitAccept       *ebpf.ProgramSpec `ebpf:"exit_accept"`
-	ExitAccept4      *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitConnect      *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	FindConnections  *ebpf.ProgramSpec `ebpf:"find_connections"`
-	FindListeners    *ebpf.ProgramSpec `ebpf:"find_listeners"`
-	NatSeen          *ebpf.ProgramSpec `ebpf:"nat_seen"`
-	ProgressCast     *ebpf.ProgramSpec `ebpf:"progress_cast"`
-	ProgressProbed   *ebpf.ProgramSpec `ebpf:"progress_probed"`
-	StateTpBtf       *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
-	StateTpBtfNested *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
-	StateTracepoint  *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
+	Accept4Cast        *ebpf.ProgramSpec `ebpf:"accept4_cast"`
+	AcceptCast         *ebpf.ProgramSpec `ebpf:"accept_cast"`
+	EnterConnect       *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	ErrorReportTpBtf   *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
+	ExitAccept         *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitAccept4        *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitConnect        *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	FindConnections    *ebpf.ProgramSpec `ebpf:"find_connections"`
+	FindListeners      *ebpf.ProgramSpec `ebpf:"find_listeners"`
+	NatSeen            *ebpf.ProgramSpec `ebpf:"nat_seen"`
+	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
+	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
+	ResetReceivedTpBtf *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
+	StateTpBtf         *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
+	StateTpBtfNested   *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
+	StateTracepoint    *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
 }
 
 // PodnetMapSpecs contains maps before they are loaded into the kernel.
@@ -323,6 +342,7 @@ type PodnetVariableSpecs struct {
 	SocketLb          *ebpf.VariableSpec `ebpf:"socket_lb"`
 	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
+	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
@@ -398,6 +418,7 @@ type PodnetVariables struct {
 	SocketLb          *ebpf.Variable `ebpf:"socket_lb"`
 	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
+	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
@@ -411,21 +432,22 @@ type PodnetVariables struct {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetPrograms struct {
-	Accept4Cast      *ebpf.Program `ebpf:"accept4_cast"`
-	AcceptCast       *ebpf.Program `ebpf:"accept_cast"`
-	EnterConnect     *ebpf.Program `ebpf:"enter_connect"`
-	ErrorReportTpBtf *ebpf.Program `ebpf:"error_report_tp_btf"`
-	ExitAccept       *ebpf.Program `ebpf:"exit_accept"`
-	ExitAccept4      *ebpf.Program `ebpf:"exit_accept4"`
-	ExitConnect      *ebpf.Program `ebpf:"exit_connect"`
-	FindConnections  *ebpf.Program `ebpf:"find_connections"`
-	FindListeners    *ebpf.Program `ebpf:"find_listeners"`
-	NatSeen          *ebpf.Program `ebpf:"nat_seen"`
-	ProgressCast     *ebpf.Program `ebpf:"progress_cast"`
-	ProgressProbed   *ebpf.Program `ebpf:"progress_probed"`
-	StateTpBtf       *ebpf.Program `ebpf:"state_tp_btf"`
-	StateTpBtfNested *ebpf.Program `ebpf:"state_tp_btf_nested"`
-	StateTracepoint  *ebpf.Program `ebpf:"state_tracepoint"`
+	Accept4Cast        *ebpf.Program `ebpf:"accept4_cast"`
+	AcceptCast         *ebpf.Program `ebpf:"accept_cast"`
+	EnterConnect       *ebpf.Program `ebpf:"enter_connect"`
+	ErrorReportTpBtf   *ebpf.Program `ebpf:"error_report_tp_btf"`
+	ExitAccept         *ebpf.Program `ebpf:"exit_accept"`
+	ExitAccept4        *ebpf.Program `ebpf:"exit_accept4"`
+	ExitConnect        *ebpf.Program `ebpf:"exit_connect"`
+	FindConnections    *ebpf.Program `ebpf:"find_connections"`
+	FindListeners      *ebpf.Program `ebpf:"find_listeners"`
+	NatSeen            *ebpf.Program `ebpf:"nat_seen"`
+	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
+	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
+	ResetReceivedTpBtf *ebpf.Program `ebpf:"reset_received_tp_btf"`
+	StateTpBtf         *ebpf.Program `ebpf:"state_tp_btf"`
+	StateTpBtfNested   *ebpf.Program `ebpf:"state_tp_btf_nested"`
+	StateTracepoint    *ebpf.Program `ebpf:"state_tracepoint"`
 }
 
 func (p *PodnetPrograms) Close() error {
@@ -442,6 +464,7 @@ func (p *PodnetPrograms) Close() error {
 		p.NatSeen,
 		p.ProgressCast,
 		p.ProgressProbed,
+		p.ResetReceivedTpBtf,
 		p.StateTpBtf,
 		p.StateTpBtfNested,
 		p.StateTracepoint,

@@ -8,6 +8,9 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
+#define EPIPE 32
+#define ECONNRESET 104
+#define ETIMEDOUT 110
 #define RCV_SHUTDOWN 1 /* sk_shutdown: the peer's FIN arrived */
 #define EADDRNOTAVAIL 99
 

@@ -73,8 +73,11 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
 	if (sample_one_in > 1)
 		e->sample_one_in = ci->abnormal || error ? 1 : sample_one_in;
+	if (type == EVENT_CONNECT || type == EVENT_ACCEPT)
+		e->retransmits = ci->syn_retrans;
 	if (type == EVENT_CLOSE) {
 		fill_close(e, sk, rd);
+		e->close_reason = ci->close_reason;
 		e->counted_bytes_sent = ci->counted_sent;
 		e->counted_bytes_received = ci->counted_received;
 		e->counted_retransmits = ci->counted_retrans;
@@ -145,29 +148,59 @@ static __always_inline void classify(struct conn_info *ci, struct sock *sk, bool
 		classify_sock(ci, sk, sample, rd);
 }
 
+/* tcp_sock.total_retrans: at the handshake's end, the SYN (client) or SYN-ACK (server, which
+ * the child socket inherits from its request) retransmissions. */
+static __always_inline __u32 sock_total_retrans(struct sock *sk, enum sock_read rd)
+{
+	struct tcp_sock *tp;
+
+	if (rd == READ_TYPED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		return tp ? tp->total_retrans : 0;
+	}
+	if (rd == READ_CAST)
+		return ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->total_retrans;
+	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+}
+
+static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
+{
+	__u32 n = sock_total_retrans(sk, rd);
+
+	return n > 255 ? 255 : n;
+}
+
+/* How an established connection ended (enum close_reason), at its CLOSE. A reset received is
+ * noted before the close (on_reset_received), and also leaves sk_err ECONNRESET (EPIPE in
+ * CLOSE_WAIT); a timeout leaves ETIMEDOUT. Otherwise the state it left says: the FIN exchange
+ * ends in FIN_WAIT2, CLOSING or LAST_ACK, and a connection this end closes from ESTABLISHED,
+ * CLOSE_WAIT or FIN_WAIT1 is reset by the kernel (it sends the RST right after the state change,
+ * which is why the send is not watched). */
+static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const struct conn_info *ci, enum sock_read rd)
+{
+	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+
+	if (ci->reset_received || err == ECONNRESET || err == EPIPE)
+		return CLOSE_RESET_RECEIVED;
+	if (err == ETIMEDOUT)
+		return CLOSE_TIMEOUT;
+	if (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
+		return CLOSE_NORMAL;
+	return CLOSE_RESET_SENT;
+}
+
 /* Whether a connection ended abnormally: failed, reset (sent or received), aborted, timed out
  * or retransmitted. A close reached through the FIN exchange comes from FIN_WAIT2, CLOSING or
  * LAST_ACK; from anywhere else it was cut short. Only read when sampling is on. */
 static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum sock_read rd)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
-	__u32 retrans;
 
 	if (oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING && oldstate != TCP_LAST_ACK)
 		return true;
 	if (err)
 		return true;
-	if (rd == READ_TYPED) {
-		tp = bpf_skc_to_tcp_sock(sk);
-		retrans = tp ? tp->total_retrans : 0;
-	} else if (rd == READ_CAST) {
-		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-		retrans = tp->total_retrans;
-	} else {
-		retrans = BPF_CORE_READ(tp, total_retrans);
-	}
-	return retrans > 0;
+	return sock_total_retrans(sk, rd) > 0;
 }
 
 /* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns
@@ -235,6 +268,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
+			known->syn_retrans = syn_retransmits(sk, rd);
 			classify(known, sk, true, rd); /* the local port is known from here */
 			if (!known->dialled)
 				find_backend(known, sk, rd);
@@ -242,6 +276,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
 			ci.start_ns = now;
+			ci.syn_retrans = syn_retransmits(sk, rd);
 			classify(&ci, sk, true, rd);
 			find_backend(&ci, sk, rd);
 			track(key, &ci);
@@ -255,6 +290,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		 * reports the open. */
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
+		ci.syn_retrans = syn_retransmits(sk, rd);
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
 		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
@@ -269,6 +305,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	if (!known->start_ns) {
 		known->start_ns = now;
 		known->est_seq = seq;
+		known->syn_retrans = syn_retransmits(sk, rd);
 		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd);
 	}
 }
@@ -303,9 +340,11 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			classify(&ci, sk, false, rd); /* failed: never sampled out */
 		if (!ci.dialled)
 			find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
+		ci.syn_retrans = syn_retransmits(sk, rd);
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
 		return;
 	}
+	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
 	/* Left out by sampling, but it ended abnormally: kept after all, its open reported now at
 	 * the time it happened (its entry kept what the open record needs). */
 	deferred = ci.sampled_out;
@@ -366,6 +405,17 @@ static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
 	}
 	if (known->role == ROLE_CLIENT && !known->start_ns)
 		known->connect_err = err;
+}
+
+/* The peer reset a connection (tcp_receive_reset, before the kernel closes it): noted for its
+ * close reason, where sk_err alone could be read and cleared by the application first. */
+static __always_inline void on_reset_received(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct conn_info *known = bpf_map_lookup_elem(&conns, &key);
+
+	if (known)
+		known->reset_received = 1;
 }
 
 /* One interesting state change of a TCP socket. */

@@ -213,7 +213,7 @@ func foundEvents() (found, closed event.Event) {
 	found.Found, found.RoleGuessed = true, true
 	found.BytesSent, found.BytesReceived, found.Retransmits = 300, 50, 0
 	closed = found
-	closed.Type, closed.Time = event.Close, found.Time+5_000_000_000
+	closed.Type, closed.Time, closed.CloseReason = event.Close, found.Time+5_000_000_000, event.CloseNormal
 	closed.BytesSent, closed.BytesReceived, closed.SRTTMicros = 500, 70, 150
 	closed.CountedBytesSent, closed.CountedBytesReceived = 300, 50
 	return found, closed

@@ -36,7 +36,9 @@ type series struct {
 	start, updated pcommon.Timestamp
 	local          *localEnd // as named by the series' latest event
 	connections    int64
+	synRetransmits int64 // of the opens: SYN or SYN-ACK retransmissions
 	closed         int64
+	closedBy       [event.CloseReasons]int64 // closed, by event.CloseReason
 	bytesSent      int64
 	bytesReceived  int64
 	retransmits    int64
@@ -109,8 +111,10 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 		switch e.Type {
 		case event.Connect, event.Accept:
 			s.connections++
+			s.synRetransmits += int64(e.SynRetransmits)
 		case event.Close:
 			s.closed++
+			s.closedBy[e.CloseReason]++ // decoding checked the range
 			sent, received, retransmits := e.Remainder()
 			s.bytesSent += int64(sent)
 			s.bytesReceived += int64(received)
@@ -147,7 +151,11 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		return false
 	}
 	s.connections += int64(v.Connections)
+	s.synRetransmits += int64(v.SynRetransmits)
 	s.closed += int64(v.Closed)
+	for r, n := range v.ClosedBy {
+		s.closedBy[r] += int64(n)
+	}
 	s.bytesSent += int64(v.BytesSent)
 	s.bytesReceived += int64(v.BytesReceived)
 	s.retransmits += int64(v.Retransmits)
@@ -223,6 +231,9 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 			connOpts = append(connOpts[:len(connOpts):len(connOpts)], metadata.WithErrorTypeMetricAttribute(event.ErrorType(k.errno)))
 		}
 		m.mb.RecordPodnetTCPConnectionsDataPoint(now, s.connections, role, netType, peer, port, connOpts...)
+		if s.synRetransmits > 0 {
+			m.mb.RecordPodnetTCPSynRetransmitsDataPoint(now, s.synRetransmits, role, netType, peer, port, connOpts...)
+		}
 	}
 	if k.errno != 0 {
 		return // a failed connect: never established
@@ -232,7 +243,11 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 		m.mb.RecordPodnetTCPConnectionsActiveDataPoint(now, s.active, role, netType, peer, port, opts...)
 	}
 	if s.closed > 0 {
-		m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, s.closed, role, netType, peer, port, opts...)
+		for r, n := range s.closedBy {
+			if r > 0 && n > 0 { // 0: no close has it (the kernel always decides one)
+				m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, n, role, netType, peer, port, closeReasons[r], opts...)
+			}
+		}
 		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, float64(s.durationNs)/1e9, role, netType, peer, port, opts...)
 	}
 	if s.closed > 0 || s.active > 0 || s.bytesSent > 0 || s.bytesReceived > 0 || s.retransmits > 0 {
@@ -240,6 +255,14 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 		m.mb.RecordPodnetTCPBytesReceivedDataPoint(now, s.bytesReceived, role, netType, peer, port, opts...)
 		m.mb.RecordPodnetTCPRetransmitsDataPoint(now, s.retransmits, role, netType, peer, port, opts...)
 	}
+}
+
+// closeReasons maps event.CloseReason to its attribute value ([0]: decoding never lets one through).
+var closeReasons = [event.CloseReasons]metadata.AttributePodnetTCPCloseReason{
+	event.CloseNormal:        metadata.AttributePodnetTCPCloseReasonNormal,
+	event.CloseResetReceived: metadata.AttributePodnetTCPCloseReasonResetReceived,
+	event.CloseResetSent:     metadata.AttributePodnetTCPCloseReasonResetSent,
+	event.CloseTimeout:       metadata.AttributePodnetTCPCloseReasonTimeout,
 }
 
 func peerOptions(p attribution.Peer) []metadata.MetricAttributeOption {

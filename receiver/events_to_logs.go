@@ -110,6 +110,10 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
 		a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
 		a.PutInt("podnet.tcp.retransmits", int64(e.Retransmits))
+		a.PutStr("podnet.tcp.close.reason", e.CloseReason.String())
+	}
+	if e.SynRetransmits != 0 {
+		a.PutInt("podnet.tcp.syn_retransmits", int64(e.SynRetransmits))
 	}
 	if e.Type == event.Found {
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
@@ -158,9 +162,12 @@ func attributeCount(e *event.Event, p, backend *attribution.Peer) int {
 	if e.SampleOneIn != 0 {
 		n++
 	}
+	if e.SynRetransmits != 0 {
+		n++
+	}
 	switch e.Type {
 	case event.Close:
-		n += 4
+		n += 5
 		if _, ok := e.Duration(); ok {
 			n++
 		}

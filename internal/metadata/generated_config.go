@@ -293,6 +293,7 @@ const (
 	PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType                PodnetTCPConnectionsClosedMetricAttributeKey = "network.type"
 	PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress         PodnetTCPConnectionsClosedMetricAttributeKey = "network.peer.address"
 	PodnetTCPConnectionsClosedMetricAttributeKeyServerPort                 PodnetTCPConnectionsClosedMetricAttributeKey = "server.port"
+	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason       PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.tcp.close.reason"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.namespace.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.service.name"
@@ -325,9 +326,9 @@ func (ms *PodnetTCPConnectionsClosedMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PodnetTCPConnectionsClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
 		}
 	}
 
@@ -395,6 +396,62 @@ func (ms *PodnetTCPRetransmitsMetricConfig) Validate() error {
 	return nil
 }
 
+// PodnetTCPSynRetransmitsMetricAttributeKey specifies the key of an attribute for the podnet.tcp.syn_retransmits metric.
+type PodnetTCPSynRetransmitsMetricAttributeKey string
+
+const (
+	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole       PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.connection.role"
+	PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType                PodnetTCPSynRetransmitsMetricAttributeKey = "network.type"
+	PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress         PodnetTCPSynRetransmitsMetricAttributeKey = "network.peer.address"
+	PodnetTCPSynRetransmitsMetricAttributeKeyServerPort                 PodnetTCPSynRetransmitsMetricAttributeKey = "server.port"
+	PodnetTCPSynRetransmitsMetricAttributeKeyErrorType                  PodnetTCPSynRetransmitsMetricAttributeKey = "error.type"
+	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.k8s.namespace.name"
+	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.k8s.pod.name"
+	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.k8s.service.name"
+	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.backend.address"
+)
+
+// PodnetTCPSynRetransmitsMetricConfig provides config for the podnet.tcp.syn_retransmits metric.
+type PodnetTCPSynRetransmitsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                      `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PodnetTCPSynRetransmitsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PodnetTCPSynRetransmitsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PodnetTCPSynRetransmitsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress:
+		default:
+			return fmt.Errorf("metric podnet.tcp.syn_retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for podnet metrics.
 type MetricsConfig struct {
 	PodnetTCPBytesReceived      PodnetTCPBytesReceivedMetricConfig      `mapstructure:"podnet.tcp.bytes_received"`
@@ -404,6 +461,7 @@ type MetricsConfig struct {
 	PodnetTCPConnectionsActive  PodnetTCPConnectionsActiveMetricConfig  `mapstructure:"podnet.tcp.connections.active"`
 	PodnetTCPConnectionsClosed  PodnetTCPConnectionsClosedMetricConfig  `mapstructure:"podnet.tcp.connections.closed"`
 	PodnetTCPRetransmits        PodnetTCPRetransmitsMetricConfig        `mapstructure:"podnet.tcp.retransmits"`
+	PodnetTCPSynRetransmits     PodnetTCPSynRetransmitsMetricConfig     `mapstructure:"podnet.tcp.syn_retransmits"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -436,12 +494,17 @@ func DefaultMetricsConfig() MetricsConfig {
 		PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 		PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+		},
+		PodnetTCPSynRetransmits: PodnetTCPSynRetransmitsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 		},
 	}
 }

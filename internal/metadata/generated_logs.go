@@ -94,7 +94,7 @@ type eventPodnetTCPAccept struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -113,6 +113,7 @@ func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommo
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("podnet.tcp.syn_retransmits", podnetTCPSynRetransmitsAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
@@ -140,7 +141,7 @@ type eventPodnetTCPClose struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -164,6 +165,7 @@ func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon
 	dp.Attributes().PutInt("podnet.tcp.bytes_received", podnetTCPBytesReceivedAttributeValue)
 	dp.Attributes().PutDouble("podnet.tcp.rtt", podnetTCPRttAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.retransmits", podnetTCPRetransmitsAttributeValue)
+	dp.Attributes().PutStr("podnet.tcp.close.reason", podnetTCPCloseReasonAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
@@ -191,7 +193,7 @@ type eventPodnetTCPConnect struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -210,6 +212,7 @@ func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcomm
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("podnet.tcp.syn_retransmits", podnetTCPSynRetransmitsAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
@@ -451,18 +454,18 @@ func (lb *LogsBuilder) Emit(options ...ResourceLogsOption) plog.Logs {
 }
 
 // RecordPodnetTCPAcceptEvent adds a log record of podnet.tcp.accept event.
-func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPCloseEvent adds a log record of podnet.tcp.close event.
-func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue AttributePodnetTCPCloseReason, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, podnetTCPCloseReasonAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectEvent adds a log record of podnet.tcp.connect event.
-func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.

@@ -94,6 +94,40 @@ var MapAttributePodnetConnectionRole = map[string]AttributePodnetConnectionRole{
 	"server": AttributePodnetConnectionRoleServer,
 }
 
+// AttributePodnetTCPCloseReason specifies the value podnet.tcp.close.reason attribute.
+type AttributePodnetTCPCloseReason int
+
+const (
+	_ AttributePodnetTCPCloseReason = iota
+	AttributePodnetTCPCloseReasonNormal
+	AttributePodnetTCPCloseReasonResetReceived
+	AttributePodnetTCPCloseReasonResetSent
+	AttributePodnetTCPCloseReasonTimeout
+)
+
+// String returns the string representation of the AttributePodnetTCPCloseReason.
+func (av AttributePodnetTCPCloseReason) String() string {
+	switch av {
+	case AttributePodnetTCPCloseReasonNormal:
+		return "normal"
+	case AttributePodnetTCPCloseReasonResetReceived:
+		return "reset_received"
+	case AttributePodnetTCPCloseReasonResetSent:
+		return "reset_sent"
+	case AttributePodnetTCPCloseReasonTimeout:
+		return "timeout"
+	}
+	return ""
+}
+
+// MapAttributePodnetTCPCloseReason is a helper map of string to AttributePodnetTCPCloseReason attribute value.
+var MapAttributePodnetTCPCloseReason = map[string]AttributePodnetTCPCloseReason{
+	"normal":         AttributePodnetTCPCloseReasonNormal,
+	"reset_received": AttributePodnetTCPCloseReasonResetReceived,
+	"reset_sent":     AttributePodnetTCPCloseReasonResetSent,
+	"timeout":        AttributePodnetTCPCloseReasonTimeout,
+}
+
 var MetricsInfo = metricsInfo{
 	PodnetTCPBytesReceived: metricInfo{
 		Name:       "podnet.tcp.bytes_received",
@@ -117,11 +151,15 @@ var MetricsInfo = metricsInfo{
 	},
 	PodnetTCPConnectionsClosed: metricInfo{
 		Name:       "podnet.tcp.connections.closed",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.tcp.close.reason", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 	PodnetTCPRetransmits: metricInfo{
 		Name:       "podnet.tcp.retransmits",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+	},
+	PodnetTCPSynRetransmits: metricInfo{
+		Name:       "podnet.tcp.syn_retransmits",
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
 }
 
@@ -133,6 +171,7 @@ type metricsInfo struct {
 	PodnetTCPConnectionsActive  metricInfo
 	PodnetTCPConnectionsClosed  metricInfo
 	PodnetTCPRetransmits        metricInfo
+	PodnetTCPSynRetransmits     metricInfo
 }
 
 type metricInfo struct {
@@ -705,7 +744,7 @@ type metricPodnetTCPConnectionsClosed struct {
 // init fills podnet.tcp.connections.closed metric with initial data.
 func (m *metricPodnetTCPConnectionsClosed) init() {
 	m.data.SetName("podnet.tcp.connections.closed")
-	m.data.SetDescription("Established connections that closed, including connections found open at start.")
+	m.data.SetDescription("Established connections that closed, including connections found open at start, by how they ended (podnet.tcp.close.reason).")
 	m.data.SetUnit("{connection}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -714,7 +753,7 @@ func (m *metricPodnetTCPConnectionsClosed) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricPodnetTCPConnectionsClosed) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue string, networkTypeAttributeValue string, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+func (m *metricPodnetTCPConnectionsClosed) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue string, networkTypeAttributeValue string, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, podnetTCPCloseReasonAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -733,6 +772,9 @@ func (m *metricPodnetTCPConnectionsClosed) recordDataPoint(start pcommon.Timesta
 	}
 	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort) {
 		dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason) {
+		dp.Attributes().PutStr("podnet.tcp.close.reason", podnetTCPCloseReasonAttributeValue)
 	}
 	for _, op := range options {
 		op.apply(dp)
@@ -901,6 +943,109 @@ func newMetricPodnetTCPRetransmits(cfg PodnetTCPRetransmitsMetricConfig) metricP
 	return m
 }
 
+type metricPodnetTCPSynRetransmits struct {
+	data          pmetric.Metric                      // data buffer for generated metric.
+	config        PodnetTCPSynRetransmitsMetricConfig // metric config provided by user.
+	capacity      int                                 // max observed number of data points added to the metric.
+	aggDataPoints []int64                             // slice containing number of aggregated datapoints at each index
+}
+
+// init fills podnet.tcp.syn_retransmits metric with initial data.
+func (m *metricPodnetTCPSynRetransmits) init() {
+	m.data.SetName("podnet.tcp.syn_retransmits")
+	m.data.SetDescription("SYNs (client) and SYN-ACKs (server) retransmitted before connections' handshakes ended - failed connects included (their error.type series). A handshake that needed one took the initial RTO (1 s) longer.")
+	m.data.SetUnit("{segment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPodnetTCPSynRetransmits) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue string, networkTypeAttributeValue string, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole) {
+		dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType) {
+		dp.Attributes().PutStr("network.type", networkTypeAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress) {
+		dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort) {
+		dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPodnetTCPSynRetransmits) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPodnetTCPSynRetransmits) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPodnetTCPSynRetransmits(cfg PodnetTCPSynRetransmitsMetricConfig) metricPodnetTCPSynRetransmits {
+	m := metricPodnetTCPSynRetransmits{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
@@ -918,6 +1063,7 @@ type MetricsBuilder struct {
 	metricPodnetTCPConnectionsActive  metricPodnetTCPConnectionsActive
 	metricPodnetTCPConnectionsClosed  metricPodnetTCPConnectionsClosed
 	metricPodnetTCPRetransmits        metricPodnetTCPRetransmits
+	metricPodnetTCPSynRetransmits     metricPodnetTCPSynRetransmits
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -950,6 +1096,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricPodnetTCPConnectionsActive:  newMetricPodnetTCPConnectionsActive(mbc.Metrics.PodnetTCPConnectionsActive),
 		metricPodnetTCPConnectionsClosed:  newMetricPodnetTCPConnectionsClosed(mbc.Metrics.PodnetTCPConnectionsClosed),
 		metricPodnetTCPRetransmits:        newMetricPodnetTCPRetransmits(mbc.Metrics.PodnetTCPRetransmits),
+		metricPodnetTCPSynRetransmits:     newMetricPodnetTCPSynRetransmits(mbc.Metrics.PodnetTCPSynRetransmits),
 		resourceAttributeIncludeFilter:    make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter:    make(map[string]filter.Filter),
 	}
@@ -1084,6 +1231,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricPodnetTCPConnectionsActive.emit(ils.Metrics())
 	mb.metricPodnetTCPConnectionsClosed.emit(ils.Metrics())
 	mb.metricPodnetTCPRetransmits.emit(ils.Metrics())
+	mb.metricPodnetTCPSynRetransmits.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -1141,13 +1289,18 @@ func (mb *MetricsBuilder) RecordPodnetTCPConnectionsActiveDataPoint(ts pcommon.T
 }
 
 // RecordPodnetTCPConnectionsClosedDataPoint adds a data point to podnet.tcp.connections.closed metric.
-func (mb *MetricsBuilder) RecordPodnetTCPConnectionsClosedDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
-	mb.metricPodnetTCPConnectionsClosed.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
+func (mb *MetricsBuilder) RecordPodnetTCPConnectionsClosedDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, podnetTCPCloseReasonAttributeValue AttributePodnetTCPCloseReason, options ...MetricAttributeOption) {
+	mb.metricPodnetTCPConnectionsClosed.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, podnetTCPCloseReasonAttributeValue.String(), options...)
 }
 
 // RecordPodnetTCPRetransmitsDataPoint adds a data point to podnet.tcp.retransmits metric.
 func (mb *MetricsBuilder) RecordPodnetTCPRetransmitsDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
 	mb.metricPodnetTCPRetransmits.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
+}
+
+// RecordPodnetTCPSynRetransmitsDataPoint adds a data point to podnet.tcp.syn_retransmits metric.
+func (mb *MetricsBuilder) RecordPodnetTCPSynRetransmitsDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricPodnetTCPSynRetransmits.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -74,6 +74,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["podnet.tcp.connections.active"] = mb.metricPodnetTCPConnectionsActive.config.AggregationStrategy
 			aggMap["podnet.tcp.connections.closed"] = mb.metricPodnetTCPConnectionsClosed.config.AggregationStrategy
 			aggMap["podnet.tcp.retransmits"] = mb.metricPodnetTCPRetransmits.config.AggregationStrategy
+			aggMap["podnet.tcp.syn_retransmits"] = mb.metricPodnetTCPSynRetransmits.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -114,15 +115,21 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, AttributePodnetTCPCloseReasonNormal, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, AttributePodnetTCPCloseReasonResetReceived, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
 			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
 				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -145,6 +152,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricPodnetTCPConnectionsActive.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnectionsClosed.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPRetransmits.aggDataPoints)
+				assert.Empty(t, mb.metricPodnetTCPSynRetransmits.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -536,7 +544,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections.closed"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Established connections that closed, including connections found open at start.", mi.Description())
+						assert.Equal(t, "Established connections that closed, including connections found open at start, by how they ended (podnet.tcp.close.reason).", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -557,6 +565,9 @@ func TestMetricsBuilder(t *testing.T) {
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
+						podnetTCPCloseReasonAttrVal, ok := dp.Attributes().Get("podnet.tcp.close.reason")
+						assert.True(t, ok)
+						assert.Equal(t, "normal", podnetTCPCloseReasonAttrVal.Str())
 						podnetPeerK8sNamespaceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.namespace.name")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.k8s.namespace.name-val", podnetPeerK8sNamespaceNameAttrVal.Str())
@@ -574,7 +585,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.connections.closed"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Established connections that closed, including connections found open at start.", mi.Description())
+						assert.Equal(t, "Established connections that closed, including connections found open at start, by how they ended (podnet.tcp.close.reason).", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -599,6 +610,8 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("network.peer.address")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("server.port")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("podnet.tcp.close.reason")
 						assert.False(t, ok)
 					}
 				case "podnet.tcp.retransmits":
@@ -654,6 +667,80 @@ func TestMetricsBuilder(t *testing.T) {
 						assert.Equal(t, ts, dp.Timestamp())
 						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
 						switch aggMap["podnet.tcp.retransmits"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("podnet.connection.role")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.type")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.peer.address")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server.port")
+						assert.False(t, ok)
+					}
+				case "podnet.tcp.syn_retransmits":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["podnet.tcp.syn_retransmits"], "Found a duplicate in the metrics slice: podnet.tcp.syn_retransmits")
+						validatedMetrics["podnet.tcp.syn_retransmits"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "SYNs (client) and SYN-ACKs (server) retransmitted before connections' handshakes ended - failed connects included (their error.type series). A handshake that needed one took the initial RTO (1 s) longer.", mi.Description())
+						assert.Equal(t, "{segment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						podnetConnectionRoleAttrVal, ok := dp.Attributes().Get("podnet.connection.role")
+						assert.True(t, ok)
+						assert.Equal(t, "client", podnetConnectionRoleAttrVal.Str())
+						networkTypeAttrVal, ok := dp.Attributes().Get("network.type")
+						assert.True(t, ok)
+						assert.Equal(t, "ipv4", networkTypeAttrVal.Str())
+						networkPeerAddressAttrVal, ok := dp.Attributes().Get("network.peer.address")
+						assert.True(t, ok)
+						assert.Equal(t, "network.peer.address-val", networkPeerAddressAttrVal.Str())
+						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
+						assert.True(t, ok)
+						assert.EqualValues(t, 11, serverPortAttrVal.Int())
+						errorTypeAttrVal, ok := dp.Attributes().Get("error.type")
+						assert.True(t, ok)
+						assert.Equal(t, "error.type-val", errorTypeAttrVal.Str())
+						podnetPeerK8sNamespaceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.namespace.name-val", podnetPeerK8sNamespaceNameAttrVal.Str())
+						podnetPeerK8sPodNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.pod.name-val", podnetPeerK8sPodNameAttrVal.Str())
+						podnetPeerK8sServiceNameAttrVal, ok := dp.Attributes().Get("podnet.peer.k8s.service.name")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.k8s.service.name-val", podnetPeerK8sServiceNameAttrVal.Str())
+						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
+						assert.True(t, ok)
+						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["podnet.tcp.syn_retransmits"], "Found a duplicate in the metrics slice: podnet.tcp.syn_retransmits")
+						validatedMetrics["podnet.tcp.syn_retransmits"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "SYNs (client) and SYN-ACKs (server) retransmitted before connections' handshakes ended - failed connects included (their error.type series). A handshake that needed one took the initial RTO (1 s) longer.", mi.Description())
+						assert.Equal(t, "{segment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["podnet.tcp.syn_retransmits"] {
 						case "sum":
 							assert.Equal(t, int64(4), dp.IntValue())
 						case "avg":

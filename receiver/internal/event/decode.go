@@ -73,6 +73,16 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 		RoleGuessed:          k.Flags&flagRoleGuessed != 0,
 		SampleOneIn:          k.SampleOneIn,
 	}
+	switch e.Type {
+	case Connect, Accept:
+		// The kernel's retransmits field holds the handshake's on opens.
+		e.SynRetransmits, e.Retransmits = k.Retransmits, 0
+	case Close:
+		if k.CloseReason == 0 || int(k.CloseReason) >= CloseReasons {
+			return fmt.Errorf("%w: close reason %d", ErrMalformed, k.CloseReason)
+		}
+		e.CloseReason = CloseReason(k.CloseReason)
+	}
 	if k.StartNs != 0 {
 		e.Start = clock.UnixNano(k.StartNs)
 	}

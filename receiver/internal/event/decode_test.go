@@ -23,7 +23,7 @@ func kernelEvent() bpf.PodnetEvent {
 		TimestampNs: 2_000, StartNs: 1_000, CgroupId: 77, NetnsIno: 4026532000, Pid: 42,
 		BytesSent: 6, BytesReceived: 9, SrttUs: 150, Retransmits: 1,
 		Family: afInet, LocalPort: 40000, PeerPort: 8080,
-		Type: uint8(Close), Role: uint8(Client),
+		Type: uint8(Close), Role: uint8(Client), CloseReason: uint8(CloseNormal),
 	}
 	copy(k.LocalAddr[:], []byte{10, 0, 0, 1})
 	copy(k.PeerAddr[:], []byte{10, 0, 0, 2})
@@ -183,4 +183,27 @@ func TestDecodeBackendAndDialled(t *testing.T) {
 	k.BackendPort, k.Flags = 0, 0
 	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
 	assert.False(t, e.Backend.IsValid(), "port 0: not translated")
+}
+
+// How a connection ended is decoded on closes, the handshake's retransmissions on opens, and a
+// close without a known reason is malformed (counted, never reported as some reason).
+func TestDecodeCloseReasonAndSynRetransmits(t *testing.T) {
+	k := kernelEvent()
+	k.CloseReason = uint8(CloseResetReceived)
+	var e Event
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, CloseResetReceived, e.CloseReason)
+	assert.Equal(t, "reset_received", e.CloseReason.String())
+	assert.Equal(t, uint32(1), e.Retransmits, "a close's retransmits are its totals")
+
+	k.Type, k.Retransmits = uint8(Connect), 2
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, uint32(2), e.SynRetransmits)
+	assert.Zero(t, e.Retransmits)
+
+	for _, bad := range []uint8{0, uint8(CloseReasons)} {
+		k = kernelEvent()
+		k.CloseReason = bad
+		assert.ErrorIs(t, Decode(raw(k), FixedClock(0), &e), ErrMalformed, "reason %d", bad)
+	}
 }

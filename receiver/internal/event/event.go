@@ -48,6 +48,33 @@ func (r Role) String() string {
 	return "client"
 }
 
+// CloseReason is how an established connection ended (bpf/state.h close_reason_of).
+type CloseReason uint8
+
+const (
+	CloseNormal        = CloseReason(bpf.PodnetCloseReasonCLOSE_NORMAL)
+	CloseResetReceived = CloseReason(bpf.PodnetCloseReasonCLOSE_RESET_RECEIVED)
+	CloseResetSent     = CloseReason(bpf.PodnetCloseReasonCLOSE_RESET_SENT)
+	CloseTimeout       = CloseReason(bpf.PodnetCloseReasonCLOSE_TIMEOUT)
+	// CloseReasons bounds the values: arrays indexed by reason have this length.
+	CloseReasons = int(bpf.PodnetCloseReasonCLOSE_REASON_MAX)
+)
+
+// String is the podnet.tcp.close.reason value: part of podnet's contract with users.
+func (r CloseReason) String() string {
+	switch r {
+	case CloseNormal:
+		return "normal"
+	case CloseResetReceived:
+		return "reset_received"
+	case CloseResetSent:
+		return "reset_sent"
+	case CloseTimeout:
+		return "timeout"
+	}
+	return "unknown"
+}
+
 // Event is one decoded kernel event. Times are Unix nanoseconds.
 type Event struct {
 	Type  Type
@@ -73,6 +100,11 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// SynRetransmits, on connect and accept: SYNs (client) or SYN-ACKs (server) retransmitted
+	// before the handshake ended.
+	SynRetransmits uint32
+	// CloseReason, on close: how the connection ended.
+	CloseReason CloseReason
 	// Backend, on a client's connect and close: where the node's NAT translated the destination
 	// (a Service's backend); invalid when it was not translated or nobody looked.
 	Backend netip.AddrPort

@@ -42,11 +42,13 @@ var statePrograms = map[HookMode][]string{
 	HooksTracepoint: {bpf.PodnetProgStateTracepoint},
 }
 
-// errorPrograms keep the error a connecting socket reports for its close (bpf/state.h
-// on_connect_error): tp_btf only, as the classic tracepoint does not name the socket. Without it
-// a failed connect whose application read the error first and closed the socket reads
-// "cancelled".
-var errorPrograms = map[HookMode]string{HooksTPBTF: bpf.PodnetProgErrorReportTpBtf}
+// errorPrograms note, for a connection's end, what only happens before it: the error a
+// connecting socket reports (bpf/state.h on_connect_error: without it a failed connect whose
+// application read the error first and closed the socket reads "cancelled") and a reset received
+// (on_reset_received: the close reason, where sk_err could be read and cleared first). tp_btf only:
+// the classic error-report tracepoint does not name the socket; both run only on errors and
+// resets, never per connection.
+var errorPrograms = map[HookMode][]string{HooksTPBTF: {bpf.PodnetProgErrorReportTpBtf, bpf.PodnetProgResetReceivedTpBtf}}
 
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first
 // one's are done by the second, and the second is only skipped where the first has run.

@@ -79,9 +79,11 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			}
 		}
 	}
-	for name, p := range errorPrograms {
+	for name, progs := range errorPrograms {
 		if name != mode {
-			delete(spec.Programs, p)
+			for _, p := range progs {
+				delete(spec.Programs, p)
+			}
 		}
 	}
 	// hooks: syscall tracepoint → the program chosen for it. Programs not chosen (the other
@@ -165,10 +167,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		t.natErr = err
 		t.links = append(t.links, links...)
 	}
-	if p, ok := errorPrograms[mode]; ok {
+	for _, p := range errorPrograms[mode] {
 		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[p]})
 		if err != nil {
-			return nil, explain("attaching inet_sk_error_report", err)
+			return nil, explain("attaching "+p, err)
 		}
 		t.links = append(t.links, l)
 	}

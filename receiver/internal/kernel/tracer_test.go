@@ -76,11 +76,7 @@ func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
 }
 
 // stateHooks is how many programs a mode attaches besides the syscall hooks: its state
-// programs and, where it has one, its error-report program.
+// programs and its error and reset programs.
 func stateHooks(m HookMode) int {
-	n := len(statePrograms[m])
-	if _, ok := errorPrograms[m]; ok {
-		n++
-	}
-	return n
+	return len(statePrograms[m]) + len(errorPrograms[m])
 }

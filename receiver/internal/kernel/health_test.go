@@ -1,0 +1,159 @@
+package kernel
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+const (
+	reasonNormal        = uint8(bpf.PodnetCloseReasonCLOSE_NORMAL)
+	reasonResetReceived = uint8(bpf.PodnetCloseReasonCLOSE_RESET_RECEIVED)
+	reasonResetSent     = uint8(bpf.PodnetCloseReasonCLOSE_RESET_SENT)
+	reasonTimeout       = uint8(bpf.PodnetCloseReasonCLOSE_TIMEOUT)
+)
+
+// How connections end, each way, in the close events and the aggregates alike (issue 15): the FIN
+// exchange, a reset by either end (SO_LINGER 0), and a retransmission timeout (TCP_USER_TIMEOUT
+// against a peer that went silent); and how many SYNs a connect retransmitted (its first SYN
+// dropped by the server's firewall).
+func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 131)
+	client, server := netw.AddPod(), netw.AddPod()
+	cns, sns := client.NetnsInode(), server.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	_, _ = readAll(t, tr, nil)
+	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
+
+	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(server.IPv4, port) }
+	// 7301: the FIN exchange, the client closing first.
+	c, s := pair(t, client, server, at(7301))
+	require.NoError(t, c.Close())
+	readEOF(t, s)
+	require.NoError(t, s.Close())
+	// 7302: the server resets; the client gets the RST.
+	c, s = pair(t, client, server, at(7302))
+	require.NoError(t, s.(*net.TCPConn).SetLinger(0))
+	require.NoError(t, s.Close())
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.NoError(t, c.Close())
+	// 7303: the client resets.
+	c, s = pair(t, client, server, at(7303))
+	require.NoError(t, c.(*net.TCPConn).SetLinger(0))
+	require.NoError(t, c.Close())
+	_, err = s.Read(make([]byte, 1))
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.NoError(t, s.Close())
+	// 7304: the server goes silent; the client's data is retransmitted until its user timeout.
+	c, s = pair(t, client, server, at(7304))
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, raw.Control(func(fd uintptr) {
+		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 400))
+	}))
+	server.Exec("nft", "add table inet podnet_silent")
+	server.Exec("nft", "add chain inet podnet_silent in { type filter hook input priority 0 ; policy accept ; }")
+	server.Exec("nft", "add rule inet podnet_silent in tcp dport 7304 drop")
+	_, err = c.Write([]byte("anyone?"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, syscall.ETIMEDOUT)
+	require.NoError(t, c.Close())
+	server.Exec("nft", "delete table inet podnet_silent")
+	require.NoError(t, s.(*net.TCPConn).SetLinger(0))
+	require.NoError(t, s.Close())
+	// 7305: the first SYN dropped: one retransmission, ~1 s later.
+	server.DropSYNs(7305)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		server.Exec("nft", "delete table inet podnet_test")
+	}()
+	c, s = pair(t, client, server, at(7305))
+	require.NoError(t, c.Close())
+	readEOF(t, s)
+	require.NoError(t, s.Close())
+
+	require.Eventually(t, func() bool { return len(client.OpenTCPSockets())+len(server.OpenTCPSockets()) == 0 },
+		10*time.Second, 10*time.Millisecond, "every connection closed")
+	events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == cns || e.NetnsIno == sns })
+	type end struct {
+		role uint8
+		port uint16
+	}
+	reasons, synRetrans := map[end]uint8{}, map[end]uint32{}
+	for i := range events {
+		e := &events[i]
+		port := e.PeerPort
+		if e.Role == roleServer {
+			port = e.LocalPort
+		}
+		switch e.Type {
+		case uint8(bpf.PodnetEventTypeEVENT_CLOSE):
+			reasons[end{e.Role, port}] = e.CloseReason
+		case uint8(bpf.PodnetEventTypeEVENT_CONNECT), uint8(bpf.PodnetEventTypeEVENT_ACCEPT):
+			synRetrans[end{e.Role, port}] = e.Retransmits
+		}
+	}
+	want := map[end]uint8{
+		{roleClient, 7301}: reasonNormal, {roleServer, 7301}: reasonNormal,
+		{roleClient, 7302}: reasonResetReceived, {roleServer, 7302}: reasonResetSent,
+		{roleClient, 7303}: reasonResetSent, {roleServer, 7303}: reasonResetReceived,
+		{roleClient, 7304}: reasonTimeout, {roleServer, 7304}: reasonResetSent,
+		{roleClient, 7305}: reasonNormal, {roleServer, 7305}: reasonNormal,
+	}
+	assert.Equal(t, want, reasons, "close reasons in the events")
+	assert.Equal(t, uint32(1), synRetrans[end{roleClient, 7305}], "the dropped SYN, retransmitted once")
+	for _, p := range []uint16{7301, 7302, 7303, 7304} {
+		assert.Zero(t, synRetrans[end{roleClient, p}], "port %d", p)
+		assert.Zero(t, synRetrans[end{roleServer, p}], "port %d", p)
+	}
+
+	gotAgg, synAgg := map[end]uint8{}, map[end]uint64{}
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno != cns && k.NetnsIno != sns {
+			return
+		}
+		e := end{k.Role, k.ServerPort}
+		synAgg[e] += v.SynRetransmits
+		for r, n := range v.ClosedBy {
+			if n > 0 {
+				assert.Equal(t, uint64(1), n, "%v", e)
+				gotAgg[e] = uint8(r)
+			}
+		}
+	}))
+	assert.Equal(t, want, gotAgg, "close reasons in the aggregates")
+	assert.Equal(t, uint64(1), synAgg[end{roleClient, 7305}])
+}
+
+// pair connects client to a fresh listener at addr in server and returns both ends.
+func pair(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn) {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	defer ln.Close()
+	require.NoError(t, client.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	return c, s
+}
+
+func readEOF(t *testing.T, c net.Conn) {
+	t.Helper()
+	_, err := c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+}
