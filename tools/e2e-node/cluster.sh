@@ -96,11 +96,18 @@ make_pod_network() {
 	ip link set "$E2E_BRIDGE" up
 	# Lets the DNAT below reach the API server on 127.0.0.1 (this interface only).
 	sysctl -qw "net.ipv4.conf.$E2E_BRIDGE.route_localnet=1"
+	# The output chain serves hostNetwork pods (podnet with service_backends). Priority -100 is
+	# dstnat, which nft 1.0.6 names in prerouting only. Both DNATs come before kube-proxy's filter
+	# chains (priority 0), which would reject the Service for having no endpoints.
 	nft -f - <<NFT
 table ip $E2E_NFT_TABLE {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		iifname "$E2E_BRIDGE" ip daddr $E2E_KUBERNETES_SVC tcp dport 443 dnat to 127.0.0.1:$E2E_APISERVER_PORT
+	}
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip daddr $E2E_KUBERNETES_SVC tcp dport 443 dnat to 127.0.0.1:$E2E_APISERVER_PORT
 	}
 }
 NFT
@@ -175,12 +182,32 @@ resolvConf: /etc/resolv.conf
 # A busy shared disk must not evict the test's pods.
 evictionHard: { memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%" }
 imageGCHighThresholdPercent: 100
-# No kube-proxy here, so none of the kubelet's own iptables chains either.
+# kube-proxy runs in nftables mode, which needs none of the kubelet's iptables chains.
 makeIPTablesUtilChains: false
 YAML
 	start_daemon kubelet "$KUBE_BIN/kubelet" --config "$E2E_STATE/kubelet.yaml" \
 		--kubeconfig "$E2E_STATE/kubeconfig" --root-dir "$E2E_STATE/kubelet" \
 		--hostname-override "$E2E_NODE" --node-ip "$E2E_GATEWAY"
+}
+
+# kube-proxy in nftables mode, for the DNAT of Services that podnet's service_backends reads.
+# The conntrack sysctls stay as the host has them (0 = leave as is: kube-proxy would otherwise
+# raise nf_conntrack_max and the TCP timeouts for good), and both its listeners stay on loopback.
+# Pod-to-Service-to-pod on one bridge relies on bridged replies reaching the host's conntrack
+# (br_netfilter, net.bridge.bridge-nf-call-iptables=1), which this kernel has built in and on.
+start_kube_proxy() {
+	cat >"$E2E_STATE/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection: { kubeconfig: "$E2E_STATE/kubeconfig" }
+hostnameOverride: $E2E_NODE
+clusterCIDR: $E2E_POD_SUBNET
+healthzBindAddress: 127.0.0.1:$E2E_KUBE_PROXY_HEALTHZ_PORT
+metricsBindAddress: 127.0.0.1:$E2E_KUBE_PROXY_METRICS_PORT
+conntrack: { maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s }
+YAML
+	start_daemon kube-proxy "$KUBE_BIN/kube-proxy" --config "$E2E_STATE/kube-proxy.yaml"
 }
 
 # One cgroup per hierarchy at $E2E_CGROUP_ROOT: the kubelet checks that its cgroupRoot exists.

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # make e2e-node: a real single-node Kubernetes cluster on this machine (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd, kubelet, bridge CNI), podnet installed
-# from examples/kubernetes/daemonset.yaml, two pods talking HTTP, and a check that podnet's
-# records name both pods. Opt-in (root; changes host state until its teardown, which the EXIT
-# trap always runs and which verifies the host afterwards). Not part of the default test run.
+# kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy in nftables mode,
+# bridge CNI), podnet installed from examples/kubernetes/daemonset.yaml, two pods talking HTTP,
+# and a check that podnet's records name both pods; then podnet with service_backends
+# (examples/kubernetes/service-backends.patch.yaml) and a client of a two-backend Service, whose
+# records must name the Service and the backend pod that served each connection. Opt-in (root;
+# changes host state until its teardown, which the EXIT trap always runs and which verifies the
+# host afterwards). Not part of the default test run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "e2e-node: needs root" >&2; exit 1; }
 . tools/e2e-node/env.sh
 . tools/e2e-node/cluster.sh
 . tools/e2e-node/helm.sh
+. tools/e2e-node/service.sh
 
 phase() { echo "e2e-node: == $* (+${SECONDS}s)"; }
 if [ -e "$E2E_RUN" ] || [ -e "$E2E_STATE" ]; then
@@ -52,6 +56,7 @@ mkdir -p "$E2E_RUN/pids" "$E2E_STATE"
 	for n in /run/netns/*; do [ -e "$n" ] && echo "netns:${n#/run/netns/}"; done
 	nft list tables | awk '{print "nfttable:"$2" "$3}'
 	nft list ruleset | awk '/^table /{t=$2" "$3} /^\tchain KUBE-/{print "nft:"t" "$2}'
+	echo "sysctl:net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward)"
 } >"$E2E_RUN/preexisting"
 echo "$KUBE_BIN/kubectl" >"$E2E_RUN/kubectl"
 E2E_CGROUP_ROOT=$(e2e_own_cgroup)
@@ -97,6 +102,12 @@ for image in pause workload otelcol-podnet; do
 done
 start_kubelet
 wait_for "node $E2E_NODE Ready" 180 kubectl wait --for=condition=Ready "node/$E2E_NODE" --timeout=5s
+# After the Node exists: kube-proxy takes the node's IP from it. Healthy once it has synced.
+start_kube_proxy
+if ! wait_for "kube-proxy (nftables) synced" 60 curl -fs "http://127.0.0.1:$E2E_KUBE_PROXY_HEALTHZ_PORT/healthz"; then
+	tail -n 30 "$E2E_LOGS/kube-proxy.log"
+	exit 1
+fi
 
 phase "OTLP sink on $E2E_GATEWAY:$E2E_SINK_PORT"
 output=$E2E_LOGS/podnet-output.jsonl
@@ -141,6 +152,9 @@ if ! wait_for "podnet records naming both pods" 120 \
 	exit 1
 fi
 tools/e2e-node/assert.sh "$output" "$client_uid" e2e-client "$server_uid" e2e-server
+
+phase "Service -> backend pod: kube-proxy (nftables) and podnet with service_backends"
+service_phase "$output"
 
 if [ -n "${PODNET_HELM_CHART:-}" ]; then
 	phase "Helm: upstream chart at $PODNET_HELM_CHART with examples/helm/values.yaml"

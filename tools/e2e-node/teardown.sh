@@ -2,7 +2,7 @@
 # Removes everything an e2e-node run created and then checks the host for leftovers; run.sh
 # calls it from its EXIT trap, and it can be run by hand after a run that was killed.
 # It touches only what env.sh names: pids it recorded, its bridge and the veths on it, its nft
-# table, its cgroups, mounts under its directories and the CNI netns it created.
+# table and kube-proxy's, its cgroups, mounts under its directories and the CNI netns it created.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . tools/e2e-node/env.sh
@@ -38,7 +38,8 @@ fi
 kubectl=$(cat "$E2E_RUN/kubectl" 2>/dev/null)
 if alive "$(pid_of kubelet)" && alive "$(pid_of kube-apiserver)" && [ -x "$kubectl" ]; then
 	log "deleting pods"
-	"$kubectl" --kubeconfig "$E2E_STATE/kubeconfig" delete daemonsets,pods --all -A \
+	# Owners first, or the ReplicaSet recreates the pods deleted under it.
+	"$kubectl" --kubeconfig "$E2E_STATE/kubeconfig" delete deployments,replicasets,daemonsets,pods --all -A \
 		--grace-period=0 --force --wait=false >/dev/null 2>&1
 	for ((i = 0; i < 60; i++)); do
 		[ -z "$(e2e_ctr tasks ls -q 2>/dev/null)" ] && break
@@ -47,7 +48,7 @@ if alive "$(pid_of kubelet)" && alive "$(pid_of kube-apiserver)" && [ -x "$kubec
 fi
 
 # 2. Daemons, clients of containerd first.
-for name in kubelet kube-scheduler kube-controller-manager sink; do
+for name in kubelet kube-proxy kube-scheduler kube-controller-manager sink; do
 	stop_pid "$(pid_of "$name")"
 done
 if alive "$(pid_of containerd)"; then
@@ -99,6 +100,10 @@ for veth in $(ip -o link show master "$E2E_BRIDGE" 2>/dev/null | awk -F': ' '{pr
 done
 ip link del "$E2E_BRIDGE" 2>/dev/null
 nft delete table ip "$E2E_NFT_TABLE" 2>/dev/null
+# kube-proxy leaves its tables when it stops (so that a restart keeps Services working).
+for t in $E2E_KUBE_PROXY_TABLES; do
+	was_there "nfttable:${t%/*} ${t#*/}" || nft delete table "${t%/*}" "${t#*/}" 2>/dev/null
+done
 # The kubelet's iptables chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...) that were not there
 # before: first the rules that jump to them, then the chains; then tables left with no rule
 # at all (iptables-nft recreates those on demand).
@@ -113,6 +118,11 @@ nft list tables 2>/dev/null | while read -r _ fam tbl; do
 	was_there "nfttable:$fam $tbl" && continue
 	nft list table "$fam" "$tbl" | grep -qvE '^\s*(table|chain|type|\}|$)' || nft delete table "$fam" "$tbl"
 done
+
+# The bridge plugin (isGateway) turns IPv4 forwarding on, which pod -> Service -> pod needs;
+# it stays on after the plugin is gone unless put back as it was before the run.
+fwd=$(sed -n 's/^sysctl:net.ipv4.ip_forward=//p' <<<"${preexisting:-}")
+[ -n "$fwd" ] && sysctl -qw "net.ipv4.ip_forward=$fwd"
 
 # 5. cgroups, deepest first (empty now).
 if [ -n "$cgroot" ]; then
@@ -147,13 +157,19 @@ while read -r t; do
 done < <(findmnt -rn -o TARGET)
 ip link show "$E2E_BRIDGE" >/dev/null 2>&1 && left+=("link $E2E_BRIDGE")
 nft list table ip "$E2E_NFT_TABLE" >/dev/null 2>&1 && left+=("nft table $E2E_NFT_TABLE")
+for t in $E2E_KUBE_PROXY_TABLES; do
+	! was_there "nfttable:${t%/*} ${t#*/}" && nft list table "${t%/*}" "${t#*/}" >/dev/null 2>&1 &&
+		left+=("nft table ${t%/*} ${t#*/}")
+done
 while read -r fam tbl chain; do
 	[ -n "$chain" ] && ! was_there "nft:$fam $tbl $chain" && left+=("nft chain $fam $tbl $chain")
 done < <(kube_chains)
+[ -n "$fwd" ] && [ "$(sysctl -n net.ipv4.ip_forward)" != "$fwd" ] && left+=("net.ipv4.ip_forward not back to $fwd")
 for p in $E2E_STATE $E2E_RUN $E2E_FIXED_PATHS; do
 	[ -e "$p" ] && ! was_there "$p" && left+=("path $p")
 done
-for port in $E2E_ETCD_PORT $E2E_ETCD_PEER_PORT $E2E_APISERVER_PORT $E2E_KUBELET_PORT $E2E_KUBELET_HEALTHZ_PORT; do
+for port in $E2E_ETCD_PORT $E2E_ETCD_PEER_PORT $E2E_APISERVER_PORT $E2E_KUBELET_PORT $E2E_KUBELET_HEALTHZ_PORT \
+	$E2E_KUBE_PROXY_HEALTHZ_PORT $E2E_KUBE_PROXY_METRICS_PORT; do
 	ss -Hltn "sport = :$port" | grep -q . && left+=("listener on port $port")
 done
 ss -Hltn "src $E2E_GATEWAY" | grep -q . && left+=("listener on $E2E_GATEWAY")
@@ -162,4 +178,4 @@ if ((${#left[@]})); then
 	printf '  %s\n' "${left[@]}"
 	exit 1
 fi
-log "host clean (no processes, mounts, cgroups, links, nft table, files or listeners left)"
+log "host clean (no processes, mounts, cgroups, links, nft tables, files or listeners left; ip_forward as before)"

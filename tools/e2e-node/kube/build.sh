@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes binaries of the e2e-node cluster (kubelet, kube-controller-manager,
-# kube-scheduler, kubectl, and kube-apiserver unless tools/kube already cached it) from
-# k8s.io/kubernetes into a cache outside the repo. Its own module: that dependency tree must
+# Builds the Kubernetes binaries of the e2e-node cluster (kubelet, kube-proxy,
+# kube-controller-manager, kube-scheduler, kubectl, and kube-apiserver unless tools/kube already
+# cached it) from k8s.io/kubernetes into a cache outside the repo. Its own module: that dependency tree must
 # never reach the product's go.mod. Prints the cache's bin directory; returns at once when warm.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,7 +18,7 @@ ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$
 mkdir -p "$bin"
 shared=$cache/kube/$version/bin/kube-apiserver # tools/kube's build, when it has run
 # kube-apiserver last: by then tools/kube may have built it (both share GOCACHE anyway).
-for cmd in kubelet kube-controller-manager kube-scheduler kubectl kube-apiserver; do
+for cmd in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl kube-apiserver; do
 	if [ "$cmd" = kube-apiserver ] && [ ! -x "$bin/$cmd" ] && [ -x "$shared" ]; then
 		ln -sfn "$shared" "$bin/$cmd"
 	fi
