@@ -2,6 +2,7 @@ package podnetreceiver
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"go.uber.org/zap"
@@ -12,14 +13,16 @@ import (
 // connect and close records carry podnet.peer.backend.address/port and, with Kubernetes
 // attribution, the backend pod beside the Service. It is read in the kernel, by a netfilter BPF
 // program in the node's network namespace (Linux 6.4+), which needs CAP_NET_ADMIN there: run
-// podnet with hostNetwork and NET_ADMIN (examples/kubernetes/daemonset-service-backends.yaml),
-// or give it SYS_ADMIN to enter the node's namespace from its own.
+// podnet with hostNetwork and NET_ADMIN (examples/kubernetes/service-backends.patch.yaml), or
+// set node_netns and give it SYS_ADMIN to enter the node's namespace from its own.
 type ServiceBackendsConfig struct {
 	// Mode: auto (the default) turns it on where podnet has what it needs and otherwise logs
 	// once at Start why it is off; on fails Start instead; off never loads it.
 	Mode string `mapstructure:"mode"`
-	// NodeNetns is the node's network namespace, where the translation happens; default
-	// <proc_root>/1/ns/net (the node's init process, with hostPID).
+	// NodeNetns is the node's network namespace, where the translation happens (e.g.
+	// /hostfs/proc/1/ns/net with hostPID; entering it needs CAP_SYS_ADMIN). Default: podnet's
+	// own, which is the node's with hostNetwork; in a pod's own namespace (no hostNetwork) auto
+	// stays off and says so, since no translation happens there.
 	NodeNetns string `mapstructure:"node_netns"`
 	// MetricAttribute splits connection metrics by backend: podnet.peer.backend.address and
 	// the backend pod's podnet.peer.k8s.pod.name on the client's series. Off by default: it
@@ -48,15 +51,40 @@ func (c ServiceBackendsConfig) validate() error {
 	return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)
 }
 
+// ownNetns is podnet's own network namespace, where translations are read unless node_netns
+// says otherwise.
+const ownNetns = "/proc/self/ns/net"
+
 // nodeNetns is the namespace to read translations in, "" when off.
-func (c ServiceBackendsConfig) nodeNetns(procRoot string) string {
-	if c.Mode == backendsOff {
+func (c ServiceBackendsConfig) nodeNetns() string {
+	switch {
+	case c.Mode == backendsOff:
 		return ""
-	}
-	if c.NodeNetns != "" {
+	case c.NodeNetns != "":
 		return c.NodeNetns
 	}
-	return filepath.Join(procRoot, "1", "ns", "net")
+	return ownNetns
+}
+
+// notInNodeNetns says why podnet's own network namespace is not the node's, when it can tell:
+// its init process (proc_root/1, with hostPID) lives in another one. nil when they are the same,
+// when node_netns is set, or when the init process's namespace cannot be read (some hosts refuse
+// it even to root: then podnet's own is taken as the node's).
+func (c ServiceBackendsConfig) notInNodeNetns(procRoot string) error {
+	if c.Mode == backendsOff || c.NodeNetns != "" {
+		return nil
+	}
+	initNs := filepath.Join(procRoot, "1", "ns", "net")
+	node, err := os.Stat(initNs)
+	if err != nil {
+		return nil
+	}
+	own, err := os.Stat(ownNetns)
+	if err != nil || os.SameFile(own, node) {
+		return nil
+	}
+	return fmt.Errorf("podnet runs in a pod's network namespace, not the node's (%s), where kube-proxy translates: "+
+		"run it with hostNetwork, or set service_backends.node_netns (and grant CAP_SYS_ADMIN to enter it)", initNs)
 }
 
 // started says, once at Start, whether Service backends are read: mode on fails Start when
@@ -72,7 +100,7 @@ func (c ServiceBackendsConfig) started(netns string, err error, logger *zap.Logg
 		return fmt.Errorf("service_backends.mode is on: %w", err)
 	}
 	logger.Info("podnet: service_backends is off (records name a Service but not the backend pod it reached); "+
-		"to turn it on, run podnet with hostNetwork and CAP_NET_ADMIN (examples/kubernetes/daemonset-service-backends.yaml) "+
-		"on Linux 6.4+, or set service_backends.mode: off to silence this", zap.Error(err))
+		"to turn it on, run podnet with hostNetwork and CAP_NET_ADMIN (examples/kubernetes/service-backends.patch.yaml, "+
+		"examples/helm/values-service-backends.yaml) on Linux 6.4+, or set service_backends.mode: off to silence this", zap.Error(err))
 	return nil
 }

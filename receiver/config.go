@@ -179,7 +179,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
 		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
-		NATNetns:              cfg.ServiceBackends.nodeNetns(cfg.ProcRoot),
+		NATNetns:              cfg.ServiceBackends.nodeNetns(),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
 		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
 	}

@@ -2,6 +2,7 @@ package podnetreceiver
 
 import (
 	"github.com/podnet/podnet/bpf"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -155,7 +156,7 @@ func TestServiceBackendsConfig(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.ProcRoot = "/hostfs/proc"
 	opts := cfg.kernelOptions(true, true, true)
-	assert.Equal(t, "/hostfs/proc/1/ns/net", opts.NATNetns, "auto by default, in the node's init namespace")
+	assert.Equal(t, "/proc/self/ns/net", opts.NATNetns, "auto by default, in podnet's own namespace (the node's with hostNetwork)")
 	assert.False(t, opts.BackendInMetrics, "metrics are not split by backend by default")
 
 	cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: "/run/netns/node", MetricAttribute: true}
@@ -173,4 +174,25 @@ func TestServiceBackendsConfig(t *testing.T) {
 
 	cfg.ServiceBackends.Mode = "yes"
 	assert.ErrorContains(t, confmap.Validate(cfg), `service_backends.mode: unknown value "yes"; use auto, on or off`)
+}
+
+// Without hostNetwork podnet's namespace is a pod's, where no Service is translated: auto stays
+// off and says why; a node_netns set, or an init namespace that cannot be read, is taken as is.
+func TestServiceBackendsKnowsAPodNamespace(t *testing.T) {
+	procRoot := t.TempDir()
+	c := ServiceBackendsConfig{Mode: backendsAuto}
+	assert.NoError(t, c.notInNodeNetns(procRoot), "init's namespace unreadable: podnet's own is taken")
+
+	require.NoError(t, os.MkdirAll(filepath.Join(procRoot, "1", "ns"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644)) // another namespace
+	assert.ErrorContains(t, c.notInNodeNetns(procRoot), "podnet runs in a pod's network namespace, not the node's")
+
+	require.NoError(t, os.Remove(filepath.Join(procRoot, "1", "ns", "net")))
+	require.NoError(t, os.Symlink("/proc/self/ns/net", filepath.Join(procRoot, "1", "ns", "net")))
+	assert.NoError(t, c.notInNodeNetns(procRoot), "the same namespace: hostNetwork")
+
+	c.NodeNetns = "/run/netns/node"
+	require.NoError(t, os.Remove(filepath.Join(procRoot, "1", "ns", "net")))
+	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644))
+	assert.NoError(t, c.notInNodeNetns(procRoot), "node_netns set: used as is")
 }

@@ -64,13 +64,23 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	src, err := r.open(r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil))
+	opts := r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil)
+	// Checked before loading: a netfilter program in a pod's namespace would see no translation.
+	notNode := r.cfg.ServiceBackends.notInNodeNetns(r.cfg.ProcRoot)
+	if notNode != nil {
+		opts.NATNetns = ""
+	}
+	src, err := r.open(opts)
 	if err != nil {
 		stopAttr()
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
-	if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(r.cfg.ProcRoot), src.kernel.BackendsErr(), r.set.Logger); err != nil {
+	backendsErr := src.kernel.BackendsErr()
+	if notNode != nil {
+		backendsErr = notNode
+	}
+	if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(), backendsErr, r.set.Logger); err != nil {
 		_ = src.kernel.Close()
 		stopAttr()
 		tb.Shutdown()

@@ -88,7 +88,7 @@ func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
 		for _, l := range links {
 			_ = l.Close()
 		}
-		return nil, explain("attaching the netfilter program (service_backends) in "+path, err)
+		return nil, fmt.Errorf("attaching the netfilter program (service_backends) in %s: %w", path, err)
 	}
 	return links, nil
 }

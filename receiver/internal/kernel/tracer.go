@@ -135,7 +135,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 
 	coll, iterErr, err := loadCollection(spec)
 	if err != nil && natErr == nil && withoutNAT(spec) {
-		natErr = explain("loading the netfilter program (service_backends)", err)
+		natErr = fmt.Errorf("loading the netfilter program (service_backends): %w", err)
 		coll, iterErr, err = loadCollection(spec)
 	}
 	if err != nil {
