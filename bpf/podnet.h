@@ -74,7 +74,7 @@ struct event {
 	__u32 counted_retransmits;
 	__u32 netns_ino;      /* inode of the socket's network namespace */
 	__u32 pid;            /* tgid that connected/accepted; 0 = no process context known */
-	__u32 srtt_us;        /* close: smoothed RTT in microseconds */
+	__u32 srtt_us;        /* close: smoothed RTT in microseconds; connect (established), accept: the handshake's duration */
 	__u32 retransmits;    /* close, found: tcp_sock.total_retrans; connect, accept: SYN (SYN-ACK) retransmissions */
 	__s32 error;          /* connect: positive errno when the open failed, else 0 */
 	__u16 family;         /* AF_INET or AF_INET6 */

@@ -75,7 +75,9 @@ type PodnetConnInfo struct {
 	SynRetrans      uint8
 	ResetReceived   uint8
 	CloseReason     uint8
-	Pad3            [5]uint8
+	Pad3            uint8
+	HandshakeUs     uint32
+	SynNs           uint64
 }
 
 type PodnetConnectCall struct {

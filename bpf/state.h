@@ -73,8 +73,10 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
 	if (sample_one_in > 1)
 		e->sample_one_in = ci->abnormal || error ? 1 : sample_one_in;
-	if (type == EVENT_CONNECT || type == EVENT_ACCEPT)
+	if (type == EVENT_CONNECT || type == EVENT_ACCEPT) {
 		e->retransmits = ci->syn_retrans;
+		e->srtt_us = ci->handshake_us;
+	}
 	if (type == EVENT_CLOSE) {
 		fill_close(e, sk, rd);
 		e->close_reason = ci->close_reason;
@@ -170,6 +172,46 @@ static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
 	return n > 255 ? 255 : n;
 }
 
+/* What a handshake's end says of it, kept in ci: the SYN (client) or SYN-ACK (server)
+ * retransmissions and how long it took, in µs. For a client whose SYN_SENT was seen, exactly
+ * since then. Otherwise from the socket: its first RTT sample (taken from the SYN-ACK for a
+ * client, from the handshake's final ACK for a server: exact to the µs when nothing was
+ * retransmitted) plus the timeouts the retransmissions waited, as the kernel schedules them by
+ * default (the initial 1 s RTO; a client's first tcp_syn_linear_timeouts SYN retries, 4 by
+ * default, all wait 1 s, later ones double). One read of the tcp_sock for both. */
+#define HANDSHAKE_RTO_US 1000000U
+static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
+{
+	struct tcp_sock *tp;
+	__u32 srtt = 0, retrans = 0, us = 0, rto = HANDSHAKE_RTO_US;
+
+	if (rd == READ_TYPED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (tp) {
+			srtt = tp->srtt_us;
+			retrans = tp->total_retrans;
+		}
+	} else if (rd == READ_CAST) {
+		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		srtt = tp->srtt_us;
+		retrans = tp->total_retrans;
+	} else {
+		srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
+		retrans = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	}
+	ci->syn_retrans = retrans > 255 ? 255 : retrans;
+	if (client && ci->syn_ns && now > ci->syn_ns) {
+		ci->handshake_us = (now - ci->syn_ns) / 1000;
+		return;
+	}
+	for (int i = 0; i < 8 && i < retrans; i++) {
+		us += rto;
+		if (!client || i >= 3)
+			rto *= 2;
+	}
+	ci->handshake_us = us + (srtt >> 3);
+}
+
 /* How an established connection ended (enum close_reason), at its CLOSE. A reset received is
  * noted before the close (on_reset_received), and also leaves sk_err ECONNRESET (EPIPE in
  * CLOSE_WAIT); a timeout leaves ETIMEDOUT. Otherwise the state it left says: the FIN exchange
@@ -224,7 +266,8 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id() };
+	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id(),
+				.syn_ns = bpf_ktime_get_boot_ns() };
 	struct connect_call *call;
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
@@ -268,7 +311,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
-			known->syn_retrans = syn_retransmits(sk, rd);
+			handshake_end(known, sk, now, true, rd);
 			classify(known, sk, true, rd); /* the local port is known from here */
 			if (!known->dialled)
 				find_backend(known, sk, rd);
@@ -276,7 +319,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		} else {
 			ci.role = ROLE_CLIENT; /* connect() began before podnet loaded */
 			ci.start_ns = now;
-			ci.syn_retrans = syn_retransmits(sk, rd);
+			handshake_end(&ci, sk, now, true, rd);
 			classify(&ci, sk, true, rd);
 			find_backend(&ci, sk, rd);
 			track(key, &ci);
@@ -290,7 +333,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		 * reports the open. */
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
-		ci.syn_retrans = syn_retransmits(sk, rd);
+		handshake_end(&ci, sk, now, false, rd);
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
 		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
@@ -305,7 +348,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	if (!known->start_ns) {
 		known->start_ns = now;
 		known->est_seq = seq;
-		known->syn_retrans = syn_retransmits(sk, rd);
+		handshake_end(known, sk, now, false, rd);
 		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd);
 	}
 }

@@ -20,9 +20,9 @@ func fixtureEvents() []event.Event {
 	comm := func(s string) (c [16]byte) { copy(c[:], s); return c }
 	return []event.Event{
 		{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
-			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080")},
+			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), HandshakeMicros: 312},
 		{Type: event.Accept, Role: event.Server, Time: t0 + 1000, Start: t0 + 500, NetnsIno: 4026532002, CgroupID: 9002, PID: 77, Comm: comm("nginx"),
-			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000")},
+			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"), HandshakeMicros: 1000290, SynRetransmits: 1},
 		{Type: event.Close, CloseReason: event.CloseNormal, Role: event.Client, Time: t0 + 2_000_000, Start: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
 			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"),
 			BytesSent: 80, BytesReceived: 612, SRTTMicros: 150, Retransmits: 1},

@@ -115,6 +115,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	if e.SynRetransmits != 0 {
 		a.PutInt("podnet.tcp.syn_retransmits", int64(e.SynRetransmits))
 	}
+	if e.HandshakeMicros != 0 {
+		a.PutDouble("podnet.tcp.handshake.duration", float64(e.HandshakeMicros)/1e6)
+	}
 	if e.Type == event.Found {
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
@@ -163,6 +166,9 @@ func attributeCount(e *event.Event, p, backend *attribution.Peer) int {
 		n++
 	}
 	if e.SynRetransmits != 0 {
+		n++
+	}
+	if e.HandshakeMicros != 0 {
 		n++
 	}
 	switch e.Type {

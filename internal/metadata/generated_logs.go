@@ -94,7 +94,7 @@ type eventPodnetTCPAccept struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -114,6 +114,7 @@ func (e *eventPodnetTCPAccept) recordEvent(ctx context.Context, timestamp pcommo
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.syn_retransmits", podnetTCPSynRetransmitsAttributeValue)
+	dp.Attributes().PutDouble("podnet.tcp.handshake.duration", podnetTCPHandshakeDurationAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
@@ -193,7 +194,7 @@ type eventPodnetTCPConnect struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -213,6 +214,7 @@ func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcomm
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.syn_retransmits", podnetTCPSynRetransmitsAttributeValue)
+	dp.Attributes().PutDouble("podnet.tcp.handshake.duration", podnetTCPHandshakeDurationAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
@@ -454,8 +456,8 @@ func (lb *LogsBuilder) Emit(options ...ResourceLogsOption) plog.Logs {
 }
 
 // RecordPodnetTCPAcceptEvent adds a log record of podnet.tcp.accept event.
-func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPAccept.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetTCPHandshakeDurationAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPCloseEvent adds a log record of podnet.tcp.close event.
@@ -464,8 +466,8 @@ func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp 
 }
 
 // RecordPodnetTCPConnectEvent adds a log record of podnet.tcp.connect event.
-func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetTCPHandshakeDurationAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.

@@ -136,13 +136,13 @@ func TestLogsBuilder(t *testing.T) {
 			allEventsCount := 0
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPAcceptEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
+			lb.RecordPodnetTCPAcceptEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
 			defaultEventsCount++
 			allEventsCount++
 			lb.RecordPodnetTCPCloseEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26.100000, 21, 25, 14.100000, 22, AttributePodnetTCPCloseReasonNormal, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithErrorTypeEventAttribute("error.type-val"), WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(true))
+			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithErrorTypeEventAttribute("error.type-val"), WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(true))
 			defaultEventsCount++
 			allEventsCount++
 			lb.RecordPodnetTCPConnectionFoundEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 21, 25, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
@@ -228,6 +228,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("podnet.tcp.syn_retransmits")
 					assert.True(t, ok)
 					assert.EqualValues(t, 26, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("podnet.tcp.handshake.duration")
+					assert.True(t, ok)
+					assert.Equal(t, 29.100000, attrVal.Double())
 					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
 					assert.True(t, ok)
 					assert.EqualValues(t, 22, attrVal.Int())
@@ -368,6 +371,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("podnet.tcp.syn_retransmits")
 					assert.True(t, ok)
 					assert.EqualValues(t, 26, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("podnet.tcp.handshake.duration")
+					assert.True(t, ok)
+					assert.Equal(t, 29.100000, attrVal.Double())
 					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
 					assert.True(t, ok)
 					assert.EqualValues(t, 22, attrVal.Int())

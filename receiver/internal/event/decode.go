@@ -75,8 +75,9 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 	}
 	switch e.Type {
 	case Connect, Accept:
-		// The kernel's retransmits field holds the handshake's on opens.
+		// The kernel's retransmits and srtt fields hold the handshake's on opens.
 		e.SynRetransmits, e.Retransmits = k.Retransmits, 0
+		e.HandshakeMicros, e.SRTTMicros = k.SrttUs, 0
 	case Close:
 		if k.CloseReason == 0 || int(k.CloseReason) >= CloseReasons {
 			return fmt.Errorf("%w: close reason %d", ErrMalformed, k.CloseReason)

@@ -100,6 +100,9 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// HandshakeMicros, on an established connect and on accept: how long the handshake took
+	// (bpf/state.h handshake_us); 0 = unknown.
+	HandshakeMicros uint32
 	// SynRetransmits, on connect and accept: SYNs (client) or SYN-ACKs (server) retransmitted
 	// before the handshake ended.
 	SynRetransmits uint32

@@ -27,12 +27,24 @@ const (
 // exchange, a reset by either end (SO_LINGER 0), and a retransmission timeout (TCP_USER_TIMEOUT
 // against a peer that went silent); and how many SYNs a connect retransmitted (its first SYN
 // dropped by the server's firewall).
+//
+// And how long each handshake took: exactly from the SYN sent where podnet sees it (process
+// context), from the RTT sample and the kernel's default SYN timeouts where it does not; either
+// way the dropped SYN's connect took the 1 s initial RTO, and no other handshake took long.
 func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 131)
 	client, server := netw.AddPod(), netw.AddPod()
+	for _, noProcess := range []bool{false, true} {
+		t.Run(map[bool]string{false: "process context", true: "no process context"}[noProcess], func(t *testing.T) {
+			closeReasonsAndSYNRetransmits(t, client, server, noProcess)
+		})
+	}
+}
+
+func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, noProcess bool) {
 	cns, sns := client.NetnsInode(), server.NetnsInode()
 	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+		AggregateInKernel: true, Events: true, NoProcessContext: noProcess})
 	require.NoError(t, err)
 	defer tr.Close()
 	_, _ = readAll(t, tr, nil)
@@ -94,7 +106,7 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 		role uint8
 		port uint16
 	}
-	reasons, synRetrans := map[end]uint8{}, map[end]uint32{}
+	reasons, synRetrans, handshake := map[end]uint8{}, map[end]uint32{}, map[end]time.Duration{}
 	for i := range events {
 		e := &events[i]
 		port := e.PeerPort
@@ -106,6 +118,7 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 			reasons[end{e.Role, port}] = e.CloseReason
 		case uint8(bpf.PodnetEventTypeEVENT_CONNECT), uint8(bpf.PodnetEventTypeEVENT_ACCEPT):
 			synRetrans[end{e.Role, port}] = e.Retransmits
+			handshake[end{e.Role, port}] = time.Duration(e.SrttUs) * time.Microsecond
 		}
 	}
 	want := map[end]uint8{
@@ -121,6 +134,17 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 		assert.Zero(t, synRetrans[end{roleClient, p}], "port %d", p)
 		assert.Zero(t, synRetrans[end{roleServer, p}], "port %d", p)
 	}
+	for e, d := range handshake {
+		if e == (end{roleClient, 7305}) {
+			t.Logf("the dropped SYN's connect: %v", d)
+			assert.GreaterOrEqual(t, d, time.Second, "the initial RTO before the second SYN")
+			assert.Less(t, d, 1500*time.Millisecond)
+			continue
+		}
+		assert.Positive(t, d, "%v: measured", e)
+		assert.Less(t, d, 200*time.Millisecond, "%v: a handshake between two local namespaces", e)
+	}
+	assert.Len(t, handshake, 10, "every connect and accept")
 
 	gotAgg, synAgg := map[end]uint8{}, map[end]uint64{}
 	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
