@@ -19,6 +19,23 @@
  * translated to (nat.h), `service_backends.metric_attribute`; off, the key's backend stays 0. */
 const volatile bool backend_in_metrics = false;
 
+/* Set by the loader: the handshake histogram's bucket upper bounds in µs, ascending (the
+ * receiver's are the one definition). */
+const volatile __u32 handshake_bounds_us[HANDSHAKE_BOUNDS] = {};
+
+static __always_inline void add_handshake(struct agg_value *v, __u32 us)
+{
+	__u32 b = HANDSHAKE_BOUNDS;
+
+#pragma unroll
+	for (int i = HANDSHAKE_BOUNDS - 1; i >= 0; i--) {
+		if (us <= handshake_bounds_us[i])
+			b = i;
+	}
+	__sync_fetch_and_add(&v->handshake_buckets[b], 1);
+	__sync_fetch_and_add(&v->handshake_us, us);
+}
+
 /* The metric key of an event: the fields the event path's aggregator splits by. */
 static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 {
@@ -36,12 +53,14 @@ static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 	}
 }
 
+/* A new key's counts: in .rodata, not on the state program's 512-byte stack. */
+static const struct agg_value agg_zero = {};
+
 /* The key's counts in the current interval map, created empty when new; NULL (counted) when the
  * map is full. */
 static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 {
 	__u32 slot = 0;
-	struct agg_value zero = {};
 	struct agg_value *v;
 	void *interval = bpf_map_lookup_elem(&aggregates, &slot);
 
@@ -50,7 +69,7 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 	v = bpf_map_lookup_elem(interval, k);
 	if (v)
 		return v;
-	if (bpf_map_update_elem(interval, k, &zero, BPF_NOEXIST) == -E2BIG) {
+	if (bpf_map_update_elem(interval, k, &agg_zero, BPF_NOEXIST) == -E2BIG) {
 		count(COUNTER_AGGREGATE_FULL);
 		return NULL;
 	}
@@ -72,6 +91,8 @@ static __always_inline void agg_add(const struct event *e)
 		__sync_fetch_and_add(&v->connections, 1);
 		if (e->retransmits)
 			__sync_fetch_and_add(&v->syn_retransmits, e->retransmits);
+		if (e->srtt_us) /* the handshake's duration, on opens */
+			add_handshake(v, e->srtt_us);
 		return;
 	}
 	__sync_fetch_and_add(&v->closed, 1);

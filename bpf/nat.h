@@ -34,14 +34,17 @@ const volatile bool nat_lookup = false;
  * undo each other), read by the state programs, never cleared (a stale mark costs one lookup
  * that misses). Size: 32768 slots keep a collision under 1 in 30 with a thousand Service ports
  * on the node's traffic. */
-#define NAT_DST_SLOTS 32768
+#define NAT_DST_SLOT_BITS 15
+#define NAT_DST_SLOTS (1 << NAT_DST_SLOT_BITS)
 __u8 nat_dsts[NAT_DST_SLOTS];
 
 /* The slot of a destination: the last 4 bytes of its address (the IPv4 address of an IPv4 or
- * IPv4-mapped one) and its port, host order. */
+ * IPv4-mapped one) and its port, host order, Fibonacci-hashed: the product's top bits depend on
+ * every bit of the key (its low bits would depend only on the address's first octets, and put
+ * all of a Service range's addresses with one port in one slot). */
 static __always_inline __u32 nat_slot(__u32 addr_tail, __u16 port)
 {
-	return ((addr_tail * 2654435761u) ^ (port * 40503u)) & (NAT_DST_SLOTS - 1);
+	return ((addr_tail ^ ((__u32)port * 40503u)) * 2654435761u) >> (32 - NAT_DST_SLOT_BITS);
 }
 
 /* The netfilter side: a new connection (its first packet, or a retransmission of it, in the

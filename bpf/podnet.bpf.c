@@ -37,6 +37,7 @@ const enum role *unused_role __attribute__((unused));
 const enum event_flag *unused_event_flag __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 const enum close_reason *unused_close_reason __attribute__((unused));
+const enum handshake_histogram *unused_handshake_histogram __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
 const struct agg_key *unused_agg_key __attribute__((unused));

@@ -55,6 +55,13 @@ enum counter {
 	COUNTER_MAX = 9,
 };
 
+/* Buckets of the handshake-duration histogram: HANDSHAKE_BOUNDS upper bounds (set by the
+ * loader, aggregate.h handshake_bounds_us) and one for everything above. */
+enum handshake_histogram {
+	HANDSHAKE_BOUNDS = 18,
+	HANDSHAKE_BUCKETS = 19,
+};
+
 /* Errno stand-in for "the application closed the socket before the handshake ended":
  * sk_err is 0 then, and ECANCELED is what the kernel itself uses for an aborted operation
  * (connect_errno in sock.h tells it apart from a connect() that found no free port). */
@@ -117,6 +124,9 @@ struct agg_value {
 	__u64 active;      /* open connections at the last periodic read (progress.h): a value, not a sum */
 	__u64 syn_retransmits; /* of the opens: SYN (client) or SYN-ACK (server) retransmissions */
 	__u64 closed_by[CLOSE_REASON_MAX]; /* closed, by enum close_reason ([0]: unknown) */
+	__u64 handshake_us; /* sum of the handshake durations of the opens that have one */
+	__u32 handshake_buckets[HANDSHAKE_BUCKETS]; /* their histogram (32-bit: counts of one interval) */
+	__u32 _pad_hs;
 };
 
 #pragma clang diagnostic pop

@@ -28,16 +28,19 @@ type PodnetAggKey struct {
 }
 
 type PodnetAggValue struct {
-	_              structs.HostLayout
-	Connections    uint64
-	Closed         uint64
-	BytesSent      uint64
-	BytesReceived  uint64
-	Retransmits    uint64
-	DurationNs     uint64
-	Active         uint64
-	SynRetransmits uint64
-	ClosedBy       [5]uint64
+	_                structs.HostLayout
+	Connections      uint64
+	Closed           uint64
+	BytesSent        uint64
+	BytesReceived    uint64
+	Retransmits      uint64
+	DurationNs       uint64
+	Active           uint64
+	SynRetransmits   uint64
+	ClosedBy         [5]uint64
+	HandshakeUs      uint64
+	HandshakeBuckets [19]uint32
+	PadHs            uint32
 }
 
 type PodnetCloseReason uint32
@@ -159,6 +162,13 @@ type PodnetHandled struct {
 	Notes uint64
 }
 
+type PodnetHandshakeHistogram uint32
+
+const (
+	PodnetHandshakeHistogramHANDSHAKE_BOUNDS  PodnetHandshakeHistogram = 18
+	PodnetHandshakeHistogramHANDSHAKE_BUCKETS PodnetHandshakeHistogram = 19
+)
+
 type PodnetListenPort struct {
 	_        structs.HostLayout
 	NetnsIno uint32
@@ -198,55 +208,57 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PodnetMapAggregates          = "aggregates"
-	PodnetMapConnectCalls        = "connect_calls"
-	PodnetMapConns               = "conns"
-	PodnetMapCounters            = "counters"
-	PodnetMapEvents              = "events"
-	PodnetMapExcludedPeers       = "excluded_peers"
-	PodnetMapExcludedPorts       = "excluded_ports"
-	PodnetMapHandled             = "handled"
-	PodnetMapListenPorts         = "listen_ports"
-	PodnetMapNatBackends         = "nat_backends"
-	PodnetProgAccept4Cast        = "accept4_cast"
-	PodnetProgAcceptCast         = "accept_cast"
-	PodnetProgEnterConnect       = "enter_connect"
-	PodnetProgErrorReportTpBtf   = "error_report_tp_btf"
-	PodnetProgExitAccept         = "exit_accept"
-	PodnetProgExitAccept4        = "exit_accept4"
-	PodnetProgExitConnect        = "exit_connect"
-	PodnetProgFindConnections    = "find_connections"
-	PodnetProgFindListeners      = "find_listeners"
-	PodnetProgNatSeen            = "nat_seen"
-	PodnetProgProgressCast       = "progress_cast"
-	PodnetProgProgressProbed     = "progress_probed"
-	PodnetProgResetReceivedTpBtf = "reset_received_tp_btf"
-	PodnetProgStateTpBtf         = "state_tp_btf"
-	PodnetProgStateTpBtfNested   = "state_tp_btf_nested"
-	PodnetProgStateTracepoint    = "state_tracepoint"
-	PodnetVarAggregateInKernel   = "aggregate_in_kernel"
-	PodnetVarBackendInMetrics    = "backend_in_metrics"
-	PodnetVarExclusions          = "exclusions"
-	PodnetVarLastWakeupNs        = "last_wakeup_ns"
-	PodnetVarLiveReads           = "live_reads"
-	PodnetVarNatDsts             = "nat_dsts"
-	PodnetVarNatLookup           = "nat_lookup"
-	PodnetVarProcessContext      = "process_context"
-	PodnetVarRingTypes           = "ring_types"
-	PodnetVarSampleOneIn         = "sample_one_in"
-	PodnetVarScanId              = "scan_id"
-	PodnetVarSendEvents          = "send_events"
-	PodnetVarSocketLb            = "socket_lb"
-	PodnetVarUnusedAggKey        = "unused_agg_key"
-	PodnetVarUnusedAggValue      = "unused_agg_value"
-	PodnetVarUnusedCloseReason   = "unused_close_reason"
-	PodnetVarUnusedCounter       = "unused_counter"
-	PodnetVarUnusedEvent         = "unused_event"
-	PodnetVarUnusedEventFlag     = "unused_event_flag"
-	PodnetVarUnusedEventType     = "unused_event_type"
-	PodnetVarUnusedRole          = "unused_role"
-	PodnetVarWakeupBytes         = "wakeup_bytes"
-	PodnetVarWakeupIntervalNs    = "wakeup_interval_ns"
+	PodnetMapAggregates               = "aggregates"
+	PodnetMapConnectCalls             = "connect_calls"
+	PodnetMapConns                    = "conns"
+	PodnetMapCounters                 = "counters"
+	PodnetMapEvents                   = "events"
+	PodnetMapExcludedPeers            = "excluded_peers"
+	PodnetMapExcludedPorts            = "excluded_ports"
+	PodnetMapHandled                  = "handled"
+	PodnetMapListenPorts              = "listen_ports"
+	PodnetMapNatBackends              = "nat_backends"
+	PodnetProgAccept4Cast             = "accept4_cast"
+	PodnetProgAcceptCast              = "accept_cast"
+	PodnetProgEnterConnect            = "enter_connect"
+	PodnetProgErrorReportTpBtf        = "error_report_tp_btf"
+	PodnetProgExitAccept              = "exit_accept"
+	PodnetProgExitAccept4             = "exit_accept4"
+	PodnetProgExitConnect             = "exit_connect"
+	PodnetProgFindConnections         = "find_connections"
+	PodnetProgFindListeners           = "find_listeners"
+	PodnetProgNatSeen                 = "nat_seen"
+	PodnetProgProgressCast            = "progress_cast"
+	PodnetProgProgressProbed          = "progress_probed"
+	PodnetProgResetReceivedTpBtf      = "reset_received_tp_btf"
+	PodnetProgStateTpBtf              = "state_tp_btf"
+	PodnetProgStateTpBtfNested        = "state_tp_btf_nested"
+	PodnetProgStateTracepoint         = "state_tracepoint"
+	PodnetVarAggregateInKernel        = "aggregate_in_kernel"
+	PodnetVarBackendInMetrics         = "backend_in_metrics"
+	PodnetVarExclusions               = "exclusions"
+	PodnetVarHandshakeBoundsUs        = "handshake_bounds_us"
+	PodnetVarLastWakeupNs             = "last_wakeup_ns"
+	PodnetVarLiveReads                = "live_reads"
+	PodnetVarNatDsts                  = "nat_dsts"
+	PodnetVarNatLookup                = "nat_lookup"
+	PodnetVarProcessContext           = "process_context"
+	PodnetVarRingTypes                = "ring_types"
+	PodnetVarSampleOneIn              = "sample_one_in"
+	PodnetVarScanId                   = "scan_id"
+	PodnetVarSendEvents               = "send_events"
+	PodnetVarSocketLb                 = "socket_lb"
+	PodnetVarUnusedAggKey             = "unused_agg_key"
+	PodnetVarUnusedAggValue           = "unused_agg_value"
+	PodnetVarUnusedCloseReason        = "unused_close_reason"
+	PodnetVarUnusedCounter            = "unused_counter"
+	PodnetVarUnusedEvent              = "unused_event"
+	PodnetVarUnusedEventFlag          = "unused_event_flag"
+	PodnetVarUnusedEventType          = "unused_event_type"
+	PodnetVarUnusedHandshakeHistogram = "unused_handshake_histogram"
+	PodnetVarUnusedRole               = "unused_role"
+	PodnetVarWakeupBytes              = "wakeup_bytes"
+	PodnetVarWakeupIntervalNs         = "wakeup_interval_ns"
 )
 
 // LoadPodnet returns the embedded CollectionSpec for Podnet.
@@ -329,29 +341,31 @@ type PodnetMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
-	AggregateInKernel *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
-	BackendInMetrics  *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
-	Exclusions        *ebpf.VariableSpec `ebpf:"exclusions"`
-	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
-	LiveReads         *ebpf.VariableSpec `ebpf:"live_reads"`
-	NatDsts           *ebpf.VariableSpec `ebpf:"nat_dsts"`
-	NatLookup         *ebpf.VariableSpec `ebpf:"nat_lookup"`
-	ProcessContext    *ebpf.VariableSpec `ebpf:"process_context"`
-	RingTypes         *ebpf.VariableSpec `ebpf:"ring_types"`
-	SampleOneIn       *ebpf.VariableSpec `ebpf:"sample_one_in"`
-	ScanId            *ebpf.VariableSpec `ebpf:"scan_id"`
-	SendEvents        *ebpf.VariableSpec `ebpf:"send_events"`
-	SocketLb          *ebpf.VariableSpec `ebpf:"socket_lb"`
-	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
-	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
-	UnusedCloseReason *ebpf.VariableSpec `ebpf:"unused_close_reason"`
-	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag   *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedRole        *ebpf.VariableSpec `ebpf:"unused_role"`
-	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WakeupIntervalNs  *ebpf.VariableSpec `ebpf:"wakeup_interval_ns"`
+	AggregateInKernel        *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	BackendInMetrics         *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
+	Exclusions               *ebpf.VariableSpec `ebpf:"exclusions"`
+	HandshakeBoundsUs        *ebpf.VariableSpec `ebpf:"handshake_bounds_us"`
+	LastWakeupNs             *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	LiveReads                *ebpf.VariableSpec `ebpf:"live_reads"`
+	NatDsts                  *ebpf.VariableSpec `ebpf:"nat_dsts"`
+	NatLookup                *ebpf.VariableSpec `ebpf:"nat_lookup"`
+	ProcessContext           *ebpf.VariableSpec `ebpf:"process_context"`
+	RingTypes                *ebpf.VariableSpec `ebpf:"ring_types"`
+	SampleOneIn              *ebpf.VariableSpec `ebpf:"sample_one_in"`
+	ScanId                   *ebpf.VariableSpec `ebpf:"scan_id"`
+	SendEvents               *ebpf.VariableSpec `ebpf:"send_events"`
+	SocketLb                 *ebpf.VariableSpec `ebpf:"socket_lb"`
+	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
+	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
+	UnusedCounter            *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedHandshakeHistogram *ebpf.VariableSpec `ebpf:"unused_handshake_histogram"`
+	UnusedRole               *ebpf.VariableSpec `ebpf:"unused_role"`
+	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupIntervalNs         *ebpf.VariableSpec `ebpf:"wakeup_interval_ns"`
 }
 
 // PodnetObjects contains all objects after they have been loaded into the kernel.
@@ -405,29 +419,31 @@ func (m *PodnetMaps) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
-	AggregateInKernel *ebpf.Variable `ebpf:"aggregate_in_kernel"`
-	BackendInMetrics  *ebpf.Variable `ebpf:"backend_in_metrics"`
-	Exclusions        *ebpf.Variable `ebpf:"exclusions"`
-	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
-	LiveReads         *ebpf.Variable `ebpf:"live_reads"`
-	NatDsts           *ebpf.Variable `ebpf:"nat_dsts"`
-	NatLookup         *ebpf.Variable `ebpf:"nat_lookup"`
-	ProcessContext    *ebpf.Variable `ebpf:"process_context"`
-	RingTypes         *ebpf.Variable `ebpf:"ring_types"`
-	SampleOneIn       *ebpf.Variable `ebpf:"sample_one_in"`
-	ScanId            *ebpf.Variable `ebpf:"scan_id"`
-	SendEvents        *ebpf.Variable `ebpf:"send_events"`
-	SocketLb          *ebpf.Variable `ebpf:"socket_lb"`
-	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
-	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
-	UnusedCloseReason *ebpf.Variable `ebpf:"unused_close_reason"`
-	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag   *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedRole        *ebpf.Variable `ebpf:"unused_role"`
-	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WakeupIntervalNs  *ebpf.Variable `ebpf:"wakeup_interval_ns"`
+	AggregateInKernel        *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	BackendInMetrics         *ebpf.Variable `ebpf:"backend_in_metrics"`
+	Exclusions               *ebpf.Variable `ebpf:"exclusions"`
+	HandshakeBoundsUs        *ebpf.Variable `ebpf:"handshake_bounds_us"`
+	LastWakeupNs             *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	LiveReads                *ebpf.Variable `ebpf:"live_reads"`
+	NatDsts                  *ebpf.Variable `ebpf:"nat_dsts"`
+	NatLookup                *ebpf.Variable `ebpf:"nat_lookup"`
+	ProcessContext           *ebpf.Variable `ebpf:"process_context"`
+	RingTypes                *ebpf.Variable `ebpf:"ring_types"`
+	SampleOneIn              *ebpf.Variable `ebpf:"sample_one_in"`
+	ScanId                   *ebpf.Variable `ebpf:"scan_id"`
+	SendEvents               *ebpf.Variable `ebpf:"send_events"`
+	SocketLb                 *ebpf.Variable `ebpf:"socket_lb"`
+	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
+	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`
+	UnusedCounter            *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedHandshakeHistogram *ebpf.Variable `ebpf:"unused_handshake_histogram"`
+	UnusedRole               *ebpf.Variable `ebpf:"unused_role"`
+	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupIntervalNs         *ebpf.Variable `ebpf:"wakeup_interval_ns"`
 }
 
 // PodnetPrograms contains all programs after they have been loaded into the kernel.

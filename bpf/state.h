@@ -40,7 +40,7 @@ const volatile bool live_reads = true;
 static __always_inline bool interesting(int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT)
-		return send_events && process_context; /* only the process context is learnt there */
+		return true; /* the handshake's start; and, with events, the process context */
 	if (oldstate == TCP_SYN_SENT)
 		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
 	if (newstate == TCP_ESTABLISHED)
@@ -260,22 +260,27 @@ static __always_inline __u64 fallback_cgroup_id(void)
 	return sock_cgroup_readable() ? 0 : bpf_get_current_cgroup_id();
 }
 
-/* CLOSE -> SYN_SENT, inside connect(): the caller's process context. A new connection on this
- * socket: whatever an earlier one left is replaced. */
+/* CLOSE -> SYN_SENT, inside connect(): the handshake's start, in every mode (a client's entry is
+ * made here rather than when established, so dating it costs one clock read), and with events
+ * the caller's process context. A new connection on this socket: whatever an earlier one left is
+ * replaced. */
 static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_info ci = { .role = ROLE_CLIENT, .pid = id >> 32, .cgroup_id = fallback_cgroup_id(),
-				.syn_ns = bpf_ktime_get_boot_ns() };
-	struct connect_call *call;
+	struct conn_info ci = { .role = ROLE_CLIENT, .syn_ns = bpf_ktime_get_boot_ns() };
+	struct connect_call *call = NULL;
+	__u64 id = 0;
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
-	call = bpf_map_lookup_elem(&connect_calls, &id);
-	if (socket_lb && call)
-		dialled_of(&ci, sk, call, rd);
-
-	bpf_get_current_comm(ci.comm, sizeof(ci.comm));
+	if (send_events && process_context) {
+		id = bpf_get_current_pid_tgid();
+		ci.pid = id >> 32;
+		ci.cgroup_id = fallback_cgroup_id();
+		call = bpf_map_lookup_elem(&connect_calls, &id);
+		if (socket_lb && call)
+			dialled_of(&ci, sk, call, rd);
+		bpf_get_current_comm(ci.comm, sizeof(ci.comm));
+	}
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
 		 * earlier connection's, whose close the kernel never showed us (unseen). */

@@ -60,6 +60,10 @@ type Config struct {
 	Exclude ExcludeConfig `mapstructure:"exclude"`
 	// Logs: process attributes and sampling of the log records.
 	Logs LogsConfig `mapstructure:"logs"`
+	// HandshakeHistogram emits podnet.tcp.handshake.duration, a histogram of how long handshakes
+	// took per series. A setting of its own: mdatagen generates no histograms, so it has no
+	// metrics.<name> entry.
+	HandshakeHistogram bool `mapstructure:"handshake_histogram"`
 	// ServiceBackends names the backend a connection to a Service was translated to.
 	ServiceBackends ServiceBackendsConfig `mapstructure:"service_backends"`
 
@@ -100,6 +104,7 @@ func NewDefaultConfig() *Config {
 		MetricsAggregation:     aggregationAuto,
 		Logs:                   LogsConfig{ProcessAttributes: true, Sampling: LogsSamplingConfig{OneIn: 1}},
 		ServiceBackends:        ServiceBackendsConfig{Mode: backendsAuto},
+		HandshakeHistogram:     true,
 		MetricsInterval:        10 * time.Second,
 		MaxMetricSeries:        10000,
 		MetricSeriesIdleExpiry: 15 * time.Minute,

@@ -39,6 +39,7 @@ type series struct {
 	synRetransmits int64 // of the opens: SYN or SYN-ACK retransmissions
 	closed         int64
 	closedBy       [event.CloseReasons]int64 // closed, by event.CloseReason
+	handshakes     handshakes
 	bytesSent      int64
 	bytesReceived  int64
 	retransmits    int64
@@ -63,6 +64,9 @@ type connectionMetrics struct {
 	countsActive bool
 	// backends splits client series by backend (service_backends.metric_attribute).
 	backends bool
+	// handshakeHistogram emits podnet.tcp.handshake.duration (handshake_histogram).
+	handshakeHistogram bool
+	version            string
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
@@ -75,6 +79,9 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		series:       map[seriesKey]*series{},
 		countsActive: true,
 		backends:     cfg.ServiceBackends.MetricAttribute,
+
+		handshakeHistogram: cfg.HandshakeHistogram,
+		version:            set.BuildInfo.Version,
 	}
 }
 
@@ -112,6 +119,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 		case event.Connect, event.Accept:
 			s.connections++
 			s.synRetransmits += int64(e.SynRetransmits)
+			addHandshake(s, e)
 		case event.Close:
 			s.closed++
 			s.closedBy[e.CloseReason]++ // decoding checked the range
@@ -152,6 +160,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	}
 	s.connections += int64(v.Connections)
 	s.synRetransmits += int64(v.SynRetransmits)
+	s.handshakes.addAggregate(v)
 	s.closed += int64(v.Closed)
 	for r, n := range v.ClosedBy {
 		s.closedBy[r] += int64(n)
@@ -199,7 +208,9 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		}
 		m.mb.EmitForResource(metadata.WithResource(latest[rk].local.res))
 	}
-	return m.mb.Emit()
+	md := m.mb.Emit()
+	m.emitHandshakes(md, now, byResource, latest)
+	return md
 }
 
 func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series) {

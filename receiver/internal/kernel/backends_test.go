@@ -123,6 +123,18 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	s.dial(t, s.node.Pod, s.vip4, 5)
 	afterService := counters(t, tr)
 	s.dial(t, s.client, netip.AddrPortFrom(s.backends[0].IPv4, 8080), 10) // a plain pod IP
+	// The Service's neighbour in its range, same port, no rule: the node has nowhere to send it
+	// (a failed connect), and it is not looked up (a hash of the first octets alone would put
+	// them in one slot).
+	require.NoError(t, s.client.Do(func() error {
+		for range 5 {
+			if c, err := net.Dial("tcp", "10.96.0.11:80"); err == nil {
+				_ = c.Close()
+				return errors.New("dial 10.96.0.11:80 connected: nothing should answer there")
+			}
+		}
+		return nil
+	}))
 
 	pods := append([]*netnstest.Pod{s.client, s.node.Pod}, s.backends...)
 	require.Eventually(t, func() bool {
@@ -146,7 +158,7 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	assert.Equal(t, uint64(services), afterService.BackendLookups-before.BackendLookups, "every Service connection looked up once")
 	assert.Equal(t, uint64(services), afterService.BackendFound-before.BackendFound, "...and found")
 	assert.GreaterOrEqual(t, afterService.NATSeen-before.NATSeen, uint64(services))
-	assert.Equal(t, afterService.BackendLookups, after.BackendLookups, "connections to a pod IP are not looked up")
+	assert.Equal(t, afterService.BackendLookups, after.BackendLookups, "connections to a pod IP, or to an address no translation went to, are not looked up")
 
 	used := map[netip.AddrPort]int{}
 	var connects, closes, plain int
@@ -157,6 +169,10 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 		}
 		local, peer := ends(e)
 		got := backendOf(e)
+		if peer.Addr() == netip.MustParseAddr("10.96.0.11") {
+			assert.False(t, got.IsValid(), "a failed connect no translation went to has no backend: %v", got)
+			continue
+		}
 		if peer.Port() == 8080 {
 			plain++
 			assert.False(t, got.IsValid(), "a connection to a pod IP has no backend: %v", got)

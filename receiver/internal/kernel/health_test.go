@@ -146,13 +146,18 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	}
 	assert.Len(t, handshake, 10, "every connect and accept")
 
-	gotAgg, synAgg := map[end]uint8{}, map[end]uint64{}
+	gotAgg, synAgg, slowest := map[end]uint8{}, map[end]uint64{}, map[end]int{}
 	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 		if k.NetnsIno != cns && k.NetnsIno != sns {
 			return
 		}
 		e := end{k.Role, k.ServerPort}
 		synAgg[e] += v.SynRetransmits
+		for b, n := range v.HandshakeBuckets {
+			if cur, ok := slowest[e]; n > 0 && (!ok || b > cur) {
+				slowest[e] = b
+			}
+		}
 		for r, n := range v.ClosedBy {
 			if n > 0 {
 				assert.Equal(t, uint64(1), n, "%v", e)
@@ -162,6 +167,16 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	}))
 	assert.Equal(t, want, gotAgg, "close reasons in the aggregates")
 	assert.Equal(t, uint64(1), synAgg[end{roleClient, 7305}])
+	// The handshake histogram: the dropped SYN's connect in the bucket of 1-2.5 s, no other
+	// above 250 ms.
+	for e, b := range slowest {
+		if e == (end{roleClient, 7305}) {
+			assert.Equal(t, HandshakeBucket(1_200_000), b, "%v", e)
+			continue
+		}
+		assert.LessOrEqual(t, b, HandshakeBucket(250_000), "%v", e)
+	}
+	assert.Len(t, slowest, 10, "every connect and accept has a handshake")
 }
 
 // pair connects client to a fresh listener at addr in server and returns both ends.

@@ -132,6 +132,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 	natErr := prepareNAT(spec, opts)
+	if err := setHandshakeBounds(spec); err != nil {
+		return nil, err
+	}
 
 	coll, iterErr, err := loadCollection(spec)
 	if err != nil && natErr == nil && withoutNAT(spec) {
