@@ -173,12 +173,12 @@ static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
 }
 
 /* What a handshake's end says of it, kept in ci: the SYN (client) or SYN-ACK (server)
- * retransmissions and how long it took, in µs. For a client whose SYN_SENT was seen, exactly
- * since then. Otherwise from the socket: its first RTT sample (taken from the SYN-ACK for a
- * client, from the handshake's final ACK for a server: exact to the µs when nothing was
- * retransmitted) plus the timeouts the retransmissions waited, as the kernel schedules them by
- * default (the initial 1 s RTO; a client's first tcp_syn_linear_timeouts SYN retries, 4 by
- * default, all wait 1 s, later ones double). One read of the tcp_sock for both. */
+ * retransmissions and how long it took, in µs. A client is timed exactly from its SYN_SENT (seen
+ * in every mode; only one that began before podnet loaded is not). A server's SYN arrival shows
+ * in no hook without kprobes: its first RTT sample (SYN-ACK to the final ACK: exact to the µs
+ * when nothing was retransmitted) plus the timeouts the retransmissions waited, as the kernel
+ * schedules them by default (the initial 1 s RTO, doubling; a client's first
+ * tcp_syn_linear_timeouts SYN retries, 4 by default, all wait 1 s). One tcp_sock read for both. */
 #define HANDSHAKE_RTO_US 1000000U
 static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
 {
