@@ -38,6 +38,7 @@ const enum event_flag *unused_event_flag __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 const enum close_reason *unused_close_reason __attribute__((unused));
 const enum handshake_histogram *unused_handshake_histogram __attribute__((unused));
+const struct listen_drops *unused_listen_drops __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
 const struct agg_key *unused_agg_key __attribute__((unused));
@@ -315,6 +316,16 @@ int find_listeners(struct bpf_iter__task_file *ctx)
 
 	if (sk)
 		note_listener(sk);
+	return 0;
+}
+
+SEC("iter/task_file")
+int scan_listen_drops(struct bpf_iter__task_file *ctx)
+{
+	struct sock *sk = file_stream_sock(ctx->file, true);
+
+	if (sk)
+		write_listen_drops(ctx->meta->seq, sk);
 	return 0;
 }
 

@@ -99,6 +99,17 @@ struct event {
 	__u8 backend_addr[16]; /* with backend_port: the translated destination, IPv6 (IPv4 mapped) */
 };
 
+/* A listening socket's drops (SYNs and completed handshakes it dropped: its accept queue full,
+ * or no memory for a request), written by the listener scan (progress.h) for user space. */
+struct listen_drops {
+	__u64 sk;        /* the listener (dup'ed descriptors and forks show it more than once) */
+	__u64 cgroup_id;
+	__u32 netns_ino;
+	__u32 drops;     /* since the listener was created */
+	__u16 port;      /* host byte order */
+	__u8 _pad[6];
+};
+
 /* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */
 struct agg_key {
 	__u64 cgroup_id;

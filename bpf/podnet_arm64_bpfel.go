@@ -169,6 +169,16 @@ const (
 	PodnetHandshakeHistogramHANDSHAKE_BUCKETS PodnetHandshakeHistogram = 19
 )
 
+type PodnetListenDrops struct {
+	_        structs.HostLayout
+	Sk       uint64
+	CgroupId uint64
+	NetnsIno uint32
+	Drops    uint32
+	Port     uint16
+	Pad      [6]uint8
+}
+
 type PodnetListenPort struct {
 	_        structs.HostLayout
 	NetnsIno uint32
@@ -231,6 +241,7 @@ const (
 	PodnetProgProgressCast            = "progress_cast"
 	PodnetProgProgressProbed          = "progress_probed"
 	PodnetProgResetReceivedTpBtf      = "reset_received_tp_btf"
+	PodnetProgScanListenDrops         = "scan_listen_drops"
 	PodnetProgStateTpBtf              = "state_tp_btf"
 	PodnetProgStateTpBtfNested        = "state_tp_btf_nested"
 	PodnetProgStateTracepoint         = "state_tracepoint"
@@ -256,6 +267,7 @@ const (
 	PodnetVarUnusedEventFlag          = "unused_event_flag"
 	PodnetVarUnusedEventType          = "unused_event_type"
 	PodnetVarUnusedHandshakeHistogram = "unused_handshake_histogram"
+	PodnetVarUnusedListenDrops        = "unused_listen_drops"
 	PodnetVarUnusedRole               = "unused_role"
 	PodnetVarWakeupBytes              = "wakeup_bytes"
 	PodnetVarWakeupIntervalNs         = "wakeup_interval_ns"
@@ -316,6 +328,7 @@ type PodnetProgramSpecs struct {
 	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
 	ResetReceivedTpBtf *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
+	ScanListenDrops    *ebpf.ProgramSpec `ebpf:"scan_listen_drops"`
 	StateTpBtf         *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTpBtfNested   *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
 	StateTracepoint    *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
@@ -363,6 +376,7 @@ type PodnetVariableSpecs struct {
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedHandshakeHistogram *ebpf.VariableSpec `ebpf:"unused_handshake_histogram"`
+	UnusedListenDrops        *ebpf.VariableSpec `ebpf:"unused_listen_drops"`
 	UnusedRole               *ebpf.VariableSpec `ebpf:"unused_role"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WakeupIntervalNs         *ebpf.VariableSpec `ebpf:"wakeup_interval_ns"`
@@ -441,6 +455,7 @@ type PodnetVariables struct {
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedHandshakeHistogram *ebpf.Variable `ebpf:"unused_handshake_histogram"`
+	UnusedListenDrops        *ebpf.Variable `ebpf:"unused_listen_drops"`
 	UnusedRole               *ebpf.Variable `ebpf:"unused_role"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WakeupIntervalNs         *ebpf.Variable `ebpf:"wakeup_interval_ns"`
@@ -463,6 +478,7 @@ type PodnetPrograms struct {
 	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
 	ResetReceivedTpBtf *ebpf.Program `ebpf:"reset_received_tp_btf"`
+	ScanListenDrops    *ebpf.Program `ebpf:"scan_listen_drops"`
 	StateTpBtf         *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTpBtfNested   *ebpf.Program `ebpf:"state_tp_btf_nested"`
 	StateTracepoint    *ebpf.Program `ebpf:"state_tracepoint"`
@@ -483,6 +499,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ProgressCast,
 		p.ProgressProbed,
 		p.ResetReceivedTpBtf,
+		p.ScanListenDrops,
 		p.StateTpBtf,
 		p.StateTpBtfNested,
 		p.StateTracepoint,

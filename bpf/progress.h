@@ -144,6 +144,44 @@ static __always_inline void note_listener(struct sock *sk)
 	bpf_map_update_elem(&listen_ports, &lp, &one, BPF_ANY);
 }
 
+/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
+ * (6.17+). tcp_listendrop counts a listener's drops there. Probe reads: the listener of an MPTCP
+ * socket is reached through a plain pointer. */
+static __always_inline __u32 sock_drops(struct sock *sk)
+{
+	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
+	struct numa_drop_counters *numa;
+
+	if (bpf_core_field_exists(sk->sk_drop_counters)) {
+		numa = BPF_CORE_READ(sk, sk_drop_counters);
+		if (numa)
+			n = BPF_CORE_READ(numa, drops0.counter) + BPF_CORE_READ(numa, drops1.counter);
+	}
+	return n;
+}
+
+/* The listener scan (issue 15, run by user space each metrics interval): every listening TCP
+ * socket with its drops. An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP
+ * listener beneath it, which no descriptor names. */
+static __always_inline void write_listen_drops(struct seq_file *seq, struct sock *sk)
+{
+	struct listen_drops r = {};
+
+	if (sk->__sk_common.skc_state != TCP_LISTEN)
+		return;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
+		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+		if (!sk)
+			return;
+	}
+	r.sk = (__u64)sk;
+	r.netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	r.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	r.cgroup_id = sock_cgroup_id(sk, READ_PROBED);
+	r.drops = sock_drops(sk);
+	bpf_seq_write(seq, &r, sizeof(r));
+}
+
 /* The start-up scan's second pass: an established connection nobody tracks yet predates
  * podnet. Tracked from now, its bytes so far counted as already reported, and written out. */
 static __always_inline void find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)

@@ -59,6 +59,9 @@ type connectionMetrics struct {
 	max    int
 	expiry time.Duration
 	series map[seriesKey]*series
+	// listens: podnet.tcp.listen.overflows, set by each listener scan (listenOverflows).
+	listens         map[listenKey]*listenSeries
+	listenOverflows bool
 	// countsActive is false when the kernel cannot read open connections (no BPF
 	// iterators): active is then unknown, not 0, and not reported.
 	countsActive bool
@@ -77,8 +80,11 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		max:          cfg.MaxMetricSeries,
 		expiry:       cfg.MetricSeriesIdleExpiry,
 		series:       map[seriesKey]*series{},
+		listens:      map[listenKey]*listenSeries{},
 		countsActive: true,
-		backends:     cfg.ServiceBackends.MetricAttribute,
+
+		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
+		backends:        cfg.ServiceBackends.MetricAttribute,
 
 		handshakeHistogram: cfg.HandshakeHistogram,
 		version:            set.BuildInfo.Version,
@@ -191,6 +197,7 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timest
 // named as the end's most recent event named it.
 func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	byResource := map[resourceKey][]seriesKey{}
+	listensBy := map[resourceKey][]listenKey{}
 	latest := map[resourceKey]*series{}
 	for k, s := range m.series {
 		if s.active == 0 && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
@@ -202,11 +209,22 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 			latest[k.res] = s
 		}
 	}
-	for rk, keys := range byResource {
-		for _, k := range keys {
+	for k, s := range m.listens {
+		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
+			delete(m.listens, k) // its listener is gone
+			continue
+		}
+		listensBy[k.res] = append(listensBy[k.res], k)
+		if l := latest[k.res]; l == nil || s.updated > l.updated {
+			latest[k.res] = &series{updated: s.updated, local: s.local}
+		}
+	}
+	for rk, l := range latest {
+		for _, k := range byResource[rk] {
 			m.record(now, k, m.series[k])
 		}
-		m.mb.EmitForResource(metadata.WithResource(latest[rk].local.res))
+		m.recordListens(now, listensBy[rk])
+		m.mb.EmitForResource(metadata.WithResource(l.local.res))
 	}
 	md := m.mb.Emit()
 	m.emitHandshakes(md, now, byResource, latest)

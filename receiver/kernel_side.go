@@ -51,6 +51,18 @@ func (k *kernelSide) drainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggVa
 	return k.src.DrainAggregates(fn)
 }
 
+// listenDrops runs the listener scan, unless the kernel side is closed.
+func (k *kernelSide) listenDrops() ([]bpf.PodnetListenDrops, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil, errKernelClosed
+	}
+	var scan []bpf.PodnetListenDrops
+	err := k.src.ListenDrops(func(r *bpf.PodnetListenDrops) { scan = append(scan, *r) })
+	return scan, err
+}
+
 // detach stops the programs: from then on the ring and the aggregates only hold what they
 // already wrote, so draining them ends, and ends complete, however busy the node is.
 func (k *kernelSide) detach() error {

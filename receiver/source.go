@@ -32,6 +32,8 @@ type kernelSource interface {
 	// IteratorsUnavailable says why open connections are neither read nor found; nil when
 	// they are.
 	IteratorsUnavailable() error
+	// ListenDrops runs the listener scan: every listening socket with its drops.
+	ListenDrops(fn func(*bpf.PodnetListenDrops)) error
 	// BackendsErr says why Service backends are not read although asked for; nil when they
 	// are or were not asked for.
 	BackendsErr() error

@@ -341,6 +341,54 @@ func (ms *PodnetTCPConnectionsClosedMetricConfig) Validate() error {
 	return nil
 }
 
+// PodnetTCPListenOverflowsMetricAttributeKey specifies the key of an attribute for the podnet.tcp.listen.overflows metric.
+type PodnetTCPListenOverflowsMetricAttributeKey string
+
+const (
+	PodnetTCPListenOverflowsMetricAttributeKeyServerPort PodnetTCPListenOverflowsMetricAttributeKey = "server.port"
+)
+
+// PodnetTCPListenOverflowsMetricConfig provides config for the podnet.tcp.listen.overflows metric.
+type PodnetTCPListenOverflowsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                       `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []PodnetTCPListenOverflowsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *PodnetTCPListenOverflowsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *PodnetTCPListenOverflowsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case PodnetTCPListenOverflowsMetricAttributeKeyServerPort:
+		default:
+			return fmt.Errorf("metric podnet.tcp.listen.overflows doesn't have an attribute %v, valid attributes: [server.port]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // PodnetTCPRetransmitsMetricAttributeKey specifies the key of an attribute for the podnet.tcp.retransmits metric.
 type PodnetTCPRetransmitsMetricAttributeKey string
 
@@ -460,6 +508,7 @@ type MetricsConfig struct {
 	PodnetTCPConnections        PodnetTCPConnectionsMetricConfig        `mapstructure:"podnet.tcp.connections"`
 	PodnetTCPConnectionsActive  PodnetTCPConnectionsActiveMetricConfig  `mapstructure:"podnet.tcp.connections.active"`
 	PodnetTCPConnectionsClosed  PodnetTCPConnectionsClosedMetricConfig  `mapstructure:"podnet.tcp.connections.closed"`
+	PodnetTCPListenOverflows    PodnetTCPListenOverflowsMetricConfig    `mapstructure:"podnet.tcp.listen.overflows"`
 	PodnetTCPRetransmits        PodnetTCPRetransmitsMetricConfig        `mapstructure:"podnet.tcp.retransmits"`
 	PodnetTCPSynRetransmits     PodnetTCPSynRetransmitsMetricConfig     `mapstructure:"podnet.tcp.syn_retransmits"`
 }
@@ -495,6 +544,11 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
+		},
+		PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []PodnetTCPListenOverflowsMetricAttributeKey{PodnetTCPListenOverflowsMetricAttributeKeyServerPort},
 		},
 		PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 			Enabled:             true,

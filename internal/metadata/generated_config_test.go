@@ -56,6 +56,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
+					PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PodnetTCPListenOverflowsMetricAttributeKey{PodnetTCPListenOverflowsMetricAttributeKeyServerPort},
+					},
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
@@ -114,6 +119,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
 					},
+					PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []PodnetTCPListenOverflowsMetricAttributeKey{PodnetTCPListenOverflowsMetricAttributeKeyServerPort},
+					},
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
@@ -142,7 +152,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsActiveMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, PodnetTCPSynRetransmitsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsActiveMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPListenOverflowsMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, PodnetTCPSynRetransmitsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -215,6 +225,18 @@ func TestPodnetTCPConnectionsClosedMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.closed doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionsClosed
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestPodnetTCPListenOverflowsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().PodnetTCPListenOverflows
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []PodnetTCPListenOverflowsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.listen.overflows doesn't have an attribute invalid, valid attributes: [server.port]")
+
+	cfg = DefaultMetricsConfig().PodnetTCPListenOverflows
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -153,6 +153,10 @@ var MetricsInfo = metricsInfo{
 		Name:       "podnet.tcp.connections.closed",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.tcp.close.reason", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
+	PodnetTCPListenOverflows: metricInfo{
+		Name:       "podnet.tcp.listen.overflows",
+		Attributes: []string{"server.port"},
+	},
 	PodnetTCPRetransmits: metricInfo{
 		Name:       "podnet.tcp.retransmits",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
@@ -170,6 +174,7 @@ type metricsInfo struct {
 	PodnetTCPConnections        metricInfo
 	PodnetTCPConnectionsActive  metricInfo
 	PodnetTCPConnectionsClosed  metricInfo
+	PodnetTCPListenOverflows    metricInfo
 	PodnetTCPRetransmits        metricInfo
 	PodnetTCPSynRetransmits     metricInfo
 }
@@ -840,6 +845,97 @@ func newMetricPodnetTCPConnectionsClosed(cfg PodnetTCPConnectionsClosedMetricCon
 	return m
 }
 
+type metricPodnetTCPListenOverflows struct {
+	data          pmetric.Metric                       // data buffer for generated metric.
+	config        PodnetTCPListenOverflowsMetricConfig // metric config provided by user.
+	capacity      int                                  // max observed number of data points added to the metric.
+	aggDataPoints []int64                              // slice containing number of aggregated datapoints at each index
+}
+
+// init fills podnet.tcp.listen.overflows metric with initial data.
+func (m *metricPodnetTCPListenOverflows) init() {
+	m.data.SetName("podnet.tcp.listen.overflows")
+	m.data.SetDescription("SYNs and completed handshakes a listening socket dropped - its accept queue full (the application does not accept fast enough, or its backlog is too small), or rarely no memory for a request - per listener (the kernel's ListenDrops, which counts ListenOverflows and those rare drops), attributed to the listening pod (resource) and port. Read every metrics_interval by a scan of the node's listening sockets (BPF iterator, Linux 5.11+; not reported without it), because no hook sees these drops without kprobes. Cumulative since the listener was created.")
+	m.data.SetUnit("{packet}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricPodnetTCPListenOverflows) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, serverPortAttributeValue int64) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, PodnetTCPListenOverflowsMetricAttributeKeyServerPort) {
+		dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricPodnetTCPListenOverflows) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricPodnetTCPListenOverflows) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricPodnetTCPListenOverflows(cfg PodnetTCPListenOverflowsMetricConfig) metricPodnetTCPListenOverflows {
+	m := metricPodnetTCPListenOverflows{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricPodnetTCPRetransmits struct {
 	data          pmetric.Metric                   // data buffer for generated metric.
 	config        PodnetTCPRetransmitsMetricConfig // metric config provided by user.
@@ -1062,6 +1158,7 @@ type MetricsBuilder struct {
 	metricPodnetTCPConnections        metricPodnetTCPConnections
 	metricPodnetTCPConnectionsActive  metricPodnetTCPConnectionsActive
 	metricPodnetTCPConnectionsClosed  metricPodnetTCPConnectionsClosed
+	metricPodnetTCPListenOverflows    metricPodnetTCPListenOverflows
 	metricPodnetTCPRetransmits        metricPodnetTCPRetransmits
 	metricPodnetTCPSynRetransmits     metricPodnetTCPSynRetransmits
 }
@@ -1095,6 +1192,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricPodnetTCPConnections:        newMetricPodnetTCPConnections(mbc.Metrics.PodnetTCPConnections),
 		metricPodnetTCPConnectionsActive:  newMetricPodnetTCPConnectionsActive(mbc.Metrics.PodnetTCPConnectionsActive),
 		metricPodnetTCPConnectionsClosed:  newMetricPodnetTCPConnectionsClosed(mbc.Metrics.PodnetTCPConnectionsClosed),
+		metricPodnetTCPListenOverflows:    newMetricPodnetTCPListenOverflows(mbc.Metrics.PodnetTCPListenOverflows),
 		metricPodnetTCPRetransmits:        newMetricPodnetTCPRetransmits(mbc.Metrics.PodnetTCPRetransmits),
 		metricPodnetTCPSynRetransmits:     newMetricPodnetTCPSynRetransmits(mbc.Metrics.PodnetTCPSynRetransmits),
 		resourceAttributeIncludeFilter:    make(map[string]filter.Filter),
@@ -1230,6 +1328,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricPodnetTCPConnections.emit(ils.Metrics())
 	mb.metricPodnetTCPConnectionsActive.emit(ils.Metrics())
 	mb.metricPodnetTCPConnectionsClosed.emit(ils.Metrics())
+	mb.metricPodnetTCPListenOverflows.emit(ils.Metrics())
 	mb.metricPodnetTCPRetransmits.emit(ils.Metrics())
 	mb.metricPodnetTCPSynRetransmits.emit(ils.Metrics())
 
@@ -1291,6 +1390,11 @@ func (mb *MetricsBuilder) RecordPodnetTCPConnectionsActiveDataPoint(ts pcommon.T
 // RecordPodnetTCPConnectionsClosedDataPoint adds a data point to podnet.tcp.connections.closed metric.
 func (mb *MetricsBuilder) RecordPodnetTCPConnectionsClosedDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, podnetTCPCloseReasonAttributeValue AttributePodnetTCPCloseReason, options ...MetricAttributeOption) {
 	mb.metricPodnetTCPConnectionsClosed.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, podnetTCPCloseReasonAttributeValue.String(), options...)
+}
+
+// RecordPodnetTCPListenOverflowsDataPoint adds a data point to podnet.tcp.listen.overflows metric.
+func (mb *MetricsBuilder) RecordPodnetTCPListenOverflowsDataPoint(ts pcommon.Timestamp, val int64, serverPortAttributeValue int64) {
+	mb.metricPodnetTCPListenOverflows.recordDataPoint(mb.startTime, ts, val, serverPortAttributeValue)
 }
 
 // RecordPodnetTCPRetransmitsDataPoint adds a data point to podnet.tcp.retransmits metric.

@@ -73,6 +73,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["podnet.tcp.connections"] = mb.metricPodnetTCPConnections.config.AggregationStrategy
 			aggMap["podnet.tcp.connections.active"] = mb.metricPodnetTCPConnectionsActive.config.AggregationStrategy
 			aggMap["podnet.tcp.connections.closed"] = mb.metricPodnetTCPConnectionsClosed.config.AggregationStrategy
+			aggMap["podnet.tcp.listen.overflows"] = mb.metricPodnetTCPListenOverflows.config.AggregationStrategy
 			aggMap["podnet.tcp.retransmits"] = mb.metricPodnetTCPRetransmits.config.AggregationStrategy
 			aggMap["podnet.tcp.syn_retransmits"] = mb.metricPodnetTCPSynRetransmits.config.AggregationStrategy
 
@@ -121,6 +122,12 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordPodnetTCPListenOverflowsDataPoint(ts, 1, 11)
+			if tt.name == "reaggregate_set" {
+				mb.RecordPodnetTCPListenOverflowsDataPoint(ts, 3, 12)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			if tt.name == "reaggregate_set" {
 				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
@@ -151,6 +158,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricPodnetTCPConnections.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnectionsActive.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPConnectionsClosed.aggDataPoints)
+				assert.Empty(t, mb.metricPodnetTCPListenOverflows.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPRetransmits.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPSynRetransmits.aggDataPoints)
 			}
@@ -612,6 +620,50 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("podnet.tcp.close.reason")
+						assert.False(t, ok)
+					}
+				case "podnet.tcp.listen.overflows":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["podnet.tcp.listen.overflows"], "Found a duplicate in the metrics slice: podnet.tcp.listen.overflows")
+						validatedMetrics["podnet.tcp.listen.overflows"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "SYNs and completed handshakes a listening socket dropped - its accept queue full (the application does not accept fast enough, or its backlog is too small), or rarely no memory for a request - per listener (the kernel's ListenDrops, which counts ListenOverflows and those rare drops), attributed to the listening pod (resource) and port. Read every metrics_interval by a scan of the node's listening sockets (BPF iterator, Linux 5.11+; not reported without it), because no hook sees these drops without kprobes. Cumulative since the listener was created.", mi.Description())
+						assert.Equal(t, "{packet}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
+						assert.True(t, ok)
+						assert.EqualValues(t, 11, serverPortAttrVal.Int())
+					} else {
+						assert.False(t, validatedMetrics["podnet.tcp.listen.overflows"], "Found a duplicate in the metrics slice: podnet.tcp.listen.overflows")
+						validatedMetrics["podnet.tcp.listen.overflows"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "SYNs and completed handshakes a listening socket dropped - its accept queue full (the application does not accept fast enough, or its backlog is too small), or rarely no memory for a request - per listener (the kernel's ListenDrops, which counts ListenOverflows and those rare drops), attributed to the listening pod (resource) and port. Read every metrics_interval by a scan of the node's listening sockets (BPF iterator, Linux 5.11+; not reported without it), because no hook sees these drops without kprobes. Cumulative since the listener was created.", mi.Description())
+						assert.Equal(t, "{packet}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["podnet.tcp.listen.overflows"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 					}
 				case "podnet.tcp.retransmits":

@@ -22,13 +22,15 @@ import (
 // bpf_sock_from_file: 5.11+). A kernel that refuses them loads everything else without them.
 var iteratorPrograms = []string{
 	bpf.PodnetProgProgressCast, bpf.PodnetProgProgressProbed, bpf.PodnetProgFindListeners, bpf.PodnetProgFindConnections,
+	bpf.PodnetProgScanListenDrops,
 }
 
 // iterators are the live-progress program and the start-up scan's attached iterator links.
 type iterators struct {
-	progress  *ebpf.Program
-	listeners *link.Iter
-	found     *link.Iter
+	progress    *ebpf.Program
+	listeners   *link.Iter
+	found       *link.Iter
+	listenDrops *link.Iter
 }
 
 // progressProgram is the live-progress variant open keeps: plain loads through bpf_rdonly_cast
@@ -52,11 +54,14 @@ func attachIterators(coll *ebpf.Collection) (*iterators, error) {
 	if it.found, err = link.AttachIter(link.IterOptions{Program: coll.Programs[bpf.PodnetProgFindConnections]}); err != nil {
 		return it, fmt.Errorf("attaching the start-up scan: %w", err)
 	}
+	if it.listenDrops, err = link.AttachIter(link.IterOptions{Program: coll.Programs[bpf.PodnetProgScanListenDrops]}); err != nil {
+		return it, fmt.Errorf("attaching the listener scan: %w", err)
+	}
 	return it, nil
 }
 
 func (it *iterators) close() {
-	for _, l := range []*link.Iter{it.listeners, it.found} {
+	for _, l := range []*link.Iter{it.listeners, it.found, it.listenDrops} {
 		if l != nil {
 			_ = l.Close()
 		}

@@ -24,7 +24,7 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, tr.IteratorsUnavailable(), "the BPF iterators load on this kernel")
 		programs := stateHooks(tr.Mode()) + tc.syscalls
-		const iterators = 3 // live progress (one variant), the start-up scan's two passes
+		const iterators = 4 // live progress (one variant), the start-up scan's two passes, the listener scan
 		assert.Len(t, tr.ProgramIDs(), programs+iterators, "aggregate=%v", tc.aggregate)
 		assert.Len(t, tr.links, programs, "aggregate=%v: hooks attached (iterators only run when read)", tc.aggregate)
 		assert.Equal(t, tc.aggregate, tr.Events() == nil, "a ring reader exactly when events are sent")

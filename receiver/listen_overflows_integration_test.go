@@ -1,0 +1,41 @@
+package podnetreceiver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// A listener whose accept queue overflows shows it in podnet.tcp.listen.overflows, attributed to
+// its pod (the resource of its namespace) and port, equal to the kernel's ListenDrops there; a
+// listener that keeps up shows 0.
+func TestListenOverflowsOfAPod(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 134)
+	client, server, calm := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
+	calmSrv := calm.StartServer(t, "0.0.0.0:8097", 1)
+	_, res := client.Dial(t, calm.IPv4.String()+":8097", "hi")
+	require.Empty(t, res)
+	calmSrv.Wait(t)
+	calmListener := calm.StartHolder(t, calm.IPv4.String()+":8096") // listening, never hit
+	defer calmListener()
+
+	server.Overflow(client, 8098, 20)
+	time.Sleep(100 * time.Millisecond)
+	want := server.Netstat("ListenDrops")
+	require.Positive(t, want)
+	stop()
+
+	all := metrics.AllMetrics()
+	got, ok := point(t, all, server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8098)})
+	require.True(t, ok, "the overflowing listener's series")
+	assert.Equal(t, float64(want), got, "the kernel's ListenDrops of its namespace")
+	calmDrops, ok := point(t, all, calm.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8096)})
+	require.True(t, ok, "a listener that never dropped has its series too")
+	assert.Zero(t, calmDrops)
+}
