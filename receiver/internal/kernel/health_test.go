@@ -88,6 +88,14 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	server.Exec("nft", "delete table inet podnet_silent")
 	require.NoError(t, s.(*net.TCPConn).SetLinger(0))
 	require.NoError(t, s.Close())
+	// 7306: a pooled connection left idle, which the server then closes (as servers do with
+	// idle keep-alive connections): the client reads EOF and closes. Normal at both ends; the
+	// client's connect stays an established one.
+	c, s = pair(t, client, server, at(7306))
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, s.Close())
+	readEOF(t, c)
+	require.NoError(t, c.Close())
 	// 7305: the first SYN dropped: one retransmission, ~1 s later.
 	server.DropSYNs(7305)
 	go func() {
@@ -127,10 +135,11 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 		{roleClient, 7303}: reasonResetSent, {roleServer, 7303}: reasonResetReceived,
 		{roleClient, 7304}: reasonTimeout, {roleServer, 7304}: reasonResetSent,
 		{roleClient, 7305}: reasonNormal, {roleServer, 7305}: reasonNormal,
+		{roleClient, 7306}: reasonNormal, {roleServer, 7306}: reasonNormal,
 	}
 	assert.Equal(t, want, reasons, "close reasons in the events")
 	assert.Equal(t, uint32(1), synRetrans[end{roleClient, 7305}], "the dropped SYN, retransmitted once")
-	for _, p := range []uint16{7301, 7302, 7303, 7304} {
+	for _, p := range []uint16{7301, 7302, 7303, 7304, 7306} {
 		assert.Zero(t, synRetrans[end{roleClient, p}], "port %d", p)
 		assert.Zero(t, synRetrans[end{roleServer, p}], "port %d", p)
 	}
@@ -144,7 +153,12 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 		assert.Positive(t, d, "%v: measured", e)
 		assert.Less(t, d, 200*time.Millisecond, "%v: a handshake between two local namespaces", e)
 	}
-	assert.Len(t, handshake, 10, "every connect and accept")
+	assert.Len(t, handshake, 12, "every connect and accept")
+	for i := range events {
+		if e := &events[i]; e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			assert.Zero(t, e.Error, "no connect failed, the idle one's included")
+		}
+	}
 
 	gotAgg, synAgg, slowest := map[end]uint8{}, map[end]uint64{}, map[end]int{}
 	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
@@ -176,7 +190,7 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 		}
 		assert.LessOrEqual(t, b, HandshakeBucket(250_000), "%v", e)
 	}
-	assert.Len(t, slowest, 10, "every connect and accept has a handshake")
+	assert.Len(t, slowest, 12, "every connect and accept has a handshake")
 }
 
 // pair connects client to a fresh listener at addr in server and returns both ends.
