@@ -157,24 +157,13 @@ static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
  * out of the state program's stack. */
 static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const struct connect_call *call, enum sock_read rd)
 {
-	__u8 sa[28] = {};
 	struct ends e = {};
-	__u8 dialled[16], socket[16];
-	__u32 len = call->addrlen;
+	__u8 addr[16], dialled[16], socket[16];
 	__u16 family, port;
 
-	if (len > sizeof(sa))
-		len = sizeof(sa);
-	if (len < 8 || bpf_probe_read_user(sa, len, (void *)call->uaddr))
+	if (!connect_dest(call->uaddr, call->addrlen, &family, addr, &port))
 		return;
-	family = *(__u16 *)sa;
-	port = bpf_ntohs(*(__u16 *)&sa[2]);
-	if (family == AF_INET)
-		as_v6(dialled, AF_INET, &sa[4]);
-	else if (family == AF_INET6 && len >= 24)
-		__builtin_memcpy(dialled, &sa[8], 16);
-	else
-		return;
+	as_v6(dialled, family, addr);
 	sock_ends(sk, rd, &e);
 	as_v6(socket, e.family, e.peer_addr);
 	if (port == e.peer_port && same_addr(dialled, socket))

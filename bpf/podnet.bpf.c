@@ -200,29 +200,15 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* The peer as the caller asked for it: the socket has no peer address when connect() failed
- * before SYN_SENT. sockaddr_in: port at 2, address at 4; sockaddr_in6: port at 2, address at 8. */
+ * before SYN_SENT. */
 static __always_inline void fill_peer_from_sockaddr(struct event *e, const struct connect_call *call)
 {
-	__u8 addr[28] = {};
-	__u32 len = call->addrlen;
-	__u16 family;
+	__u16 family, port;
 
-	if (len > sizeof(addr))
-		len = sizeof(addr);
-	if (bpf_probe_read_user(addr, len, (void *)call->uaddr))
+	if (!connect_dest(call->uaddr, call->addrlen, &family, e->peer_addr, &port))
 		return;
-	family = *(__u16 *)addr;
-	if (family == AF_INET && len >= 8) {
-		e->family = AF_INET;
-		__builtin_memset(e->peer_addr, 0, sizeof(e->peer_addr));
-		__builtin_memcpy(e->peer_addr, &addr[4], 4);
-	} else if (family == AF_INET6 && len >= 24) {
-		e->family = AF_INET6;
-		__builtin_memcpy(e->peer_addr, &addr[8], 16);
-	} else {
-		return;
-	}
-	e->peer_port = bpf_ntohs(*(__u16 *)&addr[2]);
+	e->family = family;
+	e->peer_port = port;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")

@@ -129,6 +129,54 @@ static __always_inline __s32 connect_errno(struct sock *sk, __u8 reported, enum 
 	return sock_local_port(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
 }
 
+/* A TCP socket's smoothed RTT (tcp_sock srtt_us: µs << 3; its first sample alone right after
+ * the handshake) and retransmissions (total_retrans), read as rd says. */
+static __always_inline void tcp_rtt_retrans(struct sock *sk, enum sock_read rd, __u32 *srtt, __u32 *retrans)
+{
+	struct tcp_sock *tp;
+
+	*srtt = *retrans = 0;
+	if (rd == READ_TYPED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (tp) {
+			*srtt = tp->srtt_us;
+			*retrans = tp->total_retrans;
+		}
+	} else if (rd == READ_CAST) {
+		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		*srtt = tp->srtt_us;
+		*retrans = tp->total_retrans;
+	} else {
+		*srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
+		*retrans = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	}
+}
+
+/* Where a connect() caller asked to go: the sockaddr in its memory (sockaddr_in: port at 2,
+ * address at 4; sockaddr_in6: port at 2, address at 8). addr is filled as sockets keep addresses
+ * (IPv4 in its first 4 bytes), and only when the call is IPv4 or IPv6 and readable. */
+static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port)
+{
+	__u8 sa[28] = {};
+	__u32 len = addrlen > sizeof(sa) ? sizeof(sa) : addrlen;
+	__u16 f;
+
+	if (bpf_probe_read_user(sa, len, (void *)uaddr))
+		return false;
+	f = *(__u16 *)sa;
+	if (f == AF_INET && len >= 8) {
+		__builtin_memset(addr, 0, 16);
+		__builtin_memcpy(addr, &sa[4], 4);
+	} else if (f == AF_INET6 && len >= 24) {
+		__builtin_memcpy(addr, &sa[8], 16);
+	} else {
+		return false;
+	}
+	*family = f;
+	*port = bpf_ntohs(*(__u16 *)&sa[2]);
+	return true;
+}
+
 /* A socket's two ends: what exclusion and sampling decide from (select.h). */
 struct ends {
 	__u16 family;

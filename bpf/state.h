@@ -150,25 +150,13 @@ static __always_inline void classify(struct conn_info *ci, struct sock *sk, bool
 		classify_sock(ci, sk, sample, rd);
 }
 
-/* tcp_sock.total_retrans: at the handshake's end, the SYN (client) or SYN-ACK (server, which
- * the child socket inherits from its request) retransmissions. */
-static __always_inline __u32 sock_total_retrans(struct sock *sk, enum sock_read rd)
-{
-	struct tcp_sock *tp;
-
-	if (rd == READ_TYPED) {
-		tp = bpf_skc_to_tcp_sock(sk);
-		return tp ? tp->total_retrans : 0;
-	}
-	if (rd == READ_CAST)
-		return ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->total_retrans;
-	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
-}
-
+/* tcp_sock.total_retrans at a handshake's end: the SYN (client) or SYN-ACK (server, which the
+ * child socket inherits from its request) retransmissions, in a byte. */
 static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
 {
-	__u32 n = sock_total_retrans(sk, rd);
+	__u32 srtt, n;
 
+	tcp_rtt_retrans(sk, rd, &srtt, &n);
 	return n > 255 ? 255 : n;
 }
 
@@ -182,23 +170,9 @@ static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
 #define HANDSHAKE_RTO_US 1000000U
 static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
 {
-	struct tcp_sock *tp;
-	__u32 srtt = 0, retrans = 0, us = 0, rto = HANDSHAKE_RTO_US;
+	__u32 srtt, retrans, us = 0, rto = HANDSHAKE_RTO_US;
 
-	if (rd == READ_TYPED) {
-		tp = bpf_skc_to_tcp_sock(sk);
-		if (tp) {
-			srtt = tp->srtt_us;
-			retrans = tp->total_retrans;
-		}
-	} else if (rd == READ_CAST) {
-		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-		srtt = tp->srtt_us;
-		retrans = tp->total_retrans;
-	} else {
-		srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
-		retrans = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
-	}
+	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	ci->syn_retrans = retrans > 255 ? 255 : retrans;
 	if (client && ci->syn_ns && now > ci->syn_ns) {
 		ci->handshake_us = (now - ci->syn_ns) / 1000;
@@ -237,12 +211,14 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum sock_read rd)
 {
 	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+	__u32 srtt, retrans;
 
 	if (oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING && oldstate != TCP_LAST_ACK)
 		return true;
 	if (err)
 		return true;
-	return sock_total_retrans(sk, rd) > 0;
+	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
+	return retrans > 0;
 }
 
 /* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns

@@ -198,16 +198,14 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timest
 func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	byResource := map[resourceKey][]seriesKey{}
 	listensBy := map[resourceKey][]listenKey{}
-	latest := map[resourceKey]*series{}
+	latest := latestNames{}
 	for k, s := range m.series {
 		if s.active == 0 && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
 			delete(m.series, k)
 			continue
 		}
 		byResource[k.res] = append(byResource[k.res], k)
-		if l := latest[k.res]; l == nil || s.updated > l.updated {
-			latest[k.res] = s
-		}
+		latest.see(k.res, s.local, s.updated)
 	}
 	for k, s := range m.listens {
 		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
@@ -215,9 +213,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 			continue
 		}
 		listensBy[k.res] = append(listensBy[k.res], k)
-		if l := latest[k.res]; l == nil || s.updated > l.updated {
-			latest[k.res] = &series{updated: s.updated, local: s.local}
-		}
+		latest.see(k.res, s.local, s.updated)
 	}
 	for rk, l := range latest {
 		for _, k := range byResource[rk] {
@@ -229,6 +225,20 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	md := m.mb.Emit()
 	m.emitHandshakes(md, now, byResource, latest)
 	return md
+}
+
+// latestNames is each local end as its most recently updated series named it.
+type latestNames map[resourceKey]namedAt
+
+type namedAt struct {
+	local *localEnd
+	at    pcommon.Timestamp
+}
+
+func (l latestNames) see(rk resourceKey, local *localEnd, at pcommon.Timestamp) {
+	if cur, ok := l[rk]; !ok || at > cur.at {
+		l[rk] = namedAt{local, at}
+	}
 }
 
 func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series) {
@@ -244,15 +254,9 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 	}
 	peer := m.names.addr(k.peer)
 	port := int64(k.serverPort)
-	opts := peerOptions(k.peerID)
+	opts := peerOptions(withBackend(k.peerID, k.backendID))
 	if k.backend.IsValid() {
 		opts = append(opts, metadata.WithPodnetPeerBackendAddressMetricAttribute(m.names.addr(k.backend)))
-		if b := k.backendID; b.PodName != "" && k.peerID.PodName == "" {
-			opts = append(opts, metadata.WithPodnetPeerK8sPodNameMetricAttribute(b.PodName))
-			if k.peerID.Namespace == "" {
-				opts = append(opts, metadata.WithPodnetPeerK8sNamespaceNameMetricAttribute(b.Namespace))
-			}
-		}
 	}
 	if s.connections > 0 {
 		connOpts := opts

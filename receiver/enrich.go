@@ -19,6 +19,19 @@ type enrichedEvent struct {
 	backend attribution.Peer
 }
 
+// withBackend is the peer as records and series name it: a Service whose connection was
+// translated to a pod gets that backend pod beside it (and the pod's namespace, where the
+// Service's is unknown). backend is the zero Peer when there is none.
+func withBackend(peer, backend attribution.Peer) attribution.Peer {
+	if backend.PodName != "" && peer.PodName == "" {
+		peer.PodName, peer.PodUID = backend.PodName, backend.PodUID
+		if peer.Namespace == "" {
+			peer.Namespace = backend.Namespace
+		}
+	}
+	return peer
+}
+
 // enricher names the local end and the peer of every event, asking attribution once per
 // local end and once per peer address per batch: a batch repeats the same few of each, and a
 // Kubernetes lookup takes a lock and walks an index. The tables are cleared per batch, so

@@ -98,9 +98,11 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 			a.PutBool("podnet.peer.k8s.service.no_ready_endpoints", true)
 		}
 	}
-	putPeer(a, &e.peer)
+	peer := withBackend(e.peer, e.backend)
+	putPeer(a, &peer)
 	if e.Backend.IsValid() {
-		c.putBackend(a, e)
+		a.PutStr("podnet.peer.backend.address", c.names.addr(e.Backend.Addr()))
+		a.PutInt("podnet.peer.backend.port", int64(e.Backend.Port()))
 	}
 	if e.Type == event.Close {
 		if d, ok := e.Duration(); ok {
@@ -124,22 +126,10 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	}
 }
 
-// putBackend names where a connection to a Service was translated to: its address and port,
-// and the backend pod, when the Service's own attribution did not name a pod.
-func (c *logsConverter) putBackend(a pcommon.Map, e *enrichedEvent) {
-	a.PutStr("podnet.peer.backend.address", c.names.addr(e.Backend.Addr()))
-	a.PutInt("podnet.peer.backend.port", int64(e.Backend.Port()))
-	if b := &e.backend; b.PodName != "" && e.peer.PodName == "" {
-		a.PutStr("podnet.peer.k8s.pod.name", b.PodName)
-		a.PutStr("podnet.peer.k8s.pod.uid", b.PodUID)
-		if e.peer.Namespace == "" {
-			a.PutStr("podnet.peer.k8s.namespace.name", b.Namespace)
-		}
-	}
-}
-
-// attributeCount is how many attributes record, putPeer and putBackend set for e.
-func attributeCount(e *event.Event, p, backend *attribution.Peer) int {
+// attributeCount is how many attributes record and putPeer set for e.
+func attributeCount(e *event.Event, peer, backend *attribution.Peer) int {
+	named := withBackend(*peer, *backend)
+	p := &named
 	n := 7 // transport, type, local and peer address and port, role
 	if e.PID != 0 {
 		n += 2
@@ -152,12 +142,6 @@ func attributeCount(e *event.Event, p, backend *attribution.Peer) int {
 	}
 	if e.Backend.IsValid() {
 		n += 2
-		if backend.PodName != "" && p.PodName == "" {
-			n += 2
-			if p.Namespace == "" {
-				n++
-			}
-		}
 	}
 	if e.RoleGuessed {
 		n++

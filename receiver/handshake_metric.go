@@ -59,7 +59,7 @@ func addHandshake(s *series, e *enrichedEvent) {
 // emitHandshakes appends podnet.tcp.handshake.duration to md: one ResourceMetrics per local end
 // whose series had handshakes, beside the builder's (the same resource may appear twice in an
 // OTLP payload; backends merge by resource).
-func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[resourceKey][]seriesKey, latest map[resourceKey]*series) {
+func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[resourceKey][]seriesKey, latest latestNames) {
 	if !m.handshakeHistogram {
 		return
 	}
@@ -108,16 +108,15 @@ func (m *connectionMetrics) putSeriesAttributes(a pcommon.Map, k seriesKey) {
 	a.PutStr("network.type", netType)
 	a.PutStr("network.peer.address", m.names.addr(k.peer))
 	a.PutInt("server.port", int64(k.serverPort))
-	if p := k.peerID; p.Namespace != "" {
+	p := withBackend(k.peerID, k.backendID)
+	if p.Namespace != "" {
 		a.PutStr("podnet.peer.k8s.namespace.name", p.Namespace)
 	}
-	if k.peerID.PodName != "" {
-		a.PutStr("podnet.peer.k8s.pod.name", k.peerID.PodName)
-	} else if k.backendID.PodName != "" {
-		a.PutStr("podnet.peer.k8s.pod.name", k.backendID.PodName)
+	if p.PodName != "" {
+		a.PutStr("podnet.peer.k8s.pod.name", p.PodName)
 	}
-	if k.peerID.ServiceName != "" {
-		a.PutStr("podnet.peer.k8s.service.name", k.peerID.ServiceName)
+	if p.ServiceName != "" {
+		a.PutStr("podnet.peer.k8s.service.name", p.ServiceName)
 	}
 	if k.backend.IsValid() {
 		a.PutStr("podnet.peer.backend.address", m.names.addr(k.backend))

@@ -78,22 +78,8 @@ type holder struct {
 // startHolder runs a holder in the pod and waits for its first line (want).
 func startHolder(t *testing.T, pod *netnstest.Pod, want string, args ...string) *holder {
 	t.Helper()
-	cmd := pod.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), holderEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	h := &holder{pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out)}
+	sp := pod.Spawn(t, holderEnv+"=1", args...)
+	h := &holder{pid: sp.Cmd.Process.Pid, in: sp.In, out: sp.Out}
 	h.expect(t, want)
 	return h
 }

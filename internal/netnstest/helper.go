@@ -112,48 +112,24 @@ type Server struct {
 // it listens. It is killed at cleanup if still running.
 func (p *Pod) StartServer(t testing.TB, addr string, n int) *Server {
 	t.Helper()
-	cmd := p.Command(os.Args[0], addr, strconv.Itoa(n))
-	cmd.Env = append(os.Environ(), helperEnv+"=serve")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "listening\n" {
+	sp := p.Spawn(t, helperEnv+"=serve", addr, strconv.Itoa(n))
+	if line, err := sp.Out.ReadString('\n'); err != nil || line != "listening\n" {
 		t.Fatalf("server in %s did not start: %q %v", p.Name, line, err)
 	}
-	return &Server{Cmd: cmd}
+	return &Server{Cmd: sp.Cmd}
 }
 
 // StartHolder starts a helper that listens on addr but never accepts; closing the returned
 // writer makes it close the listener and exit.
 func (p *Pod) StartHolder(t testing.TB, addr string) (stop func()) {
 	t.Helper()
-	cmd := p.Command(os.Args[0], addr)
-	cmd.Env = append(os.Environ(), helperEnv+"=hold")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening\n" {
+	sp := p.Spawn(t, helperEnv+"=hold", addr)
+	if line, err := sp.Out.ReadString('\n'); err != nil || line != "listening\n" {
 		t.Fatalf("holder in %s did not start: %q %v", p.Name, line, err)
 	}
 	return func() {
-		_ = in.Close()
-		_ = cmd.Wait()
+		_ = sp.In.Close()
+		_ = sp.Cmd.Wait()
 	}
 }
 

@@ -39,34 +39,23 @@ type Counters struct {
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
 func (t *Tracer) Counters() (Counters, error) {
-	var c Counters
-	var err error
-	if c.ReserveFailed, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RESERVE_FAILED); err != nil {
-		return c, err
+	var sums [bpf.PodnetCounterCOUNTER_MAX]uint64
+	for i := range sums {
+		var err error
+		if sums[i], err = t.sumCounter(bpf.PodnetCounter(i)); err != nil {
+			return Counters{}, err
+		}
 	}
-	if c.CloseUntracked, err = t.sumCounter(bpf.PodnetCounterCOUNTER_CLOSE_UNTRACKED); err != nil {
-		return c, err
-	}
-	if c.AggregateFull, err = t.sumCounter(bpf.PodnetCounterCOUNTER_AGGREGATE_FULL); err != nil {
-		return c, err
-	}
-	if c.Submitted, err = t.sumCounter(bpf.PodnetCounterCOUNTER_SUBMITTED); err != nil {
-		return c, err
-	}
-	if c.CloseUnseen, err = t.sumCounter(bpf.PodnetCounterCOUNTER_CLOSE_UNSEEN); err != nil {
-		return c, err
-	}
-	if c.RecursionCovered, err = t.sumCounter(bpf.PodnetCounterCOUNTER_RECURSION_COVERED); err != nil {
-		return c, err
-	}
-	if c.NATSeen, err = t.sumCounter(bpf.PodnetCounterCOUNTER_NAT_SEEN); err != nil {
-		return c, err
-	}
-	if c.BackendLookups, err = t.sumCounter(bpf.PodnetCounterCOUNTER_BACKEND_LOOKUPS); err != nil {
-		return c, err
-	}
-	if c.BackendFound, err = t.sumCounter(bpf.PodnetCounterCOUNTER_BACKEND_FOUND); err != nil {
-		return c, err
+	c := Counters{
+		ReserveFailed:    sums[bpf.PodnetCounterCOUNTER_RESERVE_FAILED],
+		CloseUntracked:   sums[bpf.PodnetCounterCOUNTER_CLOSE_UNTRACKED],
+		AggregateFull:    sums[bpf.PodnetCounterCOUNTER_AGGREGATE_FULL],
+		Submitted:        sums[bpf.PodnetCounterCOUNTER_SUBMITTED],
+		CloseUnseen:      sums[bpf.PodnetCounterCOUNTER_CLOSE_UNSEEN],
+		RecursionCovered: sums[bpf.PodnetCounterCOUNTER_RECURSION_COVERED],
+		NATSeen:          sums[bpf.PodnetCounterCOUNTER_NAT_SEEN],
+		BackendLookups:   sums[bpf.PodnetCounterCOUNTER_BACKEND_LOOKUPS],
+		BackendFound:     sums[bpf.PodnetCounterCOUNTER_BACKEND_FOUND],
 	}
 	for name, p := range t.coll.Programs {
 		st, err := p.Stats()

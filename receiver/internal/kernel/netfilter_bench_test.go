@@ -3,7 +3,6 @@ package kernel
 import (
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -25,15 +24,7 @@ func BenchmarkNetfilterPerPacket(b *testing.B) {
 	target := netip.AddrPortFrom(server.IPv4, 8080)
 	server.AcceptAll(b, target, nil)
 
-	const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
-	old, err := os.ReadFile(statsSysctl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(statsSysctl, []byte("1"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	defer os.WriteFile(statsSysctl, old, 0o644)
+	enableBPFStats(b)
 
 	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 1024,
 		AggregateInKernel: true, NATNetns: node.NetnsPath()})

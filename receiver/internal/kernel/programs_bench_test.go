@@ -35,15 +35,7 @@ func BenchmarkKernelCostPerConnection(b *testing.B) {
 func benchKernelCost(b *testing.B, opts Options) {
 	events := opts.sendsEvents()
 	netnstest.RequireRoot(b)
-	const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
-	old, err := os.ReadFile(statsSysctl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(statsSysctl, []byte("1"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	defer os.WriteFile(statsSysctl, old, 0o644)
+	enableBPFStats(b)
 
 	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections, opts.MaxAggregates = HooksAuto, 1<<24, 65536, 1<<16
 	tr, err := Open(opts)
@@ -68,6 +60,19 @@ func benchKernelCost(b *testing.B, opts Options) {
 	after := runStats(b, tr)
 	b.ReportMetric(float64(after.ns-before.ns)/float64(b.N), "ns-in-bpf/conn")
 	b.ReportMetric(float64(after.runs-before.runs)/float64(b.N), "runs/conn")
+}
+
+// enableBPFStats turns the kernel's BPF run statistics on until the benchmark ends.
+func enableBPFStats(b *testing.B) {
+	const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
+	old, err := os.ReadFile(statsSysctl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(statsSysctl, []byte("1"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.WriteFile(statsSysctl, old, 0o644) })
 }
 
 type stats struct{ ns, runs uint64 }
