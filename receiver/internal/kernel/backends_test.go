@@ -250,3 +250,16 @@ func TestRejectedConnectKeepsItsError(t *testing.T) {
 	}))
 	assert.Equal(t, map[int32]uint64{int32(syscall.ECONNREFUSED): 2 * n}, refused)
 }
+
+// The kernel takes one BPF netfilter link per hook and priority: a second podnet on the node (a
+// rollout's surge) still follows Service connections, at the next free priority.
+func TestTwoTracersFollowServiceConnections(t *testing.T) {
+	node := netnstest.NewNode(t, 135)
+	for range 2 {
+		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 16,
+			AggregateInKernel: true, NATNetns: node.NetnsPath()})
+		require.NoError(t, err)
+		defer tr.Close()
+		assert.NoError(t, tr.BackendsErr())
+	}
+}

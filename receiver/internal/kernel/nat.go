@@ -17,7 +17,8 @@ import (
 )
 
 // natPriority places nat_seen at POST_ROUTING after every destination translation (done at
-// PRE_ROUTING or LOCAL_OUT) and before source NAT (100): any value in between sees the same.
+// PRE_ROUTING or LOCAL_OUT) and before source NAT (100): any value in between sees the same,
+// so a busy one is passed for the next (attachNetfilter).
 const natPriority = 50
 
 // ErrNoNetfilterPrograms: the kernel has no netfilter BPF programs (before 6.4), so Service
@@ -71,12 +72,7 @@ func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
 	var links []link.Link
 	err := runInNetns(path, func() error {
 		for _, family := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
-			l, err := link.AttachNetfilter(link.NetfilterOptions{
-				Program:        prog,
-				ProtocolFamily: family,
-				Hook:           link.NetfilterInetPostRouting,
-				Priority:       natPriority,
-			})
+			l, err := attachNetfilter(prog, family)
 			if err != nil {
 				return err
 			}
@@ -91,6 +87,25 @@ func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
 		return nil, fmt.Errorf("attaching the netfilter program (service_backends) in %s: %w", path, err)
 	}
 	return links, nil
+}
+
+// natPriorities is how many priorities above natPriority are tried: the kernel takes one BPF
+// netfilter link per hook and priority (EBUSY), and a second podnet on the node — a rollout's
+// surge, a test beside a running collector — must not go without.
+const natPriorities = 16
+
+func attachNetfilter(prog *ebpf.Program, family link.NetfilterProtocolFamily) (link.Link, error) {
+	var err error
+	for p := int32(natPriority); p < natPriority+natPriorities; p++ {
+		var l link.Link
+		l, err = link.AttachNetfilter(link.NetfilterOptions{
+			Program: prog, ProtocolFamily: family, Hook: link.NetfilterInetPostRouting, Priority: p,
+		})
+		if !errors.Is(err, unix.EBUSY) {
+			return l, err
+		}
+	}
+	return nil, err
 }
 
 // runInNetns runs fn on a thread inside the network namespace at path, or on the calling one when
