@@ -107,9 +107,14 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	readEOF(t, s)
 	require.NoError(t, s.Close())
 
-	require.Eventually(t, func() bool { return len(client.OpenTCPSockets())+len(server.OpenTCPSockets()) == 0 },
-		10*time.Second, 10*time.Millisecond, "every connection closed")
-	events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == cns || e.NetnsIno == sns })
+	// Every connection's four events: a socket leaves ss's list as its CLOSE is being reported,
+	// so the ring is read until the last ones are in.
+	var events []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		more, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == cns || e.NetnsIno == sns })
+		events = append(events, more...)
+		return len(events) >= 4*6
+	}, 10*time.Second, 10*time.Millisecond, "every connection's connect, accept and closes")
 	type end struct {
 		role uint8
 		port uint16
