@@ -49,7 +49,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	iterErr := src.kernel.IteratorsUnavailable()
 	if iterErr != nil {
 		r.set.Logger.Warn("podnet: open connections cannot be read on this kernel: bytes and retransmits are counted "+
-			"only at close, podnet.tcp.connections.active is not reported, and connections open before podnet started "+
+			"only at close, podnet.tcp.connections.active and podnet.tcp.listen.overflows are not reported, and connections open before podnet started "+
 			"are found from /proc for logs only (their bytes and closes are not tracked; the closes count as untracked)", zap.Error(iterErr))
 	}
 	var metrics *sharedMetrics
