@@ -56,8 +56,14 @@ static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 /* A new key's counts: in .rodata, not on the state program's 512-byte stack. */
 static const struct agg_value agg_zero = {};
 
-/* The key's counts in the current interval map, created empty when new; NULL (counted) when the
- * map is full. */
+/* The overflow key: all zero, which no real key is (family is AF_INET or AF_INET6). User space
+ * puts it in every interval map before the programs count into it, one entry beyond
+ * `max_metric_series`, so a key that finds the map full is folded into it rather than lost: the
+ * receiver reports it as the series marked otel.metric.overflow, and sums stay exact. */
+static const struct agg_key agg_overflow = {};
+
+/* The key's counts in the current interval map, created empty when new; the overflow key's
+ * (counted in COUNTER_AGGREGATE_FULL) when the map is full. */
 static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 {
 	__u32 slot = 0;
@@ -71,7 +77,7 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 		return v;
 	if (bpf_map_update_elem(interval, k, &agg_zero, BPF_NOEXIST) == -E2BIG) {
 		count(COUNTER_AGGREGATE_FULL);
-		return NULL;
+		return bpf_map_lookup_elem(interval, &agg_overflow);
 	}
 	return bpf_map_lookup_elem(interval, k);
 }

@@ -97,9 +97,9 @@ struct {
  * the same keys). Never read while written: user space keeps two of these, and each drain points
  * `aggregates` at the empty one, waits until no program can still hold the old one (the kernel's
  * map-in-map update does: synchronize_rcu), then reads, sums and deletes its entries at leisure.
- * Size: set from `max_metric_series` (the keys active within one interval); when full, new keys
- * are counted in COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts
- * silently. */
+ * Size: set from `max_metric_series` (the keys active within one interval), plus one for the
+ * overflow key (aggregate.h) that new keys fold into when the rest is full, counted in
+ * COUNTER_AGGREGATE_FULL. A plain hash, not LRU: an eviction would lose counts silently. */
 struct agg_interval {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10000);

@@ -25,10 +25,21 @@ type intervals struct {
 	current int // index into maps of the one the slot points at
 }
 
+// overflowKey is the interval maps' overflow entry (bpf/aggregate.h): all zero, which no real
+// key is. A key with Family 0 handed to a drain's fn is it.
+var overflowKey bpf.PodnetAggKey
+
+// IsOverflow says whether a drained key is the overflow entry: the counts of keys that found
+// the interval map full, which the receiver folds into its overflow series.
+func IsOverflow(k *bpf.PodnetAggKey) bool { return k.Family == 0 }
+
 func newIntervals(slot *ebpf.Map, spec *ebpf.MapSpec) (*intervals, error) {
 	iv := &intervals{slot: slot}
 	for i := range iv.maps {
 		m, err := ebpf.NewMap(spec)
+		if err == nil {
+			err = putOverflow(m)
+		}
 		if err != nil {
 			iv.close()
 			return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapAggregates, err)
@@ -90,10 +101,22 @@ func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) erro
 			fn(&keys[i], &values[i])
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
+			break
 		}
 		if err != nil {
-			return err
+			return errors.Join(err, putOverflow(old))
 		}
 	}
+	return putOverflow(old)
+}
+
+// putOverflow gives an interval map its overflow entry before the programs count into it (the
+// map has one entry more than max_metric_series for it). One left by a failed read keeps its
+// counts; without the entry, keys that find the map full are counted but lost.
+func putOverflow(m *ebpf.Map) error {
+	err := m.Update(&overflowKey, &bpf.PodnetAggValue{}, ebpf.UpdateNoExist)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("adding the overflow entry: %w", err)
+	}
+	return nil
 }

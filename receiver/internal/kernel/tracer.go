@@ -116,7 +116,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	spec.Maps[bpf.PodnetMapEvents].MaxEntries = ring
 	spec.Maps[bpf.PodnetMapConns].MaxEntries = opts.MaxTrackedConnections
 	interval := spec.Maps[bpf.PodnetMapAggregates].InnerMap
-	interval.MaxEntries = max(opts.MaxAggregates, 1)
+	interval.MaxEntries = max(opts.MaxAggregates, 1) + 1 // + the overflow entry (aggregates.go)
 	// Wake the reader when a quarter of the ring is waiting: early enough to drain a burst
 	// before the ring fills, rare enough to cost nothing at steady load.
 	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(ring / 4)); err != nil {

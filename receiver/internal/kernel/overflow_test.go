@@ -1,0 +1,77 @@
+package kernel
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// Keys that find the in-kernel aggregation map full are folded into its overflow entry, not
+// lost: with room for 4 keys and 2×12 keys' worth of traffic, what the named keys and the
+// overflow entry count together is every connection, and AGGREGATE_FULL counts the folded
+// events.
+func TestAggregateOverflowFoldsNewKeys(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 171)
+	pod := netw.AddPod()
+	netns := pod.NetnsInode()
+	const maxKeys, ports, perPort = 4, 12, 3
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: maxKeys})
+	require.NoError(t, err)
+	defer tr.Close()
+	drainAll := func(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) {
+		require.NoError(t, tr.DrainAggregates(fn))
+	}
+	drainAll(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}) // an empty table to start from
+	before := counters(t, tr)
+
+	// Each server port is two keys (the client's and the server's): 24 keys for a table of 4.
+	for p := range ports {
+		addr := netip.AddrPortFrom(pod.IPv4, uint16(9100+p))
+		for range perPort {
+			c, s := pair(t, pod, pod, addr)
+			require.NoError(t, c.Close())
+			readEOF(t, s)
+			require.NoError(t, s.Close())
+		}
+	}
+	const conns = ports * perPort
+	var named, overflow bpf.PodnetAggValue
+	mostKeys := 0 // of ours in one drain
+	deadline := time.Now().Add(5 * time.Second)
+	for named.Closed+overflow.Closed < 2*conns && time.Now().Before(deadline) {
+		keys := 0
+		drainAll(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			switch {
+			case IsOverflow(k):
+				add(&overflow, v)
+			case k.NetnsIno == netns:
+				keys++
+				add(&named, v)
+			}
+		})
+		mostKeys = max(mostKeys, keys)
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := counters(t, tr)
+	t.Logf("named keys (most in one drain) %d: %+v; overflow %+v; AGGREGATE_FULL +%d", mostKeys, named, overflow, after.AggregateFull-before.AggregateFull)
+	assert.LessOrEqual(t, mostKeys, maxKeys, "no drain finds more keys than the table's size")
+	// Other traffic on the machine may fold into the overflow entry too: at least ours is there.
+	assert.GreaterOrEqual(t, named.Connections+overflow.Connections, uint64(2*conns), "every open is counted, named or folded")
+	assert.GreaterOrEqual(t, named.Closed+overflow.Closed, uint64(2*conns), "every close is counted, named or folded")
+	assert.LessOrEqual(t, named.Connections, uint64(2*conns))
+	assert.Positive(t, overflow.Connections, "opens of keys beyond the table were folded")
+	assert.GreaterOrEqual(t, after.AggregateFull-before.AggregateFull, overflow.Connections+overflow.Closed,
+		"every folded event is counted")
+}
+
+func add(sum, v *bpf.PodnetAggValue) {
+	sum.Connections += v.Connections
+	sum.Closed += v.Closed
+	sum.Active += v.Active
+}
