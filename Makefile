@@ -51,9 +51,10 @@ run: bin/otelcol-podnet
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 	PODNET_OUTPUT_FILE=_build/podnet-output.jsonl bin/otelcol-podnet --config=examples/local/config.yaml
 
-# Validates the example collector configs with bin/otelcol-podnet, and renders the upstream
-# opentelemetry-collector Helm chart with examples/helm/values.yaml when PODNET_HELM_CHART
-# points at a checkout of it (see tools/helm/check.sh).
+# Validates the example collector configs (examples/gateway too) with bin/otelcol-podnet, and
+# renders the upstream opentelemetry-collector chart from ../shared/upstream (or
+# PODNET_HELM_CHART) with the DaemonSet, gateway and agent-to-gateway values; CI runs it, and
+# fails there without the chart (see tools/helm/check.sh).
 helm-check: bin/otelcol-podnet
 	tools/helm/check.sh
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Checks the examples against the collector they are for:
-#  1. `otelcol-podnet validate` on examples/local, examples/kubernetes and the ConfigMap in
-#     examples/kubernetes/daemonset.yaml (always);
+#  1. `otelcol-podnet validate` on examples/local, examples/kubernetes, the ConfigMap in
+#     examples/kubernetes/daemonset.yaml and examples/gateway (always);
 #  2. `helm template` of the upstream opentelemetry-collector chart with examples/helm/values.yaml,
-#     then `validate` on the collector config the chart rendered, plus the security settings.
-# The chart is in no registry this project's machines can reach, so step 2 needs
-# PODNET_HELM_CHART=<checkout of opentelemetry-helm-charts>/charts/opentelemetry-collector and
-# skips, loudly, without it. helm itself is installed into ~/.cache/podnet if absent.
+#     then `validate` on the collector config the chart rendered, plus the security settings;
+#     then the gateway's values and the agent overlay (gateway.sh).
+# The chart is in no registry this project's machines can reach: an unmodified copy sits in
+# ../shared/upstream next to the repository (see chart_dir below). helm itself is installed into
+# ~/.cache/podnet if absent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tools/helm/lib.sh
 
 otelcol=bin/otelcol-podnet
 [ -x "$otelcol" ] || { echo "helm-check: $otelcol missing: run make otelcol first" >&2; exit 1; }
@@ -18,32 +20,39 @@ export K8S_NODE_NAME=node-1 MY_POD_IP=127.0.0.1 OTEL_K8S_NODE_NAME=node-1 OTEL_K
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-validate() {
-	"$otelcol" validate --config="$1" || { echo "helm-check: FAIL: $2 does not validate" >&2; exit 1; }
-	echo "helm-check: ok: $2 validates"
-}
-
-# Prints the block scalar under "  <key>: |" (a ConfigMap data key) without its indentation.
-block() {
-	awk -v key="  $1: |" '
-		$0 == key { inside = 1; next }
-		inside && /^    / { print substr($0, 5); next }
-		inside && /^$/ { print; next }
-		inside { exit }' "$2"
-}
-
 validate examples/local/config.yaml examples/local/config.yaml
 validate examples/kubernetes/collector-config.yaml examples/kubernetes/collector-config.yaml
 block config.yaml examples/kubernetes/daemonset.yaml >"$scratch/daemonset-config.yaml"
 [ -s "$scratch/daemonset-config.yaml" ] || { echo "helm-check: FAIL: no config.yaml in daemonset.yaml's ConfigMap" >&2; exit 1; }
 validate "$scratch/daemonset-config.yaml" "the ConfigMap in examples/kubernetes/daemonset.yaml"
 
-chart=${PODNET_HELM_CHART:-}
-if [ -z "$chart" ] || [ ! -f "$chart/Chart.yaml" ]; then
-	echo "helm-check: SKIP: Helm chart render NOT checked: set PODNET_HELM_CHART to a checkout of"
+for f in agent-config gateway-config; do
+	validate "examples/gateway/$f.yaml" "examples/gateway/$f.yaml"
+done
+block config.yaml examples/gateway/gateway.yaml | diff -u examples/gateway/gateway-config.yaml - ||
+	fail "the ConfigMap in examples/gateway/gateway.yaml is not examples/gateway/gateway-config.yaml"
+echo "helm-check: ok: the ConfigMap in examples/gateway/gateway.yaml is gateway-config.yaml"
+
+# Which chart: PODNET_HELM_CHART if set (another version or checkout), else the copy in
+# ../shared/upstream. CI runs .ci/run in a fresh clone with a copy of shared/ laid beside it,
+# so there the chart is always at ../shared: when it is missing in CI something is wrong with
+# the machine, and the render checks must not quietly stop running, so CI fails. No absolute
+# fallback (such as this machine's own shared/): it would hide exactly that, and tie the
+# project to one machine's layout. Outside CI (a clone elsewhere, a user) a missing chart is
+# a loud SKIP of step 2 only.
+chart_dir=../shared/upstream/helm-charts/opentelemetry-collector
+chart=${PODNET_HELM_CHART:-$chart_dir}
+if [ ! -f "$chart/Chart.yaml" ]; then
+	[ -z "${PODNET_HELM_CHART:-}" ] || fail "PODNET_HELM_CHART=$PODNET_HELM_CHART holds no Chart.yaml"
+	[ -z "${CI:-}" ] || fail "no chart at $chart_dir (CI lays shared/ beside the clone) and PODNET_HELM_CHART unset: the Helm render checks cannot run"
+	echo "helm-check: SKIP: ************************************************************************"
+	echo "helm-check: SKIP: Helm chart renders NOT checked: no chart at $chart_dir"
+	echo "helm-check: SKIP: (from $(pwd)); set PODNET_HELM_CHART to a checkout of"
 	echo "helm-check: SKIP:   open-telemetry/opentelemetry-helm-charts/charts/opentelemetry-collector"
+	echo "helm-check: SKIP: ************************************************************************"
 	exit 0
 fi
+echo "helm-check: chart $chart"
 
 helm_version=v3.22.0
 cache=${PODNET_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podnet}
@@ -90,3 +99,5 @@ for want in 'hostNetwork: true' 'dnsPolicy: ClusterFirstWithHostNet' '- NET_ADMI
 done
 ! grep -q 'NET_ADMIN' "$scratch/rendered.yaml" || { echo "helm-check: FAIL: the default values grant NET_ADMIN" >&2; exit 1; }
 echo "helm-check: ok: values-service-backends.yaml adds hostNetwork and NET_ADMIN, the default values neither"
+
+. tools/helm/gateway.sh
