@@ -114,3 +114,14 @@ bench-fullload:
 check-platforms:
 	GOOS=darwin $(GO) build ./ && GOOS=darwin $(GO) vet ./
 	GOOS=windows $(GO) build ./ && GOOS=windows $(GO) vet ./
+
+.PHONY: service-map
+
+# The service map as SVG (graphviz): workloads/pods and Services, client → server edges with
+# connections/s, failed connects/s and bytes/s over SERVICE_MAP_WINDOW, from podnet's metrics in
+# the Prometheus at PROMETHEUS_URL (collector config: examples/kubernetes/collector-config.yaml).
+PROMETHEUS_URL ?= http://127.0.0.1:9090
+SERVICE_MAP ?= service-map.svg
+SERVICE_MAP_WINDOW ?= 5m
+service-map:
+	$(GO) run ./cmd/podnet-servicemap -prometheus $(PROMETHEUS_URL) -window $(SERVICE_MAP_WINDOW) -o $(SERVICE_MAP)
