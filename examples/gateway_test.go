@@ -1,0 +1,170 @@
+package examples
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+const gatewayTestNode = "gateway-test-node"
+
+// TestAgentToGateway runs examples/gateway on loopback: an agent (agent-config.yaml: podnet →
+// otlp_grpc with a queue and retries) and a gateway (gateway-config.yaml: otlp → memory_limiter
+// → batch, its backends swapped for file exporters, k8s_attributes left out: no API server).
+// The gateway starts only after the traffic, as in a rollout, so the records must wait in the
+// agent's queue and arrive by retry. Then everything podnet saw of two namespace pods must
+// come out of the gateway, record by record and value by value, still naming the agent's node.
+func TestAgentToGateway(t *testing.T) {
+	netnstest.RequireRoot(t)
+	binary := requireCollector(t)
+	gatewayAddr, gatewayHealth, agentHealth := freeLoopbackAddr(t), freeLoopbackAddr(t), freeLoopbackAddr(t)
+	out := t.TempDir()
+	agent := startCollector(t, binary, writeConfig(t, "agent.yaml", agentTestConfig(t, gatewayAddr, agentHealth)))
+	agent.waitHealthy(t, agentHealth)
+
+	netw := netnstest.NewNetwork(t, 91)
+	client, server := netw.AddPod(), netw.AddPod()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello through the gateway\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serverPid := server.StartHTTPServer(t, dir, httpPort)
+	var fetches []netnstest.CurlResult
+	for range httpFetches {
+		r := client.Curl(t, server.IPv4, httpPort, "/hello.txt")
+		if r.ExitCode != 0 {
+			t.Fatalf("curl exited %d", r.ExitCode)
+		}
+		fetches = append(fetches, r)
+	}
+	refused := client.Curl(t, server.IPv4, closedPort, "/")
+	if refused.ExitCode != 7 {
+		t.Fatalf("curl to a closed port exited %d, want 7 (failed to connect)", refused.ExitCode)
+	}
+	inodes := []int64{int64(client.NetnsInode()), int64(server.NetnsInode())}
+	wantRecords, wantSums := expected(client, server, serverPid, fetches, refused)
+
+	agent.waitExportRetry(t, "logs")
+
+	gateway := startCollector(t, binary, writeConfig(t, "gateway.yaml", gatewayTestConfig(t, gatewayAddr, gatewayHealth, out)))
+	gateway.waitHealthy(t, gatewayHealth)
+
+	// The agent's first retry comes 2.5-7.5 s after its failed export (initial_interval 5s),
+	// later ones further apart; gRPC's reconnect backoff adds a few seconds.
+	var got gatewayOutput
+	var gotRecords []connRecord
+	var gotSums map[string]int64
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		got = readGatewayOutput(t, out)
+		gotRecords, _ = podnetRecords(got.logs, inodes)
+		gotSums = latestSums(got.metrics, inodes)
+		if len(gotRecords) >= len(wantRecords) && cmp.Equal(wantSums, gotSums) {
+			break
+		}
+	}
+	for _, r := range gotRecords {
+		if r.Error != "" && r.LocalPort >= 1024 && r.LocalPort <= 65535 {
+			wantRecords[0].LocalPort = r.LocalPort
+		}
+	}
+	byAll := cmpopts.SortSlices(func(a, b connRecord) bool { return fmt.Sprint(a) < fmt.Sprint(b) })
+	if d := cmp.Diff(wantRecords, gotRecords, byAll); d != "" {
+		t.Errorf("podnet log records of the two pods out of the gateway (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(wantSums, gotSums); d != "" {
+		t.Errorf("podnet metric values of the two pods out of the gateway (-want +got):\n%s", d)
+	}
+	if nodes := got.nodeNames(inodes); !slices.Equal(nodes, []string{gatewayTestNode}) {
+		t.Errorf("k8s.node.name of the pods' resources out of the gateway: %q, want only the agent's %q", nodes, gatewayTestNode)
+	}
+
+	agent.stop(t)
+	gateway.stop(t)
+}
+
+// agentTestConfig is gateway/agent-config.yaml for this machine: no API server or /hostfs,
+// a fixed node name, metrics every second, the gateway and health check on loopback.
+func agentTestConfig(t *testing.T, gatewayAddr, healthAddr string) map[string]any {
+	t.Helper()
+	cfg := readYAML(t, "gateway/agent-config.yaml")
+	podnet := cfg["receivers"].(map[string]any)["podnet"].(map[string]any)
+	delete(podnet, "kubernetes")
+	delete(podnet, "proc_root")
+	podnet["node_name"] = gatewayTestNode
+	podnet["metrics_interval"] = "1s"
+	cfg["exporters"].(map[string]any)["otlp_grpc"].(map[string]any)["endpoint"] = gatewayAddr
+	onLoopback(cfg, healthAddr)
+	return cfg
+}
+
+// gatewayTestConfig is gateway/gateway-config.yaml without k8s_attributes (it needs an API
+// server), receiving on loopback and writing logs and metrics to files in dir.
+func gatewayTestConfig(t *testing.T, addr, healthAddr, dir string) map[string]any {
+	t.Helper()
+	cfg := readYAML(t, "gateway/gateway-config.yaml")
+	grpc := cfg["receivers"].(map[string]any)["otlp"].(map[string]any)["protocols"].(map[string]any)["grpc"].(map[string]any)
+	grpc["endpoint"] = addr
+	delete(cfg["processors"].(map[string]any), "k8s_attributes")
+	cfg["exporters"] = map[string]any{
+		"file/logs":    map[string]any{"path": filepath.Join(dir, "logs.jsonl")},
+		"file/metrics": map[string]any{"path": filepath.Join(dir, "metrics.jsonl")},
+	}
+	for name, p := range cfg["service"].(map[string]any)["pipelines"].(map[string]any) {
+		p := p.(map[string]any)
+		p["processors"] = slices.DeleteFunc(toStrings(p["processors"]), func(s string) bool { return s == "k8s_attributes" })
+		p["exporters"] = []string{"file/" + name}
+	}
+	onLoopback(cfg, healthAddr)
+	return cfg
+}
+
+// waitExportRetry waits until the agent has failed to export signal and queued it for a
+// retry: the test's premise that the records wait for the gateway. The exporterhelper logs it.
+func (c *collector) waitExportRetry(t *testing.T, signal string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, l := range strings.Split(c.output.String(), "\n") {
+			if strings.Contains(l, "Will retry the request") && strings.Contains(l, `"otelcol.signal": "`+signal+`"`) {
+				return
+			}
+		}
+	}
+	t.Fatalf("the agent logged no failed %s export to retry while the gateway was down", signal)
+}
+
+// onLoopback puts the health check on addr and turns self-telemetry off (its port may be taken).
+func onLoopback(cfg map[string]any, healthAddr string) {
+	cfg["extensions"] = map[string]any{"health_check": map[string]any{"endpoint": healthAddr}}
+	cfg["service"].(map[string]any)["telemetry"] = map[string]any{"metrics": map[string]any{"level": "none"}}
+}
+
+func toStrings(v any) []string {
+	var s []string
+	for _, e := range v.([]any) {
+		s = append(s, e.(string))
+	}
+	return s
+}
+
+func writeConfig(t *testing.T, name string, cfg map[string]any) string {
+	t.Helper()
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
