@@ -25,9 +25,15 @@ import (
 
 func startMetricsOnly(t *testing.T, aggregation string, mode kernel.HookMode) (*consumertest.MetricsSink, func()) {
 	t.Helper()
+	return startMetricsOnlyWith(t, aggregation, func(cfg *Config) { cfg.Hooks = mode })
+}
+
+// startMetricsOnlyWith is startMetricsOnly with configuration changes of the test's.
+func startMetricsOnlyWith(t *testing.T, aggregation string, configure func(*Config)) (*consumertest.MetricsSink, func()) {
+	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.MetricsAggregation = aggregation
-	cfg.Hooks = mode
+	configure(cfg)
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MetricsInterval = time.Hour
 	cfg.MetricSeriesIdleExpiry = time.Hour

@@ -29,6 +29,9 @@ type seriesKey struct {
 	// was translated to, and its pod.
 	backend   netip.Addr
 	backendID attribution.Peer
+	// overflow marks the one series new series fold into once max_metric_series are live
+	// (overflowKey).
+	overflow bool
 }
 
 // series holds the cumulative values of one key since start, and its open connections.
@@ -50,7 +53,8 @@ type series struct {
 }
 
 // connectionMetrics aggregates attributed events into cumulative sums, bounded by
-// max_metric_series. Series idle for longer than metric_series_idle_expiry are forgotten; one
+// max_metric_series: beyond it, new series fold into one overflow series (metric_overflow.go),
+// so sums stay exact. Series idle for longer than metric_series_idle_expiry are forgotten; one
 // that comes back starts again with a new start time, which is how OTLP marks a cumulative
 // reset. It is not safe for concurrent use: its owner serialises add and emit.
 type connectionMetrics struct {
@@ -70,6 +74,8 @@ type connectionMetrics struct {
 	// handshakeHistogram emits podnet.tcp.handshake.duration (handshake_histogram).
 	handshakeHistogram bool
 	version            string
+	// node is the overflow series' local end: the node, no pod (the folded series had many).
+	node *localEnd
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
@@ -88,14 +94,16 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 
 		handshakeHistogram: cfg.HandshakeHistogram,
 		version:            set.BuildInfo.Version,
+		node:               nodeEnd(cfg),
 	}
 }
 
-// add counts a batch of events and returns how many found no room for a new series. A close
+// add counts a batch of events and returns how many found no room for a new series and were
+// folded into the overflow series. A close
 // adds only what the periodic reads of the open connection did not count (the drains add
 // that); a found connection adds nothing: it was not opened under podnet, and the drains
 // count it active.
-func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
+func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for i := range events {
 		e := &events[i]
@@ -116,10 +124,9 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 		if m.backends && e.Backend.IsValid() {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
-		s := m.get(k, e.local, now)
-		if s == nil {
-			dropped++
-			continue
+		s, overflowed := m.get(k, e.local, now)
+		if overflowed {
+			folded++
 		}
 		switch e.Type {
 		case event.Connect, event.Accept:
@@ -138,12 +145,12 @@ func (m *connectionMetrics) add(events []enrichedEvent) (dropped int64) {
 			}
 		}
 	}
-	return dropped
+	return folded
 }
 
 // addAggregate adds one drained aggregate (what a key counted since the last drain, and its
 // open connections now), its peer address decoded and its ends attributed, and reports
-// whether it found room. Several keys can make one series (an IPv4-mapped peer and the same
+// whether it was folded into the overflow series for want of room. Several keys can make one series (an IPv4-mapped peer and the same
 // IPv4 peer), so their open connections add up.
 func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer,
 	backend netip.Addr, backendID attribution.Peer, now pcommon.Timestamp,
@@ -160,10 +167,13 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	if m.backends && backend.IsValid() {
 		key.backend, key.backendID = backend, backendID
 	}
-	s := m.get(key, local, now)
-	if s == nil {
-		return false
-	}
+	s, overflowed := m.get(key, local, now)
+	addValue(s, v)
+	return overflowed
+}
+
+// addValue adds a drained aggregate's counts to a series.
+func addValue(s *series, v *bpf.PodnetAggValue) {
 	s.connections += int64(v.Connections)
 	s.synRetransmits += int64(v.SynRetransmits)
 	s.handshakes.addAggregate(v)
@@ -176,21 +186,24 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	s.retransmits += int64(v.Retransmits)
 	s.durationNs += int64(v.DurationNs)
 	s.drained += int64(v.Active)
-	return true
 }
 
-// get returns the series of k, creating it if there is room; nil when the table is full.
-func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timestamp) *series {
-	s := m.series[k]
+// get returns the series of k, creating it if there is room; when max_metric_series are live,
+// the overflow series (overflowed true).
+func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timestamp) (s *series, overflowed bool) {
+	s = m.series[k]
 	if s == nil {
-		if len(m.series) >= m.max {
-			return nil
+		if m.live() >= m.max {
+			k, local, overflowed = overflowKey, m.node, true
+			s = m.series[k]
 		}
-		s = &series{start: now}
-		m.series[k] = s
+		if s == nil {
+			s = &series{start: now}
+			m.series[k] = s
+		}
 	}
 	s.updated, s.local = now, local
-	return s
+	return s, overflowed
 }
 
 // emit returns every live series' cumulative values, one ResourceMetrics per local end,
@@ -203,6 +216,9 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		if s.active == 0 && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
 			delete(m.series, k)
 			continue
+		}
+		if k.overflow {
+			continue // emitted on its own, after the rest
 		}
 		byResource[k.res] = append(byResource[k.res], k)
 		latest.see(k.res, s.local, s.updated)
@@ -224,6 +240,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	}
 	md := m.mb.Emit()
 	m.emitHandshakes(md, now, byResource, latest)
+	m.emitOverflow(md, now)
 	return md
 }
 

@@ -61,9 +61,78 @@ func TestConnectionMetricsSeriesAreBounded(t *testing.T) {
 	cfg.MaxMetricSeries = 2
 	m := newFixtureMetrics(cfg)
 	// Seven events in five series (connect and close of one connection share a series): the
-	// first two series take three events.
+	// first two series take three events, the other four fold into the overflow series.
 	assert.Equal(t, int64(4), m.add(fixtureBatch(cfg)))
-	assert.Len(t, m.series, 2)
+	assert.Equal(t, 2, m.live())
+	assert.Len(t, m.series, 3, "two series and the overflow one")
+}
+
+// Beyond max_metric_series, new series fold into one overflow series per metric, marked
+// otel.metric.overflow=true alone and under the node's Resource, so every sum over all series
+// equals what an unbounded table reports.
+func TestConnectionMetricsOverflowKeepsSumsExact(t *testing.T) {
+	now := pcommon.NewTimestampFromTime(time.Now())
+	unbounded := NewDefaultConfig()
+	all := newFixtureMetrics(unbounded)
+	all.add(fixtureBatch(unbounded))
+	want := all.emit(now)
+
+	bounded := NewDefaultConfig()
+	bounded.MaxMetricSeries = 2
+	m := newFixtureMetrics(bounded)
+	m.add(fixtureBatch(bounded))
+	got := m.emit(now)
+
+	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
+		"podnet.tcp.bytes_received", "podnet.tcp.retransmits", "podnet.tcp.connection.duration", "podnet.tcp.connections.active"} {
+		assert.InDelta(t, sumOf(dataPoints(want, name)), sumOf(dataPoints(got, name)), 1e-9, "%s: sum over all series", name)
+	}
+	overflowed := 0
+	for _, rm := range got.ResourceMetrics().All() {
+		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
+			var attrs []pcommon.Map
+			switch metric.Type() {
+			case pmetric.MetricTypeSum:
+				for _, dp := range metric.Sum().DataPoints().All() {
+					attrs = append(attrs, dp.Attributes())
+				}
+			case pmetric.MetricTypeHistogram:
+				for _, dp := range metric.Histogram().DataPoints().All() {
+					attrs = append(attrs, dp.Attributes())
+				}
+			}
+			for _, a := range attrs {
+				if _, ok := a.Get(overflowAttribute); !ok {
+					continue
+				}
+				overflowed++
+				assert.Equal(t, map[string]any{overflowAttribute: true}, a.AsRaw(), "%s: the overflow point has that attribute alone", metric.Name())
+				_, hasPod := rm.Resource().Attributes().Get("k8s.pod.name")
+				assert.False(t, hasPod, "the overflow series belongs to the node, not a pod")
+				host, _ := rm.Resource().Attributes().Get("k8s.node.name")
+				assert.NotEmpty(t, host.Str())
+			}
+		}
+	}
+	assert.Positive(t, overflowed)
+	connections := map[bool]int{}
+	for _, dp := range dataPoints(got, "podnet.tcp.connections") {
+		_, isOverflow := dp.Attributes().Get(overflowAttribute)
+		connections[isOverflow]++
+	}
+	assert.Equal(t, 1, connections[true], "one overflow data point per metric")
+}
+
+func sumOf(dps []pmetric.NumberDataPoint) float64 {
+	var n float64
+	for _, dp := range dps {
+		if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+			n += float64(dp.IntValue())
+		} else {
+			n += dp.DoubleValue()
+		}
+	}
+	return n
 }
 
 func TestConnectionMetricsForgetIdleSeries(t *testing.T) {

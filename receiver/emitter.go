@@ -15,6 +15,7 @@ import (
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
+	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
 // emitter is the periodic work, on its own ticker so the ring reader only reads: the kernel's
@@ -88,6 +89,11 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 	e.metrics.mu.Lock()
 	defer e.metrics.mu.Unlock()
 	err := e.kernel.drainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if kernel.IsOverflow(k) {
+			// Counted in metric_series_dropped by the kernel's AGGREGATE_FULL (loss.go).
+			e.metrics.m.foldAggregate(v, now)
+			return
+		}
 		peer, err := event.Addr(k.Family, k.PeerAddr)
 		if err != nil {
 			dropped += int64(v.Connections + v.Closed)
@@ -100,8 +106,8 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
 			backendID = e.aggregates.peer(backend)
 		}
-		if !e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), backend, backendID, now) {
-			dropped += int64(v.Connections + v.Closed)
+		if e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), backend, backendID, now) {
+			dropped += int64(v.Connections + v.Closed) // folded into the overflow series
 		}
 	})
 	e.metrics.m.settleActive(err == nil, now)

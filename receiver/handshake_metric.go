@@ -100,6 +100,10 @@ func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Times
 
 // putSeriesAttributes writes what record() gives every data point of a series.
 func (m *connectionMetrics) putSeriesAttributes(a pcommon.Map, k seriesKey) {
+	if k.overflow {
+		a.PutBool(overflowAttribute, true)
+		return
+	}
 	a.PutStr("podnet.connection.role", k.role.String())
 	netType := "ipv4"
 	if k.ipv6 {

@@ -42,11 +42,7 @@ type resources struct {
 }
 
 func newResources(cfg *Config, attr attribution.Attributor) *resources {
-	host, _ := os.Hostname()
-	node := cfg.NodeName
-	if node == "" {
-		node = host
-	}
+	host, node := nodeNames(cfg)
 	return &resources{
 		cfg:      cfg.ResourceAttributes,
 		attr:     attr,
@@ -78,6 +74,26 @@ func (r *resources) get(k resourceKey) *localEnd {
 	l := &localEnd{key: k, attr: local, res: rb.Emit()}
 	r.cache[k] = l
 	return l
+}
+
+// nodeNames are the host's name and the node's (node_name, by default the host's).
+func nodeNames(cfg *Config) (host, node string) {
+	host, _ = os.Hostname()
+	node = cfg.NodeName
+	if node == "" {
+		node = host
+	}
+	return host, node
+}
+
+// nodeEnd is the node as a local end, for what belongs to no one workload: only the node's
+// names in its Resource.
+func nodeEnd(cfg *Config) *localEnd {
+	host, node := nodeNames(cfg)
+	rb := metadata.NewResourceBuilder(cfg.ResourceAttributes)
+	rb.SetHostName(host)
+	rb.SetK8sNodeName(node)
+	return &localEnd{res: rb.Emit()}
 }
 
 func setIfKnown(set func(string), v string) {

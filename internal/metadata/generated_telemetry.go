@@ -126,7 +126,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetMetricSeriesDropped, err = builder.meter.Int64Counter(
 		"otelcol_podnet_metric_series_dropped",
-		metric.WithDescription("Events left out of metrics because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval (they are still in logs when logs are on). [Alpha]"),
+		metric.WithDescription("Events folded into the overflow series (the one series per metric with the attribute otel.metric.overflow=true, under the node's resource) because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval. Their counts stay in the sums; only their attributes are lost (they are still in logs when logs are on). The name is kept from when such events were dropped. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

@@ -168,7 +168,7 @@ func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry,
 func AssertEqualPodnetMetricSeriesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_metric_series_dropped",
-		Description: "Events left out of metrics because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval (they are still in logs when logs are on). [Alpha]",
+		Description: "Events folded into the overflow series (the one series per metric with the attribute otel.metric.overflow=true, under the node's resource) because a bound was reached - max_metric_series in user space, or the in-kernel aggregation table within one interval. Their counts stay in the sums; only their attributes are lost (they are still in logs when logs are on). The name is kept from when such events were dropped. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

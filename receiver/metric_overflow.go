@@ -1,0 +1,96 @@
+//go:build linux
+
+package podnetreceiver
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/metadata"
+)
+
+// overflowAttribute marks the overflow series, as the OpenTelemetry SDKs mark theirs when an
+// instrument reaches its cardinality limit: the series carries this attribute alone.
+const overflowAttribute = "otel.metric.overflow"
+
+// overflowKey is the series that new series fold into once max_metric_series are live: their
+// counts are kept (sums over all series stay exact), only their attributes are given up. Its
+// local end is the node (connectionMetrics.node). The in-kernel aggregation folds the same
+// way when its table is full within one interval (bpf/aggregate.h), and the drain adds that
+// here (foldAggregate).
+var overflowKey = seriesKey{overflow: true}
+
+// live is the number of series that count against max_metric_series: all but the overflow one.
+func (m *connectionMetrics) live() int {
+	n := len(m.series)
+	if _, ok := m.series[overflowKey]; ok {
+		n--
+	}
+	return n
+}
+
+// foldAggregate adds the kernel's overflow entry: what keys that found the in-kernel table full
+// counted since the last drain.
+func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, now pcommon.Timestamp) {
+	s := m.series[overflowKey]
+	if s == nil {
+		if v.Connections == 0 && v.Closed == 0 && v.Active == 0 && v.BytesSent == 0 && v.BytesReceived == 0 && v.Retransmits == 0 {
+			return // the entry is in every interval map: no series until something folds
+		}
+		s = &series{start: now}
+		m.series[overflowKey] = s
+	}
+	s.updated, s.local = now, m.node
+	addValue(s, v)
+}
+
+// emitOverflow appends the overflow series to md: each metric once, under the node's Resource,
+// with otel.metric.overflow=true as its only attribute. Failed connects, close reasons and the
+// other splits are summed into the one data point per metric.
+func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timestamp) {
+	s := m.series[overflowKey]
+	if s == nil {
+		return
+	}
+	// The builder's data points need their attributes; they are replaced below.
+	role, netType := metadata.AttributePodnetConnectionRoleClient, metadata.AttributeNetworkTypeIpv4
+	m.mb.Reset(metadata.WithStartTime(s.start))
+	if s.connections > 0 {
+		m.mb.RecordPodnetTCPConnectionsDataPoint(now, s.connections, role, netType, "", 0)
+	}
+	if s.synRetransmits > 0 {
+		m.mb.RecordPodnetTCPSynRetransmitsDataPoint(now, s.synRetransmits, role, netType, "", 0)
+	}
+	if m.countsActive {
+		m.mb.RecordPodnetTCPConnectionsActiveDataPoint(now, s.active, role, netType, "", 0)
+	}
+	if s.closed > 0 {
+		m.mb.RecordPodnetTCPConnectionsClosedDataPoint(now, s.closed, role, netType, "", 0, metadata.AttributePodnetTCPCloseReasonNormal)
+		m.mb.RecordPodnetTCPConnectionDurationDataPoint(now, float64(s.durationNs)/1e9, role, netType, "", 0)
+	}
+	if s.closed > 0 || s.active > 0 || s.bytesSent > 0 || s.bytesReceived > 0 || s.retransmits > 0 {
+		m.mb.RecordPodnetTCPBytesSentDataPoint(now, s.bytesSent, role, netType, "", 0)
+		m.mb.RecordPodnetTCPBytesReceivedDataPoint(now, s.bytesReceived, role, netType, "", 0)
+		m.mb.RecordPodnetTCPRetransmitsDataPoint(now, s.retransmits, role, netType, "", 0)
+	}
+	overflow := m.mb.Emit(metadata.WithResource(m.node.res))
+	markOverflow(overflow)
+	overflow.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+	m.emitHandshakes(md, now, map[resourceKey][]seriesKey{overflowKey.res: {overflowKey}},
+		latestNames{overflowKey.res: {m.node, now}})
+}
+
+// markOverflow makes otel.metric.overflow=true the only attribute of every sum data point in md.
+func markOverflow(md pmetric.Metrics) {
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, metric := range sm.Metrics().All() {
+				for _, dp := range metric.Sum().DataPoints().All() {
+					dp.Attributes().Clear()
+					dp.Attributes().PutBool(overflowAttribute, true)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package podnetreceiver
+
+import (
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// A pod whose connections need more series than max_metric_series: in both aggregation modes
+// the series beyond the bound fold into the overflow series (otel.metric.overflow=true), so the
+// pod's own series plus the overflow count every connection. Other traffic on the machine may
+// fold in too, hence "at least"; the kernel test of the fold (TestAggregateOverflowFoldsNewKeys)
+// and the unit test (TestConnectionMetricsOverflowKeepsSumsExact) are exact.
+func TestMetricSeriesOverflow(t *testing.T) {
+	for _, tc := range []struct {
+		aggregation string
+		subnet      byte
+	}{{"kernel", 172}, {"events", 173}} {
+		t.Run(tc.aggregation, func(t *testing.T) {
+			netnstest.RequireRoot(t)
+			netw := netnstest.NewNetwork(t, tc.subnet)
+			client, server := netw.AddPod(), netw.AddPod()
+			const ports, perPort = 10, 2
+			sink, stop := startMetricsOnlyWith(t, tc.aggregation, func(cfg *Config) { cfg.MaxMetricSeries = 3 })
+			for p := range ports {
+				port := 9200 + p
+				srv := server.StartServer(t, fmt.Sprintf("[::]:%d", port), perPort)
+				for range perPort {
+					_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "x")
+					require.Empty(t, res)
+				}
+				srv.Wait(t)
+			}
+			require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
+				"every TCP socket of the pods closed")
+			stop()
+			all := sink.AllMetrics()
+			const conns = ports * perPort
+			require.Len(t, all, 1, "one emission, at shutdown")
+			for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"} {
+				byNetns := totals(all, name)
+				named := byNetns[int64(client.NetnsInode())] + byNetns[int64(server.NetnsInode())]
+				folded, ok := point(t, all, 0, name, map[string]any{overflowAttribute: true})
+				require.True(t, ok, "%s: an overflow series was emitted", name)
+				t.Logf("%s: the pods' own series %v, overflow %v", name, named, folded)
+				assert.LessOrEqual(t, named, float64(2*conns), name)
+				assert.GreaterOrEqual(t, named+folded, float64(2*conns), "%s: every connection is counted, in a series or the overflow", name)
+			}
+		})
+	}
+}
+
+// totals sums each metric's data points per podnet.netns.inode (0: none, as the overflow
+// series') over the last emission: cumulative, so it holds everything.
+func totals(all []pmetric.Metrics, name string) map[int64]float64 {
+	out := map[int64]float64{}
+	if len(all) == 0 {
+		return out
+	}
+	for _, rm := range all[len(all)-1].ResourceMetrics().All() {
+		ino, _ := rm.Resource().Attributes().Get("podnet.netns.inode")
+		for _, m := range rm.ScopeMetrics().At(0).Metrics().All() {
+			if m.Name() == name {
+				for _, dp := range m.Sum().DataPoints().All() {
+					out[ino.Int()] += float64(dp.IntValue())
+				}
+			}
+		}
+	}
+	return out
+}
