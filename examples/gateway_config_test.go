@@ -22,7 +22,7 @@ func TestGatewayHelmValuesCarryGatewayConfig(t *testing.T) {
 }
 
 // TestAgentOverlayIsAgentConfig checks what the overlay changes: the otlp_grpc exporter (as
-// Helm merges it over values.yaml) and the pipelines' processors. values.yaml's other
+// Helm merges it over values.yaml) and the pipelines' processors and exporters. values.yaml's other
 // settings are kept in step with kubernetes/collector-config.yaml by config_test.go.
 func TestAgentOverlayIsAgentConfig(t *testing.T) {
 	agent := readYAML(t, "gateway/agent-config.yaml")
@@ -35,10 +35,11 @@ func TestAgentOverlayIsAgentConfig(t *testing.T) {
 		t.Errorf("otlp_grpc of values.yaml + values-agent-to-gateway.yaml differs from gateway/agent-config.yaml (-want +got):\n%s", d)
 	}
 	for _, p := range []string{"logs", "metrics"} {
-		want := pipeline(agent, p)["processors"]
-		got := pipeline(cfg, p)["processors"]
-		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("%s processors of values.yaml + values-agent-to-gateway.yaml differ from gateway/agent-config.yaml (-want +got):\n%s", p, d)
+		for _, list := range []string{"processors", "exporters"} {
+			want, got := pipeline(agent, p)[list], pipeline(cfg, p)[list]
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("%s %s of values.yaml + values-agent-to-gateway.yaml differ from gateway/agent-config.yaml (-want +got):\n%s", p, list, d)
+			}
 		}
 	}
 }

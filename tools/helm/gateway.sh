@@ -42,4 +42,6 @@ validate "$scratch/agent-relay.yaml" "the agent config rendered with values-agen
 require "$agent" "chart with values-agent-to-gateway.yaml" 'kind: DaemonSet' 'hostPID: true' '- BPF'
 require "$scratch/agent-relay.yaml" "agent config" "endpoint: $want_endpoint" 'sending_queue:' 'retry_on_failure:'
 ! grep -qF -- '- k8s_attributes' "$scratch/agent-relay.yaml" || fail "the agent still runs k8s_attributes (the gateway does)"
-echo "helm-check: ok: values-agent-to-gateway.yaml sends to the gateway's Service $want_endpoint, with a queue and retries"
+! grep -qF -- '- prometheus' "$scratch/agent-relay.yaml" || fail "the agent still exports to prometheus (the gateway's remote write does)"
+! grep -q 'containerPort: 9464' "$agent" || fail "the agent still opens the prometheus exporter's port"
+echo "helm-check: ok: values-agent-to-gateway.yaml sends to the gateway's Service $want_endpoint, with a queue and retries, and no prometheus exporter"
