@@ -50,6 +50,10 @@ type series struct {
 	// active is the open connections at the last complete drain (a value, not a sum);
 	// drained collects the current drain's, until settleActive.
 	active, drained int64
+	// The service graph's edge (service_graph.go), named for edgeLocal.
+	edge      edgeKey
+	hasEdge   bool
+	edgeLocal *localEnd
 }
 
 // connectionMetrics aggregates attributed events into cumulative sums, bounded by
@@ -75,7 +79,8 @@ type connectionMetrics struct {
 	handshakeHistogram bool
 	version            string
 	// node is the overflow series' local end: the node, no pod (the folded series had many).
-	node *localEnd
+	node  *localEnd
+	graph serviceGraph
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
@@ -95,6 +100,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		handshakeHistogram: cfg.HandshakeHistogram,
 		version:            set.BuildInfo.Version,
 		node:               nodeEnd(cfg),
+		graph:              newServiceGraph(cfg),
 	}
 }
 
@@ -127,9 +133,11 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		s, overflowed := m.get(k, e.local, now)
 		if overflowed {
 			folded++
+			k = overflowKey
 		}
 		switch e.Type {
 		case event.Connect, event.Accept:
+			m.graph.count(&k, s, &m.names, 1, b2i(e.Failed()), now)
 			s.connections++
 			s.synRetransmits += int64(e.SynRetransmits)
 			addHandshake(s, e)
@@ -168,8 +176,23 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.backend, key.backendID = backend, backendID
 	}
 	s, overflowed := m.get(key, local, now)
+	if overflowed {
+		key = overflowKey
+	}
+	failed := int64(0)
+	if key.errno != 0 {
+		failed = int64(v.Connections)
+	}
+	m.graph.count(&key, s, &m.names, int64(v.Connections), failed, now)
 	addValue(s, v)
 	return overflowed
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // addValue adds a drained aggregate's counts to a series.
@@ -241,6 +264,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	md := m.mb.Emit()
 	m.emitHandshakes(md, now, byResource, latest)
 	m.emitOverflow(md, now)
+	m.emitServiceGraph(md, now)
 	return md
 }
 

@@ -42,6 +42,7 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, now pcommon.Tim
 		m.series[overflowKey] = s
 	}
 	s.updated, s.local = now, m.node
+	m.graph.fold(int64(v.Connections), now)
 	addValue(s, v)
 }
 

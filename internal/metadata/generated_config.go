@@ -500,17 +500,117 @@ func (ms *PodnetTCPSynRetransmitsMetricConfig) Validate() error {
 	return nil
 }
 
+// TracesServiceGraphRequestFailedTotalMetricAttributeKey specifies the key of an attribute for the traces_service_graph_request_failed_total metric.
+type TracesServiceGraphRequestFailedTotalMetricAttributeKey string
+
+const (
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient TracesServiceGraphRequestFailedTotalMetricAttributeKey = "client"
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer TracesServiceGraphRequestFailedTotalMetricAttributeKey = "server"
+)
+
+// TracesServiceGraphRequestFailedTotalMetricConfig provides config for the traces_service_graph_request_failed_total metric.
+type TracesServiceGraphRequestFailedTotalMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                                   `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []TracesServiceGraphRequestFailedTotalMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer:
+		default:
+			return fmt.Errorf("metric traces_service_graph_request_failed_total doesn't have an attribute %v, valid attributes: [client, server]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// TracesServiceGraphRequestTotalMetricAttributeKey specifies the key of an attribute for the traces_service_graph_request_total metric.
+type TracesServiceGraphRequestTotalMetricAttributeKey string
+
+const (
+	TracesServiceGraphRequestTotalMetricAttributeKeyClient TracesServiceGraphRequestTotalMetricAttributeKey = "client"
+	TracesServiceGraphRequestTotalMetricAttributeKeyServer TracesServiceGraphRequestTotalMetricAttributeKey = "server"
+)
+
+// TracesServiceGraphRequestTotalMetricConfig provides config for the traces_service_graph_request_total metric.
+type TracesServiceGraphRequestTotalMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                             `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []TracesServiceGraphRequestTotalMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *TracesServiceGraphRequestTotalMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *TracesServiceGraphRequestTotalMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case TracesServiceGraphRequestTotalMetricAttributeKeyClient, TracesServiceGraphRequestTotalMetricAttributeKeyServer:
+		default:
+			return fmt.Errorf("metric traces_service_graph_request_total doesn't have an attribute %v, valid attributes: [client, server]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for podnet metrics.
 type MetricsConfig struct {
-	PodnetTCPBytesReceived      PodnetTCPBytesReceivedMetricConfig      `mapstructure:"podnet.tcp.bytes_received"`
-	PodnetTCPBytesSent          PodnetTCPBytesSentMetricConfig          `mapstructure:"podnet.tcp.bytes_sent"`
-	PodnetTCPConnectionDuration PodnetTCPConnectionDurationMetricConfig `mapstructure:"podnet.tcp.connection.duration"`
-	PodnetTCPConnections        PodnetTCPConnectionsMetricConfig        `mapstructure:"podnet.tcp.connections"`
-	PodnetTCPConnectionsActive  PodnetTCPConnectionsActiveMetricConfig  `mapstructure:"podnet.tcp.connections.active"`
-	PodnetTCPConnectionsClosed  PodnetTCPConnectionsClosedMetricConfig  `mapstructure:"podnet.tcp.connections.closed"`
-	PodnetTCPListenOverflows    PodnetTCPListenOverflowsMetricConfig    `mapstructure:"podnet.tcp.listen.overflows"`
-	PodnetTCPRetransmits        PodnetTCPRetransmitsMetricConfig        `mapstructure:"podnet.tcp.retransmits"`
-	PodnetTCPSynRetransmits     PodnetTCPSynRetransmitsMetricConfig     `mapstructure:"podnet.tcp.syn_retransmits"`
+	PodnetTCPBytesReceived               PodnetTCPBytesReceivedMetricConfig               `mapstructure:"podnet.tcp.bytes_received"`
+	PodnetTCPBytesSent                   PodnetTCPBytesSentMetricConfig                   `mapstructure:"podnet.tcp.bytes_sent"`
+	PodnetTCPConnectionDuration          PodnetTCPConnectionDurationMetricConfig          `mapstructure:"podnet.tcp.connection.duration"`
+	PodnetTCPConnections                 PodnetTCPConnectionsMetricConfig                 `mapstructure:"podnet.tcp.connections"`
+	PodnetTCPConnectionsActive           PodnetTCPConnectionsActiveMetricConfig           `mapstructure:"podnet.tcp.connections.active"`
+	PodnetTCPConnectionsClosed           PodnetTCPConnectionsClosedMetricConfig           `mapstructure:"podnet.tcp.connections.closed"`
+	PodnetTCPListenOverflows             PodnetTCPListenOverflowsMetricConfig             `mapstructure:"podnet.tcp.listen.overflows"`
+	PodnetTCPRetransmits                 PodnetTCPRetransmitsMetricConfig                 `mapstructure:"podnet.tcp.retransmits"`
+	PodnetTCPSynRetransmits              PodnetTCPSynRetransmitsMetricConfig              `mapstructure:"podnet.tcp.syn_retransmits"`
+	TracesServiceGraphRequestFailedTotal TracesServiceGraphRequestFailedTotalMetricConfig `mapstructure:"traces_service_graph_request_failed_total"`
+	TracesServiceGraphRequestTotal       TracesServiceGraphRequestTotalMetricConfig       `mapstructure:"traces_service_graph_request_total"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -559,6 +659,16 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+		},
+		TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+			Enabled:             false,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer},
+		},
+		TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+			Enabled:             false,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyClient, TracesServiceGraphRequestTotalMetricAttributeKeyServer},
 		},
 	}
 }

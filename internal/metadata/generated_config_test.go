@@ -71,6 +71,16 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
+					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer},
+					},
+					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyClient, TracesServiceGraphRequestTotalMetricAttributeKeyServer},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID:      ResourceAttributeConfig{Enabled: true},
@@ -134,6 +144,16 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
 					},
+					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer},
+					},
+					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyClient, TracesServiceGraphRequestTotalMetricAttributeKeyServer},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID:      ResourceAttributeConfig{Enabled: false},
@@ -152,7 +172,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsActiveMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPListenOverflowsMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, PodnetTCPSynRetransmitsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(PodnetTCPBytesReceivedMetricConfig{}, PodnetTCPBytesSentMetricConfig{}, PodnetTCPConnectionDurationMetricConfig{}, PodnetTCPConnectionsMetricConfig{}, PodnetTCPConnectionsActiveMetricConfig{}, PodnetTCPConnectionsClosedMetricConfig{}, PodnetTCPListenOverflowsMetricConfig{}, PodnetTCPRetransmitsMetricConfig{}, PodnetTCPSynRetransmitsMetricConfig{}, TracesServiceGraphRequestFailedTotalMetricConfig{}, TracesServiceGraphRequestTotalMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -261,6 +281,30 @@ func TestPodnetTCPSynRetransmitsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.syn_retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPSynRetransmits
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestTracesServiceGraphRequestFailedTotalMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().TracesServiceGraphRequestFailedTotal
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []TracesServiceGraphRequestFailedTotalMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_failed_total doesn't have an attribute invalid, valid attributes: [client, server]")
+
+	cfg = DefaultMetricsConfig().TracesServiceGraphRequestFailedTotal
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestTracesServiceGraphRequestTotalMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().TracesServiceGraphRequestTotal
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []TracesServiceGraphRequestTotalMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_total doesn't have an attribute invalid, valid attributes: [client, server]")
+
+	cfg = DefaultMetricsConfig().TracesServiceGraphRequestTotal
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

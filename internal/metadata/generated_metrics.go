@@ -165,18 +165,28 @@ var MetricsInfo = metricsInfo{
 		Name:       "podnet.tcp.syn_retransmits",
 		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
 	},
+	TracesServiceGraphRequestFailedTotal: metricInfo{
+		Name:       "traces_service_graph_request_failed_total",
+		Attributes: []string{"client", "server"},
+	},
+	TracesServiceGraphRequestTotal: metricInfo{
+		Name:       "traces_service_graph_request_total",
+		Attributes: []string{"client", "server"},
+	},
 }
 
 type metricsInfo struct {
-	PodnetTCPBytesReceived      metricInfo
-	PodnetTCPBytesSent          metricInfo
-	PodnetTCPConnectionDuration metricInfo
-	PodnetTCPConnections        metricInfo
-	PodnetTCPConnectionsActive  metricInfo
-	PodnetTCPConnectionsClosed  metricInfo
-	PodnetTCPListenOverflows    metricInfo
-	PodnetTCPRetransmits        metricInfo
-	PodnetTCPSynRetransmits     metricInfo
+	PodnetTCPBytesReceived               metricInfo
+	PodnetTCPBytesSent                   metricInfo
+	PodnetTCPConnectionDuration          metricInfo
+	PodnetTCPConnections                 metricInfo
+	PodnetTCPConnectionsActive           metricInfo
+	PodnetTCPConnectionsClosed           metricInfo
+	PodnetTCPListenOverflows             metricInfo
+	PodnetTCPRetransmits                 metricInfo
+	PodnetTCPSynRetransmits              metricInfo
+	TracesServiceGraphRequestFailedTotal metricInfo
+	TracesServiceGraphRequestTotal       metricInfo
 }
 
 type metricInfo struct {
@@ -1142,25 +1152,215 @@ func newMetricPodnetTCPSynRetransmits(cfg PodnetTCPSynRetransmitsMetricConfig) m
 	return m
 }
 
+type metricTracesServiceGraphRequestFailedTotal struct {
+	data          pmetric.Metric                                   // data buffer for generated metric.
+	config        TracesServiceGraphRequestFailedTotalMetricConfig // metric config provided by user.
+	capacity      int                                              // max observed number of data points added to the metric.
+	aggDataPoints []int64                                          // slice containing number of aggregated datapoints at each index
+}
+
+// init fills traces_service_graph_request_failed_total metric with initial data.
+func (m *metricTracesServiceGraphRequestFailedTotal) init() {
+	m.data.SetName("traces_service_graph_request_failed_total")
+	m.data.SetDescription("Opt-in, with traces_service_graph_request_total - the edge's connects that failed (error.type on podnet.tcp.connections).")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricTracesServiceGraphRequestFailedTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, clientAttributeValue string, serverAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyClient) {
+		dp.Attributes().PutStr("client", clientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyServer) {
+		dp.Attributes().PutStr("server", serverAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTracesServiceGraphRequestFailedTotal) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTracesServiceGraphRequestFailedTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTracesServiceGraphRequestFailedTotal(cfg TracesServiceGraphRequestFailedTotalMetricConfig) metricTracesServiceGraphRequestFailedTotal {
+	m := metricTracesServiceGraphRequestFailedTotal{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricTracesServiceGraphRequestTotal struct {
+	data          pmetric.Metric                             // data buffer for generated metric.
+	config        TracesServiceGraphRequestTotalMetricConfig // metric config provided by user.
+	capacity      int                                        // max observed number of data points added to the metric.
+	aggDataPoints []int64                                    // slice containing number of aggregated datapoints at each index
+}
+
+// init fills traces_service_graph_request_total metric with initial data.
+func (m *metricTracesServiceGraphRequestTotal) init() {
+	m.data.SetName("traces_service_graph_request_total")
+	m.data.SetDescription("Opt-in L4 service graph in the schema of the servicegraph connector, so Grafana's service graph view works unchanged - connections opened from client to server (one per connection - counted where the client is when it is a pod, where the server is when the client is not a pod - so each edge is counted once with podnet on every node).")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricTracesServiceGraphRequestTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, clientAttributeValue string, serverAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyClient) {
+		dp.Attributes().PutStr("client", clientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyServer) {
+		dp.Attributes().PutStr("server", serverAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTracesServiceGraphRequestTotal) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTracesServiceGraphRequestTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTracesServiceGraphRequestTotal(cfg TracesServiceGraphRequestTotalMetricConfig) metricTracesServiceGraphRequestTotal {
+	m := metricTracesServiceGraphRequestTotal{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
-	config                            MetricsBuilderConfig // config of the metrics builder.
-	startTime                         pcommon.Timestamp    // start time that will be applied to all recorded data points.
-	metricsCapacity                   int                  // maximum observed number of metrics per resource.
-	metricsBuffer                     pmetric.Metrics      // accumulates metrics data before emitting.
-	buildInfo                         component.BuildInfo  // contains version information.
-	resourceAttributeIncludeFilter    map[string]filter.Filter
-	resourceAttributeExcludeFilter    map[string]filter.Filter
-	metricPodnetTCPBytesReceived      metricPodnetTCPBytesReceived
-	metricPodnetTCPBytesSent          metricPodnetTCPBytesSent
-	metricPodnetTCPConnectionDuration metricPodnetTCPConnectionDuration
-	metricPodnetTCPConnections        metricPodnetTCPConnections
-	metricPodnetTCPConnectionsActive  metricPodnetTCPConnectionsActive
-	metricPodnetTCPConnectionsClosed  metricPodnetTCPConnectionsClosed
-	metricPodnetTCPListenOverflows    metricPodnetTCPListenOverflows
-	metricPodnetTCPRetransmits        metricPodnetTCPRetransmits
-	metricPodnetTCPSynRetransmits     metricPodnetTCPSynRetransmits
+	config                                     MetricsBuilderConfig // config of the metrics builder.
+	startTime                                  pcommon.Timestamp    // start time that will be applied to all recorded data points.
+	metricsCapacity                            int                  // maximum observed number of metrics per resource.
+	metricsBuffer                              pmetric.Metrics      // accumulates metrics data before emitting.
+	buildInfo                                  component.BuildInfo  // contains version information.
+	resourceAttributeIncludeFilter             map[string]filter.Filter
+	resourceAttributeExcludeFilter             map[string]filter.Filter
+	metricPodnetTCPBytesReceived               metricPodnetTCPBytesReceived
+	metricPodnetTCPBytesSent                   metricPodnetTCPBytesSent
+	metricPodnetTCPConnectionDuration          metricPodnetTCPConnectionDuration
+	metricPodnetTCPConnections                 metricPodnetTCPConnections
+	metricPodnetTCPConnectionsActive           metricPodnetTCPConnectionsActive
+	metricPodnetTCPConnectionsClosed           metricPodnetTCPConnectionsClosed
+	metricPodnetTCPListenOverflows             metricPodnetTCPListenOverflows
+	metricPodnetTCPRetransmits                 metricPodnetTCPRetransmits
+	metricPodnetTCPSynRetransmits              metricPodnetTCPSynRetransmits
+	metricTracesServiceGraphRequestFailedTotal metricTracesServiceGraphRequestFailedTotal
+	metricTracesServiceGraphRequestTotal       metricTracesServiceGraphRequestTotal
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -1182,21 +1382,23 @@ func WithStartTime(startTime pcommon.Timestamp) MetricBuilderOption {
 }
 func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, options ...MetricBuilderOption) *MetricsBuilder {
 	mb := &MetricsBuilder{
-		config:                            mbc,
-		startTime:                         pcommon.NewTimestampFromTime(time.Now()),
-		metricsBuffer:                     pmetric.NewMetrics(),
-		buildInfo:                         settings.BuildInfo,
-		metricPodnetTCPBytesReceived:      newMetricPodnetTCPBytesReceived(mbc.Metrics.PodnetTCPBytesReceived),
-		metricPodnetTCPBytesSent:          newMetricPodnetTCPBytesSent(mbc.Metrics.PodnetTCPBytesSent),
-		metricPodnetTCPConnectionDuration: newMetricPodnetTCPConnectionDuration(mbc.Metrics.PodnetTCPConnectionDuration),
-		metricPodnetTCPConnections:        newMetricPodnetTCPConnections(mbc.Metrics.PodnetTCPConnections),
-		metricPodnetTCPConnectionsActive:  newMetricPodnetTCPConnectionsActive(mbc.Metrics.PodnetTCPConnectionsActive),
-		metricPodnetTCPConnectionsClosed:  newMetricPodnetTCPConnectionsClosed(mbc.Metrics.PodnetTCPConnectionsClosed),
-		metricPodnetTCPListenOverflows:    newMetricPodnetTCPListenOverflows(mbc.Metrics.PodnetTCPListenOverflows),
-		metricPodnetTCPRetransmits:        newMetricPodnetTCPRetransmits(mbc.Metrics.PodnetTCPRetransmits),
-		metricPodnetTCPSynRetransmits:     newMetricPodnetTCPSynRetransmits(mbc.Metrics.PodnetTCPSynRetransmits),
-		resourceAttributeIncludeFilter:    make(map[string]filter.Filter),
-		resourceAttributeExcludeFilter:    make(map[string]filter.Filter),
+		config:                                     mbc,
+		startTime:                                  pcommon.NewTimestampFromTime(time.Now()),
+		metricsBuffer:                              pmetric.NewMetrics(),
+		buildInfo:                                  settings.BuildInfo,
+		metricPodnetTCPBytesReceived:               newMetricPodnetTCPBytesReceived(mbc.Metrics.PodnetTCPBytesReceived),
+		metricPodnetTCPBytesSent:                   newMetricPodnetTCPBytesSent(mbc.Metrics.PodnetTCPBytesSent),
+		metricPodnetTCPConnectionDuration:          newMetricPodnetTCPConnectionDuration(mbc.Metrics.PodnetTCPConnectionDuration),
+		metricPodnetTCPConnections:                 newMetricPodnetTCPConnections(mbc.Metrics.PodnetTCPConnections),
+		metricPodnetTCPConnectionsActive:           newMetricPodnetTCPConnectionsActive(mbc.Metrics.PodnetTCPConnectionsActive),
+		metricPodnetTCPConnectionsClosed:           newMetricPodnetTCPConnectionsClosed(mbc.Metrics.PodnetTCPConnectionsClosed),
+		metricPodnetTCPListenOverflows:             newMetricPodnetTCPListenOverflows(mbc.Metrics.PodnetTCPListenOverflows),
+		metricPodnetTCPRetransmits:                 newMetricPodnetTCPRetransmits(mbc.Metrics.PodnetTCPRetransmits),
+		metricPodnetTCPSynRetransmits:              newMetricPodnetTCPSynRetransmits(mbc.Metrics.PodnetTCPSynRetransmits),
+		metricTracesServiceGraphRequestFailedTotal: newMetricTracesServiceGraphRequestFailedTotal(mbc.Metrics.TracesServiceGraphRequestFailedTotal),
+		metricTracesServiceGraphRequestTotal:       newMetricTracesServiceGraphRequestTotal(mbc.Metrics.TracesServiceGraphRequestTotal),
+		resourceAttributeIncludeFilter:             make(map[string]filter.Filter),
+		resourceAttributeExcludeFilter:             make(map[string]filter.Filter),
 	}
 	if mbc.ResourceAttributes.ContainerID.MetricsInclude != nil {
 		mb.resourceAttributeIncludeFilter["container.id"] = filter.CreateFilter(mbc.ResourceAttributes.ContainerID.MetricsInclude)
@@ -1331,6 +1533,8 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricPodnetTCPListenOverflows.emit(ils.Metrics())
 	mb.metricPodnetTCPRetransmits.emit(ils.Metrics())
 	mb.metricPodnetTCPSynRetransmits.emit(ils.Metrics())
+	mb.metricTracesServiceGraphRequestFailedTotal.emit(ils.Metrics())
+	mb.metricTracesServiceGraphRequestTotal.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -1405,6 +1609,16 @@ func (mb *MetricsBuilder) RecordPodnetTCPRetransmitsDataPoint(ts pcommon.Timesta
 // RecordPodnetTCPSynRetransmitsDataPoint adds a data point to podnet.tcp.syn_retransmits metric.
 func (mb *MetricsBuilder) RecordPodnetTCPSynRetransmitsDataPoint(ts pcommon.Timestamp, val int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, networkTypeAttributeValue AttributeNetworkType, networkPeerAddressAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
 	mb.metricPodnetTCPSynRetransmits.recordDataPoint(mb.startTime, ts, val, podnetConnectionRoleAttributeValue.String(), networkTypeAttributeValue.String(), networkPeerAddressAttributeValue, serverPortAttributeValue, options...)
+}
+
+// RecordTracesServiceGraphRequestFailedTotalDataPoint adds a data point to traces_service_graph_request_failed_total metric.
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestFailedTotalDataPoint(ts pcommon.Timestamp, val int64, clientAttributeValue string, serverAttributeValue string) {
+	mb.metricTracesServiceGraphRequestFailedTotal.recordDataPoint(mb.startTime, ts, val, clientAttributeValue, serverAttributeValue)
+}
+
+// RecordTracesServiceGraphRequestTotalDataPoint adds a data point to traces_service_graph_request_total metric.
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestTotalDataPoint(ts pcommon.Timestamp, val int64, clientAttributeValue string, serverAttributeValue string) {
+	mb.metricTracesServiceGraphRequestTotal.recordDataPoint(mb.startTime, ts, val, clientAttributeValue, serverAttributeValue)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

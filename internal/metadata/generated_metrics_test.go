@@ -76,6 +76,8 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["podnet.tcp.listen.overflows"] = mb.metricPodnetTCPListenOverflows.config.AggregationStrategy
 			aggMap["podnet.tcp.retransmits"] = mb.metricPodnetTCPRetransmits.config.AggregationStrategy
 			aggMap["podnet.tcp.syn_retransmits"] = mb.metricPodnetTCPSynRetransmits.config.AggregationStrategy
+			aggMap["traces_service_graph_request_failed_total"] = mb.metricTracesServiceGraphRequestFailedTotal.config.AggregationStrategy
+			aggMap["traces_service_graph_request_total"] = mb.metricTracesServiceGraphRequestTotal.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -139,6 +141,18 @@ func TestMetricsBuilder(t *testing.T) {
 				mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
 			}
 
+			allMetricsCount++
+			mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 1, "client-val", "server-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 3, "client-val-2", "server-val-2")
+			}
+
+			allMetricsCount++
+			mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 1, "client-val", "server-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 3, "client-val-2", "server-val-2")
+			}
+
 			rb := mb.NewResourceBuilder()
 			rb.SetContainerID("container.id-val")
 			rb.SetHostName("host.name-val")
@@ -161,6 +175,8 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricPodnetTCPListenOverflows.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPRetransmits.aggDataPoints)
 				assert.Empty(t, mb.metricPodnetTCPSynRetransmits.aggDataPoints)
+				assert.Empty(t, mb.metricTracesServiceGraphRequestFailedTotal.aggDataPoints)
+				assert.Empty(t, mb.metricTracesServiceGraphRequestTotal.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -809,6 +825,104 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("network.peer.address")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("server.port")
+						assert.False(t, ok)
+					}
+				case "traces_service_graph_request_failed_total":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["traces_service_graph_request_failed_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_failed_total")
+						validatedMetrics["traces_service_graph_request_failed_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Opt-in, with traces_service_graph_request_total - the edge's connects that failed (error.type on podnet.tcp.connections).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						clientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "client-val", clientAttrVal.Str())
+						serverAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "server-val", serverAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["traces_service_graph_request_failed_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_failed_total")
+						validatedMetrics["traces_service_graph_request_failed_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Opt-in, with traces_service_graph_request_total - the edge's connects that failed (error.type on podnet.tcp.connections).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["traces_service_graph_request_failed_total"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
+						assert.False(t, ok)
+					}
+				case "traces_service_graph_request_total":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["traces_service_graph_request_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_total")
+						validatedMetrics["traces_service_graph_request_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Opt-in L4 service graph in the schema of the servicegraph connector, so Grafana's service graph view works unchanged - connections opened from client to server (one per connection - counted where the client is when it is a pod, where the server is when the client is not a pod - so each edge is counted once with podnet on every node).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						clientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "client-val", clientAttrVal.Str())
+						serverAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "server-val", serverAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["traces_service_graph_request_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_total")
+						validatedMetrics["traces_service_graph_request_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Opt-in L4 service graph in the schema of the servicegraph connector, so Grafana's service graph view works unchanged - connections opened from client to server (one per connection - counted where the client is when it is a pod, where the server is when the client is not a pod - so each edge is counted once with podnet on every node).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["traces_service_graph_request_total"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
 						assert.False(t, ok)
 					}
 				}

@@ -1,0 +1,104 @@
+package podnetreceiver
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
+)
+
+// The opt-in service graph from real traffic between pods a real API server names, in both
+// aggregation modes: a ReplicaSet-named client pod dials the server pod directly, through a
+// Service ClusterIP (DNATed), and a closed port; a client that is no pod dials the server. Every
+// connection is on exactly one edge, with workload names, and the failed connect is counted as
+// failed; the server's accepts from the pod are left to the client's side.
+func TestServiceGraphEdges(t *testing.T) {
+	netnstest.RequireRoot(t)
+	cluster := kubetest.Start(t)
+	cluster.Namespace(t, "shop")
+	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+
+	netw := netnstest.NewNetwork(t, 174)
+	client, server, stranger := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	cg := netnstest.NewKubeletCgroups(t)
+	kubePod(t, cluster, cg, client, "web-6d4cf56db6-x7k2p", "curl", node)
+	kubePod(t, cluster, cg, server, "api-7f8b9c6d5-bq2lz", "nginx", node)
+	svc := cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "backend"})
+	clusterIP := kubetest.ClusterIPs(svc)[0]
+	client.Exec("ip", "route", "add", clusterIP.String()+"/32", "dev", "eth0")
+	client.Exec("nft", "add table ip podnet_nat")
+	client.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
+	client.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+server.IPv4.String()+":8080")
+
+	configure := func(cfg *Config) {
+		cfg.NodeName = node
+		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
+		cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+		cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = true
+	}
+	_, fromKernel, stopKernel := startReceiverWith(t, componenttest.NewNopHost(), configure) // logs too: metrics from the kernel
+	fromEvents, stopEvents := startMetricsOnlyWith(t, aggregationEvents, configure)
+
+	srv := server.StartServer(t, "0.0.0.0:8080", 4)
+	for _, to := range []netip.AddrPort{
+		netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(clusterIP, 80),
+	} {
+		_, res := client.Dial(t, to.String(), "hi")
+		require.Empty(t, res, to)
+	}
+	_, res := stranger.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
+	require.Empty(t, res)
+	dialRefused(t, client, server.IPv4)
+	srv.Wait(t)
+	require.Eventually(t, func() bool { return socketsClosed(client, server, stranger) }, 10*time.Second, 20*time.Millisecond,
+		"every TCP socket of the pods closed")
+	stopKernel()
+	stopEvents()
+
+	want := map[string]edgeCounts{
+		"shop/web -> shop/api":                  {opens: 3, failed: 1}, // two connections and the refused one
+		"shop/web -> shop/backend":              {opens: 1},            // the Service, as dialled
+		stranger.IPv4.String() + " -> shop/api": {opens: 1},            // a client that is no pod, from the server's side
+	}
+	for mode, sink := range map[string][]pmetric.Metrics{"kernel": fromKernel.AllMetrics(), "events": fromEvents.AllMetrics()} {
+		assert.Equal(t, want, edges(sink), "%s aggregation", mode)
+	}
+}
+
+type edgeCounts struct{ opens, failed int64 }
+
+// edges reads the service graph of the last emission (cumulative: it holds everything).
+func edges(all []pmetric.Metrics) map[string]edgeCounts {
+	out := map[string]edgeCounts{}
+	if len(all) == 0 {
+		return out
+	}
+	for _, rm := range all[len(all)-1].ResourceMetrics().All() {
+		for _, m := range rm.ScopeMetrics().At(0).Metrics().All() {
+			if m.Name() != "traces_service_graph_request_total" && m.Name() != "traces_service_graph_request_failed_total" {
+				continue
+			}
+			for _, dp := range m.Sum().DataPoints().All() {
+				c, _ := dp.Attributes().Get("client")
+				s, _ := dp.Attributes().Get("server")
+				k := c.Str() + " -> " + s.Str()
+				e := out[k]
+				if m.Name() == "traces_service_graph_request_total" {
+					e.opens += dp.IntValue()
+				} else {
+					e.failed += dp.IntValue()
+				}
+				out[k] = e
+			}
+		}
+	}
+	return out
+}
