@@ -60,11 +60,11 @@ func TestAgentToGateway(t *testing.T) {
 	gateway.waitHealthy(t, gatewayHealth)
 
 	// The agent's first retry comes 2.5-7.5 s after its failed export (initial_interval 5s),
-	// later ones further apart; gRPC's reconnect backoff adds a few seconds.
+	// later ones further apart; gRPC's reconnect backoff adds a few seconds (the loop ends at success).
 	var got gatewayOutput
 	var gotRecords []connRecord
 	var gotSums map[string]int64
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		got = readGatewayOutput(t, out)
 		gotRecords, _ = podnetRecords(got.logs, inodes)
 		gotSums = latestSums(got.metrics, inodes)
