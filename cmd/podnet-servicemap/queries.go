@@ -21,7 +21,7 @@ const (
 // the peer is named there (a Service by the ClusterIP dialled). Only connections whose client
 // is no pod (outside the cluster, a host process) are taken from the server's side.
 type queries struct {
-	owners, connections, failed, bytes, fromOutside string
+	owners, connections, failed, bytesSent, bytesReceived, fromOutside string
 }
 
 func newQueries(window string) queries {
@@ -33,7 +33,11 @@ func newQueries(window string) queries {
 			localLabels, peerLabels, client, window),
 		failed: fmt.Sprintf(`sum by (%s, %s) (rate(podnet_tcp_connections_total{%s, error_type!=""}[%s]))`,
 			localLabels, peerLabels, client, window),
-		bytes: fmt.Sprintf(`sum by (%s, %s) (rate({__name__=~"podnet_tcp_bytes_(sent|received)_total", %s}[%s]))`,
+		// Two queries, not one over both names: rate() drops the name, and the sent and received
+		// series of a connection pair would then be the same series to Prometheus.
+		bytesSent: fmt.Sprintf(`sum by (%s, %s) (rate(podnet_tcp_bytes_sent_total{%s}[%s]))`,
+			localLabels, peerLabels, client, window),
+		bytesReceived: fmt.Sprintf(`sum by (%s, %s) (rate(podnet_tcp_bytes_received_total{%s}[%s]))`,
 			localLabels, peerLabels, client, window),
 		fromOutside: fmt.Sprintf(`sum by (%s, network_peer_address) (rate(podnet_tcp_connections_total{podnet_connection_role="server", k8s_pod_name!="", podnet_peer_k8s_pod_name="", error_type=""}[%s]))`,
 			localLabels, window),
@@ -55,7 +59,8 @@ func collect(ctx context.Context, client *http.Client, url, window string) (*gra
 	}{
 		{q.connections, func(s promapi.Sample) { g.edge(g.local(s.Labels), g.peer(s.Labels)).connections += s.Value }},
 		{q.failed, func(s promapi.Sample) { g.edge(g.local(s.Labels), g.peer(s.Labels)).failed += s.Value }},
-		{q.bytes, func(s promapi.Sample) { g.edge(g.local(s.Labels), g.peer(s.Labels)).bytes += s.Value }},
+		{q.bytesSent, func(s promapi.Sample) { g.edge(g.local(s.Labels), g.peer(s.Labels)).bytes += s.Value }},
+		{q.bytesReceived, func(s promapi.Sample) { g.edge(g.local(s.Labels), g.peer(s.Labels)).bytes += s.Value }},
 		{q.fromOutside, func(s promapi.Sample) { g.edge(g.peer(s.Labels), g.local(s.Labels)).connections += s.Value }},
 	} {
 		samples, err := ask(part.promql)
