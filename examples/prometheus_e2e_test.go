@@ -102,7 +102,7 @@ func TestPrometheusServiceMap(t *testing.T) {
 	dbSrv.Wait(t)
 	waitForValues(t, prom, shopExpectations(directConnects, serviceConnects, refusedConnects, dbConnects))
 
-	t.Run("service map", func(t *testing.T) { checkServiceMap(t, prom) })
+	t.Run("service map", func(t *testing.T) { checkServiceMap(t, prom, netw.AddPod()) })
 	t.Run("grafana dashboard", func(t *testing.T) { checkDashboardQueries(t, prom) })
 }
 

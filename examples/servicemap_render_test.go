@@ -1,7 +1,6 @@
 package examples
 
 import (
-	"context"
 	"encoding/xml"
 	"image/png"
 	"io"
@@ -18,13 +17,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/podnet/podnet/internal/netnstest"
 )
 
 // checkServiceMap runs the service-map tool (cmd/podnet-servicemap) against the end-to-end
 // test's Prometheus, reads the SVG graphviz drew, and screenshots it in headless Chromium, as
 // a person opening it would see it. PODNET_SERVICE_MAP_KEEP=<dir> copies the SVG and PNG there
 // (how examples/grafana/service-map.svg was made).
-func checkServiceMap(t *testing.T, prom *prometheus) {
+func checkServiceMap(t *testing.T, prom *prometheus, browser *netnstest.Pod) {
 	requireBinary(t, "dot", "graphviz")
 	chromium := requireBinary(t, "chromium", "chromium")
 	dir := t.TempDir()
@@ -65,14 +66,18 @@ func checkServiceMap(t *testing.T, prom *prometheus) {
 	}
 
 	screenshot := filepath.Join(dir, "service-map.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	// --no-sandbox: Chromium's sandbox refuses to run as root. A private profile directory,
-	// so that no other Chromium's state is read or changed.
-	shot := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+	// In a network namespace of its own with no route out, so that nothing Chromium does at
+	// start (updates, metrics) leaves the machine; --no-sandbox: its sandbox refuses to run as
+	// root; a private profile directory, so that no other Chromium's state is read or changed.
+	shot := browser.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+filepath.Join(dir, "chromium"), "--hide-scrollbars",
-		"--window-size=1400,700", "--screenshot="+screenshot, "file://"+svg)
-	if out, err := shot.CombinedOutput(); err != nil {
+		"--window-size=1000,400", "--screenshot="+screenshot, "file://"+svg)
+	// Chromium in a VM can take long to start the first time.
+	timer := time.AfterFunc(90*time.Second, func() { _ = shot.Process.Kill() })
+	out, err := shot.CombinedOutput()
+	timer.Stop()
+	if err != nil {
 		t.Fatalf("chromium screenshot: %v\n%s", err, out)
 	}
 	checkScreenshot(t, screenshot)
