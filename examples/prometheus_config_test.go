@@ -20,6 +20,11 @@ func prometheusCollectorConfig(t *testing.T, nodeName, kubeconfig, exporterAddr,
 			"node_name":        nodeName,
 			"metrics_interval": "1s",
 			"kubernetes":       map[string]any{"auth_type": "kubeConfig", "kubeconfig": kubeconfig},
+			// The opt-in service graph, for Grafana's service graph view.
+			"metrics": map[string]any{
+				"traces_service_graph_request_total":        map[string]any{"enabled": true},
+				"traces_service_graph_request_failed_total": map[string]any{"enabled": true},
+			},
 		}},
 		"exporters":  map[string]any{"prometheus": exporter},
 		"extensions": map[string]any{"health_check": map[string]any{"endpoint": healthAddr}},

@@ -133,6 +133,16 @@ func shopExpectations(direct, viaService, refused, toDB int) map[string]map[stri
 		`sum by (k8s_pod_name, podnet_peer_k8s_pod_name, error_type, server_port) (podnet_tcp_connections_total{podnet_connection_role="client", error_type!="", ` + shop + `})`: {
 			`{error_type="ECONNREFUSED", k8s_pod_name="frontend", podnet_peer_k8s_pod_name="cart", server_port="8081"}`: float64(refused),
 		},
+		// The opt-in service graph (the servicegraph connector's schema): each connection on one
+		// edge, named by workload (and the Service cart is the workload cart's name too).
+		`sum by (client, server) (traces_service_graph_request_total)`: {
+			`{client="shop/frontend", server="shop/cart"}`: float64(direct + viaService + refused),
+			`{client="shop/cart", server="shop/db-0"}`:     float64(toDB),
+		},
+		`sum by (client, server) (traces_service_graph_request_failed_total)`: {
+			`{client="shop/frontend", server="shop/cart"}`: float64(refused),
+			`{client="shop/cart", server="shop/db-0"}`:     0,
+		},
 		// Payload bytes each client sent (its line) and received ("ok " and the line back).
 		`sum by (k8s_pod_name, podnet_peer_k8s_pod_name, podnet_peer_k8s_service_name) (podnet_tcp_bytes_sent_total{podnet_connection_role="client", ` + shop + `})`: {
 			`{k8s_pod_name="frontend", podnet_peer_k8s_pod_name="cart"}`:     float64(direct * line(cartPayload)),
