@@ -46,28 +46,7 @@ func TestCollectorEndToEnd(t *testing.T) {
 		}
 	}
 
-	netw := netnstest.NewNetwork(t, 90)
-	client, server := netw.AddPod(), netw.AddPod()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the server pod\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	serverPid := server.StartHTTPServer(t, dir, httpPort)
-	var fetches []netnstest.CurlResult
-	for range httpFetches {
-		r := client.Curl(t, server.IPv4, httpPort, "/hello.txt")
-		if r.ExitCode != 0 {
-			t.Fatalf("curl exited %d", r.ExitCode)
-		}
-		fetches = append(fetches, r)
-	}
-	refused := client.Curl(t, server.IPv4, closedPort, "/")
-	if refused.ExitCode != 7 {
-		t.Fatalf("curl to a closed port exited %d, want 7 (failed to connect)", refused.ExitCode)
-	}
-
-	inodes := []int64{int64(client.NetnsInode()), int64(server.NetnsInode())}
-	wantRecords, wantSums := expected(client, server, serverPid, fetches, refused)
+	inodes, wantRecords, wantSums := driveHTTP(t, 90, "hello from the server pod\n")
 
 	// Logs arrive within a poll interval and an export; cumulative metrics reach their final
 	// values within a metrics interval or two.
@@ -106,4 +85,32 @@ func TestCollectorEndToEnd(t *testing.T) {
 			t.Errorf("BPF program %s (id %d) still loaded after otelcol-podnet exited", name, id)
 		}
 	}
+}
+
+// driveHTTP makes the examples' known traffic between two namespace pods of subnet: curl
+// fetches a file from python's http.server httpFetches times, then one connect is refused;
+// and returns the pods' namespaces with the records and sums that must come of it.
+func driveHTTP(t *testing.T, subnet byte, content string) (inodes []int64, records []connRecord, sums map[string]int64) {
+	t.Helper()
+	netw := netnstest.NewNetwork(t, subnet)
+	client, server := netw.AddPod(), netw.AddPod()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serverPid := server.StartHTTPServer(t, dir, httpPort)
+	var fetches []netnstest.CurlResult
+	for range httpFetches {
+		r := client.Curl(t, server.IPv4, httpPort, "/hello.txt")
+		if r.ExitCode != 0 {
+			t.Fatalf("curl exited %d", r.ExitCode)
+		}
+		fetches = append(fetches, r)
+	}
+	refused := client.Curl(t, server.IPv4, closedPort, "/")
+	if refused.ExitCode != 7 {
+		t.Fatalf("curl to a closed port exited %d, want 7 (failed to connect)", refused.ExitCode)
+	}
+	records, sums = expected(client, server, serverPid, fetches, refused)
+	return []int64{int64(client.NetnsInode()), int64(server.NetnsInode())}, records, sums
 }

@@ -32,27 +32,7 @@ func TestAgentToGateway(t *testing.T) {
 	agent := startCollector(t, binary, writeConfig(t, "agent.yaml", agentTestConfig(t, gatewayAddr, agentHealth)))
 	agent.waitHealthy(t, agentHealth)
 
-	netw := netnstest.NewNetwork(t, 91)
-	client, server := netw.AddPod(), netw.AddPod()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello through the gateway\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	serverPid := server.StartHTTPServer(t, dir, httpPort)
-	var fetches []netnstest.CurlResult
-	for range httpFetches {
-		r := client.Curl(t, server.IPv4, httpPort, "/hello.txt")
-		if r.ExitCode != 0 {
-			t.Fatalf("curl exited %d", r.ExitCode)
-		}
-		fetches = append(fetches, r)
-	}
-	refused := client.Curl(t, server.IPv4, closedPort, "/")
-	if refused.ExitCode != 7 {
-		t.Fatalf("curl to a closed port exited %d, want 7 (failed to connect)", refused.ExitCode)
-	}
-	inodes := []int64{int64(client.NetnsInode()), int64(server.NetnsInode())}
-	wantRecords, wantSums := expected(client, server, serverPid, fetches, refused)
+	inodes, wantRecords, wantSums := driveHTTP(t, 91, "hello through the gateway\n")
 
 	agent.waitExportRetry(t, "logs")
 

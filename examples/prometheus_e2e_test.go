@@ -55,10 +55,7 @@ func TestPrometheusServiceMap(t *testing.T) {
 	}
 	clusterIP := kubetest.ClusterIPs(cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "cart"}))[0]
 	// kube-proxy's part, in the client's namespace: the ClusterIP's port 80 is DNATed to cart:8080.
-	frontend.Exec("ip", "route", "add", clusterIP.String()+"/32", "dev", "eth0")
-	frontend.Exec("nft", "add table ip podnet_nat")
-	frontend.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
-	frontend.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+cart.IPv4.String()+":8080")
+	frontend.DNATOutput(netip.AddrPortFrom(clusterIP, 80), netip.AddrPortFrom(cart.IPv4, 8080))
 
 	exporterAddr, healthAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	col := startCollector(t, binary, prometheusCollectorConfig(t, shopNode, kubeconfig, exporterAddr, healthAddr))

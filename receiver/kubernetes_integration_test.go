@@ -91,10 +91,7 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	clusterIP := kubetest.ClusterIPs(svc)[0]
 	// kube-proxy's part: the ClusterIP is DNATed to the pod inside the client's namespace (the
 	// route only lets connect() get as far as the NAT hook, as a node's default route does).
-	client.Exec("ip", "route", "add", clusterIP.String()+"/32", "dev", "eth0")
-	client.Exec("nft", "add table ip podnet_nat")
-	client.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
-	client.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+server.IPv4.String()+":8080")
+	client.DNATOutput(netip.AddrPortFrom(clusterIP, 80), netip.AddrPortFrom(server.IPv4, 8080))
 
 	host := &statusHost{}
 	var names attribution.Attributor // the receiver's own, to wait on what its informers know

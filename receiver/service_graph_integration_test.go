@@ -33,10 +33,7 @@ func TestServiceGraphEdges(t *testing.T) {
 	kubePod(t, cluster, cg, server, "api-7f8b9c6d5-bq2lz", "nginx", node)
 	svc := cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "backend"})
 	clusterIP := kubetest.ClusterIPs(svc)[0]
-	client.Exec("ip", "route", "add", clusterIP.String()+"/32", "dev", "eth0")
-	client.Exec("nft", "add table ip podnet_nat")
-	client.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
-	client.Exec("nft", "add rule ip podnet_nat out ip daddr "+clusterIP.String()+" tcp dport 80 dnat to "+server.IPv4.String()+":8080")
+	client.DNATOutput(netip.AddrPortFrom(clusterIP, 80), netip.AddrPortFrom(server.IPv4, 8080))
 
 	configure := func(cfg *Config) {
 		cfg.NodeName = node

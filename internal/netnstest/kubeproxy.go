@@ -66,3 +66,14 @@ func KubeProxyRules(services ...Service) string {
 	b.WriteString("}\n")
 	return b.String()
 }
+
+// DNATOutput does kube-proxy's part for one Service port inside the pod's own namespace: a
+// route that lets connect() reach the NAT hook (as a node's default route does), and a DNAT of
+// what the pod sends to vip to backend. Enough for tests that need a ClusterIP the pod dials
+// and a connection that lands on a backend; KubeProxyRules is the node-wide version.
+func (p *Pod) DNATOutput(vip, backend netip.AddrPort) {
+	p.Exec("ip", "route", "add", vip.Addr().String()+"/32", "dev", "eth0")
+	p.Exec("nft", "add table ip podnet_nat")
+	p.Exec("nft", "add chain ip podnet_nat out { type nat hook output priority -100 ; }")
+	p.Exec("nft", fmt.Sprintf("add rule ip podnet_nat out ip daddr %s tcp dport %d dnat to %s", vip.Addr(), vip.Port(), backend))
+}
