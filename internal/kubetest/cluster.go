@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ type Cluster struct {
 
 	etcd      *process
 	apiserver *process
+
+	bulkSeq atomic.Uint64 // numbers bulk pods, for unique names and IPs (see BulkPodIP)
 
 	// Admin is a clientset that bypasses RBAC, for setting up test objects.
 	Admin kubernetes.Interface
