@@ -124,4 +124,4 @@ PROMETHEUS_URL ?= http://127.0.0.1:9090
 SERVICE_MAP ?= service-map.svg
 SERVICE_MAP_WINDOW ?= 5m
 service-map:
-	$(GO) run ./cmd/podnet-servicemap -prometheus $(PROMETHEUS_URL) -window $(SERVICE_MAP_WINDOW) -o $(SERVICE_MAP)
+	$(GO) run ./examples/servicemap -prometheus $(PROMETHEUS_URL) -window $(SERVICE_MAP_WINDOW) -o $(SERVICE_MAP)

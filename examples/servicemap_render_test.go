@@ -21,7 +21,7 @@ import (
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
-// checkServiceMap runs the service-map tool (cmd/podnet-servicemap) against the end-to-end
+// checkServiceMap runs the service-map tool (examples/servicemap) against the end-to-end
 // test's Prometheus, reads the SVG graphviz drew, and screenshots it in headless Chromium, as
 // a person opening it would see it. PODNET_SERVICE_MAP_KEEP=<dir> copies the SVG and PNG there
 // (how examples/grafana/service-map.svg was made).
@@ -30,10 +30,10 @@ func checkServiceMap(t *testing.T, prom *prometheus, browser *netnstest.Pod) {
 	chromium := requireBinary(t, "chromium", "chromium")
 	dir := t.TempDir()
 	tool := filepath.Join(dir, "podnet-servicemap")
-	build := exec.Command(goBinary(t), "build", "-o", tool, "./cmd/podnet-servicemap")
+	build := exec.Command(goBinary(t), "build", "-o", tool, "./examples/servicemap")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/podnet-servicemap: %v\n%s", err, out)
+		t.Fatalf("go build ./examples/servicemap: %v\n%s", err, out)
 	}
 	svg := filepath.Join(dir, "service-map.svg")
 	if out, err := exec.Command(tool, "-prometheus", prom.url, "-window", "1m", "-o", svg).CombinedOutput(); err != nil {

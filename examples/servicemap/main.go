@@ -3,7 +3,7 @@
 // failed connects/s and bytes/s over a window, rendered to SVG by graphviz's dot.
 //
 //	make service-map PROMETHEUS_URL=http://prometheus:9090 SERVICE_MAP=map.svg
-//	go run ./cmd/podnet-servicemap -prometheus http://127.0.0.1:9090 -window 15m -o map.svg
+//	go run ./examples/servicemap -prometheus http://127.0.0.1:9090 -window 15m -o map.svg
 //
 // It reads the series of the collector's prometheus exporter as
 // examples/kubernetes/collector-config.yaml configures it (pod and owner labels on each series).
