@@ -50,10 +50,12 @@ type series struct {
 	// active is the open connections at the last complete drain (a value, not a sum);
 	// drained collects the current drain's, until settleActive.
 	active, drained int64
-	// The service graph's edge (service_graph.go), named for edgeLocal.
+	// The service graph's edge (service_graph.go), named for edgeLocal; edgeAt is it in the
+	// graph, kept so an open costs no lookup by name.
 	edge      edgeKey
 	hasEdge   bool
 	edgeLocal *localEnd
+	edgeAt    *edge
 }
 
 // connectionMetrics aggregates attributed events into cumulative sums, bounded by

@@ -1,6 +1,8 @@
 package podnetreceiver
 
 import (
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -28,4 +30,35 @@ func BenchmarkConnectionMetricsEmit(b *testing.B) {
 	for b.Loop() {
 		m.emit(now)
 	}
+}
+
+// BenchmarkConnectionMetricsAddServiceGraph is BenchmarkConnectionMetricsAdd with pods named
+// at both ends, without and with the opt-in service graph: its cost per event is the
+// difference of the two (compare within one run).
+func BenchmarkConnectionMetricsAddServiceGraph(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := NewDefaultConfig()
+			cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = on
+			cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = on
+			m := newConnectionMetrics(cfg, fixtureSettings)
+			events := enrichAll(newResources(cfg, podsEverywhere{}), shortConnections(benchBatch))
+			perEvent(b, events, func(events []enrichedEvent) { m.add(events) })
+		})
+	}
+}
+
+// podsEverywhere names every local end and every peer as a pod of a Deployment.
+type podsEverywhere struct{}
+
+func (podsEverywhere) Local(netns uint32, _ uint64) attribution.Local {
+	return attribution.Local{PodName: fmt.Sprintf("web-6d4cf56db6-%05d", netns%100000), Namespace: "shop"}
+}
+
+func (podsEverywhere) Peer(a netip.Addr) attribution.Peer {
+	return attribution.Peer{PodName: "api-7f8b9c6d5-" + a.String(), Namespace: "shop"}
 }

@@ -33,6 +33,7 @@ type edgeKey struct{ client, server string }
 type edge struct {
 	start, updated pcommon.Timestamp
 	opens, failed  int64
+	forgotten      bool // by the idle expiry: series that hold it look it up again
 }
 
 // serviceGraph counts edges, bounded by max_metric_series like the series (one more edge folds
@@ -63,10 +64,14 @@ func (g *serviceGraph) count(k *seriesKey, s *series, names *stringCache, opens,
 	}
 	if s.edgeLocal != s.local {
 		s.edge, s.hasEdge = g.edgeOf(k, s.local, names)
-		s.edgeLocal = s.local
+		s.edgeLocal, s.edgeAt = s.local, nil
 	}
 	if s.hasEdge {
-		e := g.get(s.edge, now) // again when its idle expiry forgot it
+		e := s.edgeAt
+		if e == nil || e.forgotten {
+			e = g.get(s.edge, now) // again when its idle expiry forgot it
+			s.edgeAt = e
+		}
 		e.opens += opens
 		e.failed += failed
 		e.updated = now
@@ -134,6 +139,7 @@ func (m *connectionMetrics) emitServiceGraph(md pmetric.Metrics, now pcommon.Tim
 	var overflow *edge
 	for key, e := range g.edges {
 		if now.AsTime().Sub(e.updated.AsTime()) > m.expiry {
+			e.forgotten = true
 			delete(g.edges, key)
 			continue
 		}
