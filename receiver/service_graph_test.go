@@ -1,9 +1,14 @@
 package podnetreceiver
 
 import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestWorkloadOf(t *testing.T) {
@@ -20,4 +25,34 @@ func TestWorkloadOf(t *testing.T) {
 	} {
 		assert.Equal(t, want, workloadOf(pod), pod)
 	}
+}
+
+// An edge idle past metric_series_idle_expiry is forgotten and starts again from zero with a
+// new start time (a cumulative reset), also for series that still hold it.
+func TestServiceGraphForgetsIdleEdges(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+	m := newConnectionMetrics(cfg, fixtureSettings)
+	batch := enrichAll(newResources(cfg, podsEverywhere{}), shortConnections(8)) // two connections
+	m.add(batch)
+	now := time.Now()
+	first := edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(now))})
+	assert.Equal(t, 2, total(first), "one open each, counted at the client")
+
+	for _, s := range m.series {
+		s.active = 1 // open connections: the series outlive their edges' expiry
+	}
+	later := now.Add(cfg.MetricSeriesIdleExpiry + time.Minute)
+	assert.Empty(t, edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(later))}), "idle edges are forgotten")
+	require.NotEmpty(t, m.series, "the series with open connections are kept")
+	m.add(batch)
+	again := edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(time.Now()))})
+	assert.Equal(t, first, again, "counted from zero again, not on the forgotten edge")
+}
+
+func total(e map[string]edgeCounts) (n int) {
+	for _, c := range e {
+		n += int(c.opens)
+	}
+	return n
 }
