@@ -59,6 +59,7 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 	}
 	store, err := k8smeta.NewStore(rc, k8smeta.Options{
 		NodeName: r.cfg.NodeName,
+		PeerPods: api.PeerPods,
 		OnStatus: func(err error) {
 			if err != nil {
 				r.set.Logger.Warn("podnet: Kubernetes API unavailable; events keep flowing with the names already known", zap.Error(err))

@@ -54,7 +54,8 @@ type Config struct {
 	AttributionRefresh time.Duration `mapstructure:"attribution_refresh_interval"`
 	// Kubernetes names pods, containers and Services from the API server: auth_type
 	// serviceAccount (in a DaemonSet) or kubeConfig; none (the default) leaves only what the
-	// node knows (pod UID, container id, netns, cgroup).
+	// node knows (pod UID, container id, netns, cgroup). peer_pods (all, endpoints, none) says
+	// which remote pods are named, and so whether every node watches every pod of the cluster.
 	Kubernetes k8smeta.APIConfig `mapstructure:"kubernetes"`
 	// Exclude leaves connections out of logs and metrics by server port or peer range.
 	Exclude ExcludeConfig `mapstructure:"exclude"`
@@ -111,7 +112,7 @@ func NewDefaultConfig() *Config {
 		NodeName:               os.Getenv("K8S_NODE_NAME"),
 		ProcRoot:               "/proc",
 		AttributionRefresh:     10 * time.Second,
-		Kubernetes:             k8smeta.APIConfig{AuthType: k8smeta.AuthTypeNone},
+		Kubernetes:             k8smeta.APIConfig{AuthType: k8smeta.AuthTypeNone, PeerPods: k8smeta.PeerPodsAll},
 		Events:                 metadata.DefaultEventsConfig(),
 		Metrics:                metadata.DefaultMetricsConfig(),
 		ResourceAttributes:     metadata.DefaultResourceAttributesConfig(),

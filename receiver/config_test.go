@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
@@ -34,6 +35,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 5000, cfg.MaxMetricSeries)
 	assert.Equal(t, time.Hour, cfg.MetricSeriesIdleExpiry)
 	assert.Equal(t, "node-a", cfg.NodeName)
+	assert.Equal(t, k8smeta.APIConfig{AuthType: k8smeta.AuthTypeServiceAccount, PeerPods: k8smeta.PeerPodsEndpoints}, cfg.Kubernetes)
 	assert.Equal(t, ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "::1/128"}}, cfg.Exclude)
 	assert.False(t, cfg.Events.PodnetTCPAccept.Enabled)
 	assert.True(t, cfg.Events.PodnetTCPConnect.Enabled)
@@ -60,6 +62,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"more series than the kernel map holds", func(c *Config) { c.MaxMetricSeries = 1<<20 + 1 }, "max_metric_series: 1048577 must be between 1 and 1048576"},
 		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
 		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
+		{"unknown peer_pods", func(c *Config) { c.Kubernetes.PeerPods = "services" }, `peer_pods "services": want "all"`},
 		{"attribution refresh", func(c *Config) { c.AttributionRefresh = time.Millisecond }, "attribution_refresh_interval: 1ms must be at least 1s"},
 		{"excluded port out of range", func(c *Config) { c.Exclude.ServerPorts = []int{80, 70000} }, "exclude.server_ports[1]: 70000 is not a port (1-65535)"},
 		{"excluded CIDR malformed", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.0.0.0/8", "10.0.0.1"} }, `exclude.peer_cidrs[1]: "10.0.0.1" is not a CIDR`},

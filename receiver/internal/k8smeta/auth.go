@@ -30,6 +30,9 @@ type APIConfig struct {
 	// KubeConfig is the kubeconfig file for AuthTypeKubeConfig; empty means the usual
 	// KUBECONFIG / ~/.kube/config lookup.
 	KubeConfig string `mapstructure:"kubeconfig"`
+	// PeerPods says which remote pods are named (all, endpoints, none): see PeerPods. It is
+	// the large-cluster choice, what every node asks of the API server.
+	PeerPods PeerPods `mapstructure:"peer_pods"`
 }
 
 // Validate reports an unknown auth type or a kubeconfig path given for another type.
@@ -41,6 +44,12 @@ func (c APIConfig) Validate() error {
 	}
 	if c.KubeConfig != "" && c.AuthType != AuthTypeKubeConfig {
 		return fmt.Errorf("kubeconfig is only used with auth_type %q", AuthTypeKubeConfig)
+	}
+	if err := c.PeerPods.validate(); err != nil {
+		return err
+	}
+	if c.PeerPods.orAll() != PeerPodsAll && c.AuthType == AuthTypeNone {
+		return fmt.Errorf("peer_pods %q needs the API server: set auth_type to %q or %q, or drop peer_pods (with auth_type none no pod is named)", c.PeerPods, AuthTypeServiceAccount, AuthTypeKubeConfig)
 	}
 	return nil
 }

@@ -12,12 +12,17 @@ func TestAPIConfigValidate(t *testing.T) {
 		{AuthType: AuthTypeServiceAccount},
 		{AuthType: AuthTypeKubeConfig},
 		{AuthType: AuthTypeKubeConfig, KubeConfig: "/etc/kubeconfig"},
+		{AuthType: AuthTypeNone, PeerPods: PeerPodsAll},
+		{AuthType: AuthTypeServiceAccount, PeerPods: PeerPodsEndpoints},
+		{AuthType: AuthTypeKubeConfig, PeerPods: PeerPodsNone},
 	} {
 		assert.NoError(t, ok.Validate(), "%+v", ok)
 	}
 	assert.ErrorContains(t, APIConfig{AuthType: "tls"}.Validate(), `auth_type "tls"`)
 	assert.ErrorContains(t, APIConfig{}.Validate(), `auth_type ""`)
 	assert.ErrorContains(t, APIConfig{AuthType: AuthTypeServiceAccount, KubeConfig: "/x"}.Validate(), "only used with")
+	assert.ErrorContains(t, APIConfig{AuthType: AuthTypeServiceAccount, PeerPods: "services"}.Validate(), `peer_pods "services": want "all"`)
+	assert.ErrorContains(t, APIConfig{AuthType: AuthTypeNone, PeerPods: PeerPodsNone}.Validate(), `peer_pods "none" needs the API server`)
 }
 
 func TestAPIConfigNoneUsesNoAPIServer(t *testing.T) {

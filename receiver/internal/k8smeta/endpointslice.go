@@ -25,13 +25,19 @@ type serviceSlice struct {
 	metav1.ObjectMeta // see strippedMeta
 	service           string
 	ready             int
+	pods              []endpointPod // with peer_pods endpoints only
 }
 
 // GetObjectKind and DeepCopyObject: see localPod's.
 func (s *serviceSlice) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (s *serviceSlice) DeepCopyObject() runtime.Object {
-	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, ready: s.ready}
+	pods := make([]endpointPod, len(s.pods))
+	for i, p := range s.pods {
+		pods[i] = p
+		pods[i].ips = append([]string(nil), p.ips...)
+	}
+	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, ready: s.ready, pods: pods}
 }
 
 // transformEndpointSlice counts a slice's ready endpoints. Ready follows the API's rule that
@@ -74,7 +80,11 @@ func (s *Store) denySlices(err error) {
 		return
 	}
 	s.stopSlices()
-	s.onOptionalDenied(fmt.Errorf("%w: whether a Service has ready endpoints is unknown; pods and Services are still named (the collector's account needs list and watch on endpointslices in discovery.k8s.io: see examples/rbac.yaml, then restart the collector)", err))
+	named := "pods and Services are still named"
+	if s.peerPods == PeerPodsEndpoints {
+		named = "with peer_pods endpoints no remote pod is named either; Services and this node's pods still are"
+	}
+	s.onOptionalDenied(fmt.Errorf("%w: whether a Service has ready endpoints is unknown; %s (the collector's account needs list and watch on endpointslices in discovery.k8s.io: see examples/rbac.yaml, then restart the collector)", err, named))
 }
 
 // slicesSettled is the EndpointSlice informer's part in Start's wait: synced, or denied.

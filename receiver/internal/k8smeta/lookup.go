@@ -39,15 +39,21 @@ func (s *Store) localPod(uid string) (*localPod, bool) {
 	return p, ok
 }
 
-// PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is.
+// PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is, as far as
+// peer_pods names pods: any pod (all), pods in EndpointSlices (endpoints), none.
 // hostNetwork pods are never returned (see transformPeerPod).
 func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 	key := addr.Unmap().String()
 	if svc, ok := addressOwnerAt(s.services, key); ok {
 		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
 	}
-	if pod, ok := addressOwnerAt(s.peers, key); ok {
-		return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
+	switch s.peerPods {
+	case PeerPodsAll:
+		if pod, ok := addressOwnerAt(s.peers, key); ok {
+			return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
+		}
+	case PeerPodsEndpoints:
+		return s.endpointPodAt(key)
 	}
 	return Peer{}, false
 }

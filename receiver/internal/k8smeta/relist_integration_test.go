@@ -101,7 +101,7 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 
 	// Each informer was told its resource version expired and then listed afresh.
 	notes := g.since(mark)
-	for _, informer := range []string{"/api/v1/pods?spec.nodeName=node-a", "/api/v1/pods", "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices"} {
+	for _, informer := range []string{"/api/v1/pods?spec.nodeName=node-a", "/api/v1/pods?" + peerPodSelector, "/api/v1/services?" + serviceSelector, "/apis/discovery.k8s.io/v1/endpointslices"} {
 		expired := slices.Index(notes, "expired "+informer)
 		require.GreaterOrEqual(t, expired, 0, "%s: no 410 Expired after reconnecting; requests: %v", informer, notes)
 		assert.Contains(t, notes[expired:], "list "+informer, "%s: relist after the 410; requests: %v", informer, notes)

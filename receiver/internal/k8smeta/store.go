@@ -7,6 +7,7 @@ package k8smeta
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ const uidIndex = "uid"
 type Options struct {
 	// NodeName is the node whose pods are local (spec.nodeName); required.
 	NodeName string
+	// PeerPods says which remote pods are named, and so whether every pod of the cluster is
+	// watched; empty means PeerPodsAll.
+	PeerPods PeerPods
 	// SyncTimeout bounds how long Start waits for the first listing; 0 means 10s.
 	SyncTimeout time.Duration
 	// OnStatus is told of API server trouble (an error) and recovery (nil), on changes
@@ -50,9 +54,12 @@ type Store struct {
 	httpClient  *http.Client
 	syncTimeout time.Duration
 
+	peerPods PeerPods
+	// peers is nil unless peerPods is PeerPodsAll: no cluster-wide pod watch otherwise.
 	local, peers, services cache.SharedIndexInformer
-	// slices is optional: without access to EndpointSlices the Store names pods and Services
-	// as well, and only ServiceReadyEndpoints is unknown (see denySlices).
+	// slices is optional: without access to EndpointSlices the Store names local pods and
+	// Services as well; ServiceReadyEndpoints is unknown, and with PeerPodsEndpoints no remote
+	// pod is named (see denySlices).
 	slices           cache.SharedIndexInformer
 	slicesDenied     atomic.Bool
 	stopSlices       context.CancelFunc
@@ -67,6 +74,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("kubernetes metadata: node name is empty")
 	}
+	if err := opts.PeerPods.validate(); err != nil {
+		return nil, fmt.Errorf("kubernetes metadata: %w", err)
+	}
 	if opts.SyncTimeout == 0 {
 		opts.SyncTimeout = 10 * time.Second
 	}
@@ -76,6 +86,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.OnOptionalDenied == nil {
 		opts.OnOptionalDenied = func(error) {}
 	}
+	cfg = protobufConfig(cfg)
 	// An HTTP client of our own, so that Stop can close its idle connections.
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -88,28 +99,35 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	h := newHealth(opts.OnStatus)
 	rc := client.CoreV1().RESTClient()
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied}
+	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied, peerPods: opts.PeerPods.orAll()}
 	s.local, err = newInformer(
 		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
 		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})
 	if err != nil {
 		return nil, err
 	}
-	s.peers, err = newInformer(
-		h.observe("pods", cache.NewListWatchFromClient(rc, "pods", metav1.NamespaceAll, fields.Everything())),
-		&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
-	if err != nil {
-		return nil, err
+	if s.peerPods == PeerPodsAll {
+		s.peers, err = newInformer(
+			h.observe("pods", cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector })),
+			&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
+		if err != nil {
+			return nil, err
+		}
 	}
 	s.services, err = newInformer(
-		h.observe("services", cache.NewListWatchFromClient(rc, "services", metav1.NamespaceAll, fields.Everything())),
+		h.observe("services", cache.NewFilteredListWatchFromClient(rc, "services", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = serviceSelector })),
 		&corev1.Service{}, transformService, cache.Indexers{ipIndex: addressIndex})
 	if err != nil {
 		return nil, err
 	}
+	selector, transform, indexers := sliceSelector, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService}
+	if s.peerPods == PeerPodsEndpoints {
+		selector, transform = allServicesSelector, transformEndpointSliceWithPods
+		indexers[ipIndex] = endpointAddresses
+	}
 	s.slices, err = newInformer(
-		h.observeOptional("endpointslices", cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.LabelSelector = sliceSelector }), s.denySlices),
-		&discoveryv1.EndpointSlice{}, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService})
+		h.observeOptional("endpointslices", cache.NewFilteredListWatchFromClient(client.DiscoveryV1().RESTClient(), "endpointslices", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.LabelSelector = selector }), s.denySlices),
+		&discoveryv1.EndpointSlice{}, transform, indexers)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +148,7 @@ func (s *Store) Start() bool {
 	// client-go would log every failed retry itself; OnStatus reports them instead.
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
 	s.cancel = cancel
-	for _, inf := range []cache.SharedIndexInformer{s.local, s.peers, s.services} {
+	for _, inf := range s.required() {
 		s.wg.Go(func() { inf.RunWithContext(ctx) })
 	}
 	slicesCtx, stopSlices := context.WithCancel(ctx)
@@ -138,8 +156,27 @@ func (s *Store) Start() bool {
 	s.wg.Go(func() { s.slices.RunWithContext(slicesCtx) })
 	syncCtx, cancelSync := context.WithTimeout(ctx, s.syncTimeout)
 	defer cancelSync()
-	cache.WaitForCacheSync(syncCtx.Done(), s.local.HasSynced, s.peers.HasSynced, s.services.HasSynced, s.slicesSettled)
-	return s.local.HasSynced() && s.peers.HasSynced() && s.services.HasSynced()
+	cache.WaitForCacheSync(syncCtx.Done(), s.synced, s.slicesSettled)
+	return s.synced()
+}
+
+// required are the informers that must sync for the Store to count as synced.
+func (s *Store) required() []cache.SharedIndexInformer {
+	if s.peers == nil {
+		return []cache.SharedIndexInformer{s.local, s.services}
+	}
+	return []cache.SharedIndexInformer{s.local, s.peers, s.services}
+}
+
+// synced: the required informers have listed, and with PeerPodsEndpoints the EndpointSlices
+// have too (or are denied), since remote pods are named from them.
+func (s *Store) synced() bool {
+	for _, inf := range s.required() {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	return s.peerPods != PeerPodsEndpoints || s.slicesSettled()
 }
 
 // Stop ends the informers and waits for their goroutines. Safe before Start and twice.
