@@ -86,6 +86,18 @@ bench-go:
 # examples/e2e_test.go runs bin/otelcol-podnet: never test a stale one.
 test: bin/otelcol-podnet
 
+.PHONY: bench-busynode
+
+# Busy node (root, issue 17): 500 pods with kubelet-style cgroups holding 50k connections;
+# podnet's start, RSS, /proc scan and CPU per connection with the node idle, then busy.
+# Writes bench/results/<date>-issue17-busy-node.md. Flags: BUSYNODE_FLAGS='-pods 100'.
+bench-busynode:
+	$(GO) build -o bin/bench/ ./bench/cmd/podnet-busynode
+	$(GO) test -c -o bin/bench/procscan.test ./receiver/internal/procscan
+	$(GO) test -c -o bin/bench/kernel.test ./receiver/internal/kernel
+	cc -O2 -Wall -o bin/bench/podnet-holder bench/loadgen/holder.c
+	bin/bench/podnet-busynode $(BUSYNODE_FLAGS)
+
 .PHONY: e2e-node
 
 # Opt-in, root, never in the default test run: a real single-node cluster on this machine

@@ -8,5 +8,6 @@
 // container is its runtime's), and never for the host namespace.
 //
 // A Scanner walks /proc periodically and on demand, and publishes immutable maps that
-// Lookup reads without locks or allocation.
+// Lookup reads without locks or allocation; a cgroup newer than the last scan is opened by its
+// id, so a new pod's first event is attributed before any rescan.
 package procscan // import "github.com/podnet/podnet/receiver/internal/procscan"

@@ -35,16 +35,19 @@ const (
 )
 
 // Scanner maps sockets' network namespaces and cgroups to pods. Lookup is safe for
-// concurrent use and never blocks; misses on unknown keys schedule a rescan instead, because
-// a scan takes milliseconds and Lookup runs on the event read loop, where stalling means
-// losing kernel events. The event that missed stays unattributed; later events of the same
-// socket (its close) find it.
+// concurrent use and never waits for a scan; misses on unknown keys schedule a rescan instead,
+// because a scan takes milliseconds and Lookup runs on the event read loop, where stalling
+// means losing kernel events. A cgroup newer than the snapshot is opened by id on the spot (a
+// few system calls), so a new pod's first connection is attributed; an unknown namespace
+// alone leaves its event unattributed, and later events of the same socket find it.
 type Scanner struct {
 	cfg    Config
 	walker walker
 	logger *zap.Logger
 	snap   atomic.Pointer[snapshot]
 	stats  counters
+	// resolve names cgroups newer than snap between scans.
+	resolve resolver
 
 	rescan chan struct{} // capacity 1: concurrent misses coalesce into one rescan
 	// ctx lives from New to Stop: it ends the refresh loop and interrupts its scans.
@@ -87,7 +90,9 @@ func New(cfg Config) (*Scanner, error) {
 		s.logger.Warn("no cgroup2 hierarchy: sockets are attributed by network namespace only, hostNetwork pods not at all", zap.Error(err))
 	} else {
 		s.walker.cgroups = &fs
+		s.resolve.fs = &fs
 	}
+	s.resolve.logger = s.logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -113,7 +118,9 @@ func (s *Scanner) Stop() {
 }
 
 // Lookup returns the workload owning a socket from its network-namespace inode and cgroup v2
-// id, as the BPF side reads them; zero means unread. It allocates nothing.
+// id, as the BPF side reads them; zero means unread. A cgroup the snapshot knows costs no
+// allocation; a newer one is opened by id once (a new pod's first connection), bounded by
+// maxResolved until the next scan.
 func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 	snap := s.snap.Load()
 	if snap == nil {
@@ -121,6 +128,11 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 	}
 	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)
 	if unknown {
+		if _, seen := snap.cgroups[cgroupID]; cgroupID != 0 && snap.cgroupsResolvable && !seen {
+			if r, resolved := s.resolve.lookup(cgroupID); resolved && r.PodUID != "" {
+				ref, ok = r, true
+			}
+		}
 		select {
 		case s.rescan <- struct{}{}:
 		default:
@@ -181,5 +193,6 @@ func (s *Scanner) scan(ctx context.Context) error {
 		})
 	}
 	s.snap.Store(res.snap)
+	s.resolve.reset()
 	return nil
 }

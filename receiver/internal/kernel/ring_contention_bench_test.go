@@ -1,0 +1,54 @@
+package kernel
+
+import (
+	"net"
+	"testing"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// BenchmarkKernelCostParallel is BenchmarkKernelCostPerConnection with as many concurrent
+// dialers as GOMAXPROCS: run it with -cpu 1,2 to see what the programs cost per connection
+// when the CPUs write the one shared ring (events) at once, against the in-kernel
+// aggregation that writes none. The growth from 1 to 2 busy CPUs is the contention the
+// README's many-core model starts from. The ring holds the whole run (no reader competes
+// for the CPUs): keep -benchtime at or below 20000x.
+func BenchmarkKernelCostParallel(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"events", Options{NoLiveReads: true}},
+		{"aggregate", Options{AggregateInKernel: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchKernelCostParallel(b, c.opts) })
+	}
+}
+
+func benchKernelCostParallel(b *testing.B, opts Options) {
+	netnstest.RequireRoot(b)
+	enableBPFStats(b)
+	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections, opts.MaxAggregates = HooksAuto, 1<<26, 65536, 1<<16
+	tr, err := Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	addr, _ := netnstest.LoopbackServer(b)
+	before := runStats(b, tr)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_ = c.Close()
+		}
+	})
+	b.StopTimer()
+	after := runStats(b, tr)
+	b.ReportMetric(float64(after.ns-before.ns)/float64(b.N), "ns-in-bpf/conn")
+	b.ReportMetric(float64(after.runs-before.runs)/float64(b.N), "runs/conn")
+}
