@@ -118,6 +118,21 @@ bench-fullload:
 	cc -O2 -Wall -pthread -o bin/bench/podnet-loadgen bench/loadgen/loadgen.c
 	bin/bench/podnet-fullload $(FULLLOAD_FLAGS)
 
+.PHONY: bench-k8s-scale
+
+# Cluster-scale benchmark (issue 17; no root, needs tools/kube/build.sh's kube-apiserver): per
+# size N, a fresh etcd + kube-apiserver holding N pods on N/10 nodes and N/10 Services, and
+# podnet's Store as node-0001's agent in its own process: time to sync, RSS, heap, bytes and
+# CPU per pod while 10% of the pods are replaced. K8S_SCALE_WATCHLIST=1 adds an agent on
+# client-go's streaming watch-list, which the Store opts out of. Prints a table;
+# K8S_SCALE_RESULTS=<file> also writes it there.
+K8S_SCALE_SIZES ?= 2500,5000,10000,30000
+K8S_SCALE_WATCHLIST ?= 0
+bench-k8s-scale:
+	PODNET_K8S_SCALE_SIZES=$(K8S_SCALE_SIZES) PODNET_K8S_SCALE_WATCHLIST=$(K8S_SCALE_WATCHLIST) \
+		PODNET_K8S_SCALE_RESULTS=$(K8S_SCALE_RESULTS) \
+		$(GO) test -tags k8sscale -count=1 -timeout 60m -run '^TestClusterScale$$' -v ./receiver/internal/k8smeta/
+
 .PHONY: check-platforms
 
 # ocb also builds distributions for darwin and windows (contrib does): the component package

@@ -22,7 +22,7 @@ import (
 // scaleRow is one agent run of TestClusterScale.
 type scaleRow struct {
 	pods, nodes, services int
-	encoding              string
+	agent                 string        // "store", or "watchlist" (watchListStore)
 	created               time.Duration // bulk creation of pods and Services
 	sync, after           agentSample   // after sync; after the churn (GC'd)
 	churned               int
@@ -34,8 +34,8 @@ type scaleRow struct {
 // TestClusterScale is make bench-k8s-scale: for each size N of PODNET_K8S_SCALE_SIZES, a
 // fresh etcd + kube-apiserver with N pods on N/10 nodes and N/10 Services, the Store as
 // node-0001's agent in its own process (TestScaleAgent): time to sync, RSS and heap, then
-// bytes and CPU while 10% of the pods are replaced. PODNET_K8S_SCALE_PROTOBUF=1 runs a second
-// agent per size that asks for protobuf, to size what JSON costs.
+// bytes and CPU while 10% of the pods are replaced. PODNET_K8S_SCALE_WATCHLIST=1 runs a second
+// agent per size, watchListStore, to size what listing whole objects in one piece costs.
 func TestClusterScale(t *testing.T) {
 	var sizes []int
 	for _, f := range strings.Split(cmp(os.Getenv("PODNET_K8S_SCALE_SIZES"), "2500,5000,10000"), ",") {
@@ -43,9 +43,9 @@ func TestClusterScale(t *testing.T) {
 		require.NoError(t, err, "PODNET_K8S_SCALE_SIZES")
 		sizes = append(sizes, n)
 	}
-	encodings := []string{"json"}
-	if os.Getenv("PODNET_K8S_SCALE_PROTOBUF") == "1" {
-		encodings = append(encodings, "protobuf")
+	agents := []string{"store"}
+	if os.Getenv("PODNET_K8S_SCALE_WATCHLIST") == "1" {
+		agents = append(agents, "watchlist")
 	}
 	var rows []scaleRow
 	for _, n := range sizes {
@@ -62,8 +62,8 @@ func TestClusterScale(t *testing.T) {
 			pods := c.CreatePods(t, kubetest.BulkPods{Namespaces: namespaces, Pods: n, Nodes: n / 10, Services: n / 10})
 			created := time.Since(start)
 			t.Logf("%d pods, %d Services created in %v", n, n/10, created.Round(time.Second))
-			for k, enc := range encodings {
-				row := scaleRow{pods: n, nodes: n / 10, services: n / 10, encoding: enc, created: created}
+			for k, agent := range agents {
+				row := scaleRow{pods: n, nodes: n / 10, services: n / 10, agent: agent, created: created}
 				pods = runAgent(t, c, kubeconfig, pods, k, &row)
 				t.Log(row.line())
 				rows = append(rows, row)
@@ -90,8 +90,8 @@ func runAgent(t *testing.T, c *kubetest.Cluster, kubeconfig string, pods []*core
 	row.load = loadavg()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestScaleAgent$", "-test.count=1")
 	cmd.Env = append(os.Environ(), agentKubeconfigEnv+"="+kubeconfig)
-	if row.encoding == "protobuf" {
-		cmd.Env = append(cmd.Env, agentProtobufEnv+"=1")
+	if row.agent == "watchlist" {
+		cmd.Env = append(cmd.Env, agentWatchListEnv+"=1")
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -147,7 +147,7 @@ const mib = 1 << 20
 
 func (r scaleRow) line() string {
 	return fmt.Sprintf("| %d | %d | %d | %s | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %.1f | %.1f | %d | %.1f | %.0f | %s |",
-		r.pods, r.nodes, r.services, r.encoding, r.created.Seconds(), float64(r.sync.SyncMillis)/1000,
+		r.pods, r.nodes, r.services, r.agent, r.created.Seconds(), float64(r.sync.SyncMillis)/1000,
 		float64(r.sync.BaseRSS)/mib, float64(r.sync.RSS)/mib, float64(r.sync.HWM)/mib, float64(r.sync.HeapAlloc)/mib,
 		float64(r.sync.BodyBytes)/mib, float64(r.sync.Wire)/mib,
 		r.churned, float64(r.churnBody)/1024, float64(r.churnWire)/1024,
@@ -157,14 +157,14 @@ func (r scaleRow) line() string {
 
 func scaleReport(rows []scaleRow) string {
 	var b strings.Builder
-	b.WriteString("| pods | nodes | Services | encoding | create s | sync s | base RSS MiB | RSS MiB | HWM MiB | heap MiB | sync body MiB | sync wire MiB | replaced | body KiB/replaced | wire KiB/replaced | churn CPU ms | CPU ms/replaced | % core during churn | load 1/5/15 before → after |\n")
+	b.WriteString("| pods | nodes | Services | agent | create s | sync s | base RSS MiB | RSS MiB | HWM MiB | heap MiB | sync body MiB | sync wire MiB | replaced | body KiB/replaced | wire KiB/replaced | churn CPU ms | CPU ms/replaced | % core during churn | load 1/5/15 before → after |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		b.WriteString(r.line() + "\n")
 	}
-	b.WriteString("\nAfter the churn (GC'd):\n\n| pods | encoding | RSS MiB | HWM MiB | heap MiB |\n|---|---|---|---|---|\n")
+	b.WriteString("\nAfter the churn (GC'd); watch-list requests (sendInitialEvents) by then:\n\n| pods | agent | RSS MiB | HWM MiB | heap MiB | watch-lists |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.1f |\n", r.pods, r.encoding, float64(r.after.RSS)/mib, float64(r.after.HWM)/mib, float64(r.after.HeapAlloc)/mib)
+		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.1f | %d |\n", r.pods, r.agent, float64(r.after.RSS)/mib, float64(r.after.HWM)/mib, float64(r.after.HeapAlloc)/mib, r.after.WatchLists)
 	}
 	return b.String()
 }

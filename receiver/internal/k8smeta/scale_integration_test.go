@@ -15,11 +15,13 @@ import (
 // 2026-12-01-issue17-cluster-scale.md has the figures and the large-cluster run).
 const (
 	// Heap the Store holds per cluster pod, its fixed cost (clients, informers, HTTP/2
-	// buffers) amortised over 1,000 pods; a transform that kept whole objects would be ~12 kB.
-	maxHeapPerPod = 3 << 10
-	// Decoded bytes the watches receive per replaced pod (a delete, a create and a status
-	// update, each a whole ~7.6 KB JSON pod); a second watch of every pod would double it.
-	maxBytesPerChurn = 40 << 10
+	// buffers) amortised over 1,000 pods: twice what was measured. A transform that kept
+	// whole objects would be ten times more.
+	maxHeapPerPod = 2 << 10
+	// Decoded bytes the watches receive per replaced pod: a DELETED and an ADDED event (the
+	// pod enters the peer selector when its IP is set), each a whole protobuf pod; a third
+	// more than measured. JSON, or a second watch of every pod, would exceed it.
+	maxBytesPerChurn = 24 << 10
 	// The sync of 1,000 pods takes well under a second on an idle machine; CI shares two
 	// cores with other tests and the API server, so only a pathology (a relist loop, a
 	// stalled informer) should exceed this.

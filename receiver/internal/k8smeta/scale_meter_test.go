@@ -19,7 +19,9 @@ import (
 // response bodies (JSON or protobuf, after gzip, which Go's transport undoes below the
 // RoundTripper), wire is every byte read from the TCP connections (TLS and HTTP/2 framing
 // included, gzip not undone): what the network and the API server actually carry.
-type byteMeter struct{ body, wire atomic.Int64 }
+// watchLists counts requests for client-go's streaming watch-list (sendInitialEvents), to
+// tell which way an informer got its initial state.
+type byteMeter struct{ body, wire, watchLists atomic.Int64 }
 
 // instrument makes cfg count into m. The Dial hook also keeps client-go from sharing a
 // cached transport with other clients, whose bytes would otherwise be counted too.
@@ -29,7 +31,7 @@ func (m *byteMeter) instrument(cfg *rest.Config) {
 		if inner != nil {
 			rt = inner(rt)
 		}
-		return countingTransport{rt, &m.body}
+		return countingTransport{rt, m}
 	}
 	var d net.Dialer
 	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -43,13 +45,16 @@ func (m *byteMeter) instrument(cfg *rest.Config) {
 
 type countingTransport struct {
 	rt http.RoundTripper
-	n  *atomic.Int64
+	m  *byteMeter
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Query().Get("sendInitialEvents") == "true" {
+		t.m.watchLists.Add(1)
+	}
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil {
-		resp.Body = &countingBody{resp.Body, t.n}
+		resp.Body = &countingBody{resp.Body, &t.m.body}
 	}
 	return resp, err
 }
