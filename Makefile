@@ -133,6 +133,15 @@ bench-k8s-scale:
 		PODNET_K8S_SCALE_RESULTS=$(K8S_SCALE_RESULTS) \
 		$(GO) test -tags k8sscale -count=1 -timeout 60m -run '^TestClusterScale$$' -v ./receiver/internal/k8smeta/
 
+.PHONY: bench-apiserver-load
+
+# What podnet's watches cost the API server (no root): 20 podnet stores, one per node, against a
+# real etcd + kube-apiserver holding 5,000 pods, per kubernetes.peer_pods mode and against
+# kube-proxy's watches; writes bench/results/<date>-issue17-apiserver-load.md. Flags pass
+# through, e.g. make bench-apiserver-load APISERVER_LOAD_FLAGS='-pods 10000 -nodes 1000'
+bench-apiserver-load:
+	$(GO) run ./bench/cmd/podnet-apiserver-load $(APISERVER_LOAD_FLAGS)
+
 .PHONY: check-platforms
 
 # ocb also builds distributions for darwin and windows (contrib does): the component package
