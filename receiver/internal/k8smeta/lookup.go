@@ -47,12 +47,12 @@ func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 	if svc, ok := addressOwnerAt(s.services, key); ok {
 		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
 	}
-	switch s.peerPods {
-	case PeerPodsAll:
+	if s.peers != nil { // peer_pods all
 		if pod, ok := addressOwnerAt(s.peers, key); ok {
 			return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
 		}
-	case PeerPodsEndpoints:
+	}
+	if s.peerPods == PeerPodsEndpoints {
 		return s.endpointPodAt(key)
 	}
 	return Peer{}, false
