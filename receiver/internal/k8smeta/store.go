@@ -135,6 +135,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 }
 
 func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
+	if o, ok := lw.(observedListWatch); ok {
+		o.ListWithContextFunc = pagedList(o.ListWithContextFunc, transform) // lists strip as they go
+	}
 	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{Indexers: indexers})
 	return inf, inf.SetTransform(transform)
 }
