@@ -1,8 +1,8 @@
 package podnetreceiver
 
 import (
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"fmt"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"net/netip"
 	"testing"
 	"time"
