@@ -23,6 +23,12 @@ const listPageSize = 500
 // Kubernetes 1.31+ (consistent lists from cache), from etcd page by page before. A relist
 // from a known version keeps its meaning, "at least that version". The informer's transform
 // runs again on the stripped objects and leaves them as they are.
+//
+// Only the cluster-wide pod list is paged: the current state is a consistent read, which
+// costs the API server more than a cached "any version" answer (measured with 20 agents at 5k
+// pods: the node's own pods, a field-selected list, went from ~0.3 s to ~4 s of API server CPU
+// when read that way), and the other lists are small (a node's pods) or far smaller than the
+// pods (Services, EndpointSlices).
 func pagedList(list func(context.Context, metav1.ListOptions) (runtime.Object, error), transform cache.TransformFunc) func(context.Context, metav1.ListOptions) (runtime.Object, error) {
 	return func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		opts.Limit = listPageSize
@@ -66,4 +72,11 @@ func pagedList(list func(context.Context, metav1.ListOptions) (runtime.Object, e
 			opts.Continue, opts.ResourceVersion, opts.ResourceVersionMatch = lm.GetContinue(), "", ""
 		}
 	}
+}
+
+// paged makes lw's lists pagedList's (lw is what health.observe returned).
+func paged(lw cache.ListerWatcher, transform cache.TransformFunc) cache.ListerWatcher {
+	o := lw.(observedListWatch)
+	o.ListWithContextFunc = pagedList(o.ListWithContextFunc, transform)
+	return o
 }

@@ -107,8 +107,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.peerPods == PeerPodsAll {
+		// Every pod of the cluster: the one list large enough to page (paged_list.go).
 		s.peers, err = newInformer(
-			h.observe("pods", cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector })),
+			paged(h.observe("pods", cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector })), transformPeerPod),
 			&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
 		if err != nil {
 			return nil, err
@@ -135,9 +136,6 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 }
 
 func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
-	if o, ok := lw.(observedListWatch); ok {
-		o.ListWithContextFunc = pagedList(o.ListWithContextFunc, transform) // lists strip as they go
-	}
 	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{Indexers: indexers})
 	return inf, inf.SetTransform(transform)
 }
