@@ -26,7 +26,7 @@ type KubeletCgroups struct {
 func NewKubeletCgroups(t testing.TB) *KubeletCgroups {
 	t.Helper()
 	RequireRoot(t)
-	root, err := cgroup2Mount()
+	root, err := Cgroup2Mount()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +65,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// cgroup2Mount finds the cgroup2 hierarchy: /sys/fs/cgroup on v2 hosts, /sys/fs/cgroup/unified
+// Cgroup2Mount finds the cgroup2 hierarchy: /sys/fs/cgroup on v2 hosts, /sys/fs/cgroup/unified
 // on hybrid ones.
-func cgroup2Mount() (string, error) {
+func Cgroup2Mount() (string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return "", err

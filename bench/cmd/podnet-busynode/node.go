@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/netnstest"
 )
 
 // node is the busy node: pairs of pods (a server pod and a client pod joined by a veth pair,
@@ -39,7 +41,7 @@ type holder struct {
 }
 
 func newNode() (*node, error) {
-	root, err := cgroup2Mount()
+	root, err := netnstest.Cgroup2Mount()
 	if err != nil {
 		return nil, err
 	}
@@ -211,24 +213,6 @@ func run(stdin io.Reader, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-func cgroup2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		for i, field := range fields {
-			if field == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" {
-				return fields[4], nil
-			}
-		}
-	}
-	return "", errors.New("no cgroup2 mount on this machine")
 }
 
 func newUID() string {
