@@ -50,6 +50,7 @@ type Scanner struct {
 	resolve resolver
 
 	rescan chan struct{} // capacity 1: concurrent misses coalesce into one rescan
+	misses misses        // which unknown keys asked for it
 	// ctx lives from New to Stop: it ends the refresh loop and interrupts its scans.
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -133,9 +134,11 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 				ref, ok = r, true
 			}
 		}
-		select {
-		case s.rescan <- struct{}{}:
-		default:
+		if s.misses.ask(snap, key{netnsIno, cgroupID}) {
+			select {
+			case s.rescan <- struct{}{}:
+			default:
+			}
 		}
 	}
 	return ref, ok
@@ -180,6 +183,7 @@ func (s *Scanner) sleep(d time.Duration) bool {
 }
 
 func (s *Scanner) scan(ctx context.Context) error {
+	asked := s.misses.take()
 	begin := time.Now()
 	res, err := s.walker.scan(ctx, s.snap.Load())
 	s.stats.observe(time.Since(begin), err, res.denied)
@@ -192,6 +196,7 @@ func (s *Scanner) scan(ctx context.Context) error {
 				zap.Int("processes", res.denied), zap.Error(res.firstDenied))
 		})
 	}
+	settle(asked, s.snap.Load(), res.snap)
 	s.snap.Store(res.snap)
 	s.resolve.reset()
 	return nil

@@ -91,14 +91,17 @@ func TestScannerRescansOnUnknownKeys(t *testing.T) {
 	found := time.Since(begin)
 	assert.Equal(t, Ref{PodUID: uid}, ref, "a namespace names the pod, not the container")
 
-	// Keep missing on a key no scan will find, for a while: at most one scan per minRescan.
-	const missFor = 500 * time.Millisecond
-	before := s.Stats().Scans
+	// Keep missing on a key no scan will find, for a while: it asks for a scan, and once a scan
+	// did not find it, for none (it would otherwise ask every minRescan: ~10 scans here). Up to
+	// three: one already asked for by the lookups above, the key's own, and one asked while
+	// that one waited out minRescan.
+	const missFor = time.Second
+	before := s.Stats()
 	for deadline := time.Now().Add(missFor); time.Now().Before(deadline); {
 		s.Lookup(0, ^uint64(0))
 	}
 	st := s.Stats()
-	assert.LessOrEqual(t, st.Scans-before, uint64(missFor/minRescan)+1)
+	assert.LessOrEqual(t, st.Rescans-before.Rescans, uint64(3), "a key no scan finds stops asking for scans")
 	assert.GreaterOrEqual(t, st.Rescans, uint64(1))
 	t.Logf("found after %v; %d scans, last took %v", found, st.Scans, st.LastScanDuration)
 }

@@ -11,6 +11,8 @@ type snapshot struct {
 	// on them must not trigger rescans.
 	cgroupsResolvable bool
 	netns             map[uint32]netnsEntry
+	// fruitless are unknown keys that asked for a scan which did not find them (misses).
+	fruitless map[key]struct{}
 }
 
 type netnsEntry struct {
