@@ -36,7 +36,9 @@ func TestAgentToGateway(t *testing.T) {
 
 	agent.waitExportRetry(t, "logs")
 
-	gateway := startCollector(t, binary, writeConfig(t, "gateway.yaml", gatewayTestConfig(t, gatewayAddr, gatewayHealth, out)))
+	// The gateway's own backend exporter too: remote write into a real Prometheus.
+	prom := startPrometheus(t, map[string]any{"global": map[string]any{}}, "--web.enable-remote-write-receiver")
+	gateway := startCollector(t, binary, writeConfig(t, "gateway.yaml", gatewayTestConfig(t, gatewayAddr, gatewayHealth, out, prom.url)))
 	gateway.waitHealthy(t, gatewayHealth)
 
 	// The agent's first retry comes 2.5-7.5 s after its failed export (initial_interval 5s),
@@ -68,8 +70,50 @@ func TestAgentToGateway(t *testing.T) {
 		t.Errorf("k8s.node.name of the pods' resources out of the gateway: %q, want only the agent's %q", nodes, gatewayTestNode)
 	}
 
+	checkRemoteWrite(t, prom, inodes, wantSums)
+
 	agent.stop(t)
 	gateway.stop(t)
+}
+
+// checkRemoteWrite asks Prometheus for the connection counts the gateway's
+// prometheus_remote_write sent it: the same exact values as the file exporter's, by the
+// resource labels resource_to_telemetry_conversion adds (podnet_netns_inode).
+func checkRemoteWrite(t *testing.T, prom *prometheus, inodes []int64, wantSums map[string]int64) {
+	t.Helper()
+	want := map[string]float64{}
+	for k, v := range wantSums {
+		f := strings.Fields(k) // as seriesKey writes it
+		if len(f) != 6 || f[1] != "podnet.tcp.connections" {
+			continue
+		}
+		labels := map[string]string{
+			"podnet_netns_inode":     f[0],
+			"podnet_connection_role": strings.TrimPrefix(f[2], "role="),
+			"network_peer_address":   strings.TrimPrefix(f[3], "peer="),
+			"server_port":            strings.TrimPrefix(f[4], "server.port="),
+		}
+		if e := strings.TrimPrefix(f[5], "error.type="); e != "" {
+			labels["error_type"] = e // an empty label is no label
+		}
+		want[labelString(labels)] = float64(v)
+	}
+	if len(want) == 0 {
+		t.Fatal("no podnet.tcp.connections series expected")
+	}
+	var ns []string
+	for _, i := range inodes {
+		ns = append(ns, fmt.Sprint(i))
+	}
+	q := `sum by (podnet_netns_inode, podnet_connection_role, network_peer_address, server_port, error_type) (podnet_tcp_connections_total{podnet_netns_inode=~"` + strings.Join(ns, "|") + `"})`
+	var got map[string]float64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if got = prom.values(t, q); cmp.Equal(want, got) {
+			return
+		}
+	}
+	prom.dump(t)
+	t.Errorf("connections remote-written into Prometheus by the gateway (-want +got):\n%s", cmp.Diff(want, got))
 }
 
 // agentTestConfig is gateway/agent-config.yaml for this machine: no API server or /hostfs,
@@ -89,20 +133,28 @@ func agentTestConfig(t *testing.T, gatewayAddr, healthAddr string) map[string]an
 
 // gatewayTestConfig is gateway/gateway-config.yaml without k8s_attributes (it needs an API
 // server), receiving on loopback and writing logs and metrics to files in dir.
-func gatewayTestConfig(t *testing.T, addr, healthAddr, dir string) map[string]any {
+func gatewayTestConfig(t *testing.T, addr, healthAddr, dir, prometheusURL string) map[string]any {
 	t.Helper()
 	cfg := readYAML(t, "gateway/gateway-config.yaml")
 	grpc := cfg["receivers"].(map[string]any)["otlp"].(map[string]any)["protocols"].(map[string]any)["grpc"].(map[string]any)
 	grpc["endpoint"] = addr
 	delete(cfg["processors"].(map[string]any), "k8s_attributes")
+	exporters := cfg["exporters"].(map[string]any)
+	remoteWrite := exporters["prometheus_remote_write"].(map[string]any)
+	remoteWrite["endpoint"] = prometheusURL + "/api/v1/write"
+	remoteWrite["tls"] = map[string]any{"insecure": true}
 	cfg["exporters"] = map[string]any{
-		"file/logs":    map[string]any{"path": filepath.Join(dir, "logs.jsonl")},
-		"file/metrics": map[string]any{"path": filepath.Join(dir, "metrics.jsonl")},
+		"file/logs":               map[string]any{"path": filepath.Join(dir, "logs.jsonl")},
+		"file/metrics":            map[string]any{"path": filepath.Join(dir, "metrics.jsonl")},
+		"prometheus_remote_write": remoteWrite,
 	}
 	for name, p := range cfg["service"].(map[string]any)["pipelines"].(map[string]any) {
 		p := p.(map[string]any)
 		p["processors"] = slices.DeleteFunc(toStrings(p["processors"]), func(s string) bool { return s == "k8s_attributes" })
 		p["exporters"] = []string{"file/" + name}
+		if name == "metrics" {
+			p["exporters"] = []string{"file/metrics", "prometheus_remote_write"}
+		}
 	}
 	onLoopback(cfg, healthAddr)
 	return cfg

@@ -40,7 +40,7 @@ type prometheus struct {
 	client *http.Client
 }
 
-func startPrometheus(t *testing.T, config map[string]any) *prometheus {
+func startPrometheus(t *testing.T, config map[string]any, flags ...string) *prometheus {
 	t.Helper()
 	bin := requireBinary(t, "prometheus", "prometheus")
 	dir := t.TempDir()
@@ -53,8 +53,8 @@ func startPrometheus(t *testing.T, config map[string]any) *prometheus {
 		t.Fatal(err)
 	}
 	addr := freeLoopbackAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
+	cmd := exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr}, flags...)...)
 	out := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
