@@ -64,15 +64,7 @@ func collectorConfig(t *testing.T, sinkAddr, healthAddr string) string {
 	for _, p := range service["pipelines"].(map[string]any) {
 		p.(map[string]any)["exporters"] = []string{"otlp_grpc"}
 	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeConfig(t, "config.yaml", cfg)
 }
 
 // syncBuffer collects the collector's output, written by exec's copying goroutine.
@@ -162,4 +154,17 @@ func (c *collector) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("otelcol-podnet still running 30s after SIGTERM")
 	}
+}
+
+func writeConfig(t *testing.T, name string, cfg map[string]any) string {
+	t.Helper()
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -1,7 +1,6 @@
 package examples
 
 import (
-	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -10,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -50,29 +49,9 @@ func TestCollectorEndToEnd(t *testing.T) {
 
 	// Logs arrive within a poll interval and an export; cumulative metrics reach their final
 	// values within a metrics interval or two.
-	var gotRecords []connRecord
-	var timings []closeTiming
-	var gotSums map[string]int64
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		gotRecords, timings = podnetRecords(sink.logs.AllLogs(), inodes)
-		gotSums = latestSums(sink.metrics.AllMetrics(), inodes)
-		if len(gotRecords) >= len(wantRecords) && cmp.Equal(wantSums, gotSums) {
-			break
-		}
-	}
-	// curl cannot report the ephemeral port of its refused connect (wantRecords[0]); podnet can.
-	for _, r := range gotRecords {
-		if r.Error != "" && r.LocalPort >= 1024 && r.LocalPort <= 65535 {
-			wantRecords[0].LocalPort = r.LocalPort
-		}
-	}
-	byAll := cmpopts.SortSlices(func(a, b connRecord) bool { return fmt.Sprint(a) < fmt.Sprint(b) })
-	if d := cmp.Diff(wantRecords, gotRecords, byAll); d != "" {
-		t.Errorf("podnet log records of the two pods (-want +got):\n%s", d)
-	}
-	if d := cmp.Diff(wantSums, gotSums); d != "" {
-		t.Errorf("podnet metric values of the two pods (-want +got):\n%s", d)
-	}
+	timings := expectOutput(t, "", 30*time.Second, 250*time.Millisecond,
+		func() ([]plog.Logs, []pmetric.Metrics) { return sink.logs.AllLogs(), sink.metrics.AllMetrics() },
+		inodes, wantRecords, wantSums)
 	for _, tm := range timings {
 		if tm.Duration <= 0 || tm.RTT <= 0 {
 			t.Errorf("close record with duration %vs, rtt %vs; want both > 0", tm.Duration, tm.RTT)

@@ -2,7 +2,6 @@ package examples
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-	"go.yaml.in/yaml/v3"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
@@ -44,28 +43,10 @@ func TestAgentToGateway(t *testing.T) {
 	// The agent's first retry comes 2.5-7.5 s after its failed export (initial_interval 5s),
 	// later ones further apart; gRPC's reconnect backoff adds a few seconds (the loop ends at success).
 	var got gatewayOutput
-	var gotRecords []connRecord
-	var gotSums map[string]int64
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	expectOutput(t, " out of the gateway", 90*time.Second, 500*time.Millisecond, func() ([]plog.Logs, []pmetric.Metrics) {
 		got = readGatewayOutput(t, out)
-		gotRecords, _ = podnetRecords(got.logs, inodes)
-		gotSums = latestSums(got.metrics, inodes)
-		if len(gotRecords) >= len(wantRecords) && cmp.Equal(wantSums, gotSums) {
-			break
-		}
-	}
-	for _, r := range gotRecords {
-		if r.Error != "" && r.LocalPort >= 1024 && r.LocalPort <= 65535 {
-			wantRecords[0].LocalPort = r.LocalPort
-		}
-	}
-	byAll := cmpopts.SortSlices(func(a, b connRecord) bool { return fmt.Sprint(a) < fmt.Sprint(b) })
-	if d := cmp.Diff(wantRecords, gotRecords, byAll); d != "" {
-		t.Errorf("podnet log records of the two pods out of the gateway (-want +got):\n%s", d)
-	}
-	if d := cmp.Diff(wantSums, gotSums); d != "" {
-		t.Errorf("podnet metric values of the two pods out of the gateway (-want +got):\n%s", d)
-	}
+		return got.logs, got.metrics
+	}, inodes, wantRecords, wantSums)
 	if nodes := got.nodeNames(inodes); !slices.Equal(nodes, []string{gatewayTestNode}) {
 		t.Errorf("k8s.node.name of the pods' resources out of the gateway: %q, want only the agent's %q", nodes, gatewayTestNode)
 	}
@@ -186,17 +167,4 @@ func toStrings(v any) []string {
 		s = append(s, e.(string))
 	}
 	return s
-}
-
-func writeConfig(t *testing.T, name string, cfg map[string]any) string {
-	t.Helper()
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -1,11 +1,7 @@
 package examples
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // prometheusCollectorConfig is podnet as the DaemonSet runs it, metrics only, exporting with
@@ -36,15 +32,7 @@ func prometheusCollectorConfig(t *testing.T, nodeName, kubeconfig, exporterAddr,
 			}},
 		},
 	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeConfig(t, "config.yaml", cfg)
 }
 
 // prometheusConfig is examples/prometheus/prometheus.yml scraping every second. This

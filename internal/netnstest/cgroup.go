@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,14 @@ func Cgroup2Mount() (string, error) {
 // RemoveCgroupTree removes cgroup directories deepest first; a cgroup whose last process was
 // just reaped may stay busy for a moment, so each removal is retried briefly.
 func RemoveCgroupTree(t testing.TB, dir string) {
+	for _, err := range RemoveCgroups(dir) {
+		t.Error(err)
+	}
+}
+
+// RemoveCgroups is RemoveCgroupTree for programs without a testing.TB: it returns what it
+// could not remove.
+func RemoveCgroups(dir string) []error {
 	var dirs []string
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
@@ -95,6 +104,7 @@ func RemoveCgroupTree(t testing.TB, dir string) {
 		}
 		return nil
 	})
+	var errs []error
 	for i := len(dirs) - 1; i >= 0; i-- {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -103,10 +113,11 @@ func RemoveCgroupTree(t testing.TB, dir string) {
 				break
 			}
 			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				t.Errorf("removing cgroup %s: %v", dirs[i], err)
+				errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dirs[i], err))
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return errs
 }

@@ -180,29 +180,8 @@ func (n *node) cleanup() {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
 		}
 	}
-	removeCgroupTree(n.cgroupBase)
-}
-
-func removeCgroupTree(dir string) {
-	var dirs []string
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		for try := 0; ; try++ {
-			err := unix.Rmdir(dirs[i])
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if !errors.Is(err, unix.EBUSY) || try == 250 {
-				fmt.Fprintf(os.Stderr, "cleanup: removing cgroup %s: %v\n", dirs[i], err)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	for _, err := range netnstest.RemoveCgroups(n.cgroupBase) {
+		fmt.Fprintln(os.Stderr, "cleanup:", err)
 	}
 }
 

@@ -74,9 +74,8 @@ func pagedList(list func(context.Context, metav1.ListOptions) (runtime.Object, e
 	}
 }
 
-// paged makes lw's lists pagedList's (lw is what health.observe returned).
-func paged(lw cache.ListerWatcher, transform cache.TransformFunc) cache.ListerWatcher {
-	o := lw.(observedListWatch)
-	o.ListWithContextFunc = pagedList(o.ListWithContextFunc, transform)
-	return o
+// paged makes lw's lists pagedList's.
+func paged(lw *cache.ListWatch, transform cache.TransformFunc) *cache.ListWatch {
+	lw.ListWithContextFunc = pagedList(lw.ListWithContextFunc, transform)
+	return lw
 }

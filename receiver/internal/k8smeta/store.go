@@ -109,7 +109,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if s.peerPods == PeerPodsAll {
 		// Every pod of the cluster: the one list large enough to page (paged_list.go).
 		s.peers, err = newInformer(
-			paged(h.observe("pods", cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector })), transformPeerPod),
+			h.observe("pods", paged(cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector }), transformPeerPod)),
 			&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
 		if err != nil {
 			return nil, err

@@ -3,8 +3,6 @@ package kernel
 import (
 	"net"
 	"testing"
-
-	"github.com/podnet/podnet/internal/netnstest"
 )
 
 // BenchmarkKernelCostParallel is BenchmarkKernelCostPerConnection with as many concurrent
@@ -26,29 +24,16 @@ func BenchmarkKernelCostParallel(b *testing.B) {
 }
 
 func benchKernelCostParallel(b *testing.B, opts Options) {
-	netnstest.RequireRoot(b)
-	enableBPFStats(b)
-	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections, opts.MaxAggregates = HooksAuto, 1<<26, 65536, 1<<16
-	tr, err := Open(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	addr, _ := netnstest.LoopbackServer(b)
-	before := runStats(b, tr)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				b.Error(err)
-				return
+	measureKernelCost(b, opts, 1<<26, func(_ *Tracer, addr string) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_ = c.Close()
 			}
-			_ = c.Close()
-		}
+		})
 	})
-	b.StopTimer()
-	after := runStats(b, tr)
-	b.ReportMetric(float64(after.ns-before.ns)/float64(b.N), "ns-in-bpf/conn")
-	b.ReportMetric(float64(after.runs-before.runs)/float64(b.N), "runs/conn")
 }
