@@ -2,7 +2,9 @@ package examples
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -11,14 +13,24 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 )
 
+// freeLoopbackAddr returns a loopback address with a port nothing listens on, for a process
+// the test starts later. The port is below the kernel's ephemeral range (32768 and up by
+// default), where a port free now can be taken before the process binds it by any outgoing
+// connection on the machine - the other packages' tests make thousands a second.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const lowest, highest = 20000, 32767
+	for range 200 {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowest+rand.IntN(highest-lowest+1))))
+		if err != nil {
+			continue // in use
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free loopback port in %d-%d", lowest, highest)
+	return ""
 }
 
 // sink is the OTLP backend: the core otlpreceiver, in this process, on a loopback port.

@@ -26,7 +26,7 @@ const gatewayTestNode = "gateway-test-node"
 func TestAgentToGateway(t *testing.T) {
 	netnstest.RequireRoot(t)
 	binary := requireCollector(t)
-	gatewayAddr, gatewayHealth, agentHealth := freeLoopbackAddr(t), freeLoopbackAddr(t), freeLoopbackAddr(t)
+	gatewayAddr, agentHealth := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	out := t.TempDir()
 	agent := startCollector(t, binary, writeConfig(t, "agent.yaml", agentTestConfig(t, gatewayAddr, agentHealth)))
 	agent.waitHealthy(t, agentHealth)
@@ -37,6 +37,7 @@ func TestAgentToGateway(t *testing.T) {
 
 	// The gateway's own backend exporter too: remote write into a real Prometheus.
 	prom := startPrometheus(t, map[string]any{"global": map[string]any{}}, "--web.enable-remote-write-receiver")
+	gatewayHealth := freeLoopbackAddr(t)
 	gateway := startCollector(t, binary, writeConfig(t, "gateway.yaml", gatewayTestConfig(t, gatewayAddr, gatewayHealth, out, prom.url)))
 	gateway.waitHealthy(t, gatewayHealth)
 
