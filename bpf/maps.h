@@ -18,6 +18,23 @@ struct {
 	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
+/* Events to user space with `ring_buffers: per_cpu` (ring.h): one ring per CPU, so no two CPUs
+ * ever take the same ring's lock. Each CPU writes only the ring at its own index, the receiver's
+ * reader polls them all. Sizes: placeholders; the loader sets this array to one slot per
+ * possible CPU and each ring to `ring_buffer_size` / CPUs (a power of two, at least 64 KiB),
+ * then fills every slot before attaching. One slot, never filled, with the shared ring. */
+struct cpu_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct cpu_ring);
+} cpu_events SEC(".maps");
+
 /* What podnet knows about a connection between its open and its close. */
 struct conn_info {
 	__u64 start_ns;  /* CLOCK_BOOTTIME when established; 0 while connecting or unknown */

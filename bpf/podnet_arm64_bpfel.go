@@ -222,6 +222,7 @@ const (
 	PodnetMapConnectCalls             = "connect_calls"
 	PodnetMapConns                    = "conns"
 	PodnetMapCounters                 = "counters"
+	PodnetMapCpuEvents                = "cpu_events"
 	PodnetMapEvents                   = "events"
 	PodnetMapExcludedPeers            = "excluded_peers"
 	PodnetMapExcludedPorts            = "excluded_ports"
@@ -253,6 +254,7 @@ const (
 	PodnetVarLiveReads                = "live_reads"
 	PodnetVarNatDsts                  = "nat_dsts"
 	PodnetVarNatLookup                = "nat_lookup"
+	PodnetVarPerCpuRings              = "per_cpu_rings"
 	PodnetVarProcessContext           = "process_context"
 	PodnetVarRingTypes                = "ring_types"
 	PodnetVarSampleOneIn              = "sample_one_in"
@@ -342,6 +344,7 @@ type PodnetMapSpecs struct {
 	ConnectCalls  *ebpf.MapSpec `ebpf:"connect_calls"`
 	Conns         *ebpf.MapSpec `ebpf:"conns"`
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	CpuEvents     *ebpf.MapSpec `ebpf:"cpu_events"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExcludedPeers *ebpf.MapSpec `ebpf:"excluded_peers"`
 	ExcludedPorts *ebpf.MapSpec `ebpf:"excluded_ports"`
@@ -362,6 +365,7 @@ type PodnetVariableSpecs struct {
 	LiveReads                *ebpf.VariableSpec `ebpf:"live_reads"`
 	NatDsts                  *ebpf.VariableSpec `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.VariableSpec `ebpf:"nat_lookup"`
+	PerCpuRings              *ebpf.VariableSpec `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.VariableSpec `ebpf:"process_context"`
 	RingTypes                *ebpf.VariableSpec `ebpf:"ring_types"`
 	SampleOneIn              *ebpf.VariableSpec `ebpf:"sample_one_in"`
@@ -406,6 +410,7 @@ type PodnetMaps struct {
 	ConnectCalls  *ebpf.Map `ebpf:"connect_calls"`
 	Conns         *ebpf.Map `ebpf:"conns"`
 	Counters      *ebpf.Map `ebpf:"counters"`
+	CpuEvents     *ebpf.Map `ebpf:"cpu_events"`
 	Events        *ebpf.Map `ebpf:"events"`
 	ExcludedPeers *ebpf.Map `ebpf:"excluded_peers"`
 	ExcludedPorts *ebpf.Map `ebpf:"excluded_ports"`
@@ -420,6 +425,7 @@ func (m *PodnetMaps) Close() error {
 		m.ConnectCalls,
 		m.Conns,
 		m.Counters,
+		m.CpuEvents,
 		m.Events,
 		m.ExcludedPeers,
 		m.ExcludedPorts,
@@ -441,6 +447,7 @@ type PodnetVariables struct {
 	LiveReads                *ebpf.Variable `ebpf:"live_reads"`
 	NatDsts                  *ebpf.Variable `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.Variable `ebpf:"nat_lookup"`
+	PerCpuRings              *ebpf.Variable `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.Variable `ebpf:"process_context"`
 	RingTypes                *ebpf.Variable `ebpf:"ring_types"`
 	SampleOneIn              *ebpf.Variable `ebpf:"sample_one_in"`

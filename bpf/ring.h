@@ -6,8 +6,8 @@
 #include "podnet.h"
 #include "maps.h"
 
-/* Set by the loader before load. The reader polls; it is woken only when the backlog is at
- * least this many bytes (default: a quarter of the ring), never per event... */
+/* Set by the loader before load. The reader polls; it is woken only when the backlog (of the
+ * ring this CPU writes) is at least this many bytes (a quarter of a ring), never per event... */
 const volatile __u64 wakeup_bytes = 1 << 21;
 
 /* ...and at most once per this many nanoseconds: a reader that is behind is awake anyway, and
@@ -19,15 +19,32 @@ const volatile __u64 wakeup_interval_ns = 1000000;
  * wakeup. */
 __u64 last_wakeup_ns = 0;
 
+/* Set by the loader: write to this CPU's ring in `cpu_events` instead of the shared `events`. */
+const volatile bool per_cpu_rings = false;
+
+/* The ring this CPU writes to; NULL only if the loader left its slot empty. A program runs on
+ * one CPU from start to end (migration is disabled), so reserve and submit find the same ring. */
+static __always_inline void *event_ring(void)
+{
+	__u32 cpu;
+
+	if (!per_cpu_rings)
+		return &events;
+	cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&cpu_events, &cpu);
+}
+
 /* Ring memory for an event, or NULL (counted) when the ring is full. Every event is counted
  * submitted here, before it can be read or lost, so submitted == read + lost + unread holds
  * whenever user space looks. */
 static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 {
-	struct event *e;
+	struct event *e = NULL;
+	void *ring = event_ring();
 
 	count(COUNTER_SUBMITTED);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (ring)
+		e = bpf_ringbuf_reserve(ring, sizeof(*e), 0);
 	if (!e) {
 		count(COUNTER_RESERVE_FAILED);
 		return NULL;
@@ -45,8 +62,9 @@ static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 static __always_inline void submit(struct event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP, now;
+	void *ring = event_ring();
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+	if (ring && bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
 		now = bpf_ktime_get_boot_ns();
 		if (now - last_wakeup_ns >= wakeup_interval_ns) {
 			last_wakeup_ns = now;

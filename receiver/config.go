@@ -24,6 +24,9 @@ type Config struct {
 	// RingBufferSize is the kernel→user event buffer in bytes: a power of two and a multiple
 	// of the page size. Size it for at least the poll interval at peak event rate.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// RingBuffers is "shared" (one ring every CPU writes) or "per_cpu" (a ring per CPU,
+	// ring_buffer_size split between them): see README, Many cores.
+	RingBuffers string `mapstructure:"ring_buffers"`
 	// MaxTrackedConnections bounds the kernel's table of open connections (LRU).
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
 	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
@@ -83,6 +86,12 @@ const (
 	aggregationEvents = "events"
 )
 
+// ring_buffers values.
+const (
+	ringBuffersShared = "shared"
+	ringBuffersPerCPU = "per_cpu"
+)
+
 const (
 	defaultRingBufferSize        = 8 << 20
 	defaultMaxTrackedConnections = 65536
@@ -100,6 +109,7 @@ func NewDefaultConfig() *Config {
 	return &Config{
 		Hooks:                  kernel.HooksAuto,
 		RingBufferSize:         defaultRingBufferSize,
+		RingBuffers:            ringBuffersShared,
 		MaxTrackedConnections:  defaultMaxTrackedConnections,
 		PollInterval:           100 * time.Millisecond,
 		MetricsAggregation:     aggregationAuto,
@@ -128,6 +138,9 @@ func (cfg *Config) Validate() error {
 	page := os.Getpagesize()
 	if s := cfg.RingBufferSize; s <= 0 || s&(s-1) != 0 || s%page != 0 || s > 1<<30 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d is not a power of two multiple of the page size (%d) up to 1 GiB; e.g. 8388608 (8 MiB)", s, page))
+	}
+	if cfg.RingBuffers != ringBuffersShared && cfg.RingBuffers != ringBuffersPerCPU {
+		errs = append(errs, fmt.Errorf("ring_buffers: unknown value %q; use %q (one ring for every CPU) or %q (a ring per CPU, for nodes with many busy cores)", cfg.RingBuffers, ringBuffersShared, ringBuffersPerCPU))
 	}
 	if n := cfg.MaxTrackedConnections; n < 1 || n > maxTrackedConnectionsLimit {
 		errs = append(errs, fmt.Errorf("max_tracked_connections: %d must be between 1 and %d", n, maxTrackedConnectionsLimit))
@@ -178,6 +191,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 	opts := kernel.Options{
 		Hooks:                 cfg.Hooks,
 		RingBufferSize:        uint32(cfg.RingBufferSize),
+		PerCPURings:           cfg.RingBuffers == ringBuffersPerCPU,
 		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
 		AggregateInKernel:     aggregate,
 		Events:                hasLogs,

@@ -28,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
 
 	assert.Equal(t, kernel.HooksTracepoint, cfg.Hooks)
 	assert.Equal(t, 16<<20, cfg.RingBufferSize)
+	assert.Equal(t, "per_cpu", cfg.RingBuffers)
 	assert.Equal(t, 131072, cfg.MaxTrackedConnections)
 	assert.Equal(t, 50*time.Millisecond, cfg.PollInterval)
 	assert.Equal(t, "events", cfg.MetricsAggregation)
@@ -53,6 +54,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"unknown hook mode", func(c *Config) { c.Hooks = "kprobe2" }, `hooks: unknown mode "kprobe2"`},
 		{"ring not power of two", func(c *Config) { c.RingBufferSize = 3 << 20 }, "ring_buffer_size: 3145728 is not a power of two"},
 		{"ring below a page", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size: 1024"},
+		{"ring_buffers unknown", func(c *Config) { c.RingBuffers = "percpu" }, `ring_buffers: unknown value "percpu"; use "shared"`},
 		{"ring negative", func(c *Config) { c.RingBufferSize = -1 }, "ring_buffer_size: -1"},
 		{"no connection table", func(c *Config) { c.MaxTrackedConnections = 0 }, "max_tracked_connections: 0 must be between"},
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},

@@ -201,29 +201,31 @@ func comm() string {
 	return c
 }
 
-// Every hook mode, and the accept hook's probe-read variant that kernels without
-// bpf_rdonly_cast (before 6.2) load.
+// Every hook mode, the accept hook's probe-read variant that kernels without
+// bpf_rdonly_cast (before 6.2) load, and a ring buffer per CPU.
 func TestConnectAcceptCloseBetweenPods(t *testing.T) {
 	for i, c := range []struct {
 		name   string
 		mode   kernel.HookMode
 		probed bool
+		rings  string
 	}{
-		{"tp_btf", kernel.HooksTPBTF, false},
-		{"tracepoint", kernel.HooksTracepoint, false},
-		{"probed-reads", kernel.HooksTracepoint, true},
+		{"tp_btf", kernel.HooksTPBTF, false, ringBuffersShared},
+		{"tracepoint", kernel.HooksTracepoint, false, ringBuffersShared},
+		{"probed-reads", kernel.HooksTracepoint, true, ringBuffersShared},
+		{"per-cpu-rings", kernel.HooksTPBTF, false, ringBuffersPerCPU},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			testConnectAcceptClose(t, c.mode, c.probed, byte(10+i))
+			testConnectAcceptClose(t, c.mode, c.probed, c.rings, byte(10+i))
 		})
 	}
 }
 
-func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, subnet byte) {
+func testConnectAcceptClose(t *testing.T, mode kernel.HookMode, probed bool, rings string, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	client, server := netw.AddPod(), netw.AddPod()
 	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(),
-		func(cfg *Config) { cfg.Hooks = mode },
+		func(cfg *Config) { cfg.Hooks, cfg.RingBuffers = mode, rings },
 		func(rcv *podnetReceiver) {
 			open := rcv.open
 			rcv.open = func(o kernel.Options) (source, error) {

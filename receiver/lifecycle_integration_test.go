@@ -65,6 +65,9 @@ func TestRepeatedStartShutdownLeaksNothing(t *testing.T) {
 		if i%2 == 1 {
 			cfg.Hooks = "tracepoint"
 		}
+		if i%3 == 2 {
+			cfg.RingBuffers = ringBuffersPerCPU // a reader, an epoll set and a ring per CPU
+		}
 		logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
 		f := NewFactory()
 		set := receivertest.NewNopSettings(metadata.Type)

@@ -61,7 +61,8 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Bool("aggregate_in_kernel", opts.AggregateInKernel),
 			zap.Bool("accept_reads_cast", t.CastReads()),
 			zap.Any("program_ids", t.ProgramIDs()),
-			zap.Uint32("ring_buffer_size", opts.RingBufferSize))
+			zap.Uint32("ring_buffer_size", opts.RingBufferSize),
+			zap.Int("ring_buffers", t.Rings()))
 		if !t.CgroupIDs() {
 			// Once, at start: the kernel does not change while podnet runs.
 			logger.Warn("podnet: this kernel's sockets do not name their cgroup (no sock_cgroup_data in its BTF): " +
@@ -69,7 +70,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 				"through the connecting or accepting process (and not at all with metrics_aggregation: kernel)")
 		}
 		s := source{kernel: t}
-		// A nil *ringbuf.Reader in the interface would not compare equal to nil.
+		// Assigned only when set: a nil reader in the interface would not compare equal to nil.
 		if rd := t.Events(); rd != nil {
 			s.ring = rd
 		}

@@ -22,8 +22,12 @@ var HookModes = []HookMode{HooksAuto, HooksTPBTF, HooksTracepoint}
 // Options are the load-time settings of the kernel side.
 type Options struct {
 	Hooks HookMode
-	// RingBufferSize in bytes: a power of two and a multiple of the page size.
+	// RingBufferSize in bytes: a power of two and a multiple of the page size. With
+	// PerCPURings it is the budget of all rings together (cpuRingSize).
 	RingBufferSize uint32
+	// PerCPURings gives every CPU its own ring: no lock shared between CPUs, events ordered
+	// per CPU only.
+	PerCPURings bool
 	// MaxTrackedConnections sizes the per-connection LRU map.
 	MaxTrackedConnections uint32
 	// AggregateInKernel counts connections per metric key in a BPF map (metrics);

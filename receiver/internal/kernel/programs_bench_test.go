@@ -18,8 +18,9 @@ func BenchmarkKernelCostPerConnection(b *testing.B) {
 		name string
 		opts Options
 	}{
-		{"events", Options{NoLiveReads: true}},                                 // logs alone
-		{"events-probed-reads", Options{ProbedReads: true, NoLiveReads: true}}, // kernels before 6.2
+		{"events", Options{NoLiveReads: true}},                                  // logs alone
+		{"events-per-cpu-rings", Options{NoLiveReads: true, PerCPURings: true}}, // ring_buffers: per_cpu
+		{"events-probed-reads", Options{ProbedReads: true, NoLiveReads: true}},  // kernels before 6.2
 		{"aggregate", Options{AggregateInKernel: true}},
 		{"events+aggregate", Options{AggregateInKernel: true, Events: true}}, // logs + metrics
 		// service_backends on, for connections to no Service: the netfilter program on every

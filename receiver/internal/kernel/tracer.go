@@ -5,11 +5,9 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/podnet/podnet/bpf"
@@ -17,7 +15,7 @@ import (
 
 // Tracer is podnet's programs loaded and attached, and the reader of their ring buffer.
 type Tracer struct {
-	events     *ringbuf.Reader // nil when aggregating in the kernel
+	events     EventReader // nil when aggregating in the kernel
 	coll       *ebpf.Collection
 	links      []link.Link
 	mode       HookMode
@@ -109,19 +107,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if opts.refuseCast {
 		refuseCastPrograms(spec)
 	}
-	ring := opts.RingBufferSize
-	if !opts.sendsEvents() {
-		ring = uint32(os.Getpagesize()) // unused: no events are sent
+	cpuRing, err := setRings(spec, opts)
+	if err != nil {
+		return nil, err
 	}
-	spec.Maps[bpf.PodnetMapEvents].MaxEntries = ring
 	spec.Maps[bpf.PodnetMapConns].MaxEntries = opts.MaxTrackedConnections
 	interval := spec.Maps[bpf.PodnetMapAggregates].InnerMap
 	interval.MaxEntries = max(opts.MaxAggregates, 1) + 1 // + the overflow entry (aggregates.go)
-	// Wake the reader when a quarter of the ring is waiting: early enough to drain a burst
-	// before the ring fills, rare enough to cost nothing at steady load.
-	if err := spec.Variables[bpf.PodnetVarWakeupBytes].Set(uint64(ring / 4)); err != nil {
-		return nil, err
-	}
 	if err := spec.Variables[bpf.PodnetVarAggregateInKernel].Set(opts.AggregateInKernel); err != nil {
 		return nil, err
 	}
@@ -198,16 +190,15 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if !opts.sendsEvents() {
 		return t, nil // no events: no reader
 	}
-	t.events, err = ringbuf.NewReader(coll.Maps[bpf.PodnetMapEvents])
-	if err != nil {
+	if t.events, err = openReader(coll, spec, cpuRing); err != nil {
 		return nil, explain("opening the ring buffer", err)
 	}
 	return t, nil
 }
 
-// Events is the reader of the programs' ring buffer; nil when no events are sent (aggregating
+// Events is the reader of the programs' ring buffers; nil when no events are sent (aggregating
 // in the kernel for metrics alone). Close unblocks a concurrent ReadInto, which then returns ringbuf.ErrClosed.
-func (t *Tracer) Events() *ringbuf.Reader { return t.events }
+func (t *Tracer) Events() EventReader { return t.events }
 
 // ProgramIDs are the kernel ids of the loaded programs (for `bpftool prog show id N`).
 func (t *Tracer) ProgramIDs() []ebpf.ProgramID {

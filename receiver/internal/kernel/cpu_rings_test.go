@@ -1,0 +1,190 @@
+package kernel
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+func TestCPURingSizeSplitsTheBudget(t *testing.T) {
+	for _, c := range []struct {
+		budget uint32
+		cpus   int
+		want   uint32
+	}{
+		{8 << 20, 2, 4 << 20},
+		{8 << 20, 3, 2 << 20}, // 2.67 MiB each: rounded down to a power of two
+		{8 << 20, 96, 64 << 10},
+		{8 << 20, 256, 64 << 10}, // at least minCPURing: 16 MiB in all
+		{4096, 1, 64 << 10},
+		{8 << 20, 0, 8 << 20},
+	} {
+		assert.Equal(t, c.want, cpuRingSize(c.budget, c.cpus), "%d bytes over %d CPUs", c.budget, c.cpus)
+	}
+}
+
+func openPerCPU(t *testing.T, budget uint32) (*Tracer, *cpuRings) {
+	t.Helper()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: budget, PerCPURings: true, MaxTrackedConnections: 65536, MaxAggregates: 16})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	rings, ok := tr.Events().(*cpuRings)
+	require.True(t, ok, "per-CPU rings asked for, got %T", tr.Events())
+	return tr, rings
+}
+
+// connectFromCPU makes n connections to addr from a thread of pod pinned to cpu: each
+// connect() runs there, so its event is written to that CPU's ring.
+func connectFromCPU(t *testing.T, pod *netnstest.Pod, cpu, n int, addr string) {
+	t.Helper()
+	require.NoError(t, pod.Do(func() error {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil { // this thread only; it dies after Do
+			return err
+		}
+		for range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			_ = c.Close()
+		}
+		return nil
+	}))
+}
+
+// Every CPU writes its own ring, and the reader reads them all: each connection made from
+// each CPU is there exactly once per end (connect, accept, two closes), and no record is lost.
+func TestPerCPURingsCarryEveryEventOfEveryCPU(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 176)
+	pod := netw.AddPod()
+	tr, rings := openPerCPU(t, 1<<22)
+	cpus := runtime.NumCPU()
+	require.Len(t, rings.rings, mustPossibleCPUs(t))
+	_, _ = readAll(t, tr, nil)
+
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:0"); return err }))
+	var served atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			served.Add(1)
+			_ = c.Close()
+		}
+	}()
+	const perCPU = 100
+	for cpu := range cpus {
+		connectFromCPU(t, pod, cpu, perCPU, ln.Addr().String())
+		assert.Positive(t, rings.rings[cpu].AvailableBytes(), "CPU %d's ring holds its connect events", cpu)
+	}
+	require.Eventually(t, func() bool { return served.Load() == int64(cpus*perCPU) }, 5*time.Second, 10*time.Millisecond)
+	_ = ln.Close()
+	require.Eventually(t, func() bool { return len(pod.OpenTCPSockets()) == 0 }, 5*time.Second, 10*time.Millisecond,
+		"every connection of the pod closed")
+
+	events := collect(t, tr, pod, 4*cpus*perCPU)
+	kinds := map[kind]int{}
+	for _, e := range events {
+		kinds[kind{e.Type, e.Role}]++
+	}
+	for _, k := range []kind{connected, accepted, clientEnd, serverEnd} {
+		assert.Equal(t, cpus*perCPU, kinds[k], "events of kind %+v", k)
+	}
+	c := counters(t, tr)
+	assert.Zero(t, c.ReserveFailed)
+}
+
+func mustPossibleCPUs(t *testing.T) int {
+	t.Helper()
+	n, err := ebpf.PossibleCPU()
+	require.NoError(t, err)
+	return n
+}
+
+// Flush wakes a reader waiting on every ring with a long deadline: it returns what the rings
+// hold, then ErrFlushed, then waits again. Close ends a waiting reader with ErrClosed.
+func TestPerCPURingsFlushAndClose(t *testing.T) {
+	netnstest.RequireRoot(t)
+	tr, rings := openPerCPU(t, 1<<20)
+	_, _ = readAll(t, tr, nil)
+
+	read := make(chan error, 8)
+	go func() {
+		var rec ringbuf.Record
+		rings.SetDeadline(time.Now().Add(time.Minute))
+		for {
+			err := rings.ReadInto(&rec)
+			read <- err
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // waiting in epoll by now: far below the wakeup mark
+	require.NoError(t, rings.Flush())
+	for {
+		select {
+		case err := <-read:
+			if err == nil {
+				continue // a record some process on the machine made meanwhile
+			}
+			require.ErrorIs(t, err, ringbuf.ErrFlushed)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Flush did not wake the reader")
+		}
+		break
+	}
+	require.NoError(t, tr.Close())
+	for {
+		select {
+		case err := <-read:
+			if err == nil {
+				continue
+			}
+			require.ErrorIs(t, err, ringbuf.ErrClosed)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not end the waiting reader")
+		}
+		return
+	}
+}
+
+// The wakeup mark is a quarter of one CPU's ring: a reader blocked with a long deadline is
+// woken by the backlog of the rings, as with the shared ring (TestBlockedReaderWokenPastTheMark).
+func TestPerCPURingsWakeTheReader(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 177)
+	pod := netw.AddPod()
+	tr, rings := openPerCPU(t, 1<<16) // 64 KiB per CPU: mark at 16 KiB, ~120 events
+	_, _ = readAll(t, tr, nil)
+	woke := make(chan error, 1)
+	go func() {
+		var rec ringbuf.Record
+		rings.SetDeadline(time.Now().Add(time.Minute))
+		woke <- rings.ReadInto(&rec)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	var l load
+	l.run(t, pod, 2, 300*time.Millisecond)
+	select {
+	case err := <-woke:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked reader was not woken with a ring past its mark")
+	}
+}
