@@ -188,3 +188,21 @@ func TestPerCPURingsWakeTheReader(t *testing.T) {
 		t.Fatal("the blocked reader was not woken with a ring past its mark")
 	}
 }
+
+// A full CPU ring loses events the way the shared ring does: counted, never silent. Nothing
+// reads while the load runs, so the 64 KiB rings overflow; afterwards every record counted
+// submitted was either read or counted as a reserve failure.
+func TestPerCPURingsCountWhatAFullRingLoses(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 178)
+	pod := netw.AddPod()
+	tr, _ := openPerCPU(t, 1<<16)
+	var l load
+	l.run(t, pod, 2, 300*time.Millisecond) // thousands of events: far more than 2 × 64 KiB holds
+	before := counters(t, tr)
+	_, read := readAll(t, tr, nil)
+	after := counters(t, tr)
+	t.Logf("connections %d, submitted %d..%d, read %d, reserve failed %d", l.ok.Load(), before.Submitted, after.Submitted, read, after.ReserveFailed)
+	require.Positive(t, after.ReserveFailed, "the rings overflowed")
+	assert.GreaterOrEqual(t, uint64(read)+after.ReserveFailed, before.Submitted, "every record counted was read or counted lost")
+	assert.LessOrEqual(t, uint64(read)+before.ReserveFailed, after.Submitted)
+}
