@@ -21,7 +21,7 @@ func TestAttributeCountMatchesRecord(t *testing.T) {
 		for _, e := range enrichAll(res, append(fixtureEvents(), shortConnections(4)...)) {
 			lr := plog.NewLogRecord()
 			c.record(lr, &e, pcommon.Timestamp(t0))
-			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e.Event, &e.peer, &e.backend), "%v %v", e.Type, e.Peer)
+			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e), "%v %v", e.Type, e.Peer)
 		}
 	}
 }

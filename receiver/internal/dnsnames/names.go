@@ -31,6 +31,9 @@ type Options struct {
 	RingSize uint32
 	// Poll is how often the responses are read when no lookup asks first.
 	Poll time.Duration
+	// Report, if set, gets the counters after each poll and a last time at Close (from one
+	// goroutine at a time).
+	Report func(Counters)
 }
 
 // DefaultRingSize holds ~800 responses of the largest copy, ~5000 typical ones, between two
@@ -56,8 +59,11 @@ type Names struct {
 	stats     Stats
 	lastSweep time.Time
 
-	stop chan struct{}
-	done chan struct{}
+	report    func(Counters)
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Stats are what user space counted of the responses it read.
@@ -82,6 +88,8 @@ type Counters struct {
 	// expected: the hook runs on socket delivery).
 	NoSocket uint64
 }
+
+var errClosed = errors.New("dnsnames: closed")
 
 // ErrNoCgroup2: the node has no cgroup v2 hierarchy to attach to.
 var ErrNoCgroup2 = errors.New("no cgroup v2 hierarchy to attach the DNS program to")
@@ -133,6 +141,7 @@ func Open(opts Options) (n *Names, err error) {
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
+	n.report = opts.Report
 	go n.run(poll)
 	return n, nil
 }
@@ -148,7 +157,17 @@ func (n *Names) run(poll time.Duration) {
 			return
 		case <-t.C:
 			n.Refresh()
+			n.reportCounters()
 		}
+	}
+}
+
+func (n *Names) reportCounters() {
+	if n.report == nil {
+		return
+	}
+	if c, err := n.Counters(); err == nil {
+		n.report(c)
 	}
 }
 
@@ -229,6 +248,11 @@ func (n *Names) LookupDuring(netns uint32, addr netip.Addr, from, to int64) stri
 
 // Counters sums the kernel's per-CPU counters and adds user space's.
 func (n *Names) Counters() (Counters, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.coll == nil {
+		return Counters{}, errClosed
+	}
 	var sums [bpf.DnsCounterCOUNTERS]uint64
 	m := n.coll.Maps[bpf.DnsMapDnsCounters]
 	for i := range sums {
@@ -240,10 +264,7 @@ func (n *Names) Counters() (Counters, error) {
 			sums[i] += v
 		}
 	}
-	n.mu.Lock()
-	st := n.stats
-	n.mu.Unlock()
-	return Counters{Stats: st, Seen: sums[bpf.DnsCounterCOUNTER_SEEN], Lost: sums[bpf.DnsCounterCOUNTER_LOST],
+	return Counters{Stats: n.stats, Seen: sums[bpf.DnsCounterCOUNTER_SEEN], Lost: sums[bpf.DnsCounterCOUNTER_LOST],
 		NoSocket: sums[bpf.DnsCounterCOUNTER_NO_SOCKET]}, nil
 }
 
@@ -252,24 +273,22 @@ func (n *Names) ProgramID() ebpf.ProgramID { return n.id }
 
 // Close detaches and unloads the program and stops reading. Safe to call more than once.
 func (n *Names) Close() error {
-	n.mu.Lock()
-	if n.coll == nil {
-		n.mu.Unlock()
-		return nil
-	}
-	select {
-	case <-n.stop:
-	default:
-		close(n.stop)
-	}
-	n.mu.Unlock()
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Names) close() error {
+	close(n.stop)
 	<-n.done
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	// The program first, so that the last read and report hold everything it copied.
 	var errs []error
 	if n.link != nil {
 		errs = append(errs, n.link.Close())
 	}
+	n.Refresh()
+	n.reportCounters()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.ring != nil {
 		errs = append(errs, n.ring.Close())
 		n.ring = nil
