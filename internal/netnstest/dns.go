@@ -173,9 +173,13 @@ func (s *DNSServer) answer(query []byte) ([]byte, bool) {
 
 // Resolver returns a resolver whose queries leave from the pod (their sockets are the pod's, as
 // a process of the pod would make them) to the DNS server at server: Go's own resolver, A and
-// AAAA queries in parallel, CNAMEs followed, no cache.
-func (p *Pod) Resolver(server netip.Addr) *net.Resolver {
+// AAAA queries in parallel, CNAMEs followed, no cache. With overTCP every query goes over TCP
+// (as after a truncated answer), otherwise over UDP.
+func (p *Pod) Resolver(server netip.Addr, overTCP bool) *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if overTCP {
+			network = "tcp"
+		}
 		var c net.Conn
 		err := p.Do(func() (err error) {
 			c, err = (&net.Dialer{}).DialContext(ctx, network, netip.AddrPortFrom(server, 53).String())
@@ -185,12 +189,24 @@ func (p *Pod) Resolver(server netip.Addr) *net.Resolver {
 	}}
 }
 
-// Resolve looks name up from the pod (A and AAAA), failing the test when it does not resolve.
+// Resolve looks name up from the pod over UDP (A and AAAA), failing the test when it does not
+// resolve.
 func (p *Pod) Resolve(t testing.TB, server netip.Addr, name string) []netip.Addr {
+	t.Helper()
+	return p.resolve(t, server, name, false)
+}
+
+// ResolveTCP is Resolve over TCP.
+func (p *Pod) ResolveTCP(t testing.TB, server netip.Addr, name string) []netip.Addr {
+	t.Helper()
+	return p.resolve(t, server, name, true)
+}
+
+func (p *Pod) resolve(t testing.TB, server netip.Addr, name string, overTCP bool) []netip.Addr {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	addrs, err := p.Resolver(server).LookupNetIP(ctx, "ip", fqdn(name)+".")
+	addrs, err := p.Resolver(server, overTCP).LookupNetIP(ctx, "ip", fqdn(name)+".")
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) {

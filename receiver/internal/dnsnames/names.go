@@ -211,15 +211,12 @@ func (n *Names) add(raw []byte) {
 	r := (*bpf.DnsResponse)(unsafe.Pointer(&raw[0]))
 	captured := min(int(r.Captured), len(raw)-headerSize)
 	msg := raw[headerSize : headerSize+captured]
-	if r.Transport == ipprotoTCP {
-		if len(msg) < 2 {
-			n.stats.Malformed++
-			return
-		}
-		msg = msg[2:] // the length prefix; a message continued in a later segment is parsed as far as it goes
-	}
 	var err error
-	n.answers, err = Parse(msg, n.answers[:0])
+	if r.Transport == ipprotoTCP {
+		n.answers, err = ParseTCP(msg, int(r.Length), n.answers[:0])
+	} else {
+		n.answers, err = Parse(msg, n.answers[:0])
+	}
 	if err != nil && !errors.Is(err, errNotResponse) {
 		n.stats.Malformed++
 	}

@@ -1,6 +1,7 @@
 package dnsnames
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
@@ -124,4 +125,28 @@ answers:
 // canonical is a name as records carry it: lower case, without the root's dot.
 func canonical(n dnsmessage.Name) string {
 	return strings.ToLower(strings.TrimSuffix(n.String(), "."))
+}
+
+// ParseTCP reads the answers of one TCP segment's payload (payload: what was copied of it;
+// length: the whole payload's size). DNS over TCP prefixes each message with its length; servers
+// mostly write both at once, so a segment starts a message, but some write the prefix alone
+// first, and the next segment then holds the bare message. A segment whose prefix covers exactly
+// the rest is a whole message; a segment of 2 bytes holds only a prefix (nothing to read);
+// anything else is read as a bare message, or failing that, as the start of a message longer
+// than the segment (parsed as far as it goes). A continuation of a long message fails both and
+// is an error.
+func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
+	if length == 2 {
+		return out, nil
+	}
+	prefixed := len(payload) >= 2 && int(binary.BigEndian.Uint16(payload)) >= length-2
+	if prefixed && int(binary.BigEndian.Uint16(payload)) == length-2 {
+		return Parse(payload[2:], out)
+	}
+	n := len(out)
+	out, err := Parse(payload, out)
+	if err == nil || !prefixed {
+		return out, err
+	}
+	return Parse(payload[2:], out[:n])
 }
