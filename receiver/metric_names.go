@@ -55,10 +55,11 @@ func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, no
 		resolved = l.name
 	}
 	name := resolved
-	if _, ok := n.admitted[name]; !ok && len(n.admitted) >= n.max {
+	if _, ok := n.admitted[name]; ok || len(n.admitted) < n.max {
+		n.admitted[name] = now
+	} else {
 		name = dnsOtherName
 	}
-	n.admitted[name] = now
 	if _, ok := n.last[p]; ok || len(n.last) < maxNamedPeers {
 		n.last[p] = lastName{resolved, now}
 	}
