@@ -72,7 +72,8 @@ func (r *podnetReceiver) withDNSNames(attr attribution.Attributor, stopAttr func
 	}
 	if err != nil {
 		r.set.Logger.Info("podnet: dns_names is off (connections to servers outside the cluster carry no server.address); "+
-			"it needs a cgroup v2 hierarchy (cgroup_root) and cgroup_skb BPF programs; set dns_names.mode: off to silence this", zap.Error(err))
+			"it needs CAP_NET_ADMIN (README.md, DNS names), the host's cgroup v2 hierarchy (cgroup_root) "+
+			"and cgroup_skb BPF programs; set dns_names.mode: off to silence this", zap.Error(err))
 		return attr, stopAttr
 	}
 	r.set.Logger.Info("podnet: connections to servers outside the cluster are named by the DNS names their pods resolved (server.address)",

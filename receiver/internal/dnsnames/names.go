@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -96,7 +97,7 @@ var ErrNoCgroup2 = errors.New("no cgroup v2 hierarchy to attach the DNS program 
 
 // Open loads the program, attaches it at opts.CgroupRoot and starts reading its responses.
 // Nothing stays loaded when it fails.
-func Open(opts Options) (n *Names, err error) {
+func Open(opts Options) (*Names, error) {
 	if opts.CgroupRoot == "" {
 		return nil, ErrNoCgroup2
 	}
@@ -116,26 +117,11 @@ func Open(opts Options) (n *Names, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the DNS program: %w", err)
 	}
-	n = &Names{coll: coll, table: NewTable(opts.MaxNames), clock: event.NewClock(), stop: make(chan struct{}), done: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			close(n.done)
-			_ = n.Close()
-		}
-	}()
-	prog := coll.Programs[bpf.DnsProgDnsIngress]
-	if info, err := prog.Info(); err == nil {
-		n.id, _ = info.ID()
-	}
-	if n.ring, err = ringbuf.NewReader(coll.Maps[bpf.DnsMapDnsResponses]); err != nil {
+	n := &Names{coll: coll, table: NewTable(opts.MaxNames), clock: event.NewClock(), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := n.attach(opts.CgroupRoot); err != nil {
+		close(n.done) // no reader goroutine
+		_ = n.Close()
 		return nil, err
-	}
-	if st, err := os.Stat(opts.CgroupRoot); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("cgroup root %q: %w", opts.CgroupRoot, errors.Join(ErrNoCgroup2, err))
-	}
-	n.link, err = link.AttachCgroup(link.CgroupOptions{Path: opts.CgroupRoot, Attach: ebpf.AttachCGroupInetIngress, Program: prog})
-	if err != nil {
-		return nil, fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w", opts.CgroupRoot, err)
 	}
 	poll := opts.Poll
 	if poll <= 0 {
@@ -144,6 +130,28 @@ func Open(opts Options) (n *Names, err error) {
 	n.report = opts.Report
 	go n.run(poll)
 	return n, nil
+}
+
+// attach opens the ring's reader and attaches the program.
+func (n *Names) attach(cgroupRoot string) (err error) {
+	prog := n.coll.Programs[bpf.DnsProgDnsIngress]
+	if info, err := prog.Info(); err == nil {
+		n.id, _ = info.ID()
+	}
+	if n.ring, err = ringbuf.NewReader(n.coll.Maps[bpf.DnsMapDnsResponses]); err != nil {
+		return err
+	}
+	if st, err := os.Stat(cgroupRoot); err != nil || !st.IsDir() {
+		return fmt.Errorf("cgroup root %q: %w", cgroupRoot, errors.Join(ErrNoCgroup2, err))
+	}
+	n.link, err = link.AttachCgroup(link.CgroupOptions{Path: cgroupRoot, Attach: ebpf.AttachCGroupInetIngress, Program: prog})
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w: attaching cgroup programs needs CAP_NET_ADMIN", cgroupRoot, err)
+	}
+	if err != nil {
+		return fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w", cgroupRoot, err)
+	}
+	return nil
 }
 
 // run reads the ring every poll, so it never fills while no lookup reads it.
