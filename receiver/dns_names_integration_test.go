@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/dnsnames"
 )
 
 // podsAt names some peer addresses as pods, as the Kubernetes informers would, over the node's
@@ -76,9 +78,20 @@ func TestServerAddressIsTheNameThePodResolved(t *testing.T) {
 	dns.Set("tcp-only", netnstest.DNSRecord{Addr: api2.IPv4, TTL: 300})
 	serving(t, api, api2)
 
-	logs, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) {
+	var dnsProgram ebpf.ProgramID
+	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(), func(cfg *Config) {
 		cfg.DNSNames.MetricAttribute = true
+	}, func(r *podnetReceiver) {
+		open := r.openNames
+		r.openNames = func(o dnsnames.Options) (dnsSource, error) {
+			s, err := open(o)
+			if n, ok := s.(*dnsnames.Names); ok {
+				dnsProgram = n.ProgramID()
+			}
+			return s, err
+		}
 	})
+	require.NotZero(t, dnsProgram, "dns_names attached")
 	require.ElementsMatch(t, []netip.Addr{api.IPv4, api.IPv6}, client.Resolve(t, dnsPod.IPv4, "api"))
 	require.NoError(t, dialFrom(t, client, netip.AddrPortFrom(api.IPv4, 8080)))
 	require.NoError(t, dialFrom(t, client, netip.AddrPortFrom(api.IPv6, 8080)))
@@ -87,6 +100,7 @@ func TestServerAddressIsTheNameThePodResolved(t *testing.T) {
 	// Client: 3 connections and 2 to the DNS server over TCP, a connect and a close each.
 	settle(t, logs, 10, client)
 	stop()
+	assert.Empty(t, stillLoaded(t, []ebpf.ProgramID{dnsProgram}), "Shutdown unloads the DNS program")
 
 	rs := records(logs.AllLogs(), client.NetnsInode())
 	for _, addr := range []netip.Addr{api.IPv4, api.IPv6} {
