@@ -41,10 +41,10 @@ struct {
 
 /* Where a response is assembled before bpf_ringbuf_output copies exactly its length to the
  * ring (a reserve is fixed-size: every small response would take the largest slot). Written
- * and read only by dns_ingress on its own CPU; never deleted. One entry per CPU: a program
- * runs to completion on its CPU before the next uses the slot (cgroup_skb runs with
- * migration disabled, and softirq delivery on a CPU does not nest into process delivery's
- * copy, which holds no slot across a helper that could sleep). */
+ * and read only by dns_ingress on its own CPU (cgroup_skb runs with migration disabled); never
+ * deleted. One entry per CPU: socket deliveries run in softirq context (or with bottom halves
+ * disabled), which does not nest on a CPU, so no run overwrites another's response. Size: one
+ * response (1256 B). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
