@@ -1,11 +1,12 @@
 package podnetreceiver
 
 import (
-	"github.com/podnet/podnet/bpf"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/podnet/podnet/bpf"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -51,7 +51,7 @@ func TestParseFollowsChainsToTheQueriedName(t *testing.T) {
 	got, err := Parse(msg, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []Answer{
-		{Addr: netip.MustParseAddr("192.0.2.1"), Name: "api.example.com", TTL: 30},  // the chain's least TTL
+		{Addr: netip.MustParseAddr("192.0.2.1"), Name: "api.example.com", TTL: 30},   // the chain's least TTL
 		{Addr: netip.MustParseAddr("2001:db8::1"), Name: "api.example.com", TTL: 20}, // the record's own, lower
 	}, got)
 }
