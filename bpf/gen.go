@@ -4,3 +4,6 @@
 package bpf
 
 //go:generate sh -c "cd ../tools && go tool bpf2go -go-package bpf -output-dir ../bpf -cc clang -target amd64,arm64 -type event -type event_type -type role -type event_flag -type counter -type close_reason -type handshake_histogram -type listen_drops -type agg_key -type agg_value Podnet ../bpf/podnet.bpf.c -- -I../bpf/headers -I../bpf -Wall -Werror"
+
+// The DNS-names program (issue 18) is an object of its own, loaded only with dns_names on.
+//go:generate sh -c "cd ../tools && go tool bpf2go -go-package bpf -output-dir ../bpf -cc clang -target amd64,arm64 -type response -type counter Dns ../bpf/dns.bpf.c -- -I../bpf/headers -I../bpf -Wall -Werror"

@@ -32,5 +32,5 @@ func TestDialledServiceNamesServiceAndBackend(t *testing.T) {
 		"podnet.peer.backend.address":    "10.1.0.9", "podnet.peer.backend.port": int64(8080),
 		"podnet.peer.k8s.pod.name": "web-0", "podnet.peer.k8s.pod.uid": "uid-web-0",
 	}, lr.Attributes().AsRaw())
-	assert.Equal(t, lr.Attributes().Len(), attributeCount(&batch[0].Event, &batch[0].peer, &batch[0].backend))
+	assert.Equal(t, lr.Attributes().Len(), attributeCount(&batch[0]))
 }

@@ -70,6 +70,8 @@ type Config struct {
 	HandshakeHistogram bool `mapstructure:"handshake_histogram"`
 	// ServiceBackends names the backend a connection to a Service was translated to.
 	ServiceBackends ServiceBackendsConfig `mapstructure:"service_backends"`
+	// DNSNames names the servers outside the cluster by the DNS name the pod resolved.
+	DNSNames DNSNamesConfig `mapstructure:"dns_names"`
 
 	Events             metadata.EventsConfig             `mapstructure:"events"`
 	Metrics            metadata.MetricsConfig            `mapstructure:"metrics"`
@@ -115,6 +117,7 @@ func NewDefaultConfig() *Config {
 		MetricsAggregation:     aggregationAuto,
 		Logs:                   LogsConfig{ProcessAttributes: true, Sampling: LogsSamplingConfig{OneIn: 1}},
 		ServiceBackends:        ServiceBackendsConfig{Mode: backendsAuto},
+		DNSNames:               defaultDNSNamesConfig(),
 		HandshakeHistogram:     true,
 		MetricsInterval:        10 * time.Second,
 		MaxMetricSeries:        10000,
@@ -172,6 +175,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := cfg.ServiceBackends.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.DNSNames.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.AttributionRefresh < time.Second {

@@ -1,7 +1,6 @@
 package podnetreceiver
 
 import (
-	"github.com/podnet/podnet/bpf"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -43,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
 		cfg.Metrics.PodnetTCPConnections.EnabledAttributes)
 	assert.False(t, cfg.ResourceAttributes.PodnetCgroupID.Enabled)
+	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesOff, MaxNames: 4096, MetricAttribute: true, MaxMetricNames: 50}, cfg.DNSNames)
 }
 
 func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
@@ -69,6 +70,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"excluded port out of range", func(c *Config) { c.Exclude.ServerPorts = []int{80, 70000} }, "exclude.server_ports[1]: 70000 is not a port (1-65535)"},
 		{"excluded CIDR malformed", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.0.0.0/8", "10.0.0.1"} }, `exclude.peer_cidrs[1]: "10.0.0.1" is not a CIDR`},
 		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
+		{"unknown dns_names mode", func(c *Config) { c.DNSNames.Mode = "on" }, `dns_names.mode: unknown value "on"; use auto or off`},
+		{"no DNS names", func(c *Config) { c.DNSNames.MaxNames = 0 }, "dns_names.max_names: 0 must be between 1 and 1048576"},
+		{"no metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 0 }, "dns_names.max_metric_names: 0 must be between 1 and 1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()

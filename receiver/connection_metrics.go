@@ -29,6 +29,9 @@ type seriesKey struct {
 	// was translated to, and its pod.
 	backend   netip.Addr
 	backendID attribution.Peer
+	// serverName, with dns_names.metric_attribute: the DNS name a client's pod resolved to the
+	// peer (server.address), or dnsOtherName beyond dns_names.max_metric_names.
+	serverName string
 	// overflow marks the one series new series fold into once max_metric_series are live
 	// (overflowKey).
 	overflow bool
@@ -77,6 +80,8 @@ type connectionMetrics struct {
 	countsActive bool
 	// backends splits client series by backend (service_backends.metric_attribute).
 	backends bool
+	// serverNames splits client series by DNS name (dns_names.metric_attribute), bounded.
+	serverNames *metricNames
 	// handshakeHistogram emits podnet.tcp.handshake.duration (handshake_histogram).
 	handshakeHistogram bool
 	version            string
@@ -98,6 +103,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 
 		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
 		backends:        cfg.ServiceBackends.MetricAttribute,
+		serverNames:     newMetricNames(cfg),
 
 		handshakeHistogram: cfg.HandshakeHistogram,
 		version:            set.BuildInfo.Version,
@@ -132,6 +138,9 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		if m.backends && e.Backend.IsValid() {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
+		if e.Role == event.Client {
+			k.serverName = m.serverNames.name(k.res, k.peer, e.serverName, now)
+		}
 		s, overflowed := m.get(k, e.local, now)
 		if overflowed {
 			folded++
@@ -163,7 +172,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 // whether it was folded into the overflow series for want of room. Several keys can make one series (an IPv4-mapped peer and the same
 // IPv4 peer), so their open connections add up.
 func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer,
-	backend netip.Addr, backendID attribution.Peer, now pcommon.Timestamp,
+	backend netip.Addr, backendID attribution.Peer, serverName string, now pcommon.Timestamp,
 ) bool {
 	key := seriesKey{
 		res:        local.key,
@@ -176,6 +185,9 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	}
 	if m.backends && backend.IsValid() {
 		key.backend, key.backendID = backend, backendID
+	}
+	if key.role == event.Client {
+		key.serverName = m.serverNames.name(key.res, peer, serverName, now)
 	}
 	s, overflowed := m.get(key, local, now)
 	if overflowed {
@@ -248,6 +260,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		byResource[k.res] = append(byResource[k.res], k)
 		latest.see(k.res, s.local, s.updated)
 	}
+	m.serverNames.expire(now, m.expiry)
 	for k, s := range m.listens {
 		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
 			delete(m.listens, k) // its listener is gone
@@ -300,6 +313,9 @@ func (m *connectionMetrics) record(now pcommon.Timestamp, k seriesKey, s *series
 	opts := peerOptions(withBackend(k.peerID, k.backendID))
 	if k.backend.IsValid() {
 		opts = append(opts, metadata.WithPodnetPeerBackendAddressMetricAttribute(m.names.addr(k.backend)))
+	}
+	if k.serverName != "" {
+		opts = append(opts, metadata.WithServerAddressMetricAttribute(k.serverName))
 	}
 	if s.connections > 0 {
 		connOpts := opts

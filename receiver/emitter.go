@@ -106,7 +106,12 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
 			backendID = e.aggregates.peer(backend)
 		}
-		if e.metrics.m.addAggregate(k, v, peer, local, e.aggregates.peer(peer), backend, backendID, now) {
+		peerID := e.aggregates.peer(peer)
+		var serverName string
+		if e.metrics.m.serverNames.on() && event.Role(k.Role) == event.Client {
+			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(now)-int64(e.interval), int64(now))
+		}
+		if e.metrics.m.addAggregate(k, v, peer, local, peerID, backend, backendID, serverName, now) {
 			dropped += int64(v.Connections + v.Closed) // folded into the overflow series
 		}
 	})

@@ -17,6 +17,9 @@ type enrichedEvent struct {
 	peer  attribution.Peer
 	// backend names Backend, the address a connection to a Service was translated to (its pod).
 	backend attribution.Peer
+	// serverName: for a client's connect or close to a peer that is neither a pod nor a
+	// Service, the DNS name its pod resolved to the peer (dns_names); "" when none.
+	serverName string
 }
 
 // withBackend is the peer as records and series name it: a Service whose connection was
@@ -39,6 +42,7 @@ func withBackend(peer, backend attribution.Peer) attribution.Peer {
 type enricher struct {
 	res    *resources
 	attr   attribution.Attributor
+	names  serverNames // nil with dns_names off
 	locals map[resourceKey]*localEnd
 	peers  map[netip.Addr]attribution.Peer
 }
@@ -47,6 +51,7 @@ func newEnricher(res *resources, attr attribution.Attributor) *enricher {
 	return &enricher{
 		res:    res,
 		attr:   attr,
+		names:  serverNamesOf(attr),
 		locals: map[resourceKey]*localEnd{},
 		peers:  map[netip.Addr]attribution.Peer{},
 	}
@@ -67,13 +72,18 @@ func (en *enricher) enrich(events []enrichedEvent) {
 		if e.Backend.IsValid() {
 			e.backend = en.peer(e.Backend.Addr())
 		}
+		e.serverName = en.serverName(&e.Event, &e.peer)
 	}
 }
 
-// reset starts a new batch (or aggregate drain).
+// reset starts a new batch (or aggregate drain): the DNS responses that arrived before its
+// events (or the aggregates' connections) are taken in first.
 func (en *enricher) reset() {
 	clear(en.locals)
 	clear(en.peers)
+	if en.names != nil {
+		en.names.Refresh()
+	}
 }
 
 func (en *enricher) local(k resourceKey) *localEnd {
@@ -92,4 +102,35 @@ func (en *enricher) peer(addr netip.Addr) attribution.Peer {
 	p := en.attr.Peer(addr)
 	en.peers[addr] = p
 	return p
+}
+
+// failedConnectWindow is how far before a failed connect's end its name is looked for: the
+// connect began up to the kernel's default SYN retry time (127 s) earlier, and the name had to be
+// valid then, not when the connect gave up.
+const failedConnectWindow = uint64(130e9)
+
+// serverName is the DNS name of a client's connect or close to a peer that is neither a pod nor
+// a Service: valid when the connection began (a close is named as its connect was, however long
+// ago the answer's TTL ran out); "" otherwise.
+func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
+	if en.names == nil || e.Role != event.Client || (e.Type != event.Connect && e.Type != event.Close) ||
+		e.Dialled.IsValid() || peer.PodName != "" || peer.ServiceName != "" {
+		return ""
+	}
+	switch {
+	case e.Start != 0:
+		return en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Start))
+	case e.Failed():
+		return en.names.LookupDuring(e.NetnsIno, e.Peer.Addr(), int64(e.Time-min(e.Time, failedConnectWindow)), int64(e.Time))
+	}
+	return en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Time))
+}
+
+// serverNameDuring is serverName for a drained aggregate of a client's connections to peer
+// from netns: the name valid at some time since the last drain.
+func (en *enricher) serverNameDuring(netns uint32, peer netip.Addr, peerID *attribution.Peer, from, to int64) string {
+	if en.names == nil || peerID.PodName != "" || peerID.ServiceName != "" {
+		return ""
+	}
+	return en.names.LookupDuring(netns, peer, from, to)
 }

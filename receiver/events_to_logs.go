@@ -72,7 +72,7 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	a := lr.Attributes()
 	// Exactly the attributes this record gets: the backing array is the largest allocation
 	// per record, and a fixed worst-case size wasted a third of it on most records.
-	a.EnsureCapacity(attributeCount(&e.Event, &e.peer, &e.backend))
+	a.EnsureCapacity(attributeCount(e))
 	a.PutStr("network.transport", "tcp")
 	a.PutStr("network.type", networkType(e))
 	a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
@@ -104,6 +104,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		a.PutStr("podnet.peer.backend.address", c.names.addr(e.Backend.Addr()))
 		a.PutInt("podnet.peer.backend.port", int64(e.Backend.Port()))
 	}
+	if e.serverName != "" {
+		a.PutStr("server.address", e.serverName)
+	}
 	if e.Type == event.Close {
 		if d, ok := e.Duration(); ok {
 			a.PutDouble("podnet.connection.duration", float64(d)/1e9)
@@ -127,10 +130,14 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 }
 
 // attributeCount is how many attributes record and putPeer set for e.
-func attributeCount(e *event.Event, peer, backend *attribution.Peer) int {
-	named := withBackend(*peer, *backend)
+func attributeCount(ee *enrichedEvent) int {
+	e := &ee.Event
+	named := withBackend(ee.peer, ee.backend)
 	p := &named
 	n := 7 // transport, type, local and peer address and port, role
+	if ee.serverName != "" {
+		n++
+	}
 	if e.PID != 0 {
 		n += 2
 	}

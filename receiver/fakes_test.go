@@ -18,6 +18,7 @@ import (
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadatatest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
@@ -217,6 +218,7 @@ func newFakeReceiver(t *testing.T, cfg *Config, ring *fakeRing, logs consumer.Lo
 	f.startAttribution = func(component.Host) (attribution.Attributor, func(), error) {
 		return fixedPeers{}, func() {}, nil
 	}
+	f.openNames = func(dnsnames.Options) (dnsSource, error) { return nil, errors.New("fake receiver: no DNS names") }
 	return f
 }
 

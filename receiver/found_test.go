@@ -50,7 +50,7 @@ func TestFoundConnectionLogRecords(t *testing.T) {
 	for _, e := range events {
 		lr := plog.NewLogRecord()
 		c.record(lr, &e, 0)
-		assert.Equal(t, lr.Attributes().Len(), attributeCount(&e.Event, &e.peer, &e.backend))
+		assert.Equal(t, lr.Attributes().Len(), attributeCount(&e))
 	}
 
 	cfg.Events.PodnetTCPConnectionFound.Enabled = false

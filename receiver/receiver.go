@@ -15,6 +15,7 @@ import (
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
@@ -30,6 +31,7 @@ type podnetReceiver struct {
 	// need neither root nor the node.
 	open             func(kernel.Options) (source, error)
 	startAttribution func(component.Host) (attribution.Attributor, func(), error)
+	openNames        func(dnsnames.Options) (dnsSource, error)
 
 	src kernelSource // the kernel side while started
 	run *running
@@ -39,7 +41,7 @@ type podnetReceiver struct {
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
-	r := &podnetReceiver{cfg: cfg, set: set, open: openTracer(set.Logger)}
+	r := &podnetReceiver{cfg: cfg, set: set, open: openTracer(set.Logger), openNames: openDNSNames}
 	r.startAttribution = r.startNodeAttribution
 	return r
 }
@@ -87,6 +89,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("podnet: %w", err)
 	}
 	r.src = src.kernel
+	attr, stopAttr = r.withDNSNames(attr, stopAttr, tb)
 	r.run = r.launch(host, src, aggregate, attr, obs, tb, stopAttr)
 	return nil
 }

@@ -21,6 +21,7 @@ const (
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPBytesReceivedMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPBytesReceivedMetricAttributeKeyServerAddress              PodnetTCPBytesReceivedMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPBytesReceivedMetricConfig provides config for the podnet.tcp.bytes_received metric.
@@ -49,9 +50,9 @@ func (ms *PodnetTCPBytesReceivedMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *PodnetTCPBytesReceivedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.bytes_received doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.bytes_received doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -76,6 +77,7 @@ const (
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPBytesSentMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPBytesSentMetricAttributeKeyServerAddress              PodnetTCPBytesSentMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPBytesSentMetricConfig provides config for the podnet.tcp.bytes_sent metric.
@@ -104,9 +106,9 @@ func (ms *PodnetTCPBytesSentMetricConfig) Unmarshal(parser *confmap.Conf) error 
 func (ms *PodnetTCPBytesSentMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesSentMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.bytes_sent doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.bytes_sent doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -131,6 +133,7 @@ const (
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionDurationMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPConnectionDurationMetricAttributeKeyServerAddress              PodnetTCPConnectionDurationMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPConnectionDurationMetricConfig provides config for the podnet.tcp.connection.duration metric.
@@ -159,9 +162,9 @@ func (ms *PodnetTCPConnectionDurationMetricConfig) Unmarshal(parser *confmap.Con
 func (ms *PodnetTCPConnectionDurationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connection.duration doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.connection.duration doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -187,6 +190,7 @@ const (
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPConnectionsMetricAttributeKeyServerAddress              PodnetTCPConnectionsMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPConnectionsMetricConfig provides config for the podnet.tcp.connections metric.
@@ -215,9 +219,9 @@ func (ms *PodnetTCPConnectionsMetricConfig) Unmarshal(parser *confmap.Conf) erro
 func (ms *PodnetTCPConnectionsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.connections doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -242,6 +246,7 @@ const (
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsActiveMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPConnectionsActiveMetricAttributeKeyServerAddress              PodnetTCPConnectionsActiveMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPConnectionsActiveMetricConfig provides config for the podnet.tcp.connections.active metric.
@@ -270,9 +275,9 @@ func (ms *PodnetTCPConnectionsActiveMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PodnetTCPConnectionsActiveMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections.active doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.connections.active doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -298,6 +303,7 @@ const (
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPConnectionsClosedMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPConnectionsClosedMetricAttributeKeyServerAddress              PodnetTCPConnectionsClosedMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPConnectionsClosedMetricConfig provides config for the podnet.tcp.connections.closed metric.
@@ -326,9 +332,9 @@ func (ms *PodnetTCPConnectionsClosedMetricConfig) Unmarshal(parser *confmap.Conf
 func (ms *PodnetTCPConnectionsClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.connections.closed doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -401,6 +407,7 @@ const (
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPRetransmitsMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPRetransmitsMetricAttributeKeyServerAddress              PodnetTCPRetransmitsMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPRetransmitsMetricConfig provides config for the podnet.tcp.retransmits metric.
@@ -429,9 +436,9 @@ func (ms *PodnetTCPRetransmitsMetricConfig) Unmarshal(parser *confmap.Conf) erro
 func (ms *PodnetTCPRetransmitsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPRetransmitsMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -457,6 +464,7 @@ const (
 	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName       PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.k8s.pod.name"
 	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName   PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.k8s.service.name"
 	PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress   PodnetTCPSynRetransmitsMetricAttributeKey = "podnet.peer.backend.address"
+	PodnetTCPSynRetransmitsMetricAttributeKeyServerAddress              PodnetTCPSynRetransmitsMetricAttributeKey = "server.address"
 )
 
 // PodnetTCPSynRetransmitsMetricConfig provides config for the podnet.tcp.syn_retransmits metric.
@@ -485,9 +493,9 @@ func (ms *PodnetTCPSynRetransmitsMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *PodnetTCPSynRetransmitsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress:
+		case PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerAddress:
 		default:
-			return fmt.Errorf("metric podnet.tcp.syn_retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]", val)
+			return fmt.Errorf("metric podnet.tcp.syn_retransmits doesn't have an attribute %v, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]", val)
 		}
 	}
 
@@ -618,32 +626,32 @@ func DefaultMetricsConfig() MetricsConfig {
 		PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesSentMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
 			Enabled:             true,
@@ -653,12 +661,12 @@ func DefaultMetricsConfig() MetricsConfig {
 		PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPRetransmitsMetricAttributeKeyServerAddress},
 		},
 		PodnetTCPSynRetransmits: PodnetTCPSynRetransmitsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+			EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerAddress},
 		},
 		TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 			Enabled:             false,

@@ -29,32 +29,32 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesSentMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
 						Enabled:             true,
@@ -64,12 +64,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPRetransmitsMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPSynRetransmits: PodnetTCPSynRetransmitsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerAddress},
 					},
 					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 						Enabled:             true,
@@ -102,32 +102,32 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPBytesReceived: PodnetTCPBytesReceivedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPBytesReceivedMetricAttributeKey{PodnetTCPBytesReceivedMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesReceivedMetricAttributeKeyNetworkType, PodnetTCPBytesReceivedMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerPort, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesReceivedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesReceivedMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPBytesSent: PodnetTCPBytesSentMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPBytesSentMetricAttributeKey{PodnetTCPBytesSentMetricAttributeKeyPodnetConnectionRole, PodnetTCPBytesSentMetricAttributeKeyNetworkType, PodnetTCPBytesSentMetricAttributeKeyNetworkPeerAddress, PodnetTCPBytesSentMetricAttributeKeyServerPort, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPBytesSentMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPBytesSentMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionDuration: PodnetTCPConnectionDurationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionDurationMetricAttributeKey{PodnetTCPConnectionDurationMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionDurationMetricAttributeKeyNetworkType, PodnetTCPConnectionDurationMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerPort, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionDurationMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionDurationMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnections: PodnetTCPConnectionsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsMetricAttributeKey{PodnetTCPConnectionsMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsMetricAttributeKeyNetworkType, PodnetTCPConnectionsMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsMetricAttributeKeyServerPort, PodnetTCPConnectionsMetricAttributeKeyErrorType, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionsActive: PodnetTCPConnectionsActiveMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsActiveMetricAttributeKey{PodnetTCPConnectionsActiveMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkType, PodnetTCPConnectionsActiveMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerPort, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsActiveMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsActiveMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPConnectionsClosed: PodnetTCPConnectionsClosedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPConnectionsClosedMetricAttributeKey{PodnetTCPConnectionsClosedMetricAttributeKeyPodnetConnectionRole, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkType, PodnetTCPConnectionsClosedMetricAttributeKeyNetworkPeerAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerPort, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetTCPCloseReason, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPConnectionsClosedMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPConnectionsClosedMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPListenOverflows: PodnetTCPListenOverflowsMetricConfig{
 						Enabled:             false,
@@ -137,12 +137,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					PodnetTCPRetransmits: PodnetTCPRetransmitsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPRetransmitsMetricAttributeKey{PodnetTCPRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPRetransmitsMetricAttributeKeyNetworkType, PodnetTCPRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPRetransmitsMetricAttributeKeyServerPort, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPRetransmitsMetricAttributeKeyServerAddress},
 					},
 					PodnetTCPSynRetransmits: PodnetTCPSynRetransmitsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress},
+						EnabledAttributes:   []PodnetTCPSynRetransmitsMetricAttributeKey{PodnetTCPSynRetransmitsMetricAttributeKeyPodnetConnectionRole, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkType, PodnetTCPSynRetransmitsMetricAttributeKeyNetworkPeerAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerPort, PodnetTCPSynRetransmitsMetricAttributeKeyErrorType, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sNamespaceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sPodName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerK8sServiceName, PodnetTCPSynRetransmitsMetricAttributeKeyPodnetPeerBackendAddress, PodnetTCPSynRetransmitsMetricAttributeKeyServerAddress},
 					},
 					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 						Enabled:             false,
@@ -182,7 +182,7 @@ func TestPodnetTCPBytesReceivedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPBytesReceivedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_received doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_received doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPBytesReceived
 	cfg.AggregationStrategy = "invalid"
@@ -194,7 +194,7 @@ func TestPodnetTCPBytesSentMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPBytesSentMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_sent doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.bytes_sent doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPBytesSent
 	cfg.AggregationStrategy = "invalid"
@@ -206,7 +206,7 @@ func TestPodnetTCPConnectionDurationMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionDurationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connection.duration doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connection.duration doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionDuration
 	cfg.AggregationStrategy = "invalid"
@@ -218,7 +218,7 @@ func TestPodnetTCPConnectionsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnections
 	cfg.AggregationStrategy = "invalid"
@@ -230,7 +230,7 @@ func TestPodnetTCPConnectionsActiveMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsActiveMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.active doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.active doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionsActive
 	cfg.AggregationStrategy = "invalid"
@@ -242,7 +242,7 @@ func TestPodnetTCPConnectionsClosedMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPConnectionsClosedMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.closed doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.connections.closed doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.tcp.close.reason, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPConnectionsClosed
 	cfg.AggregationStrategy = "invalid"
@@ -266,7 +266,7 @@ func TestPodnetTCPRetransmitsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPRetransmitsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPRetransmits
 	cfg.AggregationStrategy = "invalid"
@@ -278,7 +278,7 @@ func TestPodnetTCPSynRetransmitsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []PodnetTCPSynRetransmitsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.syn_retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address]")
+	require.ErrorContains(t, cfg.Validate(), "metric podnet.tcp.syn_retransmits doesn't have an attribute invalid, valid attributes: [podnet.connection.role, network.type, network.peer.address, server.port, error.type, podnet.peer.k8s.namespace.name, podnet.peer.k8s.pod.name, podnet.peer.k8s.service.name, podnet.peer.backend.address, server.address]")
 
 	cfg = DefaultMetricsConfig().PodnetTCPSynRetransmits
 	cfg.AggregationStrategy = "invalid"

@@ -89,6 +89,12 @@ func WithProcessPidEventAttribute(processPidAttributeValue int64) EventAttribute
 	})
 }
 
+func WithServerAddressEventAttribute(serverAddressAttributeValue string) EventAttributeOption {
+	return eventAttributeOptionFunc(func(dp plog.LogRecord) {
+		dp.Attributes().PutStr("server.address", serverAddressAttributeValue)
+	})
+}
+
 type eventPodnetTCPAccept struct {
 	data   plog.LogRecordSlice // data buffer for generated log records.
 	config EventConfig         // event config provided by user.

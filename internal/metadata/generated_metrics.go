@@ -131,27 +131,27 @@ var MapAttributePodnetTCPCloseReason = map[string]AttributePodnetTCPCloseReason{
 var MetricsInfo = metricsInfo{
 	PodnetTCPBytesReceived: metricInfo{
 		Name:       "podnet.tcp.bytes_received",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPBytesSent: metricInfo{
 		Name:       "podnet.tcp.bytes_sent",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPConnectionDuration: metricInfo{
 		Name:       "podnet.tcp.connection.duration",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPConnections: metricInfo{
 		Name:       "podnet.tcp.connections",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPConnectionsActive: metricInfo{
 		Name:       "podnet.tcp.connections.active",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPConnectionsClosed: metricInfo{
 		Name:       "podnet.tcp.connections.closed",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.tcp.close.reason", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.tcp.close.reason", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPListenOverflows: metricInfo{
 		Name:       "podnet.tcp.listen.overflows",
@@ -159,11 +159,11 @@ var MetricsInfo = metricsInfo{
 	},
 	PodnetTCPRetransmits: metricInfo{
 		Name:       "podnet.tcp.retransmits",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	PodnetTCPSynRetransmits: metricInfo{
 		Name:       "podnet.tcp.syn_retransmits",
-		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address"},
+		Attributes: []string{"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type", "podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name", "podnet.peer.backend.address", "server.address"},
 	},
 	TracesServiceGraphRequestFailedTotal: metricInfo{
 		Name:       "traces_service_graph_request_failed_total",
@@ -231,6 +231,12 @@ func WithPodnetPeerK8sPodNameMetricAttribute(podnetPeerK8sPodNameAttributeValue 
 func WithPodnetPeerK8sServiceNameMetricAttribute(podnetPeerK8sServiceNameAttributeValue string) MetricAttributeOption {
 	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
 		dp.Attributes().PutStr("podnet.peer.k8s.service.name", podnetPeerK8sServiceNameAttributeValue)
+	})
+}
+
+func WithServerAddressMetricAttribute(serverAddressAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("server.address", serverAddressAttributeValue)
 	})
 }
 

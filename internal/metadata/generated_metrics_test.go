@@ -88,39 +88,39 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPBytesReceivedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPBytesSentDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPBytesSentDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPBytesSentDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPBytesSentDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPConnectionDurationDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPConnectionsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPConnectionsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPConnectionsActiveDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, AttributePodnetTCPCloseReasonNormal, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, AttributePodnetTCPCloseReasonNormal, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, AttributePodnetTCPCloseReasonResetReceived, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPConnectionsClosedDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, AttributePodnetTCPCloseReasonResetReceived, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
@@ -130,15 +130,15 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+			mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 1, AttributePodnetConnectionRoleClient, AttributeNetworkTypeIpv4, "network.peer.address-val", 11, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"))
+				mb.RecordPodnetTCPSynRetransmitsDataPoint(ts, 3, AttributePodnetConnectionRoleServer, AttributeNetworkTypeIpv6, "network.peer.address-val-2", 12, WithErrorTypeMetricAttribute("error.type-val"), WithPodnetPeerK8sNamespaceNameMetricAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameMetricAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sServiceNameMetricAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressMetricAttribute("podnet.peer.backend.address-val"), WithServerAddressMetricAttribute("server.address-val"))
 			}
 
 			allMetricsCount++
@@ -243,6 +243,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.bytes_received"], "Found a duplicate in the metrics slice: podnet.tcp.bytes_received")
 						validatedMetrics["podnet.tcp.bytes_received"] = true
@@ -314,6 +317,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.bytes_sent"], "Found a duplicate in the metrics slice: podnet.tcp.bytes_sent")
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
@@ -385,6 +391,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connection.duration"], "Found a duplicate in the metrics slice: podnet.tcp.connection.duration")
 						validatedMetrics["podnet.tcp.connection.duration"] = true
@@ -459,6 +468,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections"], "Found a duplicate in the metrics slice: podnet.tcp.connections")
 						validatedMetrics["podnet.tcp.connections"] = true
@@ -530,6 +542,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections.active"], "Found a duplicate in the metrics slice: podnet.tcp.connections.active")
 						validatedMetrics["podnet.tcp.connections.active"] = true
@@ -604,6 +619,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.connections.closed"], "Found a duplicate in the metrics slice: podnet.tcp.connections.closed")
 						validatedMetrics["podnet.tcp.connections.closed"] = true
@@ -721,6 +739,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.retransmits"], "Found a duplicate in the metrics slice: podnet.tcp.retransmits")
 						validatedMetrics["podnet.tcp.retransmits"] = true
@@ -795,6 +816,9 @@ func TestMetricsBuilder(t *testing.T) {
 						podnetPeerBackendAddressAttrVal, ok := dp.Attributes().Get("podnet.peer.backend.address")
 						assert.True(t, ok)
 						assert.Equal(t, "podnet.peer.backend.address-val", podnetPeerBackendAddressAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["podnet.tcp.syn_retransmits"], "Found a duplicate in the metrics slice: podnet.tcp.syn_retransmits")
 						validatedMetrics["podnet.tcp.syn_retransmits"] = true

@@ -30,6 +30,9 @@ type TelemetryBuilder struct {
 	PodnetBpfRecursionMisses          metric.Int64Counter
 	PodnetConnectionsCloseUnseen      metric.Int64Counter
 	PodnetConnectionsUntracked        metric.Int64Counter
+	PodnetDNSNamesEvicted             metric.Int64Counter
+	PodnetDNSResponses                metric.Int64Counter
+	PodnetDNSResponsesDropped         metric.Int64Counter
 	PodnetEventsDecodeErrors          metric.Int64Counter
 	PodnetEventsDropped               metric.Int64Counter
 	PodnetEventsLost                  metric.Int64Counter
@@ -92,6 +95,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_podnet_connections_untracked",
 		metric.WithDescription("Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
 		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetDNSNamesEvicted, err = builder.meter.Int64Counter(
+		"otelcol_podnet_dns_names_evicted",
+		metric.WithDescription("Unexpired DNS names (dns_names) dropped to make room because the table of dns_names.max_names (network namespace, address) entries was full - raise it when this grows. [Alpha]"),
+		metric.WithUnit("{name}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetDNSResponses, err = builder.meter.Int64Counter(
+		"otelcol_podnet_dns_responses",
+		metric.WithDescription("DNS responses (UDP or TCP from port 53) delivered to sockets on the node that podnet read and parsed for dns_names. [Alpha]"),
+		metric.WithUnit("{response}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetDNSResponsesDropped, err = builder.meter.Int64Counter(
+		"otelcol_podnet_dns_responses_dropped",
+		metric.WithDescription("DNS responses dns_names could not use - the kernel's copy found its ring full, or the response did not parse (malformed, or a TCP segment that does not start a message; answers before the fault are still used). [Alpha]"),
+		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsDecodeErrors, err = builder.meter.Int64Counter(

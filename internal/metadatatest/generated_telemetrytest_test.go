@@ -23,6 +23,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetBpfRecursionMisses.Add(context.Background(), 1)
 	tb.PodnetConnectionsCloseUnseen.Add(context.Background(), 1)
 	tb.PodnetConnectionsUntracked.Add(context.Background(), 1)
+	tb.PodnetDNSNamesEvicted.Add(context.Background(), 1)
+	tb.PodnetDNSResponses.Add(context.Background(), 1)
+	tb.PodnetDNSResponsesDropped.Add(context.Background(), 1)
 	tb.PodnetEventsDecodeErrors.Add(context.Background(), 1)
 	tb.PodnetEventsDropped.Add(context.Background(), 1)
 	tb.PodnetEventsLost.Add(context.Background(), 1)
@@ -42,6 +45,15 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetConnectionsUntracked(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetDNSNamesEvicted(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetDNSResponses(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetDNSResponsesDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetEventsDecodeErrors(t, testTel,

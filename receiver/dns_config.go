@@ -1,0 +1,60 @@
+package podnetreceiver
+
+import (
+	"fmt"
+)
+
+// DNSNamesConfig names the servers outside the cluster that pods connect to by the DNS name
+// the pod resolved (semconv server.address), observed in the kernel as DNS responses arrive
+// (a cgroup_skb program on the root cgroup v2). Encrypted DNS (DoT, DoH) is invisible to it.
+type DNSNamesConfig struct {
+	// Mode: auto (the default) turns it on where the kernel lets podnet attach the program and
+	// otherwise logs once at Start why not; off loads nothing. There is no "on": a node where it
+	// cannot run still gets every other record and metric.
+	Mode string `mapstructure:"mode"`
+	// MaxNames bounds the table of (network namespace, address) → name; when it is full of
+	// unexpired names, one is evicted (otelcol_podnet_dns_names_evicted).
+	MaxNames int `mapstructure:"max_names"`
+	// MetricAttribute adds server.address to the client's connection metrics. Off by default:
+	// it splits series by name.
+	MetricAttribute bool `mapstructure:"metric_attribute"`
+	// MaxMetricNames bounds how many names the metrics carry at once on this node; connections
+	// to further names are counted with server.address "_OTHER" (semconv's value for a value
+	// outside the known set) until a name is unused for metric_series_idle_expiry.
+	MaxMetricNames int `mapstructure:"max_metric_names"`
+}
+
+// dns_names.mode values.
+const (
+	dnsNamesAuto = "auto"
+	dnsNamesOff  = "off"
+)
+
+const (
+	defaultDNSMaxNames       = 65536
+	defaultDNSMaxMetricNames = 1000
+	// maxDNSNamesLimit: ~200 B of Go memory per entry (its key, name and map slot), 200 MiB at
+	// the limit; more would only hold stale names.
+	maxDNSNamesLimit = 1 << 20
+	// dnsOtherName is server.address on metrics for names beyond max_metric_names.
+	dnsOtherName = "_OTHER"
+)
+
+func defaultDNSNamesConfig() DNSNamesConfig {
+	return DNSNamesConfig{Mode: dnsNamesAuto, MaxNames: defaultDNSMaxNames, MaxMetricNames: defaultDNSMaxMetricNames}
+}
+
+func (c DNSNamesConfig) validate() error {
+	switch c.Mode {
+	case dnsNamesAuto, dnsNamesOff:
+	default:
+		return fmt.Errorf("dns_names.mode: unknown value %q; use auto or off", c.Mode)
+	}
+	if c.MaxNames < 1 || c.MaxNames > maxDNSNamesLimit {
+		return fmt.Errorf("dns_names.max_names: %d must be between 1 and %d", c.MaxNames, maxDNSNamesLimit)
+	}
+	if c.MaxMetricNames < 1 || c.MaxMetricNames > maxDNSNamesLimit {
+		return fmt.Errorf("dns_names.max_metric_names: %d must be between 1 and %d; lower it, or turn dns_names.metric_attribute off", c.MaxMetricNames, maxDNSNamesLimit)
+	}
+	return nil
+}

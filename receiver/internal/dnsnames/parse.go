@@ -1,0 +1,152 @@
+package dnsnames
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// Answer is one address a response resolved, named by the question's name.
+type Answer struct {
+	Addr netip.Addr
+	// Name is the queried name (lower case, no trailing dot), whatever CNAMEs led to Addr.
+	Name string
+	// TTL is how long the answer may be used, in seconds: the least TTL along the chain, since
+	// a resolver's cache drops the chain when its first link expires.
+	TTL uint32
+}
+
+// maxChain bounds how many CNAMEs are followed from the question to an address; resolvers
+// themselves give up after 8-16 (a loop is a broken zone, never a valid answer).
+const maxChain = 16
+
+var (
+	errNotResponse = errors.New("not a successful DNS response")
+	errNoQuestion  = errors.New("no question")
+)
+
+// Parse reads the answers of one DNS message (without TCP's length prefix). A message cut short
+// (copied only in part) yields the answers before the cut. Records whose owner no CNAME chain
+// from the question reaches are ignored, so a response can only name addresses for the name it
+// answers.
+func Parse(msg []byte, out []Answer) ([]Answer, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(msg)
+	if err != nil {
+		return out, err
+	}
+	if !h.Response || h.RCode != dnsmessage.RCodeSuccess {
+		return out, errNotResponse
+	}
+	q, err := p.Question()
+	if err != nil {
+		return out, errNoQuestion
+	}
+	if err := p.SkipAllQuestions(); err != nil {
+		return out, err
+	}
+	question := canonical(q.Name)
+	type link struct {
+		to  string
+		ttl uint32
+	}
+	var cnames map[string]link
+	type addrRR struct {
+		owner string
+		addr  netip.Addr
+		ttl   uint32
+	}
+	var addrs []addrRR
+	var parseErr error
+answers:
+	for {
+		rh, err := p.AnswerHeader()
+		if err != nil {
+			if !errors.Is(err, dnsmessage.ErrSectionDone) {
+				parseErr = err
+			}
+			break
+		}
+		switch rh.Type {
+		case dnsmessage.TypeA:
+			var r dnsmessage.AResource
+			if r, err = p.AResource(); err == nil {
+				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom4(r.A), rh.TTL})
+			}
+		case dnsmessage.TypeAAAA:
+			var r dnsmessage.AAAAResource
+			if r, err = p.AAAAResource(); err == nil {
+				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom16(r.AAAA), rh.TTL})
+			}
+		case dnsmessage.TypeCNAME:
+			var r dnsmessage.CNAMEResource
+			if r, err = p.CNAMEResource(); err == nil {
+				if cnames == nil {
+					cnames = map[string]link{}
+				}
+				cnames[canonical(rh.Name)] = link{canonical(r.CNAME), rh.TTL}
+			}
+		default:
+			err = p.SkipAnswer()
+		}
+		if err != nil { // cut short or malformed: keep what came before
+			parseErr = err
+			break answers
+		}
+	}
+	// The chain from the question: each name on it with the least TTL so far.
+	onChain := map[string]uint32{question: ^uint32(0)}
+	name, ttl := question, ^uint32(0)
+	for range maxChain {
+		l, ok := cnames[name]
+		if !ok {
+			break
+		}
+		ttl = min(ttl, l.ttl)
+		if _, seen := onChain[l.to]; seen {
+			break
+		}
+		name = l.to
+		onChain[name] = ttl
+	}
+	for _, a := range addrs {
+		chainTTL, ok := onChain[a.owner]
+		if !ok {
+			continue
+		}
+		out = append(out, Answer{Addr: a.addr, Name: question, TTL: min(chainTTL, a.ttl)})
+	}
+	return out, parseErr
+}
+
+// canonical is a name as records carry it: lower case, without the root's dot.
+func canonical(n dnsmessage.Name) string {
+	return strings.ToLower(strings.TrimSuffix(n.String(), "."))
+}
+
+// ParseTCP reads the answers of one TCP segment's payload (payload: what was copied of it;
+// length: the whole payload's size). DNS over TCP prefixes each message with its length; servers
+// mostly write both at once, so a segment starts a message, but some write the prefix alone
+// first, and the next segment then holds the bare message. A segment whose prefix covers exactly
+// the rest is a whole message; a segment of 2 bytes holds only a prefix (nothing to read);
+// anything else is read as a bare message, or failing that, as the start of a message longer
+// than the segment (parsed as far as it goes). A continuation of a long message fails both and
+// is an error.
+func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
+	if length == 2 {
+		return out, nil
+	}
+	prefixed := len(payload) >= 2 && int(binary.BigEndian.Uint16(payload)) >= length-2
+	if prefixed && int(binary.BigEndian.Uint16(payload)) == length-2 {
+		return Parse(payload[2:], out)
+	}
+	n := len(out)
+	out, err := Parse(payload, out)
+	if err == nil || !prefixed {
+		return out, err
+	}
+	return Parse(payload[2:], out[:n])
+}

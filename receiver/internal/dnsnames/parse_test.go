@@ -1,0 +1,101 @@
+package dnsnames
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+type rr struct {
+	name, target string
+	addr         string
+	ttl          uint32
+}
+
+// response builds a DNS response to a question for qname with the given answers.
+func response(t *testing.T, qname string, rcode dnsmessage.RCode, answers ...rr) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 0xbeef, Response: true, RCode: rcode})
+	b.EnableCompression()
+	require.NoError(t, b.StartQuestions())
+	require.NoError(t, b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(qname), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}))
+	require.NoError(t, b.StartAnswers())
+	for _, a := range answers {
+		h := dnsmessage.ResourceHeader{Name: dnsmessage.MustNewName(a.name), Class: dnsmessage.ClassINET, TTL: a.ttl}
+		switch {
+		case a.target != "":
+			require.NoError(t, b.CNAMEResource(h, dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName(a.target)}))
+		case netip.MustParseAddr(a.addr).Is4():
+			require.NoError(t, b.AResource(h, dnsmessage.AResource{A: netip.MustParseAddr(a.addr).As4()}))
+		default:
+			require.NoError(t, b.AAAAResource(h, dnsmessage.AAAAResource{AAAA: netip.MustParseAddr(a.addr).As16()}))
+		}
+	}
+	msg, err := b.Finish()
+	require.NoError(t, err)
+	return msg
+}
+
+func TestParseFollowsChainsToTheQueriedName(t *testing.T) {
+	msg := response(t, "API.Example.com.", dnsmessage.RCodeSuccess,
+		rr{name: "api.example.com.", target: "api.cdn.net.", ttl: 300},
+		rr{name: "api.cdn.net.", target: "edge.cdn.net.", ttl: 30},
+		rr{name: "edge.cdn.net.", addr: "192.0.2.1", ttl: 60},
+		rr{name: "edge.cdn.net.", addr: "2001:db8::1", ttl: 20},
+		rr{name: "unrelated.example.", addr: "192.0.2.99", ttl: 60}, // not on the chain: ignored
+	)
+	got, err := Parse(msg, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []Answer{
+		{Addr: netip.MustParseAddr("192.0.2.1"), Name: "api.example.com", TTL: 30},   // the chain's least TTL
+		{Addr: netip.MustParseAddr("2001:db8::1"), Name: "api.example.com", TTL: 20}, // the record's own, lower
+	}, got)
+}
+
+func TestParseRefusesWhatIsNotAnAnswer(t *testing.T) {
+	_, err := Parse(response(t, "x.example.", dnsmessage.RCodeNameError), nil)
+	assert.ErrorIs(t, err, errNotResponse, "NXDOMAIN names nothing")
+	loop := response(t, "a.example.", dnsmessage.RCodeSuccess,
+		rr{name: "a.example.", target: "b.example.", ttl: 60}, rr{name: "b.example.", target: "a.example.", ttl: 60})
+	got, err := Parse(loop, nil)
+	assert.NoError(t, err)
+	assert.Empty(t, got, "a CNAME loop reaches no address")
+	_, err = Parse([]byte{1, 2, 3}, nil)
+	assert.Error(t, err)
+}
+
+// A copy cut short keeps the answers before the cut.
+func TestParseCutShort(t *testing.T) {
+	msg := response(t, "a.example.", dnsmessage.RCodeSuccess,
+		rr{name: "a.example.", addr: "192.0.2.1", ttl: 60}, rr{name: "a.example.", addr: "192.0.2.2", ttl: 60})
+	got, err := Parse(msg[:len(msg)-2], nil)
+	assert.Error(t, err)
+	assert.Equal(t, []Answer{{Addr: netip.MustParseAddr("192.0.2.1"), Name: "a.example", TTL: 60}}, got)
+}
+
+// DNS over TCP: the length prefix with the message, alone, or alone in the segment before.
+func TestParseTCP(t *testing.T) {
+	msg := response(t, "a.example.", dnsmessage.RCodeSuccess, rr{name: "a.example.", addr: "192.0.2.1", ttl: 60})
+	want := []Answer{{Addr: netip.MustParseAddr("192.0.2.1"), Name: "a.example", TTL: 60}}
+	prefixed := append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)
+
+	got, err := ParseTCP(prefixed, len(prefixed), nil)
+	assert.NoError(t, err)
+	assert.Equal(t, want, got, "prefix and message in one segment")
+
+	got, err = ParseTCP(prefixed[:2], 2, nil)
+	assert.NoError(t, err)
+	assert.Empty(t, got, "the prefix alone")
+
+	got, err = ParseTCP(msg, len(msg), nil)
+	assert.NoError(t, err)
+	assert.Equal(t, want, got, "the message after a prefix sent alone")
+
+	long := append(binary.BigEndian.AppendUint16(nil, uint16(len(msg)+100)), msg...)
+	got, _ = ParseTCP(long, len(long), nil)
+	assert.Equal(t, want, got, "the start of a message longer than the segment")
+}

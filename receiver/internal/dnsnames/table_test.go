@@ -1,0 +1,49 @@
+package dnsnames
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+const sec = int64(1e9)
+
+func TestTableTTLAndRecency(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("192.0.2.1")
+	tb.Add(1, a, "one.example", 100*sec, 30)
+	assert.Equal(t, "one.example", tb.Lookup(1, a, 110*sec))
+	assert.Equal(t, "one.example", tb.Lookup(1, netip.MustParseAddr("::ffff:192.0.2.1"), 110*sec), "IPv4-mapped is the same address")
+	assert.Empty(t, tb.Lookup(1, a, 130*sec), "expired")
+	assert.Empty(t, tb.Lookup(2, a, 110*sec), "another namespace")
+	assert.Empty(t, tb.Lookup(1, a, 50*sec), "before it was resolved")
+
+	tb.Add(1, a, "one.example", 120*sec, 30) // the same answer again extends it
+	assert.Equal(t, "one.example", tb.Lookup(1, a, 140*sec))
+	assert.Equal(t, "one.example", tb.Lookup(1, a, 105*sec), "valid since its first answer")
+
+	tb.Add(1, a, "two.example", 145*sec, 30) // a newer name for the address wins
+	assert.Equal(t, "two.example", tb.Lookup(1, a, 146*sec))
+	assert.Empty(t, tb.Lookup(1, a, 140*sec), "the older name is gone with its entry")
+
+	tb.Add(1, a, "zero.example", 200*sec, 0)
+	assert.Equal(t, "zero.example", tb.Lookup(1, a, 200*sec+sec/2), "TTL 0: kept for the connection that follows")
+
+	assert.Equal(t, "zero.example", tb.LookupDuring(1, a, 150*sec, 200*sec), "valid within the interval")
+	assert.Empty(t, tb.LookupDuring(1, a, 202*sec, 210*sec))
+}
+
+func TestTableBound(t *testing.T) {
+	tb := NewTable(2)
+	tb.Add(1, netip.MustParseAddr("192.0.2.1"), "a", 0, 10)
+	tb.Add(1, netip.MustParseAddr("192.0.2.2"), "b", 0, 100)
+	tb.Add(1, netip.MustParseAddr("192.0.2.3"), "c", 50*sec, 10) // "a" has expired: swept
+	assert.Equal(t, 2, tb.Len())
+	assert.Zero(t, tb.Evicted)
+	assert.Equal(t, "b", tb.Lookup(1, netip.MustParseAddr("192.0.2.2"), 50*sec))
+	tb.Add(1, netip.MustParseAddr("192.0.2.4"), "d", 51*sec, 10) // none expired: one evicted
+	assert.Equal(t, 2, tb.Len())
+	assert.Equal(t, uint64(1), tb.Evicted)
+	assert.Equal(t, "d", tb.Lookup(1, netip.MustParseAddr("192.0.2.4"), 51*sec))
+}

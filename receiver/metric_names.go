@@ -1,0 +1,88 @@
+//go:build linux
+
+package podnetreceiver
+
+import (
+	"net/netip"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// metricNames bounds the DNS names (server.address) client series carry, per node: the first
+// max_metric_names names seen are kept while series use them, any further one counts as
+// dnsOtherName. It also remembers the name each (local end, peer address) was last counted
+// under, for as long as such series live: the drains of a long-lived connection's progress then
+// keep its series' name after the answer's TTL ran out (the pod had no reason to resolve it
+// again). A nil *metricNames is off: every name is "".
+type metricNames struct {
+	max      int
+	admitted map[string]pcommon.Timestamp // name → when a series last used it
+	last     map[namedPeer]lastName
+}
+
+type namedPeer struct {
+	res  resourceKey
+	peer netip.Addr
+}
+
+type lastName struct {
+	name string
+	at   pcommon.Timestamp
+}
+
+func newMetricNames(cfg *Config) *metricNames {
+	if !cfg.DNSNames.MetricAttribute || cfg.DNSNames.Mode == dnsNamesOff {
+		return nil
+	}
+	return &metricNames{max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{}}
+}
+
+func (n *metricNames) on() bool { return n != nil }
+
+// name is server.address for a client series of res to peer: resolved (from an event or a
+// drain; "" when the lookup found none), the name it was last counted under, or "".
+func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, now pcommon.Timestamp) string {
+	if n == nil {
+		return ""
+	}
+	p := namedPeer{res, peer}
+	if resolved == "" {
+		l, ok := n.last[p]
+		if !ok {
+			return ""
+		}
+		resolved = l.name
+	}
+	name := resolved
+	if _, ok := n.admitted[name]; ok || len(n.admitted) < n.max {
+		n.admitted[name] = now
+	} else {
+		name = dnsOtherName
+	}
+	if _, ok := n.last[p]; ok || len(n.last) < maxNamedPeers {
+		n.last[p] = lastName{resolved, now}
+	}
+	return name
+}
+
+// maxNamedPeers bounds what name remembers: beyond it, new (local end, peer) pairs are named
+// only while their lookups find a name.
+const maxNamedPeers = 1 << 16
+
+// expire forgets names and pairs no series used for longer than expiry (their series are gone).
+func (n *metricNames) expire(now pcommon.Timestamp, expiry time.Duration) {
+	if n == nil {
+		return
+	}
+	for name, at := range n.admitted {
+		if now.AsTime().Sub(at.AsTime()) > expiry {
+			delete(n.admitted, name)
+		}
+	}
+	for p, l := range n.last {
+		if now.AsTime().Sub(l.at.AsTime()) > expiry {
+			delete(n.last, p)
+		}
+	}
+}
