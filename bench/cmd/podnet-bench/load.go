@@ -94,6 +94,9 @@ func loadMain(args []string) error {
 	workers := fs.Int("workers", 2, "concurrent connections")
 	duration := fs.Duration("duration", 5*time.Second, "how long to run")
 	_ = fs.Parse(args)
+	if *mode == modeBulk {
+		return bulkLoad(*addr, *workers, *duration)
+	}
 
 	var (
 		wg      sync.WaitGroup

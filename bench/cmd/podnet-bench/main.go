@@ -73,6 +73,18 @@ var scenarios = []scenario{
 		about:   "as metrics-only, service_backends on in the routed node's namespace (" + nodeNetnsVar + "): its netfilter program at POST_ROUTING, the client's check at handshake end",
 		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true, versus: "metrics-only-backends-off",
 	},
+	// Issue 18: what naming external peers by DNS costs, "on" compared pair by pair with "off"
+	// (run both; go-bulk for the per-packet cost, loadgen and go-connect for per connection).
+	{
+		name: "metrics-only-dns-off", pipelines: "metrics", config: `{"metrics_interval":"1s","dns_names":{"mode":"off"}}`,
+		about:   "as metrics-only, dns_names off",
+		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true,
+	},
+	{
+		name: "metrics-only-dns-on", pipelines: "metrics", config: `{"metrics_interval":"1s","dns_names":{"mode":"auto"}}`,
+		about:   "as metrics-only, dns_names auto (on: the agent runs as root): its cgroup_skb program on every packet delivered to a socket",
+		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true, versus: "metrics-only-dns-off",
+	},
 	{
 		name: "logs+metrics-backends-off", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","service_backends":{"mode":"off"}}`,
 		about:   "as logs+metrics, service_backends off",
@@ -111,7 +123,7 @@ func benchMain() error {
 	workers := flag.Int("workers", 2, "Go load generator: concurrent connections")
 	wrkConns := flag.Int("wrk-connections", 8, "wrk: concurrent connections")
 	scenarioNames := flag.String("scenarios", names(scenarios, false), "comma-separated scenarios (also "+names(scenarios, true)+")")
-	workloadNames := flag.String("workloads", "loadgen,go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived, loadgen-service, loadgen-pod)")
+	workloadNames := flag.String("workloads", "loadgen,go-connect,go-request,nginx-wrk", "comma-separated workloads (also long-lived-quiet, long-lived, loadgen-service, loadgen-pod, go-bulk)")
 	serviceBackends := flag.Int("service-backends", 3, "loadgen-service: backend pods behind the Service")
 	loadgen := flag.String("loadgen", filepath.Join(filepath.Dir(self), "podnet-loadgen"), "the C load generator (bench/loadgen), for the loadgen workload")
 	loadgenWorkers := flag.Int("loadgen-workers", 2, "loadgen: client threads, and as many server threads")
@@ -151,6 +163,8 @@ func benchMain() error {
 			loads = append(loads, goWorkload{mode: modeConnect, workers: *workers, self: self})
 		case "go-request":
 			loads = append(loads, goWorkload{mode: modeRequest, workers: *workers, self: self})
+		case "go-bulk":
+			loads = append(loads, goWorkload{mode: modeBulk, workers: *workers, self: self})
 		case "nginx-wrk":
 			if why := nginxAvailable(); why != "" {
 				fmt.Fprintf(os.Stderr, "\n*** SKIPPING nginx-wrk: %s ***\n\n", why)

@@ -20,8 +20,11 @@ type goWorkload struct {
 func (w goWorkload) name() string { return "go-" + w.mode }
 
 func (w goWorkload) describe() string {
-	if w.mode == modeConnect {
+	switch w.mode {
+	case modeConnect:
 		return fmt.Sprintf("built-in Go client, %d workers: connect + close per connection", w.workers)
+	case modeBulk:
+		return fmt.Sprintf("built-in Go client, %d connections each writing %d KiB at a time: its \"connections\" are TCP segments (data and ACKs, each delivered to a socket), so per connection reads per segment", w.workers, bulkChunk>>10)
 	}
 	return fmt.Sprintf("built-in Go client, %d workers: connect, %d B request, %d B response, close", w.workers, reqSize, respSize)
 }
