@@ -29,7 +29,7 @@ func newDrainer(cfg *Config) *drainer {
 	return &drainer{kernel: fk, em: &emitter{
 		kernel:     &kernelSide{src: fk, loss: loss, warn: warn},
 		metrics:    m,
-		aggregates: newEnricher(fixtureResources(cfg), fixedPeers{}),
+		aggregates: newEnricher(fixtureResources(cfg), fixedPeers{}, nil),
 		loss:       loss,
 		warn:       warn,
 	}}

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/internal/metadata"
-	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/procscan"
 )
@@ -39,28 +38,19 @@ func openDNSNames(opts dnsnames.Options) (dnsSource, error) {
 	return n, nil
 }
 
-// namedAttributor carries the DNS names beside the attributor Start hands to launch, so that
-// every enricher made from it (of events, of drained aggregates) names servers too.
-type namedAttributor struct {
-	attribution.Attributor
-	names serverNames
-}
-
-// serverNamesOf is the DNS names an attributor carries; nil when dns_names is off.
-func serverNamesOf(attr attribution.Attributor) serverNames {
-	if na, ok := attr.(namedAttributor); ok {
-		return na.names
-	}
-	return nil
-}
-
 // withDNSNames starts dns_names unless it is off. Where the kernel refuses the program (no
 // cgroup v2, a missing capability, a verifier that rejects it), it logs why, once, and podnet
-// runs without: never a failed Start. It returns the attributor to use and how to stop both.
-func (r *podnetReceiver) withDNSNames(attr attribution.Attributor, stopAttr func(), tb *metadata.TelemetryBuilder) (attribution.Attributor, func()) {
+// runs without: never a failed Start. It returns the names (nil when off) and how to stop them
+// and then what stopAttr stops.
+func (r *podnetReceiver) withDNSNames(stopAttr func(), tb *metadata.TelemetryBuilder) (serverNames, func()) {
 	cfg := r.cfg.DNSNames
 	if cfg.Mode == dnsNamesOff {
-		return attr, stopAttr
+		return nil, stopAttr
+	}
+	if !r.emitsServerNames() {
+		r.set.Logger.Info("podnet: dns_names not loaded: nothing this podnet emits carries server.address " +
+			"(no logs pipeline with podnet.tcp.connect or podnet.tcp.close records, and dns_names.metric_attribute is off)")
+		return nil, stopAttr
 	}
 	root, err := procscan.Cgroup2Root(r.cfg.ProcRoot, r.cfg.CgroupRoot)
 	var names dnsSource
@@ -74,11 +64,11 @@ func (r *podnetReceiver) withDNSNames(attr attribution.Attributor, stopAttr func
 		r.set.Logger.Info("podnet: dns_names is off (connections to servers outside the cluster carry no server.address); "+
 			"it needs CAP_NET_ADMIN (README.md, DNS names), the host's cgroup v2 hierarchy (cgroup_root) "+
 			"and cgroup_skb BPF programs; set dns_names.mode: off to silence this", zap.Error(err))
-		return attr, stopAttr
+		return nil, stopAttr
 	}
 	r.set.Logger.Info("podnet: connections to servers outside the cluster are named by the DNS names their pods resolved (server.address)",
 		zap.String("cgroup_root", root), zap.Bool("metric_attribute", cfg.MetricAttribute))
-	return namedAttributor{Attributor: attr, names: names}, func() {
+	return names, func() {
 		if err := names.Close(); err != nil {
 			r.set.Logger.Warn("podnet: closing dns_names", zap.Error(err))
 		}
@@ -100,4 +90,12 @@ func (d *dnsReporter) report(c dnsnames.Counters) {
 	d.tb.PodnetDNSResponsesDropped.Add(ctx, int64(dropped(c)-dropped(d.last)))
 	d.tb.PodnetDNSNamesEvicted.Add(ctx, int64(c.Evicted-d.last.Evicted))
 	d.last = c
+}
+
+// emitsServerNames says whether anything this instance emits can carry server.address: the
+// client's connect and close records, or the connection metrics with the attribute. Otherwise
+// the DNS program is not loaded: every packet on the node would pay its run for nothing.
+func (r *podnetReceiver) emitsServerNames() bool {
+	records := r.logs != nil && (r.cfg.Events.PodnetTCPConnect.Enabled || r.cfg.Events.PodnetTCPClose.Enabled)
+	return records || (r.metrics != nil && r.cfg.DNSNames.MetricAttribute)
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -22,7 +24,7 @@ func TestDNSNamesDegradeWithOneLogLine(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := NewDefaultConfig()
 			cfg.DNSNames.Mode = mode
-			f := newFakeReceiver(t, cfg, nil, nil, nil)
+			f := newFakeReceiver(t, cfg, newFakeRing(), new(consumertest.LogsSink), nil)
 			core, logs := observer.New(zap.InfoLevel)
 			f.set.Logger = zap.New(core)
 			tried := 0
@@ -41,6 +43,51 @@ func TestDNSNamesDegradeWithOneLogLine(t *testing.T) {
 			assert.Equal(t, 1, tried)
 			require.Len(t, off, 1)
 			assert.Contains(t, off[0].ContextMap()["error"], "operation not permitted")
+		})
+	}
+}
+
+// The DNS program runs for every packet on the node: it is loaded only when something this
+// podnet emits can carry server.address (connect or close records, or the metric attribute).
+func TestDNSNamesLoadedOnlyWhenSomethingCarriesThem(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		logs    bool
+		metrics bool
+		mutate  func(*Config)
+		load    bool
+	}{
+		{"metrics only", false, true, func(*Config) {}, false},
+		{"metrics with the attribute", false, true, func(c *Config) { c.DNSNames.MetricAttribute = true }, true},
+		{"logs", true, false, func(*Config) {}, true},
+		{"logs of accepts only", true, true, func(c *Config) {
+			c.Events.PodnetTCPConnect.Enabled, c.Events.PodnetTCPClose.Enabled = false, false
+		}, false},
+		{"logs of closes only", true, false, func(c *Config) { c.Events.PodnetTCPConnect.Enabled = false }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			c.mutate(cfg)
+			var (
+				logs    consumer.Logs
+				metrics consumer.Metrics
+				ring    *fakeRing
+			)
+			if c.logs {
+				logs, ring = new(consumertest.LogsSink), newFakeRing()
+			}
+			if c.metrics {
+				metrics = new(consumertest.MetricsSink)
+			}
+			f := newFakeReceiver(t, cfg, ring, logs, metrics)
+			tried := 0
+			f.openNames = func(dnsnames.Options) (dnsSource, error) {
+				tried++
+				return nil, errors.New("not on this fake")
+			}
+			f.start(t)
+			require.NoError(t, f.Shutdown(context.Background()))
+			assert.Equal(t, c.load, tried == 1, "DNS program loaded")
 		})
 	}
 }

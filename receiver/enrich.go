@@ -35,6 +35,18 @@ func withBackend(peer, backend attribution.Peer) attribution.Peer {
 	return peer
 }
 
+// naming is what names events: the attribution of both ends, and the DNS names of servers
+// outside the cluster (nil with dns_names off).
+type naming struct {
+	attr  attribution.Attributor
+	names serverNames
+}
+
+// enricher makes an enricher for one goroutine (the ring reader's, the aggregates drain's).
+func (nm naming) enricher(cfg *Config) *enricher {
+	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names)
+}
+
 // enricher names the local end and the peer of every event, asking attribution once per
 // local end and once per peer address per batch: a batch repeats the same few of each, and a
 // Kubernetes lookup takes a lock and walks an index. The tables are cleared per batch, so
@@ -47,11 +59,11 @@ type enricher struct {
 	peers  map[netip.Addr]attribution.Peer
 }
 
-func newEnricher(res *resources, attr attribution.Attributor) *enricher {
+func newEnricher(res *resources, attr attribution.Attributor, names serverNames) *enricher {
 	return &enricher{
 		res:    res,
 		attr:   attr,
-		names:  serverNamesOf(attr),
+		names:  names,
 		locals: map[resourceKey]*localEnd{},
 		peers:  map[netip.Addr]attribution.Peer{},
 	}

@@ -17,7 +17,7 @@ func enrichAll(res *resources, events []event.Event) []enrichedEvent {
 	for i := range events {
 		out[i].Event = events[i]
 	}
-	newEnricher(res, res.attr).enrich(out)
+	newEnricher(res, res.attr, nil).enrich(out)
 	return out
 }
 
@@ -42,7 +42,7 @@ func (c *countingAttributor) Peer(a netip.Addr) attribution.Peer {
 func TestEnrichAsksOncePerEndPerBatch(t *testing.T) {
 	cfg := NewDefaultConfig()
 	attr := &countingAttributor{}
-	en := newEnricher(newResources(cfg, attr), attr)
+	en := newEnricher(newResources(cfg, attr), attr, nil)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	en.enrich(events)
 	// shortConnections: 8 client and 4 server namespaces; 8 client and 4 server addresses.
@@ -59,7 +59,7 @@ func TestEnrichAsksOncePerEndPerBatch(t *testing.T) {
 // BenchmarkEnrich is attribution's per-event cost at ingest, paid once for logs and metrics.
 func BenchmarkEnrich(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{})
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	perEvent(b, events, en.enrich)
 }
@@ -68,7 +68,7 @@ func BenchmarkEnrich(b *testing.B) {
 // after decoding: attribution once, the metrics aggregation, the logs conversion.
 func BenchmarkBatchPath(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{})
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
 	c := newLogsConverter(cfg.Events, "bench")
 	m := newConnectionMetrics(cfg, fixtureSettings)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))

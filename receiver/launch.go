@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/internal/metadata"
-	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -31,7 +30,7 @@ type running struct {
 }
 
 // launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
-func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool, attr attribution.Attributor,
+func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool, nm naming,
 	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
 ) *running {
 	loss := &lossReporter{tb: tb}
@@ -60,7 +59,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	if r.metrics != nil {
 		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
 		metrics.m.countsActive = iterErr == nil
-		em.metrics, em.aggregates = metrics, newEnricher(newResources(r.cfg, attr), attr)
+		em.metrics, em.aggregates = metrics, nm.enricher(r.cfg)
 	}
 	ringEvents := src.ring != nil
 	r.goroutines.Go(func() {
@@ -79,7 +78,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	run.handoff = newHandoff(loss)
 	run.reader = &ringReader{
 		ring: src.ring, clock: event.NewClock(), exclude: exclude,
-		enrich: newEnricher(newResources(r.cfg, attr), attr),
+		enrich: nm.enricher(r.cfg),
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
 		found: func(c *event.Clock) []event.Event {
 			if iterErr != nil {

@@ -89,8 +89,8 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("podnet: %w", err)
 	}
 	r.src = src.kernel
-	attr, stopAttr = r.withDNSNames(attr, stopAttr, tb)
-	r.run = r.launch(host, src, aggregate, attr, obs, tb, stopAttr)
+	names, stopAttr := r.withDNSNames(stopAttr, tb)
+	r.run = r.launch(host, src, aggregate, naming{attr, names}, obs, tb, stopAttr)
 	return nil
 }
 
