@@ -24,7 +24,7 @@ func (w goWorkload) describe() string {
 	case modeConnect:
 		return fmt.Sprintf("built-in Go client, %d workers: connect + close per connection", w.workers)
 	case modeBulk:
-		return fmt.Sprintf("built-in Go client, %d connections each writing %d KiB at a time: its \"connections\" are TCP segments (data and ACKs, each delivered to a socket), so per connection reads per segment", w.workers, bulkChunk>>10)
+		return fmt.Sprintf("built-in Go client, %d connections each writing %d KiB at a time: its \"connections\" are writes, so per connection reads per 64 KiB moved", w.workers, bulkChunk>>10)
 	}
 	return fmt.Sprintf("built-in Go client, %d workers: connect, %d B request, %d B response, close", w.workers, reqSize, respSize)
 }
