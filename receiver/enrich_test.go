@@ -2,12 +2,14 @@ package podnetreceiver
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -77,4 +79,46 @@ func BenchmarkBatchPath(b *testing.B) {
 		m.add(events)
 		c.convert(events, pcommon.Timestamp(t0))
 	})
+}
+
+// lockedTable is dnsnames.Names' lookup side without the kernel: the table behind its mutex.
+type lockedTable struct {
+	mu sync.Mutex
+	t  *dnsnames.Table
+}
+
+func (l *lockedTable) Refresh() {}
+
+func (l *lockedTable) Lookup(netns uint32, addr netip.Addr, at int64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.t.Lookup(netns, addr, at)
+}
+
+func (l *lockedTable) LookupDuring(netns uint32, addr netip.Addr, from, to int64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.t.LookupDuring(netns, addr, from, to)
+}
+
+// BenchmarkEnrichDNSNames is BenchmarkEnrich with dns_names on, peers that are neither pods
+// nor Services (every client connect and close is looked up) and a table of 10k names that
+// holds none of them: what the lookups add per event.
+func BenchmarkEnrichDNSNames(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			cfg := NewDefaultConfig()
+			var names serverNames
+			if on {
+				t := dnsnames.NewTable(1 << 16)
+				for i := range 10000 {
+					t.Add(uint32(i), netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), "name.example", 0, 3600)
+				}
+				names = &lockedTable{t: t}
+			}
+			en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names)
+			events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
+			perEvent(b, events, en.enrich)
+		})
+	}
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -14,13 +15,38 @@ import (
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
-func entries(t *testing.T, m *ebpf.Map) int {
+// ownConns and ownCalls count the entries of the connection table and of the connect() calls in
+// progress that belong to this process: the tables are the machine's, and other processes
+// connect meanwhile.
+func ownConns(t *testing.T, conns *ebpf.Map) int {
 	t.Helper()
-	var key []byte
-	n := 0
-	it := m.Iterate()
-	for it.Next(&key, new([]byte)) {
-		n++
+	var (
+		key uint64
+		ci  bpf.PodnetConnInfo
+		n   int
+	)
+	it := conns.Iterate()
+	for it.Next(&key, &ci) {
+		if int(ci.Pid) == os.Getpid() {
+			n++
+		}
+	}
+	require.NoError(t, it.Err())
+	return n
+}
+
+func ownCalls(t *testing.T, calls *ebpf.Map) int {
+	t.Helper()
+	var (
+		pidTgid uint64
+		call    bpf.PodnetConnectCall
+		n       int
+	)
+	it := calls.Iterate()
+	for it.Next(&pidTgid, &call) {
+		if int(pidTgid>>32) == os.Getpid() {
+			n++
+		}
 	}
 	require.NoError(t, it.Err())
 	return n
@@ -39,7 +65,7 @@ func TestPerConnectionStateDrains(t *testing.T) {
 	defer tr.Close()
 	conns := tr.coll.Maps[bpf.PodnetMapConns]
 	calls := tr.coll.Maps[bpf.PodnetMapConnectCalls]
-	baseline, baselineCalls := entries(t, conns), entries(t, calls)
+	baseline, baselineCalls := ownConns(t, conns), ownCalls(t, calls)
 
 	const cancelled, timedOut = 100, 50
 	var fds []int
@@ -57,8 +83,7 @@ func TestPerConnectionStateDrains(t *testing.T) {
 		}
 		return nil
 	}))
-	// The table is the machine's: an entry counted in the baseline may have left since.
-	assert.GreaterOrEqual(t, entries(t, conns), cancelled+timedOut, "half-open connections are tracked")
+	assert.Equal(t, baseline+cancelled+timedOut, ownConns(t, conns), "half-open connections are tracked")
 	for _, fd := range fds[:cancelled] {
 		_ = unix.Close(fd) // SYN_SENT -> CLOSE: "cancelled"
 	}
@@ -67,10 +92,9 @@ func TestPerConnectionStateDrains(t *testing.T) {
 			_ = unix.Close(fd)
 		}
 	}()
-	assert.Eventually(t, func() bool { return entries(t, conns) <= baseline+timedOut+5 }, 2*time.Second, 50*time.Millisecond,
+	assert.Eventually(t, func() bool { return ownConns(t, conns) == baseline+timedOut }, 2*time.Second, 50*time.Millisecond,
 		"cancelled connects leave no state")
-	assert.Eventually(t, func() bool { return entries(t, conns) <= baseline+5 }, 10*time.Second, 200*time.Millisecond,
+	assert.Eventually(t, func() bool { return ownConns(t, conns) == baseline }, 10*time.Second, 200*time.Millisecond,
 		"timed-out connects leave no state")
-	// Other processes on the machine may be inside connect() too: allow for a couple.
-	assert.LessOrEqual(t, entries(t, calls), baselineCalls+2, "connect() calls leave no state")
+	assert.Equal(t, baselineCalls, ownCalls(t, calls), "connect() calls leave no state")
 }
