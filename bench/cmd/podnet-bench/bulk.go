@@ -1,11 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
-	"os"
-	"slices"
-	"sync"
 	"time"
 )
 
@@ -19,50 +15,21 @@ const (
 	bulkChunk = 64 << 10
 )
 
-// bulkLoad runs the bulk mode and prints a loadResult: Connections = writes of bulkChunk,
-// P50/P99 = one write's latency.
-func bulkLoad(addr string, workers int, duration time.Duration) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		all   []time.Duration
-		errs  int64
-		start = time.Now()
-		stop  = start.Add(duration)
-	)
-	for range workers {
-		wg.Go(func() {
-			lat, err := bulkWorker(addr, stop)
-			mu.Lock()
-			defer mu.Unlock()
-			all = append(all, lat...)
-			if err != nil {
-				errs++
-			}
-		})
-	}
-	wg.Wait()
-	r := loadResult{Connections: int64(len(all)), Errors: errs, Elapsed: time.Since(start)}
-	if len(all) > 0 {
-		slices.Sort(all)
-		r.P50, r.P99 = all[len(all)/2], all[len(all)*99/100]
-	}
-	return json.NewEncoder(os.Stdout).Encode(r)
-}
-
-func bulkWorker(addr string, deadline time.Time) ([]time.Duration, error) {
+// bulkWorker writes bulkChunk at a time on one connection until deadline: one latency per
+// write, and 1 error if the connection failed.
+func bulkWorker(addr string, deadline time.Time) ([]time.Duration, int64) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return nil, err
+		return nil, 1
 	}
 	defer c.Close()
 	buf := make([]byte, bulkChunk)
 	var lat []time.Duration
 	for t := time.Now(); t.Before(deadline); t = time.Now() {
 		if _, err := c.Write(buf); err != nil {
-			return lat, err
+			return lat, 1
 		}
 		lat = append(lat, time.Since(t))
 	}
-	return lat, nil
+	return lat, 0
 }

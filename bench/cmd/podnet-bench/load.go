@@ -90,25 +90,31 @@ func handle(c net.Conn, mode string) {
 func loadMain(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	addr := fs.String("addr", serverIP+":8080", "server address")
-	mode := fs.String("mode", modeConnect, "connect or request")
+	mode := fs.String("mode", modeConnect, "connect, request or bulk")
 	workers := fs.Int("workers", 2, "concurrent connections")
 	duration := fs.Duration("duration", 5*time.Second, "how long to run")
 	_ = fs.Parse(args)
+	stop := time.Now().Add(*duration)
+	work := func() ([]time.Duration, int64) { return worker(*addr, *mode, stop) }
 	if *mode == modeBulk {
-		return bulkLoad(*addr, *workers, *duration)
+		work = func() ([]time.Duration, int64) { return bulkWorker(*addr, stop) }
 	}
+	return json.NewEncoder(os.Stdout).Encode(runWorkers(*workers, work))
+}
 
+// runWorkers runs work on workers goroutines at once and sums what they did: one latency per
+// connection (or write), and their errors.
+func runWorkers(workers int, work func() ([]time.Duration, int64)) loadResult {
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		all     []time.Duration
-		errs    int64
-		start   = time.Now()
-		stopped = start.Add(*duration)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		all   []time.Duration
+		errs  int64
+		start = time.Now()
 	)
-	for range *workers {
+	for range workers {
 		wg.Go(func() {
-			lat, e := worker(*addr, *mode, stopped)
+			lat, e := work()
 			mu.Lock()
 			all, errs = append(all, lat...), errs+e
 			mu.Unlock()
@@ -120,7 +126,7 @@ func loadMain(args []string) error {
 		slices.Sort(all)
 		r.P50, r.P99 = all[len(all)/2], all[len(all)*99/100]
 	}
-	return json.NewEncoder(os.Stdout).Encode(r)
+	return r
 }
 
 // worker makes connections one after another until the deadline; a connection's latency is

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/bpfrun"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -43,17 +43,17 @@ func BenchmarkDNSFilterPerPacket(b *testing.B) {
 	defer bulk.attach(b, prog, empty)()
 
 	bulk.send(b, 64) // warm up
-	dnsBefore, emptyBefore := progStats(b, prog), progStats(b, empty)
+	dnsBefore, emptyBefore := bpfrun.Of(b, prog), bpfrun.Of(b, empty)
 	b.SetBytes(int64(len(bulk.chunk)))
 	b.ResetTimer()
 	bulk.send(b, b.N)
 	b.StopTimer()
-	dnsAfter, emptyAfter := progStats(b, prog), progStats(b, empty)
-	d, e := perRun(dnsBefore, dnsAfter), perRun(emptyBefore, emptyAfter)
+	dnsAfter, emptyAfter := bpfrun.Of(b, prog), bpfrun.Of(b, empty)
+	d, e := bpfrun.PerRun(dnsBefore, dnsAfter), bpfrun.PerRun(emptyBefore, emptyAfter)
 	b.ReportMetric(d, "dns-ns/run")
 	b.ReportMetric(e, "empty-ns/run")
 	b.ReportMetric(d-e, "own-ns/run")
-	b.ReportMetric(float64(dnsAfter.runs-dnsBefore.runs)/float64(b.N), "runs/op")
+	b.ReportMetric(float64(dnsAfter.Runs-dnsBefore.Runs)/float64(b.N), "runs/op")
 }
 
 // The machine's CPU time per packet of the same transfer with no cgroup_skb program, with
@@ -81,12 +81,12 @@ func BenchmarkDNSFilterCPU(b *testing.B) {
 			defer bulk.attach(b, round.progs...)()
 			bulk.send(b, 64) // warm up
 			segs := bulk.segments(b)
-			busy := busyTicks(b)
+			busy := bpfrun.BusyTicks(b)
 			b.SetBytes(int64(len(bulk.chunk)))
 			b.ResetTimer()
 			bulk.send(b, b.N)
 			b.StopTimer()
-			ticks := busyTicks(b) - busy
+			ticks := bpfrun.BusyTicks(b) - busy
 			b.ReportMetric(float64(ticks)*1e7/float64(bulk.segments(b)-segs), "cpu-ns/packet")
 		})
 	}
@@ -202,7 +202,7 @@ func BenchmarkDNSResponse(b *testing.B) {
 			defer conn.Close()
 			buf := make([]byte, 2048)
 			n.Refresh()
-			before := progStats(b, prog)
+			before := bpfrun.Of(b, prog)
 			var user time.Duration
 			b.ResetTimer()
 			for i := range b.N {
@@ -222,9 +222,9 @@ func BenchmarkDNSResponse(b *testing.B) {
 			n.Refresh()
 			user += time.Since(t0)
 			b.StopTimer()
-			after := progStats(b, prog)
-			b.ReportMetric(float64(after.ns-before.ns)/float64(b.N), "bpf-ns/response")
-			b.ReportMetric(float64(after.runs-before.runs)/float64(b.N), "runs/response")
+			after := bpfrun.Of(b, prog)
+			b.ReportMetric(float64(after.NS-before.NS)/float64(b.N), "bpf-ns/response")
+			b.ReportMetric(float64(after.Runs-before.Runs)/float64(b.N), "runs/response")
 			b.ReportMetric(float64(user.Nanoseconds())/float64(b.N), "user-ns/response")
 		})
 	}
@@ -276,41 +276,6 @@ func enableStats(b *testing.B) func() {
 	return func() { _ = st.Close() }
 }
 
-type stats struct{ ns, runs uint64 }
-
-func progStats(b *testing.B, p *ebpf.Program) stats {
-	st, err := p.Stats()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return stats{ns: uint64(st.Runtime), runs: st.RunCount}
-}
-
-func perRun(before, after stats) float64 {
-	if after.runs == before.runs {
-		return 0
-	}
-	return float64(after.ns-before.ns) / float64(after.runs-before.runs)
-}
-
-// busyTicks is the machine's non-idle CPU time since boot in USER_HZ ticks (/proc/stat).
-func busyTicks(b *testing.B) uint64 {
-	raw, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	var busy uint64
-	for i, f := range strings.Fields(line)[1:] {
-		if i == 3 || i == 4 || i >= 7 { // idle, iowait; steal and guest time are not this machine's work
-			continue
-		}
-		v, _ := strconv.ParseUint(f, 10, 64)
-		busy += v
-	}
-	return busy
-}
-
 // inSegs is the pod's TCP InSegs (/proc/net/snmp of its namespace): segments received, a
 // GRO-merged skb counting as its segments.
 func inSegs(b *testing.B, p *netnstest.Pod) uint64 {
@@ -355,7 +320,7 @@ func BenchmarkDNSFilterPerConnection(b *testing.B) {
 	t := &bulkTransfer{root: root}
 	defer t.attach(b, prog, empty)()
 	addr, _ := netnstest.LoopbackServer(b)
-	dnsBefore, emptyBefore := progStats(b, prog), progStats(b, empty)
+	dnsBefore, emptyBefore := bpfrun.Of(b, prog), bpfrun.Of(b, empty)
 	b.ResetTimer()
 	for range b.N {
 		c, err := net.Dial("tcp", addr)
@@ -365,10 +330,10 @@ func BenchmarkDNSFilterPerConnection(b *testing.B) {
 		_ = c.Close()
 	}
 	b.StopTimer()
-	dnsAfter, emptyAfter := progStats(b, prog), progStats(b, empty)
-	b.ReportMetric(float64(dnsAfter.runs-dnsBefore.runs)/float64(b.N), "runs/conn")
-	b.ReportMetric(float64(dnsAfter.ns-dnsBefore.ns)/float64(b.N), "dns-ns/conn")
-	b.ReportMetric(float64(emptyAfter.ns-emptyBefore.ns)/float64(b.N), "empty-ns/conn")
+	dnsAfter, emptyAfter := bpfrun.Of(b, prog), bpfrun.Of(b, empty)
+	b.ReportMetric(float64(dnsAfter.Runs-dnsBefore.Runs)/float64(b.N), "runs/conn")
+	b.ReportMetric(float64(dnsAfter.NS-dnsBefore.NS)/float64(b.N), "dns-ns/conn")
+	b.ReportMetric(float64(emptyAfter.NS-emptyBefore.NS)/float64(b.N), "empty-ns/conn")
 }
 
 // The machine's CPU time per short loopback connection with no cgroup_skb program, with
@@ -398,7 +363,7 @@ func BenchmarkDNSFilterCPUPerConnection(b *testing.B) {
 	} {
 		b.Run(round.name, func(b *testing.B) {
 			defer t.attach(b, round.progs...)()
-			busy := busyTicks(b)
+			busy := bpfrun.BusyTicks(b)
 			b.ResetTimer()
 			for range b.N {
 				c, err := net.Dial("tcp", addr)
@@ -408,7 +373,7 @@ func BenchmarkDNSFilterCPUPerConnection(b *testing.B) {
 				_ = c.Close()
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(busyTicks(b)-busy)*1e7/float64(b.N), "cpu-ns/conn")
+			b.ReportMetric(float64(bpfrun.BusyTicks(b)-busy)*1e7/float64(b.N), "cpu-ns/conn")
 		})
 	}
 }

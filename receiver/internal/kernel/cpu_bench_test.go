@@ -4,11 +4,9 @@ package kernel
 
 import (
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/podnet/podnet/internal/bpfrun"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -43,7 +41,7 @@ func benchCPU(b *testing.B, opts *Options) {
 		defer tr.Close()
 	}
 	addr, _ := netnstest.LoopbackServer(b)
-	before := busyTicks(b)
+	before := bpfrun.BusyTicks(b)
 	b.ResetTimer()
 	for i := range b.N {
 		c, err := net.Dial("tcp", addr)
@@ -56,24 +54,6 @@ func benchCPU(b *testing.B, opts *Options) {
 		}
 	}
 	b.StopTimer()
-	ticks := busyTicks(b) - before
+	ticks := bpfrun.BusyTicks(b) - before
 	b.ReportMetric(float64(ticks)*1e9/100/float64(b.N), "cpu-ns/conn") // USER_HZ is 100 on Linux
-}
-
-// busyTicks is the machine's non-idle CPU time since boot in USER_HZ ticks (/proc/stat).
-func busyTicks(b *testing.B) uint64 {
-	raw, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	var busy uint64
-	for i, f := range strings.Fields(line)[1:] {
-		if i == 3 || i == 4 || i >= 7 { // idle, iowait; steal and guest time are not this machine's work
-			continue
-		}
-		n, _ := strconv.ParseUint(f, 10, 64)
-		busy += n
-	}
-	return busy
 }

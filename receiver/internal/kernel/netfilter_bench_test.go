@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/bpfrun"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -52,7 +53,7 @@ func BenchmarkNetfilterPerPacket(b *testing.B) {
 	defer l.Close()
 
 	nat := tr.coll.Programs[bpf.PodnetProgNatSeen]
-	natBefore, emptyBefore := progStats(b, nat), progStats(b, empty)
+	natBefore, emptyBefore := bpfrun.Of(b, nat), bpfrun.Of(b, empty)
 	b.ResetTimer()
 	if err := client.Do(func() error {
 		for range b.N {
@@ -67,23 +68,8 @@ func BenchmarkNetfilterPerPacket(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	natAfter, emptyAfter := progStats(b, nat), progStats(b, empty)
-	b.ReportMetric(perRun(natBefore, natAfter), "nat_seen-ns/run")
-	b.ReportMetric(perRun(emptyBefore, emptyAfter), "empty-ns/run")
-	b.ReportMetric(float64(natAfter.runs-natBefore.runs)/float64(b.N), "runs/conn")
-}
-
-func progStats(b *testing.B, p *ebpf.Program) stats {
-	st, err := p.Stats()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return stats{ns: uint64(st.Runtime), runs: st.RunCount}
-}
-
-func perRun(before, after stats) float64 {
-	if after.runs == before.runs {
-		return 0
-	}
-	return float64(after.ns-before.ns) / float64(after.runs-before.runs)
+	natAfter, emptyAfter := bpfrun.Of(b, nat), bpfrun.Of(b, empty)
+	b.ReportMetric(bpfrun.PerRun(natBefore, natAfter), "nat_seen-ns/run")
+	b.ReportMetric(bpfrun.PerRun(emptyBefore, emptyAfter), "empty-ns/run")
+	b.ReportMetric(float64(natAfter.Runs-natBefore.Runs)/float64(b.N), "runs/conn")
 }

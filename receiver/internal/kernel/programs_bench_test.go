@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/podnet/podnet/internal/bpfrun"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -67,8 +68,8 @@ func measureKernelCost(b *testing.B, opts Options, ringSize uint32, connect func
 	connect(tr, addr)
 	b.StopTimer()
 	after := runStats(b, tr)
-	b.ReportMetric(float64(after.ns-before.ns)/float64(b.N), "ns-in-bpf/conn")
-	b.ReportMetric(float64(after.runs-before.runs)/float64(b.N), "runs/conn")
+	b.ReportMetric(float64(after.NS-before.NS)/float64(b.N), "ns-in-bpf/conn")
+	b.ReportMetric(float64(after.Runs-before.Runs)/float64(b.N), "runs/conn")
 }
 
 // enableBPFStats turns the kernel's BPF run statistics on until the benchmark ends.
@@ -84,17 +85,10 @@ func enableBPFStats(b *testing.B) {
 	b.Cleanup(func() { _ = os.WriteFile(statsSysctl, old, 0o644) })
 }
 
-type stats struct{ ns, runs uint64 }
-
-func runStats(b *testing.B, tr *Tracer) stats {
-	var s stats
+func runStats(b *testing.B, tr *Tracer) bpfrun.Stats {
+	var s bpfrun.Stats
 	for _, p := range tr.coll.Programs {
-		st, err := p.Stats()
-		if err != nil {
-			b.Fatal(err)
-		}
-		s.ns += uint64(st.Runtime.Nanoseconds())
-		s.runs += st.RunCount
+		s = s.Add(bpfrun.Of(b, p))
 	}
 	return s
 }
