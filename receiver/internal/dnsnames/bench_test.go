@@ -69,14 +69,7 @@ func BenchmarkDNSFilterCPU(b *testing.B) {
 	defer dns.Close()
 	empty := emptyCgroupSKB(b)
 	defer empty.Close()
-	for _, round := range []struct {
-		name  string
-		progs []*ebpf.Program
-	}{
-		{"none", nil},
-		{"dns", []*ebpf.Program{dns.Programs[bpf.DnsProgDnsIngress]}},
-		{"empty", []*ebpf.Program{empty}},
-	} {
+	for _, round := range cpuRounds(dns, empty) {
 		b.Run(round.name, func(b *testing.B) {
 			defer bulk.attach(b, round.progs...)()
 			bulk.send(b, 64) // warm up
@@ -89,6 +82,21 @@ func BenchmarkDNSFilterCPU(b *testing.B) {
 			ticks := bpfrun.BusyTicks(b) - busy
 			b.ReportMetric(float64(ticks)*1e7/float64(bulk.segments(b)-segs), "cpu-ns/packet")
 		})
+	}
+}
+
+// cpuRound is one of the machine-CPU benchmarks' three settings: no program at the root
+// cgroup, dns_ingress, or the empty program.
+type cpuRound struct {
+	name  string
+	progs []*ebpf.Program
+}
+
+func cpuRounds(dns *ebpf.Collection, empty *ebpf.Program) []cpuRound {
+	return []cpuRound{
+		{"none", nil},
+		{"dns", []*ebpf.Program{dns.Programs[bpf.DnsProgDnsIngress]}},
+		{"empty", []*ebpf.Program{empty}},
 	}
 }
 
@@ -353,14 +361,7 @@ func BenchmarkDNSFilterCPUPerConnection(b *testing.B) {
 	defer empty.Close()
 	addr, _ := netnstest.LoopbackServer(b)
 	t := &bulkTransfer{root: root}
-	for _, round := range []struct {
-		name  string
-		progs []*ebpf.Program
-	}{
-		{"none", nil},
-		{"dns", []*ebpf.Program{dns.Programs[bpf.DnsProgDnsIngress]}},
-		{"empty", []*ebpf.Program{empty}},
-	} {
+	for _, round := range cpuRounds(dns, empty) {
 		b.Run(round.name, func(b *testing.B) {
 			defer t.attach(b, round.progs...)()
 			busy := bpfrun.BusyTicks(b)
