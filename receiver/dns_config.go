@@ -33,7 +33,7 @@ const (
 const (
 	defaultDNSMaxNames       = 65536
 	defaultDNSMaxMetricNames = 1000
-	// maxDNSNamesLimit: ~200 B of Go memory per entry (its key, name and map slot), 200 MiB at
+	// maxDNSNamesLimit: ~250 B of Go memory per entry (its key, two names and map slot), 250 MiB at
 	// the limit; more would only hold stale names.
 	maxDNSNamesLimit = 1 << 20
 	// dnsOtherName is server.address on metrics for names beyond max_metric_names.

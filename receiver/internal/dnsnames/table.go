@@ -19,17 +19,31 @@ type key struct {
 }
 
 type entry struct {
+	// cur is the name most recently resolved to the address; prev the one it replaced, kept
+	// until its own TTL runs out: a connection made to prev before cur was resolved (and closed
+	// after) is still named as it was made. Two pods resolving names of one CDN address are the
+	// common case; a third name in one namespace drops the oldest.
+	cur, prev resolved
+}
+
+type resolved struct {
 	name string
 	// since is when the name was first resolved to the address (unix ns) in the run of answers
 	// that kept it valid; expires is when the latest answer's TTL ran out.
 	since, expires int64
 }
 
-// Table is the bounded map (network namespace inode, address) → the name most recently
+// validDuring says whether r was resolved by to and still valid after from.
+func (r resolved) validDuring(from, to int64) bool {
+	return r.name != "" && r.since <= to+clockSkew && r.expires > from
+}
+
+// Table is the bounded map (network namespace inode, address) → the names most recently
 // resolved to it there. Not safe for concurrent use.
 type Table struct {
-	max     int
-	entries map[key]entry
+	max       int
+	entries   map[key]entry
+	lastSweep int64
 	// Evicted counts valid entries removed to make room (the table was full of unexpired ones).
 	Evicted uint64
 }
@@ -43,33 +57,44 @@ func NewTable(max int) *Table {
 func (t *Table) Len() int { return len(t.entries) }
 
 // Add records that netns resolved name to addr at time at (unix ns), valid for ttl seconds. A
-// later answer replaces an earlier one; the same name again extends it.
+// later answer with another name becomes the current one (the one it replaces stays as the
+// previous); the same name again extends it.
 func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl uint32) {
 	k := key{netns, addr.Unmap()}
-	expires := at + max(int64(ttl)*1e9, minTTL)
-	if e, ok := t.entries[k]; ok {
-		if e.name == name && at < e.expires {
-			e.expires = max(e.expires, expires)
-			t.entries[k] = e
-			return
+	r := resolved{name: name, since: at, expires: at + max(int64(ttl)*1e9, minTTL)}
+	e, ok := t.entries[k]
+	switch {
+	case !ok:
+		if len(t.entries) >= t.max {
+			t.makeRoom(at)
 		}
-		t.entries[k] = entry{name: name, since: at, expires: expires}
-		return
+		e.cur = r
+	case e.cur.name == name && at < e.cur.expires:
+		e.cur.expires = max(e.cur.expires, r.expires)
+	case e.prev.name == name && at < e.prev.expires:
+		e.prev.expires = max(e.prev.expires, r.expires)
+		e.cur, e.prev = e.prev, e.cur // resolved again: the most recent one
+	default:
+		e.cur, e.prev = r, e.cur
 	}
-	if len(t.entries) >= t.max {
-		t.makeRoom(at)
-	}
-	t.entries[k] = entry{name: name, since: at, expires: expires}
+	t.entries[k] = e
 }
 
-// makeRoom drops every expired entry, or when none has expired, one valid entry (whichever
-// the map yields first: the table keeps no recency order, and a full table of valid names means
-// the bound is too small for this node, which Evicted shows).
+// sweepAtMostEvery bounds how often a full table sweeps itself to make room: a sweep walks every
+// entry, and a table full of valid names would otherwise walk it for every new answer.
+const sweepAtMostEvery = int64(1e9)
+
+// makeRoom drops every expired entry (at most once per sweepAtMostEvery), or when that frees
+// nothing, one valid entry (whichever the map yields first: the table keeps no recency order,
+// and a full table of valid names means the bound is too small for this node, which Evicted
+// shows).
 func (t *Table) makeRoom(now int64) {
-	before := len(t.entries)
-	t.Sweep(now)
-	if len(t.entries) < before {
-		return
+	if now-t.lastSweep >= sweepAtMostEvery {
+		before := len(t.entries)
+		t.Sweep(now)
+		if len(t.entries) < before {
+			return
+		}
 	}
 	for k := range t.entries {
 		delete(t.entries, k)
@@ -78,26 +103,35 @@ func (t *Table) makeRoom(now int64) {
 	}
 }
 
-// Sweep drops the entries expired at now.
+// Sweep drops the entries expired at now (a previous name expired alone is dropped with the
+// next Add or lookup that finds it invalid: it is never used once expired).
 func (t *Table) Sweep(now int64) {
+	t.lastSweep = now
 	for k, e := range t.entries {
-		if e.expires <= now {
+		if max(e.cur.expires, e.prev.expires) <= now {
 			delete(t.entries, k)
 		}
 	}
 }
 
-// Lookup is the name netns resolved to addr that was valid at time at (unix ns); "" if none.
+// Lookup is the name netns resolved to addr most recently before time at (unix ns) and still
+// valid then; "" if none.
 func (t *Table) Lookup(netns uint32, addr netip.Addr, at int64) string {
 	return t.LookupDuring(netns, addr, at, at)
 }
 
 // LookupDuring is the name netns resolved to addr that was valid at some time in [from, to]
-// (unix ns): what the connections an interval's aggregate counted could have been made to.
+// (unix ns), the most recent one when both were: what the connections an interval's aggregate
+// counted could have been made to.
 func (t *Table) LookupDuring(netns uint32, addr netip.Addr, from, to int64) string {
 	e, ok := t.entries[key{netns, addr.Unmap()}]
-	if !ok || e.since > to+clockSkew || e.expires <= from {
+	switch {
+	case !ok:
 		return ""
+	case e.cur.validDuring(from, to):
+		return e.cur.name
+	case e.prev.validDuring(from, to):
+		return e.prev.name
 	}
-	return e.name
+	return ""
 }

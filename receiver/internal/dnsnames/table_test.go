@@ -25,7 +25,7 @@ func TestTableTTLAndRecency(t *testing.T) {
 
 	tb.Add(1, a, "two.example", 145*sec, 30) // a newer name for the address wins
 	assert.Equal(t, "two.example", tb.Lookup(1, a, 146*sec))
-	assert.Empty(t, tb.Lookup(1, a, 140*sec), "the older name is gone with its entry")
+	assert.Equal(t, "one.example", tb.Lookup(1, a, 140*sec), "a connection made before the newer answer keeps its name")
 
 	tb.Add(1, a, "zero.example", 200*sec, 0)
 	assert.Equal(t, "zero.example", tb.Lookup(1, a, 200*sec+sec/2), "TTL 0: kept for the connection that follows")
@@ -46,4 +46,43 @@ func TestTableBound(t *testing.T) {
 	assert.Equal(t, 2, tb.Len())
 	assert.Equal(t, uint64(1), tb.Evicted)
 	assert.Equal(t, "d", tb.Lookup(1, netip.MustParseAddr("192.0.2.4"), 51*sec))
+}
+
+// One address, several names in one pod (a CDN serving two of its hosts): each connection is
+// named by the answer that came last before it began, also at its close after the other name
+// was resolved; a third name drops the oldest.
+func TestTableNamesOfOneAddress(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("2001:db8::1")
+	tb.Add(1, a, "api.example", 100*sec, 300)
+	tb.Add(1, a, "static.example", 110*sec, 300)
+	assert.Equal(t, "api.example", tb.Lookup(1, a, 105*sec), "began between the two answers")
+	assert.Equal(t, "static.example", tb.Lookup(1, a, 115*sec), "began after the second")
+	assert.Equal(t, "static.example", tb.LookupDuring(1, a, 100*sec, 120*sec), "an interval with both: the most recent")
+
+	tb.Add(1, a, "api.example", 120*sec, 300) // asked again: current once more, valid from its first answer
+	assert.Equal(t, "api.example", tb.Lookup(1, a, 125*sec))
+	assert.Equal(t, "api.example", tb.Lookup(1, a, 105*sec))
+	assert.Equal(t, "api.example", tb.Lookup(1, a, 115*sec), "both valid: the most recently resolved one")
+
+	tb.Add(1, a, "img.example", 130*sec, 300)
+	assert.Equal(t, "img.example", tb.Lookup(1, a, 135*sec))
+	assert.Equal(t, "api.example", tb.Lookup(1, a, 125*sec))
+	tb.Add(1, a, "cdn.example", 140*sec, 300) // the third name: api.example is dropped
+	assert.Equal(t, "img.example", tb.Lookup(1, a, 135*sec))
+	assert.Empty(t, tb.Lookup(1, a, 125*sec), "the oldest is gone: two names are kept, so its connections lose theirs")
+	assert.Equal(t, 1, tb.Len())
+}
+
+// A table full of valid names evicts one per new answer without walking every entry each time.
+func TestTableFullSweepsAtMostOncePerSecond(t *testing.T) {
+	tb := NewTable(2)
+	tb.Add(1, netip.MustParseAddr("192.0.2.1"), "a", 0, 100)
+	tb.Add(1, netip.MustParseAddr("192.0.2.2"), "b", 0, 100)
+	tb.Add(1, netip.MustParseAddr("192.0.2.3"), "c", 10*sec, 100) // sweeps, frees nothing, evicts one
+	assert.Equal(t, int64(10*sec), tb.lastSweep)
+	tb.Add(1, netip.MustParseAddr("192.0.2.4"), "d", 10*sec+sec/2, 100) // within a second: no sweep
+	assert.Equal(t, int64(10*sec), tb.lastSweep)
+	assert.Equal(t, uint64(2), tb.Evicted)
+	assert.Equal(t, 2, tb.Len())
 }
