@@ -73,6 +73,12 @@ var scenarios = []scenario{
 		about:   "as metrics-only, service_backends on in the routed node's namespace (" + nodeNetnsVar + "): its netfilter program at POST_ROUTING, the client's check at handshake end",
 		targets: targets{minRate: 0.99, maxP99: 1.02}, byName: true, versus: "metrics-only-backends-off",
 	},
+	// Issue 17: the reader of one ring per CPU against the shared ring's (run both).
+	{
+		name: "logs+metrics-per-cpu-rings", pipelines: "logs,metrics", config: `{"metrics_interval":"1s","ring_buffers":"per_cpu"}`,
+		about:   "as logs+metrics, with a ring buffer per CPU (ring_buffers: per_cpu)",
+		targets: targets{minRate: 0.97, maxP99: 1.05, zeroLoss: true}, byName: true, versus: "logs+metrics",
+	},
 	// Issue 18: what naming external peers by DNS costs, "on" compared pair by pair with "off"
 	// (run both; go-bulk for the cost per byte moved, loadgen and go-connect per connection).
 	// The DNS program is loaded only where something carries server.address: logs, or metrics
