@@ -49,6 +49,9 @@ func Parse(msg []byte, out []Answer) ([]Answer, error) {
 		return out, err
 	}
 	question := canonical(q.Name)
+	if question == "" {
+		return out, errNoQuestion // the root: no name to put on a connection
+	}
 	type link struct {
 		to  string
 		ttl uint32

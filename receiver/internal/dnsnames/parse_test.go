@@ -99,3 +99,27 @@ func TestParseTCP(t *testing.T) {
 	got, _ = ParseTCP(long, len(long), nil)
 	assert.Equal(t, want, got, "the start of a message longer than the segment")
 }
+
+// Whatever bytes arrive from port 53 (a copy cut anywhere, a segment of a longer TCP message,
+// garbage), parsing returns answers or an error, never panics, and every answer names an
+// address with the queried name. Seeds: the shapes the other tests use.
+func FuzzParseTCP(f *testing.F) {
+	t := &testing.T{}
+	chain := response(t, "api.example.com.", dnsmessage.RCodeSuccess,
+		rr{name: "api.example.com.", target: "edge.cdn.net.", ttl: 300},
+		rr{name: "edge.cdn.net.", addr: "192.0.2.1", ttl: 60},
+		rr{name: "edge.cdn.net.", addr: "2001:db8::1", ttl: 20})
+	prefixed := binary.BigEndian.AppendUint16(nil, uint16(len(chain)))
+	f.Add(chain, len(chain))
+	f.Add(append(prefixed, chain...), len(chain)+2)
+	f.Add(prefixed, 2)
+	f.Add(chain[:len(chain)/2], len(chain))
+	f.Fuzz(func(t *testing.T, payload []byte, length int) {
+		answers, _ := ParseTCP(payload, length, nil)
+		for _, a := range answers {
+			if !a.Addr.IsValid() || a.Name == "" {
+				t.Fatalf("answer without an address or a name: %+v", a)
+			}
+		}
+	})
+}
