@@ -3,6 +3,7 @@
 package podnetreceiver
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -215,4 +216,45 @@ func TestServerAddressChainsExpiryPerPodAndPods(t *testing.T) {
 		v, ok := point(t, metrics.AllMetrics(), c.netns, "podnet.tcp.connections", series(c.netns, c.peer, c.name))
 		assert.True(t, ok && v == 1, "one connection of %v named %q: %v %v", c.peer, c.name, v, ok)
 	}
+}
+
+// One pod resolves two hosts of one CDN address: a connection opened after the first answer
+// and closed after the second keeps the first name at its close, and one opened after the
+// second gets the second (the two most recent names per address are kept).
+func TestServerAddressTwoHostsOfOneAddress(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 193)
+	dnsPod, client, cdn := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	dns := dnsPod.StartDNSServer(t)
+	dns.Set("img", netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
+	dns.Set("static", netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
+	serving(t, cdn)
+	logs, _, stop := startReceiverOpts(t, componenttest.NewNopHost(), func(*Config) {}, func(*podnetReceiver) {})
+
+	dial := func() (conn net.Conn, port int64) {
+		require.NoError(t, client.Do(func() (err error) {
+			conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(cdn.IPv4, 8080).String(), 5*time.Second)
+			return err
+		}))
+		return conn, int64(conn.LocalAddr().(*net.TCPAddr).Port)
+	}
+	require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, "img"))
+	first, firstPort := dial()
+	require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, "static"))
+	second, secondPort := dial()
+	require.NoError(t, first.Close()) // after the second name was resolved
+	require.NoError(t, second.Close())
+	settle(t, logs, 4, client)
+	stop()
+
+	named := map[int64]string{firstPort: "img.podnet.test", secondPort: "static.podnet.test"}
+	n := 0
+	for _, r := range records(logs.AllLogs(), client.NetnsInode()) {
+		if r.attrs["network.peer.address"] != cdn.IPv4.String() || r.attrs["podnet.connection.role"] != "client" {
+			continue
+		}
+		port, _ := r.attrs["network.local.port"].(int64)
+		assert.Equal(t, named[port], r.attrs["server.address"], "%s of the connection from port %d", r.name, port)
+		n++
+	}
+	assert.Equal(t, 4, n, "a connect and a close for each connection")
 }

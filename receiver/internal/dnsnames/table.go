@@ -33,9 +33,9 @@ type resolved struct {
 	since, expires int64
 }
 
-// validDuring says whether r was resolved by to and still valid after from.
-func (r resolved) validDuring(from, to int64) bool {
-	return r.name != "" && r.since <= to+clockSkew && r.expires > from
+// validDuring says whether r was resolved by to (give or take skew) and still valid after from.
+func (r resolved) validDuring(from, to, skew int64) bool {
+	return r.name != "" && r.since <= to+skew && r.expires > from
 }
 
 // Table is the bounded map (network namespace inode, address) → the names most recently
@@ -125,13 +125,18 @@ func (t *Table) Lookup(netns uint32, addr netip.Addr, at int64) string {
 // counted could have been made to.
 func (t *Table) LookupDuring(netns uint32, addr netip.Addr, from, to int64) string {
 	e, ok := t.entries[key{netns, addr.Unmap()}]
-	switch {
-	case !ok:
+	if !ok {
 		return ""
-	case e.cur.validDuring(from, to):
-		return e.cur.name
-	case e.prev.validDuring(from, to):
-		return e.prev.name
+	}
+	// Exactly first: the newer answer may have come just after the connection began, within the
+	// clocks' skew, and the older one is then the name it was made to.
+	for _, skew := range [2]int64{0, clockSkew} {
+		switch {
+		case e.cur.validDuring(from, to, skew):
+			return e.cur.name
+		case e.prev.validDuring(from, to, skew):
+			return e.prev.name
+		}
 	}
 	return ""
 }

@@ -86,3 +86,19 @@ func TestTableFullSweepsAtMostOncePerSecond(t *testing.T) {
 	assert.Equal(t, uint64(2), tb.Evicted)
 	assert.Equal(t, 2, tb.Len())
 }
+
+// The clocks of answers and of connections may be a few ms apart: an answer that arrived just
+// after a connection began still names it, unless an older answer named it exactly.
+func TestTableSkewPrefersTheExactAnswer(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("192.0.2.7")
+	ms := sec / 1000
+	tb.Add(1, a, "only.example", 100*sec+5*ms, 300)
+	assert.Equal(t, "only.example", tb.Lookup(1, a, 100*sec), "within the skew: the only name")
+	assert.Empty(t, tb.Lookup(1, a, 100*sec-20*ms), "beyond the skew")
+
+	tb.Add(1, a, "first.example", 200*sec, 300)
+	tb.Add(1, a, "second.example", 210*sec+5*ms, 300)
+	assert.Equal(t, "first.example", tb.Lookup(1, a, 210*sec), "began 5 ms before the second answer: the first named it")
+	assert.Equal(t, "second.example", tb.Lookup(1, a, 210*sec+6*ms))
+}
