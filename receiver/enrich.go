@@ -126,7 +126,7 @@ const failedConnectWindow = uint64(130e9)
 // ago the answer's TTL ran out); "" otherwise.
 func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 	if en.names == nil || e.Role != event.Client || (e.Type != event.Connect && e.Type != event.Close) ||
-		e.Dialled.IsValid() || peer.PodName != "" || peer.ServiceName != "" {
+		e.Dialled.IsValid() || namedByKubernetes(peer) {
 		return ""
 	}
 	switch {
@@ -141,8 +141,11 @@ func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 // serverNameDuring is serverName for a drained aggregate of a client's connections to peer
 // from netns: the name valid at some time since the last drain.
 func (en *enricher) serverNameDuring(netns uint32, peer netip.Addr, peerID *attribution.Peer, from, to int64) string {
-	if en.names == nil || peerID.PodName != "" || peerID.ServiceName != "" {
+	if en.names == nil || namedByKubernetes(peerID) {
 		return ""
 	}
 	return en.names.LookupDuring(netns, peer, from, to)
 }
+
+// namedByKubernetes: a pod or Service peer keeps its Kubernetes names and gets no DNS name.
+func namedByKubernetes(p *attribution.Peer) bool { return p.PodName != "" || p.ServiceName != "" }

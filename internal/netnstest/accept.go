@@ -1,6 +1,7 @@
 package netnstest
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -29,4 +30,24 @@ func (p *Pod) AcceptAll(t testing.TB, addr netip.AddrPort, accepted func(local, 
 		}
 	}()
 	return stop
+}
+
+// DiscardAll serves addr in the pod until the test ends: every connection's bytes are read and
+// dropped until its client closes it (a sink for transfers).
+func (p *Pod) DiscardAll(t testing.TB, addr netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
+	if err := p.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }); err != nil {
+		t.Fatalf("listen at %v in %s: %v", addr, p.Name, err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }()
+		}
+	}()
 }

@@ -3,7 +3,6 @@
 package dnsnames
 
 import (
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -118,20 +117,7 @@ func newBulkTransfer(b *testing.B, subnet byte) *bulkTransfer {
 		b.Fatal(err)
 	}
 	target := netip.AddrPortFrom(t.receiver.IPv4, 9000)
-	var ln net.Listener
-	if err := t.receiver.Do(func() (err error) { ln, err = net.Listen("tcp", target.String()); return err }); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }()
-		}
-	}()
+	t.receiver.DiscardAll(b, target)
 	if err := t.sender.Do(func() (err error) { t.conn, err = net.Dial("tcp", target.String()); return err }); err != nil {
 		b.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 package kernel
 
 import (
-	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,18 +26,7 @@ func TestRestartUnderSteadyTrafficCountsEachConnectionOnce(t *testing.T) {
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	cns := clientPod.NetnsInode()
 	addr := net.JoinHostPort(serverPod.IPv4.String(), strconv.Itoa(7106))
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }))
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }()
-		}
-	}()
+	serverPod.DiscardAll(t, netip.MustParseAddrPort(addr))
 
 	type seen struct{ opens, found, closes int }
 	byPort := map[uint16]*seen{}
