@@ -3,6 +3,7 @@ package kubetest
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -51,22 +52,14 @@ func (tr *Traffic) WireBytes() int64 { return tr.wire.Load() }
 func (tr *Traffic) Requests() map[Request]int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	out := make(map[Request]int, len(tr.requests))
-	for k, v := range tr.requests {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(tr.requests)
 }
 
 // BodyBytes returns the response body bytes received per kind of call so far.
 func (tr *Traffic) BodyBytes() map[Request]int64 {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	out := make(map[Request]int64, len(tr.body))
-	for k, v := range tr.body {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(tr.body)
 }
 
 // ContentTypes returns the Content-Type of the responses per kind of call so far.
