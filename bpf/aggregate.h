@@ -19,6 +19,12 @@
  * translated to (nat.h), `service_backends.metric_attribute`; off, the key's backend stays 0. */
 const volatile bool backend_in_metrics = false;
 
+/* Set by the loader (issue 12): live reads are marked (progress.h), so `active` is counted here
+ * instead of by a walk of every connection: each established connection adds 1 to its key's
+ * active_delta when it opens (or is found at start) and takes it away at its close, and user
+ * space keeps the running sum per key. */
+const volatile bool marked_reads = false;
+
 /* Set by the loader: the handshake histogram's bucket upper bounds in µs, ascending (the
  * receiver's are the one definition). */
 const volatile __u32 handshake_bounds_us[HANDSHAKE_BOUNDS] = {};
@@ -95,6 +101,8 @@ static __always_inline void agg_add(const struct event *e)
 		return;
 	if (e->type != EVENT_CLOSE) {
 		__sync_fetch_and_add(&v->connections, 1);
+		if (marked_reads && !e->error)
+			__sync_fetch_and_add(&v->active_delta, 1); /* established (failures carry their errno) */
 		if (e->retransmits)
 			__sync_fetch_and_add(&v->syn_retransmits, e->retransmits);
 		if (e->srtt_us) /* the handshake's duration, on opens */
@@ -102,6 +110,8 @@ static __always_inline void agg_add(const struct event *e)
 		return;
 	}
 	__sync_fetch_and_add(&v->closed, 1);
+	if (marked_reads)
+		__sync_fetch_and_add(&v->active_delta, -1); /* only established connections report a close */
 	if (e->close_reason < CLOSE_REASON_MAX)
 		__sync_fetch_and_add(&v->closed_by[e->close_reason], 1);
 	/* Only what the periodic reads of the open connection did not count already. */
@@ -110,6 +120,19 @@ static __always_inline void agg_add(const struct event *e)
 	__sync_fetch_and_add(&v->retransmits, e->retransmits - e->counted_retransmits);
 	if (e->start_ns && e->timestamp_ns >= e->start_ns)
 		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
+}
+
+/* Marked reads: a connection the start-up scan found counted open (1) or, when the scan does
+ * not track it after all, taken out again (-1); e is filled as its close will be. */
+static __always_inline void count_found(const struct event *e, __s64 delta)
+{
+	struct agg_key k;
+	struct agg_value *v;
+
+	agg_key_of(&k, e);
+	v = agg_value_of(&k);
+	if (v)
+		__sync_fetch_and_add(&v->active_delta, delta);
 }
 
 #endif

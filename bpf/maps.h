@@ -132,6 +132,46 @@ struct {
 	__array(values, struct agg_interval);
 } aggregates SEC(".maps");
 
+/* Marked sockets (progress.h, issue 12): those that sent or read data since the live-progress
+ * read last took their set, so that the read visits them instead of every tracked connection.
+ * Two sets, alternated like the aggregation intervals: the hooks mark the one `marked` points
+ * at, the read takes the other after user space has swapped them (the swap waits until no
+ * program still holds the old one). Keyed by socket address, value unused. Size: sockets that
+ * move data within one metrics interval, 8192 (the loader lowers it to max_tracked_connections,
+ * and to 1 when reads are not marked); a walk of the set costs ~15 ns per slot, so the size is
+ * the read's floor. A socket that finds its set full is counted (COUNTER_MARK_FULL) and the next
+ * read walks every tracked connection, as unmarked reads do. */
+struct marked_set {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+};
+
+struct marked_set marked_a SEC(".maps");
+struct marked_set marked_b SEC(".maps");
+
+/* The set the hooks mark: one slot, pointed at marked_a or marked_b by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct marked_set);
+} marked SEC(".maps");
+
+/* Listening TCP sockets, keyed by socket address: inserted when a socket starts listening (the
+ * state hook) or is found listening by the start-up scan, deleted when it stops. The listener
+ * scan of each metrics interval (progress.h) walks these and refreshes each value, instead of
+ * every descriptor of every process (whose count grows with open connections, not listeners).
+ * Size: 16384 listeners per node; one that finds it full is counted (COUNTER_LISTENERS_FULL),
+ * and user space then scans every descriptor, as kernels without this map do. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct listen_drops);
+} listeners SEC(".maps");
+
 /* Loss and throughput counters (enum counter). Incremented by programs, read by the receiver
  * each poll interval. Per-CPU so counting never contends. */
 struct {

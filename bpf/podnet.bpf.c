@@ -267,22 +267,41 @@ int nat_seen(struct bpf_nf_ctx *ctx)
 }
 
 /* Live progress of open connections (progress.h): run by user space (BPF_PROG_TEST_RUN) every
- * metrics interval, walking `conns`; never attached. A program that walks a map, because this
- * kind of kernel refuses map-element iterators (EPERM). The loader keeps one: the cast variant
- * reads each socket with plain loads (6.2+), the other with probe reads. */
+ * metrics interval; never attached. Marked, it takes the marked set user space names, and walks
+ * `conns` too only when a mark was lost to a full set; unmarked, it walks `conns`. A program that
+ * walks maps, because this kind of kernel refuses map-element iterators (EPERM). The loader keeps
+ * one: the cast variant reads each socket with plain loads (6.2+), the other with probe reads. */
 static long progress_cast_cb(struct bpf_map *map, __u64 *key, struct conn_info *ci, void *unused)
 {
-	return progress_of(key, ci, READ_CAST);
+	return walked(key, ci, READ_CAST);
 }
 
 static long progress_probed_cb(struct bpf_map *map, __u64 *key, struct conn_info *ci, void *unused)
 {
-	return progress_of(key, ci, READ_PROBED);
+	return walked(key, ci, READ_PROBED);
+}
+
+static long marked_cast_cb(struct bpf_map *map, __u64 *key, __u8 *unused_value, void *unused)
+{
+	return marked_of(map, key, READ_CAST);
+}
+
+static long marked_probed_cb(struct bpf_map *map, __u64 *key, __u8 *unused_value, void *unused)
+{
+	return marked_of(map, key, READ_PROBED);
 }
 
 SEC("raw_tp")
 int progress_cast(void *ctx)
 {
+	if (marked_reads) {
+		if (read_set)
+			bpf_for_each_map_elem(&marked_b, marked_cast_cb, NULL, 0);
+		else
+			bpf_for_each_map_elem(&marked_a, marked_cast_cb, NULL, 0);
+		if (!read_all)
+			return 0;
+	}
 	bpf_for_each_map_elem(&conns, progress_cast_cb, NULL, 0);
 	return 0;
 }
@@ -290,7 +309,47 @@ int progress_cast(void *ctx)
 SEC("raw_tp")
 int progress_probed(void *ctx)
 {
+	if (marked_reads) {
+		if (read_set)
+			bpf_for_each_map_elem(&marked_b, marked_probed_cb, NULL, 0);
+		else
+			bpf_for_each_map_elem(&marked_a, marked_probed_cb, NULL, 0);
+		if (!read_all)
+			return 0;
+	}
 	bpf_for_each_map_elem(&conns, progress_probed_cb, NULL, 0);
+	return 0;
+}
+
+/* The listener scan (progress.h, every metrics interval, run by user space): every listening
+ * socket of `listeners` gets its drops, netns, port and cgroup written into its value. */
+static long listener_cb(struct bpf_map *map, __u64 *key, struct listen_drops *r, void *unused)
+{
+	return listener_of(map, key, r);
+}
+
+SEC("raw_tp")
+int scan_listeners(void *ctx)
+{
+	bpf_for_each_map_elem(&listeners, listener_cb, NULL, 0);
+	return 0;
+}
+
+/* Data moved (marked reads, progress.h): a send (tcp_sendmsg_locked, per chunk a sendmsg
+ * queues) or a read that returned to the application (tcp_rcv_space_adjust, per recvmsg). The
+ * socket is marked for the next live read; nothing else, so a syscall pays a dispatch and a
+ * hash lookup. Process context: never nested on a CPU. Loaded only for marked reads (6.12+). */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(sent_tp_btf, struct sock *sk)
+{
+	mark((__u64)sk);
+	return 0;
+}
+
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(read_tp_btf, struct sock *sk)
+{
+	mark((__u64)sk);
 	return 0;
 }
 

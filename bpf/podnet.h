@@ -52,7 +52,10 @@ enum counter {
 	COUNTER_NAT_SEEN = 6, /* new TCP connections the node's conntrack translated (nat.h) */
 	COUNTER_BACKEND_LOOKUPS = 7, /* client connections whose destination some translation went to, looked up */
 	COUNTER_BACKEND_FOUND = 8, /* ...and found translated: their records name the backend */
-	COUNTER_MAX = 9,
+	COUNTER_MARK_FULL = 9, /* a socket that moved data found the marked set full: the next live read walks every connection (progress.h) */
+	COUNTER_PROGRESS_VISITED = 10, /* open connections the live reads looked at */
+	COUNTER_LISTENERS_FULL = 11, /* a socket began listening and found `listeners` full: listener scans walk every descriptor from then on */
+	COUNTER_MAX = 12,
 };
 
 /* Buckets of the handshake-duration histogram: HANDSHAKE_BOUNDS upper bounds (set by the
@@ -133,6 +136,10 @@ struct agg_value {
 	__u64 retransmits;
 	__u64 duration_ns; /* of closed connections whose start is known */
 	__u64 active;      /* open connections at the last periodic read (progress.h): a value, not a sum */
+	/* Marked reads (progress.h): opens minus closes of established connections this interval;
+	 * `active` is then not written, user space keeps the running sum per key. Beside the open
+	 * and close counts: one cache line for what every open and close adds. */
+	__s64 active_delta;
 	__u64 syn_retransmits; /* of the opens: SYN (client) or SYN-ACK (server) retransmissions */
 	__u64 closed_by[CLOSE_REASON_MAX]; /* closed, by enum close_reason ([0]: unknown) */
 	__u64 handshake_us; /* sum of the handshake durations of the opens that have one */

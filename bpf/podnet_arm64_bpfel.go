@@ -36,6 +36,7 @@ type PodnetAggValue struct {
 	Retransmits      uint64
 	DurationNs       uint64
 	Active           uint64
+	ActiveDelta      int64
 	SynRetransmits   uint64
 	ClosedBy         [5]uint64
 	HandshakeUs      uint64
@@ -104,7 +105,10 @@ const (
 	PodnetCounterCOUNTER_NAT_SEEN          PodnetCounter = 6
 	PodnetCounterCOUNTER_BACKEND_LOOKUPS   PodnetCounter = 7
 	PodnetCounterCOUNTER_BACKEND_FOUND     PodnetCounter = 8
-	PodnetCounterCOUNTER_MAX               PodnetCounter = 9
+	PodnetCounterCOUNTER_MARK_FULL         PodnetCounter = 9
+	PodnetCounterCOUNTER_PROGRESS_VISITED  PodnetCounter = 10
+	PodnetCounterCOUNTER_LISTENERS_FULL    PodnetCounter = 11
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 12
 )
 
 type PodnetEvent struct {
@@ -228,6 +232,10 @@ const (
 	PodnetMapExcludedPorts            = "excluded_ports"
 	PodnetMapHandled                  = "handled"
 	PodnetMapListenPorts              = "listen_ports"
+	PodnetMapListeners                = "listeners"
+	PodnetMapMarked                   = "marked"
+	PodnetMapMarkedA                  = "marked_a"
+	PodnetMapMarkedB                  = "marked_b"
 	PodnetMapNatBackends              = "nat_backends"
 	PodnetProgAccept4Cast             = "accept4_cast"
 	PodnetProgAcceptCast              = "accept_cast"
@@ -241,8 +249,11 @@ const (
 	PodnetProgNatSeen                 = "nat_seen"
 	PodnetProgProgressCast            = "progress_cast"
 	PodnetProgProgressProbed          = "progress_probed"
+	PodnetProgReadTpBtf               = "read_tp_btf"
 	PodnetProgResetReceivedTpBtf      = "reset_received_tp_btf"
 	PodnetProgScanListenDrops         = "scan_listen_drops"
+	PodnetProgScanListeners           = "scan_listeners"
+	PodnetProgSentTpBtf               = "sent_tp_btf"
 	PodnetProgStateTpBtf              = "state_tp_btf"
 	PodnetProgStateTpBtfNested        = "state_tp_btf_nested"
 	PodnetProgStateTracepoint         = "state_tracepoint"
@@ -252,10 +263,13 @@ const (
 	PodnetVarHandshakeBoundsUs        = "handshake_bounds_us"
 	PodnetVarLastWakeupNs             = "last_wakeup_ns"
 	PodnetVarLiveReads                = "live_reads"
+	PodnetVarMarkedReads              = "marked_reads"
 	PodnetVarNatDsts                  = "nat_dsts"
 	PodnetVarNatLookup                = "nat_lookup"
 	PodnetVarPerCpuRings              = "per_cpu_rings"
 	PodnetVarProcessContext           = "process_context"
+	PodnetVarReadAll                  = "read_all"
+	PodnetVarReadSet                  = "read_set"
 	PodnetVarRingTypes                = "ring_types"
 	PodnetVarSampleOneIn              = "sample_one_in"
 	PodnetVarScanId                   = "scan_id"
@@ -329,8 +343,11 @@ type PodnetProgramSpecs struct {
 	NatSeen            *ebpf.ProgramSpec `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
+	ReadTpBtf          *ebpf.ProgramSpec `ebpf:"read_tp_btf"`
 	ResetReceivedTpBtf *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
 	ScanListenDrops    *ebpf.ProgramSpec `ebpf:"scan_listen_drops"`
+	ScanListeners      *ebpf.ProgramSpec `ebpf:"scan_listeners"`
+	SentTpBtf          *ebpf.ProgramSpec `ebpf:"sent_tp_btf"`
 	StateTpBtf         *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTpBtfNested   *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
 	StateTracepoint    *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
@@ -350,6 +367,10 @@ type PodnetMapSpecs struct {
 	ExcludedPorts *ebpf.MapSpec `ebpf:"excluded_ports"`
 	Handled       *ebpf.MapSpec `ebpf:"handled"`
 	ListenPorts   *ebpf.MapSpec `ebpf:"listen_ports"`
+	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
+	Marked        *ebpf.MapSpec `ebpf:"marked"`
+	MarkedA       *ebpf.MapSpec `ebpf:"marked_a"`
+	MarkedB       *ebpf.MapSpec `ebpf:"marked_b"`
 	NatBackends   *ebpf.MapSpec `ebpf:"nat_backends"`
 }
 
@@ -363,10 +384,13 @@ type PodnetVariableSpecs struct {
 	HandshakeBoundsUs        *ebpf.VariableSpec `ebpf:"handshake_bounds_us"`
 	LastWakeupNs             *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.VariableSpec `ebpf:"live_reads"`
+	MarkedReads              *ebpf.VariableSpec `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.VariableSpec `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.VariableSpec `ebpf:"nat_lookup"`
 	PerCpuRings              *ebpf.VariableSpec `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.VariableSpec `ebpf:"process_context"`
+	ReadAll                  *ebpf.VariableSpec `ebpf:"read_all"`
+	ReadSet                  *ebpf.VariableSpec `ebpf:"read_set"`
 	RingTypes                *ebpf.VariableSpec `ebpf:"ring_types"`
 	SampleOneIn              *ebpf.VariableSpec `ebpf:"sample_one_in"`
 	ScanId                   *ebpf.VariableSpec `ebpf:"scan_id"`
@@ -416,6 +440,10 @@ type PodnetMaps struct {
 	ExcludedPorts *ebpf.Map `ebpf:"excluded_ports"`
 	Handled       *ebpf.Map `ebpf:"handled"`
 	ListenPorts   *ebpf.Map `ebpf:"listen_ports"`
+	Listeners     *ebpf.Map `ebpf:"listeners"`
+	Marked        *ebpf.Map `ebpf:"marked"`
+	MarkedA       *ebpf.Map `ebpf:"marked_a"`
+	MarkedB       *ebpf.Map `ebpf:"marked_b"`
 	NatBackends   *ebpf.Map `ebpf:"nat_backends"`
 }
 
@@ -431,6 +459,10 @@ func (m *PodnetMaps) Close() error {
 		m.ExcludedPorts,
 		m.Handled,
 		m.ListenPorts,
+		m.Listeners,
+		m.Marked,
+		m.MarkedA,
+		m.MarkedB,
 		m.NatBackends,
 	)
 }
@@ -445,10 +477,13 @@ type PodnetVariables struct {
 	HandshakeBoundsUs        *ebpf.Variable `ebpf:"handshake_bounds_us"`
 	LastWakeupNs             *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.Variable `ebpf:"live_reads"`
+	MarkedReads              *ebpf.Variable `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.Variable `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.Variable `ebpf:"nat_lookup"`
 	PerCpuRings              *ebpf.Variable `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.Variable `ebpf:"process_context"`
+	ReadAll                  *ebpf.Variable `ebpf:"read_all"`
+	ReadSet                  *ebpf.Variable `ebpf:"read_set"`
 	RingTypes                *ebpf.Variable `ebpf:"ring_types"`
 	SampleOneIn              *ebpf.Variable `ebpf:"sample_one_in"`
 	ScanId                   *ebpf.Variable `ebpf:"scan_id"`
@@ -484,8 +519,11 @@ type PodnetPrograms struct {
 	NatSeen            *ebpf.Program `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
+	ReadTpBtf          *ebpf.Program `ebpf:"read_tp_btf"`
 	ResetReceivedTpBtf *ebpf.Program `ebpf:"reset_received_tp_btf"`
 	ScanListenDrops    *ebpf.Program `ebpf:"scan_listen_drops"`
+	ScanListeners      *ebpf.Program `ebpf:"scan_listeners"`
+	SentTpBtf          *ebpf.Program `ebpf:"sent_tp_btf"`
 	StateTpBtf         *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTpBtfNested   *ebpf.Program `ebpf:"state_tp_btf_nested"`
 	StateTracepoint    *ebpf.Program `ebpf:"state_tracepoint"`
@@ -505,8 +543,11 @@ func (p *PodnetPrograms) Close() error {
 		p.NatSeen,
 		p.ProgressCast,
 		p.ProgressProbed,
+		p.ReadTpBtf,
 		p.ResetReceivedTpBtf,
 		p.ScanListenDrops,
+		p.ScanListeners,
+		p.SentTpBtf,
 		p.StateTpBtf,
 		p.StateTpBtfNested,
 		p.StateTracepoint,

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Open connections, read by programs that user space runs, not by hooks:
- *   - progress (a walk of `conns`, every metrics interval): each tracked open
- *     connection is counted active in its metric key, and what it sent, received and
- *     retransmitted since the last read is added to that key, in the current aggregation
- *     interval map (both aggregation modes). A close adds only the rest (state.h).
+ *   - progress (every metrics interval): what each open connection sent, received and
+ *     retransmitted since the last read is added to its metric key, in the current aggregation
+ *     interval map (both aggregation modes). A close adds only the rest (state.h). Unmarked,
+ *     the read walks `conns` and also counts each open connection active in its key. Marked
+ *     (in-kernel aggregation where the kernel has the hooks, issue 12), it visits only the
+ *     sockets that sent or read data since the last read (marked by the tcp_sendmsg_locked and
+ *     tcp_rcv_space_adjust programs) and those still moving data: an idle connection costs
+ *     nothing, and `active` is kept by opens and closes (aggregate.h). A received byte is thus
+ *     counted by the read after the application reads it, or at the close.
  *   - the start-up scan (iter/task_file, once): every TCP socket some process holds, in every
  *     network namespace, is found; established ones podnet does not track yet (they predate it)
  *     are tracked from then on, so their bytes since then and their close are counted, and
@@ -44,6 +49,26 @@ static __always_inline bool sock_unhashed(struct sock *sk)
 	return !sk->__sk_common.skc_node.pprev;
 }
 
+/* Set by user space before each marked read: the set it takes (0: marked_a, 1: marked_b), and
+ * whether it also walks every tracked connection (a socket found its set full since the last
+ * read, so the set may lack it). */
+volatile __u8 read_set = 0;
+volatile __u8 read_all = 0;
+
+/* A socket moved data, or may still (progress_of): marked for the next live read. The lookup
+ * first: most syscalls find their socket marked already, and a lookup takes no lock. */
+static __always_inline void mark(__u64 key)
+{
+	__u32 zero = 0;
+	__u8 one = 1;
+	void *set = bpf_map_lookup_elem(&marked, &zero);
+
+	if (!set || bpf_map_lookup_elem(set, &key))
+		return;
+	if (bpf_map_update_elem(set, &key, &one, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_MARK_FULL);
+}
+
 /* How much a monotonic total grew since it was last counted, now counted; 0 when the close
  * claimed the count first (it then counts the growth itself). Only one read runs at a time,
  * so a failed swap can only be the close's. */
@@ -58,6 +83,14 @@ static __always_inline __u64 count_growth64(__u64 *counted, __u64 total)
 	return total - old;
 }
 
+/* Whether a total grew past its count (never once the close has claimed it). */
+static __always_inline bool grew(__u64 *counted, __u64 total)
+{
+	__u64 old = *(volatile __u64 *)counted;
+
+	return old != COUNTED_CLOSED && total > old;
+}
+
 /* Adds a total's growth to a sum that closes add to concurrently; nothing, not even the locked
  * add, for the idle connections that are most of them. */
 static __always_inline void add_growth(__u64 *sum, __u64 *counted, __u64 total)
@@ -68,8 +101,27 @@ static __always_inline void add_growth(__u64 *sum, __u64 *counted, __u64 total)
 		__sync_fetch_and_add(sum, growth);
 }
 
-/* One tracked connection, at a periodic read. */
-static __always_inline int progress_of(__u64 *key, struct conn_info *ci, enum sock_read rd)
+/* Data sent and not acknowledged yet, or received and not read yet: the totals of such a socket
+ * can still move with no syscall to mark it (the rest of a send goes out as ACKs come back;
+ * retransmissions), so a marked read keeps it marked. */
+static __always_inline bool in_flight(struct sock *sk, enum sock_read rd)
+{
+	struct tcp_sock *tp;
+
+	if (rd == READ_CAST) {
+		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		return tp->write_seq != tp->snd_una || tp->rcv_nxt != tp->copied_seq;
+	}
+	tp = (struct tcp_sock *)sk;
+	return BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_una) ||
+	       BPF_CORE_READ(tp, rcv_nxt) != BPF_CORE_READ(tp, copied_seq);
+}
+
+/* One tracked connection, at a periodic read; returns whether a marked read keeps it marked (it
+ * moved data since the last read, or may still). An unmarked read counts it active in its key;
+ * a marked one leaves that to opens and closes (aggregate.h) and, for a connection that moved
+ * nothing, stops at its totals: no key, no map update. */
+static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum sock_read rd)
 {
 	struct event e = {};
 	struct agg_key k;
@@ -78,26 +130,52 @@ static __always_inline int progress_of(__u64 *key, struct conn_info *ci, enum so
 	int state;
 
 	if (!key || !ci || !ci->start_ns || ci->excluded)
-		return 0; /* the end of the walk, a connect still in progress, or left out */
+		return false; /* the end of the walk, a connect still in progress, or left out */
 	sk = (struct sock *)*key;
 	if (rd == READ_CAST)
 		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
 	state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (!open_state(state))
-		return 0; /* closing right now (its close counts it), or a close never seen */
+		return false; /* closing right now (its close counts it), or a close never seen */
+	count(COUNTER_PROGRESS_VISITED);
+	fill_close(&e, sk, rd);
+	if (marked_reads && !grew(&ci->counted_sent, e.bytes_sent) && !grew(&ci->counted_received, e.bytes_received) &&
+	    !grew(&ci->counted_retrans, e.retransmits))
+		return in_flight(sk, rd);
 	e.role = ci->role;
 	fill_sock(&e, sk, rd);
 	if (!e.cgroup_id)
 		e.cgroup_id = ci->cgroup_id;
-	fill_close(&e, sk, rd);
 	agg_key_of(&k, &e);
 	v = agg_value_of(&k);
 	if (!v)
-		return 0;
-	v->active++; /* only this read writes it, and one read runs at a time */
+		return true;
+	if (!marked_reads)
+		v->active++; /* only this read writes it, and one read runs at a time */
 	add_growth(&v->bytes_sent, &ci->counted_sent, e.bytes_sent);
 	add_growth(&v->bytes_received, &ci->counted_received, e.bytes_received);
 	add_growth(&v->retransmits, &ci->counted_retrans, e.retransmits);
+	return true;
+}
+
+/* A marked socket, at a marked read: taken out of the set read, and marked again in the current
+ * one while it still moves data. A socket podnet does not track is dropped. */
+static __always_inline long marked_of(struct bpf_map *set, __u64 *key, enum sock_read rd)
+{
+	struct conn_info *ci = bpf_map_lookup_elem(&conns, key);
+	bool keep = ci && progress_of(key, ci, rd);
+
+	bpf_map_delete_elem(set, key);
+	if (keep)
+		mark(*key);
+	return 0;
+}
+
+/* A tracked connection, at a walk of every one: marked too when marked reads will want it. */
+static __always_inline long walked(__u64 *key, struct conn_info *ci, enum sock_read rd)
+{
+	if (progress_of(key, ci, rd) && marked_reads)
+		mark(*key);
 	return 0;
 }
 
@@ -129,6 +207,23 @@ static __always_inline struct sock *file_stream_sock(struct file *file, bool mpt
 	return NULL;
 }
 
+/* A listener the start-up scan found (it began before podnet loaded) joins `listeners`: the TCP
+ * socket beneath an MPTCP listener, which is where drops are counted. */
+static __always_inline void note_listening(struct sock *sk)
+{
+	struct listen_drops none = {};
+	__u64 key;
+
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
+		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+		if (!sk)
+			return;
+	}
+	key = (__u64)sk;
+	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_LISTENERS_FULL);
+}
+
 /* The start-up scan's first pass: every listening port, per network namespace. MPTCP
  * listeners too (Go 1.24+ listens with MPTCP by default): what they accept from plain TCP
  * clients are TCP sockets on their port. */
@@ -142,6 +237,7 @@ static __always_inline void note_listener(struct sock *sk)
 	lp.netns_ino = sk->__sk_common.skc_net.net->ns.inum;
 	lp.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	bpf_map_update_elem(&listen_ports, &lp, &one, BPF_ANY);
+	note_listening(sk);
 }
 
 /* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
@@ -182,6 +278,24 @@ static __always_inline void write_listen_drops(struct seq_file *seq, struct sock
 	bpf_seq_write(seq, &r, sizeof(r));
 }
 
+/* One listener of `listeners`, at the listener scan: its value refreshed, or the entry dropped
+ * when the socket no longer listens (closed, or a scan that found it raced its close). */
+static __always_inline long listener_of(struct bpf_map *map, __u64 *key, struct listen_drops *r)
+{
+	struct sock *sk = (struct sock *)*key;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+		bpf_map_delete_elem(map, key);
+		return 0;
+	}
+	r->sk = *key;
+	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
+	r->drops = sock_drops(sk);
+	return 0;
+}
+
 /* The start-up scan's second pass: an established connection nobody tracks yet predates
  * podnet. Tracked from now, its bytes so far counted as already reported, and written out. */
 static __always_inline void find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
@@ -191,6 +305,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	struct listen_port lp = {};
 	struct event e = {};
 	__u64 key = (__u64)sk;
+	bool counted;
 
 	if (!open_state(sk->__sk_common.skc_state) || sock_unhashed(sk))
 		return;
@@ -213,9 +328,17 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	ci.counted_sent = e.bytes_sent;
 	ci.counted_received = e.bytes_received;
 	ci.counted_retrans = e.retransmits;
+	/* Marked reads: counted open before it is tracked, so that no close can take it out first;
+	 * taken out again below where the scan does not track it after all. */
+	e.role = ci.role;
+	counted = marked_reads && !ci.excluded;
+	if (counted)
+		count_found(&e, 1);
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Tracked already: opened since podnet loaded, or found by this scan in a run whose
 		 * record was dropped, or held by another process. */
+		if (counted)
+			count_found(&e, -1);
 		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd)
 			return;
@@ -225,8 +348,11 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * is stored after): if it is unhashed now, whichever of the two removes the entry says
 	 * what happened. Deleted here: the close found nothing, or will (untracked), so nothing
 	 * is reported. Already gone: the close reported it, so the find is reported too. */
-	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key))
+	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key)) {
+		if (counted)
+			count_found(&e, -1);
 		return;
+	}
 	if (ci.excluded)
 		return; /* tracked, so that its close is no untracked one, but reported nowhere */
 	e.timestamp_ns = ci.start_ns;

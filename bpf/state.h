@@ -35,8 +35,8 @@ const volatile bool live_reads = true;
 
 /* The transitions that say something; everything else (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) is
  * dropped before the socket or any map is touched, since this hook runs ~10 times per
- * connection. Not interesting either: a listener's close, and CLOSE -> CLOSE (closing a socket
- * that never connected). */
+ * connection. Not interesting either: CLOSE -> CLOSE (closing a socket that never connected). A
+ * listener's start and close are, for `listeners` only (on_listen): they are no connection. */
 static __always_inline bool interesting(int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT)
@@ -45,7 +45,13 @@ static __always_inline bool interesting(int oldstate, int newstate)
 		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
 	if (newstate == TCP_ESTABLISHED)
 		return oldstate == TCP_SYN_RECV;
-	return newstate == TCP_CLOSE && oldstate != TCP_CLOSE && oldstate != TCP_LISTEN;
+	if (newstate == TCP_LISTEN)
+		return true; /* a listener begins (not a connection: on_listen) */
+	/* A listener ends (on_listen). LISTEN -> SYN_RECV is no change of the listener: it is each
+	 * passive open's new socket, which starts with its listener's state; not interesting. */
+	if (oldstate == TCP_LISTEN)
+		return newstate == TCP_CLOSE;
+	return newstate == TCP_CLOSE && oldstate != TCP_CLOSE;
 }
 
 /* An event's content from the socket and what is known of the connection. type is passed, not
@@ -442,12 +448,31 @@ static __always_inline void on_reset_received(struct sock *sk)
 		known->reset_received = 1;
 }
 
+/* A socket began listening, or stopped: kept in `listeners` for the listener scan (progress.h),
+ * which reads everything else; no read of the socket here. */
+static __always_inline void on_listen(struct sock *sk, bool listening)
+{
+	__u64 key = (__u64)sk;
+	struct listen_drops none = {};
+
+	if (!listening) {
+		bpf_map_delete_elem(&listeners, &key);
+		return;
+	}
+	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_LISTENERS_FULL);
+}
+
 /* One interesting state change of a TCP socket. */
 static __always_inline void on_state(struct sock *sk, int oldstate, int newstate, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
 	struct conn_info *known;
 
+	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) { /* interesting(): LISTEN -> CLOSE only */
+		on_listen(sk, newstate == TCP_LISTEN);
+		return;
+	}
 	if (newstate == TCP_SYN_SENT) {
 		on_syn_sent(sk, rd);
 		return;

@@ -27,6 +27,11 @@ type Config struct {
 	// RingBuffers is "shared" (one ring every CPU writes) or "per_cpu" (a ring per CPU,
 	// ring_buffer_size split between them): see README, Many cores.
 	RingBuffers string `mapstructure:"ring_buffers"`
+	// LiveReads says how the reads of open connections at each metrics interval find them:
+	// "auto" (marked: only the sockets that sent or read data since the last read, where the
+	// kernel can; every send and receive call on the node then pays a mark) or "walk" (every
+	// tracked connection, each interval; no per-call cost): see README, Long-lived connections.
+	LiveReads string `mapstructure:"live_reads"`
 	// MaxTrackedConnections bounds the kernel's table of open connections (LRU).
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
 	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
@@ -88,6 +93,12 @@ const (
 	aggregationEvents = "events"
 )
 
+// live_reads values.
+const (
+	liveReadsAuto = "auto"
+	liveReadsWalk = "walk"
+)
+
 // ring_buffers values.
 const (
 	ringBuffersShared = "shared"
@@ -112,6 +123,7 @@ func NewDefaultConfig() *Config {
 		Hooks:                  kernel.HooksAuto,
 		RingBufferSize:         defaultRingBufferSize,
 		RingBuffers:            ringBuffersShared,
+		LiveReads:              liveReadsAuto,
 		MaxTrackedConnections:  defaultMaxTrackedConnections,
 		PollInterval:           100 * time.Millisecond,
 		MetricsAggregation:     aggregationAuto,
@@ -141,6 +153,9 @@ func (cfg *Config) Validate() error {
 	page := os.Getpagesize()
 	if s := cfg.RingBufferSize; s <= 0 || s&(s-1) != 0 || s%page != 0 || s > 1<<30 {
 		errs = append(errs, fmt.Errorf("ring_buffer_size: %d is not a power of two multiple of the page size (%d) up to 1 GiB; e.g. 8388608 (8 MiB)", s, page))
+	}
+	if cfg.LiveReads != liveReadsAuto && cfg.LiveReads != liveReadsWalk {
+		errs = append(errs, fmt.Errorf("live_reads: unknown value %q; use %q (only the sockets that moved data, where the kernel can) or %q (every open connection, each metrics interval)", cfg.LiveReads, liveReadsAuto, liveReadsWalk))
 	}
 	if cfg.RingBuffers != ringBuffersShared && cfg.RingBuffers != ringBuffersPerCPU {
 		errs = append(errs, fmt.Errorf("ring_buffers: unknown value %q; use %q (one ring for every CPU) or %q (a ring per CPU, for nodes with many busy cores)", cfg.RingBuffers, ringBuffersShared, ringBuffersPerCPU))
@@ -205,6 +220,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
 		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
+		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
 		NATNetns:              cfg.ServiceBackends.nodeNetns(),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
 		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,

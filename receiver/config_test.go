@@ -29,6 +29,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, kernel.HooksTracepoint, cfg.Hooks)
 	assert.Equal(t, 16<<20, cfg.RingBufferSize)
 	assert.Equal(t, "per_cpu", cfg.RingBuffers)
+	assert.Equal(t, "walk", cfg.LiveReads)
 	assert.Equal(t, 131072, cfg.MaxTrackedConnections)
 	assert.Equal(t, 50*time.Millisecond, cfg.PollInterval)
 	assert.Equal(t, "events", cfg.MetricsAggregation)
@@ -56,6 +57,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"ring not power of two", func(c *Config) { c.RingBufferSize = 3 << 20 }, "ring_buffer_size: 3145728 is not a power of two"},
 		{"ring below a page", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size: 1024"},
 		{"ring_buffers unknown", func(c *Config) { c.RingBuffers = "percpu" }, `ring_buffers: unknown value "percpu"; use "shared"`},
+		{"live_reads unknown", func(c *Config) { c.LiveReads = "marked" }, `live_reads: unknown value "marked"; use "auto"`},
 		{"ring negative", func(c *Config) { c.RingBufferSize = -1 }, "ring_buffer_size: -1"},
 		{"no connection table", func(c *Config) { c.MaxTrackedConnections = 0 }, "max_tracked_connections: 0 must be between"},
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
@@ -204,4 +206,13 @@ func TestServiceBackendsKnowsAPodNamespace(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(procRoot, "1", "ns", "net")))
 	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644))
 	assert.NoError(t, c.notInNodeNetns(procRoot), "node_netns set: used as is")
+}
+
+// live_reads: walk turns the marked reads off (every open connection is read each interval);
+// auto leaves the kernel side to mark where it can.
+func TestLiveReadsConfig(t *testing.T) {
+	cfg := NewDefaultConfig()
+	assert.False(t, cfg.kernelOptions(true, false, true).UnmarkedReads, "auto: marked where the kernel can")
+	cfg.LiveReads = liveReadsWalk
+	assert.True(t, cfg.kernelOptions(true, false, true).UnmarkedReads)
 }

@@ -62,7 +62,8 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Bool("accept_reads_cast", t.CastReads()),
 			zap.Any("program_ids", t.ProgramIDs()),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize),
-			zap.Int("ring_buffers", t.Rings()))
+			zap.Int("ring_buffers", t.Rings()),
+			zap.String("live_reads", liveReads(opts, t)))
 		if !t.CgroupIDs() {
 			// Once, at start: the kernel does not change while podnet runs.
 			logger.Warn("podnet: this kernel's sockets do not name their cgroup (no sock_cgroup_data in its BTF): " +
@@ -76,4 +77,17 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 		}
 		return s, nil
 	}
+}
+
+// liveReads says how the periodic reads of open connections find them (bpf/progress.h), for
+// the start log: "marked" (only sockets that moved data), "walk" (every tracked connection), or
+// "off" (no metrics pipeline reads them).
+func liveReads(opts kernel.Options, t *kernel.Tracer) string {
+	switch {
+	case opts.NoLiveReads || t.IteratorsUnavailable() != nil:
+		return "off"
+	case t.MarkedReads():
+		return "marked"
+	}
+	return "walk"
 }

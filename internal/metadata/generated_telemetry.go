@@ -38,6 +38,7 @@ type TelemetryBuilder struct {
 	PodnetEventsLost                  metric.Int64Counter
 	PodnetEventsReceived              metric.Int64Counter
 	PodnetEventsSubmitted             metric.Int64Counter
+	PodnetMarkedSetFull               metric.Int64Counter
 	PodnetMetricSeriesDropped         metric.Int64Counter
 	PodnetServiceBackendsFound        metric.Int64Counter
 	PodnetServiceBackendsLookups      metric.Int64Counter
@@ -143,6 +144,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_podnet_events_submitted",
 		metric.WithDescription("Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetMarkedSetFull, err = builder.meter.Int64Counter(
+		"otelcol_podnet_marked_set_full",
+		metric.WithDescription("Sockets that moved data and found the marked set of the live reads full (8192 sockets per metrics interval) - not loss, a cost - each makes the next read of open connections walk every tracked connection instead of the marked ones. [Alpha]"),
+		metric.WithUnit("{socket}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetMetricSeriesDropped, err = builder.meter.Int64Counter(

@@ -213,6 +213,22 @@ func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry,
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualPodnetMarkedSetFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_podnet_marked_set_full",
+		Description: "Sockets that moved data and found the marked set of the live reads full (8192 sockets per metrics interval) - not loss, a cost - each makes the next read of open connections walk every tracked connection instead of the marked ones. [Alpha]",
+		Unit:        "{socket}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_podnet_marked_set_full")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualPodnetMetricSeriesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_metric_series_dropped",

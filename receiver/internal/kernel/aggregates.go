@@ -71,7 +71,9 @@ func (iv *intervals) close() {
 // In both aggregation modes the drain first reads the live progress of open connections
 // (bpf/progress.h) into the interval it then takes: each key's `Active` is the number of its
 // connections open at that read, and its bytes and retransmits include what open connections
-// did since the previous read. Events mode has only those in the map.
+// did since the previous read. Events mode has only those in the map. With marked reads the
+// kernel counts opens minus closes instead (ActiveDelta) and the Tracer keeps their sums, so
+// fn also gets, with only `Active`, the keys whose open connections did nothing.
 func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	iv := t.aggregates
 	iv.mu.Lock()
@@ -80,7 +82,16 @@ func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)
 	if progressErr != nil {
 		progressErr = fmt.Errorf("reading open connections: %w", progressErr)
 	}
-	return errors.Join(progressErr, iv.drain(fn))
+	if t.marks == nil {
+		return errors.Join(progressErr, iv.drain(fn))
+	}
+	open := &t.marks.open
+	err := iv.drain(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		open.drained(k, v)
+		fn(k, v)
+	})
+	open.rest(fn)
+	return errors.Join(progressErr, err)
 }
 
 // drain swaps the interval maps and hands the old one's keys to fn; the caller holds mu.

@@ -35,6 +35,11 @@ type Counters struct {
 	// BackendFound: those found translated, whose events name their backend. Every other
 	// client connection is not looked up.
 	NATSeen, BackendLookups, BackendFound uint64
+	// MarkFull: sockets that moved data and found the marked set full (marked reads): each
+	// makes the next live read walk every tracked connection, as unmarked reads do.
+	MarkFull uint64
+	// ProgressVisited: open connections the live reads looked at.
+	ProgressVisited uint64
 }
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
@@ -56,6 +61,8 @@ func (t *Tracer) Counters() (Counters, error) {
 		NATSeen:          sums[bpf.PodnetCounterCOUNTER_NAT_SEEN],
 		BackendLookups:   sums[bpf.PodnetCounterCOUNTER_BACKEND_LOOKUPS],
 		BackendFound:     sums[bpf.PodnetCounterCOUNTER_BACKEND_FOUND],
+		MarkFull:         sums[bpf.PodnetCounterCOUNTER_MARK_FULL],
+		ProgressVisited:  sums[bpf.PodnetCounterCOUNTER_PROGRESS_VISITED],
 	}
 	for name, p := range t.coll.Programs {
 		st, err := p.Stats()

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/podnet/podnet/bpf"
 )
 
 // cgroupIDsReadable says whether sockets name their cgroup on this kernel, in the layout of 5.15+
@@ -17,7 +19,7 @@ func cgroupIDsReadable() bool { return kernelFeatures().cgroupIDs }
 func castSupported() bool { return kernelFeatures().cast }
 
 // features is what podnet asks of the kernel's own BTF.
-type features struct{ cast, cgroupIDs bool }
+type features struct{ cast, cgroupIDs, markHooks bool }
 
 // kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
 // and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
@@ -33,6 +35,7 @@ var kernelFeatures = sync.OnceValue(func() features {
 		cast: spec.TypeByName("bpf_rdonly_cast", &fn) == nil,
 		cgroupIDs: spec.TypeByName("sock_cgroup_data", &data) == nil &&
 			(hasMember(data.Members, "cgroup") || hasMember(data.Members, "val")),
+		markHooks: kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgReadTpBtf]),
 	}
 })
 

@@ -22,15 +22,16 @@ import (
 // bpf_sock_from_file: 5.11+). A kernel that refuses them loads everything else without them.
 var iteratorPrograms = []string{
 	bpf.PodnetProgProgressCast, bpf.PodnetProgProgressProbed, bpf.PodnetProgFindListeners, bpf.PodnetProgFindConnections,
-	bpf.PodnetProgScanListenDrops,
+	bpf.PodnetProgScanListenDrops, bpf.PodnetProgScanListeners,
 }
 
 // iterators are the live-progress program and the start-up scan's attached iterator links.
 type iterators struct {
-	progress    *ebpf.Program
-	listeners   *link.Iter
-	found       *link.Iter
-	listenDrops *link.Iter
+	progress     *ebpf.Program
+	listenerWalk *ebpf.Program // the listener scan's walk of `listeners`
+	listeners    *link.Iter
+	found        *link.Iter
+	listenDrops  *link.Iter
 }
 
 // progressProgram is the live-progress variant open keeps: plain loads through bpf_rdonly_cast
@@ -43,7 +44,7 @@ func progressProgram(opts Options) (keep, drop string) {
 }
 
 func attachIterators(coll *ebpf.Collection) (*iterators, error) {
-	it := &iterators{progress: coll.Programs[bpf.PodnetProgProgressCast]}
+	it := &iterators{progress: coll.Programs[bpf.PodnetProgProgressCast], listenerWalk: coll.Programs[bpf.PodnetProgScanListeners]}
 	if it.progress == nil {
 		it.progress = coll.Programs[bpf.PodnetProgProgressProbed]
 	}
@@ -90,6 +91,12 @@ func (t *Tracer) readProgress() error {
 	if t.iters == nil || t.noLiveReads {
 		return nil
 	}
+	if t.marks != nil {
+		err := t.marks.beforeRead(func() (uint64, error) { return t.sumCounter(bpf.PodnetCounterCOUNTER_MARK_FULL) })
+		if err != nil {
+			return err
+		}
+	}
 	_, err := t.iters.progress.Run(&ebpf.RunOptions{})
 	return err
 }
@@ -117,6 +124,7 @@ func (t *Tracer) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 	if _, err := run(t.iters.listeners); err != nil {
 		return 0, fmt.Errorf("scanning listeners: %w", err)
 	}
+	t.listenersFound = true // listeners hold every listener now (ListenDrops)
 	out, err := run(t.iters.found)
 	if err != nil {
 		return 0, fmt.Errorf("scanning connections: %w", err)

@@ -3,9 +3,12 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"unsafe"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/podnet/podnet/bpf"
 )
@@ -18,9 +21,21 @@ const listenDropsSize = int(unsafe.Sizeof(bpf.PodnetListenDrops{}))
 // listener). No hook sees these drops without kprobes: the kernel frees the dropped SYN as
 // consumed, with no drop reason. A walk of every process's descriptors: run it per metrics
 // interval, not per event.
+//
+// Once every listener is in `listeners` (the state hook adds those that begin listening, the
+// start-up scan, FindExisting, those that did before), the scan walks that map instead: its cost follows the
+// node's listeners, not its open connections. A listener that found the map full makes every
+// later scan walk the descriptors.
 func (t *Tracer) ListenDrops(fn func(*bpf.PodnetListenDrops)) error {
 	if t.iters == nil {
 		return t.iterErr
+	}
+	full, err := t.sumCounter(bpf.PodnetCounterCOUNTER_LISTENERS_FULL)
+	if err != nil {
+		return err
+	}
+	if full == 0 && t.listenersFound {
+		return t.walkListeners(fn)
 	}
 	out, err := run(t.iters.listenDrops)
 	if err != nil {
@@ -39,3 +54,32 @@ func (t *Tracer) ListenDrops(fn func(*bpf.PodnetListenDrops)) error {
 	}
 	return nil
 }
+
+// walkListeners runs the walk of `listeners` (bpf/progress.h), which writes each listener's
+// drops into its value, then reads the map in batches. An entry added after the walk has no
+// socket yet (Sk 0) and waits for the next scan.
+func (t *Tracer) walkListeners(fn func(*bpf.PodnetListenDrops)) error {
+	if _, err := t.iters.listenerWalk.Run(&ebpf.RunOptions{}); err != nil {
+		return fmt.Errorf("scanning listeners: %w", err)
+	}
+	keys := make([]uint64, listenerBatch)
+	values := make([]bpf.PodnetListenDrops, listenerBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := t.coll.Maps[bpf.PodnetMapListeners].BatchLookup(&cursor, keys, values, nil)
+		for i := range n {
+			if values[i].Sk != 0 {
+				fn(&values[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading listeners: %w", err)
+		}
+	}
+}
+
+// listenerBatch is how many listeners one batch syscall reads.
+const listenerBatch = 256

@@ -53,6 +53,10 @@ type Options struct {
 	// NoLiveReads: nothing will read open connections (no metrics pipeline), so closes claim
 	// their counts without atomics and DrainAggregates skips the progress walk.
 	NoLiveReads bool
+	// UnmarkedReads makes the live reads walk every tracked connection even where marked reads
+	// (bpf/progress.h: only the sockets that moved data are visited) would load (tests and
+	// benchmarks of the walk that other kernels and `metrics_aggregation: events` get).
+	UnmarkedReads bool
 	// NATNetns, when set, is the network namespace (a path such as /proc/1/ns/net) whose
 	// conntrack NAT translates connections to Services: client events then carry the backend
 	// their connection was translated to (bpf/nat.h). Needs Linux 6.4+ and CAP_NET_ADMIN (and
@@ -68,6 +72,9 @@ type Options struct {
 	// ProbedReads keeps the accept hook on probe reads even where bpf_rdonly_cast exists
 	// (tests of the path older kernels take).
 	ProbedReads bool
+
+	// markedSet (tests only), when not 0, sizes the marked sets instead of markedSetSize.
+	markedSet uint32
 
 	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
 	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.

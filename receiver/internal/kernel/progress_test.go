@@ -72,21 +72,37 @@ func (r roleTotals) get(role uint8) bpf.PodnetAggValue {
 
 // A long-lived connection's bytes are counted while it is open, a read at a time, and over its
 // life add up exactly to what was sent, in both aggregation modes: the close adds only the rest.
+// In-kernel aggregation takes marked reads where the kernel has the hooks (this one does), and
+// the walk of every connection elsewhere: both are tested here.
 func TestLiveProgressOfAnOpenConnectionIsExact(t *testing.T) {
-	for i, aggregate := range []bool{false, true} {
-		t.Run(map[bool]string{false: "events", true: "aggregate"}[aggregate], func(t *testing.T) {
-			testLiveProgress(t, aggregate, byte(100+i))
+	for _, c := range []struct {
+		name                string
+		aggregate, unmarked bool
+		subnet              byte
+	}{{"events", false, false, 100}, {"aggregate", true, false, 101}, {"aggregate-walk", true, true, 200}} {
+		t.Run(c.name, func(t *testing.T) {
+			testLiveProgress(t, Options{AggregateInKernel: c.aggregate, UnmarkedReads: c.unmarked}, c.subnet)
 		})
 	}
 }
 
-func testLiveProgress(t *testing.T, aggregate bool, subnet byte) {
+// requireMarked checks that tr's live reads are marked exactly when wanted, on a kernel that has
+// the hooks.
+func requireMarked(t *testing.T, tr *Tracer, want bool) {
+	t.Helper()
+	require.Equal(t, want && markHooksExist(), tr.MarkedReads(), "marked reads")
+}
+
+func testLiveProgress(t *testing.T, o Options, subnet byte) {
+	aggregate := o.AggregateInKernel
 	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, AggregateInKernel: aggregate, MaxAggregates: 1024})
+	o.Hooks, o.RingBufferSize, o.MaxTrackedConnections, o.MaxAggregates = HooksAuto, 1<<20, 4096, 1024
+	tr, err := Open(o)
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.IteratorsUnavailable())
+	requireMarked(t, tr, aggregate && !o.UnmarkedReads)
 	clients, servers := connectPods(t, clientPod, serverPod, 7100, 1)
 	client, server := clients[0], servers[0]
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
@@ -150,13 +166,20 @@ func testLiveProgress(t *testing.T, aggregate bool, subnet byte) {
 // Reads of open connections while they close count every byte once: each connection's bytes
 // are either read live, at its close, or split between the two, never both.
 func TestProgressReadsDuringClosesCountEveryByteOnce(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 102)
+	t.Run("marked", func(t *testing.T) { testReadsDuringCloses(t, false, 102) })
+	t.Run("walk", func(t *testing.T) { testReadsDuringCloses(t, true, 201) })
+}
+
+func testReadsDuringCloses(t *testing.T, unmarked bool, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024})
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
+		UnmarkedReads: unmarked})
 	require.NoError(t, err)
 	defer tr.Close()
+	requireMarked(t, tr, !unmarked)
 	const n, payload = 3000, 10_000
-	clients, servers := connectPods(t, clientPod, serverPod, 7102, n)
+	clients, servers := connectPods(t, clientPod, serverPod, 7000+int(subnet), n)
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 	drain := func() { drainInto(t, tr, watched) }

@@ -160,7 +160,7 @@ func TestNoProcessContextLoadsNoSyscallHook(t *testing.T) {
 		_ = p.Close()
 		assert.False(t, syscallNames[info.Name], "program %s is a syscall hook", info.Name)
 	}
-	assert.Len(t, tr.links, stateHooks(tr.Mode()), "only the state programs are attached")
+	assert.Len(t, tr.links, stateHooks(tr.Mode())+markHooks(tr), "only the state programs (and the live reads' marks) are attached")
 
 	dialPods(t, pod, pod, netip.MustParseAddrPort("127.0.0.1:7112"), 10)
 	got := map[kind]int{}

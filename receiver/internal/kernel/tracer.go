@@ -27,9 +27,12 @@ type Tracer struct {
 	iters      *iterators // nil when iterErr says why
 	iterErr    error
 	scans      uint8 // the last start-up scan's number (bpf/progress.h scan_id)
+	// listenersFound: a start-up scan put the listeners that predate podnet in `listeners`.
+	listenersFound bool
 	// noLiveReads: the programs were told nothing reads open connections (Options.NoLiveReads).
 	noLiveReads bool
-	natErr      error // why Service backends are not read although asked for (Options.NATNetns)
+	marks       *marks // nil unless the live reads are marked (bpf/progress.h)
+	natErr      error  // why Service backends are not read although asked for (Options.NATNetns)
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
@@ -124,6 +127,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 	natErr := prepareNAT(spec, opts)
+	marked := marksWanted(mode, opts)
+	if err := prepareMarks(spec, marked, opts); err != nil {
+		return nil, err
+	}
 	if err := setHandshakeBounds(spec); err != nil {
 		return nil, err
 	}
@@ -150,6 +157,11 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
 		return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))
 	}
+	if marked {
+		if t.marks, err = newMarks(coll); err != nil {
+			return nil, err
+		}
+	}
 	if t.iterErr == nil {
 		if t.iters, t.iterErr = attachIterators(coll); t.iterErr != nil {
 			t.iters.close()
@@ -175,6 +187,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			return nil, explain("attaching inet_sock_set_state", err)
 		}
 		t.links = append(t.links, l)
+	}
+	if t.marks != nil && t.iters != nil { // without the reads, nothing would take the marks
+		links, err := attachMarks(coll)
+		if err != nil {
+			return nil, err
+		}
+		t.links = append(t.links, links...)
 	}
 	for _, h := range syscallHooks {
 		prog, ok := hooks[h.name]
@@ -212,6 +231,10 @@ func (t *Tracer) ProgramIDs() []ebpf.ProgramID {
 	}
 	return ids
 }
+
+// MarkedReads says whether the live reads visit only the sockets that moved data since the
+// last read (bpf/progress.h), rather than every tracked connection.
+func (t *Tracer) MarkedReads() bool { return t.marks != nil }
 
 // Mode is the hook mode that loaded.
 func (t *Tracer) Mode() HookMode { return t.mode }

@@ -23,8 +23,9 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: tc.aggregate, MaxAggregates: 16})
 		require.NoError(t, err)
 		require.NoError(t, tr.IteratorsUnavailable(), "the BPF iterators load on this kernel")
-		programs := stateHooks(tr.Mode()) + tc.syscalls
-		const iterators = 4 // live progress (one variant), the start-up scan's two passes, the listener scan
+		assert.Equal(t, tc.aggregate && tr.Mode() == HooksTPBTF && markHooksExist(), tr.MarkedReads(), "marked reads exactly with in-kernel aggregation on tp_btf")
+		programs := stateHooks(tr.Mode()) + tc.syscalls + markHooks(tr)
+		const iterators = 5 // live progress (one variant), the start-up scan's two passes, the listener scan (descriptors, and the walk of listeners)
 		assert.Len(t, tr.ProgramIDs(), programs+iterators, "aggregate=%v", tc.aggregate)
 		assert.Len(t, tr.links, programs, "aggregate=%v: hooks attached (iterators only run when read)", tc.aggregate)
 		assert.Equal(t, tc.aggregate, tr.Events() == nil, "a ring reader exactly when events are sent")
@@ -79,4 +80,26 @@ func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
 // programs and its error and reset programs.
 func stateHooks(m HookMode) int {
 	return len(statePrograms[m]) + len(errorPrograms[m])
+}
+
+// markHooks is how many programs mark sockets for the live reads (bpf/progress.h).
+func markHooks(tr *Tracer) int {
+	if tr.MarkedReads() {
+		return len(markPrograms)
+	}
+	return 0
+}
+
+// Marked reads need the tcp_sendmsg_locked tracepoint (6.12+): on such a kernel the detection
+// must find both hooks.
+func TestMarkHooksFoundWhereTheKernelHasThem(t *testing.T) {
+	var uts unix.Utsname
+	require.NoError(t, unix.Uname(&uts))
+	var major, minor int
+	_, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor)
+	require.NoError(t, err)
+	if major < 6 || (major == 6 && minor < 12) {
+		t.Skipf("kernel %d.%d has no tcp_sendmsg_locked tracepoint (6.12+): the walk of every connection stays", major, minor)
+	}
+	assert.True(t, markHooksExist(), "kernel %d.%d: tcp_sendmsg_locked and tcp_rcv_space_adjust in its BTF", major, minor)
 }

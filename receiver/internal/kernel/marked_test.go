@@ -1,0 +1,170 @@
+package kernel
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// visitedBy is how many open connections one drain's live read looked at (every socket of the
+// machine is counted: other tests' too).
+func visitedBy(t *testing.T, tr *Tracer, drain func()) uint64 {
+	t.Helper()
+	before, err := tr.Counters()
+	require.NoError(t, err)
+	drain()
+	after, err := tr.Counters()
+	require.NoError(t, err)
+	return after.ProgressVisited - before.ProgressVisited
+}
+
+// Marked reads (issue 12) visit the sockets that moved data, not the idle ones: with 1,000 idle
+// connections and 5 busy ones open, a read looks at a few sockets where the walk looks at all
+// 2,010, and the counts are the same: bytes exact, every connection active.
+func TestMarkedReadsVisitOnlySocketsThatMovedData(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		unmarked bool
+		subnet   byte
+	}{{"marked", false, 202}, {"walk", true, 203}} {
+		t.Run(c.name, func(t *testing.T) {
+			netw := netnstest.NewNetwork(t, c.subnet)
+			clientPod, serverPod := netw.AddPod(), netw.AddPod()
+			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
+				UnmarkedReads: c.unmarked})
+			require.NoError(t, err)
+			defer tr.Close()
+			requireMarked(t, tr, !c.unmarked)
+			const idle, busy, payload = 1000, 5, 50_000
+			clients, servers := connectPods(t, clientPod, serverPod, 7000+int(c.subnet), idle+busy)
+			clientTotals, serverTotals := roleTotals{}, roleTotals{}
+			watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+			drain := func() { drainInto(t, tr, watched) }
+			drain()
+			for round := 1; round <= 3; round++ {
+				for i := range busy {
+					_, err := clients[i].Write(make([]byte, payload))
+					require.NoError(t, err)
+					_, err = io.ReadFull(servers[i], make([]byte, payload))
+					require.NoError(t, err)
+				}
+				visited := visitedBy(t, tr, drain)
+				cl, sv := clientTotals.get(roleClient), serverTotals.get(roleServer)
+				assert.Equal(t, uint64(round*busy*payload), cl.BytesSent, "round %d: client bytes, counted while open", round)
+				assert.Equal(t, uint64(round*busy*payload), sv.BytesReceived, "round %d: server bytes, counted while open", round)
+				assert.Equal(t, uint64(idle+busy), cl.Active, "round %d: clients active", round)
+				assert.Equal(t, uint64(idle+busy), sv.Active, "round %d: servers active", round)
+				if c.unmarked {
+					assert.GreaterOrEqual(t, visited, uint64(2*(idle+busy)), "round %d: the walk looks at every open socket", round)
+				} else {
+					assert.Less(t, visited, uint64(100), "round %d: a marked read looks at the sockets that moved data (10), not the 2,000 idle ones", round)
+				}
+			}
+			for _, conn := range append(clients[busy:], servers[busy:]...) { // the idle ones go
+				require.NoError(t, conn.Close())
+			}
+			require.Eventually(t, func() bool {
+				drain()
+				return clientTotals.get(roleClient).Active == busy && serverTotals.get(roleServer).Active == busy
+			}, 5*time.Second, 20*time.Millisecond, "closing the idle connections leaves the busy ones active")
+		})
+	}
+}
+
+// A socket that finds its marked set full is not lost: the next read walks every connection.
+// With sets of 4 and 20 connections moving data, every byte is still counted at each read, and
+// the full sets are counted.
+func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 204)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
+		markedSet: 4})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+	const n, payload = 20, 10_000
+	clients, servers := connectPods(t, clientPod, serverPod, 7204, n)
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+	for round := 1; round <= 3; round++ {
+		for i := range n {
+			_, err := clients[i].Write(make([]byte, payload))
+			require.NoError(t, err)
+			_, err = io.ReadFull(servers[i], make([]byte, payload))
+			require.NoError(t, err)
+		}
+		drainInto(t, tr, watched)
+		assert.Equal(t, uint64(round*n*payload), clientTotals.get(roleClient).BytesSent, "round %d: client bytes", round)
+		assert.Equal(t, uint64(round*n*payload), serverTotals.get(roleServer).BytesReceived, "round %d: server bytes", round)
+		assert.Equal(t, uint64(n), clientTotals.get(roleClient).Active, "round %d: active", round)
+	}
+	c, err := tr.Counters()
+	require.NoError(t, err)
+	assert.NotZero(t, c.MarkFull, "marks that found the set full are counted")
+}
+
+// A socket stays marked while it has data in flight: the rest of a send that the kernel
+// transmits after the application's last send call (the peer's window was full) is counted by
+// the read after it goes out, with no syscall on that socket to mark it.
+func TestMarkedReadsFollowDataInFlight(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 205)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+
+	// A server with a small receive buffer (inherited from the listener) that reads nothing
+	// yet, and a client whose send buffer takes the whole payload at once.
+	addr := netip.AddrPortFrom(serverPod.IPv4, 7205)
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
+		return err
+	}))
+	defer ln.Close()
+	var client net.Conn
+	require.NoError(t, clientPod.Do(func() (err error) { client, err = net.Dial("tcp", addr.String()); return err }))
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(4<<20))
+
+	const payload = 1 << 20
+	_, err = client.Write(make([]byte, payload)) // queued whole: the call returns
+	require.NoError(t, err)
+	drainInto(t, tr, watched)
+	sentEarly := clientTotals.get(roleClient).BytesSent
+	require.Less(t, sentEarly, uint64(payload), "the peer's window holds back most of the payload")
+	// A read that finds nothing new: the window is still full. The socket has moved nothing
+	// since the last read, but its data is in flight, so it stays marked.
+	drainInto(t, tr, watched)
+	require.Equal(t, sentEarly, clientTotals.get(roleClient).BytesSent, "nothing more goes out while the server reads nothing")
+
+	_, err = io.ReadFull(server, make([]byte, payload)) // the rest goes out as the server reads
+	require.NoError(t, err)
+	drainInto(t, tr, watched)
+	assert.Equal(t, uint64(payload), clientTotals.get(roleClient).BytesSent, "the rest, sent after the last send call, counted by the next read (%d early)", sentEarly)
+	assert.Equal(t, uint64(payload), serverTotals.get(roleServer).BytesReceived, "read by the server")
+}

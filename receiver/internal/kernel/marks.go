@@ -1,0 +1,136 @@
+//go:build linux
+
+package kernel
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// markedSetSize bounds each marked set (bpf/maps.h): the sockets that move data within one
+// metrics interval. A read walks the whole set (~15 ns a slot here), so it is also the read's
+// floor: ~0.12 ms. More busy sockets than this make the reads walk every connection, counted.
+const markedSetSize = 8192
+
+// markPrograms are the marked reads' hooks (bpf/podnet.bpf.c), by tracepoint: loaded and
+// attached only for marked reads.
+var markPrograms = map[string]string{
+	bpf.PodnetProgSentTpBtf: "btf_trace_tcp_sendmsg_locked",
+	bpf.PodnetProgReadTpBtf: "btf_trace_tcp_rcv_space_adjust",
+}
+
+// markHooksExist says whether the kernel has the tracepoints the marks hook (tcp_sendmsg_locked
+// is 6.12+).
+func markHooksExist() bool { return kernelFeatures().markHooks }
+
+// marksWanted says whether open loads marked reads (bpf/progress.h): the live reads then visit
+// only the sockets that moved data, and `active` is counted by opens and closes. Only with the
+// in-kernel aggregation (the opens and closes are counted there), tp_btf hooks, live reads, and
+// a kernel that has the tracepoints.
+func marksWanted(mode HookMode, opts Options) bool {
+	return opts.AggregateInKernel && !opts.NoLiveReads && !opts.UnmarkedReads && mode == HooksTPBTF && markHooksExist()
+}
+
+// prepareMarks sets the marked reads up in spec, or takes their programs out and shrinks their
+// sets to nothing when they are not wanted.
+func prepareMarks(spec *ebpf.CollectionSpec, on bool, opts Options) error {
+	size := uint32(1)
+	if on {
+		size = min(markedSetSize, max(opts.MaxTrackedConnections, 1))
+		if opts.markedSet != 0 {
+			size = opts.markedSet
+		}
+	} else {
+		for p := range markPrograms {
+			delete(spec.Programs, p)
+		}
+	}
+	spec.Maps[bpf.PodnetMapMarkedA].MaxEntries = size
+	spec.Maps[bpf.PodnetMapMarkedB].MaxEntries = size
+	spec.Maps[bpf.PodnetMapMarked].InnerMap.MaxEntries = size
+	return spec.Variables[bpf.PodnetVarMarkedReads].Set(on)
+}
+
+// marks alternates the two marked sets between the hooks and the reads, and turns the kernel's
+// opens minus closes into the open connections a drain reports.
+type marks struct {
+	slot    *ebpf.Map
+	sets    [2]*ebpf.Map
+	current int // the set the slot points at: the hooks mark it
+	readSet *ebpf.Variable
+	readAll *ebpf.Variable
+	full    uint64 // COUNTER_MARK_FULL at the last read
+	open    openCounts
+}
+
+// newMarks points the hooks at the first set; before attaching, or a mark would find no set.
+func newMarks(coll *ebpf.Collection) (*marks, error) {
+	m := &marks{
+		slot:    coll.Maps[bpf.PodnetMapMarked],
+		sets:    [2]*ebpf.Map{coll.Maps[bpf.PodnetMapMarkedA], coll.Maps[bpf.PodnetMapMarkedB]},
+		readSet: coll.Variables[bpf.PodnetVarReadSet],
+		readAll: coll.Variables[bpf.PodnetVarReadAll],
+		open:    newOpenCounts(),
+	}
+	if err := m.slot.Update(uint32(0), m.sets[0], ebpf.UpdateAny); err != nil {
+		return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapMarked, err)
+	}
+	return m, nil
+}
+
+// attachMarks attaches the hooks that mark sockets moving data.
+func attachMarks(coll *ebpf.Collection) ([]link.Link, error) {
+	var links []link.Link
+	for p := range markPrograms {
+		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[p]})
+		if err != nil {
+			for _, l := range links {
+				_ = l.Close()
+			}
+			return nil, explain("attaching "+p, err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// beforeRead hands the hooks the other set and tells the read to take the one they marked,
+// and to walk every connection too when a mark found its set full since the last read. The
+// slot update returns once no program can still hold the old set (map-in-map updates wait
+// for an RCU grace period), so the read takes a set nobody writes. markFull reads
+// COUNTER_MARK_FULL after the swap, so it covers every mark into the set being read.
+func (m *marks) beforeRead(markFull func() (uint64, error)) error {
+	old, next := m.current, 1-m.current
+	if err := m.slot.Update(uint32(0), m.sets[next], ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("switching the marked sets: %w", err)
+	}
+	m.current = next
+	full, err := markFull()
+	if err != nil {
+		return err
+	}
+	all := full != m.full
+	m.full = full
+	if err := m.readSet.Set(uint8(old)); err != nil {
+		return err
+	}
+	return m.readAll.Set(b2u8(all))
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// kernelHas says whether the kernel's BTF names a type (a tracepoint's btf_trace_* typedef).
+func kernelHas(spec *btf.Spec, name string) bool {
+	var td *btf.Typedef
+	return spec.TypeByName(name, &td) == nil
+}
