@@ -132,7 +132,7 @@ struct {
 	__array(values, struct agg_interval);
 } aggregates SEC(".maps");
 
-/* Marked sockets (progress.h, issue 12): those that sent or read data since the live-progress
+/* Marked sockets (progress.h, issue 12): those that sent or received data since the live-progress
  * read last took their set, so that the read visits them instead of every tracked connection.
  * Two sets, alternated like the aggregation intervals: the hooks mark the one `marked` points
  * at, the read takes the other after user space has swapped them (the swap waits until no

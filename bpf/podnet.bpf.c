@@ -336,9 +336,11 @@ int scan_listeners(void *ctx)
 }
 
 /* Data moved (marked reads, progress.h): a send (tcp_sendmsg_locked, per chunk a sendmsg
- * queues) or a read that returned to the application (tcp_rcv_space_adjust, per recvmsg). The
- * socket is marked for the next live read; nothing else, so a syscall pays a dispatch and a
- * hash lookup. Process context: never nested on a CPU. Loaded only for marked reads (6.12+). */
+ * queues) or data arriving (sk_data_ready, per wakeup of the socket's reader; it fires for every
+ * kind of socket, so others are left at a type check). The socket is marked for the next live
+ * read; nothing else, so a call pays a dispatch and a hash lookup. Two programs, so neither is
+ * ever skipped for the other (the kernel's recursion guard is per program). Loaded only for
+ * marked reads (6.12+). */
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(sent_tp_btf, struct sock *sk)
 {
@@ -346,10 +348,11 @@ int BPF_PROG(sent_tp_btf, struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/tcp_rcv_space_adjust")
-int BPF_PROG(read_tp_btf, struct sock *sk)
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(arrived_tp_btf, struct sock *sk)
 {
-	mark((__u64)sk);
+	if (is_tcp(sk, READ_TYPED))
+		mark((__u64)sk);
 	return 0;
 }
 

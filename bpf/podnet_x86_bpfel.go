@@ -239,6 +239,7 @@ const (
 	PodnetMapNatBackends              = "nat_backends"
 	PodnetProgAccept4Cast             = "accept4_cast"
 	PodnetProgAcceptCast              = "accept_cast"
+	PodnetProgArrivedTpBtf            = "arrived_tp_btf"
 	PodnetProgEnterConnect            = "enter_connect"
 	PodnetProgErrorReportTpBtf        = "error_report_tp_btf"
 	PodnetProgExitAccept              = "exit_accept"
@@ -249,7 +250,6 @@ const (
 	PodnetProgNatSeen                 = "nat_seen"
 	PodnetProgProgressCast            = "progress_cast"
 	PodnetProgProgressProbed          = "progress_probed"
-	PodnetProgReadTpBtf               = "read_tp_btf"
 	PodnetProgResetReceivedTpBtf      = "reset_received_tp_btf"
 	PodnetProgScanListenDrops         = "scan_listen_drops"
 	PodnetProgScanListeners           = "scan_listeners"
@@ -333,6 +333,7 @@ type PodnetSpecs struct {
 type PodnetProgramSpecs struct {
 	Accept4Cast        *ebpf.ProgramSpec `ebpf:"accept4_cast"`
 	AcceptCast         *ebpf.ProgramSpec `ebpf:"accept_cast"`
+	ArrivedTpBtf       *ebpf.ProgramSpec `ebpf:"arrived_tp_btf"`
 	EnterConnect       *ebpf.ProgramSpec `ebpf:"enter_connect"`
 	ErrorReportTpBtf   *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
 	ExitAccept         *ebpf.ProgramSpec `ebpf:"exit_accept"`
@@ -343,7 +344,6 @@ type PodnetProgramSpecs struct {
 	NatSeen            *ebpf.ProgramSpec `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
-	ReadTpBtf          *ebpf.ProgramSpec `ebpf:"read_tp_btf"`
 	ResetReceivedTpBtf *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
 	ScanListenDrops    *ebpf.ProgramSpec `ebpf:"scan_listen_drops"`
 	ScanListeners      *ebpf.ProgramSpec `ebpf:"scan_listeners"`
@@ -509,6 +509,7 @@ type PodnetVariables struct {
 type PodnetPrograms struct {
 	Accept4Cast        *ebpf.Program `ebpf:"accept4_cast"`
 	AcceptCast         *ebpf.Program `ebpf:"accept_cast"`
+	ArrivedTpBtf       *ebpf.Program `ebpf:"arrived_tp_btf"`
 	EnterConnect       *ebpf.Program `ebpf:"enter_connect"`
 	ErrorReportTpBtf   *ebpf.Program `ebpf:"error_report_tp_btf"`
 	ExitAccept         *ebpf.Program `ebpf:"exit_accept"`
@@ -519,7 +520,6 @@ type PodnetPrograms struct {
 	NatSeen            *ebpf.Program `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
-	ReadTpBtf          *ebpf.Program `ebpf:"read_tp_btf"`
 	ResetReceivedTpBtf *ebpf.Program `ebpf:"reset_received_tp_btf"`
 	ScanListenDrops    *ebpf.Program `ebpf:"scan_listen_drops"`
 	ScanListeners      *ebpf.Program `ebpf:"scan_listeners"`
@@ -533,6 +533,7 @@ func (p *PodnetPrograms) Close() error {
 	return _PodnetClose(
 		p.Accept4Cast,
 		p.AcceptCast,
+		p.ArrivedTpBtf,
 		p.EnterConnect,
 		p.ErrorReportTpBtf,
 		p.ExitAccept,
@@ -543,7 +544,6 @@ func (p *PodnetPrograms) Close() error {
 		p.NatSeen,
 		p.ProgressCast,
 		p.ProgressProbed,
-		p.ReadTpBtf,
 		p.ResetReceivedTpBtf,
 		p.ScanListenDrops,
 		p.ScanListeners,

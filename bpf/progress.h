@@ -5,10 +5,9 @@
  *     interval map (both aggregation modes). A close adds only the rest (state.h). Unmarked,
  *     the read walks `conns` and also counts each open connection active in its key. Marked
  *     (in-kernel aggregation where the kernel has the hooks, issue 12), it visits only the
- *     sockets that sent or read data since the last read (marked by the tcp_sendmsg_locked and
- *     tcp_rcv_space_adjust programs) and those still moving data: an idle connection costs
- *     nothing, and `active` is kept by opens and closes (aggregate.h). A received byte is thus
- *     counted by the read after the application reads it, or at the close.
+ *     sockets that sent or received data since the last read (marked by the tcp_sendmsg_locked
+ *     and sk_data_ready programs) and those still sending: an idle connection costs nothing,
+ *     and `active` is kept by opens and closes (aggregate.h).
  *   - the start-up scan (iter/task_file, once): every TCP socket some process holds, in every
  *     network namespace, is found; established ones podnet does not track yet (they predate it)
  *     are tracked from then on, so their bytes since then and their close are counted, and
@@ -101,20 +100,19 @@ static __always_inline void add_growth(__u64 *sum, __u64 *counted, __u64 total)
 		__sync_fetch_and_add(sum, growth);
 }
 
-/* Data sent and not acknowledged yet, or received and not read yet: the totals of such a socket
- * can still move with no syscall to mark it (the rest of a send goes out as ACKs come back;
- * retransmissions), so a marked read keeps it marked. */
+/* Data sent and not acknowledged yet: the totals of such a socket can still move with no call
+ * to mark it (the rest of a send goes out as ACKs come back; retransmissions), so a marked read
+ * keeps it marked. (Arriving data marks its socket itself.) */
 static __always_inline bool in_flight(struct sock *sk, enum sock_read rd)
 {
 	struct tcp_sock *tp;
 
 	if (rd == READ_CAST) {
 		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-		return tp->write_seq != tp->snd_una || tp->rcv_nxt != tp->copied_seq;
+		return tp->write_seq != tp->snd_una;
 	}
 	tp = (struct tcp_sock *)sk;
-	return BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_una) ||
-	       BPF_CORE_READ(tp, rcv_nxt) != BPF_CORE_READ(tp, copied_seq);
+	return BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_una);
 }
 
 /* One tracked connection, at a periodic read; returns whether a marked read keeps it marked (it
@@ -309,8 +307,11 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 
 	if (!open_state(sk->__sk_common.skc_state) || sock_unhashed(sk))
 		return;
-	fill_sock(&e, sk, READ_TYPED);
-	fill_close(&e, sk, READ_TYPED);
+	/* Probe reads: a socket reached through bpf_sock_from_file is an untrusted pointer on some
+	 * kernels (one 6.18.44 build here marks socket->sk so, an earlier build of it did not), and
+	 * no helper, bpf_skc_to_tcp_sock included, takes one. Once per socket at Start. */
+	fill_sock(&e, sk, READ_PROBED);
+	fill_close(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
 	/* The kernel keeps no role: a listener on the local port (or a port bound explicitly,
@@ -324,7 +325,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);
 	bpf_probe_read_kernel(ci.comm, sizeof(ci.comm), task->comm);
 	ci.start_ns = bpf_ktime_get_boot_ns();
-	ci.est_seq = sock_write_seq(sk, READ_TYPED);
+	ci.est_seq = sock_write_seq(sk, READ_PROBED);
 	ci.counted_sent = e.bytes_sent;
 	ci.counted_received = e.bytes_received;
 	ci.counted_retrans = e.retransmits;

@@ -101,7 +101,7 @@ func TestServerAddressIsTheNameThePodResolved(t *testing.T) {
 	// Client: 3 connections and 2 to the DNS server over TCP, a connect and a close each.
 	settle(t, logs, 10, client)
 	stop()
-	assert.Empty(t, stillLoaded(t, []ebpf.ProgramID{dnsProgram}), "Shutdown unloads the DNS program")
+	assert.Empty(t, leftLoaded(t, []ebpf.ProgramID{dnsProgram}), "Shutdown unloads the DNS program")
 
 	rs := records(logs.AllLogs(), client.NetnsInode())
 	for _, addr := range []netip.Addr{api.IPv4, api.IPv6} {

@@ -73,7 +73,7 @@ func startReceiverOpts(t *testing.T, host component.Host, configure func(*Config
 		if !stopped {
 			stopped = true
 			require.NoError(t, lr.Shutdown(context.Background()))
-			assert.Empty(t, stillLoaded(t, ids), "Shutdown must unload every podnet program")
+			assert.Empty(t, leftLoaded(t, ids), "Shutdown must unload every podnet program")
 		}
 	}
 	t.Cleanup(stop)

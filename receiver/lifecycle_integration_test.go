@@ -85,7 +85,7 @@ func TestRepeatedStartShutdownLeaksNothing(t *testing.T) {
 
 	close(stop)
 	traffic.Wait() // its sockets are not the receiver's
-	assert.Empty(t, stillLoaded(t, programs), "BPF programs")
+	assert.Empty(t, leftLoaded(t, programs), "BPF programs")
 	assert.Equal(t, fds, openFDs(t), "file descriptors")
 	goleak.VerifyNone(t, ignore)
 }

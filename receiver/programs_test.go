@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -49,4 +50,19 @@ func stillLoaded(t testing.TB, ids []ebpf.ProgramID) []ebpf.ProgramID {
 		alive = append(alive, id)
 	}
 	return alive
+}
+
+// leftLoaded waits for the ids to be unloaded and returns those still loaded after 5 s. The
+// kernel frees a program once the last reference goes, and a tracepoint link drops its reference
+// only after an RCU grace period: right after Close returns, an id may still resolve.
+func leftLoaded(t testing.TB, ids []ebpf.ProgramID) []ebpf.ProgramID {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		alive := stillLoaded(t, ids)
+		if len(alive) == 0 || time.Now().After(deadline) {
+			return alive
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -89,7 +89,7 @@ func TestCollectorConfigReload(t *testing.T) {
 	ids := attached(2)
 	require.Len(t, ids, 2, "exactly one new attachment")
 	require.Equal(t, 1, logs.FilterMessage("Config updated, restart service").Len(), "a full reload")
-	assert.Empty(t, stillLoaded(t, old), "the retired instance's programs are unloaded")
+	assert.Empty(t, leftLoaded(t, old), "the retired instance's programs are unloaded")
 	assert.Equal(t, ids[1], stillLoaded(t, ids[1]), "the new instance's programs are loaded")
 
 	port = oneConnection(t)
@@ -100,7 +100,7 @@ func TestCollectorConfigReload(t *testing.T) {
 	assert.Zero(t, logs.FilterLevelExact(zapcore.ErrorLevel).Len(), "collector errors")
 
 	require.NoError(t, stop())
-	assert.Empty(t, stillLoaded(t, ids[1]), "programs unloaded at collector shutdown")
+	assert.Empty(t, leftLoaded(t, ids[1]), "programs unloaded at collector shutdown")
 }
 
 // observedTelemetry logs to core and makes no internal metrics or traces (the default

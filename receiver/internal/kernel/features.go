@@ -35,7 +35,7 @@ var kernelFeatures = sync.OnceValue(func() features {
 		cast: spec.TypeByName("bpf_rdonly_cast", &fn) == nil,
 		cgroupIDs: spec.TypeByName("sock_cgroup_data", &data) == nil &&
 			(hasMember(data.Members, "cgroup") || hasMember(data.Members, "val")),
-		markHooks: kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgReadTpBtf]),
+		markHooks: kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
 	}
 })
 

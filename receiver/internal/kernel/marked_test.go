@@ -168,3 +168,32 @@ func TestMarkedReadsFollowDataInFlight(t *testing.T) {
 	assert.Equal(t, uint64(payload), clientTotals.get(roleClient).BytesSent, "the rest, sent after the last send call, counted by the next read (%d early)", sentEarly)
 	assert.Equal(t, uint64(payload), serverTotals.get(roleServer).BytesReceived, "read by the server")
 }
+
+// Arriving data marks its socket: bytes the application has not read yet are counted by the next
+// read all the same (the kernel counts them received when they arrive), with no call of the
+// application on that socket.
+func TestMarkedReadsCountBytesNotReadYet(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 210)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+	clients, servers := connectPods(t, clientPod, serverPod, 7210, 1)
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+	drainInto(t, tr, watched)
+
+	const payload = 10_000
+	_, err = clients[0].Write(make([]byte, payload)) // the server reads none of it
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, watched)
+		return serverTotals.get(roleServer).BytesReceived == payload
+	}, 5*time.Second, 20*time.Millisecond, "the server's unread bytes counted while open")
+	_, err = io.ReadFull(servers[0], make([]byte, payload))
+	require.NoError(t, err)
+	drainInto(t, tr, watched)
+	assert.Equal(t, uint64(payload), serverTotals.get(roleServer).BytesReceived, "reading them adds nothing")
+	assert.Equal(t, uint64(payload), clientTotals.get(roleClient).BytesSent)
+}

@@ -21,11 +21,11 @@ const markedSetSize = 8192
 // attached only for marked reads.
 var markPrograms = map[string]string{
 	bpf.PodnetProgSentTpBtf: "btf_trace_tcp_sendmsg_locked",
-	bpf.PodnetProgReadTpBtf: "btf_trace_tcp_rcv_space_adjust",
+	bpf.PodnetProgArrivedTpBtf: "btf_trace_sk_data_ready",
 }
 
 // markHooksExist says whether the kernel has the tracepoints the marks hook (tcp_sendmsg_locked
-// is 6.12+).
+// is 6.12+, sk_data_ready 6.3+).
 func markHooksExist() bool { return kernelFeatures().markHooks }
 
 // marksWanted says whether open loads marked reads (bpf/progress.h): the live reads then visit

@@ -106,8 +106,8 @@ func benchProgressRead(b *testing.B, unmarked bool, busy int, subnet byte) {
 }
 
 // BenchmarkMarkPerSyscall is what marked reads cost the observed workload: the programs on
-// tcp_sendmsg_locked and tcp_rcv_space_adjust, per send or receive call, by the kernel's run
-// statistics (one 64-byte exchange each way per op: two sends and two reads).
+// tcp_sendmsg_locked and sk_data_ready, per send call or arrival, by the kernel's run statistics
+// (one 64-byte exchange each way per op: two sends, two arrivals).
 func BenchmarkMarkPerSyscall(b *testing.B) {
 	netnstest.RequireRoot(b)
 	enableBPFStats(b)

@@ -145,9 +145,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	}
 	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
 		iterErr: iterErr, noLiveReads: opts.NoLiveReads, natErr: natErr}
+	opened := t // the returns below set t to nil; what they leave open is closed through this
 	defer func() {
 		if err != nil {
-			_ = t.Close()
+			_ = opened.Close()
 		}
 	}()
 	if err = fillExclusions(coll, opts); err != nil {

@@ -101,5 +101,5 @@ func TestMarkHooksFoundWhereTheKernelHasThem(t *testing.T) {
 	if major < 6 || (major == 6 && minor < 12) {
 		t.Skipf("kernel %d.%d has no tcp_sendmsg_locked tracepoint (6.12+): the walk of every connection stays", major, minor)
 	}
-	assert.True(t, markHooksExist(), "kernel %d.%d: tcp_sendmsg_locked and tcp_rcv_space_adjust in its BTF", major, minor)
+	assert.True(t, markHooksExist(), "kernel %d.%d: tcp_sendmsg_locked and sk_data_ready in its BTF", major, minor)
 }
