@@ -20,7 +20,7 @@ const markedSetSize = 8192
 // markPrograms are the marked reads' hooks (bpf/podnet.bpf.c), by tracepoint: loaded and
 // attached only for marked reads.
 var markPrograms = map[string]string{
-	bpf.PodnetProgSentTpBtf: "btf_trace_tcp_sendmsg_locked",
+	bpf.PodnetProgSentTpBtf:    "btf_trace_tcp_sendmsg_locked",
 	bpf.PodnetProgArrivedTpBtf: "btf_trace_sk_data_ready",
 }
 
