@@ -356,6 +356,18 @@ int BPF_PROG(arrived_tp_btf, struct sock *sk)
 	return 0;
 }
 
+/* MPTCP queues data onto its TCP subflows itself, with no tcp_sendmsg_locked: its scheduler's
+ * choice of a subflow, at every push, marks each subflow it weighs (a subflow weighed but not
+ * used costs the read one visit). Arrivals on subflows are marked by sk_data_ready. Loaded
+ * where the kernel has MPTCP; with a BPF scheduler (no tracepoint) a subflow is read by the
+ * arrivals of its own data or at its close. */
+SEC("tp_btf/mptcp_subflow_get_send")
+int BPF_PROG(mptcp_sent_tp_btf, struct mptcp_subflow_context *subflow)
+{
+	mark((__u64)BPF_CORE_READ(subflow, tcp_sock));
+	return 0;
+}
+
 /* The start-up scan (progress.h), in two passes over every process's files. */
 SEC("iter/task_file")
 int find_listeners(struct bpf_iter__task_file *ctx)

@@ -247,6 +247,7 @@ const (
 	PodnetProgExitConnect             = "exit_connect"
 	PodnetProgFindConnections         = "find_connections"
 	PodnetProgFindListeners           = "find_listeners"
+	PodnetProgMptcpSentTpBtf          = "mptcp_sent_tp_btf"
 	PodnetProgNatSeen                 = "nat_seen"
 	PodnetProgProgressCast            = "progress_cast"
 	PodnetProgProgressProbed          = "progress_probed"
@@ -341,6 +342,7 @@ type PodnetProgramSpecs struct {
 	ExitConnect        *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	FindConnections    *ebpf.ProgramSpec `ebpf:"find_connections"`
 	FindListeners      *ebpf.ProgramSpec `ebpf:"find_listeners"`
+	MptcpSentTpBtf     *ebpf.ProgramSpec `ebpf:"mptcp_sent_tp_btf"`
 	NatSeen            *ebpf.ProgramSpec `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
@@ -517,6 +519,7 @@ type PodnetPrograms struct {
 	ExitConnect        *ebpf.Program `ebpf:"exit_connect"`
 	FindConnections    *ebpf.Program `ebpf:"find_connections"`
 	FindListeners      *ebpf.Program `ebpf:"find_listeners"`
+	MptcpSentTpBtf     *ebpf.Program `ebpf:"mptcp_sent_tp_btf"`
 	NatSeen            *ebpf.Program `ebpf:"nat_seen"`
 	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
 	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
@@ -541,6 +544,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitConnect,
 		p.FindConnections,
 		p.FindListeners,
+		p.MptcpSentTpBtf,
 		p.NatSeen,
 		p.ProgressCast,
 		p.ProgressProbed,

@@ -19,7 +19,7 @@ func cgroupIDsReadable() bool { return kernelFeatures().cgroupIDs }
 func castSupported() bool { return kernelFeatures().cast }
 
 // features is what podnet asks of the kernel's own BTF.
-type features struct{ cast, cgroupIDs, markHooks bool }
+type features struct{ cast, cgroupIDs, markHooks, mptcpMarks bool }
 
 // kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
 // and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
@@ -35,7 +35,8 @@ var kernelFeatures = sync.OnceValue(func() features {
 		cast: spec.TypeByName("bpf_rdonly_cast", &fn) == nil,
 		cgroupIDs: spec.TypeByName("sock_cgroup_data", &data) == nil &&
 			(hasMember(data.Members, "cgroup") || hasMember(data.Members, "val")),
-		markHooks: kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
+		markHooks:  kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
+		mptcpMarks: kernelHas(spec, markPrograms[bpf.PodnetProgMptcpSentTpBtf]),
 	}
 })
 

@@ -197,3 +197,53 @@ func TestMarkedReadsCountBytesNotReadYet(t *testing.T) {
 	assert.Equal(t, uint64(payload), serverTotals.get(roleServer).BytesReceived, "reading them adds nothing")
 	assert.Equal(t, uint64(payload), clientTotals.get(roleClient).BytesSent)
 }
+
+// An MPTCP connection moves its data on TCP subflows that no send call names: the kernel's
+// MPTCP layer queues onto a subflow itself (no tcp_sendmsg_locked). Its bytes must still be
+// counted while it is open, at both ends.
+func TestMarkedReadsCountMPTCPSubflows(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 212)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+
+	addr := netip.AddrPortFrom(serverPod.IPv4, 7212).String()
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) {
+		var lc net.ListenConfig
+		lc.SetMultipathTCP(true)
+		ln, err = lc.Listen(context.Background(), "tcp", addr)
+		return err
+	}))
+	defer ln.Close()
+	var client net.Conn
+	require.NoError(t, clientPod.Do(func() (err error) {
+		var d net.Dialer
+		d.SetMultipathTCP(true)
+		client, err = d.Dial("tcp", addr)
+		return err
+	}))
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+	usesMPTCP, err := client.(*net.TCPConn).MultipathTCP()
+	require.NoError(t, err)
+	require.True(t, usesMPTCP, "the connection is MPTCP (net.mptcp.enabled on this kernel)")
+
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+	drainInto(t, tr, watched)
+	// One way only: the client's subflow then receives nothing but ACKs, so no arrival marks it.
+	const payload = 10_000
+	_, err = client.Write(make([]byte, payload))
+	require.NoError(t, err)
+	_, err = io.ReadFull(server, make([]byte, payload))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, watched)
+		return clientTotals.get(roleClient).BytesSent == payload && serverTotals.get(roleServer).BytesReceived == payload
+	}, 5*time.Second, 50*time.Millisecond, "both ends' bytes counted while open")
+}

@@ -18,10 +18,12 @@ import (
 const markedSetSize = 8192
 
 // markPrograms are the marked reads' hooks (bpf/podnet.bpf.c), by tracepoint: loaded and
-// attached only for marked reads.
+// attached only for marked reads. The MPTCP one only where the kernel has MPTCP (no MPTCP, no
+// subflows to mark).
 var markPrograms = map[string]string{
-	bpf.PodnetProgSentTpBtf:    "btf_trace_tcp_sendmsg_locked",
-	bpf.PodnetProgArrivedTpBtf: "btf_trace_sk_data_ready",
+	bpf.PodnetProgSentTpBtf:      "btf_trace_tcp_sendmsg_locked",
+	bpf.PodnetProgArrivedTpBtf:   "btf_trace_sk_data_ready",
+	bpf.PodnetProgMptcpSentTpBtf: "btf_trace_mptcp_subflow_get_send",
 }
 
 // markHooksExist says whether the kernel has the tracepoints the marks hook (tcp_sendmsg_locked
@@ -44,6 +46,9 @@ func prepareMarks(spec *ebpf.CollectionSpec, on bool, opts Options) error {
 		size = min(markedSetSize, max(opts.MaxTrackedConnections, 1))
 		if opts.markedSet != 0 {
 			size = opts.markedSet
+		}
+		if !kernelFeatures().mptcpMarks {
+			delete(spec.Programs, bpf.PodnetProgMptcpSentTpBtf)
 		}
 	} else {
 		for p := range markPrograms {
@@ -87,7 +92,11 @@ func newMarks(coll *ebpf.Collection) (*marks, error) {
 func attachMarks(coll *ebpf.Collection) ([]link.Link, error) {
 	var links []link.Link
 	for p := range markPrograms {
-		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[p]})
+		prog := coll.Programs[p]
+		if prog == nil {
+			continue // not loaded on this kernel (prepareMarks)
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 		if err != nil {
 			for _, l := range links {
 				_ = l.Close()

@@ -126,7 +126,9 @@ func BenchmarkMarkPerSyscall(b *testing.B) {
 	marks := func() bpfrun.Stats {
 		var s bpfrun.Stats
 		for p := range markPrograms {
-			s = s.Add(bpfrun.Of(b, tr.coll.Programs[p]))
+			if prog := tr.coll.Programs[p]; prog != nil {
+				s = s.Add(bpfrun.Of(b, prog))
+			}
 		}
 		return s
 	}

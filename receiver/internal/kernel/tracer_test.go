@@ -84,10 +84,13 @@ func stateHooks(m HookMode) int {
 
 // markHooks is how many programs mark sockets for the live reads (bpf/progress.h).
 func markHooks(tr *Tracer) int {
-	if tr.MarkedReads() {
-		return len(markPrograms)
+	n := 0
+	for p := range markPrograms {
+		if tr.MarkedReads() && tr.coll.Programs[p] != nil {
+			n++
+		}
 	}
-	return 0
+	return n
 }
 
 // Marked reads need the tcp_sendmsg_locked tracepoint (6.12+): on such a kernel the detection
