@@ -168,7 +168,7 @@ func BenchmarkArrivalOnOtherSockets(b *testing.B) {
 	}
 	arrived := tr.coll.Programs[bpf.PodnetProgArrivedTpBtf]
 	for _, kind := range []struct {
-		name         string
+		name          string
 		domain, type_ int
 	}{{"udp", unix.AF_INET, unix.SOCK_DGRAM}, {"unix", unix.AF_UNIX, unix.SOCK_STREAM}} {
 		b.Run(kind.name, func(b *testing.B) {
