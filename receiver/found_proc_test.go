@@ -51,6 +51,7 @@ func TestStartWithoutIteratorsFindsConnectionsFromProc(t *testing.T) {
 		sleeper := p.Command("sleep", "60")
 		require.NoError(t, sleeper.Start())
 		t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+		p.WaitInside(sleeper.Process.Pid) // Start's /proc scan runs once: the sleeper must be in
 	}
 	addr := net.JoinHostPort(serverPod.IPv4.String(), strconv.Itoa(7113))
 	var ln net.Listener

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RequireRoot skips a test that needs root, saying so; in CI (CI set) it fails instead,
@@ -178,4 +179,22 @@ func (p *Pod) DroppedSYNs(port int) int {
 func (p *Pod) FastSYNTimeout() {
 	p.t.Helper()
 	p.Exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+}
+
+// WaitInside waits (up to 5 s) until process pid lives in the pod's network namespace: a command
+// started through `ip netns exec` enters it only after Start has returned.
+func (p *Pod) WaitInside(pid int) {
+	p.t.Helper()
+	want := p.NetnsInode()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var st syscallStat
+		if err := stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err == nil && uint32(st.Ino) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("process %d did not enter the namespace of pod %s within 5 s", pid, p.Name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

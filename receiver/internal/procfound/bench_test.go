@@ -91,6 +91,7 @@ func hand(b *testing.B, pod *netnstest.Pod, files []*os.File) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pod.WaitInside(cmd.Process.Pid)
 	for _, f := range files {
 		_ = f.Close()
 	}

@@ -24,6 +24,7 @@ func startPause(t testing.TB, pod *netnstest.Pod) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pod.WaitInside(cmd.Process.Pid) // ip netns exec enters the namespace after Start returns
 }
 
 // listen opens a listener inside the pod, held by this process.
