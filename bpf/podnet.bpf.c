@@ -291,33 +291,31 @@ static long marked_probed_cb(struct bpf_map *map, __u64 *key, __u8 *unused_value
 	return marked_of(map, key, READ_PROBED);
 }
 
-SEC("raw_tp")
-int progress_cast(void *ctx)
+/* One read, with one variant's callbacks (constants once inlined). */
+static __always_inline void read_progress(void *marked_cb, void *walk_cb)
 {
 	if (marked_reads) {
 		if (read_set)
-			bpf_for_each_map_elem(&marked_b, marked_cast_cb, NULL, 0);
+			bpf_for_each_map_elem(&marked_b, marked_cb, NULL, 0);
 		else
-			bpf_for_each_map_elem(&marked_a, marked_cast_cb, NULL, 0);
+			bpf_for_each_map_elem(&marked_a, marked_cb, NULL, 0);
 		if (!read_all)
-			return 0;
+			return;
 	}
-	bpf_for_each_map_elem(&conns, progress_cast_cb, NULL, 0);
+	bpf_for_each_map_elem(&conns, walk_cb, NULL, 0);
+}
+
+SEC("raw_tp")
+int progress_cast(void *ctx)
+{
+	read_progress(marked_cast_cb, progress_cast_cb);
 	return 0;
 }
 
 SEC("raw_tp")
 int progress_probed(void *ctx)
 {
-	if (marked_reads) {
-		if (read_set)
-			bpf_for_each_map_elem(&marked_b, marked_probed_cb, NULL, 0);
-		else
-			bpf_for_each_map_elem(&marked_a, marked_probed_cb, NULL, 0);
-		if (!read_all)
-			return 0;
-	}
-	bpf_for_each_map_elem(&conns, progress_probed_cb, NULL, 0);
+	read_progress(marked_probed_cb, progress_probed_cb);
 	return 0;
 }
 

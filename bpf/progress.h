@@ -209,17 +209,12 @@ static __always_inline struct sock *file_stream_sock(struct file *file, bool mpt
  * socket beneath an MPTCP listener, which is where drops are counted. */
 static __always_inline void note_listening(struct sock *sk)
 {
-	struct listen_drops none = {};
-	__u64 key;
-
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
 		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
 		if (!sk)
 			return;
 	}
-	key = (__u64)sk;
-	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
-		count(COUNTER_LISTENERS_FULL);
+	add_listener(sk);
 }
 
 /* The start-up scan's first pass: every listening port, per network namespace. MPTCP
@@ -254,6 +249,16 @@ static __always_inline __u32 sock_drops(struct sock *sk)
 	return n;
 }
 
+/* What the listener scan reports of a listening socket (the TCP one beneath an MPTCP listener). */
+static __always_inline void fill_listen_drops(struct listen_drops *r, struct sock *sk)
+{
+	r->sk = (__u64)sk;
+	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
+	r->drops = sock_drops(sk);
+}
+
 /* The listener scan (issue 15, run by user space each metrics interval): every listening TCP
  * socket with its drops. An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP
  * listener beneath it, which no descriptor names. */
@@ -268,11 +273,7 @@ static __always_inline void write_listen_drops(struct seq_file *seq, struct sock
 		if (!sk)
 			return;
 	}
-	r.sk = (__u64)sk;
-	r.netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	r.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	r.cgroup_id = sock_cgroup_id(sk, READ_PROBED);
-	r.drops = sock_drops(sk);
+	fill_listen_drops(&r, sk);
 	bpf_seq_write(seq, &r, sizeof(r));
 }
 
@@ -286,11 +287,7 @@ static __always_inline long listener_of(struct bpf_map *map, __u64 *key, struct 
 		bpf_map_delete_elem(map, key);
 		return 0;
 	}
-	r->sk = *key;
-	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
-	r->drops = sock_drops(sk);
+	fill_listen_drops(r, sk);
 	return 0;
 }
 

@@ -448,19 +448,27 @@ static __always_inline void on_reset_received(struct sock *sk)
 		known->reset_received = 1;
 }
 
+/* A listening socket joins `listeners` (its value is written by the listener scan); a full map
+ * is counted, and the scans then walk every descriptor instead. */
+static __always_inline void add_listener(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct listen_drops none = {};
+
+	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_LISTENERS_FULL);
+}
+
 /* A socket began listening, or stopped: kept in `listeners` for the listener scan (progress.h),
  * which reads everything else; no read of the socket here. */
 static __always_inline void on_listen(struct sock *sk, bool listening)
 {
 	__u64 key = (__u64)sk;
-	struct listen_drops none = {};
 
-	if (!listening) {
+	if (listening)
+		add_listener(sk);
+	else
 		bpf_map_delete_elem(&listeners, &key);
-		return;
-	}
-	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
-		count(COUNTER_LISTENERS_FULL);
 }
 
 /* One interesting state change of a TCP socket. */

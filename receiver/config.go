@@ -28,9 +28,10 @@ type Config struct {
 	// ring_buffer_size split between them): see README, Many cores.
 	RingBuffers string `mapstructure:"ring_buffers"`
 	// LiveReads says how the reads of open connections at each metrics interval find them:
-	// "auto" (marked: only the sockets that sent or read data since the last read, where the
-	// kernel can; every send and receive call on the node then pays a mark) or "walk" (every
-	// tracked connection, each interval; no per-call cost): see README, Long-lived connections.
+	// "auto" (marked: only the sockets that sent or received data since the last read, where
+	// the kernel can; every TCP send call and data arrival on the node then pays a mark) or
+	// "walk" (every tracked connection, each interval; nothing per call): see README,
+	// Long-lived connections.
 	LiveReads string `mapstructure:"live_reads"`
 	// MaxTrackedConnections bounds the kernel's table of open connections (LRU).
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`

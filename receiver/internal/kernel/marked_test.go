@@ -119,10 +119,7 @@ func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
 func TestMarkedReadsFollowDataInFlight(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 205)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
+	tr := openMarked(t)
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 
@@ -175,17 +172,14 @@ func TestMarkedReadsFollowDataInFlight(t *testing.T) {
 func TestMarkedReadsCountBytesNotReadYet(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 210)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
+	tr := openMarked(t)
 	clients, servers := connectPods(t, clientPod, serverPod, 7210, 1)
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 	drainInto(t, tr, watched)
 
 	const payload = 10_000
-	_, err = clients[0].Write(make([]byte, payload)) // the server reads none of it
+	_, err := clients[0].Write(make([]byte, payload)) // the server reads none of it
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		drainInto(t, tr, watched)
@@ -204,10 +198,7 @@ func TestMarkedReadsCountBytesNotReadYet(t *testing.T) {
 func TestMarkedReadsCountMPTCPSubflows(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 212)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
+	tr := openMarked(t)
 
 	addr := netip.AddrPortFrom(serverPod.IPv4, 7212).String()
 	var ln net.Listener

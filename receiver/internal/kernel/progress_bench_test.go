@@ -113,11 +113,7 @@ func BenchmarkMarkPerSyscall(b *testing.B) {
 	enableBPFStats(b)
 	netw := netnstest.NewNetwork(b, 208)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
+	tr := openMarked(b)
 	if !tr.MarkedReads() {
 		b.Fatal("marked reads did not load on this kernel")
 	}
@@ -158,11 +154,7 @@ func BenchmarkMarkPerSyscall(b *testing.B) {
 func BenchmarkArrivalOnOtherSockets(b *testing.B) {
 	netnstest.RequireRoot(b)
 	enableBPFStats(b)
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
+	tr := openMarked(b)
 	if !tr.MarkedReads() {
 		b.Fatal("marked reads did not load on this kernel")
 	}

@@ -88,9 +88,20 @@ func TestLiveProgressOfAnOpenConnectionIsExact(t *testing.T) {
 
 // requireMarked checks that tr's live reads are marked exactly when wanted, on a kernel that has
 // the hooks.
-func requireMarked(t *testing.T, tr *Tracer, want bool) {
+func requireMarked(t testing.TB, tr *Tracer, want bool) {
 	t.Helper()
 	require.Equal(t, want && markHooksExist(), tr.MarkedReads(), "marked reads")
+}
+
+// openMarked opens a tracer that aggregates in the kernel, closed when tb ends: marked reads
+// wherever the kernel has their hooks.
+func openMarked(tb testing.TB) *Tracer {
+	tb.Helper()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = tr.Close() })
+	requireMarked(tb, tr, true)
+	return tr
 }
 
 func testLiveProgress(t *testing.T, o Options, subnet byte) {
