@@ -346,10 +346,16 @@ int BPF_PROG(sent_tp_btf, struct sock *sk)
 	return 0;
 }
 
+/* The states in which bytes can still arrive. The others wake a reader for no byte to count
+ * early: a listener's wakeup (a connection to accept), the peer's FIN (the socket is then in
+ * CLOSE_WAIT, CLOSING, or CLOSE after FIN_WAIT2): a connect/close workload must not pay a mark
+ * per end. Data that came with the FIN is counted by the next send's mark or the close. */
+#define RECEIVING_STATES (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2)
+
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(arrived_tp_btf, struct sock *sk)
 {
-	if (is_tcp(sk, READ_TYPED))
+	if (((1 << sk->__sk_common.skc_state) & RECEIVING_STATES) && is_tcp(sk, READ_TYPED))
 		mark((__u64)sk);
 	return 0;
 }

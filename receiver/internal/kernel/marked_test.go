@@ -238,3 +238,35 @@ func TestMarkedReadsCountMPTCPSubflows(t *testing.T) {
 		return clientTotals.get(roleClient).BytesSent == payload && serverTotals.get(roleServer).BytesReceived == payload
 	}, 5*time.Second, 50*time.Millisecond, "both ends' bytes counted while open")
 }
+
+// Connections that open and close without data mark nothing: the arrivals they cause (the
+// listener's wakeup for accept, each end's FIN) carry no bytes to count early, and a connect/
+// close workload pays no mark per end.
+func TestMarkedReadsConnectCloseMarksNothing(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 213)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr := openMarked(t)
+	if !tr.MarkedReads() {
+		t.Skip("no marked reads on this kernel (needs the tcp_sendmsg_locked tracepoint, 6.12+): nothing marks")
+	}
+	marking := func() int { // sockets in the set the hooks mark now (every socket of the machine)
+		n, it := 0, tr.marks.sets[tr.marks.current].Iterate()
+		var k uint64
+		var v uint8
+		for it.Next(&k, &v) {
+			n++
+		}
+		require.NoError(t, it.Err())
+		return n
+	}
+	before := marking()
+	const n = 500
+	clients, servers := connectPods(t, clientPod, serverPod, 7213, n)
+	for i := range n {
+		require.NoError(t, clients[i].Close())
+		require.NoError(t, servers[i].Close())
+	}
+	require.Eventually(t, func() bool { return len(clientPod.OpenTCPSockets()) == 0 }, 5*time.Second, 20*time.Millisecond, "every connection closed")
+	marked := marking() - before
+	assert.Less(t, marked, n/10, "%d sockets marked by %d connections that moved no data (other traffic on the machine may mark a few)", marked, n)
+}
