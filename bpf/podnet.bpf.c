@@ -291,10 +291,21 @@ static long marked_probed_cb(struct bpf_map *map, __u64 *key, __u8 *unused_value
 	return marked_of(map, key, READ_PROBED);
 }
 
+static long front_cast_cb(__u64 i, void *unused)
+{
+	return front_of(i, READ_CAST);
+}
+
+static long front_probed_cb(__u64 i, void *unused)
+{
+	return front_of(i, READ_PROBED);
+}
+
 /* One read, with one variant's callbacks (constants once inlined). */
-static __always_inline void read_progress(void *marked_cb, void *walk_cb)
+static __always_inline void read_progress(void *front_cb, void *marked_cb, void *walk_cb)
 {
 	if (marked_reads) {
+		bpf_loop(front_mask + 1, front_cb, NULL, 0);
 		if (read_set)
 			bpf_for_each_map_elem(&marked_b, marked_cb, NULL, 0);
 		else
@@ -308,14 +319,14 @@ static __always_inline void read_progress(void *marked_cb, void *walk_cb)
 SEC("raw_tp")
 int progress_cast(void *ctx)
 {
-	read_progress(marked_cast_cb, progress_cast_cb);
+	read_progress(front_cast_cb, marked_cast_cb, progress_cast_cb);
 	return 0;
 }
 
 SEC("raw_tp")
 int progress_probed(void *ctx)
 {
-	read_progress(marked_probed_cb, progress_probed_cb);
+	read_progress(front_probed_cb, marked_probed_cb, progress_probed_cb);
 	return 0;
 }
 

@@ -236,6 +236,7 @@ const (
 	PodnetMapMarked                   = "marked"
 	PodnetMapMarkedA                  = "marked_a"
 	PodnetMapMarkedB                  = "marked_b"
+	PodnetMapMarkedFront              = "marked_front"
 	PodnetMapNatBackends              = "nat_backends"
 	PodnetProgAccept4Cast             = "accept4_cast"
 	PodnetProgAcceptCast              = "accept_cast"
@@ -261,9 +262,11 @@ const (
 	PodnetVarAggregateInKernel        = "aggregate_in_kernel"
 	PodnetVarBackendInMetrics         = "backend_in_metrics"
 	PodnetVarExclusions               = "exclusions"
+	PodnetVarFrontMask                = "front_mask"
 	PodnetVarHandshakeBoundsUs        = "handshake_bounds_us"
 	PodnetVarLastWakeupNs             = "last_wakeup_ns"
 	PodnetVarLiveReads                = "live_reads"
+	PodnetVarMarkHalf                 = "mark_half"
 	PodnetVarMarkedReads              = "marked_reads"
 	PodnetVarNatDsts                  = "nat_dsts"
 	PodnetVarNatLookup                = "nat_lookup"
@@ -373,6 +376,7 @@ type PodnetMapSpecs struct {
 	Marked        *ebpf.MapSpec `ebpf:"marked"`
 	MarkedA       *ebpf.MapSpec `ebpf:"marked_a"`
 	MarkedB       *ebpf.MapSpec `ebpf:"marked_b"`
+	MarkedFront   *ebpf.MapSpec `ebpf:"marked_front"`
 	NatBackends   *ebpf.MapSpec `ebpf:"nat_backends"`
 }
 
@@ -383,9 +387,11 @@ type PodnetVariableSpecs struct {
 	AggregateInKernel        *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	BackendInMetrics         *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.VariableSpec `ebpf:"exclusions"`
+	FrontMask                *ebpf.VariableSpec `ebpf:"front_mask"`
 	HandshakeBoundsUs        *ebpf.VariableSpec `ebpf:"handshake_bounds_us"`
 	LastWakeupNs             *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.VariableSpec `ebpf:"live_reads"`
+	MarkHalf                 *ebpf.VariableSpec `ebpf:"mark_half"`
 	MarkedReads              *ebpf.VariableSpec `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.VariableSpec `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.VariableSpec `ebpf:"nat_lookup"`
@@ -446,6 +452,7 @@ type PodnetMaps struct {
 	Marked        *ebpf.Map `ebpf:"marked"`
 	MarkedA       *ebpf.Map `ebpf:"marked_a"`
 	MarkedB       *ebpf.Map `ebpf:"marked_b"`
+	MarkedFront   *ebpf.Map `ebpf:"marked_front"`
 	NatBackends   *ebpf.Map `ebpf:"nat_backends"`
 }
 
@@ -465,6 +472,7 @@ func (m *PodnetMaps) Close() error {
 		m.Marked,
 		m.MarkedA,
 		m.MarkedB,
+		m.MarkedFront,
 		m.NatBackends,
 	)
 }
@@ -476,9 +484,11 @@ type PodnetVariables struct {
 	AggregateInKernel        *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	BackendInMetrics         *ebpf.Variable `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.Variable `ebpf:"exclusions"`
+	FrontMask                *ebpf.Variable `ebpf:"front_mask"`
 	HandshakeBoundsUs        *ebpf.Variable `ebpf:"handshake_bounds_us"`
 	LastWakeupNs             *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.Variable `ebpf:"live_reads"`
+	MarkHalf                 *ebpf.Variable `ebpf:"mark_half"`
 	MarkedReads              *ebpf.Variable `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.Variable `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.Variable `ebpf:"nat_lookup"`

@@ -58,7 +58,22 @@ func prepareMarks(spec *ebpf.CollectionSpec, on bool, opts Options) error {
 	spec.Maps[bpf.PodnetMapMarkedA].MaxEntries = size
 	spec.Maps[bpf.PodnetMapMarkedB].MaxEntries = size
 	spec.Maps[bpf.PodnetMapMarked].InnerMap.MaxEntries = size
+	front := frontSlots(size)
+	spec.Maps[bpf.PodnetMapMarkedFront].MaxEntries = 2 * front
+	if err := spec.Variables[bpf.PodnetVarFrontMask].Set(front - 1); err != nil {
+		return err
+	}
 	return spec.Variables[bpf.PodnetVarMarkedReads].Set(on)
+}
+
+// frontSlots is the size of each half of the sets' front (bpf/maps.h marked_front): the sets'
+// size, rounded up to a power of two so that a slot is a mask of the socket's hash.
+func frontSlots(size uint32) uint32 {
+	n := uint32(1)
+	for n < size {
+		n <<= 1
+	}
+	return n
 }
 
 // marks alternates the two marked sets between the hooks and the reads, and turns the kernel's
@@ -69,6 +84,7 @@ type marks struct {
 	current int // the set the slot points at: the hooks mark it
 	readSet *ebpf.Variable
 	readAll *ebpf.Variable
+	half    *ebpf.Variable // mark_half: the front's half the hooks fill, with the set
 	full    uint64 // COUNTER_MARK_FULL at the last read
 	open    openCounts
 }
@@ -80,6 +96,7 @@ func newMarks(coll *ebpf.Collection) (*marks, error) {
 		sets:    [2]*ebpf.Map{coll.Maps[bpf.PodnetMapMarkedA], coll.Maps[bpf.PodnetMapMarkedB]},
 		readSet: coll.Variables[bpf.PodnetVarReadSet],
 		readAll: coll.Variables[bpf.PodnetVarReadAll],
+		half:    coll.Variables[bpf.PodnetVarMarkHalf],
 		open:    newOpenCounts(),
 	}
 	if err := m.slot.Update(uint32(0), m.sets[0], ebpf.UpdateAny); err != nil {
@@ -108,13 +125,17 @@ func attachMarks(coll *ebpf.Collection) ([]link.Link, error) {
 	return links, nil
 }
 
-// beforeRead hands the hooks the other set and tells the read to take the one they marked,
-// and to walk every connection too when a mark found its set full since the last read. The
-// slot update returns once no program can still hold the old set (map-in-map updates wait
-// for an RCU grace period), so the read takes a set nobody writes. markFull reads
-// COUNTER_MARK_FULL after the swap, so it covers every mark into the set being read.
+// beforeRead hands the hooks the other set (and its half of the front) and tells the read to
+// take the one they marked, and to walk every connection too when a mark found its set full
+// since the last read. The slot update returns once no program can still hold the old set
+// (map-in-map updates wait for an RCU grace period), and the half is switched before it, so
+// the read takes a set and a half nobody writes. markFull reads COUNTER_MARK_FULL after the
+// swap, so it covers every mark into the set being read.
 func (m *marks) beforeRead(markFull func() (uint64, error)) error {
 	old, next := m.current, 1-m.current
+	if err := m.half.Set(uint32(next)); err != nil {
+		return fmt.Errorf("switching the marked sets' front: %w", err)
+	}
 	if err := m.slot.Update(uint32(0), m.sets[next], ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("switching the marked sets: %w", err)
 	}
