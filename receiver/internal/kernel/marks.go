@@ -85,7 +85,7 @@ type marks struct {
 	readSet *ebpf.Variable
 	readAll *ebpf.Variable
 	half    *ebpf.Variable // mark_half: the front's half the hooks fill, with the set
-	full    uint64 // COUNTER_MARK_FULL at the last read
+	full    uint64         // COUNTER_MARK_FULL at the last read
 	open    openCounts
 }
 
