@@ -267,10 +267,11 @@ int nat_seen(struct bpf_nf_ctx *ctx)
 }
 
 /* Live progress of open connections (progress.h): run by user space (BPF_PROG_TEST_RUN) every
- * metrics interval; never attached. Marked, it takes the marked set user space names, and walks
- * `conns` too only when a mark was lost to a full set; unmarked, it walks `conns`. A program that
- * walks maps, because this kind of kernel refuses map-element iterators (EPERM). The loader keeps
- * one: the cast variant reads each socket with plain loads (6.2+), the other with probe reads. */
+ * metrics interval; never attached. Marked, it takes the marked set user space names (its front
+ * first, then the hash behind it), and walks `conns` too only when a mark was lost to a full
+ * set; unmarked, it walks `conns`. A program that walks maps, because this kind of kernel
+ * refuses map-element iterators (EPERM). The loader keeps one: the cast variant reads each
+ * socket with plain loads (6.2+), the other with probe reads. */
 static long progress_cast_cb(struct bpf_map *map, __u64 *key, struct conn_info *ci, void *unused)
 {
 	return walked(key, ci, READ_CAST);
@@ -347,9 +348,9 @@ int scan_listeners(void *ctx)
 /* Data moved (marked reads, progress.h): a send (tcp_sendmsg_locked, per chunk a sendmsg
  * queues) or data arriving (sk_data_ready, per wakeup of the socket's reader; it fires for every
  * kind of socket, so others are left at a type check). The socket is marked for the next live
- * read; nothing else, so a call pays a dispatch and a hash lookup. Two programs, so neither is
- * ever skipped for the other (the kernel's recursion guard is per program). Loaded only for
- * marked reads (6.12+). */
+ * read; nothing else, so a call pays a dispatch and, most of the time, one load of its slot
+ * (progress.h). Two programs, so neither is ever skipped for the other (the kernel's recursion
+ * guard is per program). Loaded only for marked reads (6.12+). */
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(sent_tp_btf, struct sock *sk)
 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -111,6 +112,54 @@ func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
 	c, err := tr.Counters()
 	require.NoError(t, err)
 	assert.NotZero(t, c.MarkFull, "marks that found the set full are counted")
+}
+
+// Sockets whose front slot another socket holds are marked in the hash set behind the front, and
+// read from there: with sets of 32 (a front of 32 slots, a hash of 32) and 16 connections moving
+// data, 32 sockets share 32 slots, so some always collide, and none finds the set full (the
+// read then walks only the sets, not every connection). Every byte is counted at each read.
+func TestMarkedReadsCountSocketsWhoseFrontSlotIsTaken(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 214)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
+		markedSet: 32})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+	const n, payload = 16, 10_000
+	clients, servers := connectPods(t, clientPod, serverPod, 7214, n)
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+	for round := 1; round <= 3; round++ {
+		for i := range n {
+			_, err := clients[i].Write(make([]byte, payload))
+			require.NoError(t, err)
+			_, err = io.ReadFull(servers[i], make([]byte, payload))
+			require.NoError(t, err)
+		}
+		assert.NotZero(t, setLen(t, tr.marks.sets[tr.marks.current]), "round %d: sockets marked behind the front", round)
+		drainInto(t, tr, watched)
+		assert.Equal(t, uint64(round*n*payload), clientTotals.get(roleClient).BytesSent, "round %d: client bytes", round)
+		assert.Equal(t, uint64(round*n*payload), serverTotals.get(roleServer).BytesReceived, "round %d: server bytes", round)
+		assert.Equal(t, uint64(n), clientTotals.get(roleClient).Active, "round %d: active", round)
+	}
+	c, err := tr.Counters()
+	require.NoError(t, err)
+	assert.Zero(t, c.MarkFull, "no set was full: the reads took the sets alone")
+}
+
+// setLen is how many sockets a marked set holds.
+func setLen(t *testing.T, set *ebpf.Map) int {
+	t.Helper()
+	var key uint64
+	var value uint8
+	n := 0
+	it := set.Iterate()
+	for it.Next(&key, &value) {
+		n++
+	}
+	require.NoError(t, it.Err())
+	return n
 }
 
 // A socket stays marked while it has data in flight: the rest of a send that the kernel
