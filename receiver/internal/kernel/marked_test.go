@@ -93,22 +93,7 @@ func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	requireMarked(t, tr, true)
-	const n, payload = 20, 10_000
-	clients, servers := connectPods(t, clientPod, serverPod, 7204, n)
-	clientTotals, serverTotals := roleTotals{}, roleTotals{}
-	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
-	for round := 1; round <= 3; round++ {
-		for i := range n {
-			_, err := clients[i].Write(make([]byte, payload))
-			require.NoError(t, err)
-			_, err = io.ReadFull(servers[i], make([]byte, payload))
-			require.NoError(t, err)
-		}
-		drainInto(t, tr, watched)
-		assert.Equal(t, uint64(round*n*payload), clientTotals.get(roleClient).BytesSent, "round %d: client bytes", round)
-		assert.Equal(t, uint64(round*n*payload), serverTotals.get(roleServer).BytesReceived, "round %d: server bytes", round)
-		assert.Equal(t, uint64(n), clientTotals.get(roleClient).Active, "round %d: active", round)
-	}
+	countRounds(t, tr, clientPod, serverPod, 7204, 20, nil)
 	c, err := tr.Counters()
 	require.NoError(t, err)
 	assert.NotZero(t, c.MarkFull, "marks that found the set full are counted")
@@ -126,8 +111,21 @@ func TestMarkedReadsCountSocketsWhoseFrontSlotIsTaken(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	requireMarked(t, tr, true)
-	const n, payload = 16, 10_000
-	clients, servers := connectPods(t, clientPod, serverPod, 7214, n)
+	countRounds(t, tr, clientPod, serverPod, 7214, 16, func(round int) {
+		assert.NotZero(t, setLen(t, tr.marks.sets[tr.marks.current]), "round %d: sockets marked behind the front", round)
+	})
+	c, err := tr.Counters()
+	require.NoError(t, err)
+	assert.Zero(t, c.MarkFull, "no set was full: the reads took the sets alone")
+}
+
+// countRounds opens n connections between the pods and, three rounds over, has every client send
+// 10,000 bytes that its server reads, then drains tr (calling beforeDrain first, if set): each
+// round's totals are exact, and all n connections are active.
+func countRounds(t *testing.T, tr *Tracer, clientPod, serverPod *netnstest.Pod, port, n int, beforeDrain func(round int)) {
+	t.Helper()
+	const payload = 10_000
+	clients, servers := connectPods(t, clientPod, serverPod, port, n)
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 	for round := 1; round <= 3; round++ {
@@ -137,15 +135,14 @@ func TestMarkedReadsCountSocketsWhoseFrontSlotIsTaken(t *testing.T) {
 			_, err = io.ReadFull(servers[i], make([]byte, payload))
 			require.NoError(t, err)
 		}
-		assert.NotZero(t, setLen(t, tr.marks.sets[tr.marks.current]), "round %d: sockets marked behind the front", round)
+		if beforeDrain != nil {
+			beforeDrain(round)
+		}
 		drainInto(t, tr, watched)
 		assert.Equal(t, uint64(round*n*payload), clientTotals.get(roleClient).BytesSent, "round %d: client bytes", round)
 		assert.Equal(t, uint64(round*n*payload), serverTotals.get(roleServer).BytesReceived, "round %d: server bytes", round)
 		assert.Equal(t, uint64(n), clientTotals.get(roleClient).Active, "round %d: active", round)
 	}
-	c, err := tr.Counters()
-	require.NoError(t, err)
-	assert.Zero(t, c.MarkFull, "no set was full: the reads took the sets alone")
 }
 
 // setLen is how many sockets a marked set holds.

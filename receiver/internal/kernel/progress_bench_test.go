@@ -110,14 +110,9 @@ func benchProgressRead(b *testing.B, unmarked bool, busy int, subnet byte) {
 // tcp_sendmsg_locked and sk_data_ready, per send call or arrival, by the kernel's run statistics
 // (one 64-byte exchange each way per op: two sends, two arrivals).
 func BenchmarkMarkPerSyscall(b *testing.B) {
-	netnstest.RequireRoot(b)
-	enableBPFStats(b)
+	tr := markedWithStats(b)
 	netw := netnstest.NewNetwork(b, 208)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr := openMarked(b)
-	if !tr.MarkedReads() {
-		b.Fatal("marked reads did not load on this kernel")
-	}
 	clients, servers := connectPods(b, clientPod, serverPod, 7208, 1)
 	client, server := clients[0], servers[0]
 	marks := markStats(b, tr)
@@ -146,12 +141,7 @@ func BenchmarkMarkPerSyscall(b *testing.B) {
 // live read takes the sets every 1000 connections, as a metrics interval would. Per mark and
 // per connection, by the kernel's run statistics (whose clock reads are ~40 ns of each mark).
 func BenchmarkMarkPerRequestConnection(b *testing.B) {
-	netnstest.RequireRoot(b)
-	enableBPFStats(b)
-	tr := openMarked(b)
-	if !tr.MarkedReads() {
-		b.Fatal("marked reads did not load on this kernel")
-	}
+	tr := markedWithStats(b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -204,6 +194,19 @@ func echoOnce(ln net.Listener) {
 	}
 }
 
+// markedWithStats opens a marked tracer (openMarked) with the kernel's run statistics on, for
+// benchmarks of the marks; root only.
+func markedWithStats(b *testing.B) *Tracer {
+	b.Helper()
+	netnstest.RequireRoot(b)
+	enableBPFStats(b)
+	tr := openMarked(b)
+	if !tr.MarkedReads() {
+		b.Fatal("marked reads did not load on this kernel")
+	}
+	return tr
+}
+
 // markStats returns a function summing the run statistics of tr's mark programs.
 func markStats(b *testing.B, tr *Tracer) func() bpfrun.Stats {
 	return func() bpfrun.Stats {
@@ -222,12 +225,7 @@ func markStats(b *testing.B, tr *Tracer) func() bpfrun.Stats {
 // stops at its type check. Reported by the kernel's run statistics, per run of the hook (whose
 // own clock reads are ~50 ns of it) and runs per message.
 func BenchmarkArrivalOnOtherSockets(b *testing.B) {
-	netnstest.RequireRoot(b)
-	enableBPFStats(b)
-	tr := openMarked(b)
-	if !tr.MarkedReads() {
-		b.Fatal("marked reads did not load on this kernel")
-	}
+	tr := markedWithStats(b)
 	arrived := tr.coll.Programs[bpf.PodnetProgArrivedTpBtf]
 	for _, kind := range []struct {
 		name          string

@@ -44,7 +44,9 @@ func BenchmarkRecursionCover(b *testing.B) {
 	defer l.Close()
 	addr, _ := netnstest.LoopbackServer(b)
 	cover, state := tr.coll.Programs[bpf.PodnetProgStateTpBtfNested], tr.coll.Programs[bpf.PodnetProgStateTpBtf]
-	read := func() [3]bpfrun.Stats { return [3]bpfrun.Stats{bpfrun.Of(b, cover), bpfrun.Of(b, state), bpfrun.Of(b, empty)} }
+	read := func() [3]bpfrun.Stats {
+		return [3]bpfrun.Stats{bpfrun.Of(b, cover), bpfrun.Of(b, state), bpfrun.Of(b, empty)}
+	}
 	before := read()
 	b.ResetTimer()
 	for range b.N {
