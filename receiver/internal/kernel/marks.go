@@ -137,6 +137,7 @@ func (m *marks) beforeRead(markFull func() (uint64, error)) error {
 		return fmt.Errorf("switching the marked sets' front: %w", err)
 	}
 	if err := m.slot.Update(uint32(0), m.sets[next], ebpf.UpdateAny); err != nil {
+		_ = m.half.Set(uint32(old)) // the hooks keep marking the set and half they had
 		return fmt.Errorf("switching the marked sets: %w", err)
 	}
 	m.current = next
