@@ -75,13 +75,19 @@ static __always_inline __u32 address_bits(__u64 key)
 	return lo;
 }
 
+/* The first slot of one half of the front. */
+static __always_inline __u32 front_half(__u32 half)
+{
+	return half ? front_mask + 1 : 0;
+}
+
 /* A socket's slot in one half of the front: a multiplicative hash of its address. */
 static __always_inline __u32 front_slot(__u64 key, __u32 half)
 {
 	__u32 h = address_bits(key) * 0x9E3779B1U;
 
 	h ^= h >> 15; /* addresses are aligned: the product's low bits alone would be too */
-	return (half ? front_mask + 1 : 0) + (h & front_mask);
+	return front_half(half) + (h & front_mask);
 }
 
 /* A socket moved data, or may still (progress_of): marked for the next live read. Its slot in
@@ -202,35 +208,39 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	return true;
 }
 
-/* A marked socket, at a marked read: taken out of the set read, and marked again in the current
- * one while it still moves data. A socket podnet does not track is dropped. */
+/* A socket taken out of the marked set (or front slot) being read: read, and marked again in
+ * the current one while it still moves data. A socket podnet does not track is dropped. */
+static __always_inline void read_marked(__u64 key, enum sock_read rd)
+{
+	struct conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+
+	if (ci && progress_of(&key, ci, rd))
+		mark(key);
+}
+
+/* A socket of the marked set being read. */
 static __always_inline long marked_of(struct bpf_map *set, __u64 *key, enum sock_read rd)
 {
-	struct conn_info *ci = bpf_map_lookup_elem(&conns, key);
-	bool keep = ci && progress_of(key, ci, rd);
-
+	read_marked(*key, rd);
 	bpf_map_delete_elem(set, key);
-	if (keep)
-		mark(*key);
 	return 0;
 }
 
-/* Slot i of the front's half the read takes (read_set): its socket, if any, read like a marked
- * one (marked_of), and the slot freed for the hooks' next turn on this half. */
+/* Slot i of the front's half the read takes (read_set): its socket, if any, read like one of
+ * the set, and the slot freed for the hooks' next turn on this half. */
 static __always_inline long front_of(__u32 i, enum sock_read rd)
 {
-	__u32 slot = (read_set ? front_mask + 1 : 0) + (i & front_mask);
+	__u32 slot = front_half(read_set) + (i & front_mask);
 	__u64 *front = bpf_map_lookup_elem(&marked_front, &slot);
-	struct conn_info *ci;
 	__u64 key;
 
-	if (!front || !*front)
+	if (!front)
 		return 0;
 	key = *front;
+	if (!key)
+		return 0;
 	*front = 0;
-	ci = bpf_map_lookup_elem(&conns, &key);
-	if (ci && progress_of(&key, ci, rd))
-		mark(key);
+	read_marked(key, rd);
 	return 0;
 }
 

@@ -18,30 +18,22 @@ var errStopped = errors.New("netnstest: the function run in the pod stopped with
 func (p *Pod) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		sent := false
-		defer func() {
-			if !sent {
-				errc <- errStopped
-			}
-		}()
+		err := errStopped // unless fn returns, or the namespace cannot be entered
+		defer func() { errc <- err }()
 		// The thread is never returned to the pool: it dies with this goroutine, so no other
 		// goroutine can inherit its namespace if restoring fails.
 		runtime.LockOSThread()
-		target, err := os.Open("/run/netns/" + p.Name)
-		if err != nil {
-			sent = true
-			errc <- err
+		target, openErr := os.Open("/run/netns/" + p.Name)
+		if openErr != nil {
+			err = openErr
 			return
 		}
 		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			sent = true
-			errc <- err
+		if setErr := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); setErr != nil {
+			err = setErr
 			return
 		}
 		err = fn()
-		sent = true
-		errc <- err
 	}()
 	return <-errc
 }

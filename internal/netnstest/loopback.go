@@ -11,6 +11,13 @@ import (
 // listener and waits for its goroutine (also run when the test ends).
 func LoopbackServer(tb testing.TB) (addr string, stop func()) {
 	tb.Helper()
+	return LoopbackServerFunc(tb, func(c net.Conn) { _ = c.Close() })
+}
+
+// LoopbackServerFunc is LoopbackServer with serve run on each accepted connection (on the
+// accepting goroutine: serve starts its own if the exchange may block); serve closes it.
+func LoopbackServerFunc(tb testing.TB, serve func(net.Conn)) (addr string, stop func()) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -23,7 +30,7 @@ func LoopbackServer(tb testing.TB) (addr string, stop func()) {
 			if err != nil {
 				return
 			}
-			_ = c.Close()
+			serve(c)
 		}
 	}()
 	var once sync.Once

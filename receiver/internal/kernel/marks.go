@@ -4,6 +4,7 @@ package kernel
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -69,11 +70,7 @@ func prepareMarks(spec *ebpf.CollectionSpec, on bool, opts Options) error {
 // frontSlots is the size of each half of the sets' front (bpf/maps.h marked_front): the sets'
 // size, rounded up to a power of two so that a slot is a mask of the socket's hash.
 func frontSlots(size uint32) uint32 {
-	n := uint32(1)
-	for n < size {
-		n <<= 1
-	}
-	return n
+	return 1 << bits.Len32(max(size, 1)-1)
 }
 
 // marks alternates the two marked sets between the hooks and the reads, and turns the kernel's

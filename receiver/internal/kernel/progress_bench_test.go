@@ -142,18 +142,13 @@ func BenchmarkMarkPerSyscall(b *testing.B) {
 // per connection, by the kernel's run statistics (whose clock reads are ~40 ns of each mark).
 func BenchmarkMarkPerRequestConnection(b *testing.B) {
 	tr := markedWithStats(b)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go echoOnce(ln)
+	addr, _ := netnstest.LoopbackServerFunc(b, func(c net.Conn) { go echoOnce(c) })
 	marks := markStats(b, tr)
 	before := marks()
 	buf := make([]byte, 64)
 	b.ResetTimer()
 	for i := range b.N {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -177,20 +172,12 @@ func BenchmarkMarkPerRequestConnection(b *testing.B) {
 	b.ReportMetric(float64(after.Runs-before.Runs)/float64(b.N), "marks/conn")
 }
 
-// echoOnce serves each connection of ln one 64-byte echo, then closes it, until ln closes.
-func echoOnce(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			buf := make([]byte, 64)
-			if _, err := io.ReadFull(c, buf); err == nil {
-				_, _ = c.Write(buf)
-			}
-		}()
+// echoOnce answers one 64-byte request on c with itself, then closes c.
+func echoOnce(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 64)
+	if _, err := io.ReadFull(c, buf); err == nil {
+		_, _ = c.Write(buf)
 	}
 }
 

@@ -84,9 +84,12 @@ func stateHooks(m HookMode) int {
 
 // markHooks is how many programs mark sockets for the live reads (bpf/progress.h).
 func markHooks(tr *Tracer) int {
+	if !tr.MarkedReads() {
+		return 0
+	}
 	n := 0
 	for p := range markPrograms {
-		if tr.MarkedReads() && tr.coll.Programs[p] != nil {
+		if tr.coll.Programs[p] != nil {
 			n++
 		}
 	}
