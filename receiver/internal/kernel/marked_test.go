@@ -88,11 +88,7 @@ func TestMarkedReadsVisitOnlySocketsThatMovedData(t *testing.T) {
 func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 204)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
-		markedSet: 4})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
+	tr := openMarkedSets(t, 4)
 	countRounds(t, tr, clientPod, serverPod, 7204, 20, nil)
 	c, err := tr.Counters()
 	require.NoError(t, err)
@@ -106,11 +102,7 @@ func TestMarkedReadsWalkEveryConnectionWhenTheSetIsFull(t *testing.T) {
 func TestMarkedReadsCountSocketsWhoseFrontSlotIsTaken(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 214)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
-		markedSet: 32})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
+	tr := openMarkedSets(t, 32)
 	countRounds(t, tr, clientPod, serverPod, 7214, 16, func(round int) {
 		assert.NotZero(t, setLen(t, tr.marks.sets[tr.marks.current]), "round %d: sockets marked behind the front", round)
 	})

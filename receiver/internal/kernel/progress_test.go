@@ -97,7 +97,15 @@ func requireMarked(t testing.TB, tr *Tracer, want bool) {
 // wherever the kernel has their hooks.
 func openMarked(tb testing.TB) *Tracer {
 	tb.Helper()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024})
+	return openMarkedSets(tb, 0)
+}
+
+// openMarkedSets is openMarked with marked sets (and their front) of size sockets; 0 for the
+// default.
+func openMarkedSets(tb testing.TB, size uint32) *Tracer {
+	tb.Helper()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
+		markedSet: size})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = tr.Close() })
 	requireMarked(tb, tr, true)
