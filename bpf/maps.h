@@ -94,11 +94,13 @@ struct connect_call {
 	__s32 fd;
 	__u32 addrlen;
 	__u8 async;     /* the socket reached SYN_SENT: the outcome is reported by the state hook */
-	__u8 _pad[7];
+	__u8 collected; /* the call only collected an earlier attempt's failure (on_failure_collected) */
+	__u8 _pad[6];
 };
 
 /* Keyed by pid_tgid: inserted at sys_enter_connect (any socket type: telling TCP apart would
  * cost the socket lookup this map exists to avoid), marked async at SYN_SENT (same thread),
+ * marked collected by the error report of a connect() that only collects an earlier failure,
  * read and deleted at sys_exit_connect, which reports TCP failures that never reached SYN_SENT
  * (no route, no free port). Size: one entry per thread inside connect(); LRU so a thread that
  * never returns cannot leak an entry. */

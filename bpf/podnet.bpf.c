@@ -82,14 +82,19 @@ int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* A socket reported an error: a connecting one keeps it for its close (on_connect_error). Errors
+/* A socket reported an error: a connecting one keeps it for its close (on_connect_error); a
+ * closed one may be a connect() collecting an earlier failure (on_failure_collected). Errors
  * are rare, so this costs nothing per connection. tp_btf only: the classic tracepoint does not
  * name the socket. */
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(error_report_tp_btf, struct sock *sk)
 {
-	if (sk->__sk_common.skc_state == TCP_SYN_SENT && is_tcp(sk, READ_TYPED))
+	int state = sk->__sk_common.skc_state;
+
+	if (state == TCP_SYN_SENT && is_tcp(sk, READ_TYPED))
 		on_connect_error(sk, READ_TYPED);
+	else if (state == TCP_CLOSE && send_events && process_context && is_tcp(sk, READ_TYPED))
+		on_failure_collected(sk);
 	return 0;
 }
 
@@ -225,7 +230,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	call = *found;
 	bpf_map_delete_elem(&connect_calls, &id);
-	if (ret >= 0 || call.async || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
+	if (ret >= 0 || call.async || call.collected || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
 	sk = sock_from_fd(call.fd); /* only now: failures are rare, the lookup is not cheap */
 	if (!sk || !is_tcp(sk, READ_PROBED))

@@ -85,12 +85,13 @@ type PodnetConnInfo struct {
 }
 
 type PodnetConnectCall struct {
-	_       structs.HostLayout
-	Uaddr   uint64
-	Fd      int32
-	Addrlen uint32
-	Async   uint8
-	Pad     [7]uint8
+	_         structs.HostLayout
+	Uaddr     uint64
+	Fd        int32
+	Addrlen   uint32
+	Async     uint8
+	Collected uint8
+	Pad       [6]uint8
 }
 
 type PodnetCounter uint32

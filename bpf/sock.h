@@ -11,7 +11,6 @@
 #define EPIPE 32
 #define ECONNRESET 104
 #define ETIMEDOUT 110
-#define RCV_SHUTDOWN 1 /* sk_shutdown: the peer's FIN arrived */
 #define EADDRNOTAVAIL 99
 
 /* How a socket's fields are read. Every reader takes one, a constant at each call site, and
@@ -232,9 +231,20 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, enum soc
 	e->cgroup_id = sock_cgroup_id(sk, direct);
 }
 
+/* Whether the peer's FIN was taken in (tcp_fin sets SOCK_DONE after counting the FIN's byte of
+ * sequence space in bytes_received). Not RCV_SHUTDOWN: close() and shutdown(SHUT_RD) set that
+ * too, so a socket closed before the peer's FIN (the end that closes first, which the kernel
+ * closes in FIN_WAIT2 and leaves the FIN to its time-wait socket) would lose a real byte. */
+static __always_inline bool fin_received(struct sock *sk, enum sock_read direct)
+{
+	unsigned long flags = direct ? sk->__sk_common.skc_flags : BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	return flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE));
+}
+
 /* What a connection carried, read at its close: payload bytes both ways (bytes_sent counts
- * retransmitted payload again; bytes_received counts the peer's FIN as one byte of sequence
- * space, which RCV_SHUTDOWN says arrived), smoothed RTT and retransmissions. */
+ * retransmitted payload again; bytes_received counts the peer's FIN, taken out here), smoothed
+ * RTT and retransmissions. */
 static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct)
 {
 	if (direct) {
@@ -248,7 +258,7 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 			return;
 		e->bytes_sent = tp->bytes_sent - tp->bytes_retrans;
 		e->bytes_received = tp->bytes_received;
-		if ((BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
+		if (e->bytes_received && fin_received(sk, direct))
 			e->bytes_received--;
 		e->srtt_us = tp->srtt_us >> 3;
 		e->retransmits = tp->total_retrans;
@@ -257,7 +267,7 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 
 		e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
 		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-		if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN) && e->bytes_received)
+		if (e->bytes_received && fin_received(sk, direct))
 			e->bytes_received--;
 		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 		e->retransmits = BPF_CORE_READ(tp, total_retrans);

@@ -437,6 +437,21 @@ static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
 		known->connect_err = err;
 }
 
+/* connect() again on a socket whose attempt failed (the POSIX way to learn a non-blocking
+ * connect's outcome) starts no attempt: it returns the failure, which the state machine reported
+ * at the CLOSE already, and disconnects the socket (tcp_disconnect), which reports error 0 on it
+ * in CLOSE, inside that call. Noted in the call, so that its exit does not report the failure
+ * again. Only for the call's own socket: a softirq in the same thread may report another's. The
+ * descriptor walk is paid on errors only. */
+static __always_inline void on_failure_collected(struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct connect_call *call = bpf_map_lookup_elem(&connect_calls, &id);
+
+	if (call && (__u64)sock_from_fd(call->fd) == (__u64)sk)
+		call->collected = 1;
+}
+
 /* The peer reset a connection (tcp_receive_reset, before the kernel closes it): noted for its
  * close reason, where sk_err alone could be read and cleared by the application first. */
 static __always_inline void on_reset_received(struct sock *sk)

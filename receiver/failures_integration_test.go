@@ -202,3 +202,65 @@ func TestExcludedConnectionsAreLeftOut(t *testing.T) {
 	}
 	find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.address": client.IPv4.String()})
 }
+
+// connect() again on a socket whose non-blocking connect failed is how POSIX programs learn the
+// outcome: that call starts no attempt, it returns the failure (ECONNABORTED once SO_ERROR has
+// taken it). The failure is one connect record and one count, from the handshake's end; the
+// call that collects it adds nothing.
+func TestConnectAgainAfterAFailureReportsItOnce(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 216)
+	client, server := netw.AddPod(), netw.AddPod()
+	logs, metrics, stop := startReceiver(t, kernel.HooksAuto)
+
+	// Nothing listens on these ports of the server: each connect is refused (RST).
+	collect := func(port int, soError bool) (taken, again error) {
+		t.Helper()
+		require.NoError(t, client.Do(func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			to := &unix.SockaddrInet4{Port: port, Addr: server.IPv4.As4()}
+			if err := unix.Connect(fd, to); !errors.Is(err, unix.EINPROGRESS) {
+				return fmt.Errorf("first connect: %v, want EINPROGRESS", err)
+			}
+			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 5000); err != nil {
+				return err
+			}
+			if soError {
+				n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				if err != nil {
+					return err
+				}
+				taken = unix.Errno(n)
+			}
+			again = unix.Connect(fd, to)
+			return nil
+		}))
+		return taken, again
+	}
+	_, again := collect(83, false)
+	require.ErrorIs(t, again, unix.ECONNREFUSED, "connect() again returns the failure")
+	taken, again := collect(84, true)
+	require.ErrorIs(t, taken, unix.ECONNREFUSED, "SO_ERROR takes the failure")
+	require.ErrorIs(t, again, unix.ECONNABORTED, "connect() again, after SO_ERROR")
+	settle(t, logs, 2, client)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode())
+	require.Len(t, rs, 2, dump(rs))
+	for _, port := range []int64{83, 84} {
+		c := find(t, rs, "podnet.tcp.connect", map[string]any{"network.peer.port": port})
+		assert.Equal(t, "ECONNREFUSED", c.attrs["error.type"], "port %d", port)
+		assert.NotZero(t, c.attrs["network.local.port"], "port %d: the attempt's own record", port)
+	}
+	got := flatten(metrics.AllMetrics(), client.NetnsInode())
+	for _, port := range []int{83, 84} {
+		assert.Contains(t, got, fmt.Sprintf("%d podnet.tcp.connections map[error.type:ECONNREFUSED network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:%d] = 1",
+			client.NetnsInode(), server.IPv4, port))
+	}
+	for _, line := range got {
+		assert.NotContains(t, line, "ECONNABORTED")
+	}
+}
