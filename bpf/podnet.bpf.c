@@ -119,6 +119,17 @@ int state_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
+/* The error report, classic tracepoint: only a connect() collecting an earlier failure
+ * (on_failure_collected_unnamed), where no tp_btf program sees it. Attached with the syscall
+ * hooks, where the kernel has the tracepoint (5.14+); errors only. */
+SEC("tracepoint/sock/inet_sk_error_report")
+int failure_collected_tracepoint(struct trace_event_raw_inet_sk_error_report *ctx)
+{
+	if (ctx->error == 0 && ctx->protocol == IPPROTO_TCP)
+		on_failure_collected_unnamed();
+	return 0;
+}
+
 /* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
  * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
  * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */

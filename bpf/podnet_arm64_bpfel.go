@@ -223,75 +223,76 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PodnetMapAggregates               = "aggregates"
-	PodnetMapConnectCalls             = "connect_calls"
-	PodnetMapConns                    = "conns"
-	PodnetMapCounters                 = "counters"
-	PodnetMapCpuEvents                = "cpu_events"
-	PodnetMapEvents                   = "events"
-	PodnetMapExcludedPeers            = "excluded_peers"
-	PodnetMapExcludedPorts            = "excluded_ports"
-	PodnetMapHandled                  = "handled"
-	PodnetMapListenPorts              = "listen_ports"
-	PodnetMapListeners                = "listeners"
-	PodnetMapMarked                   = "marked"
-	PodnetMapMarkedA                  = "marked_a"
-	PodnetMapMarkedB                  = "marked_b"
-	PodnetMapMarkedFront              = "marked_front"
-	PodnetMapNatBackends              = "nat_backends"
-	PodnetProgAccept4Cast             = "accept4_cast"
-	PodnetProgAcceptCast              = "accept_cast"
-	PodnetProgArrivedTpBtf            = "arrived_tp_btf"
-	PodnetProgEnterConnect            = "enter_connect"
-	PodnetProgErrorReportTpBtf        = "error_report_tp_btf"
-	PodnetProgExitAccept              = "exit_accept"
-	PodnetProgExitAccept4             = "exit_accept4"
-	PodnetProgExitConnect             = "exit_connect"
-	PodnetProgFindConnections         = "find_connections"
-	PodnetProgFindListeners           = "find_listeners"
-	PodnetProgMptcpSentTpBtf          = "mptcp_sent_tp_btf"
-	PodnetProgNatSeen                 = "nat_seen"
-	PodnetProgProgressCast            = "progress_cast"
-	PodnetProgProgressProbed          = "progress_probed"
-	PodnetProgResetReceivedTpBtf      = "reset_received_tp_btf"
-	PodnetProgScanListenDrops         = "scan_listen_drops"
-	PodnetProgScanListeners           = "scan_listeners"
-	PodnetProgSentTpBtf               = "sent_tp_btf"
-	PodnetProgStateTpBtf              = "state_tp_btf"
-	PodnetProgStateTpBtfNested        = "state_tp_btf_nested"
-	PodnetProgStateTracepoint         = "state_tracepoint"
-	PodnetVarAggregateInKernel        = "aggregate_in_kernel"
-	PodnetVarBackendInMetrics         = "backend_in_metrics"
-	PodnetVarExclusions               = "exclusions"
-	PodnetVarFrontMask                = "front_mask"
-	PodnetVarHandshakeBoundsUs        = "handshake_bounds_us"
-	PodnetVarLastWakeupNs             = "last_wakeup_ns"
-	PodnetVarLiveReads                = "live_reads"
-	PodnetVarMarkHalf                 = "mark_half"
-	PodnetVarMarkedReads              = "marked_reads"
-	PodnetVarNatDsts                  = "nat_dsts"
-	PodnetVarNatLookup                = "nat_lookup"
-	PodnetVarPerCpuRings              = "per_cpu_rings"
-	PodnetVarProcessContext           = "process_context"
-	PodnetVarReadAll                  = "read_all"
-	PodnetVarReadSet                  = "read_set"
-	PodnetVarRingTypes                = "ring_types"
-	PodnetVarSampleOneIn              = "sample_one_in"
-	PodnetVarScanId                   = "scan_id"
-	PodnetVarSendEvents               = "send_events"
-	PodnetVarSocketLb                 = "socket_lb"
-	PodnetVarUnusedAggKey             = "unused_agg_key"
-	PodnetVarUnusedAggValue           = "unused_agg_value"
-	PodnetVarUnusedCloseReason        = "unused_close_reason"
-	PodnetVarUnusedCounter            = "unused_counter"
-	PodnetVarUnusedEvent              = "unused_event"
-	PodnetVarUnusedEventFlag          = "unused_event_flag"
-	PodnetVarUnusedEventType          = "unused_event_type"
-	PodnetVarUnusedHandshakeHistogram = "unused_handshake_histogram"
-	PodnetVarUnusedListenDrops        = "unused_listen_drops"
-	PodnetVarUnusedRole               = "unused_role"
-	PodnetVarWakeupBytes              = "wakeup_bytes"
-	PodnetVarWakeupIntervalNs         = "wakeup_interval_ns"
+	PodnetMapAggregates                  = "aggregates"
+	PodnetMapConnectCalls                = "connect_calls"
+	PodnetMapConns                       = "conns"
+	PodnetMapCounters                    = "counters"
+	PodnetMapCpuEvents                   = "cpu_events"
+	PodnetMapEvents                      = "events"
+	PodnetMapExcludedPeers               = "excluded_peers"
+	PodnetMapExcludedPorts               = "excluded_ports"
+	PodnetMapHandled                     = "handled"
+	PodnetMapListenPorts                 = "listen_ports"
+	PodnetMapListeners                   = "listeners"
+	PodnetMapMarked                      = "marked"
+	PodnetMapMarkedA                     = "marked_a"
+	PodnetMapMarkedB                     = "marked_b"
+	PodnetMapMarkedFront                 = "marked_front"
+	PodnetMapNatBackends                 = "nat_backends"
+	PodnetProgAccept4Cast                = "accept4_cast"
+	PodnetProgAcceptCast                 = "accept_cast"
+	PodnetProgArrivedTpBtf               = "arrived_tp_btf"
+	PodnetProgEnterConnect               = "enter_connect"
+	PodnetProgErrorReportTpBtf           = "error_report_tp_btf"
+	PodnetProgExitAccept                 = "exit_accept"
+	PodnetProgExitAccept4                = "exit_accept4"
+	PodnetProgExitConnect                = "exit_connect"
+	PodnetProgFailureCollectedTracepoint = "failure_collected_tracepoint"
+	PodnetProgFindConnections            = "find_connections"
+	PodnetProgFindListeners              = "find_listeners"
+	PodnetProgMptcpSentTpBtf             = "mptcp_sent_tp_btf"
+	PodnetProgNatSeen                    = "nat_seen"
+	PodnetProgProgressCast               = "progress_cast"
+	PodnetProgProgressProbed             = "progress_probed"
+	PodnetProgResetReceivedTpBtf         = "reset_received_tp_btf"
+	PodnetProgScanListenDrops            = "scan_listen_drops"
+	PodnetProgScanListeners              = "scan_listeners"
+	PodnetProgSentTpBtf                  = "sent_tp_btf"
+	PodnetProgStateTpBtf                 = "state_tp_btf"
+	PodnetProgStateTpBtfNested           = "state_tp_btf_nested"
+	PodnetProgStateTracepoint            = "state_tracepoint"
+	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
+	PodnetVarBackendInMetrics            = "backend_in_metrics"
+	PodnetVarExclusions                  = "exclusions"
+	PodnetVarFrontMask                   = "front_mask"
+	PodnetVarHandshakeBoundsUs           = "handshake_bounds_us"
+	PodnetVarLastWakeupNs                = "last_wakeup_ns"
+	PodnetVarLiveReads                   = "live_reads"
+	PodnetVarMarkHalf                    = "mark_half"
+	PodnetVarMarkedReads                 = "marked_reads"
+	PodnetVarNatDsts                     = "nat_dsts"
+	PodnetVarNatLookup                   = "nat_lookup"
+	PodnetVarPerCpuRings                 = "per_cpu_rings"
+	PodnetVarProcessContext              = "process_context"
+	PodnetVarReadAll                     = "read_all"
+	PodnetVarReadSet                     = "read_set"
+	PodnetVarRingTypes                   = "ring_types"
+	PodnetVarSampleOneIn                 = "sample_one_in"
+	PodnetVarScanId                      = "scan_id"
+	PodnetVarSendEvents                  = "send_events"
+	PodnetVarSocketLb                    = "socket_lb"
+	PodnetVarUnusedAggKey                = "unused_agg_key"
+	PodnetVarUnusedAggValue              = "unused_agg_value"
+	PodnetVarUnusedCloseReason           = "unused_close_reason"
+	PodnetVarUnusedCounter               = "unused_counter"
+	PodnetVarUnusedEvent                 = "unused_event"
+	PodnetVarUnusedEventFlag             = "unused_event_flag"
+	PodnetVarUnusedEventType             = "unused_event_type"
+	PodnetVarUnusedHandshakeHistogram    = "unused_handshake_histogram"
+	PodnetVarUnusedListenDrops           = "unused_listen_drops"
+	PodnetVarUnusedRole                  = "unused_role"
+	PodnetVarWakeupBytes                 = "wakeup_bytes"
+	PodnetVarWakeupIntervalNs            = "wakeup_interval_ns"
 )
 
 // LoadPodnet returns the embedded CollectionSpec for Podnet.
@@ -336,27 +337,28 @@ type PodnetSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetProgramSpecs struct {
-	Accept4Cast        *ebpf.ProgramSpec `ebpf:"accept4_cast"`
-	AcceptCast         *ebpf.ProgramSpec `ebpf:"accept_cast"`
-	ArrivedTpBtf       *ebpf.ProgramSpec `ebpf:"arrived_tp_btf"`
-	EnterConnect       *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	ErrorReportTpBtf   *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
-	ExitAccept         *ebpf.ProgramSpec `ebpf:"exit_accept"`
-	ExitAccept4        *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitConnect        *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	FindConnections    *ebpf.ProgramSpec `ebpf:"find_connections"`
-	FindListeners      *ebpf.ProgramSpec `ebpf:"find_listeners"`
-	MptcpSentTpBtf     *ebpf.ProgramSpec `ebpf:"mptcp_sent_tp_btf"`
-	NatSeen            *ebpf.ProgramSpec `ebpf:"nat_seen"`
-	ProgressCast       *ebpf.ProgramSpec `ebpf:"progress_cast"`
-	ProgressProbed     *ebpf.ProgramSpec `ebpf:"progress_probed"`
-	ResetReceivedTpBtf *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
-	ScanListenDrops    *ebpf.ProgramSpec `ebpf:"scan_listen_drops"`
-	ScanListeners      *ebpf.ProgramSpec `ebpf:"scan_listeners"`
-	SentTpBtf          *ebpf.ProgramSpec `ebpf:"sent_tp_btf"`
-	StateTpBtf         *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
-	StateTpBtfNested   *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
-	StateTracepoint    *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
+	Accept4Cast                *ebpf.ProgramSpec `ebpf:"accept4_cast"`
+	AcceptCast                 *ebpf.ProgramSpec `ebpf:"accept_cast"`
+	ArrivedTpBtf               *ebpf.ProgramSpec `ebpf:"arrived_tp_btf"`
+	EnterConnect               *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	ErrorReportTpBtf           *ebpf.ProgramSpec `ebpf:"error_report_tp_btf"`
+	ExitAccept                 *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitAccept4                *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitConnect                *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	FailureCollectedTracepoint *ebpf.ProgramSpec `ebpf:"failure_collected_tracepoint"`
+	FindConnections            *ebpf.ProgramSpec `ebpf:"find_connections"`
+	FindListeners              *ebpf.ProgramSpec `ebpf:"find_listeners"`
+	MptcpSentTpBtf             *ebpf.ProgramSpec `ebpf:"mptcp_sent_tp_btf"`
+	NatSeen                    *ebpf.ProgramSpec `ebpf:"nat_seen"`
+	ProgressCast               *ebpf.ProgramSpec `ebpf:"progress_cast"`
+	ProgressProbed             *ebpf.ProgramSpec `ebpf:"progress_probed"`
+	ResetReceivedTpBtf         *ebpf.ProgramSpec `ebpf:"reset_received_tp_btf"`
+	ScanListenDrops            *ebpf.ProgramSpec `ebpf:"scan_listen_drops"`
+	ScanListeners              *ebpf.ProgramSpec `ebpf:"scan_listeners"`
+	SentTpBtf                  *ebpf.ProgramSpec `ebpf:"sent_tp_btf"`
+	StateTpBtf                 *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
+	StateTpBtfNested           *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
+	StateTracepoint            *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
 }
 
 // PodnetMapSpecs contains maps before they are loaded into the kernel.
@@ -520,27 +522,28 @@ type PodnetVariables struct {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetPrograms struct {
-	Accept4Cast        *ebpf.Program `ebpf:"accept4_cast"`
-	AcceptCast         *ebpf.Program `ebpf:"accept_cast"`
-	ArrivedTpBtf       *ebpf.Program `ebpf:"arrived_tp_btf"`
-	EnterConnect       *ebpf.Program `ebpf:"enter_connect"`
-	ErrorReportTpBtf   *ebpf.Program `ebpf:"error_report_tp_btf"`
-	ExitAccept         *ebpf.Program `ebpf:"exit_accept"`
-	ExitAccept4        *ebpf.Program `ebpf:"exit_accept4"`
-	ExitConnect        *ebpf.Program `ebpf:"exit_connect"`
-	FindConnections    *ebpf.Program `ebpf:"find_connections"`
-	FindListeners      *ebpf.Program `ebpf:"find_listeners"`
-	MptcpSentTpBtf     *ebpf.Program `ebpf:"mptcp_sent_tp_btf"`
-	NatSeen            *ebpf.Program `ebpf:"nat_seen"`
-	ProgressCast       *ebpf.Program `ebpf:"progress_cast"`
-	ProgressProbed     *ebpf.Program `ebpf:"progress_probed"`
-	ResetReceivedTpBtf *ebpf.Program `ebpf:"reset_received_tp_btf"`
-	ScanListenDrops    *ebpf.Program `ebpf:"scan_listen_drops"`
-	ScanListeners      *ebpf.Program `ebpf:"scan_listeners"`
-	SentTpBtf          *ebpf.Program `ebpf:"sent_tp_btf"`
-	StateTpBtf         *ebpf.Program `ebpf:"state_tp_btf"`
-	StateTpBtfNested   *ebpf.Program `ebpf:"state_tp_btf_nested"`
-	StateTracepoint    *ebpf.Program `ebpf:"state_tracepoint"`
+	Accept4Cast                *ebpf.Program `ebpf:"accept4_cast"`
+	AcceptCast                 *ebpf.Program `ebpf:"accept_cast"`
+	ArrivedTpBtf               *ebpf.Program `ebpf:"arrived_tp_btf"`
+	EnterConnect               *ebpf.Program `ebpf:"enter_connect"`
+	ErrorReportTpBtf           *ebpf.Program `ebpf:"error_report_tp_btf"`
+	ExitAccept                 *ebpf.Program `ebpf:"exit_accept"`
+	ExitAccept4                *ebpf.Program `ebpf:"exit_accept4"`
+	ExitConnect                *ebpf.Program `ebpf:"exit_connect"`
+	FailureCollectedTracepoint *ebpf.Program `ebpf:"failure_collected_tracepoint"`
+	FindConnections            *ebpf.Program `ebpf:"find_connections"`
+	FindListeners              *ebpf.Program `ebpf:"find_listeners"`
+	MptcpSentTpBtf             *ebpf.Program `ebpf:"mptcp_sent_tp_btf"`
+	NatSeen                    *ebpf.Program `ebpf:"nat_seen"`
+	ProgressCast               *ebpf.Program `ebpf:"progress_cast"`
+	ProgressProbed             *ebpf.Program `ebpf:"progress_probed"`
+	ResetReceivedTpBtf         *ebpf.Program `ebpf:"reset_received_tp_btf"`
+	ScanListenDrops            *ebpf.Program `ebpf:"scan_listen_drops"`
+	ScanListeners              *ebpf.Program `ebpf:"scan_listeners"`
+	SentTpBtf                  *ebpf.Program `ebpf:"sent_tp_btf"`
+	StateTpBtf                 *ebpf.Program `ebpf:"state_tp_btf"`
+	StateTpBtfNested           *ebpf.Program `ebpf:"state_tp_btf_nested"`
+	StateTracepoint            *ebpf.Program `ebpf:"state_tracepoint"`
 }
 
 func (p *PodnetPrograms) Close() error {
@@ -553,6 +556,7 @@ func (p *PodnetPrograms) Close() error {
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitConnect,
+		p.FailureCollectedTracepoint,
 		p.FindConnections,
 		p.FindListeners,
 		p.MptcpSentTpBtf,

@@ -452,6 +452,18 @@ static __always_inline void on_failure_collected(struct sock *sk)
 		call->collected = 1;
 }
 
+/* The same from the classic tracepoint, which names no socket: error 0 is reported by
+ * tcp_disconnect alone, which runs in process context with the socket locked, never in a
+ * softirq, so an error-0 report inside this thread's connect() is of that call's socket. */
+static __always_inline void on_failure_collected_unnamed(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct connect_call *call = bpf_map_lookup_elem(&connect_calls, &id);
+
+	if (call)
+		call->collected = 1;
+}
+
 /* The peer reset a connection (tcp_receive_reset, before the kernel closes it): noted for its
  * close reason, where sk_err alone could be read and cleared by the application first. */
 static __always_inline void on_reset_received(struct sock *sk)

@@ -207,10 +207,18 @@ func TestExcludedConnectionsAreLeftOut(t *testing.T) {
 // outcome: that call starts no attempt, it returns the failure (ECONNABORTED once SO_ERROR has
 // taken it). The failure is one connect record and one count, from the handshake's end; the
 // call that collects it adds nothing.
+// Both hook modes: the tp_btf error-report program names the socket, the classic tracepoint's
+// does not.
 func TestConnectAgainAfterAFailureReportsItOnce(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 216)
 	client, server := netw.AddPod(), netw.AddPod()
-	logs, metrics, stop := startReceiver(t, kernel.HooksAuto)
+	for _, mode := range []kernel.HookMode{kernel.HooksTPBTF, kernel.HooksTracepoint} {
+		t.Run(string(mode), func(t *testing.T) { connectAgainReportsTheFailureOnce(t, mode, client, server) })
+	}
+}
+
+func connectAgainReportsTheFailureOnce(t *testing.T, mode kernel.HookMode, client, server *netnstest.Pod) {
+	logs, metrics, stop := startReceiver(t, mode)
 
 	// Nothing listens on these ports of the server: each connect is refused (RST).
 	collect := func(port int, soError bool) (taken, again error) {

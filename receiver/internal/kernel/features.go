@@ -18,8 +18,11 @@ func cgroupIDsReadable() bool { return kernelFeatures().cgroupIDs }
 // type may call it).
 func castSupported() bool { return kernelFeatures().cast }
 
+// errorReportTracepoint says whether the kernel has the inet_sk_error_report tracepoint (5.14+).
+func errorReportTracepoint() bool { return kernelFeatures().errorReport }
+
 // features is what podnet asks of the kernel's own BTF.
-type features struct{ cast, cgroupIDs, markHooks, mptcpMarks bool }
+type features struct{ cast, cgroupIDs, markHooks, mptcpMarks, errorReport bool }
 
 // kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
 // and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
@@ -35,8 +38,9 @@ var kernelFeatures = sync.OnceValue(func() features {
 		cast: spec.TypeByName("bpf_rdonly_cast", &fn) == nil,
 		cgroupIDs: spec.TypeByName("sock_cgroup_data", &data) == nil &&
 			(hasMember(data.Members, "cgroup") || hasMember(data.Members, "val")),
-		markHooks:  kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
-		mptcpMarks: kernelHas(spec, markPrograms[bpf.PodnetProgMptcpSentTpBtf]),
+		markHooks:   kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
+		mptcpMarks:  kernelHas(spec, markPrograms[bpf.PodnetProgMptcpSentTpBtf]),
+		errorReport: kernelHas(spec, "btf_trace_inet_sk_error_report"),
 	}
 })
 

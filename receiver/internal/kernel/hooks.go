@@ -50,6 +50,15 @@ var statePrograms = map[HookMode][]string{
 // resets, never per connection.
 var errorPrograms = map[HookMode][]string{HooksTPBTF: {bpf.PodnetProgErrorReportTpBtf, bpf.PodnetProgResetReceivedTpBtf}}
 
+// collectedProgram is errorPrograms' note of a connect() that only collects an earlier
+// failure (bpf/state.h on_failure_collected), for the classic tracepoint mode: there no tp_btf
+// program sees the error report, and without the note that failure is reported twice. Loaded
+// with the syscall hooks, where the kernel has the tracepoint (5.14+): before, the failure is
+// reported twice (README, kernel table).
+func collectedProgram(mode HookMode, opts Options) bool {
+	return mode == HooksTracepoint && opts.syscallHooks() && errorReportTracepoint()
+}
+
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first
 // one's are done by the second, and the second is only skipped where the first has run.
 var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true, bpf.PodnetProgStateTpBtfNested: true}

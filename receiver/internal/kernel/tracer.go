@@ -105,6 +105,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 			delete(spec.Programs, drop)
 		}
 	}
+	if !collectedProgram(mode, opts) {
+		delete(spec.Programs, bpf.PodnetProgFailureCollectedTracepoint)
+	}
 	_, dropProgress := progressProgram(opts)
 	delete(spec.Programs, dropProgress)
 	if opts.refuseCast {
@@ -204,6 +207,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		l, err := link.Tracepoint(h.group, h.name, coll.Programs[prog], nil)
 		if err != nil {
 			return nil, explain("attaching "+h.group+"/"+h.name, err)
+		}
+		t.links = append(t.links, l)
+	}
+	if collectedProgram(mode, opts) {
+		l, err := link.Tracepoint("sock", "inet_sk_error_report", coll.Programs[bpf.PodnetProgFailureCollectedTracepoint], nil)
+		if err != nil {
+			return nil, explain("attaching sock/inet_sk_error_report", err)
 		}
 		t.links = append(t.links, l)
 	}

@@ -17,17 +17,21 @@ import (
 func TestProgramsLoadedPerMode(t *testing.T) {
 	netnstest.RequireRoot(t)
 	for _, tc := range []struct {
+		mode      HookMode
 		aggregate bool
 		syscalls  int
-	}{{false, len(syscallHooks)}, {true, 0}} {
-		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: tc.aggregate, MaxAggregates: 16})
+	}{{HooksAuto, false, len(syscallHooks)}, {HooksAuto, true, 0}, {HooksTracepoint, false, len(syscallHooks) + 1}, {HooksTracepoint, true, 0}} {
+		// HooksTracepoint with the syscall hooks: one more on the error-report tracepoint
+		// (collectedProgram), which this kernel has.
+		o := Options{Hooks: tc.mode, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, AggregateInKernel: tc.aggregate, MaxAggregates: 16}
+		tr, err := Open(o)
 		require.NoError(t, err)
 		require.NoError(t, tr.IteratorsUnavailable(), "the BPF iterators load on this kernel")
 		assert.Equal(t, tc.aggregate && tr.Mode() == HooksTPBTF && markHooksExist(), tr.MarkedReads(), "marked reads exactly with in-kernel aggregation on tp_btf")
 		programs := stateHooks(tr.Mode()) + tc.syscalls + markHooks(tr)
 		const iterators = 5 // live progress (one variant), the start-up scan's two passes, the listener scan (descriptors, and the walk of listeners)
-		assert.Len(t, tr.ProgramIDs(), programs+iterators, "aggregate=%v", tc.aggregate)
-		assert.Len(t, tr.links, programs, "aggregate=%v: hooks attached (iterators only run when read)", tc.aggregate)
+		assert.Len(t, tr.ProgramIDs(), programs+iterators, "%s, aggregate=%v", tc.mode, tc.aggregate)
+		assert.Len(t, tr.links, programs, "%s, aggregate=%v: hooks attached (iterators only run when read)", tc.mode, tc.aggregate)
 		assert.Equal(t, tc.aggregate, tr.Events() == nil, "a ring reader exactly when events are sent")
 		require.NoError(t, tr.Close())
 	}
