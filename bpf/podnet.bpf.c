@@ -84,8 +84,8 @@ int BPF_PROG(state_tp_btf_nested, struct sock *sk, int oldstate, int newstate)
 
 /* A socket reported an error: a connecting one keeps it for its close (on_connect_error); a
  * closed one may be a connect() collecting an earlier failure (on_failure_collected). Errors
- * are rare, so this costs nothing per connection. tp_btf only: the classic tracepoint does not
- * name the socket. */
+ * are rare, so this costs nothing per connection. tp_btf: the classic tracepoint does not name
+ * the socket (failure_collected_tracepoint does the second part without it). */
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(error_report_tp_btf, struct sock *sk)
 {
@@ -125,7 +125,7 @@ int state_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 SEC("tracepoint/sock/inet_sk_error_report")
 int failure_collected_tracepoint(struct trace_event_raw_inet_sk_error_report *ctx)
 {
-	if (ctx->error == 0 && ctx->protocol == IPPROTO_TCP)
+	if (ctx->error == 0 && ctx->dport == 0 && ctx->protocol == IPPROTO_TCP)
 		on_failure_collected_unnamed();
 	return 0;
 }

@@ -452,9 +452,10 @@ static __always_inline void on_failure_collected(struct sock *sk)
 		call->collected = 1;
 }
 
-/* The same from the classic tracepoint, which names no socket: error 0 is reported by
- * tcp_disconnect alone, which runs in process context with the socket locked, never in a
- * softirq, so an error-0 report inside this thread's connect() is of that call's socket. */
+/* The same from the classic tracepoint, which names no socket: a report of error 0 from a
+ * socket with no peer port left is tcp_disconnect's (an error-queue report, such as a transmit
+ * timestamp's, keeps its connection's port), which runs in process context with the socket
+ * locked, never in a softirq: inside this thread's connect() it is that call's socket. */
 static __always_inline void on_failure_collected_unnamed(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
