@@ -68,14 +68,24 @@ static const struct agg_value agg_zero = {};
  * receiver reports it as the series marked otel.metric.overflow, and sums stay exact. */
 static const struct agg_key agg_overflow = {};
 
+/* The overflow key's counts in the current interval map (user space puts the key in each). */
+static __always_inline struct agg_value *agg_overflow_value(void)
+{
+	__u32 slot = 0;
+	void *interval = bpf_map_lookup_elem(&aggregates, &slot);
+
+	return interval ? bpf_map_lookup_elem(interval, &agg_overflow) : NULL;
+}
+
 /* The key's counts in the current interval map, created empty when new; the overflow key's
- * (counted in COUNTER_AGGREGATE_FULL) when the map is full. */
-static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
+ * (counted in COUNTER_AGGREGATE_FULL, *folded set) when the map is full. */
+static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, bool *folded)
 {
 	__u32 slot = 0;
 	struct agg_value *v;
 	void *interval = bpf_map_lookup_elem(&aggregates, &slot);
 
+	*folded = false;
 	if (!interval)
 		return NULL; /* only before the loader fills the slot, which it does before attaching */
 	v = bpf_map_lookup_elem(interval, k);
@@ -83,22 +93,36 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k)
 		return v;
 	if (bpf_map_update_elem(interval, k, &agg_zero, BPF_NOEXIST) == -E2BIG) {
 		count(COUNTER_AGGREGATE_FULL);
+		*folded = true;
 		return bpf_map_lookup_elem(interval, &agg_overflow);
 	}
 	return bpf_map_lookup_elem(interval, k);
 }
 
+/* Takes a connection out of the open count (marked reads) where its open put it: its key's
+ * counts v, or the overflow key's when the open was folded there and v is not already the
+ * overflow's. An open and its close thus meet in one key, whichever intervals they fall in. */
+static __always_inline void agg_close_active(struct agg_value *v, bool open_folded, bool folded)
+{
+	if (open_folded && !folded)
+		v = agg_overflow_value();
+	if (v)
+		__sync_fetch_and_add(&v->active_delta, -1);
+}
+
 /* Adds an event to its key: an open (connect, established or failed, or passive open) or a
- * close with its numbers. */
-static __always_inline void agg_add(const struct event *e)
+ * close with its numbers; open_folded (closes) says where the connection's open was counted
+ * open. Returns whether an open was folded into the overflow key: its close takes it out there. */
+static __always_inline bool agg_add(const struct event *e, bool open_folded)
 {
 	struct agg_key k;
 	struct agg_value *v;
+	bool folded;
 
 	agg_key_of(&k, e);
-	v = agg_value_of(&k);
+	v = agg_value_of(&k, &folded);
 	if (!v)
-		return;
+		return false;
 	if (e->type != EVENT_CLOSE) {
 		__sync_fetch_and_add(&v->connections, 1);
 		if (marked_reads && !e->error)
@@ -107,11 +131,11 @@ static __always_inline void agg_add(const struct event *e)
 			__sync_fetch_and_add(&v->syn_retransmits, e->retransmits);
 		if (e->srtt_us) /* the handshake's duration, on opens */
 			add_handshake(v, e->srtt_us);
-		return;
+		return folded;
 	}
 	__sync_fetch_and_add(&v->closed, 1);
 	if (marked_reads)
-		__sync_fetch_and_add(&v->active_delta, -1); /* only established connections report a close */
+		agg_close_active(v, open_folded, folded); /* only established connections report a close */
 	if (e->close_reason < CLOSE_REASON_MAX)
 		__sync_fetch_and_add(&v->closed_by[e->close_reason], 1);
 	/* Only what the periodic reads of the open connection did not count already. */
@@ -120,19 +144,28 @@ static __always_inline void agg_add(const struct event *e)
 	__sync_fetch_and_add(&v->retransmits, e->retransmits - e->counted_retransmits);
 	if (e->start_ns && e->timestamp_ns >= e->start_ns)
 		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
+	return false;
 }
 
 /* Marked reads: a connection the start-up scan found counted open (1) or, when the scan does
- * not track it after all, taken out again (-1); e is filled as its close will be. */
-static __always_inline void count_found(const struct event *e, __s64 delta)
+ * not track it after all, taken out again (-1, where open_folded says the 1 went); e is filled
+ * as its close will be. Returns whether a 1 was folded into the overflow key. */
+static __always_inline bool count_found(const struct event *e, __s64 delta, bool open_folded)
 {
 	struct agg_key k;
 	struct agg_value *v;
+	bool folded;
 
 	agg_key_of(&k, e);
-	v = agg_value_of(&k);
-	if (v)
-		__sync_fetch_and_add(&v->active_delta, delta);
+	v = agg_value_of(&k, &folded);
+	if (!v)
+		return false;
+	if (delta < 0) {
+		agg_close_active(v, open_folded, folded);
+		return false;
+	}
+	__sync_fetch_and_add(&v->active_delta, delta);
+	return folded;
 }
 
 #endif

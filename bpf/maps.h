@@ -62,7 +62,7 @@ struct conn_info {
 	__u8 syn_retrans; /* SYN (client) or SYN-ACK (server) retransmissions when the handshake ended */
 	__u8 reset_received; /* the peer reset it (tcp_receive_reset) */
 	__u8 close_reason;   /* enum close_reason, decided at its close (for the close's event) */
-	__u8 _pad3;
+	__u8 active_folded;  /* marked reads: its open was counted open in the overflow key (aggregate.h) */
 	__u32 handshake_us;  /* how long the handshake took (state.h handshake_us) */
 	__u64 syn_ns;        /* client: CLOCK_BOOTTIME its SYN_SENT was seen (process context only); 0 = not seen */
 };

@@ -255,7 +255,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		if (excluded_peer(local.family, local.peer_addr, local.peer_port))
 			return 0;
 		if (aggregate_in_kernel)
-			agg_add(&local);
+			agg_add(&local, false); /* a failure: never counted open */
 	}
 	if (!ring_keeps(EVENT_CONNECT))
 		return 0;

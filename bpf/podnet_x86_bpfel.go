@@ -79,7 +79,7 @@ type PodnetConnInfo struct {
 	SynRetrans      uint8
 	ResetReceived   uint8
 	CloseReason     uint8
-	Pad3            uint8
+	ActiveFolded    uint8
 	HandshakeUs     uint32
 	SynNs           uint64
 }

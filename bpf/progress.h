@@ -177,6 +177,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	struct agg_key k;
 	struct agg_value *v;
 	struct sock *sk;
+	bool folded;
 	int state;
 
 	if (!key || !ci || !ci->start_ns || ci->excluded)
@@ -197,7 +198,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	if (!e.cgroup_id)
 		e.cgroup_id = ci->cgroup_id;
 	agg_key_of(&k, &e);
-	v = agg_value_of(&k);
+	v = agg_value_of(&k, &folded);
 	if (!v)
 		return true;
 	if (!marked_reads)
@@ -406,12 +407,12 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	e.role = ci.role;
 	counted = marked_reads && !ci.excluded;
 	if (counted)
-		count_found(&e, 1);
+		ci.active_folded = count_found(&e, 1, false);
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Tracked already: opened since podnet loaded, or found by this scan in a run whose
 		 * record was dropped, or held by another process. */
 		if (counted)
-			count_found(&e, -1);
+			count_found(&e, -1, ci.active_folded);
 		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd)
 			return;
@@ -423,7 +424,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * is reported. Already gone: the close reported it, so the find is reported too. */
 	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key)) {
 		if (counted)
-			count_found(&e, -1);
+			count_found(&e, -1, ci.active_folded);
 		return;
 	}
 	if (ci.excluded)

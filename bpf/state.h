@@ -94,20 +94,21 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 
 /* One outcome to the aggregates (metrics), when they are a sink. Inlined (a call costs ~0.25 µs
  * per connection here): the state program's stack stays under 512 bytes because classify() is
- * not. */
-static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+ * not. Returns whether an open was counted open in the overflow key: the caller keeps that in
+ * the connection's entry (active_folded) for its close. */
+static __always_inline bool to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				       enum sock_read rd)
 {
 	struct event local;
 
 	if (!aggregate_in_kernel || ci->excluded)
-		return;
+		return false;
 	__builtin_memset(&local, 0, sizeof(local));
 	local.timestamp_ns = ts;
 	local.type = type;
 	local.role = ci->role;
 	fill_event(&local, type, sk, ci, error, rd);
-	agg_add(&local);
+	return agg_add(&local, ci->active_folded);
 }
 
 /* One outcome to the ring (logs), when events are sent. */
@@ -125,12 +126,15 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 	submit(e);
 }
 
-/* Reports one outcome to every sink: type is enum event_type, ts when it happened. */
-static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+/* Reports one outcome to every sink: type is enum event_type, ts when it happened. Returns
+ * to_metrics'. */
+static __always_inline bool report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				   enum sock_read rd)
 {
-	to_metrics(sk, type, ci, error, ts, rd);
+	bool folded = to_metrics(sk, type, ci, error, ts, rd);
+
 	to_ring(sk, type, ci, error, ts, rd);
+	return folded;
 }
 
 /* What the selection (select.h) decides for a connection from its tuple, once, when it is
@@ -295,6 +299,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		known = NULL;
 	}
 	if (oldstate == TCP_SYN_SENT || (known && known->role == ROLE_CLIENT && !known->start_ns)) {
+		struct conn_info *entry = known;
+
 		if (known) {
 			known->start_ns = now; /* in place: a map update costs more than the rest */
 			known->est_seq = seq;
@@ -309,9 +315,10 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 			handshake_end(&ci, sk, now, true, rd);
 			classify(&ci, sk, true, rd);
 			find_backend(&ci, sk, rd);
-			track(key, &ci);
+			entry = track(key, &ci);
 		}
-		report(sk, EVENT_CONNECT, &ci, 0, now, rd);
+		if (report(sk, EVENT_CONNECT, &ci, 0, now, rd) && entry)
+			entry->active_folded = 1;
 		return;
 	}
 	if (!known) {
@@ -324,7 +331,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
 		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
-		to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd);
+		if (to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd) && known)
+			known->active_folded = 1;
 		if (!process_context)
 			to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* nothing else will: no pid to name */
 		if (!known)
@@ -336,7 +344,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		known->start_ns = now;
 		known->est_seq = seq;
 		handshake_end(known, sk, now, false, rd);
-		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd);
+		if (to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd))
+			known->active_folded = 1;
 	}
 }
 

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -74,4 +75,65 @@ func add(sum, v *bpf.PodnetAggValue) {
 	sum.Connections += v.Connections
 	sum.Closed += v.Closed
 	sum.Active += v.Active
+}
+
+// An open counted open in the overflow entry (the table full in its interval) is taken out of
+// the overflow entry at its close, whichever interval that is in: with marked reads the open
+// count is kept by opens and closes, and an open and its close must meet in one key. (They
+// met in different keys: the overflow entry kept the folded opens for ever, and each named
+// key kept a -1 that swallowed its next open.)
+func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 217)
+	client, server := netw.AddPod(), netw.AddPod()
+	cns, sns := client.NetnsInode(), server.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 2})
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, true)
+	if !tr.MarkedReads() {
+		return // requireMarked failed the test already where the hooks exist
+	}
+	// The open counts of the two pods' keys and of the overflow entry, as one drain reports
+	// them (keys with open connections and nothing else in the interval included).
+	active := func() (named, overflow uint64) {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			switch {
+			case IsOverflow(k):
+				overflow += v.Active
+			case k.NetnsIno == cns || k.NetnsIno == sns:
+				named += v.Active
+			}
+		}))
+		return named, overflow
+	}
+	active() // an empty table to start from
+
+	// Four connections to four server ports in one interval: eight keys for a table of two.
+	var clients, servers []net.Conn
+	at := func(port int) netip.AddrPort { return netip.AddrPortFrom(server.IPv4, uint16(port)) }
+	for p := range 4 {
+		c, s := pair(t, client, server, at(7601+p))
+		clients, servers = append(clients, c), append(servers, s)
+	}
+	named, overflow := active()
+	require.Equal(t, uint64(8), named+overflow, "every end open, named or folded")
+	require.Positive(t, overflow, "ends beyond the table were folded")
+	// One connection closed per interval: each interval has room for its closes' keys.
+	for i := range clients {
+		require.NoError(t, clients[i].Close())
+		readEOF(t, servers[i])
+		require.NoError(t, servers[i].Close())
+		want := uint64(8 - 2*(i+1))
+		require.Eventually(t, func() bool { named, overflow = active(); return named+overflow == want }, 5*time.Second,
+			20*time.Millisecond, "after %d closes", i+1)
+	}
+	assert.Zero(t, overflow, "the folded opens' closes took them out of the overflow entry")
+	assert.Zero(t, named, "and out of no named key")
+	// A new connection to a port used before counts open: no -1 was left in its keys.
+	c, s := pair(t, client, server, at(7601))
+	named, overflow = active()
+	assert.Equal(t, uint64(2), named+overflow, "the new connection's two ends")
+	require.NoError(t, c.Close())
+	readEOF(t, s)
+	require.NoError(t, s.Close())
 }
