@@ -98,6 +98,30 @@ struct connect_call {
 	__u8 _pad[6];
 };
 
+/* A passive open whose SYN-ACK was retransmitted: when its first SYN-ACK went out (the SYN's
+ * arrival, to the µs), so that its handshake is timed (state.h handshake_end) rather than
+ * estimated from the retransmission count. Keyed by the tuple in its namespace: the request
+ * socket the tp_btf/tcp_retransmit_synack program sees becomes another socket (the child) with
+ * the same tuple. Written on SYN-ACK retransmissions only, read and deleted when such a
+ * handshake ends. Size: handshakes retransmitting SYN-ACKs at once on a node; LRU, so requests
+ * that never complete (a SYN flood) cannot fill it: an evicted one's handshake is estimated. */
+struct synack_key {
+	__u32 netns_ino;
+	__u16 family;
+	__u16 local_port; /* host byte order */
+	__u16 peer_port;
+	__u16 _pad;
+	__u8 local_addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+	__u8 peer_addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct synack_key);
+	__type(value, __u64); /* tcp_request_sock.snt_synack: µs of CLOCK_MONOTONIC */
+} synack_first SEC(".maps");
+
 /* Keyed by pid_tgid: inserted at sys_enter_connect (any socket type: telling TCP apart would
  * cost the socket lookup this map exists to avoid), marked async at SYN_SENT (same thread),
  * marked collected by the error report of a connect() that only collects an earlier failure,

@@ -107,6 +107,16 @@ int BPF_PROG(reset_received_tp_btf, struct sock *sk)
 	return 0;
 }
 
+/* A SYN-ACK retransmitted (by its timer, or answering a retransmitted SYN): its request's first
+ * SYN-ACK is kept to time the server's handshake (on_synack_retransmit). Rare: nothing per
+ * connection. tp_btf only, like the error report. */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(synack_retransmit_tp_btf, const struct sock *sk, const struct request_sock *req)
+{
+	on_synack_retransmit(req);
+	return 0;
+}
+
 /* The state program, classic tracepoint. One instance is all it can be: classic tracepoint
  * programs share one per-CPU guard (bpf_prog_active) with every kprobe and classic tracepoint
  * program, the syscall ones included, so a second instance would be skipped exactly when the

@@ -219,6 +219,17 @@ const (
 	PodnetRoleROLE_SERVER PodnetRole = 2
 )
 
+type PodnetSynackKey struct {
+	_         structs.HostLayout
+	NetnsIno  uint32
+	Family    uint16
+	LocalPort uint16
+	PeerPort  uint16
+	Pad       uint16
+	LocalAddr [16]uint8
+	PeerAddr  [16]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -239,6 +250,7 @@ const (
 	PodnetMapMarkedB                     = "marked_b"
 	PodnetMapMarkedFront                 = "marked_front"
 	PodnetMapNatBackends                 = "nat_backends"
+	PodnetMapSynackFirst                 = "synack_first"
 	PodnetProgAccept4Cast                = "accept4_cast"
 	PodnetProgAcceptCast                 = "accept_cast"
 	PodnetProgArrivedTpBtf               = "arrived_tp_btf"
@@ -261,6 +273,7 @@ const (
 	PodnetProgStateTpBtf                 = "state_tp_btf"
 	PodnetProgStateTpBtfNested           = "state_tp_btf_nested"
 	PodnetProgStateTracepoint            = "state_tracepoint"
+	PodnetProgSynackRetransmitTpBtf      = "synack_retransmit_tp_btf"
 	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
 	PodnetVarBackendInMetrics            = "backend_in_metrics"
 	PodnetVarExclusions                  = "exclusions"
@@ -359,6 +372,7 @@ type PodnetProgramSpecs struct {
 	StateTpBtf                 *ebpf.ProgramSpec `ebpf:"state_tp_btf"`
 	StateTpBtfNested           *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
 	StateTracepoint            *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
+	SynackRetransmitTpBtf      *ebpf.ProgramSpec `ebpf:"synack_retransmit_tp_btf"`
 }
 
 // PodnetMapSpecs contains maps before they are loaded into the kernel.
@@ -381,6 +395,7 @@ type PodnetMapSpecs struct {
 	MarkedB       *ebpf.MapSpec `ebpf:"marked_b"`
 	MarkedFront   *ebpf.MapSpec `ebpf:"marked_front"`
 	NatBackends   *ebpf.MapSpec `ebpf:"nat_backends"`
+	SynackFirst   *ebpf.MapSpec `ebpf:"synack_first"`
 }
 
 // PodnetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -457,6 +472,7 @@ type PodnetMaps struct {
 	MarkedB       *ebpf.Map `ebpf:"marked_b"`
 	MarkedFront   *ebpf.Map `ebpf:"marked_front"`
 	NatBackends   *ebpf.Map `ebpf:"nat_backends"`
+	SynackFirst   *ebpf.Map `ebpf:"synack_first"`
 }
 
 func (m *PodnetMaps) Close() error {
@@ -477,6 +493,7 @@ func (m *PodnetMaps) Close() error {
 		m.MarkedB,
 		m.MarkedFront,
 		m.NatBackends,
+		m.SynackFirst,
 	)
 }
 
@@ -544,6 +561,7 @@ type PodnetPrograms struct {
 	StateTpBtf                 *ebpf.Program `ebpf:"state_tp_btf"`
 	StateTpBtfNested           *ebpf.Program `ebpf:"state_tp_btf_nested"`
 	StateTracepoint            *ebpf.Program `ebpf:"state_tracepoint"`
+	SynackRetransmitTpBtf      *ebpf.Program `ebpf:"synack_retransmit_tp_btf"`
 }
 
 func (p *PodnetPrograms) Close() error {
@@ -570,6 +588,7 @@ func (p *PodnetPrograms) Close() error {
 		p.StateTpBtf,
 		p.StateTpBtfNested,
 		p.StateTracepoint,
+		p.SynackRetransmitTpBtf,
 	)
 }
 

@@ -170,17 +170,67 @@ static __always_inline __u8 syn_retransmits(struct sock *sk, enum sock_read rd)
 	return n > 255 ? 255 : n;
 }
 
+/* The tuple of a socket or a request socket, as synack_first keys it: sock_common fields only,
+ * which both begin with. Probe reads: only for handshakes that retransmitted a SYN-ACK. */
+static __always_inline void synack_key_of(struct sock *sk, struct synack_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (k->family == AF_INET) {
+		bpf_core_read(k->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(k->peer_addr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(k->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(k->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* A SYN-ACK retransmission (tp_btf/tcp_retransmit_synack): the request's first SYN-ACK time
+ * is kept for its handshake's end, once. */
+static __always_inline void on_synack_retransmit(const struct request_sock *req)
+{
+	struct synack_key k;
+	__u64 first = BPF_CORE_READ((struct tcp_request_sock *)req, snt_synack);
+
+	synack_key_of((struct sock *)req, &k);
+	if (first)
+		bpf_map_update_elem(&synack_first, &k, &first, BPF_NOEXIST);
+}
+
+/* How long a server's handshake took, in µs, from its first SYN-ACK (synack_first); 0 when not
+ * known (no tp_btf program, or evicted). The entry is taken. */
+static __always_inline __u32 synack_handshake_us(struct sock *sk)
+{
+	struct synack_key k;
+	__u64 *first, now = bpf_ktime_get_ns() / 1000, us = 0;
+
+	synack_key_of(sk, &k);
+	first = bpf_map_lookup_elem(&synack_first, &k);
+	if (!first)
+		return 0;
+	if (now > *first)
+		us = now - *first;
+	bpf_map_delete_elem(&synack_first, &k);
+	return us > 0xffffffff ? 0xffffffff : us;
+}
+
 /* What a handshake's end says of it, kept in ci: the SYN (client) or SYN-ACK (server)
  * retransmissions and how long it took, in µs. A client is timed exactly from its SYN_SENT (seen
  * in every mode; only one that began before podnet loaded is not). A server's SYN arrival shows
  * in no hook without kprobes: its first RTT sample (SYN-ACK to the final ACK: exact to the µs
- * when nothing was retransmitted) plus the timeouts the retransmissions waited, as the kernel
- * schedules them by default (the initial 1 s RTO, doubling; a client's first
- * tcp_syn_linear_timeouts SYN retries, 4 by default, all wait 1 s). One tcp_sock read for both. */
+ * when nothing was retransmitted); with retransmitted SYN-ACKs, from the first SYN-ACK where the
+ * retransmission program kept it (synack_first, tp_btf), else that sample plus the timeouts the
+ * retransmissions waited, as the kernel schedules them by default (the initial 1 s RTO,
+ * doubling; a client's first tcp_syn_linear_timeouts SYN retries, 4 by default, all wait 1 s).
+ * A server's retransmissions come in pairs (its timer's, and its answer to the client's own
+ * retransmitted SYN, at the same second), so a server waited once per two. One tcp_sock read. */
 #define HANDSHAKE_RTO_US 1000000U
 static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
 {
-	__u32 srtt, retrans, us = 0, rto = HANDSHAKE_RTO_US;
+	__u32 srtt, retrans, waits, us = 0, rto = HANDSHAKE_RTO_US;
 
 	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	ci->syn_retrans = retrans > 255 ? 255 : retrans;
@@ -188,7 +238,13 @@ static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk,
 		ci->handshake_us = (now - ci->syn_ns) / 1000;
 		return;
 	}
-	for (int i = 0; i < 8 && i < retrans; i++) {
+	if (!client && retrans) {
+		ci->handshake_us = synack_handshake_us(sk);
+		if (ci->handshake_us)
+			return;
+	}
+	waits = client ? retrans : (retrans + 1) / 2;
+	for (int i = 0; i < 8 && i < waits; i++) {
 		us += rto;
 		if (!client || i >= 3)
 			rto *= 2;

@@ -45,10 +45,12 @@ var statePrograms = map[HookMode][]string{
 // errorPrograms note, for a connection's end, what only happens before it: the error a
 // connecting socket reports (bpf/state.h on_connect_error: without it a failed connect whose
 // application read the error first and closed the socket reads "cancelled") and a reset received
-// (on_reset_received: the close reason, where sk_err could be read and cleared first). tp_btf only:
-// the classic error-report tracepoint does not name the socket; both run only on errors and
-// resets, never per connection.
-var errorPrograms = map[HookMode][]string{HooksTPBTF: {bpf.PodnetProgErrorReportTpBtf, bpf.PodnetProgResetReceivedTpBtf}}
+// (on_reset_received: the close reason, where sk_err could be read and cleared first) and a
+// retransmitted SYN-ACK's first send (on_synack_retransmit: the server's handshake timed, not
+// estimated). tp_btf only: the classic error-report tracepoint does not name the socket, nor the
+// classic SYN-ACK one its request; all run only on errors, resets and retransmitted SYN-ACKs,
+// never per connection.
+var errorPrograms = map[HookMode][]string{HooksTPBTF: {bpf.PodnetProgErrorReportTpBtf, bpf.PodnetProgResetReceivedTpBtf, bpf.PodnetProgSynackRetransmitTpBtf}}
 
 // collectedProgram is errorPrograms' note of a connect() that only collects an earlier
 // failure (bpf/state.h on_failure_collected), for the classic tracepoint mode: there no tp_btf
