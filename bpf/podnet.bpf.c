@@ -140,6 +140,25 @@ int failure_collected_tracepoint(struct trace_event_raw_inet_sk_error_report *ct
 	return 0;
 }
 
+/* The TCP socket of an accepted connection: accept() on an MPTCP listener returns the MPTCP
+ * socket when the client spoke MPTCP (a plain TCP client's connection comes as its TCP socket),
+ * and its connection is its first subflow, the TCP socket the state machine tracks. Kernels
+ * without MPTCP have no such socket. */
+static __always_inline struct sock *accepted_tcp_sock(struct sock *sk, enum sock_read rd)
+{
+	__u16 protocol;
+
+	if (!bpf_core_field_exists(((struct mptcp_sock *)0)->first))
+		return sk;
+	protocol = rd ? BPF_CORE_READ_BITFIELD(sk, sk_protocol) : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	if (protocol != IPPROTO_MPTCP)
+		return sk;
+	sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+	if (sk && rd == READ_CAST)
+		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+	return sk;
+}
+
 /* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
  * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
  * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */
@@ -157,7 +176,8 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		return 0;
 	if (rd == READ_CAST)
 		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
-	if (!is_tcp(sk, rd))
+	sk = accepted_tcp_sock(sk, rd);
+	if (!sk || !is_tcp(sk, rd))
 		return 0;
 	key = (__u64)sk;
 	known = bpf_map_lookup_elem(&conns, &key);

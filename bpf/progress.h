@@ -253,8 +253,6 @@ static __always_inline long walked(__u64 *key, struct conn_info *ci, enum sock_r
 	return 0;
 }
 
-#define IPPROTO_MPTCP 262
-
 /* The TCP (or, for listeners, MPTCP) socket behind an iterated file, or NULL. */
 static __always_inline struct sock *file_stream_sock(struct file *file, bool mptcp)
 {

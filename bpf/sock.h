@@ -7,6 +7,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
 #define SOCK_STREAM 1
 #define EPIPE 32
 #define ECONNRESET 104

@@ -1,0 +1,81 @@
+package kernel
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// accept() on an MPTCP listener returns the MPTCP socket when the client spoke MPTCP; the
+// connection podnet tracks is its first TCP subflow, and its accept names the acceptor like any
+// other (it had no pid: the hook took the MPTCP socket for no TCP one). Both ways the accept
+// hook reads sockets: plain loads through bpf_rdonly_cast, and probe reads.
+func TestMPTCPAcceptNamesTheAcceptor(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 219)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	for i, probed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cast reads", true: "probe reads"}[probed], func(t *testing.T) {
+			mptcpAcceptNamesTheAcceptor(t, clientPod, serverPod, probed, 7801+i)
+		})
+	}
+}
+
+func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.Pod, probed bool, port int) {
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 16, ProbedReads: probed})
+	require.NoError(t, err)
+	defer tr.Close()
+	_, _ = readAll(t, tr, nil)
+
+	addr := netip.AddrPortFrom(serverPod.IPv4, uint16(port)).String()
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) {
+		var lc net.ListenConfig
+		lc.SetMultipathTCP(true)
+		ln, err = lc.Listen(context.Background(), "tcp", addr)
+		return err
+	}))
+	defer ln.Close()
+	var client net.Conn
+	require.NoError(t, clientPod.Do(func() (err error) {
+		var d net.Dialer
+		d.SetMultipathTCP(true)
+		client, err = d.Dial("tcp", addr)
+		return err
+	}))
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	usesMPTCP, err := server.(*net.TCPConn).MultipathTCP()
+	require.NoError(t, err)
+	require.True(t, usesMPTCP, "the accepted connection is MPTCP (net.mptcp.enabled on this kernel)")
+	require.NoError(t, client.Close())
+	readEOF(t, server)
+	require.NoError(t, server.Close())
+
+	var accepts, closes []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
+			return e.NetnsIno == serverPod.NetnsInode() && e.LocalPort == uint16(port)
+		})
+		for _, e := range events {
+			switch e.Type {
+			case uint8(bpf.PodnetEventTypeEVENT_ACCEPT):
+				accepts = append(accepts, e)
+			case uint8(bpf.PodnetEventTypeEVENT_CLOSE):
+				closes = append(closes, e)
+			}
+		}
+		return len(accepts) >= 1 && len(closes) >= 1
+	}, 5*time.Second, 10*time.Millisecond, "the server's accept and close")
+	require.Len(t, accepts, 1, "accepted once")
+	assert.Equal(t, uint32(os.Getpid()), accepts[0].Pid, "the accept names the acceptor")
+	assert.Equal(t, uint32(os.Getpid()), closes[0].Pid, "and so does the close")
+}
