@@ -5,7 +5,8 @@
  * The translation lives in the node's network namespace, never in the pod's: the pod's socket
  * only ever sees the Service address. A netfilter program (nat_seen, attached by the loader in
  * the node's namespace at POST_ROUTING, which both forwarded pod traffic and the node's own
- * traffic cross after DNAT) notes every new translated TCP connection, keyed by its original
+ * traffic cross after DNAT, and at LOCAL_IN, which traffic DNAT'd to the node's own address
+ * crosses instead) notes every new translated TCP connection, keyed by its original
  * tuple; the client's state program takes the note when its handshake ends (or fails), keeps the
  * backend with the connection for its close, and deletes the note. So a note lives only from
  * the first SYN to the end of the handshake.

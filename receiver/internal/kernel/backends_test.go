@@ -263,3 +263,48 @@ func TestTwoTracersFollowServiceConnections(t *testing.T) {
 		assert.NoError(t, tr.BackendsErr())
 	}
 }
+
+// A Service whose endpoint is the node itself (the API server on a control-plane node, a
+// hostNetwork DaemonSet behind a Service): DNAT'd at PRE_ROUTING to a local address, its
+// connections go up through LOCAL_IN and never cross POST_ROUTING, where nat_seen alone used to
+// watch. Their client records name the node's endpoint, in IPv4 and IPv6.
+func TestServiceEndpointOnTheNodeItself(t *testing.T) {
+	node := netnstest.NewNode(t, 220)
+	client := node.AddPod()
+	local4 := netip.AddrPortFrom(netip.MustParseAddr("10.220.1.1"), 9090) // the node's end of the client's link
+	local6 := netip.AddrPortFrom(netip.MustParseAddr("fd00:214:dc:1::1"), 9090)
+	vip4, vip6 := netip.MustParseAddrPort("10.96.0.20:80"), netip.MustParseAddrPort("[fd00:96::20]:80")
+	s := &serviceNode{node: node, client: client, acceptedBy: map[netip.AddrPort][]netip.AddrPort{}}
+	s.listen(t, node.Pod, local4)
+	s.listen(t, node.Pod, local6)
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip4, Backends: []netip.AddrPort{local4}}))
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip6, Backends: []netip.AddrPort{local6}}))
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 64,
+		Events: true, NoLiveReads: true, NATNetns: node.NetnsPath()})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	_, _ = readAll(t, tr, nil)
+
+	const n = 5
+	s.dial(t, client, vip4, n)
+	s.dial(t, client, vip6, n)
+	var connects []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		more, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
+			return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+		})
+		connects = append(connects, more...)
+		return len(connects) >= 2*n
+	}, 5*time.Second, 10*time.Millisecond, "every connect")
+	for i := range connects {
+		e := &connects[i]
+		local, peer := ends(e)
+		require.Contains(t, []netip.AddrPort{vip4, vip6}, peer, "the socket still sees the Service")
+		s.mu.Lock()
+		want := s.acceptedBy[local]
+		s.mu.Unlock()
+		require.Len(t, want, 1, "client %v was accepted by the node", local)
+		assert.Equal(t, want[0], backendOf(e), "client %v: the node's endpoint", local)
+	}
+}

@@ -16,10 +16,15 @@ import (
 	"github.com/podnet/podnet/bpf"
 )
 
-// natPriority places nat_seen at POST_ROUTING after every destination translation (done at
-// PRE_ROUTING or LOCAL_OUT) and before source NAT (100): any value in between sees the same,
-// so a busy one is passed for the next (attachNetfilter).
+// natPriority places nat_seen after every destination translation (done at PRE_ROUTING or
+// LOCAL_OUT) and before source NAT (100), at both hooks it is attached to: any value in between
+// sees the same, so a busy one is passed for the next (attachNetfilter).
 const natPriority = 50
+
+// natHooks are where nat_seen watches: POST_ROUTING, which forwarded pod traffic and the node's
+// own cross after DNAT, and LOCAL_IN, where a connection DNAT'd to the node's own address (a
+// Service endpoint in the host network: the API server, a hostNetwork DaemonSet) goes instead.
+var natHooks = []link.NetfilterInetHook{link.NetfilterInetPostRouting, link.NetfilterInetLocalIn}
 
 // ErrNoNetfilterPrograms: the kernel has no netfilter BPF programs (before 6.4), so Service
 // backends cannot be read in the kernel.
@@ -72,11 +77,13 @@ func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
 	var links []link.Link
 	err := runInNetns(path, func() error {
 		for _, family := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
-			l, err := attachNetfilter(prog, family)
-			if err != nil {
-				return err
+			for _, hook := range natHooks {
+				l, err := attachNetfilter(prog, family, hook)
+				if err != nil {
+					return err
+				}
+				links = append(links, l)
 			}
-			links = append(links, l)
 		}
 		return nil
 	})
@@ -94,12 +101,12 @@ func attachNAT(prog *ebpf.Program, path string) ([]link.Link, error) {
 // surge, a test beside a running collector — must not go without.
 const natPriorities = 16
 
-func attachNetfilter(prog *ebpf.Program, family link.NetfilterProtocolFamily) (link.Link, error) {
+func attachNetfilter(prog *ebpf.Program, family link.NetfilterProtocolFamily, hook link.NetfilterInetHook) (link.Link, error) {
 	var err error
 	for p := int32(natPriority); p < natPriority+natPriorities; p++ {
 		var l link.Link
 		l, err = link.AttachNetfilter(link.NetfilterOptions{
-			Program: prog, ProtocolFamily: family, Hook: link.NetfilterInetPostRouting, Priority: p,
+			Program: prog, ProtocolFamily: family, Hook: hook, Priority: p,
 		})
 		if !errors.Is(err, unix.EBUSY) {
 			return l, err
