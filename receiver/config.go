@@ -37,6 +37,12 @@ type Config struct {
 	MaxTrackedConnections int `mapstructure:"max_tracked_connections"`
 	// PollInterval is how often the ring buffer is drained when not woken by a backlog.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// ShutdownTimeout bounds Shutdown: the ring is drained and what it held delivered until
+	// then, the rest counted dropped. The collector's own shutdown passes a context without a
+	// deadline, so without this a consumer that blocks (an exporter that never answers, with
+	// no queue) would hold the collector's exit until the kubelet kills it, losing uncounted
+	// what was read. A context's earlier deadline wins.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// MetricsAggregation says where connection metrics are counted: "auto" and "kernel" (BPF
 	// maps read each interval, whenever a metrics pipeline uses this receiver, also beside a
 	// logs pipeline: metrics never depend on logs), or "events" (from the event stream, in
@@ -127,6 +133,7 @@ func NewDefaultConfig() *Config {
 		LiveReads:              liveReadsAuto,
 		MaxTrackedConnections:  defaultMaxTrackedConnections,
 		PollInterval:           100 * time.Millisecond,
+		ShutdownTimeout:        5 * time.Second,
 		MetricsAggregation:     aggregationAuto,
 		Logs:                   LogsConfig{ProcessAttributes: true, Sampling: LogsSamplingConfig{OneIn: 1}},
 		ServiceBackends:        ServiceBackendsConfig{Mode: backendsAuto},
@@ -166,6 +173,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.PollInterval < time.Millisecond || cfg.PollInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("poll_interval: %v must be between 1ms and 1m", cfg.PollInterval))
+	}
+	if cfg.ShutdownTimeout < time.Millisecond || cfg.ShutdownTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %v must be between 1ms and 5m (keep it under the pod's terminationGracePeriodSeconds, 30s by default)", cfg.ShutdownTimeout))
 	}
 	switch cfg.MetricsAggregation {
 	case aggregationAuto, aggregationKernel, aggregationEvents:

@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "walk", cfg.LiveReads)
 	assert.Equal(t, 131072, cfg.MaxTrackedConnections)
 	assert.Equal(t, 50*time.Millisecond, cfg.PollInterval)
+	assert.Equal(t, 20*time.Second, cfg.ShutdownTimeout)
 	assert.Equal(t, "events", cfg.MetricsAggregation)
 	assert.Equal(t, 30*time.Second, cfg.MetricsInterval)
 	assert.Equal(t, 5000, cfg.MaxMetricSeries)
@@ -61,6 +62,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"ring negative", func(c *Config) { c.RingBufferSize = -1 }, "ring_buffer_size: -1"},
 		{"no connection table", func(c *Config) { c.MaxTrackedConnections = 0 }, "max_tracked_connections: 0 must be between"},
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
+		{"no shutdown time", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s must be between 1ms and 5m"},
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be between 1 and 1048576"},

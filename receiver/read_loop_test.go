@@ -128,17 +128,36 @@ func TestShutdownDeliversTheWholeBacklog(t *testing.T) {
 
 // A consumer that never returns: Shutdown returns by its context's deadline, counts
 // everything read and not delivered as dropped (the stuck batch, the hand-off, the rest of
-// the ring), and detaches. When the consumer finally returns nothing is counted twice.
+// the ring), and detaches. When the consumer finally returns nothing is counted twice. The
+// collector's own shutdown passes a context without a deadline: shutdown_timeout bounds it
+// the same way (it used to wait for the consumer for ever).
 func TestShutdownReturnsByItsDeadlineWhenTheConsumerBlocks(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	t.Run("context deadline", func(t *testing.T) {
+		shutdownReturnsWhenTheConsumerBlocks(t, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), timeout)
+		}, NewDefaultConfig(), timeout)
+	})
+	t.Run("shutdown_timeout", func(t *testing.T) {
+		cfg := NewDefaultConfig()
+		cfg.ShutdownTimeout = timeout
+		shutdownReturnsWhenTheConsumerBlocks(t, func() (context.Context, context.CancelFunc) {
+			return context.Background(), func() {}
+		}, cfg, timeout)
+	})
+}
+
+// shutdownReturnsWhenTheConsumerBlocks shuts the receiver down with the context shutdownCtx
+// makes (when Shutdown is called), a consumer blocking, and expects it back after timeout.
+func shutdownReturnsWhenTheConsumerBlocks(t *testing.T, shutdownCtx func() (context.Context, context.CancelFunc), cfg *Config, timeout time.Duration) {
 	const total = 12*maxBatch + 17
 	ring := newFakeRing(connects(total)...)
 	logs := &gatedLogs{gate: make(chan struct{})}
-	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	f := newFakeReceiver(t, cfg, ring, logs, nil)
 	f.start(t)
 	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
 
-	const timeout = 300 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := shutdownCtx()
 	defer cancel()
 	began := time.Now()
 	require.NoError(t, f.Shutdown(ctx))

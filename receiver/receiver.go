@@ -95,15 +95,18 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 }
 
 // Shutdown detaches the programs, drains the ring until it is empty and delivers what it
-// read, then unloads everything. When ctx's deadline passes first, deliveries are cancelled, whatever
-// was read but not delivered is counted in otelcol_podnet_events_dropped, and Shutdown
-// returns even if a consumer never does. Safe to call without Start.
+// read, then unloads everything. When ctx's deadline (or shutdown_timeout, whichever is first:
+// the collector passes no deadline) passes first, deliveries are cancelled, whatever was read
+// but not delivered is counted in otelcol_podnet_events_dropped, and Shutdown returns even if
+// a consumer never does. Safe to call without Start.
 func (r *podnetReceiver) Shutdown(ctx context.Context) error {
 	run := r.run
 	if run == nil {
 		return nil
 	}
 	r.run, r.src = nil, nil
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ShutdownTimeout)
+	defer cancel()
 	defer context.AfterFunc(ctx, run.cancel)()
 	// Detach first: the programs stop for good, so the ring and the aggregates then hold
 	// every event they will ever write, and the drains below end with nothing left behind
