@@ -33,13 +33,15 @@ static __always_inline void as_v6(__u8 *out, __u16 family, const __u8 *addr)
 static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 server_port)
 {
 	struct peer_prefix k = { .prefixlen = 128 };
+	__u8 *v;
 
 	if (!exclusions)
 		return false;
 	if (bpf_map_lookup_elem(&excluded_ports, &server_port))
 		return true;
 	as_v6(k.addr, family, addr);
-	return bpf_map_lookup_elem(&excluded_peers, &k) != NULL;
+	v = bpf_map_lookup_elem(&excluded_peers, &k);
+	return v && *v; /* 0: the guard that keeps IPv4 out of IPv6 ranges (kernel/select.go) */
 }
 
 /* Logs sampling, set by the loader: the ring takes every abnormal connection (failed connect,

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
 // ExcludeConfig drops connections users do not want to see (health checks, the node's own
@@ -53,7 +55,7 @@ func newExclusions(c ExcludeConfig) exclusions {
 	}
 	for _, s := range c.PeerCIDRs {
 		if p, err := netip.ParsePrefix(s); err == nil { // validated already
-			e.prefixes = append(e.prefixes, p.Masked())
+			e.prefixes = append(e.prefixes, kernel.CanonicalPrefix(p))
 		}
 	}
 	return e

@@ -9,7 +9,7 @@ import (
 )
 
 func TestExclusions(t *testing.T) {
-	e := newExclusions(ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "fd00:1::5/64"}})
+	e := newExclusions(ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "fd00:1::5/64", "::ffff:10.9.0.0/112", "::/0"}})
 	for _, tc := range []struct {
 		peer string
 		port uint16
@@ -19,7 +19,10 @@ func TestExclusions(t *testing.T) {
 		{"10.1.0.9", 8080, false},
 		{"127.0.0.53", 53, true},
 		{"fd00:1::99", 443, true}, // host bits of the configured CIDR do not matter
-		{"fd00:2::1", 443, false},
+		{"fd00:2::1", 443, true},  // ::/0: every IPv6 peer...
+		{"10.2.0.1", 443, false},  // ...and no IPv4 one, as in the kernel
+		{"10.9.3.4", 443, true},   // an IPv4-mapped range is its IPv4 range (10.9.0.0/16)
+		{"10.10.3.4", 443, false},
 	} {
 		assert.Equalf(t, tc.want, e.excluded(netip.MustParseAddr(tc.peer), tc.port), "%+v", tc)
 	}

@@ -87,3 +87,13 @@ func (o Options) sendsEvents() bool { return !o.AggregateInKernel || o.Events }
 
 // syscallHooks says whether the syscall hooks are attached: only events carry a process.
 func (o Options) syscallHooks() bool { return o.sendsEvents() && !o.NoProcessContext }
+
+// CanonicalPrefix is a peer range as podnet matches it: masked, and an IPv4-mapped IPv6 range
+// (within ::ffff:0:0/96) as the IPv4 range it is, since podnet reads IPv4-mapped peers as IPv4.
+func CanonicalPrefix(p netip.Prefix) netip.Prefix {
+	p = p.Masked()
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}

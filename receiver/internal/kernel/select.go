@@ -53,12 +53,40 @@ func fillExclusions(coll *ebpf.Collection, opts Options) error {
 			return fmt.Errorf("excluded peer range %s: %w", p, err)
 		}
 	}
+	if guard, ok := ipv4Guard(opts.ExcludePeers); ok {
+		k := peerPrefix(guard)
+		if err := coll.Maps[bpf.PodnetMapExcludedPeers].Put(&k, uint8(0)); err != nil {
+			return fmt.Errorf("excluded peer ranges: %w", err)
+		}
+	}
 	return nil
 }
 
+// ipv4Guard is the entry that keeps IPv4 peers out of IPv6 ranges, where one is needed. The trie
+// keys IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), which an IPv6 range of /96 or wider around
+// :: (::/0, ::/1...) contains: excluding "::/0" (all IPv6) excluded every IPv4 peer too. An
+// entry for the whole mapped range that excludes nothing (value 0) is the longest match of
+// every IPv4 peer no IPv4 range holds; IPv4 ranges, longer, still match theirs. Not when
+// 0.0.0.0/0 is excluded itself: that is the same key.
+func ipv4Guard(peers []netip.Prefix) (netip.Prefix, bool) {
+	mapped := netip.PrefixFrom(netip.AddrFrom16(netip.IPv4Unspecified().As16()), 96)
+	need := false
+	for _, p := range peers {
+		p = CanonicalPrefix(p)
+		if p.Addr().Is4() && p.Bits() == 0 {
+			return netip.Prefix{}, false
+		}
+		if p.Addr().Is6() && p.Bits() <= 96 && p.Masked().Contains(mapped.Addr()) {
+			need = true
+		}
+	}
+	return netip.PrefixFrom(netip.IPv4Unspecified(), 0), need
+}
+
 // peerPrefix is a range as the trie keys it: IPv4 as IPv4-mapped IPv6, so one trie serves both.
+// An IPv4-mapped IPv6 range (::ffff:10.0.0.0/104) is its IPv4 range (CanonicalPrefix).
 func peerPrefix(p netip.Prefix) bpf.PodnetPeerPrefix {
-	p = p.Masked()
+	p = CanonicalPrefix(p)
 	bits := p.Bits()
 	addr := p.Addr()
 	if addr.Is4() {

@@ -148,3 +148,48 @@ func TestRingTakesOnlyKeptEventTypes(t *testing.T) {
 	}))
 	assert.Equal(t, uint64(50), opens, "the aggregates still count every open")
 }
+
+// An IPv6 range keeps IPv6 peers out, never IPv4 ones, though the kernel keys IPv4 as
+// IPv4-mapped IPv6, which ::/0 contains ("::/0" left out every connection of the node); an
+// IPv4-mapped range is the IPv4 range it maps.
+func TestIPv6RangesExcludeNoIPv4Peer(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 221)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	cns := clientPod.NetnsInode()
+	for _, tc := range []struct {
+		name     string
+		peers    []netip.Prefix
+		v4, v6   bool // kept
+		v4p, v6p uint16
+	}{
+		{"::/0", []netip.Prefix{netip.MustParsePrefix("::/0")}, true, false, 7191, 7192},
+		{"::ffff:0:0/96 is 0.0.0.0/0", []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/96")}, false, true, 7193, 7194},
+		{"::/0 and 0.0.0.0/0", []netip.Prefix{netip.MustParsePrefix("::/0"), netip.MustParsePrefix("0.0.0.0/0")}, false, false, 7195, 7196},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 64,
+				Events: true, NoLiveReads: true, ExcludePeers: tc.peers})
+			require.NoError(t, err)
+			defer tr.Close()
+			_, _ = readAll(t, tr, nil)
+			dialPods(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, tc.v4p), 3)
+			dialPods(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv6, tc.v6p), 3)
+			want := map[uint16]int{tc.v4p: map[bool]int{true: 3}[tc.v4], tc.v6p: map[bool]int{true: 3}[tc.v6]}
+			connects := map[uint16]int{}
+			read := func() {
+				events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
+					return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+				})
+				for _, e := range events {
+					connects[e.PeerPort]++
+				}
+			}
+			require.Eventually(t, func() bool { read(); return connects[tc.v4p] >= want[tc.v4p] && connects[tc.v6p] >= want[tc.v6p] },
+				5*time.Second, 10*time.Millisecond, "the kept connects")
+			time.Sleep(200 * time.Millisecond) // excluded ones would have been reported by now: decided at connect
+			read()
+			assert.Equal(t, want[tc.v4p], connects[tc.v4p], "IPv4 peer kept: %v", tc.v4)
+			assert.Equal(t, want[tc.v6p], connects[tc.v6p], "IPv6 peer kept: %v", tc.v6)
+		})
+	}
+}
