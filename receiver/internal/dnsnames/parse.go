@@ -135,6 +135,8 @@ func canonical(n dnsmessage.Name) string {
 // mostly write both at once, so a segment starts a message, but some write the prefix alone
 // first, and the next segment then holds the bare message. A segment whose prefix covers exactly
 // the rest is a whole message; a segment of 2 bytes holds only a prefix (nothing to read);
+// a segment whose prefixes chain to its end holds several messages (answers written together,
+// as resolvers pipelining A and AAAA get them, or segments merged by GRO), each read;
 // anything else is read as a bare message, or failing that, as the start of a message longer
 // than the segment (parsed as far as it goes). A continuation of a long message fails both and
 // is an error.
@@ -146,10 +148,40 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 	if prefixed && int(binary.BigEndian.Uint16(payload)) == length-2 {
 		return Parse(payload[2:], out)
 	}
+	if msgs, ok := prefixedMessages(payload, length); ok {
+		var first error
+		for _, m := range msgs {
+			var err error
+			if out, err = Parse(m, out); err != nil && first == nil {
+				first = err
+			}
+		}
+		return out, first
+	}
 	n := len(out)
 	out, err := Parse(payload, out)
 	if err == nil || !prefixed {
 		return out, err
 	}
 	return Parse(payload[2:], out[:n])
+}
+
+// prefixedMessages splits a segment into length-prefixed messages when its prefixes chain
+// exactly to its end (length), as far as payload holds of it (the last message may be cut
+// there); ok only for two or more messages, each non-empty.
+func prefixedMessages(payload []byte, length int) (msgs [][]byte, ok bool) {
+	off := 0
+	for off < length {
+		if off+2 > len(payload) {
+			return msgs, len(msgs) >= 2 // the rest was not copied: as far as it goes
+		}
+		l := int(binary.BigEndian.Uint16(payload[off:]))
+		next := off + 2 + l
+		if l == 0 || next > length {
+			return nil, false
+		}
+		msgs = append(msgs, payload[off+2:min(next, len(payload))])
+		off = next
+	}
+	return msgs, len(msgs) >= 2
 }

@@ -3,6 +3,7 @@ package dnsnames
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -98,6 +99,18 @@ func TestParseTCP(t *testing.T) {
 	long := append(binary.BigEndian.AppendUint16(nil, uint16(len(msg)+100)), msg...)
 	got, _ = ParseTCP(long, len(long), nil)
 	assert.Equal(t, want, got, "the start of a message longer than the segment")
+
+	// Two answers written together (a resolver's A and AAAA queries on one connection), whole
+	// or cut where the copy ended: each read (the first prefix was read as a message ID).
+	msg6 := response(t, "a.example.", dnsmessage.RCodeSuccess, rr{name: "a.example.", addr: "2001:db8::1", ttl: 30})
+	two := append(slices.Clone(prefixed), binary.BigEndian.AppendUint16(nil, uint16(len(msg6)))...)
+	two = append(two, msg6...)
+	both := append(slices.Clone(want), Answer{Addr: netip.MustParseAddr("2001:db8::1"), Name: "a.example", TTL: 30})
+	got, err = ParseTCP(two, len(two), nil)
+	assert.NoError(t, err)
+	assert.Equal(t, both, got, "two messages in one segment")
+	got, _ = ParseTCP(two[:len(prefixed)+2], len(two), nil)
+	assert.Equal(t, want, got, "two messages, the copy cut after the second's prefix")
 }
 
 // Whatever bytes arrive from port 53 (a copy cut anywhere, a segment of a longer TCP message,
