@@ -35,27 +35,7 @@ func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.P
 	defer tr.Close()
 	_, _ = readAll(t, tr, nil)
 
-	addr := netip.AddrPortFrom(serverPod.IPv4, uint16(port)).String()
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) {
-		var lc net.ListenConfig
-		lc.SetMultipathTCP(true)
-		ln, err = lc.Listen(context.Background(), "tcp", addr)
-		return err
-	}))
-	defer ln.Close()
-	var client net.Conn
-	require.NoError(t, clientPod.Do(func() (err error) {
-		var d net.Dialer
-		d.SetMultipathTCP(true)
-		client, err = d.Dial("tcp", addr)
-		return err
-	}))
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	usesMPTCP, err := server.(*net.TCPConn).MultipathTCP()
-	require.NoError(t, err)
-	require.True(t, usesMPTCP, "the accepted connection is MPTCP (net.mptcp.enabled on this kernel)")
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, uint16(port)))
 	require.NoError(t, client.Close())
 	readEOF(t, server)
 	require.NoError(t, server.Close())
@@ -78,4 +58,30 @@ func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.P
 	require.Len(t, accepts, 1, "accepted once")
 	assert.Equal(t, uint32(os.Getpid()), accepts[0].Pid, "the accept names the acceptor")
 	assert.Equal(t, uint32(os.Getpid()), closes[0].Pid, "and so does the close")
+}
+
+// mptcpPair connects clientPod to a listener of serverPod at addr, both ends MPTCP (as Go 1.24+
+// listens by default, and dialers opt in), and returns both ends; the listener is closed.
+func mptcpPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.AddrPort) (client, server net.Conn) {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) {
+		var lc net.ListenConfig
+		lc.SetMultipathTCP(true)
+		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
+		return err
+	}))
+	defer ln.Close()
+	require.NoError(t, clientPod.Do(func() (err error) {
+		var d net.Dialer
+		d.SetMultipathTCP(true)
+		client, err = d.Dial("tcp", addr.String())
+		return err
+	}))
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	usesMPTCP, err := server.(*net.TCPConn).MultipathTCP()
+	require.NoError(t, err)
+	require.True(t, usesMPTCP, "the connection is MPTCP (net.mptcp.enabled on this kernel)")
+	return client, server
 }

@@ -238,36 +238,16 @@ func TestMarkedReadsCountMPTCPSubflows(t *testing.T) {
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	tr := openMarked(t)
 
-	addr := netip.AddrPortFrom(serverPod.IPv4, 7212).String()
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) {
-		var lc net.ListenConfig
-		lc.SetMultipathTCP(true)
-		ln, err = lc.Listen(context.Background(), "tcp", addr)
-		return err
-	}))
-	defer ln.Close()
-	var client net.Conn
-	require.NoError(t, clientPod.Do(func() (err error) {
-		var d net.Dialer
-		d.SetMultipathTCP(true)
-		client, err = d.Dial("tcp", addr)
-		return err
-	}))
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7212))
 	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
 	defer server.Close()
-	usesMPTCP, err := client.(*net.TCPConn).MultipathTCP()
-	require.NoError(t, err)
-	require.True(t, usesMPTCP, "the connection is MPTCP (net.mptcp.enabled on this kernel)")
 
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 	drainInto(t, tr, watched)
 	// One way only: the client's subflow then receives nothing but ACKs, so no arrival marks it.
 	const payload = 10_000
-	_, err = client.Write(make([]byte, payload))
+	_, err := client.Write(make([]byte, payload))
 	require.NoError(t, err)
 	_, err = io.ReadFull(server, make([]byte, payload))
 	require.NoError(t, err)
