@@ -201,7 +201,7 @@ func (n *Names) refreshLocked() {
 	}
 	now := time.Now()
 	if now.Sub(n.lastSweep) >= sweepEvery {
-		n.table.Sweep(now.UnixNano())
+		n.table.SweepExpired(now.UnixNano())
 		n.lastSweep = now
 	}
 	n.stats.Evicted = n.table.Evicted

@@ -2,6 +2,7 @@ package dnsnames
 
 import (
 	"net/netip"
+	"time"
 )
 
 // minTTL is the least time an answer is kept, in ns: a TTL of 0 tells caches not to keep the
@@ -29,13 +30,23 @@ type entry struct {
 type resolved struct {
 	name string
 	// since is when the name was first resolved to the address (unix ns) in the run of answers
-	// that kept it valid; expires is when the latest answer's TTL ran out.
-	since, expires int64
+	// that kept it valid; last when it was most recently resolved; expires is when the latest
+	// answer's TTL ran out.
+	since, last, expires int64
 }
 
 // validDuring says whether r was resolved by to (give or take skew) and still valid after from.
 func (r resolved) validDuring(from, to, skew int64) bool {
 	return r.name != "" && r.since <= to+skew && r.expires > from
+}
+
+// answeredBy is when r was last resolved by time to (give or take skew), as far as the entry
+// knows: its latest answer if that came by then, else its first.
+func (r resolved) answeredBy(to, skew int64) int64 {
+	if r.last <= to+skew {
+		return r.last
+	}
+	return r.since
 }
 
 // Table is the bounded map (network namespace inode, address) → the names most recently
@@ -61,7 +72,7 @@ func (t *Table) Len() int { return len(t.entries) }
 // previous); the same name again extends it.
 func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl uint32) {
 	k := key{netns, addr.Unmap()}
-	r := resolved{name: name, since: at, expires: at + max(int64(ttl)*1e9, minTTL)}
+	r := resolved{name: name, since: at, last: at, expires: at + max(int64(ttl)*1e9, minTTL)}
 	e, ok := t.entries[k]
 	switch {
 	case !ok:
@@ -71,8 +82,10 @@ func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl ui
 		e.cur = r
 	case e.cur.name == name && at < e.cur.expires:
 		e.cur.expires = max(e.cur.expires, r.expires)
+		e.cur.last = max(e.cur.last, at)
 	case e.prev.name == name && at < e.prev.expires:
 		e.prev.expires = max(e.prev.expires, r.expires)
+		e.prev.last = max(e.prev.last, at)
 		e.cur, e.prev = e.prev, e.cur // resolved again: the most recent one
 	default:
 		e.cur, e.prev = r, e.cur
@@ -91,6 +104,7 @@ const sweepAtMostEvery = int64(1e9)
 func (t *Table) makeRoom(now int64) {
 	if now-t.lastSweep >= sweepAtMostEvery {
 		before := len(t.entries)
+		t.lastSweep = now
 		t.Sweep(now)
 		if len(t.entries) < before {
 			return
@@ -103,16 +117,24 @@ func (t *Table) makeRoom(now int64) {
 	}
 }
 
-// Sweep drops the entries expired at now (a previous name expired alone is dropped with the
-// next Add or lookup that finds it invalid: it is never used once expired).
-func (t *Table) Sweep(now int64) {
-	t.lastSweep = now
+// Sweep drops the entries expired by before (unix ns). A lookup of a later time never finds an
+// expired name, but a close is named at its connection's start (Lookup), however long ago that
+// was: the periodic sweep keeps what expired within keepExpired, and a full table (makeRoom)
+// drops every expired entry first.
+func (t *Table) Sweep(before int64) {
 	for k, e := range t.entries {
-		if max(e.cur.expires, e.prev.expires) <= now {
+		if max(e.cur.expires, e.prev.expires) <= before {
 			delete(t.entries, k)
 		}
 	}
 }
+
+// keepExpired is how long after its TTL ran out a name stays for the closes of connections
+// made to it while it was valid (as long as the table has room).
+const keepExpired = 24 * int64(time.Hour)
+
+// SweepExpired is the periodic sweep at now: entries expired more than keepExpired ago.
+func (t *Table) SweepExpired(now int64) { t.Sweep(now - keepExpired) }
 
 // Lookup is the name netns resolved to addr most recently before time at (unix ns) and still
 // valid then; "" if none.
@@ -129,12 +151,17 @@ func (t *Table) LookupDuring(netns uint32, addr netip.Addr, from, to int64) stri
 		return ""
 	}
 	// Exactly first: the newer answer may have come just after the connection began, within the
-	// clocks' skew, and the older one is then the name it was made to.
+	// clocks' skew, and the older one is then the name it was made to. Of two valid names, the
+	// one resolved last by `to`: what the answers up to then said, so that a close is named as
+	// its connect was, whatever was resolved in between.
 	for _, skew := range [2]int64{0, clockSkew} {
+		cur, prev := e.cur.validDuring(from, to, skew), e.prev.validDuring(from, to, skew)
 		switch {
-		case e.cur.validDuring(from, to, skew):
+		case cur && prev && e.prev.answeredBy(to, skew) > e.cur.answeredBy(to, skew):
+			return e.prev.name
+		case cur:
 			return e.cur.name
-		case e.prev.validDuring(from, to, skew):
+		case prev:
 			return e.prev.name
 		}
 	}

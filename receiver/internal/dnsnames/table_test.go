@@ -63,7 +63,8 @@ func TestTableNamesOfOneAddress(t *testing.T) {
 	tb.Add(1, a, "api.example", 120*sec, 300) // asked again: current once more, valid from its first answer
 	assert.Equal(t, "api.example", tb.Lookup(1, a, 125*sec))
 	assert.Equal(t, "api.example", tb.Lookup(1, a, 105*sec))
-	assert.Equal(t, "api.example", tb.Lookup(1, a, 115*sec), "both valid: the most recently resolved one")
+	assert.Equal(t, "static.example", tb.Lookup(1, a, 115*sec),
+		"both valid: the one resolved last by then, as its connect was named before api.example came again")
 
 	tb.Add(1, a, "img.example", 130*sec, 300)
 	assert.Equal(t, "img.example", tb.Lookup(1, a, 135*sec))
@@ -101,4 +102,18 @@ func TestTableSkewPrefersTheExactAnswer(t *testing.T) {
 	tb.Add(1, a, "second.example", 210*sec+5*ms, 300)
 	assert.Equal(t, "first.example", tb.Lookup(1, a, 210*sec), "began 5 ms before the second answer: the first named it")
 	assert.Equal(t, "second.example", tb.Lookup(1, a, 210*sec+6*ms))
+}
+
+// A connection's close is looked up at its start, however long after: the periodic sweep keeps
+// names that expired within keepExpired (it dropped every expired one, and a close more than a
+// sweep after its answer's TTL lost its name).
+func TestTableKeepsExpiredNamesForCloses(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("192.0.2.7")
+	tb.Add(1, a, "short.example", 100*sec, 2)
+	tb.SweepExpired(160 * sec)
+	assert.Equal(t, "short.example", tb.Lookup(1, a, 101*sec), "the close of a connection made at 101 s, a minute later")
+	assert.Empty(t, tb.Lookup(1, a, 150*sec), "no new connection is named by an expired answer")
+	tb.SweepExpired(100*sec + keepExpired + 3*sec)
+	assert.Zero(t, tb.Len(), "dropped keepExpired after it expired")
 }
