@@ -30,7 +30,7 @@ func TestMPTCPAcceptNamesTheAcceptor(t *testing.T) {
 }
 
 func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.Pod, probed bool, port int) {
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 16, ProbedReads: probed})
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 16, ProbedReads: probed})
 	require.NoError(t, err)
 	defer tr.Close()
 	_, _ = readAll(t, tr, nil)

@@ -279,7 +279,7 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	s.listen(t, node.Pod, local6)
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip4, Backends: []netip.AddrPort{local4}}))
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip6, Backends: []netip.AddrPort{local6}}))
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 64,
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 64,
 		Events: true, NoLiveReads: true, NATNetns: node.NetnsPath()})
 	require.NoError(t, err)
 	defer tr.Close()

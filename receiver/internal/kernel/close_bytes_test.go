@@ -23,7 +23,7 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 215)
 	client, server := netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true})
 	require.NoError(t, err)
 	defer tr.Close()

@@ -258,7 +258,7 @@ func TestServerHandshakeWithALostSYNACK(t *testing.T) {
 }
 
 func serverHandshakeWithALostSYNACK(t *testing.T, hooks HookMode, client, server *netnstest.Pod, port int) {
-	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 64,
+	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 64,
 		AggregateInKernel: true, Events: true})
 	require.NoError(t, err)
 	defer tr.Close()

@@ -43,7 +43,9 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 
 func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, noProcess bool) {
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+	// 32 MiB: the ring is read only once every connection is done, and it takes every TCP event
+	// of the machine, other packages' tests (run in parallel) included.
+	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 25, MaxTrackedConnections: 65536, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true, NoProcessContext: noProcess})
 	require.NoError(t, err)
 	defer tr.Close()

@@ -167,7 +167,7 @@ func TestIPv6RangesExcludeNoIPv4Peer(t *testing.T) {
 		{"::/0 and 0.0.0.0/0", []netip.Prefix{netip.MustParsePrefix("::/0"), netip.MustParsePrefix("0.0.0.0/0")}, false, false, 7195, 7196},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 64,
+			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 64,
 				Events: true, NoLiveReads: true, ExcludePeers: tc.peers})
 			require.NoError(t, err)
 			defer tr.Close()
