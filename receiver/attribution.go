@@ -92,13 +92,14 @@ func (m kubeMetadata) Pod(uid string) (name, namespace string, ok bool) {
 	return p.Name, p.Namespace, ok
 }
 
-func (m kubeMetadata) Peer(addr netip.Addr) (attribution.Peer, bool) {
-	p, ok := m.PeerByIP(addr)
+func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {
+	p, s, ok := m.PeerAt(addr, at)
+	span := attribution.Span{From: s.From, To: s.To}
 	if !ok {
-		return attribution.Peer{}, false
+		return attribution.Peer{}, span, false
 	}
 	if p.Kind == k8smeta.PeerService {
-		return attribution.Peer{ServiceName: p.Name, Namespace: p.Namespace}, true
+		return attribution.Peer{ServiceName: p.Name, Namespace: p.Namespace}, span, true
 	}
-	return attribution.Peer{PodName: p.Name, PodUID: p.UID, Namespace: p.Namespace}, true
+	return attribution.Peer{PodName: p.Name, PodUID: p.UID, Namespace: p.Namespace}, span, true
 }

@@ -70,8 +70,8 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 		cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: node.NetnsPath()}
 	}, keepNames(&names))
 	require.Eventually(t, func() bool {
-		return names.Peer(web).ServiceName == "web" && names.Peer(empty).NoReadyEndpoints && !names.Peer(web).NoReadyEndpoints
-	}, 30*time.Second, 20*time.Millisecond, "the informers know the Services and their endpoints: %+v %+v", names.Peer(web), names.Peer(empty))
+		return peerNow(names, web).ServiceName == "web" && peerNow(names, empty).NoReadyEndpoints && !peerNow(names, web).NoReadyEndpoints
+	}, 30*time.Second, 20*time.Millisecond, "the informers know the Services and their endpoints: %+v %+v", peerNow(names, web), peerNow(names, empty))
 
 	const n = 12
 	for range n {
@@ -83,7 +83,7 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 	// Scaled to zero: the slice lists no ready endpoint, kube-proxy's rules reject.
 	cluster.SetEndpoints(t, "shop", "web", kubetest.Endpoint{Addr: web0.IPv4}, kubetest.Endpoint{Addr: web1.IPv4})
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: webVIP}, netnstest.Service{Name: "empty", VIP: emptyVIP}))
-	require.Eventually(t, func() bool { return names.Peer(web).NoReadyEndpoints }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return peerNow(names, web).NoReadyEndpoints }, 30*time.Second, 20*time.Millisecond)
 	require.ErrorIs(t, dialFrom(t, client, webVIP), syscall.ECONNREFUSED)
 
 	for _, stopServer := range stopServers {

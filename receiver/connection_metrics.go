@@ -239,7 +239,7 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timest
 			m.series[k] = s
 		}
 	}
-	s.updated, s.local = now, local
+	s.updated, s.local = now, namedOver(s.local, local)
 	return s, overflowed
 }
 
@@ -292,8 +292,14 @@ type namedAt struct {
 }
 
 func (l latestNames) see(rk resourceKey, local *localEnd, at pcommon.Timestamp) {
-	if cur, ok := l[rk]; !ok || at > cur.at {
+	cur, ok := l[rk]
+	switch {
+	case !ok:
 		l[rk] = namedAt{local, at}
+	case at > cur.at:
+		l[rk] = namedAt{namedOver(cur.local, local), at}
+	default:
+		l[rk] = namedAt{namedOver(local, cur.local), cur.at}
 	}
 }
 

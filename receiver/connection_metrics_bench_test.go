@@ -59,6 +59,6 @@ func (podsEverywhere) Local(netns uint32, _ uint64) attribution.Local {
 	return attribution.Local{PodName: fmt.Sprintf("web-6d4cf56db6-%05d", netns%100000), Namespace: "shop"}
 }
 
-func (podsEverywhere) Peer(a netip.Addr) attribution.Peer {
-	return attribution.Peer{PodName: "api-7f8b9c6d5-" + a.String(), Namespace: "shop"}
+func (podsEverywhere) Peer(a netip.Addr, _ int64) (attribution.Peer, attribution.Span) {
+	return attribution.Peer{PodName: "api-7f8b9c6d5-" + a.String(), Namespace: "shop"}, attribution.Always
 }

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
 func newFixtureMetrics(cfg *Config) *connectionMetrics {
@@ -159,4 +161,42 @@ func dataPoints(md pmetric.Metrics, name string) []pmetric.NumberDataPoint {
 		}
 	}
 	return out
+}
+
+// localsAs names every local end alike, and no peer.
+type localsAs struct {
+	attribution.None
+	local attribution.Local
+}
+
+func (l localsAs) Local(uint32, uint64) attribution.Local { return l.local }
+
+// A local pod deleted while its sockets still report (its names gone from the API server, its
+// UID still in its cgroup, or nothing left at all): its series keep their names, also series
+// it opens after, rather than starting over under a Resource without the pod.
+func TestConnectionMetricsKeepTheNamesALocalEndLost(t *testing.T) {
+	cfg := NewDefaultConfig()
+	m := newFixtureMetrics(cfg)
+	named := attribution.Local{PodUID: "uid-web-0", PodName: "web-0", Namespace: "shop", ContainerName: "nginx", ContainerID: "c1"}
+	m.add(enrichAll(newResources(cfg, localsAs{local: named}), fixtureEvents()))
+	for _, lost := range []attribution.Local{{PodUID: "uid-web-0", ContainerID: "c1"}, {}} {
+		later := fixtureEvents()
+		for i := range later {
+			later[i].Peer = netip.AddrPortFrom(netip.MustParseAddr("10.1.7.7"), later[i].Peer.Port()) // new series too
+		}
+		m.add(enrichAll(newResources(cfg, localsAs{local: lost}), append(fixtureEvents(), later...)))
+	}
+	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
+	require.NotZero(t, md.ResourceMetrics().Len())
+	for i := range md.ResourceMetrics().Len() {
+		res := md.ResourceMetrics().At(i).Resource().Attributes()
+		if _, ok := res.Get("podnet.netns.inode"); !ok {
+			continue // the overflow's, the node's
+		}
+		assert.Equal(t, "web-0", res.AsRaw()["k8s.pod.name"], "%v", res.AsRaw())
+	}
+
+	// A rename that is no loss (another pod, the names of a pod the API server named late) is taken.
+	assert.Equal(t, "web-1", namedOver(&localEnd{attr: named}, &localEnd{attr: attribution.Local{PodUID: "uid-web-1", PodName: "web-1"}}).attr.PodName)
+	assert.Equal(t, "web-0", namedOver(&localEnd{attr: attribution.Local{PodUID: "uid-web-0"}}, &localEnd{attr: named}).attr.PodName)
 }

@@ -45,7 +45,11 @@ func fixtureEvents() []event.Event {
 // ready endpoints), the way Kubernetes attribution would.
 type fixedPeers struct{ attribution.None }
 
-func (fixedPeers) Peer(a netip.Addr) attribution.Peer {
+func (fixedPeers) Peer(a netip.Addr, _ int64) (attribution.Peer, attribution.Span) {
+	return fixedPeer(a), attribution.Always
+}
+
+func fixedPeer(a netip.Addr) attribution.Peer {
 	switch a {
 	case netip.MustParseAddr("10.1.0.9"):
 		return attribution.Peer{PodName: "web-0", PodUID: "uid-web-0", Namespace: "shop"}

@@ -26,11 +26,11 @@ type podsAt struct {
 	pods map[netip.Addr]string
 }
 
-func (p podsAt) Peer(a netip.Addr) attribution.Peer {
+func (p podsAt) Peer(a netip.Addr, at int64) (attribution.Peer, attribution.Span) {
 	if name, ok := p.pods[a]; ok {
-		return attribution.Peer{PodName: name, PodUID: "uid-" + name, Namespace: "shop"}
+		return attribution.Peer{PodName: name, PodUID: "uid-" + name, Namespace: "shop"}, attribution.Always
 	}
-	return p.Attributor.Peer(a)
+	return p.Attributor.Peer(a, at)
 }
 
 func withPods(pods map[netip.Addr]string) func(*podnetReceiver) {

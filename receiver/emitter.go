@@ -104,9 +104,9 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		var backendID attribution.Peer
 		if k.BackendPort != 0 {
 			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
-			backendID = e.aggregates.peer(backend)
+			backendID = e.aggregates.peer(backend, int64(now))
 		}
-		peerID := e.aggregates.peer(peer)
+		peerID := e.aggregates.peer(peer, int64(now))
 		var serverName string
 		if e.metrics.m.serverNames.on() && event.Role(k.Role) == event.Client {
 			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(now)-int64(e.interval), int64(now))

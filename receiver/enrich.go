@@ -56,7 +56,14 @@ type enricher struct {
 	attr   attribution.Attributor
 	names  serverNames // nil with dns_names off
 	locals map[resourceKey]*localEnd
-	peers  map[netip.Addr]attribution.Peer
+	peers  map[netip.Addr]peerAsOf
+}
+
+// peerAsOf is an address's peer as of some time, and the span over which that holds: most
+// addresses never change hands, and one lookup serves a batch.
+type peerAsOf struct {
+	peer attribution.Peer
+	span attribution.Span
 }
 
 func newEnricher(res *resources, attr attribution.Attributor, names serverNames) *enricher {
@@ -65,7 +72,7 @@ func newEnricher(res *resources, attr attribution.Attributor, names serverNames)
 		attr:   attr,
 		names:  names,
 		locals: map[resourceKey]*localEnd{},
-		peers:  map[netip.Addr]attribution.Peer{},
+		peers:  map[netip.Addr]peerAsOf{},
 	}
 }
 
@@ -75,14 +82,15 @@ func (en *enricher) enrich(events []enrichedEvent) {
 	for i := range events {
 		e := &events[i]
 		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
+		at := began(&e.Event)
 		if e.Dialled.IsValid() {
 			// Socket-level load balancing: the Service is what was dialled, the peer its backend.
-			e.peer = en.peer(e.Dialled.Addr())
+			e.peer = en.peer(e.Dialled.Addr(), at)
 		} else {
-			e.peer = en.peer(e.Peer.Addr())
+			e.peer = en.peer(e.Peer.Addr(), at)
 		}
 		if e.Backend.IsValid() {
-			e.backend = en.peer(e.Backend.Addr())
+			e.backend = en.peer(e.Backend.Addr(), at)
 		}
 		e.serverName = en.serverName(&e.Event, &e.peer)
 	}
@@ -107,13 +115,24 @@ func (en *enricher) local(k resourceKey) *localEnd {
 	return l
 }
 
-func (en *enricher) peer(addr netip.Addr) attribution.Peer {
-	if p, ok := en.peers[addr]; ok {
-		return p
+// peer names who had addr at time at (Unix ns).
+func (en *enricher) peer(addr netip.Addr, at int64) attribution.Peer {
+	if p, ok := en.peers[addr]; ok && p.span.Holds(at) {
+		return p.peer
 	}
-	p := en.attr.Peer(addr)
-	en.peers[addr] = p
+	p, span := en.attr.Peer(addr, at)
+	en.peers[addr] = peerAsOf{p, span}
 	return p
+}
+
+// began is when an event's connection began, which names its peer: the peer's address may
+// have gone to another pod since (a close read after its pod was deleted and the IP reused).
+// Unknown (a connection found at Start, a failed connect), the event's own time.
+func began(e *event.Event) int64 {
+	if e.Start != 0 {
+		return int64(e.Start)
+	}
+	return int64(e.Time)
 }
 
 // failedConnectWindow is how far before a failed connect's end its name is looked for: the

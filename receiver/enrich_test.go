@@ -34,9 +34,9 @@ func (c *countingAttributor) Local(uint32, uint64) attribution.Local {
 	return attribution.Local{PodUID: "uid"}
 }
 
-func (c *countingAttributor) Peer(a netip.Addr) attribution.Peer {
+func (c *countingAttributor) Peer(a netip.Addr, at int64) (attribution.Peer, attribution.Span) {
 	c.peers++
-	return c.fixedPeers.Peer(a)
+	return c.fixedPeers.Peer(a, at)
 }
 
 // Attribution is asked once per local end and once per peer address per batch, whatever
@@ -56,6 +56,47 @@ func TestEnrichAsksOncePerEndPerBatch(t *testing.T) {
 	}
 	en.enrich(events)
 	assert.Equal(t, 24, attr.peers, "a new batch asks again: names stay current")
+}
+
+// handedOver names 10.1.0.9 as web-0 before handOverAt and web-1 from then on, each answer
+// with its span, as Kubernetes attribution does after an IP changed hands.
+type handedOver struct {
+	attribution.None
+	asked int
+}
+
+const handOverAt = int64(5000)
+
+func (h *handedOver) Peer(a netip.Addr, at int64) (attribution.Peer, attribution.Span) {
+	h.asked++
+	if at < handOverAt {
+		return attribution.Peer{PodName: "web-0"}, attribution.Span{From: attribution.Always.From, To: handOverAt}
+	}
+	return attribution.Peer{PodName: "web-1"}, attribution.Span{From: handOverAt, To: attribution.Always.To}
+}
+
+// Each event's peer is named as of when its connection began (its start, else its own time),
+// and one answer serves every event of a batch its span holds.
+func TestEnrichNamesPeersWhenTheirConnectionsBegan(t *testing.T) {
+	peer := netip.MustParseAddrPort("10.1.0.9:80")
+	ev := func(start, at uint64) enrichedEvent {
+		return enrichedEvent{Event: event.Event{Type: event.Close, Role: event.Client, Time: at, Start: start, Peer: peer}}
+	}
+	events := []enrichedEvent{
+		ev(1000, 9000), // began before the hand-over, read after it
+		ev(2000, 9100),
+		ev(6000, 9200),
+		ev(0, 4000), // start unknown: its own time
+		ev(7000, 9300),
+	}
+	attr := &handedOver{}
+	newEnricher(newResources(NewDefaultConfig(), attr), attr, nil).enrich(events)
+	var got []string
+	for _, e := range events {
+		got = append(got, e.peer.PodName)
+	}
+	assert.Equal(t, []string{"web-0", "web-0", "web-1", "web-0", "web-1"}, got)
+	assert.Equal(t, 4, attr.asked, "asked again only where the span of the last answer does not hold")
 }
 
 // BenchmarkEnrich is attribution's per-event cost at ingest, paid once for logs and metrics.

@@ -32,6 +32,6 @@ func BenchmarkEventsToLogsAttributed(b *testing.B) {
 // podPeers names every peer as a pod.
 type podPeers struct{ attribution.None }
 
-func (podPeers) Peer(netip.Addr) attribution.Peer {
-	return attribution.Peer{PodName: "web-0", PodUID: "uid-web-0", Namespace: "shop"}
+func (podPeers) Peer(netip.Addr, int64) (attribution.Peer, attribution.Span) {
+	return attribution.Peer{PodName: "web-0", PodUID: "uid-web-0", Namespace: "shop"}, attribution.Always
 }

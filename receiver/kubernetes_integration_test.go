@@ -3,7 +3,6 @@ package podnetreceiver
 import (
 	"net/netip"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +57,12 @@ func keepNames(names *attribution.Attributor) func(*podnetReceiver) {
 	}
 }
 
+// peerNow is who names addr now.
+func peerNow(names attribution.Attributor, addr netip.Addr) attribution.Peer {
+	p, _ := names.Peer(addr, time.Now().UnixNano())
+	return p
+}
+
 // kubePod registers a namespace pod with the API server as the kubelet would, then lays out
 // its cgroup with the UID the API server gave it.
 func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p *netnstest.Pod, name, container, onNode string) string {
@@ -95,7 +100,7 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 
 	host := &statusHost{}
 	var names attribution.Attributor // the receiver's own, to wait on what its informers know
-	logs, _, stop := startReceiverOpts(t, host, func(cfg *Config) {
+	logs, metrics, stop := startReceiverOpts(t, host, func(cfg *Config) {
 		cfg.NodeName = node
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
 	}, keepNames(&names))
@@ -113,15 +118,12 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	}
 	strangerSrv.Wait(t)
 
-	// A pod deleted mid-test: its IP names nobody any more; the process still runs, so its
-	// sockets keep the UID from its cgroup but lose the name.
+	// A pod deleted mid-test: its IP names nobody for connections made since; the process still
+	// runs (as a pod's sockets' last events outlive it), and its sockets keep its names.
 	cluster.DeletePod(t, "shop", "web-0")
-	var serverCgroup syscall.Stat_t
-	require.NoError(t, syscall.Stat(server.Cgroup, &serverCgroup))
 	serverNetns := server.NetnsInode()
-	require.Eventually(t, func() bool {
-		return names.Peer(server.IPv4).PodName == "" && names.Local(serverNetns, serverCgroup.Ino).PodName == ""
-	}, 30*time.Second, 20*time.Millisecond, "the informers' watches deliver the deletion (peer pods and local pods)")
+	require.Eventually(t, func() bool { return peerNow(names, server.IPv4).PodName == "" }, 30*time.Second, 20*time.Millisecond,
+		"the peer pods' watch delivers the deletion (the local pods' watch, the same deletion)")
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "after delete")
 	require.Empty(t, res)
 	srv.Wait(t)
@@ -158,8 +160,9 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	toServer, afterDelete := toServers[0], toServers[1]
 	assert.NotContains(t, afterDelete.attrs, "podnet.peer.k8s.pod.name", "a deleted pod's IP names nobody")
 	deletedAccept := find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.port": afterDelete.attrs["network.local.port"]})
-	assert.NotContains(t, deletedAccept.res, "k8s.pod.name", "the deleted pod is not named any more")
-	assert.NotEmpty(t, deletedAccept.res["k8s.pod.uid"], "its sockets still carry the UID from the cgroup")
+	assert.Equal(t, "web-0", deletedAccept.res["k8s.pod.name"], "the deleted pod's sockets keep its names to the end")
+	assert.Equal(t, "nginx", deletedAccept.res["k8s.container.name"])
+	assert.NotEmpty(t, deletedAccept.res["k8s.pod.uid"])
 
 	assert.Equal(t, "client", toServer.res["k8s.pod.name"])
 	assert.Equal(t, "shop", toServer.res["k8s.namespace.name"])
@@ -168,6 +171,20 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	assert.Equal(t, node, toServer.res["k8s.node.name"])
 	assert.Equal(t, "web-0", toServer.attrs["podnet.peer.k8s.pod.name"])
 	assert.Equal(t, "shop", toServer.attrs["podnet.peer.k8s.namespace.name"])
+
+	// Its metrics keep the name to the end: renamed, its cumulative series would start over, with
+	// the same start time, as second series under a Resource without the pod.
+	var serverResources int
+	for _, md := range metrics.AllMetrics() {
+		for i := range md.ResourceMetrics().Len() {
+			res := md.ResourceMetrics().At(i).Resource()
+			if _, ok := inNetns(res, []uint32{serverNetns}); ok {
+				serverResources++
+				assert.Equal(t, "web-0", res.Attributes().AsRaw()["k8s.pod.name"], "the deleted pod's series")
+			}
+		}
+	}
+	assert.NotZero(t, serverResources, "the deleted pod's series are emitted")
 
 	accepted := find(t, rs, "podnet.tcp.accept", map[string]any{"network.peer.port": toServer.attrs["network.local.port"]})
 	assert.Equal(t, "web-0", accepted.res["k8s.pod.name"])

@@ -39,7 +39,7 @@ func (m *connectionMetrics) setListenDrops(scan []bpf.PodnetListenDrops, local f
 		} else if drops < s.drops {
 			s.start = now
 		}
-		s.drops, s.updated, s.local = drops, now, local(k.res)
+		s.drops, s.updated, s.local = drops, now, namedOver(s.local, local(k.res))
 	}
 }
 

@@ -27,6 +27,31 @@ type localEnd struct {
 	res  pcommon.Resource
 }
 
+// namedOver is cur, unless cur is prev's workload with names prev had and cur lost: a local pod
+// deleted from the API server while its sockets still close, or whose cgroup went first. Its
+// series keep their names to the end; renamed, the same cumulative values would start over as a
+// second series, with the same start time, under a Resource without the pod.
+func namedOver(prev, cur *localEnd) *localEnd {
+	if prev != nil && cur != nil && lostNames(prev.attr, cur.attr) {
+		return prev
+	}
+	return cur
+}
+
+// lostNames: b names nothing that a does not, and lacks something a names.
+func lostNames(a, b attribution.Local) bool {
+	if a == b {
+		return false
+	}
+	for _, f := range [...][2]string{{a.PodUID, b.PodUID}, {a.PodName, b.PodName}, {a.Namespace, b.Namespace},
+		{a.ContainerName, b.ContainerName}, {a.ContainerID, b.ContainerID}} {
+		if f[1] != "" && f[1] != f[0] {
+			return false
+		}
+	}
+	return true
+}
+
 const maxCachedResources = 4096
 
 // resources builds and caches the local end of each key. A cached one is reused while its

@@ -97,6 +97,15 @@ func (c *Cluster) DeletePod(t testing.TB, namespace, name string) {
 	}
 }
 
+// TerminatePod deletes a pod with its grace period, as kubectl delete does: bound to a node, it
+// is left terminating (a deletion timestamp) until DeletePod, the kubelet's confirmation.
+func (c *Cluster) TerminatePod(t testing.TB, namespace, name string) {
+	t.Helper()
+	if err := c.Admin.CoreV1().Pods(namespace).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("kubetest: terminate pod %s/%s: %v", namespace, name, err)
+	}
+}
+
 // Service describes a ClusterIP Service.
 type Service struct {
 	Namespace, Name string
@@ -126,6 +135,14 @@ func (c *Cluster) CreateService(t testing.TB, s Service) *corev1.Service {
 		t.Fatalf("kubetest: create service %s/%s: %v", s.Namespace, s.Name, err)
 	}
 	return created
+}
+
+// DeleteService deletes a Service; its ClusterIP is free for another.
+func (c *Cluster) DeleteService(t testing.TB, namespace, name string) {
+	t.Helper()
+	if err := c.Admin.CoreV1().Services(namespace).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("kubetest: delete service %s/%s: %v", namespace, name, err)
+	}
 }
 
 // ClusterIPs parses a Service's ClusterIPs, for tests that look them up.

@@ -2,7 +2,10 @@
 // IP) and workload identities (pods, containers, services).
 package attribution // import "github.com/podnet/podnet/receiver/internal/attribution"
 
-import "net/netip"
+import (
+	"math"
+	"net/netip"
+)
 
 // Local identifies the workload that owns a socket on this node. Empty fields are unknown.
 type Local struct {
@@ -26,15 +29,27 @@ type Peer struct {
 	NoReadyEndpoints bool
 }
 
+// Span is the time, in Unix ns, over which a peer's name holds: [From, To). Addresses change
+// hands (a pod is deleted, a new one gets its IP), so a peer is named as of a time.
+type Span struct{ From, To int64 }
+
+// Always is the span of a name that holds at any time.
+var Always = Span{From: math.MinInt64, To: math.MaxInt64}
+
+// Holds says whether at falls in the span.
+func (s Span) Holds(at int64) bool { return s.From <= at && at < s.To }
+
 // Attributor names the workloads at both ends. Implementations must be cheap and must not
 // block: they are called for every event on the receiver's read loop.
 type Attributor interface {
 	Local(netnsIno uint32, cgroupID uint64) Local
-	Peer(addr netip.Addr) Peer
+	// Peer names who had addr at time at (Unix ns: when the connection began), and the span
+	// over which that answer holds.
+	Peer(addr netip.Addr, at int64) (Peer, Span)
 }
 
 // None attributes nothing: a node without Kubernetes metadata.
 type None struct{}
 
-func (None) Local(uint32, uint64) Local { return Local{} }
-func (None) Peer(netip.Addr) Peer       { return Peer{} }
+func (None) Local(uint32, uint64) Local          { return Local{} }
+func (None) Peer(netip.Addr, int64) (Peer, Span) { return Peer{}, Always }

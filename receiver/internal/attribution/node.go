@@ -18,8 +18,9 @@ type Metadata interface {
 	Pod(uid string) (name, namespace string, ok bool)
 	// ContainerName names a container of a pod by its runtime id.
 	ContainerName(podUID, containerID string) (string, bool)
-	// Peer names the pod or Service that owns a cluster IP.
-	Peer(addr netip.Addr) (Peer, bool)
+	// Peer names the pod or Service that owned a cluster IP at time at, and the span over
+	// which that holds.
+	Peer(addr netip.Addr, at int64) (Peer, Span, bool)
 	// ServiceReadyEndpoints counts a Service's ready endpoints; known is false without
 	// EndpointSlice access or before they are listed.
 	ServiceReadyEndpoints(namespace, service string) (ready int, known bool)
@@ -58,15 +59,15 @@ func (n *Node) Local(netnsIno uint32, cgroupID uint64) Local {
 	return l
 }
 
-func (n *Node) Peer(addr netip.Addr) Peer {
+func (n *Node) Peer(addr netip.Addr, at int64) (Peer, Span) {
 	if n.meta == nil {
-		return Peer{}
+		return Peer{}, Always
 	}
-	p, _ := n.meta.Peer(addr)
+	p, span, _ := n.meta.Peer(addr, at)
 	if p.ServiceName != "" {
 		// Unknown readiness says nothing: the flag is set only when the slices say so.
 		ready, known := n.meta.ServiceReadyEndpoints(p.Namespace, p.ServiceName)
 		p.NoReadyEndpoints = known && ready == 0
 	}
-	return p
+	return p, span
 }

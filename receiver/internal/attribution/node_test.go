@@ -3,6 +3,7 @@ package attribution
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -37,12 +38,12 @@ var fakeServices = map[netip.Addr]Peer{
 	netip.MustParseAddr("10.96.0.30"): {ServiceName: "unlisted", Namespace: "shop"},
 }
 
-func (fakeMeta) Peer(a netip.Addr) (Peer, bool) {
+func (fakeMeta) Peer(a netip.Addr, _ int64) (Peer, Span, bool) {
 	if a == netip.MustParseAddr("10.244.0.7") {
-		return Peer{PodName: "db-0", Namespace: "shop"}, true
+		return Peer{PodName: "db-0", Namespace: "shop"}, Always, true
 	}
 	p, ok := fakeServices[a]
-	return p, ok
+	return p, Always, ok
 }
 
 func (fakeMeta) ServiceReadyEndpoints(namespace, service string) (int, bool) {
@@ -62,8 +63,8 @@ func TestNodeCombinesResolverAndMetadata(t *testing.T) {
 	assert.Equal(t, Local{PodUID: "u2"}, n.Local(2, 0), "a pod the API server does not (yet) know keeps its UID")
 	assert.Equal(t, Local{}, n.Local(3, 0), "a process outside any pod gets the node's identity only")
 	assert.Equal(t, Local{}, n.Local(4, 0), "unknown")
-	assert.Equal(t, Peer{ServiceName: "dns", Namespace: "kube-system"}, n.Peer(netip.MustParseAddr("10.96.0.10")))
-	assert.Equal(t, Peer{}, n.Peer(netip.MustParseAddr("10.0.0.1")), "nothing invented for unknown peers")
+	assert.Equal(t, Peer{ServiceName: "dns", Namespace: "kube-system"}, peerNow(n, "10.96.0.10"))
+	assert.Equal(t, Peer{}, peerNow(n, "10.0.0.1"), "nothing invented for unknown peers")
 
 	assert.Equal(t, Local{PodUID: "u1", ContainerID: "c1"}, NewNode(res, nil).Local(1, 0), "no API server: UID and container id")
 	assert.Equal(t, Local{}, NewNode(nil, fakeMeta{}).Local(1, 0))
@@ -77,6 +78,11 @@ func TestNodePeerNoReadyEndpoints(t *testing.T) {
 		"10.96.0.30": {ServiceName: "unlisted", Namespace: "shop"},
 		"10.244.0.7": {PodName: "db-0", Namespace: "shop"},
 	} {
-		assert.Equal(t, want, n.Peer(netip.MustParseAddr(addr)), addr)
+		assert.Equal(t, want, peerNow(n, addr), addr)
 	}
+}
+
+func peerNow(n *Node, addr string) Peer {
+	p, _ := n.Peer(netip.MustParseAddr(addr), time.Now().UnixNano())
+	return p
 }

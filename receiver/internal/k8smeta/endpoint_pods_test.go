@@ -40,7 +40,7 @@ func TestEndpointPods(t *testing.T) {
 	}
 	services, err := newInformer(nil, &corev1.Service{}, transformService, cache.Indexers{ipIndex: addressIndex})
 	require.NoError(t, err)
-	s := &Store{peerPods: PeerPodsEndpoints, slices: inf, services: services}
+	s := &Store{peerPods: PeerPodsEndpoints, slices: inf, services: services, history: newIPHistory()}
 	got, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7"))
 	assert.True(t, ok)
 	assert.Equal(t, Peer{Kind: PeerPod, Name: "db-new", Namespace: "shop", UID: "uid-db-new"}, got, "the successor, not the terminating pod")

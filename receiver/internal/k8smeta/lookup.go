@@ -2,23 +2,24 @@ package k8smeta
 
 import (
 	"net/netip"
+	"time"
 
 	"k8s.io/client-go/tools/cache"
 )
 
-// PodByUID returns a pod on this node.
+// PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
 func (s *Store) PodByUID(uid string) (Pod, bool) {
-	p, ok := s.localPod(uid)
+	p, gone, ok := s.localPod(uid)
 	if !ok {
 		return Pod{}, false
 	}
-	return p.pod(), true
+	return p.pod(gone), true
 }
 
 // ContainerName returns the name of a container of a pod on this node, by the bare
 // container ID found in its cgroup path.
 func (s *Store) ContainerName(podUID, containerID string) (string, bool) {
-	p, ok := s.localPod(podUID)
+	p, _, ok := s.localPod(podUID)
 	if !ok {
 		return "", false
 	}
@@ -30,20 +31,39 @@ func (s *Store) ContainerName(podUID, containerID string) (string, bool) {
 	return "", false
 }
 
-func (s *Store) localPod(uid string) (*localPod, bool) {
+func (s *Store) localPod(uid string) (p *localPod, gone, ok bool) {
 	objs, err := s.local.GetIndexer().ByIndex(uidIndex, uid)
-	if err != nil || len(objs) == 0 {
-		return nil, false
+	if err == nil && len(objs) > 0 {
+		p, ok = objs[0].(*localPod)
+		return p, false, ok
 	}
-	p, ok := objs[0].(*localPod)
+	p, ok = s.gone.get(uid)
+	return p, ok, ok
+}
+
+// PeerByIP returns the current owner of addr (PeerAt now).
+func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
+	p, _, ok := s.PeerAt(addr, time.Now().UnixNano())
 	return p, ok
 }
 
-// PeerByIP returns the Service whose ClusterIP, or else the pod whose IP, addr is, as far as
-// peer_pods names pods: any pod (all), pods in EndpointSlices (endpoints), none.
-// hostNetwork pods are never returned (see transformPeerPod).
-func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
+// PeerAt returns the Service whose ClusterIP, or else the pod whose IP, addr was at time at
+// (Unix ns), as far as peer_pods names pods: any pod (all), pods in EndpointSlices
+// (endpoints), none. hostNetwork pods are never returned (see transformPeerPod). span is the
+// time over which the answer holds: an address changes hands when its owner goes and a new pod
+// (or Service) gets it, and the Store remembers the last maxEndedHoldings hand-overs it saw,
+// each at the time it saw it. Before the first of an address, its current owner is returned.
+func (s *Store) PeerAt(addr netip.Addr, at int64) (Peer, Span, bool) {
 	key := addr.Unmap().String()
+	p, span, ok := s.history.ownerAt(key, at)
+	if ok {
+		return p, span, true
+	}
+	p, ok = s.currentPeer(key)
+	return p, span, ok
+}
+
+func (s *Store) currentPeer(key string) (Peer, bool) {
 	if svc, ok := addressOwnerAt(s.services, key); ok {
 		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
 	}

@@ -83,6 +83,22 @@ func TestPeerPods(t *testing.T) {
 // controller does: each endpoint with the pod as targetRef.
 func writeSlice(t *testing.T, c *kubetest.Cluster, service string, headless bool, pods ...*corev1.Pod) {
 	t.Helper()
+	eps := make([]sliceEndpoint, len(pods))
+	for i, p := range pods {
+		eps[i] = sliceEndpoint{pod: p}
+	}
+	putSlice(t, c, service, headless, eps...)
+}
+
+// sliceEndpoint is a pod in an EndpointSlice, terminating or not.
+type sliceEndpoint struct {
+	pod         *corev1.Pod
+	terminating bool
+}
+
+// putSlice is writeSlice with each endpoint's terminating condition.
+func putSlice(t *testing.T, c *kubetest.Cluster, service string, headless bool, eps ...sliceEndpoint) {
+	t.Helper()
 	labels := map[string]string{discoveryv1.LabelServiceName: service}
 	if headless {
 		labels[corev1.IsHeadlessService] = ""
@@ -91,10 +107,11 @@ func writeSlice(t *testing.T, c *kubetest.Cluster, service string, headless bool
 		ObjectMeta:  metav1.ObjectMeta{Name: service + "-x", Namespace: "shop", Labels: labels},
 		AddressType: discoveryv1.AddressTypeIPv4,
 	}
-	for _, p := range pods {
+	for _, e := range eps {
+		p := e.pod
 		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{p.Status.PodIP},
-			Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+			Conditions: discoveryv1.EndpointConditions{Ready: new(!e.terminating), Terminating: new(e.terminating)},
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID},
 		})
 	}

@@ -14,6 +14,9 @@ import (
 type Pod struct {
 	Name, Namespace, UID string
 	HostNetwork          bool
+	// Gone: deleted from the API server, and still named for its sockets' last events
+	// (gonePods).
+	Gone bool
 	// Containers maps container IDs, without the "containerd://" style runtime prefix (as
 	// they appear in cgroup paths), to container names; init and ephemeral containers
 	// included, since they open connections too.
@@ -81,8 +84,9 @@ func bareContainerID(id string) string {
 	return id
 }
 
-func (p *localPod) pod() Pod {
+func (p *localPod) pod(gone bool) Pod {
 	out := Pod{
+		Gone:        gone,
 		Name:        p.Name,
 		Namespace:   p.Namespace,
 		UID:         string(p.UID),

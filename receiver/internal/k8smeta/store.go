@@ -60,8 +60,13 @@ type Store struct {
 	// slices is optional: without access to EndpointSlices the Store names local pods and
 	// Services as well; ServiceReadyEndpoints is unknown, and with PeerPodsEndpoints no remote
 	// pod is named (see denySlices).
-	slices           cache.SharedIndexInformer
-	slicesDenied     atomic.Bool
+	slices       cache.SharedIndexInformer
+	slicesDenied atomic.Bool
+	// history names the owners that let an address go since the Store started (peer pods,
+	// Services): lookups are by the time a connection began (PeerAt).
+	history *ipHistory
+	// gone are this node's recently deleted pods, still named for their sockets' last events.
+	gone             *gonePods
 	stopSlices       context.CancelFunc
 	onOptionalDenied func(error)
 
@@ -99,11 +104,15 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	h := newHealth(opts.OnStatus)
 	rc := client.CoreV1().RESTClient()
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied, peerPods: opts.PeerPods.orAll()}
+	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied,
+		peerPods: opts.PeerPods.orAll(), history: newIPHistory(), gone: newGonePods()}
 	s.local, err = newInformer(
 		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
 		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.gone.watchGone(s.local); err != nil {
 		return nil, err
 	}
 	if s.peerPods == PeerPodsAll {
@@ -114,11 +123,17 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := s.watchHandOvers(s.peers, ownerHolders(PeerPod)); err != nil {
+			return nil, err
+		}
 	}
 	s.services, err = newInformer(
 		h.observe("services", cache.NewFilteredListWatchFromClient(rc, "services", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = serviceSelector })),
 		&corev1.Service{}, transformService, cache.Indexers{ipIndex: addressIndex})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.watchHandOvers(s.services, ownerHolders(PeerService)); err != nil {
 		return nil, err
 	}
 	selector, transform, indexers := sliceSelector, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService}
@@ -131,6 +146,11 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		&discoveryv1.EndpointSlice{}, transform, indexers)
 	if err != nil {
 		return nil, err
+	}
+	if s.peerPods == PeerPodsEndpoints {
+		if err := s.watchHandOvers(s.slices, sliceHolders); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

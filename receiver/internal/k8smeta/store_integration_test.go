@@ -94,8 +94,16 @@ func TestStore(t *testing.T) {
 
 		c.DeletePod(t, "shop", "db")
 		require.Eventually(t, func() bool { _, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7")); return !ok }, settle, tick, "deleted peer")
+		p, ok := s.PodByUID(string(later.UID))
+		require.True(t, ok)
+		require.False(t, p.Gone)
 		c.DeletePod(t, "shop", "late")
-		require.Eventually(t, func() bool { _, ok := s.PodByUID(string(later.UID)); return !ok }, settle, tick, "deleted local pod")
+		require.Eventually(t, func() bool { p, ok := s.PodByUID(string(later.UID)); return ok && p.Gone }, settle, tick, "deleted local pod")
+		p, _ = s.PodByUID(string(later.UID))
+		assert.Equal(t, "late", p.Name, "named still, for its sockets' last events")
+		name, ok := s.ContainerName(string(later.UID), "eee555")
+		assert.True(t, ok)
+		assert.Equal(t, "late", name)
 	})
 
 	t.Run("API server outage", func(t *testing.T) {

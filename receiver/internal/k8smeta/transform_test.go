@@ -26,7 +26,7 @@ func TestTransformLocalPod(t *testing.T) {
 			in.Status.ContainerStatuses[1].ContainerID[len("containerd://"):]:     "sidecar",
 			"eph": "debug",
 		},
-	}, p.pod())
+	}, p.pod(false))
 
 	again, err := transformLocalPod(p)
 	require.NoError(t, err)

@@ -1,0 +1,71 @@
+//go:build linux
+
+package podnetreceiver
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
+)
+
+// A pod's IP reused by its successor while a connection to the first is still open: the
+// connection's close, read after the hand-over, names the pod it reached, and the next
+// connection its successor (real kernel, real API server; the server namespace stands in for
+// both pods, whose API objects change hands).
+func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
+	netnstest.RequireRoot(t)
+	cluster := kubetest.Start(t)
+	cluster.Namespace(t, "shop")
+	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	netw := netnstest.NewNetwork(t, 222)
+	client, server := netw.AddPod(), netw.AddPod()
+	cg := netnstest.NewKubeletCgroups(t)
+	kubePod(t, cluster, cg, client, "client", "psql", node)
+	kubePod(t, cluster, cg, server, "db-1", "postgres", "node-b")
+
+	var names attribution.Attributor
+	logs, _, stop := startReceiverOpts(t, &statusHost{}, func(cfg *Config) {
+		cfg.NodeName = node
+		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
+	}, keepNames(&names))
+	require.NotNil(t, names)
+	to := netip.AddrPortFrom(server.IPv4, 5432)
+	server.DiscardAll(t, to)
+	dial := func() net.Conn {
+		var c net.Conn
+		require.NoError(t, client.Do(func() (err error) { c, err = net.Dial("tcp", to.String()); return err }))
+		return c
+	}
+	held := dial()
+
+	cluster.DeletePod(t, "shop", "db-1")
+	require.Eventually(t, func() bool { return peerNow(names, server.IPv4).PodName == "" }, 30*time.Second, 20*time.Millisecond, "the deletion arrives")
+	kubePod(t, cluster, cg, server, "db-2", "postgres", "node-b")
+	require.Eventually(t, func() bool { return peerNow(names, server.IPv4).PodName == "db-2" }, 30*time.Second, 20*time.Millisecond, "the successor arrives")
+	require.NoError(t, held.Close())
+	next := dial()
+	require.NoError(t, next.Close())
+	settle(t, logs, 4, client)
+	stop()
+
+	rs := records(logs.AllLogs(), client.NetnsInode())
+	port := func(c net.Conn) int64 { return int64(c.LocalAddr().(*net.TCPAddr).Port) }
+	for _, tc := range []struct {
+		conn net.Conn
+		want string
+	}{{held, "db-1"}, {next, "db-2"}} {
+		for _, name := range []string{"podnet.tcp.connect", "podnet.tcp.close"} {
+			r := find(t, rs, name, map[string]any{"network.local.port": port(tc.conn)})
+			assert.Equal(t, tc.want, r.attrs["podnet.peer.k8s.pod.name"], "%s of the connection to %s", name, tc.want)
+		}
+	}
+}
