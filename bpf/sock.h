@@ -186,14 +186,15 @@ struct ends {
 	__u8 peer_addr[16];
 };
 
-static __always_inline void read_ends(struct sock *sk, enum sock_read direct, __u16 *family, __u16 *local_port,
-				      __u16 *peer_port, __u8 *local_addr, __u8 *peer_addr)
+/* The family, peer port and both addresses: sock_common fields only, which a request socket
+ * has too (synack_key_of). */
+static __always_inline void read_common_ends(struct sock *sk, enum sock_read direct, __u16 *family, __u16 *peer_port,
+					     __u8 *local_addr, __u8 *peer_addr)
 {
 	struct sock_common *skc = &sk->__sk_common;
 
 	if (direct) {
 		*family = skc->skc_family;
-		*local_port = sock_local_port(sk, direct);
 		*peer_port = bpf_ntohs(skc->skc_dport);
 		if (*family == AF_INET) {
 			__builtin_memcpy(local_addr, &skc->skc_rcv_saddr, 4);
@@ -205,7 +206,6 @@ static __always_inline void read_ends(struct sock *sk, enum sock_read direct, __
 		return;
 	}
 	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	*local_port = sock_local_port(sk, READ_PROBED);
 	*peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (*family == AF_INET) {
 		bpf_core_read(local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
@@ -214,6 +214,13 @@ static __always_inline void read_ends(struct sock *sk, enum sock_read direct, __
 		bpf_core_read(local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+}
+
+static __always_inline void read_ends(struct sock *sk, enum sock_read direct, __u16 *family, __u16 *local_port,
+				      __u16 *peer_port, __u8 *local_addr, __u8 *peer_addr)
+{
+	read_common_ends(sk, direct, family, peer_port, local_addr, peer_addr);
+	*local_port = sock_local_port(sk, direct);
 }
 
 static __always_inline void sock_ends(struct sock *sk, enum sock_read direct, struct ends *o)

@@ -176,16 +176,9 @@ static __always_inline void synack_key_of(struct sock *sk, struct synack_key *k)
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	k->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	k->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* skc_num, not sock_local_port's inet_sport: a request socket has no inet_sock. */
 	k->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (k->family == AF_INET) {
-		bpf_core_read(k->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(k->peer_addr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		bpf_core_read(k->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(k->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
-	}
+	read_common_ends(sk, READ_PROBED, &k->family, &k->peer_port, k->local_addr, k->peer_addr);
 }
 
 /* A SYN-ACK retransmission (tp_btf/tcp_retransmit_synack): the request's first SYN-ACK time
@@ -502,6 +495,14 @@ static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
 		known->connect_err = err;
 }
 
+/* This thread's connect() in progress (sys_enter_connect's entry), or NULL. */
+static __always_inline struct connect_call *this_threads_connect(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	return bpf_map_lookup_elem(&connect_calls, &id);
+}
+
 /* connect() again on a socket whose attempt failed (the POSIX way to learn a non-blocking
  * connect's outcome) starts no attempt: it returns the failure, which the state machine reported
  * at the CLOSE already, and disconnects the socket (tcp_disconnect), which reports error 0 on it
@@ -510,8 +511,7 @@ static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
  * descriptor walk is paid on errors only. */
 static __always_inline void on_failure_collected(struct sock *sk)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_call *call = bpf_map_lookup_elem(&connect_calls, &id);
+	struct connect_call *call = this_threads_connect();
 
 	if (call && (__u64)sock_from_fd(call->fd) == (__u64)sk)
 		call->collected = 1;
@@ -523,8 +523,7 @@ static __always_inline void on_failure_collected(struct sock *sk)
  * locked, never in a softirq: inside this thread's connect() it is that call's socket. */
 static __always_inline void on_failure_collected_unnamed(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_call *call = bpf_map_lookup_elem(&connect_calls, &id);
+	struct connect_call *call = this_threads_connect();
 
 	if (call)
 		call->collected = 1;
