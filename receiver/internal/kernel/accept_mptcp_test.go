@@ -30,10 +30,12 @@ func TestMPTCPAcceptNamesTheAcceptor(t *testing.T) {
 }
 
 func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.Pod, probed bool, port int) {
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 16, ProbedReads: probed})
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 16, ProbedReads: probed})
 	require.NoError(t, err)
 	defer tr.Close()
-	_, _ = readAll(t, tr, nil)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == serverPod.NetnsInode() && e.LocalPort == uint16(port)
+	})
 
 	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, uint16(port)))
 	require.NoError(t, client.Close())
@@ -42,10 +44,7 @@ func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.P
 
 	var accepts, closes []bpf.PodnetEvent
 	require.Eventually(t, func() bool {
-		events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
-			return e.NetnsIno == serverPod.NetnsInode() && e.LocalPort == uint16(port)
-		})
-		for _, e := range events {
+		for _, e := range ring.take() {
 			switch e.Type {
 			case uint8(bpf.PodnetEventTypeEVENT_ACCEPT):
 				accepts = append(accepts, e)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -113,7 +112,12 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.BackendsErr())
-	_, _ = readAll(t, tr, nil)
+	pods := append([]*netnstest.Pod{s.client, s.node.Pod}, s.backends...)
+	watched := map[uint32]bool{}
+	for _, p := range pods {
+		watched[p.NetnsInode()] = true
+	}
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool { return watched[e.NetnsIno] })
 	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
 	before := counters(t, tr)
 
@@ -136,22 +140,7 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 		return nil
 	}))
 
-	pods := append([]*netnstest.Pod{s.client, s.node.Pod}, s.backends...)
-	require.Eventually(t, func() bool {
-		for _, p := range pods {
-			for _, sock := range p.OpenTCPSockets() {
-				if !strings.HasPrefix(sock, "LISTEN") {
-					return false
-				}
-			}
-		}
-		return true
-	}, 10*time.Second, 10*time.Millisecond)
-	watched := map[uint32]bool{}
-	for _, p := range pods {
-		watched[p.NetnsInode()] = true
-	}
-	events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool { return watched[e.NetnsIno] })
+	events := ring.settled(t, pods...)
 	after := counters(t, tr)
 
 	const services = 2*n + 5
@@ -279,22 +268,21 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	s.listen(t, node.Pod, local6)
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip4, Backends: []netip.AddrPort{local4}}))
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip6, Backends: []netip.AddrPort{local6}}))
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 64,
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
 		Events: true, NoLiveReads: true, NATNetns: node.NetnsPath()})
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.BackendsErr())
-	_, _ = readAll(t, tr, nil)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+	})
 
 	const n = 5
 	s.dial(t, client, vip4, n)
 	s.dial(t, client, vip6, n)
 	var connects []bpf.PodnetEvent
 	require.Eventually(t, func() bool {
-		more, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
-			return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
-		})
-		connects = append(connects, more...)
+		connects = append(connects, ring.take()...)
 		return len(connects) >= 2*n
 	}, 5*time.Second, 10*time.Millisecond, "every connect")
 	for i := range connects {

@@ -23,22 +23,19 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 215)
 	client, server := netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true})
 	require.NoError(t, err)
 	defer tr.Close()
-	_, _ = readAll(t, tr, nil)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE) && (e.NetnsIno == cns || e.NetnsIno == sns)
+	})
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{cns: clientTotals, sns: serverTotals}
 	drainInto(t, tr, watched)
 
 	var closes []bpf.PodnetEvent
-	readCloses := func() {
-		more, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
-			return e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE) && (e.NetnsIno == cns || e.NetnsIno == sns)
-		})
-		closes = append(closes, more...)
-	}
+	readCloses := func() { closes = append(closes, ring.take()...) }
 	closed := func(role uint8, port uint16) bool {
 		for _, e := range closes {
 			if e.Role == role && (e.PeerPort == port || e.LocalPort == port) {

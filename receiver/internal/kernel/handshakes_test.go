@@ -258,11 +258,13 @@ func TestServerHandshakeWithALostSYNACK(t *testing.T) {
 }
 
 func serverHandshakeWithALostSYNACK(t *testing.T, hooks HookMode, client, server *netnstest.Pod, port int) {
-	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 24, MaxTrackedConnections: 4096, MaxAggregates: 64,
+	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
 		AggregateInKernel: true, Events: true})
 	require.NoError(t, err)
 	defer tr.Close()
-	_, _ = readAll(t, tr, nil)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == client.NetnsInode() || e.NetnsIno == server.NetnsInode()
+	})
 	// The client's namespace drops SYN-ACKs from the port until the first one is dropped.
 	p := strconv.Itoa(port)
 	client.Exec("nft", "add table inet podnet_synack")
@@ -287,9 +289,7 @@ func serverHandshakeWithALostSYNACK(t *testing.T, hooks HookMode, client, server
 
 	var accept, connect *bpf.PodnetEvent
 	require.Eventually(t, func() bool {
-		events, _ := readAll(t, tr, func(e *bpf.PodnetEvent) bool {
-			return e.NetnsIno == client.NetnsInode() || e.NetnsIno == server.NetnsInode()
-		})
+		events := ring.take()
 		for i := range events {
 			switch e := &events[i]; {
 			case e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) && e.LocalPort == uint16(port):

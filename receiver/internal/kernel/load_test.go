@@ -132,6 +132,11 @@ type collector struct {
 }
 
 func collectRing(t *testing.T, tr *Tracer, netns uint32) *collector {
+	return collectRingWhere(t, tr, inNetns(netns))
+}
+
+// collectRingWhere is collectRing keeping the events keep accepts.
+func collectRingWhere(t *testing.T, tr *Tracer, keep func(*bpf.PodnetEvent) bool) *collector {
 	c := &collector{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
@@ -151,7 +156,7 @@ func collectRing(t *testing.T, tr *Tracer, netns uint32) *collector {
 				return // closed
 			}
 			e := *(*bpf.PodnetEvent)(unsafe.Pointer(&rec.RawSample[0]))
-			if e.NetnsIno == netns {
+			if keep(&e) {
 				c.mu.Lock()
 				c.events = append(c.events, e)
 				c.mu.Unlock()
