@@ -60,37 +60,3 @@ func endpointAddresses(obj any) ([]string, error) {
 	}
 	return keys, nil
 }
-
-// endpointPodAt returns the pod whose address key is, from the slices listing it.
-func (s *Store) endpointPodAt(key string) (Peer, bool) {
-	objs, err := s.slices.GetIndexer().ByIndex(ipIndex, key)
-	if err != nil {
-		return Peer{}, false
-	}
-	var found *endpointPod
-	for _, obj := range objs {
-		slice, ok := obj.(*serviceSlice)
-		if !ok {
-			continue
-		}
-		for i := range slice.pods {
-			p := &slice.pods[i]
-			if hasAddr(p.ips, key) && (found == nil || (found.terminating && !p.terminating)) {
-				found = p
-			}
-		}
-	}
-	if found == nil {
-		return Peer{}, false
-	}
-	return Peer{Kind: PeerPod, Name: found.name, Namespace: found.namespace, UID: found.uid}, true
-}
-
-func hasAddr(ips []string, key string) bool {
-	for _, ip := range ips {
-		if ip == key {
-			return true
-		}
-	}
-	return false
-}

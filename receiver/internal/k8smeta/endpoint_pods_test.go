@@ -27,6 +27,8 @@ func TestEndpointPods(t *testing.T) {
 		}
 		return ep
 	}
+	history := newIPHistory()
+	h := &handOvers{history: history, inf: inf, holdersOf: sliceHolders, now: func() int64 { return 1 }}
 	for name, eps := range map[string][]discoveryv1.Endpoint{
 		"old": {endpoint("10.244.2.7", "db-old", true)},
 		"new": {endpoint("10.244.2.7", "db-new", false), endpoint("fd00::7", "db-v6", false)},
@@ -37,10 +39,11 @@ func TestEndpointPods(t *testing.T) {
 		obj, err := transformEndpointSliceWithPods(slice)
 		require.NoError(t, err)
 		require.NoError(t, inf.GetIndexer().Add(obj))
+		h.claim(sliceHolders(obj), true) // as the first listing does, in any order
 	}
 	services, err := newInformer(nil, &corev1.Service{}, transformService, cache.Indexers{ipIndex: addressIndex})
 	require.NoError(t, err)
-	s := &Store{peerPods: PeerPodsEndpoints, slices: inf, services: services, history: newIPHistory()}
+	s := &Store{peerPods: PeerPodsEndpoints, slices: inf, services: services, history: history}
 	got, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7"))
 	assert.True(t, ok)
 	assert.Equal(t, Peer{Kind: PeerPod, Name: "db-new", Namespace: "shop", UID: "uid-db-new"}, got, "the successor, not the terminating pod")

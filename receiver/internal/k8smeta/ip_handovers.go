@@ -1,6 +1,7 @@
 package k8smeta
 
 import (
+	"math"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
@@ -10,11 +11,11 @@ import (
 type holder struct {
 	key         string // see ipIndex
 	owner       Peer
-	terminating bool // its successor, if any, already holds the address
+	terminating bool // a successor's claim ends it
 }
 
 // handOvers feeds an ipHistory from one informer's changes. holdersOf lists what an object
-// claims; the informer's ip index finds the other claims on an address.
+// claims; the informer's ip index finds the other objects that claim an address.
 type handOvers struct {
 	history   *ipHistory
 	inf       cache.SharedIndexInformer
@@ -22,17 +23,20 @@ type handOvers struct {
 	now       func() int64
 }
 
-// watchHandOvers records, from inf's changes, when each owner lets an address go: when no
-// object claims it for that owner any more (a pod deleted or finished, a Service deleted, a
-// pod gone from every EndpointSlice), or when a terminating owner's successor appears with
-// it, which from then on is the one named.
-func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) error {
+// watchHandOvers keeps the history of the addresses inf's objects claim: a claim begins a
+// holding when it is seen (for objects of the first listing, since ever: an object's creation
+// time has only seconds, and comes before its address, which it may have taken over from
+// another); it ends when no object of inf claims
+// it any more (a pod deleted or finished, a Service deleted, a pod gone from every
+// EndpointSlice) or, for a terminating owner, when a successor claims the address. The
+// returned registration says when the handler has seen the first listing.
+func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) (cache.ResourceEventHandlerRegistration, error) {
 	h := &handOvers{history: s.history, inf: inf, holdersOf: holdersOf, now: func() int64 { return time.Now().UnixNano() }}
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { h.takeOvers(h.holdersOf(obj)) },
+	return inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) { h.claim(h.holdersOf(obj), initial) },
 		UpdateFunc: func(old, cur any) {
 			h.released(h.holdersOf(old))
-			h.takeOvers(h.holdersOf(cur))
+			h.claim(h.holdersOf(cur), false)
 		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -41,57 +45,43 @@ func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj
 			h.released(h.holdersOf(obj))
 		},
 	})
-	return err
 }
 
-// released ends each claim that no object of the informer still makes. An update that keeps
-// a claim ends nothing; the index already holds the updated object.
+func (h *handOvers) claim(claims []holder, initial bool) {
+	now := h.now()
+	from := now
+	if initial {
+		from = math.MinInt64 // held when the Store started: since before anything it reads
+	}
+	for _, c := range claims {
+		h.history.claim(c.key, c.owner, from, c.terminating, now)
+	}
+}
+
+// released ends each claim that no object of the informer still makes: an update that keeps
+// a claim, or another EndpointSlice that lists the same pod, ends nothing (the index already
+// holds the updated object).
 func (h *handOvers) released(claims []holder) {
 	for _, c := range claims {
-		if !h.claimed(c.key, func(o holder) bool { return o.owner == c.owner }) {
-			h.history.end(c.key, c.owner, h.now())
+		if !h.claimed(c) {
+			h.history.release(c.key, c.owner, h.now())
 		}
 	}
 }
 
-// takeOvers ends the terminating owners of each address that a non-terminating owner claims.
-func (h *handOvers) takeOvers(claims []holder) {
-	for _, c := range claims {
-		if c.terminating {
-			continue
-		}
-		for _, o := range h.claimsOn(c.key) {
-			if o.terminating && o.owner != c.owner {
-				h.history.end(c.key, o.owner, h.now())
+func (h *handOvers) claimed(c holder) bool {
+	objs, err := h.inf.GetIndexer().ByIndex(ipIndex, c.key)
+	if err != nil {
+		return false
+	}
+	for _, obj := range objs {
+		for _, o := range h.holdersOf(obj) {
+			if o.key == c.key && o.owner == c.owner {
+				return true
 			}
-		}
-	}
-}
-
-func (h *handOvers) claimed(key string, match func(holder) bool) bool {
-	for _, o := range h.claimsOn(key) {
-		if match(o) {
-			return true
 		}
 	}
 	return false
-}
-
-// claimsOn lists every claim the informer's objects make on key.
-func (h *handOvers) claimsOn(key string) []holder {
-	objs, err := h.inf.GetIndexer().ByIndex(ipIndex, key)
-	if err != nil {
-		return nil
-	}
-	var out []holder
-	for _, obj := range objs {
-		for _, c := range h.holdersOf(obj) {
-			if c.key == key {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
 }
 
 // ownerHolders are a pod's or Service's claims (the peer pods' and Services' informers).

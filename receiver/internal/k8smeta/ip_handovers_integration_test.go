@@ -43,10 +43,13 @@ func TestPeerAtFollowsAddressHandOvers(t *testing.T) {
 		c.DeletePod(t, "shop", "db-1")
 		require.Eventually(t, func() bool { return owner(s) == "" }, settle, tick, "the deletion arrives")
 		assert.Equal(t, "db-1", nameAt(s, held1), "a connection made before the deletion, read after it")
+		gap := time.Now()
+		time.Sleep(10 * time.Millisecond) // the successor comes after the connection to nobody
 		newPod("db-2")
 		require.Eventually(t, func() bool { return owner(s) == "db-2" }, settle, tick, "the successor arrives")
 		held2 := time.Now()
 		assert.Equal(t, "db-1", nameAt(s, held1), "still the first pod, now that the address is another's")
+		assert.Equal(t, "", nameAt(s, gap), "a connection made while nobody held the address stays nobody's")
 		assert.Equal(t, "db-2", nameAt(s, held2))
 
 		// Terminating, and its successor already has the address.
@@ -65,6 +68,16 @@ func TestPeerAtFollowsAddressHandOvers(t *testing.T) {
 		assert.Equal(t, "db-2", nameAt(s, held2), "its deletion does not move the hand-over")
 		assert.Equal(t, "db-3", nameAt(s, held3))
 		assert.Equal(t, "db-3", owner(s))
+
+		// A terminating pod's successor goes first: the address is nobody's, not the terminating
+		// pod's again (it gave it away).
+		c.TerminatePod(t, "shop", "db-3")
+		time.Sleep(10 * time.Millisecond)
+		newPod("db-4")
+		require.Eventually(t, func() bool { return owner(s) == "db-4" }, settle, tick)
+		c.DeletePod(t, "shop", "db-4")
+		require.Eventually(t, func() bool { return owner(s) == "" }, settle, tick, "nobody's once the successor is gone")
+		assert.Equal(t, "db-3", nameAt(s, held3))
 		c.DeletePod(t, "shop", "db-3")
 	})
 
@@ -91,8 +104,23 @@ func TestPeerAtFollowsAddressHandOvers(t *testing.T) {
 		assert.Equal(t, "api-2", nameAt(s, held2))
 		assert.Equal(t, "api-2", owner(s))
 		s.history.mu.RLock()
-		assert.Len(t, s.history.ended[ip], 1, "one hand-over: api-2 never let the address go")
+		held := s.history.byKey[ip]
 		s.history.mu.RUnlock()
+		require.Len(t, held, 2, "api-2 never let the address go")
+		assert.Equal(t, int64(open), held[1].until)
+
+		// The pod leaves every slice and comes back (its Service re-created): it holds the address
+		// again, and its deletion ends that holding, not the first.
+		putSlice(t, c, "api-canary", false)
+		require.Eventually(t, func() bool { return owner(s) == "" }, settle, tick)
+		putSlice(t, c, "api-canary", false, sliceEndpoint{pod: b})
+		require.Eventually(t, func() bool { return owner(s) == "api-2" }, settle, tick)
+		held3 := time.Now()
+		c3 := newPod("api-3")
+		putSlice(t, c, "api-canary", false, sliceEndpoint{pod: c3})
+		require.Eventually(t, func() bool { return owner(s) == "api-3" }, settle, tick)
+		assert.Equal(t, "api-2", nameAt(s, held3), "the second holding, ended by its successor")
+		assert.Equal(t, "api-1", nameAt(s, held1))
 	})
 
 	t.Run("service", func(t *testing.T) {

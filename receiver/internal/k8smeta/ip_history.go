@@ -6,86 +6,158 @@ import (
 	"sync"
 )
 
-// maxEndedHoldings bounds the history: the most recent address hand-overs of the cluster, kept so
-// that a connection made before one is still named by the pod it reached when its close (or
-// any later record of it) is read. A hand-over older than the last 16,384 falls back to the
-// address's current owner. Each holding is a few pointers (its names are the informer
-// objects' own strings): under 2 MiB in all.
+// maxEndedHoldings bounds the history's past: the most recent 16,384 holdings that ended in the
+// cluster (an address's pod deleted or finished, its Service deleted), kept so that a connection
+// made before one ended is still named by the owner it reached when its close (or any later
+// record of it) is read. Connections begun before a forgotten holding are named by nobody rather
+// than by a later owner. Each holding is a few words (its names are the informer objects' own
+// strings): under 2 MiB in all, on top of one holding per address currently held.
 const maxEndedHoldings = 16384
+
+// open is the end of a holding that has not ended.
+const open = math.MaxInt64
 
 // Span is the time, in Unix ns, over which an answer holds: [From, To).
 type Span struct{ From, To int64 }
 
-// always is the span of an address that never changed hands while the Store watched.
+// always is the span of an address's answer when nothing ever changed.
 var always = Span{From: math.MinInt64, To: math.MaxInt64}
 
 // Holds says whether at falls in the span.
 func (s Span) Holds(at int64) bool { return s.From <= at && at < s.To }
 
-// holding is an owner that let an address go, and when the Store saw it do so.
+// holding is one owner's time with an address: [from, until).
 type holding struct {
-	owner Peer
-	until int64
+	owner       Peer
+	from, until int64
+	// terminating: the owner is going away; a successor's claim ends the holding.
+	terminating bool
 }
 
-// ipHistory remembers who held each address before its current owner. Pod IPs are reused,
-// often within seconds of a pod's deletion; without it a close of a connection to a deleted
-// pod, read after a new pod took the address, named the new pod. Informer handlers write it,
-// lookups read it.
+// ipHistory is who held each address when: the source of every peer lookup, so that a
+// connection is named by who held its peer's address when it began, not when its record is
+// read. Pod IPs are reused, often within seconds of a pod's deletion. Informer handlers write
+// it (ip_handovers.go), lookups read it.
 type ipHistory struct {
 	mu    sync.RWMutex
-	ended map[string][]holding // by address key (see ipIndex), oldest first
-	// order holds the address of every holding in the order they were added: a ring of
-	// maxEndedHoldings, whose next slot, once full, names the address whose oldest holding
+	byKey map[string][]holding // by address key (see ipIndex), in order of from
+	// ended holds the address of every holding that ended, in the order they ended: a ring of
+	// maxEndedHoldings whose next slot, once full, names the address whose oldest ended holding
 	// goes to make room.
-	order []string
+	ended []string
 	next  int
 }
 
 func newIPHistory() *ipHistory {
-	return &ipHistory{ended: map[string][]holding{}}
+	return &ipHistory{byKey: map[string][]holding{}}
 }
 
-// end records that owner let key go at until. A second end of the same owner is ignored: the
-// first is when the address went to a successor, the second the owner's deletion.
-func (h *ipHistory) end(key string, owner Peer, until int64) {
+// claim records that owner holds key, since from at the earliest: never before the address's
+// last holder let it go. A claim already held only updates terminating. A claim that is not
+// terminating ends the terminating holdings of others (their successor has the address), except
+// in the first listing (from the beginning of time), where both are held and the one not going
+// away is named (ownerAt).
+func (h *ipHistory) claim(key string, owner Peer, from int64, terminating bool, now int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if slices.ContainsFunc(h.ended[key], func(x holding) bool { return x.owner == owner }) {
+	hs := h.byKey[key]
+	held := -1
+	for i := range hs {
+		x := &hs[i]
+		switch {
+		case x.until != open:
+			from = max(from, x.until)
+		case x.owner == owner:
+			held = i
+		case !terminating && x.terminating && from != math.MinInt64:
+			h.endLocked(key, x, now)
+			from = max(from, now)
+		}
+	}
+	if held >= 0 {
+		hs[held].terminating = terminating
 		return
 	}
-	if len(h.order) == maxEndedHoldings {
-		h.evictOldest(h.order[h.next])
-		h.order[h.next] = key
+	i, _ := slices.BinarySearchFunc(hs, from, func(x holding, from int64) int {
+		if x.from <= from {
+			return -1
+		}
+		return 1
+	})
+	h.byKey[key] = slices.Insert(hs, i, holding{owner: owner, from: from, until: open, terminating: terminating})
+}
+
+// release records that owner let key go at until.
+func (h *ipHistory) release(key string, owner Peer, until int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hs := h.byKey[key]
+	for i := range hs {
+		if hs[i].owner == owner && hs[i].until == open {
+			h.endLocked(key, &hs[i], until)
+		}
+	}
+}
+
+func (h *ipHistory) endLocked(key string, x *holding, until int64) {
+	x.until = max(until, x.from)
+	if len(h.ended) == maxEndedHoldings {
+		h.forgetOldestEnded(h.ended[h.next])
+		h.ended[h.next] = key
 	} else {
-		h.order = append(h.order, key)
+		h.ended = append(h.ended, key)
 	}
 	h.next = (h.next + 1) % maxEndedHoldings
-	h.ended[key] = append(h.ended[key], holding{owner: owner, until: until})
 }
 
-func (h *ipHistory) evictOldest(key string) {
-	rest := h.ended[key][1:]
-	if len(rest) == 0 {
-		delete(h.ended, key)
+// forgetOldestEnded drops key's earliest ended holding (ended holdings leave in the order they
+// ended, which for one address is the order they began).
+func (h *ipHistory) forgetOldestEnded(key string) {
+	hs := h.byKey[key]
+	i := slices.IndexFunc(hs, func(x holding) bool { return x.until != open })
+	if i < 0 {
 		return
 	}
-	h.ended[key] = slices.Clone(rest) // not a reslice: the dropped holding's names are freed
+	// Not a reslice: the dropped holding's names are freed.
+	if rest := slices.Delete(slices.Clone(hs), i, i+1); len(rest) > 0 {
+		h.byKey[key] = rest
+	} else {
+		delete(h.byKey, key)
+	}
 }
 
-// ownerAt returns who held key at time at, when that was someone who has let it go since: of
-// the holdings that ended after at, the first to end. Otherwise ok is false, and span is when
-// the current owner (if any) has held the address: since the last hand-over.
+// ownerAt returns who held key at time at. Of two holdings at once (a terminating owner and its
+// successor, seen in either order), the one not going away, else the later. ok is false when
+// nobody held it then (between two holdings, before the first one known, after the last
+// ended). span is the time over which the answer holds: between the holdings' nearest starts
+// and ends around at.
 func (h *ipHistory) ownerAt(key string, at int64) (owner Peer, span Span, ok bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	span = always
-	for _, x := range h.ended[key] {
-		if at < x.until {
-			span.To = x.until
-			return x.owner, span, true
+	var best *holding
+	for i := range h.byKey[key] {
+		x := &h.byKey[key][i]
+		for _, b := range [2]int64{x.from, x.until} {
+			if b <= at {
+				span.From = max(span.From, b)
+			} else {
+				span.To = min(span.To, b)
+			}
 		}
-		span.From = x.until
+		if x.from <= at && at < x.until && (best == nil || preferred(x, best)) {
+			best = x
+		}
 	}
-	return Peer{}, span, false
+	if best == nil {
+		return Peer{}, span, false
+	}
+	return best.owner, span, true
+}
+
+func preferred(x, than *holding) bool {
+	if x.terminating != than.terminating {
+		return !x.terminating
+	}
+	return x.from >= than.from
 }

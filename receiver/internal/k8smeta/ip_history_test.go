@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,13 +13,17 @@ func pod(name string) Peer {
 	return Peer{Kind: PeerPod, Name: name, Namespace: "shop", UID: "uid-" + name}
 }
 
-// An address held by a, then b, now by whoever the informers say: each time is named by who
-// held it then, and each answer says how long it holds.
+// An address held by a, then nobody, then b; then b terminating and c taking over: each time
+// is named by who held it then (nobody between holders), each answer with how long it holds.
 func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 	h := newIPHistory()
-	h.end("10.0.0.7", pod("a"), 100)
-	h.end("10.0.0.7", pod("b"), 200)
-	h.end("10.0.0.7", pod("a"), 300) // a's deletion, after its successor took the address: ignored
+	const ip = "10.0.0.7"
+	h.claim(ip, pod("a"), math.MinInt64, false, 0) // listed at start
+	h.release(ip, pod("a"), 100)
+	h.claim(ip, pod("b"), 150, false, 160) // created at 150, seen at 160
+	h.claim(ip, pod("b"), 150, true, 300)  // terminating
+	h.claim(ip, pod("c"), 250, false, 400) // its successor: b's holding ends when c is seen
+	h.release(ip, pod("b"), 500)           // b's deletion, after: changes nothing
 
 	for _, tc := range []struct {
 		at   int64
@@ -27,12 +32,12 @@ func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 		ok   bool
 	}{
 		{50, pod("a"), Span{always.From, 100}, true},
-		{99, pod("a"), Span{always.From, 100}, true},
-		{100, pod("b"), Span{100, 200}, true},
-		{199, pod("b"), Span{100, 200}, true},
-		{200, Peer{}, Span{200, always.To}, false}, // the current owner's, from the last hand-over
+		{120, Peer{}, Span{100, 150}, false}, // a connection to nobody stays nobody's
+		{150, pod("b"), Span{150, 400}, true},
+		{399, pod("b"), Span{150, 400}, true},
+		{400, pod("c"), Span{400, always.To}, true},
 	} {
-		got, span, ok := h.ownerAt("10.0.0.7", tc.at)
+		got, span, ok := h.ownerAt(ip, tc.at)
 		assert.Equal(t, tc.ok, ok, "at %d", tc.at)
 		assert.Equal(t, tc.want, got, "at %d", tc.at)
 		assert.Equal(t, tc.span, span, "at %d", tc.at)
@@ -40,38 +45,65 @@ func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 	}
 	_, span, ok := h.ownerAt("10.0.0.8", 150)
 	assert.False(t, ok)
-	assert.Equal(t, always, span, "an address that never changed hands")
+	assert.Equal(t, always, span, "an address nobody held")
 }
 
-// The history keeps the most recent maxEndedHoldings hand-overs of the whole cluster; the
-// oldest go first, address by address.
+// A pod that leaves every EndpointSlice and comes back holds the address again: its deletion
+// later ends that second holding (a first end must not stand for the last).
+func TestIPHistoryHoldingsResume(t *testing.T) {
+	h := newIPHistory()
+	const ip = "10.0.0.7"
+	h.claim(ip, pod("a"), math.MinInt64, false, 0)
+	h.release(ip, pod("a"), 100) // its slice deleted
+	h.claim(ip, pod("a"), 0, false, 200)
+	h.release(ip, pod("a"), 300) // deleted
+	h.claim(ip, pod("b"), 350, false, 350)
+	for at, want := range map[int64]string{50: "a", 250: "a", 299: "a", 400: "b"} {
+		got, _, _ := h.ownerAt(ip, at)
+		assert.Equal(t, want, got.Name, "at %d", at)
+	}
+	_, _, ok := h.ownerAt(ip, 320)
+	assert.False(t, ok)
+}
+
+// The history keeps the most recent maxEndedHoldings ended holdings of the whole cluster; the
+// oldest go first, address by address, and connections begun in them are named by nobody.
 func TestIPHistoryIsBounded(t *testing.T) {
 	h := newIPHistory()
 	for i := range maxEndedHoldings + 10 {
-		h.end(fmt.Sprintf("10.0.%d.%d", i/250, i%250), pod(fmt.Sprint(i)), int64(1000+i))
+		ip := fmt.Sprintf("10.0.%d.%d", i/250, i%250)
+		h.claim(ip, pod(fmt.Sprint(i)), math.MinInt64, false, 0)
+		h.release(ip, pod(fmt.Sprint(i)), int64(1000+i))
 	}
 	n := 0
-	for _, hs := range h.ended {
+	for _, hs := range h.byKey {
 		n += len(hs)
 	}
 	assert.Equal(t, maxEndedHoldings, n)
 	_, _, ok := h.ownerAt("10.0.0.0", 0)
-	assert.False(t, ok, "the oldest hand-over went first")
+	assert.False(t, ok, "the oldest holding went first")
 	got, _, ok := h.ownerAt("10.0.0.10", 0)
 	assert.True(t, ok)
 	assert.Equal(t, pod("10"), got, "the eleventh stays")
 
-	// Several holdings of one address leave oldest first.
+	// Several holdings of one address leave oldest first; a holding not ended stays.
 	h = newIPHistory()
-	h.end("10.9.9.9", pod("x"), 1)
-	h.end("10.9.9.9", pod("y"), 2)
+	h.claim("10.9.9.9", pod("x"), math.MinInt64, false, 0)
+	h.release("10.9.9.9", pod("x"), 1)
+	h.claim("10.9.9.9", pod("y"), 1, false, 1)
+	h.release("10.9.9.9", pod("y"), 2)
+	h.claim("10.9.9.9", pod("z"), 3, false, 3)
 	for i := range maxEndedHoldings - 1 {
-		h.end(fmt.Sprintf("10.1.%d.%d", i/250, i%250), pod(fmt.Sprint(i)), int64(10+i))
+		ip := fmt.Sprintf("10.1.%d.%d", i/250, i%250)
+		h.claim(ip, pod(fmt.Sprint(i)), math.MinInt64, false, 0)
+		h.release(ip, pod(fmt.Sprint(i)), int64(10+i))
 	}
-	got, span, ok := h.ownerAt("10.9.9.9", 0)
-	assert.True(t, ok)
-	assert.Equal(t, pod("y"), got, "x's holding made room; y's is the one left")
-	assert.Equal(t, Span{always.From, 2}, span)
+	_, _, ok = h.ownerAt("10.9.9.9", 0)
+	assert.False(t, ok, "x's holding made room")
+	got, _, _ = h.ownerAt("10.9.9.9", 1)
+	assert.Equal(t, pod("y"), got)
+	got, _, _ = h.ownerAt("10.9.9.9", 5)
+	assert.Equal(t, pod("z"), got)
 }
 
 // Deleted local pods are remembered, the most recent maxGonePods of them.

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"k8s.io/client-go/tools/cache"
 )
 
 // PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
@@ -47,35 +46,14 @@ func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 	return p, ok
 }
 
-// PeerAt returns the Service whose ClusterIP, or else the pod whose IP, addr was at time at
-// (Unix ns), as far as peer_pods names pods: any pod (all), pods in EndpointSlices
-// (endpoints), none. hostNetwork pods are never returned (see transformPeerPod). span is the
-// time over which the answer holds: an address changes hands when its owner goes and a new pod
-// (or Service) gets it, and the Store remembers the last maxEndedHoldings hand-overs it saw,
-// each at the time it saw it. Before the first of an address, its current owner is returned.
+// PeerAt returns the Service whose ClusterIP, or the pod whose IP, addr was at time at (Unix
+// ns), as far as peer_pods names pods: any pod (all), pods in EndpointSlices (endpoints), none.
+// hostNetwork pods are never returned (see transformPeerPod). Addresses change hands: a pod's
+// IP goes to a new pod once it is deleted, often within seconds. The answer comes from the
+// address history (ip_history.go), with the span over which it holds; nobody (ok false) when
+// nobody held the address then, as far as the Store knows.
 func (s *Store) PeerAt(addr netip.Addr, at int64) (Peer, Span, bool) {
-	key := addr.Unmap().String()
-	p, span, ok := s.history.ownerAt(key, at)
-	if ok {
-		return p, span, true
-	}
-	p, ok = s.currentPeer(key)
-	return p, span, ok
-}
-
-func (s *Store) currentPeer(key string) (Peer, bool) {
-	if svc, ok := addressOwnerAt(s.services, key); ok {
-		return Peer{Kind: PeerService, Name: svc.Name, Namespace: svc.Namespace, UID: string(svc.UID)}, true
-	}
-	if s.peers != nil { // peer_pods all
-		if pod, ok := addressOwnerAt(s.peers, key); ok {
-			return Peer{Kind: PeerPod, Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}, true
-		}
-	}
-	if s.peerPods == PeerPodsEndpoints {
-		return s.endpointPodAt(key)
-	}
-	return Peer{}, false
+	return s.history.ownerAt(addr.Unmap().String(), at)
 }
 
 // ServiceReadyEndpoints returns how many ready endpoints the EndpointSlices of a Service
@@ -98,23 +76,6 @@ func (s *Store) ServiceReadyEndpoints(namespace, service string) (ready int, kno
 		}
 	}
 	return ready, true
-}
-
-// addressOwnerAt returns the object holding key. While a pod terminates, its IP may
-// already belong to its successor: the one not going away wins.
-func addressOwnerAt(inf cache.SharedIndexInformer, key string) (*addressOwner, bool) {
-	objs, err := inf.GetIndexer().ByIndex(ipIndex, key)
-	if err != nil {
-		return nil, false
-	}
-	var found *addressOwner
-	for _, obj := range objs {
-		a, ok := obj.(*addressOwner)
-		if ok && (found == nil || (found.DeletionTimestamp != nil && a.DeletionTimestamp == nil)) {
-			found = a
-		}
-	}
-	return found, found != nil
 }
 
 func podUID(obj any) ([]string, error) {

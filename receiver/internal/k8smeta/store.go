@@ -65,6 +65,9 @@ type Store struct {
 	// history names the owners that let an address go since the Store started (peer pods,
 	// Services): lookups are by the time a connection began (PeerAt).
 	history *ipHistory
+	// historySynced say whether the history has each informer's first listing.
+	historySynced       []cache.InformerSynced
+	slicesHistorySynced cache.InformerSynced // with PeerPodsEndpoints
 	// gone are this node's recently deleted pods, still named for their sockets' last events.
 	gone             *gonePods
 	stopSlices       context.CancelFunc
@@ -123,7 +126,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.watchHandOvers(s.peers, ownerHolders(PeerPod)); err != nil {
+		if err := s.historyOf(s.peers, ownerHolders(PeerPod)); err != nil {
 			return nil, err
 		}
 	}
@@ -133,7 +136,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.watchHandOvers(s.services, ownerHolders(PeerService)); err != nil {
+	if err := s.historyOf(s.services, ownerHolders(PeerService)); err != nil {
 		return nil, err
 	}
 	selector, transform, indexers := sliceSelector, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService}
@@ -148,11 +151,24 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.peerPods == PeerPodsEndpoints {
-		if err := s.watchHandOvers(s.slices, sliceHolders); err != nil {
+		reg, err := s.watchHandOvers(s.slices, sliceHolders)
+		if err != nil {
 			return nil, err
 		}
+		s.slicesHistorySynced = reg.HasSynced
 	}
 	return s, nil
+}
+
+// historyOf feeds the address history from inf; the Store is synced once the history has the
+// first listing too.
+func (s *Store) historyOf(inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) error {
+	reg, err := s.watchHandOvers(inf, holdersOf)
+	if err != nil {
+		return err
+	}
+	s.historySynced = append(s.historySynced, reg.HasSynced)
+	return nil
 }
 
 func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
@@ -197,7 +213,12 @@ func (s *Store) synced() bool {
 			return false
 		}
 	}
-	return s.peerPods != PeerPodsEndpoints || s.slicesSettled()
+	for _, h := range s.historySynced {
+		if !h() {
+			return false
+		}
+	}
+	return s.peerPods != PeerPodsEndpoints || s.slicesDenied.Load() || (s.slices.HasSynced() && s.slicesHistorySynced())
 }
 
 // Stop ends the informers and waits for their goroutines. Safe before Start and twice.

@@ -61,9 +61,12 @@ func (r *resolver) lookup(id uint64) (ref Ref, ok bool) {
 	return ref, true
 }
 
-// reset forgets what was resolved, once a scan has published a snapshot that holds it.
-func (r *resolver) reset() {
+// take forgets what was resolved, once a scan has published a snapshot that holds it, and
+// returns it (for the cgroups that left before that scan: departed).
+func (r *resolver) take() map[uint64]Ref {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	known := r.known
 	r.known = nil
-	r.mu.Unlock()
+	return known
 }

@@ -36,7 +36,7 @@ func TestResolverOpensCgroupsByID(t *testing.T) {
 	assert.True(t, ok, "a removed cgroup is known to name nothing")
 	assert.Zero(t, ref)
 	assert.Len(t, r.known, 3)
-	r.reset()
+	r.take()
 	assert.Empty(t, r.known)
 }
 
@@ -67,7 +67,7 @@ func BenchmarkResolveByID(b *testing.B) {
 	r := resolver{fs: &fs, logger: zap.NewNop()}
 	b.ReportAllocs()
 	for b.Loop() {
-		r.reset()
+		r.take()
 		if _, ok := r.lookup(st.Ino); !ok {
 			b.Fatal("not resolved")
 		}

@@ -168,3 +168,32 @@ func TestFindCgroup2Mount(t *testing.T) {
 	_, err = findCgroup2Mount(write("40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"))
 	assert.ErrorIs(t, err, errNoCgroup2)
 }
+
+// A pod's cgroup whose processes have left still names its pod (its sockets' last events come
+// later), by the cgroup, never by its network namespace: a new pod may have its inode already.
+func TestDepartedCgroupsKeepTheirPod(t *testing.T) {
+	h := newFakeHost(t)
+	job := "/kubepods/besteffort/pod" + testUID + "/" + testCID
+	idJob := h.addCgroup(job)
+	h.addProcess(20, 200, "0::"+job+"\n")
+	s := h.scanner()
+	want := Ref{PodUID: testUID, ContainerID: testCID}
+	got, ok := s.Lookup(200, idJob)
+	require.True(t, ok)
+	require.Equal(t, want.PodUID, got.PodUID)
+
+	// The job exits, the kubelet removes its cgroup; a new pod's process gets the same
+	// namespace inode.
+	require.NoError(t, os.RemoveAll(filepath.Join(h.procRoot, "20")))
+	require.NoError(t, os.RemoveAll(h.cgroupDir+job))
+	next := "/kubepods/besteffort/pod" + testStaticUID + "/" + testCID2
+	h.addCgroup(next)
+	h.addProcess(21, 200, "0::"+next+"\n")
+	require.NoError(t, s.scan(context.Background()))
+	got, ok = s.Lookup(200, idJob)
+	assert.True(t, ok)
+	assert.Equal(t, testUID, got.PodUID, "the departed cgroup's pod, not the namespace's new one")
+	assert.Equal(t, testCID, got.ContainerID)
+	got, _ = s.Lookup(200, 0)
+	assert.Equal(t, testStaticUID, got.PodUID, "the namespace alone names its current pod")
+}

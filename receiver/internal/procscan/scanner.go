@@ -48,6 +48,8 @@ type Scanner struct {
 	stats  counters
 	// resolve names cgroups newer than snap between scans.
 	resolve resolver
+	// gone names pod cgroups older than snap: their processes left.
+	gone departed
 
 	rescan chan struct{} // capacity 1: concurrent misses coalesce into one rescan
 	misses misses        // which unknown keys asked for it
@@ -127,6 +129,11 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 	if snap == nil {
 		return Ref{}, false
 	}
+	if _, seen := snap.cgroups[cgroupID]; !seen && cgroupID != 0 {
+		if ref, ok := s.gone.get(cgroupID); ok {
+			return ref, true // not by its namespace: a new pod may have its inode
+		}
+	}
 	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)
 	if unknown {
 		if _, seen := snap.cgroups[cgroupID]; cgroupID != 0 && snap.cgroupsResolvable && !seen {
@@ -197,7 +204,7 @@ func (s *Scanner) scan(ctx context.Context) error {
 		})
 	}
 	settle(asked, s.snap.Load(), res.snap)
+	s.gone.keep(s.snap.Load(), res.snap, s.resolve.take())
 	s.snap.Store(res.snap)
-	s.resolve.reset()
 	return nil
 }
