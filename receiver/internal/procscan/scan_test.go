@@ -184,10 +184,10 @@ func TestDepartedCgroupsKeepTheirPod(t *testing.T) {
 
 	// The job exits, the kubelet removes its cgroup; a new pod's process gets the same
 	// namespace inode.
+	next := "/kubepods/besteffort/pod" + testStaticUID + "/" + testCID2
+	h.addCgroup(next) // first: the kernel never reuses a cgroup id, a plain directory's inode may be
 	require.NoError(t, os.RemoveAll(filepath.Join(h.procRoot, "20")))
 	require.NoError(t, os.RemoveAll(h.cgroupDir+job))
-	next := "/kubepods/besteffort/pod" + testStaticUID + "/" + testCID2
-	h.addCgroup(next)
 	h.addProcess(21, 200, "0::"+next+"\n")
 	require.NoError(t, s.scan(context.Background()))
 	got, ok = s.Lookup(200, idJob)
