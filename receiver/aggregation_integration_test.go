@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
@@ -115,6 +116,7 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	bothLogs, bothSink, stopBoth := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) { cfg.Hooks = mode })
 
 	v4, v6 := netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv6, 8080)
+	began := time.Now()
 	exchange(t, client, server, "hello", v4, v4, v6)
 	dialRefused(t, client, server.IPv4)
 	// Metrics-only receivers deliver at Shutdown, which drains the ring and the aggregates:
@@ -130,6 +132,11 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 	fromBoth, _ := splitDurations(flatten(bothSink.AllMetrics(), client.NetnsInode(), server.NetnsInode()))
 	require.NotEmpty(t, fromEvents)
 	assert.Equal(t, fromEvents, fromKernel)
+	// A cumulative point covers (start, time]: a series the drain begins starts when what it
+	// drained began to be counted (the last drain; here Start), not at its first emission.
+	for _, sink := range []*consumertest.MetricsSink{kernelSink, bothSink} {
+		assertStartsBefore(t, sink.AllMetrics(), began, client.NetnsInode(), server.NetnsInode())
+	}
 	assert.Equal(t, fromEvents, fromBoth, "with a logs pipeline too, metrics are the kernel's and the same")
 	names := map[string]int{}
 	for _, r := range records(bothLogs.AllLogs(), client.NetnsInode(), server.NetnsInode()) {
@@ -139,6 +146,37 @@ func testKernelAggregationMatchesEventPath(t *testing.T, mode kernel.HookMode, s
 		"and the logs still have every event (3 connections, one connect refused)")
 	assert.Contains(t, fromKernel, fmt.Sprintf("%d podnet.tcp.connections map[network.peer.address:%s network.type:ipv4 podnet.connection.role:client server.port:8080] = 2", client.NetnsInode(), server.IPv4))
 	return kernelDurations, eventDurations
+}
+
+// assertStartsBefore checks that every sum and histogram point of the namespaces starts no later
+// than at, and before its own time.
+func assertStartsBefore(t *testing.T, all []pmetric.Metrics, at time.Time, netns ...uint32) {
+	t.Helper()
+	n := 0
+	check := func(name string, start, ts pcommon.Timestamp) {
+		n++
+		assert.LessOrEqual(t, start.AsTime(), at, "%s starts after the counted connections began", name)
+		assert.Less(t, start, ts, "%s: start before time", name)
+	}
+	for _, md := range all {
+		for _, rm := range md.ResourceMetrics().All() {
+			if _, ok := inNetns(rm.Resource(), netns); !ok {
+				continue
+			}
+			for _, m := range rm.ScopeMetrics().At(0).Metrics().All() {
+				if m.Type() == pmetric.MetricTypeHistogram {
+					for _, dp := range m.Histogram().DataPoints().All() {
+						check(m.Name(), dp.StartTimestamp(), dp.Timestamp())
+					}
+					continue
+				}
+				for _, dp := range m.Sum().DataPoints().All() {
+					check(m.Name(), dp.StartTimestamp(), dp.Timestamp())
+				}
+			}
+		}
+	}
+	assert.NotZero(t, n)
 }
 
 // splitDurations takes the durations out (keeping their keys, and a handshake histogram's count,

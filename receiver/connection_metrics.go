@@ -141,7 +141,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		if e.Role == event.Client {
 			k.serverName = m.serverNames.name(k.res, k.peer, e.serverName, now)
 		}
-		s, overflowed := m.get(k, e.local, now)
+		s, overflowed := m.get(k, e.local, now, now)
 		if overflowed {
 			folded++
 			k = overflowKey
@@ -172,7 +172,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 // whether it was folded into the overflow series for want of room. Several keys can make one series (an IPv4-mapped peer and the same
 // IPv4 peer), so their open connections add up.
 func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue, peer netip.Addr, local *localEnd, peerID attribution.Peer,
-	backend netip.Addr, backendID attribution.Peer, serverName string, now pcommon.Timestamp,
+	backend netip.Addr, backendID attribution.Peer, serverName string, since, now pcommon.Timestamp,
 ) bool {
 	key := seriesKey{
 		res:        local.key,
@@ -189,7 +189,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	if key.role == event.Client {
 		key.serverName = m.serverNames.name(key.res, peer, serverName, now)
 	}
-	s, overflowed := m.get(key, local, now)
+	s, overflowed := m.get(key, local, since, now)
 	if overflowed {
 		key = overflowKey
 	}
@@ -225,9 +225,9 @@ func addValue(s *series, v *bpf.PodnetAggValue) {
 	s.drained += int64(v.Active)
 }
 
-// get returns the series of k, creating it if there is room; when max_metric_series are live,
-// the overflow series (overflowed true).
-func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timestamp) (s *series, overflowed bool) {
+// get returns the series of k, creating it, starting at start, if there is room; when
+// max_metric_series are live, the overflow series (overflowed true).
+func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon.Timestamp) (s *series, overflowed bool) {
 	s = m.series[k]
 	if s == nil {
 		if m.live() >= m.max {
@@ -235,7 +235,7 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, now pcommon.Timest
 			s = m.series[k]
 		}
 		if s == nil {
-			s = &series{start: now}
+			s = &series{start: start}
 			m.series[k] = s
 		}
 	}

@@ -34,6 +34,9 @@ type emitter struct {
 	warn       *warnLimiter
 	poll       time.Duration
 	interval   time.Duration
+	// drained is when the aggregates were last drained (first: when the programs began
+	// counting): what a drain adds happened since, which is where a series it begins starts.
+	drained pcommon.Timestamp
 }
 
 // run ticks until stop is closed, then emits the metrics a last time so short runs are
@@ -85,13 +88,17 @@ func (e *emitter) emit(ctx context.Context) {
 // and closes add only the rest, so the two never count the same bytes.
 func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 	var dropped int64
+	since := e.drained
+	if since == 0 || since > now {
+		since = now
+	}
 	e.aggregates.reset()
 	e.metrics.mu.Lock()
 	defer e.metrics.mu.Unlock()
 	err := e.kernel.drainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 		if kernel.IsOverflow(k) {
 			// Counted in metric_series_dropped by the kernel's AGGREGATE_FULL (loss.go).
-			e.metrics.m.foldAggregate(v, now)
+			e.metrics.m.foldAggregate(v, since, now)
 			return
 		}
 		peer, err := event.Addr(k.Family, k.PeerAddr)
@@ -109,13 +116,16 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		peerID := e.aggregates.peer(peer, int64(now))
 		var serverName string
 		if e.metrics.m.serverNames.on() && event.Role(k.Role) == event.Client {
-			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(now)-int64(e.interval), int64(now))
+			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(since), int64(now))
 		}
-		if e.metrics.m.addAggregate(k, v, peer, local, peerID, backend, backendID, serverName, now) {
+		if e.metrics.m.addAggregate(k, v, peer, local, peerID, backend, backendID, serverName, since, now) {
 			dropped += int64(v.Connections + v.Closed) // folded into the overflow series
 		}
 	})
 	e.metrics.m.settleActive(err == nil, now)
+	if err == nil {
+		e.drained = now
+	}
 	e.loss.seriesDropped(dropped)
 	if err != nil && !errors.Is(err, errKernelClosed) {
 		e.warn.warn("podnet: cannot read the in-kernel aggregates", err)

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
@@ -55,6 +56,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	em := &emitter{
 		kernel: run.kernel, consumer: r.metrics,
 		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
+		drained: pcommon.NewTimestampFromTime(time.Now()), // the programs count from here on
 	}
 	if r.metrics != nil {
 		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
