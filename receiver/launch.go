@@ -22,6 +22,9 @@ type running struct {
 	handoff      *handoff
 	kernel       *kernelSide
 	cancel       context.CancelFunc // ends deliveries: Shutdown's deadline passed
+	// cancelLogs ends the reader's and the pipeline's deliveries first: the logs' share of
+	// Shutdown's deadline passed (the final metrics keep the rest).
+	cancelLogs context.CancelFunc
 	stopEmitter  chan struct{}
 	readerDone   chan struct{}
 	pipelineDone chan struct{}
@@ -38,9 +41,11 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	warn := &warnLimiter{logger: r.set.Logger, every: time.Minute}
 	exclude := newExclusions(r.cfg.Exclude)
 	ctx, cancel := context.WithCancel(context.Background())
+	logsCtx, cancelLogs := context.WithCancel(ctx)
 	run := &running{
 		kernel:      &kernelSide{src: src.kernel, loss: loss, warn: warn},
 		cancel:      cancel,
+		cancelLogs:  cancelLogs,
 		stopEmitter: make(chan struct{}),
 		emitterDone: make(chan struct{}),
 		stopAttr:    stopAttr,
@@ -103,11 +108,11 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	run.readerDone, run.pipelineDone = make(chan struct{}), make(chan struct{})
 	r.goroutines.Go(func() {
 		defer close(run.readerDone)
-		run.reader.run(ctx)
+		run.reader.run(logsCtx)
 	})
 	r.goroutines.Go(func() {
 		defer close(run.pipelineDone)
-		p.run(ctx)
+		p.run(logsCtx)
 	})
 	return run
 }

@@ -224,3 +224,32 @@ func TestKernelAggregationRunsNoReader(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, 5.0, v)
 }
+
+// A logs consumer that never answers does not take the final metrics with it: they come from
+// the kernel's aggregates, and the logs get only three quarters of Shutdown's time (found by an
+// independent check: with a stuck logs exporter the last interval's metrics were lost, uncounted).
+func TestFinalMetricsDoNotWaitForStuckLogs(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	cfg := NewDefaultConfig()
+	cfg.ShutdownTimeout = timeout
+	logs, metrics := &gatedLogs{gate: make(chan struct{})}, new(consumertest.MetricsSink)
+	f := newFakeReceiver(t, cfg, newFakeRing(connects(3*maxBatch)...), logs, metrics)
+	k := bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 8080, Role: uint8(event.Client)}
+	f.kernel.aggregates = map[bpf.PodnetAggKey]bpf.PodnetAggValue{k: {Connections: 5}}
+	f.start(t)
+	require.NotNil(t, f.run.reader, "logs come from the ring")
+	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	began := time.Now()
+	require.NoError(t, f.Shutdown(context.Background()))
+	assert.Less(t, time.Since(began), timeout+time.Second)
+	v, ok := point(t, metrics.AllMetrics(), 4026532001, "podnet.tcp.connections", map[string]any{
+		"podnet.connection.role": "client", "network.type": "ipv4", "network.peer.address": "10.1.0.9",
+		"server.port": int64(8080), "podnet.peer.k8s.namespace.name": "shop", "podnet.peer.k8s.pod.name": "web-0",
+	})
+	require.True(t, ok, "the final metrics were delivered")
+	assert.Equal(t, 5.0, v)
+	assert.Equal(t, int64(3*maxBatch), f.sum(t, "otelcol_podnet_events_dropped"), "the logs counted dropped")
+	close(logs.gate)
+	f.requireStopped(t)
+}

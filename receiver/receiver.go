@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -108,6 +109,17 @@ func (r *podnetReceiver) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ShutdownTimeout)
 	defer cancel()
 	defer context.AfterFunc(ctx, run.cancel)()
+	// With metrics, the logs get three quarters of the time left: the final metrics, exact and
+	// (in-kernel) independent of the logs, must not wait behind a logs exporter that does not
+	// answer.
+	deadline, _ := ctx.Deadline()
+	logsShare := time.Until(deadline)
+	if r.metrics != nil {
+		logsShare = logsShare * 3 / 4
+	}
+	logsCtx, cancelLogs := context.WithDeadline(ctx, time.Now().Add(logsShare))
+	defer cancelLogs()
+	defer context.AfterFunc(logsCtx, run.cancelLogs)()
 	// Detach first: the programs stop for good, so the ring and the aggregates then hold
 	// every event they will ever write, and the drains below end with nothing left behind
 	// however busy the node is (draining while attached never ends empty under traffic: what
@@ -118,18 +130,31 @@ func (r *podnetReceiver) Shutdown(ctx context.Context) error {
 		// latest (it then counts the rest without decoding).
 		errs = append(errs, run.reader.stop())
 		<-run.readerDone
-		if !waitFor(ctx, run.pipelineDone) {
+		if !waitFor(logsCtx, run.pipelineDone) {
 			run.handoff.abandon()
 		}
 	}
 	close(run.stopEmitter)
-	waitFor(ctx, run.emitterDone)
+	if !waitFor(ctx, run.emitterDone) {
+		// Its consumer did not answer by the deadline: its context ends now; the maps are not
+		// closed under a drain, and the metrics it was delivering are said to be late.
+		run.cancel()
+		grace, cancelGrace := context.WithTimeout(context.Background(), emitterGrace)
+		defer cancelGrace()
+		if !waitFor(grace, run.emitterDone) {
+			r.set.Logger.Warn("podnet: the final metrics were not delivered by shutdown_timeout: the metrics pipeline did not answer")
+		}
+	}
 	errs = append(errs, run.kernel.close())
 	run.cancel()
 	run.stopAttr()
 	run.telemetry.Shutdown()
 	return errors.Join(errs...)
 }
+
+// emitterGrace is how long Shutdown waits past its deadline for a metrics consumer to answer its
+// cancelled context, so that the maps are not closed under the last drain.
+const emitterGrace = 500 * time.Millisecond
 
 // waitFor reports whether done closed before ctx ended.
 func waitFor(ctx context.Context, done <-chan struct{}) bool {
