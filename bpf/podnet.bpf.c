@@ -186,13 +186,14 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 
 		if (state == TCP_CLOSE)
 			return 0; /* already closed and reported before accept() returned it */
-		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will date it. Otherwise it
-		 * was established before podnet loaded and waited in the queue: dated now. */
+		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will count it. Otherwise it
+		 * was established before it was tracked: before podnet loaded (it waited in the
+		 * queue), or its entry was evicted from a full `conns` after its handshake counted
+		 * its open. Either way its open is not counted (again), nor its duration (its start is
+		 * unknown), as for a found connection; it is counted open, for its close to take. */
 		classify(&ci, sk, true, rd);
-		if (state != TCP_SYN_RECV) {
-			ci.start_ns = bpf_ktime_get_boot_ns();
-			to_metrics(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
-		}
+		if (state != TCP_SYN_RECV)
+			ci.active_folded = count_open_only(sk, &ci, rd);
 		known = track(key, &ci);
 		if (!known)
 			return 0;

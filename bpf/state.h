@@ -111,6 +111,22 @@ static __always_inline bool to_metrics(struct sock *sk, __u8 type, const struct 
 	return agg_add(&local, ci->active_folded);
 }
 
+/* A connection whose open is not counted (its opening was not seen, or was counted by an entry
+ * since evicted) counted open all the same (marked reads: its close takes 1 away), as a found
+ * connection is (count_found). Returns whether the 1 was folded into the overflow key. */
+static __always_inline bool count_open_only(struct sock *sk, const struct conn_info *ci, enum sock_read rd)
+{
+	struct event local;
+
+	if (!aggregate_in_kernel || !marked_reads || ci->excluded)
+		return false;
+	__builtin_memset(&local, 0, sizeof(local));
+	local.type = EVENT_CLOSE; /* keyed as its close will be */
+	local.role = ci->role;
+	fill_event(&local, EVENT_CLOSE, sk, ci, 0, rd);
+	return count_found(&local, 1, false);
+}
+
 /* One outcome to the ring (logs), when events are sent. */
 static __always_inline void to_ring(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				    enum sock_read rd)

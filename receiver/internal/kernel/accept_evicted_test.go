@@ -1,0 +1,77 @@
+package kernel
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// A full `conns` table evicts connections whose handshake it counted before accept() returns
+// them: accept() then finds no entry, as for a connection established before podnet loaded,
+// and must not count the open a second time (found by an independent check with
+// max_tracked_connections 64: server opens counted twice).
+func TestAcceptAfterEvictionCountsNoSecondOpen(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 223)
+	client, server := netw.AddPod(), netw.AddPod()
+	sns := server.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 64, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == sns })
+	totals := map[uint32]roleTotals{sns: {}}
+	drainInto(t, tr, totals)
+
+	// n handshakes complete into the accept queue before any accept(): the table, of 64,
+	// evicts the first ones' entries.
+	const n = 400
+	addr := netip.AddrPortFrom(server.IPv4, 7901)
+	var ln *net.TCPListener
+	require.NoError(t, server.Do(func() error {
+		l, err := net.Listen("tcp", addr.String())
+		if err == nil {
+			ln = l.(*net.TCPListener)
+		}
+		return err
+	}))
+	defer ln.Close()
+	clients := make([]net.Conn, 0, n)
+	require.NoError(t, client.Do(func() error {
+		for range n {
+			c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+			if err != nil {
+				return err
+			}
+			clients = append(clients, c)
+		}
+		return nil
+	}))
+	for range n {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
+	for _, c := range clients {
+		require.NoError(t, c.Close())
+	}
+	accepts := 0
+	require.Eventually(t, func() bool {
+		for _, e := range ring.take() {
+			if e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) {
+				accepts++
+			}
+		}
+		return accepts >= n
+	}, 10*time.Second, 10*time.Millisecond, "every accept reported")
+	drainInto(t, tr, totals)
+	c := counters(t, tr)
+	t.Logf("untracked closes %d", c.CloseUntracked)
+	assert.Equal(t, uint64(n), totals[sns].get(roleServer).Connections, "each server open counted once")
+}
