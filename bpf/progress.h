@@ -310,6 +310,24 @@ static __always_inline void note_listener(struct sock *sk)
 /* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
  * (6.17+). tcp_listendrop counts a listener's drops there. Probe reads: the listener of an MPTCP
  * socket is reached through a plain pointer. */
+/* Whether port is in the socket's namespace's ephemeral range (net.ipv4.ip_local_port_range,
+ * both families), where connect() picks a client's local port. The range is one u32 (low | high
+ * << 16) from 6.3 on, two ints before. Probe reads: the start-up scan's, once per socket. */
+static __always_inline bool ephemeral_port(struct sock *sk, __u16 port)
+{
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	__u32 r[2] = {};
+
+	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == sizeof(__u32)) {
+		bpf_core_read(r, sizeof(__u32), &net->ipv4.ip_local_ports.range);
+		r[1] = r[0] >> 16;
+		r[0] &= 0xffff;
+	} else {
+		bpf_core_read(r, sizeof(r), &net->ipv4.ip_local_ports.range);
+	}
+	return port >= r[0] && port <= r[1];
+}
+
 static __always_inline __u32 sock_drops(struct sock *sk)
 {
 	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
@@ -385,9 +403,12 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	fill_close(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
-	/* The kernel keeps no role: a listener on the local port (or a port bound explicitly,
-	 * which accepted sockets inherit from their listener) says server. */
-	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK))
+	/* The kernel keeps no role: a listener on the local port, a port bound explicitly (a
+	 * client's bind; accepted sockets do not inherit their listener's: sk_clone_lock clears
+	 * it), or a local port outside the ephemeral range facing a peer's port inside it (the
+	 * listener closed since, its connections draining) says server. */
+	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) ||
+	    (!ephemeral_port(sk, e.local_port) && ephemeral_port(sk, e.peer_port)))
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;

@@ -416,3 +416,49 @@ func TestNoLiveReads(t *testing.T) {
 	}
 	assert.Equal(t, 1, closes)
 }
+
+// A server whose listener closed before podnet started (draining its connections, or about to
+// listen again) still has server ends: accepted sockets do not keep their listener's explicit
+// bind, so the port ranges say it — a local port outside the ephemeral range facing a peer's
+// inside it (found by an independent check: such ends were found as clients, a series each).
+func TestFoundServerEndsWithTheirListenerClosed(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 224)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	addr := netip.AddrPortFrom(serverPod.IPv4, 7030)
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	var clients, servers []net.Conn
+	require.NoError(t, clientPod.Do(func() error {
+		for range 2 {
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			clients, servers = append(clients, c), append(servers, s)
+		}
+		return nil
+	}))
+	require.NoError(t, ln.Close())
+	defer func() {
+		for i := range clients {
+			_ = clients[i].Close()
+			_ = servers[i].Close()
+		}
+	}()
+
+	tr := openEvents(t, 1<<22)
+	require.NoError(t, tr.IteratorsUnavailable())
+	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
+	byRole := map[uint32]map[uint8]int{cns: {}, sns: {}}
+	for _, e := range found(t, tr, cns, sns) {
+		byRole[e.NetnsIno][e.Role]++
+		if e.NetnsIno == sns {
+			assert.Equal(t, uint16(7030), e.LocalPort)
+		}
+	}
+	assert.Equal(t, map[uint32]map[uint8]int{cns: {roleClient: 2}, sns: {roleServer: 2}}, byRole)
+}

@@ -61,7 +61,7 @@ func readNamespaces(procRoot string, ns namespaces, st *Stats) (conns []Conn, by
 			byInode[s.inode] = len(conns)
 			conns = append(conns, Conn{
 				NetnsIno: ino, Local: s.local, Peer: s.peer,
-				Role: roleOf(s.local, t.listeners), RoleGuessed: true,
+				Role: roleOf(s.local, s.peer, t.listeners), RoleGuessed: true,
 				Inode: s.inode, State: s.state,
 			})
 		}
