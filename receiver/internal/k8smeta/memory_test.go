@@ -1,6 +1,7 @@
 package k8smeta
 
 import (
+	"math"
 	"runtime"
 	"testing"
 
@@ -80,4 +81,34 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// TestMemoryOfTheAddressHistory is what the address history adds per 10k pods held now plus a
+// full past of maxEndedHoldings ended holdings: its holdings point at the informers' strings,
+// so here the pods' objects are kept alive outside the measurement, as the informer does.
+func TestMemoryOfTheAddressHistory(t *testing.T) {
+	const pods = 10_000
+	owners := make([]holder, 0, pods+maxEndedHoldings)
+	for i := range pods + maxEndedHoldings {
+		obj, err := transformPeerPod(fullPod(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners = append(owners, ownerHolders(PeerPod)(obj)...)
+	}
+	before := heapInUse()
+	h := newIPHistory()
+	for i, c := range owners {
+		h.claim(c.key, c.owner, math.MinInt64, false, 0)
+		if i >= pods {
+			h.release(c.key, c.owner, int64(i))
+		}
+	}
+	used := heapInUse() - before
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(owners)
+	t.Logf("%d held and %d ended holdings: %.1f MiB (%d B per holding)", pods, maxEndedHoldings, float64(used)/(1<<20), used/uint64(len(owners)))
+	if used > 6<<20 {
+		t.Errorf("%d B, want at most %d", used, 6<<20)
+	}
 }
