@@ -18,13 +18,13 @@ import (
 
 // running is what Start started and Shutdown stops.
 type running struct {
-	reader       *ringReader // nil with in-kernel aggregation
-	handoff      *handoff
-	kernel       *kernelSide
-	cancel       context.CancelFunc // ends deliveries: Shutdown's deadline passed
+	reader  *ringReader // nil with in-kernel aggregation
+	handoff *handoff
+	kernel  *kernelSide
+	cancel  context.CancelFunc // ends deliveries: Shutdown's deadline passed
 	// cancelLogs ends the reader's and the pipeline's deliveries first: the logs' share of
 	// Shutdown's deadline passed (the final metrics keep the rest).
-	cancelLogs context.CancelFunc
+	cancelLogs   context.CancelFunc
 	stopEmitter  chan struct{}
 	readerDone   chan struct{}
 	pipelineDone chan struct{}

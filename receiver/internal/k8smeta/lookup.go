@@ -3,7 +3,6 @@ package k8smeta
 import (
 	"net/netip"
 	"time"
-
 )
 
 // PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
