@@ -112,11 +112,11 @@ func TestGonePodsAreBounded(t *testing.T) {
 	for i := range maxGonePods + 1 {
 		p := &localPod{}
 		p.UID = types.UID(fmt.Sprint(i))
-		g.add(p)
+		g.Add(string(p.UID), p)
 	}
-	assert.Len(t, g.byUID, maxGonePods)
-	_, ok := g.get("0")
+	assert.Equal(t, maxGonePods, g.Len())
+	_, ok := g.Get("0")
 	assert.False(t, ok, "the oldest made room")
-	_, ok = g.get(fmt.Sprint(maxGonePods))
+	_, ok = g.Get(fmt.Sprint(maxGonePods))
 	assert.True(t, ok)
 }

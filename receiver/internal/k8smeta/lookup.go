@@ -35,7 +35,7 @@ func (s *Store) localPod(uid string) (p *localPod, gone, ok bool) {
 		p, ok = objs[0].(*localPod)
 		return p, false, ok
 	}
-	p, ok = s.gone.get(uid)
+	p, ok = s.gone.Get(uid)
 	return p, ok, ok
 }
 

@@ -69,7 +69,7 @@ type Store struct {
 	historySynced       []cache.InformerSynced
 	slicesHistorySynced cache.InformerSynced // with PeerPodsEndpoints
 	// gone are this node's recently deleted pods, still named for their sockets' last events.
-	gone             *gonePods
+	gone             gonePods
 	stopSlices       context.CancelFunc
 	onOptionalDenied func(error)
 

@@ -1,6 +1,6 @@
 package procscan
 
-import "sync"
+import "github.com/podnet/podnet/internal/fifomap"
 
 // maxDeparted bounds the pod cgroups remembered after their last process left (the scan no
 // longer sees them): a node runs a few hundred pods' containers at most, and 4,096 departures
@@ -11,49 +11,20 @@ const maxDeparted = 4096
 // after the fact, TIME_WAIT, aggregates drained after a short-lived pod exited) still name their
 // pod: by the cgroup, which the kernel never reuses, not by the network namespace, whose inode a
 // new pod may already have.
-type departed struct {
-	mu    sync.RWMutex
-	byID  map[uint64]Ref
-	order []uint64 // a ring of maxDeparted ids, oldest at next once full
-	next  int
-}
+type departed struct{ *fifomap.Map[uint64, Ref] }
+
+func newDeparted() departed { return departed{fifomap.New[uint64, Ref](maxDeparted)} }
 
 // keep remembers the pod cgroups of prev (and those resolved since it) that next no longer has.
-func (d *departed) keep(prev, next *snapshot, resolved map[uint64]Ref) {
+func (d departed) keep(prev, next *snapshot, resolved map[uint64]Ref) {
 	if prev == nil {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	for _, m := range [2]map[uint64]Ref{prev.cgroups, resolved} {
 		for id, ref := range m {
 			if _, still := next.cgroups[id]; !still && ref.PodUID != "" {
-				d.addLocked(id, ref)
+				d.Add(id, ref)
 			}
 		}
 	}
-}
-
-func (d *departed) addLocked(id uint64, ref Ref) {
-	if _, ok := d.byID[id]; ok {
-		return
-	}
-	if d.byID == nil {
-		d.byID = map[uint64]Ref{}
-	}
-	if len(d.order) == maxDeparted {
-		delete(d.byID, d.order[d.next])
-		d.order[d.next] = id
-	} else {
-		d.order = append(d.order, id)
-	}
-	d.next = (d.next + 1) % maxDeparted
-	d.byID[id] = ref
-}
-
-func (d *departed) get(id uint64) (Ref, bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	ref, ok := d.byID[id]
-	return ref, ok
 }

@@ -56,6 +56,7 @@ func (h *fakeHost) scanner() *Scanner {
 		walker: walker{procRoot: h.procRoot, cgroups: &cgroupFS{dir: h.cgroupDir}},
 		logger: zap.NewNop(),
 		rescan: make(chan struct{}, 1),
+		gone:   newDeparted(),
 	}
 	require.NoError(h.t, s.scan(context.Background()))
 	return s

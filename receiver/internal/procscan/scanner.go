@@ -88,6 +88,7 @@ func New(cfg Config) (*Scanner, error) {
 		walker: walker{procRoot: cfg.ProcRoot},
 		logger: cfg.Logger,
 		rescan: make(chan struct{}, 1),
+		gone:   newDeparted(),
 	}
 	if err != nil {
 		s.logger.Warn("no cgroup2 hierarchy: sockets are attributed by network namespace only, hostNetwork pods not at all", zap.Error(err))
@@ -130,7 +131,7 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 		return Ref{}, false
 	}
 	if _, seen := snap.cgroups[cgroupID]; !seen && cgroupID != 0 {
-		if ref, ok := s.gone.get(cgroupID); ok {
+		if ref, ok := s.gone.Get(cgroupID); ok {
 			return ref, true // not by its namespace: a new pod may have its inode
 		}
 	}
