@@ -38,6 +38,9 @@ func startPeriodic(t *testing.T, aggregation string, withLogs bool) *periodic {
 	cfg := NewDefaultConfig()
 	cfg.MetricsAggregation = aggregation
 	cfg.PollInterval = 20 * time.Millisecond
+	// The ring takes every TCP event of the machine: other packages' tests, run in parallel,
+	// include load tests at the machine's full connection rate.
+	cfg.RingBufferSize = 64 << 20
 	cfg.MetricsInterval = periodicInterval
 	cfg.MetricSeriesIdleExpiry = time.Hour
 	p := &periodic{metrics: new(consumertest.MetricsSink), tt: componenttest.NewTelemetry()}
@@ -111,6 +114,7 @@ func (p *periodic) requireReached(t *testing.T, want []expectation, msg string, 
 			v, ok := point(t, all, w.netns, w.name, w.attrs)
 			t.Logf("%s %v: got %v (%v), want %v", w.name, w.attrs, v, ok, w.want)
 		}
+		t.Logf("events lost (ring full) %d, dropped %d", p.telemetry(t, "otelcol_podnet_events_lost"), p.telemetry(t, "otelcol_podnet_events_dropped"))
 		t.FailNow()
 	}
 }
