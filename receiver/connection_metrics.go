@@ -144,11 +144,10 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		s, overflowed := m.get(k, e.local, now, now)
 		if overflowed {
 			folded++
-			k = overflowKey
 		}
 		switch e.Type {
 		case event.Connect, event.Accept:
-			m.graph.count(&k, s, &m.names, 1, b2i(e.Failed()), now)
+			m.graph.count(&k, e.local, s, overflowed, &m.names, 1, b2i(e.Failed()), now)
 			s.connections++
 			s.synRetransmits += int64(e.SynRetransmits)
 			addHandshake(s, e)
@@ -190,14 +189,11 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.serverName = m.serverNames.name(key.res, peer, serverName, now)
 	}
 	s, overflowed := m.get(key, local, since, now)
-	if overflowed {
-		key = overflowKey
-	}
 	failed := int64(0)
 	if key.errno != 0 {
 		failed = int64(v.Connections)
 	}
-	m.graph.count(&key, s, &m.names, int64(v.Connections), failed, now)
+	m.graph.count(&key, local, s, overflowed, &m.names, int64(v.Connections), failed, now)
 	addValue(s, v)
 	return overflowed
 }

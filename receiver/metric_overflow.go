@@ -42,7 +42,8 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcom
 		m.series[overflowKey] = s
 	}
 	s.updated, s.local = now, m.node
-	m.graph.fold(int64(v.Connections), now)
+	// Not on the service graph: the kernel's entry keeps neither roles nor names, so which of
+	// its connections had an edge is unknown (see README, service graph).
 	addValue(s, v)
 }
 

@@ -58,8 +58,20 @@ func newServiceGraph(cfg *Config) serviceGraph {
 
 // count adds a series' opens (failed: those that failed) to its edge, if it has one. The edge
 // is named once per series and local end, not per event.
-func (g *serviceGraph) count(k *seriesKey, s *series, names *stringCache, opens, failed int64, now pcommon.Timestamp) {
+func (g *serviceGraph) count(k *seriesKey, local *localEnd, s *series, overflowed bool, names *stringCache, opens, failed int64, now pcommon.Timestamp) {
 	if !g.on || opens == 0 {
+		return
+	}
+	if overflowed {
+		// Folded into the overflow series: on the overflow edge if its own series (k, local)
+		// would have had an edge, and on none if it would not (a server end whose client is a
+		// pod, counted at the client; a connection with no pod at either end).
+		if _, ok := g.edgeOf(k, local, names); ok {
+			e := g.get(overflowEdge, now)
+			e.opens += opens
+			e.failed += failed
+			e.updated = now
+		}
 		return
 	}
 	if s.edgeLocal != s.local {
@@ -78,20 +90,8 @@ func (g *serviceGraph) count(k *seriesKey, s *series, names *stringCache, opens,
 	}
 }
 
-// fold counts the kernel's overflow entry's opens on the overflow edge: their names are gone.
-func (g *serviceGraph) fold(opens int64, now pcommon.Timestamp) {
-	if g.on && opens > 0 {
-		e := g.get(overflowEdge, now)
-		e.opens += opens
-		e.updated = now
-	}
-}
-
 // edgeOf names a series' edge; false when the series is counted elsewhere.
 func (g *serviceGraph) edgeOf(k *seriesKey, local *localEnd, names *stringCache) (edgeKey, bool) {
-	if k.overflow {
-		return overflowEdge, true
-	}
 	peer := k.peerID
 	var key edgeKey
 	switch {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
 func TestWorkloadOf(t *testing.T) {
@@ -55,4 +57,39 @@ func total(e map[string]edgeCounts) (n int) {
 		n += int(c.opens)
 	}
 	return n
+}
+
+// Connections folded into the overflow series count on the overflow edge when their own series
+// would have had an edge, failed ones as failed, and nowhere when it would not: a server end
+// whose client is a pod (counted at the client), a connection with no pod at either end (found by
+// an independent check: the overflow edge counted every folded connection, both ends, and none
+// as failed).
+func TestServiceGraphOverflowCountsWhatWouldHaveHadAnEdge(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+	cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = true
+	cfg.MaxMetricSeries = 1
+	for _, tc := range []struct {
+		name          string
+		attr          attribution.Attributor
+		opens, failed int
+	}{
+		{"pods", podsEverywhere{}, 21, 1},
+		{"no pods", attribution.None{}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newConnectionMetrics(cfg, fixtureSettings)
+			events := shortConnections(80) // 20 connections, 4 events each
+			refused := events[0]
+			refused.Errno = 111 // ECONNREFUSED
+			m.add(enrichAll(newResources(cfg, tc.attr), append(events, refused)))
+			got := edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(time.Now()))})
+			failed := 0
+			for _, c := range got {
+				failed += int(c.failed)
+			}
+			assert.Equal(t, tc.opens, total(got), "one open per connection, at the client: %v", got)
+			assert.Equal(t, tc.failed, failed)
+		})
+	}
 }
