@@ -12,6 +12,11 @@
 #define EPIPE 32
 #define ECONNRESET 104
 #define ETIMEDOUT 110
+/* ICMP soft errors a connection that timed out may carry instead of ETIMEDOUT (close_reason_of) */
+#define ENONET 64
+#define ENETUNREACH 101
+#define EHOSTDOWN 112
+#define EHOSTUNREACH 113
 #define EADDRNOTAVAIL 99
 
 /* How a socket's fields are read. Every reader takes one, a constant at each call site, and

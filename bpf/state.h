@@ -273,7 +273,10 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 
 	if (ci->reset_received || err == ECONNRESET || err == EPIPE)
 		return CLOSE_RESET_RECEIVED;
-	if (err == ETIMEDOUT)
+	/* A connection the kernel gave up on (retransmissions, keepalive, TCP_USER_TIMEOUT) has
+	 * ETIMEDOUT, or the last ICMP error its retransmissions met instead (tcp_write_err takes
+	 * sk_err_soft first): an unreachable peer timed out, it sent no reset. */
+	if (err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENONET)
 		return CLOSE_TIMEOUT;
 	if (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
 		return CLOSE_NORMAL;
