@@ -3,7 +3,9 @@
 package podnetreceiver
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -53,6 +55,8 @@ type series struct {
 	// active is the open connections at the last complete drain (a value, not a sum);
 	// drained collects the current drain's, until settleActive.
 	active, drained int64
+	// retired: idle past expiry, no longer emitted (connectionMetrics.retired).
+	retired bool
 	// The service graph's edge (service_graph.go), named for edgeLocal; edgeAt is it in the
 	// graph, kept so an open costs no lookup by name.
 	edge      edgeKey
@@ -72,6 +76,11 @@ type connectionMetrics struct {
 	max    int
 	expiry time.Duration
 	series map[seriesKey]*series
+	// retired counts the series of m.series that went idle past expiry: not emitted, not live,
+	// kept (at most max of them) so that one that comes back continues its cumulative values
+	// from its start time instead of starting over: a backend that ignores start times
+	// (Prometheus) would not see that reset when the new value is the higher.
+	retired int
 	// listens: podnet.tcp.listen.overflows, set by each listener scan (listenOverflows).
 	listens         map[listenKey]*listenSeries
 	listenOverflows bool
@@ -225,6 +234,14 @@ func addValue(s *series, v *bpf.PodnetAggValue) {
 // max_metric_series are live, the overflow series (overflowed true).
 func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon.Timestamp) (s *series, overflowed bool) {
 	s = m.series[k]
+	if s != nil && s.retired {
+		if m.live() < m.max {
+			s.retired = false // back: it continues from where it was
+			m.retired--
+		} else {
+			s = nil
+		}
+	}
 	if s == nil {
 		if m.live() >= m.max {
 			k, local, overflowed = overflowKey, m.node, true
@@ -239,6 +256,28 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 	return s, overflowed
 }
 
+// forgetRetired keeps the max most recently updated retired series and forgets the rest.
+func (m *connectionMetrics) forgetRetired() {
+	if m.retired <= m.max {
+		return
+	}
+	type retiredAt struct {
+		k  seriesKey
+		at pcommon.Timestamp
+	}
+	var rs []retiredAt
+	for k, s := range m.series {
+		if s.retired {
+			rs = append(rs, retiredAt{k, s.updated})
+		}
+	}
+	slices.SortFunc(rs, func(a, b retiredAt) int { return cmp.Compare(a.at, b.at) })
+	for _, r := range rs[:len(rs)-m.max] {
+		delete(m.series, r.k)
+		m.retired--
+	}
+}
+
 // emit returns every live series' cumulative values, one ResourceMetrics per local end,
 // named as the end's most recent event named it.
 func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
@@ -246,8 +285,12 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	listensBy := map[resourceKey][]listenKey{}
 	latest := latestNames{}
 	for k, s := range m.series {
+		if s.retired {
+			continue
+		}
 		if s.active == 0 && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
-			delete(m.series, k)
+			s.retired = true
+			m.retired++
 			continue
 		}
 		if k.overflow {
@@ -256,6 +299,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		byResource[k.res] = append(byResource[k.res], k)
 		latest.see(k.res, s.local, s.updated)
 	}
+	m.forgetRetired()
 	m.serverNames.expire(now, m.expiry)
 	for k, s := range m.listens {
 		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {

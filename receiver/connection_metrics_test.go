@@ -144,7 +144,51 @@ func TestConnectionMetricsForgetIdleSeries(t *testing.T) {
 	later := pcommon.NewTimestampFromTime(time.Now().Add(cfg.MetricSeriesIdleExpiry + time.Minute))
 	md := m.emit(later)
 	assert.Zero(t, md.DataPointCount())
-	assert.Empty(t, m.series)
+	assert.Zero(t, m.live(), "idle series leave the live ones (retired, no longer emitted)")
+}
+
+// A retired series that comes back continues: same start time, cumulative values from where
+// they were. Started over, its new value may be the higher, and a backend that ignores start
+// times (Prometheus) would count the old one twice or lose the new (found by an independent
+// check with a real Prometheus: 1 → 3, then back with 10, read as +9 instead of +12). At most
+// max_metric_series retired series are kept, the most recently updated.
+func TestConnectionMetricsRetiredSeriesContinue(t *testing.T) {
+	cfg := NewDefaultConfig()
+	m := newFixtureMetrics(cfg)
+	m.add(fixtureBatch(cfg))
+	first := m.emit(pcommon.NewTimestampFromTime(time.Now()))
+	before := dataPoints(first, "podnet.tcp.connections")
+	require.NotEmpty(t, before)
+	idle := func(m *connectionMetrics) {
+		for _, s := range m.series {
+			s.updated = pcommon.NewTimestampFromTime(time.Now().Add(-cfg.MetricSeriesIdleExpiry - time.Minute))
+		}
+	}
+	idle(m)
+	require.Zero(t, m.emit(pcommon.NewTimestampFromTime(time.Now())).DataPointCount(), "retired")
+	m.add(fixtureBatch(cfg))
+	back := dataPoints(m.emit(pcommon.NewTimestampFromTime(time.Now())), "podnet.tcp.connections")
+	require.Len(t, back, len(before))
+	sum := func(dps []pmetric.NumberDataPoint) (n int64, starts map[pcommon.Timestamp]bool) {
+		starts = map[pcommon.Timestamp]bool{}
+		for _, dp := range dps {
+			n += dp.IntValue()
+			starts[dp.StartTimestamp()] = true
+		}
+		return n, starts
+	}
+	n1, s1 := sum(before)
+	n2, s2 := sum(back)
+	assert.Equal(t, 2*n1, n2, "the values continue")
+	assert.Equal(t, s1, s2, "from the same start times")
+
+	small := NewDefaultConfig()
+	small.MaxMetricSeries = 2
+	m = newFixtureMetrics(small)
+	m.add(fixtureBatch(small))
+	idle(m)
+	m.emit(pcommon.NewTimestampFromTime(time.Now()))
+	assert.LessOrEqual(t, m.retired, 2, "at most max_metric_series retired series are kept")
 }
 
 func dataPoints(md pmetric.Metrics, name string) []pmetric.NumberDataPoint {

@@ -21,10 +21,11 @@ const overflowAttribute = "otel.metric.overflow"
 // here (foldAggregate).
 var overflowKey = seriesKey{overflow: true}
 
-// live is the number of series that count against max_metric_series: all but the overflow one.
+// live is the number of series that count against max_metric_series: all but the overflow one
+// and the retired.
 func (m *connectionMetrics) live() int {
-	n := len(m.series)
-	if _, ok := m.series[overflowKey]; ok {
+	n := len(m.series) - m.retired
+	if s, ok := m.series[overflowKey]; ok && !s.retired {
 		n--
 	}
 	return n
@@ -41,6 +42,10 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcom
 		s = &series{start: since}
 		m.series[overflowKey] = s
 	}
+	if s.retired {
+		s.retired = false // back, continuing
+		m.retired--
+	}
 	s.updated, s.local = now, m.node
 	// Not on the service graph: the kernel's entry keeps neither roles nor names, so which of
 	// its connections had an edge is unknown (see README, service graph).
@@ -52,7 +57,7 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcom
 // other splits are summed into the one data point per metric.
 func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timestamp) {
 	s := m.series[overflowKey]
-	if s == nil {
+	if s == nil || s.retired {
 		return
 	}
 	// The builder's data points need their attributes; they are replaced below.
