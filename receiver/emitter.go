@@ -130,13 +130,13 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 	if err != nil && !errors.Is(err, errKernelClosed) {
 		e.warn.warn("podnet: cannot read the in-kernel aggregates", err)
 	}
-	e.scanListeners(now)
+	e.scanListeners(since, now)
 }
 
 // scanListeners reads every listener's drops (podnet.tcp.listen.overflows), once per metrics
 // interval: a walk of the node's descriptors, so only when the metric is on and the kernel has
 // the iterators (Start said once if it has not).
-func (e *emitter) scanListeners(now pcommon.Timestamp) {
+func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 	if !e.metrics.m.listenOverflows || e.kernel.src.IteratorsUnavailable() != nil {
 		return
 	}
@@ -147,5 +147,5 @@ func (e *emitter) scanListeners(now pcommon.Timestamp) {
 		}
 		return
 	}
-	e.metrics.m.setListenDrops(scan, e.aggregates.local, now)
+	e.metrics.m.setListenDrops(scan, e.aggregates.local, since, now)
 }

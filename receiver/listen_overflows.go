@@ -24,8 +24,10 @@ type listenSeries struct {
 }
 
 // setListenDrops takes one listener scan: every listening socket with its drops, summed per
-// local end and port (SO_REUSEPORT listeners share one).
-func (m *connectionMetrics) setListenDrops(scan []bpf.PodnetListenDrops, local func(resourceKey) *localEnd, now pcommon.Timestamp) {
+// local end and port (SO_REUSEPORT listeners share one). A listener first seen (or seen again
+// with fewer drops: a new one) starts at the previous scan (since), not at this one: a first
+// point must not cover a zero-length window.
+func (m *connectionMetrics) setListenDrops(scan []bpf.PodnetListenDrops, local func(resourceKey) *localEnd, since, now pcommon.Timestamp) {
 	sums := map[listenKey]int64{}
 	for i := range scan {
 		r := &scan[i]
@@ -34,10 +36,10 @@ func (m *connectionMetrics) setListenDrops(scan []bpf.PodnetListenDrops, local f
 	for k, drops := range sums {
 		s := m.listens[k]
 		if s == nil {
-			s = &listenSeries{start: now}
+			s = &listenSeries{start: since}
 			m.listens[k] = s
 		} else if drops < s.drops {
-			s.start = now
+			s.start = since
 		}
 		s.drops, s.updated, s.local = drops, now, namedOver(s.local, local(k.res))
 	}

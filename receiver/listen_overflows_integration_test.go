@@ -38,4 +38,7 @@ func TestListenOverflowsOfAPod(t *testing.T) {
 	calmDrops, ok := point(t, all, calm.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8096)})
 	require.True(t, ok, "a listener that never dropped has its series too")
 	assert.Zero(t, calmDrops)
+	// First seen by the last scan, the listeners' points start before it: not a zero-length
+	// window holding every drop.
+	assertStartsBefore(t, all, time.Now(), server.NetnsInode(), calm.NetnsInode())
 }
