@@ -71,12 +71,14 @@ func TestScannerRescansOnUnknownKeys(t *testing.T) {
 	pid := startSleeper(t, fs, testNetns(t), podPath)
 	ns, cg := netnsOf(t, pid), cgroupIDOf(t, fs, podPath)
 
-	// The cgroup is opened by id at once; the namespace alone waits for a rescan.
+	// The namespace alone waits for a rescan; the cgroup is opened by id at once. In this
+	// order: a miss asks for a rescan, which may land at once (the start-up scan is older than
+	// minRescan on a busy machine), so the namespace is asked first.
+	_, ok := s.Lookup(ns, 0)
+	require.False(t, ok, "a namespace created after the first scan must miss until a rescan")
 	ref, ok := s.Lookup(ns, cg)
 	require.True(t, ok, "a cgroup newer than the last scan is resolved by id")
 	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
-	_, ok = s.Lookup(ns, 0)
-	require.False(t, ok, "a namespace created after the first scan must miss until a rescan")
 
 	// Hammer Lookup until the rescan lands: misses coalesce, and scans stay rate-limited.
 	begin := time.Now()
