@@ -159,6 +159,21 @@ static __always_inline struct sock *accepted_tcp_sock(struct sock *sk, enum sock
 	return sk;
 }
 
+/* Whether a socket was born since the start-up scan (so an entry counted its open): its lsndtime
+ * is its creation, for a server that has sent nothing before accept() returned it. */
+static __always_inline bool born_since_start(struct sock *sk, enum sock_read rd)
+{
+	__u32 born;
+
+	if (!started_jiffies)
+		return false;
+	if (rd == READ_CAST)
+		born = ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->lsndtime;
+	else
+		born = BPF_CORE_READ((struct tcp_sock *)sk, lsndtime);
+	return (__s32)(born - (__u32)started_jiffies) >= 0;
+}
+
 /* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
  * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
  * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */
@@ -187,12 +202,13 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		if (state == TCP_CLOSE)
 			return 0; /* already closed and reported before accept() returned it */
 		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will count it. Otherwise it
-		 * was established before it was tracked: before podnet loaded (it waited in the
-		 * queue), or its entry was evicted from a full `conns` after its handshake counted
-		 * its open. Either way its open is not counted (again), nor its duration (its start is
-		 * unknown), as for a found connection; it is counted open, for its close to take. */
+		 * was established before it was tracked: its entry was evicted from a full `conns`
+		 * after its handshake counted its open (born since the start-up scan), or it waited in
+		 * the queue since before podnet loaded. Either way its open is not counted (again), nor
+		 * its duration (its start is unknown), as for a found connection; the older one is
+		 * counted open, for its close to take (the evicted one's open is counted already). */
 		classify(&ci, sk, true, rd);
-		if (state != TCP_SYN_RECV)
+		if (state != TCP_SYN_RECV && !born_since_start(sk, rd))
 			ci.active_folded = count_open_only(sk, &ci, rd);
 		known = track(key, &ci);
 		if (!known)
@@ -458,6 +474,8 @@ int find_connections(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct sock *sk;
 
+	if (!started_jiffies)
+		started_jiffies = bpf_jiffies64();
 	if (!task)
 		return 0;
 	sk = file_stream_sock(ctx->file, false);

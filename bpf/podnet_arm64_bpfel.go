@@ -294,6 +294,7 @@ const (
 	PodnetVarScanId                      = "scan_id"
 	PodnetVarSendEvents                  = "send_events"
 	PodnetVarSocketLb                    = "socket_lb"
+	PodnetVarStartedJiffies              = "started_jiffies"
 	PodnetVarUnusedAggKey                = "unused_agg_key"
 	PodnetVarUnusedAggValue              = "unused_agg_value"
 	PodnetVarUnusedCloseReason           = "unused_close_reason"
@@ -422,6 +423,7 @@ type PodnetVariableSpecs struct {
 	ScanId                   *ebpf.VariableSpec `ebpf:"scan_id"`
 	SendEvents               *ebpf.VariableSpec `ebpf:"send_events"`
 	SocketLb                 *ebpf.VariableSpec `ebpf:"socket_lb"`
+	StartedJiffies           *ebpf.VariableSpec `ebpf:"started_jiffies"`
 	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
@@ -521,6 +523,7 @@ type PodnetVariables struct {
 	ScanId                   *ebpf.Variable `ebpf:"scan_id"`
 	SendEvents               *ebpf.Variable `ebpf:"send_events"`
 	SocketLb                 *ebpf.Variable `ebpf:"socket_lb"`
+	StartedJiffies           *ebpf.Variable `ebpf:"started_jiffies"`
 	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`

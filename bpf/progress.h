@@ -33,6 +33,11 @@
  * was this scan's find through this very descriptor, so the record is written again, once. */
 volatile __u8 scan_id = 1;
 
+/* When the start-up scan first ran (jiffies), set by it: a socket born since then was seen open
+ * by the state programs (on_accept tells an eviction from an older connection by it). 0 until
+ * then, and on kernels without iterators. */
+volatile __u64 started_jiffies;
+
 /* Established, or closing but not closed: the connection was reported open and not yet
  * closed. */
 static __always_inline bool open_state(int state)
