@@ -234,9 +234,43 @@ static __always_inline __u32 synack_handshake_us(struct sock *sk)
  * retransmission program kept it (synack_first, tp_btf), else that sample plus the timeouts the
  * retransmissions waited, as the kernel schedules them by default (the initial 1 s RTO,
  * doubling; a client's first tcp_syn_linear_timeouts SYN retries, 4 by default, all wait 1 s).
- * A server's retransmissions come in pairs (its timer's, and its answer to the client's own
- * retransmitted SYN, at the same second), so a server waited once per two. One tcp_sock read. */
+ * A server retransmits on its own timer and in answer to each SYN the client retransmits
+ * (synack_retransmitted_at). One tcp_sock read. */
 #define HANDSHAKE_RTO_US 1000000U
+
+/* When a server's retrans-th SYN-ACK retransmission went out, in s after its first SYN-ACK:
+ * its timer's (1 s, then doubling) and its answers to the client's retransmitted SYNs (the first
+ * `linear` 1 s apart, then doubling) merged, two at one time counting two. The client's
+ * tcp_syn_linear_timeouts is taken to be the server namespace's own (0 where the kernel has
+ * none: SYNs doubling too, so the two come in pairs). */
+static __always_inline __u32 synack_retransmitted_at(__u32 retrans, __u32 linear)
+{
+	__u32 timer = 1, timer_gap = 1, syn = 1, syn_gap = 1, syns = 0, at = 0;
+
+	for (int i = 0; i < 16 && i < retrans; i++) {
+		if (timer <= syn) {
+			at = timer;
+			timer_gap *= 2;
+			timer += timer_gap;
+			continue;
+		}
+		at = syn;
+		if (++syns >= linear)
+			syn_gap *= 2;
+		syn += syn_gap;
+	}
+	return at;
+}
+
+static __always_inline __u32 syn_linear_timeouts(struct sock *sk)
+{
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+
+	if (!bpf_core_field_exists(net->ipv4.sysctl_tcp_syn_linear_timeouts))
+		return 0;
+	return BPF_CORE_READ(net, ipv4.sysctl_tcp_syn_linear_timeouts);
+}
+
 static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
 {
 	__u32 srtt, retrans, waits, us = 0, rto = HANDSHAKE_RTO_US;
@@ -249,13 +283,14 @@ static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk,
 	}
 	if (!client && retrans) {
 		ci->handshake_us = synack_handshake_us(sk);
-		if (ci->handshake_us)
-			return;
+		if (!ci->handshake_us)
+			ci->handshake_us = synack_retransmitted_at(retrans, syn_linear_timeouts(sk)) * HANDSHAKE_RTO_US + (srtt >> 3);
+		return;
 	}
-	waits = client ? retrans : (retrans + 1) / 2;
+	waits = retrans;
 	for (int i = 0; i < 8 && i < waits; i++) {
 		us += rto;
-		if (!client || i >= 3)
+		if (i >= 3)
 			rto *= 2;
 	}
 	ci->handshake_us = us + (srtt >> 3);
