@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
@@ -35,8 +36,9 @@ func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj
 	return inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) { h.claim(h.holdersOf(obj), initial) },
 		UpdateFunc: func(old, cur any) {
-			h.released(h.holdersOf(old))
-			h.claim(h.holdersOf(cur), false)
+			claims := h.holdersOf(cur)
+			h.released(dropped(h.holdersOf(old), claims))
+			h.claim(claims, false)
 		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -56,6 +58,14 @@ func (h *handOvers) claim(claims []holder, initial bool) {
 	for _, c := range claims {
 		h.history.claim(c.key, c.owner, from, c.terminating, now)
 	}
+}
+
+// dropped are the claims of old that cur no longer makes: most updates (a pod's status) keep
+// them all, and need no index lookup.
+func dropped(old, cur []holder) []holder {
+	return slices.DeleteFunc(old, func(o holder) bool {
+		return slices.ContainsFunc(cur, func(c holder) bool { return c.key == o.key && c.owner == o.owner })
+	})
 }
 
 // released ends each claim that no object of the informer still makes: an update that keeps
