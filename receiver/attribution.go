@@ -93,7 +93,8 @@ func (m kubeMetadata) Pod(uid string) (name, namespace string, ok bool) {
 }
 
 func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {
-	p, span, ok := m.PeerAt(addr, at)
+	p, s, ok := m.PeerAt(addr, at)
+	span := attribution.Span{From: s.From, To: s.To}
 	if !ok {
 		return attribution.Peer{}, span, false
 	}

@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-
-	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
 // maxEndedHoldings bounds the history's past: the most recent 16,384 holdings that ended in the
@@ -19,6 +17,15 @@ const maxEndedHoldings = 16384
 
 // open is the end of a holding that has not ended.
 const open = math.MaxInt64
+
+// Span is the time, in Unix ns, over which an answer holds: [From, To).
+type Span struct{ From, To int64 }
+
+// always is the span of an address's answer when nothing ever changed.
+var always = Span{From: math.MinInt64, To: math.MaxInt64}
+
+// Holds says whether at falls in the span.
+func (s Span) Holds(at int64) bool { return s.From <= at && at < s.To }
 
 // holding is one owner's time with an address: [from, until).
 type holding struct {
@@ -125,10 +132,10 @@ func (h *ipHistory) forgetOldestEnded(key string) {
 // nobody held it then (between two holdings, before the first one known, after the last
 // ended). span is the time over which the answer holds: between the holdings' nearest starts
 // and ends around at.
-func (h *ipHistory) ownerAt(key string, at int64) (owner Peer, span attribution.Span, ok bool) {
+func (h *ipHistory) ownerAt(key string, at int64) (owner Peer, span Span, ok bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	span = attribution.Always
+	span = always
 	var best *holding
 	for i := range h.byKey[key] {
 		x := &h.byKey[key][i]

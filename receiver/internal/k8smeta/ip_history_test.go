@@ -6,12 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/podnet/podnet/receiver/internal/attribution"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-func spanOf(from, to int64) attribution.Span { return attribution.Span{From: from, To: to} }
 
 func pod(name string) Peer {
 	return Peer{Kind: PeerPod, Name: name, Namespace: "shop", UID: "uid-" + name}
@@ -32,14 +28,14 @@ func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 	for _, tc := range []struct {
 		at   int64
 		want Peer
-		span attribution.Span
+		span Span
 		ok   bool
 	}{
-		{50, pod("a"), spanOf(attribution.Always.From, 100), true},
-		{120, Peer{}, spanOf(100, 150), false}, // a connection to nobody stays nobody's
-		{150, pod("b"), spanOf(150, 400), true},
-		{399, pod("b"), spanOf(150, 400), true},
-		{400, pod("c"), spanOf(400, attribution.Always.To), true},
+		{50, pod("a"), Span{always.From, 100}, true},
+		{120, Peer{}, Span{100, 150}, false}, // a connection to nobody stays nobody's
+		{150, pod("b"), Span{150, 400}, true},
+		{399, pod("b"), Span{150, 400}, true},
+		{400, pod("c"), Span{400, always.To}, true},
 	} {
 		got, span, ok := h.ownerAt(ip, tc.at)
 		assert.Equal(t, tc.ok, ok, "at %d", tc.at)
@@ -49,7 +45,7 @@ func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 	}
 	_, span, ok := h.ownerAt("10.0.0.8", 150)
 	assert.False(t, ok)
-	assert.Equal(t, attribution.Always, span, "an address nobody held")
+	assert.Equal(t, always, span, "an address nobody held")
 }
 
 // A pod that leaves every EndpointSlice and comes back holds the address again: its deletion

@@ -3,8 +3,6 @@ package k8smeta
 import (
 	"net/netip"
 	"time"
-
-	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
 // PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
@@ -53,7 +51,7 @@ func (s *Store) PeerByIP(addr netip.Addr) (Peer, bool) {
 // IP goes to a new pod once it is deleted, often within seconds. The answer comes from the
 // address history (ip_history.go), with the span over which it holds; nobody (ok false) when
 // nobody held the address then, as far as the Store knows.
-func (s *Store) PeerAt(addr netip.Addr, at int64) (Peer, attribution.Span, bool) {
+func (s *Store) PeerAt(addr netip.Addr, at int64) (Peer, Span, bool) {
 	return s.history.ownerAt(addr.Unmap().String(), at)
 }
 
