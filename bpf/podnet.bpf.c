@@ -452,9 +452,10 @@ SEC("iter/task_file")
 int find_listeners(struct bpf_iter__task_file *ctx)
 {
 	struct sock *sk = file_stream_sock(ctx->file, true);
+	struct task_struct *task = ctx->task;
 
-	if (sk)
-		note_listener(sk);
+	if (sk && task)
+		note_listener(sk, task->tgid);
 	return 0;
 }
 
@@ -462,9 +463,10 @@ SEC("iter/task_file")
 int scan_listen_drops(struct bpf_iter__task_file *ctx)
 {
 	struct sock *sk = file_stream_sock(ctx->file, true);
+	struct task_struct *task = ctx->task;
 
-	if (sk)
-		write_listen_drops(ctx->meta->seq, sk);
+	if (sk && task)
+		write_listen_drops(ctx->meta->seq, sk, task->tgid);
 	return 0;
 }
 

@@ -108,9 +108,10 @@ struct listen_drops {
 	__u64 sk;        /* the listener (dup'ed descriptors and forks show it more than once) */
 	__u64 cgroup_id;
 	__u32 netns_ino;
-	__u32 drops;     /* since the listener was created */
+	__u32 drops;     /* sk_drops since the listener was created: its ListenDrops and more */
 	__u16 port;      /* host byte order */
-	__u8 _pad[6];
+	__u8 _pad[2];
+	__u32 tgid;      /* a process in its namespace: the one that listened, or held it when found */
 };
 
 /* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */

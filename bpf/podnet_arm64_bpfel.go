@@ -181,7 +181,8 @@ type PodnetListenDrops struct {
 	NetnsIno uint32
 	Drops    uint32
 	Port     uint16
-	Pad      [6]uint8
+	Pad      [2]uint8
+	Tgid     uint32
 }
 
 type PodnetListenPort struct {

@@ -286,20 +286,20 @@ static __always_inline struct sock *file_stream_sock(struct file *file, bool mpt
 
 /* A listener the start-up scan found (it began before podnet loaded) joins `listeners`: the TCP
  * socket beneath an MPTCP listener, which is where drops are counted. */
-static __always_inline void note_listening(struct sock *sk)
+static __always_inline void note_listening(struct sock *sk, __u32 tgid)
 {
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
 		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
 		if (!sk)
 			return;
 	}
-	add_listener(sk);
+	add_listener(sk, tgid);
 }
 
 /* The start-up scan's first pass: every listening port, per network namespace. MPTCP
  * listeners too (Go 1.24+ listens with MPTCP by default): what they accept from plain TCP
  * clients are TCP sockets on their port. */
-static __always_inline void note_listener(struct sock *sk)
+static __always_inline void note_listener(struct sock *sk, __u32 tgid)
 {
 	struct listen_port lp = {};
 	__u8 one = 1;
@@ -309,12 +309,9 @@ static __always_inline void note_listener(struct sock *sk)
 	lp.netns_ino = sk->__sk_common.skc_net.net->ns.inum;
 	lp.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	bpf_map_update_elem(&listen_ports, &lp, &one, BPF_ANY);
-	note_listening(sk);
+	note_listening(sk, tgid);
 }
 
-/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
- * (6.17+). tcp_listendrop counts a listener's drops there. Probe reads: the listener of an MPTCP
- * socket is reached through a plain pointer. */
 /* Whether port is in the socket's namespace's ephemeral range (net.ipv4.ip_local_port_range,
  * both families), where connect() picks a client's local port. The range is one u32 (low | high
  * << 16) from 6.3 on, two ints before. Probe reads: the start-up scan's, once per socket. */
@@ -333,6 +330,11 @@ static __always_inline bool ephemeral_port(struct sock *sk, __u16 port)
 	return port >= r[0] && port <= r[1];
 }
 
+/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
+ * (6.17+). tcp_listendrop counts a listener's drops there, and so does every packet a pending
+ * request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
+ * twice): user space takes the namespace's ListenDrops as the bound (listen_overflow_ledger.go).
+ * Probe reads: the listener of an MPTCP socket is reached through a plain pointer. */
 static __always_inline __u32 sock_drops(struct sock *sk)
 {
 	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
@@ -346,7 +348,8 @@ static __always_inline __u32 sock_drops(struct sock *sk)
 	return n;
 }
 
-/* What the listener scan reports of a listening socket (the TCP one beneath an MPTCP listener). */
+/* What the listener scan reports of a listening socket (the TCP one beneath an MPTCP listener);
+ * tgid, a process in its namespace, is the caller's. */
 static __always_inline void fill_listen_drops(struct listen_drops *r, struct sock *sk)
 {
 	r->sk = (__u64)sk;
@@ -359,9 +362,9 @@ static __always_inline void fill_listen_drops(struct listen_drops *r, struct soc
 /* The listener scan (issue 15, run by user space each metrics interval): every listening TCP
  * socket with its drops. An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP
  * listener beneath it, which no descriptor names. */
-static __always_inline void write_listen_drops(struct seq_file *seq, struct sock *sk)
+static __always_inline void write_listen_drops(struct seq_file *seq, struct sock *sk, __u32 tgid)
 {
-	struct listen_drops r = {};
+	struct listen_drops r = { .tgid = tgid };
 
 	if (sk->__sk_common.skc_state != TCP_LISTEN)
 		return;

@@ -595,24 +595,26 @@ static __always_inline void on_reset_received(struct sock *sk)
 }
 
 /* A listening socket joins `listeners` (its value is written by the listener scan); a full map
- * is counted, and the scans then walk every descriptor instead. */
-static __always_inline void add_listener(struct sock *sk)
+ * is counted, and the scans then walk every descriptor instead. tgid is a process in the
+ * socket's namespace, through which user space reads the namespace's ListenDrops. */
+static __always_inline void add_listener(struct sock *sk, __u32 tgid)
 {
 	__u64 key = (__u64)sk;
-	struct listen_drops none = {};
+	struct listen_drops none = { .tgid = tgid };
 
 	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
 		count(COUNTER_LISTENERS_FULL);
 }
 
 /* A socket began listening, or stopped: kept in `listeners` for the listener scan (progress.h),
- * which reads everything else; no read of the socket here. */
+ * which reads everything else; no read of the socket here. listen() runs in the listening
+ * process: its tgid names the namespace for user space. */
 static __always_inline void on_listen(struct sock *sk, bool listening)
 {
 	__u64 key = (__u64)sk;
 
 	if (listening)
-		add_listener(sk);
+		add_listener(sk, bpf_get_current_pid_tgid() >> 32);
 	else
 		bpf_map_delete_elem(&listeners, &key);
 }

@@ -5,6 +5,7 @@ package podnetreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -37,6 +38,9 @@ type emitter struct {
 	// drained is when the aggregates were last drained (first: when the programs began
 	// counting): what a drain adds happened since, which is where a series it begins starts.
 	drained pcommon.Timestamp
+	// overflows bounds the listeners' socket drops by their namespaces' ListenDrops; nil
+	// without metrics.
+	overflows *overflowLedger
 }
 
 // run ticks until stop is closed, then emits the metrics a last time so short runs are
@@ -147,5 +151,10 @@ func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 		}
 		return
 	}
-	e.metrics.m.setListenDrops(scan, e.aggregates.local, since, now)
+	overflows, unread := e.overflows.take(scan)
+	if unread > 0 {
+		e.warn.warn("podnet: listen overflows counted from socket drops (which also count packets a pending handshake refused)",
+			fmt.Errorf("the ListenDrops of %d network namespaces were unreadable: none of their listeners' processes is left in them under proc_root", unread))
+	}
+	e.metrics.m.setListenOverflows(overflows, e.aggregates.local, since, now)
 }

@@ -5,7 +5,6 @@ package podnetreceiver
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 )
 
@@ -15,33 +14,26 @@ type listenKey struct {
 	port uint16
 }
 
-// listenSeries is a listening port's drops as the last scan read them: cumulative since its
-// listener was created, so a value that falls means a new listener, and a new start time.
+// listenSeries is a listening port's overflows since podnet first saw it (listen_overflow_ledger.go):
+// a listener that closes and listens again at the same port continues the count.
 type listenSeries struct {
 	start, updated pcommon.Timestamp
 	local          *localEnd
 	drops          int64
 }
 
-// setListenDrops takes one listener scan: every listening socket with its drops, summed per
-// local end and port (SO_REUSEPORT listeners share one). A listener first seen (or seen again
-// with fewer drops: a new one) starts at the previous scan (since), not at this one: a first
-// point must not cover a zero-length window.
-func (m *connectionMetrics) setListenDrops(scan []bpf.PodnetListenDrops, local func(resourceKey) *localEnd, since, now pcommon.Timestamp) {
-	sums := map[listenKey]int64{}
-	for i := range scan {
-		r := &scan[i]
-		sums[listenKey{res: resourceKey{netnsIno: r.NetnsIno, cgroupID: r.CgroupId}, port: r.Port}] += int64(r.Drops)
-	}
-	for k, drops := range sums {
+// setListenOverflows takes one listener scan's overflows per listening port (SO_REUSEPORT
+// listeners share one). A port first seen starts at the previous scan (since), not at this one:
+// a first point must not cover a zero-length window.
+func (m *connectionMetrics) setListenOverflows(overflows map[listenKey]int64, local func(resourceKey) *localEnd, since, now pcommon.Timestamp) {
+	for k, n := range overflows {
 		s := m.listens[k]
 		if s == nil {
 			s = &listenSeries{start: since}
 			m.listens[k] = s
-		} else if drops < s.drops {
-			s.start = since
 		}
-		s.drops, s.updated, s.local = drops, now, namedOver(s.local, local(k.res))
+		s.drops += n
+		s.updated, s.local = now, namedOver(s.local, local(k.res))
 	}
 }
 

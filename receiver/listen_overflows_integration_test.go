@@ -42,3 +42,21 @@ func TestListenOverflowsOfAPod(t *testing.T) {
 	// window holding every drop.
 	assertStartsBefore(t, all, time.Now(), server.NetnsInode(), calm.NetnsInode())
 }
+
+// A listener whose clients retransmit SYNs to its pending requests, and whose handshakes' last
+// ACKs find its queue full, counts more socket drops than the kernel's ListenDrops: the metric
+// is ListenDrops, read through the listening process's namespace.
+func TestListenOverflowsCountNoRefusedPackets(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 227)
+	client, server := netw.AddPod(), netw.AddPod()
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
+	server.OverflowAfterLostSYNACKs(client, 8227)
+	want, socketDrops := server.Netstat("ListenDrops"), server.SocketDrops(8227)
+	require.Positive(t, want, "the queue overflowed")
+	require.Greater(t, socketDrops, want, "the listener's socket counted refused packets too")
+	stop()
+
+	got, ok := point(t, metrics.AllMetrics(), server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8227)})
+	require.True(t, ok, "the overflowing listener's series")
+	assert.Equal(t, float64(want), got, "the kernel's ListenDrops of its namespace, not the socket's %d drops", socketDrops)
+}

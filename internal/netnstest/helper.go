@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -36,6 +37,8 @@ func MaybeRunHelper() {
 		err = dial(os.Args[1], os.Args[2])
 	case "hold":
 		err = hold(os.Args[1])
+	case "hold-backlog":
+		err = holdBacklog(os.Args[1], os.Args[2])
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -86,6 +89,33 @@ func hold(addr string) error {
 	return ln.Close()
 }
 
+// holdBacklog is hold with a listen backlog of its own (an IPv4 address): a small accept queue
+// that overflows.
+func holdBacklog(addr, backlog string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(backlog)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		return err
+	}
+	if err := unix.Listen(fd, n); err != nil {
+		return err
+	}
+	fmt.Println("listening")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
 // dial connects, sends payload plus a newline, reads the reply until EOF.
 func dial(addr, payload string) error {
 	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
@@ -128,6 +158,20 @@ func (p *Pod) StartHolder(t testing.TB, addr string) (stop func()) {
 		t.Fatalf("holder in %s did not start: %q %v", p.Name, line, err)
 	}
 	return func() {
+		_ = sp.In.Close()
+		_ = sp.Cmd.Wait()
+	}
+}
+
+// StartBacklogHolder is StartHolder with a listen backlog (addr an IPv4 address and port); it
+// returns the helper's pid, which is the listening process.
+func (p *Pod) StartBacklogHolder(t testing.TB, addr string, backlog int) (pid int, stop func()) {
+	t.Helper()
+	sp := p.Spawn(t, helperEnv+"=hold-backlog", addr, strconv.Itoa(backlog))
+	if line, err := sp.Out.ReadString('\n'); err != nil || line != "listening\n" {
+		t.Fatalf("holder in %s did not start: %q %v", p.Name, line, err)
+	}
+	return sp.Cmd.Process.Pid, func() {
 		_ = sp.In.Close()
 		_ = sp.Cmd.Wait()
 	}

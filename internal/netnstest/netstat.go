@@ -28,12 +28,14 @@ func (p *Pod) Netstat(name string) int {
 	return 0
 }
 
-// Overflow makes a listener at port in the pod with a backlog of 1 that never accepts, hits it
-// with n connects at once from client, waits through a round of SYN retransmissions, and closes
-// the clients (no more SYNs: the counts stay put); the listener stays open until the test ends.
-func (p *Pod) Overflow(client *Pod, port, n int) {
+// SocketDrops is the drop count (sk_drops, ss's "d") of the pod's listener at port.
+func (p *Pod) SocketDrops(port int) int {
 	p.t.Helper()
-	if err := overflow(p, client, port, n); err != nil {
-		p.t.Fatalf("overflowing a listener at %d in %s: %v", port, p.Name, err)
+	out := p.Exec("ss", "-Htlnm", "sport = :"+strconv.Itoa(port))
+	m := regexp.MustCompile(`,d(\d+)\)`).FindStringSubmatch(out)
+	if m == nil {
+		p.t.Fatalf("no listener at %d in %s (ss: %q)", port, p.Name, out)
 	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }

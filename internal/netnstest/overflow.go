@@ -2,46 +2,86 @@ package netnstest
 
 import (
 	"errors"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-func overflow(server, client *Pod, port, n int) error {
-	var ln int
-	if err := server.Do(func() (err error) {
-		if ln, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err != nil {
-			return err
-		}
-		if err = unix.Bind(ln, &unix.SockaddrInet4{Port: port, Addr: server.IPv4.As4()}); err != nil {
-			return err
-		}
-		return unix.Listen(ln, 1)
-	}); err != nil {
-		return err
+// Overflow makes a listener at port in the pod with a backlog of 1 that never accepts (a helper
+// process of the pod), hits it with n connects at once from client, waits through a round of SYN
+// retransmissions, and closes the clients (no more SYNs: the counts stay put); the listener stays
+// open until the test ends. It returns the listening process's pid.
+func (p *Pod) Overflow(client *Pod, port, n int) (pid int) {
+	p.t.Helper()
+	pid = p.listenUnaccepted(port, 1)
+	fds, err := client.connectMany(p.IPv4, port, n)
+	defer closeAll(fds)
+	if err != nil {
+		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
 	}
-	server.t.Cleanup(func() { _ = unix.Close(ln) })
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			_ = unix.Close(fd)
-		}
-	}()
-	if err := client.Do(func() error {
+	time.Sleep(1500 * time.Millisecond) // a round of SYN retransmissions, dropped too
+	return pid
+}
+
+// OverflowAfterLostSYNACKs overflows a listener at port (backlog 4, never accepting) where the
+// listener's socket drop count (sk_drops) exceeds the namespace's ListenDrops: three connections
+// fill its queue but one place; then the client's namespace drops SYN-ACKs from port while four
+// more connect, so their SYNs are retransmitted to pending requests (refused: no ListenDrops), and
+// once SYN-ACKs pass their last ACKs find the queue full (one ListenDrops, two socket drops each).
+// It returns the listening process's pid.
+func (p *Pod) OverflowAfterLostSYNACKs(client *Pod, port int) (pid int) {
+	p.t.Helper()
+	pid = p.listenUnaccepted(port, 4)
+	first, err := client.connectMany(p.IPv4, port, 3)
+	defer closeAll(first)
+	if err != nil {
+		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	client.Exec("nft", "add table inet podnet_synack_loss")
+	client.Exec("nft", "add chain inet podnet_synack_loss in { type filter hook input priority 0 ; policy accept ; }")
+	client.Exec("nft", "add rule inet podnet_synack_loss in tcp sport "+strconv.Itoa(port)+" tcp flags & (syn | ack) == syn | ack drop")
+	more, err := client.connectMany(p.IPv4, port, 4)
+	defer closeAll(more)
+	if err != nil {
+		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
+	}
+	time.Sleep(1200 * time.Millisecond) // the clients retransmit their SYNs (after 1 s)
+	client.Exec("nft", "delete table inet podnet_synack_loss")
+	time.Sleep(3 * time.Second) // the server's SYN-ACK timer (1 s, 2 s) finds the queue full
+	return pid
+}
+
+// listenUnaccepted starts a helper process of the pod listening at port with backlog, never
+// accepting, until the test ends.
+func (p *Pod) listenUnaccepted(port, backlog int) (pid int) {
+	pid, stop := p.StartBacklogHolder(p.t, netip.AddrPortFrom(p.IPv4, uint16(port)).String(), backlog)
+	p.t.Cleanup(stop)
+	return pid
+}
+
+// connectMany starts n non-blocking connects from the pod to addr:port.
+func (p *Pod) connectMany(addr netip.Addr, port, n int) (fds []int, err error) {
+	err = p.Do(func() error {
 		for range n {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
 			if err != nil {
 				return err
 			}
 			fds = append(fds, fd)
-			if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: server.IPv4.As4()}); !errors.Is(err, unix.EINPROGRESS) {
+			if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: addr.As4()}); !errors.Is(err, unix.EINPROGRESS) {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		return err
+	})
+	return fds, err
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
 	}
-	time.Sleep(1500 * time.Millisecond) // a round of SYN retransmissions, dropped too
-	return nil
 }

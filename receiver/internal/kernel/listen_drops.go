@@ -16,11 +16,12 @@ import (
 const listenDropsSize = int(unsafe.Sizeof(bpf.PodnetListenDrops{}))
 
 // ListenDrops runs the listener scan (bpf/progress.h): fn gets every listening TCP socket that
-// some process holds, once each, with the SYNs and completed handshakes it dropped since it was
-// created (its accept queue full, or no memory for a request: the kernel's ListenDrops, per
-// listener). No hook sees these drops without kprobes: the kernel frees the dropped SYN as
-// consumed, with no drop reason. A walk of every process's descriptors: run it per metrics
-// interval, not per event.
+// some process holds, once each, with its socket drop count since it was created: the SYNs and
+// completed handshakes it dropped (its accept queue full, or no memory for a request: the
+// kernel's ListenDrops, per listener), and packets its pending requests refused, which the caller
+// tells apart through the namespace's ListenDrops (Tgid, a process in that namespace). No hook
+// sees these drops without kprobes: the kernel frees the dropped SYN as consumed, with no drop
+// reason. A walk of every process's descriptors: run it per metrics interval, not per event.
 //
 // Once every listener is in `listeners` (the state hook adds those that begin listening, the
 // start-up scan, FindExisting, those that did before), the scan walks that map instead: its cost follows the

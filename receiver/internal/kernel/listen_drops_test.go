@@ -3,6 +3,7 @@ package kernel
 import (
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestListenerScanCountsAcceptQueueOverflows(t *testing.T) {
 	defer tr.Close()
 	require.NoError(t, tr.IteratorsUnavailable())
 
-	server.Overflow(client, 8099, 20)
+	pid := server.Overflow(client, 8099, 20)
 	time.Sleep(100 * time.Millisecond)
 
 	ns := server.NetnsInode()
@@ -38,6 +39,7 @@ func TestListenerScanCountsAcceptQueueOverflows(t *testing.T) {
 	}))
 	require.Len(t, got, 1, "the one listener of the namespace, once")
 	assert.Equal(t, uint16(8099), got[0].Port)
+	assert.Equal(t, uint32(pid), got[0].Tgid, "the listening process")
 	want := server.Netstat("ListenDrops")
 	assert.Positive(t, want, "the burst overflowed the accept queue")
 	assert.Equal(t, uint64(want), uint64(got[0].Drops), "the namespace's ListenDrops, all this listener's")
@@ -67,7 +69,7 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {})
 	require.NoError(t, err)
 	require.NoError(t, listen(8210).Close())
-	server.Overflow(client, 8211, 20)
+	pid := server.Overflow(client, 8211, 20)
 	time.Sleep(100 * time.Millisecond)
 
 	byPort := map[uint16]bpf.PodnetListenDrops{}
@@ -89,6 +91,10 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	assert.Positive(t, want, "the burst overflowed the accept queue")
 	assert.Equal(t, uint64(want), uint64(byPort[8211].Drops), "the namespace's ListenDrops, all this listener's")
 	assert.Zero(t, byPort[8209].Drops)
+	// The process through which user space reads the namespace's ListenDrops: the one the
+	// start-up scan found holding the listener, and the one that called listen().
+	assert.Equal(t, uint32(os.Getpid()), byPort[8209].Tgid, "the process holding the found listener")
+	assert.Equal(t, uint32(pid), byPort[8211].Tgid, "the process that listened")
 }
 
 // What one listener scan costs (it runs once per metrics interval), here with 1000 listeners and

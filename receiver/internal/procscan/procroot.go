@@ -59,3 +59,8 @@ func readNetns(link string) (uint32, error) {
 	}
 	return uint32(ino), nil
 }
+
+// NetnsOf returns the network namespace inode of process pid under the proc root.
+func NetnsOf(procRoot string, pid uint32) (uint32, error) {
+	return readNetns(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10), "ns", "net"))
+}

@@ -1,0 +1,176 @@
+//go:build linux
+
+package podnetreceiver
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// overflowLedger turns the listener scan's socket drop counts into accept-queue overflows.
+//
+// A listener's sk_drops counts its ListenDrops (SYNs and completed handshakes its full queue or a
+// failed allocation dropped) and also every packet a pending request refused: a client's
+// retransmitted SYN while its SYN-ACK is lost (counted with no overflow at all), and the last ACK
+// of a handshake the full queue dropped (counted twice). The kernel keeps the true count only per
+// network namespace (TcpExt ListenDrops). So each scan takes, per namespace whose listeners
+// dropped anything, the rise of its ListenDrops since the last read as the bound of what its
+// listeners' socket drops may count: a namespace with one dropping listener per interval (a pod's
+// server) gets the kernel's count exactly; several share the bound in proportion to their socket
+// drops, and their sum stays exact.
+type overflowLedger struct {
+	socks map[uint64]ledgerSock  // the last scan's listeners, by socket
+	netns map[uint32]ledgerNetns // namespaces' ListenDrops at their last read
+	// listenDrops reads a namespace's ListenDrops through a process in it.
+	listenDrops func(pid, netns uint32) (uint64, error)
+}
+
+type ledgerSock struct {
+	key   listenKey
+	drops uint32
+}
+
+type ledgerNetns struct {
+	listenDrops uint64
+	// carry is the bound the last read left unused: drops counted in the namespace after the
+	// scan read its sockets, which their sockets show at the next scan.
+	carry uint64
+}
+
+// maxLedgerNetns bounds the namespaces remembered without listeners in the last scan (a pod
+// whose server restarts keeps its baseline); past it only the last scan's are kept.
+const maxLedgerNetns = 4096
+
+func newOverflowLedger(listenDrops func(pid, netns uint32) (uint64, error)) *overflowLedger {
+	return &overflowLedger{socks: map[uint64]ledgerSock{}, netns: map[uint32]ledgerNetns{}, listenDrops: listenDrops}
+}
+
+// ledgerRise is one socket's drops since the last scan.
+type ledgerRise struct {
+	sk   uint64
+	key  listenKey
+	rise uint64
+}
+
+// take returns the overflows of every listening port of the scan since the previous scan (0 for
+// ports with none), and how many namespaces' ListenDrops could not be read: their sockets'
+// drops were taken whole.
+func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[listenKey]int64, unread int) {
+	overflows = map[listenKey]int64{}
+	byNetns := map[uint32][]ledgerRise{}
+	pids := map[uint32][]uint32{}
+	socks := make(map[uint64]ledgerSock, len(scan))
+	for i := range scan {
+		r := &scan[i]
+		if _, dup := socks[r.Sk]; dup {
+			continue
+		}
+		k := listenKey{res: resourceKey{netnsIno: r.NetnsIno, cgroupID: r.CgroupId}, port: r.Port}
+		socks[r.Sk] = ledgerSock{key: k, drops: r.Drops}
+		overflows[k] += 0
+		rise := uint64(r.Drops)
+		if prev, ok := l.socks[r.Sk]; ok && prev.key == k && prev.drops <= r.Drops {
+			rise -= uint64(prev.drops)
+		} // else a socket new since the last scan (or a freed one's address reused): all its drops are
+		byNetns[r.NetnsIno] = append(byNetns[r.NetnsIno], ledgerRise{sk: r.Sk, key: k, rise: rise})
+		if r.Tgid != 0 && !slices.Contains(pids[r.NetnsIno], r.Tgid) {
+			pids[r.NetnsIno] = append(pids[r.NetnsIno], r.Tgid)
+		}
+	}
+	l.socks = socks
+	for ns, rises := range byNetns {
+		var sum uint64
+		for _, r := range rises {
+			sum += r.rise
+		}
+		prev, known := l.netns[ns]
+		if sum == 0 && known {
+			prev.carry = 0 // what it carried belonged to sockets that closed
+			l.netns[ns] = prev
+			continue
+		}
+		now, ok := l.readListenDrops(ns, pids[ns])
+		if !ok {
+			if sum > 0 {
+				unread++
+			}
+			for _, r := range rises {
+				overflows[r.key] += int64(r.rise)
+			}
+			continue
+		}
+		// The bound: the rise since the last read, and what that read left; a namespace first
+		// read (or whose counter fell: its inode reused by a new namespace) has had all of its
+		// ListenDrops since it was created.
+		fresh, bound := now, now
+		if known && now >= prev.listenDrops {
+			fresh = now - prev.listenDrops
+			bound = fresh + prev.carry
+		}
+		left := bound - share(bound, sum, rises, overflows)
+		var carry uint64 // only this read's own rise: an older one's sockets have shown theirs
+		if known {
+			carry = min(left, fresh)
+		}
+		l.netns[ns] = ledgerNetns{listenDrops: now, carry: carry}
+	}
+	if len(l.netns) > maxLedgerNetns {
+		for ns := range l.netns {
+			if _, live := byNetns[ns]; !live {
+				delete(l.netns, ns)
+			}
+		}
+	}
+	return overflows, unread
+}
+
+// readListenDrops reads the namespace's ListenDrops through the first of its listeners'
+// processes that is still there and still in it.
+func (l *overflowLedger) readListenDrops(ns uint32, pids []uint32) (uint64, bool) {
+	for _, pid := range pids {
+		if n, err := l.listenDrops(pid, ns); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// share gives the sockets' rises (summing to sum) at most bound in all: each its whole rise when
+// the bound covers them, else its share of the bound in proportion, the remainder to the largest
+// fractions (then the largest rises, then the lowest socket, so that a scan always gives the
+// same). Returns what it gave.
+func share(bound, sum uint64, rises []ledgerRise, overflows map[listenKey]int64) uint64 {
+	if bound >= sum {
+		for _, r := range rises {
+			overflows[r.key] += int64(r.rise)
+		}
+		return sum
+	}
+	type part struct {
+		ledgerRise
+		got, frac uint64
+	}
+	parts := make([]part, len(rises))
+	var given uint64
+	for i, r := range rises {
+		// bound * rise / sum < rise: the quotient fits, whatever the product.
+		hi, lo := bits.Mul64(bound, r.rise)
+		got, frac := bits.Div64(hi, lo, sum)
+		parts[i] = part{ledgerRise: r, got: got, frac: frac}
+		given += got
+	}
+	slices.SortFunc(parts, func(a, b part) int {
+		return cmp.Or(cmp.Compare(b.frac, a.frac), cmp.Compare(b.rise, a.rise), cmp.Compare(a.sk, b.sk))
+	})
+	for i := 0; given < bound; i++ {
+		parts[i].got++
+		given++
+	}
+	for _, p := range parts {
+		overflows[p.key] += int64(p.got)
+	}
+	return given
+}

@@ -1,0 +1,140 @@
+//go:build linux
+
+package podnetreceiver
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+)
+
+// namespaces is the ledger's fake /proc: each namespace's ListenDrops, read through any pid
+// listed for it.
+type namespaces struct {
+	drops map[uint32]uint64
+	pids  map[uint32]uint32 // pid -> its namespace
+	reads int
+}
+
+func (n *namespaces) read(pid, netns uint32) (uint64, error) {
+	n.reads++
+	if n.pids[pid] != netns {
+		return 0, errors.New("not in that namespace")
+	}
+	return n.drops[netns], nil
+}
+
+func listener(sk uint64, netns uint32, port uint16, drops uint32, tgid uint32) bpf.PodnetListenDrops {
+	return bpf.PodnetListenDrops{Sk: sk, NetnsIno: netns, Port: port, Drops: drops, Tgid: tgid}
+}
+
+func portKey(netns uint32, port uint16) listenKey {
+	return listenKey{res: resourceKey{netnsIno: netns}, port: port}
+}
+
+// A listener whose socket drops count refused retransmitted SYNs and double-counted last ACKs
+// gets its namespace's ListenDrops; the one beside it that dropped nothing gets 0.
+func TestLedgerBoundsSocketDropsByListenDrops(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	got, unread := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100), listener(2, 7, 9090, 0, 100)})
+	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 0, portKey(7, 9090): 0}, got)
+	assert.Zero(t, unread)
+
+	ns.drops[7] = 8
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100), listener(2, 7, 9090, 0, 100)})
+	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 8, portKey(7, 9090): 0}, got)
+
+	reads := ns.reads
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100), listener(2, 7, 9090, 0, 100)})
+	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 0, portKey(7, 9090): 0}, got)
+	assert.Equal(t, reads, ns.reads, "no drops, no read of the namespace")
+}
+
+// Listeners of one namespace that drop in the same interval share its ListenDrops in proportion
+// to their socket drops, the sum exact; SO_REUSEPORT sockets of one port add up.
+func TestLedgerSharesANamespaceBound(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100), listener(2, 7, 80, 0, 100), listener(3, 7, 81, 0, 100)})
+	ns.drops[7] = 10
+	got, _ := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 6, 100), listener(2, 7, 80, 6, 100), listener(3, 7, 81, 3, 100)})
+	assert.Equal(t, int64(10), got[portKey(7, 80)]+got[portKey(7, 81)], "the namespace's ListenDrops, all given")
+	assert.Equal(t, int64(8), got[portKey(7, 80)], "12 of 15 socket drops: 8 of 10")
+	assert.Equal(t, int64(2), got[portKey(7, 81)])
+	for range 3 { // the same scan always gives the same
+		again := newOverflowLedger(ns.read)
+		again.socks, again.netns = map[uint64]ledgerSock{1: {portKey(7, 80), 0}, 2: {portKey(7, 80), 0}, 3: {portKey(7, 81), 0}},
+			map[uint32]ledgerNetns{7: {}}
+		g, _ := again.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 6, 100), listener(2, 7, 80, 6, 100), listener(3, 7, 81, 3, 100)})
+		assert.Equal(t, got, g)
+	}
+}
+
+// A drop the namespace counted after the scan read its socket is given at the next scan, when
+// the socket shows it: the bound the first read left is carried once.
+func TestLedgerCarriesADropCountedBetweenTheReads(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100)})
+	ns.drops[7] = 3 // two drops the socket shows, one after it was read
+	got, _ := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 2, 100)})
+	assert.Equal(t, int64(2), got[portKey(7, 80)])
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 3, 100)})
+	assert.Equal(t, int64(1), got[portKey(7, 80)], "the third, carried")
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 5, 100)})
+	assert.Equal(t, int64(0), got[portKey(7, 80)], "two refused packets: nothing left to carry")
+}
+
+// A listener first seen brings its drops since it was created, bounded by its namespace's
+// ListenDrops since that was created; a new socket at a known address is a new listener.
+func TestLedgerFirstSightAndReusedSockets(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 4}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	got, _ := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 9, 100)})
+	assert.Equal(t, int64(4), got[portKey(7, 80)])
+	ns.drops[7] = 6
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 81, 2, 100)}) // socket 1 freed, reused at 81
+	assert.Equal(t, map[listenKey]int64{portKey(7, 81): 2}, got)
+}
+
+// Without a process left in its namespace, a listener's socket drops are taken whole and the
+// namespace is reported unread; the first of several processes still there is used.
+func TestLedgerReadsThroughAProcessStillInTheNamespace(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0, 8: 0}, pids: map[uint32]uint32{101: 7}}
+	l := newOverflowLedger(ns.read)
+	l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100), listener(2, 7, 81, 0, 101), listener(3, 8, 80, 0, 200)})
+	ns.drops[7], ns.drops[8] = 1, 1
+	got, unread := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 3, 100), listener(2, 7, 81, 0, 101), listener(3, 8, 80, 3, 200)})
+	assert.Equal(t, int64(1), got[portKey(7, 80)], "read through pid 101")
+	assert.Equal(t, int64(3), got[portKey(8, 80)], "no process of namespace 8: taken whole")
+	assert.Equal(t, 1, unread)
+}
+
+// The real /proc/net/netstat parses; a file without the counter is an error.
+func TestTCPExtCounter(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/net/netstat")
+	require.NoError(t, err)
+	_, err = tcpExtCounter(data, "ListenDrops")
+	require.NoError(t, err)
+	n, err := tcpExtCounter([]byte("TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 1 2 3\nIpExt: A\nIpExt: 1\n"), "ListenDrops")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), n)
+	_, err = tcpExtCounter([]byte("IpExt: A\nIpExt: 1\n"), "ListenDrops")
+	assert.Error(t, err)
+	_, err = tcpExtCounter([]byte("TcpExt: A\nTcpExt: 1\n"), "ListenDrops")
+	assert.Error(t, err)
+}
+
+// A bound that does not divide evenly goes to the largest remainders, then the lowest sockets.
+func TestShareGivesTheRemainderInOrder(t *testing.T) {
+	got := map[listenKey]int64{}
+	rises := []ledgerRise{{sk: 3, key: portKey(7, 83), rise: 1}, {sk: 1, key: portKey(7, 81), rise: 1}, {sk: 2, key: portKey(7, 82), rise: 1}}
+	assert.Equal(t, uint64(2), share(2, 3, rises, got))
+	assert.Equal(t, map[listenKey]int64{portKey(7, 81): 1, portKey(7, 82): 1, portKey(7, 83): 0}, got)
+}
