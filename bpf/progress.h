@@ -312,10 +312,11 @@ static __always_inline void note_listener(struct sock *sk, __u32 tgid)
 	note_listening(sk, tgid);
 }
 
-/* Whether port is in the socket's namespace's ephemeral range (net.ipv4.ip_local_port_range,
- * both families), where connect() picks a client's local port. The range is one u32 (low | high
- * << 16) from 6.3 on, two ints before. Probe reads: the start-up scan's, once per socket. */
-static __always_inline bool ephemeral_port(struct sock *sk, __u16 port)
+/* Whether a local port outside the socket's namespace's ephemeral range (net.ipv4.
+ * ip_local_port_range, both families: where connect() picks a client's local port) faces a peer
+ * port inside it: a server's end. The range is one u32 (low | high << 16) from 6.3 on, two ints
+ * before. Probe reads: the start-up scan's, once per socket. */
+static __always_inline bool serves_ephemeral(struct sock *sk, __u16 local, __u16 peer)
 {
 	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
 	__u32 r[2] = {};
@@ -327,7 +328,7 @@ static __always_inline bool ephemeral_port(struct sock *sk, __u16 port)
 	} else {
 		bpf_core_read(r, sizeof(r), &net->ipv4.ip_local_ports.range);
 	}
-	return port >= r[0] && port <= r[1];
+	return (local < r[0] || local > r[1]) && peer >= r[0] && peer <= r[1];
 }
 
 /* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
@@ -416,7 +417,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * it), or a local port outside the ephemeral range facing a peer's port inside it (the
 	 * listener closed since, its connections draining) says server. */
 	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) ||
-	    (!ephemeral_port(sk, e.local_port) && ephemeral_port(sk, e.peer_port)))
+	    serves_ephemeral(sk, e.local_port, e.peer_port))
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;
