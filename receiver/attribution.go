@@ -93,8 +93,7 @@ func (m kubeMetadata) Pod(uid string) (name, namespace string, ok bool) {
 }
 
 func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {
-	p, s, ok := m.PeerAt(addr, at)
-	span := attribution.Span{From: s.From, To: s.To}
+	p, span, ok := m.PeerAt(addr, at)
 	if !ok {
 		return attribution.Peer{}, span, false
 	}

@@ -3,8 +3,9 @@
 package attribution // import "github.com/podnet/podnet/receiver/internal/attribution"
 
 import (
-	"math"
 	"net/netip"
+
+	"github.com/podnet/podnet/receiver/internal/timespan"
 )
 
 // Local identifies the workload that owns a socket on this node. Empty fields are unknown.
@@ -29,15 +30,11 @@ type Peer struct {
 	NoReadyEndpoints bool
 }
 
-// Span is the time, in Unix ns, over which a peer's name holds: [From, To). Addresses change
-// hands (a pod is deleted, a new one gets its IP), so a peer is named as of a time.
-type Span struct{ From, To int64 }
+// Span is the time over which a peer's name holds (k8smeta's answers carry the same type).
+type Span = timespan.Span
 
 // Always is the span of a name that holds at any time.
-var Always = Span{From: math.MinInt64, To: math.MaxInt64}
-
-// Holds says whether at falls in the span.
-func (s Span) Holds(at int64) bool { return s.From <= at && at < s.To }
+var Always = timespan.Always
 
 // Attributor names the workloads at both ends. Implementations must be cheap and must not
 // block: they are called for every event on the receiver's read loop.

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/podnet/podnet/receiver/internal/timespan"
 )
 
 // maxEndedHoldings bounds the history's past: the most recent 16,384 holdings that ended in the
@@ -18,14 +20,11 @@ const maxEndedHoldings = 16384
 // open is the end of a holding that has not ended.
 const open = math.MaxInt64
 
-// Span is the time, in Unix ns, over which an answer holds: [From, To).
-type Span struct{ From, To int64 }
+// Span is the time over which an answer holds.
+type Span = timespan.Span
 
 // always is the span of an address's answer when nothing ever changed.
-var always = Span{From: math.MinInt64, To: math.MaxInt64}
-
-// Holds says whether at falls in the span.
-func (s Span) Holds(at int64) bool { return s.From <= at && at < s.To }
+var always = timespan.Always
 
 // holding is one owner's time with an address: [from, until).
 type holding struct {

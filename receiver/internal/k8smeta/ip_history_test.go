@@ -31,11 +31,11 @@ func TestIPHistoryNamesWhoHeldTheAddressThen(t *testing.T) {
 		span Span
 		ok   bool
 	}{
-		{50, pod("a"), Span{always.From, 100}, true},
-		{120, Peer{}, Span{100, 150}, false}, // a connection to nobody stays nobody's
-		{150, pod("b"), Span{150, 400}, true},
-		{399, pod("b"), Span{150, 400}, true},
-		{400, pod("c"), Span{400, always.To}, true},
+		{50, pod("a"), Span{From: always.From, To: 100}, true},
+		{120, Peer{}, Span{From: 100, To: 150}, false}, // a connection to nobody stays nobody's
+		{150, pod("b"), Span{From: 150, To: 400}, true},
+		{399, pod("b"), Span{From: 150, To: 400}, true},
+		{400, pod("c"), Span{From: 400, To: always.To}, true},
 	} {
 		got, span, ok := h.ownerAt(ip, tc.at)
 		assert.Equal(t, tc.ok, ok, "at %d", tc.at)
