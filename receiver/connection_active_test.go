@@ -32,6 +32,7 @@ func newDrainer(cfg *Config) *drainer {
 		aggregates: newEnricher(fixtureResources(cfg), fixedPeers{}, nil),
 		loss:       loss,
 		warn:       warn,
+		overflows:  newOverflowLedger(namespaceListenDrops("/proc")),
 	}}
 }
 

@@ -60,3 +60,27 @@ func TestListenOverflowsCountNoRefusedPackets(t *testing.T) {
 	require.True(t, ok, "the overflowing listener's series")
 	assert.Equal(t, float64(want), got, "the kernel's ListenDrops of its namespace, not the socket's %d drops", socketDrops)
 }
+
+// Two listeners of one pod that overflow in the same interval share the namespace's ListenDrops:
+// their sum is exact, and neither gets more than its own socket drops.
+func TestListenOverflowsOfTwoListenersOfAPodAddUp(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 228)
+	client, server := netw.AddPod(), netw.AddPod()
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
+	server.Overflow(client, 8228, 20)
+	server.OverflowAfterLostSYNACKs(client, 8229)
+	want := server.Netstat("ListenDrops")
+	socketDrops := map[int64]int{8228: server.SocketDrops(8228), 8229: server.SocketDrops(8229)}
+	require.Greater(t, socketDrops[8228]+socketDrops[8229], want, "the sockets counted refused packets too")
+	stop()
+
+	all, sum := metrics.AllMetrics(), 0.0
+	for port, drops := range socketDrops {
+		got, ok := point(t, all, server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": port})
+		require.True(t, ok, "port %d's series", port)
+		assert.Positive(t, got, "port %d overflowed", port)
+		assert.LessOrEqual(t, got, float64(drops), "port %d: no more than its socket's drops", port)
+		sum += got
+	}
+	assert.Equal(t, float64(want), sum, "the namespace's ListenDrops, all given")
+}
