@@ -481,6 +481,14 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		count(COUNTER_CLOSE_UNTRACKED); /* established before podnet loaded, or evicted */
 		return;
 	}
+	if (ci.role == ROLE_CLIENT && !ci.start_ns && oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV) {
+		/* Closed from a state only an established connection reaches: its establishment ran
+		 * without this program (a classic tracepoint's recursion miss, or a kernel that runs no
+		 * BPF program in some task's context). Not a failed connect: a close of a connection
+		 * never seen open, like the server's end of it. */
+		count(COUNTER_CLOSE_UNTRACKED);
+		return;
+	}
 	if (ci.role == ROLE_CLIENT && !ci.start_ns) {
 		/* Never established: the connect failed (refused, timed out, reset, cancelled). */
 		if (!known)

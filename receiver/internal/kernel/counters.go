@@ -11,7 +11,8 @@ type Counters struct {
 	// ReserveFailed: events not written because the ring buffer was full.
 	ReserveFailed uint64
 	// CloseUntracked: closes of connections podnet never saw open (opened before it loaded,
-	// or evicted from the bounded connection table); not reported as events.
+	// evicted from the bounded connection table, or established while the kernel skipped the
+	// state program); not reported as events.
 	CloseUntracked uint64
 	// AggregateFull: in-kernel aggregation found no room for a new key.
 	AggregateFull uint64
