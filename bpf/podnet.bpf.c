@@ -218,7 +218,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	known->accepted = 1;
 	known->pid = bpf_get_current_pid_tgid() >> 32;
 	known->cgroup_id = fallback_cgroup_id();
-	bpf_get_current_comm(known->comm, sizeof(known->comm));
+	current_process_comm(known->comm);
 	ci = *known;
 	to_ring(sk, EVENT_ACCEPT, &ci, 0, bpf_ktime_get_boot_ns(), rd); /* the aggregates count it at its handshake */
 	return 0;
@@ -315,7 +315,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	e->pid = id >> 32;
 	if (sample_one_in > 1)
 		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	current_process_comm(e->comm);
 	submit(e);
 	return 0;
 }

@@ -287,6 +287,19 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 	}
 }
 
+/* The current process's name (process.executable.name): its main thread's comm, which `ps`
+ * shows, where bpf_get_current_comm gives the calling thread's (Java, tokio and Envoy name their
+ * threads: "http-nio-8080-e", "tokio-runtime-w"). Two probe reads, at connect and accept, with
+ * events only. */
+static __always_inline void current_process_comm(char comm[16])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	if (!leader || bpf_core_read_str(comm, 16, &leader->comm) < 0)
+		bpf_get_current_comm(comm, 16);
+}
+
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
  * (socket->file == file) rejects descriptors that are not sockets. */
 static __always_inline struct sock *sock_from_fd(long fd)

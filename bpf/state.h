@@ -373,7 +373,7 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		call = bpf_map_lookup_elem(&connect_calls, &id);
 		if (socket_lb && call)
 			dialled_of(&ci, sk, call, rd);
-		bpf_get_current_comm(ci.comm, sizeof(ci.comm));
+		current_process_comm(ci.comm);
 	}
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
