@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
@@ -41,6 +42,8 @@ type emitter struct {
 	// overflows bounds the listeners' socket drops by their namespaces' ListenDrops; nil
 	// without metrics.
 	overflows *overflowLedger
+	// exclude leaves listeners on excluded server ports out, as their connections are.
+	exclude exclusions
 }
 
 // run ticks until stop is closed, then emits the metrics a last time so short runs are
@@ -151,6 +154,7 @@ func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 		}
 		return
 	}
+	scan = slices.DeleteFunc(scan, func(r bpf.PodnetListenDrops) bool { return e.exclude.ports[r.Port] })
 	overflows, unread := e.overflows.take(scan)
 	if unread > 0 {
 		e.warn.warn("podnet: listen overflows counted from socket drops (which also count packets a pending handshake refused)",

@@ -67,7 +67,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}
 		metrics.m.countsActive = iterErr == nil
 		em.metrics, em.aggregates = metrics, nm.enricher(r.cfg)
-		em.overflows = newOverflowLedger(namespaceListenDrops(r.cfg.ProcRoot))
+		em.overflows, em.exclude = newOverflowLedger(namespaceListenDrops(r.cfg.ProcRoot)), exclude
 	}
 	ringEvents := src.ring != nil
 	r.goroutines.Go(func() {

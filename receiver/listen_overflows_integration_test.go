@@ -84,3 +84,23 @@ func TestListenOverflowsOfTwoListenersOfAPodAddUp(t *testing.T) {
 	}
 	assert.Equal(t, float64(want), sum, "the namespace's ListenDrops, all given")
 }
+
+// A listener on an excluded server port is left out of podnet.tcp.listen.overflows, as its
+// connections are left out of everything else.
+func TestListenOverflowsLeaveOutExcludedPorts(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 231)
+	client, server := netw.AddPod(), netw.AddPod()
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) {
+		cfg.Exclude.ServerPorts = []int{8231}
+	})
+	server.Overflow(client, 8231, 10)
+	kept := server.StartHolder(t, server.IPv4.String()+":8232")
+	defer kept()
+	stop()
+
+	all := metrics.AllMetrics()
+	_, ok := point(t, all, server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8231)})
+	assert.False(t, ok, "no series for the excluded port")
+	_, ok = point(t, all, server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8232)})
+	assert.True(t, ok, "the other listener of the pod keeps its series")
+}
