@@ -53,8 +53,8 @@ func broadEvents(shift uint64) []event.Event {
 }
 
 // TestEventsToLogsBroadGolden pins every record and resource the converter builds for
-// broadEvents, over two batches through one converter (its caches carry over): the golden file
-// was written by the converter before its records were built for speed.
+// broadEvents, over two batches through one converter (its caches carry over): the golden files
+// were written by today's converter, so that a faster one must build the same records.
 func TestEventsToLogsBroadGolden(t *testing.T) {
 	cfg := NewDefaultConfig()
 	c := newLogsConverter(cfg.Events, "test")
