@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -25,28 +24,10 @@ func TestMissedEstablishmentIsNoFailedConnect(t *testing.T) {
 	conns := tr.coll.Maps[bpf.PodnetMapConns]
 	before := counters(t, tr).CloseUntracked
 
-	require.NoError(t, pod.Do(func() error {
-		ln, err := net.Listen("tcp", "127.0.0.1:7102")
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		key, entry, ok := ourClient(t, conns)
-		require.True(t, ok, "the established client connection is tracked")
+	withOurConnection(t, pod, conns, "127.0.0.1:7102", func(key uint64, entry bpf.PodnetConnInfo) {
 		entry.StartNs, entry.EstSeq = 0, 0 // as SYN_SENT left it: the establishment unseen
 		require.NoError(t, conns.Update(key, entry, ebpf.UpdateExist))
-		_ = c.Close() // the client closes first: FIN_WAIT -> TIME_WAIT -> CLOSE
-		_ = s.Close()
-		return nil
-	}))
+	})
 
 	var events []bpf.PodnetEvent
 	require.Eventually(t, func() bool {

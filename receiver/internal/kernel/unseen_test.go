@@ -30,6 +30,34 @@ func ourClient(t *testing.T, conns *ebpf.Map) (uint64, bpf.PodnetConnInfo, bool)
 	return 0, v, false
 }
 
+// withOurConnection makes one loopback connection in the pod to a listener at addr and calls fn
+// with its client end's conns entry while it is established; then both ends close, the client
+// first.
+func withOurConnection(t *testing.T, pod *netnstest.Pod, conns *ebpf.Map, addr string, fn func(key uint64, entry bpf.PodnetConnInfo)) {
+	t.Helper()
+	require.NoError(t, pod.Do(func() error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		key, entry, ok := ourClient(t, conns)
+		require.True(t, ok, "the established client connection is tracked")
+		fn(key, entry)
+		_ = c.Close()
+		_ = s.Close()
+		return nil
+	}))
+}
+
 // A close the kernel never showed podnet leaves its connection's entry behind (on the
 // development VM no BPF program runs while a thread of the sandbox's init is current). The next
 // connection on that socket memory must not inherit it: the entry is replaced, counted in
@@ -43,27 +71,9 @@ func TestUnseenCloseDoesNotLeakIntoTheNextConnection(t *testing.T) {
 
 	var stale uint64
 	var entry bpf.PodnetConnInfo
-	require.NoError(t, pod.Do(func() error {
-		ln, err := net.Listen("tcp", "127.0.0.1:7100")
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		var ok bool
-		stale, entry, ok = ourClient(t, conns)
-		require.True(t, ok, "the established client connection is tracked")
-		_ = c.Close()
-		_ = s.Close()
-		return nil
-	}))
+	withOurConnection(t, pod, conns, "127.0.0.1:7100", func(key uint64, v bpf.PodnetConnInfo) {
+		stale, entry = key, v
+	})
 	require.Eventually(t, func() bool {
 		var v bpf.PodnetConnInfo
 		return conns.Lookup(stale, &v) != nil
