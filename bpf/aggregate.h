@@ -14,6 +14,7 @@
 #include "maps.h"
 
 #define E2BIG 7
+#define EEXIST 17
 
 /* Set by the loader: metric series are split by the backend a Service connection was
  * translated to (nat.h), `service_backends.metric_attribute`; off, the key's backend stays 0. */

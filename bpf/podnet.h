@@ -106,12 +106,22 @@ struct event {
  * or no memory for a request), written by the listener scan (progress.h) for user space. */
 struct listen_drops {
 	__u64 sk;        /* the listener (dup'ed descriptors and forks show it more than once) */
+	__u64 since;     /* when it began listening (or was found), ns: with sk, which listener */
 	__u64 cgroup_id;
 	__u32 netns_ino;
 	__u32 drops;     /* sk_drops since the listener was created: its ListenDrops and more */
 	__u16 port;      /* host byte order */
-	__u8 _pad[2];
+	__u8 closed;     /* LISTEN_CLOSED / LISTEN_REPORTED: stopped listening, its last count kept */
+	__u8 _pad;
 	__u32 tgid;      /* a process in its namespace: the one that listened, or held it when found */
+};
+
+/* A listener that stopped listening keeps its entry with its last count until one listener scan
+ * has reported it (drops it made since the previous scan are counted too), then leaves. */
+enum listen_closed {
+	LISTEN_OPEN = 0,
+	LISTEN_CLOSED = 1,   /* stopped listening since the last scan */
+	LISTEN_REPORTED = 2, /* the last scan reported it: the next one drops it */
 };
 
 /* In-kernel aggregation (metrics-only pipelines): what a metric series is split by... */

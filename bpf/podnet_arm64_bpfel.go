@@ -174,14 +174,24 @@ const (
 	PodnetHandshakeHistogramHANDSHAKE_BUCKETS PodnetHandshakeHistogram = 19
 )
 
+type PodnetListenClosed uint32
+
+const (
+	PodnetListenClosedLISTEN_OPEN     PodnetListenClosed = 0
+	PodnetListenClosedLISTEN_CLOSED   PodnetListenClosed = 1
+	PodnetListenClosedLISTEN_REPORTED PodnetListenClosed = 2
+)
+
 type PodnetListenDrops struct {
 	_        structs.HostLayout
 	Sk       uint64
+	Since    uint64
 	CgroupId uint64
 	NetnsIno uint32
 	Drops    uint32
 	Port     uint16
-	Pad      [2]uint8
+	Closed   uint8
+	Pad      uint8
 	Tgid     uint32
 }
 
@@ -304,6 +314,7 @@ const (
 	PodnetVarUnusedEventFlag             = "unused_event_flag"
 	PodnetVarUnusedEventType             = "unused_event_type"
 	PodnetVarUnusedHandshakeHistogram    = "unused_handshake_histogram"
+	PodnetVarUnusedListenClosed          = "unused_listen_closed"
 	PodnetVarUnusedListenDrops           = "unused_listen_drops"
 	PodnetVarUnusedRole                  = "unused_role"
 	PodnetVarWakeupBytes                 = "wakeup_bytes"
@@ -433,6 +444,7 @@ type PodnetVariableSpecs struct {
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedHandshakeHistogram *ebpf.VariableSpec `ebpf:"unused_handshake_histogram"`
+	UnusedListenClosed       *ebpf.VariableSpec `ebpf:"unused_listen_closed"`
 	UnusedListenDrops        *ebpf.VariableSpec `ebpf:"unused_listen_drops"`
 	UnusedRole               *ebpf.VariableSpec `ebpf:"unused_role"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -533,6 +545,7 @@ type PodnetVariables struct {
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedHandshakeHistogram *ebpf.Variable `ebpf:"unused_handshake_histogram"`
+	UnusedListenClosed       *ebpf.Variable `ebpf:"unused_listen_closed"`
 	UnusedListenDrops        *ebpf.Variable `ebpf:"unused_listen_drops"`
 	UnusedRole               *ebpf.Variable `ebpf:"unused_role"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`

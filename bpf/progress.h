@@ -331,35 +331,6 @@ static __always_inline bool serves_ephemeral(struct sock *sk, __u16 local, __u16
 	return (local < r[0] || local > r[1]) && peer >= r[0] && peer <= r[1];
 }
 
-/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
- * (6.17+). tcp_listendrop counts a listener's drops there, and so does every packet a pending
- * request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
- * twice): user space takes the namespace's ListenDrops as the bound (listen_overflow_ledger.go).
- * Probe reads: the listener of an MPTCP socket is reached through a plain pointer. */
-static __always_inline __u32 sock_drops(struct sock *sk)
-{
-	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
-	struct numa_drop_counters *numa;
-
-	if (bpf_core_field_exists(sk->sk_drop_counters)) {
-		numa = BPF_CORE_READ(sk, sk_drop_counters);
-		if (numa)
-			n = BPF_CORE_READ(numa, drops0.counter) + BPF_CORE_READ(numa, drops1.counter);
-	}
-	return n;
-}
-
-/* What the listener scan reports of a listening socket (the TCP one beneath an MPTCP listener);
- * tgid, a process in its namespace, is the caller's. */
-static __always_inline void fill_listen_drops(struct listen_drops *r, struct sock *sk)
-{
-	r->sk = (__u64)sk;
-	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
-	r->drops = sock_drops(sk);
-}
-
 /* The listener scan (issue 15, run by user space each metrics interval): every listening TCP
  * socket with its drops. An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP
  * listener beneath it, which no descriptor names. */
@@ -378,12 +349,20 @@ static __always_inline void write_listen_drops(struct seq_file *seq, struct sock
 	bpf_seq_write(seq, &r, sizeof(r));
 }
 
-/* One listener of `listeners`, at the listener scan: its value refreshed, or the entry dropped
- * when the socket no longer listens (closed, or a scan that found it raced its close). */
+/* One listener of `listeners`, at the listener scan: its value refreshed; one that stopped
+ * listening reported with the count its close kept, then dropped at the next scan; an entry
+ * whose socket no longer listens otherwise (a scan that raced its close) dropped. */
 static __always_inline long listener_of(struct bpf_map *map, __u64 *key, struct listen_drops *r)
 {
 	struct sock *sk = (struct sock *)*key;
 
+	if (r->closed) { /* its last count, taken at its close: reported once, then dropped */
+		if (r->closed == LISTEN_CLOSED)
+			r->closed = LISTEN_REPORTED;
+		else
+			bpf_map_delete_elem(map, key);
+		return 0;
+	}
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
 		bpf_map_delete_elem(map, key);
 		return 0;

@@ -322,4 +322,33 @@ static __always_inline struct sock *sock_from_fd(long fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
+/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
+ * (6.17+). tcp_listendrop counts a listener's drops there, and so does every packet a pending
+ * request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
+ * twice): user space takes the namespace's ListenDrops as the bound (listen_overflow_ledger.go).
+ * Probe reads: the listener of an MPTCP socket is reached through a plain pointer. */
+static __always_inline __u32 sock_drops(struct sock *sk)
+{
+	__u32 n = BPF_CORE_READ(sk, sk_drops.counter);
+	struct numa_drop_counters *numa;
+
+	if (bpf_core_field_exists(sk->sk_drop_counters)) {
+		numa = BPF_CORE_READ(sk, sk_drop_counters);
+		if (numa)
+			n = BPF_CORE_READ(numa, drops0.counter) + BPF_CORE_READ(numa, drops1.counter);
+	}
+	return n;
+}
+
+/* What the listener scan reports of a listening socket (the TCP one beneath an MPTCP listener);
+ * tgid, a process in its namespace, is the caller's. */
+static __always_inline void fill_listen_drops(struct listen_drops *r, struct sock *sk)
+{
+	r->sk = (__u64)sk;
+	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
+	r->drops = sock_drops(sk);
+}
+
 #endif

@@ -613,10 +613,27 @@ static __always_inline void on_reset_received(struct sock *sk)
 static __always_inline void add_listener(struct sock *sk, __u32 tgid)
 {
 	__u64 key = (__u64)sk;
-	struct listen_drops none = { .tgid = tgid };
+	struct listen_drops none = { .tgid = tgid, .since = bpf_ktime_get_ns() };
+	struct listen_drops *old, closed;
+	long err = bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST);
+	__u64 aside;
 
-	if (bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST) == -E2BIG)
+	if (err == -E2BIG) {
 		count(COUNTER_LISTENERS_FULL);
+	} else if (err == -EEXIST) {
+		/* A closed listener's entry not reported yet, on the same socket memory (a server
+		 * restarted at once gets its old listener's): the closed one's is set aside for the
+		 * scan, which never reads a closed entry's socket. */
+		old = bpf_map_lookup_elem(&listeners, &key);
+		if (old && old->closed) {
+			closed = *old;
+			/* The socket's address, from the map (a scalar where key is a pointer to the
+			 * verifier), with its low bit set: never a socket's, sockets are aligned. */
+			aside = closed.sk | 1;
+			bpf_map_update_elem(&listeners, &aside, &closed, BPF_ANY);
+			bpf_map_update_elem(&listeners, &key, &none, BPF_ANY);
+		}
+	}
 }
 
 /* A socket began listening, or stopped: kept in `listeners` for the listener scan (progress.h),
@@ -626,10 +643,19 @@ static __always_inline void on_listen(struct sock *sk, bool listening)
 {
 	__u64 key = (__u64)sk;
 
-	if (listening)
+	struct listen_drops *r;
+
+	if (listening) {
 		add_listener(sk, bpf_get_current_pid_tgid() >> 32);
-	else
-		bpf_map_delete_elem(&listeners, &key);
+		return;
+	}
+	/* Its last count, for the next listener scan: drops just before a close (an overloaded
+	 * server killed by its probe) are counted, and claim their share of the namespace's. */
+	r = bpf_map_lookup_elem(&listeners, &key);
+	if (r && !r->closed) {
+		fill_listen_drops(r, sk);
+		r->closed = LISTEN_CLOSED;
+	}
 }
 
 /* One interesting state change of a TCP socket. */

@@ -6,8 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
-	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
@@ -154,8 +154,8 @@ func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 		}
 		return
 	}
-	scan = slices.DeleteFunc(scan, func(r bpf.PodnetListenDrops) bool { return e.exclude.ports[r.Port] })
 	overflows, unread := e.overflows.take(scan)
+	maps.DeleteFunc(overflows, func(k listenKey, _ int64) bool { return e.exclude.ports[k.port] })
 	if unread > 0 {
 		e.warn.warn("podnet: listen overflows counted from socket drops (which also count packets a pending handshake refused)",
 			fmt.Errorf("the ListenDrops of %d network namespaces were unreadable: none of their listeners' processes is left in them under proc_root", unread))

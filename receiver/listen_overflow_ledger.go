@@ -10,7 +10,8 @@ import (
 	"github.com/podnet/podnet/bpf"
 )
 
-// overflowLedger turns the listener scan's socket drop counts into accept-queue overflows.
+// overflowLedger turns the listener scan's socket drop counts into accept-queue overflows. It
+// must see every listener of a namespace (excluded ports too: their drops are theirs).
 //
 // A listener's sk_drops counts its ListenDrops (SYNs and completed handshakes its full queue or a
 // failed allocation dropped) and also every packet a pending request refused: a client's
@@ -22,11 +23,15 @@ import (
 // server) gets the kernel's count exactly; several share the bound in proportion to their socket
 // drops, and their sum stays exact.
 type overflowLedger struct {
-	socks map[uint64]ledgerSock  // the last scan's listeners, by socket
+	socks map[listenerID]ledgerSock // the last scan's listeners
 	netns map[uint32]ledgerNetns // namespaces' ListenDrops at their last read
 	// listenDrops reads a namespace's ListenDrops through a process in it.
 	listenDrops func(pid, netns uint32) (uint64, error)
 }
+
+// listenerID is one listener: its socket, and when it began listening (a socket's memory is
+// reused by later sockets; 0 from the descriptor walk, which cannot tell).
+type listenerID struct{ sk, since uint64 }
 
 type ledgerSock struct {
 	key   listenKey
@@ -45,7 +50,7 @@ type ledgerNetns struct {
 const maxLedgerNetns = 4096
 
 func newOverflowLedger(listenDrops func(pid, netns uint32) (uint64, error)) *overflowLedger {
-	return &overflowLedger{socks: map[uint64]ledgerSock{}, netns: map[uint32]ledgerNetns{}, listenDrops: listenDrops}
+	return &overflowLedger{socks: map[listenerID]ledgerSock{}, netns: map[uint32]ledgerNetns{}, listenDrops: listenDrops}
 }
 
 // ledgerRise is one socket's drops since the last scan.
@@ -62,17 +67,18 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 	overflows = map[listenKey]int64{}
 	byNetns := map[uint32][]ledgerRise{}
 	pids := map[uint32][]uint32{}
-	socks := make(map[uint64]ledgerSock, len(scan))
+	socks := make(map[listenerID]ledgerSock, len(scan))
 	for i := range scan {
 		r := &scan[i]
-		if _, dup := socks[r.Sk]; dup {
+		id := listenerID{sk: r.Sk, since: r.Since}
+		if _, dup := socks[id]; dup {
 			continue
 		}
 		k := listenKey{res: resourceKey{netnsIno: r.NetnsIno, cgroupID: r.CgroupId}, port: r.Port}
-		socks[r.Sk] = ledgerSock{key: k, drops: r.Drops}
+		socks[id] = ledgerSock{key: k, drops: r.Drops}
 		overflows[k] += 0
 		rise := uint64(r.Drops)
-		if prev, ok := l.socks[r.Sk]; ok && prev.key == k && prev.drops <= r.Drops {
+		if prev, ok := l.socks[id]; ok && prev.key == k && prev.drops <= r.Drops {
 			rise -= uint64(prev.drops)
 		} // else a socket new since the last scan (or a freed one's address reused): all its drops are
 		byNetns[r.NetnsIno] = append(byNetns[r.NetnsIno], ledgerRise{sk: r.Sk, key: k, rise: rise})
@@ -86,12 +92,9 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 		for _, r := range rises {
 			sum += r.rise
 		}
+		// Read at every scan, drops or not: a rise no socket of this scan claims (a listener
+		// that closed unreported) must not stay in the bound for a later scan's refused packets.
 		prev, known := l.netns[ns]
-		if sum == 0 && known {
-			prev.carry = 0 // what it carried belonged to sockets that closed
-			l.netns[ns] = prev
-			continue
-		}
 		now, ok := l.readListenDrops(ns, pids[ns])
 		if !ok {
 			if sum > 0 {
@@ -111,8 +114,11 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 			bound = fresh + prev.carry
 		}
 		left := bound - share(bound, sum, rises, overflows)
-		var carry uint64 // only this read's own rise: an older one's sockets have shown theirs
-		if known {
+		// Carried: only this read's own rise (an older one's sockets have shown theirs), and only
+		// while the namespace's listeners are dropping (a rise with none of theirs is a closed
+		// listener's, never to be claimed).
+		var carry uint64
+		if known && sum > 0 {
 			carry = min(left, fresh)
 		}
 		l.netns[ns] = ledgerNetns{listenDrops: now, carry: carry}

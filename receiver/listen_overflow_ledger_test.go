@@ -50,10 +50,21 @@ func TestLedgerBoundsSocketDropsByListenDrops(t *testing.T) {
 	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100), listener(2, 7, 9090, 0, 100)})
 	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 8, portKey(7, 9090): 0}, got)
 
-	reads := ns.reads
 	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100), listener(2, 7, 9090, 0, 100)})
 	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 0, portKey(7, 9090): 0}, got)
-	assert.Equal(t, reads, ns.reads, "no drops, no read of the namespace")
+}
+
+// A rise of the namespace's ListenDrops that no listener of the scan claims (a listener that
+// closed unreported) is not left in the bound: a later scan's refused packets get nothing.
+func TestLedgerGivesNoUnclaimedRiseToLaterRefusedPackets(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100)})
+	ns.drops[7] = 40 // another listener's, which closed before the scan
+	got, _ := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100)})
+	assert.Equal(t, int64(0), got[portKey(7, 80)])
+	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100)}) // retransmitted SYNs refused
+	assert.Equal(t, int64(0), got[portKey(7, 80)])
 }
 
 // Listeners of one namespace that drop in the same interval share its ListenDrops in proportion
@@ -69,7 +80,7 @@ func TestLedgerSharesANamespaceBound(t *testing.T) {
 	assert.Equal(t, int64(2), got[portKey(7, 81)])
 	for range 3 { // the same scan always gives the same
 		again := newOverflowLedger(ns.read)
-		again.socks, again.netns = map[uint64]ledgerSock{1: {portKey(7, 80), 0}, 2: {portKey(7, 80), 0}, 3: {portKey(7, 81), 0}},
+		again.socks, again.netns = map[listenerID]ledgerSock{{sk: 1}: {portKey(7, 80), 0}, {sk: 2}: {portKey(7, 80), 0}, {sk: 3}: {portKey(7, 81), 0}},
 			map[uint32]ledgerNetns{7: {}}
 		g, _ := again.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 6, 100), listener(2, 7, 80, 6, 100), listener(3, 7, 81, 3, 100)})
 		assert.Equal(t, got, g)
@@ -137,4 +148,20 @@ func TestShareGivesTheRemainderInOrder(t *testing.T) {
 	rises := []ledgerRise{{sk: 3, key: portKey(7, 83), rise: 1}, {sk: 1, key: portKey(7, 81), rise: 1}, {sk: 2, key: portKey(7, 82), rise: 1}}
 	assert.Equal(t, uint64(2), share(2, 3, rises, got))
 	assert.Equal(t, map[listenKey]int64{portKey(7, 81): 1, portKey(7, 82): 1, portKey(7, 83): 0}, got)
+}
+
+// A listener that closed and one that took its socket's memory are two listeners (the kernel
+// reports the closed one's last count beside the new one's): each rise is its own.
+func TestLedgerTellsListenersOnOneSocketApart(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 0}, pids: map[uint32]uint32{100: 7}}
+	l := newOverflowLedger(ns.read)
+	old := listener(1, 7, 80, 5, 100)
+	old.Since = 10
+	l.take([]bpf.PodnetListenDrops{old})
+	ns.drops[7] = 100
+	old.Drops = 9
+	restarted := listener(1, 7, 80, 3, 100)
+	restarted.Since = 20
+	got, _ := l.take([]bpf.PodnetListenDrops{old, restarted})
+	assert.Equal(t, int64(4+3), got[portKey(7, 80)], "the old listener's last 4 and the new one's 3")
 }

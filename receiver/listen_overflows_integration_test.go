@@ -104,3 +104,19 @@ func TestListenOverflowsLeaveOutExcludedPorts(t *testing.T) {
 	_, ok = point(t, all, server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8232)})
 	assert.True(t, ok, "the other listener of the pod keeps its series")
 }
+
+// A listener that overflows and closes before the next scan (an overloaded server killed by its
+// probe) still has its drops counted: its close keeps its last count for the scan.
+func TestListenOverflowsOfAListenerThatClosed(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 232)
+	client, server := netw.AddPod(), netw.AddPod()
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
+	server.OverflowAndClose(client, 8233, 20)
+	want := server.Netstat("ListenDrops")
+	require.Positive(t, want)
+	stop()
+
+	got, ok := point(t, metrics.AllMetrics(), server.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8233)})
+	require.True(t, ok, "the closed listener's series")
+	assert.Equal(t, float64(want), got, "the kernel's ListenDrops of its namespace")
+}

@@ -94,7 +94,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetConnectionsUntracked, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_untracked",
-		metric.WithDescription("Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - or evicted from the bounded kernel connection table); not reported as events. [Alpha]"),
+		metric.WithDescription("Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - evicted from the bounded kernel connection table, or established while the kernel skipped podnet's program - a classic tracepoint's recursion miss); not reported as events, and a client end whose establishment was missed is never reported as a failed connect. [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

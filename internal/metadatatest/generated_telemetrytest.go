@@ -72,7 +72,7 @@ func AssertEqualPodnetConnectionsCloseUnseen(t *testing.T, tt *componenttest.Tel
 func AssertEqualPodnetConnectionsUntracked(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_connections_untracked",
-		Description: "Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - or evicted from the bounded kernel connection table); not reported as events. [Alpha]",
+		Description: "Closes of connections podnet never saw open (opened before it started where the start-up scan cannot find them - kernels without BPF iterators - evicted from the bounded kernel connection table, or established while the kernel skipped podnet's program - a classic tracepoint's recursion miss); not reported as events, and a client end whose establishment was missed is never reported as a failed connect. [Alpha]",
 		Unit:        "{connection}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -15,14 +15,27 @@ import (
 // open until the test ends. It returns the listening process's pid.
 func (p *Pod) Overflow(client *Pod, port, n int) (pid int) {
 	p.t.Helper()
-	pid = p.listenUnaccepted(port, 1)
+	pid, _ = p.overflow(client, port, n)
+	return pid
+}
+
+// OverflowAndClose is Overflow, then the listener closes (its process exits).
+func (p *Pod) OverflowAndClose(client *Pod, port, n int) {
+	p.t.Helper()
+	_, stop := p.overflow(client, port, n)
+	stop()
+}
+
+func (p *Pod) overflow(client *Pod, port, n int) (pid int, stop func()) {
+	p.t.Helper()
+	pid, stop = p.listenUnaccepted(port, 1)
 	fds, err := client.connectMany(p.IPv4, port, n)
 	defer closeAll(fds)
 	if err != nil {
 		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
 	}
 	time.Sleep(1500 * time.Millisecond) // a round of SYN retransmissions, dropped too
-	return pid
+	return pid, stop
 }
 
 // OverflowAfterLostSYNACKs overflows a listener at port (backlog 4, never accepting) where the
@@ -33,7 +46,7 @@ func (p *Pod) Overflow(client *Pod, port, n int) (pid int) {
 // It returns the listening process's pid.
 func (p *Pod) OverflowAfterLostSYNACKs(client *Pod, port int) (pid int) {
 	p.t.Helper()
-	pid = p.listenUnaccepted(port, 4)
+	pid, _ = p.listenUnaccepted(port, 4)
 	first, err := client.connectMany(p.IPv4, port, 3)
 	defer closeAll(first)
 	if err != nil {
@@ -55,11 +68,11 @@ func (p *Pod) OverflowAfterLostSYNACKs(client *Pod, port int) (pid int) {
 }
 
 // listenUnaccepted starts a helper process of the pod listening at port with backlog, never
-// accepting, until the test ends.
-func (p *Pod) listenUnaccepted(port, backlog int) (pid int) {
-	pid, stop := p.StartBacklogHolder(p.t, netip.AddrPortFrom(p.IPv4, uint16(port)).String(), backlog)
+// accepting, until stop or the test's end.
+func (p *Pod) listenUnaccepted(port, backlog int) (pid int, stop func()) {
+	pid, stop = p.StartBacklogHolder(p.t, netip.AddrPortFrom(p.IPv4, uint16(port)).String(), backlog)
 	p.t.Cleanup(stop)
-	return pid
+	return pid, stop
 }
 
 // connectMany starts n non-blocking connects from the pod to addr:port.

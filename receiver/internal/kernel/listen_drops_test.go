@@ -70,6 +70,7 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, listen(8210).Close())
 	pid := server.Overflow(client, 8211, 20)
+	server.OverflowAndClose(client, 8212, 20)
 	time.Sleep(100 * time.Millisecond)
 
 	byPort := map[uint16]bpf.PodnetListenDrops{}
@@ -85,12 +86,26 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, full, "so the scan walked the map")
 	assert.Contains(t, byPort, uint16(8209), "the listener that predates the tracer, found by the start-up scan")
-	assert.NotContains(t, byPort, uint16(8210), "a closed listener left the map")
 	require.Contains(t, byPort, uint16(8211), "a listener made after the tracer, added by the state hook")
+	// Listeners that closed since the last scan are reported once, with the count their close
+	// kept: the drops of one that overflowed just before are counted.
+	for _, port := range []uint16{8210, 8212} {
+		require.Contains(t, byPort, port, "a closed listener, reported once")
+		assert.Equal(t, uint8(bpf.PodnetListenClosedLISTEN_REPORTED), byPort[port].Closed)
+	}
+	assert.Zero(t, byPort[8211].Closed)
 	want := server.Netstat("ListenDrops")
-	assert.Positive(t, want, "the burst overflowed the accept queue")
-	assert.Equal(t, uint64(want), uint64(byPort[8211].Drops), "the namespace's ListenDrops, all this listener's")
+	assert.Positive(t, want, "the bursts overflowed the accept queues")
+	assert.Positive(t, byPort[8212].Drops)
+	assert.Equal(t, uint64(want), uint64(byPort[8211].Drops)+uint64(byPort[8212].Drops), "the namespace's ListenDrops, all these listeners'")
 	assert.Zero(t, byPort[8209].Drops)
+	again := map[uint16]bool{}
+	require.NoError(t, tr.ListenDrops(func(r *bpf.PodnetListenDrops) {
+		if r.NetnsIno == server.NetnsInode() {
+			again[r.Port] = true
+		}
+	}))
+	assert.Equal(t, map[uint16]bool{8209: true, 8211: true}, again, "closed listeners leave after their report")
 	// The process through which user space reads the namespace's ListenDrops: the one the
 	// start-up scan found holding the listener, and the one that called listen().
 	assert.Equal(t, uint32(os.Getpid()), byPort[8209].Tgid, "the process holding the found listener")
