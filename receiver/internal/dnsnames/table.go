@@ -19,12 +19,18 @@ type key struct {
 	addr  netip.Addr
 }
 
+// namesPerAddress is how many names an address keeps in one namespace. A connection is named
+// when its event is read (up to a poll interval after it began), and at its close by its start:
+// the names resolved to its address after it began must not have pushed its own out. Pods
+// resolving several hosts a CDN serves from one address are the common case; a fifth name in
+// one namespace drops the oldest.
+const namesPerAddress = 4
+
 type entry struct {
-	// cur is the name most recently resolved to the address; prev the one it replaced, kept
-	// until its own TTL runs out: a connection made to prev before cur was resolved (and closed
-	// after) is still named as it was made. Two pods resolving names of one CDN address are the
-	// common case; a third name in one namespace drops the oldest.
-	cur, prev resolved
+	// names are the names resolved to the address, the most recently resolved first; each kept
+	// until it is pushed out, also past its TTL: a connection made to a name before the next
+	// was resolved (and closed after) is still named as it was made.
+	names [namesPerAddress]resolved
 }
 
 type resolved struct {
@@ -74,23 +80,37 @@ func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl ui
 	k := key{netns, addr.Unmap()}
 	r := resolved{name: name, since: at, last: at, expires: at + max(int64(ttl)*1e9, minTTL)}
 	e, ok := t.entries[k]
-	switch {
-	case !ok:
-		if len(t.entries) >= t.max {
-			t.makeRoom(at)
-		}
-		e.cur = r
-	case e.cur.name == name && at < e.cur.expires:
-		e.cur.expires = max(e.cur.expires, r.expires)
-		e.cur.last = max(e.cur.last, at)
-	case e.prev.name == name && at < e.prev.expires:
-		e.prev.expires = max(e.prev.expires, r.expires)
-		e.prev.last = max(e.prev.last, at)
-		e.cur, e.prev = e.prev, e.cur // resolved again: the most recent one
-	default:
-		e.cur, e.prev = r, e.cur
+	if !ok && len(t.entries) >= t.max {
+		t.makeRoom(at)
 	}
-	t.entries[k] = e
+	t.entries[k] = e.add(r)
+}
+
+// add is the entry with r resolved: the same name still valid is extended and becomes the most
+// recent; another name goes first, and the oldest drops.
+func (e entry) add(r resolved) entry {
+	for i := range e.names {
+		n := e.names[i]
+		if n.name == r.name && r.since < n.expires {
+			n.expires = max(n.expires, r.expires)
+			n.last = max(n.last, r.since)
+			copy(e.names[1:i+1], e.names[:i])
+			e.names[0] = n
+			return e
+		}
+	}
+	copy(e.names[1:], e.names[:len(e.names)-1])
+	e.names[0] = r
+	return e
+}
+
+// expires is when the entry's last name expires.
+func (e entry) expires() int64 {
+	var t int64
+	for _, n := range e.names {
+		t = max(t, n.expires)
+	}
+	return t
 }
 
 // sweepAtMostEvery bounds how often a full table sweeps itself to make room: a sweep walks every
@@ -123,7 +143,7 @@ func (t *Table) makeRoom(now int64) {
 // drops every expired entry first.
 func (t *Table) Sweep(before int64) {
 	for k, e := range t.entries {
-		if max(e.cur.expires, e.prev.expires) <= before {
+		if e.expires() <= before {
 			delete(t.entries, k)
 		}
 	}
@@ -150,19 +170,20 @@ func (t *Table) LookupDuring(netns uint32, addr netip.Addr, from, to int64) stri
 	if !ok {
 		return ""
 	}
-	// Exactly first: the newer answer may have come just after the connection began, within the
-	// clocks' skew, and the older one is then the name it was made to. Of two valid names, the
-	// one resolved last by `to`: what the answers up to then said, so that a close is named as
-	// its connect was, whatever was resolved in between.
+	// Exactly first: a newer answer may have come just after the connection began, within the
+	// clocks' skew, and an older one is then the name it was made to. Of several valid names,
+	// the one resolved last by `to` (the more recent on a tie): what the answers up to then said,
+	// so that a close is named as its connect was, whatever was resolved in between.
 	for _, skew := range [2]int64{0, clockSkew} {
-		cur, prev := e.cur.validDuring(from, to, skew), e.prev.validDuring(from, to, skew)
-		switch {
-		case cur && prev && e.prev.answeredBy(to, skew) > e.cur.answeredBy(to, skew):
-			return e.prev.name
-		case cur:
-			return e.cur.name
-		case prev:
-			return e.prev.name
+		best := -1
+		for i := range e.names {
+			if e.names[i].validDuring(from, to, skew) &&
+				(best < 0 || e.names[i].answeredBy(to, skew) > e.names[best].answeredBy(to, skew)) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			return e.names[best].name
 		}
 	}
 	return ""

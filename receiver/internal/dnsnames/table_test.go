@@ -67,12 +67,29 @@ func TestTableNamesOfOneAddress(t *testing.T) {
 		"both valid: the one resolved last by then, as its connect was named before api.example came again")
 
 	tb.Add(1, a, "img.example", 130*sec, 300)
+	tb.Add(1, a, "cdn.example", 140*sec, 300)
+	assert.Equal(t, "cdn.example", tb.Lookup(1, a, 145*sec))
 	assert.Equal(t, "img.example", tb.Lookup(1, a, 135*sec))
 	assert.Equal(t, "api.example", tb.Lookup(1, a, 125*sec))
-	tb.Add(1, a, "cdn.example", 140*sec, 300) // the third name: api.example is dropped
+	assert.Equal(t, "static.example", tb.Lookup(1, a, 115*sec), "four names kept: a connection made before three later answers keeps its own")
+	tb.Add(1, a, "edge.example", 150*sec, 300) // the fifth: static.example, resolved least recently, is dropped
+	assert.NotEqual(t, "static.example", tb.Lookup(1, a, 115*sec), "the oldest is gone")
 	assert.Equal(t, "img.example", tb.Lookup(1, a, 135*sec))
-	assert.Empty(t, tb.Lookup(1, a, 125*sec), "the oldest is gone: two names are kept, so its connections lose theirs")
 	assert.Equal(t, 1, tb.Len())
+}
+
+// A connection is named when its event is read, a poll interval after it began: two more names
+// resolved to its address meanwhile (within the clocks' skew, even) leave it its own.
+func TestTableNamesAConnectByItsAnswerDespiteLaterOnes(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("10.240.0.9")
+	const ms = int64(1e6)
+	tb.Add(1, a, "a.test", 100*sec, 30)
+	began := 100*sec + 1*ms
+	tb.Add(1, a, "b.test", 100*sec+2*ms, 30)
+	tb.Add(1, a, "c.test", 100*sec+3*ms, 30)
+	assert.Equal(t, "a.test", tb.Lookup(1, a, began))
+	assert.Equal(t, "c.test", tb.Lookup(1, a, 100*sec+4*ms))
 }
 
 // A table full of valid names evicts one per new answer without walking every entry each time.
