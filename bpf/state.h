@@ -637,8 +637,8 @@ static __always_inline void add_listener(struct sock *sk, __u32 tgid)
 }
 
 /* A socket began listening, or stopped: kept in `listeners` for the listener scan (progress.h),
- * which reads everything else; no read of the socket here. listen() runs in the listening
- * process: its tgid names the namespace for user space. */
+ * which reads the rest while it listens; at its stop its last count is read here. listen() runs
+ * in the listening process: its tgid names the namespace for user space. */
 static __always_inline void on_listen(struct sock *sk, bool listening)
 {
 	__u64 key = (__u64)sk;

@@ -23,7 +23,7 @@ import (
 // server) gets the kernel's count exactly; several share the bound in proportion to their socket
 // drops, and their sum stays exact.
 type overflowLedger struct {
-	socks map[listenerID]ledgerSock // the last scan's listeners
+	socks map[listenerID]uint32  // the last scan's listeners' socket drops
 	netns map[uint32]ledgerNetns // namespaces' ListenDrops at their last read
 	// listenDrops reads a namespace's ListenDrops through a process in it.
 	listenDrops func(pid, netns uint32) (uint64, error)
@@ -32,11 +32,6 @@ type overflowLedger struct {
 // listenerID is one listener: its socket, and when it began listening (a socket's memory is
 // reused by later sockets; 0 from the descriptor walk, which cannot tell).
 type listenerID struct{ sk, since uint64 }
-
-type ledgerSock struct {
-	key   listenKey
-	drops uint32
-}
 
 type ledgerNetns struct {
 	listenDrops uint64
@@ -50,7 +45,7 @@ type ledgerNetns struct {
 const maxLedgerNetns = 4096
 
 func newOverflowLedger(listenDrops func(pid, netns uint32) (uint64, error)) *overflowLedger {
-	return &overflowLedger{socks: map[listenerID]ledgerSock{}, netns: map[uint32]ledgerNetns{}, listenDrops: listenDrops}
+	return &overflowLedger{socks: map[listenerID]uint32{}, netns: map[uint32]ledgerNetns{}, listenDrops: listenDrops}
 }
 
 // ledgerRise is one socket's drops since the last scan.
@@ -67,7 +62,7 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 	overflows = map[listenKey]int64{}
 	byNetns := map[uint32][]ledgerRise{}
 	pids := map[uint32][]uint32{}
-	socks := make(map[listenerID]ledgerSock, len(scan))
+	socks := make(map[listenerID]uint32, len(scan))
 	for i := range scan {
 		r := &scan[i]
 		id := listenerID{sk: r.Sk, since: r.Since}
@@ -75,12 +70,12 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 			continue
 		}
 		k := listenKey{res: resourceKey{netnsIno: r.NetnsIno, cgroupID: r.CgroupId}, port: r.Port}
-		socks[id] = ledgerSock{key: k, drops: r.Drops}
+		socks[id] = r.Drops
 		overflows[k] += 0
-		rise := uint64(r.Drops)
-		if prev, ok := l.socks[id]; ok && prev.key == k && prev.drops <= r.Drops {
-			rise -= uint64(prev.drops)
-		} // else a socket new since the last scan (or a freed one's address reused): all its drops are
+		rise := uint64(r.Drops) // a listener new since the last scan: all its drops are new
+		if prev, ok := l.socks[id]; ok && prev <= r.Drops {
+			rise -= uint64(prev)
+		}
 		byNetns[r.NetnsIno] = append(byNetns[r.NetnsIno], ledgerRise{sk: r.Sk, key: k, rise: rise})
 		if r.Tgid != 0 && !slices.Contains(pids[r.NetnsIno], r.Tgid) {
 			pids[r.NetnsIno] = append(pids[r.NetnsIno], r.Tgid)

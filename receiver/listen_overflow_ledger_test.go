@@ -80,7 +80,7 @@ func TestLedgerSharesANamespaceBound(t *testing.T) {
 	assert.Equal(t, int64(2), got[portKey(7, 81)])
 	for range 3 { // the same scan always gives the same
 		again := newOverflowLedger(ns.read)
-		again.socks, again.netns = map[listenerID]ledgerSock{{sk: 1}: {portKey(7, 80), 0}, {sk: 2}: {portKey(7, 80), 0}, {sk: 3}: {portKey(7, 81), 0}},
+		again.socks, again.netns = map[listenerID]uint32{{sk: 1}: 0, {sk: 2}: 0, {sk: 3}: 0},
 			map[uint32]ledgerNetns{7: {}}
 		g, _ := again.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 6, 100), listener(2, 7, 80, 6, 100), listener(3, 7, 81, 3, 100)})
 		assert.Equal(t, got, g)
