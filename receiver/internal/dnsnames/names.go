@@ -216,7 +216,11 @@ func (n *Names) add(raw []byte) {
 		n.stats.Malformed++
 		return
 	}
-	r := (*bpf.DnsResponse)(unsafe.Pointer(&raw[0]))
+	// A record is the header and only the bytes captured, so the header is copied out: a
+	// *bpf.DnsResponse over the record itself would reach past its end (Go's pointer rules,
+	// and -race's checkptr, forbid that even when only header fields are read).
+	var r bpf.DnsResponse
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), headerSize), raw)
 	captured := min(int(r.Captured), len(raw)-headerSize)
 	msg := raw[headerSize : headerSize+captured]
 	var err error
