@@ -89,6 +89,8 @@ func (en *enricher) enrich(events []enrichedEvent) {
 		} else {
 			e.peer = en.peer(e.Peer.Addr(), at)
 		}
+		// Every field is set, also to nothing: the reader decodes into the last batch's slots.
+		e.backend = attribution.Peer{}
 		if e.Backend.IsValid() {
 			e.backend = en.peer(e.Backend.Addr(), at)
 		}

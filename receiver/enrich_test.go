@@ -163,3 +163,24 @@ func BenchmarkEnrichDNSNames(b *testing.B) {
 		})
 	}
 }
+
+// The reader decodes each batch into the slots of the last one: an event without a
+// translation must not keep the backend pod of the event its slot held before (checker:
+// refused connects to a Service without endpoints, and connects to non-pod peers, were named
+// after a backend pod of an earlier batch).
+func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
+	cfg := NewDefaultConfig()
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
+	batch := []enrichedEvent{{Event: event.Event{
+		Type: event.Connect, Role: event.Client,
+		Peer:    netip.MustParseAddrPort("10.96.0.10:80"),
+		Backend: netip.MustParseAddrPort("10.1.0.9:8080"),
+	}}}
+	en.enrich(batch)
+	assert.Equal(t, "web-0", withBackend(batch[0].peer, batch[0].backend).PodName)
+
+	batch[0].Event = event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80")}
+	en.enrich(batch)
+	named := withBackend(batch[0].peer, batch[0].backend)
+	assert.Equal(t, attribution.Peer{ServiceName: "empty", Namespace: "shop", NoReadyEndpoints: true}, named)
+}
