@@ -18,6 +18,7 @@
 #define EHOSTDOWN 112
 #define EHOSTUNREACH 113
 #define EADDRNOTAVAIL 99
+#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
 
 /* How a socket's fields are read. Every reader takes one, a constant at each call site, and
  * after inlining each program keeps one way:
@@ -298,6 +299,15 @@ static __always_inline void current_process_comm(char comm[16])
 
 	if (!leader || bpf_core_read_str(comm, 16, &leader->comm) < 0)
 		bpf_get_current_comm(comm, 16);
+}
+
+/* Whether the current task is a kernel thread (a kworker making an MPTCP subflow's connect, a
+ * kernel client such as NFS): no process of a workload, so it names none. One probe read. */
+static __always_inline bool current_is_kernel_thread(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, flags) & PF_KTHREAD;
 }
 
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check

@@ -43,7 +43,9 @@ static __always_inline bool interesting(int oldstate, int newstate)
 		return true; /* the handshake's start; and, with events, the process context */
 	if (oldstate == TCP_SYN_SENT)
 		return true; /* -> ESTABLISHED, -> CLOSE, -> SYN_RECV (simultaneous open) */
-	if (newstate == TCP_ESTABLISHED)
+	/* SYN_RECV -> FIN_WAIT1: a TCP Fast Open child its application closed before the handshake's
+	 * last ACK came, which never becomes ESTABLISHED: its passive open ends there. */
+	if (newstate == TCP_ESTABLISHED || newstate == TCP_FIN_WAIT1)
 		return oldstate == TCP_SYN_RECV;
 	if (newstate == TCP_LISTEN)
 		return true; /* a listener begins (not a connection: on_listen) */
@@ -366,7 +368,9 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	__u64 id = 0;
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
-	if (send_events && process_context) {
+	/* In a kernel thread (an MPTCP client's further subflows are connected by a kworker) there
+	 * is no process to name: the pid stays 0, as for a server's further subflows. */
+	if (send_events && process_context && !current_is_kernel_thread()) {
 		id = bpf_get_current_pid_tgid();
 		ci.pid = id >> 32;
 		ci.cgroup_id = fallback_cgroup_id();
@@ -386,8 +390,11 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 }
 
 /* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
- * or the end of a simultaneous open, which stays a client). */
-static __always_inline void on_established(struct sock *sk, int oldstate, struct conn_info *known, enum sock_read rd)
+ * or the end of a simultaneous open, which stays a client). Or, for a server, its passive open
+ * ended without it (done false): a TCP Fast Open child closed by its application in SYN_RECV,
+ * counted open as of its close, with no handshake to time. */
+static __always_inline void on_established(struct sock *sk, int oldstate, struct conn_info *known, bool done,
+					   enum sock_read rd)
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
 	__u32 seq = sock_write_seq(sk, rd);
@@ -435,7 +442,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		 * reports the open. */
 		ci.role = ROLE_SERVER;
 		ci.start_ns = now;
-		handshake_end(&ci, sk, now, false, rd);
+		if (done)
+			handshake_end(&ci, sk, now, false, rd);
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
 		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
@@ -451,7 +459,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	if (!known->start_ns) {
 		known->start_ns = now;
 		known->est_seq = seq;
-		handshake_end(known, sk, now, false, rd);
+		if (done)
+			handshake_end(known, sk, now, false, rd);
 		if (to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd))
 			known->active_folded = 1;
 	}
@@ -498,6 +507,13 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		ci.syn_retrans = syn_retransmits(sk, rd);
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
 		return;
+	}
+	if (ci.role == ROLE_SERVER && !ci.start_ns && oldstate == TCP_SYN_RECV) {
+		/* A TCP Fast Open child accepted before its handshake ended, then reset or timed out
+		 * before it could end: counted open now, so that its close has an open. */
+		ci.start_ns = now;
+		if (to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd))
+			ci.active_folded = 1;
 	}
 	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
 	/* Left out by sampling, but it ended abnormally: kept after all, its open reported now at
@@ -674,7 +690,12 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 	}
 	known = bpf_map_lookup_elem(&conns, &key);
 	if (newstate == TCP_ESTABLISHED) {
-		on_established(sk, oldstate, known, rd);
+		on_established(sk, oldstate, known, true, rd);
+	} else if (newstate == TCP_FIN_WAIT1) {
+		/* From SYN_RECV (interesting()): a server's Fast Open child; a simultaneous open closed
+		 * before its handshake ended stays what its close makes of it. */
+		if (!known || known->role == ROLE_SERVER)
+			on_established(sk, oldstate, known, false, rd);
 	} else if (newstate == TCP_CLOSE) {
 		on_close(sk, oldstate, known, rd);
 	} else if (!known) {

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -83,4 +84,49 @@ func mptcpPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.Add
 	require.NoError(t, err)
 	require.True(t, usesMPTCP, "the connection is MPTCP (net.mptcp.enabled on this kernel)")
 	return client, server
+}
+
+// An MPTCP client's further subflows are connected by the kernel's path manager, in a kworker:
+// their connects name no process (a checker saw `kworker/1:3`), as a server's further subflows
+// do; the first subflow names the client process.
+func TestMPTCPFurtherSubflowsNameNoKernelThread(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 234)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	second := netip.AddrFrom4([4]byte{10, 213, 234, 200}) // the client's second address, in the pods' subnet
+	clientPod.Exec("ip", "addr", "add", second.String()+"/24", "dev", "eth0")
+	for _, pod := range []*netnstest.Pod{clientPod, serverPod} {
+		pod.Exec("ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2")
+	}
+	clientPod.Exec("ip", "mptcp", "endpoint", "add", second.String(), "dev", "eth0", "subflow")
+	tr := openEvents(t, 1<<22)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+	})
+
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7234))
+	defer client.Close()
+	defer server.Close()
+	// The path manager adds subflows once the connection is fully established: data both ways.
+	_, err := client.Write([]byte("ping"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(server, make([]byte, 4))
+	require.NoError(t, err)
+	_, err = server.Write([]byte("pong"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(client, make([]byte, 4))
+	require.NoError(t, err)
+
+	first, further := map[uint32]int{}, map[uint32]int{}
+	require.Eventually(t, func() bool {
+		for _, e := range ring.take() {
+			if netip.AddrFrom4([4]byte(e.LocalAddr[:4])) == second {
+				further[e.Pid]++
+			} else {
+				first[e.Pid]++
+			}
+		}
+		return len(first) > 0 && len(further) > 0
+	}, 5*time.Second, 20*time.Millisecond, "connects of the first subflow and of the one from %s", second)
+	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
+	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process (a kworker connected it)")
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -90,20 +91,60 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 		// The second sends its request in the SYN; the handshake's last ACK is held back, so
 		// accept() returns a socket still in SYN_RECV.
 		stateAtAccept, err = fastOpen(ln, server, holdACKs(pod, "8123"))
-		return err
+		if err != nil {
+			return err
+		}
+		// The third is closed by the server before its handshake ends: it never becomes
+		// ESTABLISHED (SYN_RECV -> FIN_WAIT1).
+		return fastOpenClosedEarly(ln, server, holdACKs(pod, "8123"))
 	}))
 	require.Equal(t, uint8(unix.BPF_TCP_SYN_RECV), stateAtAccept, "accept() returned the second connection before its handshake ended (TCP Fast Open)")
 
-	events := collect(t, tr, pod, 8)
-	assert.Equal(t, map[kind]int{connected: 2, accepted: 2, clientEnd: 2, serverEnd: 2}, kinds(events))
+	events := collect(t, tr, pod, 12)
+	assert.Equal(t, map[kind]int{connected: 3, accepted: 3, clientEnd: 3, serverEnd: 3}, kinds(events))
 	for _, e := range events {
 		if (kind{e.Type, e.Role}) == accepted || (kind{e.Type, e.Role}) == connected {
 			assert.Equal(t, uint32(os.Getpid()), e.Pid, "type %d: the process that accepted or connected", e.Type)
 		}
 		if (kind{e.Type, e.Role}) == serverEnd {
-			assert.NotZero(t, e.StartNs, "the handshake's end dates the accepted connection")
+			assert.NotZero(t, e.StartNs, "the handshake's end (or the close before it) dates the accepted connection")
 		}
 	}
+}
+
+// A TCP Fast Open server connection closed before its handshake ended is a connection all the
+// same (it was accepted and carried data): counted open and closed when metrics are counted in
+// the kernel alone (no accept() hook), not an untracked close (found by an independent check).
+func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 233)
+	pod := netw.AddPod()
+	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
+	tr := openMarked(t)
+	before := counters(t, tr).CloseUntracked
+	server := &unix.SockaddrInet4{Port: 8124, Addr: [4]byte{127, 0, 0, 1}}
+	require.NoError(t, pod.Do(func() error {
+		ln, err := listener(server)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(ln)
+		if _, err := fastOpen(ln, server, nil); err != nil { // the cookie
+			return err
+		}
+		return fastOpenClosedEarly(ln, server, holdACKs(pod, "8124"))
+	}))
+
+	totals := roleTotals{}
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, map[uint32]roleTotals{pod.NetnsInode(): totals})
+		s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+		return s != nil && s.Closed >= 2
+	}, 5*time.Second, 50*time.Millisecond, "both server connections closed")
+	s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+	assert.Equal(t, uint64(2), s.Connections, "server connections: the cookie's and the one closed early")
+	assert.Equal(t, uint64(2), s.Closed)
+	assert.Zero(t, s.Active)
+	assert.Equal(t, before, counters(t, tr).CloseUntracked, "no close is untracked")
 }
 
 func listener(addr *unix.SockaddrInet4) (int, error) {
@@ -157,6 +198,55 @@ func fastOpen(ln int, addr *unix.SockaddrInet4, release func()) (uint8, error) {
 		return 0, err
 	}
 	return info.State, nil
+}
+
+// fastOpenClosedEarly connects to ln with MSG_FASTOPEN while release holds the handshake's last
+// ACK back; the server accepts, reads the request, answers and closes before the handshake ends
+// (still SYN_RECV); then the ACKs go through and the client reads the answer and closes.
+func fastOpenClosedEarly(ln int, addr *unix.SockaddrInet4, release func()) error {
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		release()
+		return err
+	}
+	defer unix.Close(c)
+	if err := unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}); err != nil {
+		release()
+		return err
+	}
+	if err := unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr); err != nil {
+		release()
+		return err
+	}
+	s, _, err := unix.Accept(ln)
+	if err != nil {
+		release()
+		return err
+	}
+	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err == nil && info.State != unix.BPF_TCP_SYN_RECV {
+		err = fmt.Errorf("accepted in state %d, want SYN_RECV (a Fast Open child)", info.State)
+	}
+	if err == nil {
+		_, err = unix.Read(s, make([]byte, 64))
+	}
+	if err == nil {
+		_, err = unix.Write(s, []byte("bye"))
+	}
+	unix.Close(s) // SYN_RECV -> FIN_WAIT1
+	release()
+	if err != nil {
+		return err
+	}
+	for { // the answer, then EOF once the server's retransmissions are acknowledged
+		n, err := unix.Read(c, make([]byte, 64))
+		if err != nil {
+			return fmt.Errorf("client read: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
 }
 
 // In a simultaneous open both ends connect() and neither listens; one of them passes through
