@@ -689,13 +689,13 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 		return;
 	}
 	known = bpf_map_lookup_elem(&conns, &key);
-	if (newstate == TCP_ESTABLISHED) {
-		on_established(sk, oldstate, known, true, rd);
+	/* FIN_WAIT1 is from SYN_RECV (interesting()): a server's Fast Open child closed early; a
+	 * simultaneous open closed before its handshake ended stays what its close makes of it.
+	 * One call site: on_established is inlined. */
+	if (newstate == TCP_ESTABLISHED || (newstate == TCP_FIN_WAIT1 && (!known || known->role == ROLE_SERVER))) {
+		on_established(sk, oldstate, known, newstate == TCP_ESTABLISHED, rd);
 	} else if (newstate == TCP_FIN_WAIT1) {
-		/* From SYN_RECV (interesting()): a server's Fast Open child; a simultaneous open closed
-		 * before its handshake ended stays what its close makes of it. */
-		if (!known || known->role == ROLE_SERVER)
-			on_established(sk, oldstate, known, false, rd);
+		return;
 	} else if (newstate == TCP_CLOSE) {
 		on_close(sk, oldstate, known, rd);
 	} else if (!known) {
