@@ -23,7 +23,7 @@ func explain(step string, err error) error {
 		return fmt.Errorf("%s: the kernel's BPF verifier rejected a podnet program: this kernel differs from those podnet is tested on; please report its version (uname -r) with this error (hooks: tracepoint may load where tp_btf does not): %w", step, err)
 	}
 	switch {
-	case errors.Is(err, btf.ErrNotFound):
+	case errors.Is(err, btf.ErrNotFound), errors.Is(err, ebpf.ErrNotSupported) && !kernelBTF():
 		return fmt.Errorf("%s: the kernel exposes no BTF (/sys/kernel/btf/vmlinux): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
 		if missing := missingCapabilities(); len(missing) > 0 {
@@ -32,8 +32,18 @@ func explain(step string, err error) error {
 		return fmt.Errorf("%s: permission denied although CAP_BPF and CAP_PERFMON are present: kernels before 5.8 need CAP_SYS_ADMIN, before 5.11 CAP_SYS_RESOURCE (memlock); also check kernel.unprivileged_bpf_disabled and LSM policy (see README, Security): %w", step, err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("%s: this kernel lacks a BPF feature podnet needs (ring buffers need 5.8+, BTF-enabled programs need kernel BTF): %w", step, err)
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist), strings.Contains(err.Error(), tracefsUnmounted):
 		return fmt.Errorf("%s: tracepoint not found: is tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing) and the kernel built with CONFIG_FTRACE_SYSCALLS?: %w", step, err)
 	}
 	return fmt.Errorf("%s: %w", step, err)
+}
+
+// tracefsUnmounted is how cilium/ebpf says it found no tracefs (a plain error, no errno).
+const tracefsUnmounted = "neither debugfs nor tracefs are mounted"
+
+// kernelBTF says whether the kernel's BTF can be read: cilium/ebpf reports its absence as "not
+// supported" (ErrNotSupported), like a missing kernel feature, and the two need different fixes.
+func kernelBTF() bool {
+	_, err := btf.LoadKernelSpec()
+	return err == nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
 )
@@ -23,8 +24,8 @@ var mapSettings = map[string]string{
 // from one (too large for the kernel's limits, or for the memory it will lend).
 func sizeError(err error, opts Options) error {
 	var verifier *ebpf.VerifierError
-	if errors.As(err, &verifier) {
-		return err
+	if errors.As(err, &verifier) || errors.Is(err, unix.EPERM) {
+		return err // not the size: the verifier, or a missing capability (explain says which)
 	}
 	for name, setting := range mapSettings {
 		if !strings.Contains(err.Error(), "map "+name+":") {
