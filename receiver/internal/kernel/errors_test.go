@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -21,6 +22,9 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 		{fmt.Errorf("spec: %w", btf.ErrNotFound), "no BTF"},
 		{fmt.Errorf("map: %w", ebpf.ErrNotSupported), "ring buffers need 5.8+"},
 		{fmt.Errorf("tracepoint: %w", unix.ENOENT), "is tracefs mounted"},
+		// cilium/ebpf's words when no tracefs was found at its first look (a plain error; a
+		// process that found it before gets ENOENT instead, as the case above).
+		{fmt.Errorf("attaching: %w", errors.New(tracefsUnmounted)), "is tracefs mounted"},
 		// What the kernel says when its verifier rejects a program: EACCES, with a log.
 		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EACCES, Log: []string{"0: (bf) r0 = r5", "R5 !read_ok"}}), "verifier rejected"},
 		// Without CAP_BPF the load fails before any verification: no log.
