@@ -23,8 +23,9 @@ type resolver struct {
 	warnOnce sync.Once
 	logger   *zap.Logger
 
-	mu    sync.Mutex
-	known map[uint64]Ref // a zero Ref: resolved, in no pod, or gone
+	mu      sync.Mutex
+	known   map[uint64]Ref      // a zero Ref: resolved, in no pod, or gone
+	removed map[uint64]struct{} // of known: gone when resolved
 }
 
 // lookup returns the pod of a cgroup missing from the snapshot, resolving it at most once;
@@ -58,7 +59,21 @@ func (r *resolver) lookup(id uint64) (ref Ref, ok bool) {
 		r.known = make(map[uint64]Ref)
 	}
 	r.known[id] = ref
+	if path == "" {
+		if r.removed == nil {
+			r.removed = make(map[uint64]struct{})
+		}
+		r.removed[id] = struct{}{}
+	}
 	return ref, true
+}
+
+// wasRemoved says whether lookup found the cgroup removed already: what it was is unknown.
+func (r *resolver) wasRemoved(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.removed[id]
+	return ok
 }
 
 // take forgets what was resolved, once a scan has published a snapshot that holds it, and
@@ -67,6 +82,6 @@ func (r *resolver) take() map[uint64]Ref {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	known := r.known
-	r.known = nil
+	r.known, r.removed = nil, nil
 	return known
 }
