@@ -43,12 +43,31 @@ const (
 	backendsOff  = "off"
 )
 
-func (c ServiceBackendsConfig) validate() error {
+func (c ServiceBackendsConfig) validate(processAttributes bool) error {
 	switch c.Mode {
-	case backendsAuto, backendsOn, backendsOff:
-		return nil
+	case backendsAuto, backendsOn:
+	case backendsOff:
+		// Settings of a feature turned off would be ignored without a word.
+		for name, set := range map[string]bool{"socket_lb": c.SocketLB, "metric_attribute": c.MetricAttribute} {
+			if set {
+				return fmt.Errorf("service_backends.%s is set but service_backends.mode is off, which ignores it: set mode to auto or on, or remove %s", name, name)
+			}
+		}
+	default:
+		return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)
 	}
-	return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)
+	if c.SocketLB && !processAttributes {
+		return fmt.Errorf("service_backends.socket_lb reads the dialled address inside connect(), in the hooks that logs.process_attributes attaches; with process_attributes false it would be ignored: turn one of them on, or socket_lb off")
+	}
+	return nil
+}
+
+// socketLBUnused says, once at Start, that socket_lb was asked for but runs nowhere: its hooks
+// are attached for a logs pipeline only (metrics alone attach no syscall hook).
+func (c ServiceBackendsConfig) socketLBUnused(hasLogs bool, logger *zap.Logger) {
+	if c.SocketLB && c.Mode != backendsOff && !hasLogs {
+		logger.Warn("podnet: service_backends.socket_lb is set, but no logs pipeline uses this receiver: the dialled Service is read in connect() hooks that only a logs pipeline attaches, so metrics do not name it; add podnet to a logs pipeline, or set socket_lb false")
+	}
 }
 
 // ownNetns is podnet's own network namespace, where translations are read unless node_netns

@@ -200,7 +200,7 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Logs.validate(cfg.MetricsAggregation); err != nil {
 		errs = append(errs, err)
 	}
-	if err := cfg.ServiceBackends.validate(); err != nil {
+	if err := cfg.ServiceBackends.validate(cfg.Logs.ProcessAttributes); err != nil {
 		errs = append(errs, err)
 	}
 	if err := cfg.DNSNames.validate(); err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
@@ -45,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
 		cfg.Metrics.PodnetTCPConnections.EnabledAttributes)
 	assert.False(t, cfg.ResourceAttributes.PodnetCgroupID.Enabled)
-	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesOff, MaxNames: 4096, MetricAttribute: true, MaxMetricNames: 50}, cfg.DNSNames)
+	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesOff, MaxNames: 4096, MaxMetricNames: 50}, cfg.DNSNames)
 }
 
 func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
@@ -77,6 +79,11 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"unknown dns_names mode", func(c *Config) { c.DNSNames.Mode = "on" }, `dns_names.mode: unknown value "on"; use auto or off`},
 		{"no DNS names", func(c *Config) { c.DNSNames.MaxNames = 0 }, "dns_names.max_names: 0 must be between 1 and 1048576"},
 		{"no metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 0 }, "dns_names.max_metric_names: 0 must be between 1 and 1048576"},
+		// Settings that would be ignored without a word (found by an independent check).
+		{"dns metric attribute with dns_names off", func(c *Config) { c.DNSNames.Mode, c.DNSNames.MetricAttribute = "off", true }, "dns_names.metric_attribute is set but dns_names.mode is off"},
+		{"socket_lb with service_backends off", func(c *Config) { c.ServiceBackends.Mode, c.ServiceBackends.SocketLB = "off", true }, "service_backends.socket_lb is set but service_backends.mode is off"},
+		{"backend metric attribute with service_backends off", func(c *Config) { c.ServiceBackends.Mode, c.ServiceBackends.MetricAttribute = "off", true }, "service_backends.metric_attribute is set but service_backends.mode is off"},
+		{"socket_lb without process attributes", func(c *Config) { c.ServiceBackends.SocketLB, c.Logs.ProcessAttributes = true, false }, "with process_attributes false it would be ignored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()
@@ -217,4 +224,15 @@ func TestLiveReadsConfig(t *testing.T) {
 	assert.False(t, cfg.kernelOptions(true, false, true).UnmarkedReads, "auto: marked where the kernel can")
 	cfg.LiveReads = liveReadsWalk
 	assert.True(t, cfg.kernelOptions(true, false, true).UnmarkedReads)
+}
+
+// socket_lb runs in hooks only a logs pipeline attaches: a metrics-only podnet says once at
+// Start that it is unused, instead of ignoring it without a word.
+func TestSocketLBWithoutLogsIsSaid(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	c := ServiceBackendsConfig{Mode: backendsAuto, SocketLB: true}
+	c.socketLBUnused(true, zap.New(core))
+	assert.Zero(t, logs.Len(), "with a logs pipeline it runs")
+	c.socketLBUnused(false, zap.New(core))
+	assert.Equal(t, 1, logs.FilterMessageSnippet("no logs pipeline uses this receiver").Len())
 }

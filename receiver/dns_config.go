@@ -46,7 +46,11 @@ func defaultDNSNamesConfig() DNSNamesConfig {
 
 func (c DNSNamesConfig) validate() error {
 	switch c.Mode {
-	case dnsNamesAuto, dnsNamesOff:
+	case dnsNamesAuto:
+	case dnsNamesOff:
+		if c.MetricAttribute {
+			return fmt.Errorf("dns_names.metric_attribute is set but dns_names.mode is off, which ignores it: set mode to auto, or remove metric_attribute")
+		}
 	default:
 		return fmt.Errorf("dns_names.mode: unknown value %q; use auto or off", c.Mode)
 	}

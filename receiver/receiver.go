@@ -89,6 +89,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
 	}
+	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
 	r.src = src.kernel
 	names, stopAttr := r.withDNSNames(stopAttr, tb)
 	r.run = r.launch(host, src, aggregate, naming{attr, names}, obs, tb, stopAttr)
