@@ -15,6 +15,8 @@ type walker struct {
 	procRoot string
 	// cgroups is nil when the host has no cgroup2 mount.
 	cgroups *cgroupFS
+	// births is told every directory the walk visits, to watch where pod cgroups are made.
+	births *births
 	buf     []byte
 }
 
@@ -70,6 +72,7 @@ func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
 		err := w.cgroups.walk(func(id uint64, path string) {
 			ref, _ := ParseCgroupPath(path)
 			res.snap.cgroups[id] = ref
+			w.births.consider(path)
 		})
 		if err != nil {
 			return scanResult{}, err

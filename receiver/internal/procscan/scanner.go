@@ -50,6 +50,8 @@ type Scanner struct {
 	resolve resolver
 	// gone names pod cgroups older than snap: their processes left.
 	gone departed
+	// births names pod cgroups made since snap, also once removed (nil: no cgroup2, no inotify).
+	births *births
 
 	rescan chan struct{} // capacity 1: concurrent misses coalesce into one rescan
 	misses misses        // which unknown keys asked for it
@@ -106,6 +108,10 @@ func New(cfg Config) (*Scanner, error) {
 func (s *Scanner) Start(ctx context.Context) error {
 	err := errors.New("procscan: Start called twice")
 	s.startOnce.Do(func() {
+		if s.resolve.fs != nil {
+			s.births = newBirths(s.resolve.fs, s.logger)
+			s.walker.births = s.births
+		}
 		if err = s.scan(ctx); err != nil {
 			return
 		}
@@ -119,6 +125,7 @@ func (s *Scanner) Start(ctx context.Context) error {
 func (s *Scanner) Stop() {
 	s.cancel()
 	s.wg.Wait()
+	s.births.stop()
 }
 
 // Lookup returns the workload owning a socket from its network-namespace inode and cgroup v2
@@ -133,6 +140,9 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 	if _, seen := snap.cgroups[cgroupID]; !seen && cgroupID != 0 {
 		if ref, ok := s.gone.Get(cgroupID); ok {
 			return ref, true // not by its namespace: a new pod may have its inode
+		}
+		if ref, ok := s.births.get(cgroupID); ok {
+			return ref, true // made and removed between two scans: as recorded when made
 		}
 	}
 	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)

@@ -3,6 +3,7 @@ package procscan
 import (
 	"context"
 	"os"
+	"path"
 	"testing"
 	"time"
 
@@ -129,9 +130,12 @@ func TestRemovedUnseenCgroupIsNotNamedByItsNamespace(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, uid, ref.PodUID, "the snapshot has the namespace's pod")
 
-	// Another pod's cgroup, made and removed since the scan (its sockets' events come later).
+	// Another pod's cgroup, made and removed since the scan (its sockets' events come later),
+	// in a tree no scan has seen, so not recorded when made either (births: a lost race, or
+	// no inotify).
+	_, otherBase := testCgroupBase(t)
 	_, otherEscaped := newPodUID(t)
-	other := podCgroup(t, fs, base, otherEscaped, randomHex(t, 32))
+	other := podCgroup(t, fs, otherBase, otherEscaped, randomHex(t, 32))
 	otherID := cgroupIDOf(t, fs, other)
 	require.NoError(t, os.Remove(fs.dir+other))
 	_, ok = s.Lookup(ns, otherID)
@@ -142,4 +146,35 @@ func TestRemovedUnseenCgroupIsNotNamedByItsNamespace(t *testing.T) {
 	ref, ok = s.Lookup(ns, cgroupIDOf(t, fs, base))
 	assert.True(t, ok)
 	assert.Equal(t, uid, ref.PodUID)
+}
+
+// A pod cgroup made and removed between two scans (a Job's pod, a crash-looping container)
+// still names its pod: it was recorded when made (inotify on the kubepods tree), since nothing
+// can tell what a removed cgroup was.
+func TestCgroupMadeBetweenScansKeepsItsPod(t *testing.T) {
+	requireRoot(t)
+	fs, base := testCgroupBase(t)
+	_, escaped := newPodUID(t)
+	netns := testNetns(t)
+	pid := startSleeper(t, fs, netns, podCgroup(t, fs, base, escaped, randomHex(t, 32)))
+
+	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+	ns := netnsOf(t, pid)
+
+	// Another pod, made after the scan: its pod directory, then its container's at once.
+	uid, otherEscaped := newPodUID(t)
+	cid := randomHex(t, 32)
+	other := podCgroup(t, fs, base, otherEscaped, cid)
+	otherID := cgroupIDOf(t, fs, other)
+	require.Eventually(t, func() bool { _, ok := s.births.get(otherID); return ok }, 2*time.Second, 5*time.Millisecond,
+		"the container's cgroup recorded as it was made")
+	require.NoError(t, os.Remove(fs.dir+other))
+	require.NoError(t, os.Remove(fs.dir+path.Dir(other)))
+
+	ref, ok := s.Lookup(ns, otherID)
+	require.True(t, ok, "named, though removed before any scan or lookup saw it")
+	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
 }

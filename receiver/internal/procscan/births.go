@@ -1,0 +1,176 @@
+package procscan
+
+import (
+	"errors"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/internal/fifomap"
+)
+
+// maxBirths bounds the pod cgroups recorded as they were made: as many as departed keeps, for
+// the same reason (a node's pods' containers, with room for a burst of short-lived ones).
+const maxBirths = maxDeparted
+
+// births records each pod cgroup's pod when the cgroup is made (inotify on the kubepods tree),
+// so that one made and removed between two scans (a Job's pod, a crash-looping container) still
+// names its pod at its events, which are read after it is gone: nothing else can tell what a
+// removed cgroup was. Watched: the kubepods directories (where pod cgroups are made) and each
+// pod's directory (where its containers' are), found by the scans' walk of the hierarchy; a
+// watch per pod, so the inotify watches stay a few hundred per node.
+type births struct {
+	fs     *cgroupFS
+	fd     int      // the inotify instance (watches are added to it)
+	file   *os.File // fd, read through Go's poller: Close ends a read (Fd() would make it blocking)
+	logger *zap.Logger
+	born   *fifomap.Map[uint64, Ref]
+	done   chan struct{}
+
+	mu       sync.Mutex
+	watched  map[string]bool  // paths from the hierarchy root
+	paths    map[int32]string // watch descriptor → path
+	warnFull sync.Once
+}
+
+// newBirths starts watching for cgroups made below fs, or returns nil (and says why, once)
+// when the kernel gives no inotify instance.
+func newBirths(fs *cgroupFS, logger *zap.Logger) *births {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		logger.Warn("no inotify instance: a pod cgroup made and removed between two scans leaves its events unattributed", zap.Error(err))
+		return nil
+	}
+	b := &births{
+		fs:      fs,
+		fd:      fd,
+		file:    os.NewFile(uintptr(fd), "inotify"), // non-blocking: Go's poller waits, Close wakes it
+		logger:  logger,
+		born:    fifomap.New[uint64, Ref](maxBirths),
+		done:    make(chan struct{}),
+		watched: map[string]bool{},
+		paths:   map[int32]string{},
+	}
+	go b.read()
+	return b
+}
+
+// get returns the pod of a cgroup recorded at its making.
+func (b *births) get(id uint64) (Ref, bool) {
+	if b == nil {
+		return Ref{}, false
+	}
+	return b.born.Get(id)
+}
+
+// consider watches dir (a path from the hierarchy root, as the walk visits it) if pod cgroups
+// are made in it: a kubepods directory (kubepods, kubepods.slice and the QoS levels below it),
+// or a pod's own directory (its containers).
+func (b *births) consider(dir string) {
+	if b == nil || !bornIn(dir) {
+		return
+	}
+	b.mu.Lock()
+	seen := b.watched[dir]
+	b.mu.Unlock()
+	if !seen {
+		b.watch(dir)
+	}
+}
+
+// bornIn says whether pod or container cgroups are made directly in dir.
+func bornIn(dir string) bool {
+	segs := strings.Split(strings.Trim(dir, "/"), "/")
+	last := segs[len(segs)-1]
+	if _, isPod := podSegment(segs, len(segs)-1); isPod {
+		return true
+	}
+	if strings.HasPrefix(last, "kubepods") && !strings.Contains(last, "-pod") {
+		return true // kubepods.slice, kubepods-burstable.slice, kubepods (cgroupfs driver)
+	}
+	return (last == "burstable" || last == "besteffort") && len(segs) > 1 && segs[len(segs)-2] == "kubepods"
+}
+
+func (b *births) watch(dir string) {
+	wd, err := unix.InotifyAddWatch(b.fd, b.fs.dir+dir, unix.IN_CREATE|unix.IN_ONLYDIR)
+	if err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			b.warnFull.Do(func() {
+				b.logger.Warn("inotify watch limit reached (fs.inotify.max_user_watches): pod cgroups made and removed between two scans may leave their events unattributed", zap.Error(err))
+			})
+		}
+		return // removed meanwhile, or no room: the scans still see what lives long enough
+	}
+	b.mu.Lock()
+	b.watched[dir] = true
+	b.paths[int32(wd)] = dir
+	b.mu.Unlock()
+	// What was made in it before the watch began (a container right after its pod).
+	entries, err := os.ReadDir(b.fs.dir + dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			b.made(path.Join(dir, e.Name()))
+		}
+	}
+}
+
+// made records a new cgroup's pod (its id is its directory's inode) and watches it when pods'
+// or containers' cgroups are made in it.
+func (b *births) made(dir string) {
+	var st unix.Stat_t
+	if unix.Stat(b.fs.dir+dir, &st) != nil {
+		return // removed already: too short-lived to be seen
+	}
+	if ref, _ := ParseCgroupPath(dir); ref.PodUID != "" {
+		b.born.Add(st.Ino, ref)
+	}
+	b.consider(dir)
+}
+
+// read handles the instance's events until the file is closed.
+func (b *births) read() {
+	defer close(b.done)
+	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+	for {
+		n, err := b.file.Read(buf)
+		if err != nil {
+			return // closed (stop)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			b.handle(ev.Wd, ev.Mask, strings.TrimRight(string(name), "\x00"))
+		}
+	}
+}
+
+func (b *births) handle(wd int32, mask uint32, name string) {
+	b.mu.Lock()
+	dir, ok := b.paths[wd]
+	if ok && mask&unix.IN_IGNORED != 0 { // the directory was removed: its watch went with it
+		delete(b.paths, wd)
+		delete(b.watched, dir)
+	}
+	b.mu.Unlock()
+	if ok && mask&unix.IN_CREATE != 0 && mask&unix.IN_ISDIR != 0 {
+		b.made(path.Join(dir, name))
+	}
+}
+
+// stop ends the watching and waits for the reader.
+func (b *births) stop() {
+	if b == nil {
+		return
+	}
+	_ = b.file.Close()
+	<-b.done
+}
