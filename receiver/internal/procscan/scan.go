@@ -17,7 +17,7 @@ type walker struct {
 	cgroups *cgroupFS
 	// births is told every directory the walk visits, to watch where pod cgroups are made.
 	births *births
-	buf     []byte
+	buf    []byte
 }
 
 // scanResult is one scan's snapshot and what it had to skip.
