@@ -115,17 +115,7 @@ func TestScannerRescansOnUnknownKeys(t *testing.T) {
 // time of the snapshot (found by an independent check: 3 of 40 short-lived pods named after
 // the pod that had their namespace's inode before or after them). Unnamed, not misnamed.
 func TestRemovedUnseenCgroupIsNotNamedByItsNamespace(t *testing.T) {
-	requireRoot(t)
-	fs, base := testCgroupBase(t)
-	uid, escaped := newPodUID(t)
-	netns := testNetns(t)
-	pid := startSleeper(t, fs, netns, podCgroup(t, fs, base, escaped, randomHex(t, 32)))
-
-	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: time.Hour})
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	t.Cleanup(s.Stop)
-	ns := netnsOf(t, pid)
+	fs, base, uid, ns, s := scannedPod(t)
 	ref, ok := s.Lookup(ns, 0)
 	require.True(t, ok)
 	require.Equal(t, uid, ref.PodUID, "the snapshot has the namespace's pod")
@@ -152,17 +142,7 @@ func TestRemovedUnseenCgroupIsNotNamedByItsNamespace(t *testing.T) {
 // still names its pod: it was recorded when made (inotify on the kubepods tree), since nothing
 // can tell what a removed cgroup was.
 func TestCgroupMadeBetweenScansKeepsItsPod(t *testing.T) {
-	requireRoot(t)
-	fs, base := testCgroupBase(t)
-	_, escaped := newPodUID(t)
-	netns := testNetns(t)
-	pid := startSleeper(t, fs, netns, podCgroup(t, fs, base, escaped, randomHex(t, 32)))
-
-	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: time.Hour})
-	require.NoError(t, err)
-	require.NoError(t, s.Start(context.Background()))
-	t.Cleanup(s.Stop)
-	ns := netnsOf(t, pid)
+	fs, base, _, ns, s := scannedPod(t)
 
 	// Another pod, made after the scan: its pod directory, then its container's at once.
 	uid, otherEscaped := newPodUID(t)
@@ -177,4 +157,19 @@ func TestCgroupMadeBetweenScansKeepsItsPod(t *testing.T) {
 	ref, ok := s.Lookup(ns, otherID)
 	require.True(t, ok, "named, though removed before any scan or lookup saw it")
 	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
+}
+
+// scannedPod makes a pod (its cgroups and a process in its own network namespace) and a
+// Scanner that has scanned it and scans no more unless told: what happens after is between
+// two scans.
+func scannedPod(t *testing.T) (fs cgroupFS, base, uid string, ns uint32, s *Scanner) {
+	requireRoot(t)
+	fs, base = testCgroupBase(t)
+	uid, escaped := newPodUID(t)
+	pid := startSleeper(t, fs, testNetns(t), podCgroup(t, fs, base, escaped, randomHex(t, 32)))
+	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+	return fs, base, uid, netnsOf(t, pid), s
 }
