@@ -29,11 +29,11 @@ test:
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-checkptr
 
-# The packages that read kernel records through unsafe pointer casts, again with the
+# The packages that read kernel records (ring, inotify) through unsafe pointer casts, again with the
 # compiler's checkptr instrumentation (as -race has it): a cast that reaches past its record's
 # end, or is misaligned, fails the test instead of passing silently.
 test-checkptr:
-	$(GO) test -count=1 -gcflags=-d=checkptr ./receiver/internal/dnsnames/ ./receiver/internal/event/
+	$(GO) test -count=1 -gcflags=-d=checkptr ./receiver/internal/dnsnames/ ./receiver/internal/event/ ./receiver/internal/procscan/
 
 # Tests that need neither root nor a kernel.
 test-unit:

@@ -36,6 +36,7 @@ type births struct {
 	watched  map[string]bool  // paths from the hierarchy root
 	paths    map[int32]string // watch descriptor → path
 	warnFull sync.Once
+	warnLost sync.Once
 }
 
 // newBirths starts watching for cgroups made below fs, or returns nil (and says why, once)
@@ -154,6 +155,12 @@ func (b *births) read() {
 }
 
 func (b *births) handle(wd int32, mask uint32, name string) {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		b.warnLost.Do(func() {
+			b.logger.Warn("inotify queue overflowed (fs.inotify.max_queued_events): some pod cgroups made meanwhile were not recorded; those removed before a scan leave their events unattributed")
+		})
+		return
+	}
 	b.mu.Lock()
 	dir, ok := b.paths[wd]
 	if ok && mask&unix.IN_IGNORED != 0 { // the directory was removed: its watch went with it
