@@ -2,6 +2,7 @@ package podnetreceiver
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,4 +75,45 @@ func filterRecs(rs []rec, name string) []rec {
 		}
 	}
 	return out
+}
+
+// A short-lived pod (a Job's) whose cgroups are gone before its connections are named still
+// has its series named: the cgroup was recorded as it was made (procscan's births), and a
+// removed cgroup can be named no other way (its network namespace's inode may be another
+// pod's). Metrics alone: the in-kernel aggregates are named when drained, at the final
+// emission here, well after the job's cgroups went.
+func TestShortLivedPodNamedAfterItsCgroupIsGone(t *testing.T) {
+	cgroups := netnstest.NewKubeletCgroups(t)
+	netw := netnstest.NewNetwork(t, 235)
+	server := netw.AddPod()
+	server.Cgroup = cgroups.Container(netnstest.NewUID(), netnstest.NewContainerID())
+	srv := server.StartServer(t, "0.0.0.0:8080", 1)
+
+	metrics, stop := startMetricsOnlyWith(t, aggregationKernel, func(cfg *Config) {
+		cfg.Hooks = kernel.HooksAuto
+		cfg.AttributionRefresh = time.Hour
+	})
+	job := netw.AddPod()
+	uid, cid := netnstest.NewUID(), netnstest.NewContainerID()
+	job.Cgroup = cgroups.Container(uid, cid)
+	_, res := job.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
+	require.Empty(t, res)
+	netnstest.RemoveCgroupTree(t, filepath.Dir(job.Cgroup)) // the pod's, as the kubelet does once it is gone
+	srv.Wait(t)
+	stop() // the final emission drains and names the aggregates
+
+	netns := job.NetnsInode()
+	named := 0
+	for _, md := range metrics.AllMetrics() {
+		for _, rm := range md.ResourceMetrics().All() {
+			if _, ok := inNetns(rm.Resource(), []uint32{netns}); !ok {
+				continue
+			}
+			attrs := rm.Resource().Attributes().AsRaw()
+			assert.Equal(t, uid, attrs["k8s.pod.uid"], "the job's pod: %v", attrs)
+			assert.Equal(t, cid, attrs["container.id"], "and its container: %v", attrs)
+			named++
+		}
+	}
+	assert.NotZero(t, named, "the job's series")
 }
