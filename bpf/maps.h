@@ -42,7 +42,8 @@ struct conn_info {
 	__u32 pid;       /* tgid of the connecting/accepting process; 0 = unknown */
 	__u8 role;       /* enum role */
 	__u8 accepted;   /* server: its open was reported (accept event, or counted in the kernel) */
-	__u8 _pad[2];
+	__u8 closed_from; /* set at its close, for its close's event: the state it closed from (fill_close) */
+	__u8 _pad;
 	char comm[16];
 	__u32 est_seq;   /* write_seq when established: tells this connection from a later one at the same address */
 	__u32 found_fd;  /* the descriptor the scan found it through (with pid: which visit) */

@@ -61,7 +61,8 @@ type PodnetConnInfo struct {
 	Pid             uint32
 	Role            uint8
 	Accepted        uint8
-	Pad             [2]uint8
+	ClosedFrom      uint8
+	Pad             uint8
 	Comm            [16]int8
 	EstSeq          uint32
 	FoundFd         uint32

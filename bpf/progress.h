@@ -194,7 +194,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	if (!open_state(state))
 		return false; /* closing right now (its close counts it), or a close never seen */
 	count(COUNTER_PROGRESS_VISITED);
-	fill_close(&e, sk, rd);
+	fill_close(&e, sk, rd, ci->role == ROLE_CLIENT, state);
 	if (marked_reads && !grew(&ci->counted_sent, e.bytes_sent) && !grew(&ci->counted_received, e.bytes_received) &&
 	    !grew(&ci->counted_retrans, e.retransmits))
 		return in_flight(sk, rd);
@@ -388,7 +388,6 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * kernels (one 6.18.44 build here marks socket->sk so, an earlier build of it did not), and
 	 * no helper, bpf_skc_to_tcp_sock included, takes one. Once per socket at Start. */
 	fill_sock(&e, sk, READ_PROBED);
-	fill_close(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
 	/* The kernel keeps no role: a listener on the local port, a port bound explicitly (a
@@ -400,6 +399,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;
+	fill_close(&e, sk, READ_PROBED, ci.role == ROLE_CLIENT, sk->__sk_common.skc_state);
 	ci.pid = task->tgid;
 	ci.found_fd = fd;
 	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);

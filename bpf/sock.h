@@ -256,10 +256,33 @@ static __always_inline bool fin_received(struct sock *sk, enum sock_read direct)
 	return flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE));
 }
 
-/* What a connection carried, read at its close: payload bytes both ways (bytes_sent counts
- * retransmitted payload again; bytes_received counts the peer's FIN, taken out here), smoothed
- * RTT and retransmissions. */
-static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct)
+/* Whether this end's FIN is queued: the states a socket reaches only after sending it. */
+static __always_inline bool fin_sent(int state)
+{
+	return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING || state == TCP_LAST_ACK;
+}
+
+/* Payload bytes sent, each once: the sequence space the peer acknowledged (bytes_acked) and
+ * that sent since (snd_nxt - snd_una), less a client's SYN (a server's child starts past its
+ * SYN) and this end's FIN once sent (snd_nxt reached write_seq, which the FIN advanced). Not
+ * bytes_sent less bytes_retrans: a segment dropped before it left the host (a netfilter rule,
+ * or a full queue, in the socket's own namespace) is sent again as new data, and bytes_sent
+ * counts each attempt; snd_nxt moves only when a segment went out. */
+static __always_inline __u64 payload_sent(__u64 acked, __u32 snd_una, __u32 snd_nxt, __u32 write_seq, bool client,
+					  int state)
+{
+	__u64 seq = acked + (__u32)(snd_nxt - snd_una), other = client ? 1 : 0;
+
+	if (fin_sent(state) && snd_nxt == write_seq)
+		other++;
+	return seq > other ? seq - other : 0;
+}
+
+/* What a connection carried, read at its close (state: the one it closed from) or while open
+ * (its state now): payload bytes both ways (each once, payload_sent; bytes_received counts the
+ * peer's FIN, taken out here), smoothed RTT and retransmissions. client: the end that sent the
+ * SYN (enum role; a found connection's guessed one). */
+static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct, bool client, int state)
 {
 	if (direct) {
 		struct tcp_sock *tp;
@@ -270,7 +293,7 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 			tp = bpf_skc_to_tcp_sock(sk);
 		if (!tp)
 			return;
-		e->bytes_sent = tp->bytes_sent - tp->bytes_retrans;
+		e->bytes_sent = payload_sent(tp->bytes_acked, tp->snd_una, tp->snd_nxt, tp->write_seq, client, state);
 		e->bytes_received = tp->bytes_received;
 		if (e->bytes_received && fin_received(sk, direct))
 			e->bytes_received--;
@@ -279,7 +302,8 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 	} else {
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 
-		e->bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+		e->bytes_sent = payload_sent(BPF_CORE_READ(tp, bytes_acked), BPF_CORE_READ(tp, snd_una),
+					     BPF_CORE_READ(tp, snd_nxt), BPF_CORE_READ(tp, write_seq), client, state);
 		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
 		if (e->bytes_received && fin_received(sk, direct))
 			e->bytes_received--;

@@ -86,7 +86,7 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		e->srtt_us = ci->handshake_us;
 	}
 	if (type == EVENT_CLOSE) {
-		fill_close(e, sk, rd);
+		fill_close(e, sk, rd, ci->role == ROLE_CLIENT, ci->closed_from);
 		e->close_reason = ci->close_reason;
 		e->counted_bytes_sent = ci->counted_sent;
 		e->counted_bytes_received = ci->counted_received;
@@ -516,6 +516,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			ci.active_folded = 1;
 	}
 	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
+	ci.closed_from = oldstate;
 	/* Left out by sampling, but it ended abnormally: kept after all, its open reported now at
 	 * the time it happened (its entry kept what the open record needs). */
 	deferred = ci.sampled_out;

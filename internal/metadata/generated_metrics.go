@@ -353,7 +353,7 @@ type metricPodnetTCPBytesSent struct {
 // init fills podnet.tcp.bytes_sent metric with initial data.
 func (m *metricPodnetTCPBytesSent) init() {
 	m.data.SetName("podnet.tcp.bytes_sent")
-	m.data.SetDescription("Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
+	m.data.SetDescription("Payload bytes sent, each once (retransmissions, the SYN and the FIN excluded; tcp_sock bytes_acked plus what is in flight) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
 	m.data.SetUnit("By")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)

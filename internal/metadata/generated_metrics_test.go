@@ -284,7 +284,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
+						assert.Equal(t, "Payload bytes sent, each once (retransmissions, the SYN and the FIN excluded; tcp_sock bytes_acked plus what is in flight) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -325,7 +325,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.bytes_sent"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Bytes sent and acknowledged (tcp_sock bytes_acked) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
+						assert.Equal(t, "Payload bytes sent, each once (retransmissions, the SYN and the FIN excluded; tcp_sock bytes_acked plus what is in flight) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
 						assert.Equal(t, "By", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
