@@ -312,25 +312,28 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 	}
 }
 
-/* The current process's name (process.executable.name): its main thread's comm, which `ps`
+/* The name of task's process (process.executable.name): its main thread's comm, which `ps`
  * shows, where bpf_get_current_comm gives the calling thread's (Java, tokio and Envoy name their
  * threads: "http-nio-8080-e", "tokio-runtime-w"). Two probe reads, at connect and accept, with
  * events only. */
-static __always_inline void current_process_comm(char comm[16])
+static __always_inline void task_process_comm(struct task_struct *task, char comm[16])
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 
 	if (!leader || bpf_core_read_str(comm, 16, &leader->comm) < 0)
 		bpf_get_current_comm(comm, 16);
 }
 
-/* Whether the current task is a kernel thread (a kworker making an MPTCP subflow's connect, a
- * kernel client such as NFS): no process of a workload, so it names none. One probe read. */
-static __always_inline bool current_is_kernel_thread(void)
+/* The same for the current task. */
+static __always_inline void current_process_comm(char comm[16])
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	task_process_comm((struct task_struct *)bpf_get_current_task(), comm);
+}
 
+/* Whether task is a kernel thread (a kworker making an MPTCP subflow's connect, a kernel client
+ * such as NFS): no process of a workload, so it names none. One probe read. */
+static __always_inline bool kernel_thread(struct task_struct *task)
+{
 	return BPF_CORE_READ(task, flags) & PF_KTHREAD;
 }
 

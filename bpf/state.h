@@ -366,18 +366,21 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	struct conn_info ci = { .role = ROLE_CLIENT, .syn_ns = bpf_ktime_get_boot_ns() };
 	struct connect_call *call = NULL;
 	__u64 id = 0;
+	struct task_struct *task = NULL;
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
+	if (send_events && process_context)
+		task = (struct task_struct *)bpf_get_current_task();
 	/* In a kernel thread (an MPTCP client's further subflows are connected by a kworker) there
 	 * is no process to name: the pid stays 0, as for a server's further subflows. */
-	if (send_events && process_context && !current_is_kernel_thread()) {
+	if (task && !kernel_thread(task)) {
 		id = bpf_get_current_pid_tgid();
 		ci.pid = id >> 32;
 		ci.cgroup_id = fallback_cgroup_id();
 		call = bpf_map_lookup_elem(&connect_calls, &id);
 		if (socket_lb && call)
 			dialled_of(&ci, sk, call, rd);
-		current_process_comm(ci.comm);
+		task_process_comm(task, ci.comm);
 	}
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
@@ -391,8 +394,7 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 
 /* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
  * or the end of a simultaneous open, which stays a client). Or, for a server, its passive open
- * ended without it (done false): a TCP Fast Open child closed by its application in SYN_RECV,
- * counted open as of its close, with no handshake to time. */
+ * ended without it (done false: fast_open_ended), counted open then, with no handshake to time. */
 static __always_inline void on_established(struct sock *sk, int oldstate, struct conn_info *known, bool done,
 					   enum sock_read rd)
 {
@@ -507,13 +509,6 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		ci.syn_retrans = syn_retransmits(sk, rd);
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
 		return;
-	}
-	if (ci.role == ROLE_SERVER && !ci.start_ns && oldstate == TCP_SYN_RECV) {
-		/* A TCP Fast Open child accepted before its handshake ended, then reset or timed out
-		 * before it could end: counted open now, so that its close has an open. */
-		ci.start_ns = now;
-		if (to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd))
-			ci.active_folded = 1;
 	}
 	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
 	ci.closed_from = oldstate;
@@ -675,6 +670,20 @@ static __always_inline void on_listen(struct sock *sk, bool listening)
 	}
 }
 
+/* Whether a server's TCP Fast Open child, accepted in SYN_RECV, leaves it other than to
+ * ESTABLISHED: closed by its application (FIN_WAIT1; an untracked one is a metrics-only
+ * podnet's, which has no accept() hook), or reset or timed out after accept() took it (CLOSE).
+ * Its passive open ends there. A simultaneous open (a client) closed before its handshake
+ * ended stays what its close makes of it. */
+static __always_inline bool fast_open_ended(int oldstate, int newstate, const struct conn_info *known)
+{
+	if (oldstate != TCP_SYN_RECV)
+		return false;
+	if (newstate == TCP_FIN_WAIT1)
+		return !known || known->role == ROLE_SERVER;
+	return newstate == TCP_CLOSE && known && known->role == ROLE_SERVER && !known->start_ns;
+}
+
 /* One interesting state change of a TCP socket. */
 static __always_inline void on_state(struct sock *sk, int oldstate, int newstate, enum sock_read rd)
 {
@@ -690,16 +699,13 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 		return;
 	}
 	known = bpf_map_lookup_elem(&conns, &key);
-	/* FIN_WAIT1 is from SYN_RECV (interesting()): a server's Fast Open child closed early; a
-	 * simultaneous open closed before its handshake ended stays what its close makes of it.
-	 * One call site: on_established is inlined. */
-	if (newstate == TCP_ESTABLISHED || (newstate == TCP_FIN_WAIT1 && (!known || known->role == ROLE_SERVER))) {
+	/* One call site: on_established is inlined. A Fast Open child closed in SYN_RECV is
+	 * counted open first, in place (known), then closed. */
+	if (newstate == TCP_ESTABLISHED || fast_open_ended(oldstate, newstate, known))
 		on_established(sk, oldstate, known, newstate == TCP_ESTABLISHED, rd);
-	} else if (newstate == TCP_FIN_WAIT1) {
-		return;
-	} else if (newstate == TCP_CLOSE) {
+	if (newstate == TCP_CLOSE) {
 		on_close(sk, oldstate, known, rd);
-	} else if (!known) {
+	} else if (newstate == TCP_SYN_RECV && !known) {
 		/* SYN_SENT -> SYN_RECV, a simultaneous open: remember it is a client (aggregating,
 		 * SYN_SENT stored nothing). */
 		struct conn_info ci = { .role = ROLE_CLIENT };
