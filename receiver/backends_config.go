@@ -48,9 +48,12 @@ func (c ServiceBackendsConfig) validate(processAttributes bool) error {
 	case backendsAuto, backendsOn:
 	case backendsOff:
 		// Settings of a feature turned off would be ignored without a word.
-		for name, set := range map[string]bool{"socket_lb": c.SocketLB, "metric_attribute": c.MetricAttribute} {
-			if set {
-				return fmt.Errorf("service_backends.%s is set but service_backends.mode is off, which ignores it: set mode to auto or on, or remove %s", name, name)
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{{"socket_lb", c.SocketLB}, {"metric_attribute", c.MetricAttribute}} {
+			if s.set {
+				return fmt.Errorf("service_backends.%s is set but service_backends.mode is off, which ignores it: set mode to auto or on, or remove %s", s.name, s.name)
 			}
 		}
 	default:

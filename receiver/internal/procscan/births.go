@@ -69,11 +69,11 @@ func (b *births) get(id uint64) (Ref, bool) {
 	return b.born.Get(id)
 }
 
-// consider watches dir (a path from the hierarchy root, as the walk visits it) if pod cgroups
-// are made in it: a kubepods directory (kubepods, kubepods.slice and the QoS levels below it),
-// or a pod's own directory (its containers).
-func (b *births) consider(dir string) {
-	if b == nil || !bornIn(dir) {
+// consider watches dir (a path from the hierarchy root, as the walk visits it, with what
+// ParseCgroupPath made of it) if pod cgroups are made in it: a kubepods directory (kubepods,
+// kubepods.slice and the QoS levels below it), or a pod's own directory (its containers).
+func (b *births) consider(dir string, ref Ref) {
+	if b == nil || !bornIn(dir, ref) {
 		return
 	}
 	b.mu.Lock()
@@ -84,17 +84,17 @@ func (b *births) consider(dir string) {
 	}
 }
 
-// bornIn says whether pod or container cgroups are made directly in dir.
-func bornIn(dir string) bool {
-	segs := strings.Split(strings.Trim(dir, "/"), "/")
-	last := segs[len(segs)-1]
-	if _, isPod := podSegment(segs, len(segs)-1); isPod {
-		return true
+// bornIn says whether pod or container cgroups are made directly in dir: a pod's directory (or
+// one in it that is no container's, which costs a watch and finds nothing), or a kubepods one.
+func bornIn(dir string, ref Ref) bool {
+	if ref.PodUID != "" {
+		return ref.ContainerID == ""
 	}
-	if strings.HasPrefix(last, "kubepods") && !strings.Contains(last, "-pod") {
+	parent, last := path.Split(dir)
+	if strings.HasPrefix(last, "kubepods") {
 		return true // kubepods.slice, kubepods-burstable.slice, kubepods (cgroupfs driver)
 	}
-	return (last == "burstable" || last == "besteffort") && len(segs) > 1 && segs[len(segs)-2] == "kubepods"
+	return (last == "burstable" || last == "besteffort") && path.Base(parent) == "kubepods"
 }
 
 func (b *births) watch(dir string) {
@@ -130,10 +130,11 @@ func (b *births) made(dir string) {
 	if unix.Stat(b.fs.dir+dir, &st) != nil {
 		return // removed already: too short-lived to be seen
 	}
-	if ref, _ := ParseCgroupPath(dir); ref.PodUID != "" {
+	ref, _ := ParseCgroupPath(dir)
+	if ref.PodUID != "" {
 		b.born.Add(st.Ino, ref)
 	}
-	b.consider(dir)
+	b.consider(dir, ref)
 }
 
 // read handles the instance's events until the file is closed.

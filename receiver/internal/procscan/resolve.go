@@ -29,18 +29,20 @@ type resolver struct {
 }
 
 // lookup returns the pod of a cgroup missing from the snapshot, resolving it at most once;
-// ok is false when it could not be resolved (no privilege, bound reached).
-func (r *resolver) lookup(id uint64) (ref Ref, ok bool) {
+// ok is false when it could not be resolved (no privilege, bound reached); removed, when it
+// was gone already (what it was is unknown).
+func (r *resolver) lookup(id uint64) (ref Ref, ok, removed bool) {
 	if r.fs == nil || r.disabled.Load() {
-		return Ref{}, false
+		return Ref{}, false, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ref, ok := r.known[id]; ok {
-		return ref, true
+		_, removed = r.removed[id]
+		return ref, true, removed
 	}
 	if len(r.known) >= maxResolved {
-		return Ref{}, false
+		return Ref{}, false, false
 	}
 	path, err := r.fs.pathOf(id)
 	if err != nil {
@@ -50,7 +52,7 @@ func (r *resolver) lookup(id uint64) (ref Ref, ok bool) {
 				r.logger.Warn("cannot open cgroups by id (needs CAP_DAC_READ_SEARCH): a new pod's first connections may lack its identity until the next scan", zap.Error(err))
 			})
 		}
-		return Ref{}, false
+		return Ref{}, false, false
 	}
 	if path != "" {
 		ref, _ = ParseCgroupPath(path)
@@ -65,15 +67,7 @@ func (r *resolver) lookup(id uint64) (ref Ref, ok bool) {
 		}
 		r.removed[id] = struct{}{}
 	}
-	return ref, true
-}
-
-// wasRemoved says whether lookup found the cgroup removed already: what it was is unknown.
-func (r *resolver) wasRemoved(id uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.removed[id]
-	return ok
+	return ref, true, path == ""
 }
 
 // take forgets what was resolved, once a scan has published a snapshot that holds it, and

@@ -26,13 +26,13 @@ func TestResolverOpensCgroupsByID(t *testing.T) {
 	require.NoError(t, os.Remove(fs.dir+gone))
 
 	r := resolver{fs: &fs, logger: zap.NewNop()}
-	ref, ok := r.lookup(podID)
+	ref, ok, _ := r.lookup(podID)
 	require.True(t, ok)
 	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
-	ref, ok = r.lookup(baseID)
+	ref, ok, _ = r.lookup(baseID)
 	assert.True(t, ok)
 	assert.Zero(t, ref, "a cgroup outside kubepods is in no pod")
-	ref, ok = r.lookup(goneID)
+	ref, ok, _ = r.lookup(goneID)
 	assert.True(t, ok, "a removed cgroup is known to name nothing")
 	assert.Zero(t, ref)
 	assert.Len(t, r.known, 3)
@@ -47,12 +47,12 @@ func TestResolverIsBounded(t *testing.T) {
 	for id := range uint64(maxResolved) {
 		r.known[id+1] = Ref{}
 	}
-	_, ok := r.lookup(maxResolved + 1)
+	_, ok, _ := r.lookup(maxResolved + 1)
 	assert.False(t, ok)
 	assert.Len(t, r.known, maxResolved)
-	_, ok = r.lookup(1)
+	_, ok, _ = r.lookup(1)
 	assert.True(t, ok, "what was resolved stays until the next scan")
-	_, ok = (&resolver{}).lookup(1)
+	_, ok, _ = (&resolver{}).lookup(1)
 	assert.False(t, ok, "no cgroup2 hierarchy, nothing to open")
 }
 
@@ -68,7 +68,7 @@ func BenchmarkResolveByID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.take()
-		if _, ok := r.lookup(st.Ino); !ok {
+		if _, ok, _ := r.lookup(st.Ino); !ok {
 			b.Fatal("not resolved")
 		}
 	}

@@ -72,7 +72,7 @@ func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
 		err := w.cgroups.walk(func(id uint64, path string) {
 			ref, _ := ParseCgroupPath(path)
 			res.snap.cgroups[id] = ref
-			w.births.consider(path)
+			w.births.consider(path, ref)
 		})
 		if err != nil {
 			return scanResult{}, err

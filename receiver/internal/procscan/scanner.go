@@ -148,11 +148,11 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)
 	if unknown {
 		if _, seen := snap.cgroups[cgroupID]; cgroupID != 0 && snap.cgroupsResolvable && !seen {
-			r, resolved := s.resolve.lookup(cgroupID)
+			r, resolved, removed := s.resolve.lookup(cgroupID)
 			switch {
 			case resolved && r.PodUID != "":
 				ref, ok = r, true
-			case resolved && s.resolve.wasRemoved(cgroupID):
+			case removed:
 				// Removed before any scan or lookup saw it (a short-lived pod): not named by its
 				// network namespace, whose inode may be the next pod's already (or was the
 				// last one's when the snapshot was taken). Unnamed rather than misnamed.
