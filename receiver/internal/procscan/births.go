@@ -71,17 +71,19 @@ func (b *births) get(id uint64) (Ref, bool) {
 
 // consider watches dir (a path from the hierarchy root, as the walk visits it, with what
 // ParseCgroupPath made of it) if pod cgroups are made in it: a kubepods directory (kubepods,
-// kubepods.slice and the QoS levels below it), or a pod's own directory (its containers).
+// kubepods.slice and the QoS levels below it), or a pod's own directory (its containers). The
+// walk visits a directory before what is in it, so what was made before the watch began is
+// the walk's to see.
 func (b *births) consider(dir string, ref Ref) {
-	if b == nil || !bornIn(dir, ref) {
-		return
-	}
-	b.mu.Lock()
-	seen := b.watched[dir]
-	b.mu.Unlock()
-	if !seen {
+	if b != nil && bornIn(dir, ref) && !b.isWatched(dir) {
 		b.watch(dir)
 	}
+}
+
+func (b *births) isWatched(dir string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.watched[dir]
 }
 
 // bornIn says whether pod or container cgroups are made directly in dir: a pod's directory (or
@@ -97,7 +99,8 @@ func bornIn(dir string, ref Ref) bool {
 	return (last == "burstable" || last == "besteffort") && path.Base(parent) == "kubepods"
 }
 
-func (b *births) watch(dir string) {
+// watch adds dir's inotify watch; it says whether the watch is on.
+func (b *births) watch(dir string) bool {
 	wd, err := unix.InotifyAddWatch(b.fd, b.fs.dir+dir, unix.IN_CREATE|unix.IN_ONLYDIR)
 	if err != nil {
 		if errors.Is(err, unix.ENOSPC) {
@@ -105,22 +108,13 @@ func (b *births) watch(dir string) {
 				b.logger.Warn("inotify watch limit reached (fs.inotify.max_user_watches): pod cgroups made and removed between two scans may leave their events unattributed", zap.Error(err))
 			})
 		}
-		return // removed meanwhile, or no room: the scans still see what lives long enough
+		return false // removed meanwhile, or no room: the scans still see what lives long enough
 	}
 	b.mu.Lock()
 	b.watched[dir] = true
 	b.paths[int32(wd)] = dir
 	b.mu.Unlock()
-	// What was made in it before the watch began (a container right after its pod).
-	entries, err := os.ReadDir(b.fs.dir + dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			b.made(path.Join(dir, e.Name()))
-		}
-	}
+	return true
 }
 
 // made records a new cgroup's pod (its id is its directory's inode) and watches it when pods'
@@ -134,7 +128,19 @@ func (b *births) made(dir string) {
 	if ref.PodUID != "" {
 		b.born.Add(st.Ino, ref)
 	}
-	b.consider(dir, ref)
+	if !bornIn(dir, ref) || b.isWatched(dir) || !b.watch(dir) {
+		return
+	}
+	// What was made in it before its watch began (a container right after its pod).
+	entries, err := os.ReadDir(b.fs.dir + dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			b.made(path.Join(dir, e.Name()))
+		}
+	}
 }
 
 // read handles the instance's events until the file is closed.
