@@ -127,6 +127,7 @@ func testBytesSentDroppedLocally(t *testing.T, hooks HookMode, subnet byte) {
 		AggregateInKernel: true, MaxAggregates: 1024})
 	require.NoError(t, err)
 	defer tr.Close()
+	ring := collectRingWhere(t, tr, inNetns(clientPod.NetnsInode()))
 
 	clients, servers := connectPods(t, clientPod, serverPod, 7236, 1)
 	client, server := clients[0], servers[0]
@@ -146,7 +147,7 @@ func testBytesSentDroppedLocally(t *testing.T, hooks HookMode, subnet byte) {
 	readEOF(t, server)
 	require.NoError(t, server.Close())
 
-	closes := collect(t, tr, clientPod, 2) // its connect and close
+	closes := collect(ring, 2) // its connect and close
 	var sent []uint64
 	for _, e := range closes {
 		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE) {

@@ -107,7 +107,7 @@ func TestPerCPURingsCarryEveryEventOfEveryCPU(t *testing.T) {
 	require.Eventually(t, func() bool { return len(pod.OpenTCPSockets()) == 0 }, 5*time.Second, 10*time.Millisecond,
 		"every connection of the pod closed")
 
-	events := collect(t, tr, pod, 4*cpus*perCPU)
+	events := collect(collectRingWhere(t, tr, inNetns(pod.NetnsInode())), 4*cpus*perCPU)
 	kinds := map[kind]int{}
 	for _, e := range events {
 		kinds[kind{e.Type, e.Role}]++

@@ -29,21 +29,19 @@ var (
 	serverEnd = kind{uint8(bpf.PodnetEventTypeEVENT_CLOSE), uint8(bpf.PodnetRoleROLE_SERVER)}
 )
 
-// collect reads the pod's events until want of them have arrived (or 5 s), then a little
-// longer so that an extra one would be seen too.
-func collect(t *testing.T, tr *Tracer, pod *netnstest.Pod, want int) []bpf.PodnetEvent {
-	t.Helper()
+// collect takes ring's events until want of them have arrived (or 5 s), then a little longer
+// so that an extra one would be seen too. Start ring (collectRingWhere) before the traffic: a
+// kernel ring read only afterwards can fill with other packages' events first (go test runs
+// packages at once, some at full load), and lose these.
+func collect(ring *collector, want int) []bpf.PodnetEvent {
 	var events []bpf.PodnetEvent
-	keep := inNetns(pod.NetnsInode())
 	deadline := time.Now().Add(5 * time.Second)
 	for len(events) < want && time.Now().Before(deadline) {
-		got, _ := readAll(t, tr, keep)
-		events = append(events, got...)
+		events = append(events, ring.take()...)
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
-	got, _ := readAll(t, tr, keep)
-	return append(events, got...)
+	return append(events, ring.take()...)
 }
 
 func kinds(events []bpf.PodnetEvent) map[kind]int {
@@ -75,6 +73,7 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
 	tr := openEventsWith(t, hooks, 1<<22)
+	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
 	server := &unix.SockaddrInet4{Port: 8123, Addr: [4]byte{127, 0, 0, 1}}
 
 	var stateAtAccept uint8
@@ -100,7 +99,7 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 	}))
 	require.Equal(t, uint8(unix.BPF_TCP_SYN_RECV), stateAtAccept, "accept() returned the second connection before its handshake ended (TCP Fast Open)")
 
-	events := collect(t, tr, pod, 12)
+	events := collect(ring, 12)
 	assert.Equal(t, map[kind]int{connected: 3, accepted: 3, clientEnd: 3, serverEnd: 3}, kinds(events))
 	for _, e := range events {
 		if (kind{e.Type, e.Role}) == accepted || (kind{e.Type, e.Role}) == connected {
@@ -261,6 +260,7 @@ func testSimultaneousOpen(t *testing.T, hooks HookMode, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	pod := netw.AddPod()
 	tr := openEventsWith(t, hooks, 1<<22)
+	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
 	a := &unix.SockaddrInet4{Port: 9001, Addr: [4]byte{127, 0, 0, 1}}
 	b := &unix.SockaddrInet4{Port: 9002, Addr: [4]byte{127, 0, 0, 1}}
 
@@ -297,7 +297,7 @@ func testSimultaneousOpen(t *testing.T, hooks HookMode, subnet byte) {
 		return nil
 	}))
 
-	events := collect(t, tr, pod, 4)
+	events := collect(ring, 4)
 	assert.Equal(t, map[kind]int{connected: 2, clientEnd: 2}, kinds(events))
 	for _, e := range events {
 		if e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
