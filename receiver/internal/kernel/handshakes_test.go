@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -343,7 +344,9 @@ func TestServerHandshakeWithALostSYNACK(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 218)
 	client, server := netw.AddPod(), netw.AddPod()
 	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
-		t.Run(string(hooks), func(t *testing.T) { serverHandshakeWithALostSYNACK(t, hooks, client, server, 7701+i, 0) })
+		t.Run(string(hooks), func(t *testing.T) {
+			untilUndisturbed(t, 7701+10*i, serverHandshakeWithALostSYNACK(hooks, client, server, 0))
+		})
 	}
 }
 
@@ -357,73 +360,117 @@ func TestServerHandshakeWithSYNACKsLostLonger(t *testing.T) {
 	client, server := netw.AddPod(), netw.AddPod()
 	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
 		t.Run(string(hooks), func(t *testing.T) {
-			serverHandshakeWithALostSYNACK(t, hooks, client, server, 7721+i, 1600*time.Millisecond)
+			untilUndisturbed(t, 7721+10*i, serverHandshakeWithALostSYNACK(hooks, client, server, 1600*time.Millisecond))
 		})
 	}
 }
 
+// untilUndisturbed runs a timed scenario, on a port of its own each time, until one run was not
+// disturbed by the rest of the machine (at most three): go test runs other packages at once,
+// whose traffic can drop a packet in transit (the CPUs' shared backlog), whose commands can run
+// late, and whose BPF programs make the kernel skip classic tracepoint programs (counted as
+// recursion misses: a known, counted loss of that mode). A disturbed run proves nothing either
+// way; run says why it was disturbed ("" when it was not) and asserts only on runs that were not.
+func untilUndisturbed(t *testing.T, port int, run func(t *testing.T, port int) (disturbed string)) {
+	t.Helper()
+	var why []string
+	for attempt := range 3 {
+		d := run(t, port+attempt)
+		if d == "" || t.Failed() {
+			return
+		}
+		t.Logf("run %d disturbed, again on another port: %s", attempt+1, d)
+		why = append(why, d)
+	}
+	t.Fatalf("every run disturbed by the machine: %q", why)
+}
+
 // serverHandshakeWithALostSYNACK drops the server's SYN-ACKs in the client's namespace until the
 // first is dropped, or for dropFor, and compares the server's handshake with the client's.
-func serverHandshakeWithALostSYNACK(t *testing.T, hooks HookMode, client, server *netnstest.Pod, port int, dropFor time.Duration) {
-	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
-		AggregateInKernel: true, Events: true})
-	require.NoError(t, err)
-	defer tr.Close()
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == client.NetnsInode() || e.NetnsIno == server.NetnsInode()
-	})
-	// The client's namespace drops SYN-ACKs from the port until the first one is dropped.
-	p := strconv.Itoa(port)
-	client.Exec("nft", "add table inet podnet_synack")
-	client.Exec("nft", "add chain inet podnet_synack in { type filter hook input priority 0 ; policy accept ; }")
-	client.Exec("nft", "add rule inet podnet_synack in tcp sport "+p+" tcp flags & (syn | ack) == syn | ack counter drop")
-	dropped := func() bool {
-		out, err := client.Command("nft", "list", "chain", "inet", "podnet_synack", "in").CombinedOutput()
-		return err == nil && !strings.Contains(string(out), "counter packets 0 ")
-	}
-	done := make(chan error, 1)
-	began := time.Now()
-	go func() {
-		c, s, err := dialPair(client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
-		if err == nil {
-			_ = c.Close()
-			_ = s.Close()
+func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Pod, dropFor time.Duration) func(*testing.T, int) string {
+	return func(t *testing.T, port int) (disturbed string) {
+		tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 64,
+			AggregateInKernel: true, Events: true})
+		require.NoError(t, err)
+		defer tr.Close()
+		ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+			return e.NetnsIno == client.NetnsInode() || e.NetnsIno == server.NetnsInode()
+		})
+		// The client's namespace drops SYN-ACKs from the port until the first one is dropped;
+		// both namespaces count the client's SYNs, sent and arrived.
+		p := strconv.Itoa(port)
+		client.Exec("nft", "add table inet podnet_synack")
+		client.Exec("nft", "add chain inet podnet_synack in { type filter hook input priority 0 ; policy accept ; }")
+		client.Exec("nft", "add rule inet podnet_synack in tcp sport "+p+" tcp flags & (syn | ack) == syn | ack counter drop")
+		defer client.Exec("nft", "delete table inet podnet_synack")
+		sent := countSYNs(t, client, "output", "dport "+p)
+		arrived := countSYNs(t, server, "input", "dport "+p)
+		dropped := func() bool {
+			out, err := client.Command("nft", "list", "chain", "inet", "podnet_synack", "in").CombinedOutput()
+			return err == nil && !strings.Contains(string(out), "counter packets 0 ")
 		}
-		done <- err
-	}()
-	require.Eventually(t, dropped, 5*time.Second, time.Millisecond, "the first SYN-ACK dropped")
-	time.Sleep(dropFor - time.Since(began)) // none when dropFor is 0
-	client.Exec("nft", "delete table inet podnet_synack")
-	require.NoError(t, <-done)
+		done := make(chan error, 1)
+		began := time.Now()
+		go func() {
+			c, s, err := dialPair(client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
+			if err == nil {
+				_ = c.Close()
+				_ = s.Close()
+			}
+			done <- err
+		}()
+		require.Eventually(t, dropped, 5*time.Second, time.Millisecond, "the first SYN-ACK dropped")
+		time.Sleep(dropFor - time.Since(began)) // none when dropFor is 0
+		client.Exec("nft", "flush chain inet podnet_synack in")
+		// The client's next SYN comes at the next whole second: the drop must end before it.
+		if ended, next := time.Since(began), dropFor.Truncate(time.Second)+time.Second; ended > next-100*time.Millisecond {
+			disturbed = fmt.Sprintf("the drop ended at %v, too close to the SYN at %v", ended, next)
+		}
+		require.NoError(t, <-done)
+		if s, a := sent(), arrived(); s != a {
+			return fmt.Sprintf("%d SYNs sent, %d arrived: the machine dropped one in transit", s, a)
+		}
 
-	var accept, connect *bpf.PodnetEvent
-	require.Eventually(t, func() bool {
-		events := ring.take()
-		for i := range events {
-			switch e := &events[i]; {
-			case e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) && e.LocalPort == uint16(port):
-				accept = e
-			case e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.PeerPort == uint16(port):
-				connect = e
+		var accept, connect *bpf.PodnetEvent
+		for deadline := time.Now().Add(5 * time.Second); (accept == nil || connect == nil) && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			events := ring.take()
+			for i := range events {
+				switch e := &events[i]; {
+				case e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) && e.LocalPort == uint16(port):
+					accept = e
+				case e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.PeerPort == uint16(port):
+					connect = e
+				}
 			}
 		}
-		return accept != nil && connect != nil
-	}, 5*time.Second, 10*time.Millisecond, "the connect and the accept")
-	took := time.Duration(accept.SrttUs) * time.Microsecond
-	clientTook := time.Duration(connect.SrttUs) * time.Microsecond // exact: from its SYN_SENT
-	t.Logf("%s: server handshake %v, SYN-ACK retransmissions %d; client handshake %v", hooks, took, accept.Retransmits, clientTook)
-	assert.Positive(t, accept.Retransmits, "SYN-ACKs retransmitted")
-	assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the initial RTO waited")
-	if dropFor == 0 {
-		assert.Less(t, took, 1500*time.Millisecond, "one RTO, not one per retransmission")
-	} else {
-		// The estimate counts whole seconds of the kernel's schedule plus the last round trip.
-		assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.1, "the estimate within the timers' lateness")
-	}
-	if hooks == HooksTPBTF {
-		// Timed, the server's span is the client's within a round trip; an estimate misses the
-		// retransmission timer's lateness (milliseconds here).
-		assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.001, "timed from the first SYN-ACK, as the client's from its SYN")
+		if accept == nil || connect == nil {
+			counters, err := tr.Counters()
+			require.NoError(t, err)
+			if counters.RecursionMisses > 0 || counters.ReserveFailed > 0 {
+				return fmt.Sprintf("connect seen %t, accept seen %t, and the kernel counted %+v", connect != nil, accept != nil, counters)
+			}
+			require.Failf(t, "the connect and the accept", "connect seen %t, accept seen %t; kernel counters %+v", connect != nil, accept != nil, counters)
+		}
+		if disturbed != "" {
+			return disturbed
+		}
+		took := time.Duration(accept.SrttUs) * time.Microsecond
+		clientTook := time.Duration(connect.SrttUs) * time.Microsecond // exact: from its SYN_SENT
+		t.Logf("%s: server handshake %v, SYN-ACK retransmissions %d; client handshake %v", hooks, took, accept.Retransmits, clientTook)
+		assert.Positive(t, accept.Retransmits, "SYN-ACKs retransmitted")
+		assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the initial RTO waited")
+		if dropFor == 0 {
+			assert.Less(t, took, 1500*time.Millisecond, "one RTO, not one per retransmission")
+		} else {
+			// The estimate counts whole seconds of the kernel's schedule plus the last round trip.
+			assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.1, "the estimate within the timers' lateness")
+		}
+		if hooks == HooksTPBTF {
+			// Timed, the server's span is the client's within a round trip; an estimate misses the
+			// retransmission timer's lateness (milliseconds here).
+			assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.001, "timed from the first SYN-ACK, as the client's from its SYN")
+		}
+		return ""
 	}
 }
 
@@ -442,4 +489,21 @@ func dialPair(client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn
 		return nil, nil, err
 	}
 	return c, s, nil
+}
+
+// countSYNs counts, in pod's namespace, the connection attempts (SYN without ACK) that pass hook
+// ("input" or "output") and match (e.g. "dport 80"), until the test ends.
+func countSYNs(t *testing.T, pod *netnstest.Pod, hook, match string) (count func() int) {
+	table := "podnet_syns_" + hook
+	pod.Exec("nft", "add table inet "+table)
+	pod.Exec("nft", "add chain inet "+table+" c { type filter hook "+hook+" priority 0 ; policy accept ; }")
+	pod.Exec("nft", "add rule inet "+table+" c tcp "+match+" tcp flags & (syn | ack) == syn counter")
+	t.Cleanup(func() { pod.Exec("nft", "delete table inet "+table) })
+	return func() int {
+		out := pod.Exec("nft", "list", "chain", "inet", table, "c")
+		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+		require.NotNil(t, m, "no counter in %s", out)
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
 }
