@@ -64,7 +64,7 @@ func TestSynchronousConnectFailureIsReported(t *testing.T) {
 func TestCancelledConnectIsReported(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 25)
 	client, server := netw.AddPod(), netw.AddPod()
-	server.DropSYNs(81)
+	dropped := server.DropSYNs(81)
 	logs, _, stop := startReceiver(t, kernel.HooksAuto)
 	kernelSink, stopKernel := startMetricsOnly(t, aggregationKernel, kernel.HooksAuto)
 
@@ -78,7 +78,7 @@ func TestCancelledConnectIsReported(t *testing.T) {
 		}
 		return nil
 	}))
-	require.Eventually(t, func() bool { return server.DroppedSYNs(81) > 0 }, 10*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return dropped.Packets() > 0 }, 10*time.Second, 10*time.Millisecond,
 		"the SYN reaches the server and is dropped")
 	require.NoError(t, unix.Close(fd)) // the application gives up with the handshake under way
 	settle(t, logs, 1, client)

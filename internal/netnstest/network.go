@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,29 +149,11 @@ func Run(t testing.TB, args ...string) string {
 }
 
 // DropSYNs makes the pod's firewall drop incoming connection attempts to port, so that
-// connects to it time out (the way a NetworkPolicy or a dead node looks to a client).
-func (p *Pod) DropSYNs(port int) {
+// connects to it time out (the way a NetworkPolicy or a dead node looks to a client). The
+// filter counts what it dropped.
+func (p *Pod) DropSYNs(port int) *Filter {
 	p.t.Helper()
-	p.Exec("nft", "add table inet podnet_test")
-	p.Exec("nft", "add chain inet podnet_test in { type filter hook input priority 0 ; policy accept ; }")
-	p.Exec("nft", "add rule inet podnet_test in tcp dport "+strconv.Itoa(port)+" counter drop")
-}
-
-// DroppedSYNs is how many connection attempts to port DropSYNs has dropped so far (-1, and
-// the test marked failed, when the firewall cannot be read). Safe from any goroutine.
-func (p *Pod) DroppedSYNs(port int) int {
-	out, err := p.Command("nft", "list", "chain", "inet", "podnet_test", "in").CombinedOutput()
-	if err != nil {
-		p.t.Errorf("nft list chain in %s: %v\n%s", p.Name, err, out)
-		return -1
-	}
-	m := regexp.MustCompile(`tcp dport ` + strconv.Itoa(port) + ` counter packets (\d+)`).FindSubmatch(out)
-	if m == nil {
-		p.t.Errorf("no drop rule for port %d in %s:\n%s", port, p.Name, out)
-		return -1
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return p.Filter("podnet_test", "input", "tcp dport "+strconv.Itoa(port), "drop")
 }
 
 // FastSYNTimeout makes connects from the pod give up after one SYN retry (~3 s, not ~2 min).

@@ -53,16 +53,14 @@ func (p *Pod) OverflowAfterLostSYNACKs(client *Pod, port int) (pid int) {
 		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	client.Exec("nft", "add table inet podnet_synack_loss")
-	client.Exec("nft", "add chain inet podnet_synack_loss in { type filter hook input priority 0 ; policy accept ; }")
-	client.Exec("nft", "add rule inet podnet_synack_loss in tcp sport "+strconv.Itoa(port)+" tcp flags & (syn | ack) == syn | ack drop")
+	synacks := client.Filter("podnet_synack_loss", "input", "tcp sport "+strconv.Itoa(port)+" tcp flags & (syn | ack) == syn | ack", "drop")
 	more, err := client.connectMany(p.IPv4, port, 4)
 	defer closeAll(more)
 	if err != nil {
 		p.t.Fatalf("connecting to %d in %s: %v", port, p.Name, err)
 	}
 	time.Sleep(1200 * time.Millisecond) // the clients retransmit their SYNs (after 1 s)
-	client.Exec("nft", "delete table inet podnet_synack_loss")
+	synacks.Remove()
 	time.Sleep(3 * time.Second) // the server's SYN-ACK timer (1 s, 2 s) finds the queue full
 	return pid
 }

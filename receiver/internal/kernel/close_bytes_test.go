@@ -133,14 +133,12 @@ func testBytesSentDroppedLocally(t *testing.T, hooks HookMode, subnet byte) {
 	client, server := clients[0], servers[0]
 	// The client's data packets are dropped on their way out for a while: the kernel sends
 	// them again and again, counting each attempt in bytes_sent.
-	clientPod.Exec("nft", "add table inet podnet_out")
-	clientPod.Exec("nft", "add chain inet podnet_out out { type filter hook output priority 0 ; policy accept ; }")
-	clientPod.Exec("nft", "add rule inet podnet_out out tcp dport 7236 tcp flags & (syn | fin) == 0 ip length > 52 drop")
+	out := clientPod.Filter("podnet_out", "output", "tcp dport 7236 tcp flags & (syn | fin) == 0 ip length > 52", "drop")
 	const payload = 300
 	_, err = client.Write(make([]byte, payload))
 	require.NoError(t, err)
 	time.Sleep(1500 * time.Millisecond) // several attempts, each dropped
-	clientPod.Exec("nft", "delete table inet podnet_out")
+	out.Remove()
 	_, err = io.ReadFull(server, make([]byte, payload))
 	require.NoError(t, err)
 	require.NoError(t, client.Close())

@@ -37,10 +37,7 @@ func TestTimeoutAfterICMPUnreachableIsATimeout(t *testing.T) {
 	require.NoError(t, raw.Control(func(fd uintptr) {
 		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 400))
 	}))
-	server.Exec("nft", "add table inet podnet_unreach")
-	server.Exec("nft", "add chain inet podnet_unreach in { type filter hook input priority 0 ; policy accept ; }")
-	server.Exec("nft", "add rule inet podnet_unreach in tcp dport 7311 reject with icmpx host-unreachable")
-	defer server.Exec("nft", "delete table inet podnet_unreach")
+	server.Filter("podnet_unreach", "input", "tcp dport 7311", "reject with icmpx host-unreachable")
 	_, err = c.Write([]byte("anyone?"))
 	require.NoError(t, err)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))

@@ -6,9 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,10 +53,7 @@ func kinds(events []bpf.PodnetEvent) map[kind]int {
 
 // holdACKs makes the pod drop pure ACKs to port (a handshake's last segment) until release.
 func holdACKs(pod *netnstest.Pod, port string) (release func()) {
-	pod.Exec("nft", "add table inet podnet_hold")
-	pod.Exec("nft", "add chain inet podnet_hold in { type filter hook input priority 0 ; policy accept ; }")
-	pod.Exec("nft", "add rule inet podnet_hold in tcp dport "+port+" tcp flags & (syn | ack) == ack drop")
-	return func() { pod.Exec("nft", "delete table inet podnet_hold") }
+	return pod.Filter("podnet_hold", "input", "tcp dport "+port+" tcp flags & (syn | ack) == ack", "drop").Remove
 }
 
 // A TCP Fast Open server can accept a connection before its handshake ends (the SYN carried the
@@ -268,9 +263,7 @@ func testSimultaneousOpen(t *testing.T, hooks HookMode, subnet byte) {
 	require.NoError(t, pod.Do(func() error {
 		// Both first SYNs are dropped, so each end is in SYN_SENT when the other's
 		// retransmission (after ~1 s) arrives.
-		pod.Exec("nft", "add table inet podnet_syn")
-		pod.Exec("nft", "add chain inet podnet_syn in { type filter hook input priority 0 ; policy accept ; }")
-		pod.Exec("nft", "add rule inet podnet_syn in tcp flags & (syn | ack) == syn drop")
+		firstSYNs := pod.Filter("podnet_syn", "input", "tcp flags & (syn | ack) == syn", "drop")
 		fa, err := boundSocket(a)
 		if err != nil {
 			return err
@@ -289,7 +282,7 @@ func testSimultaneousOpen(t *testing.T, hooks HookMode, subnet byte) {
 				return err
 			}
 		}
-		pod.Exec("nft", "delete table inet podnet_syn")
+		firstSYNs.Remove()
 		for _, fd := range []int{fa, fb} {
 			if err := waitWritable(fd, 5*time.Second); err != nil {
 				return err
@@ -399,16 +392,12 @@ func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Po
 		// The client's namespace drops SYN-ACKs from the port until the first one is dropped;
 		// both namespaces count the client's SYNs, sent and arrived.
 		p := strconv.Itoa(port)
-		client.Exec("nft", "add table inet podnet_synack")
-		client.Exec("nft", "add chain inet podnet_synack in { type filter hook input priority 0 ; policy accept ; }")
-		client.Exec("nft", "add rule inet podnet_synack in tcp sport "+p+" tcp flags & (syn | ack) == syn | ack counter drop")
-		defer client.Exec("nft", "delete table inet podnet_synack")
-		sent := countSYNs(t, client, "output", "dport "+p)
-		arrived := countSYNs(t, server, "input", "dport "+p)
-		dropped := func() bool {
-			out, err := client.Command("nft", "list", "chain", "inet", "podnet_synack", "in").CombinedOutput()
-			return err == nil && !strings.Contains(string(out), "counter packets 0 ")
-		}
+		synacks := client.Filter("podnet_synack", "input", "tcp sport "+p+" tcp flags & (syn | ack) == syn | ack", "drop")
+		defer synacks.Remove()
+		syn := "tcp dport " + p + " tcp flags & (syn | ack) == syn"
+		sent, arrived := client.Filter("podnet_syns_sent", "output", syn, ""), server.Filter("podnet_syns_arrived", "input", syn, "")
+		defer sent.Remove()
+		defer arrived.Remove()
 		done := make(chan error, 1)
 		began := time.Now()
 		go func() {
@@ -419,15 +408,15 @@ func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Po
 			}
 			done <- err
 		}()
-		require.Eventually(t, dropped, 5*time.Second, time.Millisecond, "the first SYN-ACK dropped")
+		require.Eventually(t, func() bool { return synacks.Packets() > 0 }, 5*time.Second, time.Millisecond, "the first SYN-ACK dropped")
 		time.Sleep(dropFor - time.Since(began)) // none when dropFor is 0
-		client.Exec("nft", "flush chain inet podnet_synack in")
+		synacks.Remove()
 		// The client's next SYN comes at the next whole second: the drop must end before it.
 		if ended, next := time.Since(began), dropFor.Truncate(time.Second)+time.Second; ended > next-100*time.Millisecond {
 			disturbed = fmt.Sprintf("the drop ended at %v, too close to the SYN at %v", ended, next)
 		}
 		require.NoError(t, <-done)
-		if s, a := sent(), arrived(); s != a {
+		if s, a := sent.Packets(), arrived.Packets(); s != a {
 			return fmt.Sprintf("%d SYNs sent, %d arrived: the machine dropped one in transit", s, a)
 		}
 
@@ -489,21 +478,4 @@ func dialPair(client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn
 		return nil, nil, err
 	}
 	return c, s, nil
-}
-
-// countSYNs counts, in pod's namespace, the connection attempts (SYN without ACK) that pass hook
-// ("input" or "output") and match (e.g. "dport 80"), until the test ends.
-func countSYNs(t *testing.T, pod *netnstest.Pod, hook, match string) (count func() int) {
-	table := "podnet_syns_" + hook
-	pod.Exec("nft", "add table inet "+table)
-	pod.Exec("nft", "add chain inet "+table+" c { type filter hook "+hook+" priority 0 ; policy accept ; }")
-	pod.Exec("nft", "add rule inet "+table+" c tcp "+match+" tcp flags & (syn | ack) == syn counter")
-	t.Cleanup(func() { pod.Exec("nft", "delete table inet "+table) })
-	return func() int {
-		out := pod.Exec("nft", "list", "chain", "inet", table, "c")
-		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
-		require.NotNil(t, m, "no counter in %s", out)
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
 }

@@ -79,15 +79,13 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	require.NoError(t, raw.Control(func(fd uintptr) {
 		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 400))
 	}))
-	server.Exec("nft", "add table inet podnet_silent")
-	server.Exec("nft", "add chain inet podnet_silent in { type filter hook input priority 0 ; policy accept ; }")
-	server.Exec("nft", "add rule inet podnet_silent in tcp dport 7304 drop")
+	silent := server.Filter("podnet_silent", "input", "tcp dport 7304", "drop")
 	_, err = c.Write([]byte("anyone?"))
 	require.NoError(t, err)
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, syscall.ETIMEDOUT)
 	require.NoError(t, c.Close())
-	server.Exec("nft", "delete table inet podnet_silent")
+	silent.Remove()
 	require.NoError(t, s.(*net.TCPConn).SetLinger(0))
 	require.NoError(t, s.Close())
 	// 7306: a pooled connection left idle, which the server then closes (as servers do with
@@ -99,10 +97,10 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	readEOF(t, c)
 	require.NoError(t, c.Close())
 	// 7305: the first SYN dropped: one retransmission, ~1 s later.
-	server.DropSYNs(7305)
+	dropSYNs := server.DropSYNs(7305)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		server.Exec("nft", "delete table inet podnet_test")
+		dropSYNs.Remove()
 	}()
 	c, s = pair(t, client, server, at(7305))
 	require.NoError(t, c.Close())
