@@ -117,6 +117,24 @@ static __always_inline __u32 sock_write_seq(struct sock *sk, enum sock_read dire
 	return BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 }
 
+/* Whether a socket leaving SYN_RECV for CLOSE is a server's TCP Fast Open child: made at the SYN,
+ * its request attached until the handshake ends or the socket is closed; or reset by its peer,
+ * which detaches the request first (tcp_check_req's embryonic reset). A child made for a
+ * completed handshake (no Fast Open) is in SYN_RECV only inside the kernel's hand-over, and
+ * closed there with no error when another CPU's child took the request. */
+static __always_inline bool fast_open_child(struct sock *sk, enum sock_read direct)
+{
+	int err = direct ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
+
+	if (err == ECONNRESET)
+		return true;
+	if (direct == READ_TYPED) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		return tp && tp->fastopen_rsk;
+	}
+	return BPF_CORE_READ((struct tcp_sock *)sk, fastopen_rsk) != NULL;
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:

@@ -670,18 +670,23 @@ static __always_inline void on_listen(struct sock *sk, bool listening)
 	}
 }
 
-/* Whether a server's TCP Fast Open child, accepted in SYN_RECV, leaves it other than to
- * ESTABLISHED: closed by its application (FIN_WAIT1; an untracked one is a metrics-only
- * podnet's, which has no accept() hook), or reset or timed out after accept() took it (CLOSE).
- * Its passive open ends there. A simultaneous open (a client) closed before its handshake
- * ended stays what its close makes of it. */
-static __always_inline bool fast_open_ended(int oldstate, int newstate, const struct conn_info *known)
+/* Whether a server's TCP Fast Open child leaves SYN_RECV other than to ESTABLISHED: closed by
+ * its application (FIN_WAIT1; an untracked one is a metrics-only podnet's, which has no accept()
+ * hook), or reset or timed out (CLOSE) after accept() took it, before, or with no accept() hook
+ * to see it (untracked, told from the rare kernel paths that drop a child made for a completed
+ * handshake by its Fast Open request, still attached). Its passive open ends there: the SYN
+ * carried data into a socket of its own. A simultaneous open (a client) closed before its
+ * handshake ended stays what its close makes of it. */
+static __always_inline bool fast_open_ended(struct sock *sk, int oldstate, int newstate, const struct conn_info *known,
+					    enum sock_read rd)
 {
 	if (oldstate != TCP_SYN_RECV)
 		return false;
 	if (newstate == TCP_FIN_WAIT1)
 		return !known || known->role == ROLE_SERVER;
-	return newstate == TCP_CLOSE && known && known->role == ROLE_SERVER && !known->start_ns;
+	if (newstate != TCP_CLOSE)
+		return false;
+	return known ? known->role == ROLE_SERVER && !known->start_ns : fast_open_child(sk, rd);
 }
 
 /* One interesting state change of a TCP socket. */
@@ -700,9 +705,12 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 	}
 	known = bpf_map_lookup_elem(&conns, &key);
 	/* One call site: on_established is inlined. A Fast Open child closed in SYN_RECV is
-	 * counted open first, in place (known), then closed. */
-	if (newstate == TCP_ESTABLISHED || fast_open_ended(oldstate, newstate, known))
+	 * counted open first, in place (known) or in the entry that makes, then closed. */
+	if (newstate == TCP_ESTABLISHED || fast_open_ended(sk, oldstate, newstate, known, rd)) {
 		on_established(sk, oldstate, known, newstate == TCP_ESTABLISHED, rd);
+		if (!known && newstate == TCP_CLOSE)
+			known = bpf_map_lookup_elem(&conns, &key);
+	}
 	if (newstate == TCP_CLOSE) {
 		on_close(sk, oldstate, known, rd);
 	} else if (newstate == TCP_SYN_RECV && !known) {

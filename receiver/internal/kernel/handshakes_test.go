@@ -91,20 +91,33 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 		}
 		// The third is closed by the server before its handshake ends: it never becomes
 		// ESTABLISHED (SYN_RECV -> FIN_WAIT1).
-		return fastOpenClosedEarly(ln, server, holdACKs(pod, "8123"))
+		if err := fastOpenClosedEarly(ln, server, holdACKs(pod, "8123")); err != nil {
+			return err
+		}
+		// The fourth is reset by the server before its handshake ends (SYN_RECV -> CLOSE).
+		if err := fastOpenResetEarly(ln, server, holdACKs(pod, "8123")); err != nil {
+			return err
+		}
+		// The fifth is reset by the client while it waits in the accept queue, unaccepted.
+		return fastOpenResetQueued(ln, server, holdACKs(pod, "8123"))
 	}))
 	require.Equal(t, uint8(unix.BPF_TCP_SYN_RECV), stateAtAccept, "accept() returned the second connection before its handshake ended (TCP Fast Open)")
 
-	events := collect(ring, 12)
-	assert.Equal(t, map[kind]int{connected: 3, accepted: 3, clientEnd: 3, serverEnd: 3}, kinds(events))
+	events := collect(ring, 20)
+	assert.Equal(t, map[kind]int{connected: 5, accepted: 5, clientEnd: 5, serverEnd: 5}, kinds(events))
+	unaccepted := 0
 	for _, e := range events {
-		if (kind{e.Type, e.Role}) == accepted || (kind{e.Type, e.Role}) == connected {
+		if (kind{e.Type, e.Role}) == accepted && e.Pid == 0 {
+			unaccepted++ // the fifth: reported by its close, no process took it
+			assert.NotZero(t, e.StartNs, "the unaccepted child is dated")
+		} else if (kind{e.Type, e.Role}) == accepted || (kind{e.Type, e.Role}) == connected {
 			assert.Equal(t, uint32(os.Getpid()), e.Pid, "type %d: the process that accepted or connected", e.Type)
 		}
 		if (kind{e.Type, e.Role}) == serverEnd {
 			assert.NotZero(t, e.StartNs, "the handshake's end (or the close before it) dates the accepted connection")
 		}
 	}
+	assert.Equal(t, 1, unaccepted, "one Fast Open child reset in the accept queue, reported by its close")
 }
 
 // A TCP Fast Open server connection closed before its handshake ended is a connection all the
@@ -126,18 +139,24 @@ func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
 		if _, err := fastOpen(ln, server, nil); err != nil { // the cookie
 			return err
 		}
-		return fastOpenClosedEarly(ln, server, holdACKs(pod, "8124"))
+		if err := fastOpenClosedEarly(ln, server, holdACKs(pod, "8124")); err != nil {
+			return err
+		}
+		if err := fastOpenResetEarly(ln, server, holdACKs(pod, "8124")); err != nil {
+			return err
+		}
+		return fastOpenResetQueued(ln, server, holdACKs(pod, "8124"))
 	}))
 
 	totals := roleTotals{}
 	require.Eventually(t, func() bool {
 		drainInto(t, tr, map[uint32]roleTotals{pod.NetnsInode(): totals})
 		s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
-		return s != nil && s.Closed >= 2
-	}, 5*time.Second, 50*time.Millisecond, "both server connections closed")
+		return s != nil && s.Closed >= 4
+	}, 5*time.Second, 50*time.Millisecond, "the four server connections closed")
 	s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
-	assert.Equal(t, uint64(2), s.Connections, "server connections: the cookie's and the one closed early")
-	assert.Equal(t, uint64(2), s.Closed)
+	assert.Equal(t, uint64(4), s.Connections, "server connections: the cookie's, the one closed early, the one reset early and the one reset in the queue")
+	assert.Equal(t, uint64(4), s.Closed)
 	assert.Zero(t, s.Active)
 	assert.Equal(t, before, counters(t, tr).CloseUntracked, "no close is untracked")
 }
@@ -193,6 +212,65 @@ func fastOpen(ln int, addr *unix.SockaddrInet4, release func()) (uint8, error) {
 		return 0, err
 	}
 	return info.State, nil
+}
+
+// fastOpenResetEarly connects to ln with MSG_FASTOPEN while release holds the handshake's last
+// ACK back; the server accepts, reads the request and resets the connection (SO_LINGER 0) before
+// the handshake ends (SYN_RECV -> CLOSE); the client's next read finds the reset.
+func fastOpenResetEarly(ln int, addr *unix.SockaddrInet4, release func()) error {
+	defer release()
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(c)
+	if err := unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr); err != nil {
+		return err
+	}
+	s, _, err := unix.Accept(ln)
+	if err != nil {
+		return err
+	}
+	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err == nil && info.State != unix.BPF_TCP_SYN_RECV {
+		err = fmt.Errorf("accepted in state %d, want SYN_RECV (a Fast Open child)", info.State)
+	}
+	if err == nil {
+		_, err = unix.Read(s, make([]byte, 64))
+	}
+	if err == nil {
+		err = unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	unix.Close(s) // SYN_RECV -> CLOSE, a reset sent
+	if err != nil {
+		return err
+	}
+	if _, err := unix.Read(c, make([]byte, 64)); !errors.Is(err, unix.ECONNRESET) {
+		return fmt.Errorf("client read after the server's reset: %v, want ECONNRESET", err)
+	}
+	return nil
+}
+
+// fastOpenResetQueued connects to ln with MSG_FASTOPEN while release holds the handshake's last
+// ACK back, and resets the connection (SO_LINGER 0) once the server's child waits in ln's accept
+// queue, in SYN_RECV, never accepted (SYN_RECV -> CLOSE).
+func fastOpenResetQueued(ln int, addr *unix.SockaddrInet4, release func()) error {
+	defer release()
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr)
+	if err == nil {
+		if n, perr := unix.Poll([]unix.PollFd{{Fd: int32(ln), Events: unix.POLLIN}}, 5000); n != 1 {
+			err = fmt.Errorf("the Fast Open child never queued: %d, %v", n, perr)
+		}
+	}
+	if err == nil {
+		release()
+		err = unix.SetsockoptLinger(c, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	return errors.Join(err, unix.Close(c)) // a reset: the child, never accepted, closes (or ln's close aborts it)
 }
 
 // fastOpenClosedEarly connects to ln with MSG_FASTOPEN while release holds the handshake's last
