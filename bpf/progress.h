@@ -185,7 +185,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	bool folded;
 	int state;
 
-	if (!key || !ci || !ci->start_ns || ci->excluded)
+	if (!key || !ci || (!ci->start_ns && ci->role == ROLE_CLIENT) || ci->excluded)
 		return false; /* the end of the walk, a connect still in progress, or left out */
 	sk = (struct sock *)*key;
 	if (rd == READ_CAST)

@@ -1,0 +1,93 @@
+package kernel
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// A connection whose handshake ended before podnet loaded, waiting in its listener's accept
+// queue (no process holds it, so the start-up scan cannot find it), is tracked from its
+// accept() where the accept hook runs (events are sent: a metrics-only podnet attaches no
+// syscall hook, and sees it only as an untracked close): its bytes count from there while it is
+// open, as a found connection's do, and the live reads count it active — in every live-read
+// mode. Found by an independent check: its
+// server end counted no bytes while open, then at its close everything it moved since its
+// handshake, before podnet loaded included; the walk and event modes left it out of active.
+func TestConnectionQueuedBeforeLoadCountsFromItsAccept(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		aggregate, unmarked bool
+		subnet              byte
+	}{{"events", false, false, 238}, {"aggregate", true, false, 239}, {"aggregate-walk", true, true, 240}} {
+		t.Run(c.name, func(t *testing.T) {
+			testQueuedBeforeLoad(t, Options{AggregateInKernel: c.aggregate, Events: true, UnmarkedReads: c.unmarked}, c.subnet)
+		})
+	}
+}
+
+func testQueuedBeforeLoad(t *testing.T, o Options, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
+	client, server := netw.AddPod(), netw.AddPod()
+	sns := server.NetnsInode()
+	addr := netip.AddrPortFrom(server.IPv4, 7931)
+	var ln net.Listener
+	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	defer ln.Close()
+	var c net.Conn
+	require.NoError(t, client.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
+	defer c.Close()
+	_, err := c.Write(make([]byte, 1000)) // before podnet: queued for the server, not counted
+	require.NoError(t, err)
+
+	o.Hooks, o.RingBufferSize, o.MaxTrackedConnections, o.MaxAggregates = HooksAuto, 1<<20, 4096, 1024
+	tr, err := Open(o)
+	require.NoError(t, err)
+	defer tr.Close()
+	requireMarked(t, tr, o.AggregateInKernel && !o.UnmarkedReads)
+	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {}) // the start-up scan, as Start runs it
+	require.NoError(t, err)
+	totals := map[uint32]roleTotals{sns: {}}
+	drainInto(t, tr, totals)
+
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = io.ReadFull(s, make([]byte, 1000))
+	require.NoError(t, err)
+	_, err = s.Write(make([]byte, 2000))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 2000))
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, totals)
+		return totals[sns].get(roleServer).BytesSent >= 2000
+	}, 5*time.Second, 50*time.Millisecond, "the server's bytes counted while it is open")
+	open := totals[sns].get(roleServer)
+	assert.Equal(t, uint64(2000), open.BytesSent, "sent since its accept")
+	assert.Zero(t, open.BytesReceived, "received before podnet loaded: not counted")
+	if !tr.MarkedReads() {
+		assert.Equal(t, uint64(1), open.Active, "counted active by the walk")
+	}
+
+	require.NoError(t, s.Close())
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, totals)
+		return !o.AggregateInKernel || totals[sns].get(roleServer).Closed == 1
+	}, 5*time.Second, 50*time.Millisecond, "its close")
+	closed := totals[sns].get(roleServer)
+	assert.Equal(t, uint64(2000), closed.BytesSent, "its close adds nothing it counted already")
+	assert.Zero(t, closed.BytesReceived)
+	assert.Zero(t, closed.Connections, "its open is not counted: it predates podnet")
+	assert.Zero(t, closed.Active)
+}
