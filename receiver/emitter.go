@@ -122,7 +122,7 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		}
 		peerID := e.aggregates.peer(peer, int64(now))
 		var serverName string
-		if e.metrics.m.serverNames.on() && event.Role(k.Role) == event.Client {
+		if e.metrics.m.serverNames.looksUp() && event.Role(k.Role) == event.Client {
 			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(since), int64(now))
 		}
 		if e.metrics.m.addAggregate(k, v, peer, local, peerID, backend, backendID, serverName, since, now) {

@@ -19,6 +19,10 @@ type metricNames struct {
 	max      int
 	admitted map[string]pcommon.Timestamp // name → when a series last used it
 	last     map[namedPeer]lastName
+	// fromEvents: metrics are counted from events (metrics_aggregation: events), each under its
+	// own name; the drains (open connections' progress) take the name the events of their
+	// (local end, peer) were last counted under, "" included, and look nothing up.
+	fromEvents bool
 }
 
 type namedPeer struct {
@@ -35,24 +39,26 @@ func newMetricNames(cfg *Config) *metricNames {
 	if !cfg.DNSNames.MetricAttribute || cfg.DNSNames.Mode == dnsNamesOff {
 		return nil
 	}
-	return &metricNames{max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{}}
+	return &metricNames{max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{},
+		fromEvents: cfg.MetricsAggregation == aggregationEvents}
 }
 
-func (n *metricNames) on() bool { return n != nil }
-
-// name is server.address for a client series of res to peer: resolved (from an event or a
-// drain; "" when the lookup found none), the name it was last counted under, or "".
-func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, now pcommon.Timestamp) string {
+// name is server.address for a client series of res to peer: resolved, from an event (own:
+// metrics from events, where each event is counted under its own name, "" included) or a drain
+// ("" when its lookup found none: the name it was last counted under stands in); or "".
+func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, own bool, now pcommon.Timestamp) string {
 	if n == nil {
 		return ""
 	}
 	p := namedPeer{res, peer}
+	if resolved == "" && !own {
+		resolved = n.last[p].name
+	}
+	if _, ok := n.last[p]; ok || len(n.last) < maxNamedPeers {
+		n.last[p] = lastName{resolved, now}
+	}
 	if resolved == "" {
-		l, ok := n.last[p]
-		if !ok {
-			return ""
-		}
-		resolved = l.name
+		return ""
 	}
 	name := resolved
 	if _, ok := n.admitted[name]; ok || len(n.admitted) < n.max {
@@ -60,11 +66,12 @@ func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, no
 	} else {
 		name = dnsOtherName
 	}
-	if _, ok := n.last[p]; ok || len(n.last) < maxNamedPeers {
-		n.last[p] = lastName{resolved, now}
-	}
 	return name
 }
+
+// looksUp is whether a drain looks up the name of a client series' peer (in-kernel aggregation),
+// rather than taking its events' (fromEvents).
+func (n *metricNames) looksUp() bool { return n != nil && !n.fromEvents }
 
 // maxNamedPeers bounds what name remembers: beyond it, new (local end, peer) pairs are named
 // only while their lookups find a name.

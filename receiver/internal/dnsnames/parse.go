@@ -24,21 +24,22 @@ type Answer struct {
 const maxChain = 16
 
 var (
-	errNotResponse = errors.New("not a successful DNS response")
+	errNotResponse = errors.New("not a successful, whole DNS response")
 	errNoQuestion  = errors.New("no question")
 )
 
 // Parse reads the answers of one DNS message (without TCP's length prefix). A message cut short
 // (copied only in part) yields the answers before the cut. Records whose owner no CNAME chain
 // from the question reaches are ignored, so a response can only name addresses for the name it
-// answers.
+// answers. A truncated one (TC: the server's answer did not fit a UDP message) names nothing:
+// resolvers discard it and ask again over TCP, whose answer is the one they use.
 func Parse(msg []byte, out []Answer) ([]Answer, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(msg)
 	if err != nil {
 		return out, err
 	}
-	if !h.Response || h.RCode != dnsmessage.RCodeSuccess {
+	if !h.Response || h.RCode != dnsmessage.RCodeSuccess || h.Truncated {
 		return out, errNotResponse
 	}
 	q, err := p.Question()

@@ -60,9 +60,14 @@ func TestParseFollowsChainsToTheQueriedName(t *testing.T) {
 func TestParseRefusesWhatIsNotAnAnswer(t *testing.T) {
 	_, err := Parse(response(t, "x.example.", dnsmessage.RCodeNameError), nil)
 	assert.ErrorIs(t, err, errNotResponse, "NXDOMAIN names nothing")
+	truncated := response(t, "a.example.", dnsmessage.RCodeSuccess, rr{name: "a.example.", addr: "192.0.2.1", ttl: 60})
+	truncated[2] |= 0x02 // TC: the resolver asks again over TCP and uses that answer
+	got, err := Parse(truncated, nil)
+	assert.ErrorIs(t, err, errNotResponse, "a truncated answer names nothing")
+	assert.Empty(t, got)
 	loop := response(t, "a.example.", dnsmessage.RCodeSuccess,
 		rr{name: "a.example.", target: "b.example.", ttl: 60}, rr{name: "b.example.", target: "a.example.", ttl: 60})
-	got, err := Parse(loop, nil)
+	got, err = Parse(loop, nil)
 	assert.NoError(t, err)
 	assert.Empty(t, got, "a CNAME loop reaches no address")
 	_, err = Parse([]byte{1, 2, 3}, nil)
