@@ -103,8 +103,15 @@ func addrs(k *bpf.PodnetEvent) (local, peer netip.Addr, err error) {
 	if local, err = Addr(k.Family, k.LocalAddr); err != nil {
 		return local, peer, err
 	}
-	peer, err = Addr(k.Family, k.PeerAddr)
-	return local, peer, err
+	if peer, err = Addr(k.Family, k.PeerAddr); err != nil {
+		return local, peer, err
+	}
+	// An IPv6 socket's connect to an IPv4-mapped address that failed before a local address
+	// was chosen (no route) has "::" there: unspecified, in the connection's family, IPv4.
+	if peer.Is4() && local == netip.IPv6Unspecified() {
+		local = netip.IPv4Unspecified()
+	}
+	return local, peer, nil
 }
 
 // Addr decodes a kernel address: IPv4 in the first 4 bytes, or IPv6 with IPv4-mapped

@@ -63,6 +63,13 @@ func TestDecodeIPv6AndMapped(t *testing.T) {
 	assert.Equal(t, netip.MustParseAddr("fd00::1"), e.Local.Addr())
 	assert.Equal(t, netip.MustParseAddr("10.0.0.9"), e.Peer.Addr(), "IPv4-mapped IPv6 is reported as IPv4")
 	assert.Equal(t, uint16(40000), e.ServerPort(), "a server's server port is its local port")
+
+	// A failed connect of an IPv6 socket to a mapped address before it had a local address
+	// (no route): IPv4, and so is its unspecified local address (found by an independent check).
+	k.LocalAddr, k.Role = netip.IPv6Unspecified().As16(), uint8(Client)
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.IPv4Unspecified(), e.Local.Addr(), "0.0.0.0, as an IPv4 socket's")
+	assert.False(t, e.IPv6())
 }
 
 func TestDecodeUnknownStartAndNoProcess(t *testing.T) {
