@@ -38,6 +38,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
 ) *running {
 	loss := &lossReporter{tb: tb}
+	loss.fromZero()
 	warn := &warnLimiter{logger: r.set.Logger, every: time.Minute}
 	exclude := newExclusions(r.cfg.Exclude)
 	ctx, cancel := context.WithCancel(context.Background())

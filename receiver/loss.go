@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/internal/metadata"
@@ -34,6 +35,16 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.tb.PodnetServiceBackendsLookups.Add(ctx, int64(c.BackendLookups-l.last.BackendLookups))
 	l.tb.PodnetServiceBackendsFound.Add(ctx, int64(c.BackendFound-l.last.BackendFound))
 	l.last = c
+}
+
+// fromZero makes the counters that only events move exist from the start, at 0: a dashboard or
+// an alert on their increase sees "nothing dropped" rather than no data (found by an independent
+// check). The kernel's counters are added at every poll, 0 included.
+func (l *lossReporter) fromZero() {
+	for _, c := range []metric.Int64Counter{l.tb.PodnetEventsReceived, l.tb.PodnetEventsDecodeErrors, l.tb.PodnetEventsDropped,
+		l.tb.PodnetMetricSeriesDropped} {
+		c.Add(context.Background(), 0)
+	}
 }
 
 func (l *lossReporter) received(n int64) {

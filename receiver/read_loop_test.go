@@ -253,3 +253,16 @@ func TestFinalMetricsDoNotWaitForStuckLogs(t *testing.T) {
 	close(logs.gate)
 	f.requireStopped(t)
 }
+
+// The counters only events move exist from Start, at 0: "nothing dropped" is data, not a gap
+// (found by an independent check: events_dropped and decode_errors never appeared).
+func TestLossCountersExistFromStart(t *testing.T) {
+	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(), new(consumertest.LogsSink), nil)
+	f.start(t)
+	defer func() { require.NoError(t, f.Shutdown(context.Background())) }()
+	for _, name := range []string{"otelcol_podnet_events_received", "otelcol_podnet_events_decode_errors",
+		"otelcol_podnet_events_dropped", "otelcol_podnet_metric_series_dropped"} {
+		_, err := f.tt.GetMetric(name)
+		assert.NoError(t, err, "%s exists before any event", name)
+	}
+}
