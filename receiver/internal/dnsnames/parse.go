@@ -39,7 +39,7 @@ func Parse(msg []byte, out []Answer) ([]Answer, error) {
 	if err != nil {
 		return out, err
 	}
-	if !h.Response || h.RCode != dnsmessage.RCodeSuccess || h.Truncated {
+	if !h.Response || h.OpCode != 0 || h.RCode != dnsmessage.RCodeSuccess || h.Truncated {
 		return out, errNotResponse
 	}
 	q, err := p.Question()
@@ -50,8 +50,8 @@ func Parse(msg []byte, out []Answer) ([]Answer, error) {
 		return out, err
 	}
 	question := canonical(q.Name)
-	if question == "" {
-		return out, errNoQuestion // the root: no name to put on a connection
+	if question == "" || !printable(question) {
+		return out, errNoQuestion // the root, or no host name: nothing to put on a connection
 	}
 	type link struct {
 		to  string
@@ -74,18 +74,20 @@ answers:
 			}
 			break
 		}
-		switch rh.Type {
-		case dnsmessage.TypeA:
+		switch {
+		case rh.Class != dnsmessage.ClassINET:
+			err = p.SkipAnswer() // CHAOS, Hesiod: no Internet address
+		case rh.Type == dnsmessage.TypeA:
 			var r dnsmessage.AResource
 			if r, err = p.AResource(); err == nil {
 				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom4(r.A), rh.TTL})
 			}
-		case dnsmessage.TypeAAAA:
+		case rh.Type == dnsmessage.TypeAAAA:
 			var r dnsmessage.AAAAResource
 			if r, err = p.AAAAResource(); err == nil {
 				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom16(r.AAAA), rh.TTL})
 			}
-		case dnsmessage.TypeCNAME:
+		case rh.Type == dnsmessage.TypeCNAME:
 			var r dnsmessage.CNAMEResource
 			if r, err = p.CNAMEResource(); err == nil {
 				if cnames == nil {
@@ -124,6 +126,18 @@ answers:
 		out = append(out, Answer{Addr: a.addr, Name: question, TTL: min(chainTTL, a.ttl)})
 	}
 	return out, parseErr
+}
+
+// printable is whether a name is made of printable ASCII (host names are letters, digits,
+// hyphens and underscores; IDNs travel as punycode): a label of other bytes (controls, a NUL, a
+// newline) would go into every record and series it names.
+func printable(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // canonical is a name as records carry it: lower case, without the root's dot.

@@ -67,6 +67,20 @@ func TestParseRefusesWhatIsNotAnAnswer(t *testing.T) {
 	assert.Empty(t, got)
 	loop := response(t, "a.example.", dnsmessage.RCodeSuccess,
 		rr{name: "a.example.", target: "b.example.", ttl: 60}, rr{name: "b.example.", target: "a.example.", ttl: 60})
+	update := response(t, "a.example.", dnsmessage.RCodeSuccess, rr{name: "a.example.", addr: "192.0.2.1", ttl: 60})
+	update[2] |= 5 << 3 // opcode UPDATE: no answer to a query
+	got, err = Parse(update, nil)
+	assert.ErrorIs(t, err, errNotResponse, "an UPDATE response names nothing")
+	assert.Empty(t, got)
+	got, err = Parse(response(t, "a\x00\n.example.", dnsmessage.RCodeSuccess, rr{name: "a\x00\n.example.", addr: "192.0.2.1", ttl: 60}), nil)
+	assert.ErrorIs(t, err, errNoQuestion, "a name of control bytes goes on no record")
+	assert.Empty(t, got)
+	chaos := response(t, "a.example.", dnsmessage.RCodeSuccess, rr{name: "a.example.", addr: "192.0.2.1", ttl: 60})
+	// The answer's class (the last 10 bytes before its 4-byte address: type, class, TTL, length).
+	binary.BigEndian.PutUint16(chaos[len(chaos)-4-8:], uint16(dnsmessage.ClassCHAOS))
+	got, err = Parse(chaos, nil)
+	assert.NoError(t, err)
+	assert.Empty(t, got, "a CHAOS-class A record is no Internet address")
 	got, err = Parse(loop, nil)
 	assert.NoError(t, err)
 	assert.Empty(t, got, "a CNAME loop reaches no address")
