@@ -125,4 +125,7 @@ func (m *connectionMetrics) putSeriesAttributes(a pcommon.Map, k seriesKey) {
 	if k.backend.IsValid() {
 		a.PutStr("podnet.peer.backend.address", m.names.addr(k.backend))
 	}
+	if k.serverName != "" {
+		a.PutStr("server.address", k.serverName)
+	}
 }

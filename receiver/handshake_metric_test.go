@@ -58,3 +58,31 @@ func TestHandshakeHistogram(t *testing.T) {
 		assert.Equal(t, uint64(1), counts[15], "1.02 s: above 1, up to 2.5")
 	}
 }
+
+// A series' handshake points carry what its other points do, server.address included: two
+// series of one peer told apart by their DNS names made two histogram points with the same
+// attributes (found by an independent check, metrics from events).
+func TestHandshakeHistogramCarriesTheSeriesName(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.DNSNames.MetricAttribute, cfg.MetricsAggregation = true, aggregationEvents
+	m := newFixtureMetrics(cfg)
+	connect := event.Event{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
+		Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("192.0.2.9:443"), HandshakeMicros: 40}
+	events := enrichAll(fixtureResources(cfg), []event.Event{connect, connect})
+	events[0].serverName = "api.example" // resolved before the first connect; the second came after its TTL
+	assert.Zero(t, m.add(events))
+	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))
+	var names []any
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, metric := range sm.Metrics().All() {
+				if metric.Name() == "podnet.tcp.handshake.duration" {
+					for _, dp := range metric.Histogram().DataPoints().All() {
+						names = append(names, dp.Attributes().AsRaw()["server.address"])
+					}
+				}
+			}
+		}
+	}
+	assert.ElementsMatch(t, []any{"api.example", nil}, names, "one point per series, each with its own name")
+}
