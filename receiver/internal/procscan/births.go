@@ -23,7 +23,9 @@ const maxBirths = maxDeparted
 // names its pod at its events, which are read after it is gone: nothing else can tell what a
 // removed cgroup was. Watched: the kubepods directories (where pod cgroups are made) and each
 // pod's directory (where its containers' are), found by the scans' walk of the hierarchy; a
-// watch per pod, so the inotify watches stay a few hundred per node.
+// watch per living pod, so the inotify watches stay a few hundred per node. A removed
+// directory's watch is removed when its parent's watch reports the removal: cgroupfs (kernfs)
+// sends the removed directory's own watch nothing, not even IN_IGNORED, and keeps it.
 type births struct {
 	fs     *cgroupFS
 	fd     int      // the inotify instance (watches are added to it)
@@ -33,7 +35,7 @@ type births struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	watched  map[string]bool  // paths from the hierarchy root
+	watched  map[string]int32 // path from the hierarchy root → watch descriptor
 	paths    map[int32]string // watch descriptor → path
 	warnFull sync.Once
 	warnLost sync.Once
@@ -54,7 +56,7 @@ func newBirths(fs *cgroupFS, logger *zap.Logger) *births {
 		logger:  logger,
 		born:    fifomap.New[uint64, Ref](maxBirths),
 		done:    make(chan struct{}),
-		watched: map[string]bool{},
+		watched: map[string]int32{},
 		paths:   map[int32]string{},
 	}
 	go b.read()
@@ -83,7 +85,8 @@ func (b *births) consider(dir string, ref Ref) {
 func (b *births) isWatched(dir string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.watched[dir]
+	_, ok := b.watched[dir]
+	return ok
 }
 
 // bornIn says whether pod or container cgroups are made directly in dir: a pod's directory (or
@@ -101,7 +104,7 @@ func bornIn(dir string, ref Ref) bool {
 
 // watch adds dir's inotify watch; it says whether the watch is on.
 func (b *births) watch(dir string) bool {
-	wd, err := unix.InotifyAddWatch(b.fd, b.fs.dir+dir, unix.IN_CREATE|unix.IN_ONLYDIR)
+	wd, err := unix.InotifyAddWatch(b.fd, b.fs.dir+dir, unix.IN_CREATE|unix.IN_DELETE|unix.IN_ONLYDIR)
 	if err != nil {
 		if errors.Is(err, unix.ENOSPC) {
 			b.warnFull.Do(func() {
@@ -111,7 +114,7 @@ func (b *births) watch(dir string) bool {
 		return false // removed meanwhile, or no room: the scans still see what lives long enough
 	}
 	b.mu.Lock()
-	b.watched[dir] = true
+	b.watched[dir] = int32(wd)
 	b.paths[int32(wd)] = dir
 	b.mu.Unlock()
 	return true
@@ -170,14 +173,27 @@ func (b *births) handle(wd int32, mask uint32, name string) {
 	}
 	b.mu.Lock()
 	dir, ok := b.paths[wd]
-	if ok && mask&unix.IN_IGNORED != 0 { // the directory was removed: its watch went with it
-		delete(b.paths, wd)
-		delete(b.watched, dir)
+	if ok && mask&unix.IN_IGNORED != 0 { // the watch is gone (removed below, or its directory elsewhere)
+		b.forget(wd, dir)
+	}
+	if ok && mask&unix.IN_DELETE != 0 && mask&unix.IN_ISDIR != 0 {
+		// A directory in a watched one was removed: its own watch, if any, goes too.
+		child := path.Join(dir, name)
+		if cwd, watched := b.watched[child]; watched {
+			_, _ = unix.InotifyRmWatch(b.fd, uint32(cwd))
+			b.forget(cwd, child)
+		}
 	}
 	b.mu.Unlock()
 	if ok && mask&unix.IN_CREATE != 0 && mask&unix.IN_ISDIR != 0 {
 		b.made(path.Join(dir, name))
 	}
+}
+
+// forget drops a watch from the maps; b.mu is held.
+func (b *births) forget(wd int32, dir string) {
+	delete(b.paths, wd)
+	delete(b.watched, dir)
 }
 
 // stop ends the watching and waits for the reader.

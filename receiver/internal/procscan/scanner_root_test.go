@@ -2,8 +2,10 @@ package procscan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +174,28 @@ func scannedPod(t *testing.T) (fs cgroupFS, base, uid string, ns uint32, s *Scan
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(s.Stop)
 	return fs, base, uid, netnsOf(t, pid), s
+}
+
+// Pods come and go; their watches go with them: cgroupfs sends a removed directory's own watch
+// nothing and keeps it, so podnet kept one watch per pod ever made (the node's shared
+// fs.inotify.max_user_watches, which kubelet and the runtime need too), found by an independent
+// check. Counted in the kernel (the inotify instance's fdinfo).
+func TestRemovedPodsLeaveNoWatch(t *testing.T) {
+	fs, base, _, _, s := scannedPod(t)
+	kernelWatches := func() int {
+		info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", s.births.fd))
+		require.NoError(t, err)
+		return strings.Count(string(info), "inotify wd:")
+	}
+	before := kernelWatches()
+	for range 20 {
+		_, escaped := newPodUID(t)
+		container := podCgroup(t, fs, base, escaped, randomHex(t, 32))
+		id := cgroupIDOf(t, fs, container)
+		require.Eventually(t, func() bool { _, ok := s.births.get(id); return ok }, 2*time.Second, 5*time.Millisecond, "recorded")
+		require.NoError(t, os.Remove(fs.dir+container))
+		require.NoError(t, os.Remove(fs.dir+path.Dir(container)))
+	}
+	require.Eventually(t, func() bool { return kernelWatches() == before }, 2*time.Second, 10*time.Millisecond,
+		"the 20 pods' watches removed with their directories (%d before)", before)
 }
