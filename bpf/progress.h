@@ -440,8 +440,14 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	e.type = EVENT_FOUND;
 	e.role = ci.role;
 	e.flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
-	e.pid = ci.pid;
-	__builtin_memcpy(e.comm, ci.comm, sizeof(e.comm));
+	if (process_context) { /* process attributes on (state.h fill_event) */
+		e.pid = ci.pid;
+		__builtin_memcpy(e.comm, ci.comm, sizeof(e.comm));
+	}
+	/* Logs sampling leaves none of them out: a start-up's backlog of records, each weighing 1
+	 * (its close says so too), rather than a share decided without seeing how it ends. */
+	if (sample_one_in > 1)
+		e.sample_one_in = 1;
 	bpf_seq_write(seq, &e, sizeof(e));
 }
 

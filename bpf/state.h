@@ -65,8 +65,10 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	fill_sock(e, sk, rd);
 	if (!e->cgroup_id)
 		e->cgroup_id = ci->cgroup_id;
-	e->pid = ci->pid;
-	__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+	if (process_context) { /* off: no process on records, a found connection's scanner's neither */
+		e->pid = ci->pid;
+		__builtin_memcpy(e->comm, ci->comm, sizeof(e->comm));
+	}
 	e->error = error;
 	if (type != EVENT_CONNECT && !ci->found)
 		e->start_ns = ci->start_ns;
@@ -78,9 +80,10 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		if (ci->dialled)
 			e->flags |= EVENT_FLAG_DIALLED;
 	}
-	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1. */
+	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1; so are the
+	 * connections found at start, none left out (find_connection), so their closes weigh 1. */
 	if (sample_one_in > 1)
-		e->sample_one_in = ci->abnormal || error ? 1 : sample_one_in;
+		e->sample_one_in = ci->abnormal || error || ci->found ? 1 : sample_one_in;
 	if (type == EVENT_CONNECT || type == EVENT_ACCEPT) {
 		e->retransmits = ci->syn_retrans;
 		e->srtt_us = ci->handshake_us;

@@ -17,7 +17,7 @@ import (
 // namespace's listeners). The kernel cannot track them from user space (it knows sockets by
 // address, /proc by inode): their bytes are not counted and their closes count as untracked.
 // At most limit are reported.
-func findInProc(procRoot string, limit int, logger *zap.Logger) []event.Event {
+func findInProc(procRoot string, limit int, process bool, logger *zap.Logger) []event.Event {
 	conns, st, err := procfound.Scan(procRoot, limit)
 	if err != nil {
 		logger.Warn("podnet: cannot scan "+procRoot+" for connections open before podnet started", zap.Error(err))
@@ -27,6 +27,9 @@ func findInProc(procRoot string, limit int, logger *zap.Logger) []event.Event {
 	found := make([]event.Event, len(conns))
 	for i, c := range conns {
 		found[i] = foundEvent(c, now)
+		if !process { // logs.process_attributes: false
+			found[i].PID, found[i].Comm = 0, [16]byte{}
+		}
 	}
 	logger.Info("podnet found the connections that were open before it started, from /proc (the kernel refused the BPF iterators: their bytes and closes are not tracked)",
 		zap.Int("connections", len(conns)), zap.Int("namespaces", st.Namespaces), zap.Int("truncated", st.Truncated),

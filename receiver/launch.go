@@ -91,7 +91,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
 		found: func(c *event.Clock) []event.Event {
 			if iterErr != nil {
-				return findInProc(r.cfg.ProcRoot, r.cfg.MaxTrackedConnections, r.set.Logger)
+				return findInProc(r.cfg.ProcRoot, r.cfg.MaxTrackedConnections, r.cfg.Logs.ProcessAttributes, r.set.Logger)
 			}
 			return run.kernel.findExisting(c, r.set.Logger)
 		},
