@@ -26,10 +26,11 @@ const periodicInterval = 250 * time.Millisecond
 
 // periodic is a real receiver emitting metrics every periodicInterval, with its telemetry.
 type periodic struct {
-	logs    *consumertest.LogsSink // nil without a logs pipeline
-	metrics *consumertest.MetricsSink
-	tt      *componenttest.Telemetry
-	stop    func()
+	aggregation string
+	logs        *consumertest.LogsSink // nil without a logs pipeline
+	metrics     *consumertest.MetricsSink
+	tt          *componenttest.Telemetry
+	stop        func()
 }
 
 func startPeriodic(t *testing.T, aggregation string, withLogs bool) *periodic {
@@ -43,7 +44,7 @@ func startPeriodic(t *testing.T, aggregation string, withLogs bool) *periodic {
 	cfg.RingBufferSize = 64 << 20
 	cfg.MetricsInterval = periodicInterval
 	cfg.MetricSeriesIdleExpiry = time.Hour
-	p := &periodic{metrics: new(consumertest.MetricsSink), tt: componenttest.NewTelemetry()}
+	p := &periodic{aggregation: aggregation, metrics: new(consumertest.MetricsSink), tt: componenttest.NewTelemetry()}
 	t.Cleanup(func() { _ = p.tt.Shutdown(context.Background()) })
 	set := metadatatest.NewSettings(p.tt)
 	f := NewFactory()
@@ -114,7 +115,10 @@ func (p *periodic) requireReached(t *testing.T, want []expectation, msg string, 
 			v, ok := point(t, all, w.netns, w.name, w.attrs)
 			t.Logf("%s %v: got %v (%v), want %v", w.name, w.attrs, v, ok, w.want)
 		}
-		t.Logf("events lost (ring full) %d, dropped %d", p.telemetry(t, "otelcol_podnet_events_lost"), p.telemetry(t, "otelcol_podnet_events_dropped"))
+		t.Logf("metrics_aggregation %s: events lost (ring full) %d, dropped %d; closes untracked %d, unseen %d; recursion misses %d",
+			p.aggregation, p.telemetry(t, "otelcol_podnet_events_lost"), p.telemetry(t, "otelcol_podnet_events_dropped"),
+			p.telemetry(t, "otelcol_podnet_connections_untracked"), p.telemetry(t, "otelcol_podnet_connections_close_unseen"),
+			p.telemetry(t, "otelcol_podnet_bpf_recursion_misses"))
 		t.FailNow()
 	}
 }
