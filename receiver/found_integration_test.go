@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -17,7 +18,26 @@ const foundConnections = 10_000
 
 // Connections open before Start are found: counted active per role in both aggregation
 // modes, one log record each naming its pod, and their closes are tracked, not untracked.
+//
+// A run is disturbed, and run again (at most three times), when the kernel did not show podnet
+// some of the closes: it runs no BPF program while some tasks are current (this sandbox's
+// PID 1), and podnet counts such a connection as unseen when its socket's memory is reused.
+// Seen once in 30 runs beside other test packages (1 close of 4,000).
 func TestConnectionsOpenBeforeStartAreFound(t *testing.T) {
+	var why []string
+	for run := 1; run <= 3; run++ {
+		var disturbed string
+		t.Run(fmt.Sprintf("run%d", run), func(t *testing.T) { disturbed = connectionsOpenBeforeStartAreFound(t) })
+		if disturbed == "" || t.Failed() {
+			return
+		}
+		t.Logf("run %d disturbed, again: %s", run, disturbed)
+		why = append(why, disturbed)
+	}
+	t.Fatalf("every run disturbed: %q", why)
+}
+
+func connectionsOpenBeforeStartAreFound(t *testing.T) (disturbed string) {
 	const n, closing = foundConnections, foundConnections * 4 / 10
 	cgroups := netnstest.NewKubeletCgroups(t)
 	netw := netnstest.NewNetwork(t, 112)
@@ -76,12 +96,20 @@ func TestConnectionsOpenBeforeStartAreFound(t *testing.T) {
 	assert.Len(t, clientPorts, n, "each connection found once")
 
 	untrackedBefore := []int64{events.telemetry(t, untrackedCounter), inKernel.telemetry(t, untrackedCounter)}
+	unseenBefore := []int64{events.telemetry(t, unseenCounter), inKernel.telemetry(t, unseenCounter)}
 	cli.close(t, closing)
-	for _, p := range []*periodic{events, inKernel} {
-		p.requireReached(t, append(active(n-closing),
+	for i, p := range []*periodic{events, inKernel} {
+		want := append(active(n-closing),
 			expectation{c, "podnet.tcp.connections.closed", cliAttrs, closing},
 			expectation{s, "podnet.tcp.connections.closed", srvAttrs, closing},
-		), "closing %d of them", closing)
+		)
+		if p.awaitReached(t, want) {
+			continue
+		}
+		if unseen := p.telemetry(t, unseenCounter) - unseenBefore[i]; unseen > 0 {
+			return fmt.Sprintf("%s: the kernel did not show podnet %d closes (counted unseen)", p.aggregation, unseen)
+		}
+		p.failUnreached(t, want, "closing %d of them", closing)
 	}
 	require.Eventually(t, func() bool {
 		return len(guessedCloses(events, c, s)) == 2*closing
@@ -96,9 +124,13 @@ func TestConnectionsOpenBeforeStartAreFound(t *testing.T) {
 		t.Logf("untracked closes on the node while %d found connections closed: %d", 2*closing, untracked)
 		assert.Less(t, untracked, int64(closing/2))
 	}
+	return ""
 }
 
-const untrackedCounter = "otelcol_podnet_connections_untracked"
+const (
+	untrackedCounter = "otelcol_podnet_connections_untracked"
+	unseenCounter    = "otelcol_podnet_connections_close_unseen"
+)
 
 func foundRecords(p *periodic, netns ...uint32) []rec {
 	var out []rec

@@ -109,18 +109,36 @@ func (p *periodic) reached(t *testing.T, want []expectation) bool {
 
 func (p *periodic) requireReached(t *testing.T, want []expectation, msg string, args ...any) {
 	t.Helper()
-	if !assert.Eventuallyf(t, func() bool { return p.reached(t, want) }, 10*time.Second, 20*time.Millisecond, msg, args...) {
-		all := p.metrics.AllMetrics()
-		for _, w := range want {
-			v, ok := point(t, all, w.netns, w.name, w.attrs)
-			t.Logf("%s %v: got %v (%v), want %v", w.name, w.attrs, v, ok, w.want)
-		}
-		t.Logf("metrics_aggregation %s: events lost (ring full) %d, dropped %d; closes untracked %d, unseen %d; recursion misses %d",
-			p.aggregation, p.telemetry(t, "otelcol_podnet_events_lost"), p.telemetry(t, "otelcol_podnet_events_dropped"),
-			p.telemetry(t, "otelcol_podnet_connections_untracked"), p.telemetry(t, "otelcol_podnet_connections_close_unseen"),
-			p.telemetry(t, "otelcol_podnet_bpf_recursion_misses"))
-		t.FailNow()
+	if !p.awaitReached(t, want) {
+		p.failUnreached(t, want, msg, args...)
 	}
+}
+
+// awaitReached waits up to 10 s for every expectation to hold at an emission.
+func (p *periodic) awaitReached(t *testing.T, want []expectation) bool {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if p.reached(t, want) {
+			return true
+		}
+	}
+	return p.reached(t, want)
+}
+
+// failUnreached says what the latest emission and the kernel's counters show, and fails.
+func (p *periodic) failUnreached(t *testing.T, want []expectation, msg string, args ...any) {
+	t.Helper()
+	t.Errorf("never reached: "+msg, args...)
+	all := p.metrics.AllMetrics()
+	for _, w := range want {
+		v, ok := point(t, all, w.netns, w.name, w.attrs)
+		t.Logf("%s %v: got %v (%v), want %v", w.name, w.attrs, v, ok, w.want)
+	}
+	t.Logf("metrics_aggregation %s: events lost (ring full) %d, dropped %d; closes untracked %d, unseen %d; recursion misses %d",
+		p.aggregation, p.telemetry(t, "otelcol_podnet_events_lost"), p.telemetry(t, "otelcol_podnet_events_dropped"),
+		p.telemetry(t, "otelcol_podnet_connections_untracked"), p.telemetry(t, "otelcol_podnet_connections_close_unseen"),
+		p.telemetry(t, "otelcol_podnet_bpf_recursion_misses"))
+	t.FailNow()
 }
 
 // A long-lived connection's bytes are reported while it is open, at every emission, and the
