@@ -19,9 +19,9 @@ import (
 // accept() where the accept hook runs (events are sent: a metrics-only podnet attaches no
 // syscall hook, and sees it only as an untracked close): its bytes count from there while it is
 // open, as a found connection's do, and the live reads count it active — in every live-read
-// mode. Found by an independent check: its
-// server end counted no bytes while open, then at its close everything it moved since its
-// handshake, before podnet loaded included; the walk and event modes left it out of active.
+// mode. Found by an independent check: its server end counted no bytes while open, then at its
+// close everything it moved since its handshake, before podnet loaded included; the walk and
+// event modes left it out of active.
 func TestConnectionQueuedBeforeLoadCountsFromItsAccept(t *testing.T) {
 	for _, c := range []struct {
 		name                string

@@ -231,13 +231,7 @@ func fastOpenResetEarly(ln int, addr *unix.SockaddrInet4, release func()) error 
 	if err != nil {
 		return err
 	}
-	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err == nil && info.State != unix.BPF_TCP_SYN_RECV {
-		err = fmt.Errorf("accepted in state %d, want SYN_RECV (a Fast Open child)", info.State)
-	}
-	if err == nil {
-		_, err = unix.Read(s, make([]byte, 64))
-	}
+	err = readFastOpenRequest(s)
 	if err == nil {
 		err = unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
@@ -249,6 +243,19 @@ func fastOpenResetEarly(ln int, addr *unix.SockaddrInet4, release func()) error 
 		return fmt.Errorf("client read after the server's reset: %v, want ECONNRESET", err)
 	}
 	return nil
+}
+
+// readFastOpenRequest checks that s was accepted before its handshake ended (a Fast Open child,
+// still in SYN_RECV) and reads the request its SYN carried.
+func readFastOpenRequest(s int) error {
+	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err == nil && info.State != unix.BPF_TCP_SYN_RECV {
+		err = fmt.Errorf("accepted in state %d, want SYN_RECV (a Fast Open child)", info.State)
+	}
+	if err == nil {
+		_, err = unix.Read(s, make([]byte, 64))
+	}
+	return err
 }
 
 // fastOpenResetQueued connects to ln with MSG_FASTOPEN while release holds the handshake's last
@@ -296,13 +303,7 @@ func fastOpenClosedEarly(ln int, addr *unix.SockaddrInet4, release func()) error
 		release()
 		return err
 	}
-	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err == nil && info.State != unix.BPF_TCP_SYN_RECV {
-		err = fmt.Errorf("accepted in state %d, want SYN_RECV (a Fast Open child)", info.State)
-	}
-	if err == nil {
-		_, err = unix.Read(s, make([]byte, 64))
-	}
+	err = readFastOpenRequest(s)
 	if err == nil {
 		_, err = unix.Write(s, []byte("bye"))
 	}
