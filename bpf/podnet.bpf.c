@@ -175,19 +175,6 @@ static __always_inline bool born_since_start(struct sock *sk, enum sock_read rd)
 	return (__s32)(born - (__u32)started_jiffies) >= 0;
 }
 
-/* An established connection tracked only now (at its accept): its bytes count from here, as a
- * found connection's do (progress.h). What it moved before was counted by the reads of its
- * evicted entry (up to the last of them), or happened before podnet loaded. */
-static __always_inline void counted_from_here(struct conn_info *ci, struct sock *sk, int state, enum sock_read rd)
-{
-	struct event now = {};
-
-	fill_close(&now, sk, rd, false, state);
-	ci->counted_sent = now.bytes_sent;
-	ci->counted_received = now.bytes_received;
-	ci->counted_retrans = now.retransmits;
-}
-
 /* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
  * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
  * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */
@@ -223,9 +210,14 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		 * counted open, for its close to take (the evicted one's open is counted already). */
 		classify(&ci, sk, true, rd);
 		if (state != TCP_SYN_RECV) {
+			/* Its bytes count from here: what it moved before was counted by its evicted
+			 * entry's reads (up to the last of them), or happened before podnet loaded. */
+			struct event totals = {};
+
+			fill_close(&totals, sk, rd, false, state);
+			counted_from(&ci, &totals);
 			if (!born_since_start(sk, rd))
 				ci.active_folded = count_open_only(sk, &ci, rd);
-			counted_from_here(&ci, sk, state, rd);
 		}
 		known = track(key, &ci);
 		if (!known)

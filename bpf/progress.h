@@ -139,6 +139,15 @@ static __always_inline __u64 count_growth64(__u64 *counted, __u64 total)
 	return total - old;
 }
 
+/* A connection tracked only now, open already (found at start, or taken at its accept): its
+ * totals so far count as reported, so its bytes count from here. */
+static __always_inline void counted_from(struct conn_info *ci, const struct event *totals)
+{
+	ci->counted_sent = totals->bytes_sent;
+	ci->counted_received = totals->bytes_received;
+	ci->counted_retrans = totals->retransmits;
+}
+
 /* Whether a total grew past its count (never once the close has claimed it). */
 static __always_inline bool grew(__u64 *counted, __u64 total)
 {
@@ -406,9 +415,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	bpf_probe_read_kernel(ci.comm, sizeof(ci.comm), task->comm);
 	ci.start_ns = bpf_ktime_get_boot_ns();
 	ci.est_seq = sock_write_seq(sk, READ_PROBED);
-	ci.counted_sent = e.bytes_sent;
-	ci.counted_received = e.bytes_received;
-	ci.counted_retrans = e.retransmits;
+	counted_from(&ci, &e);
 	/* Marked reads: counted open before it is tracked, so that no close can take it out first;
 	 * taken out again below where the scan does not track it after all. */
 	e.role = ci.role;

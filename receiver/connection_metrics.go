@@ -148,7 +148,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
 		if e.Role == event.Client {
-			k.serverName = m.serverNames.name(k.res, k.peer, e.serverName, true, now)
+			k.serverName = m.serverNames.ofEvent(k.res, k.peer, e.serverName, now)
 		}
 		s, overflowed := m.get(k, e.local, now, now)
 		if overflowed {
@@ -195,7 +195,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.backend, key.backendID = backend, backendID
 	}
 	if key.role == event.Client {
-		key.serverName = m.serverNames.name(key.res, peer, serverName, false, now)
+		key.serverName = m.serverNames.ofDrain(key.res, peer, serverName, now)
 	}
 	s, overflowed := m.get(key, local, since, now)
 	failed := int64(0)

@@ -26,10 +26,7 @@ func findInProc(procRoot string, limit int, process bool, logger *zap.Logger) []
 	now := uint64(time.Now().UnixNano())
 	found := make([]event.Event, len(conns))
 	for i, c := range conns {
-		found[i] = foundEvent(c, now)
-		if !process { // logs.process_attributes: false
-			found[i].PID, found[i].Comm = 0, [16]byte{}
-		}
+		found[i] = foundEvent(c, now, process)
 	}
 	logger.Info("podnet found the connections that were open before it started, from /proc (the kernel refused the BPF iterators: their bytes and closes are not tracked)",
 		zap.Int("connections", len(conns)), zap.Int("namespaces", st.Namespaces), zap.Int("truncated", st.Truncated),
@@ -39,7 +36,8 @@ func findInProc(procRoot string, limit int, process bool, logger *zap.Logger) []
 
 // foundEvent is a /proc find as the kernel scan would have reported it, but for the bytes
 // (unknown) and the socket's cgroup (unknown: attribution goes by network namespace).
-func foundEvent(c procfound.Conn, now uint64) event.Event {
+// process: logs.process_attributes (off: the record names no process).
+func foundEvent(c procfound.Conn, now uint64, process bool) event.Event {
 	e := event.Event{
 		Type:        event.Found,
 		Role:        event.Client,
@@ -47,13 +45,15 @@ func foundEvent(c procfound.Conn, now uint64) event.Event {
 		Local:       c.Local,
 		Peer:        c.Peer,
 		NetnsIno:    c.NetnsIno,
-		PID:         c.PID,
 		Found:       true,
 		RoleGuessed: true,
 	}
 	if c.Role == procfound.Server {
 		e.Role = event.Server
 	}
-	copy(e.Comm[:], c.Comm)
+	if process {
+		e.PID = c.PID
+		copy(e.Comm[:], c.Comm)
+	}
 	return e
 }

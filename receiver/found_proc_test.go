@@ -25,7 +25,7 @@ func TestFoundEventFromProc(t *testing.T) {
 		NetnsIno: 4026532002, Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"),
 		Role: procfound.Server, RoleGuessed: true, PID: 42, Comm: "nginx",
 	}
-	e := foundEvent(c, 7)
+	e := foundEvent(c, 7, true)
 	assert.Equal(t, event.Found, e.Type)
 	assert.Equal(t, event.Server, e.Role)
 	assert.True(t, e.Found)
@@ -34,8 +34,11 @@ func TestFoundEventFromProc(t *testing.T) {
 	assert.Equal(t, c.Peer, e.Peer)
 	assert.Equal(t, uint32(42), e.PID)
 	assert.Equal(t, "nginx", string(e.Comm[:5]))
+	off := foundEvent(c, 7, false) // logs.process_attributes: false
+	assert.Zero(t, off.PID)
+	assert.Zero(t, off.Comm[0])
 	assert.Equal(t, uint64(7), e.Time)
-	assert.Equal(t, event.Client, foundEvent(procfound.Conn{Role: procfound.Client}, 0).Role)
+	assert.Equal(t, event.Client, foundEvent(procfound.Conn{Role: procfound.Client}, 0, true).Role)
 }
 
 // Where the kernel refuses the BPF iterators, the connections open before Start are still

@@ -43,17 +43,31 @@ func newMetricNames(cfg *Config) *metricNames {
 		fromEvents: cfg.MetricsAggregation == aggregationEvents}
 }
 
-// name is server.address for a client series of res to peer: resolved, from an event (own:
-// metrics from events, where each event is counted under its own name, "" included) or a drain
-// ("" when its lookup found none: the name it was last counted under stands in); or "".
-func (n *metricNames) name(res resourceKey, peer netip.Addr, resolved string, own bool, now pcommon.Timestamp) string {
+// ofEvent is server.address for a client series of res to peer counted from an event (metrics
+// from events): the event's own name, "" included.
+func (n *metricNames) ofEvent(res resourceKey, peer netip.Addr, name string, now pcommon.Timestamp) string {
+	if n == nil {
+		return ""
+	}
+	return n.count(namedPeer{res, peer}, name, now)
+}
+
+// ofDrain is server.address for a client series of res to peer counted from a drain: resolved
+// by its lookup, or ("" when it found none, or looked nothing up) the name the series was last
+// counted under; or "".
+func (n *metricNames) ofDrain(res resourceKey, peer netip.Addr, resolved string, now pcommon.Timestamp) string {
 	if n == nil {
 		return ""
 	}
 	p := namedPeer{res, peer}
-	if resolved == "" && !own {
+	if resolved == "" {
 		resolved = n.last[p].name
 	}
+	return n.count(p, resolved, now)
+}
+
+// count remembers name as p's last and admits it under the bound (dnsOtherName beyond it).
+func (n *metricNames) count(p namedPeer, resolved string, now pcommon.Timestamp) string {
 	if _, ok := n.last[p]; ok || len(n.last) < maxNamedPeers {
 		n.last[p] = lastName{resolved, now}
 	}

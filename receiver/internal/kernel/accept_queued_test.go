@@ -23,14 +23,10 @@ import (
 // close everything it moved since its handshake, before podnet loaded included; the walk and
 // event modes left it out of active.
 func TestConnectionQueuedBeforeLoadCountsFromItsAccept(t *testing.T) {
-	for _, c := range []struct {
-		name                string
-		aggregate, unmarked bool
-		subnet              byte
-	}{{"events", false, false, 238}, {"aggregate", true, false, 239}, {"aggregate-walk", true, true, 240}} {
-		t.Run(c.name, func(t *testing.T) {
-			testQueuedBeforeLoad(t, Options{AggregateInKernel: c.aggregate, Events: true, UnmarkedReads: c.unmarked}, c.subnet)
-		})
+	for i, m := range liveReadModes {
+		o := m.options
+		o.Events = true
+		t.Run(m.name, func(t *testing.T) { testQueuedBeforeLoad(t, o, byte(238+i)) })
 	}
 }
 

@@ -75,15 +75,20 @@ func (r roleTotals) get(role uint8) bpf.PodnetAggValue {
 // In-kernel aggregation takes marked reads where the kernel has the hooks (this one does), and
 // the walk of every connection elsewhere: both are tested here.
 func TestLiveProgressOfAnOpenConnectionIsExact(t *testing.T) {
-	for _, c := range []struct {
-		name                string
-		aggregate, unmarked bool
-		subnet              byte
-	}{{"events", false, false, 100}, {"aggregate", true, false, 101}, {"aggregate-walk", true, true, 200}} {
-		t.Run(c.name, func(t *testing.T) {
-			testLiveProgress(t, Options{AggregateInKernel: c.aggregate, UnmarkedReads: c.unmarked}, c.subnet)
-		})
+	for i, m := range liveReadModes {
+		t.Run(m.name, func(t *testing.T) { testLiveProgress(t, m.options, [...]byte{100, 101, 200}[i]) })
 	}
+}
+
+// liveReadModes are the ways open connections are read: for metrics from events (the walk), and
+// with in-kernel aggregation by marked reads or by the walk of every connection.
+var liveReadModes = []struct {
+	name    string
+	options Options
+}{
+	{"events", Options{}},
+	{"aggregate", Options{AggregateInKernel: true}},
+	{"aggregate-walk", Options{AggregateInKernel: true, UnmarkedReads: true}},
 }
 
 // requireMarked checks that tr's live reads are marked exactly when wanted, on a kernel that has
