@@ -111,6 +111,45 @@ static __always_inline void agg_close_active(struct agg_value *v, bool open_fold
 		__sync_fetch_and_add(&v->active_delta, -1);
 }
 
+/* Marked reads: notes in a connection's entry that its open was counted open in e's key (and
+ * whether folded into the overflow key's), for an unseen close to take it out. */
+static __always_inline void remember_open(struct conn_info *entry, const struct event *e, bool folded)
+{
+	entry->open_counted = 1;
+	entry->active_folded = folded;
+	entry->open_cgroup_id = e->cgroup_id;
+	entry->open_netns_ino = e->netns_ino;
+	entry->open_family = e->family;
+	entry->open_server_port = e->role == ROLE_SERVER ? e->local_port : e->peer_port;
+	__builtin_memcpy(entry->open_peer_addr, e->peer_addr, sizeof(entry->open_peer_addr));
+}
+
+/* Marked reads: a connection whose close the kernel never showed podnet, found when its entry
+ * is in the way of a new connection on the same socket memory (state.h): its open is taken out
+ * of the key it was counted open in, as its close would have (found by an independent check:
+ * `active` stayed high by exactly the unseen closes). Its close's other counts stay missing. */
+static __always_inline void agg_close_unseen(const struct conn_info *ci)
+{
+	struct agg_key k = {};
+	struct agg_value *v;
+	bool folded;
+
+	if (!marked_reads || !ci->open_counted) /* marked reads are in-kernel aggregation's */
+		return;
+	k.cgroup_id = ci->open_cgroup_id;
+	k.netns_ino = ci->open_netns_ino;
+	k.family = ci->open_family;
+	k.server_port = ci->open_server_port;
+	k.role = ci->role;
+	__builtin_memcpy(k.peer_addr, ci->open_peer_addr, sizeof(k.peer_addr));
+	if (backend_in_metrics) {
+		k.backend_port = ci->backend_port;
+		__builtin_memcpy(k.backend_addr, ci->backend_addr, sizeof(k.backend_addr));
+	}
+	v = agg_value_of(&k, &folded);
+	agg_close_active(v, ci->active_folded, folded);
+}
+
 /* Adds an event to its key: an open (connect, established or failed, or passive open) or a
  * close with its numbers; open_folded (closes) says where the connection's open was counted
  * open. Returns whether an open was folded into the overflow key: its close takes it out there. */

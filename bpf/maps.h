@@ -43,7 +43,7 @@ struct conn_info {
 	__u8 role;       /* enum role */
 	__u8 accepted;   /* server: its open was reported (accept event, or counted in the kernel) */
 	__u8 closed_from; /* set at its close, for its close's event: the state it closed from (fill_close) */
-	__u8 _pad;
+	__u8 open_counted; /* marked reads: its open was counted open, in the key open_* rebuild (aggregate.h) */
 	char comm[16];
 	__u32 est_seq;   /* write_seq when established: tells this connection from a later one at the same address */
 	__u32 found_fd;  /* the descriptor the scan found it through (with pid: which visit) */
@@ -66,6 +66,15 @@ struct conn_info {
 	__u8 active_folded;  /* marked reads: its open was counted open in the overflow key (aggregate.h) */
 	__u32 handshake_us;  /* how long the handshake took (state.h handshake_us) */
 	__u64 syn_ns;        /* client: CLOCK_BOOTTIME its SYN_SENT was seen (process context only); 0 = not seen */
+	/* Marked reads: the parts of the metric key its open was counted open in that only the
+	 * socket holds, for a close the kernel never showed podnet (unseen, state.h): found when
+	 * the socket's memory holds a new connection, the open is still taken out of that key
+	 * (aggregate.h agg_close_unseen), so `active` does not keep it. */
+	__u64 open_cgroup_id;
+	__u32 open_netns_ino;
+	__u16 open_server_port;
+	__u16 open_family;
+	__u8 open_peer_addr[16];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */

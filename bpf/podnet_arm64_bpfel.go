@@ -62,7 +62,7 @@ type PodnetConnInfo struct {
 	Role            uint8
 	Accepted        uint8
 	ClosedFrom      uint8
-	Pad             uint8
+	OpenCounted     uint8
 	Comm            [16]int8
 	EstSeq          uint32
 	FoundFd         uint32
@@ -83,6 +83,11 @@ type PodnetConnInfo struct {
 	ActiveFolded    uint8
 	HandshakeUs     uint32
 	SynNs           uint64
+	OpenCgroupId    uint64
+	OpenNetnsIno    uint32
+	OpenServerPort  uint16
+	OpenFamily      uint16
+	OpenPeerAddr    [16]uint8
 }
 
 type PodnetConnectCall struct {

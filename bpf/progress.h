@@ -421,7 +421,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	e.role = ci.role;
 	counted = marked_reads && !ci.excluded;
 	if (counted)
-		ci.active_folded = count_found(&e, 1, false);
+		remember_open(&ci, &e, count_found(&e, 1, false));
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Tracked already: opened since podnet loaded, or found by this scan in a run whose
 		 * record was dropped, or held by another process. */

@@ -111,30 +111,33 @@ static __always_inline void fill_local(struct event *local, struct sock *sk, __u
 
 /* One outcome to the aggregates (metrics), when they are a sink. Inlined (a call costs ~0.25 µs
  * per connection here): the state program's stack stays under 512 bytes because classify() is
- * not. Returns whether an open was counted open in the overflow key: the caller keeps that in
- * the connection's entry (active_folded) for its close. */
-static __always_inline bool to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
-				       enum sock_read rd)
+ * not. An open counted open (marked reads) is noted in the connection's entry, when there is
+ * one, for its close: where it was counted (remember_open). */
+static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				       enum sock_read rd, struct conn_info *entry)
 {
 	struct event local;
+	bool folded;
 
 	if (!aggregate_in_kernel || ci->excluded)
-		return false;
+		return;
 	fill_local(&local, sk, type, ci, error, ts, rd);
-	return agg_add(&local, ci->active_folded);
+	folded = agg_add(&local, ci->active_folded);
+	if (entry && marked_reads && type != EVENT_CLOSE && !error)
+		remember_open(entry, &local, folded);
 }
 
 /* A connection whose open is not counted (its opening was not seen, or was counted by an entry
  * since evicted) counted open all the same (marked reads: its close takes 1 away), as a found
- * connection is (count_found). Returns whether the 1 was folded into the overflow key. */
-static __always_inline bool count_open_only(struct sock *sk, const struct conn_info *ci, enum sock_read rd)
+ * connection is (count_found), and noted in ci (remember_open). */
+static __always_inline void count_open_only(struct sock *sk, struct conn_info *ci, enum sock_read rd)
 {
 	struct event local;
 
 	if (!aggregate_in_kernel || !marked_reads || ci->excluded)
-		return false;
+		return;
 	fill_local(&local, sk, EVENT_CLOSE, ci, 0, 0, rd); /* keyed as its close will be */
-	return count_found(&local, 1, false);
+	remember_open(ci, &local, count_found(&local, 1, false));
 }
 
 /* One outcome to the ring (logs), when events are sent. */
@@ -152,15 +155,13 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 	submit(e);
 }
 
-/* Reports one outcome to every sink: type is enum event_type, ts when it happened. Returns
- * to_metrics'. */
-static __always_inline bool report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
-				   enum sock_read rd)
+/* Reports one outcome to every sink: type is enum event_type, ts when it happened; entry is
+ * the connection's, if tracked (to_metrics). */
+static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
+				   enum sock_read rd, struct conn_info *entry)
 {
-	bool folded = to_metrics(sk, type, ci, error, ts, rd);
-
+	to_metrics(sk, type, ci, error, ts, rd, entry);
 	to_ring(sk, type, ci, error, ts, rd);
-	return folded;
 }
 
 /* What the selection (select.h) decides for a connection from its tuple, once, when it is
@@ -388,7 +389,11 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
 		 * earlier connection's, whose close the kernel never showed us (unseen). */
+		struct conn_info *stale = bpf_map_lookup_elem(&conns, &key);
+
 		count(COUNTER_CLOSE_UNSEEN);
+		if (stale)
+			agg_close_unseen(stale);
 		bpf_map_update_elem(&conns, &key, &ci, BPF_ANY);
 	}
 	if (call)
@@ -415,6 +420,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		if (known->est_seq == seq)
 			return;
 		count(COUNTER_CLOSE_UNSEEN);
+		agg_close_unseen(known);
 		bpf_map_delete_elem(&conns, &key);
 		known = NULL;
 	}
@@ -437,8 +443,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 			find_backend(&ci, sk, rd);
 			entry = track(key, &ci);
 		}
-		if (report(sk, EVENT_CONNECT, &ci, 0, now, rd) && entry)
-			entry->active_folded = 1;
+		report(sk, EVENT_CONNECT, &ci, 0, now, rd, entry);
 		return;
 	}
 	if (!known) {
@@ -452,8 +457,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
 		classify(&ci, sk, true, rd);
 		known = track(key, &ci);
-		if (to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd) && known)
-			known->active_folded = 1;
+		to_metrics(sk, EVENT_ACCEPT, &ci, 0, now, rd, known);
 		if (!process_context)
 			to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* nothing else will: no pid to name */
 		if (!known)
@@ -466,8 +470,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		known->est_seq = seq;
 		if (done)
 			handshake_end(known, sk, now, false, rd);
-		if (to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd))
-			known->active_folded = 1;
+		to_metrics(sk, EVENT_ACCEPT, known, 0, now, rd, known);
 	}
 }
 
@@ -510,7 +513,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		if (!ci.dialled)
 			find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
 		ci.syn_retrans = syn_retransmits(sk, rd);
-		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd);
+		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd, NULL);
 		return;
 	}
 	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
@@ -530,7 +533,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	 * so server counts stay whole. (The aggregates counted it at its handshake.) */
 	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
 		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
-	report(sk, EVENT_CLOSE, &ci, 0, now, rd);
+	report(sk, EVENT_CLOSE, &ci, 0, now, rd, NULL);
 }
 
 /* The errno of the ICMP error just queued on the socket (applications that set IP_RECVERR, as

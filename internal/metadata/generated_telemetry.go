@@ -88,7 +88,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetConnectionsCloseUnseen, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_close_unseen",
-		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing. [Alpha]"),
+		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
