@@ -58,7 +58,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	tb, err := metadata.NewTelemetryBuilder(r.set.TelemetrySettings)
+	tb, err := metadata.NewTelemetryBuilder(labelledTelemetry(r.set.TelemetrySettings, r.set.ID))
 	if err != nil {
 		return err
 	}
