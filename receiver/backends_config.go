@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,14 +48,19 @@ func (c ServiceBackendsConfig) validate(processAttributes bool) error {
 	switch c.Mode {
 	case backendsAuto, backendsOn:
 	case backendsOff:
-		// Settings of a feature turned off would be ignored without a word.
+		// Off ignores every other setting: one set is refused rather than ignored without a
+		// word. Each default is the zero value, so any other value was written by the user.
+		var errs []error
 		for _, s := range []struct {
 			name string
 			set  bool
-		}{{"socket_lb", c.SocketLB}, {"metric_attribute", c.MetricAttribute}} {
+		}{{"node_netns", c.NodeNetns != ""}, {"socket_lb", c.SocketLB}, {"metric_attribute", c.MetricAttribute}} {
 			if s.set {
-				return fmt.Errorf("service_backends.%s is set but service_backends.mode is off, which ignores it: set mode to auto or on, or remove %s", s.name, s.name)
+				errs = append(errs, fmt.Errorf("service_backends.%s is set but service_backends.mode is off, which ignores it (it only applies with mode auto or on): set mode to auto or on, or remove %s", s.name, s.name))
 			}
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
 		}
 	default:
 		return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)

@@ -185,8 +185,11 @@ func (cfg *Config) Validate() error {
 	if cfg.MetricsInterval < time.Second {
 		errs = append(errs, fmt.Errorf("metrics_interval: %v must be at least 1s", cfg.MetricsInterval))
 	}
-	if n := cfg.MaxMetricSeries; n < 1 || n > maxMetricSeriesLimit {
-		errs = append(errs, fmt.Errorf("max_metric_series: %d must be between 1 and %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
+	switch n := cfg.MaxMetricSeries; {
+	case n < 1:
+		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at least 1 (the series kept before new ones fold into the overflow series; default 10000)", n))
+	case n > maxMetricSeriesLimit:
+		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at most %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
 	}
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v)", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))

@@ -47,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
 		cfg.Metrics.PodnetTCPConnections.EnabledAttributes)
 	assert.False(t, cfg.ResourceAttributes.PodnetCgroupID.Enabled)
-	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesOff, MaxNames: 4096, MaxMetricNames: 50}, cfg.DNSNames)
+	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesAuto, MaxNames: 4096, MetricAttribute: true, MaxMetricNames: 50}, cfg.DNSNames)
 }
 
 func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
@@ -67,8 +67,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"no shutdown time", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s must be between 1ms and 5m"},
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
-		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be between 1 and 1048576"},
-		{"more series than the kernel map holds", func(c *Config) { c.MaxMetricSeries = 1<<20 + 1 }, "max_metric_series: 1048577 must be between 1 and 1048576"},
+		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
+		{"negative series", func(c *Config) { c.MaxMetricSeries = -1 }, "max_metric_series: -1 must be at least 1"},
+		{"more series than the kernel map holds", func(c *Config) { c.MaxMetricSeries = 1<<20 + 1 }, "max_metric_series: 1048577 must be at most 1048576"},
 		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
 		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
 		{"unknown peer_pods", func(c *Config) { c.Kubernetes.PeerPods = "services" }, `peer_pods "services": want "all"`},
@@ -78,11 +79,16 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
 		{"unknown dns_names mode", func(c *Config) { c.DNSNames.Mode = "on" }, `dns_names.mode: unknown value "on"; use auto or off`},
 		{"no DNS names", func(c *Config) { c.DNSNames.MaxNames = 0 }, "dns_names.max_names: 0 must be between 1 and 1048576"},
-		{"no metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 0 }, "dns_names.max_metric_names: 0 must be between 1 and 1048576"},
+		{"no metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 0 }, "dns_names.max_metric_names: 0 must be at least 1"},
+		{"too many metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 1<<20 + 1 }, "dns_names.max_metric_names: 1048577 must be at most 1048576"},
 		// Settings that would be ignored without a word (found by an independent check).
 		{"dns metric attribute with dns_names off", func(c *Config) { c.DNSNames.Mode, c.DNSNames.MetricAttribute = "off", true }, "dns_names.metric_attribute is set but dns_names.mode is off"},
 		{"socket_lb with service_backends off", func(c *Config) { c.ServiceBackends.Mode, c.ServiceBackends.SocketLB = "off", true }, "service_backends.socket_lb is set but service_backends.mode is off"},
 		{"backend metric attribute with service_backends off", func(c *Config) { c.ServiceBackends.Mode, c.ServiceBackends.MetricAttribute = "off", true }, "service_backends.metric_attribute is set but service_backends.mode is off"},
+		{"node_netns with service_backends off", func(c *Config) { c.ServiceBackends.Mode, c.ServiceBackends.NodeNetns = "off", "/run/netns/node" }, "service_backends.node_netns is set but service_backends.mode is off"},
+		{"max_names with dns_names off", func(c *Config) { c.DNSNames.Mode, c.DNSNames.MaxNames = "off", 5 }, "dns_names.max_names is set but dns_names.mode is off"},
+		{"max_metric_names with dns_names off", func(c *Config) { c.DNSNames.Mode, c.DNSNames.MaxMetricNames = "off", 5 }, "dns_names.max_metric_names is set but dns_names.mode is off"},
+		{"max_metric_names without metric_attribute", func(c *Config) { c.DNSNames.MaxMetricNames = 5 }, "dns_names.max_metric_names is set but dns_names.metric_attribute is false"},
 		{"socket_lb without process attributes", func(c *Config) { c.ServiceBackends.SocketLB, c.Logs.ProcessAttributes = true, false }, "with process_attributes false it would be ignored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +102,50 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 	largest := NewDefaultConfig()
 	largest.MaxMetricSeries = maxMetricSeriesLimit
 	assert.NoError(t, confmap.Validate(largest), "the bound itself is valid")
+}
+
+// A value below a bound is told the bound, not to lower it (found by an independent check).
+func TestTooSmallIsNotToldToLower(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"max_metric_series 0":          func(c *Config) { c.MaxMetricSeries = 0 },
+		"max_metric_series -1":         func(c *Config) { c.MaxMetricSeries = -1 },
+		"dns_names.max_metric_names 0": func(c *Config) { c.DNSNames.MetricAttribute, c.DNSNames.MaxMetricNames = true, 0 },
+	} {
+		cfg := NewDefaultConfig()
+		mutate(cfg)
+		err := confmap.Validate(cfg)
+		require.Error(t, err, name)
+		assert.NotContains(t, err.Error(), "lower it", name)
+	}
+}
+
+// A setting of a feature that is off would be ignored without a word: it is refused, as the
+// user writes it (decoded onto the defaults, as the collector does). The defaults themselves,
+// and a default written out explicitly, are accepted: decoding cannot tell them apart.
+func TestSettingsOfAFeatureOffAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		raw  map[string]any
+		want string // "" when accepted
+	}{
+		{map[string]any{"service_backends": map[string]any{"mode": "off", "node_netns": "/hostfs/proc/1/ns/net"}}, "service_backends.node_netns is set but service_backends.mode is off"},
+		{map[string]any{"dns_names": map[string]any{"mode": "off", "max_names": 5}}, "dns_names.max_names is set but dns_names.mode is off"},
+		{map[string]any{"dns_names": map[string]any{"mode": "off", "max_metric_names": 5}}, "dns_names.max_metric_names is set but dns_names.mode is off"},
+		{map[string]any{"dns_names": map[string]any{"max_metric_names": 5}}, "dns_names.max_metric_names is set but dns_names.metric_attribute is false"},
+		{map[string]any{"dns_names": map[string]any{"max_metric_names": 5, "metric_attribute": true}}, ""},
+		{map[string]any{"dns_names": map[string]any{"mode": "off"}}, ""},
+		{map[string]any{"service_backends": map[string]any{"mode": "off"}}, ""},
+		{map[string]any{"dns_names": map[string]any{"mode": "off", "max_names": defaultDNSMaxNames, "max_metric_names": defaultDNSMaxMetricNames}}, ""},
+	} {
+		cfg := NewDefaultConfig()
+		require.NoError(t, confmap.NewFromStringMap(tc.raw).Unmarshal(cfg))
+		if tc.want == "" {
+			assert.NoError(t, confmap.Validate(cfg), "%v", tc.raw)
+			continue
+		}
+		err := confmap.Validate(cfg)
+		assert.ErrorContains(t, err, tc.want, "%v", tc.raw)
+		assert.ErrorContains(t, err, "only applies", "%v: says when it would apply", tc.raw)
+	}
 }
 
 // Metrics never depend on logs (issue 13): they are counted in the kernel whenever a metrics

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -45,20 +46,41 @@ func defaultDNSNamesConfig() DNSNamesConfig {
 }
 
 func (c DNSNamesConfig) validate() error {
+	var errs []error
 	switch c.Mode {
 	case dnsNamesAuto:
 	case dnsNamesOff:
-		if c.MetricAttribute {
-			return fmt.Errorf("dns_names.metric_attribute is set but dns_names.mode is off, which ignores it: set mode to auto, or remove metric_attribute")
+		// Off ignores every other setting: one set is refused rather than ignored without a
+		// word. The config is decoded onto the defaults, so a number is taken as set when it
+		// differs from its default; the default written out explicitly changes nothing and
+		// is accepted.
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{
+			{"max_names", c.MaxNames != defaultDNSMaxNames},
+			{"metric_attribute", c.MetricAttribute},
+			{"max_metric_names", c.MaxMetricNames != defaultDNSMaxMetricNames},
+		} {
+			if s.set {
+				errs = append(errs, fmt.Errorf("dns_names.%s is set but dns_names.mode is off, which ignores it (it only applies with mode auto): set mode to auto, or remove %s", s.name, s.name))
+			}
 		}
+		return errors.Join(errs...)
 	default:
 		return fmt.Errorf("dns_names.mode: unknown value %q; use auto or off", c.Mode)
 	}
 	if c.MaxNames < 1 || c.MaxNames > maxDNSNamesLimit {
-		return fmt.Errorf("dns_names.max_names: %d must be between 1 and %d", c.MaxNames, maxDNSNamesLimit)
+		errs = append(errs, fmt.Errorf("dns_names.max_names: %d must be between 1 and %d", c.MaxNames, maxDNSNamesLimit))
 	}
-	if c.MaxMetricNames < 1 || c.MaxMetricNames > maxDNSNamesLimit {
-		return fmt.Errorf("dns_names.max_metric_names: %d must be between 1 and %d; lower it, or turn dns_names.metric_attribute off", c.MaxMetricNames, maxDNSNamesLimit)
+	switch n := c.MaxMetricNames; {
+	case n < 1:
+		errs = append(errs, fmt.Errorf("dns_names.max_metric_names: %d must be at least 1 (names on metrics at once, the rest counted as %s; default %d)", n, dnsOtherName, defaultDNSMaxMetricNames))
+	case n > maxDNSNamesLimit:
+		errs = append(errs, fmt.Errorf("dns_names.max_metric_names: %d must be at most %d; lower it, or turn dns_names.metric_attribute off", n, maxDNSNamesLimit))
+	case n != defaultDNSMaxMetricNames && !c.MetricAttribute:
+		// Compared with the default for the same reason as under mode off.
+		errs = append(errs, errors.New("dns_names.max_metric_names is set but dns_names.metric_attribute is false, which leaves names off metrics (it only applies with metric_attribute true): set metric_attribute true, or remove max_metric_names"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
