@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -189,6 +190,40 @@ func TestUnknownKeysAreRejected(t *testing.T) {
 	cfg := NewDefaultConfig()
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{"metrics": map[string]any{"podnet.tcp.connections": map[string]any{"attributes": []any{"pod"}}}}).Unmarshal(cfg))
 	assert.ErrorContains(t, confmap.Validate(cfg), "doesn't have an attribute pod", "an unknown metric attribute is named")
+}
+
+// An integer setting is taken as written or refused: the decoder would truncate a fraction and
+// wrap a number beyond 64 bits (which YAML reads as a float) into one the user never wrote
+// (found by an independent check).
+func TestIntegerSettingsAreNotChangedByDecoding(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string // "" when accepted
+	}{
+		{"ring_buffer_size: 99999999999999999999", "ring_buffer_size: 1e+20 is too large"},
+		{"ring_buffer_size: 18446744073709551615", "ring_buffer_size: 18446744073709551615 is too large"},
+		{"ring_buffer_size: -99999999999999999999", "ring_buffer_size: -1e+20 is too small"},
+		{"ring_buffer_size: 4096.5", "ring_buffer_size: 4096.5 is not a whole number"},
+		{"exclude: {server_ports: [80, 443.5]}", "exclude.server_ports[1]: 443.5 is not a whole number"},
+		{"dns_names: {max_names: 1.5}", "dns_names.max_names: 1.5 is not a whole number"},
+		{"logs: {sampling: {one_in: 2.5}}", "logs.sampling.one_in: 2.5 is not a whole number"},
+		{"ring_buffer_size: 16777216", ""},
+		{"ring_buffer_size: 1.6777216e+07", ""}, // a whole number, however written
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(tc.yaml+"\n"), 0o600))
+		cm, err := confmaptest.LoadConf(path)
+		require.NoError(t, err)
+		cfg := NewDefaultConfig()
+		err = cm.Unmarshal(cfg)
+		if tc.want == "" {
+			require.NoError(t, err, tc.yaml)
+			assert.NoError(t, confmap.Validate(cfg), tc.yaml)
+			continue
+		}
+		assert.ErrorContains(t, err, tc.want, tc.yaml)
+		assert.NotContains(t, fmt.Sprint(err), "9223372036854775808", "%s: no wrapped value", tc.yaml)
+	}
 }
 
 // The ring takes only the event types logs keep when metrics are counted in the kernel; every

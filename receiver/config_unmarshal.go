@@ -1,0 +1,71 @@
+package podnetreceiver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Unmarshal decodes the user's settings as the collector does, after refusing a number that
+// an integer setting would not hold as written: the decoder converts with Go's conversions,
+// which truncate 4096.5 to 4096 and wrap a number beyond 64 bits (YAML reads it as a float)
+// into a negative one the user never wrote, which Validate would then show.
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
+	if err := wholeNumbers(reflect.TypeFor[Config](), conf.ToStringMap(), ""); err != nil {
+		return err
+	}
+	return conf.Unmarshal(cfg)
+}
+
+// wholeNumbers checks raw's values for t's int fields (by their mapstructure names, in nested
+// sections and lists too), so a setting added later is covered without being listed.
+func wholeNumbers(t reflect.Type, raw map[string]any, prefix string) error {
+	var errs []error
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		v, ok := raw[name]
+		if !ok || name == "" {
+			continue
+		}
+		switch path := prefix + name; {
+		case f.Type.Kind() == reflect.Int:
+			errs = append(errs, wholeNumber(path, v))
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Int:
+			list, _ := v.([]any)
+			for i, e := range list {
+				errs = append(errs, wholeNumber(fmt.Sprintf("%s[%d]", path, i), e))
+			}
+		case f.Type.Kind() == reflect.Struct:
+			if section, ok := v.(map[string]any); ok {
+				errs = append(errs, wholeNumbers(f.Type, section, path+"."))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// wholeNumber refuses what an int would not hold as written; anything else (a string, say) is
+// left to the decoder's own error.
+func wholeNumber(path string, v any) error {
+	const tooFar = "%s: %v is too %s for any podnet setting (see the README's Configuration table for this one's range)"
+	switch n := v.(type) {
+	case float64:
+		switch {
+		case n >= math.MaxInt64:
+			return fmt.Errorf(tooFar, path, n, "large")
+		case n < math.MinInt64:
+			return fmt.Errorf(tooFar, path, n, "small")
+		case n != math.Trunc(n):
+			return fmt.Errorf("%s: %v is not a whole number; write an integer (%v or %v)", path, n, math.Floor(n), math.Ceil(n))
+		}
+	case uint64:
+		if n > math.MaxInt64 {
+			return fmt.Errorf(tooFar, path, n, "large")
+		}
+	}
+	return nil
+}
