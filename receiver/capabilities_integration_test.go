@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,4 +102,17 @@ func TestReceiverWorksWithTheManifestCapabilities(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "dns_names_off="), "dns_names degrades with one log line without NET_ADMIN:\n%s", out)
 	assert.Contains(t, out, "needs CAP_NET_ADMIN", "and says what it needs")
 	srv.Wait(t)
+}
+
+// Without one of the manifests' BPF capabilities Start names it, and not cilium/ebpf's
+// "MEMLOCK may be too low", wrong on kernels that charge BPF memory to the cgroup (5.11+).
+func TestStartNamesAMissingBPFCapability(t *testing.T) {
+	netnstest.RequireRoot(t)
+	for _, missing := range []string{"cap_bpf", "cap_perfmon"} {
+		keep := slices.DeleteFunc(slices.Clone(manifestCapabilities), func(c string) bool { return c == missing })
+		out, err := netnstest.RunWithOnly(t, keep, capabilityChildEnv+"=0")
+		require.Error(t, err, out)
+		assert.Contains(t, out, "the collector lacks "+strings.ToUpper(missing)+";", out)
+		assert.NotContains(t, out, "MEMLOCK", "no memlock hint without %s", missing)
+	}
 }

@@ -56,11 +56,15 @@ func TestLeastPrivilege(t *testing.T) {
 	assert.NoError(t, err, out)
 	assert.Contains(t, out, "backends: <nil>", "CAP_NET_ADMIN is all Service backends add in podnet's own namespace")
 
+	// Neither says what cilium/ebpf appends to any EPERM, "MEMLOCK may be too low": wrong on
+	// kernels that account BPF memory to the cgroup (5.11+), beside podnet's own explanation.
 	out, err = runWith(t, "cap_perfmon")
 	assert.Error(t, err)
 	assert.Contains(t, out, "the collector lacks CAP_BPF;", "without CAP_BPF the error names it")
+	assert.NotContains(t, out, "MEMLOCK", "no memlock hint without CAP_BPF")
 
 	out, err = runWith(t, "cap_bpf")
 	assert.Error(t, err)
 	assert.Contains(t, out, "the collector lacks CAP_PERFMON;", "without CAP_PERFMON the error names it")
+	assert.NotContains(t, out, "MEMLOCK", "no memlock hint without CAP_PERFMON")
 }

@@ -26,6 +26,7 @@ func explain(step string, err error) error {
 	case errors.Is(err, btf.ErrNotFound), errors.Is(err, ebpf.ErrNotSupported) && !kernelBTF():
 		return fmt.Errorf("%s: the kernel exposes no BTF (/sys/kernel/btf/vmlinux): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
+		err = withoutMemlockHint(err)
 		if missing := missingCapabilities(); len(missing) > 0 {
 			return fmt.Errorf("%s: permission denied: the collector lacks %s; podnet needs CAP_BPF and CAP_PERFMON (add them to the container's securityContext, see README, Security): %w", step, strings.Join(missing, " and "), err)
 		}
@@ -37,6 +38,30 @@ func explain(step string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }
+
+// memlockHint is what cilium/ebpf (map.go, prog.go) appends to every EPERM of a map create or a
+// program load. Beside podnet's own explanation it misleads: a missing capability is the usual
+// cause, and kernels since 5.11 charge BPF memory to the cgroup, not RLIMIT_MEMLOCK (which
+// Open raises anyway); the explanation names memlock for older kernels itself.
+const memlockHint = " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)"
+
+// withoutMemlockHint is err with memlockHint left out of its message, still wrapping err.
+func withoutMemlockHint(err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, memlockHint) {
+		return err
+	}
+	return &rewordedError{msg: strings.ReplaceAll(msg, memlockHint, ""), err: err}
+}
+
+// rewordedError says msg and unwraps to err, so errors.Is and errors.As still see the cause.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
 
 // tracefsUnmounted is how cilium/ebpf says it found no tracefs (a plain error, no errno).
 const tracefsUnmounted = "neither debugfs nor tracefs are mounted"

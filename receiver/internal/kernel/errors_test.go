@@ -36,6 +36,21 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 	}
 }
 
+// cilium/ebpf's "MEMLOCK may be too low" is left out where podnet explains the EPERM itself
+// (TestLeastPrivilege checks the real one), the cause still wrapped.
+func TestExplainDropsTheMemlockHint(t *testing.T) {
+	for _, cause := range []error{
+		fmt.Errorf("map x: map create: %w"+memlockHint, unix.EPERM),
+		fmt.Errorf("program x: load program: %w"+memlockHint, unix.EPERM),
+	} {
+		got := explain("loading", cause)
+		assert.ErrorContains(t, got, "permission denied")
+		assert.NotContains(t, got.Error(), "MEMLOCK")
+		assert.ErrorIs(t, got, unix.EPERM)
+		assert.ErrorIs(t, got, cause)
+	}
+}
+
 func TestUnknownHookModeIsAClearError(t *testing.T) {
 	_, err := Open(Options{Hooks: "fentry"})
 	assert.ErrorContains(t, err, `unknown hook mode "fentry" (valid: auto, tp_btf, tracepoint)`)
