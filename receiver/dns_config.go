@@ -77,7 +77,7 @@ func (c DNSNamesConfig) validate() error {
 	case n < 1:
 		errs = append(errs, fmt.Errorf("dns_names.max_metric_names: %d must be at least 1 (names on metrics at once, the rest counted as %s; default %d)", n, dnsOtherName, defaultDNSMaxMetricNames))
 	case n > maxDNSNamesLimit:
-		errs = append(errs, fmt.Errorf("dns_names.max_metric_names: %d must be at most %d; lower it, or turn dns_names.metric_attribute off", n, maxDNSNamesLimit))
+		errs = append(errs, fmt.Errorf("dns_names.max_metric_names: %d must be at most %d; lower it (names beyond it are counted as %s)", n, maxDNSNamesLimit, dnsOtherName))
 	case n != defaultDNSMaxMetricNames && !c.MetricAttribute:
 		// Compared with the default for the same reason as under mode off.
 		errs = append(errs, errors.New("dns_names.max_metric_names is set but dns_names.metric_attribute is false, which leaves names off metrics (it only applies with metric_attribute true): set metric_attribute true, or remove max_metric_names"))
