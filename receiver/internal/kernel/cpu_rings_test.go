@@ -201,8 +201,18 @@ func TestPerCPURingsWakeTheReader(t *testing.T) {
 	below := int64(len(rings.rings) * (1 << 16) / 4 / recordStride)
 	want := 4*l.ok.Load() - below
 	require.Positive(t, want, "the load made too few events to pass the mark")
-	assert.Eventually(t, func() bool { return read.Load() >= want }, 5*time.Second, 10*time.Millisecond,
-		"the reader kept up only if woken: read %d of the pod's %d events", read.Load(), 4*l.ok.Load())
+	// An event is read, lost to a full ring (counted: a reader starved of CPU by a busy machine
+	// loses some with rings this small), or waiting; only the waiting ones tell of a missed
+	// wakeup, and at most `below` of them may wait.
+	lost := func() int64 {
+		c, err := tr.Counters()
+		if err != nil {
+			return 0
+		}
+		return int64(c.ReserveFailed)
+	}
+	assert.Eventually(t, func() bool { return read.Load()+lost() >= want }, 5*time.Second, 10*time.Millisecond,
+		"the reader kept up only if woken: read %d and lost %d of the pod's %d events", read.Load(), lost(), 4*l.ok.Load())
 	require.NoError(t, tr.Close()) // ends the reader
 	<-done
 }
