@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,13 +22,14 @@ import (
 type health struct {
 	onStatus func(error)
 
-	mu     sync.Mutex
-	errs   map[string]error // by informer; a nil entry is a success
-	failed bool             // what onStatus was last told
+	mu      sync.Mutex
+	errs    map[string]error     // by informer; a nil entry is a success
+	outages map[string]time.Time // by informer: when a call last found the API server away
+	failed  bool                 // what onStatus was last told
 }
 
 func newHealth(onStatus func(error)) *health {
-	return &health{onStatus: onStatus, errs: map[string]error{}}
+	return &health{onStatus: onStatus, errs: map[string]error{}, outages: map[string]time.Time{}}
 }
 
 // observedListWatch is a ListWatch whose calls report their outcome. It also opts out of
@@ -39,7 +41,8 @@ type observedListWatch struct{ *cache.ListWatch }
 
 func (observedListWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
-// observe wraps lw so that every list and watch call reports its outcome under name.
+// observe wraps lw so that every list and watch call reports its outcome under name, and
+// is retried at the Store's pace while the API server is away (untilServed).
 func (h *health) observe(name string, lw *cache.ListWatch) cache.ListerWatcher {
 	return h.observeOptional(name, lw, nil)
 }
@@ -51,25 +54,32 @@ func (h *health) observe(name string, lw *cache.ListWatch) cache.ListerWatcher {
 func (h *health) observeOptional(name string, lw *cache.ListWatch, denied func(error)) cache.ListerWatcher {
 	return observedListWatch{&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			obj, err := lw.ListWithContextFunc(ctx, opts)
-			h.record(ctx, name, "list", err, denied)
-			return obj, err
+			return untilServed(ctx, func() (runtime.Object, bool, error) {
+				obj, err := lw.ListWithContextFunc(ctx, opts)
+				return obj, h.record(ctx, name, "list", err, denied), err
+			})
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			w, err := lw.WatchFuncWithContext(ctx, opts)
-			h.record(ctx, name, "watch", err, denied)
-			return w, err
+			return untilServed(ctx, func() (watch.Interface, bool, error) {
+				w, err := lw.WatchFuncWithContext(ctx, opts)
+				return w, h.record(ctx, name, "watch", err, denied), err
+			})
 		},
 	}}
 }
 
-func (h *health) record(ctx context.Context, name, verb string, err error, denied func(error)) {
+// record notes the outcome of a call and says whether to make it again at the Store's pace
+// (untilServed): while the API server is away, and while it may still be starting.
+func (h *health) record(ctx context.Context, name, verb string, err error, denied func(error)) (again bool) {
 	if ctx.Err() != nil {
-		return // stopping: a cancelled call says nothing about the API server
+		return false // stopping: a cancelled call says nothing about the API server
 	}
+	again = h.settling(name, err)
 	if err != nil {
 		err = fmt.Errorf("kubernetes metadata: %s %s: %w", verb, name, err)
 		switch {
+		case again:
+			// Not the answer to act on: no denial is final while the API server settles.
 		case denied != nil && (apierrors.IsForbidden(err) || apierrors.IsNotFound(err)):
 			denied(err)
 			err = nil // gone without, not failing: an earlier error of this informer is cleared
@@ -84,6 +94,27 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 	if (status != nil) != h.failed {
 		h.failed = status != nil
 		h.onStatus(status)
+	}
+	return again
+}
+
+// settling says whether err leaves the API server's answer open: it is away (isOutage), or
+// it refused the informer shortly after being away. A restarted API server listens before
+// its authorizer has loaded the RBAC objects and answers 403 meanwhile (~1 s in
+// TestNamesPodsSoonAfterHardRestart); taken as final, that would stop the EndpointSlice
+// informer for good (denySlices) or back the reflector off.
+func (h *health) settling(name string, err error) bool {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case err == nil:
+		return false
+	case isOutage(err):
+		h.outages[name] = now
+		return true
+	default:
+		return isRefusal(err) && now.Sub(h.outages[name]) < settleAfterOutage
 	}
 }
 

@@ -55,8 +55,8 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 	// Cut off: the watches end, their retries are refused.
 	g.cut()
 	require.Error(t, status.next(t, 30*time.Second), "status while cut off")
-	// Later retries wait at the gate rather than back off further (client-go's backoff
-	// would otherwise reach tens of seconds by the time the API server is back).
+	// Later retries wait at the gate: retried every few seconds (outageRetry), they would
+	// otherwise reach the API server before its restart and see the changes as watch events.
 	g.hold(t)
 
 	start := time.Now()

@@ -29,7 +29,7 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 	assert.False(t, known, "EndpointSlices not listed yet: readiness unknown")
 }
 
-// Stop must not wait out client-go's retry backoff while the API server is down: it is
+// Stop must not wait out a retry delay while the API server is down: it is
 // part of the collector's shutdown. (With streaming watch-list, it waited up to 30 s.)
 func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
 	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}.RESTConfig()
@@ -40,9 +40,10 @@ func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	s.Start()
-	// Every informer (4) is waiting out a backoff longer than the bound below: its last retry
-	// came that long after the one before, and client-go's backoff only grows (x2, jittered).
-	const bound = 3 * time.Second
+	// Every informer (4) is waiting out a retry delay longer than the bound below: its last
+	// retry came that long after the one before (outageRetry: from the third retry on, at
+	// least 2 s apart).
+	const bound = 2 * time.Second
 	require.Eventually(t, func() bool { return calls.allBackingOff(4, bound) }, 60*time.Second, 50*time.Millisecond,
 		"informers back off to %v between retries", bound)
 	start := time.Now()
