@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -83,37 +84,7 @@ func TestUnseenCloseDoesNotLeakIntoTheNextConnection(t *testing.T) {
 	require.NoError(t, conns.Update(stale, entry, ebpf.UpdateNoExist))
 	before := counters(t, tr).CloseUnseen
 
-	// New connections until one lands on the stale entry's socket memory (the socket slab
-	// hands freed objects out again first, so within a few).
-	reused := func() bool {
-		var v bpf.PodnetConnInfo
-		return conns.Lookup(stale, &v) != nil || v.StartNs != entry.StartNs
-	}
-	require.NoError(t, pod.Do(func() error {
-		ln, err := net.Listen("tcp", "127.0.0.1:7101")
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				s, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_ = s.Close()
-			}
-		}()
-		for i := 0; i < 20000 && !reused(); i++ { // other tests' sockets on the machine take freed objects too
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return err
-			}
-			_ = c.Close()
-		}
-		return nil
-	}))
-	require.True(t, reused(), "a new connection reused the socket memory within 20000")
+	reuseSocketMemory(t, pod, conns, stale, entry, netip.MustParseAddrPort("127.0.0.1:7101"))
 	assert.Greater(t, counters(t, tr).CloseUnseen, before, "the stale entry was counted unseen")
 
 	events, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
@@ -205,29 +176,27 @@ func TestUnseenCloseIsTakenOutOfActive(t *testing.T) {
 	before := counters(t, tr).CloseUnseen
 	require.Equal(t, int64(1), active(roleClient, hiddenPort), "a close the kernel did not show leaves it counted open")
 
-	// New connections until one lands on the stale entry's socket memory (the socket slab hands
-	// freed objects out again first, so within a few).
+	reuseSocketMemory(t, pod, conns, stale, entry, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), newPort))
+	require.Greater(t, counters(t, tr).CloseUnseen, before, "the stale entry was counted unseen")
+	require.Eventually(t, func() bool {
+		return active(roleClient, hiddenPort) == 0 && active(roleClient, 0) == 0 && active(roleServer, 0) == 0
+	}, 5*time.Second, 20*time.Millisecond, "nothing stays open: the unseen close took its open out of its own key")
+}
+
+// reuseSocketMemory makes connections in the pod to addr (served there, each closed at once)
+// until one lands on the socket memory of the stale entry left at key (the socket slab hands
+// freed objects out again first, so within a few).
+func reuseSocketMemory(t *testing.T, pod *netnstest.Pod, conns *ebpf.Map, key uint64, stale bpf.PodnetConnInfo, addr netip.AddrPort) {
+	t.Helper()
 	reused := func() bool {
 		var v bpf.PodnetConnInfo
-		return conns.Lookup(stale, &v) != nil || v.StartNs != entry.StartNs
+		return conns.Lookup(key, &v) != nil || v.StartNs != stale.StartNs
 	}
+	stop := pod.AcceptAll(t, addr, nil)
+	defer stop()
 	require.NoError(t, pod.Do(func() error {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", newPort))
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				s, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_ = s.Close()
-			}
-		}()
 		for i := 0; i < 20000 && !reused(); i++ { // other tests' sockets on the machine take freed objects too
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr.String())
 			if err != nil {
 				return err
 			}
@@ -236,8 +205,4 @@ func TestUnseenCloseIsTakenOutOfActive(t *testing.T) {
 		return nil
 	}))
 	require.True(t, reused(), "a new connection reused the socket memory within 20000")
-	require.Greater(t, counters(t, tr).CloseUnseen, before, "the stale entry was counted unseen")
-	require.Eventually(t, func() bool {
-		return active(roleClient, hiddenPort) == 0 && active(roleClient, 0) == 0 && active(roleServer, 0) == 0
-	}, 5*time.Second, 20*time.Millisecond, "nothing stays open: the unseen close took its open out of its own key")
 }
