@@ -32,10 +32,10 @@ func ourClient(t *testing.T, conns *ebpf.Map) (uint64, bpf.PodnetConnInfo, bool)
 	return 0, v, false
 }
 
-// withOurConnection makes one loopback connection in the pod to a listener at addr and calls fn
-// with its client end's conns entry while it is established; then both ends close, the client
-// first.
-func withOurConnection(t *testing.T, pod *netnstest.Pod, conns *ebpf.Map, addr string, fn func(key uint64, entry bpf.PodnetConnInfo)) {
+// withConnection makes one loopback connection in the pod to a listener at addr and calls fn
+// with its two ends while it is established (in the pod); then both ends close, the client
+// first (unless fn closed it).
+func withConnection(t *testing.T, pod *netnstest.Pod, addr string, fn func(client, server net.Conn)) {
 	t.Helper()
 	require.NoError(t, pod.Do(func() error {
 		ln, err := net.Listen("tcp", addr)
@@ -51,13 +51,21 @@ func withOurConnection(t *testing.T, pod *netnstest.Pod, conns *ebpf.Map, addr s
 		if err != nil {
 			return err
 		}
-		key, entry, ok := ourClient(t, conns)
-		require.True(t, ok, "the established client connection is tracked")
-		fn(key, entry)
+		fn(c, s)
 		_ = c.Close()
 		_ = s.Close()
 		return nil
 	}))
+}
+
+// withOurConnection is withConnection calling fn with the client end's conns entry.
+func withOurConnection(t *testing.T, pod *netnstest.Pod, conns *ebpf.Map, addr string, fn func(key uint64, entry bpf.PodnetConnInfo)) {
+	t.Helper()
+	withConnection(t, pod, addr, func(net.Conn, net.Conn) {
+		key, entry, ok := ourClient(t, conns)
+		require.True(t, ok, "the established client connection is tracked")
+		fn(key, entry)
+	})
 }
 
 // A close the kernel never showed podnet leaves its connection's entry behind (on the
@@ -149,29 +157,15 @@ func TestUnseenCloseIsTakenOutOfActive(t *testing.T) {
 
 	var stale uint64
 	var entry bpf.PodnetConnInfo
-	require.NoError(t, pod.Do(func() error {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hiddenPort))
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		defer s.Close()
+	withConnection(t, pod, fmt.Sprintf("127.0.0.1:%d", hiddenPort), func(c, _ net.Conn) {
 		var ok bool
 		stale, entry, ok = openClientEntry(t, conns, netns, hiddenPort)
 		require.True(t, ok, "the established client connection is tracked with its open's key")
 		require.Equal(t, int64(1), active(roleClient, hiddenPort), "counted open")
 		require.NoError(t, conns.Delete(stale))
 		require.NoError(t, c.(*net.TCPConn).SetLinger(0)) // closed (reset) within close(): no FIN states to wait for
-		return c.Close()
-	}))
+		require.NoError(t, c.Close())
+	})
 	require.NoError(t, conns.Update(stale, entry, ebpf.UpdateNoExist))
 	before := counters(t, tr).CloseUnseen
 	require.Equal(t, int64(1), active(roleClient, hiddenPort), "a close the kernel did not show leaves it counted open")
