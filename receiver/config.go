@@ -122,6 +122,8 @@ const (
 	// node's connection metrics need, and the maps load at that size (checked on the CI kind
 	// of machine with both aggregation maps allocated).
 	maxMetricSeriesLimit = 1 << 20
+	// defaultMaxMetricSeries is max_metric_series' default.
+	defaultMaxMetricSeries = 10000
 )
 
 // NewDefaultConfig returns podnet's defaults.
@@ -140,7 +142,7 @@ func NewDefaultConfig() *Config {
 		DNSNames:               defaultDNSNamesConfig(),
 		HandshakeHistogram:     true,
 		MetricsInterval:        10 * time.Second,
-		MaxMetricSeries:        10000,
+		MaxMetricSeries:        defaultMaxMetricSeries,
 		MetricSeriesIdleExpiry: 15 * time.Minute,
 		NodeName:               os.Getenv("K8S_NODE_NAME"),
 		ProcRoot:               "/proc",
@@ -187,7 +189,7 @@ func (cfg *Config) Validate() error {
 	}
 	switch n := cfg.MaxMetricSeries; {
 	case n < 1:
-		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at least 1 (the series kept before new ones fold into the overflow series; default 10000)", n))
+		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at least 1 (the series kept before new ones fold into the overflow series; default %d)", n, defaultMaxMetricSeries))
 	case n > maxMetricSeriesLimit:
 		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at most %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
 	}
