@@ -58,10 +58,11 @@ func (l *lossReporter) publishSubmitted(ctx context.Context, total uint64) {
 
 // fromZero makes the counters that only events move exist from the start, at 0: a dashboard or
 // an alert on their increase sees "nothing dropped" rather than no data (found by an independent
-// check). The kernel's counters are added at every poll, 0 included.
+// check). The kernel's counters are added at every poll, 0 included, but for submitted, which
+// only grows (publishSubmitted): without a logs pipeline it stays 0, and exists all the same.
 func (l *lossReporter) fromZero() {
 	for _, c := range []metric.Int64Counter{l.tb.PodnetEventsReceived, l.tb.PodnetEventsDecodeErrors, l.tb.PodnetEventsDropped,
-		l.tb.PodnetMetricSeriesDropped} {
+		l.tb.PodnetMetricSeriesDropped, l.tb.PodnetEventsSubmitted} {
 		c.Add(context.Background(), 0)
 	}
 }
