@@ -312,6 +312,7 @@ const (
 	PodnetVarSendEvents                  = "send_events"
 	PodnetVarSocketLb                    = "socket_lb"
 	PodnetVarStartedJiffies              = "started_jiffies"
+	PodnetVarStopping                    = "stopping"
 	PodnetVarUnusedAggKey                = "unused_agg_key"
 	PodnetVarUnusedAggValue              = "unused_agg_value"
 	PodnetVarUnusedCloseReason           = "unused_close_reason"
@@ -442,6 +443,7 @@ type PodnetVariableSpecs struct {
 	SendEvents               *ebpf.VariableSpec `ebpf:"send_events"`
 	SocketLb                 *ebpf.VariableSpec `ebpf:"socket_lb"`
 	StartedJiffies           *ebpf.VariableSpec `ebpf:"started_jiffies"`
+	Stopping                 *ebpf.VariableSpec `ebpf:"stopping"`
 	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
@@ -543,6 +545,7 @@ type PodnetVariables struct {
 	SendEvents               *ebpf.Variable `ebpf:"send_events"`
 	SocketLb                 *ebpf.Variable `ebpf:"socket_lb"`
 	StartedJiffies           *ebpf.Variable `ebpf:"started_jiffies"`
+	Stopping                 *ebpf.Variable `ebpf:"stopping"`
 	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`

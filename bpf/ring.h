@@ -19,6 +19,13 @@ const volatile __u64 wakeup_interval_ns = 1000000;
  * wakeup. */
 __u64 last_wakeup_ns = 0;
 
+/* Set by user space when it detaches (kernel/detach.go), before it closes the first link: the
+ * links close one at a time over ~0.2 s, and a hook still attached would report what one
+ * already detached no longer can (an independent check saw accepts of connections whose
+ * handshake the detached state hook missed, 20-48 per shutdown under load). From then on
+ * nothing reaches the ring or the aggregates: one cut for every hook. Not counted submitted. */
+volatile __u8 stopping = 0;
+
 /* Set by the loader: write to this CPU's ring in `cpu_events` instead of the shared `events`. */
 const volatile bool per_cpu_rings = false;
 
@@ -40,8 +47,11 @@ static __always_inline void *event_ring(void)
 static __always_inline struct event *reserve(__u8 type, __u8 role, __u64 now)
 {
 	struct event *e = NULL;
-	void *ring = event_ring();
+	void *ring;
 
+	if (stopping)
+		return NULL;
+	ring = event_ring();
 	count(COUNTER_SUBMITTED);
 	if (ring)
 		e = bpf_ringbuf_reserve(ring, sizeof(*e), 0);

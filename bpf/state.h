@@ -119,7 +119,7 @@ static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct 
 	struct event local;
 	bool folded;
 
-	if (!aggregate_in_kernel || ci->excluded)
+	if (!aggregate_in_kernel || ci->excluded || stopping)
 		return;
 	fill_local(&local, sk, type, ci, error, ts, rd);
 	folded = agg_add(&local, ci->active_folded);

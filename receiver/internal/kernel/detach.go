@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/podnet/podnet/bpf"
 )
 
 // Detach stops every program for good: once it returns, none is running or will run again,
@@ -14,11 +16,16 @@ import (
 // Shutdown detaches before it drains the ring: draining first would race with the node's
 // traffic, which never stops writing. The maps and the ring stay readable until Close.
 //
+// The links close one at a time, ~0.2 s for all of them: first the programs are told to stop
+// reporting (cut), so that the ring and the aggregates end at one moment for every hook.
 // Closing a link does not wait for a run in progress on another CPU; a map-in-map update does
 // (the kernel waits out running programs before the update returns: maybe_wait_bpf_programs in
 // kernel/bpf/syscall.c), so Detach makes one on the aggregation slot.
 func (t *Tracer) Detach() error {
 	var errs []error
+	if err := t.cut(); err != nil {
+		errs = append(errs, fmt.Errorf("stopping the programs' reports: %w", err))
+	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
 	}
@@ -27,6 +34,12 @@ func (t *Tracer) Detach() error {
 		errs = append(errs, fmt.Errorf("waiting for running programs: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// cut makes every program stop reporting (bpf/ring.h `stopping`), still attached: a run that
+// has not read the flag yet may still report, and the detach's wait covers it.
+func (t *Tracer) cut() error {
+	return t.coll.Variables[bpf.PodnetVarStopping].Set(uint8(1))
 }
 
 // waitForPrograms updates the aggregation slot with the interval map it already holds.

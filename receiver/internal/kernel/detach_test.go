@@ -2,13 +2,16 @@ package kernel
 
 import (
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -50,4 +53,69 @@ func TestDetachLeavesEveryEventInTheRing(t *testing.T) {
 	assert.Equal(t, detached.Submitted, last.Submitted, "nothing is submitted after Detach returns")
 	assert.Equal(t, last.Submitted, uint64(read), "the ring holds every event submitted")
 	require.NoError(t, tr.Close())
+}
+
+// The links close one at a time over ~0.2 s; a hook still attached must not report what a
+// detached one no longer sees (an independent check saw 20-48 accepts of connections whose
+// handshake the detached state hook missed, per shutdown under load). Once cut, no hook writes
+// to the ring or the aggregates, though all are still attached; before, the same connections are
+// reported.
+func TestCutStopsEveryHookAtOnce(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 243)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, AggregateInKernel: true, Events: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	var served atomic.Int64 // accepted and closed: each connection's last state change is made
+	stop := pod.AcceptAll(t, netip.MustParseAddrPort("127.0.0.1:7243"), func(netip.AddrPort, netip.AddrPort) { served.Add(1) })
+	defer stop()
+	connect := func(n int) {
+		want := served.Load() + int64(n)
+		defer require.Eventually(t, func() bool { return served.Load() == want }, 5*time.Second, 5*time.Millisecond)
+		require.NoError(t, pod.Do(func() error {
+			for range n {
+				c, err := net.Dial("tcp", "127.0.0.1:7243")
+				if err != nil {
+					return err
+				}
+				_ = c.Close()
+			}
+			return nil
+		}))
+	}
+	reported := func() (events int, counted uint64) {
+		var ev []bpf.PodnetEvent
+		require.Eventually(t, func() bool {
+			more, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+			ev = append(ev, more...)
+			return len(ev) > 0
+		}, time.Second, 20*time.Millisecond)
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno == pod.NetnsInode() {
+				counted += v.Connections + v.Closed
+			}
+		}))
+		return len(ev), counted
+	}
+
+	connect(10)
+	events, counted := reported()
+	require.Positive(t, events, "attached, the connections are sent to the ring")
+	require.Positive(t, counted, "and counted in the aggregates")
+
+	require.NoError(t, tr.cut())
+	require.NoError(t, tr.waitForPrograms()) // runs that read the flag before it was set are over
+	before := counters(t, tr).Submitted
+	_, _ = readAll(t, tr, nil)
+	connect(10)
+	after, _ := readAll(t, tr, inNetns(pod.NetnsInode()))
+	assert.Empty(t, after, "no hook writes to the ring once cut")
+	assert.Equal(t, before, counters(t, tr).Submitted, "nor counts an event submitted")
+	var late uint64
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == pod.NetnsInode() {
+			late += v.Connections + v.Closed
+		}
+	}))
+	assert.Zero(t, late, "nor counts in the aggregates")
 }
