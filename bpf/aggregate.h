@@ -43,6 +43,21 @@ static __always_inline void add_handshake(struct agg_value *v, __u32 us)
 	__sync_fetch_and_add(&v->handshake_us, us);
 }
 
+/* The port a key names: the peer's for a client, the local one for a server. */
+static __always_inline __u16 agg_server_port(const struct event *e)
+{
+	return e->role == ROLE_SERVER ? e->local_port : e->peer_port;
+}
+
+/* The backend part of a key, when metrics are split by it. */
+static __always_inline void agg_key_backend(struct agg_key *k, __u16 port, const __u8 addr[16])
+{
+	if (backend_in_metrics) {
+		k->backend_port = port;
+		__builtin_memcpy(k->backend_addr, addr, sizeof(k->backend_addr));
+	}
+}
+
 /* The metric key of an event: the fields the event path's aggregator splits by. */
 static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 {
@@ -50,14 +65,11 @@ static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 	k->cgroup_id = e->cgroup_id;
 	k->netns_ino = e->netns_ino;
 	k->family = e->family;
-	k->server_port = e->role == ROLE_SERVER ? e->local_port : e->peer_port;
+	k->server_port = agg_server_port(e);
 	k->role = e->role;
 	k->error = e->error;
 	__builtin_memcpy(k->peer_addr, e->peer_addr, sizeof(k->peer_addr));
-	if (backend_in_metrics) {
-		k->backend_port = e->backend_port;
-		__builtin_memcpy(k->backend_addr, e->backend_addr, sizeof(k->backend_addr));
-	}
+	agg_key_backend(k, e->backend_port, e->backend_addr);
 }
 
 /* A new key's counts: in .rodata, not on the state program's 512-byte stack. */
@@ -120,7 +132,7 @@ static __always_inline void remember_open(struct conn_info *entry, const struct 
 	entry->open_cgroup_id = e->cgroup_id;
 	entry->open_netns_ino = e->netns_ino;
 	entry->open_family = e->family;
-	entry->open_server_port = e->role == ROLE_SERVER ? e->local_port : e->peer_port;
+	entry->open_server_port = agg_server_port(e);
 	__builtin_memcpy(entry->open_peer_addr, e->peer_addr, sizeof(entry->open_peer_addr));
 }
 
@@ -142,10 +154,7 @@ static __always_inline void agg_close_unseen(const struct conn_info *ci)
 	k.server_port = ci->open_server_port;
 	k.role = ci->role;
 	__builtin_memcpy(k.peer_addr, ci->open_peer_addr, sizeof(k.peer_addr));
-	if (backend_in_metrics) {
-		k.backend_port = ci->backend_port;
-		__builtin_memcpy(k.backend_addr, ci->backend_addr, sizeof(k.backend_addr));
-	}
+	agg_key_backend(&k, ci->backend_port, ci->backend_addr); /* the open's event took them from ci */
 	v = agg_value_of(&k, &folded);
 	agg_close_active(v, ci->active_folded, folded);
 }
