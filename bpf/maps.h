@@ -105,7 +105,8 @@ struct connect_call {
 	__u32 addrlen;
 	__u8 async;     /* the socket reached SYN_SENT: the outcome is reported by the state hook */
 	__u8 collected; /* the call only collected an earlier attempt's failure (on_failure_collected) */
-	__u8 _pad[6];
+	__u8 active;    /* connect_tasks: the thread is inside this connect() (its slot outlives the call) */
+	__u8 _pad[5];
 };
 
 /* A passive open whose SYN-ACK was retransmitted: when its first SYN-ACK went out (the SYN's
@@ -136,14 +137,28 @@ struct {
  * cost the socket lookup this map exists to avoid), marked async at SYN_SENT (same thread),
  * marked collected by the error report of a connect() that only collects an earlier failure,
  * read and deleted at sys_exit_connect, which reports TCP failures that never reached SYN_SENT
- * (no route, no free port). Size: one entry per thread inside connect(); LRU so a thread that
- * never returns cannot leak an entry. */
+ * (no route, no free port). Used where the kernel has no task storage for tracing programs
+ * (connect_tasks; calls.h chooses). Size: one entry per thread inside connect(); LRU so a thread
+ * that never returns cannot leak an entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct connect_call);
 } connect_calls SEC(".maps");
+
+/* The same, in the calling thread's own storage (calls.h), where the kernel lets tracing
+ * programs have it (5.12+ here; the loader probes, and otherwise makes this a one-entry
+ * placeholder and uses connect_calls). A connect() costs no map insert and delete (~0.25 µs
+ * with both hooks here): its thread's slot is found from the task, written at sys_enter_connect,
+ * marked inactive at sys_exit_connect. Size: one slot per thread that has called connect()
+ * while podnet ran, freed by the kernel with its thread (a task storage map has no max_entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct connect_call);
+} connect_tasks SEC(".maps");
 
 /* One interval's in-kernel aggregation (aggregate.h), used instead of `events` when only a
  * metrics pipeline consumes podnet. Written by the state programs (atomic adds: every CPU counts

@@ -21,6 +21,7 @@
 #include "maps.h"
 #include "sock.h"
 #include "recursion.h"
+#include "calls.h"
 #include "state.h"
 #include "progress.h"
 
@@ -187,11 +188,9 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 
 	if (fd < 0)
 		return 0;
-	sk = sock_from_fd(fd);
+	sk = sock_from_fd(fd, rd);
 	if (!sk)
 		return 0;
-	if (rd == READ_CAST)
-		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
 	sk = accepted_tcp_sock(sk, rd);
 	if (!sk || !is_tcp(sk, rd))
 		return 0;
@@ -227,7 +226,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	known->accepted = 1;
 	known->pid = bpf_get_current_pid_tgid() >> 32;
 	known->cgroup_id = fallback_cgroup_id();
-	current_process_comm(known->comm);
+	current_process_comm(known->comm, rd);
 	ci = *known;
 	to_ring(sk, EVENT_ACCEPT, &ci, 0, bpf_ktime_get_boot_ns(), rd); /* the aggregates count it at its handshake */
 	return 0;
@@ -260,14 +259,7 @@ int accept_cast(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_call call = {
-		.uaddr = ctx->args[1],
-		.fd = ctx->args[0],
-		.addrlen = ctx->args[2],
-	};
-
-	bpf_map_update_elem(&connect_calls, &id, &call, BPF_ANY);
+	connect_call_begin(ctx->args[1], ctx->args[0], ctx->args[2]);
 	return 0;
 }
 
@@ -286,20 +278,19 @@ static __always_inline void fill_peer_from_sockaddr(struct event *e, const struc
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_call *found = bpf_map_lookup_elem(&connect_calls, &id);
+	long ret = ctx->ret; /* first: read after a call, clang derives a pointer into ctx the verifier refuses */
+	struct connect_call *found = this_threads_connect();
 	struct connect_call call;
-	long ret = ctx->ret;
 	struct event *e;
 	struct sock *sk;
 
 	if (!found)
 		return 0;
 	call = *found;
-	bpf_map_delete_elem(&connect_calls, &id);
+	connect_call_end(found);
 	if (ret >= 0 || call.async || call.collected || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
-	sk = sock_from_fd(call.fd); /* only now: failures are rare, the lookup is not cheap */
+	sk = sock_from_fd(call.fd, READ_PROBED); /* only now: failures are rare, the lookup is not cheap */
 	if (!sk || !is_tcp(sk, READ_PROBED))
 		return 0;
 
@@ -321,10 +312,10 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	fill_sock(e, sk, READ_PROBED);
 	fill_peer_from_sockaddr(e, &call);
 	e->error = -ret;
-	e->pid = id >> 32;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
 	if (sample_one_in > 1)
 		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
-	current_process_comm(e->comm);
+	current_process_comm(e->comm, READ_PROBED);
 	submit(e);
 	return 0;
 }

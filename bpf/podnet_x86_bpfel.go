@@ -97,7 +97,8 @@ type PodnetConnectCall struct {
 	Addrlen   uint32
 	Async     uint8
 	Collected uint8
-	Pad       [6]uint8
+	Active    uint8
+	Pad       [5]uint8
 }
 
 type PodnetCounter uint32
@@ -253,6 +254,7 @@ type PodnetSynackKey struct {
 const (
 	PodnetMapAggregates                  = "aggregates"
 	PodnetMapConnectCalls                = "connect_calls"
+	PodnetMapConnectTasks                = "connect_tasks"
 	PodnetMapConns                       = "conns"
 	PodnetMapCounters                    = "counters"
 	PodnetMapCpuEvents                   = "cpu_events"
@@ -313,6 +315,7 @@ const (
 	PodnetVarSocketLb                    = "socket_lb"
 	PodnetVarStartedJiffies              = "started_jiffies"
 	PodnetVarStopping                    = "stopping"
+	PodnetVarTaskCalls                   = "task_calls"
 	PodnetVarUnusedAggKey                = "unused_agg_key"
 	PodnetVarUnusedAggValue              = "unused_agg_value"
 	PodnetVarUnusedCloseReason           = "unused_close_reason"
@@ -401,6 +404,7 @@ type PodnetProgramSpecs struct {
 type PodnetMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
 	ConnectCalls  *ebpf.MapSpec `ebpf:"connect_calls"`
+	ConnectTasks  *ebpf.MapSpec `ebpf:"connect_tasks"`
 	Conns         *ebpf.MapSpec `ebpf:"conns"`
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	CpuEvents     *ebpf.MapSpec `ebpf:"cpu_events"`
@@ -444,6 +448,7 @@ type PodnetVariableSpecs struct {
 	SocketLb                 *ebpf.VariableSpec `ebpf:"socket_lb"`
 	StartedJiffies           *ebpf.VariableSpec `ebpf:"started_jiffies"`
 	Stopping                 *ebpf.VariableSpec `ebpf:"stopping"`
+	TaskCalls                *ebpf.VariableSpec `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
@@ -481,6 +486,7 @@ func (o *PodnetObjects) Close() error {
 type PodnetMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
 	ConnectCalls  *ebpf.Map `ebpf:"connect_calls"`
+	ConnectTasks  *ebpf.Map `ebpf:"connect_tasks"`
 	Conns         *ebpf.Map `ebpf:"conns"`
 	Counters      *ebpf.Map `ebpf:"counters"`
 	CpuEvents     *ebpf.Map `ebpf:"cpu_events"`
@@ -502,6 +508,7 @@ func (m *PodnetMaps) Close() error {
 	return _PodnetClose(
 		m.Aggregates,
 		m.ConnectCalls,
+		m.ConnectTasks,
 		m.Conns,
 		m.Counters,
 		m.CpuEvents,
@@ -546,6 +553,7 @@ type PodnetVariables struct {
 	SocketLb                 *ebpf.Variable `ebpf:"socket_lb"`
 	StartedJiffies           *ebpf.Variable `ebpf:"started_jiffies"`
 	Stopping                 *ebpf.Variable `ebpf:"stopping"`
+	TaskCalls                *ebpf.Variable `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`

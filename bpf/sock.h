@@ -330,41 +330,81 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 	}
 }
 
+/* The current task, in the form rd reads it: typed (tp_btf: bpf_get_current_task_btf), cast
+ * (bpf_rdonly_cast, 6.2+) or a plain address for probe reads. Typed and cast, its fields are
+ * plain loads, a fraction of a probe read each. */
+static __always_inline struct task_struct *current_task(enum sock_read rd)
+{
+	if (rd == READ_TYPED)
+		return bpf_get_current_task_btf();
+	if (rd == READ_CAST)
+		return bpf_rdonly_cast((void *)bpf_get_current_task(), bpf_core_type_id_kernel(struct task_struct));
+	return (struct task_struct *)bpf_get_current_task();
+}
+
 /* The name of task's process (process.executable.name): its main thread's comm, which `ps`
  * shows, where bpf_get_current_comm gives the calling thread's (Java, tokio and Envoy name their
- * threads: "http-nio-8080-e", "tokio-runtime-w"). Two probe reads, at connect and accept, with
- * events only. */
-static __always_inline void task_process_comm(struct task_struct *task, char comm[16])
+ * threads: "http-nio-8080-e", "tokio-runtime-w"). At connect and accept, with events only: two
+ * plain loads and a 16-byte copy (task from current_task(rd), rd not READ_PROBED), or two probe
+ * reads. */
+static __always_inline void task_process_comm(struct task_struct *task, char comm[16], enum sock_read rd)
 {
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	struct task_struct *leader;
 
-	if (!leader || bpf_core_read_str(comm, 16, &leader->comm) < 0)
-		bpf_get_current_comm(comm, 16);
+	if (rd) {
+		leader = task->group_leader;
+		if (leader) {
+			__builtin_memcpy(comm, leader->comm, 16);
+			return;
+		}
+	} else {
+		leader = BPF_CORE_READ(task, group_leader);
+		if (leader && bpf_core_read_str(comm, 16, &leader->comm) >= 0)
+			return;
+	}
+	bpf_get_current_comm(comm, 16);
 }
 
 /* The same for the current task. */
-static __always_inline void current_process_comm(char comm[16])
+static __always_inline void current_process_comm(char comm[16], enum sock_read rd)
 {
-	task_process_comm((struct task_struct *)bpf_get_current_task(), comm);
+	task_process_comm(current_task(rd), comm, rd);
 }
 
-/* Whether task is a kernel thread (a kworker making an MPTCP subflow's connect, a kernel client
- * such as NFS): no process of a workload, so it names none. One probe read. */
-static __always_inline bool kernel_thread(struct task_struct *task)
+/* Whether task (from current_task(rd)) is a kernel thread (a kworker making an MPTCP subflow's
+ * connect, a kernel client such as NFS): no process of a workload, so it names none. */
+static __always_inline bool kernel_thread(struct task_struct *task, enum sock_read rd)
 {
-	return BPF_CORE_READ(task, flags) & PF_KTHREAD;
+	return (rd ? task->flags : BPF_CORE_READ(task, flags)) & PF_KTHREAD;
 }
 
 /* The socket behind a file descriptor of the current task, or NULL. The back-pointer check
- * (socket->file == file) rejects descriptors that are not sockets. */
-static __always_inline struct sock *sock_from_fd(long fd)
+ * (socket->file == file) rejects descriptors that are not sockets. With rd not READ_PROBED, one
+ * probe read (the descriptor's slot: a typed pointer takes no variable index) and plain loads,
+ * where the probed walk takes seven probe reads. The socket is returned in rd's form. */
+static __always_inline struct sock *sock_from_fd(long fd, enum sock_read rd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct task_struct *task = current_task(rd);
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;
 	struct socket *sock;
 
+	if (rd) {
+		fdt = task->files->fdt;
+		if (fd < 0 || fd >= fdt->max_fds)
+			return NULL;
+		fds = fdt->fd;
+		bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+		if (!file)
+			return NULL;
+		file = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+		sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
+		if (!sock || sock->file != file)
+			return NULL;
+		return bpf_rdonly_cast(sock->sk, bpf_core_type_id_kernel(struct sock));
+	}
+	fdt = BPF_CORE_READ(task, files, fdt);
 	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);

@@ -12,6 +12,7 @@
 #include "aggregate.h"
 #include "select.h"
 #include "nat.h"
+#include "calls.h"
 
 #define SO_EE_ORIGIN_ICMP 2
 #define SO_EE_ORIGIN_ICMP6 3
@@ -374,17 +375,17 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 
 	classify(&ci, sk, false, rd); /* no local port yet: sampled when established */
 	if (send_events && process_context)
-		task = (struct task_struct *)bpf_get_current_task();
+		task = current_task(rd);
 	/* In a kernel thread (an MPTCP client's further subflows are connected by a kworker) there
 	 * is no process to name: the pid stays 0, as for a server's further subflows. */
-	if (task && !kernel_thread(task)) {
+	if (task && !kernel_thread(task, rd)) {
 		id = bpf_get_current_pid_tgid();
 		ci.pid = id >> 32;
 		ci.cgroup_id = fallback_cgroup_id();
-		call = bpf_map_lookup_elem(&connect_calls, &id);
+		call = this_threads_connect();
 		if (socket_lb && call)
 			dialled_of(&ci, sk, call, rd);
-		task_process_comm(task, ci.comm);
+		task_process_comm(task, ci.comm, rd);
 	}
 	if (bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST)) {
 		/* Every entry of this socket was deleted at its last CLOSE: one still here is an
@@ -580,14 +581,6 @@ static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
 		known->connect_err = err;
 }
 
-/* This thread's connect() in progress (sys_enter_connect's entry), or NULL. */
-static __always_inline struct connect_call *this_threads_connect(void)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-
-	return bpf_map_lookup_elem(&connect_calls, &id);
-}
-
 /* connect() again on a socket whose attempt failed (the POSIX way to learn a non-blocking
  * connect's outcome) starts no attempt: it returns the failure, which the state machine reported
  * at the CLOSE already, and disconnects the socket (tcp_disconnect), which reports error 0 on it
@@ -598,7 +591,7 @@ static __always_inline void on_failure_collected(struct sock *sk)
 {
 	struct connect_call *call = this_threads_connect();
 
-	if (call && (__u64)sock_from_fd(call->fd) == (__u64)sk)
+	if (call && (__u64)sock_from_fd(call->fd, READ_PROBED) == (__u64)sk)
 		call->collected = 1;
 }
 

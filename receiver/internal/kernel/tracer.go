@@ -126,6 +126,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err := spec.Variables[bpf.PodnetVarSendEvents].Set(opts.sendsEvents()); err != nil {
 		return nil, err
 	}
+	if err := setConnectCalls(spec, opts); err != nil {
+		return nil, err
+	}
 	if err := setSelection(spec, opts); err != nil {
 		return nil, err
 	}
