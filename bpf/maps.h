@@ -73,7 +73,12 @@ struct conn_info {
 	__u64 open_cgroup_id;
 	__u32 open_netns_ino;
 	__u16 open_server_port;
-	__u16 open_family;
+	__u8 open_family; /* AF_INET or AF_INET6: a byte holds either */
+	/* Found at start (progress.h find_connection): its record was written. A process whose main
+	 * thread exited shows each of its threads to the scan with the same descriptors (the
+	 * kernel's iterator skips only threads sharing the main thread's table): one record, not
+	 * one per thread. Before it is written, a visit again (a full read buffer retries) writes it. */
+	__u8 found_reported;
 	__u8 open_peer_addr[16];
 };
 

@@ -86,7 +86,8 @@ type PodnetConnInfo struct {
 	OpenCgroupId    uint64
 	OpenNetnsIno    uint32
 	OpenServerPort  uint16
-	OpenFamily      uint16
+	OpenFamily      uint8
+	FoundReported   uint8
 	OpenPeerAddr    [16]uint8
 }
 

@@ -412,7 +412,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	ci.pid = task->tgid;
 	ci.found_fd = fd;
 	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);
-	bpf_probe_read_kernel(ci.comm, sizeof(ci.comm), task->comm);
+	task_process_comm(task, ci.comm, READ_TYPED); /* the process's name, as connect and accept take it */
 	ci.start_ns = bpf_ktime_get_boot_ns();
 	ci.est_seq = sock_write_seq(sk, READ_PROBED);
 	counted_from(&ci, &e);
@@ -428,7 +428,8 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 		if (counted)
 			count_found(&e, -1, ci.active_folded);
 		known = bpf_map_lookup_elem(&conns, &key);
-		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd)
+		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd ||
+		    known->found_reported)
 			return;
 		ci = *known;
 	}
@@ -455,7 +456,11 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * (its close says so too), rather than a share decided without seeing how it ends. */
 	if (sample_one_in > 1)
 		e.sample_one_in = 1;
-	bpf_seq_write(seq, &e, sizeof(e));
+	if (bpf_seq_write(seq, &e, sizeof(e)))
+		return; /* the buffer is full: this visit is made again */
+	known = bpf_map_lookup_elem(&conns, &key);
+	if (known && known->found == ci.found)
+		known->found_reported = 1;
 }
 
 #endif

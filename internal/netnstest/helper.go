@@ -39,6 +39,8 @@ func MaybeRunHelper() {
 		err = hold(os.Args[1])
 	case "hold-backlog":
 		err = holdBacklog(os.Args[1], os.Args[2])
+	case orphanedThreadsMode:
+		err = holdWithoutMainThread(os.Args[1], os.Args[2])
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}

@@ -77,14 +77,19 @@ func TestProcessNameIsTheProcesssNotTheThreads(t *testing.T) {
 		return len(opens) >= 2
 	}, 5*time.Second, 10*time.Millisecond, "the connect and the accept")
 	for _, e := range opens {
-		var comm []byte
-		for _, c := range e.Comm {
-			if c == 0 {
-				break
-			}
-			comm = append(comm, byte(c))
-		}
-		assert.Equal(t, want, string(comm), "event type %d names the process", e.Type)
+		assert.Equal(t, want, commOf(&e), "event type %d names the process", e.Type)
 		assert.Equal(t, uint32(os.Getpid()), e.Pid)
 	}
+}
+
+// commOf is an event's process name.
+func commOf(e *bpf.PodnetEvent) string {
+	var comm []byte
+	for _, c := range e.Comm {
+		if c == 0 {
+			break
+		}
+		comm = append(comm, byte(c))
+	}
+	return string(comm)
 }
