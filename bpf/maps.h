@@ -327,7 +327,8 @@ struct nat_key {
 struct nat_backend {
 	__u8 addr[16]; /* IPv6, IPv4 mapped */
 	__u16 port;
-	__u8 _pad[2];
+	__u8 _pad[6];
+	__u64 ct; /* the conntrack entry's address: the same connection seen again is no new one */
 };
 
 /* Written by nat_seen when the node's conntrack translates a new TCP connection, read and

@@ -48,6 +48,16 @@ static __always_inline __u32 nat_slot(__u32 addr_tail, __u16 port)
 	return ((addr_tail ^ ((__u32)port * 40503u)) * 2654435761u) >> (32 - NAT_DST_SLOT_BITS);
 }
 
+static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+
 /* The netfilter side: a new connection (its first packet, or a retransmission of it, in the
  * original direction) whose destination conntrack translated. Everything else returns after two
  * loads. Never drops: netfilter programs here only watch. */
@@ -57,7 +67,7 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	unsigned long nfct = skb->_nfct;
 	struct nf_conntrack_tuple orig, reply;
 	struct nat_key key = {};
-	struct nat_backend backend = {};
+	struct nat_backend backend = {}, *seen;
 	struct nf_conn *ct;
 	__u32 tail;
 
@@ -78,6 +88,15 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	/* The backend is where replies come from. */
 	as_v6(backend.addr, reply.src.l3num, (const __u8 *)&reply.src.u3);
 	backend.port = bpf_ntohs(reply.src.u.all);
+	backend.ct = (__u64)ct;
+	/* The same connection is seen again by a retransmitted SYN, and twice where the node's own
+	 * traffic goes to its own address (POST_ROUTING on the way out, LOCAL_IN on loopback's way
+	 * in): noted again (the same note), counted once. A note of an earlier connection with the
+	 * same tuple (one whose client is elsewhere, never taken) is replaced and counted, even
+	 * where its conntrack entry's memory was reused. */
+	seen = bpf_map_lookup_elem(&nat_backends, &key);
+	if (seen && seen->ct == backend.ct && seen->port == backend.port && same_addr(seen->addr, backend.addr))
+		return NF_ACCEPT;
 	bpf_map_update_elem(&nat_backends, &key, &backend, BPF_ANY);
 	__builtin_memcpy(&tail, &key.dst[12], 4);
 	nat_dsts[nat_slot(tail, key.dst_port)] = 1;
@@ -142,16 +161,6 @@ static __always_inline void find_backend(struct conn_info *ci, struct sock *sk, 
  * the loader (service_backends.socket_lb, with the syscall hooks): a read of the caller's sockaddr
  * per connect. */
 const volatile bool socket_lb = false;
-
-static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
-{
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (a[i] != b[i])
-			return false;
-	}
-	return true;
-}
 
 /* Inside connect(), at SYN_SENT: when the caller dialled another destination than the socket
  * now has, keeps the dialled one in backend_* (marked dialled). Not inlined: its locals stay

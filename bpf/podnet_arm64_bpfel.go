@@ -214,7 +214,8 @@ type PodnetNatBackend struct {
 	_    structs.HostLayout
 	Addr [16]uint8
 	Port uint16
-	Pad  [2]uint8
+	Pad  [6]uint8
+	Ct   uint64
 }
 
 type PodnetNatKey struct {

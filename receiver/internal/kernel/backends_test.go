@@ -256,7 +256,9 @@ func TestTwoTracersFollowServiceConnections(t *testing.T) {
 // A Service whose endpoint is the node itself (the API server on a control-plane node, a
 // hostNetwork DaemonSet behind a Service): DNAT'd at PRE_ROUTING to a local address, its
 // connections go up through LOCAL_IN and never cross POST_ROUTING, where nat_seen alone used to
-// watch. Their client records name the node's endpoint, in IPv4 and IPv6.
+// watch. Their client records name the node's endpoint, in IPv4 and IPv6, from a pod and from
+// the node itself, whose connections DNAT'd at OUTPUT cross POST_ROUTING out and LOCAL_IN back
+// in: each is counted translated once (an independent check counted those twice).
 func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	node := netnstest.NewNode(t, 220)
 	client := node.AddPod()
@@ -266,6 +268,8 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	s := &serviceNode{node: node, client: client, acceptedBy: map[netip.AddrPort][]netip.AddrPort{}}
 	s.listen(t, node.Pod, local4)
 	s.listen(t, node.Pod, local6)
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo") // the node's own connections are routed before DNAT
+	node.Exec("ip", "-6", "route", "add", "fd00:96::/64", "dev", "lo")
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip4, Backends: []netip.AddrPort{local4}}))
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip6, Backends: []netip.AddrPort{local6}}))
 	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
@@ -274,17 +278,21 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	defer tr.Close()
 	require.NoError(t, tr.BackendsErr())
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+		return (e.NetnsIno == client.NetnsInode() || e.NetnsIno == node.NetnsInode()) && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
 	})
 
 	const n = 5
-	s.dial(t, client, vip4, n)
-	s.dial(t, client, vip6, n)
+	before := counters(t, tr)
+	for _, from := range []*netnstest.Pod{client, node.Pod} {
+		s.dial(t, from, vip4, n)
+		s.dial(t, from, vip6, n)
+	}
 	var connects []bpf.PodnetEvent
 	require.Eventually(t, func() bool {
 		connects = append(connects, ring.take()...)
-		return len(connects) >= 2*n
+		return len(connects) >= 4*n
 	}, 5*time.Second, 10*time.Millisecond, "every connect")
+	assert.Equal(t, uint64(4*n), counters(t, tr).NATSeen-before.NATSeen, "each connection translated, counted once")
 	for i := range connects {
 		e := &connects[i]
 		local, peer := ends(e)
