@@ -135,6 +135,23 @@ static __always_inline bool fast_open_child(struct sock *sk, enum sock_read dire
 	return BPF_CORE_READ((struct tcp_sock *)sk, fastopen_rsk) != NULL;
 }
 
+/* When a server's TCP Fast Open child began, in CLOCK_BOOTTIME ns (now_boot is the clock now):
+ * its request's first SYN-ACK, sent as the SYN carrying data arrived, which the child keeps until
+ * it is established or closed (tcp_done lets go of the request after the CLOSE state change);
+ * 0 when not known. Probe reads: only for a Fast Open child that never became established. */
+static __always_inline __u64 fast_open_began(struct sock *sk, __u64 now_boot)
+{
+	struct request_sock *req = BPF_CORE_READ((struct tcp_sock *)sk, fastopen_rsk);
+	__u64 sent_us, now_us = bpf_ktime_get_ns() / 1000; /* snt_synack: µs of CLOCK_MONOTONIC */
+
+	if (!req)
+		return 0;
+	sent_us = BPF_CORE_READ((struct tcp_request_sock *)req, snt_synack);
+	if (!sent_us || sent_us > now_us || (now_us - sent_us) * 1000 >= now_boot)
+		return 0;
+	return now_boot - (now_us - sent_us) * 1000;
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:

@@ -401,6 +401,17 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
 
+/* A server's Fast Open child that ends without becoming established (fast_open_ended) began
+ * when its SYN arrived (fast_open_began), not now: its duration is its life, and its accept
+ * record, dated at accept() (events), falls inside it (found by an independent check: a child
+ * reset 0.2 s or timed out 7 s after accept() reported a duration of µs). */
+static __always_inline __u64 fast_open_start(struct sock *sk, __u64 now)
+{
+	__u64 began = fast_open_began(sk, now);
+
+	return began ? began : now;
+}
+
 /* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
  * or the end of a simultaneous open, which stays a client). Or, for a server, its passive open
  * ended without it (done false: fast_open_ended), counted open then, with no handshake to time. */
@@ -452,7 +463,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		 * process to name: accept() will, unless nothing calls it, in which case the close
 		 * reports the open. */
 		ci.role = ROLE_SERVER;
-		ci.start_ns = now;
+		ci.start_ns = done ? now : fast_open_start(sk, now);
 		if (done)
 			handshake_end(&ci, sk, now, false, rd);
 		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
@@ -467,7 +478,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	/* accept() may have come first (TCP Fast Open): it reported the open to the ring, this
 	 * dates it and counts it. */
 	if (!known->start_ns) {
-		known->start_ns = now;
+		known->start_ns = done ? now : fast_open_start(sk, now);
 		known->est_seq = seq;
 		if (done)
 			handshake_end(known, sk, now, false, rd);

@@ -161,6 +161,63 @@ func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
 	assert.Equal(t, before, counters(t, tr).CloseUntracked, "no close is untracked")
 }
 
+// A Fast Open child reset before its handshake ends lived from its SYN (which carried the
+// request) to its reset: its close's start and duration say so in the ring and the aggregates,
+// and its accept record (dated at accept()) falls inside that life (an independent check saw a
+// duration of µs for a child reset 0.2 s after accept()).
+func TestTCPFastOpenChildEndedEarlyLivedFromItsSYN(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 246)
+	pod := netw.AddPod()
+	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
+	server := &unix.SockaddrInet4{Port: 8125, Addr: [4]byte{127, 0, 0, 1}}
+	const held = 300 * time.Millisecond
+	totals := roleTotals{}
+	drainInto(t, tr, map[uint32]roleTotals{pod.NetnsInode(): totals}) // from zero
+	require.NoError(t, pod.Do(func() error {
+		ln, err := listener(server)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(ln)
+		if _, err := fastOpen(ln, server, nil); err != nil { // the cookie
+			return err
+		}
+		return fastOpenResetAfter(ln, server, holdACKs(pod, "8125"), held)
+	}))
+
+	events := collect(ring, 8)
+	var reset *bpf.PodnetEvent
+	accepts := map[uint16]*bpf.PodnetEvent{}
+	for i := range events {
+		e := &events[i]
+		switch (kind{e.Type, e.Role}) {
+		case accepted:
+			accepts[e.PeerPort] = e
+		case serverEnd:
+			if e.CloseReason == uint8(bpf.PodnetCloseReasonCLOSE_RESET_SENT) {
+				reset = e
+			}
+		}
+	}
+	require.NotNil(t, reset, "the reset child's close")
+	lived := time.Duration(reset.TimestampNs - reset.StartNs)
+	assert.GreaterOrEqual(t, lived, held, "it lived from its SYN to its reset")
+	assert.Less(t, lived, held+2*time.Second)
+	if accept := accepts[reset.PeerPort]; assert.NotNil(t, accept, "its accept") {
+		assert.LessOrEqual(t, reset.StartNs, accept.TimestampNs, "accepted after it began")
+	}
+	drainInto(t, tr, map[uint32]roleTotals{pod.NetnsInode(): totals})
+	s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+	require.NotNil(t, s)
+	assert.Equal(t, uint64(2), s.Closed, "the cookie's connection and the reset child")
+	assert.GreaterOrEqual(t, s.DurationNs, uint64(held), "the aggregates' duration holds the child's life")
+}
+
 func listener(addr *unix.SockaddrInet4) (int, error) {
 	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 	if err != nil {
@@ -218,6 +275,12 @@ func fastOpen(ln int, addr *unix.SockaddrInet4, release func()) (uint8, error) {
 // ACK back; the server accepts, reads the request and resets the connection (SO_LINGER 0) before
 // the handshake ends (SYN_RECV -> CLOSE); the client's next read finds the reset.
 func fastOpenResetEarly(ln int, addr *unix.SockaddrInet4, release func()) error {
+	return fastOpenResetAfter(ln, addr, release, 0)
+}
+
+// fastOpenResetAfter is fastOpenResetEarly with the server holding the accepted child for held
+// before it resets it.
+func fastOpenResetAfter(ln int, addr *unix.SockaddrInet4, release func(), held time.Duration) error {
 	defer release()
 	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 	if err != nil {
@@ -232,6 +295,7 @@ func fastOpenResetEarly(ln int, addr *unix.SockaddrInet4, release func()) error 
 		return err
 	}
 	err = readFastOpenRequest(s)
+	time.Sleep(held)
 	if err == nil {
 		err = unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}

@@ -51,6 +51,7 @@ func drainInto(t *testing.T, tr *Tracer, totals map[uint32]roleTotals) {
 		s.BytesSent += v.BytesSent
 		s.BytesReceived += v.BytesReceived
 		s.Retransmits += v.Retransmits
+		s.DurationNs += v.DurationNs
 		if active[k.NetnsIno] == nil {
 			active[k.NetnsIno] = map[uint8]uint64{}
 		}
