@@ -167,7 +167,13 @@ static __always_inline __s32 connect_errno(struct sock *sk, __u8 reported, enum 
 	 * reached CLOSE. Measured with Go's dialer and a REJECT rule: every time. */
 	if (reported)
 		return reported;
-	return sock_local_port(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
+	/* Still hashed (the state change comes before the unhash): it had its tuple and sent its
+	 * SYN, so the application closed it. Unhashed: connect() found no tuple for it, no free
+	 * local port or, for a port bound beforehand, the tuple already taken (an independent check
+	 * saw those reported cancelled, when the local port alone decided). */
+	if (direct ? !sk->__sk_common.skc_node.pprev : !BPF_CORE_READ(sk, __sk_common.skc_node.pprev))
+		return EADDRNOTAVAIL;
+	return PODNET_ECANCELED;
 }
 
 /* A TCP socket's smoothed RTT (tcp_sock srtt_us: µs << 3; its first sample alone right after
@@ -216,6 +222,21 @@ static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *fami
 	*family = f;
 	*port = bpf_ntohs(*(__u16 *)&sa[2]);
 	return true;
+}
+
+/* Whether a connect() that failed before SYN_SENT tried to connect at all: the kernel refuses
+ * a sockaddr it cannot read (EFAULT), one too short for the socket's family (EINVAL) or of
+ * another family (EAFNOSUPPORT) before any attempt: no connection failed (an independent check
+ * saw such calls reported as failed connects to 0.0.0.0:0). */
+static __always_inline bool connect_attempted(__u64 uaddr, __u32 addrlen, __u16 sock_family)
+{
+	__u16 f;
+
+	if (addrlen < (sock_family == AF_INET6 ? 24 : 16))
+		return false;
+	if (bpf_probe_read_user(&f, sizeof(f), (void *)uaddr))
+		return false;
+	return f == sock_family;
 }
 
 /* A socket's two ends: what exclusion and sampling decide from (select.h). */

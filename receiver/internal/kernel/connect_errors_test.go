@@ -1,0 +1,125 @@
+package kernel
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// A connect() from a local port bound beforehand whose tuple is taken (another socket holds
+// the same port to the same peer) fails with EADDRNOTAVAIL inside the call: reported so in the
+// ring and counted so in the aggregates, not as cancelled (an independent check saw 400 of 400
+// reported cancelled). And a connect() whose arguments the kernel refuses before any attempt
+// (a sockaddr of another family, too short, unreadable) is no failed connection: nothing at all.
+func TestConnectFailuresInsideTheCall(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 247)
+	client, server := netw.AddPod(), netw.AddPod()
+	dst := netip.AddrPortFrom(server.IPv4, 7247)
+	server.AcceptAll(t, dst, nil)
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
+	})
+	failedCounted(t, tr, client.NetnsInode()) // from zero
+
+	const taken = 5
+	var outcomes []error
+	require.NoError(t, client.Do(func() error {
+		local := &unix.SockaddrInet4{Port: 41247, Addr: client.IPv4.As4()}
+		peer := &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
+		holder, err := blockingBoundSocket(local)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(holder)
+		if err := unix.Connect(holder, peer); err != nil {
+			return err
+		}
+		for range taken {
+			fd, err := blockingBoundSocket(local)
+			if err != nil {
+				return err
+			}
+			outcomes = append(outcomes, unix.Connect(fd, peer))
+			unix.Close(fd)
+		}
+		// Refused before any attempt: another family, a sockaddr too short, an unreadable one.
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().As4()}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		outcomes = append(outcomes,
+			unix.Connect(fd, &unix.SockaddrInet6{Port: int(dst.Port())}),
+			rawConnect(fd, unsafe.Pointer(&sa), 4),
+			rawConnect(fd, nil, 16))
+		return nil
+	}))
+	for _, err := range outcomes[:taken] {
+		assert.ErrorIs(t, err, unix.EADDRNOTAVAIL)
+	}
+	assert.ErrorIs(t, outcomes[taken], unix.EAFNOSUPPORT)
+	assert.ErrorIs(t, outcomes[taken+1], unix.EINVAL)
+	assert.ErrorIs(t, outcomes[taken+2], unix.EFAULT)
+
+	var failed []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		failed = append(failed, ring.take()...)
+		return len(failed) >= taken
+	}, 5*time.Second, 10*time.Millisecond, "the failed connects")
+	time.Sleep(100 * time.Millisecond)
+	failed = append(failed, ring.take()...)
+	errnos := map[int32]int{}
+	for _, e := range failed {
+		errnos[e.Error]++
+	}
+	assert.Equal(t, map[int32]int{int32(unix.EADDRNOTAVAIL): taken}, errnos, "failed connects by errno (none for refused arguments)")
+	assert.Equal(t, map[int32]uint64{int32(unix.EADDRNOTAVAIL): taken}, failedCounted(t, tr, client.NetnsInode()),
+		"counted failed connects by errno")
+}
+
+// failedCounted drains the aggregates: failed connects counted in netns, by errno.
+func failedCounted(t *testing.T, tr *Tracer, netns uint32) map[int32]uint64 {
+	counted := map[int32]uint64{}
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		if k.NetnsIno == netns && k.Error != 0 {
+			counted[k.Error] += v.Connections
+		}
+	}))
+	return counted
+}
+
+// rawConnect is connect(2) with a sockaddr as given: what the kernel must refuse.
+func rawConnect(fd int, sa unsafe.Pointer, addrlen uintptr) error {
+	if _, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), addrlen); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// blockingBoundSocket is a blocking TCP socket bound to local with SO_REUSEADDR (a second one may bind the port
+// while the first holds it).
+func blockingBoundSocket(local *unix.SockaddrInet4) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := errors.Join(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1), unix.Bind(fd, local)); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
