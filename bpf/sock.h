@@ -152,6 +152,21 @@ static __always_inline __u64 fast_open_began(struct sock *sk, __u64 now_boot)
 	return now_boot - (now_us - sent_us) * 1000;
 }
 
+/* When a connecting socket's SYN went out (tcp_sock.retrans_stamp, set by tcp_connect), 0 if
+ * none did. */
+static __always_inline __u32 syn_sent_at(struct sock *sk, enum sock_read direct)
+{
+	struct tcp_sock *tp;
+
+	if (direct == READ_TYPED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		return tp ? tp->retrans_stamp : 0;
+	}
+	if (direct == READ_CAST)
+		return ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->retrans_stamp;
+	return BPF_CORE_READ((struct tcp_sock *)sk, retrans_stamp);
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:
@@ -167,13 +182,11 @@ static __always_inline __s32 connect_errno(struct sock *sk, __u8 reported, enum 
 	 * reached CLOSE. Measured with Go's dialer and a REJECT rule: every time. */
 	if (reported)
 		return reported;
-	/* Still hashed (the state change comes before the unhash): it had its tuple and sent its
-	 * SYN, so the application closed it. Unhashed: connect() found no tuple for it, no free
-	 * local port or, for a port bound beforehand, the tuple already taken (an independent check
-	 * saw those reported cancelled, when the local port alone decided). */
-	if (direct ? !sk->__sk_common.skc_node.pprev : !BPF_CORE_READ(sk, __sk_common.skc_node.pprev))
-		return EADDRNOTAVAIL;
-	return PODNET_ECANCELED;
+	/* Its SYN went out (tcp_connect dates it in retrans_stamp, which only a disconnect clears):
+	 * the application closed it. None did: connect() found no tuple for it, no free local port
+	 * or, for a port bound beforehand, the tuple already taken (an independent check saw those
+	 * reported cancelled, when the local port alone decided). */
+	return syn_sent_at(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
 }
 
 /* A TCP socket's smoothed RTT (tcp_sock srtt_us: µs << 3; its first sample alone right after
