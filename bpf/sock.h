@@ -135,21 +135,33 @@ static __always_inline bool fast_open_child(struct sock *sk, enum sock_read dire
 	return BPF_CORE_READ((struct tcp_sock *)sk, fastopen_rsk) != NULL;
 }
 
-/* When a server's TCP Fast Open child began, in CLOCK_BOOTTIME ns (now_boot is the clock now):
- * its request's first SYN-ACK, sent as the SYN carrying data arrived, which the child keeps until
- * it is established or closed (tcp_done lets go of the request after the CLOSE state change);
- * 0 when not known. Probe reads: only for a Fast Open child that never became established. */
-static __always_inline __u64 fast_open_began(struct sock *sk, __u64 now_boot)
+/* The socket as a tcp_sock for plain loads (rd READ_TYPED or READ_CAST; NULL only where a typed
+ * socket is no TCP one). READ_PROBED readers use BPF_CORE_READ instead. */
+static __always_inline struct tcp_sock *tcp_sock_of(struct sock *sk, enum sock_read rd)
+{
+	if (rd == READ_CAST)
+		return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	return bpf_skc_to_tcp_sock(sk);
+}
+
+/* When a server's TCP Fast Open child that ends without becoming established (state.h
+ * fast_open_ended) began, in CLOCK_BOOTTIME ns (now is the clock now): its request's first
+ * SYN-ACK, sent as the SYN carrying data arrived, which the child keeps until the CLOSE state
+ * change (tcp_done lets go of it after); now when not known. Its duration is its life, and its
+ * accept record, dated at accept() (events), falls inside it (an independent check saw a
+ * duration of µs for a child reset 0.2 s, or timed out 7 s, after accept()). Probe reads: only
+ * for such a child. */
+static __always_inline __u64 fast_open_start(struct sock *sk, __u64 now)
 {
 	struct request_sock *req = BPF_CORE_READ((struct tcp_sock *)sk, fastopen_rsk);
 	__u64 sent_us, now_us = bpf_ktime_get_ns() / 1000; /* snt_synack: µs of CLOCK_MONOTONIC */
 
 	if (!req)
-		return 0;
+		return now;
 	sent_us = BPF_CORE_READ((struct tcp_request_sock *)req, snt_synack);
-	if (!sent_us || sent_us > now_us || (now_us - sent_us) * 1000 >= now_boot)
-		return 0;
-	return now_boot - (now_us - sent_us) * 1000;
+	if (!sent_us || sent_us > now_us || (now_us - sent_us) * 1000 >= now)
+		return now;
+	return now - (now_us - sent_us) * 1000;
 }
 
 /* When a connecting socket's SYN went out (tcp_sock.retrans_stamp, set by tcp_connect), 0 if
@@ -158,13 +170,10 @@ static __always_inline __u32 syn_sent_at(struct sock *sk, enum sock_read direct)
 {
 	struct tcp_sock *tp;
 
-	if (direct == READ_TYPED) {
-		tp = bpf_skc_to_tcp_sock(sk);
-		return tp ? tp->retrans_stamp : 0;
-	}
-	if (direct == READ_CAST)
-		return ((struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)))->retrans_stamp;
-	return BPF_CORE_READ((struct tcp_sock *)sk, retrans_stamp);
+	if (!direct)
+		return BPF_CORE_READ((struct tcp_sock *)sk, retrans_stamp);
+	tp = tcp_sock_of(sk, direct);
+	return tp ? tp->retrans_stamp : 0;
 }
 
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
@@ -196,16 +205,12 @@ static __always_inline void tcp_rtt_retrans(struct sock *sk, enum sock_read rd, 
 	struct tcp_sock *tp;
 
 	*srtt = *retrans = 0;
-	if (rd == READ_TYPED) {
-		tp = bpf_skc_to_tcp_sock(sk);
+	if (rd) {
+		tp = tcp_sock_of(sk, rd);
 		if (tp) {
 			*srtt = tp->srtt_us;
 			*retrans = tp->total_retrans;
 		}
-	} else if (rd == READ_CAST) {
-		tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-		*srtt = tp->srtt_us;
-		*retrans = tp->total_retrans;
 	} else {
 		*srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
 		*retrans = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
@@ -354,12 +359,8 @@ static __always_inline __u64 payload_sent(__u64 acked, __u32 snd_una, __u32 snd_
 static __always_inline void fill_close(struct event *e, struct sock *sk, enum sock_read direct, bool client, int state)
 {
 	if (direct) {
-		struct tcp_sock *tp;
+		struct tcp_sock *tp = tcp_sock_of(sk, direct);
 
-		if (direct == READ_CAST)
-			tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-		else
-			tp = bpf_skc_to_tcp_sock(sk);
 		if (!tp)
 			return;
 		e->bytes_sent = payload_sent(tp->bytes_acked, tp->snd_una, tp->snd_nxt, tp->write_seq, client, state);

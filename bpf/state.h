@@ -401,17 +401,6 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
 
-/* A server's Fast Open child that ends without becoming established (fast_open_ended) began
- * when its SYN arrived (fast_open_began), not now: its duration is its life, and its accept
- * record, dated at accept() (events), falls inside it (found by an independent check: a child
- * reset 0.2 s or timed out 7 s after accept() reported a duration of µs). */
-static __always_inline __u64 fast_open_start(struct sock *sk, __u64 now)
-{
-	__u64 began = fast_open_began(sk, now);
-
-	return began ? began : now;
-}
-
 /* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
  * or the end of a simultaneous open, which stays a client). Or, for a server, its passive open
  * ended without it (done false: fast_open_ended), counted open then, with no handshake to time. */

@@ -74,15 +74,11 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 
 	var stateAtAccept uint8
 	require.NoError(t, pod.Do(func() error {
-		ln, err := listener(server)
+		ln, err := fastOpenListener(server) // the first connection fetched a cookie
 		if err != nil {
 			return err
 		}
 		defer unix.Close(ln)
-		// The first connection fetches a cookie: an ordinary handshake.
-		if _, err := fastOpen(ln, server, nil); err != nil {
-			return err
-		}
 		// The second sends its request in the SYN; the handshake's last ACK is held back, so
 		// accept() returns a socket still in SYN_RECV.
 		stateAtAccept, err = fastOpen(ln, server, holdACKs(pod, "8123"))
@@ -131,14 +127,11 @@ func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
 	before := counters(t, tr).CloseUntracked
 	server := &unix.SockaddrInet4{Port: 8124, Addr: [4]byte{127, 0, 0, 1}}
 	require.NoError(t, pod.Do(func() error {
-		ln, err := listener(server)
+		ln, err := fastOpenListener(server) // the first connection fetched a cookie
 		if err != nil {
 			return err
 		}
 		defer unix.Close(ln)
-		if _, err := fastOpen(ln, server, nil); err != nil { // the cookie
-			return err
-		}
 		if err := fastOpenClosedEarly(ln, server, holdACKs(pod, "8124")); err != nil {
 			return err
 		}
@@ -179,14 +172,11 @@ func TestTCPFastOpenChildEndedEarlyLivedFromItsSYN(t *testing.T) {
 	totals := roleTotals{}
 	drainInto(t, tr, map[uint32]roleTotals{pod.NetnsInode(): totals}) // from zero
 	require.NoError(t, pod.Do(func() error {
-		ln, err := listener(server)
+		ln, err := fastOpenListener(server) // the first connection fetched a cookie
 		if err != nil {
 			return err
 		}
 		defer unix.Close(ln)
-		if _, err := fastOpen(ln, server, nil); err != nil { // the cookie
-			return err
-		}
 		return fastOpenResetAfter(ln, server, holdACKs(pod, "8125"), held)
 	}))
 
@@ -216,6 +206,20 @@ func TestTCPFastOpenChildEndedEarlyLivedFromItsSYN(t *testing.T) {
 	require.NotNil(t, s)
 	assert.Equal(t, uint64(2), s.Closed, "the cookie's connection and the reset child")
 	assert.GreaterOrEqual(t, s.DurationNs, uint64(held), "the aggregates' duration holds the child's life")
+}
+
+// fastOpenListener is a Fast Open listener at addr whose first connection, an ordinary
+// handshake, fetched the cookie the next ones send their requests with.
+func fastOpenListener(addr *unix.SockaddrInet4) (int, error) {
+	ln, err := listener(addr)
+	if err != nil {
+		return -1, err
+	}
+	if _, err := fastOpen(ln, addr, nil); err != nil {
+		unix.Close(ln)
+		return -1, err
+	}
+	return ln, nil
 }
 
 func listener(addr *unix.SockaddrInet4) (int, error) {
