@@ -63,6 +63,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Any("program_ids", t.ProgramIDs()),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize),
 			zap.Int("ring_buffers", t.Rings()),
+			zap.Int("ring_buffer_bytes_each", t.RingBytes()),
 			zap.String("live_reads", liveReads(opts, t)))
 		if !t.CgroupIDs() {
 			// Once, at start: the kernel does not change while podnet runs.

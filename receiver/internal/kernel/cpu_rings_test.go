@@ -51,6 +51,26 @@ func openPerCPU(t *testing.T, budget uint32) (*Tracer, *cpuRings) {
 	return tr, rings
 }
 
+// Each CPU's ring holds its share of the budget, at least 64 KiB, as the kernel made it: what
+// the start log reports (the budget itself is what the user wrote).
+func TestPerCPURingsAreTheirShareOfTheBudget(t *testing.T) {
+	cpus, err := ebpf.PossibleCPU()
+	require.NoError(t, err)
+	for _, budget := range []uint32{1 << 16, 1 << 22} {
+		tr, rings := openPerCPU(t, budget)
+		assert.Equal(t, cpus, tr.Rings())
+		for i, r := range rings.rings {
+			assert.Equal(t, int(cpuRingSize(budget, cpus)), r.BufferSize(), "ring %d of budget %d", i, budget)
+		}
+		assert.Equal(t, int(cpuRingSize(budget, cpus)), tr.RingBytes())
+	}
+	shared, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 18, MaxTrackedConnections: 65536, MaxAggregates: 16})
+	require.NoError(t, err)
+	defer shared.Close()
+	assert.Equal(t, 1, shared.Rings())
+	assert.Equal(t, 1<<18, shared.RingBytes())
+}
+
 // connectFromCPU makes n connections to addr from a thread of pod pinned to cpu: each
 // connect() runs there, so its event is written to that CPU's ring.
 func connectFromCPU(t *testing.T, pod *netnstest.Pod, cpu, n int, addr string) {

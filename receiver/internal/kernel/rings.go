@@ -73,3 +73,19 @@ func (t *Tracer) Rings() int {
 		return 1
 	}
 }
+
+// RingBytes is the size of each ring the programs write events to (with per-CPU rings, each
+// CPU's share of the budget, at least 64 KiB), 0 when they send none: the start log says what
+// the kernel holds, which with per-CPU rings is not ring_buffer_size.
+func (t *Tracer) RingBytes() int {
+	switch r := t.events.(type) {
+	case nil:
+		return 0
+	case *cpuRings:
+		return r.rings[0].BufferSize()
+	case *ringbuf.Reader:
+		return r.BufferSize()
+	default:
+		return 0
+	}
+}
