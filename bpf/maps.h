@@ -65,7 +65,11 @@ struct conn_info {
 	__u8 close_reason;   /* enum close_reason, decided at its close (for the close's event) */
 	__u8 active_folded;  /* marked reads: its open was counted open in the overflow key (aggregate.h) */
 	__u32 handshake_us;  /* how long the handshake took (state.h handshake_us) */
-	__u64 syn_ns;        /* client: CLOCK_BOOTTIME its SYN_SENT was seen (process context only); 0 = not seen */
+	/* CLOCK_BOOTTIME its open was seen where its start may not be: a client's SYN_SENT (process
+	 * context only: its handshake's duration), a server's accept() when it was tracked from
+	 * there (its handshake unseen: the time of its accept record if sampling holds it back to
+	 * its close). 0 = neither. */
+	__u64 opened_ns;
 	/* Marked reads: the parts of the metric key its open was counted open in that only the
 	 * socket holds, for a close the kernel never showed podnet (unseen, state.h): found when
 	 * the socket's memory holds a new connection, the open is still taken out of that key

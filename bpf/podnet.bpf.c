@@ -182,7 +182,7 @@ static __always_inline bool born_since_start(struct sock *sk, enum sock_read rd)
 static __always_inline int on_accept(long fd, enum sock_read rd)
 {
 	struct sock *sk;
-	__u64 key;
+	__u64 key, now;
 	struct conn_info ci = { .role = ROLE_SERVER };
 	struct conn_info *known;
 
@@ -222,13 +222,16 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		if (!known)
 			return 0;
 	}
+	now = bpf_ktime_get_boot_ns();
+	if (!known->start_ns && !known->opened_ns)
+		known->opened_ns = now; /* its handshake unseen: its accept record's time, also if sent at its close */
 	known->role = ROLE_SERVER;
 	known->accepted = 1;
 	known->pid = bpf_get_current_pid_tgid() >> 32;
 	known->cgroup_id = fallback_cgroup_id();
 	current_process_comm(known->comm, rd);
 	ci = *known;
-	to_ring(sk, EVENT_ACCEPT, &ci, 0, bpf_ktime_get_boot_ns(), rd); /* the aggregates count it at its handshake */
+	to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* the aggregates count it at its handshake */
 	return 0;
 }
 

@@ -82,7 +82,7 @@ type PodnetConnInfo struct {
 	CloseReason     uint8
 	ActiveFolded    uint8
 	HandshakeUs     uint32
-	SynNs           uint64
+	OpenedNs        uint64
 	OpenCgroupId    uint64
 	OpenNetnsIno    uint32
 	OpenServerPort  uint16

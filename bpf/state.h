@@ -289,8 +289,8 @@ static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk,
 
 	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	ci->syn_retrans = retrans > 255 ? 255 : retrans;
-	if (client && ci->syn_ns && now > ci->syn_ns) {
-		ci->handshake_us = (now - ci->syn_ns) / 1000;
+	if (client && ci->opened_ns && now > ci->opened_ns) {
+		ci->handshake_us = (now - ci->opened_ns) / 1000;
 		return;
 	}
 	if (!client && retrans) {
@@ -368,7 +368,7 @@ static __always_inline __u64 fallback_cgroup_id(void)
 static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
-	struct conn_info ci = { .role = ROLE_CLIENT, .syn_ns = bpf_ktime_get_boot_ns() };
+	struct conn_info ci = { .role = ROLE_CLIENT, .opened_ns = bpf_ktime_get_boot_ns() };
 	struct connect_call *call = NULL;
 	__u64 id = 0;
 	struct task_struct *task = NULL;
@@ -530,10 +530,11 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			to_ring(sk, EVENT_CONNECT, &ci, 0, ci.start_ns, rd);
 	}
 	/* Accepted by nobody through accept() (io_uring, or reset while queued), or its accept
-	 * left out by sampling: report the passive open now, at the time the handshake completed,
-	 * so server counts stay whole. (The aggregates counted it at its handshake.) */
+	 * left out by sampling: report the passive open now, at the time the handshake completed
+	 * (or, unseen, when accept() returned it), so server counts stay whole. (The aggregates
+	 * counted it at its handshake.) */
 	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
-		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns, rd);
+		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns ? ci.start_ns : (ci.opened_ns ? ci.opened_ns : now), rd);
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd, NULL);
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -86,4 +87,65 @@ func testQueuedBeforeLoad(t *testing.T, o Options, subnet byte) {
 	assert.Zero(t, closed.BytesReceived)
 	assert.Zero(t, closed.Connections, "its open is not counted: it predates podnet")
 	assert.Zero(t, closed.Active)
+}
+
+// A connection whose handshake podnet did not see (queued before it loaded here; an evicted
+// entry, or a handshake the kernel ran no program for, alike) is tracked from its accept(). Left
+// out by sampling there, and reset later (abnormal: kept after all), its accept record is written
+// at its close, dated when accept() returned it. Found by an independent check: dated 0, the
+// machine's boot, in the logs.
+func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 119)
+	pod := netw.AddPod()
+	addr := netip.AddrPortFrom(pod.IPv4, 7919)
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	defer ln.Close()
+	const n = 8
+	clients := make([]net.Conn, 0, n)
+	for range n {
+		var c net.Conn
+		require.NoError(t, pod.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1 << 30}) // every normal connection left out
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
+
+	before := boottime(t)
+	servers := make([]net.Conn, 0, n)
+	for range n {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		servers = append(servers, s)
+	}
+	after := boottime(t)
+	for _, s := range servers {
+		require.NoError(t, s.(*net.TCPConn).SetLinger(0)) // reset: abnormal, kept after all
+		require.NoError(t, s.Close())
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	accepts := 0
+	for _, e := range ring.settled(t, pod) {
+		if e.Type != uint8(bpf.PodnetEventTypeEVENT_ACCEPT) || e.LocalPort != addr.Port() {
+			continue
+		}
+		accepts++
+		assert.Equal(t, uint32(1), e.SampleOneIn, "kept for its reset")
+		assert.GreaterOrEqual(t, e.TimestampNs, before, "dated at its accept, not %d", e.TimestampNs)
+		assert.LessOrEqual(t, e.TimestampNs, after, "dated at its accept, not at its close")
+	}
+	assert.Equal(t, n, accepts, "every reset connection's accept, written at its close")
+}
+
+// boottime is CLOCK_BOOTTIME now, the clock of the events' timestamps.
+func boottime(t *testing.T) uint64 {
+	var ts unix.Timespec
+	require.NoError(t, unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts))
+	return uint64(ts.Nano())
 }
