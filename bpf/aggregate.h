@@ -91,7 +91,8 @@ static __always_inline struct agg_value *agg_overflow_value(void)
 }
 
 /* The key's counts in the current interval map, created empty when new; the overflow key's
- * (counted in COUNTER_AGGREGATE_FULL, *folded set) when the map is full. */
+ * (*folded set) when the map is full. Callers that add an event count it folded: live reads
+ * and open-count corrections are not events. */
 static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, bool *folded)
 {
 	__u32 slot = 0;
@@ -105,7 +106,6 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, b
 	if (v)
 		return v;
 	if (bpf_map_update_elem(interval, k, &agg_zero, BPF_NOEXIST) == -E2BIG) {
-		count(COUNTER_AGGREGATE_FULL);
 		*folded = true;
 		return bpf_map_lookup_elem(interval, &agg_overflow);
 	}
@@ -172,6 +172,8 @@ static __always_inline bool agg_add(const struct event *e, bool open_folded)
 	v = agg_value_of(&k, &folded);
 	if (!v)
 		return false;
+	if (folded)
+		count(COUNTER_AGGREGATE_FULL); /* otelcol_podnet_metric_series_dropped: events folded */
 	if (e->type != EVENT_CLOSE) {
 		__sync_fetch_and_add(&v->connections, 1);
 		if (marked_reads && !e->error)

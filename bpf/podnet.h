@@ -45,7 +45,7 @@ enum role {
 enum counter {
 	COUNTER_RESERVE_FAILED = 0, /* ring buffer full: an event was lost */
 	COUNTER_CLOSE_UNTRACKED = 1, /* close of a connection opened before podnet started or evicted from `conns` */
-	COUNTER_AGGREGATE_FULL = 2, /* in-kernel aggregation: no room for a new key this interval; folded into the overflow key */
+	COUNTER_AGGREGATE_FULL = 2, /* in-kernel aggregation: events (opens, closes) that found no room for their key this interval, folded into the overflow key */
 	COUNTER_SUBMITTED = 3, /* events produced for the ring: submitted == read + lost (reserve failed) + unread */
 	COUNTER_RECURSION_COVERED = 4, /* state changes the kernel skipped in one program, done by the other */
 	COUNTER_CLOSE_UNSEEN = 5, /* a tracked connection's close never seen: found when its socket was reused */

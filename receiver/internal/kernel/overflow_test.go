@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -136,4 +137,67 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 	require.NoError(t, c.Close())
 	readEOF(t, s)
 	require.NoError(t, s.Close())
+}
+
+// AGGREGATE_FULL (otelcol_podnet_metric_series_dropped) counts events folded into the overflow
+// entry, opens and closes: not the live reads of open connections whose keys find no room,
+// which fold their bytes there every interval. (Found by an independent check: 12 held
+// connections folded made the counter 36 for 24 folded events.)
+func TestFoldedLiveReadsAreNotDroppedEvents(t *testing.T) {
+	for i, m := range liveReadModes[1:] { // in-kernel aggregation, marked and walked
+		t.Run(m.name, func(t *testing.T) {
+			netw := netnstest.NewNetwork(t, byte(120+i))
+			client, server := netw.AddPod(), netw.AddPod()
+			o := m.options
+			o.Hooks, o.RingBufferSize, o.MaxTrackedConnections, o.MaxAggregates = HooksAuto, 1<<16, 4096, 2
+			tr, err := Open(o)
+			require.NoError(t, err)
+			defer tr.Close()
+			var overflow bpf.PodnetAggValue
+			drain := func() {
+				require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+					if IsOverflow(k) {
+						add(&overflow, v)
+					}
+				}))
+			}
+			drain() // an empty table to start from
+			overflow = bpf.PodnetAggValue{}
+			before := counters(t, tr)
+
+			// Six held connections to six ports: twelve keys for a table of two, read while
+			// they move data over ten intervals.
+			var clients, servers []net.Conn
+			for p := range 6 {
+				c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(7621+p)))
+				clients, servers = append(clients, c), append(servers, s)
+			}
+			for range 10 {
+				for _, c := range clients {
+					_, err := c.Write(make([]byte, 100))
+					require.NoError(t, err)
+				}
+				for _, s := range servers {
+					_, err := io.ReadFull(s, make([]byte, 100))
+					require.NoError(t, err)
+				}
+				drain()
+			}
+			for i := range clients {
+				require.NoError(t, clients[i].Close())
+				readEOF(t, servers[i])
+				require.NoError(t, servers[i].Close())
+			}
+			require.Eventually(t, func() bool {
+				drain()
+				return overflow.Closed+uint64(2) >= overflow.Connections && overflow.Connections > 0
+			}, 5*time.Second, 20*time.Millisecond, "the folded ends' closes")
+			after := counters(t, tr)
+			drain() // what was folded up to after, all of it drained
+			folded := after.AggregateFull - before.AggregateFull
+			t.Logf("folded events counted %d; overflow entry: %d opens, %d closes", folded, overflow.Connections, overflow.Closed)
+			require.Positive(t, overflow.Connections, "opens were folded")
+			assert.LessOrEqual(t, folded, overflow.Connections+overflow.Closed, "only opens and closes are counted folded")
+		})
+	}
 }
