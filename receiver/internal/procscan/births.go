@@ -32,7 +32,11 @@ type births struct {
 	file   *os.File // fd, read through Go's poller: Close ends a read (Fd() would make it blocking)
 	logger *zap.Logger
 	born   *fifomap.Map[uint64, Ref]
-	done   chan struct{}
+	// podsGone are pods whose own cgroup directory was removed (all their processes gone):
+	// their network namespaces' inodes are free for new pods, so a snapshot's namespace entry
+	// naming one of them is stale. Pod UIDs are never reused.
+	podsGone *fifomap.Map[string, struct{}]
+	done     chan struct{}
 
 	mu       sync.Mutex
 	watched  map[string]int32 // path from the hierarchy root → watch descriptor
@@ -50,14 +54,15 @@ func newBirths(fs *cgroupFS, logger *zap.Logger) *births {
 		return nil
 	}
 	b := &births{
-		fs:      fs,
-		fd:      fd,
-		file:    os.NewFile(uintptr(fd), "inotify"), // non-blocking: Go's poller waits, Close wakes it
-		logger:  logger,
-		born:    fifomap.New[uint64, Ref](maxBirths),
-		done:    make(chan struct{}),
-		watched: map[string]int32{},
-		paths:   map[int32]string{},
+		fs:       fs,
+		fd:       fd,
+		file:     os.NewFile(uintptr(fd), "inotify"), // non-blocking: Go's poller waits, Close wakes it
+		logger:   logger,
+		born:     fifomap.New[uint64, Ref](maxBirths),
+		podsGone: fifomap.New[string, struct{}](maxBirths),
+		done:     make(chan struct{}),
+		watched:  map[string]int32{},
+		paths:    map[int32]string{},
 	}
 	go b.read()
 	return b
@@ -69,6 +74,16 @@ func (b *births) get(id uint64) (Ref, bool) {
 		return Ref{}, false
 	}
 	return b.born.Get(id)
+}
+
+// podGone says whether a pod's own cgroup directory was removed since podnet began watching
+// its kubepods directory.
+func (b *births) podGone(uid string) bool {
+	if b == nil || uid == "" {
+		return false
+	}
+	_, gone := b.podsGone.Get(uid)
+	return gone
 }
 
 // consider watches dir (a path from the hierarchy root, as the walk visits it, with what
@@ -179,6 +194,9 @@ func (b *births) handle(wd int32, mask uint32, name string) {
 	if ok && mask&unix.IN_DELETE != 0 && mask&unix.IN_ISDIR != 0 {
 		// A directory in a watched one was removed: its own watch, if any, goes too.
 		child := path.Join(dir, name)
+		if ref, _ := ParseCgroupPath(child); ref.PodUID != "" && ref.ContainerID == "" {
+			b.podsGone.Add(ref.PodUID, struct{}{})
+		}
 		if cwd, watched := b.watched[child]; watched {
 			_, _ = unix.InotifyRmWatch(b.fd, uint32(cwd))
 			b.forget(cwd, child)

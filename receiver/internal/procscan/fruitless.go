@@ -57,7 +57,7 @@ func (m *misses) take() map[key]struct{} {
 func settle(asked map[key]struct{}, prev, next *snapshot) {
 	next.fruitless = map[key]struct{}{}
 	add := func(k key) {
-		if _, _, unknown := next.lookup(k.netns, k.cgroup); unknown && len(next.fruitless) < maxFruitless {
+		if _, _, unknown, _ := next.lookup(k.netns, k.cgroup); unknown && len(next.fruitless) < maxFruitless {
 			next.fruitless[k] = struct{}{}
 		}
 	}

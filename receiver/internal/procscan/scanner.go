@@ -145,7 +145,13 @@ func (s *Scanner) Lookup(netnsIno uint32, cgroupID uint64) (Ref, bool) {
 			return ref, true // made and removed between two scans: as recorded when made
 		}
 	}
-	ref, ok, unknown := snap.lookup(netnsIno, cgroupID)
+	ref, ok, unknown, byNetns := snap.lookup(netnsIno, cgroupID)
+	if byNetns && s.births.podGone(ref.PodUID) {
+		// Its pod's cgroup was removed since the scan: the namespace's inode, freed with it,
+		// may be a new pod's already (busy nodes reuse inodes at once). Unnamed rather than
+		// misnamed, and the rescan this asks for learns who has it now.
+		ref, ok, unknown = Ref{}, false, true
+	}
 	if unknown {
 		if _, seen := snap.cgroups[cgroupID]; cgroupID != 0 && snap.cgroupsResolvable && !seen {
 			r, resolved, removed := s.resolve.lookup(cgroupID)

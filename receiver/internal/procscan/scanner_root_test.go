@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestScannerAttributesRealPods(t *testing.T) {
@@ -198,4 +199,38 @@ func TestRemovedPodsLeaveNoWatch(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return kernelWatches() == before }, 2*time.Second, 10*time.Millisecond,
 		"the 20 pods' watches removed with their directories (%d before)", before)
+}
+
+// A socket whose cgroup is no pod's (a process that entered a pod's network namespace without
+// its cgroup) is named by its namespace's pod — until that pod's cgroup is removed: the
+// namespace's inode is then free, and a new pod's namespace may have it before the next scan.
+// Found by an independent check: such sockets in a new pod's namespace were named after the
+// deleted pod whose inode it reused, until the next refresh. Unnamed, not misnamed.
+func TestNamespaceOfARemovedPodNamesNoPod(t *testing.T) {
+	requireRoot(t)
+	fs, base := testCgroupBase(t)
+	uid, escaped := newPodUID(t)
+	container := podCgroup(t, fs, base, escaped, randomHex(t, 32))
+	pid := startSleeper(t, fs, testNetns(t), container)
+	ns := netnsOf(t, pid)
+	s, err := New(Config{RefreshInterval: time.Hour, MinRescanInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+
+	nonPod := cgroupIDOf(t, fs, base)
+	ref, ok := s.Lookup(ns, nonPod)
+	require.True(t, ok)
+	require.Equal(t, uid, ref.PodUID, "a process in no pod's cgroup, named by its namespace")
+
+	// The pod goes: its process, then its cgroups, as the kubelet removes them.
+	require.NoError(t, unix.Kill(pid, unix.SIGKILL))
+	require.Eventually(t, func() bool { return os.Remove(fs.dir+container) == nil }, 5*time.Second, 10*time.Millisecond,
+		"the container's cgroup removed once its process is gone")
+	require.NoError(t, os.Remove(fs.dir+path.Dir(container)))
+	require.Eventually(t, func() bool { return s.births.podGone(uid) }, 2*time.Second, 5*time.Millisecond,
+		"the pod's removal seen")
+
+	_, ok = s.Lookup(ns, nonPod)
+	assert.False(t, ok, "a removed pod's namespace names no pod: its inode may be another pod's")
 }

@@ -53,26 +53,27 @@ func (s *snapshot) addProcess(ns uint32, ref Ref, inPod bool) {
 	s.netns[ns] = e
 }
 
-// lookup resolves a socket by its cgroup first, then its network namespace. unknown is true
-// when a key was never seen, which means a process or cgroup newer than this snapshot.
-// Zero keys mean the kernel side could not read them and are not unknown.
-func (s *snapshot) lookup(ns uint32, cgroupID uint64) (ref Ref, ok, unknown bool) {
+// lookup resolves a socket by its cgroup first, then its network namespace (byNetns: the pod
+// came from the namespace). unknown is true when a key was never seen, which means a process
+// or cgroup newer than this snapshot. Zero keys mean the kernel side could not read them and
+// are not unknown.
+func (s *snapshot) lookup(ns uint32, cgroupID uint64) (ref Ref, ok, unknown, byNetns bool) {
 	if cgroupID != 0 && s.cgroupsResolvable {
 		r, known := s.cgroups[cgroupID]
 		if r.PodUID != "" {
-			return r, true, false
+			return r, true, false, false
 		}
 		unknown = !known
 	}
 	if ns == 0 {
-		return Ref{}, false, unknown
+		return Ref{}, false, unknown, false
 	}
 	e, known := s.netns[ns]
 	if !known {
-		return Ref{}, false, true
+		return Ref{}, false, true, false
 	}
 	if e.host || e.podUID == "" {
-		return Ref{}, false, unknown
+		return Ref{}, false, unknown, false
 	}
-	return Ref{PodUID: e.podUID}, true, unknown
+	return Ref{PodUID: e.podUID}, true, unknown, true
 }
