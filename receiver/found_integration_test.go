@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podnet/podnet/internal/hiddenclose"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -97,6 +98,11 @@ func connectionsOpenBeforeStartAreFound(t *testing.T) (disturbed string) {
 
 	untrackedBefore := []int64{events.telemetry(t, untrackedCounter), inKernel.telemetry(t, untrackedCounter)}
 	unseenBefore := []int64{events.telemetry(t, unseenCounter), inKernel.telemetry(t, unseenCounter)}
+	hidden, err := hiddenclose.Watch("podnet-found-test")
+	if err != nil {
+		t.Logf("closes hidden from BPF not counted: %v", err)
+	}
+	defer hidden.Close()
 	cli.close(t, closing)
 	for i, p := range []*periodic{events, inKernel} {
 		want := append(active(n-closing),
@@ -108,6 +114,12 @@ func connectionsOpenBeforeStartAreFound(t *testing.T) (disturbed string) {
 		}
 		if unseen := p.telemetry(t, unseenCounter) - unseenBefore[i]; unseen > 0 {
 			return fmt.Sprintf("%s: the kernel did not show podnet %d closes (counted unseen)", p.aggregation, unseen)
+		}
+		// Counted unseen only once their socket memory holds a new connection: those the
+		// kernel ran while a PID 1 thread was current are counted in tracefs as they happen
+		// (a CI run under load: 172 of 4,000 client closes missing in both modes, active right).
+		if server, client, err := hidden.Count(8080); err == nil && server+client > 0 {
+			return fmt.Sprintf("%s: the kernel ran %d client and %d server closes with no BPF program (hidden)", p.aggregation, client, server)
 		}
 		p.failUnreached(t, want, "closing %d of them", closing)
 	}
