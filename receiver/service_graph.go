@@ -10,6 +10,7 @@ import (
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/event"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
 // The opt-in service graph: traces_service_graph_request_total and
@@ -21,7 +22,9 @@ import (
 //     ClusterIP), else the peer pod's workload, else the peer address (outside the cluster);
 //   - where the server is, when the client is not a pod (outside the cluster, or a node's own
 //     process): client = that address. A server whose client is a pod leaves the edge to the
-//     client's node.
+//     client's node. Only with kubernetes.peer_pods all: in the other modes a client pod is not
+//     named at the server (not even this node's), so the server cannot tell it from a client
+//     outside pods, and its edge would be counted twice; there, clients outside pods make no edge.
 // Connections between processes outside pods on both ends are not pod traffic: no edge. Nor is
 // a pod's server connection whose client is this node's own process (a kubelet probe): the
 // client is then counted by address, as any client outside pods.
@@ -39,9 +42,12 @@ type edge struct {
 // serviceGraph counts edges, bounded by max_metric_series like the series (one more edge folds
 // into the overflow edge). It is owned by connectionMetrics and shares its lock.
 type serviceGraph struct {
-	on    bool
-	max   int
-	edges map[edgeKey]*edge
+	on  bool
+	max int
+	// serverEnds: server ends count edges of clients outside pods (peer_pods all names every
+	// client pod, so an unnamed client is none).
+	serverEnds bool
+	edges      map[edgeKey]*edge
 }
 
 // overflowEdge takes the edges beyond the bound, and the kernel's overflow entry (which has no
@@ -50,9 +56,10 @@ var overflowEdge = edgeKey{}
 
 func newServiceGraph(cfg *Config) serviceGraph {
 	return serviceGraph{
-		on:    cfg.Metrics.TracesServiceGraphRequestTotal.Enabled || cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled,
-		max:   cfg.MaxMetricSeries,
-		edges: map[edgeKey]*edge{},
+		on:         cfg.Metrics.TracesServiceGraphRequestTotal.Enabled || cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled,
+		max:        cfg.MaxMetricSeries,
+		serverEnds: cfg.Kubernetes.PeerPods == "" || cfg.Kubernetes.PeerPods == k8smeta.PeerPodsAll,
+		edges:      map[edgeKey]*edge{},
 	}
 }
 
@@ -105,7 +112,7 @@ func (g *serviceGraph) edgeOf(k *seriesKey, local *localEnd, names *stringCache)
 		default:
 			key.server = names.addr(k.peer)
 		}
-	case k.role == event.Server && peer.PodName == "" && local.attr.PodName != "":
+	case k.role == event.Server && g.serverEnds && peer.PodName == "" && local.attr.PodName != "":
 		key.client = names.addr(k.peer)
 		key.server = workloadName(local.attr.Namespace, local.attr.PodName)
 	default:

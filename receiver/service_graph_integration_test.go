@@ -35,38 +35,51 @@ func TestServiceGraphEdges(t *testing.T) {
 	clusterIP := kubetest.ClusterIPs(svc)[0]
 	client.DNATOutput(netip.AddrPortFrom(clusterIP, 80), netip.AddrPortFrom(server.IPv4, 8080))
 
-	configure := func(cfg *Config) {
-		cfg.NodeName = node
-		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
-		cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
-		cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = true
-	}
-	_, fromKernel, stopKernel := startReceiverWith(t, componenttest.NewNopHost(), configure) // logs too: metrics from the kernel
-	fromEvents, stopEvents := startMetricsOnlyWith(t, aggregationEvents, configure)
-
-	srv := server.StartServer(t, "0.0.0.0:8080", 4)
-	for _, to := range []netip.AddrPort{
-		netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(clusterIP, 80),
+	for _, mode := range []struct {
+		peerPods k8smeta.PeerPods
+		want     map[string]edgeCounts
+	}{
+		{k8smeta.PeerPodsAll, map[string]edgeCounts{
+			"shop/web -> shop/api":                  {opens: 3, failed: 1}, // two connections and the refused one
+			"shop/web -> shop/backend":              {opens: 1},            // the Service, as dialled
+			stranger.IPv4.String() + " -> shop/api": {opens: 1},            // a client that is no pod, from the server's side
+		}},
+		// No client pod is named at the server, so the server cannot tell the pod's connections
+		// from the stranger's: it counts neither (an independent check saw each pod-to-pod
+		// connection on two edges, once by the client's workload and once by its address).
+		{k8smeta.PeerPodsEndpoints, map[string]edgeCounts{
+			"shop/web -> " + server.IPv4.String(): {opens: 3, failed: 1}, // in no EndpointSlice: by address
+			"shop/web -> shop/backend":            {opens: 1},
+		}},
 	} {
-		_, res := client.Dial(t, to.String(), "hi")
-		require.Empty(t, res, to)
-	}
-	_, res := stranger.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
-	require.Empty(t, res)
-	dialRefused(t, client, server.IPv4)
-	srv.Wait(t)
-	require.Eventually(t, func() bool { return socketsClosed(client, server, stranger) }, 10*time.Second, 20*time.Millisecond,
-		"every TCP socket of the pods closed")
-	stopKernel()
-	stopEvents()
+		configure := func(cfg *Config) {
+			cfg.NodeName = node
+			cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig, PeerPods: mode.peerPods}
+			cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+			cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = true
+		}
+		_, fromKernel, stopKernel := startReceiverWith(t, componenttest.NewNopHost(), configure) // logs too: metrics from the kernel
+		fromEvents, stopEvents := startMetricsOnlyWith(t, aggregationEvents, configure)
 
-	want := map[string]edgeCounts{
-		"shop/web -> shop/api":                  {opens: 3, failed: 1}, // two connections and the refused one
-		"shop/web -> shop/backend":              {opens: 1},            // the Service, as dialled
-		stranger.IPv4.String() + " -> shop/api": {opens: 1},            // a client that is no pod, from the server's side
-	}
-	for mode, sink := range map[string][]pmetric.Metrics{"kernel": fromKernel.AllMetrics(), "events": fromEvents.AllMetrics()} {
-		assert.Equal(t, want, edges(sink), "%s aggregation", mode)
+		srv := server.StartServer(t, "0.0.0.0:8080", 4)
+		for _, to := range []netip.AddrPort{
+			netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(clusterIP, 80),
+		} {
+			_, res := client.Dial(t, to.String(), "hi")
+			require.Empty(t, res, to)
+		}
+		_, res := stranger.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
+		require.Empty(t, res)
+		dialRefused(t, client, server.IPv4)
+		srv.Wait(t)
+		require.Eventually(t, func() bool { return socketsClosed(client, server, stranger) }, 10*time.Second, 20*time.Millisecond,
+			"every TCP socket of the pods closed")
+		stopKernel()
+		stopEvents()
+
+		for agg, sink := range map[string][]pmetric.Metrics{"kernel": fromKernel.AllMetrics(), "events": fromEvents.AllMetrics()} {
+			assert.Equal(t, mode.want, edges(sink), "peer_pods %s, %s aggregation", mode.peerPods, agg)
+		}
 	}
 }
 
