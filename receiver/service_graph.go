@@ -187,10 +187,25 @@ func workloadOf(pod string) string {
 	if !ok || len(suffix) != 5 || !generated(suffix) {
 		return pod
 	}
-	if owner, hash, ok := cutLast(base); ok && len(hash) >= 6 && len(hash) <= 10 && generated(hash) {
+	if owner, hash, ok := cutLast(base); ok && (len(hash) >= 6 && len(hash) <= 10 && generated(hash) || scheduledTime(hash)) {
 		return owner
 	}
 	return base
+}
+
+// scheduledTime says whether s is the suffix a CronJob gives each Job it makes: the scheduled
+// time in minutes since the epoch, in decimal (8 digits until the 22nd century), so that every
+// run of a CronJob is one workload, not a new edge per run.
+func scheduledTime(s string) bool {
+	if len(s) < 8 || len(s) > 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func cutLast(s string) (before, after string, ok bool) {

@@ -24,6 +24,8 @@ func TestWorkloadOf(t *testing.T) {
 		"job-abcde":              "job-abcde",      // nor is "abcde" (vowels)
 		"web-hello-x7k2p":        "web-hello",      // a 5-character suffix after a word that is no hash
 		"-x7k2p":                 "-x7k2p",
+		"backup-29412345-x7k2p":  "backup",      // CronJob: the run's scheduled minute, then the pod suffix
+		"backup-2941-x7k2p":      "backup-2941", // four digits are no scheduled minute
 	} {
 		assert.Equal(t, want, workloadOf(pod), pod)
 	}
