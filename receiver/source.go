@@ -55,6 +55,7 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 		if err != nil {
 			return source{}, err
 		}
+		rings, ringBytes := t.Rings()
 		logger.Info("podnet attached to the kernel",
 			zap.String("hooks", string(t.Mode())),
 			zap.Errors("skipped_hooks", t.Skipped()),
@@ -62,8 +63,8 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Bool("accept_reads_cast", t.CastReads()),
 			zap.Any("program_ids", t.ProgramIDs()),
 			zap.Uint32("ring_buffer_size", opts.RingBufferSize),
-			zap.Int("ring_buffers", t.Rings()),
-			zap.Int("ring_buffer_bytes_each", t.RingBytes()),
+			zap.Int("ring_buffers", rings),
+			zap.Int("ring_buffer_bytes_each", ringBytes),
 			zap.String("live_reads", liveReads(opts, t)))
 		if !t.CgroupIDs() {
 			// Once, at start: the kernel does not change while podnet runs.

@@ -61,31 +61,17 @@ func openReader(coll *ebpf.Collection, spec *ebpf.CollectionSpec, cpuRing uint32
 	return r, nil
 }
 
-// Rings is how many ring buffers the programs write events to: 0 when they send none, 1 for
-// the shared ring, one per possible CPU with Options.PerCPURings.
-func (t *Tracer) Rings() int {
+// Rings is how many ring buffers the programs write events to, and the size of each: none when
+// they send none, the shared ring, or one per possible CPU with Options.PerCPURings, each its
+// share of the budget (at least 64 KiB) — what the kernel holds, which the start log reports
+// beside ring_buffer_size.
+func (t *Tracer) Rings() (n, bytesEach int) {
 	switch r := t.events.(type) {
-	case nil:
-		return 0
 	case *cpuRings:
-		return len(r.rings)
-	default:
-		return 1
-	}
-}
-
-// RingBytes is the size of each ring the programs write events to (with per-CPU rings, each
-// CPU's share of the budget, at least 64 KiB), 0 when they send none: the start log says what
-// the kernel holds, which with per-CPU rings is not ring_buffer_size.
-func (t *Tracer) RingBytes() int {
-	switch r := t.events.(type) {
-	case nil:
-		return 0
-	case *cpuRings:
-		return r.rings[0].BufferSize()
+		return len(r.rings), r.rings[0].BufferSize()
 	case *ringbuf.Reader:
-		return r.BufferSize()
+		return 1, r.BufferSize()
 	default:
-		return 0
+		return 0, 0
 	}
 }
