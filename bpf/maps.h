@@ -84,6 +84,11 @@ struct conn_info {
 	 * one per thread. Before it is written, a visit again (a full read buffer retries) writes it. */
 	__u8 found_reported;
 	__u8 open_peer_addr[16];
+	/* Server: established before podnet loaded (it waited in its listener's accept queue) and
+	 * tracked from its accept(): like a found connection, its open is not a connection podnet
+	 * saw, so its accept event says so (EVENT_FLAG_OPEN_UNSEEN) for `events` metrics. */
+	__u8 open_unseen;
+	__u8 _pad[7];
 };
 
 /* conn_info.counted_* once the close has claimed them (state.h): no periodic read counts more. */

@@ -215,8 +215,10 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 
 			fill_close(&totals, sk, rd, false, state);
 			counted_from(&ci, &totals);
-			if (!born_since_start(sk, rd))
+			if (!born_since_start(sk, rd)) {
+				ci.open_unseen = 1;
 				count_open_only(sk, &ci, rd);
+			}
 		}
 		known = track(key, &ci);
 		if (!known)

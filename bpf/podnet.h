@@ -24,6 +24,7 @@ enum event_flag {
 	EVENT_FLAG_FOUND = 2,        /* the connection predates podnet: found at start, its open and start unknown */
 	EVENT_FLAG_DIALLED = 4,      /* socket-level load balancing translated connect()'s destination: backend_* hold
 				      * the address the caller dialled (the Service), the peer is the backend (nat.h) */
+	EVENT_FLAG_OPEN_UNSEEN = 8,  /* accept: established before podnet loaded (conn_info.open_unseen); not a new connection */
 };
 
 /* How an established connection ended (event.close_reason, the closed counts' index). */

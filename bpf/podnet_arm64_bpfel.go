@@ -89,6 +89,8 @@ type PodnetConnInfo struct {
 	OpenFamily      uint8
 	FoundReported   uint8
 	OpenPeerAddr    [16]uint8
+	OpenUnseen      uint8
+	Pad             [7]uint8
 }
 
 type PodnetConnectCall struct {
@@ -156,6 +158,7 @@ const (
 	PodnetEventFlagEVENT_FLAG_ROLE_GUESSED PodnetEventFlag = 1
 	PodnetEventFlagEVENT_FLAG_FOUND        PodnetEventFlag = 2
 	PodnetEventFlagEVENT_FLAG_DIALLED      PodnetEventFlag = 4
+	PodnetEventFlagEVENT_FLAG_OPEN_UNSEEN  PodnetEventFlag = 8
 )
 
 type PodnetEventType uint32

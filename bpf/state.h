@@ -75,6 +75,8 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 		e->start_ns = ci->start_ns;
 	if (ci->found)
 		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
+	if (type == EVENT_ACCEPT && ci->open_unseen)
+		e->flags |= EVENT_FLAG_OPEN_UNSEEN;
 	if (nat_lookup || socket_lb) {
 		e->backend_port = ci->backend_port;
 		__builtin_memcpy(e->backend_addr, ci->backend_addr, sizeof(e->backend_addr));

@@ -124,13 +124,14 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 // add counts a batch of events and returns how many found no room for a new series and were
 // folded into the overflow series. A close
 // adds only what the periodic reads of the open connection did not count (the drains add
-// that); a found connection adds nothing: it was not opened under podnet, and the drains
-// count it active.
+// that); a found connection adds nothing, nor the accept of one that waited in its listener's
+// queue since before podnet loaded: neither was opened under podnet, and the drains count them
+// active (the kernel's aggregates count neither either).
 func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	for i := range events {
 		e := &events[i]
-		if e.Type == event.Found {
+		if e.Type == event.Found || e.OpenUnseen {
 			continue
 		}
 		k := seriesKey{

@@ -19,6 +19,7 @@ const (
 	flagRoleGuessed = uint8(bpf.PodnetEventFlagEVENT_FLAG_ROLE_GUESSED)
 	flagFound       = uint8(bpf.PodnetEventFlagEVENT_FLAG_FOUND)
 	flagDialled     = uint8(bpf.PodnetEventFlagEVENT_FLAG_DIALLED)
+	flagOpenUnseen  = uint8(bpf.PodnetEventFlagEVENT_FLAG_OPEN_UNSEEN)
 )
 
 // RecordSize is the size of one kernel record.
@@ -71,6 +72,7 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 		CountedRetransmits:   k.CountedRetransmits,
 		Found:                k.Flags&flagFound != 0,
 		RoleGuessed:          k.Flags&flagRoleGuessed != 0,
+		OpenUnseen:           k.Flags&flagOpenUnseen != 0,
 		SampleOneIn:          k.SampleOneIn,
 	}
 	switch e.Type {

@@ -100,6 +100,10 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// OpenUnseen is set on the accept of a connection established before podnet loaded (it
+	// waited in its listener's accept queue): like a found one, not a connection opened under
+	// podnet, so not counted in podnet.tcp.connections.
+	OpenUnseen bool
 	// HandshakeMicros, on an established connect and on accept: how long the handshake took
 	// (bpf/state.h handshake_us); 0 = unknown.
 	HandshakeMicros uint32

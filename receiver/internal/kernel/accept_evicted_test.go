@@ -69,6 +69,8 @@ func TestAcceptAfterEvictionCountsNoSecondOpen(t *testing.T) {
 		for _, e := range ring.take() {
 			if e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) {
 				accepts++
+				// Its handshake came after podnet loaded: a new connection for `events` metrics.
+				assert.Zero(t, e.Flags&uint8(bpf.PodnetEventFlagEVENT_FLAG_OPEN_UNSEEN), "an evicted entry's accept is no queued one's")
 			}
 		}
 		return accepts >= n

@@ -136,6 +136,7 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 			continue
 		}
 		accepts++
+		assert.NotZero(t, e.Flags&uint8(bpf.PodnetEventFlagEVENT_FLAG_OPEN_UNSEEN), "established before podnet loaded: no new connection")
 		assert.Equal(t, uint32(1), e.SampleOneIn, "kept for its reset")
 		assert.GreaterOrEqual(t, e.TimestampNs, before, "dated at its accept, not %d", e.TimestampNs)
 		assert.LessOrEqual(t, e.TimestampNs, after, "dated at its accept, not at its close")

@@ -1,0 +1,79 @@
+package podnetreceiver
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/netnstest"
+)
+
+// Connections established before Start that wait in their listener's accept queue (no process
+// holds them, so the start-up scan cannot find them) are tracked from their accept(), like found
+// connections: counted active and closed, their bytes from there, but not in
+// podnet.tcp.connections — in both aggregation modes alike. Found by an independent check: with
+// `events` each one's accept counted a new connection, which the kernel's aggregates do not.
+func TestConnectionsQueuedBeforeStartAreNotNewConnections(t *testing.T) {
+	netnstest.RequireRoot(t)
+	for i, aggregation := range []string{aggregationEvents, aggregationKernel} {
+		t.Run(aggregation, func(t *testing.T) { testQueuedBeforeStart(t, aggregation, byte(123+i)) })
+	}
+}
+
+func testQueuedBeforeStart(t *testing.T, aggregation string, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
+	client, server := netw.AddPod(), netw.AddPod()
+	var ln net.Listener
+	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp4", "0.0.0.0:8080"); return err }))
+	t.Cleanup(func() { _ = ln.Close() })
+	const n, up, down = 3, 50, 300
+	addr := netip.AddrPortFrom(server.IPv4, 8080).String()
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		require.NoError(t, client.Do(func() (err error) { clients[i], err = net.Dial("tcp4", addr); return err }))
+		t.Cleanup(func() { _ = clients[i].Close() })
+		_, err := clients[i].Write(make([]byte, up)) // before Start: nobody accepted it yet
+		require.NoError(t, err)
+	}
+
+	p := startPeriodic(t, aggregation, true) // logs: the accept hook, which tracks them, is attached
+	for _, c := range clients {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		_, err = io.ReadFull(s, make([]byte, up))
+		require.NoError(t, err)
+		_, err = s.Write(make([]byte, down))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, down))
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		require.NoError(t, c.Close())
+	}
+	require.NoError(t, ln.Close())
+	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond)
+
+	s := server.NetnsInode()
+	srv := serverAttrs(client.IPv4, 8080, "ipv4")
+	p.requireReached(t, []expectation{
+		{s, "podnet.tcp.connections.closed", srv, n},
+		{s, "podnet.tcp.connections.active", srv, 0},
+		{s, "podnet.tcp.bytes_sent", srv, n * down},
+		{s, "podnet.tcp.bytes_received", srv, 0}, // received before Start
+	}, "the queued connections' closes and bytes since their accept")
+	p.stop()
+	opened, ok := p.last(t, s, "podnet.tcp.connections", srv)
+	assert.Falsef(t, ok && opened != 0, "podnet.tcp.connections %v: their opens predate Start", opened)
+	accepts := 0
+	for _, r := range records(p.logs.AllLogs(), s) {
+		if r.name == "podnet.tcp.accept" {
+			accepts++
+		}
+	}
+	assert.Equal(t, n, accepts, "each is logged at its accept(), as before")
+}
