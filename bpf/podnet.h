@@ -73,7 +73,7 @@ enum handshake_histogram {
 
 struct event {
 	__u64 timestamp_ns;   /* CLOCK_BOOTTIME of the event */
-	__u64 start_ns;       /* CLOCK_BOOTTIME the connection was established; 0 = unknown */
+	__u64 start_ns;       /* CLOCK_BOOTTIME the connection was established (a failed connect: its SYN sent); 0 = unknown */
 	__u64 cgroup_id;      /* cgroup v2 id the socket belongs to (sk_cgrp_data) */
 	__u64 bytes_sent;     /* close, found: payload bytes sent, retransmissions excluded */
 	__u64 bytes_received; /* close, found: payload bytes received */

@@ -73,6 +73,8 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	e->error = error;
 	if (type != EVENT_CONNECT && !ci->found)
 		e->start_ns = ci->start_ns;
+	else if (type == EVENT_CONNECT && error)
+		e->start_ns = ci->opened_ns; /* when its SYN was sent: its peer is named as of then */
 	if (ci->found)
 		e->flags = EVENT_FLAG_FOUND | EVENT_FLAG_ROLE_GUESSED;
 	if (type == EVENT_ACCEPT && ci->open_unseen)

@@ -128,8 +128,10 @@ func (en *enricher) peer(addr netip.Addr, at int64) attribution.Peer {
 }
 
 // began is when an event's connection began, which names its peer: the peer's address may
-// have gone to another pod since (a close read after its pod was deleted and the IP reused).
-// Unknown (a connection found at Start, a failed connect), the event's own time.
+// have gone to another pod since (a close read after its pod was deleted and the IP reused, or
+// a connect that timed out against a pod replaced meanwhile: a failed connect's start is when
+// its SYN was sent). Unknown (a connection found at Start, a connect that failed before its
+// SYN), the event's own time.
 func began(e *event.Event) int64 {
 	if e.Start != 0 {
 		return int64(e.Start)
@@ -137,7 +139,8 @@ func began(e *event.Event) int64 {
 	return int64(e.Time)
 }
 
-// failedConnectWindow is how far before a failed connect's end its name is looked for: the
+// failedConnectWindow is how far before a failed connect's end its name is looked for when its
+// start is unknown (its SYN sent outside process context, or its entry evicted): the
 // connect began up to the kernel's default SYN retry time (127 s) earlier, and the name had to be
 // valid then, not when the connect gave up.
 const failedConnectWindow = uint64(130e9)

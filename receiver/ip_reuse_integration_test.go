@@ -3,6 +3,7 @@
 package podnetreceiver
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -20,7 +22,9 @@ import (
 // A pod's IP reused by its successor while a connection to the first is still open: the
 // connection's close, read after the hand-over, names the pod it reached, and the next
 // connection its successor (real kernel, real API server; the server namespace stands in for
-// both pods, whose API objects change hands).
+// both pods, whose API objects change hands). So is a connect begun before the hand-over that
+// fails after it (its SYNs dropped, given up): found by an independent check, it named the
+// successor, as of its failure.
 func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
 	netnstest.RequireRoot(t)
 	cluster := kubetest.Start(t)
@@ -46,15 +50,30 @@ func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
 		return c
 	}
 	held := dial()
+	dropped := server.DropSYNs(5433)
+	pending := -1 // a connect under way across the hand-over
+	require.NoError(t, client.Do(func() (err error) {
+		if pending, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0); err != nil {
+			return err
+		}
+		if err := unix.Connect(pending, &unix.SockaddrInet4{Port: 5433, Addr: server.IPv4.As4()}); !errors.Is(err, unix.EINPROGRESS) {
+			return err
+		}
+		return nil
+	}))
+	require.Eventually(t, func() bool { return dropped.Packets() > 0 }, 10*time.Second, 10*time.Millisecond, "its SYN is dropped")
+	local, err := unix.Getsockname(pending)
+	require.NoError(t, err)
 
 	cluster.DeletePod(t, "shop", "db-1")
 	require.Eventually(t, func() bool { return peerNow(names, server.IPv4).PodName == "" }, 30*time.Second, 20*time.Millisecond, "the deletion arrives")
 	kubePod(t, cluster, cg, server, "db-2", "postgres", "node-b")
 	require.Eventually(t, func() bool { return peerNow(names, server.IPv4).PodName == "db-2" }, 30*time.Second, 20*time.Millisecond, "the successor arrives")
+	require.NoError(t, unix.Close(pending)) // given up after the hand-over
 	require.NoError(t, held.Close())
 	next := dial()
 	require.NoError(t, next.Close())
-	settle(t, logs, 4, client)
+	settle(t, logs, 5, client)
 	stop()
 
 	rs := records(logs.AllLogs(), client.NetnsInode())
@@ -68,4 +87,7 @@ func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
 			assert.Equal(t, tc.want, r.attrs["podnet.peer.k8s.pod.name"], "%s of the connection to %s", name, tc.want)
 		}
 	}
+	failed := find(t, rs, "podnet.tcp.connect", map[string]any{"network.local.port": int64(local.(*unix.SockaddrInet4).Port)})
+	assert.Equal(t, "cancelled", failed.attrs["error.type"])
+	assert.Equal(t, "db-1", failed.attrs["podnet.peer.k8s.pod.name"], "the failed connect, named as of its SYN")
 }

@@ -80,7 +80,7 @@ type Event struct {
 	Type  Type
 	Role  Role
 	Time  uint64
-	Start uint64 // when the connection was established; 0 = unknown
+	Start uint64 // when the connection was established (a failed connect: when its SYN was sent); 0 = unknown
 	// Local and Peer are unmapped: IPv4-mapped IPv6 addresses are plain IPv4.
 	Local, Peer netip.AddrPort
 	NetnsIno    uint32
