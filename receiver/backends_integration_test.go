@@ -69,8 +69,9 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
 		cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: node.NetnsPath()}
 	}, keepNames(&names))
+	unready := func(vip netip.AddrPort) bool { return names.NoReadyEndpoints(peerNow(names, vip.Addr()), vip) }
 	require.Eventually(t, func() bool {
-		return peerNow(names, web).ServiceName == "web" && peerNow(names, empty).NoReadyEndpoints && !peerNow(names, web).NoReadyEndpoints
+		return peerNow(names, web).ServiceName == "web" && unready(emptyVIP) && !unready(webVIP)
 	}, 30*time.Second, 20*time.Millisecond, "the informers know the Services and their endpoints: %+v %+v", peerNow(names, web), peerNow(names, empty))
 
 	const n = 12
@@ -83,7 +84,7 @@ func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 	// Scaled to zero: the slice lists no ready endpoint, kube-proxy's rules reject.
 	cluster.SetEndpoints(t, "shop", "web", kubetest.Endpoint{Addr: web0.IPv4}, kubetest.Endpoint{Addr: web1.IPv4})
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: webVIP}, netnstest.Service{Name: "empty", VIP: emptyVIP}))
-	require.Eventually(t, func() bool { return peerNow(names, web).NoReadyEndpoints }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return unready(webVIP) }, 30*time.Second, 20*time.Millisecond)
 	require.ErrorIs(t, dialFrom(t, client, webVIP), syscall.ECONNREFUSED)
 
 	for _, stopServer := range stopServers {

@@ -53,7 +53,7 @@ func BenchmarkConnectionMetricsAddServiceGraph(b *testing.B) {
 }
 
 // podsEverywhere names every local end and every peer as a pod of a Deployment.
-type podsEverywhere struct{}
+type podsEverywhere struct{ attribution.None }
 
 func (podsEverywhere) Local(netns uint32, _ uint64) attribution.Local {
 	return attribution.Local{PodName: fmt.Sprintf("web-6d4cf56db6-%05d", netns%100000), Namespace: "shop"}

@@ -56,9 +56,14 @@ func fixedPeer(a netip.Addr) attribution.Peer {
 	case netip.MustParseAddr("10.96.0.10"):
 		return attribution.Peer{ServiceName: "web", Namespace: "shop"}
 	case netip.MustParseAddr("10.96.0.11"):
-		return attribution.Peer{ServiceName: "empty", Namespace: "shop", NoReadyEndpoints: true}
+		return attribution.Peer{ServiceName: "empty", Namespace: "shop"}
 	}
 	return attribution.Peer{}
+}
+
+// NoReadyEndpoints: the Service at 10.96.0.11 has none on its port 80.
+func (fixedPeers) NoReadyEndpoints(p attribution.Peer, dialled netip.AddrPort) bool {
+	return p.ServiceName == "empty" && dialled == netip.MustParseAddrPort("10.96.0.11:80")
 }
 
 func fixtureResources(cfg *Config) *resources {

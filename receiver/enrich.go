@@ -83,11 +83,14 @@ func (en *enricher) enrich(events []enrichedEvent) {
 		e := &events[i]
 		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
 		at := began(&e.Event)
+		dialled := e.Peer
 		if e.Dialled.IsValid() {
 			// Socket-level load balancing: the Service is what was dialled, the peer its backend.
-			e.peer = en.peer(e.Dialled.Addr(), at)
-		} else {
-			e.peer = en.peer(e.Peer.Addr(), at)
+			dialled = e.Dialled
+		}
+		e.peer = en.peer(dialled.Addr(), at)
+		if e.Failed() && e.peer.ServiceName != "" {
+			e.peer.NoReadyEndpoints = en.attr.NoReadyEndpoints(e.peer, dialled)
 		}
 		// Every field is set, also to nothing: the reader decodes into the last batch's slots.
 		e.backend = attribution.Peer{}

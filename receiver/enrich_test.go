@@ -179,7 +179,7 @@ func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 	en.enrich(batch)
 	assert.Equal(t, "web-0", withBackend(batch[0].peer, batch[0].backend).PodName)
 
-	batch[0].Event = event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80")}
+	batch[0].Event = event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80"), Errno: 111}
 	en.enrich(batch)
 	named := withBackend(batch[0].peer, batch[0].backend)
 	assert.Equal(t, attribution.Peer{ServiceName: "empty", Namespace: "shop", NoReadyEndpoints: true}, named)

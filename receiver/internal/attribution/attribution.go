@@ -25,8 +25,9 @@ type Peer struct {
 	PodUID      string
 	Namespace   string
 	ServiceName string
-	// NoReadyEndpoints: the peer is a Service whose EndpointSlices list no ready endpoint
-	// (known only with EndpointSlice access).
+	// NoReadyEndpoints: the peer is a Service whose EndpointSlices list no ready endpoint for
+	// the family and port dialled (known only with EndpointSlice access); set on failed
+	// connects only (Attributor.NoReadyEndpoints).
 	NoReadyEndpoints bool
 }
 
@@ -43,6 +44,10 @@ type Attributor interface {
 	// Peer names who had addr at time at (Unix ns: when the connection began), and the span
 	// over which that answer holds.
 	Peer(addr netip.Addr, at int64) (Peer, Span)
+	// NoReadyEndpoints reports whether p, a Service dialled at dialled (a ClusterIP and one of
+	// its ports), has no ready endpoint there, which kube-proxy answers with a reject: asked
+	// of failed connects only.
+	NoReadyEndpoints(p Peer, dialled netip.AddrPort) bool
 }
 
 // None attributes nothing: a node without Kubernetes metadata.
@@ -50,3 +55,5 @@ type None struct{}
 
 func (None) Local(uint32, uint64) Local          { return Local{} }
 func (None) Peer(netip.Addr, int64) (Peer, Span) { return Peer{}, Always }
+
+func (None) NoReadyEndpoints(Peer, netip.AddrPort) bool { return false }

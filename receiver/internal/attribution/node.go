@@ -21,9 +21,10 @@ type Metadata interface {
 	// Peer names the pod or Service that owned a cluster IP at time at, and the span over
 	// which that holds.
 	Peer(addr netip.Addr, at int64) (Peer, Span, bool)
-	// ServiceReadyEndpoints counts a Service's ready endpoints; known is false without
-	// EndpointSlice access or before they are listed.
-	ServiceReadyEndpoints(namespace, service string) (ready int, known bool)
+	// ServiceReadyEndpoints counts the ready endpoints of a Service dialled at dialled (its
+	// ClusterIP's family and its port); known is false without EndpointSlice access, before
+	// they are listed, or for a Service or port it does not know.
+	ServiceReadyEndpoints(namespace, service string, dialled netip.AddrPort) (ready int, known bool)
 }
 
 // Node attributes by what the node knows (namespaces and cgroups, no IPs: hostNetwork pods
@@ -64,10 +65,14 @@ func (n *Node) Peer(addr netip.Addr, at int64) (Peer, Span) {
 		return Peer{}, Always
 	}
 	p, span, _ := n.meta.Peer(addr, at)
-	if p.ServiceName != "" {
-		// Unknown readiness says nothing: the flag is set only when the slices say so.
-		ready, known := n.meta.ServiceReadyEndpoints(p.Namespace, p.ServiceName)
-		p.NoReadyEndpoints = known && ready == 0
-	}
 	return p, span
+}
+
+// NoReadyEndpoints: unknown readiness says nothing; only the slices saying so does.
+func (n *Node) NoReadyEndpoints(p Peer, dialled netip.AddrPort) bool {
+	if n.meta == nil || p.ServiceName == "" {
+		return false
+	}
+	ready, known := n.meta.ServiceReadyEndpoints(p.Namespace, p.ServiceName, dialled)
+	return known && ready == 0
 }

@@ -46,10 +46,14 @@ func (fakeMeta) Peer(a netip.Addr, _ int64) (Peer, Span, bool) {
 	return p, Always, ok
 }
 
-func (fakeMeta) ServiceReadyEndpoints(namespace, service string) (int, bool) {
+// ServiceReadyEndpoints: dns has 2 on port 53 and none on 9153; down has none.
+func (fakeMeta) ServiceReadyEndpoints(namespace, service string, dialled netip.AddrPort) (int, bool) {
 	switch namespace + "/" + service {
 	case "kube-system/dns":
-		return 2, true
+		if dialled.Port() == 53 {
+			return 2, true
+		}
+		return 0, true
 	case "shop/down":
 		return 0, true
 	}
@@ -70,16 +74,24 @@ func TestNodeCombinesResolverAndMetadata(t *testing.T) {
 	assert.Equal(t, Local{}, NewNode(nil, fakeMeta{}).Local(1, 0))
 }
 
-func TestNodePeerNoReadyEndpoints(t *testing.T) {
+func TestNodeNoReadyEndpoints(t *testing.T) {
 	n := NewNode(nil, fakeMeta{})
-	for addr, want := range map[string]Peer{
-		"10.96.0.10": {ServiceName: "dns", Namespace: "kube-system"},
-		"10.96.0.20": {ServiceName: "down", Namespace: "shop", NoReadyEndpoints: true},
-		"10.96.0.30": {ServiceName: "unlisted", Namespace: "shop"},
-		"10.244.0.7": {PodName: "db-0", Namespace: "shop"},
+	for _, tc := range []struct {
+		dialled string
+		want    bool
+	}{
+		{"10.96.0.10:53", false},
+		{"10.96.0.10:9153", true},
+		{"10.96.0.20:80", true},
+		{"10.96.0.30:80", false},   // readiness unknown: not said
+		{"10.244.0.7:5432", false}, // a pod
 	} {
-		assert.Equal(t, want, peerNow(n, addr), addr)
+		d := netip.MustParseAddrPort(tc.dialled)
+		p := peerNow(n, d.Addr().String())
+		assert.False(t, p.NoReadyEndpoints, "Peer does not ask: only failed connects do")
+		assert.Equal(t, tc.want, n.NoReadyEndpoints(p, d), tc.dialled)
 	}
+	assert.False(t, NewNode(nil, nil).NoReadyEndpoints(Peer{ServiceName: "down", Namespace: "shop"}, netip.MustParseAddrPort("10.96.0.20:80")))
 }
 
 func peerNow(n *Node, addr string) Peer {

@@ -18,12 +18,15 @@ const serviceIndex = "service"
 // no ClusterIP, so its slices could never answer ServiceReadyEndpoints; they stay unwatched.
 const sliceSelector = discoveryv1.LabelServiceName + ",!" + corev1.IsHeadlessService
 
-// serviceSlice is what the EndpointSlice informer stores per slice: its identity, its Service
-// and how many of its endpoints are ready. Addresses, ports, topology and hints are not
-// kept: a slice may list up to 1000 endpoints, and only the count is asked for.
+// serviceSlice is what the EndpointSlice informer stores per slice: its identity, its Service,
+// its address family, the names of its TCP ports and how many of its endpoints are ready.
+// Addresses, topology and hints are not kept: a slice may list up to 1000 endpoints, and only
+// the count is asked for, of the slices kube-proxy would route one connection by.
 type serviceSlice struct {
 	metav1.ObjectMeta // see strippedMeta
 	service           string
+	family            discoveryv1.AddressType
+	ports             []string // TCP port names: kube-proxy matches a Service port to them by name
 	ready             int
 	pods              []endpointPod // with peer_pods endpoints only
 }
@@ -37,22 +40,36 @@ func (s *serviceSlice) DeepCopyObject() runtime.Object {
 		pods[i] = p
 		pods[i].ips = append([]string(nil), p.ips...)
 	}
-	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, ready: s.ready, pods: pods}
+	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, family: s.family,
+		ports: append([]string(nil), s.ports...), ready: s.ready, pods: pods}
 }
 
-// transformEndpointSlice counts a slice's ready endpoints. Ready follows the API's rule that
-// a nil conditions.ready means ready (the EndpointSlice controller always sets it, other
-// controllers may not). Serving-but-terminating endpoints are not counted, although kube-proxy
-// falls back to them when a Service has no ready endpoint: a failed connect then still had
-// "no ready endpoint", which is what the record says.
+// transformEndpointSlice counts a slice's ready endpoints and keeps its family and TCP port
+// names, as kube-proxy reads them (pkg/proxy/endpointslicecache.go): a port without a number is
+// ignored, an endpoint without an address too. A nil name or protocol is the API's default
+// ("", TCP). Ready follows the API's rule that a nil conditions.ready means ready (the
+// EndpointSlice controller always sets it, other controllers may not). Serving-but-terminating
+// endpoints are not counted, although kube-proxy falls back to them when a Service has no ready
+// endpoint: a failed connect then still had "no ready endpoint", which is what the record says.
 func transformEndpointSlice(obj any) (any, error) {
 	slice, ok := obj.(*discoveryv1.EndpointSlice)
 	if !ok {
 		return obj, nil
 	}
-	out := &serviceSlice{ObjectMeta: strippedMeta(&slice.ObjectMeta), service: slice.Labels[discoveryv1.LabelServiceName]}
+	out := &serviceSlice{ObjectMeta: strippedMeta(&slice.ObjectMeta), service: slice.Labels[discoveryv1.LabelServiceName],
+		family: slice.AddressType}
+	for _, p := range slice.Ports {
+		if p.Port == nil || *p.Port == 0 || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+			continue
+		}
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		out.ports = append(out.ports, name)
+	}
 	for _, ep := range slice.Endpoints {
-		if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+		if len(ep.Addresses) > 0 && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
 			out.ready++
 		}
 	}

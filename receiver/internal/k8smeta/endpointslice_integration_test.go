@@ -10,35 +10,59 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // TestServiceReadyEndpoints runs the Store as the examples/rbac.yaml account: ready endpoints
-// summed over a Service's slices, changes by watch, and a Service without slices. No
-// controller-manager runs here: the test writes the slices, as the EndpointSlice controller would.
+// summed over a Service's slices, per address family and per Service port (matched to slice
+// ports by name, as kube-proxy does), changes by watch, and a Service without slices. No
+// controller-manager runs here: the test writes the slices, as the EndpointSlice controller
+// would. An independent check found the count summed over both families and every port: a
+// dual-stack Service with no IPv6 endpoint, or a port no slice lists, was not said to have none.
 func TestServiceReadyEndpoints(t *testing.T) {
 	c := kubetest.Start(t)
 	kubeconfig := loadRBAC(t).Apply(t, c)
 	c.Namespace(t, "shop")
-	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "api"})
-	c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "idle"})
+	api := c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "api"})
+	idle := c.CreateService(t, kubetest.Service{Namespace: "shop", Name: "idle"})
+	multi := createMultiPortService(t, c, "shop", "multi")
 	v4 := createSlice(t, c, "shop", "api", "api-v4", discoveryv1.AddressTypeIPv4, new(true), nil, new(false))
+	createNamedPortSlice(t, c, "shop", "multi", "multi-v4", "http")
 
 	s, status, synced := startStore(t, kubeconfig, "node-a", 30*time.Second)
 	require.True(t, synced)
+	apiV4 := dialled(api, 80)
+	apiV6 := netip.AddrPortFrom(netip.MustParseAddr("fd00:96::a"), 80) // its family is what counts
 
 	t.Run("2 ready, 1 not", func(t *testing.T) {
-		ready, known := s.ServiceReadyEndpoints("shop", "api")
+		ready, known := s.ServiceReadyEndpoints("shop", "api", apiV4)
 		assert.True(t, known)
 		assert.Equal(t, 2, ready, "ready true and ready unset count, ready false does not")
 	})
-	t.Run("summed over slices", func(t *testing.T) {
+	t.Run("per family", func(t *testing.T) {
+		ready, known := s.ServiceReadyEndpoints("shop", "api", apiV6)
+		assert.True(t, known)
+		assert.Zero(t, ready, "no IPv6 slice: kube-proxy rejects IPv6 connects")
 		createSlice(t, c, "shop", "api", "api-v6", discoveryv1.AddressTypeIPv6, new(true))
-		eventuallyReady(t, s, "shop", "api", 3)
+		eventuallyReady(t, s, "shop", "api", apiV6, 1)
+		ready, _ = s.ServiceReadyEndpoints("shop", "api", apiV4)
+		assert.Equal(t, 2, ready, "IPv4 unchanged")
+	})
+	t.Run("per port", func(t *testing.T) {
+		ready, known := s.ServiceReadyEndpoints("shop", "multi", dialled(multi, 80))
+		assert.True(t, known)
+		assert.Equal(t, 1, ready, "http: its slice port")
+		ready, known = s.ServiceReadyEndpoints("shop", "multi", dialled(multi, 9090))
+		assert.True(t, known)
+		assert.Zero(t, ready, "metrics: no slice lists the port")
+		_, known = s.ServiceReadyEndpoints("shop", "multi", dialled(multi, 81))
+		assert.False(t, known, "not a port of the Service: rejected for another reason")
 	})
 	t.Run("none ready", func(t *testing.T) {
 		for i := range v4.Endpoints {
@@ -46,11 +70,10 @@ func TestServiceReadyEndpoints(t *testing.T) {
 		}
 		_, err := c.Admin.DiscoveryV1().EndpointSlices("shop").Update(context.Background(), v4, metav1.UpdateOptions{})
 		require.NoError(t, err)
-		require.NoError(t, c.Admin.DiscoveryV1().EndpointSlices("shop").Delete(context.Background(), "api-v6", metav1.DeleteOptions{}))
-		eventuallyReady(t, s, "shop", "api", 0)
+		eventuallyReady(t, s, "shop", "api", apiV4, 0)
 	})
 	t.Run("no slices", func(t *testing.T) {
-		ready, known := s.ServiceReadyEndpoints("shop", "idle")
+		ready, known := s.ServiceReadyEndpoints("shop", "idle", dialled(idle, 80))
 		assert.True(t, known, "synced: no slice means none")
 		assert.Equal(t, 0, ready)
 	})
@@ -59,6 +82,38 @@ func TestServiceReadyEndpoints(t *testing.T) {
 		t.Errorf("status report while healthy: %v", err)
 	default:
 	}
+}
+
+// dialled is a Service's first ClusterIP at port.
+func dialled(svc *corev1.Service, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIPs[0]), port)
+}
+
+// createMultiPortService creates a Service with two named TCP ports, http (80) and metrics (9090).
+func createMultiPortService(t *testing.T, c *kubetest.Cluster, namespace, name string) *corev1.Service {
+	t.Helper()
+	svc, err := c.Admin.CoreV1().Services(namespace).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)},
+			{Name: "metrics", Port: 9090, TargetPort: intstr.FromInt32(9090)},
+		}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return svc
+}
+
+// createNamedPortSlice writes an IPv4 EndpointSlice of service with one ready endpoint and
+// one port, named port.
+func createNamedPortSlice(t *testing.T, c *kubetest.Cluster, namespace, service, name, port string) {
+	t.Helper()
+	_, err := c.Admin.DiscoveryV1().EndpointSlices(namespace).Create(context.Background(), &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &port, Port: new(int32(8080))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.4.1"}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 }
 
 // TestStoreWithoutEndpointSliceAccess runs the Store as accounts that may not read
@@ -102,7 +157,7 @@ func TestStoreWithoutEndpointSliceAccess(t *testing.T) {
 			assert.ErrorContains(t, err, "forbidden")
 			assert.ErrorContains(t, err, "examples/rbac.yaml")
 
-			_, known := s.ServiceReadyEndpoints("shop", "api")
+			_, known := s.ServiceReadyEndpoints("shop", "api", netip.MustParseAddrPort("10.96.0.50:80"))
 			assert.False(t, known)
 			_, ok := s.PodByUID(string(pod.UID))
 			assert.True(t, ok, "local pod")
@@ -166,11 +221,11 @@ func createSlice(t *testing.T, c *kubetest.Cluster, namespace, service, name str
 	return created
 }
 
-// eventuallyReady waits until the Store knows that service has want ready endpoints.
-func eventuallyReady(t *testing.T, s *Store, namespace, service string, want int) {
+// eventuallyReady waits until the Store knows that service has want ready endpoints at dialled.
+func eventuallyReady(t *testing.T, s *Store, namespace, service string, at netip.AddrPort, want int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		ready, known := s.ServiceReadyEndpoints(namespace, service)
+		ready, known := s.ServiceReadyEndpoints(namespace, service, at)
 		return known && ready == want
-	}, settle, tick, "%s/%s: want %d ready endpoints", namespace, service, want)
+	}, settle, tick, "%s/%s at %v: want %d ready endpoints", namespace, service, at, want)
 }

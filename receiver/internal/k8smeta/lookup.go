@@ -2,7 +2,10 @@ package k8smeta
 
 import (
 	"net/netip"
+	"slices"
 	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
 // PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
@@ -55,26 +58,56 @@ func (s *Store) PeerAt(addr netip.Addr, at int64) (Peer, Span, bool) {
 	return s.history.ownerAt(addr.Unmap().String(), at)
 }
 
-// ServiceReadyEndpoints returns how many ready endpoints the EndpointSlices of a Service
-// list, summed over its slices (both families of a dual-stack Service). known is false until
-// the EndpointSlices have synced, and for good once the account turns out not to be allowed
-// to read them. A Service without slices has 0 ready endpoints, known: kube-proxy has nowhere
-// to send its traffic either, whether the Service's selector matches no pod or it has no
-// selector and nobody wrote slices for it. The Service itself is not checked to exist.
-func (s *Store) ServiceReadyEndpoints(namespace, service string) (ready int, known bool) {
+// ServiceReadyEndpoints returns how many ready endpoints kube-proxy has for a connection to a
+// Service dialled at dialled (one of its ClusterIPs and ports): kube-proxy programs each address
+// family apart and finds a Service port's endpoints by its name, so they are those of the
+// Service's slices of dialled's family that list a TCP port of that name, summed over the
+// slices. known is false until the EndpointSlices have synced, for good once the account turns
+// out not to be allowed to read them, and when the Service (deleted since) or a TCP port of it
+// at dialled's port is not known: kube-proxy rejects a port a Service does not have for another
+// reason. A Service without such slices has 0 ready endpoints, known: kube-proxy has nowhere to
+// send its traffic either, whether the Service's selector matches no pod or it has no selector
+// and nobody wrote slices for it.
+func (s *Store) ServiceReadyEndpoints(namespace, service string, dialled netip.AddrPort) (ready int, known bool) {
 	if s.slicesDenied.Load() || !s.slices.HasSynced() {
 		return 0, false
+	}
+	port, ok := s.servicePortName(namespace, service, dialled.Port())
+	if !ok {
+		return 0, false
+	}
+	family := discoveryv1.AddressTypeIPv4
+	if dialled.Addr().Unmap().Is6() {
+		family = discoveryv1.AddressTypeIPv6
 	}
 	objs, err := s.slices.GetIndexer().ByIndex(serviceIndex, serviceKey(namespace, service))
 	if err != nil {
 		return 0, false
 	}
 	for _, obj := range objs {
-		if slice, ok := obj.(*serviceSlice); ok {
+		if slice, ok := obj.(*serviceSlice); ok && slice.family == family && slices.Contains(slice.ports, port) {
 			ready += slice.ready
 		}
 	}
 	return ready, true
+}
+
+// servicePortName is the name of a Service's TCP port number port.
+func (s *Store) servicePortName(namespace, service string, port uint16) (string, bool) {
+	obj, exists, err := s.services.GetIndexer().GetByKey(serviceKey(namespace, service))
+	if err != nil || !exists {
+		return "", false
+	}
+	svc, ok := obj.(*addressOwner)
+	if !ok {
+		return "", false
+	}
+	for _, p := range svc.ports {
+		if p.port == int32(port) {
+			return p.name, true
+		}
+	}
+	return "", false
 }
 
 func podUID(obj any) ([]string, error) {

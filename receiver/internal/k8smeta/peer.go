@@ -34,13 +34,20 @@ const ipIndex = "ip"
 type addressOwner struct {
 	metav1.ObjectMeta // identity, resource version, deletion timestamp (see strippedMeta)
 	ips               []string
+	ports             []servicePort // a Service's TCP ports; none for a pod
+}
+
+// servicePort is a Service's TCP port and its name, which kube-proxy finds its endpoints by.
+type servicePort struct {
+	port int32
+	name string
 }
 
 // GetObjectKind and DeepCopyObject: see localPod's.
 func (a *addressOwner) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (a *addressOwner) DeepCopyObject() runtime.Object {
-	return &addressOwner{ObjectMeta: *a.ObjectMeta.DeepCopy(), ips: append([]string(nil), a.ips...)}
+	return &addressOwner{ObjectMeta: *a.ObjectMeta.DeepCopy(), ips: append([]string(nil), a.ips...), ports: append([]servicePort(nil), a.ports...)}
 }
 
 // transformPeerPod keeps a pod's attributable IPs. A hostNetwork pod has none: its IP is
@@ -78,6 +85,11 @@ func transformService(obj any) (any, error) {
 	}
 	if len(svc.Spec.ClusterIPs) == 0 {
 		out.ips = appendAddr(out.ips, svc.Spec.ClusterIP)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol == corev1.ProtocolTCP || p.Protocol == "" {
+			out.ports = append(out.ports, servicePort{port: p.Port, name: p.Name})
+		}
 	}
 	return out, nil
 }

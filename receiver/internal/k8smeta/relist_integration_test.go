@@ -48,7 +48,7 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 		_, local := s.PodByUID(string(live.UID))
 		_, peer := s.PeerByIP(netip.MustParseAddr("10.244.1.13"))
 		_, svc := s.PeerByIP(netip.MustParseAddr("10.96.0.63"))
-		ready, _ := s.ServiceReadyEndpoints("shop", "svc-live")
+		ready, _ := s.ServiceReadyEndpoints("shop", "svc-live", netip.MustParseAddrPort("10.96.0.63:80"))
 		return local && peer && svc && ready == 1
 	}, settle, tick, "watches live before the cut")
 
@@ -94,7 +94,7 @@ func TestRelistAfterWatchExpiry(t *testing.T) {
 		svc, arrived := s.PeerByIP(netip.MustParseAddr("10.96.0.62"))
 		return !left && arrived && svc.Name == "svc-arrives"
 	}, settle, tick, "services")
-	eventuallyReady(t, s, "shop", "svc-live", 0)
+	eventuallyReady(t, s, "shop", "svc-live", netip.MustParseAddrPort("10.96.0.63:80"), 0)
 	_, ok = s.PodByUID(string(stays.UID))
 	assert.True(t, ok, "an untouched pod survives the relist")
 	t.Logf("current again %v after the gap began", time.Since(start).Round(time.Millisecond))

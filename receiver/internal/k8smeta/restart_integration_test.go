@@ -49,7 +49,7 @@ func TestNamesPodsSoonAfterHardRestart(t *testing.T) {
 		svc, named := s.PeerByIP(netip.MustParseAddr("10.96.0.71"))
 		// The API server answers 403 until its authorizer has the RBAC objects: taken as
 		// final, the EndpointSlices would be given up for good.
-		endpoints, known := s.ServiceReadyEndpoints("shop", "svc-late")
+		endpoints, known := s.ServiceReadyEndpoints("shop", "svc-late", netip.MustParseAddrPort("10.96.0.71:80"))
 		return local && p.Name == "late" && remote && peer.Name == "late" && named && svc.Name == "svc-late" && known && endpoints == 1
 	}, recoveryBound, tick, "a pod, a Service and its EndpointSlice created after the restart are known")
 	t.Logf("named %v after the API server was ready", time.Since(ready).Round(time.Millisecond))

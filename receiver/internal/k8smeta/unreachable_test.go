@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 	t.Logf("status: %v", err)
 	_, ok := s.PodByUID("any")
 	assert.False(t, ok, "an empty cache answers")
-	_, known := s.ServiceReadyEndpoints("shop", "api")
+	_, known := s.ServiceReadyEndpoints("shop", "api", netip.MustParseAddrPort("10.96.0.50:80"))
 	assert.False(t, known, "EndpointSlices not listed yet: readiness unknown")
 }
 
