@@ -20,7 +20,7 @@ import (
 
 // seriesKey is everything a connection metric data point is split by.
 type seriesKey struct {
-	res        resourceKey
+	res        seriesOwner
 	role       event.Role
 	ipv6       bool
 	peer       netip.Addr
@@ -82,7 +82,7 @@ type connectionMetrics struct {
 	// (Prometheus) would not see that reset when the new value is the higher.
 	retired int
 	// listens: podnet.tcp.listen.overflows, set by each listener scan (listenOverflows).
-	listens         map[listenKey]*listenSeries
+	listens         map[ownedListen]*listenSeries
 	listenOverflows bool
 	// countsActive is false when the kernel cannot read open connections (no BPF
 	// iterators): active is then unknown, not 0, and not reported.
@@ -94,6 +94,8 @@ type connectionMetrics struct {
 	// handshakeHistogram emits podnet.tcp.handshake.duration (handshake_histogram).
 	handshakeHistogram bool
 	version            string
+	// owners tells apart the workloads that had one local end's identity (series_owners.go).
+	owners seriesOwners
 	// node is the overflow series' local end: the node, no pod (the folded series had many).
 	node  *localEnd
 	graph serviceGraph
@@ -107,7 +109,8 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		max:          cfg.MaxMetricSeries,
 		expiry:       cfg.MetricSeriesIdleExpiry,
 		series:       map[seriesKey]*series{},
-		listens:      map[listenKey]*listenSeries{},
+		listens:      map[ownedListen]*listenSeries{},
+		owners:       seriesOwners{},
 		countsActive: true,
 
 		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
@@ -135,7 +138,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 			continue
 		}
 		k := seriesKey{
-			res:        e.local.key,
+			res:        m.owners.of(e.local),
 			role:       e.Role,
 			ipv6:       e.IPv6(),
 			peer:       e.Peer.Addr(),
@@ -149,7 +152,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
 		if e.Role == event.Client {
-			k.serverName = m.serverNames.ofEvent(k.res, k.peer, e.serverName, now)
+			k.serverName = m.serverNames.ofEvent(k.res.key(), k.peer, e.serverName, now)
 		}
 		s, overflowed := m.get(k, e.local, now, now)
 		if overflowed {
@@ -184,7 +187,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	backend netip.Addr, backendID attribution.Peer, serverName string, since, now pcommon.Timestamp,
 ) bool {
 	key := seriesKey{
-		res:        local.key,
+		res:        m.owners.of(local),
 		role:       event.Role(k.Role),
 		ipv6:       peer.Is6(),
 		peer:       peer,
@@ -196,7 +199,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.backend, key.backendID = backend, backendID
 	}
 	if key.role == event.Client {
-		key.serverName = m.serverNames.ofDrain(key.res, peer, serverName, now)
+		key.serverName = m.serverNames.ofDrain(key.res.key(), peer, serverName, now)
 	}
 	s, overflowed := m.get(key, local, since, now)
 	failed := int64(0)
@@ -279,13 +282,15 @@ func (m *connectionMetrics) forgetRetired() {
 	}
 }
 
-// emit returns every live series' cumulative values, one ResourceMetrics per local end,
-// named as the end's most recent event named it.
+// emit returns every live series' cumulative values, one ResourceMetrics per local end (per
+// workload that had it), named as the end's most recent event named it.
 func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
-	byResource := map[resourceKey][]seriesKey{}
-	listensBy := map[resourceKey][]listenKey{}
+	byResource := map[seriesOwner][]seriesKey{}
+	listensBy := map[seriesOwner][]ownedListen{}
 	latest := latestNames{}
+	inUse := map[resourceKey]struct{}{}
 	for k, s := range m.series {
+		inUse[k.res.key()] = struct{}{}
 		if s.retired {
 			continue
 		}
@@ -307,9 +312,11 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 			delete(m.listens, k) // its listener is gone
 			continue
 		}
-		listensBy[k.res] = append(listensBy[k.res], k)
-		latest.see(k.res, s.local, s.updated)
+		inUse[k.owner.key()] = struct{}{}
+		listensBy[k.owner] = append(listensBy[k.owner], k)
+		latest.see(k.owner, s.local, s.updated)
 	}
+	m.owners.prune(inUse)
 	for rk, l := range latest {
 		for _, k := range byResource[rk] {
 			m.record(now, k, m.series[k])
@@ -325,14 +332,14 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 }
 
 // latestNames is each local end as its most recently updated series named it.
-type latestNames map[resourceKey]namedAt
+type latestNames map[seriesOwner]namedAt
 
 type namedAt struct {
 	local *localEnd
 	at    pcommon.Timestamp
 }
 
-func (l latestNames) see(rk resourceKey, local *localEnd, at pcommon.Timestamp) {
+func (l latestNames) see(rk seriesOwner, local *localEnd, at pcommon.Timestamp) {
 	cur, ok := l[rk]
 	switch {
 	case !ok:

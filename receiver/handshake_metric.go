@@ -59,7 +59,7 @@ func addHandshake(s *series, e *enrichedEvent) {
 // emitHandshakes appends podnet.tcp.handshake.duration to md: one ResourceMetrics per local end
 // whose series had handshakes, beside the builder's (the same resource may appear twice in an
 // OTLP payload; backends merge by resource).
-func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[resourceKey][]seriesKey, latest latestNames) {
+func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[seriesOwner][]seriesKey, latest latestNames) {
 	if !m.handshakeHistogram {
 		return
 	}

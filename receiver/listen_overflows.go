@@ -14,6 +14,13 @@ type listenKey struct {
 	port uint16
 }
 
+// ownedListen is a listening port of a local end, and which workload had the end
+// (seriesOwners): a listen.overflows series.
+type ownedListen struct {
+	owner seriesOwner
+	port  uint16
+}
+
 // listenSeries is a listening port's overflows since podnet first saw it (listen_overflow_ledger.go):
 // a listener that closes and listens again at the same port continues the count.
 type listenSeries struct {
@@ -26,19 +33,21 @@ type listenSeries struct {
 // listeners share one). A port first seen starts at the previous scan (since), not at this one:
 // a first point must not cover a zero-length window.
 func (m *connectionMetrics) setListenOverflows(overflows map[listenKey]int64, local func(resourceKey) *localEnd, since, now pcommon.Timestamp) {
-	for k, n := range overflows {
+	for lk, n := range overflows {
+		l := local(lk.res)
+		k := ownedListen{m.owners.of(l), lk.port}
 		s := m.listens[k]
 		if s == nil {
 			s = &listenSeries{start: since}
 			m.listens[k] = s
 		}
 		s.drops += n
-		s.updated, s.local = now, namedOver(s.local, local(k.res))
+		s.updated, s.local = now, namedOver(s.local, l)
 	}
 }
 
 // recordListens records the listening ports of one local end.
-func (m *connectionMetrics) recordListens(now pcommon.Timestamp, keys []listenKey) {
+func (m *connectionMetrics) recordListens(now pcommon.Timestamp, keys []ownedListen) {
 	for _, k := range keys {
 		s := m.listens[k]
 		m.mb.Reset(metadata.WithStartTime(s.start))

@@ -84,7 +84,7 @@ func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timesta
 	overflow := m.mb.Emit(metadata.WithResource(m.node.res))
 	markOverflow(overflow)
 	overflow.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
-	m.emitHandshakes(md, now, map[resourceKey][]seriesKey{overflowKey.res: {overflowKey}},
+	m.emitHandshakes(md, now, map[seriesOwner][]seriesKey{overflowKey.res: {overflowKey}},
 		latestNames{overflowKey.res: {m.node, now}})
 }
 

@@ -43,8 +43,7 @@ func lostNames(a, b attribution.Local) bool {
 	if a == b {
 		return false
 	}
-	for _, f := range [...][2]string{{a.PodUID, b.PodUID}, {a.PodName, b.PodName}, {a.Namespace, b.Namespace},
-		{a.ContainerName, b.ContainerName}, {a.ContainerID, b.ContainerID}} {
+	for _, f := range localNames(a, b) {
 		if f[1] != "" && f[1] != f[0] {
 			return false
 		}
