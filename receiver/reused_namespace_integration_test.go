@@ -17,8 +17,7 @@ import (
 )
 
 // A pod that gets the network namespace inode of a pod gone before it, seen through sockets in
-// no pod's cgroup (an nsenter probe; any socket where the pods' cgroups are not in the socket's
-// cgroup2 hierarchy), has series of its own. Found by an independent check: the new pod's series
+// no pod's cgroup (an nsenter probe, a node agent's check), has series of its own. Found by an independent check: the new pod's series
 // continued the old one's counts and start time under the new pod's names, and the old pod's
 // series were never emitted again. podnet knows a namespace only by its inode, so handing one
 // namespace from pod A's process to pod B's is what a reused inode looks like to it.

@@ -25,8 +25,8 @@ const maxOwnerGenerations = 4
 
 // seriesOwners tells apart the workloads that follow one another at one kernel identity. A
 // network namespace's inode is free once its pod is gone, and busy nodes give it to the next
-// pod at once; a socket of a process in no pod's cgroup (an nsenter probe, or any socket where
-// the pods' cgroups are not in the socket's cgroup2 hierarchy) carries nothing else. Keyed by
+// pod at once; a socket of a process in no pod's cgroup (an nsenter probe, a node agent's
+// check) carries nothing else. Keyed by
 // identity alone, the next pod's series would continue the last one's, counts and start time
 // included, under the new pod's names (found by an independent check). A naming that names a
 // different workload (renamed) starts a generation; one that names the same workload, more of
