@@ -16,7 +16,9 @@ func ownerOf(k resourceKey, gen uint32) seriesOwner {
 	return seriesOwner{netnsIno: k.netnsIno, gen: gen, cgroupID: k.cgroupID}
 }
 
-func (o seriesOwner) key() resourceKey { return resourceKey{netnsIno: o.netnsIno, cgroupID: o.cgroupID} }
+func (o seriesOwner) key() resourceKey {
+	return resourceKey{netnsIno: o.netnsIno, cgroupID: o.cgroupID}
+}
 
 // maxOwnerGenerations is how many workloads one kernel identity remembers. Only the latest
 // gets new events in practice (a socket's events name its pod until the pod is gone); the one
