@@ -3,8 +3,6 @@ package podnetreceiver
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"go.uber.org/zap"
 )
@@ -21,7 +19,7 @@ type ServiceBackendsConfig struct {
 	// once at Start why it is off; on fails Start instead; off never loads it.
 	Mode string `mapstructure:"mode"`
 	// NodeNetns is the node's network namespace, where the translation happens (e.g.
-	// /hostfs/proc/1/ns/net with hostPID; entering it needs CAP_SYS_ADMIN). Default: podnet's
+	// /hostfs/proc/2/ns/net, kthreadd's, with hostPID; entering it needs CAP_SYS_ADMIN). Default: podnet's
 	// own, which is the node's with hostNetwork; in a pod's own namespace (no hostNetwork) auto
 	// stays off and says so, since no translation happens there.
 	NodeNetns string `mapstructure:"node_netns"`
@@ -92,27 +90,6 @@ func (c ServiceBackendsConfig) nodeNetns() string {
 		return c.NodeNetns
 	}
 	return ownNetns
-}
-
-// notInNodeNetns says why podnet's own network namespace is not the node's, when it can tell:
-// its init process (proc_root/1, with hostPID) lives in another one. nil when they are the same,
-// when node_netns is set, or when the init process's namespace cannot be read (some hosts refuse
-// it even to root: then podnet's own is taken as the node's).
-func (c ServiceBackendsConfig) notInNodeNetns(procRoot string) error {
-	if c.Mode == backendsOff || c.NodeNetns != "" {
-		return nil
-	}
-	initNs := filepath.Join(procRoot, "1", "ns", "net")
-	node, err := os.Stat(initNs)
-	if err != nil {
-		return nil
-	}
-	own, err := os.Stat(ownNetns)
-	if err != nil || os.SameFile(own, node) {
-		return nil
-	}
-	return fmt.Errorf("podnet runs in a pod's network namespace, not the node's (%s), where kube-proxy translates: "+
-		"run it with hostNetwork, or set service_backends.node_netns (and grant CAP_SYS_ADMIN to enter it)", initNs)
 }
 
 // started says, once at Start, whether Service backends are read: mode on fails Start when

@@ -282,23 +282,29 @@ func TestServiceBackendsConfig(t *testing.T) {
 }
 
 // Without hostNetwork podnet's namespace is a pod's, where no Service is translated: auto stays
-// off and says why; a node_netns set, or an init namespace that cannot be read, is taken as is.
+// off and says why; a node_netns set, or a node namespace that cannot be read, is taken as is.
+// The node's is kthreadd's (pid 2), never pid 1's: found by an independent check, a pid 1 whose
+// links root cannot read left auto on in a pod's namespace.
 func TestServiceBackendsKnowsAPodNamespace(t *testing.T) {
 	procRoot := t.TempDir()
 	c := ServiceBackendsConfig{Mode: backendsAuto}
-	assert.NoError(t, c.notInNodeNetns(procRoot), "init's namespace unreadable: podnet's own is taken")
+	assert.NoError(t, c.notInNodeNetns(procRoot), "the node's namespace unreadable: podnet's own is taken")
 
-	require.NoError(t, os.MkdirAll(filepath.Join(procRoot, "1", "ns"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644)) // another namespace
+	kthreadd := filepath.Join(procRoot, "2", "ns", "net")
+	require.NoError(t, os.MkdirAll(filepath.Dir(kthreadd), 0o755))
+	require.NoError(t, os.WriteFile(kthreadd, nil, 0o644)) // another namespace
 	assert.ErrorContains(t, c.notInNodeNetns(procRoot), "podnet runs in a pod's network namespace, not the node's")
 
-	require.NoError(t, os.Remove(filepath.Join(procRoot, "1", "ns", "net")))
-	require.NoError(t, os.Symlink("/proc/self/ns/net", filepath.Join(procRoot, "1", "ns", "net")))
+	require.NoError(t, os.Remove(kthreadd))
+	require.NoError(t, os.Symlink("/proc/self/ns/net", kthreadd))
 	assert.NoError(t, c.notInNodeNetns(procRoot), "the same namespace: hostNetwork")
+	require.NoError(t, os.MkdirAll(filepath.Join(procRoot, "1", "ns"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644))
+	assert.NoError(t, c.notInNodeNetns(procRoot), "pid 1's namespace is not asked")
 
 	c.NodeNetns = "/run/netns/node"
-	require.NoError(t, os.Remove(filepath.Join(procRoot, "1", "ns", "net")))
-	require.NoError(t, os.WriteFile(filepath.Join(procRoot, "1", "ns", "net"), nil, 0o644))
+	require.NoError(t, os.Remove(kthreadd))
+	require.NoError(t, os.WriteFile(kthreadd, nil, 0o644))
 	assert.NoError(t, c.notInNodeNetns(procRoot), "node_netns set: used as is")
 }
 

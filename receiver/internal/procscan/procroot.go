@@ -32,7 +32,7 @@ func CheckProcRoot(procRoot string) error {
 	if err != nil || strings.TrimSpace(string(comm)) != "kthreadd" {
 		return fmt.Errorf("proc root %q is not the host's: pid %s is not kthreadd; in Kubernetes, run with hostPID: true and mount the host's /proc", procRoot, hostAnchor)
 	}
-	link := filepath.Join(procRoot, hostAnchor, "ns", "net")
+	link := HostNetnsLink(procRoot)
 	_, err = readNetns(link)
 	switch {
 	case errors.Is(err, os.ErrPermission):
@@ -41,6 +41,11 @@ func CheckProcRoot(procRoot string) error {
 		return fmt.Errorf("proc root %q: %w", procRoot, err)
 	}
 	return nil
+}
+
+// HostNetnsLink is the link to the node's network namespace under procRoot: kthreadd's.
+func HostNetnsLink(procRoot string) string {
+	return filepath.Join(procRoot, hostAnchor, "ns", "net")
 }
 
 // readNetns returns the inode of a network namespace link, which the kernel spells
