@@ -62,6 +62,16 @@ func startPeriodic(t *testing.T, aggregation string, withLogs bool) *periodic {
 	return p
 }
 
+// inBothAggregations runs test once per metrics_aggregation mode, each on its own subnet
+// (first, first+1).
+func inBothAggregations(t *testing.T, first byte, test func(t *testing.T, aggregation string, subnet byte)) {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	for i, aggregation := range []string{aggregationEvents, aggregationKernel} {
+		t.Run(aggregation, func(t *testing.T) { test(t, aggregation, first+byte(i)) })
+	}
+}
+
 // last is a series' value at the latest emission that has it (0 and false if none has).
 func (p *periodic) last(t *testing.T, netns uint32, name string, attrs map[string]any) (float64, bool) {
 	t.Helper()
@@ -144,10 +154,7 @@ func (p *periodic) failUnreached(t *testing.T, want []expectation, msg string, a
 // A long-lived connection's bytes are reported while it is open, at every emission, and the
 // close adds only the rest: the totals equal the bytes sent, at both ends, in both modes.
 func TestLongLivedConnectionReportsBytesWhileOpen(t *testing.T) {
-	netnstest.RequireRoot(t)
-	for i, aggregation := range []string{aggregationEvents, aggregationKernel} {
-		t.Run(aggregation, func(t *testing.T) { testLongLived(t, aggregation, byte(110+i)) })
-	}
+	inBothAggregations(t, 110, testLongLived)
 }
 
 func testLongLived(t *testing.T, aggregation string, subnet byte) {

@@ -19,10 +19,7 @@ import (
 // podnet.tcp.connections — in both aggregation modes alike. Found by an independent check: with
 // `events` each one's accept counted a new connection, which the kernel's aggregates do not.
 func TestConnectionsQueuedBeforeStartAreNotNewConnections(t *testing.T) {
-	netnstest.RequireRoot(t)
-	for i, aggregation := range []string{aggregationEvents, aggregationKernel} {
-		t.Run(aggregation, func(t *testing.T) { testQueuedBeforeStart(t, aggregation, byte(123+i)) })
-	}
+	inBothAggregations(t, 123, testQueuedBeforeStart)
 }
 
 func testQueuedBeforeStart(t *testing.T, aggregation string, subnet byte) {

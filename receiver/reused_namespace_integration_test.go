@@ -1,8 +1,6 @@
 package podnetreceiver
 
 import (
-	"bufio"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -22,17 +20,14 @@ import (
 // series were never emitted again. podnet knows a namespace only by its inode, so handing one
 // namespace from pod A's process to pod B's is what a reused inode looks like to it.
 func TestAPodAtAReusedNamespaceHasItsOwnSeries(t *testing.T) {
-	netnstest.RequireRoot(t)
-	for i, aggregation := range []string{aggregationEvents, aggregationKernel} {
-		t.Run(aggregation, func(t *testing.T) { testReusedNamespace(t, aggregation, byte(140+i)) })
-	}
+	inBothAggregations(t, 140, testReusedNamespace)
 }
 
 func testReusedNamespace(t *testing.T, aggregation string, subnet byte) {
 	cgroups := netnstest.NewKubeletCgroups(t)
 	netw := netnstest.NewNetwork(t, subnet)
 	pod, server := netw.AddPod(), netw.AddPod()
-	serveLines(t, server, netip.AddrPortFrom(server.IPv4, 8080))
+	server.AnswerAll(t, netip.AddrPortFrom(server.IPv4, 8080))
 	probe := *pod // the pod's namespace, the test's cgroup: no pod's
 	probe.Cgroup = ""
 	p := startPeriodic(t, aggregation, true)
@@ -122,23 +117,4 @@ func connectionPoints(rm pmetric.ResourceMetrics, attrs map[string]any) []pmetri
 		}
 	}
 	return out
-}
-
-// serveLines answers each connection's request line and closes it, until the test ends (the
-// dial helper's server, for any number of connections).
-func serveLines(t *testing.T, p *netnstest.Pod, addr netip.AddrPort) {
-	var ln net.Listener
-	require.NoError(t, p.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			_, _ = c.Write([]byte("ok " + line))
-			_ = c.Close()
-		}
-	}()
 }
