@@ -90,6 +90,15 @@ static __always_inline bool sampled_out(const struct ends *e)
 		h = mix_end(h, peer, e->peer_port);
 		h = mix_end(h, local, e->local_port);
 	}
+	/* FNV-1a alone only multiplies, and a product's low bits depend only on the factors' low
+	 * bits: modulo a power of two, the decision followed a few low bits of each byte, so the
+	 * even ephemeral ports of one client kept or dropped whole runs of 128 connections (found
+	 * by an independent check). A finalizer (murmur3's fmix64) folds the high bits down. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h % sample_one_in != 0;
 }
 

@@ -102,6 +102,64 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 	assert.Equal(t, uint64(2*(normal+aborted)), closes)
 }
 
+// Sampling keeps about 1 in N of any run of one client's connections, not whole runs or none:
+// the decision must depend on every bit of the tuple. Found by an independent check: with the
+// FNV hash alone, modulo a power of two followed a few low bits of each byte, and a client's
+// connections from consecutive even ports (as connect() picks them) were kept or dropped in
+// runs of 128. The client binds each port here, so the run is exact.
+func TestSamplingIsEvenOverConsecutivePorts(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 113)
+	pod := netw.AddPod()
+	const oneIn, n, window, first = 4, 768, 64, 40000
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: oneIn})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
+
+	addr := netip.MustParseAddrPort("127.0.0.1:7113")
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	defer ln.Close()
+	require.NoError(t, pod.Do(func() error {
+		for i := range n {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: first + 2*i}}
+			c, err := d.Dial("tcp", addr.String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			_ = c.Close()
+			_ = s.Close()
+		}
+		return nil
+	}))
+	conns := map[uint16]*connEvents{}
+	byConnection(ring.settled(t, pod), addr.Port(), conns)
+	keptAt := func(i int) int {
+		if _, ok := conns[uint16(first+2*i)]; ok {
+			return 1
+		}
+		return 0
+	}
+	kept := 0
+	for i := range n {
+		kept += keptAt(i)
+		if i >= window {
+			kept -= keptAt(i - window)
+		}
+		if i >= window-1 {
+			// Binomial(64, 1/4): outside [2, 40] once in ~10⁸ windows.
+			require.Truef(t, kept >= 2 && kept <= 40, "%d of the %d connections from ports %d–%d kept at 1 in %d",
+				kept, window, first+2*(i-window+1), first+2*i, oneIn)
+		}
+	}
+	t.Logf("kept %d of %d at 1 in %d", len(conns), n, oneIn)
+}
+
 // Failed connects are abnormal: every one is kept, 1 in 1.
 func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 111)
