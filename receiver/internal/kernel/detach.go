@@ -26,6 +26,9 @@ func (t *Tracer) Detach() error {
 	if err := t.cut(); err != nil {
 		errs = append(errs, fmt.Errorf("stopping the programs' reports: %w", err))
 	}
+	if err := t.lastProgress(); err != nil {
+		errs = append(errs, fmt.Errorf("reading open connections: %w", err))
+	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
 	}
@@ -34,6 +37,20 @@ func (t *Tracer) Detach() error {
 		errs = append(errs, fmt.Errorf("waiting for running programs: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// lastProgress reads the open connections for the last time, at the cut, while the programs
+// still keep their entries; the drains after Detach read none. Once the programs are detached,
+// a connection that closes leaves its entry, and a new socket on its memory would be read under
+// that entry's role and counters (found by an independent check: server-role series at clients'
+// ephemeral ports, with the new connections' bytes, in the last emission under load).
+func (t *Tracer) lastProgress() error {
+	iv := t.aggregates
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	err := t.readProgress()
+	t.progressDone = true
+	return err
 }
 
 // cut makes every program stop reporting (bpf/ring.h `stopping`), still attached: a run that

@@ -116,3 +116,53 @@ func TestCutStopsEveryHookAtOnce(t *testing.T) {
 	assert.Equal(t, before, counters(t, tr).Submitted, "nor counts an event submitted")
 	assert.Zero(t, aggregated(), "nor counts in the aggregates")
 }
+
+// The last drain after Detach reads no socket through an entry the detached programs no longer
+// keep: a connection that closes after the detach leaves its entry, and the socket memory a new
+// connection reuses would be read under the old entry's role (found by an independent check: a
+// server-role series at a client's ephemeral port at shutdown under load). The open connections
+// are read for the last time at the cut, while the programs still keep the entries.
+func TestDrainAfterDetachReadsNoReusedSocket(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 248)
+	before, after := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	const n = 200
+	addr := netip.MustParseAddrPort("127.0.0.1:7248")
+	payload := make([]byte, 100)
+	clients, servers := connectPodsAt(t, before, before, addr, n)
+	for i := range clients {
+		_, err := clients[i].Write(payload) // marked: the next read visits it
+		require.NoError(t, err)
+		_, err = servers[i].Read(make([]byte, len(payload)))
+		require.NoError(t, err)
+	}
+
+	require.NoError(t, tr.Detach())
+	for i := range clients { // their entries stay: nothing runs at their closes any more
+		require.NoError(t, clients[i].(*net.TCPConn).SetLinger(0))
+		_ = clients[i].Close()
+		_ = servers[i].Close()
+	}
+	newClients, newServers := connectPodsAt(t, after, after, addr, n) // likely on the freed memory
+	for i := range newClients {
+		_, err := newClients[i].Write(make([]byte, 1000))
+		require.NoError(t, err)
+		_, err = newServers[i].Write(make([]byte, 1000))
+		require.NoError(t, err)
+	}
+
+	var mine, others int
+	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+		switch k.NetnsIno {
+		case after.NetnsInode():
+			others++
+			t.Errorf("a key of connections made after the detach: role %d, server port %d, %+v", k.Role, k.ServerPort, *v)
+		case before.NetnsInode():
+			mine++
+		}
+	}))
+	assert.NotZero(t, mine, "the connections of before the detach are counted")
+	assert.Zero(t, others)
+}

@@ -88,7 +88,7 @@ func (t *Tracer) IteratorsUnavailable() error { return t.iterErr }
 // growth since the last read added, in the current aggregation interval map. The caller holds
 // the intervals' lock, so the map it writes is the one the next drain takes.
 func (t *Tracer) readProgress() error {
-	if t.iters == nil || t.noLiveReads {
+	if t.iters == nil || t.noLiveReads || t.progressDone {
 		return nil
 	}
 	if t.marks != nil {

@@ -32,7 +32,10 @@ type Tracer struct {
 	// noLiveReads: the programs were told nothing reads open connections (Options.NoLiveReads).
 	noLiveReads bool
 	marks       *marks // nil unless the live reads are marked (bpf/progress.h)
-	natErr      error  // why Service backends are not read although asked for (Options.NATNetns)
+	// progressDone: Detach read the open connections for the last time (lastProgress); the
+	// entries are not kept any more. Guarded by aggregates.mu.
+	progressDone bool
+	natErr       error // why Service backends are not read although asked for (Options.NATNetns)
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
