@@ -118,25 +118,13 @@ func TestSamplingIsEvenOverConsecutivePorts(t *testing.T) {
 	ring := collectRing(t, tr, pod.NetnsInode())
 
 	addr := netip.MustParseAddrPort("127.0.0.1:7113")
-	var ln net.Listener
-	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	defer ln.Close()
-	require.NoError(t, pod.Do(func() error {
-		for i := range n {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: first + 2*i}}
-			c, err := d.Dial("tcp", addr.String())
-			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				return err
-			}
-			_ = c.Close()
-			_ = s.Close()
-		}
-		return nil
-	}))
+	clients, servers := connectPodsFrom(t, pod, pod, addr, n, func(i int) *net.TCPAddr {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: first + 2*i}
+	})
+	for i := range clients {
+		_ = clients[i].Close()
+		_ = servers[i].Close()
+	}
 	conns := map[uint16]*connEvents{}
 	byConnection(ring.settled(t, pod), addr.Port(), conns)
 	keptAt := func(i int) int {

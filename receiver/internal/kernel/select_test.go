@@ -29,12 +29,23 @@ func dialPods(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort, 
 // the test's end closes what is still open.
 func connectPodsAt(t testing.TB, client, server *netnstest.Pod, addr netip.AddrPort, n int) (clients, servers []net.Conn) {
 	t.Helper()
+	return connectPodsFrom(t, client, server, addr, n, func(int) *net.TCPAddr { return nil })
+}
+
+// connectPodsFrom is connectPodsAt with the i-th connection's client bound to local(i) (nil: the
+// kernel picks).
+func connectPodsFrom(t testing.TB, client, server *netnstest.Pod, addr netip.AddrPort, n int, local func(i int) *net.TCPAddr) (clients, servers []net.Conn) {
+	t.Helper()
 	var ln net.Listener
 	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
 	t.Cleanup(func() { _ = ln.Close() })
 	require.NoError(t, client.Do(func() error {
-		for range n {
-			c, err := net.Dial("tcp", addr.String())
+		for i := range n {
+			d := net.Dialer{}
+			if l := local(i); l != nil {
+				d.LocalAddr = l
+			}
+			c, err := d.Dial("tcp", addr.String())
 			if err != nil {
 				return err
 			}
