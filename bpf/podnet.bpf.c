@@ -297,7 +297,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	sk = sock_from_fd(call.fd, READ_PROBED); /* only now: failures are rare, the lookup is not cheap */
 	if (!sk || !is_tcp(sk, READ_PROBED) ||
-	    !connect_attempted(call.uaddr, call.addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
+	    !connect_attempted(ret, call.uaddr, call.addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return 0;
 
 	{

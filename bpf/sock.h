@@ -18,6 +18,7 @@
 #define EHOSTDOWN 112
 #define EHOSTUNREACH 113
 #define EADDRNOTAVAIL 99
+#define EINVAL 22
 #define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
 
 /* How a socket's fields are read. Every reader takes one, a constant at each call site, and
@@ -243,14 +244,16 @@ static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *fami
 }
 
 /* Whether a connect() that failed before SYN_SENT tried to connect at all: the kernel refuses
- * a sockaddr it cannot read (EFAULT), one too short for the socket's family (EINVAL) or of
- * another family (EAFNOSUPPORT) before any attempt: no connection failed (an independent check
- * saw such calls reported as failed connects to 0.0.0.0:0). */
-static __always_inline bool connect_attempted(__u64 uaddr, __u32 addrlen, __u16 sock_family)
+ * a sockaddr it cannot read (EFAULT) or of another family (EAFNOSUPPORT) before any attempt,
+ * and every EINVAL a TCP connect() returns is such a refusal too: a sockaddr too short, an IPv6
+ * link-local peer with no interface to reach it on (no scope id, no bound device), a flow label
+ * the socket does not hold, a socket in no state to connect. No connection failed (independent
+ * checks saw such calls reported as failed connects, to 0.0.0.0:0 and to fe80::/10 peers). */
+static __always_inline bool connect_attempted(long err, __u64 uaddr, __u32 addrlen, __u16 sock_family)
 {
 	__u16 f;
 
-	if (addrlen < (sock_family == AF_INET6 ? 24 : 16))
+	if (err == -EINVAL || addrlen < (sock_family == AF_INET6 ? 24 : 16))
 		return false;
 	if (bpf_probe_read_user(&f, sizeof(f), (void *)uaddr))
 		return false;

@@ -19,7 +19,8 @@ import (
 // the same port to the same peer) fails with EADDRNOTAVAIL inside the call: reported so in the
 // ring and counted so in the aggregates, not as cancelled (an independent check saw 400 of 400
 // reported cancelled). And a connect() whose arguments the kernel refuses before any attempt
-// (a sockaddr of another family, too short, unreadable) is no failed connection: nothing at all.
+// (a sockaddr of another family, too short, unreadable; a link-local peer with no scope id) is no
+// failed connection: nothing at all.
 func TestConnectFailuresInsideTheCall(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 247)
 	client, server := netw.AddPod(), netw.AddPod()
@@ -66,6 +67,14 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 			unix.Connect(fd, &unix.SockaddrInet6{Port: int(dst.Port())}),
 			rawConnect(fd, unsafe.Pointer(&sa), 4),
 			rawConnect(fd, nil, 16))
+		// An IPv6 link-local peer with no interface to reach it on (no scope id, no bound
+		// device): EINVAL, before any SYN.
+		fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd6)
+		outcomes = append(outcomes, unix.Connect(fd6, &unix.SockaddrInet6{Port: int(dst.Port()), Addr: netip.MustParseAddr("fe80::1").As16()}))
 		return nil
 	}))
 	for _, err := range outcomes[:taken] {
@@ -74,6 +83,7 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 	assert.ErrorIs(t, outcomes[taken], unix.EAFNOSUPPORT)
 	assert.ErrorIs(t, outcomes[taken+1], unix.EINVAL)
 	assert.ErrorIs(t, outcomes[taken+2], unix.EFAULT)
+	assert.ErrorIs(t, outcomes[taken+3], unix.EINVAL)
 
 	var failed []bpf.PodnetEvent
 	require.Eventually(t, func() bool {
