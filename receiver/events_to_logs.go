@@ -5,6 +5,7 @@ package podnetreceiver
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -239,7 +240,9 @@ func (s *stringCache) comm(c [16]byte) string {
 	if n < 0 {
 		n = len(c)
 	}
-	v := string(c[:n])
+	// comm is bytes, not text: a multi-byte character cut at its 15th byte, or anything prctl
+	// set. OTLP strings must be UTF-8 (a checking exporter refuses the whole batch).
+	v := strings.ToValidUTF8(string(c[:n]), "\uFFFD")
 	s.comms[c] = v
 	return v
 }
