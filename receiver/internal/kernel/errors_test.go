@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"golang.org/x/sys/unix"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -70,4 +71,13 @@ func TestRefusedMapSizeNamesTheSetting(t *testing.T) {
 		_, err := Open(tc.opts)
 		assert.ErrorContains(t, err, tc.want)
 	}
+}
+
+// Refused for want of memory (the pod's memory limit, which map memory is charged to), the
+// error says the limit may be what to raise. A pure test of the wording: the real refusals
+// above come from the kernel's size limits.
+func TestOutOfMemoryMapSizeNamesTheLimitToo(t *testing.T) {
+	err := sizeError(fmt.Errorf("map %s: map create: %w", bpf.PodnetMapConns, unix.ENOMEM), Options{MaxTrackedConnections: 1 << 20})
+	assert.ErrorContains(t, err, "lower max_tracked_connections, or raise the collector's memory limit")
+	assert.ErrorIs(t, err, unix.ENOMEM)
 }

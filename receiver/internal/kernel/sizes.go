@@ -36,6 +36,12 @@ func sizeError(err error, opts Options) error {
 			bpf.PodnetMapConns:      opts.MaxTrackedConnections,
 			bpf.PodnetMapEvents:     opts.RingBufferSize,
 		}[name]
+		if errors.Is(err, unix.ENOMEM) {
+			// Since 5.11 map memory is charged to the creating process's memory cgroup: in a
+			// pod, its memory limit (the connection table alone takes ~224 B per entry).
+			return fmt.Errorf("the kernel refused the %s map sized by %s (%d): lower %s, or raise the "+
+				"collector's memory limit (BPF maps are charged to its memory cgroup): %w", name, setting, size, setting, err)
+		}
 		return fmt.Errorf("the kernel refused the %s map sized by %s (%d): lower %s: %w", name, setting, size, setting, err)
 	}
 	return err
