@@ -42,9 +42,10 @@ test-unit:
 .PHONY: otelcol run helm-check test-checkptr
 
 # otelcol-podnet, built by ocb from builder-config.yaml (tools/ocb/build.sh installs ocb into
-# ~/.cache/podnet if absent). Rebuilt only when a Go source, go.mod or the build config changed.
+# ~/.cache/podnet if absent). Rebuilt only when a Go source, an embedded BPF object, go.mod or
+# the build config changed.
 OTELCOL_INPUTS := $(shell find . -path ./_build -prune -o -name '*.go' ! -name '*_test.go' -print) \
-	go.mod go.sum builder-config.yaml $(shell find tools/ocb -type f)
+	$(wildcard bpf/*.o) go.mod go.sum builder-config.yaml $(shell find tools/ocb -type f)
 
 otelcol: bin/otelcol-podnet
 
