@@ -21,7 +21,6 @@ import (
 // must be UTF-8, and an exporter or backend that checks refuses the whole batch (an independent
 // check found the file exporter writing such bytes into its JSON).
 func TestProcessNameIsValidUTF8(t *testing.T) {
-	netnstest.RequireRoot(t)
 	netw := netnstest.NewNetwork(t, 249)
 	client, server := netw.AddPod(), netw.AddPod()
 	logs, _, stop := startReceiverOpts(t, componenttest.NewNopHost(), func(*Config) {}, func(*podnetReceiver) {})

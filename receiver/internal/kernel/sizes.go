@@ -36,13 +36,13 @@ func sizeError(err error, opts Options) error {
 			bpf.PodnetMapConns:      opts.MaxTrackedConnections,
 			bpf.PodnetMapEvents:     opts.RingBufferSize,
 		}[name]
+		fix := "lower " + setting
 		if errors.Is(err, unix.ENOMEM) {
 			// Since 5.11 map memory is charged to the creating process's memory cgroup: in a
 			// pod, its memory limit (the connection table alone takes ~224 B per entry).
-			return fmt.Errorf("the kernel refused the %s map sized by %s (%d): lower %s, or raise the "+
-				"collector's memory limit (BPF maps are charged to its memory cgroup): %w", name, setting, size, setting, err)
+			fix += ", or raise the collector's memory limit (BPF maps are charged to its memory cgroup)"
 		}
-		return fmt.Errorf("the kernel refused the %s map sized by %s (%d): lower %s: %w", name, setting, size, setting, err)
+		return fmt.Errorf("the kernel refused the %s map sized by %s (%d): %s: %w", name, setting, size, fix, err)
 	}
 	return err
 }
