@@ -66,9 +66,8 @@ struct conn_info {
 	__u8 active_folded;  /* marked reads: its open was counted open in the overflow key (aggregate.h) */
 	__u32 handshake_us;  /* how long the handshake took (state.h handshake_us) */
 	/* CLOCK_BOOTTIME its open was seen where its start may not be: a client's SYN_SENT (process
-	 * context only: its handshake's duration), a server's accept() when it was tracked from
-	 * there (its handshake unseen: the time of its accept record if sampling holds it back to
-	 * its close). 0 = neither. */
+	 * context only: its handshake's duration), a server's accept() (the time of its accept
+	 * record, also when sampling holds the record back to its close). 0 = neither. */
 	__u64 opened_ns;
 	/* Marked reads: the parts of the metric key its open was counted open in that only the
 	 * socket holds, for a close the kernel never showed podnet (unseen, state.h): found when

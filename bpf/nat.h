@@ -21,6 +21,7 @@
 #include "maps.h"
 #include "sock.h"
 #include "select.h"
+#include "scratch.h"
 
 #define NF_ACCEPT 1
 #define NFCT_INFOMASK 7UL /* skb->_nfct: the conntrack entry, its low bits enum ip_conntrack_info */
@@ -105,26 +106,29 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 }
 
 /* The client side, once its destination is marked: takes the note of its connection, if any.
- * Not inlined, to keep its locals out of the state program's 512-byte stack. */
+ * Not inlined, and its memory in scratch.h: the state program's stack has no room for it. */
 static __noinline void backend_of(struct conn_info *ci, struct sock *sk, enum sock_read rd)
 {
-	struct ends e = {};
-	struct nat_key key = {};
 	struct nat_backend *b;
+	struct scratch_slot *m;
+	struct scratch *s = scratch_take(&m);
 
-	count(COUNTER_BACKEND_LOOKUPS);
-	sock_ends(sk, rd, &e);
-	as_v6(key.src, e.family, e.local_addr);
-	as_v6(key.dst, e.family, e.peer_addr);
-	key.src_port = e.local_port;
-	key.dst_port = e.peer_port;
-	b = bpf_map_lookup_elem(&nat_backends, &key);
-	if (!b)
+	if (!s)
 		return;
-	__builtin_memcpy(ci->backend_addr, b->addr, sizeof(ci->backend_addr));
-	ci->backend_port = b->port;
-	bpf_map_delete_elem(&nat_backends, &key);
-	count(COUNTER_BACKEND_FOUND);
+	count(COUNTER_BACKEND_LOOKUPS);
+	sock_ends(sk, rd, &m->ends);
+	as_v6(m->nat.src, m->ends.family, m->ends.local_addr);
+	as_v6(m->nat.dst, m->ends.family, m->ends.peer_addr);
+	m->nat.src_port = m->ends.local_port;
+	m->nat.dst_port = m->ends.peer_port;
+	b = bpf_map_lookup_elem(&nat_backends, &m->nat);
+	if (b) {
+		__builtin_memcpy(ci->backend_addr, b->addr, sizeof(ci->backend_addr));
+		ci->backend_port = b->port;
+		bpf_map_delete_elem(&nat_backends, &m->nat);
+		count(COUNTER_BACKEND_FOUND);
+	}
+	scratch_give(s);
 }
 
 /* A client connection's handshake ended (or failed): its backend, when its destination was
@@ -163,24 +167,28 @@ static __always_inline void find_backend(struct conn_info *ci, struct sock *sk, 
 const volatile bool socket_lb = false;
 
 /* Inside connect(), at SYN_SENT: when the caller dialled another destination than the socket
- * now has, keeps the dialled one in backend_* (marked dialled). Not inlined: its locals stay
- * out of the state program's stack. */
+ * now has, keeps the dialled one in backend_* (marked dialled). Not inlined, and its memory in
+ * scratch.h: the state program's stack has no room for it. */
 static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const struct connect_call *call, enum sock_read rd)
 {
-	struct ends e = {};
-	__u8 addr[16], dialled[16], socket[16];
+	struct scratch_slot *m;
+	struct scratch *s = scratch_take(&m);
 	__u16 family, port;
 
-	if (!connect_dest(call->uaddr, call->addrlen, &family, addr, &port))
+	if (!s)
 		return;
-	as_v6(dialled, family, addr);
-	sock_ends(sk, rd, &e);
-	as_v6(socket, e.family, e.peer_addr);
-	if (port == e.peer_port && same_addr(dialled, socket))
-		return;
-	__builtin_memcpy(ci->backend_addr, dialled, sizeof(ci->backend_addr));
+	if (!connect_dest(call->uaddr, call->addrlen, &family, m->a, &port))
+		goto out;
+	as_v6(m->b, family, m->a);
+	sock_ends(sk, rd, &m->ends);
+	as_v6(m->c, m->ends.family, m->ends.peer_addr);
+	if (port == m->ends.peer_port && same_addr(m->b, m->c))
+		goto out;
+	__builtin_memcpy(ci->backend_addr, m->b, sizeof(ci->backend_addr));
 	ci->backend_port = port;
 	ci->dialled = 1;
+out:
+	scratch_give(s);
 }
 
 #endif

@@ -225,8 +225,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 			return 0;
 	}
 	now = bpf_ktime_get_boot_ns();
-	if (!known->start_ns && !known->opened_ns)
-		known->opened_ns = now; /* its handshake unseen: its accept record's time, also if sent at its close */
+	known->opened_ns = now; /* its accept record's time, also when sampling holds the record back to its close */
 	known->role = ROLE_SERVER;
 	known->accepted = 1;
 	known->pid = bpf_get_current_pid_tgid() >> 32;
@@ -486,7 +485,13 @@ int find_connections(struct bpf_iter__task_file *ctx)
 		started_jiffies = bpf_jiffies64();
 	if (!task)
 		return 0;
-	sk = file_stream_sock(ctx->file, false);
+	sk = file_stream_sock(ctx->file, true);
+	if (!sk)
+		return 0;
+	/* An MPTCP socket: its connection is tracked as its first TCP subflow, which the state
+	 * programs see (further subflows, made by the kernel, are in no descriptor table). */
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP)
+		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
 	if (sk)
 		find_connection(ctx->meta->seq, task, ctx->fd, sk);
 	return 0;

@@ -242,6 +242,30 @@ const (
 	PodnetRoleROLE_SERVER PodnetRole = 2
 )
 
+type PodnetScratch struct {
+	_     structs.HostLayout
+	Depth uint32
+	_     [4]byte
+	Slots [4]struct {
+		_     structs.HostLayout
+		Event PodnetEvent
+		Ends  struct {
+			_         structs.HostLayout
+			Family    uint16
+			LocalPort uint16
+			PeerPort  uint16
+			LocalAddr [16]uint8
+			PeerAddr  [16]uint8
+		}
+		Pad    [2]uint8
+		Prefix PodnetPeerPrefix
+		Nat    PodnetNatKey
+		A      [16]uint8
+		B      [16]uint8
+		C      [16]uint8
+	}
+}
+
 type PodnetSynackKey struct {
 	_         structs.HostLayout
 	NetnsIno  uint32
@@ -274,6 +298,7 @@ const (
 	PodnetMapMarkedB                     = "marked_b"
 	PodnetMapMarkedFront                 = "marked_front"
 	PodnetMapNatBackends                 = "nat_backends"
+	PodnetMapScratch                     = "scratch"
 	PodnetMapSynackFirst                 = "synack_first"
 	PodnetProgAccept4Cast                = "accept4_cast"
 	PodnetProgAcceptCast                 = "accept_cast"
@@ -424,6 +449,7 @@ type PodnetMapSpecs struct {
 	MarkedB       *ebpf.MapSpec `ebpf:"marked_b"`
 	MarkedFront   *ebpf.MapSpec `ebpf:"marked_front"`
 	NatBackends   *ebpf.MapSpec `ebpf:"nat_backends"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	SynackFirst   *ebpf.MapSpec `ebpf:"synack_first"`
 }
 
@@ -506,6 +532,7 @@ type PodnetMaps struct {
 	MarkedB       *ebpf.Map `ebpf:"marked_b"`
 	MarkedFront   *ebpf.Map `ebpf:"marked_front"`
 	NatBackends   *ebpf.Map `ebpf:"nat_backends"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
 	SynackFirst   *ebpf.Map `ebpf:"synack_first"`
 }
 
@@ -528,6 +555,7 @@ func (m *PodnetMaps) Close() error {
 		m.MarkedB,
 		m.MarkedFront,
 		m.NatBackends,
+		m.Scratch,
 		m.SynackFirst,
 	)
 }

@@ -390,12 +390,15 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	struct event e = {};
 	__u64 key = (__u64)sk;
 	bool counted;
+	int state;
 
-	if (!open_state(sk->__sk_common.skc_state) || sock_unhashed(sk))
-		return;
-	/* Probe reads: a socket reached through bpf_sock_from_file is an untrusted pointer on some
-	 * kernels (one 6.18.44 build here marks socket->sk so, an earlier build of it did not), and
-	 * no helper, bpf_skc_to_tcp_sock included, takes one. Once per socket at Start. */
+	/* Probe reads only: a socket reached through bpf_sock_from_file is an untrusted pointer on
+	 * some kernels (one 6.18.44 build here marks socket->sk so, an earlier build of it did not),
+	 * and no helper, bpf_skc_to_tcp_sock included, takes one; an MPTCP connection's subflow is
+	 * a plain pointer read from its socket. Once per socket at Start. */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (!open_state(state) || !BPF_CORE_READ(sk, __sk_common.skc_node.pprev))
+		return; /* not connected, or no longer hashed (closing) */
 	fill_sock(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
@@ -403,12 +406,12 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * client's bind; accepted sockets do not inherit their listener's: sk_clone_lock clears
 	 * it), or a local port outside the ephemeral range facing a peer's port inside it (the
 	 * listener closed since, its connections draining) says server. */
-	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) ||
+	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) ||
 	    serves_ephemeral(sk, e.local_port, e.peer_port))
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;
-	fill_close(&e, sk, READ_PROBED, ci.role == ROLE_CLIENT, sk->__sk_common.skc_state);
+	fill_close(&e, sk, READ_PROBED, ci.role == ROLE_CLIENT, state);
 	ci.pid = task->tgid;
 	ci.found_fd = fd;
 	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);
@@ -437,7 +440,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * is stored after): if it is unhashed now, whichever of the two removes the entry says
 	 * what happened. Deleted here: the close found nothing, or will (untracked), so nothing
 	 * is reported. Already gone: the close reported it, so the find is reported too. */
-	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key)) {
+	if (!BPF_CORE_READ(sk, __sk_common.skc_node.pprev) && !bpf_map_delete_elem(&conns, &key)) {
 		if (counted)
 			count_found(&e, -1, ci.active_folded);
 		return;

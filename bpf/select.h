@@ -29,19 +29,27 @@ static __always_inline void as_v6(__u8 *out, __u16 family, const __u8 *addr)
 }
 
 /* Whether a connection with this peer and server port is excluded. addr is network order, IPv4
- * in its first 4 bytes. */
-static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 server_port)
+ * in its first 4 bytes; k is the lookup's key, the caller's memory. */
+static __always_inline bool excluded_peer_key(struct peer_prefix *k, __u16 family, const __u8 *addr, __u16 server_port)
 {
-	struct peer_prefix k = { .prefixlen = 128 };
 	__u8 *v;
 
 	if (!exclusions)
 		return false;
 	if (bpf_map_lookup_elem(&excluded_ports, &server_port))
 		return true;
-	as_v6(k.addr, family, addr);
-	v = bpf_map_lookup_elem(&excluded_peers, &k);
+	k->prefixlen = 128;
+	as_v6(k->addr, family, addr);
+	v = bpf_map_lookup_elem(&excluded_peers, k);
 	return v && *v; /* 0: the guard that keeps IPv4 out of IPv6 ranges (kernel/select.go) */
+}
+
+/* The same with the key on the stack, for programs that call no subprogram. */
+static __always_inline bool excluded_peer(__u16 family, const __u8 *addr, __u16 server_port)
+{
+	struct peer_prefix k;
+
+	return excluded_peer_key(&k, family, addr, server_port);
 }
 
 /* Logs sampling, set by the loader: the ring takes every abnormal connection (failed connect,
@@ -52,7 +60,7 @@ const volatile __u32 sample_one_in = 1;
 /* Adds an end (address, port) to h, FNV-1a. */
 static __always_inline __u64 mix_end(__u64 h, const __u8 *a, __u16 port)
 {
-#pragma unroll
+#pragma clang loop unroll(disable)
 	for (int i = 0; i < 16; i++)
 		h = (h ^ a[i]) * 1099511628211ULL;
 	h = (h ^ (port & 0xff)) * 1099511628211ULL;
@@ -62,7 +70,7 @@ static __always_inline __u64 mix_end(__u64 h, const __u8 *a, __u16 port)
 /* Whether (a, ap) sorts before (b, bp). */
 static __always_inline bool end_before(const __u8 *a, __u16 ap, const __u8 *b, __u16 bp)
 {
-#pragma unroll
+#pragma clang loop unroll(disable)
 	for (int i = 0; i < 16; i++) {
 		if (a[i] != b[i])
 			return a[i] < b[i];
@@ -73,11 +81,10 @@ static __always_inline bool end_before(const __u8 *a, __u16 ap, const __u8 *b, _
 /* Whether a connection is left out of the ring by sampling (it may still be kept at its close,
  * if abnormal). Decided from its 4-tuple with the two ends in a fixed order, so both ends of one
  * connection decide alike on any node (as long as both see the same tuple: not through a
- * Service's address translation). */
-static __always_inline bool sampled_out(const struct ends *e)
+ * Service's address translation). local and peer are 16 bytes each of the caller's memory. */
+static __always_inline bool sampled_out(const struct ends *e, __u8 *local, __u8 *peer)
 {
 	__u64 h = 14695981039346656037ULL;
-	__u8 local[16], peer[16];
 
 	if (sample_one_in <= 1)
 		return false;

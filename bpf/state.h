@@ -12,6 +12,7 @@
 #include "aggregate.h"
 #include "select.h"
 #include "nat.h"
+#include "scratch.h"
 #include "calls.h"
 
 #define SO_EE_ORIGIN_ICMP 2
@@ -102,8 +103,8 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 	}
 }
 
-/* The event the aggregates key and count an outcome by (to_metrics, count_open_only), on the
- * caller's stack. */
+/* The event the aggregates key and count an outcome by (to_metrics, count_open_only), in the
+ * caller's scratch slot (scratch.h: the stack has no room for it). */
 static __always_inline void fill_local(struct event *local, struct sock *sk, __u8 type, const struct conn_info *ci,
 				       __s32 error, __u64 ts, enum sock_read rd)
 {
@@ -115,21 +116,25 @@ static __always_inline void fill_local(struct event *local, struct sock *sk, __u
 }
 
 /* One outcome to the aggregates (metrics), when they are a sink. Inlined (a call costs ~0.25 µs
- * per connection here): the state program's stack stays under 512 bytes because classify() is
- * not. An open counted open (marked reads) is noted in the connection's entry, when there is
+ * per connection here), its event in scratch (scratch.h). An open counted open (marked reads) is noted in the connection's entry, when there is
  * one, for its close: where it was counted (remember_open). */
 static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				       enum sock_read rd, struct conn_info *entry)
 {
-	struct event local;
+	struct scratch_slot *m;
+	struct scratch *s;
 	bool folded;
 
 	if (!aggregate_in_kernel || ci->excluded || stopping)
 		return;
-	fill_local(&local, sk, type, ci, error, ts, rd);
-	folded = agg_add(&local, ci->active_folded);
+	s = scratch_take(&m);
+	if (!s)
+		return;
+	fill_local(&m->event, sk, type, ci, error, ts, rd);
+	folded = agg_add(&m->event, ci->active_folded);
 	if (entry && marked_reads && type != EVENT_CLOSE && !error)
-		remember_open(entry, &local, folded);
+		remember_open(entry, &m->event, folded);
+	scratch_give(s);
 }
 
 /* A connection whose open is not counted (its opening was not seen, or was counted by an entry
@@ -137,12 +142,17 @@ static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct 
  * connection is (count_found), and noted in ci (remember_open). */
 static __always_inline void count_open_only(struct sock *sk, struct conn_info *ci, enum sock_read rd)
 {
-	struct event local;
+	struct scratch_slot *m;
+	struct scratch *s;
 
 	if (!aggregate_in_kernel || !marked_reads || ci->excluded)
 		return;
-	fill_local(&local, sk, EVENT_CLOSE, ci, 0, 0, rd); /* keyed as its close will be */
-	remember_open(ci, &local, count_found(&local, 1, false));
+	s = scratch_take(&m);
+	if (!s)
+		return;
+	fill_local(&m->event, sk, EVENT_CLOSE, ci, 0, 0, rd); /* keyed as its close will be */
+	remember_open(ci, &m->event, count_found(&m->event, 1, false));
+	scratch_give(s);
 }
 
 /* One outcome to the ring (logs), when events are sent. */
@@ -172,16 +182,20 @@ static __always_inline void report(struct sock *sk, __u8 type, const struct conn
 /* What the selection (select.h) decides for a connection from its tuple, once, when it is
  * tracked: left out by `exclude`, and (sample: once its local port is known) left out of the
  * ring by logs sampling. One read of the socket for both, and none when neither is configured.
- * Not inlined, to keep its locals out of the state program's 512-byte stack. */
+ * Not inlined, and its memory in scratch.h: the state program's stack has no room for it. */
 static __noinline void classify_sock(struct conn_info *ci, struct sock *sk, bool sample, enum sock_read rd)
 {
-	struct ends local = {};
+	struct scratch_slot *m;
+	struct scratch *s = scratch_take(&m);
 
-	sock_ends(sk, rd, &local);
-	ci->excluded = excluded_peer(local.family, local.peer_addr,
-				     ci->role == ROLE_SERVER ? local.local_port : local.peer_port);
+	if (!s)
+		return;
+	sock_ends(sk, rd, &m->ends);
+	ci->excluded = excluded_peer_key(&m->prefix, m->ends.family, m->ends.peer_addr,
+					 ci->role == ROLE_SERVER ? m->ends.local_port : m->ends.peer_port);
 	if (sample)
-		ci->sampled_out = sampled_out(&local);
+		ci->sampled_out = sampled_out(&m->ends, m->a, m->b);
+	scratch_give(s);
 }
 
 /* The call is made only when there is something to decide: the loader's constants make it dead
@@ -534,11 +548,11 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			to_ring(sk, EVENT_CONNECT, &ci, 0, ci.start_ns, rd);
 	}
 	/* Accepted by nobody through accept() (io_uring, or reset while queued), or its accept
-	 * left out by sampling: report the passive open now, at the time the handshake completed
-	 * (or, unseen, when accept() returned it), so server counts stay whole. (The aggregates
-	 * counted it at its handshake.) */
+	 * left out by sampling: report the passive open now, at the time accept() returned it
+	 * (opened_ns), or else when the handshake completed, so server counts stay whole. (The
+	 * aggregates counted it at its handshake.) */
 	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
-		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.start_ns ? ci.start_ns : (ci.opened_ns ? ci.opened_ns : now), rd);
+		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.opened_ns ? ci.opened_ns : (ci.start_ns ? ci.start_ns : now), rd);
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd, NULL);
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -157,7 +158,7 @@ func NewDefaultConfig() *Config {
 // Validate checks every field and names the field and the fix.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if cfg.Hooks != "" && !slices.Contains(kernel.HookModes, cfg.Hooks) {
+	if !slices.Contains(kernel.HookModes, cfg.Hooks) {
 		errs = append(errs, fmt.Errorf("hooks: unknown mode %q; use one of %v", cfg.Hooks, kernel.HookModes))
 	}
 	page := os.Getpagesize()
@@ -184,8 +185,8 @@ func (cfg *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("metrics_aggregation: unknown value %q; use auto, kernel or events", cfg.MetricsAggregation))
 	}
-	if cfg.MetricsInterval < time.Second {
-		errs = append(errs, fmt.Errorf("metrics_interval: %v must be at least 1s", cfg.MetricsInterval))
+	if cfg.MetricsInterval < time.Second || cfg.MetricsInterval > time.Hour {
+		errs = append(errs, fmt.Errorf("metrics_interval: %v must be between 1s and 1h", cfg.MetricsInterval))
 	}
 	switch n := cfg.MaxMetricSeries; {
 	case n < 1:
@@ -193,11 +194,14 @@ func (cfg *Config) Validate() error {
 	case n > maxMetricSeriesLimit:
 		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at most %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
 	}
-	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval {
-		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v)", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
+	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval && cfg.MetricsInterval <= time.Hour {
+		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v): raise it, or lower metrics_interval", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
 	}
-	if cfg.ProcRoot == "" {
-		errs = append(errs, errors.New("proc_root: must be set (the node's procfs: /proc, or /hostfs/proc in a container)"))
+	if !filepath.IsAbs(cfg.ProcRoot) {
+		errs = append(errs, fmt.Errorf("proc_root: %q must be an absolute path (the node's procfs: /proc, or /hostfs/proc in a container)", cfg.ProcRoot))
+	}
+	if cfg.CgroupRoot != "" && !filepath.IsAbs(cfg.CgroupRoot) {
+		errs = append(errs, fmt.Errorf("cgroup_root: %q must be an absolute path (the node's cgroup2 mount, e.g. /sys/fs/cgroup), or unset to find it", cfg.CgroupRoot))
 	}
 	if cfg.Kubernetes.AuthType != k8smeta.AuthTypeNone && cfg.NodeName == "" {
 		errs = append(errs, errors.New("node_name: must be set when kubernetes.auth_type is not none (local pods are this node's: set K8S_NODE_NAME from spec.nodeName)"))

@@ -67,17 +67,21 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"negative poll", func(c *Config) { c.PollInterval = -time.Second }, "poll_interval: -1s must be between 1ms and 1m"},
 		{"no shutdown time", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s must be between 1ms and 5m"},
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
-		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be at least 1s"},
+		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be between 1s and 1h"},
+		{"metrics too rarely", func(c *Config) { c.MetricsInterval = 100000 * time.Hour }, "metrics_interval: 100000h0m0s must be between 1s and 1h"},
+		{"empty hook mode", func(c *Config) { c.Hooks = "" }, `hooks: unknown mode ""`},
+		{"relative proc root", func(c *Config) { c.ProcRoot = "proc" }, `proc_root: "proc" must be an absolute path`},
+		{"relative cgroup root", func(c *Config) { c.CgroupRoot = "sys/fs/cgroup" }, `cgroup_root: "sys/fs/cgroup" must be an absolute path`},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
 		{"negative series", func(c *Config) { c.MaxMetricSeries = -1 }, "max_metric_series: -1 must be at least 1"},
 		{"more series than the kernel map holds", func(c *Config) { c.MaxMetricSeries = 1<<20 + 1 }, "max_metric_series: 1048577 must be at most 1048576"},
 		{"kubernetes without node", func(c *Config) { c.Kubernetes.AuthType = "serviceAccount"; c.NodeName = "" }, "node_name: must be set when kubernetes.auth_type is not none"},
-		{"no proc root", func(c *Config) { c.ProcRoot = "" }, "proc_root: must be set"},
+		{"no proc root", func(c *Config) { c.ProcRoot = "" }, `proc_root: "" must be an absolute path`},
 		{"unknown peer_pods", func(c *Config) { c.Kubernetes.PeerPods = "services" }, `peer_pods "services": want "all"`},
 		{"attribution refresh", func(c *Config) { c.AttributionRefresh = time.Millisecond }, "attribution_refresh_interval: 1ms must be at least 1s"},
 		{"excluded port out of range", func(c *Config) { c.Exclude.ServerPorts = []int{80, 70000} }, "exclude.server_ports[1]: 70000 is not a port (1-65535)"},
 		{"excluded CIDR malformed", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.0.0.0/8", "10.0.0.1"} }, `exclude.peer_cidrs[1]: "10.0.0.1" is not a CIDR`},
-		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval"},
+		{"expiry below interval", func(c *Config) { c.MetricSeriesIdleExpiry = time.Second }, "metric_series_idle_expiry: 1s must be at least metrics_interval (10s): raise it, or lower metrics_interval"},
 		{"unknown dns_names mode", func(c *Config) { c.DNSNames.Mode = "on" }, `dns_names.mode: unknown value "on"; use auto or off`},
 		{"no DNS names", func(c *Config) { c.DNSNames.MaxNames = 0 }, "dns_names.max_names: 0 must be between 1 and 1048576"},
 		{"no metric names", func(c *Config) { c.DNSNames.MaxMetricNames = 0 }, "dns_names.max_metric_names: 0 must be at least 1"},
@@ -326,4 +330,41 @@ func TestSocketLBWithoutLogsIsSaid(t *testing.T) {
 	assert.Zero(t, logs.Len(), "with a logs pipeline it runs")
 	c.socketLBUnused(false, zap.New(core))
 	assert.Equal(t, 1, logs.FilterMessageSnippet("no logs pipeline uses this receiver").Len())
+}
+
+// A value of the wrong kind is refused with the setting's values, not the decoder's Go type
+// names ("expected type 'kernel.HookMode', got unconvertible type 'int'"; found by an
+// independent check).
+func TestWrongKindsAreToldTheirValues(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string // "" when accepted
+	}{
+		{"hooks: 5", `hooks: 5 is not one of its values; use one of ["auto" "tp_btf" "tracepoint"]`},
+		{"metrics_aggregation: [kernel]", `metrics_aggregation: [kernel] is not one of its values; use one of ["auto" "kernel" "events"]`},
+		{"kubernetes: {auth_type: 1}", `kubernetes.auth_type: 1 is not one of its values; use one of ["none" "serviceAccount" "kubeConfig"]`},
+		{"kubernetes: {peer_pods: true}", `kubernetes.peer_pods: true is not one of its values; use one of ["all" "endpoints" "none"]`},
+		{"service_backends: {mode: 0}", `service_backends.mode: 0 is not one of its values; use one of ["auto" "on" "off"]`},
+		{"logs: {process_attributes: 1}", "logs.process_attributes: 1 is not a switch; use true or false"},
+		{"handshake_histogram: [true]", "handshake_histogram: [true] is not a switch; use true or false"},
+		{"hooks: tracepoint", ""},
+		{"logs: {process_attributes: false}", ""},
+		{`node_name: "12345"`, ""},
+		{"hooks:", `hooks: unknown mode ""; use one of [auto tp_btf tracepoint]`}, // as metrics_aggregation's empty value is
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(tc.yaml+"\n"), 0o600))
+		cm, err := confmaptest.LoadConf(path)
+		require.NoError(t, err)
+		cfg := NewDefaultConfig()
+		err = cm.Unmarshal(cfg)
+		if err == nil {
+			err = confmap.Validate(cfg)
+		}
+		if tc.want == "" {
+			assert.NoError(t, err, tc.yaml)
+			continue
+		}
+		assert.ErrorContains(t, err, tc.want, tc.yaml)
+	}
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // Unmarshal decodes the user's settings as the collector does, after refusing a number that
-// an integer setting would not hold as written: the decoder converts with Go's conversions,
-// which truncate 4096.5 to 4096 and wrap a number beyond 64 bits (YAML reads it as a float)
-// into a negative one the user never wrote, which Validate would then show.
+// an integer setting would not hold as written (the decoder converts with Go's conversions,
+// which truncate 4096.5 to 4096 and wrap a number beyond 64 bits, as YAML reads it, into a
+// negative one the user never wrote, which Validate would then show) and a value of the wrong
+// kind for a word or a switch (settingType: the decoder names Go types, not the fix).
 func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	if err := wholeNumbers(reflect.TypeFor[Config](), conf.ToStringMap(), ""); err != nil {
 		return err
@@ -21,8 +22,9 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	return conf.Unmarshal(cfg)
 }
 
-// wholeNumbers checks raw's values for t's int fields (by their mapstructure names, in nested
-// sections and lists too), so a setting added later is covered without being listed.
+// wholeNumbers checks raw's values for t's int, string and bool fields (by their mapstructure
+// names, in nested sections and lists too), so a setting added later is covered without being
+// listed.
 func wholeNumbers(t reflect.Type, raw map[string]any, prefix string) error {
 	var errs []error
 	for f := range t.Fields() {
@@ -34,6 +36,8 @@ func wholeNumbers(t reflect.Type, raw map[string]any, prefix string) error {
 		switch path := prefix + name; {
 		case f.Type.Kind() == reflect.Int:
 			errs = append(errs, wholeNumber(path, v))
+		case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool:
+			errs = append(errs, settingType(path, f.Type.Kind(), v))
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Int:
 			list, _ := v.([]any)
 			for i, e := range list {

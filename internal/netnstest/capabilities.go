@@ -3,6 +3,7 @@ package netnstest
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,4 +32,35 @@ func RunWithOnly(t testing.TB, keep []string, env ...string) (string, error) {
 	cmd.Env = append(os.Environ(), env...)
 	b, err := cmd.CombinedOutput()
 	return string(b), err
+}
+
+// RunAsNobody runs this test binary again as uid and gid 65534 with env added, its capability
+// bounding set untouched: what a container that grants capabilities but runs as a non-root user
+// gets (none of them effective). The binary is copied where that user can run it.
+func RunAsNobody(t testing.TB, env ...string) (string, error) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "podnet-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	bin := filepath.Join(dir, filepath.Base(os.Args[0]))
+	if err := copyExecutable(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin)
+	cmd.Env = append(os.Environ(), env...)
+	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
+func copyExecutable(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }

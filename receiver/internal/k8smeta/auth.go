@@ -62,7 +62,14 @@ func (c APIConfig) RESTConfig() (*rest.Config, error) {
 	case AuthTypeKubeConfig:
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = c.KubeConfig
-		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+		if err != nil && c.KubeConfig != "" {
+			return nil, fmt.Errorf("kubernetes.kubeconfig %q: %w (point it at a readable kubeconfig file, or leave it out for $KUBECONFIG or ~/.kube/config)", c.KubeConfig, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("no kubernetes.kubeconfig set, and the default ($KUBECONFIG or ~/.kube/config): %w (set kubernetes.kubeconfig, or use auth_type serviceAccount in a pod)", err)
+		}
+		return rc, nil
 	case AuthTypeNone:
 		return nil, errors.New("auth_type none: no API server is used")
 	}

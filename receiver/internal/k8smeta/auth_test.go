@@ -36,7 +36,12 @@ func TestAPIConfigServiceAccountOutsideCluster(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// The error names the setting to fix (found by an independent check: it named neither).
 func TestAPIConfigMissingKubeconfig(t *testing.T) {
-	_, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: t.TempDir() + "/missing"}.RESTConfig()
-	assert.Error(t, err)
+	missing := t.TempDir() + "/missing"
+	_, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: missing}.RESTConfig()
+	assert.ErrorContains(t, err, `kubernetes.kubeconfig "`+missing+`"`)
+	t.Setenv("KUBECONFIG", missing)
+	_, err = APIConfig{AuthType: AuthTypeKubeConfig}.RESTConfig()
+	assert.ErrorContains(t, err, "set kubernetes.kubeconfig")
 }

@@ -130,3 +130,31 @@ func TestMPTCPFurtherSubflowsNameNoKernelThread(t *testing.T) {
 	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
 	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process (a kworker connected it)")
 }
+
+// An MPTCP connection open before podnet loaded is found at Start like a TCP one: the scan
+// meets the MPTCP socket in the descriptor table and tracks its first TCP subflow, at both
+// ends (found by an independent check: the scan took only TCP sockets, so it found neither).
+func TestMPTCPConnectionOpenBeforeStartIsFound(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 218)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7803))
+	defer client.Close()
+	defer server.Close()
+
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 16})
+	require.NoError(t, err)
+	defer tr.Close()
+	found := map[uint32]bpf.PodnetEvent{}
+	_, err = tr.FindExisting(func(e *bpf.PodnetEvent) {
+		if e.NetnsIno == clientPod.NetnsInode() || e.NetnsIno == serverPod.NetnsInode() {
+			found[e.NetnsIno] = *e
+		}
+	})
+	require.NoError(t, err)
+	require.Contains(t, found, clientPod.NetnsInode(), "the client's end")
+	require.Contains(t, found, serverPod.NetnsInode(), "the server's end")
+	assert.Equal(t, uint16(7803), found[clientPod.NetnsInode()].PeerPort)
+	assert.Equal(t, uint16(7803), found[serverPod.NetnsInode()].LocalPort)
+	assert.Equal(t, uint32(os.Getpid()), found[serverPod.NetnsInode()].Pid, "named by the process holding it")
+
+}

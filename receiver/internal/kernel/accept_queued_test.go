@@ -150,3 +150,62 @@ func boottime(t *testing.T) uint64 {
 	require.NoError(t, unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts))
 	return uint64(ts.Nano())
 }
+
+// The same with the handshake seen: a connection left out by sampling that waited in the accept
+// queue and was reset after accept() is kept after all, and its accept record, written at its
+// close, is dated when accept() returned it, not when its handshake ended (as the record of a
+// kept connection is). Found by an independent check: dated at the handshake, the queue's wait
+// early.
+func TestSampledOutAcceptIsDatedAtAccept(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 120)
+	pod := netw.AddPod()
+	addr := netip.AddrPortFrom(pod.IPv4, 7918)
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1 << 30}) // every normal connection left out
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRing(t, tr, pod.NetnsInode())
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	defer ln.Close()
+	const n = 8
+	clients := make([]net.Conn, 0, n)
+	for range n {
+		var c net.Conn
+		require.NoError(t, pod.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	queued := boottime(t)
+	// Queued long enough that the handshake's time and accept()'s cannot be confused.
+	for boottime(t) < queued+uint64(200*time.Millisecond) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := boottime(t)
+	servers := make([]net.Conn, 0, n)
+	for range n {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		servers = append(servers, s)
+	}
+	after := boottime(t)
+	for _, s := range servers {
+		require.NoError(t, s.(*net.TCPConn).SetLinger(0)) // reset: abnormal, kept after all
+		require.NoError(t, s.Close())
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	accepts := 0
+	for _, e := range ring.settled(t, pod) {
+		if e.Type != uint8(bpf.PodnetEventTypeEVENT_ACCEPT) || e.LocalPort != addr.Port() {
+			continue
+		}
+		accepts++
+		assert.Equal(t, uint32(1), e.SampleOneIn, "kept for its reset")
+		assert.Less(t, e.StartNs, queued, "its handshake ended before it was queued")
+		assert.GreaterOrEqual(t, e.TimestampNs, before, "dated at its accept, not at its handshake (%d)", e.StartNs)
+		assert.LessOrEqual(t, e.TimestampNs, after, "dated at its accept, not at its close")
+	}
+	assert.Equal(t, n, accepts, "every reset connection's accept, written at its close")
+}

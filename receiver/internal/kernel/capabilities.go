@@ -3,6 +3,7 @@
 package kernel
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -33,13 +34,28 @@ func missingCapabilities() []string {
 	return missing
 }
 
+// capabilitiesFix says how to give podnet the capabilities it lacks: a non-root user gets the
+// container's capabilities only in its bounding set, where adding them again changes nothing
+// (found by an independent check).
+func capabilitiesFix() string {
+	if bnd, ok := capabilitySet("CapBnd:"); ok && bnd&(1<<capBPF) != 0 && bnd&(1<<capPerfmon) != 0 && os.Geteuid() != 0 {
+		return fmt.Sprintf("the container grants them, but podnet runs as uid %d and a container's capabilities take effect only for uid 0: run it as root (runAsUser: 0), or grant them as ambient capabilities", os.Geteuid())
+	}
+	return "add them to the container's securityContext"
+}
+
 func effectiveCapabilities() (uint64, bool) {
+	return capabilitySet("CapEff:")
+}
+
+// capabilitySet reads one of this process's capability sets ("CapEff:", "CapBnd:").
+func capabilitySet(field string) (uint64, bool) {
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, false
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+		if hex, ok := strings.CutPrefix(line, field); ok {
 			v, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
 			return v, err == nil
 		}

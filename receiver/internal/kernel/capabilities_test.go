@@ -67,4 +67,11 @@ func TestLeastPrivilege(t *testing.T) {
 	assert.Error(t, err)
 	assert.Contains(t, out, "the collector lacks CAP_PERFMON;", "without CAP_PERFMON the error names it")
 	assert.NotContains(t, out, "MEMLOCK", "no memlock hint without CAP_PERFMON")
+
+	// Granted by the container but run as a non-root user: the capabilities are only in the
+	// bounding set, and adding them again would change nothing (found by an independent check).
+	out, err = netnstest.RunAsNobody(t, capChild+"=1")
+	assert.Error(t, err)
+	assert.Contains(t, out, "podnet runs as uid 65534 and a container's capabilities take effect only for uid 0", out)
+	assert.NotContains(t, out, "add them to the container's securityContext")
 }

@@ -28,7 +28,7 @@ func explain(step string, err error) error {
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
 		err = withoutMemlockHint(err)
 		if missing := missingCapabilities(); len(missing) > 0 {
-			return fmt.Errorf("%s: permission denied: the collector lacks %s; podnet needs CAP_BPF and CAP_PERFMON (add them to the container's securityContext, see README, Security): %w", step, strings.Join(missing, " and "), err)
+			return fmt.Errorf("%s: permission denied: the collector lacks %s; podnet needs CAP_BPF and CAP_PERFMON (%s, see README, Security): %w", step, strings.Join(missing, " and "), capabilitiesFix(), err)
 		}
 		return fmt.Errorf("%s: permission denied although CAP_BPF and CAP_PERFMON are present: kernels before 5.8 need CAP_SYS_ADMIN, before 5.11 CAP_SYS_RESOURCE (memlock); also check kernel.unprivileged_bpf_disabled and LSM policy (see README, Security): %w", step, err)
 	case errors.Is(err, ebpf.ErrNotSupported):

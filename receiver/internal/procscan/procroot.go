@@ -36,7 +36,7 @@ func CheckProcRoot(procRoot string) error {
 	_, err = readNetns(link)
 	switch {
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("cannot read %s: reading other processes' namespace links needs CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to traverse their /proc directories): add them to the container's securityContext: %w", link, err)
+		return fmt.Errorf("cannot read %s: reading other processes' namespace links needs CAP_SYS_PTRACE: %s: %w", link, ptraceAdvice(), err)
 	case err != nil:
 		return fmt.Errorf("proc root %q: %w", procRoot, err)
 	}

@@ -223,8 +223,8 @@ func (s *Scanner) scan(ctx context.Context) error {
 	}
 	if res.denied > 0 {
 		s.warnDenied.Do(func() {
-			s.logger.Warn("some processes' network namespaces are unreadable; their sockets stay unattributed: grant CAP_SYS_PTRACE (a supervisor may still keep its own unreadable)",
-				zap.Int("processes", res.denied), zap.Error(res.firstDenied))
+			s.logger.Warn("some processes' network namespaces are unreadable; their sockets stay unattributed",
+				zap.Int("processes", res.denied), zap.String("why", ptraceAdvice()), zap.Error(res.firstDenied))
 		})
 	}
 	settle(asked, s.snap.Load(), res.snap)
