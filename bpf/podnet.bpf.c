@@ -269,14 +269,47 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 
 /* The peer as the caller asked for it: the socket has no peer address when connect() failed
  * before SYN_SENT. */
-static __always_inline void fill_peer_from_sockaddr(struct event *e, const struct connect_call *call)
+static __always_inline void fill_peer_from_sockaddr(struct event *e, __u64 uaddr, __u32 addrlen)
 {
 	__u16 family, port;
 
-	if (!connect_dest(call->uaddr, call->addrlen, &family, e->peer_addr, &port))
+	if (!connect_dest(uaddr, addrlen, &family, e->peer_addr, &port))
 		return;
 	e->family = family;
 	e->peer_port = port;
+}
+
+/* A connect that failed before SYN_SENT (no route, no free port, ...), which no state change
+ * shows: to every sink, its peer as the caller passed it (uaddr, addrlen: user memory). */
+static __always_inline void report_failed_connect(struct sock *sk, long ret, __u64 uaddr, __u32 addrlen)
+{
+	struct event *e;
+
+	if (!connect_attempted(ret, uaddr, addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return;
+	{
+		struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
+
+		fill_sock(&local, sk, READ_PROBED);
+		fill_peer_from_sockaddr(&local, uaddr, addrlen);
+		if (excluded_peer(local.family, local.peer_addr, local.peer_port))
+			return;
+		if (aggregate_in_kernel)
+			agg_add(&local, false); /* a failure: never counted open */
+	}
+	if (!ring_keeps(EVENT_CONNECT))
+		return;
+	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
+	if (!e)
+		return;
+	fill_sock(e, sk, READ_PROBED);
+	fill_peer_from_sockaddr(e, uaddr, addrlen);
+	e->error = -ret;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	if (sample_one_in > 1)
+		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
+	current_process_comm(e->comm, READ_PROBED);
+	submit(e);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -285,7 +318,6 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	long ret = ctx->ret; /* first: read after a call, clang derives a pointer into ctx the verifier refuses */
 	struct connect_call *found = this_threads_connect();
 	struct connect_call call;
-	struct event *e;
 	struct sock *sk;
 
 	if (!found)
@@ -295,33 +327,42 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (ret >= 0 || call.async || call.collected || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
 		return 0;
 	sk = sock_from_fd(call.fd, READ_PROBED); /* only now: failures are rare, the lookup is not cheap */
-	if (!sk || !is_tcp(sk, READ_PROBED) ||
-	    !connect_attempted(ret, call.uaddr, call.addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
-		return 0;
+	if (sk && is_tcp(sk, READ_PROBED))
+		report_failed_connect(sk, ret, call.uaddr, call.addrlen);
+	return 0;
+}
 
-	{
-		struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
+/* io_uring's connect (IORING_OP_CONNECT) makes no connect() system call, so a failure before
+ * its SYN (no route) reaches neither the syscall hooks nor a state program. Its completion
+ * does: one load of the result per io_uring completion on the node, then, for failures only,
+ * the request's opcode. Attached with the syscall hooks, where the kernel has io_uring. */
+SEC("tracepoint/io_uring/io_uring_complete")
+int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
+{
+	int res = ctx->res; /* first: read after a call, clang derives a pointer into ctx the verifier refuses */
+	struct io_kiocb *req = ctx->req;
+	struct io_connect *c;
+	struct socket *sock;
+	struct file *file;
+	struct sock *sk;
 
-		fill_sock(&local, sk, READ_PROBED);
-		fill_peer_from_sockaddr(&local, &call);
-		if (excluded_peer(local.family, local.peer_addr, local.peer_port))
-			return 0;
-		if (aggregate_in_kernel)
-			agg_add(&local, false); /* a failure: never counted open */
-	}
-	if (!ring_keeps(EVENT_CONNECT))
+	if (res >= 0 || res == -EINPROGRESS || res == -EALREADY || res == -EISCONN || !req)
 		return 0;
-	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
-	if (!e)
+	if (BPF_CORE_READ(req, opcode) != IORING_OP_CONNECT)
 		return 0;
-	fill_sock(e, sk, READ_PROBED);
-	fill_peer_from_sockaddr(e, &call);
-	e->error = -ret;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	if (sample_one_in > 1)
-		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
-	current_process_comm(e->comm, READ_PROBED);
-	submit(e);
+	c = (struct io_connect *)&req->cmd; /* io_kiocb_to_cmd: a request's command is its first bytes */
+	file = BPF_CORE_READ(c, file);
+	sock = file ? BPF_CORE_READ(file, private_data) : NULL;
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || !is_tcp(sk, READ_PROBED))
+		return 0;
+	/* Its SYN was sent: the state program reports its failure at its close from SYN_SENT. A
+	 * connect that fails before leaves (or sets back) the destination port 0. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_dport))
+		return 0;
+	report_failed_connect(sk, res, (__u64)BPF_CORE_READ(c, addr), BPF_CORE_READ(c, addr_len));
 	return 0;
 }
 

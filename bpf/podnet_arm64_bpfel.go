@@ -323,6 +323,7 @@ const (
 	PodnetProgStateTpBtfNested           = "state_tp_btf_nested"
 	PodnetProgStateTracepoint            = "state_tracepoint"
 	PodnetProgSynackRetransmitTpBtf      = "synack_retransmit_tp_btf"
+	PodnetProgUringComplete              = "uring_complete"
 	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
 	PodnetVarBackendInMetrics            = "backend_in_metrics"
 	PodnetVarExclusions                  = "exclusions"
@@ -426,6 +427,7 @@ type PodnetProgramSpecs struct {
 	StateTpBtfNested           *ebpf.ProgramSpec `ebpf:"state_tp_btf_nested"`
 	StateTracepoint            *ebpf.ProgramSpec `ebpf:"state_tracepoint"`
 	SynackRetransmitTpBtf      *ebpf.ProgramSpec `ebpf:"synack_retransmit_tp_btf"`
+	UringComplete              *ebpf.ProgramSpec `ebpf:"uring_complete"`
 }
 
 // PodnetMapSpecs contains maps before they are loaded into the kernel.
@@ -629,6 +631,7 @@ type PodnetPrograms struct {
 	StateTpBtfNested           *ebpf.Program `ebpf:"state_tp_btf_nested"`
 	StateTracepoint            *ebpf.Program `ebpf:"state_tracepoint"`
 	SynackRetransmitTpBtf      *ebpf.Program `ebpf:"synack_retransmit_tp_btf"`
+	UringComplete              *ebpf.Program `ebpf:"uring_complete"`
 }
 
 func (p *PodnetPrograms) Close() error {
@@ -656,6 +659,7 @@ func (p *PodnetPrograms) Close() error {
 		p.StateTpBtfNested,
 		p.StateTracepoint,
 		p.SynackRetransmitTpBtf,
+		p.UringComplete,
 	)
 }
 

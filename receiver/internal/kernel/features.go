@@ -22,7 +22,7 @@ func castSupported() bool { return kernelFeatures().cast }
 func errorReportTracepoint() bool { return kernelFeatures().errorReport }
 
 // features is what podnet asks of the kernel's own BTF.
-type features struct{ cast, cgroupIDs, markHooks, mptcpMarks, errorReport bool }
+type features struct{ cast, cgroupIDs, markHooks, mptcpMarks, errorReport, uringConnect bool }
 
 // kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
 // and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
@@ -41,8 +41,18 @@ var kernelFeatures = sync.OnceValue(func() features {
 		markHooks:   kernelHas(spec, markPrograms[bpf.PodnetProgSentTpBtf]) && kernelHas(spec, markPrograms[bpf.PodnetProgArrivedTpBtf]),
 		mptcpMarks:  kernelHas(spec, markPrograms[bpf.PodnetProgMptcpSentTpBtf]),
 		errorReport: kernelHas(spec, "btf_trace_inet_sk_error_report"),
+		// io_uring requests with their command in front (6.0+), and a completion tracepoint
+		// that names its request (5.19+): what uring_complete reads.
+		uringConnect: kernelHas(spec, "btf_trace_io_uring_complete") && structHas(spec, "io_kiocb", "cmd") &&
+			structHas(spec, "trace_event_raw_io_uring_complete", "req") && structHas(spec, "io_connect", "addr"),
 	}
 })
+
+// structHas says whether the kernel has struct name with member (anonymous ones looked through).
+func structHas(spec *btf.Spec, name, member string) bool {
+	var s *btf.Struct
+	return spec.TypeByName(name, &s) == nil && hasMember(s.Members, member)
+}
 
 // hasMember looks through anonymous unions and structs, as CO-RE does (the old `val` is in one).
 func hasMember(members []btf.Member, name string) bool {

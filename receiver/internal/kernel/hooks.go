@@ -61,6 +61,14 @@ func collectedProgram(mode HookMode, opts Options) bool {
 	return mode == HooksTracepoint && opts.syscallHooks() && errorReportTracepoint()
 }
 
+// uringProgram says whether uring_complete is attached (bpf/podnet.bpf.c): io_uring connects
+// that fail before their SYN make no connect() system call, so with the syscall hooks, where
+// the kernel has what it reads (features.go uringConnect; elsewhere those failures are not
+// reported, as the README says).
+func uringProgram(opts Options) bool {
+	return opts.syscallHooks() && kernelFeatures().uringConnect
+}
+
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first
 // one's are done by the second, and the second is only skipped where the first has run.
 var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true, bpf.PodnetProgStateTpBtfNested: true}

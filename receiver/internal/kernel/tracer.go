@@ -111,6 +111,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if !collectedProgram(mode, opts) {
 		delete(spec.Programs, bpf.PodnetProgFailureCollectedTracepoint)
 	}
+	if !uringProgram(opts) {
+		delete(spec.Programs, bpf.PodnetProgUringComplete)
+	}
 	_, dropProgress := progressProgram(opts)
 	delete(spec.Programs, dropProgress)
 	if opts.refuseCast {
@@ -220,6 +223,13 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		l, err := link.Tracepoint("sock", "inet_sk_error_report", coll.Programs[bpf.PodnetProgFailureCollectedTracepoint], nil)
 		if err != nil {
 			return nil, explain("attaching sock/inet_sk_error_report", err)
+		}
+		t.links = append(t.links, l)
+	}
+	if uringProgram(opts) {
+		l, err := link.Tracepoint("io_uring", "io_uring_complete", coll.Programs[bpf.PodnetProgUringComplete], nil)
+		if err != nil {
+			return nil, explain("attaching io_uring/io_uring_complete", err)
 		}
 		t.links = append(t.links, l)
 	}

@@ -29,6 +29,10 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		require.NoError(t, tr.IteratorsUnavailable(), "the BPF iterators load on this kernel")
 		assert.Equal(t, tc.aggregate && tr.Mode() == HooksTPBTF && markHooksExist(), tr.MarkedReads(), "marked reads exactly with in-kernel aggregation on tp_btf")
 		programs := stateHooks(tr.Mode()) + tc.syscalls + markHooks(tr)
+		if !tc.aggregate {
+			require.True(t, kernelFeatures().uringConnect, "this kernel has what uring_complete reads")
+			programs++ // with the syscall hooks: io_uring connects' completions
+		}
 		const iterators = 5 // live progress (one variant), the start-up scan's two passes, the listener scan (descriptors, and the walk of listeners)
 		assert.Len(t, tr.ProgramIDs(), programs+iterators, "%s, aggregate=%v", tc.mode, tc.aggregate)
 		assert.Len(t, tr.links, programs, "%s, aggregate=%v: hooks attached (iterators only run when read)", tc.mode, tc.aggregate)
@@ -77,7 +81,7 @@ func TestCastRefusedFallsBackToProbedReads(t *testing.T) {
 			assert.NotContains(t, tr.coll.Programs, h.cast)
 		}
 	}
-	assert.Len(t, tr.links, stateHooks(HooksTPBTF)+len(syscallHooks))
+	assert.Len(t, tr.links, stateHooks(HooksTPBTF)+len(syscallHooks)+1, "and io_uring's completions")
 }
 
 // stateHooks is how many programs a mode attaches besides the syscall hooks: its state
