@@ -66,7 +66,7 @@ func collectedProgram(mode HookMode, opts Options) bool {
 // the kernel has what it reads (features.go uringConnect; elsewhere those failures are not
 // reported, as the README says).
 func uringProgram(opts Options) bool {
-	return opts.syscallHooks() && kernelFeatures().uringConnect
+	return opts.syscallHooks() && kernelFeatures().uringConnect && !opts.noURing
 }
 
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first

@@ -79,6 +79,10 @@ type Options struct {
 	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
 	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
 	refuseCast bool
+
+	// noURing (benchmarks only) leaves uring_complete out, as on a kernel without io_uring: the
+	// baseline of what it costs.
+	noURing bool
 	// noTaskCalls (tests only) keeps connect() calls in the pid_tgid-keyed hash, as kernels
 	// without task storage for tracing programs do (bpf/calls.h).
 	noTaskCalls bool

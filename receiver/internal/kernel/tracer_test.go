@@ -30,7 +30,7 @@ func TestProgramsLoadedPerMode(t *testing.T) {
 		assert.Equal(t, tc.aggregate && tr.Mode() == HooksTPBTF && markHooksExist(), tr.MarkedReads(), "marked reads exactly with in-kernel aggregation on tp_btf")
 		programs := stateHooks(tr.Mode()) + tc.syscalls + markHooks(tr)
 		if !tc.aggregate {
-			require.True(t, kernelFeatures().uringConnect, "this kernel has what uring_complete reads")
+			require.True(t, uringProgram(o), "this kernel has what uring_complete reads")
 			programs++ // with the syscall hooks: io_uring connects' completions
 		}
 		const iterators = 5 // live progress (one variant), the start-up scan's two passes, the listener scan (descriptors, and the walk of listeners)
