@@ -214,20 +214,29 @@ func TestIntegerSettingsAreNotChangedByDecoding(t *testing.T) {
 		{"ring_buffer_size: 16777216", ""},
 		{"ring_buffer_size: 1.6777216e+07", ""}, // a whole number, however written
 	} {
-		path := filepath.Join(t.TempDir(), "config.yaml")
-		require.NoError(t, os.WriteFile(path, []byte(tc.yaml+"\n"), 0o600))
-		cm, err := confmaptest.LoadConf(path)
-		require.NoError(t, err)
-		cfg := NewDefaultConfig()
-		err = cm.Unmarshal(cfg)
+		err := decodeAndValidate(t, tc.yaml)
 		if tc.want == "" {
-			require.NoError(t, err, tc.yaml)
-			assert.NoError(t, confmap.Validate(cfg), tc.yaml)
+			assert.NoError(t, err, tc.yaml)
 			continue
 		}
 		assert.ErrorContains(t, err, tc.want, tc.yaml)
 		assert.NotContains(t, fmt.Sprint(err), "9223372036854775808", "%s: no wrapped value", tc.yaml)
 	}
+}
+
+// decodeAndValidate loads yaml as the collector loads a receiver's section: decoded into the
+// defaults, then validated (when it decodes).
+func decodeAndValidate(t *testing.T, yaml string) error {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml+"\n"), 0o600))
+	cm, err := confmaptest.LoadConf(path)
+	require.NoError(t, err)
+	cfg := NewDefaultConfig()
+	if err := cm.Unmarshal(cfg); err != nil {
+		return err
+	}
+	return confmap.Validate(cfg)
 }
 
 // The ring takes only the event types logs keep when metrics are counted in the kernel; every
@@ -352,15 +361,7 @@ func TestWrongKindsAreToldTheirValues(t *testing.T) {
 		{`node_name: "12345"`, ""},
 		{"hooks:", `hooks: unknown mode ""; use one of [auto tp_btf tracepoint]`}, // as metrics_aggregation's empty value is
 	} {
-		path := filepath.Join(t.TempDir(), "config.yaml")
-		require.NoError(t, os.WriteFile(path, []byte(tc.yaml+"\n"), 0o600))
-		cm, err := confmaptest.LoadConf(path)
-		require.NoError(t, err)
-		cfg := NewDefaultConfig()
-		err = cm.Unmarshal(cfg)
-		if err == nil {
-			err = confmap.Validate(cfg)
-		}
+		err := decodeAndValidate(t, tc.yaml)
 		if tc.want == "" {
 			assert.NoError(t, err, tc.yaml)
 			continue

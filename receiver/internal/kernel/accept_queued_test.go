@@ -115,21 +115,7 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
 
-	before := boottime(t)
-	servers := make([]net.Conn, 0, n)
-	for range n {
-		s, err := ln.Accept()
-		require.NoError(t, err)
-		servers = append(servers, s)
-	}
-	after := boottime(t)
-	for _, s := range servers {
-		require.NoError(t, s.(*net.TCPConn).SetLinger(0)) // reset: abnormal, kept after all
-		require.NoError(t, s.Close())
-	}
-	for _, c := range clients {
-		_ = c.Close()
-	}
+	before, after := acceptAndReset(t, ln, clients)
 	accepts := 0
 	for _, e := range ring.settled(t, pod) {
 		if e.Type != uint8(bpf.PodnetEventTypeEVENT_ACCEPT) || e.LocalPort != addr.Port() {
@@ -142,6 +128,27 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 		assert.LessOrEqual(t, e.TimestampNs, after, "dated at its accept, not at its close")
 	}
 	assert.Equal(t, n, accepts, "every reset connection's accept, written at its close")
+}
+
+// acceptAndReset accepts every client's connection from ln, then resets each (abnormal: kept
+// whatever the sampling) and closes the clients; before and after bracket the accepts.
+func acceptAndReset(t *testing.T, ln net.Listener, clients []net.Conn) (before, after uint64) {
+	before = boottime(t)
+	servers := make([]net.Conn, 0, len(clients))
+	for range clients {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		servers = append(servers, s)
+	}
+	after = boottime(t)
+	for _, s := range servers {
+		require.NoError(t, s.(*net.TCPConn).SetLinger(0))
+		require.NoError(t, s.Close())
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	return before, after
 }
 
 // boottime is CLOCK_BOOTTIME now, the clock of the events' timestamps.
@@ -181,21 +188,7 @@ func TestSampledOutAcceptIsDatedAtAccept(t *testing.T) {
 	for boottime(t) < queued+uint64(200*time.Millisecond) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	before := boottime(t)
-	servers := make([]net.Conn, 0, n)
-	for range n {
-		s, err := ln.Accept()
-		require.NoError(t, err)
-		servers = append(servers, s)
-	}
-	after := boottime(t)
-	for _, s := range servers {
-		require.NoError(t, s.(*net.TCPConn).SetLinger(0)) // reset: abnormal, kept after all
-		require.NoError(t, s.Close())
-	}
-	for _, c := range clients {
-		_ = c.Close()
-	}
+	before, after := acceptAndReset(t, ln, clients)
 	accepts := 0
 	for _, e := range ring.settled(t, pod) {
 		if e.Type != uint8(bpf.PodnetEventTypeEVENT_ACCEPT) || e.LocalPort != addr.Port() {
