@@ -98,17 +98,8 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 119)
 	pod := netw.AddPod()
 	addr := netip.AddrPortFrom(pod.IPv4, 7919)
-	var ln net.Listener
-	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	defer ln.Close()
 	const n = 8
-	clients := make([]net.Conn, 0, n)
-	for range n {
-		var c net.Conn
-		require.NoError(t, pod.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
-		defer c.Close()
-		clients = append(clients, c)
-	}
+	ln, clients := queuedConnections(t, pod, addr, n)
 	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true, SampleOneIn: 1 << 30}) // every normal connection left out
 	require.NoError(t, err)
@@ -128,6 +119,22 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 		assert.LessOrEqual(t, e.TimestampNs, after, "dated at its accept, not at its close")
 	}
 	assert.Equal(t, n, accepts, "every reset connection's accept, written at its close")
+}
+
+// queuedConnections listens at addr in pod and connects n clients to it, left in its accept
+// queue; both are closed when the test ends.
+func queuedConnections(t *testing.T, pod *netnstest.Pod, addr netip.AddrPort, n int) (net.Listener, []net.Conn) {
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	t.Cleanup(func() { _ = ln.Close() })
+	clients := make([]net.Conn, 0, n)
+	for range n {
+		var c net.Conn
+		require.NoError(t, pod.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
+		t.Cleanup(func() { _ = c.Close() })
+		clients = append(clients, c)
+	}
+	return ln, clients
 }
 
 // acceptAndReset accepts every client's connection from ln, then resets each (abnormal: kept
@@ -172,17 +179,8 @@ func TestSampledOutAcceptIsDatedAtAccept(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
-	var ln net.Listener
-	require.NoError(t, pod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	defer ln.Close()
 	const n = 8
-	clients := make([]net.Conn, 0, n)
-	for range n {
-		var c net.Conn
-		require.NoError(t, pod.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err }))
-		defer c.Close()
-		clients = append(clients, c)
-	}
+	ln, clients := queuedConnections(t, pod, addr, n)
 	queued := boottime(t)
 	// Queued long enough that the handshake's time and accept()'s cannot be confused.
 	for boottime(t) < queued+uint64(200*time.Millisecond) {
