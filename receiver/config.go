@@ -221,6 +221,12 @@ func (cfg *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// logsKeepAny says whether a logs pipeline would get any record: some event is enabled.
+func (cfg *Config) logsKeepAny() bool {
+	e := cfg.Events
+	return e.PodnetTCPConnect.Enabled || e.PodnetTCPAccept.Enabled || e.PodnetTCPClose.Enabled || e.PodnetTCPConnectionFound.Enabled
+}
+
 // aggregateInKernel decides the metrics path from the pipelines that use the receiver.
 func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
 	return hasMetrics && cfg.MetricsAggregation != aggregationEvents
@@ -245,7 +251,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
 		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
 	}
-	if aggregate { // only logs read the ring: it takes the event types they keep
+	if aggregate || !hasMetrics { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{
 			bpf.PodnetEventTypeEVENT_CONNECT: cfg.Events.PodnetTCPConnect.Enabled,
 			bpf.PodnetEventTypeEVENT_ACCEPT:  cfg.Events.PodnetTCPAccept.Enabled,

@@ -247,6 +247,18 @@ func TestRingTypesFollowTheKeptEvents(t *testing.T) {
 	opts := cfg.kernelOptions(true, true, true)
 	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), opts.RingTypes)
 	assert.Zero(t, cfg.kernelOptions(false, true, true).RingTypes, "metrics from events need them all")
+	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), cfg.kernelOptions(false, true, false).RingTypes,
+		"logs alone: the ring takes what they keep (found by an independent check: every type, with every log event disabled)")
+}
+
+// A logs pipeline with every event disabled gets nothing: Start says so (logsKeepAny).
+func TestLogsKeepAny(t *testing.T) {
+	cfg := NewDefaultConfig()
+	assert.True(t, cfg.logsKeepAny())
+	cfg.Events.PodnetTCPConnect.Enabled, cfg.Events.PodnetTCPAccept.Enabled, cfg.Events.PodnetTCPClose.Enabled = false, false, false
+	assert.True(t, cfg.logsKeepAny(), "found connections' records still")
+	cfg.Events.PodnetTCPConnectionFound.Enabled = false
+	assert.False(t, cfg.logsKeepAny())
 }
 
 // logs: the sampling rate is bounded and needs metrics counted in the kernel; both settings

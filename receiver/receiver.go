@@ -90,6 +90,9 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("podnet: %w", err)
 	}
 	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
+	if r.logs != nil && r.metrics == nil && !r.cfg.logsKeepAny() {
+		r.set.Logger.Warn("podnet emits nothing: every log event is disabled (events.<name>.enabled: false) and no metrics pipeline uses it; enable an event or remove podnet from the logs pipeline")
+	}
 	r.src = src.kernel
 	names, stopAttr := r.withDNSNames(stopAttr, tb)
 	r.run = r.launch(host, src, aggregate, naming{attr, names}, obs, tb, stopAttr)
