@@ -279,6 +279,12 @@ static __always_inline void fill_peer_from_sockaddr(struct event *e, __u64 uaddr
 	e->peer_port = port;
 }
 
+/* Whether a connect's result is a failure: not success, nor one still under way. */
+static __always_inline bool connect_failed(long ret)
+{
+	return ret < 0 && ret != -EINPROGRESS && ret != -EALREADY && ret != -EISCONN;
+}
+
 /* A connect that failed before SYN_SENT (no route, no free port, ...), which no state change
  * shows: to every sink, its peer as the caller passed it (uaddr, addrlen: user memory). */
 static __always_inline void report_failed_connect(struct sock *sk, long ret, __u64 uaddr, __u32 addrlen)
@@ -324,7 +330,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	call = *found;
 	connect_call_end(found);
-	if (ret >= 0 || call.async || call.collected || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN)
+	if (call.async || call.collected || !connect_failed(ret))
 		return 0;
 	sk = sock_from_fd(call.fd, READ_PROBED); /* only now: failures are rare, the lookup is not cheap */
 	if (sk && is_tcp(sk, READ_PROBED))
@@ -345,7 +351,7 @@ static __always_inline void uring_completed(struct io_kiocb *req, int res)
 	struct file *file;
 	struct sock *sk;
 
-	if (res >= 0 || res == -EINPROGRESS || res == -EALREADY || res == -EISCONN || !req)
+	if (!connect_failed(res) || !req)
 		return;
 	if (BPF_CORE_READ(req, opcode) != IORING_OP_CONNECT)
 		return;
@@ -534,12 +540,8 @@ int find_connections(struct bpf_iter__task_file *ctx)
 	if (!task)
 		return 0;
 	sk = file_stream_sock(ctx->file, true);
-	if (!sk)
-		return 0;
-	/* An MPTCP socket: its connection is tracked as its first TCP subflow, which the state
-	 * programs see (further subflows, made by the kernel, are in no descriptor table). */
-	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP)
-		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+	if (sk)
+		sk = tcp_beneath(sk);
 	if (sk)
 		find_connection(ctx->meta->seq, task, ctx->fd, sk);
 	return 0;

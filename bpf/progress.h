@@ -47,10 +47,11 @@ static __always_inline bool open_state(int state)
 }
 
 /* Whether the socket left the connection hash table: a close is under way (tcp_set_state
- * unhashes before the state changes), or it moved to TIME_WAIT. */
+ * unhashes before the state changes), or it moved to TIME_WAIT. A probe read: the start-up
+ * scan's socket pointers are not typed for the verifier (see find_connection). */
 static __always_inline bool sock_unhashed(struct sock *sk)
 {
-	return !sk->__sk_common.skc_node.pprev;
+	return !BPF_CORE_READ(sk, __sk_common.skc_node.pprev);
 }
 
 /* Set by user space before each marked read: the set it takes (0: marked_a, 1: marked_b), and
@@ -293,16 +294,24 @@ static __always_inline struct sock *file_stream_sock(struct file *file, bool mpt
 	return NULL;
 }
 
+/* The TCP socket an iterated stream socket stands for: itself, or beneath an MPTCP socket its
+ * first subflow (the listener, or the connection's first path: what the state programs see;
+ * further subflows, made by the kernel, are in no descriptor table). NULL once that subflow is
+ * gone. A plain pointer, read with a probe read. */
+static __always_inline struct sock *tcp_beneath(struct sock *sk)
+{
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_MPTCP)
+		return sk;
+	return BPF_CORE_READ((struct mptcp_sock *)sk, first);
+}
+
 /* A listener the start-up scan found (it began before podnet loaded) joins `listeners`: the TCP
  * socket beneath an MPTCP listener, which is where drops are counted. */
 static __always_inline void note_listening(struct sock *sk, __u32 tgid)
 {
-	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
-		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
-		if (!sk)
-			return;
-	}
-	add_listener(sk, tgid);
+	sk = tcp_beneath(sk);
+	if (sk)
+		add_listener(sk, tgid);
 }
 
 /* The start-up scan's first pass: every listening port, per network namespace. MPTCP
@@ -349,11 +358,9 @@ static __always_inline void write_listen_drops(struct seq_file *seq, struct sock
 
 	if (sk->__sk_common.skc_state != TCP_LISTEN)
 		return;
-	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_MPTCP) {
-		sk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
-		if (!sk)
-			return;
-	}
+	sk = tcp_beneath(sk);
+	if (!sk)
+		return;
 	fill_listen_drops(&r, sk);
 	bpf_seq_write(seq, &r, sizeof(r));
 }
@@ -397,8 +404,8 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * and no helper, bpf_skc_to_tcp_sock included, takes one; an MPTCP connection's subflow is
 	 * a plain pointer read from its socket. Once per socket at Start. */
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (!open_state(state) || !BPF_CORE_READ(sk, __sk_common.skc_node.pprev))
-		return; /* not connected, or no longer hashed (closing) */
+	if (!open_state(state) || sock_unhashed(sk))
+		return;
 	fill_sock(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
@@ -440,7 +447,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * is stored after): if it is unhashed now, whichever of the two removes the entry says
 	 * what happened. Deleted here: the close found nothing, or will (untracked), so nothing
 	 * is reported. Already gone: the close reported it, so the find is reported too. */
-	if (!BPF_CORE_READ(sk, __sk_common.skc_node.pprev) && !bpf_map_delete_elem(&conns, &key)) {
+	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key)) {
 		if (counted)
 			count_found(&e, -1, ci.active_folded);
 		return;

@@ -51,8 +51,10 @@ struct {
 /* A key in read-only memory, so that looking up the scratch takes no stack. */
 static const __u32 scratch_key = 0;
 
-/* This CPU's scratch with a slot taken (*slot), or NULL: every slot taken, which no nesting of
- * contexts reaches (the callers then keep the connection: nothing excluded or sampled out). */
+/* This CPU's scratch with a slot taken (*slot), or NULL: every slot taken. No nesting of
+ * contexts reaches that (one slot per kind of context, and no run takes two), so it is not
+ * counted; the callers would decide nothing (nothing excluded, sampled out or translated) and
+ * to_metrics would count nothing. */
 static __always_inline struct scratch *scratch_take(struct scratch_slot **slot)
 {
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &scratch_key);

@@ -5,30 +5,22 @@ package kernel
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-)
 
-// Capability bits (linux/capability.h).
-const (
-	capNetAdmin = 12
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
+	"github.com/podnet/podnet/internal/capsets"
 )
 
 // missingCapabilities names the BPF capabilities this process lacks, from /proc/self/status.
 // CAP_SYS_ADMIN covers both (and is what kernels before 5.8 require).
 func missingCapabilities() []string {
 	eff, ok := effectiveCapabilities()
-	if !ok || eff&(1<<capSysAdmin) != 0 {
+	if !ok || eff&(1<<capsets.SysAdmin) != 0 {
 		return nil
 	}
 	var missing []string
-	if eff&(1<<capBPF) == 0 {
+	if eff&(1<<capsets.BPF) == 0 {
 		missing = append(missing, "CAP_BPF")
 	}
-	if eff&(1<<capPerfmon) == 0 {
+	if eff&(1<<capsets.Perfmon) == 0 {
 		missing = append(missing, "CAP_PERFMON")
 	}
 	return missing
@@ -38,27 +30,12 @@ func missingCapabilities() []string {
 // container's capabilities only in its bounding set, where adding them again changes nothing
 // (found by an independent check).
 func capabilitiesFix() string {
-	if bnd, ok := capabilitySet("CapBnd:"); ok && bnd&(1<<capBPF) != 0 && bnd&(1<<capPerfmon) != 0 && os.Geteuid() != 0 {
+	if bnd, ok := capsets.Read("CapBnd:"); ok && bnd&(1<<capsets.BPF) != 0 && bnd&(1<<capsets.Perfmon) != 0 && os.Geteuid() != 0 {
 		return fmt.Sprintf("the container grants them, but podnet runs as uid %d and a container's capabilities take effect only for uid 0: run it as root (runAsUser: 0), or grant them as ambient capabilities", os.Geteuid())
 	}
 	return "add them to the container's securityContext"
 }
 
 func effectiveCapabilities() (uint64, bool) {
-	return capabilitySet("CapEff:")
-}
-
-// capabilitySet reads one of this process's capability sets ("CapEff:", "CapBnd:").
-func capabilitySet(field string) (uint64, bool) {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if hex, ok := strings.CutPrefix(line, field); ok {
-			v, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	return capsets.Read("CapEff:")
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/capsets"
 )
 
 // natPriority places nat_seen after every destination translation (done at PRE_ROUTING or
@@ -45,7 +46,7 @@ func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
 	}
 	// Loading a netfilter program needs CAP_NET_ADMIN: without it the whole collection would
 	// fail to load.
-	if eff, ok := effectiveCapabilities(); ok && eff&(1<<capNetAdmin) == 0 {
+	if eff, ok := effectiveCapabilities(); ok && eff&(1<<capsets.NetAdmin) == 0 {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		return errors.New("podnet lacks CAP_NET_ADMIN, which netfilter BPF programs need")
 	}
