@@ -15,12 +15,19 @@ import (
 // attaches podnet with whatever capabilities capsh left it, reports, and exits.
 const capChild = "PODNET_CAPABILITY_CHILD"
 
+// capChildNodeNetns, if set, is the namespace the child reads Service backends in.
+const capChildNodeNetns = "PODNET_CAPABILITY_CHILD_NODE_NETNS"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(capChild) != "" {
 		// Service backends asked for, in this process's own namespace: they need CAP_NET_ADMIN,
 		// and without it everything else still loads.
+		natNetns := "/proc/thread-self/ns/net"
+		if ns := os.Getenv(capChildNodeNetns); ns != "" {
+			natNetns = ns // the node's, another than this process's
+		}
 		t, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 1024, MaxAggregates: 16,
-			NATNetns: "/proc/thread-self/ns/net"})
+			NATNetns: natNetns})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
@@ -55,6 +62,17 @@ func TestLeastPrivilege(t *testing.T) {
 	out, err = runWith(t, "cap_bpf", "cap_perfmon", "cap_net_admin")
 	assert.NoError(t, err, out)
 	assert.Contains(t, out, "backends: <nil>", "CAP_NET_ADMIN is all Service backends add in podnet's own namespace")
+
+	// In another namespace (service_backends.node_netns) they need CAP_SYS_ADMIN to enter it:
+	// said before loading, with the way out, and the rest runs.
+	node := netnstest.NewNode(t, 125).NetnsPath()
+	out, err = netnstest.RunWithOnly(t, []string{"cap_bpf", "cap_perfmon", "cap_net_admin"}, capChild+"=1", capChildNodeNetns+"="+node)
+	assert.NoError(t, err, out)
+	assert.Contains(t, out, "backends: podnet lacks CAP_SYS_ADMIN, which entering the node's network namespace ("+node, out)
+	assert.Contains(t, out, "run podnet with hostNetwork and leave node_netns unset", out)
+	out, err = netnstest.RunWithOnly(t, []string{"cap_bpf", "cap_perfmon", "cap_net_admin", "cap_sys_admin"}, capChild+"=1", capChildNodeNetns+"="+node)
+	assert.NoError(t, err, out)
+	assert.Contains(t, out, "backends: <nil>", "with CAP_SYS_ADMIN the node's namespace is entered")
 
 	// Neither says what cilium/ebpf appends to any EPERM, "MEMLOCK may be too low": wrong on
 	// kernels that account BPF memory to the cgroup (5.11+), beside podnet's own explanation.

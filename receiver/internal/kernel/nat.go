@@ -50,6 +50,13 @@ func prepareNAT(spec *ebpf.CollectionSpec, opts Options) error {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		return errors.New("podnet lacks CAP_NET_ADMIN, which netfilter BPF programs need")
 	}
+	// Entering another namespace needs CAP_SYS_ADMIN: said before loading, with the two ways
+	// out, rather than as setns's bare "operation not permitted" after it.
+	if eff, ok := effectiveCapabilities(); ok && eff&(1<<capsets.SysAdmin) == 0 && !ownNetns(opts.NATNetns) {
+		delete(spec.Programs, bpf.PodnetProgNatSeen)
+		return fmt.Errorf("podnet lacks CAP_SYS_ADMIN, which entering the node's network namespace (%s, service_backends.node_netns) needs: "+
+			"grant it, or run podnet with hostNetwork and leave node_netns unset", opts.NATNetns)
+	}
 	if err := ebpffeatures.HaveProgramType(ebpf.Netfilter); err != nil {
 		delete(spec.Programs, bpf.PodnetProgNatSeen)
 		if errors.Is(err, ebpf.ErrNotSupported) {
@@ -123,7 +130,7 @@ func runInNetns(path string, fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("the node's network namespace: %w", err)
 	}
-	if own, err := os.Stat("/proc/thread-self/ns/net"); err == nil && os.SameFile(own, target) {
+	if sameFile(target, "/proc/thread-self/ns/net") {
 		return fn()
 	}
 	ns, err := os.Open(path)
@@ -159,3 +166,15 @@ func runInNetns(path string, fn func() error) error {
 // BackendsErr says why connections to Services are not followed to their backend although
 // Options.NATNetns asked for it (nil when they are, or when not asked).
 func (t *Tracer) BackendsErr() error { return t.natErr }
+
+// ownNetns says whether path is this thread's network namespace (false when either is
+// unreadable: entering it is then tried, and fails with its own error).
+func ownNetns(path string) bool {
+	target, err := os.Stat(path)
+	return err == nil && sameFile(target, "/proc/thread-self/ns/net")
+}
+
+func sameFile(fi os.FileInfo, path string) bool {
+	other, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, other)
+}
