@@ -124,7 +124,11 @@ func (g *serviceGraph) edgeOf(k *seriesKey, local *localEnd, names *stringCache)
 func (g *serviceGraph) get(key edgeKey, now pcommon.Timestamp) *edge {
 	e := g.edges[key]
 	if e == nil {
-		if key != overflowEdge && len(g.edges) >= g.max {
+		named := len(g.edges)
+		if _, ok := g.edges[overflowEdge]; ok {
+			named-- // the overflow edge is beside the bound, as the overflow series is
+		}
+		if key != overflowEdge && named >= g.max {
 			key = overflowEdge
 			e = g.edges[key]
 		}

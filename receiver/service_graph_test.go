@@ -95,3 +95,16 @@ func TestServiceGraphOverflowCountsWhatWouldHaveHadAnEdge(t *testing.T) {
 		})
 	}
 }
+
+// The bound counts named edges only: an overflow edge made first (a folded series' connections)
+// leaves room for max_metric_series named ones, as the overflow series does for series.
+func TestServiceGraphBoundLeavesOutTheOverflowEdge(t *testing.T) {
+	g := serviceGraph{on: true, max: 2, edges: map[edgeKey]*edge{}}
+	now := pcommon.NewTimestampFromTime(time.Now())
+	overflow := g.get(overflowEdge, now)
+	a, b := edgeKey{"ns/a", "ns/s"}, edgeKey{"ns/b", "ns/s"}
+	assert.NotSame(t, overflow, g.get(a, now), "first named edge")
+	assert.NotSame(t, overflow, g.get(b, now), "second named edge: within max_metric_series 2")
+	assert.Same(t, overflow, g.get(edgeKey{"ns/c", "ns/s"}, now), "third: folded into the overflow edge")
+	assert.Len(t, g.edges, 3, "two named edges and the overflow edge")
+}
