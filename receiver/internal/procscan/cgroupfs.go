@@ -47,6 +47,14 @@ func detectCgroupFS(procRoot, override string) (cgroupFS, error) {
 	return cgroupFS{dir: dir}, nil
 }
 
+// belowRoot says whether the directory is a cgroup under its hierarchy's root rather than the
+// root: a cgroup_root set to a subtree, or a container's own cgroup namespace mounted in place of
+// the host's hierarchy. Only the root cgroup has no cgroup.type.
+func (c cgroupFS) belowRoot() bool {
+	_, err := os.Stat(filepath.Join(c.dir, "cgroup.type"))
+	return err == nil
+}
+
 // walk calls visit for every cgroup with its id and its path from the hierarchy's root.
 // Cgroups removed during the walk are skipped; only an unreadable root is an error.
 func (c cgroupFS) walk(visit func(id uint64, path string)) error {

@@ -97,6 +97,12 @@ func New(cfg Config) (*Scanner, error) {
 	} else {
 		s.walker.cgroups = &fs
 		s.resolve.fs = &fs
+		if fs.belowRoot() {
+			s.logger.Warn("the cgroup root is a cgroup below its hierarchy's root (it has cgroup.type, which the root has not): "+
+				"pods whose cgroups are outside it are not attributed by cgroup; set cgroup_root to the host's cgroup2 mount "+
+				"(e.g. /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or mount the host's / at /hostfs",
+				zap.String("cgroup_root", fs.dir))
+		}
 	}
 	s.resolve.logger = s.logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())

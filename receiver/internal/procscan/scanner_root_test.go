@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 )
 
@@ -233,4 +235,24 @@ func TestNamespaceOfARemovedPodNamesNoPod(t *testing.T) {
 
 	_, ok = s.Lookup(ns, nonPod)
 	assert.False(t, ok, "a removed pod's namespace names no pod: its inode may be another pod's")
+}
+
+// A cgroup_root below the hierarchy's root (a subtree, or a container's own cgroup namespace
+// mounted in place of the host's) is told once at start; the hierarchy's root is not.
+func TestCgroupRootBelowTheHierarchyRootIsTold(t *testing.T) {
+	requireRoot(t)
+	fs, base := testCgroupBase(t)
+	for _, tc := range []struct {
+		root string
+		told bool
+	}{{fs.dir, false}, {fs.dir + base, true}} {
+		core, logged := observer.New(zap.WarnLevel)
+		_, err := New(Config{CgroupRoot: tc.root, Logger: zap.New(core)})
+		require.NoError(t, err, "a subtree still attributes what is under it")
+		told := logged.FilterMessageSnippet("below its hierarchy's root").All()
+		assert.Equal(t, tc.told, len(told) == 1, "%s: %v", tc.root, logged.All())
+		if tc.told {
+			assert.Equal(t, tc.root, told[0].ContextMap()["cgroup_root"])
+		}
+	}
 }
