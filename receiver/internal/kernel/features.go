@@ -22,7 +22,7 @@ func castSupported() bool { return kernelFeatures().cast }
 func errorReportTracepoint() bool { return kernelFeatures().errorReport }
 
 // features is what podnet asks of the kernel's own BTF.
-type features struct{ cast, cgroupIDs, markHooks, mptcpMarks, errorReport, uringConnect bool }
+type features struct{ cast, cgroupIDs, markHooks, mptcpMarks, errorReport, uring bool }
 
 // kernelFeatures reads the kernel's BTF once per process: parsing it takes tens of milliseconds
 // and tens of MB (cilium/ebpf does not cache it), and the kernel does not change while podnet
@@ -43,8 +43,9 @@ var kernelFeatures = sync.OnceValue(func() features {
 		errorReport: kernelHas(spec, "btf_trace_inet_sk_error_report"),
 		// io_uring requests with their command in front (6.0+), and a completion tracepoint
 		// that names its request (5.19+): what uring_complete reads.
-		uringConnect: kernelHas(spec, "btf_trace_io_uring_complete") && structHas(spec, "io_kiocb", "cmd") &&
-			structHas(spec, "trace_event_raw_io_uring_complete", "req") && structHas(spec, "io_connect", "addr"),
+		uring: kernelHas(spec, "btf_trace_io_uring_complete") && structHas(spec, "io_kiocb", "cmd") &&
+			structHas(spec, "trace_event_raw_io_uring_complete", "req") && structHas(spec, "io_connect", "addr") &&
+			structHas(spec, "io_accept", "file_slot"),
 	}
 })
 

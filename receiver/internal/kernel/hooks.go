@@ -61,12 +61,12 @@ func collectedProgram(mode HookMode, opts Options) bool {
 	return mode == HooksTracepoint && opts.syscallHooks() && errorReportTracepoint()
 }
 
-// uringProgram says whether uring_complete is attached (bpf/podnet.bpf.c): io_uring connects
-// that fail before their SYN make no connect() system call, so with the syscall hooks, where
-// the kernel has what it reads (features.go uringConnect; elsewhere those failures are not
-// reported, as the README says).
+// uringProgram says whether uring_complete is attached (bpf/podnet.bpf.c): io_uring accepts
+// make no accept() system call, nor do io_uring connects that fail before their SYN, so with the
+// syscall hooks, where the kernel has what it reads (features.go uring; elsewhere those accepts
+// are reported at their close and those failures not at all, as the README says).
 func uringProgram(opts Options) bool {
-	return opts.syscallHooks() && kernelFeatures().uringConnect && !opts.noURing
+	return opts.syscallHooks() && kernelFeatures().uring && !opts.noURing
 }
 
 // coveredPrograms are the tp_btf state programs, whose skipped runs lose nothing: the first

@@ -135,15 +135,23 @@ func newURing() (*uring, error) {
 	return r, nil
 }
 
+// close releases the ring; again, it does nothing.
 func (r *uring) close() {
 	if r.sqes != nil {
 		_ = unix.Munmap(r.sqes)
+		r.sqes = nil
 	}
 	if r.rings != nil {
 		_ = unix.Munmap(r.rings)
+		r.rings = nil
 	}
-	_ = unix.Close(int(r.fd))
+	if r.fd != closedURing {
+		_ = unix.Close(int(r.fd))
+		r.fd = closedURing
+	}
 }
+
+const closedURing = ^uintptr(0)
 
 // do submits one request that fill describes and waits for its completion's result.
 func (r *uring) do(fill func(sqe []byte)) (int32, error) {
@@ -169,7 +177,9 @@ func (r *uring) do(fill func(sqe []byte)) (int32, error) {
 	return res, nil
 }
 
-// BenchmarkURingCompletion is what uring_complete costs every io_uring completion on the node (it runs for all of them, and reads more only for failed connects): io_uring no-op
+// BenchmarkURingCompletion is what uring_complete costs every io_uring completion on the node
+// (it runs for all of them, reads the opcode of those with a result that may be a descriptor, a
+// no-op's 0 among them, and more only for accepts and failed connects): io_uring no-op
 // requests with podnet (events) in each hook mode, without the program (the baseline: the
 // syscall hooks alone slow every io_uring_enter) and with it. ns/op is a whole request's round
 // trip; ns-in-bpf/op the program's own time from the kernel's run statistics (on in all four,
