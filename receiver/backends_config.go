@@ -102,10 +102,13 @@ func (c ServiceBackendsConfig) started(netns string, err error, logger *zap.Logg
 		logger.Info("podnet: connections to Services are followed to their backends", zap.String("node_netns", netns))
 		return nil
 	case c.Mode == backendsOn:
-		return fmt.Errorf("service_backends.mode is on: %w", err)
+		return fmt.Errorf("service_backends.mode is on: %w; %s, or set service_backends.mode to auto (on where it can be) or off", err, backendsHowTo)
 	}
 	logger.Info("podnet: service_backends is off (records name a Service but not the backend pod it reached); "+
-		"to turn it on, run podnet with hostNetwork and CAP_NET_ADMIN (examples/kubernetes/service-backends.patch.yaml, "+
-		"examples/helm/values-service-backends.yaml) on Linux 6.4+, or set service_backends.mode: off to silence this", zap.Error(err))
+		"to turn it on, "+backendsHowTo+", or set service_backends.mode: off to silence this", zap.Error(err))
 	return nil
 }
+
+// backendsHowTo is what Service backends need, where they cannot be read.
+const backendsHowTo = "run podnet with hostNetwork and CAP_NET_ADMIN (examples/kubernetes/service-backends.patch.yaml, " +
+	"examples/helm/values-service-backends.yaml) on Linux 6.4+"

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -304,6 +305,13 @@ func TestServiceBackendsConfig(t *testing.T) {
 
 	cfg.ServiceBackends.Mode = "yes"
 	assert.ErrorContains(t, confmap.Validate(cfg), `service_backends.mode: unknown value "yes"; use auto, on or off`)
+
+	// Where they cannot be read, mode on fails Start and says how to have them.
+	cfg.ServiceBackends.Mode = backendsOn
+	err := cfg.ServiceBackends.started(ownNetns, errors.New("podnet lacks CAP_NET_ADMIN, which netfilter BPF programs need"), zap.NewNop())
+	assert.ErrorContains(t, err, "service_backends.mode is on: podnet lacks CAP_NET_ADMIN")
+	assert.ErrorContains(t, err, "examples/kubernetes/service-backends.patch.yaml", "the way to have them")
+	assert.ErrorContains(t, err, "set service_backends.mode to auto")
 }
 
 // Without hostNetwork podnet's namespace is a pod's, where no Service is translated: auto stays
