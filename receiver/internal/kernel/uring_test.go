@@ -89,16 +89,17 @@ func uringConnectFailures(t *testing.T, pod *netnstest.Pod, ring *collector, por
 // accept completes inline) or arrived after (it completes from a poll wakeup), and none again
 // at its close. An accept into a direct descriptor (a slot of the ring's fixed-file table, its
 // result no descriptor of the process) is not taken for the descriptor its result numbers,
-// here the client's own socket: it keeps its record for its close.
+// here the client's own socket: it keeps its record for its close. Through a ring with a
+// kernel submission thread (SQPOLL), the accept completes on that thread, one of the process's:
+// named the same.
 func TestURingAcceptsAreNamedAtAccept(t *testing.T) {
 	inEachHookMode(t, 136, uringAccepts)
 }
 
 func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16) {
-
 	// Sockets belong to the namespace they are made in: made in the pod, used from here.
 	var ln int
-	clients := make([]int, 3)
+	clients := make([]int, 4)
 	require.NoError(t, pod.Do(func() (err error) {
 		if ln, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err != nil {
 			return err
@@ -128,7 +129,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	r, err := newURing()
 	require.NoError(t, err)
 	defer r.close()
-	accept := func(fileIndex uint32) (int32, error) {
+	accept := func(r *uring, fileIndex uint32) (int32, error) {
 		flags := uint32(unix.SOCK_CLOEXEC)
 		if fileIndex != 0 {
 			flags = 0 // a direct descriptor takes no flag of a descriptor's
@@ -145,7 +146,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	// Queued before the accept is submitted: completed inline.
 	require.NoError(t, dial(clients[0]))
 	before := boottime(t)
-	queued, err := accept(0)
+	queued, err := accept(r, 0)
 	require.NoError(t, err)
 	require.Greater(t, queued, int32(0), "the scenario: an accepted descriptor")
 	fds[int(queued)] = true
@@ -153,11 +154,21 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	// Arriving after: the accept waits on the listener and completes from its wakeup.
 	dialed := make(chan error, 1)
 	go func() { time.Sleep(100 * time.Millisecond); dialed <- dial(clients[1]) }()
-	later, err := accept(0)
+	later, err := accept(r, 0)
 	require.NoError(t, err)
 	require.NoError(t, <-dialed)
 	require.Greater(t, later, int32(0))
 	fds[int(later)] = true
+
+	// Through an SQPOLL ring: completed on its submission thread.
+	sq, err := newURingWith(sqPoll)
+	require.NoError(t, err)
+	defer sq.close()
+	require.NoError(t, dial(clients[3]))
+	polled, err := accept(sq, 0)
+	require.NoError(t, err)
+	require.Greater(t, polled, int32(0))
+	fds[int(polled)] = true
 	after := boottime(t)
 
 	// Into a direct descriptor: the table's lowest free slot is the one numbered as the third
@@ -172,7 +183,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, r.fd, registerFiles, uintptr(unsafe.Pointer(&slots[0])), uintptr(len(slots)), 0, 0)
 	require.Zero(t, errno, "registering the fixed-file table")
 	require.NoError(t, dial(clients[2]))
-	slot, err := accept(^uint32(0)) // IORING_FILE_INDEX_ALLOC
+	slot, err := accept(r, ^uint32(0)) // IORING_FILE_INDEX_ALLOC
 	require.NoError(t, err)
 	require.Equal(t, int32(clients[2]), slot, "the scenario: the slot numbered as the client's descriptor")
 
@@ -181,7 +192,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 		require.NoError(t, err)
 		return uint16(sa.(*unix.SockaddrInet4).Port)
 	}
-	byClient := map[uint16]int{localPort(clients[0]): 0, localPort(clients[1]): 1, localPort(clients[2]): 2}
+	byClient := map[uint16]int{localPort(clients[0]): 0, localPort(clients[1]): 1, localPort(clients[2]): 2, localPort(clients[3]): 3}
 	accepts := func(events []bpf.PodnetEvent) map[int][]bpf.PodnetEvent {
 		out := map[int][]bpf.PodnetEvent{}
 		for _, e := range events {
@@ -200,12 +211,12 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	require.Eventually(t, func() bool {
 		open = append(open, ring.take()...)
 		got := accepts(open)
-		return len(got[0]) > 0 && len(got[1]) > 0
-	}, 5*time.Second, 10*time.Millisecond, "both accepts reported while open")
+		return len(got[0]) > 0 && len(got[1]) > 0 && len(got[3]) > 0
+	}, 5*time.Second, 10*time.Millisecond, "the three accepts into descriptors reported while open")
 	time.Sleep(100 * time.Millisecond) // a wrong one, if any, would be in by now
 	open = append(open, ring.take()...)
 	got := accepts(open)
-	for which := range 2 {
+	for _, which := range []int{0, 1, 3} {
 		require.Len(t, got[which], 1, "accept %d once", which)
 		e := got[which][0]
 		assert.Equal(t, uint32(os.Getpid()), e.Pid, "accept %d names the process that submitted it", which)
@@ -215,12 +226,13 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	assert.Empty(t, got[2], "the direct accept: not reported as another descriptor's, its own kept for its close")
 	assert.Empty(t, got[-1], "nothing else reported accepted")
 
-	// Closed: the two named accepts are not reported again; the direct one is, at its close.
+	// Closed: the named accepts are not reported again; the direct one is, at its close.
 	closeAll()
 	r.close() // its fixed-file table held the direct descriptor
 	closed := accepts(ring.settled(t, pod))
-	assert.Empty(t, closed[0], "no accept again at its close")
-	assert.Empty(t, closed[1], "no accept again at its close")
+	for _, which := range []int{0, 1, 3} {
+		assert.Empty(t, closed[which], "accept %d: not again at its close", which)
+	}
 	require.Len(t, closed[2], 1, "the direct accept, reported at its close")
 	assert.Zero(t, closed[2][0].Pid, "with no process: no descriptor named it")
 	assert.Empty(t, closed[-1])
@@ -260,8 +272,14 @@ type uring struct {
 	rings, sqes []byte
 }
 
-func newURing() (*uring, error) {
-	r := &uring{}
+func newURing() (*uring, error) { return newURingWith(0) }
+
+// sqPoll is IORING_SETUP_SQPOLL: a kernel thread of the process takes the submissions.
+const sqPoll = 1 << 1
+
+// newURingWith makes the ring with setup flags.
+func newURingWith(flags uint32) (*uring, error) {
+	r := &uring{p: uringParams{Flags: flags}}
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&r.p)), 0)
 	if errno != 0 {
 		return nil, errno
@@ -302,7 +320,9 @@ func (r *uring) close() {
 
 const closedURing = ^uintptr(0)
 
-// do submits one request that fill describes and waits for its completion's result.
+// do submits one request that fill describes and waits for its completion's result. The wait
+// can return before the completion (a signal to this thread, or an SQPOLL ring's thread not yet
+// done): it is made again, up to a bound.
 func (r *uring) do(fill func(sqe []byte)) (int32, error) {
 	sqe := r.sqes[:64]
 	clear(sqe)
@@ -312,13 +332,18 @@ func (r *uring) do(fill func(sqe []byte)) (int32, error) {
 	tail := atomic.LoadUint32(u32(r.p.SqOff.Tail))
 	*u32(r.p.SqOff.Array + (tail&*u32(r.p.SqOff.RingMask))*4) = 0
 	atomic.StoreUint32(u32(r.p.SqOff.Tail), tail+1)
-	const getEvents = 1 // IORING_ENTER_GETEVENTS
-	if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, r.fd, 1, 1, getEvents, 0, 0); errno != 0 {
-		return 0, errno
+	enter := uintptr(1) // IORING_ENTER_GETEVENTS
+	if r.p.Flags&sqPoll != 0 {
+		enter |= 2 // IORING_ENTER_SQ_WAKEUP: the thread may be asleep (idle)
 	}
 	head := atomic.LoadUint32(u32(r.p.CqOff.Head))
-	if head == atomic.LoadUint32(u32(r.p.CqOff.Tail)) {
-		return 0, unix.EAGAIN
+	for submit, tries := uintptr(1), 0; head == atomic.LoadUint32(u32(r.p.CqOff.Tail)); submit, tries = 0, tries+1 {
+		if tries == 1000 {
+			return 0, unix.ETIMEDOUT
+		}
+		if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, r.fd, submit, 1, enter, 0, 0); errno != 0 && errno != unix.EINTR {
+			return 0, errno
+		}
 	}
 	cqe := r.p.CqOff.Cqes + (head&*u32(r.p.CqOff.RingMask))*16
 	res := *(*int32)(unsafe.Pointer(&r.rings[cqe+8]))
