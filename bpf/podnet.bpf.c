@@ -343,7 +343,8 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
  * direct one: file_slot set, a slot of the ring's fixed-file table). A completion runs in the
  * submitter's context or in a thread of its process (task work, io-wq worker, SQPOLL thread),
  * which shares its descriptor table. Accepts that name no descriptor keep their accept record
- * for their close (on_close), as before. */
+ * for their close (on_close), as before; so do a multishot accept's, whose completions come
+ * with no request (uring_completed returns on those). */
 static __always_inline void uring_accepted(struct io_kiocb *req, int fd)
 {
 	struct io_accept *a = (struct io_accept *)&req->cmd; /* io_kiocb_to_cmd */
