@@ -16,16 +16,16 @@ import (
 // negative one the user never wrote, which Validate would then show) and a value of the wrong
 // kind for a word or a switch (settingType: the decoder names Go types, not the fix).
 func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
-	if err := wholeNumbers(reflect.TypeFor[Config](), conf.ToStringMap(), ""); err != nil {
+	if err := valueKinds(reflect.TypeFor[Config](), conf.ToStringMap(), ""); err != nil {
 		return err
 	}
 	return conf.Unmarshal(cfg)
 }
 
-// wholeNumbers checks raw's values for t's int, string and bool fields (by their mapstructure
+// valueKinds checks raw's values for t's int, string and bool fields (by their mapstructure
 // names, in nested sections and lists too), so a setting added later is covered without being
 // listed.
-func wholeNumbers(t reflect.Type, raw map[string]any, prefix string) error {
+func valueKinds(t reflect.Type, raw map[string]any, prefix string) error {
 	var errs []error
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
@@ -45,7 +45,7 @@ func wholeNumbers(t reflect.Type, raw map[string]any, prefix string) error {
 			}
 		case f.Type.Kind() == reflect.Struct:
 			if section, ok := v.(map[string]any); ok {
-				errs = append(errs, wholeNumbers(f.Type, section, path+"."))
+				errs = append(errs, valueKinds(f.Type, section, path+"."))
 			}
 		}
 	}

@@ -3,6 +3,7 @@
 package capsets
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -35,4 +36,27 @@ func Parse(status, field string) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// GrantedToNonRoot says whether the bounding set holds every one of caps while this process runs
+// as a non-root user: a container grants its capabilities into the bounding set, and only uid 0
+// gets them effective there (found by an independent check), so granting them again changes
+// nothing.
+func GrantedToNonRoot(caps ...int) bool {
+	bnd, ok := Read("CapBnd:")
+	if !ok || os.Geteuid() == 0 {
+		return false
+	}
+	for _, c := range caps {
+		if bnd&(1<<c) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// NonRootFix is what to do in that case; with names what the root user runs with ("" for the
+// capabilities in question).
+func NonRootFix(with string) string {
+	return fmt.Sprintf("podnet runs as uid %d and a container's capabilities take effect only for uid 0: run it as root (runAsUser: 0)%s, or grant them as ambient capabilities", os.Geteuid(), with)
 }

@@ -3,9 +3,6 @@
 package kernel
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/podnet/podnet/internal/capsets"
 )
 
@@ -30,8 +27,8 @@ func missingCapabilities() []string {
 // container's capabilities only in its bounding set, where adding them again changes nothing
 // (found by an independent check).
 func capabilitiesFix() string {
-	if bnd, ok := capsets.Read("CapBnd:"); ok && bnd&(1<<capsets.BPF) != 0 && bnd&(1<<capsets.Perfmon) != 0 && os.Geteuid() != 0 {
-		return fmt.Sprintf("the container grants them, but podnet runs as uid %d and a container's capabilities take effect only for uid 0: run it as root (runAsUser: 0), or grant them as ambient capabilities", os.Geteuid())
+	if capsets.GrantedToNonRoot(capsets.BPF, capsets.Perfmon) {
+		return "the container grants them, but " + capsets.NonRootFix("")
 	}
 	return "add them to the container's securityContext"
 }

@@ -1,9 +1,6 @@
 package procscan
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/podnet/podnet/internal/capsets"
 )
 
@@ -13,12 +10,11 @@ import (
 // the warning must not ask for what podnet has; found by an independent check).
 func ptraceAdvice() string {
 	eff, effOK := capsets.Read("CapEff:")
-	bnd, bndOK := capsets.Read("CapBnd:")
 	switch {
 	case effOK && eff&(1<<capsets.SysPtrace) != 0:
 		return "podnet holds CAP_SYS_PTRACE, so something else refuses: a security module (AppArmor, SELinux), or a process that made itself undumpable"
-	case bndOK && bnd&(1<<capsets.SysPtrace) != 0 && os.Geteuid() != 0:
-		return fmt.Sprintf("podnet runs as uid %d, and a container's capabilities take effect only for uid 0: run it as root (runAsUser: 0) with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, or grant them as ambient capabilities", os.Geteuid())
+	case capsets.GrantedToNonRoot(capsets.SysPtrace):
+		return capsets.NonRootFix(" with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH")
 	}
 	return "add CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to traverse their /proc directories) to the container's securityContext capabilities"
 }
