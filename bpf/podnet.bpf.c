@@ -286,31 +286,28 @@ static __always_inline bool connect_failed(long ret)
 }
 
 /* A connect that failed before SYN_SENT (no route, no free port, ...), which no state change
- * shows: to every sink, its peer as the caller passed it (uaddr, addrlen: user memory). */
+ * shows: to every sink, its peer as the caller passed it (uaddr, addrlen: user memory, read once:
+ * the ring's record is the aggregates' event, with the process). */
 static __always_inline void report_failed_connect(struct sock *sk, long ret, __u64 uaddr, __u32 addrlen)
 {
+	struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
 	struct event *e;
 
 	if (!connect_attempted(ret, uaddr, addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return;
-	{
-		struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
-
-		fill_sock(&local, sk, READ_PROBED);
-		fill_peer_from_sockaddr(&local, uaddr, addrlen);
-		if (excluded_peer(local.family, local.peer_addr, local.peer_port))
-			return;
-		if (aggregate_in_kernel)
-			agg_add(&local, false); /* a failure: never counted open */
-	}
+	fill_sock(&local, sk, READ_PROBED);
+	fill_peer_from_sockaddr(&local, uaddr, addrlen);
+	if (excluded_peer(local.family, local.peer_addr, local.peer_port))
+		return;
+	if (aggregate_in_kernel)
+		agg_add(&local, false); /* a failure: never counted open */
 	if (!ring_keeps(EVENT_CONNECT))
 		return;
-	e = reserve(EVENT_CONNECT, ROLE_CLIENT, bpf_ktime_get_boot_ns());
+	local.timestamp_ns = bpf_ktime_get_boot_ns();
+	e = reserve(EVENT_CONNECT, ROLE_CLIENT, local.timestamp_ns);
 	if (!e)
 		return;
-	fill_sock(e, sk, READ_PROBED);
-	fill_peer_from_sockaddr(e, uaddr, addrlen);
-	e->error = -ret;
+	__builtin_memcpy(e, &local, sizeof(*e));
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	if (sample_one_in > 1)
 		e->sample_one_in = 1; /* a failed connect is kept whatever the sampling */
