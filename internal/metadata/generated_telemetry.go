@@ -76,7 +76,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.PodnetBpfRecursionCovered, err = builder.meter.Int64Counter(
 		"otelcol_podnet_bpf_recursion_covered",
-		metric.WithDescription("State changes the kernel skipped in podnet's first tp_btf state program (the tracepoint re-entered on the same CPU) and its second instance handled - not loss; how often the second program was needed. [Alpha]"),
+		metric.WithDescription("Runs of podnet's BPF programs the kernel skipped (the tracepoint re-entered on the same CPU) that podnet made up for - not loss; state changes its second tp_btf state program handled, and marks of sockets that moved data, after which the next live read walks every open connection. [Alpha]"),
 		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)

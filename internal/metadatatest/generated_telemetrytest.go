@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) receiver.Settings {
 func AssertEqualPodnetBpfRecursionCovered(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_bpf_recursion_covered",
-		Description: "State changes the kernel skipped in podnet's first tp_btf state program (the tracepoint re-entered on the same CPU) and its second instance handled - not loss; how often the second program was needed. [Alpha]",
+		Description: "Runs of podnet's BPF programs the kernel skipped (the tracepoint re-entered on the same CPU) that podnet made up for - not loss; state changes its second tp_btf state program handled, and marks of sockets that moved data, after which the next live read walks every open connection. [Alpha]",
 		Unit:        "{run}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

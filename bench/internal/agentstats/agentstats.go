@@ -10,7 +10,8 @@ type Counters struct {
 	// missing in between.
 	EventsSubmitted int64 `json:"events_submitted"`
 	RecursionMisses int64 `json:"recursion_misses"`
-	// RecursionCovered are skipped state-program runs the second program did (not loss).
+	// RecursionCovered are skipped program runs podnet made up for (not loss): state changes the
+	// second program did, and marks after which a live read walked every connection.
 	RecursionCovered int64 `json:"recursion_covered"`
 	EventsDropped    int64 `json:"events_dropped"`
 	DecodeErrors     int64 `json:"decode_errors"`

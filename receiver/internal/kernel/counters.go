@@ -18,10 +18,13 @@ type Counters struct {
 	AggregateFull uint64
 	// RecursionMisses: program runs the kernel skipped (the hook re-entered on a CPU) that no
 	// other program did instead: events lost. With tp_btf hooks the state programs' skips are
-	// not among them (bpf/recursion.h); with classic tracepoints they are.
+	// not among them (bpf/recursion.h), nor the marks' (marks.beforeRead); with classic
+	// tracepoints they are.
 	RecursionMisses uint64
-	// RecursionCovered: state changes the kernel skipped in the first tp_btf state program
-	// that the second one did: nothing lost. Shown so that the mechanism's work can be seen.
+	// RecursionCovered: program runs the kernel skipped that podnet made up for, nothing lost:
+	// state changes skipped in the first tp_btf state program that the second one did, and
+	// skipped marks of sockets that moved data (marked reads), after which a live read walks
+	// every connection. Shown so that the mechanisms' work can be seen.
 	RecursionCovered uint64
 	// Submitted: events the programs produced for the ring buffer, counted before the
 	// reservation: Submitted == events read + ReserveFailed + events not read yet.
@@ -70,7 +73,10 @@ func (t *Tracer) Counters() (Counters, error) {
 		if err != nil {
 			return c, err
 		}
-		if !coveredPrograms[name] {
+		switch {
+		case markPrograms[name] != "":
+			c.RecursionCovered += st.RecursionMisses // a mark: the next read walks every connection
+		case !coveredPrograms[name]:
 			c.RecursionMisses += st.RecursionMisses
 		}
 	}

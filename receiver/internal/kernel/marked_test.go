@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -287,4 +288,75 @@ func TestMarkedReadsConnectCloseMarksNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return len(clientPod.OpenTCPSockets()) == 0 }, 5*time.Second, 20*time.Millisecond, "every connection closed")
 	marked := marking() - before
 	assert.Less(t, marked, n/10, "%d sockets marked by %d connections that moved no data (other traffic on the machine may mark a few)", marked, n)
+}
+
+// A mark the kernel skipped (sk_data_ready in a softirq that interrupted the same program on
+// that CPU: its recursion guard) is not a byte left for a later read: the read after the skip
+// walks every connection. The skips are simulated: the sockets' marks are taken out of the set
+// the hooks fill, and the mark programs' skip count is the test's. Without a skip counted, the
+// read takes the set alone and misses those bytes (the round that shows the walk is what counts
+// them); the next walk catches them up.
+func TestMarkedReadsWalkEveryConnectionAfterASkippedMark(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 139)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	tr := openMarked(t)
+	var skips uint64
+	tr.marks.skips = func() (uint64, error) { return skips, nil }
+	const n, payload = 5, 10_000
+	clients, servers := connectPods(t, clientPod, serverPod, 7139, n)
+	clientTotals, serverTotals := roleTotals{}, roleTotals{}
+	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
+	drainInto(t, tr, watched)
+	for _, r := range []struct {
+		unmark, skip bool
+		counted      int // rounds of bytes the read has counted
+		why          string
+	}{
+		{false, false, 1, "marked: the set has every socket"},
+		{true, true, 2, "marks skipped and counted: the read walks every connection"},
+		{true, false, 2, "marks gone with no skip counted: the read takes the set alone, this round's bytes wait"},
+		{true, true, 4, "a skip again: the walk counts this round's bytes and the last one's"},
+	} {
+		for i := range n {
+			_, err := clients[i].Write(make([]byte, payload))
+			require.NoError(t, err)
+			_, err = io.ReadFull(servers[i], make([]byte, payload))
+			require.NoError(t, err)
+		}
+		if r.unmark {
+			unmarkAll(t, tr)
+		}
+		if r.skip {
+			skips++
+		}
+		drainInto(t, tr, watched)
+		assert.Equal(t, uint64(r.counted*n*payload), clientTotals.get(roleClient).BytesSent, "client bytes: %s", r.why)
+		assert.Equal(t, uint64(r.counted*n*payload), serverTotals.get(roleServer).BytesReceived, "server bytes: %s", r.why)
+	}
+	c, err := tr.Counters()
+	require.NoError(t, err)
+	assert.Zero(t, c.RecursionMisses, "no program run was skipped for good")
+}
+
+// unmarkAll empties the set and the half of the front that the hooks mark now, as if every mark
+// since the last read had been skipped.
+func unmarkAll(t *testing.T, tr *Tracer) {
+	t.Helper()
+	set := tr.marks.sets[tr.marks.current]
+	var key uint64
+	var value uint8
+	var keys []uint64
+	it := set.Iterate()
+	for it.Next(&key, &value) {
+		keys = append(keys, key)
+	}
+	require.NoError(t, it.Err())
+	for _, k := range keys {
+		require.NoError(t, set.Delete(k))
+	}
+	front := tr.coll.Maps[bpf.PodnetMapMarkedFront]
+	half := front.MaxEntries() / 2
+	for i := uint32(tr.marks.current) * half; i < uint32(tr.marks.current+1)*half; i++ {
+		require.NoError(t, front.Update(i, uint64(0), ebpf.UpdateExist))
+	}
 }

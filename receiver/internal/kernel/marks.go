@@ -83,6 +83,10 @@ type marks struct {
 	readAll *ebpf.Variable
 	half    *ebpf.Variable // mark_half: the front's half the hooks fill, with the set
 	full    uint64         // COUNTER_MARK_FULL at the last read
+	// skips reads the runs of the mark programs the kernel skipped (markSkips); skipped is
+	// what it read before the last swap.
+	skips   func() (uint64, error)
+	skipped uint64
 	open    openCounts
 }
 
@@ -94,6 +98,7 @@ func newMarks(coll *ebpf.Collection) (*marks, error) {
 		readSet: coll.Variables[bpf.PodnetVarReadSet],
 		readAll: coll.Variables[bpf.PodnetVarReadAll],
 		half:    coll.Variables[bpf.PodnetVarMarkHalf],
+		skips:   func() (uint64, error) { return markSkips(coll) },
 		open:    newOpenCounts(),
 	}
 	if err := m.slot.Update(uint32(0), m.sets[0], ebpf.UpdateAny); err != nil {
@@ -123,12 +128,20 @@ func attachMarks(coll *ebpf.Collection) ([]link.Link, error) {
 }
 
 // beforeRead hands the hooks the other set (and its half of the front) and tells the read to
-// take the one they marked, and to walk every connection too when a mark found its set full
-// since the last read. The slot update returns once no program can still hold the old set
-// (map-in-map updates wait for an RCU grace period), and the half is switched before it, so
-// the read takes a set and a half nobody writes. markFull reads COUNTER_MARK_FULL after the
-// swap, so it covers every mark into the set being read.
+// take the one they marked, and to walk every connection too when a socket that moved data may
+// be missing from it: a mark found its set full, or the kernel skipped a mark program's run
+// (sk_data_ready in a softirq that interrupted the same program: its recursion guard). The slot
+// update returns once no program can still hold the old set (map-in-map updates wait for an RCU
+// grace period), and the half is switched before it, so the read takes a set and a half nobody
+// writes. markFull reads COUNTER_MARK_FULL after the swap, so it covers every mark into the set
+// being read. A skip has no set to tell: the skips are read before and after the swap, and the
+// read walks everything when any came after the previous swap's first reading (a skip around
+// a swap makes both reads walk).
 func (m *marks) beforeRead(markFull func() (uint64, error)) error {
+	skippedBefore, err := m.skips()
+	if err != nil {
+		return err
+	}
 	old, next := m.current, 1-m.current
 	if err := m.half.Set(uint32(next)); err != nil {
 		return fmt.Errorf("switching the marked sets' front: %w", err)
@@ -142,12 +155,34 @@ func (m *marks) beforeRead(markFull func() (uint64, error)) error {
 	if err != nil {
 		return err
 	}
-	all := full != m.full
-	m.full = full
+	skippedAfter, err := m.skips()
+	if err != nil {
+		return err
+	}
+	all := full != m.full || skippedAfter != m.skipped
+	m.full, m.skipped = full, skippedBefore
 	if err := m.readSet.Set(uint8(old)); err != nil {
 		return err
 	}
 	return m.readAll.Set(b2u8(all))
+}
+
+// markSkips sums the runs of the mark programs that the kernel skipped. Not loss: each makes a
+// read walk every connection (beforeRead); Counters reports them as covered.
+func markSkips(coll *ebpf.Collection) (uint64, error) {
+	var n uint64
+	for name := range markPrograms {
+		p := coll.Programs[name]
+		if p == nil {
+			continue // not loaded on this kernel (prepareMarks)
+		}
+		st, err := p.Stats()
+		if err != nil {
+			return 0, fmt.Errorf("reading %s's statistics: %w", name, err)
+		}
+		n += st.RecursionMisses
+	}
+	return n, nil
 }
 
 func b2u8(b bool) uint8 {
