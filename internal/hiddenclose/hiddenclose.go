@@ -18,14 +18,28 @@ import (
 	"strings"
 )
 
-// Watcher counts the hidden closes since it started.
+// Watcher counts the hidden state changes since it started.
 type Watcher struct {
 	dir string
 }
 
-// Watch starts counting in a tracefs instance named after name and this process. It fails when
-// tracefs or PID 1's threads cannot be read (not root, no tracefs): callers then count nothing.
+// Watch starts counting closes in a tracefs instance named after name and this process. It
+// fails when tracefs or PID 1's threads cannot be read (not root, no tracefs): callers then
+// count nothing.
 func Watch(name string) (*Watcher, error) {
+	// Closes of opened connections: not a listener's, not a failed or half-open handshake's
+	// (from SYN_SENT 2, SYN_RECV 3, CLOSE 7, LISTEN 10).
+	return watch(name, "newstate == 7 && oldstate != 2 && oldstate != 3 && oldstate != 7 && oldstate != 10")
+}
+
+// WatchEstablished is Watch for handshakes' ends (SYN_SENT or SYN_RECV to ESTABLISHED): a
+// softirq that a timer started (a retransmitted SYN or SYN-ACK) can end a handshake on top of
+// a PID 1 thread as well, and a connect or accept is then hidden instead of a close.
+func WatchEstablished(name string) (*Watcher, error) {
+	return watch(name, "newstate == 1 && (oldstate == 2 || oldstate == 3)")
+}
+
+func watch(name, changes string) (*Watcher, error) {
 	tasks, err := os.ReadDir("/proc/1/task")
 	if err != nil {
 		return nil, fmt.Errorf("PID 1's threads unreadable: %w", err)
@@ -39,10 +53,7 @@ func Watch(name string) (*Watcher, error) {
 		return nil, fmt.Errorf("no tracefs instance: %w", err)
 	}
 	event := filepath.Join(w.dir, "events/sock/inet_sock_set_state")
-	// Closes of opened connections: not a listener's, not a failed or half-open handshake's
-	// (from SYN_SENT 2, SYN_RECV 3, CLOSE 7, LISTEN 10).
-	filter := "newstate == 7 && oldstate != 2 && oldstate != 3 && oldstate != 7 && oldstate != 10 && (" +
-		strings.Join(pids, " || ") + ")"
+	filter := changes + " && (" + strings.Join(pids, " || ") + ")"
 	for _, s := range [][2]string{
 		{filepath.Join(w.dir, "buffer_size_kb"), "1024"},
 		{filepath.Join(event, "filter"), filter},
@@ -55,7 +66,7 @@ func Watch(name string) (*Watcher, error) {
 	return w, nil
 }
 
-// Count returns the hidden closes so far at server ends (local port = port) and at client ends
+// Count returns the hidden changes so far at server ends (local port = port) and at client ends
 // (peer port = port). A nil Watcher counts nothing.
 func (w *Watcher) Count(port int) (server, client int, err error) {
 	if w == nil {
