@@ -39,6 +39,12 @@ func WatchEstablished(name string) (*Watcher, error) {
 	return watch(name, "newstate == 1 && (oldstate == 2 || oldstate == 3)")
 }
 
+// WatchFailedConnects is Watch for connects that ended before their handshake did (SYN_SENT to
+// CLOSE): a connect timed out by its retransmission timer ends in a softirq too.
+func WatchFailedConnects(name string) (*Watcher, error) {
+	return watch(name, "newstate == 7 && oldstate == 2")
+}
+
 func watch(name, changes string) (*Watcher, error) {
 	tasks, err := os.ReadDir("/proc/1/task")
 	if err != nil {

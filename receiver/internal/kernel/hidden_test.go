@@ -27,6 +27,10 @@ func watchHiddenEstablishments(t *testing.T) hidden {
 	return watchHidden(t, "handshakes' ends", hiddenclose.WatchEstablished)
 }
 
+func watchHiddenFailedConnects(t *testing.T) hidden {
+	return watchHidden(t, "failed connects", hiddenclose.WatchFailedConnects)
+}
+
 func watchHidden(t *testing.T, what string, watch func(name string) (*hiddenclose.Watcher, error)) hidden {
 	w, err := watch(fmt.Sprintf("podnet-test-%d", watchers.Add(1))) // one tracefs instance each
 	if err != nil {

@@ -66,6 +66,9 @@ func TestPerConnectionStateDrains(t *testing.T) {
 	conns := tr.coll.Maps[bpf.PodnetMapConns]
 	calls := tr.coll.Maps[bpf.PodnetMapConnectCalls]
 	baseline, baselineCalls := ownConns(t, conns), ownCalls(t, calls)
+	// A connect the kernel times out in a softirq on top of a PID 1 thread is hidden from BPF on
+	// the development VM (internal/hiddenclose): its entry stays, as for any unseen close.
+	hiddenEnds := watchHiddenFailedConnects(t)
 
 	const cancelled, timedOut = 100, 50
 	var fds []int
@@ -94,7 +97,13 @@ func TestPerConnectionStateDrains(t *testing.T) {
 	}()
 	assert.Eventually(t, func() bool { return ownConns(t, conns) == baseline+timedOut }, 2*time.Second, 50*time.Millisecond,
 		"cancelled connects leave no state")
-	assert.Eventually(t, func() bool { return ownConns(t, conns) == baseline }, 10*time.Second, 200*time.Millisecond,
-		"timed-out connects leave no state")
+	var hidden int
+	assert.Eventually(t, func() bool {
+		_, hidden = hiddenEnds.count(81)
+		return ownConns(t, conns) == baseline+hidden
+	}, 10*time.Second, 200*time.Millisecond, "timed-out connects leave no state (but for those hidden from BPF)")
+	if hidden > 0 {
+		t.Logf("failed connects the kernel ran with a PID 1 thread current, hidden from BPF: %d", hidden)
+	}
 	assert.Equal(t, baselineCalls, ownCalls(t, calls), "connect() calls leave no state")
 }
