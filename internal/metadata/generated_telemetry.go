@@ -82,7 +82,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetBpfRecursionMisses, err = builder.meter.Int64Counter(
 		"otelcol_podnet_bpf_recursion_misses",
-		metric.WithDescription("Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered. With classic tracepoints every skipped run (events never seen); with tp_btf hooks only skipped notes of a received reset, a connect error or a retransmitted SYN-ACK (rare; a close reason, an errno or an exact server handshake time may be lost, never an event). [Alpha]"),
+		metric.WithDescription("Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered. With classic tracepoints every skipped run (events never seen); with tp_btf hooks rare - skipped notes of a received reset, a connect error or a retransmitted SYN-ACK (a close reason, an errno or an exact server handshake time), or of a syscall hook (an accept's process, or a connect() that failed before its SYN). [Alpha]"),
 		metric.WithUnit("{run}"),
 	)
 	errs = errors.Join(errs, err)

@@ -40,7 +40,7 @@ func AssertEqualPodnetBpfRecursionCovered(t *testing.T, tt *componenttest.Teleme
 func AssertEqualPodnetBpfRecursionMisses(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_bpf_recursion_misses",
-		Description: "Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered. With classic tracepoints every skipped run (events never seen); with tp_btf hooks only skipped notes of a received reset, a connect error or a retransmitted SYN-ACK (rare; a close reason, an errno or an exact server handshake time may be lost, never an event). [Alpha]",
+		Description: "Runs of podnet's BPF programs the kernel skipped because the tracepoint re-entered on the same CPU, and that no other podnet program covered. With classic tracepoints every skipped run (events never seen); with tp_btf hooks rare - skipped notes of a received reset, a connect error or a retransmitted SYN-ACK (a close reason, an errno or an exact server handshake time), or of a syscall hook (an accept's process, or a connect() that failed before its SYN). [Alpha]",
 		Unit:        "{run}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
