@@ -18,7 +18,12 @@ rounds=${4:-10}
 conns=${5:-40000}
 repo=$(git rev-parse --show-toplevel)
 work=$(mktemp -d /tmp/bpf-versus.XXXXXX)
-trap 'git -C "$repo" worktree remove --force "$work/base" 2>/dev/null || true; [ "$after" = worktree ] || git -C "$repo" worktree remove --force "$work/after" 2>/dev/null || true' EXIT
+cleanup() {
+	git -C "$repo" worktree remove --force "$work/base" 2>/dev/null || true
+	[ "$after" = worktree ] || git -C "$repo" worktree remove --force "$work/after" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
 build() { # rev dir out
 	git -C "$repo" worktree add --detach "$2" "$1" >/dev/null 2>&1
