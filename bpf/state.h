@@ -200,14 +200,24 @@ static __always_inline void report(struct sock *sk, __u8 type, const struct conn
 				   enum sock_read rd, struct conn_info *entry)
 {
 	struct event *e = ring_filled(sk, type, ci, error, ts, rd);
+	const struct event *counted = e; /* not excluded, not stopping: reserve() checked both */
+	struct scratch_slot *m;
+	struct scratch *s = NULL;
 
-	if (!e) {
-		to_metrics(sk, type, ci, error, ts, rd, entry);
-		return;
+	if (!e && aggregate_in_kernel && !ci->excluded && !stopping) {
+		s = scratch_take(&m);
+		if (s) {
+			fill_local(&m->event, sk, type, ci, error, ts, rd);
+			counted = &m->event;
+		}
 	}
-	if (aggregate_in_kernel) /* not excluded, not stopping: reserve() checked both */
-		count_filled(e, type, ci, error, entry);
-	submit(e);
+	/* One count_filled for both sources: the aggregates' code once in the program, not twice. */
+	if (aggregate_in_kernel && counted)
+		count_filled(counted, type, ci, error, entry);
+	if (s)
+		scratch_give(s);
+	if (e)
+		submit(e);
 }
 
 /* What the selection (select.h) decides for a connection from its tuple, once, when it is
