@@ -8,6 +8,8 @@
 # the kernel's run statistics. Per run, not per connection: each binary's programs also run for
 # the other's connections.
 #
+# Needs bpftool (to start the second once the first is attached).
+#
 # usage: bench/bpf-versus.sh BASE_REV [AFTER_REV|worktree] [SCENARIO] [ROUNDS] [CONNECTIONS]
 #   AFTER_REV "worktree" (default) is the current tree, uncommitted changes included.
 set -eu
@@ -41,10 +43,19 @@ run() { # binary label round
 	"$work/$1.test" -test.run '^$' -test.bench "$pattern" -test.benchtime "${conns}x" 2>&1 |
 		grep '^Benchmark' | sed "s/^/$1 $2 /"
 }
+# The state programs loaded on the machine (bpftool shortens names to 15 characters).
+attached() { bpftool prog show 2>/dev/null | grep -c ' name state_tp_btf ' || true; }
 for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) -eq 1 ]; then first=base second=after; else first=after second=base; fi
+	before=$(attached)
 	run $first "$r" >"$work/$r.$first" &
-	sleep 0.3
+	# The second starts once the first's state program is loaded (it attaches right after):
+	# a fixed delay sometimes let the second attach first (a round of the wrong order).
+	for _ in $(seq 1 200); do
+		[ "$(attached)" -gt "$before" ] && break
+		sleep 0.05
+	done
+	sleep 0.1
 	run $second "$r" >"$work/$r.$second"
 	wait
 done
