@@ -115,37 +115,45 @@ static __always_inline void fill_local(struct event *local, struct sock *sk, __u
 	fill_event(local, type, sk, ci, error, rd);
 }
 
-/* Counts an outcome already filled in e (the aggregates' own copy, or the ring's record) in
- * its key; an open counted open (marked reads) is noted in the connection's entry, when there
- * is one, for its close: where it was counted (remember_open). */
-static __always_inline void count_filled(const struct event *e, __u8 type, const struct conn_info *ci, __s32 error,
-					 struct conn_info *entry)
+/* One outcome to the aggregates (metrics), when they are a sink, counted from filled (the ring's
+ * record, already filled: reserve() found it neither excluded nor stopping) or, when NULL, from
+ * an event filled here. Inlined (a call costs ~0.25 µs per connection here). That event is in
+ * scratch (scratch.h): the lookup costs ~2% of the BPF time per connection (measured), and on
+ * the stack it leaves the subprograms no room (clang refuses both ways in one frame). One
+ * agg_add for both sources, so the aggregates' code is in the program once per call site. An
+ * open counted open (marked reads) is noted in the connection's entry, when there is one, for
+ * its close: where it was counted (remember_open). */
+static __always_inline void count_outcome(const struct event *filled, struct sock *sk, __u8 type,
+					  const struct conn_info *ci, __s32 error, __u64 ts, enum sock_read rd,
+					  struct conn_info *entry)
 {
-	bool folded = agg_add(e, ci->active_folded);
+	struct scratch_slot *m;
+	struct scratch *s = NULL;
+	bool folded;
 
+	if (!aggregate_in_kernel)
+		return;
+	if (!filled) {
+		if (ci->excluded || stopping)
+			return;
+		s = scratch_take(&m);
+		if (!s)
+			return;
+		fill_local(&m->event, sk, type, ci, error, ts, rd);
+		filled = &m->event;
+	}
+	folded = agg_add(filled, ci->active_folded);
 	if (entry && marked_reads && type != EVENT_CLOSE && !error)
-		remember_open(entry, e, folded);
+		remember_open(entry, filled, folded);
+	if (s)
+		scratch_give(s);
 }
 
-/* One outcome to the aggregates (metrics), when they are a sink. Inlined (a call costs ~0.25 µs
- * per connection here). Its event is in scratch (scratch.h): the lookup costs ~2% of the BPF
- * time per connection (measured), and on the stack it leaves the subprograms no room (clang
- * refuses both ways in one frame). An open counted open (marked reads) is noted in the
- * connection's entry, when there is one, for its close: where it was counted (remember_open). */
+/* One outcome to the aggregates alone (a passive open, counted at its handshake). */
 static __always_inline void to_metrics(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				       enum sock_read rd, struct conn_info *entry)
 {
-	struct scratch_slot *m;
-	struct scratch *s;
-
-	if (!aggregate_in_kernel || ci->excluded || stopping)
-		return;
-	s = scratch_take(&m);
-	if (!s)
-		return;
-	fill_local(&m->event, sk, type, ci, error, ts, rd);
-	count_filled(&m->event, type, ci, error, entry);
-	scratch_give(s);
+	count_outcome(NULL, sk, type, ci, error, ts, rd, entry);
 }
 
 /* A connection whose open is not counted (its opening was not seen, or was counted by an entry
@@ -194,28 +202,15 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 /* Reports one outcome to every sink: type is enum event_type, ts when it happened; entry is
  * the connection's, if tracked (to_metrics). With both sinks the ring's record, filled first, is
  * what the aggregates count (the same fields fill_local would write: the socket read once, not
- * twice, ~0.1 µs per outcome); only an outcome the ring does not take (left out, or the ring
- * full) is filled for the aggregates alone. The record is submitted after it is counted. */
+ * twice; ~1% of the state program, bench/bpf-versus.sh); only an outcome the ring does not take
+ * (left out, or the ring full) is filled for the aggregates alone. The record is submitted
+ * after it is counted. */
 static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,
 				   enum sock_read rd, struct conn_info *entry)
 {
 	struct event *e = ring_filled(sk, type, ci, error, ts, rd);
-	const struct event *counted = e; /* not excluded, not stopping: reserve() checked both */
-	struct scratch_slot *m;
-	struct scratch *s = NULL;
 
-	if (!e && aggregate_in_kernel && !ci->excluded && !stopping) {
-		s = scratch_take(&m);
-		if (s) {
-			fill_local(&m->event, sk, type, ci, error, ts, rd);
-			counted = &m->event;
-		}
-	}
-	/* One count_filled for both sources: the aggregates' code once in the program, not twice. */
-	if (aggregate_in_kernel && counted)
-		count_filled(counted, type, ci, error, entry);
-	if (s)
-		scratch_give(s);
+	count_outcome(e, sk, type, ci, error, ts, rd, entry);
 	if (e)
 		submit(e);
 }
