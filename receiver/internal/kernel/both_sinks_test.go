@@ -47,3 +47,37 @@ func TestBothSinksAgree(t *testing.T) {
 	assert.Equal(t, int(server.Closed), got.kinds[serverEnd], "server closes: ring = aggregates")
 	_ = bpf.PodnetRoleROLE_CLIENT
 }
+
+// With both sinks and a ring that is full (one page, never read), every outcome the ring
+// refuses is still counted in the aggregates (filled for them alone): metrics never depend on
+// the ring, and its refusals are counted lost.
+func TestBothSinksAggregatesCountWhatAFullRingRefuses(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 140)
+	pod := netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 4096, MaxTrackedConnections: 65536, AggregateInKernel: true, Events: true, MaxAggregates: 1024})
+	require.NoError(t, err)
+	defer tr.Close()
+	hidden := watchHiddenCloses(t)
+
+	var l load
+	l.run(t, pod, 2, time.Second)
+	n := int(l.ok.Load())
+	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, totals)
+		hs, hc := hidden.count(l.port)
+		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
+	}, 5*time.Second, 20*time.Millisecond)
+
+	c, err := tr.Counters()
+	require.NoError(t, err)
+	agg := totals[pod.NetnsInode()]
+	client, server := agg.get(roleClient), agg.get(roleServer)
+	hs, hc := hidden.count(l.port)
+	t.Logf("%d connections; reserve failed %d; aggregates client %+v server %+v", n, c.ReserveFailed, client, server)
+	require.Greater(t, c.ReserveFailed, uint64(3*n), "the ring refused almost every record (a page holds ~24)")
+	assert.Equal(t, uint64(n+int(l.failed.Load())), client.Connections, "client opens, aggregated")
+	assert.Equal(t, uint64(n), server.Connections, "server opens, aggregated")
+	assert.Equal(t, uint64(n-hc), client.Closed, "client closes, aggregated (less those hidden from BPF)")
+	assert.Equal(t, uint64(n-hs), server.Closed, "server closes, aggregated (less those hidden from BPF)")
+}
