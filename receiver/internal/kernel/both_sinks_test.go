@@ -27,12 +27,7 @@ func TestBothSinksAgree(t *testing.T) {
 	var l load
 	l.run(t, pod, 4, 2*time.Second)
 	n := int(l.ok.Load())
-	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
-	require.Eventually(t, func() bool {
-		drainInto(t, tr, totals)
-		hs, hc := hidden.count(l.port)
-		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
-	}, 5*time.Second, 20*time.Millisecond)
+	totals := drainUntilClosed(t, tr, pod, &l, hidden)
 	close(stop)
 	<-got.done
 
@@ -62,12 +57,7 @@ func TestBothSinksAggregatesCountWhatAFullRingRefuses(t *testing.T) {
 	var l load
 	l.run(t, pod, 2, time.Second)
 	n := int(l.ok.Load())
-	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
-	require.Eventually(t, func() bool {
-		drainInto(t, tr, totals)
-		hs, hc := hidden.count(l.port)
-		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
-	}, 5*time.Second, 20*time.Millisecond)
+	totals := drainUntilClosed(t, tr, pod, &l, hidden)
 
 	c, err := tr.Counters()
 	require.NoError(t, err)
@@ -80,4 +70,18 @@ func TestBothSinksAggregatesCountWhatAFullRingRefuses(t *testing.T) {
 	assert.Equal(t, uint64(n), server.Connections, "server opens, aggregated")
 	assert.Equal(t, uint64(n-hc), client.Closed, "client closes, aggregated (less those hidden from BPF)")
 	assert.Equal(t, uint64(n-hs), server.Closed, "server closes, aggregated (less those hidden from BPF)")
+}
+
+// drainUntilClosed drains the aggregates until they hold a close for every connection of l at
+// both ends (less those hidden from BPF), and returns the pod's namespace's totals.
+func drainUntilClosed(t *testing.T, tr *Tracer, pod *netnstest.Pod, l *load, hidden hidden) map[uint32]roleTotals {
+	t.Helper()
+	n := int(l.ok.Load())
+	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, totals)
+		hs, hc := hidden.count(l.port)
+		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
+	}, 5*time.Second, 20*time.Millisecond)
+	return totals
 }
