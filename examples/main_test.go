@@ -3,13 +3,14 @@
 package examples
 
 import (
-	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
 func TestMain(m *testing.M) {
 	netnstest.MaybeRunHelper()
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // every goroutine a test starts has ended when the tests end
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -21,5 +23,5 @@ func TestMain(m *testing.M) {
 		capabilityChild(port)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // every goroutine a test starts has ended when the tests end
 }

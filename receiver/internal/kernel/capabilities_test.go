@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	netnstest.MaybeRunHelper()
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // every goroutine a test starts has ended when the tests end
 }
 
 func runWith(t *testing.T, keep ...string) (string, error) {
