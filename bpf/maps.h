@@ -162,8 +162,8 @@ struct {
 
 /* The same, in the calling thread's own storage (calls.h), where the kernel lets tracing
  * programs have it (5.12+ here; the loader probes, and otherwise makes this a one-entry
- * placeholder and uses connect_calls). A connect() costs no map insert and delete (~0.25 µs
- * with both hooks here): its thread's slot is found from the task, written at sys_enter_connect,
+ * placeholder and uses connect_calls). A connect() costs no map insert and delete (README,
+ * Kernel requirements, 5.12+): its thread's slot is found from the task, written at sys_enter_connect,
  * marked inactive at sys_exit_connect. Size: one slot per thread that has called connect()
  * while podnet ran, freed by the kernel with its thread (a task storage map has no max_entries). */
 struct {
@@ -202,8 +202,8 @@ struct {
  * at, the read takes the other after user space has swapped them (the swap waits until no
  * program still holds the old one). Keyed by socket address, value unused. Size: sockets that
  * move data within one metrics interval, 8192 (the loader lowers it to max_tracked_connections,
- * and to 1 when reads are not marked); a walk of the set costs ~15 ns per slot, so the size is
- * the read's floor. A socket that finds its set full is counted (COUNTER_MARK_FULL) and the next
+ * and to 1 when reads are not marked); a read walks the whole set, so the size is the read's
+ * floor (BenchmarkProgressReadPer10kSockets). A socket that finds its set full is counted (COUNTER_MARK_FULL) and the next
  * read walks every tracked connection, as unmarked reads do. */
 struct marked_set {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -227,7 +227,7 @@ struct {
  * half per set, each slot chosen by a hash of the address, 0 when free. A mark is one load where
  * its socket holds the slot already, one compare-and-swap where the slot is free; only a socket
  * whose slot another one holds goes on to its hash set (a hash lookup per mark, an insert per
- * socket, ~0.1 µs each here). Written by the hooks (the half `mark_half` names) and cleared by
+ * socket: what BenchmarkMarkPerSyscall measures without the front). Written by the hooks (the half `mark_half` names) and cleared by
  * the read of the other half. Size: twice the marked sets' slots (8192 each, a power of two;
  * the loader sets it with the sets); 128 KiB. */
 struct {

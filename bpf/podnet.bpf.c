@@ -355,9 +355,9 @@ static __always_inline void uring_accepted(struct io_kiocb *req, int fd)
  * its SYN (no route) reaches neither the syscall hooks nor a state program. Its completion
  * does, for every io_uring completion on the node: req and res are the completion's, and only
  * failures and results that may be descriptors (res >= 0) read more (the request's opcode).
- * Attached with the syscall hooks, where the kernel has io_uring; ~80 ns of BPF (~60 before
- * accepts were read) and ~0.15 µs per completion in all (BenchmarkURingCompletion; a tp_btf
- * variant measured no cheaper, so there is one program for both hook modes). */
+ * Attached with the syscall hooks, where the kernel has io_uring; its cost per completion is
+ * BenchmarkURingCompletion's (a tp_btf variant measured no cheaper, so there is one program
+ * for both hook modes). */
 static __always_inline void uring_completed(struct io_kiocb *req, int res)
 {
 	struct io_connect *c;

@@ -117,9 +117,9 @@ static __always_inline void fill_local(struct event *local, struct sock *sk, __u
 
 /* One outcome to the aggregates (metrics), when they are a sink, counted from filled (the ring's
  * record, already filled: reserve() found it neither excluded nor stopping) or, when NULL, from
- * an event filled here. Inlined (a call costs ~0.25 µs per connection here). That event is in
- * scratch (scratch.h): the lookup costs ~2% of the BPF time per connection (measured), and on
- * the stack it leaves the subprograms no room (clang refuses both ways in one frame). One
+ * an event filled here. Inlined (a call's cost showed in BenchmarkKernelCostPerConnection).
+ * That event is in scratch (scratch.h): its lookup is a small part of the BPF time per
+ * connection, and on the stack it leaves the subprograms no room (clang refuses both ways in one frame). One
  * agg_add for both sources, so the aggregates' code is in the program once per call site. An
  * open counted open (marked reads) is noted in the connection's entry, when there is one, for
  * its close: where it was counted (remember_open). */
@@ -202,7 +202,7 @@ static __always_inline void to_ring(struct sock *sk, __u8 type, const struct con
 /* Reports one outcome to every sink: type is enum event_type, ts when it happened; entry is
  * the connection's, if tracked (to_metrics). With both sinks the ring's record, filled first, is
  * what the aggregates count (the same fields fill_local would write: the socket read once, not
- * twice; ~1% of the state program, bench/bpf-versus.sh); only an outcome the ring does not take
+ * twice; measured with bench/bpf-versus.sh); only an outcome the ring does not take
  * (left out, or the ring full) is filled for the aggregates alone. The record is submitted
  * after it is counted. */
 static __always_inline void report(struct sock *sk, __u8 type, const struct conn_info *ci, __s32 error, __u64 ts,

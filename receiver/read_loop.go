@@ -15,10 +15,9 @@ import (
 )
 
 // maxBatch caps one plog/pmetric batch so a reader that never catches up still delivers, and
-// bounds how long one delivery (converting, then the pipeline's consume) holds a CPU: ~1.3 ms
-// at ~1.3 µs an event. Batches of 8192 were ~10 ms bursts that the workloads sharing the CPU
-// waited behind: under nginx + wrk at full rate with logs, p99 rose 3.0x then and 1.9x at 1024
-// (256 was no better and cost more CPU; see README, Performance).
+// bounds how long one delivery (converting, then the pipeline's consume) holds a CPU: larger
+// batches were bursts that the workloads sharing the CPU queued behind (their p99 under
+// nginx + wrk), smaller ones cost more CPU for no better p99 (README, Performance, "Batch size").
 const maxBatch = 1024
 
 // recordStride is the ring space one record takes: an 8-byte header, then the sample padded

@@ -79,8 +79,8 @@ var coveredPrograms = map[string]bool{bpf.PodnetProgStateTpBtf: true, bpf.Podnet
 // (except connect() failures before SYN_SENT, see bpf/aggregate.h).
 //
 // cast, where set, names a variant that reads the socket it finds with plain loads through a
-// pointer typed by bpf_rdonly_cast (~0.5 µs less per accept); it replaces prog where the
-// kernel has that kfunc.
+// pointer typed by bpf_rdonly_cast (cheaper than probe reads: README, Kernel requirements); it
+// replaces prog where the kernel has that kfunc.
 var syscallHooks = []struct{ prog, cast, group, name string }{
 	{bpf.PodnetProgEnterConnect, "", "syscalls", "sys_enter_connect"},
 	{bpf.PodnetProgExitConnect, "", "syscalls", "sys_exit_connect"},

@@ -10,7 +10,8 @@ type HookMode string
 const (
 	// HooksAuto picks the cheapest mode that loads on this kernel.
 	HooksAuto HookMode = "auto"
-	// HooksTPBTF uses the BTF raw tracepoint tp_btf/inet_sock_set_state (~20% cheaper).
+	// HooksTPBTF uses the BTF raw tracepoint tp_btf/inet_sock_set_state (cheaper: no
+	// tracepoint buffer to fill and a socket read with plain loads).
 	HooksTPBTF HookMode = "tp_btf"
 	// HooksTracepoint uses the classic tracepoint sock/inet_sock_set_state (any kernel ≥ 4.16).
 	HooksTracepoint HookMode = "tracepoint"

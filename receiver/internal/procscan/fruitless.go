@@ -16,7 +16,7 @@ type key struct {
 // of them it did not find either: a namespace with no process in it (its last process gone,
 // its sockets still closing) or a cgroup no process is in is never found by a scan, and
 // without this every event of it asks for another scan of the whole node, at most once per
-// MinRescanInterval (measured on a 500-pod node: one ~55 ms scan a second while it lasts).
+// MinRescanInterval (what such a scan costs on a busy node: README, Scale, "A busy node").
 // Such a key asks no more until a scan finds it or the bound is reached; the periodic
 // refresh still finds it when a process appears.
 type misses struct {
