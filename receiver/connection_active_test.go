@@ -7,11 +7,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
 
@@ -21,11 +23,14 @@ type drainer struct {
 	kernel *fakeKernel
 }
 
-func newDrainer(cfg *Config) *drainer {
+func newDrainer(t *testing.T, cfg *Config) *drainer {
+	t.Helper()
 	fk := &fakeKernel{}
 	m := &sharedMetrics{m: newFixtureMetrics(cfg)}
 	warn := &warnLimiter{logger: zap.NewNop(), every: time.Minute}
-	loss := &lossReporter{}
+	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	loss := &lossReporter{tb: tb} // a fold counts series dropped
 	return &drainer{kernel: fk, em: &emitter{
 		kernel:     &kernelSide{src: fk, loss: loss, warn: warn},
 		metrics:    m,
@@ -70,7 +75,7 @@ func value(t *testing.T, md pmetric.Metrics, name string) (float64, bool) {
 // active is a value set from each drain, not a sum across drains; a series absent from a
 // drain has none open, and reports 0 so a backend sees the drop.
 func TestActiveIsTheLatestDrain(t *testing.T) {
-	d := newDrainer(NewDefaultConfig())
+	d := newDrainer(t, NewDefaultConfig())
 	now := time.Now()
 	for _, step := range []struct {
 		aggs map[bpf.PodnetAggKey]bpf.PodnetAggValue
@@ -92,7 +97,7 @@ func TestActiveIsTheLatestDrain(t *testing.T) {
 // once its count drops to 0 it is kept an expiry from then, so the 0 is emitted, then goes.
 func TestActiveSeriesDoNotExpire(t *testing.T) {
 	cfg := NewDefaultConfig()
-	d := newDrainer(cfg)
+	d := newDrainer(t, cfg)
 	now := time.Now()
 	d.drain(now, map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Active: 1}})
 	idle := cfg.MetricSeriesIdleExpiry + time.Minute
@@ -113,7 +118,7 @@ func TestActiveSeriesDoNotExpire(t *testing.T) {
 // A drain that failed may have missed keys: it leaves every count as it was rather than
 // showing open connections as closed.
 func TestFailedDrainKeepsActive(t *testing.T) {
-	d := newDrainer(NewDefaultConfig())
+	d := newDrainer(t, NewDefaultConfig())
 	now := time.Now()
 	d.drain(now, map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Active: 4}})
 	d.kernel.drainErr = errors.New("reading open connections: boom")
@@ -123,7 +128,7 @@ func TestFailedDrainKeepsActive(t *testing.T) {
 
 // Without BPF iterators the kernel never counts open connections: unknown, not 0.
 func TestActiveNotReportedWithoutIterators(t *testing.T) {
-	d := newDrainer(NewDefaultConfig())
+	d := newDrainer(t, NewDefaultConfig())
 	d.em.metrics.m.countsActive = false
 	md := d.drain(time.Now(), map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Connections: 1}})
 	_, ok := value(t, md, "podnet.tcp.connections.active")
@@ -151,7 +156,7 @@ func TestActiveNotOnFailedConnects(t *testing.T) {
 // the sums equal the kernel's totals, whatever happened between reads.
 func TestCloseAddsOnlyWhatDrainsDidNotCount(t *testing.T) {
 	cfg := NewDefaultConfig()
-	d := newDrainer(cfg)
+	d := newDrainer(t, cfg)
 	now := time.Now()
 	d.drain(now, map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Active: 1, BytesSent: 400, BytesReceived: 100, Retransmits: 1}})
 	d.drain(now.Add(time.Second), map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Active: 1, BytesSent: 200, Retransmits: 2}})
@@ -174,7 +179,7 @@ func TestCloseAddsOnlyWhatDrainsDidNotCount(t *testing.T) {
 
 // Bytes of open connections are reported before any of them closes.
 func TestBytesOfOpenConnectionsAreReported(t *testing.T) {
-	d := newDrainer(NewDefaultConfig())
+	d := newDrainer(t, NewDefaultConfig())
 	md := d.drain(time.Now(), map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Active: 1, BytesSent: 100_000}})
 	v, ok := value(t, md, "podnet.tcp.bytes_sent")
 	require.True(t, ok)
@@ -218,4 +223,47 @@ func foundEvents() (found, closed event.Event) {
 	closed.BytesSent, closed.BytesReceived, closed.SRTTMicros = 500, 70, 150
 	closed.CountedBytesSent, closed.CountedBytesReceived = 300, 50
 	return found, closed
+}
+
+// Past max_metric_series, an open connection counted active in the overflow series moves to a
+// series of its own at the first drain after a retired series leaves room: the kernel keeps
+// its key, so each drain places its open count anew. Its open stays counted where it was
+// (the overflow's podnet.tcp.connections), and active summed over all series stays exact
+// throughout (found by an independent check with a real Prometheus, where the README said the
+// count stayed in the overflow series until the connection closed).
+func TestOverflowActiveMovesOutOnceThereIsRoom(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.MaxMetricSeries = 1
+	d := newDrainer(t, cfg)
+	other := webKey()
+	other.ServerPort = 8081
+	otherAttrs := map[string]any{}
+	for k, v := range webAttrs {
+		otherAttrs[k] = v
+	}
+	otherAttrs["server.port"] = int64(8081)
+	overflow := map[string]any{overflowAttribute: true}
+	read := func(md pmetric.Metrics, netns uint32, name string, attrs map[string]any) float64 {
+		v, _ := point(t, []pmetric.Metrics{md}, netns, name, attrs)
+		return v
+	}
+
+	now := time.Now()
+	md := d.drain(now, map[bpf.PodnetAggKey]bpf.PodnetAggValue{
+		webKey(): {Connections: 1, Active: 1},
+		other:    {Connections: 2, Active: 2},
+	})
+	assert.Equal(t, 1.0, read(md, 4026532001, "podnet.tcp.connections.active", webAttrs), "the first series has room")
+	assert.Equal(t, 2.0, read(md, 0, "podnet.tcp.connections.active", overflow), "the second is folded")
+
+	now = now.Add(time.Second)
+	d.drain(now, map[bpf.PodnetAggKey]bpf.PodnetAggValue{webKey(): {Closed: 1}, other: {Active: 2}})
+	now = now.Add(cfg.MetricSeriesIdleExpiry + time.Minute)
+	d.em.metrics.emit(pcommon.NewTimestampFromTime(now)) // the first series, idle and closed, retires
+
+	md = d.drain(now.Add(time.Second), map[bpf.PodnetAggKey]bpf.PodnetAggValue{other: {Active: 2}})
+	assert.Equal(t, 2.0, read(md, 4026532001, "podnet.tcp.connections.active", otherAttrs), "moved to its own series")
+	assert.Zero(t, read(md, 0, "podnet.tcp.connections.active", overflow), "and out of the overflow")
+	assert.Equal(t, 2.0, read(md, 0, "podnet.tcp.connections", overflow), "its opens stay counted where they were")
+	assert.Zero(t, read(md, 4026532001, "podnet.tcp.connections", otherAttrs))
 }
