@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: all setup generate check-generated build test test-unit vet
+.PHONY: all setup generate check-generated build test test-unit vet lint
 
 all: build
 
@@ -23,6 +23,18 @@ build:
 
 vet:
 	$(GO) vet ./...
+
+# golangci-lint with .golangci.yml (the core collector's configuration, adapted there), built
+# once into bin/tools at a pinned version.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := bin/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/$(dir $(GOLANGCI_LINT)) CGO_ENABLED=0 $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 # The README's test command. Needs root: the integration tests load the real BPF programs.
 test:

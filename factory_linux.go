@@ -5,7 +5,7 @@ package podnet
 import (
 	"go.opentelemetry.io/collector/receiver"
 
-	"github.com/podnet/podnet/receiver"
+	podnetreceiver "github.com/podnet/podnet/receiver"
 )
 
 // NewFactory returns the factory of the podnet receiver, for an ocb builder config:

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/podnet/podnet/internal/metadata"
-	"github.com/podnet/podnet/receiver"
+	podnetreceiver "github.com/podnet/podnet/receiver"
 )
 
 // unsupportedFactory is podnet where there is no eBPF: the same type and the same Config (so

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/podnet/podnet/receiver"
+	podnetreceiver "github.com/podnet/podnet/receiver"
 )
 
 // A multi-platform distribution's config must mean the same everywhere: the unsupported

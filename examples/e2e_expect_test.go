@@ -19,10 +19,14 @@ func expected(client, server *netnstest.Pod, serverPid int, fetches []netnstest.
 		seriesKey(si, "podnet.tcp.retransmits", "server", cIP, httpPort, ""):               0,
 	}
 	for _, f := range fetches {
-		connect := connRecord{Inode: ci, Severity: "Info", Role: "client", Local: cIP, LocalPort: f.LocalPort,
-			Peer: sIP, PeerPort: httpPort, Pid: int64(f.Pid), Executable: "curl"}
-		accept := connRecord{Inode: si, Severity: "Info", Role: "server", Local: sIP, LocalPort: httpPort,
-			Peer: cIP, PeerPort: f.LocalPort, Pid: int64(serverPid), Executable: "python3"}
+		connect := connRecord{
+			Inode: ci, Severity: "Info", Role: "client", Local: cIP, LocalPort: f.LocalPort,
+			Peer: sIP, PeerPort: httpPort, Pid: int64(f.Pid), Executable: "curl",
+		}
+		accept := connRecord{
+			Inode: si, Severity: "Info", Role: "server", Local: sIP, LocalPort: httpPort,
+			Peer: cIP, PeerPort: f.LocalPort, Pid: int64(serverPid), Executable: "python3",
+		}
 		clientClose, serverClose := connect, accept
 		clientClose.Sent, clientClose.Received = f.RequestBytes, f.ResponseBytes
 		serverClose.Sent, serverClose.Received = f.ResponseBytes, f.RequestBytes

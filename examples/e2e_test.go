@@ -37,8 +37,10 @@ func TestCollectorEndToEnd(t *testing.T) {
 	heldNames := slices.Sorted(maps.Values(held))
 	// Each syscall hook, in either of its variants (the accept hook has two, see bpf/sock.h).
 	for _, want := range [][]string{
-		{bpf.PodnetProgEnterConnect}, {bpf.PodnetProgExitConnect},
-		{bpf.PodnetProgExitAccept, bpf.PodnetProgAcceptCast}, {bpf.PodnetProgExitAccept4, bpf.PodnetProgAccept4Cast},
+		{bpf.PodnetProgEnterConnect},
+		{bpf.PodnetProgExitConnect},
+		{bpf.PodnetProgExitAccept, bpf.PodnetProgAcceptCast},
+		{bpf.PodnetProgExitAccept4, bpf.PodnetProgAccept4Cast},
 	} {
 		if !slices.ContainsFunc(want, func(n string) bool { return slices.Contains(heldNames, n) }) {
 			t.Fatalf("healthy collector holds podnet programs %v, missing %s", heldNames, strings.Join(want, " or "))

@@ -1,9 +1,9 @@
 package examples
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +85,7 @@ func checkRemoteWrite(t *testing.T, prom *prometheus, inodes []int64, wantSums m
 	}
 	var ns []string
 	for _, i := range inodes {
-		ns = append(ns, fmt.Sprint(i))
+		ns = append(ns, strconv.FormatInt(i, 10))
 	}
 	q := `sum by (podnet_netns_inode, podnet_connection_role, network_peer_address, server_port, error_type) (podnet_tcp_connections_total{podnet_netns_inode=~"` + strings.Join(ns, "|") + `"})`
 	var got map[string]float64

@@ -96,8 +96,10 @@ func TestGrafanaDashboardShape(t *testing.T) {
 			t.Errorf("panel %q query %s ignores the namespace variable", q.panel, q.refID)
 		}
 	}
-	want := []string{"podnet_tcp_bytes_received_total", "podnet_tcp_bytes_sent_total", "podnet_tcp_connections_active",
-		"podnet_tcp_connections_total", "podnet_tcp_handshake_duration_seconds_bucket"}
+	want := []string{
+		"podnet_tcp_bytes_received_total", "podnet_tcp_bytes_sent_total", "podnet_tcp_connections_active",
+		"podnet_tcp_connections_total", "podnet_tcp_handshake_duration_seconds_bucket",
+	}
 	if d := cmp.Diff(want, dashboardMetrics(queries)); d != "" {
 		t.Errorf("metrics the dashboard reads (-want +got):\n%s", d)
 	}

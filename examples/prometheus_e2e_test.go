@@ -49,8 +49,10 @@ func TestPrometheusServiceMap(t *testing.T) {
 	cg := netnstest.NewKubeletCgroups(t)
 	for pod, name := range map[*netnstest.Pod]string{frontend: "frontend", cart: "cart", db: "db-0"} {
 		cid := netnstest.NewContainerID()
-		created := cluster.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: name, Node: shopNode,
-			IPs: []string{pod.IPv4.String()}, Containers: map[string]string{"main": "containerd://" + cid}})
+		created := cluster.CreatePod(t, kubetest.Pod{
+			Namespace: "shop", Name: name, Node: shopNode,
+			IPs: []string{pod.IPv4.String()}, Containers: map[string]string{"main": "containerd://" + cid},
+		})
 		pod.Cgroup = cg.Container(string(created.UID), cid)
 	}
 	clusterIP := kubetest.ClusterIPs(cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "cart"}))[0]

@@ -53,8 +53,10 @@ func startPrometheus(t *testing.T, config map[string]any, flags ...string) *prom
 		t.Fatal(err)
 	}
 	addr := freeLoopbackAddr(t)
-	cmd := exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr}, flags...)...)
+	cmd := exec.Command(bin, append([]string{
+		"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+	}, flags...)...)
 	out := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

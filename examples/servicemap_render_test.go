@@ -2,6 +2,7 @@ package examples
 
 import (
 	"encoding/xml"
+	"errors"
 	"image/png"
 	"io"
 	"maps"
@@ -112,7 +113,7 @@ func readSVG(t *testing.T, path string) (nodes, edges map[string][]string) {
 	}
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -203,7 +204,7 @@ func goBinary(t *testing.T) string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return filepath.Join(runtime.GOROOT(), "bin", "go") //nolint:staticcheck // SA1019: the test runs where it was built
 }
 
 func copyFile(t *testing.T, from, to string) {

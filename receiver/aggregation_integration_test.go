@@ -67,7 +67,7 @@ func flatten(all []pmetric.Metrics, netns ...uint32) []string {
 				dps := ms.At(j).Sum().DataPoints()
 				for k := 0; k < dps.Len(); k++ {
 					dp := dps.At(k)
-					v := fmt.Sprint(dp.IntValue())
+					v := strconv.FormatInt(dp.IntValue(), 10)
 					if dp.ValueType() == pmetric.NumberDataPointValueTypeDouble {
 						v = fmt.Sprint(dp.DoubleValue())
 					}

@@ -64,7 +64,7 @@ func (c ServiceBackendsConfig) validate(processAttributes bool) error {
 		return fmt.Errorf("service_backends.mode: unknown value %q; use auto, on or off", c.Mode)
 	}
 	if c.SocketLB && !processAttributes {
-		return fmt.Errorf("service_backends.socket_lb reads the dialled address inside connect(), in the hooks that logs.process_attributes attaches; with process_attributes false it would be ignored: turn one of them on, or socket_lb off")
+		return errors.New("service_backends.socket_lb reads the dialled address inside connect(), in the hooks that logs.process_attributes attaches; with process_attributes false it would be ignored: turn one of them on, or socket_lb off")
 	}
 	return nil
 }

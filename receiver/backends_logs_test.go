@@ -16,9 +16,11 @@ import (
 // both, as for a DNAT'd connection.
 func TestDialledServiceNamesServiceAndBackend(t *testing.T) {
 	cfg := NewDefaultConfig()
-	e := event.Event{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
+	e := event.Event{
+		Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
 		Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"),
-		Backend: netip.MustParseAddrPort("10.1.0.9:8080"), Dialled: netip.MustParseAddrPort("10.96.0.10:80")}
+		Backend: netip.MustParseAddrPort("10.1.0.9:8080"), Dialled: netip.MustParseAddrPort("10.96.0.10:80"),
+	}
 	batch := enrichAll(fixtureResources(cfg), []event.Event{e})
 	lr := plog.NewLogRecord()
 	newLogsConverter(cfg.Events, "test").record(lr, &batch[0], pcommon.Timestamp(t0))

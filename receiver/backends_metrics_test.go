@@ -15,9 +15,11 @@ import (
 // backend (named by its pod) with service_backends.metric_attribute.
 func TestBackendSplitsMetricsOnlyWhenAskedFor(t *testing.T) {
 	connect := func(port uint16, backend string) event.Event {
-		return event.Event{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
+		return event.Event{
+			Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
 			Local: netip.AddrPortFrom(netip.MustParseAddr("10.1.0.5"), port), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
-			Backend: netip.MustParseAddrPort(backend)}
+			Backend: netip.MustParseAddrPort(backend),
+		}
 	}
 	events := []event.Event{connect(41000, "10.1.0.9:8080"), connect(41001, "10.1.0.9:8080"), connect(41002, "10.1.0.7:8080")}
 	for _, on := range []bool{false, true} {

@@ -85,8 +85,10 @@ func TestConnectionMetricsOverflowKeepsSumsExact(t *testing.T) {
 	m.add(fixtureBatch(bounded))
 	got := m.emit(now)
 
-	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
-		"podnet.tcp.bytes_received", "podnet.tcp.retransmits", "podnet.tcp.connection.duration", "podnet.tcp.connections.active"} {
+	for _, name := range []string{
+		"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
+		"podnet.tcp.bytes_received", "podnet.tcp.retransmits", "podnet.tcp.connection.duration", "podnet.tcp.connections.active",
+	} {
 		assert.InDelta(t, sumOf(dataPoints(want, name)), sumOf(dataPoints(got, name)), 1e-9, "%s: sum over all series", name)
 	}
 	overflowed := 0

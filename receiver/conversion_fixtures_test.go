@@ -19,25 +19,39 @@ const t0 = uint64(1_700_000_000_000_000_000)
 func fixtureEvents() []event.Event {
 	comm := func(s string) (c [16]byte) { copy(c[:], s); return c }
 	return []event.Event{
-		{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
-			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), HandshakeMicros: 312},
-		{Type: event.Accept, Role: event.Server, Time: t0 + 1000, Start: t0 + 500, NetnsIno: 4026532002, CgroupID: 9002, PID: 77, Comm: comm("nginx"),
-			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"), HandshakeMicros: 1000290, SynRetransmits: 1},
-		{Type: event.Close, CloseReason: event.CloseNormal, Role: event.Client, Time: t0 + 2_000_000, Start: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+		{
+			Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), HandshakeMicros: 312,
+		},
+		{
+			Type: event.Accept, Role: event.Server, Time: t0 + 1000, Start: t0 + 500, NetnsIno: 4026532002, CgroupID: 9002, PID: 77, Comm: comm("nginx"),
+			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"), HandshakeMicros: 1000290, SynRetransmits: 1,
+		},
+		{
+			Type: event.Close, CloseReason: event.CloseNormal, Role: event.Client, Time: t0 + 2_000_000, Start: t0, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
 			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"),
-			BytesSent: 80, BytesReceived: 612, SRTTMicros: 150, Retransmits: 1},
-		{Type: event.Connect, Role: event.Client, Time: t0 + 3000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
-			Local: netip.MustParseAddrPort("[fd00::5]:40001"), Peer: netip.MustParseAddrPort("[fd00::9]:9")},
+			BytesSent: 80, BytesReceived: 612, SRTTMicros: 150, Retransmits: 1,
+		},
+		{
+			Type: event.Connect, Role: event.Client, Time: t0 + 3000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
+			Local: netip.MustParseAddrPort("[fd00::5]:40001"), Peer: netip.MustParseAddrPort("[fd00::9]:9"),
+		},
 		// A Service, translated by the node's DNAT to web-0: connect and close name both.
-		{Type: event.Connect, Role: event.Client, Time: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+		{
+			Type: event.Connect, Role: event.Client, Time: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
 			Local: netip.MustParseAddrPort("10.1.0.5:40002"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
-			Backend: netip.MustParseAddrPort("10.1.0.9:8080")},
-		{Type: event.Close, CloseReason: event.CloseResetReceived, Role: event.Client, Time: t0 + 3_000_000, Start: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+			Backend: netip.MustParseAddrPort("10.1.0.9:8080"),
+		},
+		{
+			Type: event.Close, CloseReason: event.CloseResetReceived, Role: event.Client, Time: t0 + 3_000_000, Start: t0 + 4000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
 			Local: netip.MustParseAddrPort("10.1.0.5:40002"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
-			Backend: netip.MustParseAddrPort("10.1.0.9:8080"), BytesSent: 80, BytesReceived: 612, SRTTMicros: 150},
+			Backend: netip.MustParseAddrPort("10.1.0.9:8080"), BytesSent: 80, BytesReceived: 612, SRTTMicros: 150,
+		},
 		// A Service without ready endpoints: kube-proxy rejects the connect.
-		{Type: event.Connect, Role: event.Client, Time: t0 + 5000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
-			Local: netip.MustParseAddrPort("10.1.0.5:40003"), Peer: netip.MustParseAddrPort("10.96.0.11:80")},
+		{
+			Type: event.Connect, Role: event.Client, Time: t0 + 5000, NetnsIno: 4026532001, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 111,
+			Local: netip.MustParseAddrPort("10.1.0.5:40003"), Peer: netip.MustParseAddrPort("10.96.0.11:80"),
+		},
 	}
 }
 

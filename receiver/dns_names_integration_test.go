@@ -207,7 +207,7 @@ func TestServerAddressChainsExpiryPerPodAndPods(t *testing.T) {
 	assert.Equal(t, map[any]int{"short.podnet.test": 2, nil: 2}, shortNames,
 		"the first connection's connect and close named, the second's not: the TTL ran out before it")
 
-	series := func(netns uint32, peer netip.Addr, name string) map[string]any {
+	series := func(peer netip.Addr, name string) map[string]any {
 		m := map[string]any{"podnet.connection.role": "client", "network.type": "ipv4", "network.peer.address": peer.String(), "server.port": int64(8080)}
 		if name != "" {
 			m["server.address"] = name
@@ -225,7 +225,7 @@ func TestServerAddressChainsExpiryPerPodAndPods(t *testing.T) {
 		{client.NetnsInode(), short.IPv4, dnsOtherName},   // the first: named, beyond max_metric_names
 		{client.NetnsInode(), short.IPv4, ""},             // the second: its own name, none
 	} {
-		v, ok := point(t, metrics.AllMetrics(), c.netns, "podnet.tcp.connections", series(c.netns, c.peer, c.name))
+		v, ok := point(t, metrics.AllMetrics(), c.netns, "podnet.tcp.connections", series(c.peer, c.name))
 		assert.True(t, ok && v == 1, "one connection of %v named %q: %v %v", c.peer, c.name, v, ok)
 	}
 }

@@ -23,25 +23,41 @@ func broadEvents(shift uint64) []event.Event {
 	t := t0
 	events := append(fixtureEvents(), shortConnections(8)...)
 	events = append(events,
-		event.Event{Type: event.Found, Role: event.Server, Time: t + 100, NetnsIno: ns2, CgroupID: 9002, Found: true, RoleGuessed: true,
-			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.77:51000"), BytesSent: 1 << 40, BytesReceived: 3},
-		event.Event{Type: event.Close, CloseReason: event.CloseResetSent, Role: event.Server, Time: t + 200, NetnsIno: ns2, CgroupID: 9002, Found: true, RoleGuessed: true,
+		event.Event{
+			Type: event.Found, Role: event.Server, Time: t + 100, NetnsIno: ns2, CgroupID: 9002, Found: true, RoleGuessed: true,
+			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.77:51000"), BytesSent: 1 << 40, BytesReceived: 3,
+		},
+		event.Event{
+			Type: event.Close, CloseReason: event.CloseResetSent, Role: event.Server, Time: t + 200, NetnsIno: ns2, CgroupID: 9002, Found: true, RoleGuessed: true,
 			Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.77:51000"), BytesSent: 1<<40 + 5, BytesReceived: 9,
-			CountedBytesSent: 1 << 40, Retransmits: 7, SRTTMicros: 1},
-		event.Event{Type: event.Connect, Role: event.Client, Time: t + 300, NetnsIno: ns3, CgroupID: 9003, PID: 4242, Comm: comm("sixteen-chars-xx"),
-			Local: netip.MustParseAddrPort("[fd00::3]:50000"), Peer: netip.MustParseAddrPort("[fd00::9]:443"), SampleOneIn: 16, HandshakeMicros: 9},
-		event.Event{Type: event.Close, CloseReason: event.CloseTimeout, Role: event.Client, Time: t + 900, Start: t + 300, NetnsIno: ns3, CgroupID: 9003, PID: 4242,
-			Comm: comm("sixteen-chars-xx"), Local: netip.MustParseAddrPort("[fd00::3]:50000"), Peer: netip.MustParseAddrPort("[fd00::9]:443"), SampleOneIn: 16},
-		event.Event{Type: event.Connect, Role: event.Client, Time: t + 400, NetnsIno: ns1, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 110, SynRetransmits: 6,
-			Local: netip.MustParseAddrPort("10.1.0.5:40009"), Peer: netip.MustParseAddrPort("192.0.2.1:443"), SampleOneIn: 1},
+			CountedBytesSent: 1 << 40, Retransmits: 7, SRTTMicros: 1,
+		},
+		event.Event{
+			Type: event.Connect, Role: event.Client, Time: t + 300, NetnsIno: ns3, CgroupID: 9003, PID: 4242, Comm: comm("sixteen-chars-xx"),
+			Local: netip.MustParseAddrPort("[fd00::3]:50000"), Peer: netip.MustParseAddrPort("[fd00::9]:443"), SampleOneIn: 16, HandshakeMicros: 9,
+		},
+		event.Event{
+			Type: event.Close, CloseReason: event.CloseTimeout, Role: event.Client, Time: t + 900, Start: t + 300, NetnsIno: ns3, CgroupID: 9003, PID: 4242,
+			Comm: comm("sixteen-chars-xx"), Local: netip.MustParseAddrPort("[fd00::3]:50000"), Peer: netip.MustParseAddrPort("[fd00::9]:443"), SampleOneIn: 16,
+		},
+		event.Event{
+			Type: event.Connect, Role: event.Client, Time: t + 400, NetnsIno: ns1, CgroupID: 9001, PID: 1234, Comm: comm("curl"), Errno: 110, SynRetransmits: 6,
+			Local: netip.MustParseAddrPort("10.1.0.5:40009"), Peer: netip.MustParseAddrPort("192.0.2.1:443"), SampleOneIn: 1,
+		},
 		// Socket-level load balancing: the Service was dialled, the peer is its backend.
-		event.Event{Type: event.Connect, Role: event.Client, Time: t + 500, NetnsIno: ns1, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
-			Local: netip.MustParseAddrPort("10.1.0.5:40010"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), Dialled: netip.MustParseAddrPort("10.96.0.10:80")},
-		event.Event{Type: event.Connect, Role: event.Client, Time: t + 600, NetnsIno: ns1, CgroupID: 9001,
+		event.Event{
+			Type: event.Connect, Role: event.Client, Time: t + 500, NetnsIno: ns1, CgroupID: 9001, PID: 1234, Comm: comm("curl"),
+			Local: netip.MustParseAddrPort("10.1.0.5:40010"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), Dialled: netip.MustParseAddrPort("10.96.0.10:80"),
+		},
+		event.Event{
+			Type: event.Connect, Role: event.Client, Time: t + 600, NetnsIno: ns1, CgroupID: 9001,
 			Local: netip.MustParseAddrPort("10.1.0.5:40011"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
-			Backend: netip.MustParseAddrPort("[::ffff:10.1.0.9]:8080")},
-		event.Event{Type: event.Accept, Role: event.Server, Time: t + 700, Start: t + 650, NetnsIno: ns3, CgroupID: 9003, PID: 1, Comm: comm("init"),
-			Local: netip.MustParseAddrPort("[fd00::3]:22"), Peer: netip.MustParseAddrPort("[fd00::9%eth0]:60000")},
+			Backend: netip.MustParseAddrPort("[::ffff:10.1.0.9]:8080"),
+		},
+		event.Event{
+			Type: event.Accept, Role: event.Server, Time: t + 700, Start: t + 650, NetnsIno: ns3, CgroupID: 9003, PID: 1, Comm: comm("init"),
+			Local: netip.MustParseAddrPort("[fd00::3]:22"), Peer: netip.MustParseAddrPort("[fd00::9%eth0]:60000"),
+		},
 	)
 	for i := range events {
 		events[i].Time += shift

@@ -231,7 +231,7 @@ func connectAgainReportsTheFailureOnce(t *testing.T, mode kernel.HookMode, clien
 			defer unix.Close(fd)
 			to := &unix.SockaddrInet4{Port: port, Addr: server.IPv4.As4()}
 			if err := unix.Connect(fd, to); !errors.Is(err, unix.EINPROGRESS) {
-				return fmt.Errorf("first connect: %v, want EINPROGRESS", err)
+				return fmt.Errorf("first connect: %w, want EINPROGRESS", err)
 			}
 			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 5000); err != nil {
 				return err

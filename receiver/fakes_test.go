@@ -39,13 +39,6 @@ func newFakeRing(records ...[]byte) *fakeRing {
 	return &fakeRing{records: records, wake: make(chan struct{}, 1)}
 }
 
-func (f *fakeRing) push(records ...[]byte) {
-	f.mu.Lock()
-	f.records = append(f.records, records...)
-	f.mu.Unlock()
-	f.signal()
-}
-
 func (f *fakeRing) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

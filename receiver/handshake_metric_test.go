@@ -17,8 +17,10 @@ import (
 // handshake_histogram: false emits no histogram at all.
 func TestHandshakeHistogram(t *testing.T) {
 	open := func(typ event.Type, role event.Role, us uint32, errno int32) event.Event {
-		return event.Event{Type: typ, Role: role, Time: t0, NetnsIno: 4026532001, CgroupID: 9001, Errno: errno,
-			Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), HandshakeMicros: us}
+		return event.Event{
+			Type: typ, Role: role, Time: t0, NetnsIno: 4026532001, CgroupID: 9001, Errno: errno,
+			Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("10.1.0.9:8080"), HandshakeMicros: us,
+		}
 	}
 	events := []event.Event{
 		open(event.Connect, event.Client, 40, 0),
@@ -66,8 +68,10 @@ func TestHandshakeHistogramCarriesTheSeriesName(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.DNSNames.MetricAttribute, cfg.MetricsAggregation = true, aggregationEvents
 	m := newFixtureMetrics(cfg)
-	connect := event.Event{Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
-		Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("192.0.2.9:443"), HandshakeMicros: 40}
+	connect := event.Event{
+		Type: event.Connect, Role: event.Client, Time: t0, NetnsIno: 4026532001, CgroupID: 9001,
+		Local: netip.MustParseAddrPort("10.1.0.5:41000"), Peer: netip.MustParseAddrPort("192.0.2.9:443"), HandshakeMicros: 40,
+	}
 	events := enrichAll(fixtureResources(cfg), []event.Event{connect, connect})
 	events[0].serverName = "api.example" // resolved before the first connect; the second came after its TTL
 	assert.Zero(t, m.add(events))

@@ -164,8 +164,10 @@ func records(logs []plog.Logs, netns ...uint32) []rec {
 			lrs := rl.ScopeLogs().At(0).LogRecords()
 			for j := 0; j < lrs.Len(); j++ {
 				lr := lrs.At(j)
-				out = append(out, rec{name: lr.EventName(), severity: lr.SeverityText(), netns: ino.Int(),
-					attrs: lr.Attributes().AsRaw(), res: rl.Resource().Attributes().AsRaw()})
+				out = append(out, rec{
+					name: lr.EventName(), severity: lr.SeverityText(), netns: ino.Int(),
+					attrs: lr.Attributes().AsRaw(), res: rl.Resource().Attributes().AsRaw(),
+				})
 			}
 		}
 	}

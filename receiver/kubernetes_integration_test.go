@@ -67,8 +67,10 @@ func peerNow(names attribution.Attributor, addr netip.Addr) attribution.Peer {
 // its cgroup with the UID the API server gave it.
 func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p *netnstest.Pod, name, container, onNode string) string {
 	cid := netnstest.NewContainerID()
-	created := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: name, Node: onNode,
-		IPs: []string{p.IPv4.String(), p.IPv6.String()}, Containers: map[string]string{container: "containerd://" + cid}})
+	created := c.CreatePod(t, kubetest.Pod{
+		Namespace: "shop", Name: name, Node: onNode,
+		IPs: []string{p.IPv4.String(), p.IPv6.String()}, Containers: map[string]string{container: "containerd://" + cid},
+	})
 	p.Cgroup = cg.Container(string(created.UID), cid)
 	return cid
 }
@@ -89,8 +91,10 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	kubePod(t, cluster, cg, server, "web-0", "nginx", node)
 	kubePod(t, cluster, cg, remote, "db-0", "postgres", "node-b")
 	hostCID := netnstest.NewContainerID()
-	agent := cluster.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "agent", Node: node, HostNetwork: true,
-		IPs: []string{"127.0.0.1"}, Containers: map[string]string{"agent": "containerd://" + hostCID}})
+	agent := cluster.CreatePod(t, kubetest.Pod{
+		Namespace: "shop", Name: "agent", Node: node, HostNetwork: true,
+		IPs: []string{"127.0.0.1"}, Containers: map[string]string{"agent": "containerd://" + hostCID},
+	})
 	hostPod := netnstest.HostPod(t, cg.Container(string(agent.UID), hostCID))
 	svc := cluster.CreateService(t, kubetest.Service{Namespace: "shop", Name: "web"})
 	clusterIP := kubetest.ClusterIPs(svc)[0]

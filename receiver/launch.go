@@ -41,8 +41,8 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	loss.fromZero()
 	warn := &warnLimiter{logger: r.set.Logger, every: time.Minute}
 	exclude := newExclusions(r.cfg.Exclude)
-	ctx, cancel := context.WithCancel(context.Background())
-	logsCtx, cancelLogs := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.Background()) // Shutdown calls cancel (running.cancel)
+	logsCtx, cancelLogs := context.WithCancel(ctx)          //nolint:gosec // G118: Shutdown calls it (running.cancelLogs)
 	run := &running{
 		kernel:      &kernelSide{src: src.kernel, loss: loss, warn: warn},
 		cancel:      cancel,

@@ -61,8 +61,10 @@ func (l *lossReporter) publishSubmitted(ctx context.Context, total uint64) {
 // check). The kernel's counters are added at every poll, 0 included, but for submitted, which
 // only grows (publishSubmitted): without a logs pipeline it stays 0, and exists all the same.
 func (l *lossReporter) fromZero() {
-	for _, c := range []metric.Int64Counter{l.tb.PodnetEventsReceived, l.tb.PodnetEventsDecodeErrors, l.tb.PodnetEventsDropped,
-		l.tb.PodnetMetricSeriesDropped, l.tb.PodnetEventsSubmitted} {
+	for _, c := range []metric.Int64Counter{
+		l.tb.PodnetEventsReceived, l.tb.PodnetEventsDecodeErrors, l.tb.PodnetEventsDropped,
+		l.tb.PodnetMetricSeriesDropped, l.tb.PodnetEventsSubmitted,
+	} {
 		c.Add(context.Background(), 0)
 	}
 }

@@ -40,6 +40,7 @@ func TestLossSubmittedNeverBehindReceived(t *testing.T) {
 	s, r, lost = counts()
 	require.Equal(t, int64(130), s, "the kernel's count, once read, is the count")
 	require.Equal(t, int64(5), lost)
+	require.Equal(t, int64(110), r, "received is the reader's own count")
 	l.received(15) // the ring drained: 130 = 125 + 5
 	s, r, lost = counts()
 	require.Equal(t, s, r+lost)

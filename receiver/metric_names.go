@@ -39,8 +39,10 @@ func newMetricNames(cfg *Config) *metricNames {
 	if !cfg.DNSNames.MetricAttribute || cfg.DNSNames.Mode == dnsNamesOff {
 		return nil
 	}
-	return &metricNames{max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{},
-		fromEvents: cfg.MetricsAggregation == aggregationEvents}
+	return &metricNames{
+		max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{},
+		fromEvents: cfg.MetricsAggregation == aggregationEvents,
+	}
 }
 
 // ofEvent is server.address for a client series of res to peer counted from an event (metrics

@@ -2,10 +2,11 @@ package podnetreceiver
 
 import (
 	"fmt"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"net/netip"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

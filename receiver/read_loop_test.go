@@ -260,8 +260,10 @@ func TestLossCountersExistFromStart(t *testing.T) {
 	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(), new(consumertest.LogsSink), nil)
 	f.start(t)
 	defer func() { require.NoError(t, f.Shutdown(context.Background())) }()
-	for _, name := range []string{"otelcol_podnet_events_received", "otelcol_podnet_events_decode_errors",
-		"otelcol_podnet_events_dropped", "otelcol_podnet_metric_series_dropped", "otelcol_podnet_events_submitted"} {
+	for _, name := range []string{
+		"otelcol_podnet_events_received", "otelcol_podnet_events_decode_errors",
+		"otelcol_podnet_events_dropped", "otelcol_podnet_metric_series_dropped", "otelcol_podnet_events_submitted",
+	} {
 		_, err := f.tt.GetMetric(name)
 		assert.NoError(t, err, "%s exists before any event", name)
 	}

@@ -107,8 +107,13 @@ func mergeNames(a, b attribution.Local) attribution.Local {
 	for _, f := range [...]struct {
 		dst *string
 		v   string
-	}{{&a.PodUID, b.PodUID}, {&a.PodName, b.PodName}, {&a.Namespace, b.Namespace},
-		{&a.ContainerName, b.ContainerName}, {&a.ContainerID, b.ContainerID}} {
+	}{
+		{&a.PodUID, b.PodUID},
+		{&a.PodName, b.PodName},
+		{&a.Namespace, b.Namespace},
+		{&a.ContainerName, b.ContainerName},
+		{&a.ContainerID, b.ContainerID},
+	} {
 		if *f.dst == "" {
 			*f.dst = f.v
 		}
@@ -118,6 +123,11 @@ func mergeNames(a, b attribution.Local) attribution.Local {
 
 // localNames pairs each name of a with b's.
 func localNames(a, b attribution.Local) [5][2]string {
-	return [...][2]string{{a.PodUID, b.PodUID}, {a.PodName, b.PodName}, {a.Namespace, b.Namespace},
-		{a.ContainerName, b.ContainerName}, {a.ContainerID, b.ContainerID}}
+	return [...][2]string{
+		{a.PodUID, b.PodUID},
+		{a.PodName, b.PodName},
+		{a.Namespace, b.Namespace},
+		{a.ContainerName, b.ContainerName},
+		{a.ContainerID, b.ContainerID},
+	}
 }

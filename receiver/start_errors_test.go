@@ -27,8 +27,10 @@ func TestStartFailsClearly(t *testing.T) {
 		// links in the node's /proc, which needs root (CAP_SYS_PTRACE).
 		afterProc bool
 	}{
-		{"missing proc root", func(c *Config) { c.ProcRoot = filepath.Join(t.TempDir(), "hostfs", "proc") },
-			"mount the host's / (hostPath) at /hostfs", false},
+		{
+			"missing proc root", func(c *Config) { c.ProcRoot = filepath.Join(t.TempDir(), "hostfs", "proc") },
+			"mount the host's / (hostPath) at /hostfs", false,
+		},
 		{"bad kubeconfig", func(c *Config) {
 			c.NodeName = "node-a"
 			c.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: filepath.Join(t.TempDir(), "missing")}

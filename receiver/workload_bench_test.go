@@ -26,14 +26,22 @@ func shortConnections(n int) []event.Event {
 		t := t0 + uint64(i)*20_000
 		cliNs, srvNs := uint32(4026532100+c), uint32(4026532200+s)
 		conn := []event.Event{
-			{Type: event.Connect, Role: event.Client, Time: t, NetnsIno: cliNs, CgroupID: uint64(cliNs), PID: 1000, Comm: comm("loadgen"), Local: client, Peer: server,
-				HandshakeMicros: 44},
-			{Type: event.Accept, Role: event.Server, Time: t + 5000, Start: t + 4000, NetnsIno: srvNs, CgroupID: uint64(srvNs), PID: 2000, Comm: comm("server"), Local: server, Peer: client,
-				HandshakeMicros: 40},
-			{Type: event.Close, CloseReason: event.CloseNormal, Role: event.Client, Time: t + 9000, Start: t + 3000, NetnsIno: cliNs, CgroupID: uint64(cliNs), PID: 1000, Comm: comm("loadgen"), Local: client, Peer: server,
-				BytesSent: 16, BytesReceived: 64, SRTTMicros: 30},
-			{Type: event.Close, CloseReason: event.CloseNormal, Role: event.Server, Time: t + 9500, Start: t + 4000, NetnsIno: srvNs, CgroupID: uint64(srvNs), Local: server, Peer: client,
-				BytesSent: 64, BytesReceived: 16, SRTTMicros: 25},
+			{
+				Type: event.Connect, Role: event.Client, Time: t, NetnsIno: cliNs, CgroupID: uint64(cliNs), PID: 1000, Comm: comm("loadgen"), Local: client, Peer: server,
+				HandshakeMicros: 44,
+			},
+			{
+				Type: event.Accept, Role: event.Server, Time: t + 5000, Start: t + 4000, NetnsIno: srvNs, CgroupID: uint64(srvNs), PID: 2000, Comm: comm("server"), Local: server, Peer: client,
+				HandshakeMicros: 40,
+			},
+			{
+				Type: event.Close, CloseReason: event.CloseNormal, Role: event.Client, Time: t + 9000, Start: t + 3000, NetnsIno: cliNs, CgroupID: uint64(cliNs), PID: 1000, Comm: comm("loadgen"), Local: client, Peer: server,
+				BytesSent: 16, BytesReceived: 64, SRTTMicros: 30,
+			},
+			{
+				Type: event.Close, CloseReason: event.CloseNormal, Role: event.Server, Time: t + 9500, Start: t + 4000, NetnsIno: srvNs, CgroupID: uint64(srvNs), Local: server, Peer: client,
+				BytesSent: 64, BytesReceived: 16, SRTTMicros: 25,
+			},
 		}
 		events = append(events, conn...)
 	}

@@ -67,9 +67,9 @@ func (g *graph) dot(title string) string {
 }
 
 func edgeLabel(s stats) string {
-	lines := []string{fmt.Sprintf("%s conn/s", rate(s.connections))}
+	lines := []string{rate(s.connections) + " conn/s"}
 	if s.failed > 0 {
-		lines = append(lines, fmt.Sprintf("%s failed/s", rate(s.failed)))
+		lines = append(lines, rate(s.failed)+" failed/s")
 	}
 	if s.bytes > 0 {
 		lines = append(lines, byteRate(s.bytes))

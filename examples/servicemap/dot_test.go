@@ -10,7 +10,7 @@ import (
 
 func sample(v float64, kv ...string) promapi.Sample {
 	l := map[string]string{}
-	for i := 0; i < len(kv); i += 2 {
+	for i := 0; i+1 < len(kv); i += 2 {
 		l[kv[i]] = kv[i+1]
 	}
 	return promapi.Sample{Labels: l, Value: v}

@@ -57,7 +57,7 @@ func run() error {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("graphviz dot (apt-get install graphviz): %v: %s", err, stderr.String())
+			return fmt.Errorf("graphviz dot (apt-get install graphviz): %w: %s", err, stderr.String())
 		}
 		return nil
 	default:

@@ -19,7 +19,7 @@ const ServiceCIDRs = "10.96.0.0/16,fd00:10:96::/112"
 func apiserverProcess(path, dir, etcdURL string, port int, certs pki, adminToken string) (*process, error) {
 	tokens := filepath.Join(dir, "tokens.csv")
 	// token,user,uid,"groups": system:masters bypasses RBAC, as a cluster admin would.
-	line := fmt.Sprintf("%s,kubetest-admin,kubetest-admin,\"system:masters\"\n", adminToken)
+	line := adminToken + ",kubetest-admin,kubetest-admin,\"system:masters\"\n"
 	if err := os.WriteFile(tokens, []byte(line), 0o600); err != nil {
 		return nil, err
 	}

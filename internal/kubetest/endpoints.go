@@ -22,8 +22,10 @@ type Endpoint struct {
 func (c *Cluster) SetEndpoints(t testing.TB, namespace, service string, endpoints ...Endpoint) {
 	t.Helper()
 	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: service + "-v4", Namespace: namespace,
-			Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: service + "-v4", Namespace: namespace,
+			Labels: map[string]string{discoveryv1.LabelServiceName: service},
+		},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}},
 	}

@@ -23,7 +23,7 @@ func waitReady(p *process, client *http.Client, url, bearer string, timeout time
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v (%v):\n%s", p.name, timeout, last, p.logTail())
+			return fmt.Errorf("%s not ready after %v (%w):\n%s", p.name, timeout, last, p.logTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -39,7 +39,7 @@ func RunWithOnly(t testing.TB, keep []string, env ...string) (string, error) {
 // gets (none of them effective). The binary is copied where that user can run it.
 func RunAsNobody(t testing.TB, env ...string) (string, error) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "podnet-nobody-")
+	dir, err := os.MkdirTemp("", "podnet-nobody-") //nolint:usetesting // t.TempDir's parent is closed to nobody
 	if err != nil {
 		t.Fatal(err)
 	}

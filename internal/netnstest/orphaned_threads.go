@@ -1,6 +1,7 @@
 package netnstest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,10 +52,10 @@ func holdWithoutMainThread(addr, count string) error {
 		}
 	}
 	if unix.Gettid() != os.Getpid() {
-		return fmt.Errorf("the helper's main goroutine is not on the main thread")
+		return errors.New("the helper's main goroutine is not on the main thread")
 	}
 	fmt.Println("holding")
 	runtime.KeepAlive(conns)
-	unix.RawSyscall(unix.SYS_EXIT, 0, 0, 0)
+	_, _, _ = unix.RawSyscall(unix.SYS_EXIT, 0, 0, 0) // never returns: ends this thread alone
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -65,9 +64,9 @@ func newAgent(pipelines []string, rawConfig string, countNetns int64) (*agent, e
 		var c component.Component
 		switch p {
 		case "logs":
-			c, err = f.CreateLogs(ctx, set, cfg, consumer.Logs(a.sink.logs()))
+			c, err = f.CreateLogs(ctx, set, cfg, a.sink.logs())
 		case "metrics":
-			c, err = f.CreateMetrics(ctx, set, cfg, consumer.Metrics(a.sink.metrics()))
+			c, err = f.CreateMetrics(ctx, set, cfg, a.sink.metrics())
 		default:
 			err = fmt.Errorf("-pipelines: unknown pipeline %q (logs, metrics)", p)
 		}

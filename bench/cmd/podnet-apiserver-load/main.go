@@ -33,9 +33,11 @@ func main() {
 		fail(err)
 	}
 	table := out + ".table"
-	args := []string{"test", "-count=1", "-timeout", "90m", "-run", "^TestAPIServerLoad$", "-v", "./receiver/internal/k8smeta/", "-args",
+	args := []string{
+		"test", "-count=1", "-timeout", "90m", "-run", "^TestAPIServerLoad$", "-v", "./receiver/internal/k8smeta/", "-args",
 		fmt.Sprint("-load.pods=", *pods), fmt.Sprint("-load.nodes=", *nodes), fmt.Sprint("-load.services=", *services),
-		fmt.Sprint("-load.watchers=", *watchers), fmt.Sprint("-load.churn=", *churn), "-load.modes=" + *modes, "-load.results=" + table}
+		fmt.Sprint("-load.watchers=", *watchers), fmt.Sprint("-load.churn=", *churn), "-load.modes=" + *modes, "-load.results=" + table,
+	}
 	cmd := exec.Command("go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

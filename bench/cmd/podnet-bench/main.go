@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -150,7 +151,7 @@ func benchMain() error {
 	agentEnv := flag.String("agent-env", "", "comma-separated VAR=value added to every podnet-agent's environment, e.g. GOGC=200 (write to another -results directory: the files are named by scenario)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root (eBPF, network namespaces): sudo make bench")
+		return errors.New("needs root (eBPF, network namespaces): sudo make bench")
 	}
 
 	tmp, err := os.MkdirTemp("", "podnet-bench-")

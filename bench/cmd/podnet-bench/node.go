@@ -59,7 +59,7 @@ func newRoutedNode(tag string, backends int) (*routedNode, error) {
 	nft.Stdin = strings.NewReader(rules)
 	if out, err := nft.CombinedOutput(); err != nil {
 		n.delete()
-		return nil, fmt.Errorf("loading kube-proxy's rules in %s (nft): %v: %s", n.ns, err, out)
+		return nil, fmt.Errorf("loading kube-proxy's rules in %s (nft): %w: %s", n.ns, err, out)
 	}
 	// The rules bring conntrack into the node. Its TIME_WAIT entries stay 120 s by default: at
 	// this load's rate they would fill the (machine-wide) table within a minute, which then
@@ -102,7 +102,7 @@ func (n *routedNode) delete() {
 func runSteps(steps [][]string) error {
 	for _, s := range steps {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(s, " "), err, out)
+			return fmt.Errorf("%s: %w: %s", strings.Join(s, " "), err, out)
 		}
 	}
 	return nil

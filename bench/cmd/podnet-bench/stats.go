@@ -168,7 +168,7 @@ func verdict(what string, got spread, target float64, rel string) string {
 	by := 100 * math.Abs(got.med-target) / target
 	switch {
 	case got.hasCI && meets(got.lo) != meets(got.hi) && meets(got.med):
-		return fmt.Sprintf("%s: met by the median, within noise (the interval holds the target)", head)
+		return head + ": met by the median, within noise (the interval holds the target)"
 	case got.hasCI && meets(got.lo) != meets(got.hi):
 		return fmt.Sprintf("%s: missed by the median by %.1f%%, within noise (the interval holds the target)", head, by)
 	case meets(got.med):

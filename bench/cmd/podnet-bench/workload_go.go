@@ -46,7 +46,7 @@ func (w goWorkload) start(p *pods) (stop func(), err error) {
 	stop = func() { _ = stdin.Close(); _ = cmd.Wait() }
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening\n" {
 		stop()
-		return nil, fmt.Errorf("server did not start: %q %v", line, err)
+		return nil, fmt.Errorf("server did not start: %q %w", line, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return stop, nil

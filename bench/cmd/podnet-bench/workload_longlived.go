@@ -122,7 +122,7 @@ func spawn(cmd *exec.Cmd, ready string) (*exec.Cmd, io.Closer, io.Reader, error)
 	if line, err := r.ReadString('\n'); err != nil || line != ready+"\n" {
 		_ = stdin.Close()
 		_ = cmd.Wait()
-		return nil, nil, nil, fmt.Errorf("did not start: %q %v", line, err)
+		return nil, nil, nil, fmt.Errorf("did not start: %q %w", line, err)
 	}
 	return cmd, stdin, r, nil
 }

@@ -94,7 +94,7 @@ func (w nginxWorkload) load(p *pods, d time.Duration) (loadResult, error) {
 		"--latency", "-H", "Connection: close", url).CombinedOutput()
 	var r loadResult
 	if err != nil {
-		return r, fmt.Errorf("wrk: %v: %s", err, out)
+		return r, fmt.Errorf("wrk: %w: %s", err, out)
 	}
 	s := string(out)
 	rate, total := wrkRate.FindStringSubmatch(s), wrkTotal.FindStringSubmatch(s)

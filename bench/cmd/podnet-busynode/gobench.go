@@ -11,12 +11,12 @@ import (
 
 // goBench runs a compiled test binary's benchmark and returns, per benchmark name, its
 // metrics by unit (ns/op, cpu-ns/conn, …) from the last line of each.
-func goBench(bin, pattern, benchtime string) (map[string]map[string]float64, string, error) {
+func goBench(bin, pattern, benchtime string) (map[string]map[string]float64, error) {
 	cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", benchtime)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return nil, out.String(), fmt.Errorf("%s: %v\n%s", bin, err, out.String())
+		return nil, fmt.Errorf("%s: %w\n%s", bin, err, out.String())
 	}
 	res := map[string]map[string]float64{}
 	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
@@ -37,5 +37,5 @@ func goBench(bin, pattern, benchtime string) (map[string]map[string]float64, str
 		}
 		res[name] = m
 	}
-	return res, out.String(), nil
+	return res, nil
 }

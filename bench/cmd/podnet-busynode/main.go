@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,7 +52,7 @@ type options struct {
 
 func run1(o options) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root: it creates network namespaces and cgroups and loads eBPF")
+		return errors.New("needs root: it creates network namespaces and cgroups and loads eBPF")
 	}
 	if o.pods < 2 || o.pods%2 != 0 || o.pods/2 > 250 {
 		return fmt.Errorf("-pods %d: an even number from 2 to 500", o.pods)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +82,7 @@ func (n *node) build(pairs, connsPerPair int, holderBin string) error {
 	}
 	for _, h := range n.holders { // every holder's connections are up
 		if line, err := h.out.ReadString('\n'); err != nil || line != "ready\n" {
-			return fmt.Errorf("holder %v: %q %v", h.cmd.Args, line, err)
+			return fmt.Errorf("holder %v: %q %w", h.cmd.Args, line, err)
 		}
 	}
 	return nil
@@ -109,14 +110,14 @@ func (n *node) addPair(p, conns int, holderBin string) error {
 		}
 	}
 	port := "9000"
-	s, err := n.startHolder(srv, holderBin, "listen", srvIP, port, fmt.Sprint(conns))
+	s, err := n.startHolder(srv, holderBin, "listen", srvIP, port, strconv.Itoa(conns))
 	if err != nil {
 		return err
 	}
 	if line, err := s.out.ReadString('\n'); err != nil || line != "listening\n" {
-		return fmt.Errorf("holder in %s: %q %v", srv, line, err)
+		return fmt.Errorf("holder in %s: %q %w", srv, line, err)
 	}
-	_, err = n.startHolder(cli, holderBin, "connect", srvIP, port, fmt.Sprint(conns))
+	_, err = n.startHolder(cli, holderBin, "connect", srvIP, port, strconv.Itoa(conns))
 	return err
 }
 
@@ -189,7 +190,7 @@ func run(stdin io.Reader, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Stdin = stdin
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
 }

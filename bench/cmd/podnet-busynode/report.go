@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,7 +42,7 @@ func (r report) write(path string) error {
 	row("load average (1/5/15 min) before → after", func(p phaseResult) string { return p.loadBefore + " → " + p.loadAfter })
 	row("podnet Start (attached, first /proc scan)", func(p phaseResult) string { return fmt.Sprintf("%.0f ms", p.start.StartMillis) })
 	row("… until the open connections are found", func(p phaseResult) string { return fmt.Sprintf("%.0f ms", p.start.FoundMillis) })
-	row("log records at start (found connections)", func(p phaseResult) string { return fmt.Sprint(p.start.Records) })
+	row("log records at start (found connections)", func(p phaseResult) string { return strconv.FormatInt(p.start.Records, 10) })
 	row("podnet RSS after start (peak)", func(p phaseResult) string {
 		return fmt.Sprintf("%.1f MiB (%.1f)", float64(p.start.RSSKiB)/1024, float64(p.start.HWMKiB)/1024)
 	})
@@ -50,7 +51,7 @@ func (r report) write(path string) error {
 	row("/proc scan: wall per scan", func(p phaseResult) string { return fmt.Sprintf("%.1f ms", p.scan["ns/op"]/1e6) })
 	row("/proc scan: CPU per scan", func(p phaseResult) string { return fmt.Sprintf("%.1f ms", p.scan["cpu-ns/op"]/1e6) })
 	row("/proc scan: namespaces, cgroups", func(p phaseResult) string { return fmt.Sprintf("%.0f, %.0f", p.scan["netns"], p.scan["cgroups"]) })
-	row("podnet idle CPU (periodic scans, 10 s)", func(p phaseResult) string { return fmt.Sprintf("%.2f%% of a CPU", float64(p.idleCPUPerSec)/1e7) })
+	row("podnet idle CPU (periodic scans, 10 s)", func(p phaseResult) string { return fmt.Sprintf("%.2f%% of a CPU", float64(p.idleCPU)/1e7) })
 	row("podnet CPU per short connection (logs+metrics)", func(p phaseResult) string { return fmt.Sprintf("%.1f µs", float64(p.cpuPerConn)/1e3) })
 	row("short connections/s while measured (paced)", func(p phaseResult) string { return fmt.Sprintf("%.0f", p.connRate) })
 	for _, v := range []string{"none", "events", "aggregate"} {

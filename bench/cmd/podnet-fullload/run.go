@@ -74,10 +74,10 @@ func fullLoadRun(c runConfig) (result, error) {
 	load.Stderr = os.Stderr
 	b, err := load.Output()
 	if err != nil {
-		return r, fmt.Errorf("load generator: %v", err)
+		return r, fmt.Errorf("load generator: %w", err)
 	}
 	if err := json.Unmarshal(b, &r.load); err != nil {
-		return r, fmt.Errorf("load generator said %q: %v", b, err)
+		return r, fmt.Errorf("load generator said %q: %w", b, err)
 	}
 
 	if err := settle(ns); err != nil {
@@ -106,7 +106,7 @@ func settle(ns string) error {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Htan", "state", "connected", "exclude", "time-wait").Output()
 		if err != nil {
-			return fmt.Errorf("ss in %s: %v", ns, err)
+			return fmt.Errorf("ss in %s: %w", ns, err)
 		}
 		if len(strings.TrimSpace(string(out))) == 0 {
 			return nil
@@ -131,7 +131,7 @@ func newNamespace() (string, uint64, error) {
 	} {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
 			_ = exec.Command("ip", "netns", "del", ns).Run()
-			return "", 0, fmt.Errorf("%s: %v: %s", strings.Join(s, " "), err, out)
+			return "", 0, fmt.Errorf("%s: %w: %s", strings.Join(s, " "), err, out)
 		}
 	}
 	var st syscall.Stat_t

@@ -50,7 +50,7 @@ func Start(path string, args, env []string) (*Proc, error) {
 	if line, err := a.out.ReadString('\n'); err != nil || line != "ready\n" {
 		_ = stdin.Close()
 		_ = cmd.Wait() // also waits until stderr is copied
-		return nil, fmt.Errorf("podnet-agent did not start (stdout %q, %v): %s", line, err, errTail.String())
+		return nil, fmt.Errorf("podnet-agent did not start (stdout %q, %w): %s", line, err, errTail.String())
 	}
 	return a, nil
 }

@@ -68,7 +68,8 @@ func (n *Node) Peer(addr netip.Addr, at int64) (Peer, Span) {
 	return p, span
 }
 
-// NoReadyEndpoints: unknown readiness says nothing; only the slices saying so does.
+// NoReadyEndpoints reports whether the Service p names had no ready endpoint: unknown
+// readiness says nothing; only the slices saying so does.
 func (n *Node) NoReadyEndpoints(p Peer, dialled netip.AddrPort) bool {
 	if n.meta == nil || p.ServiceName == "" {
 		return false

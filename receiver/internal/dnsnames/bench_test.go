@@ -254,8 +254,10 @@ func loadDNS(b *testing.B) *ebpf.Collection {
 
 // emptyCgroupSKB is the floor of any cgroup_skb/ingress program: pass, nothing else.
 func emptyCgroupSKB(b *testing.B) *ebpf.Program {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.CGroupSKB, AttachType: ebpf.AttachCGroupInetIngress, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.CGroupSKB, AttachType: ebpf.AttachCGroupInetIngress, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -273,8 +273,10 @@ func (n *Names) Counters() (Counters, error) {
 			sums[i] += v
 		}
 	}
-	return Counters{Stats: n.stats, Seen: sums[bpf.DnsCounterCOUNTER_SEEN], Lost: sums[bpf.DnsCounterCOUNTER_LOST],
-		NoSocket: sums[bpf.DnsCounterCOUNTER_NO_SOCKET]}, nil
+	return Counters{
+		Stats: n.stats, Seen: sums[bpf.DnsCounterCOUNTER_SEEN], Lost: sums[bpf.DnsCounterCOUNTER_LOST],
+		NoSocket: sums[bpf.DnsCounterCOUNTER_NO_SOCKET],
+	}, nil
 }
 
 // ProgramID is the attached program's id (bpftool prog show id N).

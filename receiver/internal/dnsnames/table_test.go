@@ -98,9 +98,9 @@ func TestTableFullSweepsAtMostOncePerSecond(t *testing.T) {
 	tb.Add(1, netip.MustParseAddr("192.0.2.1"), "a", 0, 100)
 	tb.Add(1, netip.MustParseAddr("192.0.2.2"), "b", 0, 100)
 	tb.Add(1, netip.MustParseAddr("192.0.2.3"), "c", 10*sec, 100) // sweeps, frees nothing, evicts one
-	assert.Equal(t, int64(10*sec), tb.lastSweep)
+	assert.Equal(t, 10*sec, tb.lastSweep)
 	tb.Add(1, netip.MustParseAddr("192.0.2.4"), "d", 10*sec+sec/2, 100) // within a second: no sweep
-	assert.Equal(t, int64(10*sec), tb.lastSweep)
+	assert.Equal(t, 10*sec, tb.lastSweep)
 	assert.Equal(t, uint64(2), tb.Evicted)
 	assert.Equal(t, 2, tb.Len())
 }

@@ -130,7 +130,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 			k := kernelEvent()
 			mutate(&k)
 			var e Event
-			assert.True(t, errors.Is(Decode(raw(k), FixedClock(0), &e), ErrMalformed))
+			assert.ErrorIs(t, Decode(raw(k), FixedClock(0), &e), ErrMalformed)
 		})
 	}
 	var e Event

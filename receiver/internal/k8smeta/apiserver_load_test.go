@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // The defaults are CI's scaled-down run; make bench-apiserver-load (bench/cmd/podnet-apiserver-load)

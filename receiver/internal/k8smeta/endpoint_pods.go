@@ -35,8 +35,10 @@ func transformEndpointSliceWithPods(obj any) (any, error) {
 		if ref == nil || ref.Kind != "Pod" || ref.Name == "" {
 			continue
 		}
-		p := endpointPod{name: ref.Name, namespace: ref.Namespace, uid: string(ref.UID),
-			terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating}
+		p := endpointPod{
+			name: ref.Name, namespace: ref.Namespace, uid: string(ref.UID),
+			terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,
+		}
 		if p.namespace == "" {
 			p.namespace = slice.Namespace
 		}

@@ -34,8 +34,10 @@ func TestEndpointPods(t *testing.T) {
 		"new": {endpoint("10.244.2.7", "db-new", false), endpoint("fd00::7", "db-v6", false)},
 		"ext": {endpoint("10.244.2.9", "", false)},
 	} {
-		slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop",
-			Labels: map[string]string{discoveryv1.LabelServiceName: "db"}}, Endpoints: eps}
+		slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "shop",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "db"},
+		}, Endpoints: eps}
 		obj, err := transformEndpointSliceWithPods(slice)
 		require.NoError(t, err)
 		require.NoError(t, inf.GetIndexer().Add(obj))

@@ -40,8 +40,10 @@ func (s *serviceSlice) DeepCopyObject() runtime.Object {
 		pods[i] = p
 		pods[i].ips = append([]string(nil), p.ips...)
 	}
-	return &serviceSlice{ObjectMeta: *s.ObjectMeta.DeepCopy(), service: s.service, family: s.family,
-		ports: append([]string(nil), s.ports...), ready: s.ready, pods: pods}
+	return &serviceSlice{
+		ObjectMeta: *s.DeepCopy(), service: s.service, family: s.family,
+		ports: append([]string(nil), s.ports...), ready: s.ready, pods: pods,
+	}
 }
 
 // transformEndpointSlice counts a slice's ready endpoints and keeps its family and TCP port
@@ -56,8 +58,10 @@ func transformEndpointSlice(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &serviceSlice{ObjectMeta: strippedMeta(&slice.ObjectMeta), service: slice.Labels[discoveryv1.LabelServiceName],
-		family: slice.AddressType}
+	out := &serviceSlice{
+		ObjectMeta: strippedMeta(&slice.ObjectMeta), service: slice.Labels[discoveryv1.LabelServiceName],
+		family: slice.AddressType,
+	}
 	for _, p := range slice.Ports {
 		if p.Port == nil || *p.Port == 0 || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
 			continue

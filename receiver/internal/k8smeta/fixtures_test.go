@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"fmt"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -47,7 +48,7 @@ func fullPod(i int) *corev1.Pod {
 			Name:              name,
 			Namespace:         "shop",
 			UID:               types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", i)),
-			ResourceVersion:   fmt.Sprint(100000 + i),
+			ResourceVersion:   strconv.Itoa(100000 + i),
 			CreationTimestamp: now,
 			Labels:            map[string]string{"app.kubernetes.io/name": "web", "pod-template-hash": "7d9f8b6c5d"},
 			Annotations:       map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
@@ -102,7 +103,7 @@ func fullEndpointSlice(i int) *discoveryv1.EndpointSlice {
 			GenerateName:      svc + "-",
 			Namespace:         "shop",
 			UID:               types.UID(fmt.Sprintf("00000000-0000-4000-9000-%012d", i)),
-			ResourceVersion:   fmt.Sprint(200000 + i),
+			ResourceVersion:   strconv.Itoa(200000 + i),
 			CreationTimestamp: now,
 			Labels: map[string]string{
 				discoveryv1.LabelServiceName: svc,

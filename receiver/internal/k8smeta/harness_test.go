@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // rbacManifest is the deployment's RBAC: the tests run the Store with exactly its rights.

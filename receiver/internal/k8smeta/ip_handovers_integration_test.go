@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // An address reused by a new pod, against a real API server, in both modes that name remote
@@ -49,7 +50,7 @@ func TestPeerAtFollowsAddressHandOvers(t *testing.T) {
 		require.Eventually(t, func() bool { return owner(s) == "db-2" }, settle, tick, "the successor arrives")
 		held2 := time.Now()
 		assert.Equal(t, "db-1", nameAt(s, held1), "still the first pod, now that the address is another's")
-		assert.Equal(t, "", nameAt(s, gap), "a connection made while nobody held the address stays nobody's")
+		assert.Empty(t, nameAt(s, gap), "a connection made while nobody held the address stays nobody's")
 		assert.Equal(t, "db-2", nameAt(s, held2))
 
 		// Terminating, and its successor already has the address.

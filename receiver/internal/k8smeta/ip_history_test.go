@@ -3,6 +3,7 @@ package k8smeta
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,8 +73,8 @@ func TestIPHistoryIsBounded(t *testing.T) {
 	h := newIPHistory()
 	for i := range maxEndedHoldings + 10 {
 		ip := fmt.Sprintf("10.0.%d.%d", i/250, i%250)
-		h.claim(ip, pod(fmt.Sprint(i)), math.MinInt64, false, 0)
-		h.release(ip, pod(fmt.Sprint(i)), int64(1000+i))
+		h.claim(ip, pod(strconv.Itoa(i)), math.MinInt64, false, 0)
+		h.release(ip, pod(strconv.Itoa(i)), int64(1000+i))
 	}
 	n := 0
 	for _, hs := range h.byKey {
@@ -95,8 +96,8 @@ func TestIPHistoryIsBounded(t *testing.T) {
 	h.claim("10.9.9.9", pod("z"), 3, false, 3)
 	for i := range maxEndedHoldings - 1 {
 		ip := fmt.Sprintf("10.1.%d.%d", i/250, i%250)
-		h.claim(ip, pod(fmt.Sprint(i)), math.MinInt64, false, 0)
-		h.release(ip, pod(fmt.Sprint(i)), int64(10+i))
+		h.claim(ip, pod(strconv.Itoa(i)), math.MinInt64, false, 0)
+		h.release(ip, pod(strconv.Itoa(i)), int64(10+i))
 	}
 	_, _, ok = h.ownerAt("10.9.9.9", 0)
 	assert.False(t, ok, "x's holding made room")
@@ -111,12 +112,12 @@ func TestGonePodsAreBounded(t *testing.T) {
 	g := newGonePods()
 	for i := range maxGonePods + 1 {
 		p := &localPod{}
-		p.UID = types.UID(fmt.Sprint(i))
+		p.UID = types.UID(strconv.Itoa(i))
 		g.Add(string(p.UID), p)
 	}
 	assert.Equal(t, maxGonePods, g.Len())
 	_, ok := g.Get("0")
 	assert.False(t, ok, "the oldest made room")
-	_, ok = g.Get(fmt.Sprint(maxGonePods))
+	_, ok = g.Get(strconv.Itoa(maxGonePods))
 	assert.True(t, ok)
 }

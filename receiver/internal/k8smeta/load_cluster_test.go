@@ -26,8 +26,10 @@ type loadCluster struct {
 }
 
 func newLoadCluster(api kubernetes.Interface, pods, nodes, services int) *loadCluster {
-	return &loadCluster{api: api, namespace: "load", pods: pods, nodes: nodes, services: services,
-		generation: make([]int, pods), uids: make([]types.UID, pods)}
+	return &loadCluster{
+		api: api, namespace: "load", pods: pods, nodes: nodes, services: services,
+		generation: make([]int, pods), uids: make([]types.UID, pods),
+	}
 }
 
 // behindService says which Service pod i is behind: even pods are behind Service
@@ -52,8 +54,10 @@ func (lc *loadCluster) pod(i int) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: lc.podName(i), Namespace: lc.namespace,
 			Labels: map[string]string{"app": app, "pod-template-hash": "5d4f8c7b9"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-5d4f8c7b9",
-				UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i/2%lc.services)), Controller: new(true)}},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-5d4f8c7b9",
+				UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i/2%lc.services)), Controller: new(true),
+			}},
 		},
 		Spec: corev1.PodSpec{
 			NodeName: fmt.Sprintf("node-%d", i%lc.nodes),
@@ -150,8 +154,10 @@ func (lc *loadCluster) service(s int) *corev1.Service {
 	app := fmt.Sprintf("app%04d", s)
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: lc.namespace},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": app},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": app},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
 	}
 }
 
@@ -159,8 +165,10 @@ func (lc *loadCluster) service(s int) *corev1.Service {
 func (lc *loadCluster) slice(s int) *discoveryv1.EndpointSlice {
 	app := fmt.Sprintf("app%04d", s)
 	out := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: app + "-abcde", Namespace: lc.namespace,
-			Labels: map[string]string{discoveryv1.LabelServiceName: app, discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: app + "-abcde", Namespace: lc.namespace,
+			Labels: map[string]string{discoveryv1.LabelServiceName: app, discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"},
+		},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}},
 	}

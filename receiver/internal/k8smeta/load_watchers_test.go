@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // kubeProxy is the mode that emulates kube-proxy's watches instead of podnet's: Services and

@@ -3,6 +3,7 @@ package k8smeta
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,7 +35,7 @@ func TestPagedList(t *testing.T) {
 		to := min(from+int(opts.Limit), len(pods))
 		page := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "77"}, Items: pods[from:to]}
 		if to < len(pods) {
-			page.Continue = fmt.Sprint(to)
+			page.Continue = strconv.Itoa(to)
 		}
 		return page, nil
 	}

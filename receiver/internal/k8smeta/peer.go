@@ -47,7 +47,7 @@ type servicePort struct {
 func (a *addressOwner) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (a *addressOwner) DeepCopyObject() runtime.Object {
-	return &addressOwner{ObjectMeta: *a.ObjectMeta.DeepCopy(), ips: append([]string(nil), a.ips...), ports: append([]servicePort(nil), a.ports...)}
+	return &addressOwner{ObjectMeta: *a.DeepCopy(), ips: append([]string(nil), a.ips...), ports: append([]servicePort(nil), a.ports...)}
 }
 
 // transformPeerPod keeps a pod's attributable IPs. A hostNetwork pod has none: its IP is

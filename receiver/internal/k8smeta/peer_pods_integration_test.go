@@ -5,12 +5,13 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // TestPeerPods runs one Store per peer_pods mode against the same cluster: what each names,
@@ -36,12 +37,16 @@ func TestPeerPods(t *testing.T) {
 		mode PeerPods
 		want map[string]Peer // by address; absent: not named
 	}{
-		{PeerPodsAll, map[string]Peer{"10.96.0.50": service, "10.244.1.5": named(string(local.UID), "web"),
-			"10.244.2.7": named(string(db.UID), "db-0"), "10.244.2.9": named(string(job.UID), "job"), "10.244.2.10": named(string(peer.UID), "peer-0")}},
+		{PeerPodsAll, map[string]Peer{
+			"10.96.0.50": service, "10.244.1.5": named(string(local.UID), "web"),
+			"10.244.2.7": named(string(db.UID), "db-0"), "10.244.2.9": named(string(job.UID), "job"), "10.244.2.10": named(string(peer.UID), "peer-0"),
+		}},
 		// The pod behind a Service and the one behind a headless Service; not the pod behind
 		// none, not even this node's own pod as a peer.
-		{PeerPodsEndpoints, map[string]Peer{"10.96.0.50": service,
-			"10.244.2.7": named(string(db.UID), "db-0"), "10.244.2.10": named(string(peer.UID), "peer-0")}},
+		{PeerPodsEndpoints, map[string]Peer{
+			"10.96.0.50": service,
+			"10.244.2.7": named(string(db.UID), "db-0"), "10.244.2.10": named(string(peer.UID), "peer-0"),
+		}},
 		{PeerPodsNone, map[string]Peer{"10.96.0.50": service}},
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {

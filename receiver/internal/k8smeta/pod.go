@@ -37,7 +37,7 @@ type container struct{ id, name string }
 func (p *localPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (p *localPod) DeepCopyObject() runtime.Object {
-	return &localPod{ObjectMeta: *p.ObjectMeta.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers)}
+	return &localPod{ObjectMeta: *p.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers)}
 }
 
 // transformLocalPod keeps what PodByUID and ContainerName answer from. It is idempotent,

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // TestStoreWithoutListVerb proves that the list verb of examples/rbac.yaml is needed and that

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // The agent process of make bench-k8s-scale: TestClusterScale runs this test binary again
@@ -89,8 +90,8 @@ func TestScaleAgent(t *testing.T) {
 	reply(true)
 	for in := bufio.NewScanner(os.Stdin); in.Scan(); {
 		var ip string
-		switch _, err := fmt.Sscanf(in.Text(), "wait %s", &ip); {
-		case err == nil:
+		switch _, err := fmt.Sscanf(in.Text(), "wait %s", &ip); err {
+		case nil:
 			addr := netip.MustParseAddr(ip)
 			for !named(addr) {
 				time.Sleep(10 * time.Millisecond)

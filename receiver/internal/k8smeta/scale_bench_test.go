@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // scaleRow is one agent run of TestClusterScale.

@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podnet/podnet/internal/kubetest"
 )
 
 // Bounds of TestScale1kPods, with margin over what it measured (bench/results/

@@ -107,8 +107,10 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	h := newHealth(opts.OnStatus)
 	rc := client.CoreV1().RESTClient()
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-	s := &Store{httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied,
-		peerPods: opts.PeerPods.orAll(), history: newIPHistory(), gone: newGonePods()}
+	s := &Store{
+		httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied,
+		peerPods: opts.PeerPods.orAll(), history: newIPHistory(), gone: newGonePods(),
+	}
 	s.local, err = newInformer(
 		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
 		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})

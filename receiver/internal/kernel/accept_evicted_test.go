@@ -22,8 +22,10 @@ func TestAcceptAfterEvictionCountsNoSecondOpen(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 223)
 	client, server := netw.AddPod(), netw.AddPod()
 	sns := server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 64, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 64, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == sns })

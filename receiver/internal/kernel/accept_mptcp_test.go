@@ -156,5 +156,4 @@ func TestMPTCPConnectionOpenBeforeStartIsFound(t *testing.T) {
 	assert.Equal(t, uint16(7803), found[clientPod.NetnsInode()].PeerPort)
 	assert.Equal(t, uint16(7803), found[serverPod.NetnsInode()].LocalPort)
 	assert.Equal(t, uint32(os.Getpid()), found[serverPod.NetnsInode()].Pid, "named by the process holding it")
-
 }

@@ -116,8 +116,10 @@ func TestSampledOutAcceptOfAnUnseenHandshakeKeepsItsTime(t *testing.T) {
 // sampledOutRing loads podnet with logs sampled so that every normal connection is left out
 // (and metrics in the kernel), and collects the pod's events.
 func sampledOutRing(t *testing.T, pod *netnstest.Pod) *collector {
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: 1 << 30})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1 << 30,
+	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() }) // after the collector's (cleanups run last first)
 	return collectRing(t, tr, pod.NetnsInode())

@@ -29,14 +29,15 @@ type serviceNode struct {
 	// acceptedBy: client end → the backend ends that accepted it. Usually one; a client port can
 	// serve twice when the server closed first (no TIME_WAIT on the client), through a new
 	// translation.
-	acceptedBy       map[netip.AddrPort][]netip.AddrPort
-	listeners, conns []net.Conn
+	acceptedBy map[netip.AddrPort][]netip.AddrPort
 }
 
 func newServiceNode(t *testing.T, subnet byte) *serviceNode {
 	t.Helper()
-	s := &serviceNode{node: netnstest.NewNode(t, subnet), acceptedBy: map[netip.AddrPort][]netip.AddrPort{},
-		vip4: netip.MustParseAddrPort("10.96.0.10:80"), vip6: netip.MustParseAddrPort("[fd00:96::10]:80")}
+	s := &serviceNode{
+		node: netnstest.NewNode(t, subnet), acceptedBy: map[netip.AddrPort][]netip.AddrPort{},
+		vip4: netip.MustParseAddrPort("10.96.0.10:80"), vip6: netip.MustParseAddrPort("[fd00:96::10]:80"),
+	}
 	s.client = s.node.AddPod()
 	var b4, b6 []netip.AddrPort
 	for range 3 {
@@ -107,8 +108,10 @@ func ends(e *bpf.PodnetEvent) (local, peer netip.AddrPort) {
 // IP names none, and is not even looked up.
 func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	s := newServiceNode(t, 126)
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
-		AggregateInKernel: true, Events: true, NATNetns: s.node.NetnsPath(), BackendInMetrics: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: s.node.NetnsPath(), BackendInMetrics: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.BackendsErr())
@@ -207,8 +210,10 @@ func TestRejectedConnectKeepsItsError(t *testing.T) {
 	vip4, vip6 := netip.MustParseAddrPort("10.96.0.20:80"), netip.MustParseAddrPort("[fd00:96::20]:80")
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "empty", VIP: vip4}))
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "empty", VIP: vip6}))
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+	tr, err := Open(Options{
+		Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ns := client.NetnsInode()
@@ -220,7 +225,7 @@ func TestRejectedConnectKeepsItsError(t *testing.T) {
 		for range n {
 			for _, vip := range []netip.AddrPort{vip4, vip6} {
 				if _, err := net.Dial("tcp", vip.String()); !errors.Is(err, syscall.ECONNREFUSED) {
-					return fmt.Errorf("dial %v: %v, want ECONNREFUSED", vip, err)
+					return fmt.Errorf("dial %v: %w, want ECONNREFUSED", vip, err)
 				}
 			}
 		}
@@ -245,8 +250,10 @@ func TestRejectedConnectKeepsItsError(t *testing.T) {
 func TestTwoTracersFollowServiceConnections(t *testing.T) {
 	node := netnstest.NewNode(t, 135)
 	for range 2 {
-		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 16,
-			AggregateInKernel: true, NATNetns: node.NetnsPath()})
+		tr, err := Open(Options{
+			Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 16,
+			AggregateInKernel: true, NATNetns: node.NetnsPath(),
+		})
 		require.NoError(t, err)
 		defer tr.Close()
 		assert.NoError(t, tr.BackendsErr())
@@ -272,8 +279,10 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 	node.Exec("ip", "-6", "route", "add", "fd00:96::/64", "dev", "lo")
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip4, Backends: []netip.AddrPort{local4}}))
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "api", VIP: vip6, Backends: []netip.AddrPort{local6}}))
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
-		Events: true, NoLiveReads: true, NATNetns: node.NetnsPath()})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
+		Events: true, NoLiveReads: true, NATNetns: node.NetnsPath(),
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.BackendsErr())

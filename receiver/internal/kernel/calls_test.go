@@ -50,7 +50,7 @@ func TestConnectCallsEndWithTheirCall(t *testing.T) {
 				} {
 					outcomes = append(outcomes, connectOnce(dst, 0))
 					if c, err := inFlight(tr, tid, inTask); c != nil || err != nil {
-						return fmt.Errorf("after connect() to %v returned: in flight %+v (%v)", dst, c, err)
+						return fmt.Errorf("after connect() to %v returned: in flight %+v (%w)", dst, c, err)
 					}
 				}
 				// Blocks in SYN_SENT (SYNs dropped) until SO_SNDTIMEO: looked at meanwhile.
@@ -67,7 +67,7 @@ func TestConnectCallsEndWithTheirCall(t *testing.T) {
 					return blockedErr
 				}
 				if c, err := inFlight(tr, tid, inTask); c != nil || err != nil {
-					return fmt.Errorf("after a timed-out connect() returned: in flight %+v (%v)", c, err)
+					return fmt.Errorf("after a timed-out connect() returned: in flight %+v (%w)", c, err)
 				}
 				return nil
 			}))

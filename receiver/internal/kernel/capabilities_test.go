@@ -27,8 +27,10 @@ func TestMain(m *testing.M) {
 		if ns := os.Getenv(capChildNodeNetns); ns != "" {
 			natNetns = ns // the node's, another than this process's
 		}
-		t, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 1024, MaxAggregates: 16,
-			NATNetns: natNetns})
+		t, err := Open(Options{
+			Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 1024, MaxAggregates: 16,
+			NATNetns: natNetns,
+		})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)

@@ -23,8 +23,10 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 215)
 	client, server := netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+	tr, err := Open(Options{
+		Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
@@ -91,8 +93,10 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	readEOF(t, c)
 	require.NoError(t, c.Close())
 
-	received := map[uint8]map[uint16]uint64{roleClient: {7401: down, 7402: down, 7403: down, 7404: 2 * down},
-		roleServer: {7401: up, 7402: up, 7403: up, 7404: up}}
+	received := map[uint8]map[uint16]uint64{
+		roleClient: {7401: down, 7402: down, 7403: down, 7404: 2 * down},
+		roleServer: {7401: up, 7402: up, 7403: up, 7404: up},
+	}
 	require.Eventually(t, func() bool {
 		readCloses()
 		drainInto(t, tr, watched)
@@ -123,8 +127,10 @@ func TestBytesSentDroppedLocallyCountOnce(t *testing.T) {
 func testBytesSentDroppedLocally(t *testing.T, hooks HookMode, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, Events: true,
-		AggregateInKernel: true, MaxAggregates: 1024})
+	tr, err := Open(Options{
+		Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, Events: true,
+		AggregateInKernel: true, MaxAggregates: 1024,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRingWhere(t, tr, inNetns(clientPod.NetnsInode()))

@@ -26,8 +26,10 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 	client, server := netw.AddPod(), netw.AddPod()
 	dst := netip.AddrPortFrom(server.IPv4, 7247)
 	server.AcceptAll(t, dst, nil)
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {

@@ -23,8 +23,10 @@ func TestFoundConnectionsWeighOneAndFollowProcessAttributes(t *testing.T) {
 	for i, process := range []bool{true, false} {
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(7241+i))
 		clients, servers := connectPodsAt(t, pod, pod, addr, 8) // before podnet loads
-		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-			AggregateInKernel: true, Events: true, SampleOneIn: 5, NoProcessContext: !process})
+		tr, err := Open(Options{
+			Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+			AggregateInKernel: true, Events: true, SampleOneIn: 5, NoProcessContext: !process,
+		})
 		require.NoError(t, err)
 		ring := collectRing(t, tr, pod.NetnsInode())
 		var found []bpf.PodnetEvent

@@ -162,8 +162,10 @@ func TestTCPFastOpenChildEndedEarlyLivedFromItsSYN(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 246)
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
@@ -308,7 +310,7 @@ func fastOpenResetAfter(ln int, addr *unix.SockaddrInet4, release func(), held t
 		return err
 	}
 	if _, err := unix.Read(c, make([]byte, 64)); !errors.Is(err, unix.ECONNRESET) {
-		return fmt.Errorf("client read after the server's reset: %v, want ECONNRESET", err)
+		return fmt.Errorf("client read after the server's reset: %w, want ECONNRESET", err)
 	}
 	return nil
 }
@@ -338,7 +340,7 @@ func fastOpenResetQueued(ln int, addr *unix.SockaddrInet4, release func()) error
 	err = unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr)
 	if err == nil {
 		if n, perr := unix.Poll([]unix.PollFd{{Fd: int32(ln), Events: unix.POLLIN}}, 5000); n != 1 {
-			err = fmt.Errorf("the Fast Open child never queued: %d, %v", n, perr)
+			err = fmt.Errorf("the Fast Open child never queued: %d, %w", n, perr)
 		}
 	}
 	if err == nil {
@@ -522,8 +524,10 @@ func TestServerHandshakeWithSYNACKsLostLonger(t *testing.T) {
 func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Pod, firstPort int, dropFor time.Duration) func(*testing.T, int) string {
 	return func(t *testing.T, attempt int) (disturbed string) {
 		port := firstPort + attempt
-		tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 64,
-			AggregateInKernel: true, Events: true})
+		tr, err := Open(Options{
+			Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 64,
+			AggregateInKernel: true, Events: true,
+		})
 		require.NoError(t, err)
 		defer tr.Close()
 		ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {

@@ -43,8 +43,10 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 
 func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, noProcess bool) {
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, NoProcessContext: noProcess})
+	tr, err := Open(Options{
+		Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, NoProcessContext: noProcess,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	// Read as the test goes: the ring takes every TCP event of the machine, other packages'

@@ -21,8 +21,10 @@ import (
 func TestListenerScanCountsAcceptQueueOverflows(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 133)
 	client, server := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
-		AggregateInKernel: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		AggregateInKernel: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	require.NoError(t, tr.IteratorsUnavailable())
@@ -62,8 +64,10 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	}
 	early := listen(8209)
 	defer early.Close()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
-		AggregateInKernel: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		AggregateInKernel: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {})
@@ -116,8 +120,10 @@ func TestListenerScanWalksTheListenersMap(t *testing.T) {
 // 5000 more open sockets added to what the machine already has: a walk of every descriptor of
 // every process, or of the listeners map. ns/op is one scan.
 func BenchmarkListenerScan(b *testing.B) {
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
-		AggregateInKernel: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		AggregateInKernel: true,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

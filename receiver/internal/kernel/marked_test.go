@@ -42,8 +42,10 @@ func TestMarkedReadsVisitOnlySocketsThatMovedData(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			netw := netnstest.NewNetwork(t, c.subnet)
 			clientPod, serverPod := netw.AddPod(), netw.AddPod()
-			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
-				UnmarkedReads: c.unmarked})
+			tr, err := Open(Options{
+				Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
+				UnmarkedReads: c.unmarked,
+			})
 			require.NoError(t, err)
 			defer tr.Close()
 			requireMarked(t, tr, !c.unmarked)

@@ -27,8 +27,10 @@ func BenchmarkNetfilterPerPacket(b *testing.B) {
 
 	enableBPFStats(b)
 
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, NATNetns: node.NetnsPath()})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, NATNetns: node.NetnsPath(),
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,16 +38,20 @@ func BenchmarkNetfilterPerPacket(b *testing.B) {
 	if err := tr.BackendsErr(); err != nil {
 		b.Fatal(err)
 	}
-	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Netfilter, AttachType: ebpf.AttachNetfilter, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.Netfilter, AttachType: ebpf.AttachNetfilter, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer empty.Close()
 	var l link.Link
 	if err := runInNetns(node.NetnsPath(), func() (err error) {
-		l, err = link.AttachNetfilter(link.NetfilterOptions{Program: empty, ProtocolFamily: link.NetfilterProtoIPv4,
-			Hook: link.NetfilterInetPostRouting, Priority: natPriority + 1})
+		l, err = link.AttachNetfilter(link.NetfilterOptions{
+			Program: empty, ProtocolFamily: link.NetfilterProtoIPv4,
+			Hook: link.NetfilterInetPostRouting, Priority: natPriority + 1,
+		})
 		return err
 	}); err != nil {
 		b.Fatal(err)

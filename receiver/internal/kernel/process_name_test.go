@@ -37,7 +37,7 @@ func TestProcessNameIsTheProcesssNotTheThreads(t *testing.T) {
 			if err := os.WriteFile("/proc/thread-self/comm", []byte(name), 0); err != nil {
 				return err
 			}
-			defer os.WriteFile("/proc/thread-self/comm", bytes.TrimSpace(old), 0)
+			defer func() { _ = os.WriteFile("/proc/thread-self/comm", bytes.TrimSpace(old), 0) }()
 			return fn()
 		})
 	}

@@ -36,8 +36,10 @@ func BenchmarkProgressReadPer10kSockets(b *testing.B) {
 func benchProgressRead(b *testing.B, unmarked bool, busy int, subnet byte) {
 	netw := netnstest.NewNetwork(b, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 4096,
-		UnmarkedReads: unmarked})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 4096,
+		UnmarkedReads: unmarked,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

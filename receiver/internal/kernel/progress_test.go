@@ -110,8 +110,10 @@ func openMarked(tb testing.TB) *Tracer {
 // default.
 func openMarkedSets(tb testing.TB, size uint32) *Tracer {
 	tb.Helper()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
-		markedSet: size})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
+		markedSet: size,
+	})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = tr.Close() })
 	requireMarked(tb, tr, true)
@@ -198,8 +200,10 @@ func TestProgressReadsDuringClosesCountEveryByteOnce(t *testing.T) {
 func testReadsDuringCloses(t *testing.T, unmarked bool, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
-		UnmarkedReads: unmarked})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 1024,
+		UnmarkedReads: unmarked,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	requireMarked(t, tr, !unmarked)
@@ -377,7 +381,7 @@ func TestConnectionClosingDuringTheScanIsCountedOnce(t *testing.T) {
 	_, hiddenClient := hidden.count(7104)
 	assert.Zero(t, counters(t, tr).ReserveFailed, "the ring never overflowed")
 	t.Logf("%d client ends closing during the scan: %d found (their closes reported), %d closed before it reached them", n, len(foundPorts), n-len(foundPorts))
-	assert.NotZero(t, len(foundPorts), "the scan and the closes overlapped (some found)")
+	assert.NotEmpty(t, foundPorts, "the scan and the closes overlapped (some found)")
 	assert.Less(t, len(foundPorts), n, "the scan and the closes overlapped (some closed first)")
 	unclosed := 0
 	for port, k := range foundPorts {

@@ -54,8 +54,10 @@ func BenchmarkRecursionCover(b *testing.B) {
 // tp_btf program, after podnet's, until the benchmark ends: its run statistics are the floor.
 func attachEmptyStateProgram(b *testing.B) *ebpf.Program {
 	b.Helper()
-	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp,
-		AttachTo: "inet_sock_set_state", License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	empty, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp,
+		AttachTo: "inet_sock_set_state", License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

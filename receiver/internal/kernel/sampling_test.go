@@ -48,8 +48,10 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 110)
 	pod := netw.AddPod()
 	const oneIn, normal, aborted = 4, 400, 40
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: oneIn})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: oneIn,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
@@ -112,8 +114,10 @@ func TestSamplingIsEvenOverConsecutivePorts(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 113)
 	pod := netw.AddPod()
 	const oneIn, n, window, first = 4, 768, 64, 40000
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: oneIn})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: oneIn,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
@@ -153,8 +157,10 @@ func TestSamplingIsEvenOverConsecutivePorts(t *testing.T) {
 func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 111)
 	pod := netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: 1000})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1000,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
@@ -187,8 +193,10 @@ func TestSamplingKeepsEveryFailedConnect(t *testing.T) {
 func TestNoProcessContextLoadsNoSyscallHook(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 112)
 	pod := netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, NoProcessContext: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, NoProcessContext: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())
@@ -225,8 +233,10 @@ func TestSamplingDecisionsAgreeAcrossInstances(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 114)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	open := func() *Tracer {
-		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-			AggregateInKernel: true, Events: true, SampleOneIn: 5})
+		tr, err := Open(Options{
+			Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+			AggregateInKernel: true, Events: true, SampleOneIn: 5,
+		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tr.Close() })
 		return tr
@@ -256,8 +266,10 @@ func TestSamplingKeepsConnectFailuresBeforeSynSent(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 117)
 	client, server := netw.AddPod(), netw.AddPod()
 	client.Exec("ip", "route", "add", "unreachable", server.IPv4.String()+"/32")
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: 1000})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 1000,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, client.NetnsInode())
@@ -287,8 +299,10 @@ func TestSamplingKeepsConnectFailuresBeforeSynSent(t *testing.T) {
 func TestSamplingUnderLoadKeepsWholeConnections(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 123)
 	pod := netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 25, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, SampleOneIn: 3, ExcludePorts: []uint16{9}})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 25, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, SampleOneIn: 3, ExcludePorts: []uint16{9},
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	ring := collectRing(t, tr, pod.NetnsInode())

@@ -72,10 +72,12 @@ func TestExclusionsAreDecidedInTheKernel(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 108)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true,
 		ExcludePorts: []uint16{7181},
-		ExcludePeers: []netip.Prefix{netip.PrefixFrom(serverPod.IPv6, 128)}})
+		ExcludePeers: []netip.Prefix{netip.PrefixFrom(serverPod.IPv6, 128)},
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	_, _ = readAll(t, tr, nil)
@@ -136,8 +138,10 @@ func TestExclusionsAreDecidedInTheKernel(t *testing.T) {
 func TestRingTakesOnlyKeptEventTypes(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 109)
 	pod := netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true, RingTypes: 1 << bpf.PodnetEventTypeEVENT_CLOSE})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true, RingTypes: 1 << bpf.PodnetEventTypeEVENT_CLOSE,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 7191)
@@ -178,8 +182,10 @@ func TestIPv6RangesExcludeNoIPv4Peer(t *testing.T) {
 		{"::/0 and 0.0.0.0/0", []netip.Prefix{netip.MustParsePrefix("::/0"), netip.MustParsePrefix("0.0.0.0/0")}, false, false, 7195, 7196},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
-				Events: true, NoLiveReads: true, ExcludePeers: tc.peers})
+			tr, err := Open(Options{
+				Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64,
+				Events: true, NoLiveReads: true, ExcludePeers: tc.peers,
+			})
 			require.NoError(t, err)
 			defer tr.Close()
 			ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {

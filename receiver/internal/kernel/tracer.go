@@ -155,8 +155,10 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, explain("loading BPF programs", sizeError(err, opts))
 	}
-	t = &Tracer{coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
-		iterErr: iterErr, noLiveReads: opts.NoLiveReads, natErr: natErr}
+	t = &Tracer{
+		coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
+		iterErr: iterErr, noLiveReads: opts.NoLiveReads, natErr: natErr,
+	}
 	opened := t // the returns below set t to nil; what they leave open is closed through this
 	defer func() {
 		if err != nil {

@@ -44,7 +44,6 @@ func inEachHookMode(t *testing.T, subnet byte, fn func(t *testing.T, pod *netnst
 }
 
 func uringConnectFailures(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16) {
-
 	// No route from the pod to 10.214.0.0/16: the connect fails at its route lookup, and no
 	// packet leaves the namespace. The pod's own address, on a closed port: refused.
 	unrouted := netip.AddrPortFrom(netip.MustParseAddr("10.214.122.1"), port)
@@ -148,7 +147,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	before := boottime(t)
 	queued, err := accept(r, 0)
 	require.NoError(t, err)
-	require.Greater(t, queued, int32(0), "the scenario: an accepted descriptor")
+	require.Positive(t, queued, "the scenario: an accepted descriptor")
 	fds[int(queued)] = true
 
 	// Arriving after: the accept waits on the listener and completes from its wakeup.
@@ -157,7 +156,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	later, err := accept(r, 0)
 	require.NoError(t, err)
 	require.NoError(t, <-dialed)
-	require.Greater(t, later, int32(0))
+	require.Positive(t, later)
 	fds[int(later)] = true
 
 	// Through an SQPOLL ring: completed on its submission thread.
@@ -167,7 +166,7 @@ func uringAccepts(t *testing.T, pod *netnstest.Pod, ring *collector, port uint16
 	require.NoError(t, dial(clients[3]))
 	polled, err := accept(sq, 0)
 	require.NoError(t, err)
-	require.Greater(t, polled, int32(0))
+	require.Positive(t, polled)
 	fds[int(polled)] = true
 	after := boottime(t)
 

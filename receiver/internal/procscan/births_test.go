@@ -9,19 +9,25 @@ import (
 // Where pod and container cgroups are made, for both kubelet cgroup drivers: the directories
 // births watches.
 func TestBornIn(t *testing.T) {
-	for dir, want := range map[string]bool{
-		"/kubepods.slice": true,
-		"/kubepods.slice/kubepods-besteffort.slice":                                                                                          true,
-		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice":                                      true,
-		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope": false,
-		"/kubepods":                         true,
-		"/kubepods/besteffort":              true,
-		"/kubepods/burstable/pod" + testUID: true,
-		"/kubepods/burstable/pod" + testUID + "/" + testCID: false,
-		"/system.slice":            false,
-		"/system.slice/besteffort": false,
+	for _, c := range []struct {
+		dir  string
+		want bool
+	}{
+		// systemd's cgroup driver
+		{"/kubepods.slice", true},
+		{"/kubepods.slice/kubepods-besteffort.slice", true},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice", true},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope", false},
+		// cgroupfs
+		{"/kubepods", true},
+		{"/kubepods/besteffort", true},
+		{"/kubepods/burstable/pod" + testUID, true},
+		{"/kubepods/burstable/pod" + testUID + "/" + testCID, false},
+		// not Kubernetes
+		{"/system.slice", false},
+		{"/system.slice/besteffort", false},
 	} {
-		ref, _ := ParseCgroupPath(dir)
-		assert.Equal(t, want, bornIn(dir, ref), dir)
+		ref, _ := ParseCgroupPath(c.dir)
+		assert.Equal(t, c.want, bornIn(c.dir, ref), c.dir)
 	}
 }
