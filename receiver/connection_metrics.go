@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
@@ -84,6 +85,8 @@ type connectionMetrics struct {
 	// listens: podnet.tcp.listen.overflows, set by each listener scan (listenOverflows).
 	listens         map[ownedListen]*listenSeries
 	listenOverflows bool
+	// listenPort: listen.overflows keeps server.port (its only attribute, which may be dropped).
+	listenPort bool
 	// countsActive is false when the kernel cannot read open connections (no BPF
 	// iterators): active is then unknown, not 0, and not reported.
 	countsActive bool
@@ -99,11 +102,20 @@ type connectionMetrics struct {
 	// node is the overflow series' local end: the node, no pod (the folded series had many).
 	node  *localEnd
 	graph serviceGraph
+	// keep: the attributes the series keep (metrics.<name>.attributes); a key is projected
+	// on them before its series is found, the service graph still sees the whole key.
+	keep seriesAttrs
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
 	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
+	keep, _ := seriesAttributesOf(cfg.Metrics) // Validate refused the settings that disagree
+	if d := keep.dropped(); len(d) > 0 {
+		set.Logger.Info("podnet: metrics.<name>.attributes drops these from every connection metric (they share their series)",
+			zap.Strings("dropped", d))
+	}
 	return &connectionMetrics{
+		keep:         keep,
 		mb:           metadata.NewMetricsBuilder(mbc, set),
 		names:        newStringCache(),
 		max:          cfg.MaxMetricSeries,
@@ -114,6 +126,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		countsActive: true,
 
 		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
+		listenPort:      slices.Contains(cfg.Metrics.PodnetTCPListenOverflows.EnabledAttributes, metadata.PodnetTCPListenOverflowsMetricAttributeKeyServerPort),
 		backends:        cfg.ServiceBackends.MetricAttribute,
 		serverNames:     newMetricNames(cfg),
 
@@ -154,7 +167,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		if e.Role == event.Client {
 			k.serverName = m.serverNames.ofEvent(k.res.key(), k.peer, e.serverName, now)
 		}
-		s, overflowed := m.get(k, e.local, now, now)
+		s, overflowed := m.get(m.keep.project(k), e.local, now, now)
 		if overflowed {
 			folded++
 		}
@@ -201,7 +214,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	if key.role == event.Client {
 		key.serverName = m.serverNames.ofDrain(key.res.key(), peer, serverName, now)
 	}
-	s, overflowed := m.get(key, local, since, now)
+	s, overflowed := m.get(m.keep.project(key), local, since, now)
 	failed := int64(0)
 	if key.errno != 0 {
 		failed = int64(v.Connections)

@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
@@ -48,7 +47,7 @@ func TestConnectionMetricsGolden(t *testing.T) {
 
 func TestConnectionMetricsDropAttributesForCardinality(t *testing.T) {
 	cfg := NewDefaultConfig()
-	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port"}
+	setSeriesAttributes(t, cfg, "podnet.connection.role", "server.port")
 	m := newFixtureMetrics(cfg)
 	m.add(fixtureBatch(cfg))
 	md := m.emit(pcommon.NewTimestampFromTime(time.Now()))

@@ -104,14 +104,22 @@ func (m *connectionMetrics) putSeriesAttributes(a pcommon.Map, k seriesKey) {
 		a.PutBool(overflowAttribute, true)
 		return
 	}
-	a.PutStr("podnet.connection.role", k.role.String())
-	netType := "ipv4"
-	if k.ipv6 {
-		netType = "ipv6"
+	if m.keep.role {
+		a.PutStr("podnet.connection.role", k.role.String())
 	}
-	a.PutStr("network.type", netType)
-	a.PutStr("network.peer.address", m.names.addr(k.peer))
-	a.PutInt("server.port", int64(k.serverPort))
+	if m.keep.netType {
+		netType := "ipv4"
+		if k.ipv6 {
+			netType = "ipv6"
+		}
+		a.PutStr("network.type", netType)
+	}
+	if m.keep.peer {
+		a.PutStr("network.peer.address", m.names.addr(k.peer))
+	}
+	if m.keep.port {
+		a.PutInt("server.port", int64(k.serverPort))
+	}
 	p := withBackend(k.peerID, k.backendID)
 	if p.Namespace != "" {
 		a.PutStr("podnet.peer.k8s.namespace.name", p.Namespace)

@@ -36,6 +36,9 @@ func (m *connectionMetrics) setListenOverflows(overflows map[listenKey]int64, lo
 	for lk, n := range overflows {
 		l := local(lk.res)
 		k := ownedListen{m.owners.of(l), lk.port}
+		if !m.listenPort {
+			k.port = 0 // server.port dropped: one series per local end, from one start
+		}
 		s := m.listens[k]
 		if s == nil {
 			s = &listenSeries{start: since}

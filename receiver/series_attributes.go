@@ -1,0 +1,115 @@
+package podnetreceiver
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/podnet/podnet/internal/metadata"
+)
+
+// seriesAttrs says which of a connection series' attributes the metrics keep
+// (`metrics.<name>.attributes`). The connection metrics share one series per key, so an
+// attribute is dropped from the key itself: series that differ only in it are one series,
+// counted together from one start. Dropping it only at emission would leave several data
+// points with the same attributes and different start times, which the metrics builder does
+// not merge and Prometheus keeps one of (an independent check: 3 + 5 connections read as 5).
+type seriesAttrs struct {
+	role, netType, peer, port, errType           bool
+	peerNamespace, peerPod, peerService, backend bool
+	serverAddress                                bool
+}
+
+// seriesAttributeNames are the attributes that make a series' key, as the metrics name them.
+var seriesAttributeNames = []string{
+	"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type",
+	"podnet.peer.k8s.namespace.name", "podnet.peer.k8s.pod.name", "podnet.peer.k8s.service.name",
+	"podnet.peer.backend.address", "server.address",
+}
+
+// metricAttributes is one connection metric's attribute settings.
+type metricAttributes struct {
+	name     string
+	enabled  bool
+	kept     []string // metrics.<name>.attributes
+	declared []string // every attribute the metric has (its default list)
+}
+
+func attributeNames[T ~string](keys []T) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// connectionMetricAttributes lists the metrics that share the connection series (not
+// podnet.tcp.listen.overflows nor the service graph, which have series of their own).
+func connectionMetricAttributes(mc metadata.MetricsConfig) []metricAttributes {
+	def := metadata.DefaultMetricsConfig()
+	return []metricAttributes{
+		{"podnet.tcp.connections", mc.PodnetTCPConnections.Enabled, attributeNames(mc.PodnetTCPConnections.EnabledAttributes), attributeNames(def.PodnetTCPConnections.EnabledAttributes)},
+		{"podnet.tcp.connections.active", mc.PodnetTCPConnectionsActive.Enabled, attributeNames(mc.PodnetTCPConnectionsActive.EnabledAttributes), attributeNames(def.PodnetTCPConnectionsActive.EnabledAttributes)},
+		{"podnet.tcp.connections.closed", mc.PodnetTCPConnectionsClosed.Enabled, attributeNames(mc.PodnetTCPConnectionsClosed.EnabledAttributes), attributeNames(def.PodnetTCPConnectionsClosed.EnabledAttributes)},
+		{"podnet.tcp.connection.duration", mc.PodnetTCPConnectionDuration.Enabled, attributeNames(mc.PodnetTCPConnectionDuration.EnabledAttributes), attributeNames(def.PodnetTCPConnectionDuration.EnabledAttributes)},
+		{"podnet.tcp.bytes_sent", mc.PodnetTCPBytesSent.Enabled, attributeNames(mc.PodnetTCPBytesSent.EnabledAttributes), attributeNames(def.PodnetTCPBytesSent.EnabledAttributes)},
+		{"podnet.tcp.bytes_received", mc.PodnetTCPBytesReceived.Enabled, attributeNames(mc.PodnetTCPBytesReceived.EnabledAttributes), attributeNames(def.PodnetTCPBytesReceived.EnabledAttributes)},
+		{"podnet.tcp.retransmits", mc.PodnetTCPRetransmits.Enabled, attributeNames(mc.PodnetTCPRetransmits.EnabledAttributes), attributeNames(def.PodnetTCPRetransmits.EnabledAttributes)},
+		{"podnet.tcp.syn_retransmits", mc.PodnetTCPSynRetransmits.Enabled, attributeNames(mc.PodnetTCPSynRetransmits.EnabledAttributes), attributeNames(def.PodnetTCPSynRetransmits.EnabledAttributes)},
+	}
+}
+
+// seriesAttributesOf is what the connection series keep. Metrics whose attributes are set
+// (fewer than they have) decide: an attribute one of them drops is dropped from the series, so
+// from every connection metric, those left at their default included (the receiver logs
+// which at Start); one that another of them keeps is an error, since one series cannot both
+// keep and drop it (the error says which).
+func seriesAttributesOf(mc metadata.MetricsConfig) (seriesAttrs, error) {
+	keep := map[string]bool{}
+	var disagree []string
+	for _, attr := range seriesAttributeNames {
+		var keptBy, droppedBy []string
+		for _, m := range connectionMetricAttributes(mc) {
+			if !m.enabled || !slices.Contains(m.declared, attr) || len(m.kept) >= len(m.declared) {
+				continue // off, not its attribute, or left at its default: it follows
+			}
+			if slices.Contains(m.kept, attr) {
+				keptBy = append(keptBy, m.name)
+			} else {
+				droppedBy = append(droppedBy, m.name)
+			}
+		}
+		keep[attr] = len(droppedBy) == 0
+		if len(keptBy) > 0 && len(droppedBy) > 0 {
+			disagree = append(disagree, fmt.Sprintf("%s (kept by %s, dropped by %s)", attr,
+				strings.Join(keptBy, ", "), strings.Join(droppedBy, ", ")))
+		}
+	}
+	a := seriesAttrs{
+		role: keep["podnet.connection.role"], netType: keep["network.type"], peer: keep["network.peer.address"],
+		port: keep["server.port"], errType: keep["error.type"],
+		peerNamespace: keep["podnet.peer.k8s.namespace.name"], peerPod: keep["podnet.peer.k8s.pod.name"],
+		peerService: keep["podnet.peer.k8s.service.name"], backend: keep["podnet.peer.backend.address"],
+		serverAddress: keep["server.address"],
+	}
+	if len(disagree) > 0 {
+		return a, fmt.Errorf("metrics.<name>.attributes: the connection metrics share their series, so the ones whose "+
+			"attributes are listed must drop the same series attributes (those left unlisted follow); these differ: %s. "+
+			"Drop each from all of them, or from none", strings.Join(disagree, "; "))
+	}
+	return a, nil
+}
+
+// dropped names the series attributes a drops, for the Start log.
+func (a seriesAttrs) dropped() []string {
+	var out []string
+	for i, kept := range []bool{
+		a.role, a.netType, a.peer, a.port, a.errType, a.peerNamespace, a.peerPod,
+		a.peerService, a.backend, a.serverAddress,
+	} {
+		if !kept {
+			out = append(out, seriesAttributeNames[i])
+		}
+	}
+	return out
+}

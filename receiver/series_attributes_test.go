@@ -1,0 +1,141 @@
+package podnetreceiver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/podnet/podnet/internal/metadata"
+)
+
+// The connection metrics share their series: the metrics whose attributes are listed decide
+// what the series drop, those left at their default follow, and listed ones that disagree are
+// refused with what differs.
+func TestSeriesAttributesMustAgree(t *testing.T) {
+	cfg := NewDefaultConfig()
+	keep, err := seriesAttributesOf(cfg.Metrics)
+	require.NoError(t, err)
+	assert.Equal(t, seriesAttrs{true, true, true, true, true, true, true, true, true, true}, keep, "by default every attribute")
+	assert.Empty(t, keep.dropped())
+
+	// One metric listed (the README's example): the others follow.
+	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"}
+	require.NoError(t, cfg.Validate())
+	keep, err = seriesAttributesOf(cfg.Metrics)
+	require.NoError(t, err)
+	assert.Equal(t, seriesAttrs{role: true, port: true, errType: true}, keep)
+	assert.Contains(t, keep.dropped(), "network.peer.address")
+
+	// Another listed one that keeps what the first drops: refused, naming both.
+	cfg.Metrics.PodnetTCPBytesSent.EnabledAttributes = []metadata.PodnetTCPBytesSentMetricAttributeKey{"podnet.connection.role", "server.port", "network.peer.address"}
+	err = cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "network.peer.address (kept by podnet.tcp.bytes_sent, dropped by podnet.tcp.connections)")
+	assert.NotContains(t, err.Error(), "server.port", "what they agree on is not listed")
+
+	// Turned off, it does not count.
+	cfg.Metrics.PodnetTCPBytesSent.Enabled = false
+	require.NoError(t, cfg.Validate())
+
+	// All listed alike; error.type, on two metrics only, dropped by both.
+	cfg = NewDefaultConfig()
+	setSeriesAttributes(t, cfg, "podnet.connection.role", "network.type", "server.port")
+	keep, err = seriesAttributesOf(cfg.Metrics)
+	require.NoError(t, err)
+	assert.Equal(t, seriesAttrs{role: true, netType: true, port: true}, keep)
+}
+
+// Dropped attributes are on no data point, the optional ones (error.type, the peer's names,
+// server.address, the backend) as the required ones, and the series they told apart are one:
+// every sum stays what it was with all attributes. (An independent check saw error.type on
+// points of a metric configured without it.)
+func TestDroppedAttributesLeaveEveryPoint(t *testing.T) {
+	now := pcommon.NewTimestampFromTime(time.Now())
+	all := NewDefaultConfig()
+	full := newFixtureMetrics(all)
+	full.add(fixtureBatch(all))
+	want := full.emit(now)
+
+	cfg := NewDefaultConfig()
+	kept := []string{"podnet.connection.role", "server.port"}
+	setSeriesAttributes(t, cfg, kept...)
+	m := newFixtureMetrics(cfg)
+	m.add(fixtureBatch(cfg))
+	got := m.emit(now)
+
+	for _, rm := range got.ResourceMetrics().All() {
+		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
+			var attrs []pcommon.Map
+			switch metric.Type() {
+			case pmetric.MetricTypeSum:
+				for _, dp := range metric.Sum().DataPoints().All() {
+					attrs = append(attrs, dp.Attributes())
+				}
+			case pmetric.MetricTypeHistogram:
+				for _, dp := range metric.Histogram().DataPoints().All() {
+					attrs = append(attrs, dp.Attributes())
+				}
+			}
+			allowed := append([]string{"podnet.tcp.close.reason"}, kept...)
+			for _, a := range attrs {
+				assert.Subset(t, allowed, keysOf(a.AsRaw()), "%s: only the kept attributes", metric.Name())
+			}
+		}
+	}
+	for _, name := range []string{
+		"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
+		"podnet.tcp.bytes_received", "podnet.tcp.connection.duration",
+	} {
+		assert.InDelta(t, sumOf(dataPoints(want, name)), sumOf(dataPoints(got, name)), 1e-9, "%s: sum over all series", name)
+	}
+	assert.Less(t, len(dataPoints(got, "podnet.tcp.connections")), len(dataPoints(want, "podnet.tcp.connections")), "series merged")
+}
+
+// setSeriesAttributes keeps only the given attributes on every connection metric, as the
+// README shows (the series are shared, so they must agree).
+func setSeriesAttributes(t *testing.T, cfg *Config, kept ...string) {
+	t.Helper()
+	m := &cfg.Metrics
+	m.PodnetTCPConnections.EnabledAttributes = keys[metadata.PodnetTCPConnectionsMetricAttributeKey](kept)
+	m.PodnetTCPConnectionsActive.EnabledAttributes = keys[metadata.PodnetTCPConnectionsActiveMetricAttributeKey](kept)
+	m.PodnetTCPConnectionsClosed.EnabledAttributes = keys[metadata.PodnetTCPConnectionsClosedMetricAttributeKey](append(kept, "podnet.tcp.close.reason"))
+	m.PodnetTCPConnectionDuration.EnabledAttributes = keys[metadata.PodnetTCPConnectionDurationMetricAttributeKey](kept)
+	m.PodnetTCPBytesSent.EnabledAttributes = keys[metadata.PodnetTCPBytesSentMetricAttributeKey](kept)
+	m.PodnetTCPBytesReceived.EnabledAttributes = keys[metadata.PodnetTCPBytesReceivedMetricAttributeKey](kept)
+	m.PodnetTCPRetransmits.EnabledAttributes = keys[metadata.PodnetTCPRetransmitsMetricAttributeKey](kept)
+	m.PodnetTCPSynRetransmits.EnabledAttributes = keys[metadata.PodnetTCPSynRetransmitsMetricAttributeKey](kept)
+	require.NoError(t, cfg.Validate())
+}
+
+func keys[K ~string](names []string) []K {
+	out := make([]K, len(names))
+	for i, n := range names {
+		out[i] = K(n)
+	}
+	return out
+}
+
+// podnet.tcp.listen.overflows without server.port: one point per local end, the sum of its
+// listeners' overflows, though they were first seen in different scans (different starts).
+func TestListenOverflowsWithoutThePortMerge(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Metrics.PodnetTCPListenOverflows.EnabledAttributes = nil
+	m := newFixtureMetrics(cfg)
+	res := fixtureResources(cfg)
+	local := func(rk resourceKey) *localEnd { return res.get(rk) }
+	t0 := pcommon.NewTimestampFromTime(time.Now())
+	t1 := pcommon.NewTimestampFromTime(time.Now().Add(time.Second))
+	t2 := pcommon.NewTimestampFromTime(time.Now().Add(2 * time.Second))
+	rk := resourceKey{netnsIno: 4026532001, cgroupID: 9001}
+	m.setListenOverflows(map[listenKey]int64{{res: rk, port: 8080}: 2}, local, t0, t1)
+	m.setListenOverflows(map[listenKey]int64{{res: rk, port: 9090}: 3, {res: rk, port: 8080}: 1}, local, t1, t2)
+	md := m.emit(t2)
+	dps := dataPoints(md, "podnet.tcp.listen.overflows")
+	require.Len(t, dps, 1)
+	assert.Equal(t, int64(6), dps[0].IntValue())
+	assert.Zero(t, dps[0].Attributes().Len())
+}
