@@ -93,18 +93,7 @@ func TestConnectionMetricsOverflowKeepsSumsExact(t *testing.T) {
 	overflowed := 0
 	for _, rm := range got.ResourceMetrics().All() {
 		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
-			var attrs []pcommon.Map
-			switch metric.Type() {
-			case pmetric.MetricTypeSum:
-				for _, dp := range metric.Sum().DataPoints().All() {
-					attrs = append(attrs, dp.Attributes())
-				}
-			case pmetric.MetricTypeHistogram:
-				for _, dp := range metric.Histogram().DataPoints().All() {
-					attrs = append(attrs, dp.Attributes())
-				}
-			}
-			for _, a := range attrs {
+			for _, a := range pointAttributes(metric) {
 				if _, ok := a.Get(overflowAttribute); !ok {
 					continue
 				}
@@ -124,6 +113,22 @@ func TestConnectionMetricsOverflowKeepsSumsExact(t *testing.T) {
 		connections[isOverflow]++
 	}
 	assert.Equal(t, 1, connections[true], "one overflow data point per metric")
+}
+
+// pointAttributes is the attributes of every data point of a sum or histogram metric.
+func pointAttributes(metric pmetric.Metric) []pcommon.Map {
+	var attrs []pcommon.Map
+	switch metric.Type() {
+	case pmetric.MetricTypeSum:
+		for _, dp := range metric.Sum().DataPoints().All() {
+			attrs = append(attrs, dp.Attributes())
+		}
+	case pmetric.MetricTypeHistogram:
+		for _, dp := range metric.Histogram().DataPoints().All() {
+			attrs = append(attrs, dp.Attributes())
+		}
+	}
+	return attrs
 }
 
 func sumOf(dps []pmetric.NumberDataPoint) float64 {

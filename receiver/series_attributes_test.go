@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/podnet/podnet/internal/metadata"
 )
@@ -69,19 +68,8 @@ func TestDroppedAttributesLeaveEveryPoint(t *testing.T) {
 
 	for _, rm := range got.ResourceMetrics().All() {
 		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
-			var attrs []pcommon.Map
-			switch metric.Type() {
-			case pmetric.MetricTypeSum:
-				for _, dp := range metric.Sum().DataPoints().All() {
-					attrs = append(attrs, dp.Attributes())
-				}
-			case pmetric.MetricTypeHistogram:
-				for _, dp := range metric.Histogram().DataPoints().All() {
-					attrs = append(attrs, dp.Attributes())
-				}
-			}
 			allowed := append([]string{"podnet.tcp.close.reason"}, kept...)
-			for _, a := range attrs {
+			for _, a := range pointAttributes(metric) {
 				assert.Subset(t, allowed, keysOf(a.AsRaw()), "%s: only the kept attributes", metric.Name())
 			}
 		}
