@@ -87,9 +87,9 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 // kubeMetadata adapts the informer store to what attribution asks.
 type kubeMetadata struct{ *k8smeta.Store }
 
-func (m kubeMetadata) Pod(uid string) (name, namespace string, ok bool) {
-	p, ok := m.PodByUID(uid)
-	return p.Name, p.Namespace, ok
+func (m kubeMetadata) Pod(cgroupUID string) (uid, name, namespace string, ok bool) {
+	p, ok := m.PodByUID(cgroupUID)
+	return p.UID, p.Name, p.Namespace, ok
 }
 
 func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {

@@ -176,7 +176,10 @@ func attributeCount(ee *enrichedEvent) int {
 		n++
 	}
 	if p.PodName != "" {
-		n += 2
+		n++
+		if p.PodUID != "" {
+			n++
+		}
 	}
 	if p.ServiceName != "" {
 		n++
@@ -190,7 +193,10 @@ func putPeer(a pcommon.Map, p *attribution.Peer) {
 	}
 	if p.PodName != "" {
 		a.PutStr("podnet.peer.k8s.pod.name", p.PodName)
-		a.PutStr("podnet.peer.k8s.pod.uid", p.PodUID)
+		// Unknown: an EndpointSlice's targetRef need not carry the pod's uid.
+		if p.PodUID != "" {
+			a.PutStr("podnet.peer.k8s.pod.uid", p.PodUID)
+		}
 	}
 	if p.ServiceName != "" {
 		a.PutStr("podnet.peer.k8s.service.name", p.ServiceName)

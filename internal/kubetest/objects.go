@@ -34,6 +34,7 @@ type Pod struct {
 	IPs             []string          // status.podIPs; the first is status.podIP
 	Containers      map[string]string // container name → status containerID ("containerd://…"); empty: one "main" without ID
 	HostNetwork     bool              // IPs are then the node's and also its hostIPs
+	Annotations     map[string]string // a mirror pod's kubernetes.io/config.mirror, say
 }
 
 // CreatePod creates the pod, then writes its status (Running, IPs, container IDs) through
@@ -46,7 +47,7 @@ func (c *Cluster) CreatePod(t testing.TB, p Pod) *corev1.Pod {
 		names = []string{"main"} // a pod needs a container
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Annotations: p.Annotations},
 		Spec:       corev1.PodSpec{NodeName: p.Node, HostNetwork: p.HostNetwork},
 	}
 	for _, name := range names {

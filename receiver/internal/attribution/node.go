@@ -14,8 +14,10 @@ type LocalResolver interface {
 
 // Metadata names pods and services from the Kubernetes API (k8smeta.Store).
 type Metadata interface {
-	// Pod returns a pod on this node by UID.
-	Pod(uid string) (name, namespace string, ok bool)
+	// Pod returns a pod on this node by the UID its cgroups carry, and the UID the API server
+	// knows it by: for a static pod the cgroups carry the kubelet's (its manifest's hash), and
+	// its mirror pod in the API has a metadata.uid of its own.
+	Pod(cgroupUID string) (uid, name, namespace string, ok bool)
 	// ContainerName names a container of a pod by its runtime id.
 	ContainerName(podUID, containerID string) (string, bool)
 	// Peer names the pod or Service that owned a cluster IP at time at, and the span over
@@ -53,7 +55,13 @@ func (n *Node) Local(netnsIno uint32, cgroupID uint64) Local {
 	if n.meta == nil {
 		return l
 	}
-	l.PodName, l.Namespace, _ = n.meta.Pod(ref.PodUID)
+	// The API's UID, which the other end of a connection and k8s_attributes know the pod by.
+	if uid, name, namespace, ok := n.meta.Pod(ref.PodUID); ok {
+		l.PodName, l.Namespace = name, namespace
+		if uid != "" {
+			l.PodUID = uid
+		}
+	}
 	if ref.ContainerID != "" {
 		l.ContainerName, _ = n.meta.ContainerName(ref.PodUID, ref.ContainerID)
 	}

@@ -19,15 +19,28 @@ func (f fakeResolver) Lookup(netns uint32, _ uint64) (procscan.Ref, bool) {
 
 type fakeMeta struct{}
 
-func (fakeMeta) Pod(uid string) (string, string, bool) {
-	if uid == "u1" {
-		return "web-0", "shop", true
+// staticHash is a static pod's UID inside the kubelet (its cgroups'), whose mirror pod has
+// UID u-static in the API.
+const staticHash = "8f2b1f0c3d9e4a5b6c7d8e9fa0b1c2d3"
+
+func (fakeMeta) Pod(uid string) (string, string, string, bool) {
+	switch uid {
+	case "u1":
+		return "u1", "web-0", "shop", true
+	case staticHash:
+		return "u-static", "etcd-node-a", "kube-system", true
 	}
-	return "", "", false
+	return "", "", "", false
 }
 
 func (fakeMeta) ContainerName(podUID, id string) (string, bool) {
-	return "nginx", podUID == "u1" && id == "c1"
+	switch {
+	case podUID == "u1" && id == "c1":
+		return "nginx", true
+	case podUID == staticHash && id == "c2":
+		return "etcd", true
+	}
+	return "", false
 }
 
 // Services by ClusterIP, and their ready endpoints: dns has some, down none, and the
@@ -61,10 +74,13 @@ func (fakeMeta) ServiceReadyEndpoints(namespace, service string, dialled netip.A
 }
 
 func TestNodeCombinesResolverAndMetadata(t *testing.T) {
-	res := fakeResolver{1: {PodUID: "u1", ContainerID: "c1"}, 2: {PodUID: "u2"}, 3: {}}
+	res := fakeResolver{1: {PodUID: "u1", ContainerID: "c1"}, 2: {PodUID: "u2"}, 3: {}, 5: {PodUID: staticHash, ContainerID: "c2"}}
 	n := NewNode(res, fakeMeta{})
 	assert.Equal(t, Local{PodUID: "u1", PodName: "web-0", Namespace: "shop", ContainerName: "nginx", ContainerID: "c1"}, n.Local(1, 0))
 	assert.Equal(t, Local{PodUID: "u2"}, n.Local(2, 0), "a pod the API server does not (yet) know keeps its UID")
+	assert.Equal(t, Local{PodUID: "u-static", PodName: "etcd-node-a", Namespace: "kube-system", ContainerName: "etcd", ContainerID: "c2"}, n.Local(5, 0),
+		"a static pod, found by its cgroups' UID, carries its mirror pod's API UID")
+	assert.Equal(t, Local{PodUID: staticHash, ContainerID: "c2"}, NewNode(res, nil).Local(5, 0), "unnamed: the cgroups' UID")
 	assert.Equal(t, Local{}, n.Local(3, 0), "a process outside any pod gets the node's identity only")
 	assert.Equal(t, Local{}, n.Local(4, 0), "unknown")
 	assert.Equal(t, Peer{ServiceName: "dns", Namespace: "kube-system"}, peerNow(n, "10.96.0.10"))

@@ -13,7 +13,8 @@ import (
 // and 1,024 deletions later no socket of the first is left; each entry is a stripped pod.
 const maxGonePods = 1024
 
-// gonePods are this node's most recently deleted pods, by UID (UIDs are never reused).
+// gonePods are this node's most recently deleted pods, by UID (UIDs are never reused), and a
+// static pod's mirror also by the kubelet's UID of it (mirrorOf): its cgroups carry that one.
 type gonePods struct {
 	*fifomap.Map[string, *localPod]
 }
@@ -29,6 +30,9 @@ func (g gonePods) watchGone(inf cache.SharedIndexInformer) error {
 			}
 			if p, ok := obj.(*localPod); ok {
 				g.Add(string(p.UID), p)
+				if p.mirrorOf != "" {
+					g.Add(p.mirrorOf, p)
+				}
 			}
 		},
 	})

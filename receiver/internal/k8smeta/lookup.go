@@ -8,7 +8,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
-// PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods).
+// PodByUID returns a pod on this node, also one deleted since (Gone; see gonePods), by the UID
+// its cgroups carry: its metadata.uid, or for a static pod the kubelet's UID of it, which its
+// mirror pod's kubernetes.io/config.mirror annotation holds. The Pod's UID is always the API's
+// metadata.uid, the one peers and k8s_attributes know it by.
 func (s *Store) PodByUID(uid string) (Pod, bool) {
 	p, gone, ok := s.localPod(uid)
 	if !ok {
@@ -110,10 +113,15 @@ func (s *Store) servicePortName(namespace, service string, port uint16) (string,
 	return "", false
 }
 
+// podUID indexes a local pod by the UIDs its cgroups may carry: its metadata.uid, and a
+// static pod's UID inside the kubelet (mirrorOf).
 func podUID(obj any) ([]string, error) {
 	p, ok := obj.(*localPod)
 	if !ok {
 		return nil, nil
+	}
+	if p.mirrorOf != "" {
+		return []string{string(p.UID), p.mirrorOf}, nil
 	}
 	return []string{string(p.UID)}, nil
 }

@@ -82,6 +82,21 @@ func TestPeerPods(t *testing.T) {
 		writeSlice(t, c, "db", false, job)
 		require.Eventually(t, func() bool { _, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7")); return !ok }, settle, tick, "a pod removed from its slice")
 	})
+
+	// A targetRef need not carry the pod's uid (any writer of slices may leave it out): the pod is
+	// named, its UID left empty, which the receiver then omits.
+	t.Run("endpoints: a targetRef without uid", func(t *testing.T) {
+		s, _ := startCountedStore(t, kubeconfig, Options{NodeName: "node-a", PeerPods: PeerPodsEndpoints})
+		noUID := peer.DeepCopy()
+		noUID.UID = ""
+		writeSlice(t, c, "peers", true, noUID)
+		require.Eventually(t, func() bool {
+			p, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.10"))
+			return ok && p.UID == ""
+		}, settle, tick)
+		p, _ := s.PeerByIP(netip.MustParseAddr("10.244.2.10"))
+		assert.Equal(t, Peer{Kind: PeerPod, Name: "peer-0", Namespace: "shop"}, p)
+	})
 }
 
 // writeSlice creates or replaces a Service's EndpointSlice listing pods as the EndpointSlice

@@ -28,6 +28,9 @@ type localPod struct {
 	metav1.ObjectMeta
 	hostNetwork bool
 	containers  []container
+	// mirrorOf is a static pod's UID inside the kubelet, for its mirror Pod in the API (see
+	// mirrorOf); "" for any other pod.
+	mirrorOf string
 }
 
 type container struct{ id, name string }
@@ -37,7 +40,7 @@ type container struct{ id, name string }
 func (p *localPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (p *localPod) DeepCopyObject() runtime.Object {
-	return &localPod{ObjectMeta: *p.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers)}
+	return &localPod{ObjectMeta: *p.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers), mirrorOf: p.mirrorOf}
 }
 
 // transformLocalPod keeps what PodByUID and ContainerName answer from. It is idempotent,
@@ -47,7 +50,7 @@ func transformLocalPod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &localPod{ObjectMeta: strippedMeta(&pod.ObjectMeta), hostNetwork: pod.Spec.HostNetwork}
+	out := &localPod{ObjectMeta: strippedMeta(&pod.ObjectMeta), hostNetwork: pod.Spec.HostNetwork, mirrorOf: mirrorOf(pod)}
 	for _, statuses := range [][]corev1.ContainerStatus{
 		pod.Status.InitContainerStatuses,
 		pod.Status.ContainerStatuses,
@@ -61,6 +64,27 @@ func transformLocalPod(obj any) (any, error) {
 	}
 	return out, nil
 }
+
+// mirrorAnnotation marks a mirror pod: the API's copy of a static pod, one the kubelet runs
+// from a manifest on its node (often the control plane's: kube-apiserver, etcd). Its value is
+// the static pod's UID inside the kubelet, the hash of its manifest (also its
+// kubernetes.io/config.hash annotation), which is what names the pod's cgroups; the API gives
+// the mirror pod a metadata.uid of its own.
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
+// mirrorOf is the UID by which the kubelet runs pod, when that is not its metadata.uid: a
+// static pod's, from its mirror pod's annotation. A value longer than any UID a cgroup path
+// carries (36 characters: procscan's validPodUID) is dropped, so that an annotation set by hand
+// costs no memory; one a cgroup path cannot carry is never looked up.
+func mirrorOf(pod *corev1.Pod) string {
+	uid := pod.Annotations[mirrorAnnotation]
+	if uid == string(pod.UID) || len(uid) > maxPodUIDLen {
+		return ""
+	}
+	return uid
+}
+
+const maxPodUIDLen = 36
 
 // strippedMeta keeps the identity, the resource version (the informer compares it on
 // updates) and whether the object is being deleted (a terminating pod may share its IP

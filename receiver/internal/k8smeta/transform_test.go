@@ -1,6 +1,7 @@
 package k8smeta
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,6 +32,35 @@ func TestTransformLocalPod(t *testing.T) {
 	again, err := transformLocalPod(p)
 	require.NoError(t, err)
 	assert.Same(t, p, again, "idempotent")
+}
+
+// A mirror pod is indexed by the kubelet's UID of its static pod too (its cgroups carry that
+// one); other pods, and annotations no cgroup path could carry, by their metadata.uid only.
+func TestLocalPodMirrorUID(t *testing.T) {
+	const hash = "6bf2e4b1c0a94d8e9f3a2b1c0d9e8f7a"
+	for name, c := range map[string]struct {
+		annotations map[string]string
+		want        []string // index keys after the metadata.uid
+	}{
+		"mirror pod":               {map[string]string{"kubernetes.io/config.mirror": hash, "kubernetes.io/config.hash": hash}, []string{hash}},
+		"plain pod":                {nil, nil},
+		"config.hash alone":        {map[string]string{"kubernetes.io/config.hash": hash}, nil},
+		"mirror of its own uid":    {map[string]string{"kubernetes.io/config.mirror": "00000000-0000-4000-8000-000000000007"}, nil},
+		"longer than any pod UID":  {map[string]string{"kubernetes.io/config.mirror": strings.Repeat("a", 37)}, nil},
+		"UUID set by the manifest": {map[string]string{"kubernetes.io/config.mirror": "11111111-2222-4333-8444-555555555555"}, []string{"11111111-2222-4333-8444-555555555555"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := fullPod(7)
+			in.Annotations = c.annotations
+			obj, err := transformLocalPod(in)
+			require.NoError(t, err)
+			keys, err := podUID(obj)
+			require.NoError(t, err)
+			assert.Equal(t, append([]string{string(in.UID)}, c.want...), keys)
+			assert.Equal(t, string(in.UID), obj.(*localPod).pod(false).UID, "named with the API's UID")
+			assert.Equal(t, obj, obj.(*localPod).DeepCopyObject(), "copied whole")
+		})
+	}
 }
 
 func TestTransformPeerPod(t *testing.T) {
