@@ -20,6 +20,9 @@ type seriesAttrs struct {
 	serverAddress                                bool
 }
 
+// keepEvery keeps every attribute: the default.
+var keepEvery = seriesAttrs{true, true, true, true, true, true, true, true, true, true}
+
 // seriesAttributeNames are the attributes that make a series' key, as the metrics name them.
 var seriesAttributeNames = []string{
 	"podnet.connection.role", "network.type", "network.peer.address", "server.port", "error.type",
