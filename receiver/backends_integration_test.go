@@ -39,9 +39,7 @@ func dialFrom(t *testing.T, pod *netnstest.Pod, addr netip.AddrPort) error {
 // connect.
 func TestServiceRecordsNameTheBackendPod(t *testing.T) {
 	netnstest.RequireRoot(t)
-	cluster := kubetest.Start(t)
-	cluster.Namespace(t, "shop")
-	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	cluster, kubeconfig := startShopCluster(t)
 
 	node := netnstest.NewNode(t, 127)
 	client, web0, web1 := node.AddPod(), node.AddPod(), node.AddPod()

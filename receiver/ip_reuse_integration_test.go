@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/podnet/podnet/internal/kubetest"
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
@@ -27,9 +26,7 @@ import (
 // successor, as of its failure.
 func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
 	netnstest.RequireRoot(t)
-	cluster := kubetest.Start(t)
-	cluster.Namespace(t, "shop")
-	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	cluster, kubeconfig := startShopCluster(t)
 	netw := netnstest.NewNetwork(t, 222)
 	client, server := netw.AddPod(), netw.AddPod()
 	cg := netnstest.NewKubeletCgroups(t)

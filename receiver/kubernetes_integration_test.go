@@ -65,6 +65,15 @@ func peerNow(names attribution.Attributor, addr netip.Addr) attribution.Peer {
 
 // kubePod registers a namespace pod with the API server as the kubelet would, then lays out
 // its cgroup with the UID the API server gave it.
+// startShopCluster starts a real API server with namespace shop, and returns it and the
+// kubeconfig of podnet's account under the examples' RBAC.
+func startShopCluster(t *testing.T) (*kubetest.Cluster, string) {
+	t.Helper()
+	cluster := kubetest.Start(t)
+	cluster.Namespace(t, "shop")
+	return cluster, kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+}
+
 func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p *netnstest.Pod, name, container, onNode string) string {
 	cid := netnstest.NewContainerID()
 	created := c.CreatePod(t, kubetest.Pod{
@@ -80,9 +89,7 @@ func kubePod(t *testing.T, c *kubetest.Cluster, cg *netnstest.KubeletCgroups, p 
 // (dialled before DNAT), an unknown peer, a pod deleted mid-test, and an API server outage.
 func TestKubernetesNamesBothEnds(t *testing.T) {
 	netnstest.RequireRoot(t)
-	cluster := kubetest.Start(t)
-	cluster.Namespace(t, "shop")
-	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	cluster, kubeconfig := startShopCluster(t)
 
 	netw := netnstest.NewNetwork(t, 70)
 	client, server, remote, stranger := netw.AddPod(), netw.AddPod(), netw.AddPod(), netw.AddPod()

@@ -22,9 +22,7 @@ import (
 // failed; the server's accepts from the pod are left to the client's side.
 func TestServiceGraphEdges(t *testing.T) {
 	netnstest.RequireRoot(t)
-	cluster := kubetest.Start(t)
-	cluster.Namespace(t, "shop")
-	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	cluster, kubeconfig := startShopCluster(t)
 
 	netw := netnstest.NewNetwork(t, 174)
 	client, server, stranger := netw.AddPod(), netw.AddPod(), netw.AddPod()

@@ -21,9 +21,7 @@ import (
 // and no name, and the two ends of one connection disagreed on the UID.
 func TestStaticPodNamedAtLocalEnd(t *testing.T) {
 	netnstest.RequireRoot(t)
-	cluster := kubetest.Start(t)
-	cluster.Namespace(t, "shop")
-	kubeconfig := kubetest.ApplyRBAC(t, cluster, "../examples/rbac.yaml")
+	cluster, kubeconfig := startShopCluster(t)
 
 	netw := netnstest.NewNetwork(t, 72)
 	client, server := netw.AddPod(), netw.AddPod()
