@@ -45,8 +45,9 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host) (attribution.
 	return attribution.NewNode(scanner, kubeMetadata{store}), func() { store.Stop(); scanner.Stop() }, nil
 }
 
-// startKubernetes starts the metadata store, or returns nil when auth_type is none. An API
-// server that is down is not an error: podnet keeps emitting without names, reports a
+// startKubernetes starts the metadata store's informers, or returns nil when auth_type is
+// none; r.awaitNames then waits (bounded) for their first listing. An API server that is down
+// is not an error: podnet keeps emitting without names, reports a
 // recoverable status, and names again once the informers catch up.
 func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, error) {
 	api := r.cfg.Kubernetes
@@ -58,8 +59,9 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 		return nil, fmt.Errorf("kubernetes (auth_type %s): %w", api.AuthType, err)
 	}
 	store, err := k8smeta.NewStore(rc, k8smeta.Options{
-		NodeName: r.cfg.NodeName,
-		PeerPods: api.PeerPods,
+		NodeName:    r.cfg.NodeName,
+		PeerPods:    api.PeerPods,
+		SyncTimeout: r.kubeSyncTimeout,
 		OnStatus: func(err error) {
 			if err != nil {
 				r.set.Logger.Warn("podnet: Kubernetes API unavailable; events keep flowing with the names already known", zap.Error(err))
@@ -78,8 +80,13 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 	if err != nil {
 		return nil, errors.Join(errors.New("kubernetes metadata"), err)
 	}
-	if !store.Start() {
-		r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+	// Only the informers start here: Start attaches the kernel programs before it waits for
+	// their first listing (awaitNames), so that connections during the wait are recorded.
+	store.Run()
+	r.awaitNames = func() {
+		if !store.WaitSynced() {
+			r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+		}
 	}
 	return store, nil
 }

@@ -34,7 +34,8 @@ type running struct {
 }
 
 // launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
-func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool, nm naming,
+// attached is when the programs began counting (Start may have waited since, for names).
+func (r *podnetReceiver) launch(host component.Host, src source, attached time.Time, aggregate bool, nm naming,
 	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
 ) *running {
 	loss := &lossReporter{tb: tb}
@@ -62,7 +63,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, aggregate bool,
 	em := &emitter{
 		kernel: run.kernel, consumer: r.metrics,
 		obs: obs, loss: loss, warn: warn, poll: r.cfg.PollInterval, interval: r.cfg.MetricsInterval,
-		drained: pcommon.NewTimestampFromTime(time.Now()), // the programs count from here on
+		drained: pcommon.NewTimestampFromTime(attached), // the programs count from then on
 	}
 	if r.metrics != nil {
 		metrics = &sharedMetrics{m: newConnectionMetrics(r.cfg, r.set)}

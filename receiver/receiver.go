@@ -33,6 +33,12 @@ type podnetReceiver struct {
 	open             func(kernel.Options) (source, error)
 	startAttribution func(component.Host) (attribution.Attributor, func(), error)
 	openNames        func(dnsnames.Options) (dnsSource, error)
+	// awaitNames, when startAttribution sets it, waits (bounded) for the Kubernetes metadata's
+	// first listing; Start calls it once the programs are attached, before the reader starts,
+	// so that connections made during the wait are recorded and the first records named.
+	awaitNames func()
+	// kubeSyncTimeout bounds that wait; 0 is k8smeta's default (tests shorten it).
+	kubeSyncTimeout time.Duration
 
 	src kernelSource // the kernel side while started
 	run *running
@@ -47,9 +53,10 @@ func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
 	return r
 }
 
-// Start loads and attaches the kernel programs, then starts the reader, the pipeline and the
-// emitter. Errors say what is missing (capability, BTF, tracepoint) and leave nothing
-// attached.
+// Start starts attribution (the Kubernetes informers list in the background), loads and
+// attaches the kernel programs, waits (bounded by the sync timeout) for the Kubernetes
+// metadata's first listing, then starts the reader, the pipeline and the emitter. Errors say
+// what is missing (capability, BTF, tracepoint) and leave nothing attached or running.
 func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	aggregate := r.cfg.aggregateInKernel(r.metrics != nil)
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
@@ -62,7 +69,10 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	r.awaitNames = nil
 	attr, stopAttr, err := r.startAttribution(host)
+	awaitNames := r.awaitNames
+	r.awaitNames = nil
 	if err != nil {
 		tb.Shutdown()
 		return fmt.Errorf("podnet: %w", err)
@@ -73,6 +83,7 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if notNode != nil {
 		opts.NATNetns = ""
 	}
+	attached := time.Now()
 	src, err := r.open(opts)
 	if err != nil {
 		stopAttr()
@@ -95,7 +106,13 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.src = src.kernel
 	names, stopAttr := r.withDNSNames(stopAttr, tb)
-	r.run = r.launch(host, src, aggregate, naming{attr, names}, obs, tb, stopAttr)
+	if awaitNames != nil {
+		// The programs are attached: what happens meanwhile waits in the ring buffer and the
+		// in-kernel aggregates (ring overflow is counted lost as ever) for the reader, started
+		// once the first records can be named.
+		awaitNames()
+	}
+	r.run = r.launch(host, src, attached, aggregate, naming{attr, names}, obs, tb, stopAttr)
 	return nil
 }
 

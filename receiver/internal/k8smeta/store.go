@@ -35,7 +35,8 @@ type Options struct {
 	// PeerPods says which remote pods are named, and so whether every pod of the cluster is
 	// watched; empty means PeerPodsAll.
 	PeerPods PeerPods
-	// SyncTimeout bounds how long Start waits for the first listing; 0 means 10s.
+	// SyncTimeout bounds how long Start (WaitSynced) waits for the first listing, counted
+	// from Run; 0 means 10s.
 	SyncTimeout time.Duration
 	// OnStatus is told of API server trouble (an error) and recovery (nil), on changes
 	// only; for componentstatus Recoverable/OK. It is called from informer goroutines, one
@@ -73,11 +74,15 @@ type Store struct {
 	stopSlices       context.CancelFunc
 	onOptionalDenied func(error)
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// ctx is the informers' (Stop ends it); syncDeadline is when WaitSynced gives up. Run
+	// sets both.
+	ctx          context.Context
+	syncDeadline time.Time
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
-// NewStore prepares the informers; nothing talks to the API server before Start.
+// NewStore prepares the informers; nothing talks to the API server before Run (or Start).
 func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("kubernetes metadata: node name is empty")
@@ -178,22 +183,39 @@ func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache
 	return inf, inf.SetTransform(transform)
 }
 
-// Start runs the informers, once per Store, and waits up to the sync timeout for their
-// first listing. It returns whether the pods and Services synced; if not, they keep trying in
-// the background (OnStatus says why) while lookups answer from whatever has arrived. The
-// EndpointSlices are waited for too, unless the account may not read them, but do not count:
-// pods and Services are named without them.
+// Start runs the informers and waits up to the sync timeout for their first listing: Run,
+// then WaitSynced.
 func (s *Store) Start() bool {
+	s.Run()
+	return s.WaitSynced()
+}
+
+// Run starts the informers, once per Store, and returns at once: their first listing
+// arrives in the background (WaitSynced waits for it) while lookups answer from whatever has
+// arrived. The sync timeout counts from here.
+func (s *Store) Run() {
 	// client-go would log every failed retry itself; OnStatus reports them instead.
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
-	s.cancel = cancel
+	s.ctx, s.cancel = ctx, cancel
+	s.syncDeadline = time.Now().Add(s.syncTimeout)
 	for _, inf := range s.required() {
 		s.wg.Go(func() { inf.RunWithContext(ctx) })
 	}
 	slicesCtx, stopSlices := context.WithCancel(ctx)
 	s.stopSlices = stopSlices
 	s.wg.Go(func() { s.slices.RunWithContext(slicesCtx) })
-	syncCtx, cancelSync := context.WithTimeout(ctx, s.syncTimeout)
+}
+
+// WaitSynced waits for the informers' first listing until the sync timeout (counted from Run)
+// has passed or Stop is called, and returns whether the pods and Services synced; if not,
+// they keep trying in the background (OnStatus says why). The EndpointSlices are waited for
+// too, unless the account may not read them, but do not count: pods and Services are named
+// without them. Before Run it waits for nothing and returns false.
+func (s *Store) WaitSynced() bool {
+	if s.ctx == nil {
+		return false
+	}
+	syncCtx, cancelSync := context.WithDeadline(s.ctx, s.syncDeadline)
 	defer cancelSync()
 	cache.WaitForCacheSync(syncCtx.Done(), s.synced, s.slicesSettled)
 	return s.synced()
@@ -223,7 +245,8 @@ func (s *Store) synced() bool {
 	return s.peerPods != PeerPodsEndpoints || s.slicesDenied.Load() || (s.slices.HasSynced() && s.slicesHistorySynced())
 }
 
-// Stop ends the informers and waits for their goroutines. Safe before Start and twice.
+// Stop ends the informers (and a WaitSynced) and waits for their goroutines. Safe before
+// Run and twice.
 func (s *Store) Stop() {
 	if s.cancel != nil {
 		s.cancel()

@@ -30,6 +30,44 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 	assert.False(t, known, "EndpointSlices not listed yet: readiness unknown")
 }
 
+// Run returns at once, so the receiver attaches its programs while the informers list;
+// WaitSynced is what waits, bounded by the sync timeout counted from Run, and Stop ends it.
+func TestStoreRunReturnsAndWaitSyncedIsBounded(t *testing.T) {
+	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}.RESTConfig()
+	require.NoError(t, err)
+	newStore := func(timeout time.Duration) *Store {
+		s, err := NewStore(cfg, Options{NodeName: "node-a", SyncTimeout: timeout})
+		require.NoError(t, err)
+		t.Cleanup(s.Stop)
+		return s
+	}
+
+	s := newStore(time.Hour)
+	assert.False(t, s.WaitSynced(), "before Run: nothing to wait for")
+	begun := time.Now()
+	s.Run()
+	assert.Less(t, time.Since(begun), time.Second, "Run does not wait for the API server")
+	done := make(chan bool, 1)
+	go func() { done <- s.WaitSynced() }()
+	time.Sleep(200 * time.Millisecond)
+	s.Stop()
+	select {
+	case synced := <-done:
+		assert.False(t, synced)
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "Stop did not end WaitSynced")
+	}
+
+	s = newStore(1500 * time.Millisecond)
+	s.Run()
+	time.Sleep(time.Second) // as the receiver loads its programs
+	begun = time.Now()
+	assert.False(t, s.WaitSynced())
+	waited := time.Since(begun)
+	assert.Less(t, waited, time.Second, "the sync timeout counts from Run")
+	assert.Greater(t, waited, 200*time.Millisecond, "WaitSynced waits out the rest of it")
+}
+
 // Stop must not wait out a retry delay while the API server is down: it is
 // part of the collector's shutdown. (With streaming watch-list, it waited up to 30 s.)
 func TestStopIsPromptWhileAPIServerIsDown(t *testing.T) {
