@@ -116,3 +116,15 @@ func TestStartNamesAMissingBPFCapability(t *testing.T) {
 		assert.NotContains(t, out, "MEMLOCK", "no memlock hint without %s", missing)
 	}
 }
+
+// Without CAP_SYS_PTRACE (the /proc scan, the first thing Start does) and the BPF
+// capabilities, one error names all three: found by an independent check, a user fixed one
+// capability per attempt.
+func TestStartNamesEveryMissingCapability(t *testing.T) {
+	netnstest.RequireRoot(t)
+	out, err := netnstest.RunWithOnly(t, []string{"cap_dac_read_search"}, capabilityChildEnv+"=0")
+	require.Error(t, err, out)
+	for _, c := range []string{"CAP_SYS_PTRACE", "CAP_BPF", "CAP_PERFMON"} {
+		assert.Contains(t, out, c, out)
+	}
+}

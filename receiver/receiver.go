@@ -75,6 +75,9 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	r.awaitNames = nil
 	if err != nil {
 		tb.Shutdown()
+		if more := kernel.MissingCapabilities(); more != "" {
+			return fmt.Errorf("podnet: %w; %s", err, more)
+		}
 		return fmt.Errorf("podnet: %w", err)
 	}
 	opts := r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil)

@@ -3,6 +3,9 @@
 package kernel
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/podnet/podnet/internal/capsets"
 )
 
@@ -35,4 +38,15 @@ func capabilitiesFix() string {
 
 func effectiveCapabilities() (uint64, bool) {
 	return capsets.Read("CapEff:")
+}
+
+// MissingCapabilities says which BPF capabilities podnet lacks and how to grant them, or ""
+// when it has them: for an error that stops Start before the kernel side is loaded, so that
+// one error lists everything missing rather than one capability per attempt.
+func MissingCapabilities() string {
+	missing := missingCapabilities()
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("it also lacks %s, which loading the kernel programs needs (%s)", strings.Join(missing, " and "), capabilitiesFix())
 }
