@@ -167,7 +167,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 		if e.Role == event.Client {
 			k.serverName = m.serverNames.ofEvent(k.res.key(), k.peer, e.serverName, now)
 		}
-		s, overflowed := m.get(m.keep.project(k), e.local, now, now)
+		s, overflowed := m.seriesOf(&k, e.local, now, now)
 		if overflowed {
 			folded++
 		}
@@ -214,7 +214,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 	if key.role == event.Client {
 		key.serverName = m.serverNames.ofDrain(key.res.key(), peer, serverName, now)
 	}
-	s, overflowed := m.get(m.keep.project(key), local, since, now)
+	s, overflowed := m.seriesOf(&key, local, since, now)
 	failed := int64(0)
 	if key.errno != 0 {
 		failed = int64(v.Connections)
@@ -245,6 +245,15 @@ func addValue(s *series, v *bpf.PodnetAggValue) {
 	s.retransmits += int64(v.Retransmits)
 	s.durationNs += int64(v.DurationNs)
 	s.drained += int64(v.Active)
+}
+
+// seriesOf is get for k less the attributes the series drop; with every attribute kept (the
+// default) it copies nothing more (it runs per event with events aggregation).
+func (m *connectionMetrics) seriesOf(k *seriesKey, local *localEnd, start, now pcommon.Timestamp) (*series, bool) {
+	if m.keep == keepEvery {
+		return m.get(*k, local, start, now)
+	}
+	return m.get(m.keep.project(*k), local, start, now)
 }
 
 // get returns the series of k, creating it, starting at start, if there is room; when

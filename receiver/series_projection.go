@@ -10,9 +10,6 @@ import (
 
 // project is k without the attributes the series drop.
 func (a seriesAttrs) project(k seriesKey) seriesKey {
-	if a == keepEvery {
-		return k // the default: no copy made over (it is per event with events aggregation)
-	}
 	if !a.role {
 		k.role = event.Client // one value for all: never emitted
 	}
