@@ -67,7 +67,7 @@ func (c ServiceBackendsConfig) validate(processAttributes bool) error {
 	if c.NodeNetns != "" && !filepath.IsAbs(c.NodeNetns) {
 		// As proc_root and cgroup_root: relative to the collector's working directory, it would
 		// name a different file wherever the collector is started.
-		return fmt.Errorf("service_backends.node_netns: %q must be an absolute path (e.g. /hostfs/proc/1/ns/net, the node's init process's namespace)", c.NodeNetns)
+		return fmt.Errorf("service_backends.node_netns: %q must be an absolute path (e.g. /hostfs/proc/2/ns/net, kthreadd's: the node's namespace)", c.NodeNetns)
 	}
 	if c.SocketLB && !processAttributes {
 		return errors.New("service_backends.socket_lb reads the dialled address inside connect(), in the hooks that logs.process_attributes attaches; with process_attributes false it would be ignored: turn one of them on, or socket_lb off")

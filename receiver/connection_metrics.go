@@ -108,8 +108,8 @@ type connectionMetrics struct {
 }
 
 func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics {
-	mbc := metadata.MetricsBuilderConfig{Metrics: cfg.Metrics, ResourceAttributes: cfg.ResourceAttributes}
 	keep, _ := seriesAttributesOf(cfg.Metrics) // Validate refused the settings that disagree
+	mbc := metadata.MetricsBuilderConfig{Metrics: keep.withoutDropped(cfg.Metrics), ResourceAttributes: cfg.ResourceAttributes}
 	if d := keep.dropped(); len(d) > 0 {
 		set.Logger.Info("podnet: metrics.<name>.attributes drops these from every connection metric (they share their series)",
 			zap.Strings("dropped", d))

@@ -116,3 +116,33 @@ func (a seriesAttrs) dropped() []string {
 	}
 	return out
 }
+
+// withoutDropped is mc with the attributes the series drop taken out of every connection
+// metric's list, the unlisted ones included: the metrics builder writes each listed
+// attribute from the key, where a dropped one is a zero value ("invalid IP", "ipv4").
+func (a seriesAttrs) withoutDropped(mc metadata.MetricsConfig) metadata.MetricsConfig {
+	d := a.dropped()
+	if len(d) == 0 {
+		return mc
+	}
+	mc.PodnetTCPConnections.EnabledAttributes = keepOnly(mc.PodnetTCPConnections.EnabledAttributes, d)
+	mc.PodnetTCPConnectionsActive.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionsActive.EnabledAttributes, d)
+	mc.PodnetTCPConnectionsClosed.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionsClosed.EnabledAttributes, d)
+	mc.PodnetTCPConnectionDuration.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionDuration.EnabledAttributes, d)
+	mc.PodnetTCPBytesSent.EnabledAttributes = keepOnly(mc.PodnetTCPBytesSent.EnabledAttributes, d)
+	mc.PodnetTCPBytesReceived.EnabledAttributes = keepOnly(mc.PodnetTCPBytesReceived.EnabledAttributes, d)
+	mc.PodnetTCPRetransmits.EnabledAttributes = keepOnly(mc.PodnetTCPRetransmits.EnabledAttributes, d)
+	mc.PodnetTCPSynRetransmits.EnabledAttributes = keepOnly(mc.PodnetTCPSynRetransmits.EnabledAttributes, d)
+	return mc
+}
+
+// keepOnly is keys without the dropped ones, in a new slice (the config's stays as it was).
+func keepOnly[K ~string](keys []K, dropped []string) []K {
+	out := make([]K, 0, len(keys))
+	for _, k := range keys {
+		if !slices.Contains(dropped, string(k)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -49,38 +49,56 @@ func TestSeriesAttributesMustAgree(t *testing.T) {
 }
 
 // Dropped attributes are on no data point, the optional ones (error.type, the peer's names,
-// server.address, the backend) as the required ones, and the series they told apart are one:
-// every sum stays what it was with all attributes. (An independent check saw error.type on
-// points of a metric configured without it.)
+// server.address, the backend) as the required ones, on the unlisted metrics as on the listed
+// ones, and the series they told apart are one: every sum stays what it was with all
+// attributes. (Independent checks saw error.type on points of a metric configured without it,
+// then, on the metrics left unlisted, network.peer.address="invalid IP" and network.type=ipv4
+// for IPv6 connections: the key's zero values.)
 func TestDroppedAttributesLeaveEveryPoint(t *testing.T) {
-	now := pcommon.NewTimestampFromTime(time.Now())
-	all := NewDefaultConfig()
-	full := newFixtureMetrics(all)
-	full.add(fixtureBatch(all))
-	want := full.emit(now)
-
-	cfg := NewDefaultConfig()
 	kept := []string{"podnet.connection.role", "server.port"}
-	setSeriesAttributes(t, cfg, kept...)
-	m := newFixtureMetrics(cfg)
-	m.add(fixtureBatch(cfg))
-	got := m.emit(now)
-
-	for _, rm := range got.ResourceMetrics().All() {
-		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
-			allowed := append([]string{"podnet.tcp.close.reason"}, kept...)
-			for _, a := range pointAttributes(metric) {
-				assert.Subset(t, allowed, keysOf(a.AsRaw()), "%s: only the kept attributes", metric.Name())
-			}
-		}
-	}
-	for _, name := range []string{
-		"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
-		"podnet.tcp.bytes_received", "podnet.tcp.connection.duration",
+	for _, tc := range []struct {
+		name      string
+		configure func(*Config)
+	}{
+		{"every metric listed", func(cfg *Config) { setSeriesAttributes(t, cfg, kept...) }},
+		{"one metric listed, the others follow", func(cfg *Config) {
+			cfg.Metrics.PodnetTCPConnections.EnabledAttributes = keys[metadata.PodnetTCPConnectionsMetricAttributeKey](kept)
+		}},
 	} {
-		assert.InDelta(t, sumOf(dataPoints(want, name)), sumOf(dataPoints(got, name)), 1e-9, "%s: sum over all series", name)
+		t.Run(tc.name, func(t *testing.T) {
+			now := pcommon.NewTimestampFromTime(time.Now())
+			all := NewDefaultConfig()
+			full := newFixtureMetrics(all)
+			full.add(fixtureBatch(all))
+			want := full.emit(now)
+
+			cfg := NewDefaultConfig()
+			tc.configure(cfg)
+			require.NoError(t, cfg.Validate())
+			m := newFixtureMetrics(cfg)
+			m.add(fixtureBatch(cfg))
+			got := m.emit(now)
+
+			allowed := append([]string{"podnet.tcp.close.reason"}, kept...)
+			points := 0
+			for _, rm := range got.ResourceMetrics().All() {
+				for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
+					for _, a := range pointAttributes(metric) {
+						points++
+						assert.Subset(t, allowed, keysOf(a.AsRaw()), "%s: only the kept attributes", metric.Name())
+					}
+				}
+			}
+			require.Positive(t, points)
+			for _, name := range []string{
+				"podnet.tcp.connections", "podnet.tcp.connections.closed", "podnet.tcp.bytes_sent",
+				"podnet.tcp.bytes_received", "podnet.tcp.connection.duration",
+			} {
+				assert.InDelta(t, sumOf(dataPoints(want, name)), sumOf(dataPoints(got, name)), 1e-9, "%s: sum over all series", name)
+			}
+			assert.Less(t, len(dataPoints(got, "podnet.tcp.connections")), len(dataPoints(want, "podnet.tcp.connections")), "series merged")
+		})
 	}
-	assert.Less(t, len(dataPoints(got, "podnet.tcp.connections")), len(dataPoints(want, "podnet.tcp.connections")), "series merged")
 }
 
 // setSeriesAttributes keeps only the given attributes on every connection metric, as the
