@@ -73,6 +73,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"empty hook mode", func(c *Config) { c.Hooks = "" }, `hooks: unknown mode ""`},
 		{"relative proc root", func(c *Config) { c.ProcRoot = "proc" }, `proc_root: "proc" must be an absolute path`},
 		{"relative cgroup root", func(c *Config) { c.CgroupRoot = "sys/fs/cgroup" }, `cgroup_root: "sys/fs/cgroup" must be an absolute path`},
+		{"peer range with host bits", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.1.2.3/8"} }, `exclude.peer_cidrs[0]: "10.1.2.3/8" has address bits beyond its /8: write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address`},
 		{"relative node netns", func(c *Config) { c.ServiceBackends.NodeNetns = "proc/1/ns/net" }, `service_backends.node_netns: "proc/1/ns/net" must be an absolute path`},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
 		{"negative series", func(c *Config) { c.MaxMetricSeries = -1 }, "max_metric_series: -1 must be at least 1"},

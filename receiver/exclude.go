@@ -32,8 +32,15 @@ func (c ExcludeConfig) Validate() error {
 		}
 	}
 	for i, s := range c.PeerCIDRs {
-		if _, err := netip.ParsePrefix(s); err != nil {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is not a CIDR such as 10.0.0.0/8 or fd00::/8: %w", i, s, err))
+		case p != p.Masked():
+			// Taken as its range, 10.1.2.3/8 would leave out all of 10.0.0.0/8 where one
+			// address may have been meant: refused rather than guessed.
+			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q has address bits beyond its /%d: write %s for the range, or %s/%d for the one address",
+				i, s, p.Bits(), p.Masked(), p.Addr(), p.Addr().BitLen()))
 		}
 	}
 	return errors.Join(errs...)
