@@ -17,10 +17,19 @@ import (
 	"github.com/podnet/podnet/receiver/internal/procscan"
 )
 
+// startedAttribution is what startAttribution started: the attributor, how to stop it, and,
+// with Kubernetes, how to wait (bounded) for the metadata's first listing, which Start does once
+// the programs are attached, so that connections during the wait are recorded and the first
+// records named (nil: nothing to wait for).
+type startedAttribution struct {
+	attr       attribution.Attributor
+	stop       func()
+	awaitNames func()
+}
+
 // startNodeAttribution starts what names the local end of each socket (a scan of the node's
 // /proc and cgroups) and, when configured, the Kubernetes metadata that names pods and peers.
-// It returns the attributor and how to stop it.
-func (r *podnetReceiver) startNodeAttribution(host component.Host) (attribution.Attributor, func(), error) {
+func (r *podnetReceiver) startNodeAttribution(host component.Host) (startedAttribution, error) {
 	scanner, err := procscan.New(procscan.Config{
 		ProcRoot:        r.cfg.ProcRoot,
 		CgroupRoot:      r.cfg.CgroupRoot,
@@ -28,35 +37,38 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host) (attribution.
 		Logger:          r.set.Logger,
 	})
 	if err != nil {
-		return nil, nil, err
+		return startedAttribution{}, err
 	}
 	if err := scanner.Start(context.Background()); err != nil {
 		scanner.Stop()
-		return nil, nil, err
+		return startedAttribution{}, err
 	}
-	store, err := r.startKubernetes(host)
+	store, awaitNames, err := r.startKubernetes(host)
 	if err != nil {
 		scanner.Stop()
-		return nil, nil, err
+		return startedAttribution{}, err
 	}
 	if store == nil {
-		return attribution.NewNode(scanner, nil), scanner.Stop, nil
+		return startedAttribution{attr: attribution.NewNode(scanner, nil), stop: scanner.Stop}, nil
 	}
-	return attribution.NewNode(scanner, kubeMetadata{store}), func() { store.Stop(); scanner.Stop() }, nil
+	return startedAttribution{
+		attr: attribution.NewNode(scanner, kubeMetadata{store}), stop: func() { store.Stop(); scanner.Stop() },
+		awaitNames: awaitNames,
+	}, nil
 }
 
 // startKubernetes starts the metadata store's informers, or returns nil when auth_type is
-// none; r.awaitNames then waits (bounded) for their first listing. An API server that is down
+// none, and how to wait (bounded) for their first listing. An API server that is down
 // is not an error: podnet keeps emitting without names, reports a
 // recoverable status, and names again once the informers catch up.
-func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, error) {
+func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, func(), error) {
 	api := r.cfg.Kubernetes
 	if api.AuthType == k8smeta.AuthTypeNone {
-		return nil, nil
+		return nil, nil, nil
 	}
 	rc, err := api.RESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes (auth_type %s): %w", api.AuthType, err)
+		return nil, nil, fmt.Errorf("kubernetes (auth_type %s): %w", api.AuthType, err)
 	}
 	store, err := k8smeta.NewStore(rc, k8smeta.Options{
 		NodeName:    r.cfg.NodeName,
@@ -78,17 +90,16 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, e
 		},
 	})
 	if err != nil {
-		return nil, errors.Join(errors.New("kubernetes metadata"), err)
+		return nil, nil, errors.Join(errors.New("kubernetes metadata"), err)
 	}
 	// Only the informers start here: Start attaches the kernel programs before it waits for
-	// their first listing (awaitNames), so that connections during the wait are recorded.
+	// their first listing, so that connections during the wait are recorded.
 	store.Run()
-	r.awaitNames = func() {
+	return store, func() {
 		if !store.WaitSynced() {
 			r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
 		}
-	}
-	return store, nil
+	}, nil
 }
 
 // kubeMetadata adapts the informer store to what attribution asks.

@@ -36,9 +36,10 @@ func (p podsAt) Peer(a netip.Addr, at int64) (attribution.Peer, attribution.Span
 func withPods(pods map[netip.Addr]string) func(*podnetReceiver) {
 	return func(r *podnetReceiver) {
 		start := r.startAttribution
-		r.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
-			a, stop, err := start(h)
-			return podsAt{a, pods}, stop, err
+		r.startAttribution = func(h component.Host) (startedAttribution, error) {
+			started, err := start(h)
+			started.attr = podsAt{started.attr, pods}
+			return started, err
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadatatest"
-	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -208,8 +207,8 @@ func newFakeReceiver(t *testing.T, cfg *Config, ring *fakeRing, logs consumer.Lo
 		}
 		return s, nil
 	}
-	f.startAttribution = func(component.Host) (attribution.Attributor, func(), error) {
-		return fixedPeers{}, func() {}, nil
+	f.startAttribution = func(component.Host) (startedAttribution, error) {
+		return startedAttribution{attr: fixedPeers{}, stop: func() {}}, nil
 	}
 	f.openNames = func(dnsnames.Options) (dnsSource, error) { return nil, errors.New("fake receiver: no DNS names") }
 	return f

@@ -49,10 +49,10 @@ const node = "node-a"
 func keepNames(names *attribution.Attributor) func(*podnetReceiver) {
 	return func(rcv *podnetReceiver) {
 		start := rcv.startAttribution
-		rcv.startAttribution = func(h component.Host) (attribution.Attributor, func(), error) {
-			a, stop, err := start(h)
-			*names = a
-			return a, stop, err
+		rcv.startAttribution = func(h component.Host) (startedAttribution, error) {
+			started, err := start(h)
+			*names = started.attr
+			return started, err
 		}
 	}
 }

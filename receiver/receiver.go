@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 
 	"github.com/podnet/podnet/internal/metadata"
-	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
@@ -31,12 +30,8 @@ type podnetReceiver struct {
 	// of the node's /proc, the Kubernetes API); fields so unit tests substitute fakes and
 	// need neither root nor the node.
 	open             func(kernel.Options) (source, error)
-	startAttribution func(component.Host) (attribution.Attributor, func(), error)
+	startAttribution func(component.Host) (startedAttribution, error)
 	openNames        func(dnsnames.Options) (dnsSource, error)
-	// awaitNames, when startAttribution sets it, waits (bounded) for the Kubernetes metadata's
-	// first listing; Start calls it once the programs are attached, before the reader starts,
-	// so that connections made during the wait are recorded and the first records named.
-	awaitNames func()
 	// kubeSyncTimeout bounds that wait; 0 is k8smeta's default (tests shorten it).
 	kubeSyncTimeout time.Duration
 
@@ -69,10 +64,8 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	r.awaitNames = nil
-	attr, stopAttr, err := r.startAttribution(host)
-	awaitNames := r.awaitNames
-	r.awaitNames = nil
+	started, err := r.startAttribution(host)
+	attr, stopAttr := started.attr, started.stop
 	if err != nil {
 		tb.Shutdown()
 		if more := kernel.MissingCapabilities(); more != "" {
@@ -109,11 +102,11 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.src = src.kernel
 	names, stopAttr := r.withDNSNames(stopAttr, tb)
-	if awaitNames != nil {
+	if started.awaitNames != nil {
 		// The programs are attached: what happens meanwhile waits in the ring buffer and the
 		// in-kernel aggregates (ring overflow is counted lost as ever) for the reader, started
 		// once the first records can be named.
-		awaitNames()
+		started.awaitNames()
 	}
 	r.run = r.launch(host, src, attached, aggregate, naming{attr, names}, obs, tb, stopAttr)
 	return nil
