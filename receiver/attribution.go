@@ -20,11 +20,12 @@ import (
 // startedAttribution is what startAttribution started: the attributor, how to stop it, and,
 // with Kubernetes, how to wait (bounded) for the metadata's first listing, which Start does once
 // the programs are attached, so that connections during the wait are recorded and the first
-// records named (nil: nothing to wait for).
+// records named (nil: nothing to wait for). It returns ctx's error when Start's context ended
+// the wait.
 type startedAttribution struct {
 	attr       attribution.Attributor
 	stop       func()
-	awaitNames func()
+	awaitNames func(ctx context.Context) error
 }
 
 // startNodeAttribution starts what names the local end of each socket (a scan of the node's
@@ -61,7 +62,7 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host) (startedAttri
 // none, and how to wait (bounded) for their first listing. An API server that is down
 // is not an error: podnet keeps emitting without names, reports a
 // recoverable status, and names again once the informers catch up.
-func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, func(), error) {
+func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, func(context.Context) error, error) {
 	api := r.cfg.Kubernetes
 	if api.AuthType == k8smeta.AuthTypeNone {
 		return nil, nil, nil
@@ -95,10 +96,15 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, f
 	// Only the informers start here: Start attaches the kernel programs before it waits for
 	// their first listing, so that connections during the wait are recorded.
 	store.Run()
-	return store, func() {
-		if !store.WaitSynced() {
-			r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+	return store, func(ctx context.Context) error {
+		if store.WaitSynced(ctx) {
+			return nil
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+		return nil
 	}, nil
 }
 

@@ -1,17 +1,22 @@
 package podnetreceiver
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -148,4 +153,39 @@ func TestConnectionsRecordedWhileWaitingForKubernetes(t *testing.T) {
 			assert.Equalf(t, float64(len(conns)), got, "%s %v: every connection, the wait's too", name, tc.attrs)
 		}
 	}
+}
+
+// The collector's context bounds Start: cancelled while Start waits for an unreachable API
+// server, Start returns that error at once (not after the sync timeout) and leaves nothing
+// loaded or running (TestMain checks the goroutines).
+func TestStartCancelledWhileWaitingForKubernetes(t *testing.T) {
+	netnstest.RequireRoot(t)
+	cfg := NewDefaultConfig()
+	cfg.NodeName = node
+	cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}
+	rcv, err := NewFactory().CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.LogsSink))
+	require.NoError(t, err)
+	r := receiverOf(rcv)
+	r.kubeSyncTimeout = time.Hour
+	var ids []ebpf.ProgramID
+	open := r.open
+	r.open = func(o kernel.Options) (source, error) {
+		src, err := open(o)
+		if tr, ok := src.kernel.(*kernel.Tracer); ok {
+			ids = tr.ProgramIDs()
+		}
+		return src, err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	begun := time.Now()
+	err = rcv.Start(ctx, componenttest.NewNopHost())
+	took := time.Since(begun)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "Kubernetes API server")
+	assert.Less(t, took, 10*time.Second, "Start ended with its context, not the hour-long sync timeout")
+	require.NotEmpty(t, ids, "the programs were attached before the wait")
+	assert.Empty(t, leftLoaded(t, ids), "a cancelled Start unloads what it loaded")
+	require.NoError(t, rcv.Shutdown(context.Background()), "Shutdown after a failed Start")
 }

@@ -51,8 +51,9 @@ func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
 // Start starts attribution (the Kubernetes informers list in the background), loads and
 // attaches the kernel programs, waits (bounded by the sync timeout) for the Kubernetes
 // metadata's first listing, then starts the reader, the pipeline and the emitter. Errors say
-// what is missing (capability, BTF, tracepoint) and leave nothing attached or running.
-func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
+// what is missing (capability, BTF, tracepoint) and leave nothing attached or running; so does
+// a ctx that ends during the wait (the collector gave up on starting).
+func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	aggregate := r.cfg.aggregateInKernel(r.metrics != nil)
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
 		ReceiverID: r.set.ID, Transport: obsTransport, ReceiverCreateSettings: r.set,
@@ -100,14 +101,19 @@ func (r *podnetReceiver) Start(_ context.Context, host component.Host) error {
 	if r.logs != nil && r.metrics == nil && !r.cfg.logsKeepAny() {
 		r.set.Logger.Warn("podnet emits nothing: every log event is disabled (events.<name>.enabled: false) and no metrics pipeline uses it; enable an event or remove podnet from the logs pipeline")
 	}
-	r.src = src.kernel
 	names, stopAttr := r.withDNSNames(stopAttr, tb)
 	if started.awaitNames != nil {
 		// The programs are attached: what happens meanwhile waits in the ring buffer and the
 		// in-kernel aggregates (ring overflow is counted lost as ever) for the reader, started
 		// once the first records can be named.
-		started.awaitNames()
+		if err := started.awaitNames(ctx); err != nil {
+			_ = src.kernel.Close()
+			stopAttr()
+			tb.Shutdown()
+			return fmt.Errorf("podnet: start cancelled while waiting for the Kubernetes API server's first listing: %w", err)
+		}
 	}
+	r.src = src.kernel
 	r.run = r.launch(host, src, attached, aggregate, naming{attr, names}, obs, tb, stopAttr)
 	return nil
 }

@@ -187,7 +187,7 @@ func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache
 // then WaitSynced.
 func (s *Store) Start() bool {
 	s.Run()
-	return s.WaitSynced()
+	return s.WaitSynced(context.Background())
 }
 
 // Run starts the informers, once per Store, and returns at once: their first listing
@@ -207,16 +207,17 @@ func (s *Store) Run() {
 }
 
 // WaitSynced waits for the informers' first listing until the sync timeout (counted from Run)
-// has passed or Stop is called, and returns whether the pods and Services synced; if not,
+// has passed, ctx is done or Stop is called, and returns whether the pods and Services synced; if not,
 // they keep trying in the background (OnStatus says why). The EndpointSlices are waited for
 // too, unless the account may not read them, but do not count: pods and Services are named
 // without them. Before Run it waits for nothing and returns false.
-func (s *Store) WaitSynced() bool {
+func (s *Store) WaitSynced(ctx context.Context) bool {
 	if s.ctx == nil {
 		return false
 	}
 	syncCtx, cancelSync := context.WithDeadline(s.ctx, s.syncDeadline)
 	defer cancelSync()
+	defer context.AfterFunc(ctx, cancelSync)()
 	cache.WaitForCacheSync(syncCtx.Done(), s.synced, s.slicesSettled)
 	return s.synced()
 }

@@ -1,6 +1,7 @@
 package k8smeta
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -31,7 +32,8 @@ func TestStoreStartsWithoutAPIServer(t *testing.T) {
 }
 
 // Run returns at once, so the receiver attaches its programs while the informers list;
-// WaitSynced is what waits, bounded by the sync timeout counted from Run, and Stop ends it.
+// WaitSynced is what waits, bounded by the sync timeout counted from Run, and Stop or its
+// context ends it.
 func TestStoreRunReturnsAndWaitSyncedIsBounded(t *testing.T) {
 	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}.RESTConfig()
 	require.NoError(t, err)
@@ -43,12 +45,12 @@ func TestStoreRunReturnsAndWaitSyncedIsBounded(t *testing.T) {
 	}
 
 	s := newStore(time.Hour)
-	assert.False(t, s.WaitSynced(), "before Run: nothing to wait for")
+	assert.False(t, s.WaitSynced(context.Background()), "before Run: nothing to wait for")
 	begun := time.Now()
 	s.Run()
 	assert.Less(t, time.Since(begun), time.Second, "Run does not wait for the API server")
 	done := make(chan bool, 1)
-	go func() { done <- s.WaitSynced() }()
+	go func() { done <- s.WaitSynced(context.Background()) }()
 	time.Sleep(200 * time.Millisecond)
 	s.Stop()
 	select {
@@ -58,11 +60,24 @@ func TestStoreRunReturnsAndWaitSyncedIsBounded(t *testing.T) {
 		require.Fail(t, "Stop did not end WaitSynced")
 	}
 
+	s = newStore(time.Hour)
+	s.Run()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- s.WaitSynced(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case synced := <-done:
+		assert.False(t, synced)
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "a cancelled context did not end WaitSynced")
+	}
+
 	s = newStore(1500 * time.Millisecond)
 	s.Run()
 	time.Sleep(time.Second) // as the receiver loads its programs
 	begun = time.Now()
-	assert.False(t, s.WaitSynced())
+	assert.False(t, s.WaitSynced(context.Background()))
 	waited := time.Since(begun)
 	assert.Less(t, waited, time.Second, "the sync timeout counts from Run")
 	assert.Greater(t, waited, 200*time.Millisecond, "WaitSynced waits out the rest of it")
