@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap"
 
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/procscan"
@@ -30,7 +31,7 @@ type startedAttribution struct {
 
 // startNodeAttribution starts what names the local end of each socket (a scan of the node's
 // /proc and cgroups) and, when configured, the Kubernetes metadata that names pods and peers.
-func (r *podnetReceiver) startNodeAttribution(host component.Host) (startedAttribution, error) {
+func (r *podnetReceiver) startNodeAttribution(host component.Host, tb *metadata.TelemetryBuilder) (startedAttribution, error) {
 	scanner, err := procscan.New(procscan.Config{
 		ProcRoot:        r.cfg.ProcRoot,
 		CgroupRoot:      r.cfg.CgroupRoot,
@@ -44,7 +45,7 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host) (startedAttri
 		scanner.Stop()
 		return startedAttribution{}, err
 	}
-	store, awaitNames, err := r.startKubernetes(host)
+	store, awaitNames, err := r.startKubernetes(host, tb)
 	if err != nil {
 		scanner.Stop()
 		return startedAttribution{}, err
@@ -62,7 +63,7 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host) (startedAttri
 // none, and how to wait (bounded) for their first listing. An API server that is down
 // is not an error: podnet keeps emitting without names, reports a
 // recoverable status, and names again once the informers catch up.
-func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, func(context.Context) error, error) {
+func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.TelemetryBuilder) (*k8smeta.Store, func(context.Context) error, error) {
 	api := r.cfg.Kubernetes
 	if api.AuthType == k8smeta.AuthTypeNone {
 		return nil, nil, nil
@@ -85,6 +86,7 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, f
 			componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
 		},
 		// Once: failed connects to a Service then never say "no ready endpoints".
+		OnCallFailed: func() { tb.PodnetKubernetesAPIErrors.Add(context.Background(), 1) },
 		OnOptionalDenied: func(err error) {
 			r.set.Logger.Warn("podnet: cannot read EndpointSlices, so failed connects to a Service without ready endpoints "+
 				"are not marked podnet.peer.k8s.service.no_ready_endpoints", zap.Error(err))
@@ -93,6 +95,7 @@ func (r *podnetReceiver) startKubernetes(host component.Host) (*k8smeta.Store, f
 	if err != nil {
 		return nil, nil, errors.Join(errors.New("kubernetes metadata"), err)
 	}
+	tb.PodnetKubernetesAPIErrors.Add(context.Background(), 0) // exists from Start, for alerts on its rate
 	// Only the informers start here: Start attaches the kernel programs before it waits for
 	// their first listing, so that connections during the wait are recorded.
 	store.Run()

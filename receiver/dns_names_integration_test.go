@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
@@ -36,8 +37,8 @@ func (p podsAt) Peer(a netip.Addr, at int64) (attribution.Peer, attribution.Span
 func withPods(pods map[netip.Addr]string) func(*podnetReceiver) {
 	return func(r *podnetReceiver) {
 		start := r.startAttribution
-		r.startAttribution = func(h component.Host) (startedAttribution, error) {
-			started, err := start(h)
+		r.startAttribution = func(h component.Host, tb *metadata.TelemetryBuilder) (startedAttribution, error) {
+			started, err := start(h, tb)
 			started.attr = podsAt{started.attr, pods}
 			return started, err
 		}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 
 	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/metadatatest"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -207,7 +208,7 @@ func newFakeReceiver(t *testing.T, cfg *Config, ring *fakeRing, logs consumer.Lo
 		}
 		return s, nil
 	}
-	f.startAttribution = func(component.Host) (startedAttribution, error) {
+	f.startAttribution = func(component.Host, *metadata.TelemetryBuilder) (startedAttribution, error) {
 		return startedAttribution{attr: fixedPeers{}, stop: func() {}}, nil
 	}
 	f.openNames = func(dnsnames.Options) (dnsSource, error) { return nil, errors.New("fake receiver: no DNS names") }

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"testing"
@@ -10,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/podnet/podnet/internal/kubetest"
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
@@ -49,8 +52,8 @@ const node = "node-a"
 func keepNames(names *attribution.Attributor) func(*podnetReceiver) {
 	return func(rcv *podnetReceiver) {
 		start := rcv.startAttribution
-		rcv.startAttribution = func(h component.Host) (startedAttribution, error) {
-			started, err := start(h)
+		rcv.startAttribution = func(h component.Host, tb *metadata.TelemetryBuilder) (startedAttribution, error) {
+			started, err := start(h, tb)
 			*names = started.attr
 			return started, err
 		}
@@ -110,12 +113,21 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	client.DNATOutput(netip.AddrPortFrom(clusterIP, 80), netip.AddrPortFrom(server.IPv4, 8080))
 
 	host := &statusHost{}
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	apiErrors := func() int64 { return counterSum(t, tt, "otelcol_podnet_kubernetes_api_errors") }
 	var names attribution.Attributor // the receiver's own, to wait on what its informers know
 	logs, metrics, stop := startReceiverOpts(t, host, func(cfg *Config) {
 		cfg.NodeName = node
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
-	}, keepNames(&names))
+	}, func(r *podnetReceiver) {
+		keepNames(&names)(r)
+		r.set.TelemetrySettings = tt.NewTelemetrySettings()
+	})
 	require.NotNil(t, names)
+	_, err := tt.GetMetric("otelcol_podnet_kubernetes_api_errors")
+	require.NoError(t, err, "the API errors counter exists from Start")
+	require.Zero(t, apiErrors(), "no failed call while the API server answers")
 
 	srv := server.StartServer(t, "0.0.0.0:8080", 3)
 	remoteSrv := remote.StartServer(t, "0.0.0.0:8080", 2)
@@ -147,9 +159,14 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 	_, res = client.Dial(t, netip.AddrPortFrom(remote.IPv4, 8080).String(), "during outage")
 	require.Empty(t, res)
 	remoteSrv.Wait(t)
+	require.Eventually(t, func() bool { return apiErrors() > 0 }, 30*time.Second, 100*time.Millisecond,
+		"the failed calls during the outage are counted")
 	cluster.Restart(t)
 	require.Eventually(t, func() bool { return host.saw(componentstatus.StatusOK) }, 60*time.Second, 200*time.Millisecond,
 		"recovery is reported")
+	recovered := apiErrors()
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, recovered, apiErrors(), "no failed calls once the API server answers again")
 	hostNetns := hostPod.NetnsInode()
 	assert.Eventually(t, func() bool {
 		return has(records(logs.AllLogs(), hostNetns), "podnet.tcp.accept", map[string]any{"network.local.port": int64(port)})
@@ -227,8 +244,8 @@ func TestKubernetesNamesBothEnds(t *testing.T) {
 }
 
 // An API server that is down when the collector starts delays nothing but the names:
-// Start succeeds (after the bounded sync wait), the status says why, and events flow with
-// what the node knows.
+// Start succeeds (after the bounded sync wait), the status and otelcol_podnet_kubernetes_api_errors
+// say why, and events flow with what the node knows.
 func TestKubernetesDownAtStart(t *testing.T) {
 	netnstest.RequireRoot(t)
 	netw := netnstest.NewNetwork(t, 71)
@@ -238,15 +255,21 @@ func TestKubernetesDownAtStart(t *testing.T) {
 	client.Cgroup = cg.Container(uid, netnstest.NewContainerID())
 
 	host := &statusHost{}
-	logs, _, stop := startReceiverWith(t, host, func(cfg *Config) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	logs, _, stop := startReceiverOpts(t, host, func(cfg *Config) {
 		cfg.NodeName = node
 		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubetest.UnreachableKubeconfig(t)}
-	})
+	}, func(r *podnetReceiver) { r.set.TelemetrySettings = tt.NewTelemetrySettings() })
 	assert.True(t, host.saw(componentstatus.StatusRecoverableError), "the outage is reported")
+	failed := counterSum(t, tt, "otelcol_podnet_kubernetes_api_errors")
+	assert.Positive(t, failed, "failed calls to the API server are counted")
 	srv := server.StartServer(t, "0.0.0.0:8080", 1)
 	_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, 8080).String(), "hi")
 	require.Empty(t, res)
 	srv.Wait(t)
+	require.Eventually(t, func() bool { return counterSum(t, tt, "otelcol_podnet_kubernetes_api_errors") > failed },
+		10*time.Second, 50*time.Millisecond, "and keep being counted while it stays down")
 	stop()
 
 	c := find(t, records(logs.AllLogs(), client.NetnsInode()), "podnet.tcp.connect", map[string]any{"network.peer.port": int64(8080)})

@@ -30,7 +30,7 @@ type podnetReceiver struct {
 	// of the node's /proc, the Kubernetes API); fields so unit tests substitute fakes and
 	// need neither root nor the node.
 	open             func(kernel.Options) (source, error)
-	startAttribution func(component.Host) (startedAttribution, error)
+	startAttribution func(component.Host, *metadata.TelemetryBuilder) (startedAttribution, error)
 	openNames        func(dnsnames.Options) (dnsSource, error)
 	// kubeSyncTimeout bounds that wait; 0 is k8smeta's default (tests shorten it).
 	kubeSyncTimeout time.Duration
@@ -65,7 +65,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	started, err := r.startAttribution(host)
+	started, err := r.startAttribution(host, tb)
 	attr, stopAttr := started.attr, started.stop
 	if err != nil {
 		tb.Shutdown()

@@ -38,6 +38,7 @@ type TelemetryBuilder struct {
 	PodnetEventsLost                  metric.Int64Counter
 	PodnetEventsReceived              metric.Int64Counter
 	PodnetEventsSubmitted             metric.Int64Counter
+	PodnetKubernetesAPIErrors         metric.Int64Counter
 	PodnetMarkedSetFull               metric.Int64Counter
 	PodnetMetricSeriesDropped         metric.Int64Counter
 	PodnetServiceBackendsFound        metric.Int64Counter
@@ -144,6 +145,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_podnet_events_submitted",
 		metric.WithDescription("Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room; read every metrics interval, and raised at once to what the reader has received plus lost, so no scrape shows it below their sum) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetKubernetesAPIErrors, err = builder.meter.Int64Counter(
+		"otelcol_podnet_kubernetes_api_errors",
+		metric.WithDescription("List and watch calls to the Kubernetes API server that failed (unreachable, 5xx, refused) - podnet retries them and keeps emitting with the names it already has, but new pods and Services go unnamed while this grows; the log and the component status say why. An account that may not read EndpointSlices is not counted (logged once at Start). [Alpha]"),
+		metric.WithUnit("{call}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetMarkedSetFull, err = builder.meter.Int64Counter(

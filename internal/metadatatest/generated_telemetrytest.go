@@ -213,6 +213,22 @@ func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry,
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualPodnetKubernetesAPIErrors(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_podnet_kubernetes_api_errors",
+		Description: "List and watch calls to the Kubernetes API server that failed (unreachable, 5xx, refused) - podnet retries them and keeps emitting with the names it already has, but new pods and Services go unnamed while this grows; the log and the component status say why. An account that may not read EndpointSlices is not counted (logged once at Start). [Alpha]",
+		Unit:        "{call}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_podnet_kubernetes_api_errors")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualPodnetMarkedSetFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_marked_set_full",

@@ -31,6 +31,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetEventsLost.Add(context.Background(), 1)
 	tb.PodnetEventsReceived.Add(context.Background(), 1)
 	tb.PodnetEventsSubmitted.Add(context.Background(), 1)
+	tb.PodnetKubernetesAPIErrors.Add(context.Background(), 1)
 	tb.PodnetMarkedSetFull.Add(context.Background(), 1)
 	tb.PodnetMetricSeriesDropped.Add(context.Background(), 1)
 	tb.PodnetServiceBackendsFound.Add(context.Background(), 1)
@@ -70,6 +71,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetEventsSubmitted(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetKubernetesAPIErrors(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetMarkedSetFull(t, testTel,

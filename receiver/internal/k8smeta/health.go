@@ -20,7 +20,8 @@ import (
 // when the Store turns unhealthy (an error) or healthy again (nil). Informers have no
 // "connected again" signal, so the calls themselves are observed.
 type health struct {
-	onStatus func(error)
+	onStatus     func(error)
+	onCallFailed func()
 
 	mu      sync.Mutex
 	errs    map[string]error     // by informer; a nil entry is a success
@@ -28,8 +29,8 @@ type health struct {
 	failed  bool                 // what onStatus was last told
 }
 
-func newHealth(onStatus func(error)) *health {
-	return &health{onStatus: onStatus, errs: map[string]error{}, outages: map[string]time.Time{}}
+func newHealth(onStatus func(error), onCallFailed func()) *health {
+	return &health{onStatus: onStatus, onCallFailed: onCallFailed, errs: map[string]error{}, outages: map[string]time.Time{}}
 }
 
 // observedListWatch is a ListWatch whose calls report their outcome. It also opts out of
@@ -85,6 +86,9 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 			err = nil // gone without, not failing: an earlier error of this informer is cleared
 		case apierrors.IsForbidden(err):
 			err = fmt.Errorf("%w (the collector's account needs get, list and watch on pods and services: see examples/rbac.yaml)", err)
+		}
+		if err != nil {
+			h.onCallFailed()
 		}
 	}
 	h.mu.Lock()

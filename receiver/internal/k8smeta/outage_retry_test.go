@@ -49,7 +49,8 @@ func TestIsOutage(t *testing.T) {
 func TestRefusalSettlesAfterOutage(t *testing.T) {
 	ctx := context.Background()
 	var told []error
-	h := newHealth(func(err error) { told = append(told, err) })
+	failed := 0
+	h := newHealth(func(err error) { told = append(told, err) }, func() { failed++ })
 	var denied []error
 	deny := func(err error) { denied = append(denied, err) }
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "", errors.New("no"))
@@ -72,4 +73,5 @@ func TestRefusalSettlesAfterOutage(t *testing.T) {
 	assert.False(t, h.record(cancelled, "pods", "watch", context.Canceled, nil), "stopping")
 	assert.False(t, h.record(ctx, "pods", "list", nil, nil), "served")
 	assert.Equal(t, []error{nil}, told[len(told)-1:], "healthy once every informer is served")
+	assert.Equal(t, 4, failed, "failed calls: two unavailable, the settling refusal, the expired version; not the denials, the cancelled call or the success")
 }

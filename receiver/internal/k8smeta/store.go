@@ -47,6 +47,11 @@ type Options struct {
 	// then answers unknown); for a log line. OnStatus is not told: nothing is wrong with the
 	// API server. Called from an informer goroutine; must not block. May be nil.
 	OnOptionalDenied func(error)
+	// OnCallFailed is told of every list or watch call that failed (retried by the Store or
+	// the informer), except calls cut short by Stop and an optional resource's denial; for a
+	// counter that outlives OnStatus's transitions. Called from informer goroutines; must not
+	// block. May be nil.
+	OnCallFailed func()
 }
 
 // Store answers metadata lookups from informer caches. Lookups are safe at any time, also
@@ -99,6 +104,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.OnOptionalDenied == nil {
 		opts.OnOptionalDenied = func(error) {}
 	}
+	if opts.OnCallFailed == nil {
+		opts.OnCallFailed = func() {}
+	}
 	cfg = protobufConfig(cfg)
 	// An HTTP client of our own, so that Stop can close its idle connections.
 	httpClient, err := rest.HTTPClientFor(cfg)
@@ -109,7 +117,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := newHealth(opts.OnStatus)
+	h := newHealth(opts.OnStatus, opts.OnCallFailed)
 	rc := client.CoreV1().RESTClient()
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
 	s := &Store{
