@@ -217,6 +217,9 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 			counted_from(&ci, &totals);
 			if (!born_since_start(sk, rd)) {
 				ci.open_unseen = 1;
+				/* Kept whatever the sampling, as its client end, found at start, is: the
+				 * two ends of a connection agree (found by an independent check). */
+				ci.sampled_out = 0;
 				count_open_only(sk, &ci, rd);
 			}
 		}

@@ -87,9 +87,10 @@ static __always_inline void fill_event(struct event *e, __u8 type, struct sock *
 			e->flags |= EVENT_FLAG_DIALLED;
 	}
 	/* With sampling on: abnormal connections are kept whatever the sampling, 1 in 1; so are the
-	 * connections found at start, none left out (find_connection), so their closes weigh 1. */
+	 * connections open before podnet loaded, none left out: found at start (find_connection),
+	 * or queued for accept() since then (on_accept), whose client end was found. */
 	if (sample_one_in > 1)
-		e->sample_one_in = ci->abnormal || error || ci->found ? 1 : sample_one_in;
+		e->sample_one_in = ci->abnormal || error || ci->found || ci->open_unseen ? 1 : sample_one_in;
 	if (type == EVENT_CONNECT || type == EVENT_ACCEPT) {
 		e->retransmits = ci->syn_retrans;
 		e->srtt_us = ci->handshake_us;

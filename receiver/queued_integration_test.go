@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
@@ -73,4 +74,54 @@ func testQueuedBeforeStart(t *testing.T, aggregation string, subnet byte) {
 		}
 	}
 	assert.Equal(t, n, accepts, "each is logged at its accept(), as before")
+}
+
+// With logs sampling, a connection queued for accept() since before Start is kept at both
+// ends, whatever its tuple's hash says, and both ends say 1 in 1: its client end, held by a
+// process, is found at start and kept as every found connection is. Found by an independent
+// check: the server end was sampled by the hash, so 26 of 30 connections had a client end only.
+func TestQueuedBeforeStartKeptAtBothEndsWhenSampled(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netw := netnstest.NewNetwork(t, 161)
+	client, server := netw.AddPod(), netw.AddPod()
+	var ln net.Listener
+	require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp4", "0.0.0.0:8080"); return err }))
+	t.Cleanup(func() { _ = ln.Close() })
+	const n = 12
+	addr := netip.AddrPortFrom(server.IPv4, 8080).String()
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		require.NoError(t, client.Do(func() (err error) { clients[i], err = net.Dial("tcp4", addr); return err }))
+		t.Cleanup(func() { _ = clients[i].Close() })
+	}
+
+	// 1 in 2^20: the hash keeps none of 12 connections but by a 1 in ~87,000 chance.
+	logs, _, stop := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) { cfg.Logs.Sampling.OneIn = 1 << 20 })
+	for _, c := range clients {
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		require.NoError(t, c.Close())
+	}
+	require.NoError(t, ln.Close())
+	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond)
+	settle(t, logs, 4*n, client, server)
+	stop()
+
+	byEnd := map[string]map[string]int{} // "client"/"server" -> record name -> count
+	for _, r := range records(logs.AllLogs(), client.NetnsInode(), server.NetnsInode()) {
+		end := "client"
+		if r.attrs["network.local.port"] == int64(8080) {
+			end = "server"
+		}
+		if byEnd[end] == nil {
+			byEnd[end] = map[string]int{}
+		}
+		byEnd[end][r.name]++
+		assert.Equalf(t, int64(1), r.attrs["podnet.sampling.one_in"], "%s %s: open before Start, kept 1 in 1", end, r.name)
+	}
+	assert.Equal(t, map[string]map[string]int{
+		"client": {"podnet.tcp.connection.found": n, "podnet.tcp.close": n},
+		"server": {"podnet.tcp.accept": n, "podnet.tcp.close": n},
+	}, byEnd, "both ends of every connection, whatever the sampling")
 }
