@@ -363,6 +363,24 @@ func TestSocketLBWithoutLogsIsSaid(t *testing.T) {
 	assert.Equal(t, 1, logs.FilterMessageSnippet("no logs pipeline uses this receiver").Len())
 }
 
+// Settings that shape only log records are said to be ignored, once at Start, by a
+// metrics-only podnet, naming each.
+func TestLogsSettingsWithoutLogsAreSaid(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	cfg := NewDefaultConfig()
+	cfg.Logs.unused(false, cfg.Events, zap.New(core))
+	assert.Zero(t, logs.Len(), "defaults: nothing to say")
+	cfg.Logs.Sampling.OneIn = 10
+	cfg.Logs.ProcessAttributes = false
+	cfg.Events.PodnetTCPAccept.Enabled = false
+	cfg.Logs.unused(true, cfg.Events, zap.New(core))
+	assert.Zero(t, logs.Len(), "with a logs pipeline they apply")
+	cfg.Logs.unused(false, cfg.Events, zap.New(core))
+	said := logs.FilterMessageSnippet("no logs pipeline uses this receiver").All()
+	require.Len(t, said, 1)
+	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.process_attributes", "logs.sampling.one_in"}, said[0].ContextMap()["ignored"])
+}
+
 // A value of the wrong kind is refused with the setting's values, not the decoder's Go type
 // names ("expected type 'kernel.HookMode', got unconvertible type 'int'"; found by an
 // independent check).

@@ -3,6 +3,11 @@ package podnetreceiver
 import (
 	"errors"
 	"fmt"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/podnet/podnet/internal/metadata"
 )
 
 // LogsConfig shapes what the logs pipeline gets, decided in the kernel so that what nobody
@@ -39,4 +44,34 @@ func (c LogsConfig) validate(metricsAggregation string) error {
 		errs = append(errs, errors.New("logs.sampling.one_in: sampling drops events before they leave the kernel, so metrics_aggregation: events would count only the kept ones; use auto"))
 	}
 	return errors.Join(errs...)
+}
+
+// unused says once at Start which settings shape only log records when no logs pipeline uses
+// the receiver: a metrics-only podnet ignores them, which it should say rather than leave a
+// user thinking they apply (found by an independent check).
+func (c LogsConfig) unused(hasLogs bool, events metadata.EventsConfig, logger *zap.Logger) {
+	if hasLogs {
+		return
+	}
+	var set []string
+	if c.Sampling.OneIn > 1 {
+		set = append(set, "logs.sampling.one_in")
+	}
+	if !c.ProcessAttributes {
+		set = append(set, "logs.process_attributes")
+	}
+	for name, on := range map[string]bool{
+		"podnet.tcp.connect": events.PodnetTCPConnect.Enabled, "podnet.tcp.accept": events.PodnetTCPAccept.Enabled,
+		"podnet.tcp.close": events.PodnetTCPClose.Enabled, "podnet.tcp.connection.found": events.PodnetTCPConnectionFound.Enabled,
+	} {
+		if !on {
+			set = append(set, "events."+name+".enabled")
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	slices.Sort(set)
+	logger.Warn("podnet: settings that shape log records are set, but no logs pipeline uses this receiver: they are ignored (metrics are counted in full either way); add podnet to a logs pipeline, or remove them",
+		zap.Strings("ignored", set))
 }
