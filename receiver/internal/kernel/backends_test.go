@@ -123,6 +123,7 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool { return watched[e.NetnsIno] })
 	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
 	before := counters(t, tr)
+	hidden := watchHiddenCloses(t)
 
 	const n = 30
 	s.dial(t, s.client, s.vip4, n)
@@ -183,9 +184,13 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 			closes++
 		}
 	}
+	// Less the closes no BPF program can see on the development VM (hidden_test.go; one in 65
+	// under a loaded machine once).
+	_, hiddenService := hidden.count(int(s.vip4.Port()))
+	_, hiddenPlain := hidden.count(8080)
 	assert.Equal(t, services, connects)
-	assert.Equal(t, services, closes)
-	assert.Equal(t, 20, plain, "connect and close of each plain connection")
+	assert.Equal(t, services-hiddenService, closes)
+	assert.Equal(t, 20-hiddenPlain, plain, "connect and close of each plain connection")
 	assert.Len(t, used, 6, "every backend of both families served some: %v", used)
 
 	// Metrics split by backend: the client's connections per backend, as the accepts say.
