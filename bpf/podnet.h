@@ -56,7 +56,8 @@ enum counter {
 	COUNTER_MARK_FULL = 9, /* a socket that moved data found the marked set full: the next live read walks every connection (progress.h) */
 	COUNTER_PROGRESS_VISITED = 10, /* open connections the live reads looked at */
 	COUNTER_LISTENERS_FULL = 11, /* a socket began listening and found `listeners` full: listener scans walk every descriptor from then on */
-	COUNTER_MAX = 12,
+	COUNTER_SAMPLED_OUT = 12, /* connection ends closed whose records logs sampling left out (select.h), counted at their close */
+	COUNTER_MAX = 13,
 };
 
 /* Buckets of the handshake-duration histogram: HANDSHAKE_BOUNDS upper bounds (set by the

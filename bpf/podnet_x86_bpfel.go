@@ -119,7 +119,8 @@ const (
 	PodnetCounterCOUNTER_MARK_FULL         PodnetCounter = 9
 	PodnetCounterCOUNTER_PROGRESS_VISITED  PodnetCounter = 10
 	PodnetCounterCOUNTER_LISTENERS_FULL    PodnetCounter = 11
-	PodnetCounterCOUNTER_MAX               PodnetCounter = 12
+	PodnetCounterCOUNTER_SAMPLED_OUT       PodnetCounter = 12
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 13
 )
 
 type PodnetEvent struct {

@@ -583,6 +583,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		ci.sampled_out = 0;
 		if (ci.role == ROLE_CLIENT)
 			to_ring(sk, EVENT_CONNECT, &ci, 0, ci.start_ns, rd);
+	} else if (deferred) {
+		count(COUNTER_SAMPLED_OUT); /* left out for good: what sampling kept from logs is counted */
 	}
 	/* Accepted by nobody through accept() (io_uring, or reset while queued), or its accept
 	 * left out by sampling: report the passive open now, at the time accept() returned it

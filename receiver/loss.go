@@ -40,6 +40,7 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))
 	l.tb.PodnetBpfRecursionCovered.Add(ctx, int64(c.RecursionCovered-l.last.RecursionCovered))
 	l.tb.PodnetMarkedSetFull.Add(ctx, int64(c.MarkFull-l.last.MarkFull))
+	l.tb.PodnetConnectionsSampledOut.Add(ctx, int64(c.SampledOut-l.last.SampledOut))
 	l.tb.PodnetMetricSeriesDropped.Add(ctx, int64(c.AggregateFull-l.last.AggregateFull))
 	l.tb.PodnetServiceBackendsTranslations.Add(ctx, int64(c.NATSeen-l.last.NATSeen))
 	l.tb.PodnetServiceBackendsLookups.Add(ctx, int64(c.BackendLookups-l.last.BackendLookups))

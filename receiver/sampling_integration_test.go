@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -17,11 +18,15 @@ import (
 // Sampled logs beside exact metrics, differentially: one receiver samples its logs 1 in 3,
 // another keeps every record, both see the same traffic. Metrics are identical; the sampled
 // logs hold whole connections (connect, accept, both closes) carrying the rate, and every
-// failed connect.
+// failed connect; what they left out is counted (otelcol_podnet_connections_sampled_out).
 func TestSampledLogsKeepWholeConnectionsAndMetricsStayExact(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 115)
 	client, server := netw.AddPod(), netw.AddPod()
-	sampledLogs, sampledMetrics, stopSampled := startReceiverWith(t, componenttest.NewNopHost(), func(cfg *Config) { cfg.Logs.Sampling.OneIn = 3 })
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	sampledLogs, sampledMetrics, stopSampled := startReceiverOpts(t, componenttest.NewNopHost(),
+		func(cfg *Config) { cfg.Logs.Sampling.OneIn = 3 },
+		func(r *podnetReceiver) { r.set.TelemetrySettings = tt.NewTelemetrySettings() })
 	allLogs, allMetrics, stopAll := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
 
 	const n, refused = 90, 10
@@ -105,6 +110,9 @@ func TestSampledLogsKeepWholeConnectionsAndMetricsStayExact(t *testing.T) {
 	}
 	t.Logf("kept %d of %d connections at 1 in 3", len(kept), n)
 	assert.InDelta(t, n/3, len(kept), n/3/2+1, "about a third kept: "+strconv.Itoa(len(kept)))
+	// Host traffic of other tests is sampled too, so the counter holds at least these ends.
+	assert.GreaterOrEqual(t, counterSum(t, tt, "otelcol_podnet_connections_sampled_out"), int64(2*(n-len(kept))),
+		"both ends of every connection left out are counted")
 }
 
 // With process attributes off, records carry no process (the syscall hooks are not attached:

@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	PodnetBpfRecursionCovered         metric.Int64Counter
 	PodnetBpfRecursionMisses          metric.Int64Counter
 	PodnetConnectionsCloseUnseen      metric.Int64Counter
+	PodnetConnectionsSampledOut       metric.Int64Counter
 	PodnetConnectionsUntracked        metric.Int64Counter
 	PodnetDNSNamesEvicted             metric.Int64Counter
 	PodnetDNSResponses                metric.Int64Counter
@@ -90,6 +91,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.PodnetConnectionsCloseUnseen, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_close_unseen",
 		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.PodnetConnectionsSampledOut, err = builder.meter.Int64Counter(
+		"otelcol_podnet_connections_sampled_out",
+		metric.WithDescription("Connection ends whose records logs sampling (logs.sampling.one_in) left out - not loss, the rest that sampling counts instead of keeping - counted at their close, each end apart (a connection between two pods of the node is two); their connections are still in every metric. With sampling on, close records weighted by podnet.sampling.one_in estimate the kept ends plus these. [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

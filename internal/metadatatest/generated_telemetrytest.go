@@ -69,6 +69,22 @@ func AssertEqualPodnetConnectionsCloseUnseen(t *testing.T, tt *componenttest.Tel
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualPodnetConnectionsSampledOut(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_podnet_connections_sampled_out",
+		Description: "Connection ends whose records logs sampling (logs.sampling.one_in) left out - not loss, the rest that sampling counts instead of keeping - counted at their close, each end apart (a connection between two pods of the node is two); their connections are still in every metric. With sampling on, close records weighted by podnet.sampling.one_in estimate the kept ends plus these. [Alpha]",
+		Unit:        "{connection}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_podnet_connections_sampled_out")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualPodnetConnectionsUntracked(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_connections_untracked",

@@ -22,6 +22,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.PodnetBpfRecursionCovered.Add(context.Background(), 1)
 	tb.PodnetBpfRecursionMisses.Add(context.Background(), 1)
 	tb.PodnetConnectionsCloseUnseen.Add(context.Background(), 1)
+	tb.PodnetConnectionsSampledOut.Add(context.Background(), 1)
 	tb.PodnetConnectionsUntracked.Add(context.Background(), 1)
 	tb.PodnetDNSNamesEvicted.Add(context.Background(), 1)
 	tb.PodnetDNSResponses.Add(context.Background(), 1)
@@ -44,6 +45,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetConnectionsCloseUnseen(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualPodnetConnectionsSampledOut(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualPodnetConnectionsUntracked(t, testTel,

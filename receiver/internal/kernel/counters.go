@@ -44,6 +44,8 @@ type Counters struct {
 	MarkFull uint64
 	// ProgressVisited: open connections the live reads looked at.
 	ProgressVisited uint64
+	// SampledOut: connection ends that closed with their records left out by logs sampling.
+	SampledOut uint64
 }
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
@@ -67,6 +69,7 @@ func (t *Tracer) Counters() (Counters, error) {
 		BackendFound:     sums[bpf.PodnetCounterCOUNTER_BACKEND_FOUND],
 		MarkFull:         sums[bpf.PodnetCounterCOUNTER_MARK_FULL],
 		ProgressVisited:  sums[bpf.PodnetCounterCOUNTER_PROGRESS_VISITED],
+		SampledOut:       sums[bpf.PodnetCounterCOUNTER_SAMPLED_OUT],
 	}
 	for name, p := range t.coll.Programs {
 		st, err := p.Stats()
