@@ -66,6 +66,12 @@ func openTracer(logger *zap.Logger) func(kernel.Options) (source, error) {
 			zap.Int("ring_buffers", rings),
 			zap.Int("ring_buffer_bytes_each", ringBytes),
 			zap.String("live_reads", liveReads(opts, t)))
+		if t.Mode() == kernel.HooksTracepoint && opts.Hooks != kernel.HooksTracepoint {
+			// Once, at start: a degraded mode chosen for the user deserves more than an info line.
+			logger.Warn("podnet: tp_btf hooks did not load, so classic tracepoints are used: they lose every state change "+
+				"the kernel skips for recursion (otelcol_podnet_bpf_recursion_misses) and some close reasons and errnos; "+
+				"skipped_hooks above says why", zap.Errors("skipped_hooks", t.Skipped()))
+		}
 		if !t.CgroupIDs() {
 			// Once, at start: the kernel does not change while podnet runs.
 			logger.Warn("podnet: this kernel's sockets do not name their cgroup (no sock_cgroup_data in its BTF): " +

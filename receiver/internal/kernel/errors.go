@@ -16,6 +16,14 @@ import (
 // explain turns a load or attach failure into an error that says what is missing and what to
 // do, keeping the original error wrapped for errors.Is.
 func explain(step string, err error) error {
+	// Before the verifier's case: cilium/ebpf wraps a load that found no free descriptor in a
+	// VerifierError too, which read as a kernel podnet does not support.
+	switch {
+	case errors.Is(err, unix.EMFILE):
+		return fmt.Errorf("%s: too many open files: the collector's file descriptor limit (RLIMIT_NOFILE, %s) is too low for podnet's programs, maps, links and ring buffers; raise it (ulimit -n, the container runtime's default is 1048576, or LimitNOFILE in a systemd unit): %w", step, nofile(), err)
+	case errors.Is(err, unix.ENFILE):
+		return fmt.Errorf("%s: the node is out of file descriptors (fs.file-max, /proc/sys/fs/file-nr): %w", step, err)
+	}
 	// A verifier that rejects a program answers EACCES too, but with a log: that is not
 	// about privileges, and telling the user to add capabilities would send them astray.
 	var verifier *ebpf.VerifierError
@@ -71,4 +79,18 @@ const tracefsUnmounted = "neither debugfs nor tracefs are mounted"
 func kernelBTF() bool {
 	_, err := btf.LoadKernelSpec()
 	return err == nil
+}
+
+// outOfDescriptors says whether err is the collector's or the node's file descriptor limit.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
+}
+
+// nofile is the collector's descriptor limit as "soft N, hard M", for the error that names it.
+func nofile() string {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("soft %d, hard %d", l.Cur, l.Max)
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -30,6 +31,10 @@ func TestExplainSaysWhatIsMissingAndKeepsTheCause(t *testing.T) {
 		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EACCES, Log: []string{"0: (bf) r0 = r5", "R5 !read_ok"}}), "verifier rejected"},
 		// Without CAP_BPF the load fails before any verification: no log.
 		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EPERM}), "permission denied"},
+		// No free descriptor: cilium/ebpf wraps it as a rejection with a log, yet it is the
+		// collector's limit (found by an independent check).
+		{fmt.Errorf("program x: %w", &ebpf.VerifierError{Cause: unix.EMFILE, Log: []string{"processed 12 insns"}}), "RLIMIT_NOFILE"},
+		{fmt.Errorf("create epoll fd: %w", unix.ENFILE), "fs.file-max"},
 	} {
 		got := explain("loading", tc.err)
 		assert.ErrorContains(t, got, tc.want)
@@ -80,4 +85,43 @@ func TestOutOfMemoryMapSizeNamesTheLimitToo(t *testing.T) {
 	err := sizeError(fmt.Errorf("map %s: map create: %w", bpf.PodnetMapConns, unix.ENOMEM), Options{MaxTrackedConnections: 1 << 20})
 	assert.ErrorContains(t, err, "lower max_tracked_connections, or raise the collector's memory limit")
 	assert.ErrorIs(t, err, unix.ENOMEM)
+}
+
+// Under a descriptor limit too low for podnet, Open says which limit to raise, and hooks: auto
+// does not fall back to classic tracepoints, which need fewer descriptors but lose what tp_btf
+// keeps: at every limit, Open either attaches tp_btf or fails naming RLIMIT_NOFILE (found by an
+// independent check: at 100 descriptors it chose classic tracepoints and said so at info, at 40
+// it reported a verifier rejection).
+func TestOutOfDescriptorsIsSaidAndNotAFallback(t *testing.T) {
+	netnstest.RequireRoot(t)
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &saved) })
+	var failed, attached int
+	for extra := uint64(10); extra <= 250; extra += 20 {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := unix.Rlimit{Cur: uint64(len(entries)) + extra, Max: saved.Max}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &limit); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 256, Events: true})
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &saved)
+		if err != nil {
+			failed++
+			assert.ErrorContains(t, err, "RLIMIT_NOFILE", "%d descriptors free", extra)
+			assert.NotContains(t, err.Error(), "verifier rejected", "%d descriptors free", extra)
+			continue
+		}
+		attached++
+		assert.Equal(t, HooksTPBTF, tr.Mode(), "%d descriptors free: tp_btf or an error, never a quiet fallback", extra)
+		assert.NoError(t, tr.Close())
+	}
+	t.Logf("%d limits failed, %d attached tp_btf", failed, attached)
+	assert.Positive(t, failed, "the lowest limits fail")
+	assert.Positive(t, attached, "the highest attach")
 }

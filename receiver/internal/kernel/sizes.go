@@ -24,8 +24,8 @@ var mapSettings = map[string]string{
 // from one (too large for the kernel's limits, or for the memory it will lend).
 func sizeError(err error, opts Options) error {
 	var verifier *ebpf.VerifierError
-	if errors.As(err, &verifier) || errors.Is(err, unix.EPERM) {
-		return err // not the size: the verifier, or a missing capability (explain says which)
+	if errors.As(err, &verifier) || errors.Is(err, unix.EPERM) || outOfDescriptors(err) {
+		return err // not the size: the verifier, a missing capability or descriptor (explain says which)
 	}
 	for name, setting := range mapSettings {
 		if !strings.Contains(err.Error(), "map "+name+":") {

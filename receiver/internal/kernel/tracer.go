@@ -66,6 +66,12 @@ func Open(opts Options) (*Tracer, error) {
 			t.skipped = skipped
 			return t, nil
 		}
+		if outOfDescriptors(err) {
+			// Not this kernel's limit but the collector's: another mode would load (it uses
+			// fewer descriptors) and quietly lose what tp_btf keeps (found by an independent
+			// check). The error says which limit to raise.
+			return nil, err
+		}
 		skipped = append(skipped, fmt.Errorf("hooks %s: %w", mode, err))
 	}
 	return nil, errors.Join(skipped...)
