@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/attribution"
@@ -63,17 +64,19 @@ func (e *emitter) run(ctx context.Context, stop <-chan struct{}) {
 		case <-counters.C:
 			e.kernel.readCounters()
 		case <-emit:
-			e.emit(ctx)
+			e.emit(ctx, false)
 		case <-stop:
 			if e.metrics != nil {
-				e.emit(ctx)
+				e.emit(ctx, true)
 			}
 			return
 		}
 	}
 }
 
-func (e *emitter) emit(ctx context.Context) {
+// emit drains and delivers one interval's metrics; final is Shutdown's, which has no next
+// interval to re-send what the pipeline refused.
+func (e *emitter) emit(ctx context.Context, final bool) {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	e.drainAggregates(now)
 	md := e.metrics.emit(now)
@@ -84,7 +87,11 @@ func (e *emitter) emit(ctx context.Context) {
 	octx := e.obs.StartMetricsOp(ctx)
 	err := e.consumer.ConsumeMetrics(octx, md)
 	e.obs.EndMetricsOp(octx, obsFormat, points, err)
-	if err != nil {
+	switch {
+	case err != nil && final:
+		// Not rate-limited: said once, at the end, whatever was said before.
+		e.warn.logger.Warn("podnet: the final metrics (since the last interval) were not delivered: the metrics pipeline refused them at shutdown", zap.Error(err))
+	case err != nil:
 		e.warn.warn("podnet: the metrics pipeline refused a batch (cumulative values are re-sent next interval)", err)
 	}
 }

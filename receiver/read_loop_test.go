@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -223,6 +225,26 @@ func TestKernelAggregationRunsNoReader(t *testing.T) {
 	})
 	require.True(t, ok)
 	assert.Equal(t, 5.0, v)
+}
+
+// Final metrics the pipeline refuses at Shutdown are said to be lost, not "re-sent next
+// interval": there is none (found by an independent check), and even after the interval's
+// warnings, which are rate-limited, it is said.
+func TestRefusedFinalMetricsAreSaidLost(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.MetricsAggregation = aggregationKernel
+	cfg.MetricsInterval = 20 * time.Millisecond
+	core, logged := observer.New(zap.WarnLevel)
+	f := newFakeReceiver(t, cfg, nil, nil, consumertest.NewErr(errors.New("backend away")))
+	f.set.Logger = zap.New(core)
+	k := bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 8080, Role: uint8(event.Client)}
+	f.kernel.aggregates = map[bpf.PodnetAggKey]bpf.PodnetAggValue{k: {Connections: 5}}
+	f.start(t)
+	require.Eventually(t, func() bool { return logged.FilterMessageSnippet("re-sent next interval").Len() > 0 },
+		5*time.Second, 5*time.Millisecond, "an interval's refusal")
+	require.NoError(t, f.Shutdown(context.Background()))
+	f.requireStopped(t)
+	assert.Equal(t, 1, logged.FilterMessageSnippet("final metrics (since the last interval) were not delivered").Len())
 }
 
 // A logs consumer that never answers does not take the final metrics with it: they come from

@@ -318,3 +318,16 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 		assert.Equal(t, want[0], backendOf(e), "client %v: the node's endpoint", local)
 	}
 }
+
+// A node_netns that is no network namespace (another kind, here the mount namespace) says so,
+// rather than only setns's "invalid argument"; the programs load without the translations.
+func TestNodeNetnsThatIsNoNetworkNamespace(t *testing.T) {
+	netnstest.RequireRoot(t)
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 256,
+		AggregateInKernel: true, NATNetns: "/proc/self/ns/mnt"})
+	require.NoError(t, err, "the rest loads")
+	defer tr.Close()
+	require.Error(t, tr.BackendsErr())
+	assert.ErrorContains(t, tr.BackendsErr(), "/proc/self/ns/mnt")
+	assert.ErrorContains(t, tr.BackendsErr(), "not a network namespace")
+}

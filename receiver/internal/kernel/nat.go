@@ -150,6 +150,11 @@ func runInNetns(path string, fn func() error) error {
 		defer back.Close()
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
+			if errors.Is(err, unix.EINVAL) {
+				// setns's answer for a file that is no network namespace (found by an
+				// independent check: the privilege hint sent them astray).
+				err = fmt.Errorf("%w: it is not a network namespace (use a process's ns/net, e.g. /hostfs/proc/1/ns/net)", err)
+			}
 			done <- fmt.Errorf("entering %s: %w", path, err)
 			return
 		}
