@@ -323,8 +323,10 @@ func TestServiceEndpointOnTheNodeItself(t *testing.T) {
 // rather than only setns's "invalid argument"; the programs load without the translations.
 func TestNodeNetnsThatIsNoNetworkNamespace(t *testing.T) {
 	netnstest.RequireRoot(t)
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 256,
-		AggregateInKernel: true, NATNetns: "/proc/self/ns/mnt"})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 1024, MaxAggregates: 256,
+		AggregateInKernel: true, NATNetns: "/proc/self/ns/mnt",
+	})
 	require.NoError(t, err, "the rest loads")
 	defer tr.Close()
 	require.Error(t, tr.BackendsErr())
