@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -35,14 +36,26 @@ func TestCloseReasonsAndSYNRetransmits(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 131)
 	client, server := netw.AddPod(), netw.AddPod()
 	for _, noProcess := range []bool{false, true} {
-		t.Run(map[bool]string{false: "process context", true: "no process context"}[noProcess], func(t *testing.T) {
-			closeReasonsAndSYNRetransmits(t, client, server, noProcess)
-		})
+		name := map[bool]string{false: "process context", true: "no process context"}[noProcess]
+		// A run in which the development VM hid a state change of these connections from every
+		// BPF program (hidden_test.go; it happened once in CI) is made again, at most twice.
+		for run := 1; run <= 3; run++ {
+			var disturbed string
+			t.Run(fmt.Sprintf("%s/run%d", name, run), func(t *testing.T) {
+				disturbed = closeReasonsAndSYNRetransmits(t, client, server, noProcess)
+			})
+			if disturbed == "" {
+				break
+			}
+			require.Less(t, run, 3, "every run disturbed: %s", disturbed)
+			t.Logf("%s run %d disturbed, again: %s", name, run, disturbed)
+		}
 	}
 }
 
-func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, noProcess bool) {
+func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, noProcess bool) (disturbed string) {
 	cns, sns := client.NetnsInode(), server.NetnsInode()
+	hiddenCloses, hiddenEstablished := watchHiddenCloses(t), watchHiddenEstablishments(t)
 	tr, err := Open(Options{
 		Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
 		AggregateInKernel: true, Events: true, NoProcessContext: noProcess,
@@ -112,10 +125,25 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 	// Every connection's four events: a socket leaves ss's list as its CLOSE is being reported,
 	// so the ring is read until the last ones are in.
 	var events []bpf.PodnetEvent
-	require.Eventually(t, func() bool {
+	for deadline := time.Now().Add(10 * time.Second); len(events) < 4*6 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		events = append(events, ring.take()...)
-		return len(events) >= 4*6
-	}, 10*time.Second, 10*time.Millisecond, "every connection's connect, accept and closes")
+	}
+	if len(events) < 4*6 {
+		hidden := 0
+		for port := 7301; port <= 7306; port++ {
+			s, c := hiddenCloses.count(port)
+			es, ec := hiddenEstablished.count(port)
+			hidden += s + c + es + ec
+		}
+		if hidden > 0 {
+			return fmt.Sprintf("%d of 24 events, %d state changes hidden from BPF", len(events), hidden)
+		}
+		got := make([]string, len(events))
+		for i := range events {
+			got[i] = fmt.Sprintf("type %d role %d %d->%d", events[i].Type, events[i].Role, events[i].LocalPort, events[i].PeerPort)
+		}
+		require.Failf(t, "every connection's connect, accept and closes", "%d of 24 events: %v", len(events), got)
+	}
 	type end struct {
 		role uint8
 		port uint16
@@ -197,6 +225,7 @@ func closeReasonsAndSYNRetransmits(t *testing.T, client, server *netnstest.Pod, 
 		assert.LessOrEqual(t, b, HandshakeBucket(250_000), "%v", e)
 	}
 	assert.Len(t, slowest, 12, "every connect and accept has a handshake")
+	return ""
 }
 
 // pair connects client to a fresh listener at addr in server and returns both ends.
