@@ -583,7 +583,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 		ci.sampled_out = 0;
 		if (ci.role == ROLE_CLIENT)
 			to_ring(sk, EVENT_CONNECT, &ci, 0, ci.start_ns, rd);
-	} else if (deferred) {
+	} else if (deferred && !ci.excluded) {
 		count(COUNTER_SAMPLED_OUT); /* left out for good: what sampling kept from logs is counted */
 	}
 	/* Accepted by nobody through accept() (io_uring, or reset while queued), or its accept
