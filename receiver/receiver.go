@@ -65,15 +65,23 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	started, err := r.startAttribution(host, tb)
-	attr, stopAttr := started.attr, started.stop
-	if err != nil {
-		tb.Shutdown()
-		if more := kernel.MissingCapabilities(); more != "" {
-			return fmt.Errorf("podnet: %w; %s", err, more)
+	// What Start has started so far, undone in reverse order when a later step fails.
+	undo := []func(){tb.Shutdown}
+	fail := func(err error) error {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
 		return fmt.Errorf("podnet: %w", err)
 	}
+	started, err := r.startAttribution(host, tb)
+	if err != nil {
+		if more := kernel.MissingCapabilities(); more != "" {
+			return fail(fmt.Errorf("%w; %s", err, more))
+		}
+		return fail(err)
+	}
+	attr, stopAttr := started.attr, started.stop
+	undo = append(undo, func() { stopAttr() }) // the latest: withDNSNames wraps it
 	opts := r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil)
 	// Checked before loading: a netfilter program in a pod's namespace would see no translation.
 	notNode := r.cfg.ServiceBackends.notInNodeNetns(r.cfg.ProcRoot)
@@ -83,19 +91,15 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	attached := time.Now()
 	src, err := r.open(opts)
 	if err != nil {
-		stopAttr()
-		tb.Shutdown()
-		return fmt.Errorf("podnet: %w", err)
+		return fail(err)
 	}
+	undo = append(undo, func() { _ = src.kernel.Close() })
 	backendsErr := src.kernel.BackendsErr()
 	if notNode != nil {
 		backendsErr = notNode
 	}
 	if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(), backendsErr, r.set.Logger); err != nil {
-		_ = src.kernel.Close()
-		stopAttr()
-		tb.Shutdown()
-		return fmt.Errorf("podnet: %w", err)
+		return fail(err)
 	}
 	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
 	r.cfg.Logs.unused(r.logs != nil, r.cfg.Events, r.set.Logger)
@@ -108,10 +112,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		// in-kernel aggregates (ring overflow is counted lost as ever) for the reader, started
 		// once the first records can be named.
 		if err := started.awaitNames(ctx); err != nil {
-			_ = src.kernel.Close()
-			stopAttr()
-			tb.Shutdown()
-			return fmt.Errorf("podnet: start cancelled while waiting for the Kubernetes API server's first listing: %w", err)
+			return fail(fmt.Errorf("start cancelled while waiting for the Kubernetes API server's first listing: %w", err))
 		}
 	}
 	r.src = src.kernel
