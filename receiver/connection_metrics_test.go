@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 )
 
@@ -151,6 +152,26 @@ func TestConnectionMetricsForgetIdleSeries(t *testing.T) {
 	md := m.emit(later)
 	assert.Zero(t, md.DataPointCount())
 	assert.Zero(t, m.live(), "idle series leave the live ones (retired, no longer emitted)")
+}
+
+// The kernel's overflow entry is drained every interval, empty or not: an empty one does not
+// keep the overflow series from going idle (found by a review: it was updated, and so
+// emitted, forever after the first fold).
+func TestConnectionMetricsOverflowSeriesRetiresWhenIdle(t *testing.T) {
+	cfg := NewDefaultConfig()
+	m := newFixtureMetrics(cfg)
+	start := time.Now()
+	at := func(d time.Duration) pcommon.Timestamp { return pcommon.NewTimestampFromTime(start.Add(d)) }
+	m.foldAggregate(&bpf.PodnetAggValue{Connections: 3, Closed: 3}, at(0), at(time.Second))
+	require.Len(t, dataPoints(m.emit(at(time.Second)), "podnet.tcp.connections"), 1, "the overflow series")
+	for d := time.Minute; d <= cfg.MetricSeriesIdleExpiry+2*time.Minute; d += time.Minute {
+		m.foldAggregate(&bpf.PodnetAggValue{}, at(d-time.Minute), at(d))
+	}
+	assert.Zero(t, m.emit(at(cfg.MetricSeriesIdleExpiry+2*time.Minute)).DataPointCount(), "idle past expiry: retired")
+	m.foldAggregate(&bpf.PodnetAggValue{Connections: 1}, at(0), at(cfg.MetricSeriesIdleExpiry+3*time.Minute))
+	back := dataPoints(m.emit(at(cfg.MetricSeriesIdleExpiry+3*time.Minute)), "podnet.tcp.connections")
+	require.Len(t, back, 1)
+	assert.Equal(t, int64(4), back[0].IntValue(), "back, it continues")
 }
 
 // A retired series that comes back continues: same start time, cumulative values from where

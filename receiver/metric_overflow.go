@@ -34,11 +34,13 @@ func (m *connectionMetrics) live() int {
 // foldAggregate adds the kernel's overflow entry: what keys that found the in-kernel table full
 // counted since the last drain.
 func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcommon.Timestamp) {
+	if *v == (bpf.PodnetAggValue{}) {
+		// The entry is in every interval map, counted into or not: an empty one neither
+		// creates the series nor keeps it from going idle and retiring like any other.
+		return
+	}
 	s := m.series[overflowKey]
 	if s == nil {
-		if v.Connections == 0 && v.Closed == 0 && v.Active == 0 && v.BytesSent == 0 && v.BytesReceived == 0 && v.Retransmits == 0 {
-			return // the entry is in every interval map: no series until something folds
-		}
 		s = &series{start: since}
 		m.series[overflowKey] = s
 	}
