@@ -561,12 +561,16 @@ int find_connections(struct bpf_iter__task_file *ctx)
 
 	if (!started_jiffies)
 		started_jiffies = bpf_jiffies64();
-	if (!task)
+	/* First what earlier runs owe (progress.h), also in the scan's last call (no task). */
+	if (!write_owed(ctx->meta->seq))
 		return 0;
-	sk = file_stream_sock(ctx->file, true);
-	if (sk)
-		sk = tcp_beneath(sk);
-	if (sk)
-		find_connection(ctx->meta->seq, task, ctx->fd, sk);
+	if (task) {
+		sk = file_stream_sock(ctx->file, true);
+		if (sk)
+			sk = tcp_beneath(sk);
+		if (sk && !find_connection(ctx->meta->seq, task, ctx->fd, sk))
+			return 0; /* this run's output is dropped, the owed records with it */
+	}
+	owed_n = 0;
 	return 0;
 }

@@ -336,6 +336,8 @@ const (
 	PodnetVarMarkedReads                 = "marked_reads"
 	PodnetVarNatDsts                     = "nat_dsts"
 	PodnetVarNatLookup                   = "nat_lookup"
+	PodnetVarOwed                        = "owed"
+	PodnetVarOwedN                       = "owed_n"
 	PodnetVarPerCpuRings                 = "per_cpu_rings"
 	PodnetVarProcessContext              = "process_context"
 	PodnetVarReadAll                     = "read_all"
@@ -471,6 +473,8 @@ type PodnetVariableSpecs struct {
 	MarkedReads              *ebpf.VariableSpec `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.VariableSpec `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.VariableSpec `ebpf:"nat_lookup"`
+	Owed                     *ebpf.VariableSpec `ebpf:"owed"`
+	OwedN                    *ebpf.VariableSpec `ebpf:"owed_n"`
 	PerCpuRings              *ebpf.VariableSpec `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.VariableSpec `ebpf:"process_context"`
 	ReadAll                  *ebpf.VariableSpec `ebpf:"read_all"`
@@ -578,6 +582,8 @@ type PodnetVariables struct {
 	MarkedReads              *ebpf.Variable `ebpf:"marked_reads"`
 	NatDsts                  *ebpf.Variable `ebpf:"nat_dsts"`
 	NatLookup                *ebpf.Variable `ebpf:"nat_lookup"`
+	Owed                     *ebpf.Variable `ebpf:"owed"`
+	OwedN                    *ebpf.Variable `ebpf:"owed_n"`
 	PerCpuRings              *ebpf.Variable `ebpf:"per_cpu_rings"`
 	ProcessContext           *ebpf.Variable `ebpf:"process_context"`
 	ReadAll                  *ebpf.Variable `ebpf:"read_all"`

@@ -27,11 +27,23 @@
 
 #define SOCK_BINDPORT_LOCK 8
 
-/* The start-up scan running now, set by user space before each (never 0). The iterator runs a
- * connection's program again when its record did not fit the output buffer (the kernel drops
- * the record and retries the object in the next read): the entry the first run stored says it
- * was this scan's find through this very descriptor, so the record is written again, once. */
+/* The start-up scan running now, set by user space before each (never 0). */
 volatile __u8 scan_id = 1;
+
+/* Found records the scan owes its output. A record that does not fit the output buffer is
+ * dropped by the kernel, which retries the object in the next read, after user space took the
+ * full buffer. By then the connection may have closed: tracked already, its close was
+ * reported, but the retry sees a closed socket (or, its descriptor closed, no object at all)
+ * and reported nothing, so the close came with no record of the connection (an independent
+ * check's flaky run). So the record is kept here instead and written first by the scan's next
+ * run, whatever object that is, the last call of the scan (no object) included. A run's
+ * output is dropped whole when any of its writes does not fit, so the owed records are given
+ * up only by a run whose writes all fit. OWED_MAX: the run after a full buffer starts an empty
+ * one (32 KiB, ~180 records), so one record is ever owed; two for margin. With no room left,
+ * the retry above writes it (the record of a connection still open). */
+#define OWED_MAX 2
+__u8 owed[OWED_MAX][sizeof(struct event)]; /* bytes: a second Go type for struct event is refused */
+volatile __u32 owed_n;
 
 /* When the start-up scan first ran (jiffies), set by it: a socket born since then was seen open
  * by the state programs (on_accept tells an eviction from an older connection by it). 0 until
@@ -389,14 +401,40 @@ static __always_inline long listener_of(struct bpf_map *map, __u64 *key, struct 
 
 /* The start-up scan's second pass: an established connection nobody tracks yet predates
  * podnet. Tracked from now, its bytes so far counted as already reported, and written out. */
-static __always_inline void find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
+/* Writes the owed records to the output; false when they did not fit (all stay owed). */
+static __always_inline bool write_owed(struct seq_file *seq)
+{
+	__u32 n = owed_n;
+
+#pragma unroll
+	for (int i = 0; i < OWED_MAX; i++) {
+		if (i < n && bpf_seq_write(seq, owed[i], sizeof(owed[i])))
+			return false;
+	}
+	return true;
+}
+
+/* Keeps a record that did not fit for the next run; false when there is no room. */
+static __always_inline bool owe(const struct event *e)
+{
+	__u32 n = owed_n;
+
+	if (n >= OWED_MAX)
+		return false;
+	__builtin_memcpy(owed[n], e, sizeof(*e));
+	owed_n = n + 1;
+	return true;
+}
+
+/* Returns false when its record did not fit the output (owed, or left to the retry). */
+static __always_inline bool find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
 {
 	struct conn_info ci = { .accepted = 1, .found = scan_id };
 	struct conn_info *known;
 	struct listen_port lp = {};
 	struct event e = {};
 	__u64 key = (__u64)sk;
-	bool counted;
+	bool counted, wrote;
 	int state;
 
 	/* Probe reads only: a socket reached through bpf_sock_from_file is an untrusted pointer on
@@ -405,7 +443,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * a plain pointer read from its socket. Once per socket at Start. */
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (!open_state(state) || sock_unhashed(sk))
-		return;
+		return true;
 	fill_sock(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
@@ -440,7 +478,7 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known || known->found != ci.found || known->pid != ci.pid || known->found_fd != fd ||
 		    known->found_reported)
-			return;
+			return true;
 		ci = *known;
 	}
 	/* Closing meanwhile? A close unhashes the socket before its state program runs (the state
@@ -450,10 +488,10 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	if (sock_unhashed(sk) && !bpf_map_delete_elem(&conns, &key)) {
 		if (counted)
 			count_found(&e, -1, ci.active_folded);
-		return;
+		return true;
 	}
 	if (ci.excluded)
-		return; /* tracked, so that its close is no untracked one, but reported nowhere */
+		return true; /* tracked, so that its close is no untracked one, but reported nowhere */
 	e.timestamp_ns = ci.start_ns;
 	e.type = EVENT_FOUND;
 	e.role = ci.role;
@@ -466,11 +504,15 @@ static __always_inline void find_connection(struct seq_file *seq, struct task_st
 	 * (its close says so too), rather than a share decided without seeing how it ends. */
 	if (sample_one_in > 1)
 		e.sample_one_in = 1;
-	if (bpf_seq_write(seq, &e, sizeof(e)))
-		return; /* the buffer is full: this visit is made again */
+	/* Did not fit (this run's output is dropped): owed to the next run's, and so reported for
+	 * this object's retry; with no room owed, the retry writes it. */
+	wrote = !bpf_seq_write(seq, &e, sizeof(e));
+	if (!wrote && !owe(&e))
+		return false;
 	known = bpf_map_lookup_elem(&conns, &key);
 	if (known && known->found == ci.found)
 		known->found_reported = 1;
+	return wrote;
 }
 
 #endif

@@ -121,11 +121,19 @@ func (t *Tracer) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 	if err := t.coll.Variables[bpf.PodnetVarScanId].Set(t.scans); err != nil {
 		return 0, fmt.Errorf("numbering the start-up scan: %w", err)
 	}
+	// Nothing owed from a scan that ended early (bpf/progress.h, owed).
+	if err := t.coll.Variables[bpf.PodnetVarOwedN].Set(uint32(0)); err != nil {
+		return 0, fmt.Errorf("preparing the start-up scan: %w", err)
+	}
 	if _, err := run(t.iters.listeners); err != nil {
 		return 0, fmt.Errorf("scanning listeners: %w", err)
 	}
 	t.listenersFound = true // listeners hold every listener now (ListenDrops)
-	out, err := run(t.iters.found)
+	read := run
+	if t.readScan != nil {
+		read = t.readScan
+	}
+	out, err := read(t.iters.found)
 	if err != nil {
 		return 0, fmt.Errorf("scanning connections: %w", err)
 	}

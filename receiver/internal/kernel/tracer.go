@@ -36,6 +36,8 @@ type Tracer struct {
 	// entries are not kept any more. Guarded by aggregates.mu.
 	progressDone bool
 	natErr       error // why Service backends are not read although asked for (Options.NATNetns)
+	// readScan reads the start-up scan's output in place of run: tests pause between reads.
+	readScan func(*link.Iter) ([]byte, error)
 }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
