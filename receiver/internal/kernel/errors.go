@@ -19,10 +19,10 @@ func explain(step string, err error) error {
 	// Before the verifier's case: cilium/ebpf wraps a load that found no free descriptor in a
 	// VerifierError too, which read as a kernel podnet does not support.
 	switch {
-	case errors.Is(err, unix.EMFILE):
-		return fmt.Errorf("%s: too many open files: the collector's file descriptor limit (RLIMIT_NOFILE, %s) is too low for podnet's programs, maps, links and ring buffers; raise it (ulimit -n, the container runtime's default is 1048576, or LimitNOFILE in a systemd unit): %w", step, nofile(), err)
-	case errors.Is(err, unix.ENFILE):
+	case errors.Is(err, unix.ENFILE) || strings.Contains(err.Error(), unix.ENFILE.Error()):
 		return fmt.Errorf("%s: the node is out of file descriptors (fs.file-max, /proc/sys/fs/file-nr): %w", step, err)
+	case outOfDescriptors(err):
+		return fmt.Errorf("%s: too many open files: the collector's file descriptor limit (RLIMIT_NOFILE, %s) is too low for podnet's programs, maps, links and ring buffers; raise it (ulimit -n, the container runtime's default is 1048576, or LimitNOFILE in a systemd unit): %w", step, nofile(), err)
 	}
 	// A verifier that rejects a program answers EACCES too, but with a log: that is not
 	// about privileges, and telling the user to add capabilities would send them astray.
@@ -81,9 +81,12 @@ func kernelBTF() bool {
 	return err == nil
 }
 
-// outOfDescriptors says whether err is the collector's or the node's file descriptor limit.
+// outOfDescriptors says whether err is the collector's or the node's file descriptor limit. By
+// its text too: cilium/ebpf formats some errors with %v (a descriptor's dup), which keeps the
+// errno's words and loses the errno.
 func outOfDescriptors(err error) bool {
-	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		strings.Contains(err.Error(), unix.EMFILE.Error()) // ENFILE's text begins the same
 }
 
 // nofile is the collector's descriptor limit as "soft N, hard M", for the error that names it.
