@@ -36,6 +36,8 @@ type metricAttributes struct {
 	enabled  bool
 	kept     []string // metrics.<name>.attributes
 	declared []string // every attribute the metric has (its default list)
+	// drop takes the named attributes out of the metric's list in the config it was made of.
+	drop func(dropped []string)
 }
 
 func attributeNames[T ~string](keys []T) []string {
@@ -46,19 +48,27 @@ func attributeNames[T ~string](keys []T) []string {
 	return out
 }
 
+// attributesOf is one metric's entry: each metric's attribute keys are a type of their own.
+func attributesOf[K ~string](name string, enabled bool, list *[]K, declared []K) metricAttributes {
+	return metricAttributes{name, enabled, attributeNames(*list), attributeNames(declared), func(d []string) {
+		*list = keepOnly(*list, d)
+	}}
+}
+
 // connectionMetricAttributes lists the metrics that share the connection series (not
-// podnet.tcp.listen.overflows nor the service graph, which have series of their own).
-func connectionMetricAttributes(mc metadata.MetricsConfig) []metricAttributes {
+// podnet.tcp.listen.overflows nor the service graph, which have series of their own), the one
+// list of them.
+func connectionMetricAttributes(mc *metadata.MetricsConfig) []metricAttributes {
 	def := metadata.DefaultMetricsConfig()
 	return []metricAttributes{
-		{"podnet.tcp.connections", mc.PodnetTCPConnections.Enabled, attributeNames(mc.PodnetTCPConnections.EnabledAttributes), attributeNames(def.PodnetTCPConnections.EnabledAttributes)},
-		{"podnet.tcp.connections.active", mc.PodnetTCPConnectionsActive.Enabled, attributeNames(mc.PodnetTCPConnectionsActive.EnabledAttributes), attributeNames(def.PodnetTCPConnectionsActive.EnabledAttributes)},
-		{"podnet.tcp.connections.closed", mc.PodnetTCPConnectionsClosed.Enabled, attributeNames(mc.PodnetTCPConnectionsClosed.EnabledAttributes), attributeNames(def.PodnetTCPConnectionsClosed.EnabledAttributes)},
-		{"podnet.tcp.connection.duration", mc.PodnetTCPConnectionDuration.Enabled, attributeNames(mc.PodnetTCPConnectionDuration.EnabledAttributes), attributeNames(def.PodnetTCPConnectionDuration.EnabledAttributes)},
-		{"podnet.tcp.bytes_sent", mc.PodnetTCPBytesSent.Enabled, attributeNames(mc.PodnetTCPBytesSent.EnabledAttributes), attributeNames(def.PodnetTCPBytesSent.EnabledAttributes)},
-		{"podnet.tcp.bytes_received", mc.PodnetTCPBytesReceived.Enabled, attributeNames(mc.PodnetTCPBytesReceived.EnabledAttributes), attributeNames(def.PodnetTCPBytesReceived.EnabledAttributes)},
-		{"podnet.tcp.retransmits", mc.PodnetTCPRetransmits.Enabled, attributeNames(mc.PodnetTCPRetransmits.EnabledAttributes), attributeNames(def.PodnetTCPRetransmits.EnabledAttributes)},
-		{"podnet.tcp.syn_retransmits", mc.PodnetTCPSynRetransmits.Enabled, attributeNames(mc.PodnetTCPSynRetransmits.EnabledAttributes), attributeNames(def.PodnetTCPSynRetransmits.EnabledAttributes)},
+		attributesOf("podnet.tcp.connections", mc.PodnetTCPConnections.Enabled, &mc.PodnetTCPConnections.EnabledAttributes, def.PodnetTCPConnections.EnabledAttributes),
+		attributesOf("podnet.tcp.connections.active", mc.PodnetTCPConnectionsActive.Enabled, &mc.PodnetTCPConnectionsActive.EnabledAttributes, def.PodnetTCPConnectionsActive.EnabledAttributes),
+		attributesOf("podnet.tcp.connections.closed", mc.PodnetTCPConnectionsClosed.Enabled, &mc.PodnetTCPConnectionsClosed.EnabledAttributes, def.PodnetTCPConnectionsClosed.EnabledAttributes),
+		attributesOf("podnet.tcp.connection.duration", mc.PodnetTCPConnectionDuration.Enabled, &mc.PodnetTCPConnectionDuration.EnabledAttributes, def.PodnetTCPConnectionDuration.EnabledAttributes),
+		attributesOf("podnet.tcp.bytes_sent", mc.PodnetTCPBytesSent.Enabled, &mc.PodnetTCPBytesSent.EnabledAttributes, def.PodnetTCPBytesSent.EnabledAttributes),
+		attributesOf("podnet.tcp.bytes_received", mc.PodnetTCPBytesReceived.Enabled, &mc.PodnetTCPBytesReceived.EnabledAttributes, def.PodnetTCPBytesReceived.EnabledAttributes),
+		attributesOf("podnet.tcp.retransmits", mc.PodnetTCPRetransmits.Enabled, &mc.PodnetTCPRetransmits.EnabledAttributes, def.PodnetTCPRetransmits.EnabledAttributes),
+		attributesOf("podnet.tcp.syn_retransmits", mc.PodnetTCPSynRetransmits.Enabled, &mc.PodnetTCPSynRetransmits.EnabledAttributes, def.PodnetTCPSynRetransmits.EnabledAttributes),
 	}
 }
 
@@ -72,7 +82,7 @@ func seriesAttributesOf(mc metadata.MetricsConfig) (seriesAttrs, error) {
 	var disagree []string
 	for _, attr := range seriesAttributeNames {
 		var keptBy, droppedBy []string
-		for _, m := range connectionMetricAttributes(mc) {
+		for _, m := range connectionMetricAttributes(&mc) {
 			if !m.enabled || !slices.Contains(m.declared, attr) || len(m.kept) >= len(m.declared) {
 				continue // off, not its attribute, or left at its default: it follows
 			}
@@ -125,14 +135,9 @@ func (a seriesAttrs) withoutDropped(mc metadata.MetricsConfig) metadata.MetricsC
 	if len(d) == 0 {
 		return mc
 	}
-	mc.PodnetTCPConnections.EnabledAttributes = keepOnly(mc.PodnetTCPConnections.EnabledAttributes, d)
-	mc.PodnetTCPConnectionsActive.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionsActive.EnabledAttributes, d)
-	mc.PodnetTCPConnectionsClosed.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionsClosed.EnabledAttributes, d)
-	mc.PodnetTCPConnectionDuration.EnabledAttributes = keepOnly(mc.PodnetTCPConnectionDuration.EnabledAttributes, d)
-	mc.PodnetTCPBytesSent.EnabledAttributes = keepOnly(mc.PodnetTCPBytesSent.EnabledAttributes, d)
-	mc.PodnetTCPBytesReceived.EnabledAttributes = keepOnly(mc.PodnetTCPBytesReceived.EnabledAttributes, d)
-	mc.PodnetTCPRetransmits.EnabledAttributes = keepOnly(mc.PodnetTCPRetransmits.EnabledAttributes, d)
-	mc.PodnetTCPSynRetransmits.EnabledAttributes = keepOnly(mc.PodnetTCPSynRetransmits.EnabledAttributes, d)
+	for _, m := range connectionMetricAttributes(&mc) {
+		m.drop(d)
+	}
 	return mc
 }
 
