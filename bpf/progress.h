@@ -34,13 +34,13 @@ volatile __u8 scan_id = 1;
  * dropped by the kernel, which retries the object in the next read, after user space took the
  * full buffer. By then the connection may have closed: tracked already, its close was
  * reported, but the retry sees a closed socket (or, its descriptor closed, no object at all)
- * and reported nothing, so the close came with no record of the connection (an independent
- * check's flaky run). So the record is kept here instead and written first by the scan's next
+ * and reported nothing, so the close came with no record of the connection (a flaky run of
+ * TestConnectionClosingDuringTheScanIsCountedOnce). So the record is kept here instead and written first by the scan's next
  * run, whatever object that is, the last call of the scan (no object) included. A run's
  * output is dropped whole when any of its writes does not fit, so the owed records are given
  * up only by a run whose writes all fit. OWED_MAX: the run after a full buffer starts an empty
- * one (32 KiB, ~180 records), so one record is ever owed; two for margin. With no room left,
- * the retry above writes it (the record of a connection still open). */
+ * one (32 KiB, ~200 records), so one record is ever owed; two for margin. With no room left
+ * (never seen), the kernel's retry writes it, right while the connection is still open. */
 #define OWED_MAX 2
 __u8 owed[OWED_MAX][sizeof(struct event)]; /* bytes: a second Go type for struct event is refused */
 volatile __u32 owed_n;
@@ -399,8 +399,6 @@ static __always_inline long listener_of(struct bpf_map *map, __u64 *key, struct 
 	return 0;
 }
 
-/* The start-up scan's second pass: an established connection nobody tracks yet predates
- * podnet. Tracked from now, its bytes so far counted as already reported, and written out. */
 /* Writes the owed records to the output; false when they did not fit (all stay owed). */
 static __always_inline bool write_owed(struct seq_file *seq)
 {
@@ -426,7 +424,9 @@ static __always_inline bool owe(const struct event *e)
 	return true;
 }
 
-/* Returns false when its record did not fit the output (owed, or left to the retry). */
+/* The start-up scan's second pass: an established connection nobody tracks yet predates
+ * podnet. Tracked from now, its bytes so far counted as already reported, and written out.
+ * False when its record did not fit the output (owed, or left to the kernel's retry). */
 static __always_inline bool find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
 {
 	struct conn_info ci = { .accepted = 1, .found = scan_id };
