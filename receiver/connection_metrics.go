@@ -272,6 +272,12 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 		if m.live() >= m.max {
 			k, local, overflowed = overflowKey, m.node, true
 			s = m.series[k]
+			if s != nil && s.retired {
+				// Back, continuing, like any series (it was counted into and never emitted
+				// again: found by an independent check, 540 connections in no metric).
+				s.retired = false
+				m.retired--
+			}
 		}
 		if s == nil {
 			s = &series{start: start}
@@ -282,9 +288,16 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 	return s, overflowed
 }
 
-// forgetRetired keeps the max most recently updated retired series and forgets the rest.
+// forgetRetired keeps the max most recently updated retired series and forgets the rest. The
+// overflow series is neither counted nor forgotten: it is one more, always kept (counted, a
+// retired overflow series made the max-th retired series start over when it came back: found
+// by an independent check, 5 connections read as 3 from a new start).
 func (m *connectionMetrics) forgetRetired() {
-	if m.retired <= m.max {
+	retired := m.retired
+	if s, ok := m.series[overflowKey]; ok && s.retired {
+		retired--
+	}
+	if retired <= m.max {
 		return
 	}
 	type retiredAt struct {
@@ -293,7 +306,7 @@ func (m *connectionMetrics) forgetRetired() {
 	}
 	var rs []retiredAt
 	for k, s := range m.series {
-		if s.retired {
+		if s.retired && !k.overflow {
 			rs = append(rs, retiredAt{k, s.updated})
 		}
 	}
