@@ -112,13 +112,39 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, b
 	return bpf_map_lookup_elem(interval, k);
 }
 
-/* Takes a connection out of the open count (marked reads) where its open put it: its key's
- * counts v, or the overflow key's when the open was folded there and v is not already the
- * overflow's. An open and its close thus meet in one key, whichever intervals they fall in. */
-static __always_inline void agg_close_active(struct agg_value *v, bool open_folded, bool folded)
+static const __s64 moved_zero = 0;
+
+/* Puts a close's -1 for key k in the current active_moved set (maps.h); false when there is
+ * no set or no room. */
+static __always_inline bool agg_move_close(const struct agg_key *k)
+{
+	__u32 slot = 0;
+	void *set = bpf_map_lookup_elem(&active_moved, &slot);
+	__s64 *d;
+
+	if (!set)
+		return false;
+	d = bpf_map_lookup_elem(set, k);
+	if (!d) {
+		bpf_map_update_elem(set, k, &moved_zero, BPF_NOEXIST);
+		d = bpf_map_lookup_elem(set, k);
+		if (!d)
+			return false;
+	}
+	__sync_fetch_and_add(d, -1);
+	return true;
+}
+
+/* Takes a connection out of the open count (marked reads) where its open put it: its key k's
+ * counts v; the overflow key's when the open was folded there and v is not already the
+ * overflow's; and, when the close was folded but the open was not, key k's through
+ * active_moved. An open and its close thus meet in one key, whichever intervals they fall in. */
+static __always_inline void agg_close_active(struct agg_value *v, const struct agg_key *k, bool open_folded, bool folded)
 {
 	if (open_folded && !folded)
 		v = agg_overflow_value();
+	else if (folded && !open_folded && agg_move_close(k))
+		return;
 	if (v)
 		__sync_fetch_and_add(&v->active_delta, -1);
 }
@@ -156,7 +182,7 @@ static __always_inline void agg_close_unseen(const struct conn_info *ci)
 	__builtin_memcpy(k.peer_addr, ci->open_peer_addr, sizeof(k.peer_addr));
 	agg_key_backend(&k, ci->backend_port, ci->backend_addr); /* the open's event took them from ci */
 	v = agg_value_of(&k, &folded);
-	agg_close_active(v, ci->active_folded, folded);
+	agg_close_active(v, &k, ci->active_folded, folded);
 }
 
 /* Adds an event to its key: an open (connect, established or failed, or passive open) or a
@@ -186,7 +212,7 @@ static __always_inline bool agg_add(const struct event *e, bool open_folded)
 	}
 	__sync_fetch_and_add(&v->closed, 1);
 	if (marked_reads)
-		agg_close_active(v, open_folded, folded); /* only established connections report a close */
+		agg_close_active(v, &k, open_folded, folded); /* only established connections report a close */
 	if (e->close_reason < CLOSE_REASON_MAX)
 		__sync_fetch_and_add(&v->closed_by[e->close_reason], 1);
 	/* Only what the periodic reads of the open connection did not count already. */
@@ -212,7 +238,7 @@ static __always_inline bool count_found(const struct event *e, __s64 delta, bool
 	if (!v)
 		return false;
 	if (delta < 0) {
-		agg_close_active(v, open_folded, folded);
+		agg_close_active(v, &k, open_folded, folded);
 		return false;
 	}
 	__sync_fetch_and_add(&v->active_delta, delta);

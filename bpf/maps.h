@@ -196,6 +196,34 @@ struct {
 	__array(values, struct agg_interval);
 } aggregates SEC(".maps");
 
+/* Marked reads: the -1 of a close whose connection was counted open in its own key in an
+ * earlier interval, when the current interval map lacks that key and is full (aggregate.h
+ * agg_close_active). The overflow entry, where the rest of the close is counted, is the wrong
+ * place for it: the key's open count is a running sum kept by user space, and would stay up for
+ * ever (found by an independent check: `active` stuck at 86 with nothing open). User space
+ * takes these out of the keys' sums at each drain. Two sets, alternated with the intervals.
+ * Size: max_metric_series (the loader's), as the interval maps; not preallocated: the path is
+ * rare (more keys than max_metric_series in an interval), and a set full moves nothing (the -1
+ * goes to the overflow entry, as before). */
+struct active_moved_set {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 10000);
+	__type(key, struct agg_key);
+	__type(value, __s64);
+};
+
+struct active_moved_set active_moved_a SEC(".maps");
+struct active_moved_set active_moved_b SEC(".maps");
+
+/* The set closes put their -1 in: one slot, pointed at active_moved_a or _b by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct active_moved_set);
+} active_moved SEC(".maps");
+
 /* Marked sockets (progress.h, issue 12): those that sent or received data since the live-progress
  * read last took their set, so that the read visits them instead of every tracked connection.
  * Two sets, alternated like the aggregation intervals: the hooks mark the one `marked` points

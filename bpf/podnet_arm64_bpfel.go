@@ -282,6 +282,9 @@ type PodnetSynackKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	PodnetMapActiveMoved                 = "active_moved"
+	PodnetMapActiveMovedA                = "active_moved_a"
+	PodnetMapActiveMovedB                = "active_moved_b"
 	PodnetMapAggregates                  = "aggregates"
 	PodnetMapConnectCalls                = "connect_calls"
 	PodnetMapConnectTasks                = "connect_tasks"
@@ -437,6 +440,9 @@ type PodnetProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetMapSpecs struct {
+	ActiveMoved   *ebpf.MapSpec `ebpf:"active_moved"`
+	ActiveMovedA  *ebpf.MapSpec `ebpf:"active_moved_a"`
+	ActiveMovedB  *ebpf.MapSpec `ebpf:"active_moved_b"`
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
 	ConnectCalls  *ebpf.MapSpec `ebpf:"connect_calls"`
 	ConnectTasks  *ebpf.MapSpec `ebpf:"connect_tasks"`
@@ -522,6 +528,9 @@ func (o *PodnetObjects) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetMaps struct {
+	ActiveMoved   *ebpf.Map `ebpf:"active_moved"`
+	ActiveMovedA  *ebpf.Map `ebpf:"active_moved_a"`
+	ActiveMovedB  *ebpf.Map `ebpf:"active_moved_b"`
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
 	ConnectCalls  *ebpf.Map `ebpf:"connect_calls"`
 	ConnectTasks  *ebpf.Map `ebpf:"connect_tasks"`
@@ -545,6 +554,9 @@ type PodnetMaps struct {
 
 func (m *PodnetMaps) Close() error {
 	return _PodnetClose(
+		m.ActiveMoved,
+		m.ActiveMovedA,
+		m.ActiveMovedB,
 		m.Aggregates,
 		m.ConnectCalls,
 		m.ConnectTasks,

@@ -86,6 +86,10 @@ func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)
 		return errors.Join(progressErr, iv.drain(fn))
 	}
 	open := &t.marks.open
+	// Before the interval's keys: they report their sums with these in (openCounts.moved).
+	if err := t.marks.moved.take(open.moved); err != nil {
+		progressErr = errors.Join(progressErr, err)
+	}
 	err := iv.drain(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 		open.drained(k, v)
 		fn(k, v)

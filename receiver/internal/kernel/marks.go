@@ -57,6 +57,7 @@ func prepareMarks(spec *ebpf.CollectionSpec, on bool, opts Options) error {
 			delete(spec.Programs, p)
 		}
 	}
+	prepareActiveMoved(spec, on, opts)
 	spec.Maps[bpf.PodnetMapMarkedA].MaxEntries = size
 	spec.Maps[bpf.PodnetMapMarkedB].MaxEntries = size
 	spec.Maps[bpf.PodnetMapMarked].InnerMap.MaxEntries = size
@@ -89,6 +90,7 @@ type marks struct {
 	skips   func() (uint64, error)
 	skipped uint64
 	open    openCounts
+	moved   *activeMoved // closes' -1s for keys their interval map lacked
 }
 
 // newMarks points the hooks at the first set; before attaching, or a mark would find no set.
@@ -104,6 +106,10 @@ func newMarks(coll *ebpf.Collection) (*marks, error) {
 	}
 	if err := m.slot.Update(uint32(0), m.sets[0], ebpf.UpdateAny); err != nil {
 		return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapMarked, err)
+	}
+	var err error
+	if m.moved, err = newActiveMoved(coll); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

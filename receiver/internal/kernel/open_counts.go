@@ -42,6 +42,24 @@ func (o *openCounts) drained(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 	}
 }
 
+// moved adds the -1s of closes the kernel could not put in their key's interval entry (its map
+// full: bpf/maps.h active_moved). Called before the drain's keys, so a key the drain has reports
+// the sum with them; one it lacks is reported by rest, or not at all when nothing is open.
+func (o *openCounts) moved(k *bpf.PodnetAggKey, d int64) {
+	c := o.keys[*k]
+	if c == nil {
+		if d == 0 {
+			return
+		}
+		c = &openCount{}
+		o.keys[*k] = c
+	}
+	c.n += d
+	if c.n == 0 {
+		delete(o.keys, *k)
+	}
+}
+
 // rest hands fn the keys with open connections that the drain did not have, as aggregates that
 // counted nothing but their open connections, and ends the drain.
 func (o *openCounts) rest(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) {
