@@ -50,3 +50,18 @@ func TestOpenCountsBelowZeroReportZero(t *testing.T) {
 	assert.Equal(t, map[bpf.PodnetAggKey]uint64{a: 0}, drainOpen(t, &o, map[bpf.PodnetAggKey]int64{a: 1}))
 	assert.Empty(t, o.keys)
 }
+
+// A close whose key the interval map lacked (full) arrives apart (active_moved) and is taken
+// out of the key's running sum before the drain's keys; a key it brings to 0 is forgotten and
+// not reported, which the receiver reads as nothing open (settleActive).
+func TestOpenCountsTakeMovedCloses(t *testing.T) {
+	a, b := bpf.PodnetAggKey{Family: 2, ServerPort: 80}, bpf.PodnetAggKey{Family: 2, ServerPort: 443}
+	o := newOpenCounts()
+	assert.Equal(t, map[bpf.PodnetAggKey]uint64{a: 2, b: 1}, drainOpen(t, &o, map[bpf.PodnetAggKey]int64{a: 2, b: 1}))
+	o.moved(&a, -1)
+	assert.Equal(t, map[bpf.PodnetAggKey]uint64{a: 1, b: 1}, drainOpen(t, &o, nil))
+	o.moved(&a, -1)
+	o.moved(&b, -1)
+	assert.Equal(t, map[bpf.PodnetAggKey]uint64{b: 1}, drainOpen(t, &o, map[bpf.PodnetAggKey]int64{b: 1}), "b's close and a new open")
+	assert.Len(t, o.keys, 1, "a forgotten")
+}
