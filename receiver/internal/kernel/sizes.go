@@ -15,9 +15,12 @@ import (
 
 // mapSettings names the setting that sizes each map a user can make too large.
 var mapSettings = map[string]string{
-	bpf.PodnetMapAggregates: "max_metric_series",
-	bpf.PodnetMapConns:      "max_tracked_connections",
-	bpf.PodnetMapEvents:     "ring_buffer_size",
+	bpf.PodnetMapAggregates:   "max_metric_series",
+	bpf.PodnetMapActiveMoved:  "max_metric_series",
+	bpf.PodnetMapActiveMovedA: "max_metric_series",
+	bpf.PodnetMapActiveMovedB: "max_metric_series",
+	bpf.PodnetMapConns:        "max_tracked_connections",
+	bpf.PodnetMapEvents:       "ring_buffer_size",
 }
 
 // sizeError says which setting to lower when the kernel refused to create a map podnet sized
@@ -32,9 +35,12 @@ func sizeError(err error, opts Options) error {
 			continue
 		}
 		size := map[string]uint32{
-			bpf.PodnetMapAggregates: opts.MaxAggregates,
-			bpf.PodnetMapConns:      opts.MaxTrackedConnections,
-			bpf.PodnetMapEvents:     opts.RingBufferSize,
+			bpf.PodnetMapAggregates:   opts.MaxAggregates,
+			bpf.PodnetMapActiveMoved:  opts.MaxAggregates,
+			bpf.PodnetMapActiveMovedA: opts.MaxAggregates,
+			bpf.PodnetMapActiveMovedB: opts.MaxAggregates,
+			bpf.PodnetMapConns:        opts.MaxTrackedConnections,
+			bpf.PodnetMapEvents:       opts.RingBufferSize,
 		}[name]
 		fix := "lower " + setting
 		if errors.Is(err, unix.ENOMEM) {
