@@ -202,9 +202,10 @@ struct {
  * place for it: the key's open count is a running sum kept by user space, and would stay up for
  * ever (found by an independent check: `active` stuck at 86 with nothing open). User space
  * takes these out of the keys' sums at each drain. Two sets, alternated with the intervals.
- * Size: max_metric_series (the loader's), as the interval maps; not preallocated: the path is
- * rare (more keys than max_metric_series in an interval), and a set full moves nothing (the -1
- * goes to the overflow entry, as before). */
+ * Size: max_tracked_connections (the loader's): each key in it is that of a tracked connection
+ * closed in the interval. Not preallocated: the path is rare (more keys than max_metric_series
+ * in an interval). Where the kernel has no memory for a key, the -1 goes to the overflow entry,
+ * as before this set existed. */
 struct active_moved_set {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -20,12 +20,14 @@ type activeMoved struct {
 	current int // the set the slot points at: closes write it
 }
 
-// prepareActiveMoved sizes the sets: as the interval maps with marked reads, one entry without
-// (nothing writes them then).
+// prepareActiveMoved sizes the sets: with marked reads, max_tracked_connections, which no
+// interval's keys can outnumber (each is the key of a tracked connection that closed in it;
+// max_metric_series was too few: an independent check filled it, 150 clients closing at once);
+// one entry without (nothing writes them then). Not preallocated: memory only for the keys.
 func prepareActiveMoved(spec *ebpf.CollectionSpec, on bool, opts Options) {
 	size := uint32(1)
 	if on {
-		size = max(opts.MaxAggregates, 1)
+		size = max(opts.MaxTrackedConnections, 1)
 	}
 	spec.Maps[bpf.PodnetMapActiveMovedA].MaxEntries = size
 	spec.Maps[bpf.PodnetMapActiveMovedB].MaxEntries = size

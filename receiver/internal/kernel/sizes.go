@@ -16,9 +16,9 @@ import (
 // mapSettings names the setting that sizes each map a user can make too large.
 var mapSettings = map[string]string{
 	bpf.PodnetMapAggregates:   "max_metric_series",
-	bpf.PodnetMapActiveMoved:  "max_metric_series",
-	bpf.PodnetMapActiveMovedA: "max_metric_series",
-	bpf.PodnetMapActiveMovedB: "max_metric_series",
+	bpf.PodnetMapActiveMoved:  "max_tracked_connections",
+	bpf.PodnetMapActiveMovedA: "max_tracked_connections",
+	bpf.PodnetMapActiveMovedB: "max_tracked_connections",
 	bpf.PodnetMapConns:        "max_tracked_connections",
 	bpf.PodnetMapEvents:       "ring_buffer_size",
 }
@@ -36,9 +36,9 @@ func sizeError(err error, opts Options) error {
 		}
 		size := map[string]uint32{
 			bpf.PodnetMapAggregates:   opts.MaxAggregates,
-			bpf.PodnetMapActiveMoved:  opts.MaxAggregates,
-			bpf.PodnetMapActiveMovedA: opts.MaxAggregates,
-			bpf.PodnetMapActiveMovedB: opts.MaxAggregates,
+			bpf.PodnetMapActiveMoved:  opts.MaxTrackedConnections,
+			bpf.PodnetMapActiveMovedA: opts.MaxTrackedConnections,
+			bpf.PodnetMapActiveMovedB: opts.MaxTrackedConnections,
 			bpf.PodnetMapConns:        opts.MaxTrackedConnections,
 			bpf.PodnetMapEvents:       opts.RingBufferSize,
 		}[name]
