@@ -202,10 +202,11 @@ struct {
  * place for it: the key's open count is a running sum kept by user space, and would stay up for
  * ever (found by an independent check: `active` stuck at 86 with nothing open). User space
  * takes these out of the keys' sums at each drain. Two sets, alternated with the intervals.
- * Size: max_tracked_connections (the loader's): each key in it is that of a tracked connection
- * closed in the interval. Not preallocated: the path is rare (more keys than max_metric_series
- * in an interval). Where the kernel has no memory for a key, the -1 goes to the overflow entry,
- * as before this set existed. */
+ * Size: max_tracked_connections (the loader's): each key in it is, practically, that of a
+ * tracked connection closed since the last drain. Elements not preallocated (the path is rare:
+ * more keys than max_metric_series in an interval); the hash buckets are, 16 B each per set.
+ * Where the kernel has no memory for an element, the -1 goes to the overflow entry, as before
+ * these sets existed (not counted). */
 struct active_moved_set {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -40,9 +40,11 @@ volatile __u8 scan_id = 1;
  * output is dropped whole when any of its writes does not fit, so the owed records are given
  * up only by a run whose writes all fit. OWED_MAX: the run after a full buffer starts an empty
  * one (32 KiB, ~200 records), so one record is ever owed; two for margin. With no room left
- * (never seen), the kernel's retry writes it, right while the connection is still open. */
+ * (never seen), it is left to the kernel's retry, as before (lost if the connection closes
+ * first). Bytes, 8-aligned: a second Go type for struct event is refused by bpf2go, and an
+ * unaligned copy is one byte per store. */
 #define OWED_MAX 2
-__u8 owed[OWED_MAX][sizeof(struct event)]; /* bytes: a second Go type for struct event is refused */
+__u8 owed[OWED_MAX][sizeof(struct event)] __attribute__((aligned(8)));
 volatile __u32 owed_n;
 
 /* When the start-up scan first ran (jiffies), set by it: a socket born since then was seen open

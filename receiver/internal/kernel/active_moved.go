@@ -20,10 +20,11 @@ type activeMoved struct {
 	current int // the set the slot points at: closes write it
 }
 
-// prepareActiveMoved sizes the sets: with marked reads, max_tracked_connections, which no
-// interval's keys can outnumber (each is the key of a tracked connection that closed in it;
-// max_metric_series was too few: an independent check filled it, 150 clients closing at once);
-// one entry without (nothing writes them then). Not preallocated: memory only for the keys.
+// prepareActiveMoved sizes the sets: with marked reads, max_tracked_connections, which the keys
+// between two drains practically cannot outnumber (each is the key of a tracked connection that
+// closed; max_metric_series was too few: an independent check filled it, 150 clients closing at
+// once); one entry without (nothing writes them then). Elements are not preallocated, buckets
+// are (16 B per entry and set).
 func prepareActiveMoved(spec *ebpf.CollectionSpec, on bool, opts Options) {
 	size := uint32(1)
 	if on {

@@ -86,25 +86,45 @@ func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)
 		return errors.Join(progressErr, iv.drain(fn))
 	}
 	open := &t.marks.open
-	// Before the interval's keys: they report their sums with these in (openCounts.moved).
-	if err := t.marks.moved.take(open.moved); err != nil {
-		progressErr = errors.Join(progressErr, err)
+	old, err := iv.swap()
+	if err == nil {
+		// After the interval's swap, so that every close folded into the interval taken has
+		// its -1 in the set taken (a close after it finds the new map, with room); before the
+		// interval's keys, so that they report their sums with these in (openCounts.moved).
+		if err := t.marks.moved.take(open.moved); err != nil {
+			progressErr = errors.Join(progressErr, err)
+		}
+		err = iv.read(old, func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			open.drained(k, v)
+			fn(k, v)
+		})
 	}
-	err := iv.drain(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
-		open.drained(k, v)
-		fn(k, v)
-	})
 	open.rest(fn)
 	return errors.Join(progressErr, err)
 }
 
 // drain swaps the interval maps and hands the old one's keys to fn; the caller holds mu.
 func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
+	old, err := iv.swap()
+	if err != nil {
+		return err
+	}
+	return iv.read(old, fn)
+}
+
+// swap points the programs at the other interval map and returns the one they counted into.
+// The slot update returns once no program can still hold the old one (see DrainAggregates).
+func (iv *intervals) swap() (*ebpf.Map, error) {
 	old, next := iv.maps[iv.current], 1-iv.current
 	if err := iv.slot.Update(uint32(0), iv.maps[next], ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("switching the aggregation interval: %w", err)
+		return nil, fmt.Errorf("switching the aggregation interval: %w", err)
 	}
 	iv.current = next
+	return old, nil
+}
+
+// read hands old's keys to fn, deleting them, and gives it back its overflow entry.
+func (iv *intervals) read(old *ebpf.Map, fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	// Keys left behind by a failed read stay in old, which the next drain makes current
 	// again: they are counted late, never lost.
 	keys := make([]bpf.PodnetAggKey, aggregateBatch)

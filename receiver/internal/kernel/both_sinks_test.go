@@ -78,10 +78,15 @@ func drainUntilClosed(t *testing.T, tr *Tracer, pod *netnstest.Pod, l *load, hid
 	t.Helper()
 	n := int(l.ok.Load())
 	totals := map[uint32]roleTotals{pod.NetnsInode(): {}}
-	require.Eventually(t, func() bool {
+	var client, server, hs, hc int
+	closed := assert.Eventually(t, func() bool {
 		drainInto(t, tr, totals)
-		hs, hc := hidden.count(l.port)
-		return int(totals[pod.NetnsInode()].get(roleClient).Closed) >= n-hc && int(totals[pod.NetnsInode()].get(roleServer).Closed) >= n-hs
+		hs, hc = hidden.count(l.port)
+		client, server = int(totals[pod.NetnsInode()].get(roleClient).Closed), int(totals[pod.NetnsInode()].get(roleServer).Closed)
+		return client >= n-hc && server >= n-hs
 	}, 5*time.Second, 20*time.Millisecond)
+	if !closed {
+		require.FailNow(t, "closes missing", "%d connections: %d client and %d server closes aggregated, %d and %d hidden from BPF", n, client, server, hc, hs)
+	}
 	return totals
 }
