@@ -78,29 +78,29 @@ func add(sum, v *bpf.PodnetAggValue) {
 	sum.Active += v.Active
 }
 
-// An open counted open in the overflow entry (the table full in its interval) is taken out of
-// the overflow entry at its close, whichever interval that is in: with marked reads the open
-// count is kept by opens and closes, and an open and its close must meet in one key. (They
-// met in different keys: the overflow entry kept the folded opens for ever, and each named
-// key kept a -1 that swallowed its next open.)
-func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 217)
-	client, server := netw.AddPod(), netw.AddPod()
+// twoKeyTable opens marked reads into an in-kernel table of two keys (and the overflow entry)
+// for a client and a server pod of network id, and returns them with a drain: the open counts
+// of the two pods' keys and of the overflow entry, as one drain reports them (keys with open
+// connections and nothing else in the interval included), folded summing the overflow entry's
+// closes. active is nil where marked reads did not load (requireMarked failed the test).
+func twoKeyTable(t *testing.T, id byte) (client, server *netnstest.Pod, active func() (named, overflow uint64), folded *uint64) {
+	netw := netnstest.NewNetwork(t, id)
+	client, server = netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
 	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 2})
 	require.NoError(t, err)
-	defer tr.Close()
+	t.Cleanup(func() { _ = tr.Close() })
 	requireMarked(t, tr, true)
 	if !tr.MarkedReads() {
-		return // requireMarked failed the test already where the hooks exist
+		return client, server, nil, nil
 	}
-	// The open counts of the two pods' keys and of the overflow entry, as one drain reports
-	// them (keys with open connections and nothing else in the interval included).
-	active := func() (named, overflow uint64) {
+	folded = new(uint64)
+	active = func() (named, overflow uint64) {
 		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 			switch {
 			case IsOverflow(k):
 				overflow += v.Active
+				*folded += v.Closed
 			case k.NetnsIno == cns || k.NetnsIno == sns:
 				named += v.Active
 			}
@@ -108,6 +108,19 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 		return named, overflow
 	}
 	active() // an empty table to start from
+	return client, server, active, folded
+}
+
+// An open counted open in the overflow entry (the table full in its interval) is taken out of
+// the overflow entry at its close, whichever interval that is in: with marked reads the open
+// count is kept by opens and closes, and an open and its close must meet in one key. (They
+// met in different keys: the overflow entry kept the folded opens for ever, and each named
+// key kept a -1 that swallowed its next open.)
+func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
+	client, server, active, _ := twoKeyTable(t, 217)
+	if active == nil {
+		return // requireMarked failed the test already where the hooks exist
+	}
 
 	// Four connections to four server ports in one interval: eight keys for a table of two.
 	var clients, servers []net.Conn
@@ -145,30 +158,10 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 // `active` stayed at 86 with nothing open, its -1s in the overflow entry, reported as 0 there,
 // and its named keys up for ever, never retiring).
 func TestActiveCountOfANamedOpenFollowsItsFoldedClose(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 163)
-	client, server := netw.AddPod(), netw.AddPod()
-	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 2})
-	require.NoError(t, err)
-	defer tr.Close()
-	requireMarked(t, tr, true)
-	if !tr.MarkedReads() {
+	client, server, active, folded := twoKeyTable(t, 163)
+	if active == nil {
 		return // requireMarked failed the test already where the hooks exist
 	}
-	var folded uint64
-	active := func() (named, overflow uint64) {
-		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
-			switch {
-			case IsOverflow(k):
-				overflow += v.Active
-				folded += v.Closed
-			case k.NetnsIno == cns || k.NetnsIno == sns:
-				named += v.Active
-			}
-		}))
-		return named, overflow
-	}
-	active() // an empty table to start from
 	at := func(port int) netip.AddrPort { return netip.AddrPortFrom(server.IPv4, uint16(port)) }
 
 	// Interval 1: connection A's two ends take the table's two keys.
@@ -184,7 +177,7 @@ func TestActiveCountOfANamedOpenFollowsItsFoldedClose(t *testing.T) {
 	require.NoError(t, sa.Close())
 	require.Eventually(t, func() bool {
 		named, overflow = active()
-		return folded == 2
+		return *folded == 2
 	}, 5*time.Second, 20*time.Millisecond, "A's two closes folded into the overflow entry")
 	assert.Equal(t, uint64(2), named+overflow, "B's two ends open, A's none")
 	assert.Zero(t, overflow, "nothing open was folded")
