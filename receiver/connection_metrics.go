@@ -262,8 +262,7 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 	s = m.series[k]
 	if s != nil && s.retired {
 		if m.live() < m.max {
-			s.retired = false // back: it continues from where it was
-			m.retired--
+			m.revive(s)
 		} else {
 			s = nil
 		}
@@ -271,12 +270,10 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 	if s == nil {
 		if m.live() >= m.max {
 			k, local, overflowed = overflowKey, m.node, true
-			s = m.series[k]
-			if s != nil && s.retired {
-				// Back, continuing, like any series (it was counted into and never emitted
-				// again: found by an independent check, 540 connections in no metric).
-				s.retired = false
-				m.retired--
+			// Revived too when counted into (it was counted into and never emitted again:
+			// found by an independent check, 540 connections in no metric).
+			if s = m.series[k]; s != nil {
+				m.revive(s)
 			}
 		}
 		if s == nil {
@@ -286,6 +283,14 @@ func (m *connectionMetrics) get(k seriesKey, local *localEnd, start, now pcommon
 	}
 	s.updated, s.local = now, namedOver(s.local, local)
 	return s, overflowed
+}
+
+// revive brings a retired series back: it continues from where it was, from its start time.
+func (m *connectionMetrics) revive(s *series) {
+	if s.retired {
+		s.retired = false
+		m.retired--
+	}
 }
 
 // forgetRetired keeps the max most recently updated retired series and forgets the rest. The

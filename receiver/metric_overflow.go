@@ -44,10 +44,7 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcom
 		s = &series{start: since}
 		m.series[overflowKey] = s
 	}
-	if s.retired {
-		s.retired = false // back, continuing
-		m.retired--
-	}
+	m.revive(s)
 	s.updated, s.local = now, m.node
 	// Not on the service graph: the kernel's entry keeps neither roles nor names, so which of
 	// its connections had an edge is unknown (see README, service graph).

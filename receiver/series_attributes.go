@@ -80,9 +80,10 @@ func connectionMetricAttributes(mc *metadata.MetricsConfig) []metricAttributes {
 func seriesAttributesOf(mc metadata.MetricsConfig) (seriesAttrs, error) {
 	keep := map[string]bool{}
 	var disagree []string
+	metrics := connectionMetricAttributes(&mc)
 	for _, attr := range seriesAttributeNames {
 		var keptBy, droppedBy []string
-		for _, m := range connectionMetricAttributes(&mc) {
+		for _, m := range metrics {
 			if !m.enabled || !slices.Contains(m.declared, attr) || len(m.kept) >= len(m.declared) {
 				continue // off, not its attribute, or left at its default: it follows
 			}

@@ -19,10 +19,8 @@ const aggregateBatch = 256
 // programs count into the one the `aggregates` slot points at, and a drain reads the other,
 // which no program writes any more.
 type intervals struct {
-	mu      sync.Mutex // one drain at a time
-	slot    *ebpf.Map
-	maps    [2]*ebpf.Map
-	current int // index into maps of the one the slot points at
+	mu sync.Mutex // one drain at a time
+	alternating
 }
 
 // overflowKey is the interval maps' overflow entry (bpf/aggregate.h): all zero, which no real
@@ -34,7 +32,7 @@ var overflowKey bpf.PodnetAggKey
 func IsOverflow(k *bpf.PodnetAggKey) bool { return k.Family == 0 }
 
 func newIntervals(slot *ebpf.Map, spec *ebpf.MapSpec) (*intervals, error) {
-	iv := &intervals{slot: slot}
+	iv := &intervals{alternating: alternating{what: "aggregation interval", slot: slot}}
 	for i := range iv.maps {
 		m, err := ebpf.NewMap(spec)
 		if err == nil {
@@ -112,37 +110,11 @@ func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) erro
 	return iv.read(old, fn)
 }
 
-// swap points the programs at the other interval map and returns the one they counted into.
-// The slot update returns once no program can still hold the old one (see DrainAggregates).
-func (iv *intervals) swap() (*ebpf.Map, error) {
-	old, next := iv.maps[iv.current], 1-iv.current
-	if err := iv.slot.Update(uint32(0), iv.maps[next], ebpf.UpdateAny); err != nil {
-		return nil, fmt.Errorf("switching the aggregation interval: %w", err)
-	}
-	iv.current = next
-	return old, nil
-}
-
-// read hands old's keys to fn, deleting them, and gives it back its overflow entry.
+// read hands old's keys to fn, deleting them, and gives it back its overflow entry. Keys left
+// behind by a failed read stay in old, which the next drain makes current again: they are
+// counted late, never lost.
 func (iv *intervals) read(old *ebpf.Map, fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
-	// Keys left behind by a failed read stay in old, which the next drain makes current
-	// again: they are counted late, never lost.
-	keys := make([]bpf.PodnetAggKey, aggregateBatch)
-	values := make([]bpf.PodnetAggValue, aggregateBatch)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := old.BatchLookupAndDelete(&cursor, keys, values, nil)
-		for i := range n {
-			fn(&keys[i], &values[i])
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return errors.Join(err, putOverflow(old))
-		}
-	}
-	return putOverflow(old)
+	return errors.Join(takeAll(old, fn), putOverflow(old))
 }
 
 // putOverflow gives an interval map its overflow entry before the programs count into it (the
