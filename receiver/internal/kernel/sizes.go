@@ -13,14 +13,23 @@ import (
 	"github.com/podnet/podnet/bpf"
 )
 
-// mapSettings names the setting that sizes each map a user can make too large.
-var mapSettings = map[string]string{
-	bpf.PodnetMapAggregates:   "max_metric_series",
-	bpf.PodnetMapActiveMoved:  "max_tracked_connections",
-	bpf.PodnetMapActiveMovedA: "max_tracked_connections",
-	bpf.PodnetMapActiveMovedB: "max_tracked_connections",
-	bpf.PodnetMapConns:        "max_tracked_connections",
-	bpf.PodnetMapEvents:       "ring_buffer_size",
+// sizing is the setting that sizes a map a user can make too large, and its value.
+type sizing struct {
+	setting string
+	size    uint32
+}
+
+// mapSizings says, per map, which setting sized it.
+func mapSizings(opts Options) map[string]sizing {
+	conns := sizing{"max_tracked_connections", opts.MaxTrackedConnections}
+	return map[string]sizing{
+		bpf.PodnetMapAggregates:   {"max_metric_series", opts.MaxAggregates},
+		bpf.PodnetMapActiveMoved:  conns,
+		bpf.PodnetMapActiveMovedA: conns,
+		bpf.PodnetMapActiveMovedB: conns,
+		bpf.PodnetMapConns:        conns,
+		bpf.PodnetMapEvents:       {"ring_buffer_size", opts.RingBufferSize},
+	}
 }
 
 // sizeError says which setting to lower when the kernel refused to create a map podnet sized
@@ -30,18 +39,11 @@ func sizeError(err error, opts Options) error {
 	if errors.As(err, &verifier) || errors.Is(err, unix.EPERM) || outOfDescriptors(err) {
 		return err // not the size: the verifier, a missing capability or descriptor (explain says which)
 	}
-	for name, setting := range mapSettings {
+	for name, by := range mapSizings(opts) {
 		if !strings.Contains(err.Error(), "map "+name+":") {
 			continue
 		}
-		size := map[string]uint32{
-			bpf.PodnetMapAggregates:   opts.MaxAggregates,
-			bpf.PodnetMapActiveMoved:  opts.MaxTrackedConnections,
-			bpf.PodnetMapActiveMovedA: opts.MaxTrackedConnections,
-			bpf.PodnetMapActiveMovedB: opts.MaxTrackedConnections,
-			bpf.PodnetMapConns:        opts.MaxTrackedConnections,
-			bpf.PodnetMapEvents:       opts.RingBufferSize,
-		}[name]
+		setting, size := by.setting, by.size
 		fix := "lower " + setting
 		if errors.Is(err, unix.ENOMEM) {
 			// Since 5.11 map memory is charged to the creating process's memory cgroup: in a
