@@ -333,3 +333,91 @@ func TestNodeNetnsThatIsNoNetworkNamespace(t *testing.T) {
 	assert.ErrorContains(t, tr.BackendsErr(), "/proc/self/ns/mnt")
 	assert.ErrorContains(t, tr.BackendsErr(), "not a network namespace")
 }
+
+// The live reads of open connections to a Service (their bytes while open) count under the
+// backend their connect and close name, as the opens do, when metrics split by backend: an
+// independent check found three quarters of such bytes in a series naming no backend.
+func TestLiveBytesOfServiceConnectionsCountUnderTheirBackend(t *testing.T) {
+	node := netnstest.NewNode(t, 164)
+	client := node.AddPod()
+	vip := netip.MustParseAddrPort("10.96.0.30:80")
+	var backends []netip.AddrPort
+	for range 3 {
+		b := node.AddPod()
+		addr := netip.AddrPortFrom(b.IPv4, 8080)
+		b.DiscardAll(t, addr)
+		backends = append(backends, addr)
+	}
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "sink", VIP: vip, Backends: backends}))
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 20, MaxTrackedConnections: 4096, MaxAggregates: 256,
+		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(), BackendInMetrics: true,
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	ns := client.NetnsInode()
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == ns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+	})
+
+	// Connections held open, each with its own number of bytes written.
+	const n = 12
+	sent := map[uint16]uint64{} // by client port
+	var conns []net.Conn
+	require.NoError(t, client.Do(func() error {
+		for i := range n {
+			c, err := net.Dial("tcp", vip.String())
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+			size := 1000 + 100*i
+			if _, err := c.Write(make([]byte, size)); err != nil {
+				return err
+			}
+			sent[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = uint64(size)
+		}
+		return nil
+	}))
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	want := map[netip.AddrPort]uint64{}
+	var connects []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		connects = append(connects, ring.take()...)
+		return len(connects) >= n
+	}, 5*time.Second, 10*time.Millisecond, "every connect")
+	var total uint64
+	for i := range connects {
+		e := &connects[i]
+		require.True(t, backendOf(e).IsValid(), "connect from port %d names its backend", e.LocalPort)
+		want[backendOf(e)] += sent[e.LocalPort]
+		total += sent[e.LocalPort]
+	}
+
+	// The live reads, while every connection is open, until every byte was acknowledged.
+	got := map[netip.AddrPort]uint64{}
+	var counted uint64
+	require.Eventually(t, func() bool {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno != ns || k.Role != roleClient {
+				return
+			}
+			b := netip.AddrPort{}
+			if k.BackendPort != 0 {
+				b = netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)
+			}
+			got[b] += v.BytesSent
+			counted += v.BytesSent
+		}))
+		return counted >= total
+	}, 5*time.Second, 50*time.Millisecond, "bytes of open connections: %d of %d", counted, total)
+	assert.Zero(t, got[netip.AddrPort{}], "bytes in the series naming no backend")
+	delete(got, netip.AddrPort{})
+	assert.Equal(t, want, got, "bytes by backend, as their connects name it")
+}
