@@ -227,7 +227,7 @@ func (n *Names) add(raw []byte) {
 	if r.Transport == ipprotoTCP {
 		n.answers, err = ParseTCP(msg, int(r.Length), n.answers[:0])
 	} else {
-		n.answers, err = Parse(msg, n.answers[:0])
+		n.answers, err = Parse(msg, captured < int(r.Length), n.answers[:0])
 	}
 	if err != nil && !errors.Is(err, errNotResponse) {
 		n.stats.Malformed++

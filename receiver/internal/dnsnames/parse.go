@@ -28,12 +28,14 @@ var (
 	errNoQuestion  = errors.New("no question")
 )
 
-// Parse reads the answers of one DNS message (without TCP's length prefix). A message cut short
-// (copied only in part) yields the answers before the cut. Records whose owner no CNAME chain
+// Parse reads the answers of one DNS message (without TCP's length prefix). cut says the copy
+// ended before the message did (podnet's copy limit, or a TCP message longer than its segment):
+// such a message yields the answers before the cut. A whole message that does not parse yields
+// none, as a resolver uses none of it. Records whose owner no CNAME chain
 // from the question reaches are ignored, so a response can only name addresses for the name it
 // answers. A truncated one (TC: the server's answer did not fit a UDP message) names nothing:
 // resolvers discard it and ask again over TCP, whose answer is the one they use.
-func Parse(msg []byte, out []Answer) ([]Answer, error) {
+func Parse(msg []byte, cut bool, out []Answer) ([]Answer, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(msg)
 	if err != nil {
@@ -98,10 +100,13 @@ answers:
 		default:
 			err = p.SkipAnswer()
 		}
-		if err != nil { // cut short or malformed: keep what came before
+		if err != nil {
 			parseErr = err
 			break answers
 		}
+	}
+	if parseErr != nil && !cut {
+		return out, parseErr // malformed: a resolver discards the whole message
 	}
 	// The chain from the question: each name on it with the least TTL so far.
 	onChain := map[string]uint32{question: ^uint32(0)}
@@ -149,9 +154,10 @@ func canonical(n dnsmessage.Name) string {
 // length: the whole payload's size). DNS over TCP prefixes each message with its length; servers
 // mostly write both at once, so a segment starts a message, but some write the prefix alone
 // first, and the next segment then holds the bare message. A segment whose prefix covers exactly
-// the rest is a whole message; a segment of 2 bytes holds only a prefix (nothing to read);
-// a segment whose prefixes chain to its end holds several messages (answers written together,
-// as resolvers pipelining A and AAAA get them, or segments merged by GRO), each read;
+// the rest is a whole message, unless it does not parse as one and the whole segment does: a
+// bare message whose ID reads as that prefix; a segment of 2 bytes holds only a prefix (nothing
+// to read); a segment whose prefixes chain to its end holds several messages (answers written
+// together, as resolvers pipelining A and AAAA get them, or segments merged by GRO), each read;
 // anything else is read as a bare message, or failing that, as the start of a message longer
 // than the segment (parsed as far as it goes). A continuation of a long message fails both and
 // is an error.
@@ -159,44 +165,54 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 	if length == 2 {
 		return out, nil
 	}
+	copiedAll := len(payload) >= length
 	prefixed := len(payload) >= 2 && int(binary.BigEndian.Uint16(payload)) >= length-2
+	n := len(out)
 	if prefixed && int(binary.BigEndian.Uint16(payload)) == length-2 {
-		return Parse(payload[2:], out)
+		got, err := Parse(payload[2:], !copiedAll, out)
+		if err == nil {
+			return got, nil
+		}
+		if bare, bareErr := Parse(payload, !copiedAll, out[:n]); bareErr == nil {
+			return bare, nil
+		}
+		return Parse(payload[2:], !copiedAll, out[:n])
 	}
-	if msgs, ok := prefixedMessages(payload, length); ok {
+	if msgs, cutLast, ok := prefixedMessages(payload, length); ok {
 		var first error
-		for _, m := range msgs {
+		for i, m := range msgs {
 			var err error
-			if out, err = Parse(m, out); err != nil && first == nil {
+			if out, err = Parse(m, cutLast && i == len(msgs)-1, out); err != nil && first == nil {
 				first = err
 			}
 		}
 		return out, first
 	}
-	n := len(out)
-	out, err := Parse(payload, out)
+	// A bare message may itself be longer than its segment: as far as it goes.
+	out, err := Parse(payload, true, out)
 	if err == nil || !prefixed {
 		return out, err
 	}
-	return Parse(payload[2:], out[:n])
+	return Parse(payload[2:], true, out[:n])
 }
 
 // prefixedMessages splits a segment into length-prefixed messages when its prefixes chain
 // exactly to its end (length), as far as payload holds of it (the last message may be cut
-// there); ok only for two or more messages, each non-empty.
-func prefixedMessages(payload []byte, length int) (msgs [][]byte, ok bool) {
+// there: cutLast); ok only for two or more messages, each non-empty.
+func prefixedMessages(payload []byte, length int) (msgs [][]byte, cutLast, ok bool) {
 	off := 0
 	for off < length {
 		if off+2 > len(payload) {
-			return msgs, len(msgs) >= 2 // the rest was not copied: as far as it goes
+			return msgs, cutLast, len(msgs) >= 2 // the rest was not copied: as far as it goes
 		}
 		l := int(binary.BigEndian.Uint16(payload[off:]))
 		next := off + 2 + l
 		if l == 0 || next > length {
-			return nil, false
+			return nil, false, false
 		}
 		msgs = append(msgs, payload[off+2:min(next, len(payload))])
+		cutLast = next > len(payload)
 		off = next
 	}
-	return msgs, len(msgs) >= 2
+	return msgs, cutLast, len(msgs) >= 2
 }
