@@ -31,6 +31,7 @@ type running struct {
 	emitterDone  chan struct{}
 	stopAttr     func()
 	telemetry    *metadata.TelemetryBuilder
+	loss         *lossReporter
 }
 
 // launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
@@ -52,6 +53,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		emitterDone: make(chan struct{}),
 		stopAttr:    stopAttr,
 		telemetry:   tb,
+		loss:        loss,
 	}
 	iterErr := src.kernel.IteratorsUnavailable()
 	if iterErr != nil {

@@ -27,6 +27,9 @@ type lossReporter struct {
 	// mu orders the two publications; submitted is what the submitted counter has been given.
 	mu                       sync.Mutex
 	submitted, receivedTotal uint64
+	// What this run could not deliver, for the summary Shutdown logs: the counters' own totals
+	// leave with the process, and a scrape before it never sees the drops of Shutdown itself.
+	droppedTotal, decodeErrorsTotal uint64
 }
 
 // kernel adds the deltas of the kernel's counters, which are cumulative since load.
@@ -83,14 +86,42 @@ func (l *lossReporter) received(n int64) {
 
 func (l *lossReporter) decodeErrors(n int64) {
 	if n > 0 {
+		l.mu.Lock()
+		l.decodeErrorsTotal += uint64(n)
+		l.mu.Unlock()
 		l.tb.PodnetEventsDecodeErrors.Add(context.Background(), n)
 	}
 }
 
 func (l *lossReporter) dropped(n int64) {
 	if n > 0 {
+		l.mu.Lock()
+		l.droppedTotal += uint64(n)
+		l.mu.Unlock()
 		l.tb.PodnetEventsDropped.Add(context.Background(), n)
 	}
+}
+
+// logSummary says, once, at Shutdown, what this run's events came to: a warning with the
+// counts when any were lost, dropped or unreadable (the self-metrics holding them end with the
+// process: a scrape before Shutdown never sees what Shutdown itself could not deliver, nor the
+// instance a reload replaced), else one line that none were.
+func (l *lossReporter) logSummary(logger *zap.Logger) {
+	l.mu.Lock()
+	submitted, received, lost := l.submitted, l.receivedTotal, l.last.ReserveFailed
+	dropped, malformed := l.droppedTotal, l.decodeErrorsTotal
+	l.mu.Unlock()
+	fields := []zap.Field{
+		zap.Uint64("submitted", submitted), zap.Uint64("received", received), zap.Uint64("lost", lost),
+		zap.Uint64("dropped", dropped), zap.Uint64("decode_errors", malformed),
+	}
+	if lost+dropped+malformed == 0 {
+		logger.Info("podnet stopped: every event the kernel submitted was read and handed to the logs pipeline", fields...)
+		return
+	}
+	logger.Warn("podnet stopped: some of this run's events were not delivered "+
+		"(lost: the ring was full; dropped: the logs pipeline refused them or Shutdown could not deliver them in time; "+
+		"decode_errors: malformed records)", fields...)
 }
 
 func (l *lossReporter) seriesDropped(n int64) {

@@ -59,11 +59,19 @@ func TestReadLoopCountsMalformedRecords(t *testing.T) {
 	ring := newFakeRing(record(good), record(badType), record(good)[:10], []byte{}, record(badFamily), record(good))
 	logs := new(consumertest.LogsSink)
 	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	core, logged := observer.New(zap.InfoLevel)
+	f.set.Logger = zap.New(core)
 	f.kernel.counters = kernel.Counters{ReserveFailed: 3, Submitted: 9} // the 6 read and 3 lost
 	f.start(t)
 	require.Eventually(t, func() bool { return logs.LogRecordCount() == 2 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, f.Shutdown(context.Background()))
 	f.requireStopped(t)
+	summary := logged.FilterMessageSnippet("podnet stopped").AllUntimed()
+	require.Len(t, summary, 1)
+	want := map[string]any{
+		"submitted": uint64(9), "received": uint64(6), "lost": uint64(3), "dropped": uint64(0), "decode_errors": uint64(4),
+	}
+	assert.Equal(t, want, summary[0].ContextMap(), "the run's loss, said once at Shutdown")
 
 	assert.Equal(t, int64(4), f.sum(t, "otelcol_podnet_events_decode_errors"))
 	assert.Equal(t, int64(6), f.sum(t, "otelcol_podnet_events_received"))
@@ -156,6 +164,8 @@ func shutdownReturnsWhenTheConsumerBlocks(t *testing.T, shutdownCtx func() (cont
 	ring := newFakeRing(connects(total)...)
 	logs := &gatedLogs{gate: make(chan struct{})}
 	f := newFakeReceiver(t, cfg, ring, logs, nil)
+	core, logged := observer.New(zap.InfoLevel)
+	f.set.Logger = zap.New(core)
 	f.start(t)
 	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
 
@@ -171,6 +181,12 @@ func shutdownReturnsWhenTheConsumerBlocks(t *testing.T, shutdownCtx func() (cont
 	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_dropped"), "nothing was delivered")
 	assert.Zero(t, ring.len(), "the rest of the ring was counted, not left")
 	assert.True(t, f.kernel.isClosed(), "detached at the deadline")
+	// The drops of Shutdown itself leave with the process's counters: the log says them.
+	summary := logged.FilterMessageSnippet("podnet stopped: some of this run's events were not delivered").AllUntimed()
+	require.Len(t, summary, 1, "one summary at Shutdown")
+	assert.Equal(t, zap.WarnLevel, summary[0].Level)
+	assert.Equal(t, uint64(total), summary[0].ContextMap()["dropped"])
+	assert.Equal(t, uint64(total), summary[0].ContextMap()["received"])
 
 	close(logs.gate) // the consumer returns at last (refusing: its context ended)
 	f.requireStopped(t)

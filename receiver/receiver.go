@@ -171,6 +171,9 @@ func (r *podnetReceiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, run.kernel.close())
+	if run.reader != nil {
+		run.loss.logSummary(r.set.Logger)
+	}
 	run.cancel()
 	run.stopAttr()
 	run.telemetry.Shutdown()
