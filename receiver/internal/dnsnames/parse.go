@@ -176,7 +176,7 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 		if bare, bareErr := Parse(payload, !copiedAll, out[:n]); bareErr == nil {
 			return bare, nil
 		}
-		return Parse(payload[2:], !copiedAll, out[:n])
+		return Parse(payload[2:], !copiedAll, out[:n]) // again: the bare attempt wrote over its answers
 	}
 	if msgs, cutLast, ok := prefixedMessages(payload, length); ok {
 		var first error
