@@ -84,6 +84,7 @@ type connectionMetrics struct {
 	retired int
 	// listens: podnet.tcp.listen.overflows, set by each listener scan (listenOverflows).
 	listens         map[ownedListen]*listenSeries
+	retiredListens  int // of listens, retired (at most max kept: retireIdleListens)
 	listenOverflows bool
 	// listenPort: listen.overflows keeps server.port (its only attribute, which may be dropped).
 	listenPort bool
@@ -347,12 +348,12 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	}
 	m.forgetRetired()
 	m.serverNames.expire(now, m.expiry)
+	m.retireIdleListens(now)
 	for k, s := range m.listens {
-		if now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
-			delete(m.listens, k) // its listener is gone
+		inUse[k.owner.key()] = struct{}{} // a retired series' too: back, it is the same workload's
+		if s.retired {
 			continue
 		}
-		inUse[k.owner.key()] = struct{}{}
 		listensBy[k.owner] = append(listensBy[k.owner], k)
 		latest.see(k.owner, s.local, s.updated)
 	}

@@ -3,6 +3,9 @@
 package podnetreceiver
 
 import (
+	"cmp"
+	"slices"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/internal/metadata"
@@ -22,11 +25,13 @@ type ownedListen struct {
 }
 
 // listenSeries is a listening port's overflows since podnet first saw it (listen_overflow_ledger.go):
-// a listener that closes and listens again at the same port continues the count.
+// a listener that closes and listens again at the same port continues the count, also after
+// its series retired (idle past metric_series_idle_expiry: no longer emitted, kept).
 type listenSeries struct {
 	start, updated pcommon.Timestamp
 	local          *localEnd
 	drops          int64
+	retired        bool
 }
 
 // setListenOverflows takes one listener scan's overflows per listening port (SO_REUSEPORT
@@ -44,6 +49,10 @@ func (m *connectionMetrics) setListenOverflows(overflows map[listenKey]int64, lo
 			s = &listenSeries{start: since}
 			m.listens[k] = s
 		}
+		if s.retired { // listening again: from its start time and count, as Prometheus expects
+			s.retired = false
+			m.retiredListens--
+		}
 		s.drops += n
 		s.updated, s.local = now, namedOver(s.local, l)
 	}
@@ -55,5 +64,37 @@ func (m *connectionMetrics) recordListens(now pcommon.Timestamp, keys []ownedLis
 		s := m.listens[k]
 		m.mb.Reset(metadata.WithStartTime(s.start))
 		m.mb.RecordPodnetTCPListenOverflowsDataPoint(now, s.drops, int64(k.port))
+	}
+}
+
+// retireIdleListens retires the listen series idle past expiry (their listener gone: each scan
+// updates every listening port) and keeps at most max of the retired ones, the most recently
+// updated: a listener that comes back after its series retired continues it. (Deleted, it
+// started over from 0 with a new start time, which Prometheus, ignoring start times, reads as
+// a counter reset: found by an independent check, 6 then 3 read as 7.18 instead of 9.)
+func (m *connectionMetrics) retireIdleListens(now pcommon.Timestamp) {
+	for _, s := range m.listens {
+		if !s.retired && now.AsTime().Sub(s.updated.AsTime()) > m.expiry {
+			s.retired = true
+			m.retiredListens++
+		}
+	}
+	if m.retiredListens <= m.max {
+		return
+	}
+	type retiredAt struct {
+		k  ownedListen
+		at pcommon.Timestamp
+	}
+	var rs []retiredAt
+	for k, s := range m.listens {
+		if s.retired {
+			rs = append(rs, retiredAt{k, s.updated})
+		}
+	}
+	slices.SortFunc(rs, func(a, b retiredAt) int { return cmp.Compare(a.at, b.at) })
+	for _, r := range rs[:len(rs)-m.max] {
+		delete(m.listens, r.k)
+		m.retiredListens--
 	}
 }

@@ -145,3 +145,40 @@ func TestListenOverflowsWithoutThePortMerge(t *testing.T) {
 	assert.Equal(t, int64(6), dps[0].IntValue())
 	assert.Zero(t, dps[0].Attributes().Len())
 }
+
+// A listener gone longer than metric_series_idle_expiry (its series retired, no longer emitted)
+// that listens again continues its series: same start, the count from where it was (found by
+// an independent check with a real Prometheus: deleted, it came back as 1, 3 with a new start,
+// which Prometheus read as a reset: 7.18 overflows instead of 9). At most max_metric_series
+// retired listen series are kept.
+func TestListenOverflowsContinueAfterTheirListenerWasGone(t *testing.T) {
+	cfg := NewDefaultConfig()
+	m := newFixtureMetrics(cfg)
+	res := fixtureResources(cfg)
+	local := func(rk resourceKey) *localEnd { return res.get(rk) }
+	start := time.Now()
+	at := func(d time.Duration) pcommon.Timestamp { return pcommon.NewTimestampFromTime(start.Add(d)) }
+	rk := resourceKey{netnsIno: 4026532001, cgroupID: 9001}
+	m.setListenOverflows(map[listenKey]int64{{res: rk, port: 8090}: 6}, local, at(0), at(time.Second))
+	first := dataPoints(m.emit(at(time.Second)), "podnet.tcp.listen.overflows")
+	require.Len(t, first, 1)
+	gone := at(cfg.MetricSeriesIdleExpiry + 2*time.Second)
+	assert.Empty(t, dataPoints(m.emit(gone), "podnet.tcp.listen.overflows"), "its listener gone: retired")
+	m.setListenOverflows(map[listenKey]int64{{res: rk, port: 8090}: 3}, local, gone, gone+1)
+	back := dataPoints(m.emit(gone+1), "podnet.tcp.listen.overflows")
+	require.Len(t, back, 1)
+	assert.Equal(t, int64(9), back[0].IntValue(), "listening again, the count continues")
+	assert.Equal(t, first[0].StartTimestamp(), back[0].StartTimestamp(), "from its start")
+
+	small := NewDefaultConfig()
+	small.MaxMetricSeries = 2
+	m = newFixtureMetrics(small)
+	ports := map[listenKey]int64{}
+	for p := range uint16(5) {
+		ports[listenKey{res: rk, port: 9000 + p}] = 1
+	}
+	m.setListenOverflows(ports, local, at(0), at(time.Second))
+	m.emit(at(small.MetricSeriesIdleExpiry + 2*time.Second))
+	assert.Len(t, m.listens, 2, "at most max_metric_series retired listen series are kept")
+	assert.Equal(t, 2, m.retiredListens)
+}
