@@ -306,21 +306,32 @@ func (m *connectionMetrics) forgetRetired() {
 	if retired <= m.max {
 		return
 	}
-	type retiredAt struct {
-		k  seriesKey
+	m.retired -= forgetOldest(m.series, m.max, func(k seriesKey, s *series) (pcommon.Timestamp, bool) {
+		return s.updated, s.retired && !k.overflow
+	})
+}
+
+// forgetOldest deletes from m the entries retiredAt says are retired but the keep most recently
+// updated of them, and returns how many it deleted.
+func forgetOldest[K comparable, V any](m map[K]V, keep int, retiredAt func(K, V) (pcommon.Timestamp, bool)) int {
+	type retired struct {
+		k  K
 		at pcommon.Timestamp
 	}
-	var rs []retiredAt
-	for k, s := range m.series {
-		if s.retired && !k.overflow {
-			rs = append(rs, retiredAt{k, s.updated})
+	var rs []retired
+	for k, v := range m {
+		if at, ok := retiredAt(k, v); ok {
+			rs = append(rs, retired{k, at})
 		}
 	}
-	slices.SortFunc(rs, func(a, b retiredAt) int { return cmp.Compare(a.at, b.at) })
-	for _, r := range rs[:len(rs)-m.max] {
-		delete(m.series, r.k)
-		m.retired--
+	if len(rs) <= keep {
+		return 0
 	}
+	slices.SortFunc(rs, func(a, b retired) int { return cmp.Compare(a.at, b.at) })
+	for _, r := range rs[:len(rs)-keep] {
+		delete(m, r.k)
+	}
+	return len(rs) - keep
 }
 
 // emit returns every live series' cumulative values, one ResourceMetrics per local end (per

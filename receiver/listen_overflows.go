@@ -3,9 +3,6 @@
 package podnetreceiver
 
 import (
-	"cmp"
-	"slices"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/internal/metadata"
@@ -82,19 +79,7 @@ func (m *connectionMetrics) retireIdleListens(now pcommon.Timestamp) {
 	if m.retiredListens <= m.max {
 		return
 	}
-	type retiredAt struct {
-		k  ownedListen
-		at pcommon.Timestamp
-	}
-	var rs []retiredAt
-	for k, s := range m.listens {
-		if s.retired {
-			rs = append(rs, retiredAt{k, s.updated})
-		}
-	}
-	slices.SortFunc(rs, func(a, b retiredAt) int { return cmp.Compare(a.at, b.at) })
-	for _, r := range rs[:len(rs)-m.max] {
-		delete(m.listens, r.k)
-		m.retiredListens--
-	}
+	m.retiredListens -= forgetOldest(m.listens, m.max, func(_ ownedListen, s *listenSeries) (pcommon.Timestamp, bool) {
+		return s.updated, s.retired
+	})
 }
