@@ -1,6 +1,9 @@
 # podnet - see README.md. Targets that load eBPF (test, run, e2e) need root.
 GO ?= go
 export CGO_ENABLED ?= 0
+# Go 1.26 is a prerequisite (Debian has no package for it): found on PATH, or where the official
+# archive installs it, with the tools `go install` puts in GOPATH/bin.
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 
 .PHONY: all setup generate check-generated build test test-unit vet lint
 

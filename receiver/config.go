@@ -175,10 +175,10 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_tracked_connections: %d must be between 1 and %d", n, maxTrackedConnectionsLimit))
 	}
 	if cfg.PollInterval < time.Millisecond || cfg.PollInterval > time.Minute {
-		errs = append(errs, fmt.Errorf("poll_interval: %v must be between 1ms and 1m", cfg.PollInterval))
+		errs = append(errs, fmt.Errorf("poll_interval: %v must be between 1ms and 1m%s", cfg.PollInterval, unitHint(cfg.PollInterval)))
 	}
 	if cfg.ShutdownTimeout < time.Millisecond || cfg.ShutdownTimeout > 5*time.Minute {
-		errs = append(errs, fmt.Errorf("shutdown_timeout: %v must be between 1ms and 5m (keep it under the pod's terminationGracePeriodSeconds, 30s by default)", cfg.ShutdownTimeout))
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %v must be between 1ms and 5m%s (keep it under the pod's terminationGracePeriodSeconds, 30s by default)", cfg.ShutdownTimeout, unitHint(cfg.ShutdownTimeout)))
 	}
 	switch cfg.MetricsAggregation {
 	case aggregationAuto, aggregationKernel, aggregationEvents:
@@ -186,7 +186,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("metrics_aggregation: unknown value %q; use auto, kernel or events", cfg.MetricsAggregation))
 	}
 	if cfg.MetricsInterval < time.Second || cfg.MetricsInterval > time.Hour {
-		errs = append(errs, fmt.Errorf("metrics_interval: %v must be between 1s and 1h", cfg.MetricsInterval))
+		errs = append(errs, fmt.Errorf("metrics_interval: %v must be between 1s and 1h%s", cfg.MetricsInterval, unitHint(cfg.MetricsInterval)))
 	}
 	switch n := cfg.MaxMetricSeries; {
 	case n < 1:
@@ -277,4 +277,13 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		}
 	}
 	return opts
+}
+
+// unitHint says how a duration written as a bare number was read, when it was: the decoder takes
+// `10` as 10ns, which a range check alone reports as "10ns must be between 1s and 1h".
+func unitHint(d time.Duration) string {
+	if d <= 0 || d >= time.Microsecond {
+		return ""
+	}
+	return fmt.Sprintf(" (a number without a unit is nanoseconds: write it with one, e.g. %ds)", int64(d))
 }

@@ -70,6 +70,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"unknown aggregation", func(c *Config) { c.MetricsAggregation = "bpf" }, `metrics_aggregation: unknown value "bpf"`},
 		{"metrics too often", func(c *Config) { c.MetricsInterval = time.Millisecond }, "metrics_interval: 1ms must be between 1s and 1h"},
 		{"metrics too rarely", func(c *Config) { c.MetricsInterval = 100000 * time.Hour }, "metrics_interval: 100000h0m0s must be between 1s and 1h"},
+		{"metrics interval without a unit", func(c *Config) { c.MetricsInterval = 10 }, "metrics_interval: 10ns must be between 1s and 1h (a number without a unit is nanoseconds: write it with one, e.g. 10s)"},
 		{"empty hook mode", func(c *Config) { c.Hooks = "" }, `hooks: unknown mode ""`},
 		{"relative proc root", func(c *Config) { c.ProcRoot = "proc" }, `proc_root: "proc" must be an absolute path`},
 		{"relative cgroup root", func(c *Config) { c.CgroupRoot = "sys/fs/cgroup" }, `cgroup_root: "sys/fs/cgroup" must be an absolute path`},
