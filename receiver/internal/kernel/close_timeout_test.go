@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
@@ -18,7 +19,8 @@ import (
 // A peer that became unreachable (ICMP host unreachable answers every retransmission) times the
 // connection out: the kernel gives up with the ICMP error in sk_err instead of ETIMEDOUT
 // (tcp_write_err), and sent no reset. It was reported as a reset sent (found by an
-// independent check).
+// independent check). A close this VM hides from BPF (hidden_test.go; it failed CI once) is
+// tried again on another port, up to three times: each close seen is checked.
 func TestTimeoutAfterICMPUnreachableIsATimeout(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 225)
 	client, server := netw.AddPod(), netw.AddPod()
@@ -29,27 +31,44 @@ func TestTimeoutAfterICMPUnreachableIsATimeout(t *testing.T) {
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
 		return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE)
 	})
+	hidden := watchHiddenCloses(t)
 
-	c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, 7311))
+	for port := 7311; port < 7314; port++ {
+		timeOutUnreachable(t, client, server, port)
+		var closes []bpf.PodnetEvent
+		for deadline := time.Now().Add(5 * time.Second); len(closes) == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			closes = append(closes, ring.take()...)
+		}
+		if len(closes) == 0 {
+			_, hiddenClient := hidden.count(port)
+			require.Equal(t, 1, hiddenClient, "the client's close on port %d was neither reported nor hidden from BPF", port)
+			t.Logf("the client's close on port %d was hidden from BPF on this VM: again", port)
+			continue
+		}
+		require.Len(t, closes, 1)
+		assert.Equal(t, uint8(bpf.PodnetCloseReasonCLOSE_TIMEOUT), closes[0].CloseReason)
+		return
+	}
+	t.Fatal("three closes in a row hidden from BPF: nothing to check")
+}
+
+// timeOutUnreachable connects client to server at port, makes the server's namespace answer
+// it with ICMP host unreachable, and lets the client's kernel give up (TCP_USER_TIMEOUT 400 ms).
+func timeOutUnreachable(t *testing.T, client, server *netnstest.Pod, port int) {
+	t.Helper()
+	c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
 	defer s.Close()
 	raw, err := c.(*net.TCPConn).SyscallConn()
 	require.NoError(t, err)
 	require.NoError(t, raw.Control(func(fd uintptr) {
 		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 400))
 	}))
-	server.Filter("podnet_unreach", "input", "tcp dport 7311", "reject with icmpx host-unreachable")
+	server.Filter(fmt.Sprintf("podnet_unreach_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
 	_, err = c.Write([]byte("anyone?"))
 	require.NoError(t, err)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, syscall.EHOSTUNREACH, "the kernel gave up with the ICMP error")
 	require.NoError(t, c.Close())
-
-	var closes []bpf.PodnetEvent
-	require.Eventually(t, func() bool {
-		closes = append(closes, ring.take()...)
-		return len(closes) >= 1
-	}, 5*time.Second, 10*time.Millisecond, "the client's close")
-	require.Len(t, closes, 1)
-	assert.Equal(t, uint8(bpf.PodnetCloseReasonCLOSE_TIMEOUT), closes[0].CloseReason)
 }
