@@ -38,7 +38,7 @@ func newActiveMoved(coll *ebpf.Collection) (*activeMoved, error) {
 		slot: coll.Maps[bpf.PodnetMapActiveMoved],
 		maps: [2]*ebpf.Map{coll.Maps[bpf.PodnetMapActiveMovedA], coll.Maps[bpf.PodnetMapActiveMovedB]},
 	}}
-	if err := a.slot.Update(uint32(0), a.maps[0], ebpf.UpdateAny); err != nil {
+	if err := a.point(); err != nil {
 		return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapActiveMoved, err)
 	}
 	return a, nil

@@ -44,7 +44,7 @@ func newIntervals(slot *ebpf.Map, spec *ebpf.MapSpec) (*intervals, error) {
 		}
 		iv.maps[i] = m
 	}
-	if err := slot.Update(uint32(0), iv.maps[0], ebpf.UpdateAny); err != nil {
+	if err := iv.point(); err != nil {
 		iv.close()
 		return nil, err
 	}

@@ -11,12 +11,18 @@ import (
 
 // alternating is a pair of maps the programs write in turn, through a one-slot map-in-map that
 // user space points at one of them (bpf/maps.h: the aggregation intervals, the moved open
-// counts), so that user space reads the other while nothing writes it.
+// counts, the marked sets), so that user space reads the other while nothing writes it.
 type alternating struct {
 	what    string // for errors
 	slot    *ebpf.Map
 	maps    [2]*ebpf.Map
 	current int // the map the slot points at: the programs write it
+}
+
+// point points the slot at the current map: at start, before the programs attach (or they
+// would find none), and again at detach, for its wait (detach.go).
+func (a *alternating) point() error {
+	return a.slot.Update(uint32(0), a.maps[a.current], ebpf.UpdateAny)
 }
 
 // swap points the programs at the other map and returns the one they wrote. The slot update

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/podnet/podnet/bpf"
 )
 
@@ -64,5 +62,5 @@ func (t *Tracer) waitForPrograms() error {
 	iv := t.aggregates
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
-	return iv.slot.Update(uint32(0), iv.maps[iv.current], ebpf.UpdateAny)
+	return iv.point()
 }

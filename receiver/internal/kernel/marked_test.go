@@ -118,7 +118,7 @@ func TestMarkedReadsCountSocketsWhoseFrontSlotIsTaken(t *testing.T) {
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	tr := openMarkedSets(t, 32)
 	countRounds(t, tr, clientPod, serverPod, 7214, 16, func(round int) {
-		assert.NotZero(t, setLen(t, tr.marks.sets[tr.marks.current]), "round %d: sockets marked behind the front", round)
+		assert.NotZero(t, setLen(t, tr.marks.maps[tr.marks.current]), "round %d: sockets marked behind the front", round)
 	})
 	c, err := tr.Counters()
 	require.NoError(t, err)
@@ -282,7 +282,7 @@ func TestMarkedReadsConnectCloseMarksNothing(t *testing.T) {
 		t.Skip("no marked reads on this kernel (needs the tcp_sendmsg_locked tracepoint, 6.12+): nothing marks")
 	}
 	marking := func() int { // sockets in the set the hooks mark now (every socket of the machine)
-		n, it := 0, tr.marks.sets[tr.marks.current].Iterate()
+		n, it := 0, tr.marks.maps[tr.marks.current].Iterate()
 		var k uint64
 		var v uint8
 		for it.Next(&k, &v) {
@@ -355,7 +355,7 @@ func TestMarkedReadsWalkEveryConnectionAfterASkippedMark(t *testing.T) {
 // since the last read had been skipped.
 func unmarkAll(t *testing.T, tr *Tracer) {
 	t.Helper()
-	set := tr.marks.sets[tr.marks.current]
+	set := tr.marks.maps[tr.marks.current]
 	var key uint64
 	var value uint8
 	var keys []uint64

@@ -78,13 +78,11 @@ func frontSlots(size uint32) uint32 {
 // marks alternates the two marked sets between the hooks and the reads, and turns the kernel's
 // opens minus closes into the open connections a drain reports.
 type marks struct {
-	slot    *ebpf.Map
-	sets    [2]*ebpf.Map
-	current int // the set the slot points at: the hooks mark it
-	readSet *ebpf.Variable
-	readAll *ebpf.Variable
-	half    *ebpf.Variable // mark_half: the front's half the hooks fill, with the set
-	full    uint64         // COUNTER_MARK_FULL at the last read
+	alternating // the two sets: the hooks mark the current one
+	readSet     *ebpf.Variable
+	readAll     *ebpf.Variable
+	half        *ebpf.Variable // mark_half: the front's half the hooks fill, with the set
+	full        uint64         // COUNTER_MARK_FULL at the last read
 	// skips reads the runs of the mark programs the kernel skipped (markSkips); skipped is
 	// what it read before the last swap.
 	skips   func() (uint64, error)
@@ -96,15 +94,18 @@ type marks struct {
 // newMarks points the hooks at the first set; before attaching, or a mark would find no set.
 func newMarks(coll *ebpf.Collection) (*marks, error) {
 	m := &marks{
-		slot:    coll.Maps[bpf.PodnetMapMarked],
-		sets:    [2]*ebpf.Map{coll.Maps[bpf.PodnetMapMarkedA], coll.Maps[bpf.PodnetMapMarkedB]},
+		alternating: alternating{
+			what: "marked sets",
+			slot: coll.Maps[bpf.PodnetMapMarked],
+			maps: [2]*ebpf.Map{coll.Maps[bpf.PodnetMapMarkedA], coll.Maps[bpf.PodnetMapMarkedB]},
+		},
 		readSet: coll.Variables[bpf.PodnetVarReadSet],
 		readAll: coll.Variables[bpf.PodnetVarReadAll],
 		half:    coll.Variables[bpf.PodnetVarMarkHalf],
 		skips:   func() (uint64, error) { return markSkips(coll) },
 		open:    newOpenCounts(),
 	}
-	if err := m.slot.Update(uint32(0), m.sets[0], ebpf.UpdateAny); err != nil {
+	if err := m.point(); err != nil {
 		return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapMarked, err)
 	}
 	var err error
@@ -149,15 +150,14 @@ func (m *marks) beforeRead(markFull func() (uint64, error)) error {
 	if err != nil {
 		return err
 	}
-	old, next := m.current, 1-m.current
-	if err := m.half.Set(uint32(next)); err != nil {
+	old := m.current
+	if err := m.half.Set(uint32(1 - old)); err != nil {
 		return fmt.Errorf("switching the marked sets' front: %w", err)
 	}
-	if err := m.slot.Update(uint32(0), m.sets[next], ebpf.UpdateAny); err != nil {
+	if _, err := m.swap(); err != nil {
 		_ = m.half.Set(uint32(old)) // the hooks keep marking the set and half they had
-		return fmt.Errorf("switching the marked sets: %w", err)
+		return err
 	}
-	m.current = next
 	full, err := markFull()
 	if err != nil {
 		return err
