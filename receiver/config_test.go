@@ -215,6 +215,12 @@ func TestIntegerSettingsAreNotChangedByDecoding(t *testing.T) {
 		{"exclude: {server_ports: [80, 443.5]}", "exclude.server_ports[1]: 443.5 is not a whole number"},
 		{"dns_names: {max_names: 1.5}", "dns_names.max_names: 1.5 is not a whole number"},
 		{"logs: {sampling: {one_in: 2.5}}", "logs.sampling.one_in: 2.5 is not a whole number"},
+		{"ring_buffer_size: 8MiB", `ring_buffer_size: "8MiB" is text; write 8388608 (an integer, without quotes or unit)`},
+		{"ring_buffer_size: 64 Ki", `write 65536 (`},
+		{"ring_buffer_size: '16777216'", `ring_buffer_size: "16777216" is text; write 16777216 (`},
+		{"dns_names: {max_names: lots}", `dns_names.max_names: "lots" is text; write an integer, without quotes or unit`},
+		{"ring_buffer_size: 99999999999GiB", `ring_buffer_size: "99999999999GiB" is text; write an integer`},
+		{"exclude: {server_ports: [http]}", `exclude.server_ports[0]: "http" is text; write an integer`},
 		{"ring_buffer_size: 16777216", ""},
 		{"ring_buffer_size: 1.6777216e+07", ""}, // a whole number, however written
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/confmap"
@@ -52,8 +53,9 @@ func valueKinds(t reflect.Type, raw map[string]any, prefix string) error {
 	return errors.Join(errs...)
 }
 
-// wholeNumber refuses what an int would not hold as written; anything else (a string, say) is
-// left to the decoder's own error.
+// wholeNumber refuses what an int would not hold as written, and text (which the decoder
+// refuses naming Go types) with the number to write instead where the text is a size with a
+// unit (`ring_buffer_size: 8MiB`, found by an independent check).
 func wholeNumber(path string, v any) error {
 	const tooFar = "%s: %v is too %s for any podnet setting (see the README's Configuration table for this one's range)"
 	switch n := v.(type) {
@@ -70,6 +72,34 @@ func wholeNumber(path string, v any) error {
 		if n > math.MaxInt64 {
 			return fmt.Errorf(tooFar, path, n, "large")
 		}
+	case string:
+		if number, ok := sizeInBytes(n); ok {
+			return fmt.Errorf("%s: %q is text; write %d (an integer, without quotes or unit)", path, n, number)
+		}
+		return fmt.Errorf("%s: %q is text; write an integer, without quotes or unit", path, n)
 	}
 	return nil
+}
+
+// sizeUnits are the units a size may be written with elsewhere: IEC (KiB), Kubernetes
+// quantities (Ki, and k/M/G as powers of 1000) and SI (kB, KB, MB).
+var sizeUnits = map[string]int64{
+	"b": 1, "": 1,
+	"kib": 1 << 10, "ki": 1 << 10, "mib": 1 << 20, "mi": 1 << 20, "gib": 1 << 30, "gi": 1 << 30,
+	"kb": 1e3, "k": 1e3, "mb": 1e6, "m": 1e6, "gb": 1e9, "g": 1e9,
+}
+
+// sizeInBytes reads text such as "8MiB" or "64 Ki" as bytes.
+func sizeInBytes(text string) (int64, bool) {
+	text = strings.TrimSpace(text)
+	digits := strings.IndexFunc(text, func(r rune) bool { return r < '0' || r > '9' })
+	if digits == -1 {
+		digits = len(text)
+	}
+	n, err := strconv.ParseInt(text[:digits], 10, 64)
+	unit, known := sizeUnits[strings.ToLower(strings.TrimSpace(text[digits:]))]
+	if err != nil || !known || n > math.MaxInt64/unit {
+		return 0, false
+	}
+	return n * unit, true
 }
