@@ -41,6 +41,7 @@ const enum close_reason *unused_close_reason __attribute__((unused));
 const enum handshake_histogram *unused_handshake_histogram __attribute__((unused));
 const struct listen_drops *unused_listen_drops __attribute__((unused));
 const enum listen_closed *unused_listen_closed __attribute__((unused));
+const enum agg_key_drop *unused_agg_key_drop __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
 const struct agg_key *unused_agg_key __attribute__((unused));
@@ -296,7 +297,7 @@ static __always_inline void report_failed_connect(struct sock *sk, long ret, __u
 	struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
 	struct event *e;
 
-	if (!connect_attempted(ret, uaddr, addrlen, BPF_CORE_READ(sk, __sk_common.skc_family)))
+	if (!connect_attempted(ret, uaddr, addrlen, sk, BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return;
 	fill_sock(&local, sk, READ_PROBED);
 	fill_peer_from_sockaddr(&local, uaddr, addrlen);

@@ -60,6 +60,14 @@ enum counter {
 	COUNTER_MAX = 13,
 };
 
+/* Key fields every connection metric drops (`metrics.<name>.attributes`), zeroed in every
+ * in-kernel aggregation key (aggregate.h agg_key_drops). */
+enum agg_key_drop {
+	AGG_KEY_DROP_PEER = 1,  /* network.peer.address and every name read from it */
+	AGG_KEY_DROP_PORT = 2,  /* server.port */
+	AGG_KEY_DROP_ERROR = 4, /* error.type */
+};
+
 /* Buckets of the handshake-duration histogram: HANDSHAKE_BOUNDS upper bounds (set by the
  * loader, aggregate.h handshake_bounds_us) and one for everything above. */
 enum handshake_histogram {

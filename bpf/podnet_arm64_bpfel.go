@@ -27,6 +27,14 @@ type PodnetAggKey struct {
 	BackendAddr [16]uint8
 }
 
+type PodnetAggKeyDrop uint32
+
+const (
+	PodnetAggKeyDropAGG_KEY_DROP_PEER  PodnetAggKeyDrop = 1
+	PodnetAggKeyDropAGG_KEY_DROP_PORT  PodnetAggKeyDrop = 2
+	PodnetAggKeyDropAGG_KEY_DROP_ERROR PodnetAggKeyDrop = 4
+)
+
 type PodnetAggValue struct {
 	_                structs.HostLayout
 	Connections      uint64
@@ -328,6 +336,7 @@ const (
 	PodnetProgStateTracepoint            = "state_tracepoint"
 	PodnetProgSynackRetransmitTpBtf      = "synack_retransmit_tp_btf"
 	PodnetProgUringComplete              = "uring_complete"
+	PodnetVarAggKeyDrops                 = "agg_key_drops"
 	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
 	PodnetVarBackendInMetrics            = "backend_in_metrics"
 	PodnetVarExclusions                  = "exclusions"
@@ -354,6 +363,7 @@ const (
 	PodnetVarStopping                    = "stopping"
 	PodnetVarTaskCalls                   = "task_calls"
 	PodnetVarUnusedAggKey                = "unused_agg_key"
+	PodnetVarUnusedAggKeyDrop            = "unused_agg_key_drop"
 	PodnetVarUnusedAggValue              = "unused_agg_value"
 	PodnetVarUnusedCloseReason           = "unused_close_reason"
 	PodnetVarUnusedCounter               = "unused_counter"
@@ -468,6 +478,7 @@ type PodnetMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
+	AggKeyDrops              *ebpf.VariableSpec `ebpf:"agg_key_drops"`
 	AggregateInKernel        *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	BackendInMetrics         *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.VariableSpec `ebpf:"exclusions"`
@@ -494,6 +505,7 @@ type PodnetVariableSpecs struct {
 	Stopping                 *ebpf.VariableSpec `ebpf:"stopping"`
 	TaskCalls                *ebpf.VariableSpec `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggKeyDrop         *ebpf.VariableSpec `ebpf:"unused_agg_key_drop"`
 	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedCounter            *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -583,6 +595,7 @@ func (m *PodnetMaps) Close() error {
 //
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
+	AggKeyDrops              *ebpf.Variable `ebpf:"agg_key_drops"`
 	AggregateInKernel        *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	BackendInMetrics         *ebpf.Variable `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.Variable `ebpf:"exclusions"`
@@ -609,6 +622,7 @@ type PodnetVariables struct {
 	Stopping                 *ebpf.Variable `ebpf:"stopping"`
 	TaskCalls                *ebpf.Variable `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggKeyDrop         *ebpf.Variable `ebpf:"unused_agg_key_drop"`
 	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedCounter            *ebpf.Variable `ebpf:"unused_counter"`

@@ -230,6 +230,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	/* Keyed as its open and close are: by the backend its connect was sent to, when metrics
 	 * split by backend (an independent check found live bytes in a key without one). */
 	agg_key_backend(&k, ci->backend_port, ci->backend_addr);
+	agg_key_project(&k);
 	v = agg_value_of(&k, &folded);
 	if (!v)
 		return true;
@@ -452,12 +453,18 @@ static __always_inline bool find_connection(struct seq_file *seq, struct task_st
 	fill_sock(&e, sk, READ_PROBED);
 	lp.netns_ino = e.netns_ino;
 	lp.port = e.local_port;
-	/* The kernel keeps no role: a listener on the local port, a port bound explicitly (a
-	 * client's bind; accepted sockets do not inherit their listener's: sk_clone_lock clears
-	 * it), or a local port outside the ephemeral range facing a peer's port inside it (the
-	 * listener closed since, its connections draining) says server. */
-	if (bpf_map_lookup_elem(&listen_ports, &lp) || (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) ||
-	    serves_ephemeral(sk, e.local_port, e.peer_port))
+	/* The kernel keeps no role. A port bound explicitly says client: accepted sockets never
+	 * have the bind lock (sk_clone_lock clears their listener's), so only a client that bound
+	 * its port before connect() does (it said server until an independent check found such
+	 * clients in series of their own, a byte too many: payload_sent takes the SYN out by role).
+	 * Then a listener on the local port, SO_REUSEADDR (which accepted sockets inherit from
+	 * their listener - Go, Python, nginx and most servers set it - and clients rarely set
+	 * without binding), or a local port outside the ephemeral range facing a peer's port
+	 * inside it (the listener closed since, its connections draining) says server. */
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
+		ci.role = ROLE_CLIENT;
+	else if (bpf_map_lookup_elem(&listen_ports, &lp) || BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse) ||
+		 serves_ephemeral(sk, e.local_port, e.peer_port))
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;

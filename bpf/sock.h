@@ -177,6 +177,14 @@ static __always_inline __u32 syn_sent_at(struct sock *sk, enum sock_read direct)
 	return tp ? tp->retrans_stamp : 0;
 }
 
+/* Whether the socket was shut down (sk_shutdown: close() sets both ways first). */
+static __always_inline bool shut_down(struct sock *sk, enum sock_read direct)
+{
+	if (direct)
+		return BPF_CORE_READ_BITFIELD(sk, sk_shutdown);
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:
@@ -193,10 +201,15 @@ static __always_inline __s32 connect_errno(struct sock *sk, __u8 reported, enum 
 	if (reported)
 		return reported;
 	/* Its SYN went out (tcp_connect dates it in retrans_stamp, which only a disconnect clears):
-	 * the application closed it. None did: connect() found no tuple for it, no free local port
-	 * or, for a port bound beforehand, the tuple already taken (an independent check saw those
-	 * reported cancelled, when the local port alone decided). */
-	return syn_sent_at(sk, direct) ? PODNET_ECANCELED : EADDRNOTAVAIL;
+	 * the application closed it, or disconnected it (shutdown() or connect(AF_UNSPEC) in
+	 * SYN_SENT), which the kernel reports to it as ECONNRESET, set just after this state
+	 * change; close() marks the socket shut down both ways before it (found by an independent
+	 * check: a disconnect reported cancelled). None did: connect() found no tuple for it, no
+	 * free local port or, for a port bound beforehand, the tuple already taken (an independent
+	 * check saw those reported cancelled, when the local port alone decided). */
+	if (!syn_sent_at(sk, direct))
+		return EADDRNOTAVAIL;
+	return shut_down(sk, direct) ? PODNET_ECANCELED : ECONNRESET;
 }
 
 /* A TCP socket's smoothed RTT (tcp_sock srtt_us: µs << 3; its first sample alone right after
@@ -243,21 +256,41 @@ static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *fami
 	return true;
 }
 
+#define SS_UNCONNECTED 1
+
 /* Whether a connect() that failed before SYN_SENT tried to connect at all: the kernel refuses
- * a sockaddr it cannot read (EFAULT) or of another family (EAFNOSUPPORT) before any attempt,
- * and every EINVAL a TCP connect() returns is such a refusal too: a sockaddr too short, an IPv6
- * link-local peer with no interface to reach it on (no scope id, no bound device), a flow label
- * the socket does not hold, a socket in no state to connect. No connection failed (independent
- * checks saw such calls reported as failed connects, to 0.0.0.0:0 and to fe80::/10 peers). */
-static __always_inline bool connect_attempted(long err, __u64 uaddr, __u32 addrlen, __u16 sock_family)
+ * a sockaddr it cannot read (EFAULT), too short or of another family (EAFNOSUPPORT) before any
+ * attempt. EINVAL is such a refusal too - an IPv6 link-local peer with no interface to reach it
+ * on (no scope id, no bound device), a flow label the socket does not hold, a socket in no
+ * state to connect - except where a blackhole route answered the route lookup, an attempt to a
+ * destination the node refuses (found by an independent check: such connects were in no
+ * record; before that, independent checks saw the refusals reported as failed connects, to
+ * 0.0.0.0:0 and to fe80::/10 peers). So EINVAL counts only for a well-formed sockaddr of a
+ * socket that could connect (SS_UNCONNECTED: the route lookup's errors leave it so). */
+static __always_inline bool connect_attempted(long err, __u64 uaddr, __u32 addrlen, struct sock *sk, __u16 sock_family)
 {
+	__u8 sa[24] = {}; /* sockaddr_in6 up to its address; sockaddr_in's 16 bytes */
 	__u16 f;
 
-	if (err == -EINVAL || addrlen < (sock_family == AF_INET6 ? 24 : 16))
+	if (addrlen < (sock_family == AF_INET6 ? 24 : 16))
 		return false;
-	if (bpf_probe_read_user(&f, sizeof(f), (void *)uaddr))
+	if (bpf_probe_read_user(sa, sock_family == AF_INET6 ? 24 : 16, (void *)uaddr))
 		return false;
-	return f == sock_family;
+	f = *(__u16 *)sa;
+	if (f != sock_family)
+		return false;
+	if (err != -EINVAL)
+		return true;
+	if (BPF_CORE_READ(sk, sk_socket, state) != SS_UNCONNECTED)
+		return false;
+	if (f == AF_INET6) {
+		__u32 flowinfo = *(__u32 *)&sa[4];
+		__u8 *a = &sa[8];
+
+		if ((a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (flowinfo & bpf_htonl(0x000fffff)))
+			return false; /* link-local or a flow label: the arguments' EINVALs */
+	}
+	return true;
 }
 
 /* A socket's two ends: what exclusion and sampling decide from (select.h). */

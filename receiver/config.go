@@ -252,6 +252,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
 		NATNetns:              cfg.ServiceBackends.nodeNetns(),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
+		KeyDrops:              cfg.kernelKeyDrops(),
 		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
 	}
 	if aggregate || !hasMetrics { // only logs read the ring: it takes the event types they keep

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -74,6 +75,60 @@ func totals(all []pmetric.Metrics, name string) map[int64]float64 {
 				}
 			}
 		}
+	}
+	return out
+}
+
+// Series that drop attributes (metrics.<name>.attributes) are bounded by max_metric_series as
+// the metrics have them: the kernel's keys drop the same fields, so connections that differ only
+// in a dropped attribute take one key, not one each (found by an independent check: 5 series
+// once the peer address was dropped, 3 of them folded into the overflow series in the kernel).
+// Twenty server ports and 2 roles would be 40 keys before the drop; here 2 series, under a bound
+// of 3. Everything outside the test's addresses is excluded so that no other traffic on the
+// machine takes a key.
+func TestDroppedAttributesDoNotFillTheKernelTable(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netw := netnstest.NewNetwork(t, 36)
+	client, server := netw.AddPod(), netw.AddPod()
+	const ports = 20
+	sink, stop := startMetricsOnlyWith(t, "kernel", func(cfg *Config) {
+		cfg.MaxMetricSeries = 3
+		cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}
+		cfg.Exclude.PeerCIDRs = allBut(netip.MustParsePrefix(client.IPv4.String() + "/24"))
+	})
+	for p := range ports {
+		port := 9300 + p
+		srv := server.StartServer(t, fmt.Sprintf("[::]:%d", port), 1)
+		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "x")
+		require.Empty(t, res)
+		srv.Wait(t)
+	}
+	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
+		"every TCP socket of the pods closed")
+	stop()
+	all := sink.AllMetrics()
+	require.NotEmpty(t, all)
+	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"} {
+		_, folded := point(t, all, 0, name, map[string]any{overflowAttribute: true})
+		assert.False(t, folded, "%s: nothing folded into the overflow series", name)
+		for role, pod := range map[string]*netnstest.Pod{"client": client, "server": server} {
+			got, ok := point(t, all, pod.NetnsInode(), name, map[string]any{"podnet.connection.role": role})
+			require.True(t, ok, "%s: a %s series", name, role)
+			assert.Equal(t, float64(ports), got, "%s %s: every connection in its one series", name, role)
+		}
+	}
+}
+
+// allBut is every address range but p and its IPv6 counterpart: the exclusions that leave a
+// test only its own traffic (IPv4 here; every IPv6 peer excluded).
+func allBut(p netip.Prefix) []string {
+	out := []string{"::/0"}
+	a := p.Masked().Addr().As4()
+	for bits := 1; bits <= p.Bits(); bits++ {
+		// The range that agrees with p on its first bits-1 bits and differs in bit bits-1.
+		b := a
+		b[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8)
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4(b), bits).Masked().String())
 	}
 	return out
 }

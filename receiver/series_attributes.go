@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 )
 
@@ -151,4 +152,30 @@ func keepOnly[K ~string](keys []K, dropped []string) []K {
 		}
 	}
 	return out
+}
+
+// kernelKeyDrops are the in-kernel aggregation key fields the series drop (kernel.Options
+// KeyDrops), so that the kernel's table of max_metric_series keys holds the series the metrics
+// emit: a field is dropped there only when nothing drained from a key reads it - the peer
+// address names the peer pod, its Service and server.address, and the service graph reads the
+// peer and the error. Role and family stay (each at most doubles the keys).
+func (cfg *Config) kernelKeyDrops() uint8 {
+	a, _ := seriesAttributesOf(cfg.Metrics) // Validate refused the settings that disagree
+	graph := cfg.serviceGraphOn()
+	var drops bpf.PodnetAggKeyDrop
+	if !a.peer && !a.peerNamespace && !a.peerPod && !a.peerService && !a.serverAddress && !graph {
+		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_PEER
+	}
+	if !a.port {
+		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_PORT
+	}
+	if !a.errType && !graph {
+		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_ERROR
+	}
+	return uint8(drops)
+}
+
+// serviceGraphOn says whether the service graph's metrics are on (service_graph.go).
+func (cfg *Config) serviceGraphOn() bool {
+	return cfg.Metrics.TracesServiceGraphRequestTotal.Enabled || cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled
 }

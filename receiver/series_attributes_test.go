@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 )
 
@@ -181,4 +182,32 @@ func TestListenOverflowsContinueAfterTheirListenerWasGone(t *testing.T) {
 	m.emit(at(small.MetricSeriesIdleExpiry + 2*time.Second))
 	assert.Len(t, m.listens, 2, "at most max_metric_series retired listen series are kept")
 	assert.Equal(t, 2, m.retiredListens)
+}
+
+// The kernel's keys drop a field only when nothing read from a drained key needs it: the peer
+// address names the peer pod and Service, and the service graph reads the peer and the error.
+func TestKernelKeyDropsFollowWhatTheSeriesRead(t *testing.T) {
+	const peer, port, errType = uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_PEER), uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_PORT), uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_ERROR)
+	for _, tc := range []struct {
+		name  string
+		attrs []metadata.PodnetTCPConnectionsMetricAttributeKey
+		graph bool
+		want  uint8
+	}{
+		{"every attribute", nil, false, 0},
+		{"the README's example", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"}, false, peer},
+		{"role alone", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}, false, peer | port | errType},
+		{"the peer pod's name, from the peer address", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "podnet.peer.k8s.pod.name"}, false, port | errType},
+		{"the service graph reads peer and error", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}, true, port},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			if tc.attrs != nil {
+				cfg.Metrics.PodnetTCPConnections.EnabledAttributes = tc.attrs
+			}
+			cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = tc.graph
+			require.NoError(t, cfg.Validate())
+			assert.Equal(t, tc.want, cfg.kernelKeyDrops())
+		})
+	}
 }

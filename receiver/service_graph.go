@@ -56,7 +56,7 @@ var overflowEdge = edgeKey{}
 
 func newServiceGraph(cfg *Config) serviceGraph {
 	return serviceGraph{
-		on:         cfg.Metrics.TracesServiceGraphRequestTotal.Enabled || cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled,
+		on:         cfg.serviceGraphOn(),
 		max:        cfg.MaxMetricSeries,
 		serverEnds: cfg.Kubernetes.PeerPods == "" || cfg.Kubernetes.PeerPods == k8smeta.PeerPodsAll,
 		edges:      map[edgeKey]*edge{},

@@ -135,3 +135,98 @@ func blockingBoundSocket(local *unix.SockaddrInet4) (int, error) {
 	}
 	return fd, nil
 }
+
+// Connects the kernel refuses as attempts, and disconnects in SYN_SENT, say what the
+// application got: a destination behind a blackhole route is EINVAL from the route lookup (an
+// attempt, unlike the arguments' EINVALs above: found by an independent check, such connects
+// were in no record), and shutdown() or connect(AF_UNSPEC) before the handshake ended is
+// ECONNRESET (reported cancelled before, as a close() in SYN_SENT still is). IPv4 and IPv6.
+func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 38)
+	client := netw.AddPod()
+	hole4, hole6 := netip.MustParseAddr("10.213.38.200"), netip.MustParseAddr("fd00:213:38::200")
+	client.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
+	client.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
+	silent := netip.MustParseAddr("10.213.38.201") // on the pod's network, no one has it: SYN_SENT until disconnected
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
+	})
+	failedCounted(t, tr, client.NetnsInode()) // from zero
+
+	var outcomes []error
+	require.NoError(t, client.Do(func() error {
+		for _, to := range []unix.Sockaddr{
+			&unix.SockaddrInet4{Port: 80, Addr: hole4.As4()},
+			&unix.SockaddrInet6{Port: 80, Addr: hole6.As16()},
+		} {
+			family := unix.AF_INET
+			if _, v6 := to.(*unix.SockaddrInet6); v6 {
+				family = unix.AF_INET6
+			}
+			fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
+			if err != nil {
+				return err
+			}
+			outcomes = append(outcomes, unix.Connect(fd, to))
+			unix.Close(fd)
+		}
+		for _, disconnect := range []func(fd int) error{
+			func(fd int) error { return unix.Shutdown(fd, unix.SHUT_RDWR) },
+			func(fd int) error { return rawConnect(fd, unsafe.Pointer(&unix.RawSockaddr{Family: unix.AF_UNSPEC}), 16) },
+			func(int) error { return nil }, // close() alone: cancelled
+		} {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return err
+			}
+			if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 80, Addr: silent.As4()}); !errors.Is(err, unix.EINPROGRESS) {
+				unix.Close(fd)
+				return err
+			}
+			time.Sleep(20 * time.Millisecond) // the SYN waits for its neighbour in SYN_SENT
+			_ = disconnect(fd)
+			soErr, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			outcomes = append(outcomes, unix.Errno(soErr))
+			unix.Close(fd)
+		}
+		return nil
+	}))
+	assert.ErrorIs(t, outcomes[0], unix.EINVAL, "the scenario: a blackhole route (IPv4)")
+	assert.ErrorIs(t, outcomes[1], unix.EINVAL, "the scenario: a blackhole route (IPv6)")
+	assert.ErrorIs(t, outcomes[2], unix.ECONNRESET, "the scenario: what shutdown() in SYN_SENT tells the application")
+	assert.ErrorIs(t, outcomes[3], unix.ECONNRESET, "the scenario: what connect(AF_UNSPEC) in SYN_SENT tells it")
+
+	var failed []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		failed = append(failed, ring.take()...)
+		return len(failed) >= 5
+	}, 5*time.Second, 10*time.Millisecond, "the failed connects")
+	time.Sleep(100 * time.Millisecond)
+	failed = append(failed, ring.take()...)
+	errnos := map[int32]int{}
+	peers := map[netip.Addr]int{}
+	for _, e := range failed {
+		errnos[e.Error]++
+		if e.Error == int32(unix.EINVAL) {
+			peer := netip.AddrFrom16(e.PeerAddr)
+			if e.Family == unix.AF_INET {
+				peer = netip.AddrFrom4([4]byte(e.PeerAddr[:4]))
+			}
+			peers[peer]++
+		}
+	}
+	want := map[int32]int{int32(unix.EINVAL): 2, int32(unix.ECONNRESET): 2, int32(unix.ECANCELED): 1}
+	assert.Equal(t, want, errnos, "failed connects by errno")
+	assert.Equal(t, map[netip.Addr]int{hole4: 1, hole6: 1}, peers, "each blackholed peer, as connect() was given it")
+	counted := map[int32]int{}
+	for errno, n := range failedCounted(t, tr, client.NetnsInode()) {
+		counted[errno] = int(n)
+	}
+	assert.Equal(t, want, counted, "counted failed connects by errno")
+}

@@ -66,6 +66,10 @@ type Options struct {
 	NATNetns string
 	// BackendInMetrics splits the in-kernel aggregates by backend (with NATNetns).
 	BackendInMetrics bool
+	// KeyDrops are the aggregation key fields every connection metric drops (bpf.PodnetAggKeyDrop
+	// bits): zeroed in the kernel's keys, so that MaxAggregates bounds the series the metrics
+	// have, not finer keys.
+	KeyDrops uint8
 	// SocketLB reads, inside each connect(), the destination the caller passed: where socket-level
 	// load balancing changed it, events carry it (the Service) beside the socket's peer (the
 	// backend). Only with the syscall hooks (events with process context).

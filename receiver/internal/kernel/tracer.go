@@ -140,6 +140,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	if err := spec.Variables[bpf.PodnetVarSendEvents].Set(opts.sendsEvents()); err != nil {
 		return nil, err
 	}
+	if err := spec.Variables[bpf.PodnetVarAggKeyDrops].Set(opts.KeyDrops); err != nil {
+		return nil, err
+	}
 	if err := setConnectCalls(spec, opts); err != nil {
 		return nil, err
 	}
