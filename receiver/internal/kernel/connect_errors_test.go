@@ -178,7 +178,9 @@ func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
 		}
 		for _, disconnect := range []func(fd int) error{
 			func(fd int) error { return unix.Shutdown(fd, unix.SHUT_RDWR) },
-			func(fd int) error { return rawConnect(fd, unsafe.Pointer(&unix.RawSockaddr{Family: unix.AF_UNSPEC}), 16) },
+			func(fd int) error {
+				return rawConnect(fd, unsafe.Pointer(&unix.RawSockaddr{Family: unix.AF_UNSPEC}), 16)
+			},
 			func(int) error { return nil }, // close() alone: cancelled
 		} {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
