@@ -48,7 +48,7 @@ func TestEndpointPods(t *testing.T) {
 	s := &Store{peerPods: PeerPodsEndpoints, slices: inf, services: services, history: history}
 	got, ok := s.PeerByIP(netip.MustParseAddr("10.244.2.7"))
 	assert.True(t, ok)
-	assert.Equal(t, Peer{Kind: PeerPod, Name: "db-new", Namespace: "shop", UID: "uid-db-new"}, got, "the successor, not the terminating pod")
+	assert.Equal(t, Peer{Kind: PeerPod, Name: "db-new", Namespace: "shop", UID: "uid-db-new", Workload: "db-new"}, got, "the successor, not the terminating pod")
 	got, ok = s.PeerByIP(netip.MustParseAddr("fd00:0::7"))
 	assert.True(t, ok)
 	assert.Equal(t, "db-v6", got.Name, "by canonical address")

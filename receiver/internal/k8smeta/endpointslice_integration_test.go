@@ -163,7 +163,7 @@ func TestStoreWithoutEndpointSliceAccess(t *testing.T) {
 			assert.True(t, ok, "local pod")
 			p, ok := s.PeerByIP(netip.MustParseAddr("10.244.1.5"))
 			assert.True(t, ok)
-			assert.Equal(t, Peer{Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(pod.UID)}, p)
+			assert.Equal(t, Peer{Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(pod.UID), Workload: "web"}, p)
 			p, ok = s.PeerByIP(netip.MustParseAddr("10.96.0.50"))
 			assert.True(t, ok)
 			assert.Equal(t, Peer{Kind: PeerService, Name: "api", Namespace: "shop", UID: string(svc.UID)}, p)

@@ -102,7 +102,7 @@ func ownerHolders(kind PeerKind) func(obj any) []holder {
 			return nil
 		}
 		out := make([]holder, 0, len(a.ips))
-		owner := Peer{Kind: kind, Name: a.Name, Namespace: a.Namespace, UID: string(a.UID)}
+		owner := Peer{Kind: kind, Name: a.Name, Namespace: a.Namespace, UID: string(a.UID), Workload: workloadName(a.workload)}
 		for _, ip := range a.ips {
 			out = append(out, holder{key: ip, owner: owner, terminating: a.DeletionTimestamp != nil})
 		}
@@ -110,7 +110,8 @@ func ownerHolders(kind PeerKind) func(obj any) []holder {
 	}
 }
 
-// sliceHolders are the claims of the pods an EndpointSlice lists (peer_pods endpoints).
+// sliceHolders are the claims of the pods an EndpointSlice lists (peer_pods endpoints). A slice
+// names no pod's owner: each pod is a workload of its own.
 func sliceHolders(obj any) []holder {
 	s, ok := obj.(*serviceSlice)
 	if !ok {
@@ -118,7 +119,7 @@ func sliceHolders(obj any) []holder {
 	}
 	var out []holder
 	for _, p := range s.pods {
-		owner := Peer{Kind: PeerPod, Name: p.name, Namespace: p.namespace, UID: p.uid}
+		owner := Peer{Kind: PeerPod, Name: p.name, Namespace: p.namespace, UID: p.uid, Workload: p.name}
 		for _, ip := range p.ips {
 			out = append(out, holder{key: ip, owner: owner, terminating: p.terminating})
 		}

@@ -12,8 +12,8 @@ import (
 // cluster (an address's pod deleted or finished, its Service deleted), kept so that a connection
 // made before one ended is still named by the owner it reached when its close (or any later
 // record of it) is read. Connections begun before a forgotten holding are named by nobody rather
-// than by a later owner. A holding takes ~150 B with its share of the map (its names are the
-// informer objects' own strings): ~2.4 MiB for the past, and ~1.5 MiB per 10k addresses held
+// than by a later owner. A holding takes ~170 B with its share of the map (its names are the
+// informer objects' own strings): ~2.7 MiB for the past, and ~1.5 MiB per 10k addresses held
 // now (TestMemoryOfTheAddressHistory).
 const maxEndedHoldings = 16384
 

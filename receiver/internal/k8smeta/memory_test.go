@@ -11,8 +11,10 @@ import (
 // TestMemoryPer10kPods measures the heap an informer cache holds for 10k pods after the
 // transforms, indexes included, against the same pods stored whole. The bounds catch a
 // transform that starts keeping a large field. Measured (Go 1.26, amd64), per 10k pods:
-// whole pods 119 MiB; cluster-wide peers (addressOwner + IP index) 7.4 MiB, ~770 B/pod;
-// local pods (localPod, 3 containers each, UID index) 10.9 MiB, ~1.1 kB/pod.
+// whole pods 119 MiB; cluster-wide peers (addressOwner + IP and node-address indexes) 8.4 MiB,
+// ~880 B/pod; local pods (localPod, 3 containers each, UID and node-address indexes) 11.6 MiB,
+// ~1.2 kB/pod. The workload name and node addresses are interned (8 B each per pod); the
+// node-address index's entry is most of the ~75 B/pod they added.
 func TestMemoryPer10kPods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a few hundred MB of pods")
@@ -25,8 +27,8 @@ func TestMemoryPer10kPods(t *testing.T) {
 		maxBytes  uint64 // per 10k pods
 	}{
 		{"untransformed", func(o any) (any, error) { return o, nil }, cache.Indexers{ipIndex: addressIndex}, 0},
-		{"peers (cluster-wide, by IP)", transformPeerPod, cache.Indexers{ipIndex: addressIndex}, 10 << 20},
-		{"local (by UID, containers)", transformLocalPod, cache.Indexers{uidIndex: podUID}, 14 << 20},
+		{"peers (cluster-wide, by IP and node)", transformPeerPod, cache.Indexers{ipIndex: addressIndex, hostIPIndex: hostIPKeys}, 10 << 20},
+		{"local (by UID and node, containers)", transformLocalPod, cache.Indexers{uidIndex: podUID, hostIPIndex: hostIPKeys}, 14 << 20},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

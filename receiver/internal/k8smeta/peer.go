@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"net/netip"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,7 @@ const (
 type Peer struct {
 	Kind                 PeerKind
 	Name, Namespace, UID string
+	Workload             string // a pod's: see workloadOf
 }
 
 // ipIndex is the informers' index name for addresses, keyed by netip.Addr.String() so that
@@ -34,7 +36,9 @@ const ipIndex = "ip"
 type addressOwner struct {
 	metav1.ObjectMeta // identity, resource version, deletion timestamp (see strippedMeta)
 	ips               []string
-	ports             []servicePort // a Service's TCP ports; none for a pod
+	ports             []servicePort          // a Service's TCP ports; none for a pod
+	workload          unique.Handle[string]  // a pod's (see workloadOf); zero for a Service
+	host              unique.Handle[hostIPs] // a pod's node's addresses (NodeAddress)
 }
 
 // servicePort is a Service's TCP port and its name, which kube-proxy finds its endpoints by.
@@ -47,19 +51,22 @@ type servicePort struct {
 func (a *addressOwner) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (a *addressOwner) DeepCopyObject() runtime.Object {
-	return &addressOwner{ObjectMeta: *a.DeepCopy(), ips: append([]string(nil), a.ips...), ports: append([]servicePort(nil), a.ports...)}
+	return &addressOwner{
+		ObjectMeta: *a.DeepCopy(), ips: append([]string(nil), a.ips...), ports: append([]servicePort(nil), a.ports...),
+		workload: a.workload, host: a.host,
+	}
 }
 
 // transformPeerPod keeps a pod's attributable IPs. A hostNetwork pod has none: its IP is
 // its node's, shared with the node itself and every other hostNetwork pod there, so a
 // connection to it cannot be attributed to that pod. A finished pod has none either: its
-// IP may already belong to a new pod.
+// IP may already belong to a new pod. Every pod keeps its node's addresses (NodeAddress).
 func transformPeerPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	out := &addressOwner{ObjectMeta: strippedMeta(&pod.ObjectMeta)}
+	out := &addressOwner{ObjectMeta: strippedMeta(&pod.ObjectMeta), workload: workloadOf(pod), host: hostIPsOf(pod)}
 	if pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return out, nil
 	}

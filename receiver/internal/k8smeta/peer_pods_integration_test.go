@@ -30,7 +30,7 @@ func TestPeerPods(t *testing.T) {
 	writeSlice(t, c, "peers", true, peer)
 
 	named := func(uid string, name string) Peer {
-		return Peer{Kind: PeerPod, Name: name, Namespace: "shop", UID: uid}
+		return Peer{Kind: PeerPod, Name: name, Namespace: "shop", UID: uid, Workload: name}
 	}
 	service := Peer{Kind: PeerService, Name: "db", Namespace: "shop", UID: string(svc.UID)}
 	for _, tc := range []struct {
@@ -95,7 +95,7 @@ func TestPeerPods(t *testing.T) {
 			return ok && p.UID == ""
 		}, settle, tick)
 		p, _ := s.PeerByIP(netip.MustParseAddr("10.244.2.10"))
-		assert.Equal(t, Peer{Kind: PeerPod, Name: "peer-0", Namespace: "shop"}, p)
+		assert.Equal(t, Peer{Kind: PeerPod, Name: "peer-0", Namespace: "shop", Workload: "peer-0"}, p)
 	})
 }
 

@@ -3,6 +3,7 @@ package k8smeta
 import (
 	"slices"
 	"strings"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,7 +14,10 @@ import (
 // Pod is what the receiver knows about a pod running on its own node.
 type Pod struct {
 	Name, Namespace, UID string
-	HostNetwork          bool
+	// Workload is the pod's controller's name, as workloadOf derives it; the pod's name when it
+	// has none.
+	Workload    string
+	HostNetwork bool
 	// Gone: deleted from the API server, and still named for its sockets' last events
 	// (gonePods).
 	Gone bool
@@ -31,6 +35,8 @@ type localPod struct {
 	// mirrorOf is a static pod's UID inside the kubelet, for its mirror Pod in the API (see
 	// mirrorOf); "" for any other pod.
 	mirrorOf string
+	workload unique.Handle[string]  // see workloadOf
+	host     unique.Handle[hostIPs] // the node's addresses (NodeAddrs)
 }
 
 type container struct{ id, name string }
@@ -40,7 +46,10 @@ type container struct{ id, name string }
 func (p *localPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (p *localPod) DeepCopyObject() runtime.Object {
-	return &localPod{ObjectMeta: *p.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers), mirrorOf: p.mirrorOf}
+	return &localPod{
+		ObjectMeta: *p.DeepCopy(), hostNetwork: p.hostNetwork, containers: slices.Clone(p.containers), mirrorOf: p.mirrorOf,
+		workload: p.workload, host: p.host,
+	}
 }
 
 // transformLocalPod keeps what PodByUID and ContainerName answer from. It is idempotent,
@@ -50,7 +59,10 @@ func transformLocalPod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &localPod{ObjectMeta: strippedMeta(&pod.ObjectMeta), hostNetwork: pod.Spec.HostNetwork, mirrorOf: mirrorOf(pod)}
+	out := &localPod{
+		ObjectMeta: strippedMeta(&pod.ObjectMeta), hostNetwork: pod.Spec.HostNetwork, mirrorOf: mirrorOf(pod),
+		workload: workloadOf(pod), host: hostIPsOf(pod),
+	}
 	for _, statuses := range [][]corev1.ContainerStatus{
 		pod.Status.InitContainerStatuses,
 		pod.Status.ContainerStatuses,
@@ -114,6 +126,7 @@ func (p *localPod) pod(gone bool) Pod {
 		Name:        p.Name,
 		Namespace:   p.Namespace,
 		UID:         string(p.UID),
+		Workload:    workloadName(p.workload),
 		HostNetwork: p.hostNetwork,
 		Containers:  make(map[string]string, len(p.containers)),
 	}

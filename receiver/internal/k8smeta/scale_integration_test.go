@@ -91,7 +91,7 @@ func assertAttributes(t *testing.T, s *Store, pods []*corev1.Pod) {
 func attributesAll(s *Store, pods []*corev1.Pod) bool {
 	for _, p := range pods {
 		peer, ok := s.PeerByIP(netip.MustParseAddr(p.Status.PodIP))
-		if !ok || peer != (Peer{Kind: PeerPod, Name: p.Name, Namespace: p.Namespace, UID: string(p.UID)}) {
+		if !ok || peer != (Peer{Kind: PeerPod, Name: p.Name, Namespace: p.Namespace, UID: string(p.UID), Workload: workloadName(workloadOf(p))}) {
 			return false
 		}
 	}

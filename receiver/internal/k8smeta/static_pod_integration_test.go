@@ -35,7 +35,7 @@ func TestStaticPodByKubeletUID(t *testing.T) {
 	require.True(t, synced)
 
 	want := Pod{
-		Name: "static-web-node-a", Namespace: "kube-system", UID: string(static.UID), HostNetwork: true,
+		Name: "static-web-node-a", Namespace: "kube-system", UID: string(static.UID), Workload: "static-web-node-a", HostNetwork: true,
 		Containers: map[string]string{"aaa111": "web"},
 	}
 	p, ok := s.PodByUID(hash)

@@ -126,7 +126,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	}
 	s.local, err = newInformer(
 		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
-		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID})
+		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID, hostIPIndex: hostIPKeys})
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		// Every pod of the cluster: the one list large enough to page (paged_list.go).
 		s.peers, err = newInformer(
 			h.observe("pods", paged(cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = peerPodSelector }), transformPeerPod)),
-			&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex})
+			&corev1.Pod{}, transformPeerPod, cache.Indexers{ipIndex: addressIndex, hostIPIndex: hostIPKeys})
 		if err != nil {
 			return nil, err
 		}

@@ -48,7 +48,7 @@ func TestStore(t *testing.T) {
 		p, ok := s.PodByUID(string(local.UID))
 		require.True(t, ok)
 		assert.Equal(t, Pod{
-			Name: "web", Namespace: "shop", UID: string(local.UID),
+			Name: "web", Namespace: "shop", UID: string(local.UID), Workload: "web",
 			Containers: map[string]string{"aaa111": "web", "bbb222": "sidecar"},
 		}, p)
 		name, ok := s.ContainerName(string(local.UID), "bbb222")
@@ -65,9 +65,9 @@ func TestStore(t *testing.T) {
 
 	t.Run("peers by IP", func(t *testing.T) {
 		for addr, want := range map[string]Peer{
-			"10.244.1.5":  {Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(local.UID)},
-			"fd00:244::5": {Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(local.UID)},
-			"10.244.2.7":  {Kind: PeerPod, Name: "db", Namespace: "shop", UID: string(remote.UID)},
+			"10.244.1.5":  {Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(local.UID), Workload: "web"},
+			"fd00:244::5": {Kind: PeerPod, Name: "web", Namespace: "shop", UID: string(local.UID), Workload: "web"},
+			"10.244.2.7":  {Kind: PeerPod, Name: "db", Namespace: "shop", UID: string(remote.UID), Workload: "db"},
 			"10.96.0.50":  {Kind: PeerService, Name: "db", Namespace: "shop", UID: string(svc.UID)},
 		} {
 			got, ok := s.PeerByIP(netip.MustParseAddr(addr))

@@ -20,7 +20,7 @@ func TestTransformLocalPod(t *testing.T) {
 
 	assert.Equal(t, strippedMeta(&in.ObjectMeta), p.ObjectMeta, "labels, annotations, owners and managed fields dropped")
 	assert.Equal(t, Pod{
-		Name: in.Name, Namespace: "shop", UID: string(in.UID),
+		Name: in.Name, Namespace: "shop", UID: string(in.UID), Workload: "web",
 		Containers: map[string]string{
 			in.Status.InitContainerStatuses[0].ContainerID[len("containerd://"):]: "init",
 			in.Status.ContainerStatuses[0].ContainerID[len("containerd://"):]:     "web",
