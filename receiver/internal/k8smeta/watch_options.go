@@ -9,10 +9,13 @@ import (
 // so each byte here is sent once per node per change: see bench/results/*-issue17-apiserver-load.md.
 const (
 	// peerPodSelector leaves out, on the API server, the pods transformPeerPod would keep no
-	// address of: hostNetwork pods (their IP is the node's), finished pods (their IP may be
-	// reused), and pods with no IP yet (pending: the watch sends them once they have one, as an
-	// ADDED event). A pod leaving the selection (finishing) arrives as a DELETED event.
-	peerPodSelector = "spec.hostNetwork=false,status.phase!=Succeeded,status.phase!=Failed,status.podIP!="
+	// address of: finished pods (their IP may be reused), and pods with no IP yet (pending: the
+	// watch sends them once they have one, as an ADDED event). A pod leaving the selection
+	// (finishing) arrives as a DELETED event. hostNetwork pods are sent, though their IP is the
+	// node's and names no pod: they tell the node's address (NodeAddress) where they are all a
+	// node runs (a kubeadm control plane's static pods, kube-proxy, the CNI's agent), a few per
+	// node.
+	peerPodSelector = "status.phase!=Succeeded,status.phase!=Failed,status.podIP!="
 	// serviceSelector leaves out headless and ExternalName Services: they have no ClusterIP.
 	serviceSelector = "spec.clusterIP!=None,spec.type!=ExternalName"
 )

@@ -3,6 +3,7 @@ package k8smeta
 import (
 	"context"
 	"mime"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -59,7 +60,12 @@ func TestWatchesSendOnlyWhatIsKept(t *testing.T) {
 	require.NoError(t, err)
 
 	s, traffic := startCountedStore(t, kubeconfig, Options{NodeName: "node-a"})
-	assert.Equal(t, []string{"shop/web"}, s.peers.GetStore().ListKeys(), "only pods with an attributable IP are sent")
+	assert.ElementsMatch(t, []string{"shop/web", "shop/agent"}, s.peers.GetStore().ListKeys(),
+		"only running pods with an IP are sent: hostNetwork ones too, for their node's address")
+	assert.True(t, s.NodeAddress(netip.MustParseAddr("192.0.2.20")), "a node's address, from its hostNetwork pod")
+	assert.False(t, s.NodeAddress(netip.MustParseAddr("10.244.2.5")), "a pod's address")
+	_, named := s.PeerByIP(netip.MustParseAddr("192.0.2.20"))
+	assert.False(t, named, "a hostNetwork pod is not named by its node's address")
 	services := s.services.GetStore().ListKeys()
 	assert.Contains(t, services, "shop/db")
 	assert.NotContains(t, services, "shop/peers", "headless")
