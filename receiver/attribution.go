@@ -114,18 +114,20 @@ func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.Telem
 // kubeMetadata adapts the informer store to what attribution asks.
 type kubeMetadata struct{ *k8smeta.Store }
 
-func (m kubeMetadata) Pod(cgroupUID string) (uid, name, namespace string, ok bool) {
+func (m kubeMetadata) Pod(cgroupUID string) (attribution.PodID, bool) {
 	p, ok := m.PodByUID(cgroupUID)
-	return p.UID, p.Name, p.Namespace, ok
+	return attribution.PodID{UID: p.UID, Name: p.Name, Namespace: p.Namespace, Workload: p.Workload}, ok
 }
 
+// Peer names addr's pod or Service, or says that it is a node's (a hostNetwork pod's, a node
+// process's, or a pod's masqueraded to its node's address).
 func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {
 	p, span, ok := m.PeerAt(addr, at)
 	if !ok {
-		return attribution.Peer{}, span, false
+		return attribution.Peer{Node: m.NodeAddress(addr)}, span, false
 	}
 	if p.Kind == k8smeta.PeerService {
 		return attribution.Peer{ServiceName: p.Name, Namespace: p.Namespace}, span, true
 	}
-	return attribution.Peer{PodName: p.Name, PodUID: p.UID, Namespace: p.Namespace}, span, true
+	return attribution.Peer{PodName: p.Name, PodUID: p.UID, Namespace: p.Namespace, Workload: p.Workload}, span, true
 }

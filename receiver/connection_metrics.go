@@ -248,13 +248,19 @@ func addValue(s *series, v *bpf.PodnetAggValue) {
 	s.drained += int64(v.Active)
 }
 
-// seriesOf is get for k less the attributes the series drop; with every attribute kept (the
-// default) it copies nothing more (it runs per event with events aggregation).
+// seriesOf is get for k less the attributes the series drop, and less what only names the
+// service graph's edge: a peer's workload, and whether it is a node's address, which the graph
+// reads from the whole key (a peer found to be a node's later must not make a second series
+// with the same attributes). With every attribute kept (the default) it copies nothing more (it
+// runs per event with events aggregation).
 func (m *connectionMetrics) seriesOf(k *seriesKey, local *localEnd, start, now pcommon.Timestamp) (*series, bool) {
-	if m.keep == keepEvery {
-		return m.get(*k, local, start, now)
+	key := *k
+	key.peerID.Workload, key.peerID.Node = "", false
+	key.backendID.Workload, key.backendID.Node = "", false
+	if m.keep != keepEvery {
+		key = m.keep.project(key)
 	}
-	return m.get(m.keep.project(*k), local, start, now)
+	return m.get(key, local, start, now)
 }
 
 // get returns the series of k, creating it, starting at start, if there is room; when

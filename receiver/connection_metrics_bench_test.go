@@ -56,9 +56,9 @@ func BenchmarkConnectionMetricsAddServiceGraph(b *testing.B) {
 type podsEverywhere struct{ attribution.None }
 
 func (podsEverywhere) Local(netns uint32, _ uint64) attribution.Local {
-	return attribution.Local{PodName: fmt.Sprintf("web-6d4cf56db6-%05d", netns%100000), Namespace: "shop"}
+	return attribution.Local{PodName: fmt.Sprintf("web-6d4cf56db6-%05d", netns%100000), Namespace: "shop", Workload: "web"}
 }
 
 func (podsEverywhere) Peer(a netip.Addr, _ int64) (attribution.Peer, attribution.Span) {
-	return attribution.Peer{PodName: "api-7f8b9c6d5-" + a.String(), Namespace: "shop"}, attribution.Always
+	return attribution.Peer{PodName: "api-7f8b9c6d5-" + a.String(), Namespace: "shop", Workload: "api"}, attribution.Always
 }

@@ -3,12 +3,15 @@
 package podnetreceiver
 
 import (
+	"net/netip"
 	"os"
+	"syscall"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/procscan"
 )
 
 // resourceKey is the local end's kernel identity: every event with the same key belongs to
@@ -25,6 +28,28 @@ type localEnd struct {
 	key  resourceKey
 	attr attribution.Local
 	res  pcommon.Resource
+	// nodeAddrs: for a local end of no pod in the node's network namespace (the node's own
+	// processes), the node's addresses, which its connections leave from; zero otherwise. The
+	// service graph names such a client by them, as the server's node would see it.
+	nodeAddrs nodeAddrs
+}
+
+// nodeAddrs are a node's addresses, one per family at most.
+type nodeAddrs [2]netip.Addr
+
+func nodeAddrsOf(addrs []netip.Addr) (out nodeAddrs) {
+	copy(out[:], addrs)
+	return out
+}
+
+// of is the node's address of a family.
+func (n nodeAddrs) of(ipv6 bool) (netip.Addr, bool) {
+	for _, a := range n {
+		if a.IsValid() && a.Unmap().Is6() == ipv6 {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // namedOver is cur, unless cur is prev's workload with names prev had and cur lost: a local pod
@@ -62,24 +87,45 @@ type resources struct {
 	attr     attribution.Attributor
 	nodeName string
 	hostName string
-	cache    map[resourceKey]*localEnd
+	// nodeNetns is the node's network namespace (0: unknown), where the node's own processes
+	// are.
+	nodeNetns uint32
+	cache     map[resourceKey]*localEnd
 }
 
 func newResources(cfg *Config, attr attribution.Attributor) *resources {
 	host, node := nodeNames(cfg)
 	return &resources{
-		cfg:      cfg.ResourceAttributes,
-		attr:     attr,
-		nodeName: node,
-		hostName: host,
-		cache:    map[resourceKey]*localEnd{},
+		cfg:       cfg.ResourceAttributes,
+		attr:      attr,
+		nodeName:  node,
+		hostName:  host,
+		nodeNetns: netnsInode(procscan.HostNetnsLink(cfg.ProcRoot)),
+		cache:     map[resourceKey]*localEnd{},
 	}
+}
+
+// netnsInode is the inode of a network namespace link; 0 when it cannot be read.
+func netnsInode(link string) uint32 {
+	fi, err := os.Stat(link)
+	if err != nil {
+		return 0
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0
+	}
+	return uint32(st.Ino) // namespace inodes come from a 32-bit allocator (proc_inum)
 }
 
 // get attributes k now and returns its local end.
 func (r *resources) get(k resourceKey) *localEnd {
 	local := r.attr.Local(k.netnsIno, k.cgroupID)
-	if c, ok := r.cache[k]; ok && c.attr == local {
+	var node nodeAddrs
+	if local.PodUID == "" && r.nodeNetns != 0 && k.netnsIno == r.nodeNetns {
+		node = nodeAddrsOf(r.attr.NodeAddrs())
+	}
+	if c, ok := r.cache[k]; ok && c.attr == local && c.nodeAddrs == node {
 		return c
 	}
 	if len(r.cache) >= maxCachedResources {
@@ -95,7 +141,7 @@ func (r *resources) get(k resourceKey) *localEnd {
 	setIfKnown(rb.SetK8sNamespaceName, local.Namespace)
 	setIfKnown(rb.SetK8sContainerName, local.ContainerName)
 	setIfKnown(rb.SetContainerID, local.ContainerID)
-	l := &localEnd{key: k, attr: local, res: rb.Emit()}
+	l := &localEnd{key: k, attr: local, res: rb.Emit(), nodeAddrs: node}
 	r.cache[k] = l
 	return l
 }

@@ -3,8 +3,6 @@
 package podnetreceiver
 
 import (
-	"strings"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -16,18 +14,24 @@ import (
 // The opt-in service graph: traces_service_graph_request_total and
 // traces_service_graph_request_failed_total{client, server}, the metrics (and names) of the
 // collector's servicegraph connector, so that Grafana's service graph view - which reads just
-// those - draws podnet's L4 edges unchanged. An edge is a pair of workload names; each
+// those - draws podnet's L4 edges unchanged. An edge is a pair of names: a pod's workload
+// (namespace/controller, k8smeta's workloadOf), a Service as dialled, or an address. Each
 // connection counts on exactly one edge, once across the cluster when podnet runs on every node:
 //   - where the client is, when the client is a pod: server = the Service it dialled (a
-//     ClusterIP), else the peer pod's workload, else the peer address (outside the cluster);
-//   - where the server is, when the client is not a pod (outside the cluster, or a node's own
-//     process): client = that address. A server whose client is a pod leaves the edge to the
-//     client's node. Only with kubernetes.peer_pods all: in the other modes a client pod is not
-//     named at the server (not even this node's), so the server cannot tell it from a client
-//     outside pods, and its edge would be counted twice; there, clients outside pods make no edge.
-// Connections between processes outside pods on both ends are not pod traffic: no edge. Nor is
-// a pod's server connection whose client is this node's own process (a kubelet probe): the
-// client is then counted by address, as any client outside pods.
+//     ClusterIP), else the peer pod's workload, else the peer address;
+//   - where the client is, when it is the node's own process (no pod, in the node's network
+//     namespace) and its server a pod or a Service: client = the node's address of the
+//     connection's family, as the server's node would see it;
+//   - where the server is, when the server is a pod and its client neither a pod nor at a
+//     node's address (outside the cluster): client = that address. Only with
+//     kubernetes.peer_pods all, which watches every pod, so names every client pod and knows
+//     every node's address (its pods' status.hostIPs). A client at a node's address is a node's
+//     process, a hostNetwork pod, or a pod masqueraded to its node's address (a hairpin through
+//     its own Service): counted where it is. In the other modes the server end names no client
+//     pod, cannot tell one from a client outside pods, and counts no edge.
+// A connection with no pod at either end is not pod traffic: no edge. Nor is a node's process's
+// connection to a hostNetwork pod (at a node's address, so named by neither end). A client pod
+// whose address the server's node has not learned yet (its first seconds) is counted at both ends.
 
 // edgeKey is an edge of the graph.
 type edgeKey struct{ client, server string }
@@ -44,8 +48,8 @@ type edge struct {
 type serviceGraph struct {
 	on  bool
 	max int
-	// serverEnds: server ends count edges of clients outside pods (peer_pods all names every
-	// client pod, so an unnamed client is none).
+	// serverEnds: server ends count edges of clients outside the cluster (peer_pods all names
+	// every client pod and knows every node's address, so an unnamed client is neither).
 	serverEnds bool
 	edges      map[edgeKey]*edge
 }
@@ -97,28 +101,31 @@ func (g *serviceGraph) count(k *seriesKey, local *localEnd, s *series, overflowe
 	}
 }
 
-// edgeOf names a series' edge; false when the series is counted elsewhere.
+// edgeOf names a series' edge; false when the series is counted elsewhere, or nowhere.
 func (g *serviceGraph) edgeOf(k *seriesKey, local *localEnd, names *stringCache) (edgeKey, bool) {
-	peer := k.peerID
-	var key edgeKey
+	peer := &k.peerID
 	switch {
 	case k.role == event.Client && local.attr.PodName != "":
-		key.client = workloadName(local.attr.Namespace, local.attr.PodName)
-		switch {
-		case peer.ServiceName != "":
-			key.server = peer.Namespace + "/" + peer.ServiceName
-		case peer.PodName != "":
-			key.server = workloadName(peer.Namespace, peer.PodName)
-		default:
-			key.server = names.addr(k.peer)
+		return edgeKey{workloadName(local.attr.Namespace, local.attr.Workload), serverOf(k, names)}, true
+	case k.role == event.Client && (peer.ServiceName != "" || peer.PodName != ""):
+		if addr, ok := local.nodeAddrs.of(k.ipv6); ok {
+			return edgeKey{names.addr(addr), serverOf(k, names)}, true
 		}
-	case k.role == event.Server && g.serverEnds && peer.PodName == "" && local.attr.PodName != "":
-		key.client = names.addr(k.peer)
-		key.server = workloadName(local.attr.Namespace, local.attr.PodName)
-	default:
-		return edgeKey{}, false
+	case k.role == event.Server && g.serverEnds && local.attr.PodName != "" && peer.PodName == "" && !peer.Node:
+		return edgeKey{names.addr(k.peer), workloadName(local.attr.Namespace, local.attr.Workload)}, true
 	}
-	return key, true
+	return edgeKey{}, false
+}
+
+// serverOf names a client's server: the Service dialled, the pod's workload, or the address.
+func serverOf(k *seriesKey, names *stringCache) string {
+	switch peer := &k.peerID; {
+	case peer.ServiceName != "":
+		return peer.Namespace + "/" + peer.ServiceName
+	case peer.PodName != "":
+		return workloadName(peer.Namespace, peer.Workload)
+	}
+	return names.addr(k.peer)
 }
 
 func (g *serviceGraph) get(key edgeKey, now pcommon.Timestamp) *edge {
@@ -175,58 +182,7 @@ func (m *connectionMetrics) recordEdge(now pcommon.Timestamp, key edgeKey, e *ed
 	m.mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(now, e.failed, key.client, key.server)
 }
 
-// workloadName is a pod's workload as namespace/name: the pod's name without the suffixes
-// Kubernetes generates - a ReplicaSet's pod-template hash and the pod's own 5 characters
-// ("web-6d4cf56db6-x7k2p" is "web"), a DaemonSet's or Job's 5 characters ("agent-x7k2p" is
-// "agent"). Other names (a StatefulSet's "db-0", a bare pod) are their own workload. Read from
-// the name because podnet's pod metadata keeps no owner (a smaller informer cache); the
-// generated parts use only generateName's alphabet, which a hand-chosen name segment rarely
-// matches. k8s_attributes can add the exact owner (k8s.deployment.name, ...) downstream.
-func workloadName(namespace, pod string) string {
-	return namespace + "/" + workloadOf(pod)
-}
-
-func workloadOf(pod string) string {
-	base, suffix, ok := cutLast(pod)
-	if !ok || len(suffix) != 5 || !generated(suffix) {
-		return pod
-	}
-	if owner, hash, ok := cutLast(base); ok && (len(hash) >= 6 && len(hash) <= 10 && generated(hash) || scheduledTime(hash)) {
-		return owner
-	}
-	return base
-}
-
-// scheduledTime says whether s is the suffix a CronJob gives each Job it makes: the scheduled
-// time in minutes since the epoch, in decimal (8 digits until the 22nd century), so that every
-// run of a CronJob is one workload, not a new edge per run.
-func scheduledTime(s string) bool {
-	if len(s) < 8 || len(s) > 10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func cutLast(s string) (before, after string, ok bool) {
-	i := strings.LastIndexByte(s, '-')
-	if i <= 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+1:], true
-}
-
-// generated says whether s uses only the alphabet of Kubernetes' generated names and hashes
-// (k8s.io/apimachinery/pkg/util/rand: consonants and digits, no vowels, no 0, 1 or 3).
-func generated(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !strings.ContainsRune("bcdfghjklmnpqrstvwxz2456789", rune(s[i])) {
-			return false
-		}
-	}
-	return true
+// workloadName is a workload as namespace/name.
+func workloadName(namespace, workload string) string {
+	return namespace + "/" + workload
 }

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -11,25 +12,152 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
-func TestWorkloadOf(t *testing.T) {
-	for pod, want := range map[string]string{
-		"web-6d4cf56db6-x7k2p":   "web",            // Deployment: ReplicaSet hash and pod suffix
-		"my-api-5c9f7b8d4-qz2lk": "my-api",         // a dash in the owner's name
-		"fluent-bit-x7k2p":       "fluent-bit",     // DaemonSet or Job
-		"db-0":                   "db-0",           // StatefulSet: each pod is its own identity
-		"curl":                   "curl",           // a bare pod
-		"my-app-backend":         "my-app-backend", // "backend" is not a generated suffix (vowels)
-		"job-abcde":              "job-abcde",      // nor is "abcde" (vowels)
-		"web-hello-x7k2p":        "web-hello",      // a 5-character suffix after a word that is no hash
-		"-x7k2p":                 "-x7k2p",
-		"backup-29412345-x7k2p":  "backup",      // CronJob: the run's scheduled minute, then the pod suffix
-		"backup-2941-x7k2p":      "backup-2941", // four digits are no scheduled minute
+// Each connection is on exactly one edge across the cluster (podnet on every node), whichever
+// end it is counted at, in every peer_pods mode; a connection with no pod at either end on none.
+// Found by an independent check: with peer_pods all, the server end counted a client at a node's
+// address (a hostNetwork pod, a pod hairpinning through its own Service) that its own node had
+// counted already.
+func TestServiceGraphCountsEachConnectionOnce(t *testing.T) {
+	var (
+		nodeA, nodeB   = netip.MustParseAddr("172.23.255.1"), netip.MustParseAddr("172.23.255.2")
+		webIP, apiIP   = netip.MustParseAddr("10.244.1.5"), netip.MustParseAddr("10.244.2.7")
+		cartIP, svcIP  = netip.MustParseAddr("10.244.1.6"), netip.MustParseAddr("10.96.0.10")
+		cartSvc        = netip.MustParseAddr("10.96.0.11")
+		outside, other = netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("10.9.0.9")
+	)
+	pod := func(name, workload string) *localEnd {
+		return &localEnd{attr: attribution.Local{PodUID: "uid-" + name, PodName: name, Namespace: "shop", Workload: workload}}
+	}
+	web, api, cart := pod("web-6d4cf56db6-x7k2p", "web"), pod("api-7f8b9c6d5-bq2lz", "api"), pod("cart-5c9f7b8d4-qz2lk", "cart")
+	agent := pod("node-agent-x7k2p", "node-agent") // hostNetwork: at nodeA
+	process := &localEnd{nodeAddrs: nodeAddrsOf([]netip.Addr{nodeA})}
+	stranger := &localEnd{} // no pod, in a network namespace of its own
+
+	// peers is how a node names an address in each mode: every pod and node address with all,
+	// the pods behind Services with endpoints (web is behind none), Services only with none.
+	peers := func(mode k8smeta.PeerPods, a netip.Addr) attribution.Peer {
+		switch a {
+		case svcIP:
+			return attribution.Peer{ServiceName: "backend", Namespace: "shop"}
+		case cartSvc:
+			return attribution.Peer{ServiceName: "cart-svc", Namespace: "shop"}
+		case nodeA, nodeB:
+			return attribution.Peer{Node: mode == k8smeta.PeerPodsAll}
+		}
+		named := map[netip.Addr]*localEnd{webIP: web, apiIP: api, cartIP: cart}[a]
+		if named == nil || mode == k8smeta.PeerPodsNone || mode == k8smeta.PeerPodsEndpoints && named == web {
+			return attribution.Peer{}
+		}
+		return attribution.Peer{PodName: named.attr.PodName, Namespace: "shop", Workload: named.attr.Workload}
+	}
+	type end struct {
+		local *localEnd  // nil: not on a node running podnet
+		peer  netip.Addr // as this end sees it
+	}
+	none := []string{}
+	for _, c := range []struct {
+		name           string
+		client, server end
+		// the edges with peer_pods all, endpoints and none; nil: as with all
+		all, endpoints, none []string
+	}{
+		{"pod to pod", end{web, apiIP}, end{api, webIP}, []string{"shop/web -> shop/api"}, nil, []string{"shop/web -> 10.244.2.7"}},
+		{"pod to Service", end{web, svcIP}, end{api, webIP}, []string{"shop/web -> shop/backend"}, nil, nil},
+		{"pod to outside", end{web, outside}, end{}, []string{"shop/web -> 203.0.113.9"}, nil, nil},
+		{"hostNetwork pod to pod", end{agent, apiIP}, end{api, nodeA}, []string{"shop/node-agent -> shop/api"}, nil, []string{"shop/node-agent -> 10.244.2.7"}},
+		{"hairpin through its own Service, masqueraded", end{cart, cartSvc}, end{cart, nodeA}, []string{"shop/cart -> shop/cart-svc"}, nil, nil},
+		{"node process to pod", end{process, apiIP}, end{api, nodeA}, []string{"172.23.255.1 -> shop/api"}, nil, none},
+		{"node process to Service", end{process, svcIP}, end{api, nodeA}, []string{"172.23.255.1 -> shop/backend"}, nil, nil},
+		{"outside to pod", end{}, end{api, outside}, []string{"203.0.113.9 -> shop/api"}, none, none},
+		{"outside to hostNetwork pod", end{}, end{agent, outside}, []string{"203.0.113.9 -> shop/node-agent"}, none, none},
+		{"no pod, not the node's, to pod", end{stranger, apiIP}, end{api, other}, []string{"10.9.0.9 -> shop/api"}, none, none},
+		{"node process to node process", end{process, nodeB}, end{&localEnd{}, nodeA}, none, nil, nil},
+		{"node process to hostNetwork pod: named by neither end", end{process, nodeB}, end{agent, nodeA}, none, nil, nil},
+		{"node process to outside", end{process, outside}, end{}, none, nil, nil},
 	} {
-		assert.Equal(t, want, workloadOf(pod), pod)
+		for mode, want := range map[k8smeta.PeerPods][]string{k8smeta.PeerPodsAll: c.all, k8smeta.PeerPodsEndpoints: c.endpoints, k8smeta.PeerPodsNone: c.none} {
+			if want == nil {
+				want = c.all
+			}
+			t.Run(c.name+"/"+string(mode), func(t *testing.T) {
+				g := serviceGraph{on: true, max: 100, serverEnds: mode == k8smeta.PeerPodsAll, edges: map[edgeKey]*edge{}}
+				names := newStringCache()
+				got := []string{}
+				for role, e := range map[event.Role]end{event.Client: c.client, event.Server: c.server} {
+					if e.local == nil {
+						continue
+					}
+					k := seriesKey{role: role, peer: e.peer, peerID: peers(mode, e.peer)}
+					if key, ok := g.edgeOf(&k, e.local, &names); ok {
+						got = append(got, key.client+" -> "+key.server)
+					}
+				}
+				assert.Equal(t, want, got)
+			})
+		}
 	}
 }
+
+// A client pod whose address the server's node has not learned yet (its first seconds) is
+// counted at both ends: the server cannot tell it from a client outside the cluster (the README
+// says so).
+func TestServiceGraphUnlearnedClientPodIsCountedTwice(t *testing.T) {
+	g := serviceGraph{on: true, max: 100, serverEnds: true, edges: map[edgeKey]*edge{}}
+	names := newStringCache()
+	web := &localEnd{attr: attribution.Local{PodUID: "u1", PodName: "web-0", Namespace: "shop", Workload: "web"}}
+	api := &localEnd{attr: attribution.Local{PodUID: "u2", PodName: "api-0", Namespace: "shop", Workload: "api"}}
+	atClient := seriesKey{role: event.Client, peer: netip.MustParseAddr("10.244.2.7"), peerID: attribution.Peer{PodName: "api-0", Namespace: "shop", Workload: "api"}}
+	atServer := seriesKey{role: event.Server, peer: netip.MustParseAddr("10.244.1.5")}
+	c, okC := g.edgeOf(&atClient, web, &names)
+	s, okS := g.edgeOf(&atServer, api, &names)
+	assert.True(t, okC && okS)
+	assert.Equal(t, edgeKey{"shop/web", "shop/api"}, c)
+	assert.Equal(t, edgeKey{"10.244.1.5", "shop/api"}, s)
+}
+
+// The node's own processes (no pod, in the node's network namespace) are named by the node's
+// address of the connection's family; a pod there (hostNetwork) and a process elsewhere are not,
+// nor an IPv6 connection when the node has no IPv6 address.
+func TestServiceGraphNodeProcessClient(t *testing.T) {
+	cfg := NewDefaultConfig()
+	node4 := netip.MustParseAddr("172.23.255.1")
+	r := newResources(cfg, nodeOnly{addrs: []netip.Addr{node4}, pods: map[uint32]bool{7: true}})
+	r.nodeNetns = 1
+	assert.Equal(t, nodeAddrsOf([]netip.Addr{node4}), r.get(resourceKey{netnsIno: 1, cgroupID: 5}).nodeAddrs, "the node's process")
+	assert.Zero(t, r.get(resourceKey{netnsIno: 1, cgroupID: 7}).nodeAddrs, "a hostNetwork pod")
+	assert.Zero(t, r.get(resourceKey{netnsIno: 2, cgroupID: 5}).nodeAddrs, "another network namespace")
+
+	g := serviceGraph{on: true, max: 100, edges: map[edgeKey]*edge{}}
+	names := newStringCache()
+	process := r.get(resourceKey{netnsIno: 1, cgroupID: 5})
+	toSvc := seriesKey{role: event.Client, peer: netip.MustParseAddr("10.96.0.10"), peerID: attribution.Peer{ServiceName: "backend", Namespace: "shop"}}
+	key, ok := g.edgeOf(&toSvc, process, &names)
+	assert.True(t, ok)
+	assert.Equal(t, edgeKey{"172.23.255.1", "shop/backend"}, key)
+	toSvc.ipv6, toSvc.peer = true, netip.MustParseAddr("fd00:10:96::a")
+	_, ok = g.edgeOf(&toSvc, process, &names)
+	assert.False(t, ok, "no IPv6 address of the node to name it by: left to the server end")
+}
+
+// nodeOnly names pods by cgroup and gives the node's addresses.
+type nodeOnly struct {
+	attribution.None
+	addrs []netip.Addr
+	pods  map[uint32]bool // by cgroup
+}
+
+func (n nodeOnly) Local(_ uint32, cgroup uint64) attribution.Local {
+	if n.pods[uint32(cgroup)] {
+		return attribution.Local{PodUID: "u", PodName: "agent", Namespace: "shop", Workload: "agent"}
+	}
+	return attribution.Local{}
+}
+
+func (n nodeOnly) NodeAddrs() []netip.Addr { return n.addrs }
 
 // An edge idle past metric_series_idle_expiry is forgotten and starts again from zero with a
 // new start time (a cumulative reset), also for series that still hold it.

@@ -10,9 +10,12 @@ import (
 
 // Local identifies the workload that owns a socket on this node. Empty fields are unknown.
 type Local struct {
-	PodUID        string
-	PodName       string
-	Namespace     string
+	PodUID    string
+	PodName   string
+	Namespace string
+	// Workload is the pod's controller (a Deployment, DaemonSet, ...; k8smeta's workloadOf),
+	// or the pod itself without one; for the service graph only.
+	Workload      string
 	ContainerName string
 	ContainerID   string
 }
@@ -25,6 +28,11 @@ type Peer struct {
 	PodUID      string
 	Namespace   string
 	ServiceName string
+	// Workload is a pod's, as Local's; Node: the address is a node's (never a pod's: a
+	// hostNetwork pod shares it), known with peer_pods all only. Both for the service graph
+	// only: never emitted.
+	Workload string
+	Node     bool
 	// NoReadyEndpoints: the peer is a Service whose EndpointSlices list no ready endpoint for
 	// the family and port dialled (known only with EndpointSlice access); set on failed
 	// connects only (Attributor.NoReadyEndpoints).
@@ -48,6 +56,9 @@ type Attributor interface {
 	// its ports), has no ready endpoint there, which kube-proxy answers with a reject: asked
 	// of failed connects only.
 	NoReadyEndpoints(p Peer, dialled netip.AddrPort) bool
+	// NodeAddrs are this node's addresses, as other nodes see its own processes' connections
+	// (the service graph names them so); none when unknown.
+	NodeAddrs() []netip.Addr
 }
 
 // None attributes nothing: a node without Kubernetes metadata.
@@ -57,3 +68,5 @@ func (None) Local(uint32, uint64) Local          { return Local{} }
 func (None) Peer(netip.Addr, int64) (Peer, Span) { return Peer{}, Always }
 
 func (None) NoReadyEndpoints(Peer, netip.AddrPort) bool { return false }
+
+func (None) NodeAddrs() []netip.Addr { return nil }

@@ -14,10 +14,10 @@ type LocalResolver interface {
 
 // Metadata names pods and services from the Kubernetes API (k8smeta.Store).
 type Metadata interface {
-	// Pod returns a pod on this node by the UID its cgroups carry, and the UID the API server
+	// Pod returns a pod on this node by the UID its cgroups carry, with the UID the API server
 	// knows it by: for a static pod the cgroups carry the kubelet's (its manifest's hash), and
 	// its mirror pod in the API has a metadata.uid of its own.
-	Pod(cgroupUID string) (uid, name, namespace string, ok bool)
+	Pod(cgroupUID string) (PodID, bool)
 	// ContainerName names a container of a pod by its runtime id.
 	ContainerName(podUID, containerID string) (string, bool)
 	// Peer names the pod or Service that owned a cluster IP at time at, and the span over
@@ -27,7 +27,12 @@ type Metadata interface {
 	// ClusterIP's family and its port); known is false without EndpointSlice access, before
 	// they are listed, or for a Service or port it does not know.
 	ServiceReadyEndpoints(namespace, service string, dialled netip.AddrPort) (ready int, known bool)
+	// NodeAddrs are this node's addresses.
+	NodeAddrs() []netip.Addr
 }
+
+// PodID names a pod: its API UID, name, namespace and workload (see Local).
+type PodID struct{ UID, Name, Namespace, Workload string }
 
 // Node attributes by what the node knows (namespaces and cgroups, no IPs: hostNetwork pods
 // share the node's IP and IPs are reused) and names by what the API server knows. Either part
@@ -56,10 +61,10 @@ func (n *Node) Local(netnsIno uint32, cgroupID uint64) Local {
 		return l
 	}
 	// The API's UID, which the other end of a connection and k8s_attributes know the pod by.
-	if uid, name, namespace, ok := n.meta.Pod(ref.PodUID); ok {
-		l.PodName, l.Namespace = name, namespace
-		if uid != "" {
-			l.PodUID = uid
+	if p, ok := n.meta.Pod(ref.PodUID); ok {
+		l.PodName, l.Namespace, l.Workload = p.Name, p.Namespace, p.Workload
+		if p.UID != "" {
+			l.PodUID = p.UID
 		}
 	}
 	if ref.ContainerID != "" {
@@ -74,6 +79,13 @@ func (n *Node) Peer(addr netip.Addr, at int64) (Peer, Span) {
 	}
 	p, span, _ := n.meta.Peer(addr, at)
 	return p, span
+}
+
+func (n *Node) NodeAddrs() []netip.Addr {
+	if n.meta == nil {
+		return nil
+	}
+	return n.meta.NodeAddrs()
 }
 
 // NoReadyEndpoints reports whether the Service p names had no ready endpoint: unknown

@@ -23,15 +23,17 @@ type fakeMeta struct{}
 // UID u-static in the API.
 const staticHash = "8f2b1f0c3d9e4a5b6c7d8e9fa0b1c2d3"
 
-func (fakeMeta) Pod(uid string) (string, string, string, bool) {
+func (fakeMeta) Pod(uid string) (PodID, bool) {
 	switch uid {
 	case "u1":
-		return "u1", "web-0", "shop", true
+		return PodID{"u1", "web-0", "shop", "web"}, true
 	case staticHash:
-		return "u-static", "etcd-node-a", "kube-system", true
+		return PodID{"u-static", "etcd-node-a", "kube-system", "etcd-node-a"}, true
 	}
-	return "", "", "", false
+	return PodID{}, false
 }
+
+func (fakeMeta) NodeAddrs() []netip.Addr { return nil }
 
 func (fakeMeta) ContainerName(podUID, id string) (string, bool) {
 	switch {
@@ -76,9 +78,9 @@ func (fakeMeta) ServiceReadyEndpoints(namespace, service string, dialled netip.A
 func TestNodeCombinesResolverAndMetadata(t *testing.T) {
 	res := fakeResolver{1: {PodUID: "u1", ContainerID: "c1"}, 2: {PodUID: "u2"}, 3: {}, 5: {PodUID: staticHash, ContainerID: "c2"}}
 	n := NewNode(res, fakeMeta{})
-	assert.Equal(t, Local{PodUID: "u1", PodName: "web-0", Namespace: "shop", ContainerName: "nginx", ContainerID: "c1"}, n.Local(1, 0))
+	assert.Equal(t, Local{PodUID: "u1", PodName: "web-0", Namespace: "shop", Workload: "web", ContainerName: "nginx", ContainerID: "c1"}, n.Local(1, 0))
 	assert.Equal(t, Local{PodUID: "u2"}, n.Local(2, 0), "a pod the API server does not (yet) know keeps its UID")
-	assert.Equal(t, Local{PodUID: "u-static", PodName: "etcd-node-a", Namespace: "kube-system", ContainerName: "etcd", ContainerID: "c2"}, n.Local(5, 0),
+	assert.Equal(t, Local{PodUID: "u-static", PodName: "etcd-node-a", Namespace: "kube-system", Workload: "etcd-node-a", ContainerName: "etcd", ContainerID: "c2"}, n.Local(5, 0),
 		"a static pod, found by its cgroups' UID, carries its mirror pod's API UID")
 	assert.Equal(t, Local{PodUID: staticHash, ContainerID: "c2"}, NewNode(res, nil).Local(5, 0), "unnamed: the cgroups' UID")
 	assert.Equal(t, Local{}, n.Local(3, 0), "a process outside any pod gets the node's identity only")
