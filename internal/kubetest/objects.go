@@ -35,6 +35,10 @@ type Pod struct {
 	Containers      map[string]string // container name → status containerID ("containerd://…"); empty: one "main" without ID
 	HostNetwork     bool              // IPs are then the node's and also its hostIPs
 	Annotations     map[string]string // a mirror pod's kubernetes.io/config.mirror, say
+	Labels          map[string]string // a ReplicaSet's pod-template-hash, say
+	// Controller is the pod's controller ownerReference (its UID made up: nothing here
+	// collects orphans); nil for a bare pod.
+	Controller *metav1.OwnerReference
 }
 
 // CreatePod creates the pod, then writes its status (Running, IPs, container IDs) through
@@ -47,11 +51,19 @@ func (c *Cluster) CreatePod(t testing.TB, p Pod) *corev1.Pod {
 		names = []string{"main"} // a pod needs a container
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Annotations: p.Annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Annotations: p.Annotations, Labels: p.Labels},
 		Spec:       corev1.PodSpec{NodeName: p.Node, HostNetwork: p.HostNetwork},
 	}
 	for _, name := range names {
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: name, Image: "registry.invalid/" + name})
+	}
+	if p.Controller != nil {
+		owner := *p.Controller
+		owner.Controller = new(true)
+		if owner.UID == "" {
+			owner.UID = "00000000-0000-4000-8000-00000000c0de"
+		}
+		pod.OwnerReferences = []metav1.OwnerReference{owner}
 	}
 	created, err := c.Admin.CoreV1().Pods(p.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
