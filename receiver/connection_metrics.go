@@ -58,11 +58,13 @@ type series struct {
 	active, drained int64
 	// retired: idle past expiry, no longer emitted (connectionMetrics.retired).
 	retired bool
-	// The service graph's edge (service_graph.go), named for edgeLocal; edgeAt is it in the
+	// The service graph's edge (service_graph.go), named for edgeLocal and a peer that was a
+	// node's address or not (edgeNode: learned once the pods are listed); edgeAt is it in the
 	// graph, kept so an open costs no lookup by name.
 	edge      edgeKey
 	hasEdge   bool
 	edgeLocal *localEnd
+	edgeNode  bool
 	edgeAt    *edge
 }
 

@@ -68,7 +68,9 @@ func newServiceGraph(cfg *Config) serviceGraph {
 }
 
 // count adds a series' opens (failed: those that failed) to its edge, if it has one. The edge
-// is named once per series and local end, not per event.
+// is named once per series and local end, not per event, and again when its peer turns out to
+// be a node's address (podnet counts before the pods are listed): a kubelet's probes, counted by
+// the server before, are then the kubelet's node's to count.
 func (g *serviceGraph) count(k *seriesKey, local *localEnd, s *series, overflowed bool, names *stringCache, opens, failed int64, now pcommon.Timestamp) {
 	if !g.on || opens == 0 {
 		return
@@ -85,9 +87,9 @@ func (g *serviceGraph) count(k *seriesKey, local *localEnd, s *series, overflowe
 		}
 		return
 	}
-	if s.edgeLocal != s.local {
+	if s.edgeLocal != s.local || s.edgeNode != k.peerID.Node {
 		s.edge, s.hasEdge = g.edgeOf(k, s.local, names)
-		s.edgeLocal, s.edgeAt = s.local, nil
+		s.edgeLocal, s.edgeNode, s.edgeAt = s.local, k.peerID.Node, nil
 	}
 	if s.hasEdge {
 		e := s.edgeAt

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -141,6 +142,40 @@ func TestServiceGraphNodeProcessClient(t *testing.T) {
 	toSvc.ipv6, toSvc.peer = true, netip.MustParseAddr("fd00:10:96::a")
 	_, ok = g.edgeOf(&toSvc, process, &names)
 	assert.False(t, ok, "no IPv6 address of the node to name it by: left to the server end")
+}
+
+// A server's series whose client address turns out to be a node's (podnet counts before the
+// pods are listed) stops counting edges: the client's node counts them from then on (a kubelet's
+// probes were otherwise counted at both ends for as long as the series lived).
+func TestServiceGraphRenamesAnEdgeOnceItsClientIsANode(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+	m := newConnectionMetrics(cfg, fixtureSettings)
+	attr := &unnamedPeers{}
+	res := newResources(cfg, attr) // one local end per workload throughout, as in the receiver
+	events := shortConnections(8)  // two connections: their client ends (by address) and server ends
+	m.add(enrichAll(res, events))
+	before := edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(time.Now()))})
+	assert.Equal(t, 4, total(before), "both ends, by address: the server knows no node yet")
+	attr.node = true
+	m.add(enrichAll(res, events))
+	after := edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(time.Now()))})
+	assert.Equal(t, 6, total(after), "the clients' ends only, once their addresses are known as nodes'")
+}
+
+// unnamedPeers names local ends as pods and no peer; node says whether every peer address is a
+// node's.
+type unnamedPeers struct {
+	attribution.None
+	node bool
+}
+
+func (u *unnamedPeers) Local(netns uint32, _ uint64) attribution.Local {
+	return attribution.Local{PodUID: "u", PodName: fmt.Sprintf("p-%d", netns), Namespace: "shop", Workload: "p"}
+}
+
+func (u *unnamedPeers) Peer(netip.Addr, int64) (attribution.Peer, attribution.Span) {
+	return attribution.Peer{Node: u.node}, attribution.Always
 }
 
 // nodeOnly names pods by cgroup and gives the node's addresses.
