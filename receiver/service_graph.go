@@ -110,7 +110,7 @@ func (g *serviceGraph) edgeOf(k *seriesKey, local *localEnd, names *stringCache)
 	case k.role == event.Client && local.attr.PodName != "":
 		return edgeKey{workloadName(local.attr.Namespace, local.attr.Workload), serverOf(k, names)}, true
 	case k.role == event.Client && (peer.ServiceName != "" || peer.PodName != ""):
-		if addr, ok := local.nodeAddrs.of(k.ipv6); ok {
+		if addr, ok := local.nodeAddrs.of(k.peer.Unmap().Is6()); ok { // the server's family (a socket may be dual-stack)
 			return edgeKey{names.addr(addr), serverOf(k, names)}, true
 		}
 	case k.role == event.Server && g.serverEnds && local.attr.PodName != "" && peer.PodName == "" && !peer.Node:
