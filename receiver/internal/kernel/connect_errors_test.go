@@ -26,16 +26,7 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 	client, server := netw.AddPod(), netw.AddPod()
 	dst := netip.AddrPortFrom(server.IPv4, 7247)
 	server.AcceptAll(t, dst, nil)
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	defer tr.Close()
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
-	})
-	failedCounted(t, tr, client.NetnsInode()) // from zero
+	tr, ring := openFailedConnects(t, client)
 
 	const taken = 5
 	var outcomes []error
@@ -103,6 +94,23 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 		"counted failed connects by errno")
 }
 
+// openFailedConnects loads podnet with events and in-kernel aggregation, and collects the failed
+// connects of the pod; its aggregates are drained, so that failedCounted counts from zero.
+func openFailedConnects(t *testing.T, pod *netnstest.Pod) (*Tracer, *collector) {
+	t.Helper()
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == pod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
+	})
+	failedCounted(t, tr, pod.NetnsInode())
+	return tr, ring
+}
+
 // failedCounted drains the aggregates: failed connects counted in netns, by errno.
 func failedCounted(t *testing.T, tr *Tracer, netns uint32) map[int32]uint64 {
 	counted := map[int32]uint64{}
@@ -148,16 +156,7 @@ func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
 	client.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
 	client.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
 	silent := netip.MustParseAddr("10.213.38.201") // on the pod's network, no one has it: SYN_SENT until disconnected
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	defer tr.Close()
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == client.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
-	})
-	failedCounted(t, tr, client.NetnsInode()) // from zero
+	tr, ring := openFailedConnects(t, client)
 
 	var outcomes []error
 	require.NoError(t, client.Do(func() error {

@@ -519,30 +519,7 @@ func TestFoundServerEndsWithTheirListenerClosed(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 224)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	addr := netip.AddrPortFrom(serverPod.IPv4, 7030)
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	var clients, servers []net.Conn
-	require.NoError(t, clientPod.Do(func() error {
-		for range 2 {
-			c, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				return err
-			}
-			clients, servers = append(clients, c), append(servers, s)
-		}
-		return nil
-	}))
-	require.NoError(t, ln.Close())
-	defer func() {
-		for i := range clients {
-			_ = clients[i].Close()
-			_ = servers[i].Close()
-		}
-	}()
+	withListenerClosed(t, clientPod, serverPod, addr, func(int) *net.Dialer { return &net.Dialer{} })
 
 	tr := openEvents(t, 1<<22)
 	require.NoError(t, tr.IteratorsUnavailable())
@@ -570,31 +547,9 @@ func TestFoundRolesOfBoundClientsAndReusableListeners(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 37)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	addr := netip.AddrPortFrom(serverPod.IPv4, 40001)
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
-	var clients, servers []net.Conn
-	require.NoError(t, clientPod.Do(func() error {
-		for i := range 2 {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: clientPod.IPv4.AsSlice(), Port: 5555 + i}}
-			c, err := d.Dial("tcp", addr.String())
-			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				return err
-			}
-			clients, servers = append(clients, c), append(servers, s)
-		}
-		return nil
-	}))
-	require.NoError(t, ln.Close())
-	defer func() {
-		for i := range clients {
-			_ = clients[i].Close()
-			_ = servers[i].Close()
-		}
-	}()
+	clients, servers := withListenerClosed(t, clientPod, serverPod, addr, func(i int) *net.Dialer {
+		return &net.Dialer{LocalAddr: &net.TCPAddr{IP: clientPod.IPv4.AsSlice(), Port: 5555 + i}}
+	})
 	for i := range clients {
 		_, err := clients[i].Write(make([]byte, 100))
 		require.NoError(t, err)
@@ -621,4 +576,35 @@ func TestFoundRolesOfBoundClientsAndReusableListeners(t *testing.T) {
 		assert.Equal(t, received, e.BytesReceived)
 	}
 	assert.Equal(t, map[uint32]map[uint8]int{cns: {roleClient: 2}, sns: {roleServer: 2}}, byRole)
+}
+
+// withListenerClosed makes two connections from clientPod to a listener at addr (each dialled
+// with dialer(i)), then closes the listener: their server ends drain with no listener on their
+// port. Closed at the end of the test.
+func withListenerClosed(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.AddrPort, dialer func(i int) *net.Dialer) (clients, servers []net.Conn) {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+	require.NoError(t, clientPod.Do(func() error {
+		for i := range 2 {
+			c, err := dialer(i).Dial("tcp", addr.String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			clients, servers = append(clients, c), append(servers, s)
+		}
+		return nil
+	}))
+	require.NoError(t, ln.Close())
+	t.Cleanup(func() {
+		for i := range clients {
+			_ = clients[i].Close()
+			_ = servers[i].Close()
+		}
+	})
+	return clients, servers
 }
