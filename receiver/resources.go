@@ -5,7 +5,6 @@ package podnetreceiver
 import (
 	"net/netip"
 	"os"
-	"syscall"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
@@ -87,35 +86,25 @@ type resources struct {
 	attr     attribution.Attributor
 	nodeName string
 	hostName string
-	// nodeNetns is the node's network namespace (0: unknown), where the node's own processes
-	// are.
+	// nodeNetns is the node's network namespace, where the node's own processes are; 0 when
+	// unknown, or when the service graph (the one reader of their node addresses) is off.
 	nodeNetns uint32
 	cache     map[resourceKey]*localEnd
 }
 
 func newResources(cfg *Config, attr attribution.Attributor) *resources {
 	host, node := nodeNames(cfg)
-	return &resources{
-		cfg:       cfg.ResourceAttributes,
-		attr:      attr,
-		nodeName:  node,
-		hostName:  host,
-		nodeNetns: netnsInode(procscan.HostNetnsLink(cfg.ProcRoot)),
-		cache:     map[resourceKey]*localEnd{},
+	r := &resources{
+		cfg:      cfg.ResourceAttributes,
+		attr:     attr,
+		nodeName: node,
+		hostName: host,
+		cache:    map[resourceKey]*localEnd{},
 	}
-}
-
-// netnsInode is the inode of a network namespace link; 0 when it cannot be read.
-func netnsInode(link string) uint32 {
-	fi, err := os.Stat(link)
-	if err != nil {
-		return 0
+	if cfg.serviceGraphOn() {
+		r.nodeNetns, _ = procscan.HostNetns(cfg.ProcRoot) // unreadable: no node process is named
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0
-	}
-	return uint32(st.Ino) // namespace inodes come from a 32-bit allocator (proc_inum)
+	return r
 }
 
 // get attributes k now and returns its local end.

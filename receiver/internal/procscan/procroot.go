@@ -48,6 +48,11 @@ func HostNetnsLink(procRoot string) string {
 	return filepath.Join(procRoot, hostAnchor, "ns", "net")
 }
 
+// HostNetns is the inode of the host's network namespace, read through procRoot.
+func HostNetns(procRoot string) (uint32, error) {
+	return readNetns(HostNetnsLink(procRoot))
+}
+
 // readNetns returns the inode of a network namespace link, which the kernel spells
 // "net:[4026531840]". Namespace inodes come from a 32-bit allocator (proc_inum), matching
 // the u32 the BPF side reads from ns.inum.

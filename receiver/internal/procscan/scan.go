@@ -34,7 +34,7 @@ type scanResult struct {
 // when the proc root or the host's namespace is unreadable.
 // prev, the last snapshot or nil, sizes the new maps.
 func (w *walker) scan(ctx context.Context, prev *snapshot) (scanResult, error) {
-	hostNS, err := readNetns(filepath.Join(w.procRoot, hostAnchor, "ns", "net"))
+	hostNS, err := HostNetns(w.procRoot)
 	if err != nil {
 		return scanResult{}, fmt.Errorf("reading the host network namespace: %w", err)
 	}
