@@ -226,11 +226,13 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	fill_sock(&e, sk, rd);
 	if (!e.cgroup_id)
 		e.cgroup_id = ci->cgroup_id;
-	agg_key_of(&k, &e);
 	/* Keyed as its open and close are: by the backend its connect was sent to, when metrics
 	 * split by backend (an independent check found live bytes in a key without one). */
-	agg_key_backend(&k, ci->backend_port, ci->backend_addr);
-	agg_key_project(&k);
+	if (backend_in_metrics) {
+		e.backend_port = ci->backend_port;
+		__builtin_memcpy(e.backend_addr, ci->backend_addr, sizeof(e.backend_addr));
+	}
+	agg_key_of(&k, &e);
 	v = agg_value_of(&k, &folded);
 	if (!v)
 		return true;
