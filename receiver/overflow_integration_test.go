@@ -31,17 +31,7 @@ func TestMetricSeriesOverflow(t *testing.T) {
 			client, server := netw.AddPod(), netw.AddPod()
 			const ports, perPort = 10, 2
 			sink, stop := startMetricsOnlyWith(t, tc.aggregation, func(cfg *Config) { cfg.MaxMetricSeries = 3 })
-			for p := range ports {
-				port := 9200 + p
-				srv := server.StartServer(t, fmt.Sprintf("[::]:%d", port), perPort)
-				for range perPort {
-					_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "x")
-					require.Empty(t, res)
-				}
-				srv.Wait(t)
-			}
-			require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
-				"every TCP socket of the pods closed")
+			connectToPorts(t, client, server, 9200, ports, perPort)
 			stop()
 			all := sink.AllMetrics()
 			const conns = ports * perPort
@@ -96,15 +86,7 @@ func TestDroppedAttributesDoNotFillTheKernelTable(t *testing.T) {
 		cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}
 		cfg.Exclude.PeerCIDRs = allBut(netip.MustParsePrefix(client.IPv4.String() + "/24"))
 	})
-	for p := range ports {
-		port := 9300 + p
-		srv := server.StartServer(t, fmt.Sprintf("[::]:%d", port), 1)
-		_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "x")
-		require.Empty(t, res)
-		srv.Wait(t)
-	}
-	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
-		"every TCP socket of the pods closed")
+	connectToPorts(t, client, server, 9300, ports, 1)
 	stop()
 	all := sink.AllMetrics()
 	require.NotEmpty(t, all)
@@ -131,4 +113,21 @@ func allBut(p netip.Prefix) []string {
 		out = append(out, netip.PrefixFrom(netip.AddrFrom4(b), bits).Masked().String())
 	}
 	return out
+}
+
+// connectToPorts makes perPort connections from client to each of ports server ports from
+// first on, and waits until every TCP socket of the two pods has closed.
+func connectToPorts(t *testing.T, client, server *netnstest.Pod, first, ports, perPort int) {
+	t.Helper()
+	for p := range ports {
+		port := first + p
+		srv := server.StartServer(t, fmt.Sprintf("[::]:%d", port), perPort)
+		for range perPort {
+			_, res := client.Dial(t, netip.AddrPortFrom(server.IPv4, uint16(port)).String(), "x")
+			require.Empty(t, res)
+		}
+		srv.Wait(t)
+	}
+	require.Eventually(t, func() bool { return socketsClosed(client, server) }, 10*time.Second, 20*time.Millisecond,
+		"every TCP socket of the pods closed")
 }

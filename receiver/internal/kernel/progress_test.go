@@ -521,17 +521,12 @@ func TestFoundServerEndsWithTheirListenerClosed(t *testing.T) {
 	addr := netip.AddrPortFrom(serverPod.IPv4, 7030)
 	withListenerClosed(t, clientPod, serverPod, addr, func(int) *net.Dialer { return &net.Dialer{} })
 
-	tr := openEvents(t, 1<<22)
-	require.NoError(t, tr.IteratorsUnavailable())
-	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
-	byRole := map[uint32]map[uint8]int{cns: {}, sns: {}}
-	for _, e := range found(t, tr, cns, sns) {
-		byRole[e.NetnsIno][e.Role]++
-		if e.NetnsIno == sns {
+	byRole := foundRoles(t, clientPod, serverPod, func(e *bpf.PodnetEvent, serverEnd bool) {
+		if serverEnd {
 			assert.Equal(t, uint16(7030), e.LocalPort)
 		}
-	}
-	assert.Equal(t, map[uint32]map[uint8]int{cns: {roleClient: 2}, sns: {roleServer: 2}}, byRole)
+	})
+	assert.Equal(t, map[string]map[uint8]int{"client pod": {roleClient: 2}, "server pod": {roleServer: 2}}, byRole)
 }
 
 // A client that bound its port before connect() is a client, and a server end whose listener
@@ -561,21 +556,16 @@ func TestFoundRolesOfBoundClientsAndReusableListeners(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	tr := openEvents(t, 1<<22)
-	require.NoError(t, tr.IteratorsUnavailable())
-	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
-	byRole := map[uint32]map[uint8]int{cns: {}, sns: {}}
-	for _, e := range found(t, tr, cns, sns) {
-		byRole[e.NetnsIno][e.Role]++
+	byRole := foundRoles(t, clientPod, serverPod, func(e *bpf.PodnetEvent, serverEnd bool) {
 		sent, received := uint64(100), uint64(50)
-		if e.NetnsIno == sns {
+		if serverEnd {
 			assert.Equal(t, uint16(40001), e.LocalPort)
 			sent, received = received, sent
 		}
 		assert.Equal(t, sent, e.BytesSent, "payload bytes sent, whatever the role")
 		assert.Equal(t, received, e.BytesReceived)
-	}
-	assert.Equal(t, map[uint32]map[uint8]int{cns: {roleClient: 2}, sns: {roleServer: 2}}, byRole)
+	})
+	assert.Equal(t, map[string]map[uint8]int{"client pod": {roleClient: 2}, "server pod": {roleServer: 2}}, byRole)
 }
 
 // withListenerClosed makes two connections from clientPod to a listener at addr (each dialled
@@ -607,4 +597,23 @@ func withListenerClosed(t *testing.T, clientPod, serverPod *netnstest.Pod, addr 
 		}
 	})
 	return clients, servers
+}
+
+// foundRoles loads podnet, scans for the connections open in the two pods, checks each found
+// end (serverEnd: the server pod's), and counts their roles per pod.
+func foundRoles(t *testing.T, clientPod, serverPod *netnstest.Pod, check func(e *bpf.PodnetEvent, serverEnd bool)) map[string]map[uint8]int {
+	t.Helper()
+	tr := openEvents(t, 1<<22)
+	require.NoError(t, tr.IteratorsUnavailable())
+	cns, sns := clientPod.NetnsInode(), serverPod.NetnsInode()
+	byRole := map[string]map[uint8]int{"client pod": {}, "server pod": {}}
+	for _, e := range found(t, tr, cns, sns) {
+		pod := "client pod"
+		if e.NetnsIno == sns {
+			pod = "server pod"
+		}
+		byRole[pod][e.Role]++
+		check(&e, e.NetnsIno == sns)
+	}
+	return byRole
 }
