@@ -177,7 +177,7 @@ static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const s
 
 	if (!s)
 		return;
-	if (!connect_dest(call->uaddr, call->addrlen, &family, m->a, &port))
+	if (!connect_dest(call->uaddr, call->addrlen, &family, m->a, &port, NULL))
 		goto out;
 	as_v6(m->b, family, m->a);
 	sock_ends(sk, rd, &m->ends);

@@ -271,18 +271,6 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* The peer as the caller asked for it: the socket has no peer address when connect() failed
- * before SYN_SENT. */
-static __always_inline void fill_peer_from_sockaddr(struct event *e, __u64 uaddr, __u32 addrlen)
-{
-	__u16 family, port;
-
-	if (!connect_dest(uaddr, addrlen, &family, e->peer_addr, &port))
-		return;
-	e->family = family;
-	e->peer_port = port;
-}
-
 /* Whether a connect's result is a failure: not success, nor one still under way. */
 static __always_inline bool connect_failed(long ret)
 {
@@ -296,11 +284,19 @@ static __always_inline void report_failed_connect(struct sock *sk, long ret, __u
 {
 	struct event local = { .type = EVENT_CONNECT, .role = ROLE_CLIENT, .error = -ret };
 	struct event *e;
+	__u16 family, port;
+	__u32 flowinfo;
+	__u8 peer[16];
 
-	if (!connect_attempted(ret, uaddr, addrlen, sk, BPF_CORE_READ(sk, __sk_common.skc_family)))
+	if (!connect_dest(uaddr, addrlen, &family, peer, &port, &flowinfo) ||
+	    !connect_attempted(ret, addrlen, sk, BPF_CORE_READ(sk, __sk_common.skc_family), family, peer, flowinfo))
 		return;
 	fill_sock(&local, sk, READ_PROBED);
-	fill_peer_from_sockaddr(&local, uaddr, addrlen);
+	/* The peer as the caller asked for it: the socket has none when connect() failed before
+	 * SYN_SENT. */
+	local.family = family;
+	local.peer_port = port;
+	__builtin_memcpy(local.peer_addr, peer, sizeof(peer));
 	if (excluded_peer(local.family, local.peer_addr, local.peer_port))
 		return;
 	if (aggregate_in_kernel)

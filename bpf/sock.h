@@ -232,9 +232,10 @@ static __always_inline void tcp_rtt_retrans(struct sock *sk, enum sock_read rd, 
 }
 
 /* Where a connect() caller asked to go: the sockaddr in its memory (sockaddr_in: port at 2,
- * address at 4; sockaddr_in6: port at 2, address at 8). addr is filled as sockets keep addresses
- * (IPv4 in its first 4 bytes), and only when the call is IPv4 or IPv6 and readable. */
-static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port)
+ * address at 4; sockaddr_in6: port at 2, flow info at 4, address at 8). addr is filled as
+ * sockets keep addresses (IPv4 in its first 4 bytes), and only when the call is IPv4 or IPv6 and
+ * readable; flowinfo (when asked for) is sockaddr_in6's, 0 for IPv4. */
+static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port, __u32 *flowinfo)
 {
 	__u8 sa[28] = {};
 	__u32 len = addrlen > sizeof(sa) ? sizeof(sa) : addrlen;
@@ -253,43 +254,34 @@ static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *fami
 	}
 	*family = f;
 	*port = bpf_ntohs(*(__u16 *)&sa[2]);
+	if (flowinfo)
+		*flowinfo = f == AF_INET6 ? *(__u32 *)&sa[4] : 0;
 	return true;
 }
 
 #define SS_UNCONNECTED 1
 
-/* Whether a connect() that failed before SYN_SENT tried to connect at all: the kernel refuses
- * a sockaddr it cannot read (EFAULT), too short or of another family (EAFNOSUPPORT) before any
- * attempt. EINVAL is such a refusal too - an IPv6 link-local peer with no interface to reach it
- * on (no scope id, no bound device), a flow label the socket does not hold, a socket in no
- * state to connect - except where a blackhole route answered the route lookup, an attempt to a
+/* Whether a connect() that failed before SYN_SENT tried to connect at all, from the sockaddr
+ * it was given as connect_dest read it (family, addr, flowinfo): the kernel refuses a sockaddr
+ * it cannot read (EFAULT), too short or of another family (EAFNOSUPPORT) before any attempt.
+ * EINVAL is such a refusal too - an IPv6 link-local peer with no interface to reach it on (no
+ * scope id, no bound device), a flow label the socket does not hold, a socket in no state to
+ * connect - except where a blackhole route answered the route lookup, an attempt to a
  * destination the node refuses (found by an independent check: such connects were in no
  * record; before that, independent checks saw the refusals reported as failed connects, to
  * 0.0.0.0:0 and to fe80::/10 peers). So EINVAL counts only for a well-formed sockaddr of a
  * socket that could connect (SS_UNCONNECTED: the route lookup's errors leave it so). */
-static __always_inline bool connect_attempted(long err, __u64 uaddr, __u32 addrlen, struct sock *sk, __u16 sock_family)
+static __always_inline bool connect_attempted(long err, __u32 addrlen, struct sock *sk, __u16 sock_family, __u16 family,
+					      const __u8 *addr, __u32 flowinfo)
 {
-	__u8 sa[24] = {}; /* sockaddr_in6 up to its address; sockaddr_in's 16 bytes */
-	__u16 f;
-
-	if (addrlen < (sock_family == AF_INET6 ? 24 : 16))
-		return false;
-	if (bpf_probe_read_user(sa, sock_family == AF_INET6 ? 24 : 16, (void *)uaddr))
-		return false;
-	f = *(__u16 *)sa;
-	if (f != sock_family)
+	if (addrlen < (sock_family == AF_INET6 ? 24 : 16) || family != sock_family)
 		return false;
 	if (err != -EINVAL)
 		return true;
 	if (BPF_CORE_READ(sk, sk_socket, state) != SS_UNCONNECTED)
 		return false;
-	if (f == AF_INET6) {
-		__u32 flowinfo = *(__u32 *)&sa[4];
-		__u8 *a = &sa[8];
-
-		if ((a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (flowinfo & bpf_htonl(0x000fffff)))
-			return false; /* link-local or a flow label: the arguments' EINVALs */
-	}
+	if (family == AF_INET6 && ((addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80) || (flowinfo & bpf_htonl(0x000fffff))))
+		return false; /* link-local or a flow label: the arguments' EINVALs */
 	return true;
 }
 
