@@ -54,7 +54,7 @@ func (r *podnetReceiver) startNodeAttribution(host component.Host, tb *metadata.
 		return startedAttribution{attr: attribution.NewNode(scanner, nil), stop: scanner.Stop}, nil
 	}
 	return startedAttribution{
-		attr: attribution.NewNode(scanner, kubeMetadata{store}), stop: func() { store.Stop(); scanner.Stop() },
+		attr: attribution.NewNode(scanner, kubeMetadata{Store: store, nodes: r.cfg.serviceGraphOn()}), stop: func() { store.Stop(); scanner.Stop() },
 		awaitNames: awaitNames,
 	}, nil
 }
@@ -111,20 +111,24 @@ func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.Telem
 	}, nil
 }
 
-// kubeMetadata adapts the informer store to what attribution asks.
-type kubeMetadata struct{ *k8smeta.Store }
+// kubeMetadata adapts the informer store to what attribution asks. nodes: whether anything
+// reads Peer.Node (the service graph alone), which costs an index lookup per unnamed address.
+type kubeMetadata struct {
+	*k8smeta.Store
+	nodes bool
+}
 
 func (m kubeMetadata) Pod(cgroupUID string) (attribution.PodID, bool) {
 	p, ok := m.PodByUID(cgroupUID)
 	return attribution.PodID{UID: p.UID, Name: p.Name, Namespace: p.Namespace, Workload: p.Workload}, ok
 }
 
-// Peer names addr's pod or Service, or says that it is a node's (a hostNetwork pod's, a node
-// process's, or a pod's masqueraded to its node's address).
+// Peer names addr's pod or Service, or (when the service graph asks) says that it is a node's
+// (a hostNetwork pod's, a node process's, or a pod's masqueraded to its node's address).
 func (m kubeMetadata) Peer(addr netip.Addr, at int64) (attribution.Peer, attribution.Span, bool) {
 	p, span, ok := m.PeerAt(addr, at)
 	if !ok {
-		return attribution.Peer{Node: m.NodeAddress(addr)}, span, false
+		return attribution.Peer{Node: m.nodes && m.NodeAddress(addr)}, span, false
 	}
 	if p.Kind == k8smeta.PeerService {
 		return attribution.Peer{ServiceName: p.Name, Namespace: p.Namespace}, span, true

@@ -124,7 +124,6 @@ func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
 	tr := openMarked(t)
-	before := counters(t, tr).CloseUntracked
 	server := &unix.SockaddrInet4{Port: 8124, Addr: [4]byte{127, 0, 0, 1}}
 	require.NoError(t, pod.Do(func() error {
 		ln, err := fastOpenListener(server) // the first connection fetched a cookie
@@ -147,11 +146,13 @@ func TestTCPFastOpenClosedEarlyCountsInTheKernel(t *testing.T) {
 		s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
 		return s != nil && s.Closed >= 4
 	}, 5*time.Second, 50*time.Millisecond, "the four server connections closed")
+	// An untracked close returns before it is counted closed (state.h), so four closed in
+	// this namespace is "no close untracked". The node-wide untracked counter is not compared:
+	// other tests' connections, opened before this tracer, close while it runs.
 	s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
 	assert.Equal(t, uint64(4), s.Connections, "server connections: the cookie's, the one closed early, the one reset early and the one reset in the queue")
-	assert.Equal(t, uint64(4), s.Closed)
+	assert.Equal(t, uint64(4), s.Closed, "every close counted closed, none untracked")
 	assert.Zero(t, s.Active)
-	assert.Equal(t, before, counters(t, tr).CloseUntracked, "no close is untracked")
 }
 
 // A Fast Open child reset before its handshake ends lived from its SYN (which carried the
