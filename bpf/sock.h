@@ -231,6 +231,29 @@ static __always_inline void tcp_rtt_retrans(struct sock *sk, enum sock_read rd, 
 	}
 }
 
+/* Whether a server's first RTT sample is the echo of a SYN cookie's timestamp. The kernel keeps
+ * no send time for a cookie's SYN-ACK (cookie_tcp_reqsk_init: snt_synack 0), so the child's
+ * sample comes from the timestamp the ACK echoes, in whole ms (TCP_TS_HZ), and the cookie had
+ * replaced that timestamp's low bits with the connection's options (cookie_init_timestamp: the
+ * peer's window scale, 0xf for none, and SACK at bit 4): up to 63 ms too long (found by an
+ * independent check: 2-63 ms server handshakes on loopback). rcv_tsecr has the connection's
+ * timestamp offset taken out, as the cookie's bits were laid before it was added. A server
+ * whose SYN-ACK's send time was kept has a sample in µs: a whole number of ms with those five
+ * bits also matching, 1 in 32,000. The options are read only for a sample in whole ms. */
+static __always_inline bool cookie_echo_sample(struct sock *sk, __u32 srtt)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 tsecr, options;
+
+	if ((srtt >> 3) % 1000 || !BPF_CORE_READ_BITFIELD_PROBED(tp, rx_opt.tstamp_ok))
+		return false;
+	tsecr = BPF_CORE_READ(tp, rx_opt.rcv_tsecr);
+	options = BPF_CORE_READ_BITFIELD_PROBED(tp, rx_opt.wscale_ok) ? BPF_CORE_READ_BITFIELD_PROBED(tp, rx_opt.snd_wscale) : 0xf;
+	if (BPF_CORE_READ_BITFIELD_PROBED(tp, rx_opt.sack_ok))
+		options |= 0x10;
+	return (tsecr & 0x1f) == options;
+}
+
 /* Where a connect() caller asked to go: the sockaddr in its memory (sockaddr_in: port at 2,
  * address at 4; sockaddr_in6: port at 2, flow info at 4, address at 8). addr is filled as
  * sockets keep addresses (IPv4 in its first 4 bytes), and only when the call is IPv4 or IPv6 and

@@ -354,6 +354,10 @@ static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk,
 			ci->handshake_us = synack_retransmitted_at(retrans, syn_linear_timeouts(sk)) * HANDSHAKE_RTO_US + (srtt >> 3);
 		return;
 	}
+	if (!client && srtt && cookie_echo_sample(sk, srtt)) {
+		ci->handshake_us = 0; /* unknown: a SYN cookie's SYN-ACK left no time (sock.h) */
+		return;
+	}
 	waits = retrans;
 	for (int i = 0; i < 8 && i < waits; i++) {
 		us += rto;

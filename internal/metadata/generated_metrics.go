@@ -962,7 +962,7 @@ type metricPodnetTCPRetransmits struct {
 // init fills podnet.tcp.retransmits metric with initial data.
 func (m *metricPodnetTCPRetransmits) init() {
 	m.data.SetName("podnet.tcp.retransmits")
-	m.data.SetDescription("Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.")
+	m.data.SetDescription("Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close. An established connection's count includes its handshake's SYN (SYN-ACK) retransmissions, which podnet.tcp.syn_retransmits also counts, as it counts those of failed connects, which are in no series of this metric (they retransmitted no data) - do not add the two.")
 	m.data.SetUnit("{segment}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)

@@ -706,7 +706,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.retransmits"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
+						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close. An established connection's count includes its handshake's SYN (SYN-ACK) retransmissions, which podnet.tcp.syn_retransmits also counts, as it counts those of failed connects, which are in no series of this metric (they retransmitted no data) - do not add the two.", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -747,7 +747,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["podnet.tcp.retransmits"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close.", mi.Description())
+						assert.Equal(t, "Segments retransmitted (tcp_sock total_retrans) - by open connections up to each emission, and by closed ones up to their close; a connection found open at start counts from then. Without BPF iterators (before Linux 5.11) only at close. An established connection's count includes its handshake's SYN (SYN-ACK) retransmissions, which podnet.tcp.syn_retransmits also counts, as it counts those of failed connects, which are in no series of this metric (they retransmitted no data) - do not add the two.", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())

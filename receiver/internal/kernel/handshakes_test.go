@@ -628,3 +628,72 @@ func dialPair(client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn
 	}
 	return c, s, nil
 }
+
+// A SYN cookie's SYN-ACK leaves the kernel no send time, so a cookie child's first RTT sample is
+// the echo of the cookie's timestamp, whose low bits the cookie replaced with the connection's
+// options: up to 63 ms too long, in whole ms (found by an independent check: 2-63 ms server
+// handshakes on loopback, in the accept records and the histogram). Such a server handshake is
+// unknown: no duration on the accept record, nothing in the histogram, whether the client sent
+// timestamps or not; without cookies it is timed (to the µs).
+func TestSYNCookieServerHandshakesAreUnknown(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 39)
+	client, server := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, inNetns(server.NetnsInode()))
+	totals := roleTotals{}
+	drainInto(t, tr, map[uint32]roleTotals{server.NetnsInode(): totals}) // from zero
+	const each = 10
+	cases := []struct {
+		port                 uint16
+		syncookies, tsClient string
+		timed                bool
+	}{
+		{7751, "0", "1", true},  // no cookies: the SYN-ACK's send time is kept
+		{7752, "2", "1", false}, // every SYN answered with a cookie, timestamps on
+		{7753, "2", "0", false}, // cookies without timestamps: no sample at all
+	}
+	for _, c := range cases {
+		server.Exec("sysctl", "-qw", "net.ipv4.tcp_syncookies="+c.syncookies)
+		client.Exec("sysctl", "-qw", "net.ipv4.tcp_timestamps="+c.tsClient)
+		for range each {
+			cc, sc, err := dialPair(client, server, netip.AddrPortFrom(server.IPv4, c.port))
+			require.NoError(t, err)
+			_ = cc.Close()
+			_ = sc.Close()
+		}
+	}
+
+	accepts := map[uint16][]uint32{}
+	for _, e := range collect(ring, 2*each*len(cases)) {
+		if (kind{e.Type, e.Role}) == accepted {
+			accepts[e.LocalPort] = append(accepts[e.LocalPort], e.SrttUs)
+		}
+	}
+	for _, c := range cases {
+		require.Len(t, accepts[c.port], each, "port %d: accept records", c.port)
+		for _, us := range accepts[c.port] {
+			if c.timed {
+				assert.Positive(t, us, "port %d: a handshake without cookies is timed", c.port)
+			} else {
+				assert.Zero(t, us, "port %d: a cookie child's handshake is unknown, not %d µs", c.port, us)
+			}
+		}
+	}
+	require.Eventually(t, func() bool {
+		drainInto(t, tr, map[uint32]roleTotals{server.NetnsInode(): totals})
+		s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+		return s != nil && s.Connections >= uint64(each*len(cases))
+	}, 5*time.Second, 50*time.Millisecond, "the server connections counted")
+	s := totals[uint8(bpf.PodnetRoleROLE_SERVER)]
+	var timed uint32
+	for _, n := range s.HandshakeBuckets {
+		timed += n
+	}
+	assert.Equal(t, uint64(each*len(cases)), s.Connections)
+	assert.Equal(t, uint32(each), timed, "only the handshakes without cookies are in the histogram")
+}

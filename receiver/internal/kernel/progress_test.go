@@ -54,6 +54,10 @@ func drainInto(t *testing.T, tr *Tracer, totals map[uint32]roleTotals) {
 		s.BytesReceived += v.BytesReceived
 		s.Retransmits += v.Retransmits
 		s.DurationNs += v.DurationNs
+		s.HandshakeUs += v.HandshakeUs
+		for i, n := range v.HandshakeBuckets {
+			s.HandshakeBuckets[i] += n
+		}
 		if active[k.NetnsIno] == nil {
 			active[k.NetnsIno] = map[uint8]uint64{}
 		}
