@@ -130,23 +130,38 @@ func (l *lossReporter) seriesDropped(n int64) {
 	}
 }
 
-// warnLimiter logs a recurring problem at most once per interval, with how often it happened:
-// never a log line per event.
+// warnLimiter logs each recurring problem (by its message) at most once per interval, with how
+// often it happened: never a log line per event. Per message, as one shared limit let one
+// problem's warnings hide every other's (found by an independent check: the metrics
+// pipeline's refusals never said while the logs pipeline's were). The messages are the
+// code's own constants: a handful of entries.
 type warnLimiter struct {
 	logger *zap.Logger
 	every  time.Duration
 	mu     sync.Mutex
-	last   time.Time
-	count  int
+	byMsg  map[string]*warnState
+}
+
+type warnState struct {
+	last  time.Time
+	count int
 }
 
 func (w *warnLimiter) warn(msg string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.count++
-	if time.Since(w.last) < w.every {
+	if w.byMsg == nil {
+		w.byMsg = map[string]*warnState{}
+	}
+	s := w.byMsg[msg]
+	if s == nil {
+		s = &warnState{}
+		w.byMsg[msg] = s
+	}
+	s.count++
+	if !s.last.IsZero() && time.Since(s.last) < w.every {
 		return
 	}
-	w.logger.Warn(msg, zap.Error(err), zap.Int("occurrences", w.count))
-	w.last, w.count = time.Now(), 0
+	w.logger.Warn(msg, zap.Error(err), zap.Int("occurrences", s.count))
+	s.last, s.count = time.Now(), 0
 }

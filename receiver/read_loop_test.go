@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -99,6 +100,64 @@ func TestKernelCountersAreReadOncePerInterval(t *testing.T) {
 	assert.Zero(t, reads, "20 batches within one poll interval: no read per batch")
 	assert.Equal(t, int64(7), f.sum(t, "otelcol_podnet_events_lost"))
 	assert.True(t, f.kernel.isClosed())
+}
+
+// gatedMetrics is gatedLogs for metrics: every call waits for a token on gate.
+type gatedMetrics struct {
+	consumertest.MetricsSink
+	gate    chan struct{}
+	entered atomic.Int64
+}
+
+func (g *gatedMetrics) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	g.entered.Add(1)
+	<-g.gate
+	return g.MetricsSink.ConsumeMetrics(ctx, md)
+}
+
+func (*gatedMetrics) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// A metrics delivery that blocks (an exporter without a queue retrying a dead backend) does
+// not stop the kernel's loss counters from being read: the logs lose events to the same
+// backend meanwhile, and events_lost must say so then, not at Shutdown (found by an independent
+// check: lost stayed 0 for a minute of loss).
+func TestKernelCountersAreReadWhileAMetricsDeliveryBlocks(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.PollInterval = 5 * time.Millisecond
+	cfg.MetricsInterval = 10 * time.Millisecond
+	metrics := &gatedMetrics{gate: make(chan struct{})}
+	f := newFakeReceiver(t, cfg, newFakeRing(), new(consumertest.LogsSink), metrics)
+	k := bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 8080, Role: uint8(event.Client)}
+	f.kernel.aggregates = map[bpf.PodnetAggKey]bpf.PodnetAggValue{k: {Connections: 5}}
+	f.start(t)
+	require.Eventually(t, func() bool { return metrics.entered.Load() == 1 }, 5*time.Second, time.Millisecond, "a metrics delivery under way")
+
+	f.kernel.mu.Lock()
+	f.kernel.counters = kernel.Counters{ReserveFailed: 40, Submitted: 40}
+	f.kernel.mu.Unlock()
+	require.Eventually(t, func() bool { return f.sum(t, "otelcol_podnet_events_lost") == 40 }, 5*time.Second, 5*time.Millisecond,
+		"events_lost follows the kernel while the delivery blocks")
+	assert.Equal(t, int64(1), metrics.entered.Load(), "the delivery still blocks")
+
+	close(metrics.gate)
+	require.NoError(t, f.Shutdown(context.Background()))
+	f.requireStopped(t)
+}
+
+// Each recurring warning is limited on its own: one problem's warnings never hide another's
+// (found by an independent check: with both pipelines refusing, only the logs pipeline's
+// refusals were ever logged, with the metrics pipeline's occurrences in their count).
+func TestWarningsAreLimitedPerProblem(t *testing.T) {
+	core, logged := observer.New(zap.WarnLevel)
+	w := &warnLimiter{logger: zap.New(core), every: time.Hour}
+	for range 5 {
+		w.warn("podnet: the logs pipeline refused a batch", errors.New("refused"))
+		w.warn("podnet: the metrics pipeline refused a batch", errors.New("refused"))
+	}
+	assert.Equal(t, 1, logged.FilterMessage("podnet: the logs pipeline refused a batch").Len())
+	metrics := logged.FilterMessage("podnet: the metrics pipeline refused a batch").AllUntimed()
+	require.Len(t, metrics, 1, "said once within the interval, however often the other is")
+	assert.Equal(t, int64(1), metrics[0].ContextMap()["occurrences"])
 }
 
 // A stop that lands while a slow consumer holds a delivery, with more than a batch still in
