@@ -78,7 +78,7 @@ func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.Telem
 		SyncTimeout: r.kubeSyncTimeout,
 		OnStatus: func(err error) {
 			if err != nil {
-				r.set.Logger.Warn("podnet: Kubernetes API unavailable; events keep flowing with the names already known", zap.Error(err))
+				r.set.Logger.Warn("podnet: Kubernetes metadata unavailable (the API server is away, or refuses the collector's account); events keep flowing with the names already known", zap.Error(err))
 				componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
 				return
 			}
@@ -106,7 +106,10 @@ func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.Telem
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting without pod names, they appear once the API server answers")
+		// Named, as what is listed already names (found by an independent check: an account
+		// without Services said "without pod names" and named pods).
+		r.set.Logger.Warn("podnet: Kubernetes metadata not synced yet; starting with what is listed, the rest names once the API server lists it",
+			zap.Strings("not_listed", store.Unlisted()))
 		return nil
 	}, nil
 }

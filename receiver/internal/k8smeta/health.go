@@ -93,9 +93,13 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock() // held during onStatus so that reports arrive in order
+	newlyRefused := err != nil && h.errs[name] == nil && apierrors.IsForbidden(err)
 	h.errs[name] = err
 	status := errors.Join(h.sortedErrs()...)
-	if (status != nil) != h.failed {
+	// Told again when one more informer is refused while another's error is being reported:
+	// each permission the account lacks is named (found by an independent check: only the
+	// first was), where an outage, which fails every informer, is told once.
+	if (status != nil) != h.failed || (h.failed && newlyRefused) {
 		h.failed = status != nil
 		h.onStatus(status)
 	}

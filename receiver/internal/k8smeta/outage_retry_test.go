@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -74,4 +75,28 @@ func TestRefusalSettlesAfterOutage(t *testing.T) {
 	assert.False(t, h.record(ctx, "pods", "list", nil, nil), "served")
 	assert.Equal(t, []error{nil}, told[len(told)-1:], "healthy once every informer is served")
 	assert.Equal(t, 4, failed, "failed calls: two unavailable, the settling refusal, the expired version; not the denials, the cancelled call or the success")
+}
+
+// Each informer the account is refused is told, not only the first (found by an independent
+// check: without any binding only "list pods" was ever named); an outage, failing every
+// informer, is told once.
+func TestEveryRefusedInformerIsTold(t *testing.T) {
+	ctx := context.Background()
+	var told []error
+	h := newHealth(func(err error) { told = append(told, err) }, func() {})
+	forbidden := func(resource string) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "", errors.New("no"))
+	}
+	h.record(ctx, "pods", "list", forbidden("pods"), nil)
+	h.record(ctx, "services", "list", forbidden("services"), nil)
+	h.record(ctx, "services", "list", forbidden("services"), nil) // again: nothing new
+	require.Len(t, told, 2, "each refused informer told once")
+	assert.ErrorContains(t, told[1], "services")
+	assert.ErrorContains(t, told[1], "pods", "with what is still refused")
+
+	told = nil
+	h = newHealth(func(err error) { told = append(told, err) }, func() {})
+	h.record(ctx, "pods", "watch", apierrors.NewServiceUnavailable("down"), nil)
+	h.record(ctx, "services", "watch", apierrors.NewServiceUnavailable("down"), nil)
+	assert.Len(t, told, 1, "an outage told once")
 }

@@ -230,6 +230,25 @@ func (s *Store) WaitSynced(ctx context.Context) bool {
 	return s.synced()
 }
 
+// Unlisted names what has not had its first listing yet, for Start's message when the wait ends
+// first: the names come from what is listed.
+func (s *Store) Unlisted() []string {
+	var out []string
+	if !s.local.HasSynced() {
+		out = append(out, "this node's pods")
+	}
+	if s.peers != nil && !s.peers.HasSynced() {
+		out = append(out, "the cluster's pods")
+	}
+	if !s.services.HasSynced() {
+		out = append(out, "services")
+	}
+	if !s.slicesSettled() {
+		out = append(out, "endpointslices")
+	}
+	return out
+}
+
 // required are the informers that must sync for the Store to count as synced.
 func (s *Store) required() []cache.SharedIndexInformer {
 	if s.peers == nil {
