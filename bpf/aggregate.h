@@ -50,11 +50,16 @@ static __always_inline __u16 agg_server_port(const struct event *e)
 }
 
 /* The backend part of a key, when metrics are split by it. */
-static __always_inline void agg_key_backend(struct agg_key *k, __u16 port, const __u8 addr[16])
+static __always_inline void agg_key_backend(struct agg_key *k, __u16 port, const __u8 addr[16], bool dialled)
 {
 	if (backend_in_metrics) {
 		k->backend_port = port;
 		__builtin_memcpy(k->backend_addr, addr, sizeof(k->backend_addr));
+		/* Socket-level load balancing: addr is the Service dialled, the peer its backend, as
+		 * on the records (found by an independent check: the series named the Service the
+		 * backend). */
+		if (dialled)
+			k->flags = AGG_KEY_DIALLED;
 	}
 }
 
@@ -89,7 +94,7 @@ static __always_inline void agg_key_of(struct agg_key *k, const struct event *e)
 	k->role = e->role;
 	k->error = e->error;
 	__builtin_memcpy(k->peer_addr, e->peer_addr, sizeof(k->peer_addr));
-	agg_key_backend(k, e->backend_port, e->backend_addr);
+	agg_key_backend(k, e->backend_port, e->backend_addr, e->flags & EVENT_FLAG_DIALLED);
 	agg_key_project(k);
 }
 
@@ -201,7 +206,7 @@ static __always_inline void agg_close_unseen(const struct conn_info *ci)
 	k.server_port = ci->open_server_port;
 	k.role = ci->role;
 	__builtin_memcpy(k.peer_addr, ci->open_peer_addr, sizeof(k.peer_addr));
-	agg_key_backend(&k, ci->backend_port, ci->backend_addr); /* the open's event took them from ci */
+	agg_key_backend(&k, ci->backend_port, ci->backend_addr, ci->dialled); /* the open's event took them from ci */
 	agg_key_project(&k);
 	v = agg_value_of(&k, &folded);
 	agg_close_active(v, &k, ci->active_folded, folded);

@@ -166,6 +166,17 @@ static __always_inline void find_backend(struct conn_info *ci, struct sock *sk, 
  * per connect. */
 const volatile bool socket_lb = false;
 
+/* Whether a 16-byte address (as_v6) is ::, or ::ffff:0.0.0.0. */
+static __always_inline bool unspecified_v6(const __u8 *a)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if ((i == 10 || i == 11) ? (a[i] != 0 && a[i] != 0xff) : a[i] != 0)
+			return false;
+	}
+	return a[10] == a[11];
+}
+
 /* Inside connect(), at SYN_SENT: when the caller dialled another destination than the socket
  * now has, keeps the dialled one in backend_* (marked dialled). Not inlined, and its memory in
  * scratch.h: the state program's stack has no room for it. */
@@ -177,9 +188,14 @@ static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const s
 
 	if (!s)
 		return;
-	if (!connect_dest(call->uaddr, call->addrlen, &family, m->a, &port, NULL))
+	__builtin_memset(m->sa, 0, sizeof(m->sa));
+	if (!connect_dest_in(m->sa, call->uaddr, call->addrlen, &family, m->a, &port, NULL))
 		goto out;
 	as_v6(m->b, family, m->a);
+	/* The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0), which the kernel itself sends to
+	 * loopback: no balancer chose that (found by an independent check: reported translated). */
+	if (unspecified_v6(m->b))
+		goto out;
 	sock_ends(sk, rd, &m->ends);
 	as_v6(m->c, m->ends.family, m->ends.peer_addr);
 	if (port == m->ends.peer_port && same_addr(m->b, m->c))

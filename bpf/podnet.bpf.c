@@ -42,6 +42,7 @@ const enum handshake_histogram *unused_handshake_histogram __attribute__((unused
 const struct listen_drops *unused_listen_drops __attribute__((unused));
 const enum listen_closed *unused_listen_closed __attribute__((unused));
 const enum agg_key_drop *unused_agg_key_drop __attribute__((unused));
+const enum agg_key_flag *unused_agg_key_flag __attribute__((unused));
 /* ...and the aggregate types complete: otherwise clang 14 leaves them forward declarations in
  * the inner map's BTF, which no loader can size. */
 const struct agg_key *unused_agg_key __attribute__((unused));

@@ -60,6 +60,11 @@ enum counter {
 	COUNTER_MAX = 13,
 };
 
+/* agg_key flags. */
+enum agg_key_flag {
+	AGG_KEY_DIALLED = 1, /* backend_* hold connect()'s destination, as EVENT_FLAG_DIALLED: the socket's peer is the backend */
+};
+
 /* Key fields every connection metric drops (`metrics.<name>.attributes`), zeroed in every
  * in-kernel aggregation key (aggregate.h agg_key_drops). */
 enum agg_key_drop {
@@ -142,7 +147,7 @@ struct agg_key {
 	__u16 server_port; /* the peer's port for a client, the local one for a server */
 	__s32 error;       /* connects only */
 	__u8 role;
-	__u8 _pad;
+	__u8 flags;         /* enum agg_key_flag */
 	__u16 backend_port; /* the translated destination, when metrics are split by backend (nat.h) */
 	__u8 peer_addr[16];
 	__u8 backend_addr[16];

@@ -21,7 +21,7 @@ type PodnetAggKey struct {
 	ServerPort  uint16
 	Error       int32
 	Role        uint8
-	Pad         uint8
+	Flags       uint8
 	BackendPort uint16
 	PeerAddr    [16]uint8
 	BackendAddr [16]uint8
@@ -33,6 +33,12 @@ const (
 	PodnetAggKeyDropAGG_KEY_DROP_PEER  PodnetAggKeyDrop = 1
 	PodnetAggKeyDropAGG_KEY_DROP_PORT  PodnetAggKeyDrop = 2
 	PodnetAggKeyDropAGG_KEY_DROP_ERROR PodnetAggKeyDrop = 4
+)
+
+type PodnetAggKeyFlag uint32
+
+const (
+	PodnetAggKeyFlagAGG_KEY_DIALLED PodnetAggKeyFlag = 1
 )
 
 type PodnetAggValue struct {
@@ -272,6 +278,7 @@ type PodnetScratch struct {
 		A      [16]uint8
 		B      [16]uint8
 		C      [16]uint8
+		Sa     [32]uint8
 	}
 }
 
@@ -364,6 +371,7 @@ const (
 	PodnetVarTaskCalls                   = "task_calls"
 	PodnetVarUnusedAggKey                = "unused_agg_key"
 	PodnetVarUnusedAggKeyDrop            = "unused_agg_key_drop"
+	PodnetVarUnusedAggKeyFlag            = "unused_agg_key_flag"
 	PodnetVarUnusedAggValue              = "unused_agg_value"
 	PodnetVarUnusedCloseReason           = "unused_close_reason"
 	PodnetVarUnusedCounter               = "unused_counter"
@@ -506,6 +514,7 @@ type PodnetVariableSpecs struct {
 	TaskCalls                *ebpf.VariableSpec `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.VariableSpec `ebpf:"unused_agg_key"`
 	UnusedAggKeyDrop         *ebpf.VariableSpec `ebpf:"unused_agg_key_drop"`
+	UnusedAggKeyFlag         *ebpf.VariableSpec `ebpf:"unused_agg_key_flag"`
 	UnusedAggValue           *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.VariableSpec `ebpf:"unused_close_reason"`
 	UnusedCounter            *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -623,6 +632,7 @@ type PodnetVariables struct {
 	TaskCalls                *ebpf.Variable `ebpf:"task_calls"`
 	UnusedAggKey             *ebpf.Variable `ebpf:"unused_agg_key"`
 	UnusedAggKeyDrop         *ebpf.Variable `ebpf:"unused_agg_key_drop"`
+	UnusedAggKeyFlag         *ebpf.Variable `ebpf:"unused_agg_key_flag"`
 	UnusedAggValue           *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedCloseReason        *ebpf.Variable `ebpf:"unused_close_reason"`
 	UnusedCounter            *ebpf.Variable `ebpf:"unused_counter"`

@@ -231,6 +231,8 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	if (backend_in_metrics) {
 		e.backend_port = ci->backend_port;
 		__builtin_memcpy(e.backend_addr, ci->backend_addr, sizeof(e.backend_addr));
+		if (ci->dialled)
+			e.flags |= EVENT_FLAG_DIALLED;
 	}
 	agg_key_of(&k, &e);
 	v = agg_value_of(&k, &folded);

@@ -32,6 +32,7 @@ struct scratch_slot {
 	__u8 a[16];                /* IPv6 forms of addresses (as_v6) */
 	__u8 b[16];
 	__u8 c[16];
+	__u8 sa[32]; /* a sockaddr read from user memory (connect_dest_in: SOCKADDR_READ bytes) */
 };
 
 struct scratch {

@@ -258,10 +258,14 @@ static __always_inline bool cookie_echo_sample(struct sock *sk, __u32 srtt)
  * address at 4; sockaddr_in6: port at 2, flow info at 4, address at 8). addr is filled as
  * sockets keep addresses (IPv4 in its first 4 bytes), and only when the call is IPv4 or IPv6 and
  * readable; flowinfo (when asked for) is sockaddr_in6's, 0 for IPv4. */
-static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port, __u32 *flowinfo)
+#define SOCKADDR_READ 28 /* sockaddr_in6's size: connect_dest reads no more */
+
+/* connect_dest with its read in sa (SOCKADDR_READ bytes, zeroed): for callers whose stack has
+ * no room (dialled_of gives scratch memory). */
+static __always_inline bool connect_dest_in(__u8 *sa, __u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port,
+					    __u32 *flowinfo)
 {
-	__u8 sa[28] = {};
-	__u32 len = addrlen > sizeof(sa) ? sizeof(sa) : addrlen;
+	__u32 len = addrlen > SOCKADDR_READ ? SOCKADDR_READ : addrlen;
 	__u16 f;
 
 	if (bpf_probe_read_user(sa, len, (void *)uaddr))
@@ -280,6 +284,13 @@ static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *fami
 	if (flowinfo)
 		*flowinfo = f == AF_INET6 ? *(__u32 *)&sa[4] : 0;
 	return true;
+}
+
+static __always_inline bool connect_dest(__u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port, __u32 *flowinfo)
+{
+	__u8 sa[SOCKADDR_READ] = {};
+
+	return connect_dest_in(sa, uaddr, addrlen, family, addr, port, flowinfo);
 }
 
 #define SS_UNCONNECTED 1

@@ -483,6 +483,16 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		agg_close_unseen(known);
 		bpf_map_delete_elem(&conns, &key);
 		known = NULL;
+	} else if (known && known->role == ROLE_CLIENT && oldstate != TCP_SYN_SENT &&
+		   !(rd ? sk->sk_socket : BPF_CORE_READ(sk, sk_socket))) {
+		/* An undated client entry under a passive open's child (no socket file until
+		 * accept()): a connect's on the same socket memory that never established and whose
+		 * close the kernel never showed us, not this socket's (found by an independent check:
+		 * the child reported as a connect, with that connect's process and start). Only a
+		 * simultaneous open, whose socket is its connect()'s, takes its entry over. */
+		count(COUNTER_CLOSE_UNSEEN);
+		bpf_map_delete_elem(&conns, &key);
+		known = NULL;
 	}
 	if (oldstate == TCP_SYN_SENT || (known && known->role == ROLE_CLIENT && !known->start_ns)) {
 		struct conn_info *entry = known;

@@ -21,6 +21,9 @@ import (
 	"github.com/podnet/podnet/receiver/internal/kernel"
 )
 
+// aggKeyDialled marks an aggregate key whose backend is connect()'s destination (the Service).
+const aggKeyDialled = uint8(bpf.PodnetAggKeyFlagAGG_KEY_DIALLED)
+
 // emitter is the periodic work, on its own ticker so the ring reader only reads: the kernel's
 // loss counters every poll interval (eight syscalls: not once per batch), and the metrics
 // every metrics_interval, draining the kernel's aggregates first (in both aggregation modes:
@@ -140,11 +143,17 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		local := e.aggregates.local(resourceKey{netnsIno: k.NetnsIno, cgroupID: k.CgroupId})
 		var backend netip.Addr
 		var backendID attribution.Peer
+		named := peer // what the peer's names (pod, Service) come from
 		if k.BackendPort != 0 {
 			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
+			if k.Flags&aggKeyDialled != 0 {
+				// Socket-level load balancing: the key holds the Service dialled, the peer is
+				// its backend, as on the records (event.Dialled).
+				named, backend = backend, peer
+			}
 			backendID = e.aggregates.peer(backend, int64(now))
 		}
-		peerID := e.aggregates.peer(peer, int64(now))
+		peerID := e.aggregates.peer(named, int64(now))
 		var serverName string
 		if e.metrics.m.serverNames.looksUp() && event.Role(k.Role) == event.Client {
 			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(since), int64(now))
