@@ -90,7 +90,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetConnectionsCloseUnseen, err = builder.meter.Int64Counter(
 		"otelcol_podnet_connections_close_unseen",
-		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). [Alpha]"),
+		metric.WithDescription("Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). A connect that never established and whose close was not shown (a timeout in a timer) is missing whole - no connect record, not in podnet.tcp.connections - and counted here only once its socket's memory is reused (by any new connection). [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

@@ -56,7 +56,7 @@ func AssertEqualPodnetBpfRecursionMisses(t *testing.T, tt *componenttest.Telemet
 func AssertEqualPodnetConnectionsCloseUnseen(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_connections_close_unseen",
-		Description: "Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). [Alpha]",
+		Description: "Connections whose close the kernel never showed podnet, found when their socket's memory was reused for a new connection (the kernel runs no BPF program while some tasks are current); their close events and close metrics are missing (podnet.tcp.connections.active takes them out when found). A connect that never established and whose close was not shown (a timeout in a timer) is missing whole - no connect record, not in podnet.tcp.connections - and counted here only once its socket's memory is reused (by any new connection). [Alpha]",
 		Unit:        "{connection}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
