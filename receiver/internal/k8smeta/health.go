@@ -93,13 +93,16 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock() // held during onStatus so that reports arrive in order
-	newlyRefused := err != nil && h.errs[name] == nil && apierrors.IsForbidden(err)
+	_, called := h.errs[name]
+	firstRefusal := err != nil && !again && !called && apierrors.IsForbidden(err)
 	h.errs[name] = err
 	status := errors.Join(h.sortedErrs()...)
-	// Told again when one more informer is refused while another's error is being reported:
-	// each permission the account lacks is named (found by an independent check: only the
-	// first was), where an outage, which fails every informer, is told once.
-	if (status != nil) != h.failed || (h.failed && newlyRefused) {
+	// Told again when an informer's first call is refused while another's error is being
+	// reported: each permission the account lacks is named (found by an independent check: only
+	// the first was), where an outage, which fails every informer, is told once, and so is a
+	// restarted API server's refusals before its authorizer has loaded the RBAC objects (which
+	// meet informers that were served before).
+	if (status != nil) != h.failed || (h.failed && firstRefusal) {
 		h.failed = status != nil
 		h.onStatus(status)
 	}
