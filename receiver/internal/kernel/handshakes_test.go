@@ -612,6 +612,18 @@ func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Po
 	}
 }
 
+// dialAccept connects to ln and accepts the connection: its two ends.
+func dialAccept(ln net.Listener) (c, s net.Conn, err error) {
+	if c, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		return nil, nil, err
+	}
+	if s, err = ln.Accept(); err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
 // dialPair is pair for a goroutine other than the test's: errors returned, not asserted.
 func dialPair(client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn, err error) {
 	var ln net.Listener

@@ -239,11 +239,7 @@ func TestExcludedClosesAreNeverUntracked(t *testing.T) {
 			}
 		}()
 		for range held { // both ends of each open at once: far more than the table holds
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
+			c, s, err := dialAccept(ln)
 			if err != nil {
 				return err
 			}

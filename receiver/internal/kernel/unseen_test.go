@@ -43,11 +43,7 @@ func withConnection(t *testing.T, pod *netnstest.Pod, addr string, fn func(clien
 			return err
 		}
 		defer ln.Close()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		s, err := ln.Accept()
+		c, s, err := dialAccept(ln)
 		if err != nil {
 			return err
 		}
