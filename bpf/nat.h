@@ -188,7 +188,6 @@ static __noinline void dialled_of(struct conn_info *ci, struct sock *sk, const s
 
 	if (!s)
 		return;
-	__builtin_memset(m->sa, 0, sizeof(m->sa));
 	if (!connect_dest_in(m->sa, call->uaddr, call->addrlen, &family, m->a, &port, NULL))
 		goto out;
 	as_v6(m->b, family, m->a);

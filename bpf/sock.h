@@ -260,8 +260,8 @@ static __always_inline bool cookie_echo_sample(struct sock *sk, __u32 srtt)
  * readable; flowinfo (when asked for) is sockaddr_in6's, 0 for IPv4. */
 #define SOCKADDR_READ 28 /* sockaddr_in6's size: connect_dest reads no more */
 
-/* connect_dest with its read in sa (SOCKADDR_READ bytes, zeroed): for callers whose stack has
- * no room (dialled_of gives scratch memory). */
+/* connect_dest with its read in sa (SOCKADDR_READ bytes; only the bytes read are looked at):
+ * for callers whose stack has no room (dialled_of gives scratch memory). */
 static __always_inline bool connect_dest_in(__u8 *sa, __u64 uaddr, __u32 addrlen, __u16 *family, __u8 *addr, __u16 *port,
 					    __u32 *flowinfo)
 {

@@ -250,7 +250,7 @@ static __noinline bool untracked_excluded(struct sock *sk, enum sock_read rd)
 		return false;
 	sock_ends(sk, rd, &m->ends);
 	out = excluded_peer_key(&m->prefix, m->ends.family, m->ends.peer_addr, m->ends.peer_port) ||
-	      excluded_peer_key(&m->prefix, m->ends.family, m->ends.peer_addr, m->ends.local_port);
+	      bpf_map_lookup_elem(&excluded_ports, &m->ends.local_port); /* the peer was looked up */
 	scratch_give(s);
 	return out;
 }
