@@ -101,7 +101,7 @@ type connectionMetrics struct {
 	handshakeHistogram bool
 	version            string
 	// owners tells apart the workloads that had one local end's identity (series_owners.go).
-	owners seriesOwners
+	owners *seriesOwners
 	// node is the overflow series' local end: the node, no pod (the folded series had many).
 	node  *localEnd
 	graph serviceGraph
@@ -125,7 +125,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		expiry:       cfg.MetricSeriesIdleExpiry,
 		series:       map[seriesKey]*series{},
 		listens:      map[ownedListen]*listenSeries{},
-		owners:       seriesOwners{},
+		owners:       newSeriesOwners(cfg.ResourceAttributes),
 		countsActive: true,
 
 		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
@@ -168,7 +168,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
 		if e.Role == event.Client {
-			k.serverName = m.serverNames.ofEvent(k.res.key(), k.peer, e.serverName, now)
+			k.serverName = m.serverNames.ofEvent(e.local.key, k.peer, e.serverName, now)
 		}
 		s, overflowed := m.seriesOf(&k, e.local, now, now)
 		if overflowed {
@@ -215,7 +215,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.backend, key.backendID = backend, backendID
 	}
 	if key.role == event.Client {
-		key.serverName = m.serverNames.ofDrain(key.res.key(), peer, serverName, now)
+		key.serverName = m.serverNames.ofDrain(local.key, peer, serverName, now)
 	}
 	s, overflowed := m.seriesOf(&key, local, since, now)
 	failed := int64(0)
@@ -348,9 +348,9 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	byResource := map[seriesOwner][]seriesKey{}
 	listensBy := map[seriesOwner][]ownedListen{}
 	latest := latestNames{}
-	inUse := map[resourceKey]struct{}{}
+	inUse := map[seriesOwner]struct{}{}
 	for k, s := range m.series {
-		inUse[k.res.key()] = struct{}{}
+		inUse[k.res] = struct{}{}
 		if s.retired {
 			continue
 		}
@@ -369,7 +369,7 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	m.serverNames.expire(now, m.expiry)
 	m.retireIdleListens(now)
 	for k, s := range m.listens {
-		inUse[k.owner.key()] = struct{}{} // a retired series' too: back, it is the same workload's
+		inUse[k.owner] = struct{}{} // a retired series' too: back, it is the same workload's
 		if s.retired {
 			continue
 		}
@@ -377,15 +377,17 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		latest.see(k.owner, s.local, s.updated)
 	}
 	m.owners.prune(inUse)
+	order := make([]seriesOwner, 0, len(latest))
 	for rk, l := range latest {
 		for _, k := range byResource[rk] {
 			m.record(now, k, m.series[k])
 		}
 		m.recordListens(now, listensBy[rk])
 		m.mb.EmitForResource(metadata.WithResource(l.local.res))
+		order = append(order, rk)
 	}
 	md := m.mb.Emit()
-	m.emitHandshakes(md, now, byResource, latest)
+	m.emitHandshakes(md, now, byResource, latest, emittedFor(md, 0, order, latest))
 	m.emitOverflow(md, now)
 	m.emitServiceGraph(md, now)
 	return md

@@ -56,10 +56,13 @@ func addHandshake(s *series, e *enrichedEvent) {
 	}
 }
 
-// emitHandshakes appends podnet.tcp.handshake.duration to md: one ResourceMetrics per local end
-// whose series had handshakes, beside the builder's (the same resource may appear twice in an
-// OTLP payload; backends merge by resource).
-func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[seriesOwner][]seriesKey, latest latestNames) {
+// emitHandshakes appends podnet.tcp.handshake.duration to md, for each local end whose series had
+// handshakes: into the ResourceMetrics the builder emitted for it (emitted), or one of its own
+// where it emitted none. (Appended as ResourceMetrics of their own, every Resource came twice
+// in each export: found by an independent check.)
+func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Timestamp, byResource map[seriesOwner][]seriesKey,
+	latest latestNames, emitted map[seriesOwner]pmetric.ResourceMetrics,
+) {
 	if !m.handshakeHistogram {
 		return
 	}
@@ -72,19 +75,7 @@ func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Times
 				continue
 			}
 			if dps == (pmetric.HistogramDataPointSlice{}) {
-				rm := md.ResourceMetrics().AppendEmpty()
-				rm.SetSchemaUrl(conventions.SchemaURL)
-				latest[rk].local.res.CopyTo(rm.Resource())
-				sm := rm.ScopeMetrics().AppendEmpty()
-				sm.Scope().SetName(metadata.ScopeName)
-				sm.Scope().SetVersion(m.version)
-				metric := sm.Metrics().AppendEmpty()
-				metric.SetName("podnet.tcp.handshake.duration")
-				metric.SetUnit("s")
-				metric.SetDescription("How long handshakes took: SYN sent (client) or received (server) to ESTABLISHED, of the opens of each series (see the log attribute podnet.tcp.handshake.duration for how it is measured).")
-				h := metric.SetEmptyHistogram()
-				h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-				dps = h.DataPoints()
+				dps = m.handshakeMetric(m.scopeOf(md, rk, latest, emitted))
 			}
 			dp := dps.AppendEmpty()
 			dp.SetStartTimestamp(s.start)
@@ -96,6 +87,47 @@ func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Times
 			m.putSeriesAttributes(dp.Attributes(), k)
 		}
 	}
+}
+
+// scopeOf is the scope of the ResourceMetrics emitted for rk, or of a new one.
+func (m *connectionMetrics) scopeOf(md pmetric.Metrics, rk seriesOwner, latest latestNames, emitted map[seriesOwner]pmetric.ResourceMetrics) pmetric.ScopeMetrics {
+	if rm, ok := emitted[rk]; ok && rm.ScopeMetrics().Len() > 0 {
+		return rm.ScopeMetrics().At(0)
+	}
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.SetSchemaUrl(conventions.SchemaURL)
+	latest[rk].local.res.CopyTo(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(metadata.ScopeName)
+	sm.Scope().SetVersion(m.version)
+	return sm
+}
+
+// handshakeMetric appends the histogram metric to sm and returns its data points.
+func (m *connectionMetrics) handshakeMetric(sm pmetric.ScopeMetrics) pmetric.HistogramDataPointSlice {
+	metric := sm.Metrics().AppendEmpty()
+	metric.SetName("podnet.tcp.handshake.duration")
+	metric.SetUnit("s")
+	metric.SetDescription("How long handshakes took: SYN sent (client) or received (server) to ESTABLISHED, of the opens of each series (see the log attribute podnet.tcp.handshake.duration for how it is measured).")
+	h := metric.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	return h.DataPoints()
+}
+
+// emittedFor pairs the owners the builder was asked to emit, in order (each may have emitted
+// one ResourceMetrics, or none when it recorded nothing), with the ResourceMetrics of md from
+// first on, by their Resources.
+func emittedFor(md pmetric.Metrics, first int, order []seriesOwner, latest latestNames) map[seriesOwner]pmetric.ResourceMetrics {
+	out := make(map[seriesOwner]pmetric.ResourceMetrics, len(order))
+	rms := md.ResourceMetrics()
+	at := first
+	for _, rk := range order {
+		if at < rms.Len() && rms.At(at).Resource().Attributes().Equal(latest[rk].local.res.Attributes()) {
+			out[rk] = rms.At(at)
+			at++
+		}
+	}
+	return out
 }
 
 // putSeriesAttributes writes what record() gives every data point of a series.

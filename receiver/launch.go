@@ -72,6 +72,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		metrics.m.countsActive = iterErr == nil
 		em.metrics, em.aggregates = metrics, nm.enricher(r.cfg)
 		em.overflows, em.exclude = newOverflowLedger(namespaceListenDrops(r.cfg.ProcRoot)), exclude
+		em.primeListeners() // now: drops from before Start are not counted
 	}
 	ringEvents := src.ring != nil
 	r.goroutines.Go(func() {

@@ -102,7 +102,7 @@ func TestLedgerCarriesADropCountedBetweenTheReads(t *testing.T) {
 	assert.Equal(t, int64(0), got[portKey(7, 80)], "two refused packets: nothing left to carry")
 }
 
-// A listener first seen brings its drops since it was created, bounded by its namespace's
+// A listener first seen after Start brings its drops since it was created, bounded by its namespace's
 // ListenDrops since that was created; a new socket at a known address is a new listener.
 func TestLedgerFirstSightAndReusedSockets(t *testing.T) {
 	ns := &namespaces{drops: map[uint32]uint64{7: 4}, pids: map[uint32]uint32{100: 7}}
@@ -164,4 +164,24 @@ func TestLedgerTellsListenersOnOneSocketApart(t *testing.T) {
 	restarted.Since = 20
 	got, _ := l.take([]bpf.PodnetListenDrops{old, restarted})
 	assert.Equal(t, int64(4+3), got[portKey(7, 80)], "the old listener's last 4 and the new one's 3")
+}
+
+// The listeners at Start are the baseline: what they and their namespaces dropped before is not
+// counted, what they drop after is; one seen by the first scan only (after Start) brings all its
+// drops; a primed socket that is another listener by then (reused at another port) too.
+func TestLedgerCountsPrimedListenersFromStart(t *testing.T) {
+	ns := &namespaces{drops: map[uint32]uint64{7: 30, 8: 0}, pids: map[uint32]uint32{100: 7, 101: 8}}
+	l := newOverflowLedger(ns.read)
+	primed := listener(1, 7, 80, 45, 100) // 45 socket drops, 30 of them overflows, before Start
+	primed.Since = 0                      // the descriptor walk's
+	l.prime([]bpf.PodnetListenDrops{primed, listener(2, 8, 90, 3, 101)})
+
+	ns.drops[7], ns.drops[8] = 34, 7
+	later := listener(1, 7, 80, 49, 100)
+	later.Since = 1234 // the listeners map's: the same listener
+	got, _ := l.take([]bpf.PodnetListenDrops{later, listener(2, 8, 91, 5, 101), listener(3, 8, 92, 2, 101)})
+	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 4, portKey(8, 91): 5, portKey(8, 92): 2}, got,
+		"since Start: 4 of 80's; 91's socket is a new listener's, 92 is new: all theirs")
+	got, _ = l.take([]bpf.PodnetListenDrops{later})
+	assert.Equal(t, int64(0), got[portKey(7, 80)], "no new drop")
 }

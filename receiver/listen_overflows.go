@@ -21,7 +21,7 @@ type ownedListen struct {
 	port  uint16
 }
 
-// listenSeries is a listening port's overflows since podnet first saw it (listen_overflow_ledger.go):
+// listenSeries is a listening port's overflows since Start or since podnet first saw it (listen_overflow_ledger.go):
 // a listener that closes and listens again at the same port continues the count, also after
 // its series retired (idle past metric_series_idle_expiry: no longer emitted, kept).
 type listenSeries struct {

@@ -120,3 +120,28 @@ func TestListenOverflowsOfAListenerThatClosed(t *testing.T) {
 	require.True(t, ok, "the closed listener's series")
 	assert.Equal(t, float64(want), got, "the kernel's ListenDrops of its namespace")
 }
+
+// A listener that overflowed before podnet started counts only what it drops after: its
+// series starts at Start, and a first point holding its earlier drops would claim them for
+// the first interval (a burst of overflows at every collector restart). A listener made after
+// Start brings all its drops. Found by an independent check.
+func TestListenOverflowsCountFromStart(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 41)
+	client, before, after := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	before.Overflow(client, 8241, 20)
+	atStart := before.Netstat("ListenDrops")
+	require.Positive(t, atStart, "overflowed before Start")
+	_, metrics, stop := startReceiverWith(t, componenttest.NewNopHost(), func(*Config) {})
+	after.Overflow(client, 8242, 20)
+	beforeEnd, want := before.Netstat("ListenDrops"), after.Netstat("ListenDrops")
+	require.Positive(t, want)
+	stop()
+
+	all := metrics.AllMetrics()
+	got, ok := point(t, all, before.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8241)})
+	require.True(t, ok, "the listener from before Start has its series")
+	assert.Equal(t, float64(beforeEnd-atStart), got, "only its drops since Start (%d before)", atStart)
+	got, ok = point(t, all, after.NetnsInode(), "podnet.tcp.listen.overflows", map[string]any{"server.port": int64(8242)})
+	require.True(t, ok, "the listener made after Start")
+	assert.Equal(t, float64(want), got, "all its drops")
+}

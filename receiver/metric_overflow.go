@@ -82,9 +82,11 @@ func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timesta
 	}
 	overflow := m.mb.Emit(metadata.WithResource(m.node.res))
 	markOverflow(overflow)
+	first := md.ResourceMetrics().Len()
 	overflow.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+	latest := latestNames{overflowKey.res: {m.node, now}}
 	m.emitHandshakes(md, now, map[seriesOwner][]seriesKey{overflowKey.res: {overflowKey}},
-		latestNames{overflowKey.res: {m.node, now}})
+		latest, emittedFor(md, first, []seriesOwner{overflowKey.res}, latest))
 }
 
 // markOverflow makes otel.metric.overflow=true the only attribute of every sum data point in md.
