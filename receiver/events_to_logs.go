@@ -106,7 +106,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		a.PutInt("podnet.peer.backend.port", int64(e.Backend.Port()))
 	}
 	if e.serverName != "" {
+		// With its port, as semantic conventions require of server.address (a client's peer).
 		a.PutStr("server.address", e.serverName)
+		a.PutInt("server.port", int64(e.ServerPort()))
 	}
 	if e.Type == event.Close {
 		if d, ok := e.Duration(); ok {
@@ -137,7 +139,7 @@ func attributeCount(ee *enrichedEvent) int {
 	p := &named
 	n := 7 // transport, type, local and peer address and port, role
 	if ee.serverName != "" {
-		n++
+		n += 2
 	}
 	if e.PID != 0 {
 		n += 2

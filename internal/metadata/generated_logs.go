@@ -148,7 +148,7 @@ type eventPodnetTCPClose struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, serverPortAttributeValue int64, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue string, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -167,6 +167,7 @@ func (e *eventPodnetTCPClose) recordEvent(ctx context.Context, timestamp pcommon
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("server.port", serverPortAttributeValue)
 	dp.Attributes().PutDouble("podnet.connection.duration", podnetConnectionDurationAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.bytes_sent", podnetTCPBytesSentAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.bytes_received", podnetTCPBytesReceivedAttributeValue)
@@ -200,7 +201,7 @@ type eventPodnetTCPConnect struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, serverPortAttributeValue int64, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -219,6 +220,7 @@ func (e *eventPodnetTCPConnect) recordEvent(ctx context.Context, timestamp pcomm
 	dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
 	dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
+	dp.Attributes().PutInt("server.port", serverPortAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.syn_retransmits", podnetTCPSynRetransmitsAttributeValue)
 	dp.Attributes().PutDouble("podnet.tcp.handshake.duration", podnetTCPHandshakeDurationAttributeValue)
 	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
@@ -467,13 +469,13 @@ func (lb *LogsBuilder) RecordPodnetTCPAcceptEvent(ctx context.Context, timestamp
 }
 
 // RecordPodnetTCPCloseEvent adds a log record of podnet.tcp.close event.
-func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue AttributePodnetTCPCloseReason, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, podnetTCPCloseReasonAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPCloseEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, serverPortAttributeValue int64, podnetConnectionDurationAttributeValue float64, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetTCPRttAttributeValue float64, podnetTCPRetransmitsAttributeValue int64, podnetTCPCloseReasonAttributeValue AttributePodnetTCPCloseReason, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPClose.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), serverPortAttributeValue, podnetConnectionDurationAttributeValue, podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetTCPRttAttributeValue, podnetTCPRetransmitsAttributeValue, podnetTCPCloseReasonAttributeValue.String(), podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectEvent adds a log record of podnet.tcp.connect event.
-func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPSynRetransmitsAttributeValue, podnetTCPHandshakeDurationAttributeValue, podnetSamplingOneInAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, serverPortAttributeValue int64, podnetTCPSynRetransmitsAttributeValue int64, podnetTCPHandshakeDurationAttributeValue float64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnect.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), serverPortAttributeValue, podnetTCPSynRetransmitsAttributeValue, podnetTCPHandshakeDurationAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }
 
 // RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.

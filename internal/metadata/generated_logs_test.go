@@ -139,10 +139,10 @@ func TestLogsBuilder(t *testing.T) {
 			lb.RecordPodnetTCPAcceptEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPCloseEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26.100000, 21, 25, 14.100000, 22, AttributePodnetTCPCloseReasonNormal, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithServerAddressEventAttribute("server.address-val"))
+			lb.RecordPodnetTCPCloseEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 11, 26.100000, 21, 25, 14.100000, 22, AttributePodnetTCPCloseReasonNormal, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithServerAddressEventAttribute("server.address-val"))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithServerAddressEventAttribute("server.address-val"), WithErrorTypeEventAttribute("error.type-val"), WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(true))
+			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 11, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithServerAddressEventAttribute("server.address-val"), WithErrorTypeEventAttribute("error.type-val"), WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(true))
 			defaultEventsCount++
 			allEventsCount++
 			lb.RecordPodnetTCPConnectionFoundEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 21, 25, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
@@ -292,6 +292,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("server.address")
 					assert.True(t, ok)
 					assert.Equal(t, "server.address-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("server.port")
+					assert.True(t, ok)
+					assert.EqualValues(t, 11, attrVal.Int())
 					attrVal, ok = lr.Attributes().Get("podnet.connection.duration")
 					assert.True(t, ok)
 					assert.Equal(t, 26.100000, attrVal.Double())
@@ -368,6 +371,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("server.address")
 					assert.True(t, ok)
 					assert.Equal(t, "server.address-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("server.port")
+					assert.True(t, ok)
+					assert.EqualValues(t, 11, attrVal.Int())
 					attrVal, ok = lr.Attributes().Get("error.type")
 					assert.True(t, ok)
 					assert.Equal(t, "error.type-val", attrVal.Str())
