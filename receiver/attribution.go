@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -76,6 +77,7 @@ func (r *podnetReceiver) startKubernetes(host component.Host, tb *metadata.Telem
 		NodeName:    r.cfg.NodeName,
 		PeerPods:    api.PeerPods,
 		SyncTimeout: r.kubeSyncTimeout,
+		UserAgent:   fmt.Sprintf("podnet/%s (%s/%s) node/%s", r.set.BuildInfo.Version, runtime.GOOS, runtime.GOARCH, r.cfg.NodeName),
 		OnStatus: func(err error) {
 			if err != nil {
 				r.set.Logger.Warn("podnet: Kubernetes metadata unavailable (the API server is away, or refuses the collector's account); events keep flowing with the names already known", zap.Error(err))

@@ -5,6 +5,7 @@
 package k8smeta
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ type Options struct {
 	// counter that outlives OnStatus's transitions. Called from informer goroutines; must not
 	// block. May be nil.
 	OnCallFailed func()
+	// UserAgent names podnet's requests in the API server's audit and request logs (unless the
+	// kubeconfig names them); empty means "podnet". Without one, client-go sends Go's default
+	// (found by an independent check: an SRE looking for who lists every pod could not tell).
+	UserAgent string
 }
 
 // Store answers metadata lookups from informer caches. Lookups are safe at any time, also
@@ -108,6 +113,9 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		opts.OnCallFailed = func() {}
 	}
 	cfg = protobufConfig(cfg)
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = cmp.Or(opts.UserAgent, "podnet")
+	}
 	// An HTTP client of our own, so that Stop can close its idle connections.
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
