@@ -200,9 +200,11 @@ func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 	}
 	overflows, unread := e.overflows.take(scan)
 	maps.DeleteFunc(overflows, func(k listenKey, _ int64) bool { return e.exclude.ports[k.port] })
-	if unread > 0 {
+	if len(unread) > 0 {
+		// Named (found by an independent check: "1 network namespaces" told no one whose).
 		e.warn.warn("podnet: listen overflows counted from socket drops (which also count packets a pending handshake refused)",
-			fmt.Errorf("the ListenDrops of %d network namespaces were unreadable: none of their listeners' processes is left in them under proc_root", unread))
+			fmt.Errorf("the ListenDrops of %d network namespaces were unreadable, none of their listeners' processes being left in them under proc_root: %v",
+				len(unread), unread[:min(len(unread), 8)]))
 	}
 	e.metrics.m.setListenOverflows(overflows, e.aggregates.local, since, now)
 }

@@ -4,6 +4,7 @@ package podnetreceiver
 
 import (
 	"cmp"
+	"fmt"
 	"math/bits"
 	"slices"
 
@@ -90,10 +91,20 @@ type ledgerRise struct {
 	rise uint64
 }
 
+// unreadNetns is a namespace whose ListenDrops could not be read, and its ports that dropped.
+type unreadNetns struct {
+	netns uint32
+	ports []uint16
+}
+
+func (u unreadNetns) String() string {
+	return fmt.Sprintf("network namespace %d (ports %v)", u.netns, u.ports)
+}
+
 // take returns the overflows of every listening port of the scan since the previous scan (0 for
-// ports with none), and how many namespaces' ListenDrops could not be read: their sockets'
-// drops were taken whole.
-func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[listenKey]int64, unread int) {
+// ports with none), and the namespaces whose ListenDrops could not be read while their
+// listeners dropped, in inode order: their sockets' drops were taken whole.
+func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[listenKey]int64, unread []unreadNetns) {
 	overflows = map[listenKey]int64{}
 	byNetns := map[uint32][]ledgerRise{}
 	pids := map[uint32][]uint32{}
@@ -129,11 +140,16 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 		prev, known := l.netns[ns]
 		now, ok := l.readListenDrops(ns, pids[ns])
 		if !ok {
-			if sum > 0 {
-				unread++
-			}
+			u := unreadNetns{netns: ns}
 			for _, r := range rises {
 				overflows[r.key] += int64(r.rise)
+				if r.rise > 0 && !slices.Contains(u.ports, r.key.port) {
+					u.ports = append(u.ports, r.key.port)
+				}
+			}
+			if sum > 0 {
+				slices.Sort(u.ports)
+				unread = append(unread, u)
 			}
 			continue
 		}
@@ -162,6 +178,7 @@ func (l *overflowLedger) take(scan []bpf.PodnetListenDrops) (overflows map[liste
 			}
 		}
 	}
+	slices.SortFunc(unread, func(a, b unreadNetns) int { return cmp.Compare(a.netns, b.netns) })
 	return overflows, unread
 }
 

@@ -4,6 +4,7 @@ package podnetreceiver
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
@@ -44,7 +45,7 @@ func TestLedgerBoundsSocketDropsByListenDrops(t *testing.T) {
 	l := newOverflowLedger(ns.read)
 	got, unread := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 0, 100), listener(2, 7, 9090, 0, 100)})
 	assert.Equal(t, map[listenKey]int64{portKey(7, 80): 0, portKey(7, 9090): 0}, got)
-	assert.Zero(t, unread)
+	assert.Empty(t, unread)
 
 	ns.drops[7] = 8
 	got, _ = l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 20, 100), listener(2, 7, 9090, 0, 100)})
@@ -124,7 +125,8 @@ func TestLedgerReadsThroughAProcessStillInTheNamespace(t *testing.T) {
 	got, unread := l.take([]bpf.PodnetListenDrops{listener(1, 7, 80, 3, 100), listener(2, 7, 81, 0, 101), listener(3, 8, 80, 3, 200)})
 	assert.Equal(t, int64(1), got[portKey(7, 80)], "read through pid 101")
 	assert.Equal(t, int64(3), got[portKey(8, 80)], "no process of namespace 8: taken whole")
-	assert.Equal(t, 1, unread)
+	assert.Equal(t, []unreadNetns{{netns: 8, ports: []uint16{80}}}, unread)
+	assert.Equal(t, "[network namespace 8 (ports [80])]", fmt.Sprint(unread), "the warning names it")
 }
 
 // The real /proc/net/netstat parses; a file without the counter is an error.
