@@ -5,7 +5,6 @@
 package k8smeta
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +113,10 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	}
 	cfg = protobufConfig(cfg)
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = cmp.Or(opts.UserAgent, "podnet")
+		cfg.UserAgent = opts.UserAgent
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "podnet"
 	}
 	// An HTTP client of our own, so that Stop can close its idle connections.
 	httpClient, err := rest.HTTPClientFor(cfg)
