@@ -72,6 +72,14 @@ func transformLocalPod(obj any) (any, error) {
 			if id := bareContainerID(c.ContainerID); id != "" {
 				out.containers = append(out.containers, container{id: id, name: c.Name})
 			}
+			// The instance before a restart: its sockets may still close, and its connections be
+			// counted at a drain, after the status names the next one (found by an independent
+			// check: a crash-looping container's first instance's series had no container name).
+			if last := c.LastTerminationState.Terminated; last != nil {
+				if id := bareContainerID(last.ContainerID); id != "" {
+					out.containers = append(out.containers, container{id: id, name: c.Name})
+				}
+			}
 		}
 	}
 	return out, nil

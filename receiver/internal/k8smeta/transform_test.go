@@ -14,6 +14,8 @@ func TestTransformLocalPod(t *testing.T) {
 	in := fullPod(7)
 	in.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: "debug", ContainerID: "cri-o://eph"}}
 	in.Status.ContainerStatuses = append(in.Status.ContainerStatuses, corev1.ContainerStatus{Name: "pending"}) // not started: no ID
+	// Restarted: the instance before it still names its sockets.
+	in.Status.ContainerStatuses[1].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ContainerID: "containerd://before"}
 	obj, err := transformLocalPod(in)
 	require.NoError(t, err)
 	p := obj.(*localPod)
@@ -25,7 +27,8 @@ func TestTransformLocalPod(t *testing.T) {
 			in.Status.InitContainerStatuses[0].ContainerID[len("containerd://"):]: "init",
 			in.Status.ContainerStatuses[0].ContainerID[len("containerd://"):]:     "web",
 			in.Status.ContainerStatuses[1].ContainerID[len("containerd://"):]:     "sidecar",
-			"eph": "debug",
+			"before": "sidecar",
+			"eph":    "debug",
 		},
 	}, p.pod(false))
 
