@@ -152,6 +152,8 @@ func (f *fakeKernel) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 
 func (f *fakeKernel) IteratorsUnavailable() error { return f.iterErr }
 
+func (f *fakeKernel) CountingSince() time.Time { return time.Time{} }
+
 func (f *fakeKernel) scanCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

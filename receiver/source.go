@@ -37,6 +37,8 @@ type kernelSource interface {
 	// BackendsErr says why Service backends are not read although asked for; nil when they
 	// are or were not asked for.
 	BackendsErr() error
+	// CountingSince is when the programs began counting connections (zero: unknown).
+	CountingSince() time.Time
 	// Detach stops the programs for good (none still running when it returns); the ring,
 	// counters and aggregates stay readable until Close.
 	Detach() error

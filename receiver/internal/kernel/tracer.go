@@ -5,6 +5,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -38,7 +39,13 @@ type Tracer struct {
 	natErr       error // why Service backends are not read although asked for (Options.NATNetns)
 	// readScan reads the start-up scan's output in place of run: tests pause between reads.
 	readScan func(*link.Iter) ([]byte, error)
+	// counting is when the state programs, which count every connection, began to attach.
+	counting time.Time
 }
+
+// CountingSince is when the programs began counting connections: what a metric series
+// counted from Start covers (loading and verifying them, before, took up to a second).
+func (t *Tracer) CountingSince() time.Time { return t.counting }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
 // when it fails.
@@ -207,6 +214,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		}
 		t.links = append(t.links, l)
 	}
+	t.counting = time.Now()
 	for _, p := range statePrograms[mode] {
 		l, err := attachState(mode, coll.Programs[p])
 		if err != nil {
