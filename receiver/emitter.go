@@ -151,9 +151,9 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 				// its backend, as on the records (event.Dialled).
 				named, backend = backend, peer
 			}
-			backendID = e.aggregates.peer(backend, int64(now))
+			backendID = e.aggregates.peerDuring(backend, int64(since), int64(now))
 		}
-		peerID := e.aggregates.peer(named, int64(now))
+		peerID := e.aggregates.peerDuring(named, int64(since), int64(now))
 		var serverName string
 		if e.metrics.m.serverNames.looksUp() && event.Role(k.Role) == event.Client {
 			serverName = e.aggregates.serverNameDuring(k.NetnsIno, peer, &peerID, int64(since), int64(now))

@@ -57,6 +57,10 @@ type enricher struct {
 	names  serverNames // nil with dns_names off
 	locals map[resourceKey]*localEnd
 	peers  map[netip.Addr]peerAsOf
+	during map[netip.Addr]attribution.Peer // peerDuring's, per drain
+	// foundAt is when the start-up scan found the connections that predate podnet (its first
+	// found event's time); 0 before.
+	foundAt int64
 }
 
 // peerAsOf is an address's peer as of some time, and the span over which that holds: most
@@ -73,6 +77,7 @@ func newEnricher(res *resources, attr attribution.Attributor, names serverNames)
 		names:  names,
 		locals: map[resourceKey]*localEnd{},
 		peers:  map[netip.Addr]peerAsOf{},
+		during: map[netip.Addr]attribution.Peer{},
 	}
 }
 
@@ -82,14 +87,20 @@ func (en *enricher) enrich(events []enrichedEvent) {
 	for i := range events {
 		e := &events[i]
 		e.local = en.local(resourceKey{netnsIno: e.NetnsIno, cgroupID: e.CgroupID})
-		at := began(&e.Event)
+		if e.Type == event.Found && en.foundAt == 0 {
+			en.foundAt = int64(e.Time)
+		}
+		at := en.began(&e.Event)
 		dialled := e.Peer
 		if e.Dialled.IsValid() {
 			// Socket-level load balancing: the Service is what was dialled, the peer its backend.
 			dialled = e.Dialled
 		}
 		e.peer = en.peer(dialled.Addr(), at)
-		if e.Failed() && e.peer.ServiceName != "" {
+		// A connect translated to a backend reached one, whatever the Service's slices say by
+		// now (a terminating pod that refused it: found by an independent check, "no ready
+		// endpoints" beside the backend that refused).
+		if e.Failed() && e.peer.ServiceName != "" && !e.Backend.IsValid() && !e.Dialled.IsValid() {
 			e.peer.NoReadyEndpoints = en.attr.NoReadyEndpoints(e.peer, dialled)
 		}
 		// Every field is set, also to nothing: the reader decodes into the last batch's slots.
@@ -106,6 +117,7 @@ func (en *enricher) enrich(events []enrichedEvent) {
 func (en *enricher) reset() {
 	clear(en.locals)
 	clear(en.peers)
+	clear(en.during)
 	if en.names != nil {
 		en.names.Refresh()
 	}
@@ -130,14 +142,48 @@ func (en *enricher) peer(addr netip.Addr, at int64) attribution.Peer {
 	return p
 }
 
+// maxHoldersBack bounds how many earlier holders of an address peerDuring asks for.
+const maxHoldersBack = 4
+
+// peerDuring names a drained aggregate's peer address: its holder now, or, when that names
+// nothing, the latest holder since the last drain that names something, where the address
+// changed hands since (the aggregate counts the interval's connections, not now's). A client
+// pod deleted within the interval, a Job's pod that came and went in it, named its servers'
+// records and no series (found by an independent check: a Job's 3 connections in an unnamed
+// series, a deleted pod's last 13 of 49).
+func (en *enricher) peerDuring(addr netip.Addr, since, now int64) attribution.Peer {
+	if p, ok := en.during[addr]; ok {
+		return p
+	}
+	p, span := en.attr.Peer(addr, now)
+	for range maxHoldersBack {
+		if namedByKubernetes(&p) || span.From <= since || span.From == attribution.Always.From {
+			break
+		}
+		earlier, earlierSpan := en.attr.Peer(addr, span.From-1)
+		if namedByKubernetes(&earlier) {
+			p = earlier
+			break
+		}
+		span = earlierSpan
+	}
+	en.during[addr] = p
+	return p
+}
+
 // began is when an event's connection began, which names its peer: the peer's address may
 // have gone to another pod since (a close read after its pod was deleted and the IP reused, or
 // a connect that timed out against a pod replaced meanwhile: a failed connect's start is when
-// its SYN was sent). Unknown (a connection found at Start, a connect that failed before its
-// SYN), the event's own time.
-func began(e *event.Event) int64 {
-	if e.Start != 0 {
+// its SYN was sent). A connection found at Start (Found, also on its close) is named as its
+// found record was, when the scan found it (named at its close, it took the name of a pod
+// given the address after the first had gone: found by an independent check). Otherwise
+// unknown (a connect that failed before its SYN), the event's own time.
+func (en *enricher) began(e *event.Event) int64 {
+	switch {
+	case e.Start != 0:
 		return int64(e.Start)
+	case e.Found && en.foundAt != 0 && e.Type == event.Close:
+		return en.foundAt
 	}
 	return int64(e.Time)
 }

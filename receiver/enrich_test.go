@@ -184,3 +184,83 @@ func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 	named := withBackend(batch[0].peer, batch[0].backend)
 	assert.Equal(t, attribution.Peer{ServiceName: "empty", Namespace: "shop", NoReadyEndpoints: true}, named)
 }
+
+// A failed connect that was translated to a backend reached one (a terminating pod refused
+// it): never "no ready endpoints", whatever the Service's slices say by then. Found by an
+// independent check.
+func TestEnrichNoReadyEndpointsOnlyUntranslated(t *testing.T) {
+	cfg := NewDefaultConfig()
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
+	refused := event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80"), Errno: 111}
+	translated := refused
+	translated.Backend = netip.MustParseAddrPort("10.1.0.9:8080")
+	balanced := refused
+	balanced.Peer, balanced.Dialled = netip.MustParseAddrPort("10.1.0.9:8080"), refused.Peer
+	batch := []enrichedEvent{{Event: refused}, {Event: translated}, {Event: balanced}}
+	en.enrich(batch)
+	assert.True(t, batch[0].peer.NoReadyEndpoints, "rejected before any backend")
+	assert.False(t, batch[1].peer.NoReadyEndpoints, "DNAT'd to web-0, which refused")
+	assert.Equal(t, "web-0", withBackend(batch[1].peer, batch[1].backend).PodName)
+	assert.False(t, batch[2].peer.NoReadyEndpoints, "balanced to web-0 at connect()")
+}
+
+// A connection found at Start is named, at its close, as its found record was: by who held the
+// peer's address when the scan found it, not by a pod given the address since. Found by an
+// independent check (the close named the new pod).
+func TestEnrichNamesAFoundConnectionsCloseWhenFound(t *testing.T) {
+	cfg := NewDefaultConfig()
+	attr := &handedOver{}
+	en := newEnricher(newResources(cfg, attr), attr, nil)
+	peer := netip.MustParseAddrPort("10.1.0.9:43000")
+	batch := []enrichedEvent{{Event: event.Event{Type: event.Found, Found: true, RoleGuessed: true, Role: event.Server, Time: uint64(handOverAt - 1000), Peer: peer}}}
+	en.enrich(batch)
+	assert.Equal(t, "web-0", batch[0].peer.PodName)
+	batch = []enrichedEvent{
+		{Event: event.Event{Type: event.Close, Found: true, RoleGuessed: true, Role: event.Server, Time: uint64(handOverAt + 1000), Peer: peer}},
+		{Event: event.Event{Type: event.Close, Role: event.Server, Time: uint64(handOverAt + 1000), Start: uint64(handOverAt + 500), Peer: peer}},
+	}
+	en.enrich(batch)
+	assert.Equal(t, "web-0", batch[0].peer.PodName, "as found")
+	assert.Equal(t, "web-1", batch[1].peer.PodName, "one opened after the hand-over: its new owner")
+}
+
+// A drained aggregate's peer is its address's holder now, or, when that names nothing, the
+// latest named holder since the last drain: a client pod deleted in the interval, or a Job's
+// that came and went in it, names the series of its connections. Found by an independent
+// check (their servers' series were unnamed).
+func TestEnrichNamesADrainedPeerByItsHolderDuringTheInterval(t *testing.T) {
+	attr := holders{
+		{span: attribution.Span{From: 1000, To: 5000}, peer: attribution.Peer{PodName: "web-0"}},
+		{span: attribution.Span{From: 5000, To: 6000}},
+		{span: attribution.Span{From: 6000, To: 7000}, peer: attribution.Peer{PodName: "job-x"}},
+		{span: attribution.Span{From: 7000, To: attribution.Always.To}},
+	}
+	addr := netip.MustParseAddr("10.1.0.9")
+	during := func(since, now int64) string {
+		en := newEnricher(newResources(NewDefaultConfig(), attr), attr, nil)
+		return en.peerDuring(addr, since, now).PodName
+	}
+	assert.Equal(t, "job-x", during(4000, 8000), "the latest named holder in the interval")
+	assert.Equal(t, "web-0", during(0, 5500), "deleted in the interval")
+	assert.Empty(t, during(7500, 8000), "gone before the interval")
+	assert.Equal(t, "job-x", during(6500, 6800), "the holder now")
+}
+
+// holders is an address's holders over time.
+type holders []struct {
+	span attribution.Span
+	peer attribution.Peer
+}
+
+func (h holders) Peer(_ netip.Addr, at int64) (attribution.Peer, attribution.Span) {
+	for _, x := range h {
+		if x.span.Holds(at) {
+			return x.peer, x.span
+		}
+	}
+	return attribution.Peer{}, attribution.Span{From: attribution.Always.From, To: h[0].span.From}
+}
+
+func (holders) Local(uint32, uint64) attribution.Local                 { return attribution.Local{} }
+func (holders) NoReadyEndpoints(attribution.Peer, netip.AddrPort) bool { return false }
+func (holders) NodeAddrs() []netip.Addr                                { return nil }
