@@ -144,11 +144,13 @@ int failure_collected_tracepoint(struct trace_event_raw_inet_sk_error_report *ct
 	return 0;
 }
 
-/* The TCP socket of an accepted connection: accept() on an MPTCP listener returns the MPTCP
- * socket when the client spoke MPTCP (a plain TCP client's connection comes as its TCP socket),
- * and its connection is its first subflow, the TCP socket the state machine tracks. Kernels
- * without MPTCP have no such socket. */
-static __always_inline struct sock *accepted_tcp_sock(struct sock *sk, enum sock_read rd)
+/* The TCP socket of a descriptor's socket: an MPTCP socket's connection is its first subflow,
+ * the TCP socket the state machine tracks. accept() on an MPTCP listener returns the MPTCP
+ * socket when the client spoke MPTCP (a plain TCP client's connection comes as its TCP socket);
+ * connect() on an MPTCP socket connects its first subflow, which holds the failure of one that
+ * failed before its SYN (found by an independent check: such failures were in no record).
+ * Kernels without MPTCP have no such socket. */
+static __always_inline struct sock *tcp_socket_of(struct sock *sk, enum sock_read rd)
 {
 	__u16 protocol;
 
@@ -193,7 +195,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	sk = sock_from_fd(fd, rd);
 	if (!sk)
 		return 0;
-	sk = accepted_tcp_sock(sk, rd);
+	sk = tcp_socket_of(sk, rd);
 	if (!sk || !is_tcp(sk, rd))
 		return 0;
 	key = (__u64)sk;
@@ -331,6 +333,8 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (call.async || call.collected || !connect_failed(ret))
 		return 0;
 	sk = sock_from_fd(call.fd, READ_PROBED); /* only now: failures are rare, the lookup is not cheap */
+	if (sk)
+		sk = tcp_socket_of(sk, READ_PROBED);
 	if (sk && is_tcp(sk, READ_PROBED))
 		report_failed_connect(sk, ret, call.uaddr, call.addrlen);
 	return 0;
@@ -383,6 +387,8 @@ static __always_inline void uring_completed(struct io_kiocb *req, int res)
 	if (!sock || BPF_CORE_READ(sock, file) != file)
 		return;
 	sk = BPF_CORE_READ(sock, sk);
+	if (sk)
+		sk = tcp_socket_of(sk, READ_PROBED);
 	if (!sk || !is_tcp(sk, READ_PROBED))
 		return;
 	/* Its SYN was sent: the state program reports its failure at its close from SYN_SENT. A

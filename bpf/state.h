@@ -448,6 +448,22 @@ static __always_inline __u64 fallback_cgroup_id(void)
 	return sock_cgroup_readable() ? 0 : bpf_get_current_cgroup_id();
 }
 
+/* Whether sk is an MPTCP connection's further subflow (not its first, which its connect()
+ * connects): the path manager connects those, in a kworker or in the context of whatever asked
+ * it to (`ip mptcp endpoint add ... subflow`, a user-space path manager), never the
+ * application's. One read for a TCP socket; probe reads, as only process attribution asks. */
+static __always_inline bool further_subflow(struct sock *sk)
+{
+	struct mptcp_subflow_context *ctx;
+	struct sock *conn;
+
+	if (!bpf_core_field_exists(((struct tcp_sock *)0)->is_mptcp) || !BPF_CORE_READ((struct tcp_sock *)sk, is_mptcp))
+		return false;
+	ctx = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_ulp_data);
+	conn = ctx ? BPF_CORE_READ(ctx, conn) : NULL;
+	return conn && BPF_CORE_READ((struct mptcp_sock *)conn, first) != sk;
+}
+
 /* CLOSE -> SYN_SENT, inside connect(): the handshake's start, in every mode (a client's entry is
  * made here rather than when established, so dating it costs one clock read), and with events
  * the caller's process context. A new connection on this socket: whatever an earlier one left is
@@ -464,8 +480,10 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 	if (send_events && process_context)
 		task = current_task(rd);
 	/* In a kernel thread (an MPTCP client's further subflows are connected by a kworker) there
-	 * is no process to name: the pid stays 0, as for a server's further subflows. */
-	if (task && !kernel_thread(task, rd)) {
+	 * is no process to name: the pid stays 0, as for a server's further subflows; nor for a
+	 * further subflow connected in a process's context, which is not the application's (found by
+	 * an independent check: named after `ip`, in the application's cgroup). */
+	if (task && !kernel_thread(task, rd) && !further_subflow(sk)) {
 		id = bpf_get_current_pid_tgid();
 		ci.pid = id >> 32;
 		ci.cgroup_id = fallback_cgroup_id();

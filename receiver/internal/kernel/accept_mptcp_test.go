@@ -131,6 +131,46 @@ func TestMPTCPFurtherSubflowsNameNoKernelThread(t *testing.T) {
 	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process (a kworker connected it)")
 }
 
+// A subflow endpoint added while the connection is open (`ip mptcp endpoint add ... subflow`)
+// has the path manager connect the further subflow in the context of the command that asked:
+// its connect names no process either, not `ip`'s in the application's pod (found by an
+// independent check).
+func TestMPTCPFurtherSubflowsNameNoCommand(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 43)
+	clientPod, serverPod := netw.AddPod(), netw.AddPod()
+	second := netip.AddrFrom4([4]byte{10, 213, 43, 200})
+	clientPod.Exec("ip", "addr", "add", second.String()+"/24", "dev", "eth0")
+	for _, pod := range []*netnstest.Pod{clientPod, serverPod} {
+		pod.Exec("ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2")
+	}
+	tr := openEvents(t, 1<<22)
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+	})
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7243))
+	defer client.Close()
+	defer server.Close()
+	_, err := client.Write([]byte("ping"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(server, make([]byte, 4))
+	require.NoError(t, err)
+
+	clientPod.Exec("ip", "mptcp", "endpoint", "add", second.String(), "dev", "eth0", "subflow")
+	first, further := map[uint32]int{}, map[uint32]int{}
+	require.Eventually(t, func() bool {
+		for _, e := range ring.take() {
+			if netip.AddrFrom4([4]byte(e.LocalAddr[:4])) == second {
+				further[e.Pid]++
+			} else {
+				first[e.Pid]++
+			}
+		}
+		return len(first) > 0 && len(further) > 0
+	}, 5*time.Second, 20*time.Millisecond, "connects of the first subflow and of the one from %s", second)
+	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
+	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process")
+}
+
 // An MPTCP connection open before podnet loaded is found at Start like a TCP one: the scan
 // meets the MPTCP socket in the descriptor table and tracks its first TCP subflow, at both
 // ends (found by an independent check: the scan took only TCP sockets, so it found neither).

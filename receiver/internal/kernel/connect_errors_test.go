@@ -2,7 +2,9 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 	"unsafe"
@@ -230,4 +232,57 @@ func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
 		counted[errno] = int(n)
 	}
 	assert.Equal(t, want, counted, "counted failed connects by errno")
+}
+
+// connect() on an MPTCP socket connects its first TCP subflow: one that fails before its SYN (a
+// blackhole route: EINVAL from the route lookup) is a failed connect like a TCP socket's, in the
+// ring and the aggregates, with its peer (the descriptor's socket is the MPTCP one, which the
+// hook took for no TCP socket: found by an independent check, such failures were in no record).
+// IPv4 and IPv6.
+func TestMPTCPConnectThatFailsBeforeItsSYN(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 42)
+	client := netw.AddPod()
+	hole4, hole6 := netip.MustParseAddr("10.213.42.200"), netip.MustParseAddr("fd00:213:2a::200")
+	client.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
+	client.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
+	tr, ring := openFailedConnects(t, client)
+
+	var outcomes []error
+	require.NoError(t, client.Do(func() error {
+		for _, to := range []unix.Sockaddr{
+			&unix.SockaddrInet4{Port: 80, Addr: hole4.As4()},
+			&unix.SockaddrInet6{Port: 80, Addr: hole6.As16()},
+		} {
+			family := unix.AF_INET
+			if _, v6 := to.(*unix.SockaddrInet6); v6 {
+				family = unix.AF_INET6
+			}
+			fd, err := unix.Socket(family, unix.SOCK_STREAM, unix.IPPROTO_MPTCP)
+			if err != nil {
+				return fmt.Errorf("an MPTCP socket: %w", err)
+			}
+			outcomes = append(outcomes, unix.Connect(fd, to))
+			unix.Close(fd)
+		}
+		return nil
+	}))
+	for _, err := range outcomes {
+		require.ErrorIs(t, err, unix.EINVAL)
+	}
+	var failed []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		failed = append(failed, ring.take()...)
+		return len(failed) >= 2
+	}, 5*time.Second, 10*time.Millisecond, "both failed connects")
+	peers := map[netip.Addr]int32{}
+	for _, e := range failed {
+		peer := netip.AddrFrom16(e.PeerAddr)
+		if e.Family == unix.AF_INET {
+			peer = netip.AddrFrom4([4]byte(e.PeerAddr[:4]))
+		}
+		peers[peer] = e.Error
+		assert.Equal(t, uint32(os.Getpid()), e.Pid, "the connecting process")
+	}
+	assert.Equal(t, map[netip.Addr]int32{hole4: int32(unix.EINVAL), hole6: int32(unix.EINVAL)}, peers)
+	assert.Equal(t, map[int32]uint64{int32(unix.EINVAL): 2}, failedCounted(t, tr, client.NetnsInode()), "counted")
 }
