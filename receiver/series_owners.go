@@ -41,7 +41,7 @@ type seriesOwners struct {
 	// visible is set when resource_attributes turn off podnet.netns.inode or podnet.cgroup.id,
 	// which tell local ends apart: ends whose Resources are then the same (two network
 	// namespaces of one unnamed process's cgroup, two containers of a pod without their names)
-	// share the owner of the first of them, so that they share series. Otherwise each would
+	// share one owner, made for that Resource, so that they share series. Otherwise each would
 	// emit the same series, with its own values and start time, under the same Resource: a
 	// backend reads that as one series whose value jumps back and forth (found by an
 	// independent check: 3 and 2 connections exported as two points of one series, Prometheus
