@@ -173,17 +173,6 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 	e.scanListeners(since, now)
 }
 
-// primeListeners scans the listeners at Start for their baseline (overflowLedger.prime).
-// Unreadable, the first interval's scan says why, and counts from creation.
-func (e *emitter) primeListeners() {
-	if e.metrics == nil || !e.metrics.m.listenOverflows || e.kernel.src.IteratorsUnavailable() != nil {
-		return
-	}
-	if scan, err := e.kernel.listenDrops(); err == nil {
-		e.overflows.prime(scan)
-	}
-}
-
 // scanListeners reads every listener's drops (podnet.tcp.listen.overflows), once per metrics
 // interval: a walk of the node's descriptors, so only when the metric is on and the kernel has
 // the iterators (Start said once if it has not).

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/event"
 )
@@ -35,8 +36,9 @@ type running struct {
 }
 
 // launch wires and starts the goroutines: reader → hand-off → pipeline, and the emitter.
-// attached is when the programs began counting (Start may have waited since, for names).
-func (r *podnetReceiver) launch(host component.Host, src source, attached time.Time, aggregate bool, nm naming,
+// attached is when the programs began counting (Start may have waited since, for names), and
+// listeners the listener scan taken then (nil: none), the baseline of listen.overflows.
+func (r *podnetReceiver) launch(host component.Host, src source, attached time.Time, listeners []bpf.PodnetListenDrops, aggregate bool, nm naming,
 	obs *receiverhelper.ObsReport, tb *metadata.TelemetryBuilder, stopAttr func(),
 ) *running {
 	loss := &lossReporter{tb: tb}
@@ -72,7 +74,9 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		metrics.m.countsActive = iterErr == nil
 		em.metrics, em.aggregates = metrics, nm.enricher(r.cfg)
 		em.overflows, em.exclude = newOverflowLedger(namespaceListenDrops(r.cfg.ProcRoot)), exclude
-		em.primeListeners() // now: drops from before Start are not counted
+		if listeners != nil {
+			em.overflows.prime(listeners) // drops from before Start are not counted
+		}
 	}
 	ringEvents := src.ring != nil
 	r.goroutines.Go(func() {

@@ -5,6 +5,7 @@ package podnetreceiver
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 )
 
@@ -82,4 +83,18 @@ func (m *connectionMetrics) retireIdleListens(now pcommon.Timestamp) {
 	m.retiredListens -= forgetOldest(m.listens, m.max, func(_ ownedListen, s *listenSeries) (pcommon.Timestamp, bool) {
 		return s.updated, s.retired
 	})
+}
+
+// listenBaseline scans the listeners as the programs begin counting: listen.overflows counts
+// from there (overflowLedger.prime). nil when the metric is not emitted, or the scan failed
+// (the first interval's scan then says why, and counts from the listeners' creation).
+func (r *podnetReceiver) listenBaseline(k kernelSource) []bpf.PodnetListenDrops {
+	if r.metrics == nil || !r.cfg.Metrics.PodnetTCPListenOverflows.Enabled || k.IteratorsUnavailable() != nil {
+		return nil
+	}
+	scan := []bpf.PodnetListenDrops{}
+	if err := k.ListenDrops(func(l *bpf.PodnetListenDrops) { scan = append(scan, *l) }); err != nil {
+		return nil
+	}
+	return scan
 }

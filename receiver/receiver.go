@@ -101,6 +101,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		attached = opening
 	}
 	undo = append(undo, func() { _ = src.kernel.Close() })
+	listeners := r.listenBaseline(src.kernel) // now, not after the wait for names below
 	backendsErr := src.kernel.BackendsErr()
 	if notNode != nil {
 		backendsErr = notNode
@@ -123,7 +124,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 	r.src = src.kernel
-	r.run = r.launch(host, src, attached, aggregate, naming{attr, names}, obs, tb, stopAttr)
+	r.run = r.launch(host, src, attached, listeners, aggregate, naming{attr, names}, obs, tb, stopAttr)
 	return nil
 }
 
