@@ -90,20 +90,43 @@ func mptcpPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.Add
 // their connects name no process (a checker saw `kworker/1:3`), as a server's further subflows
 // do; the first subflow names the client process.
 func TestMPTCPFurtherSubflowsNameNoKernelThread(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 234)
+	first, further := furtherSubflowPids(t, 234, false)
+	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
+	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process (a kworker connected it)")
+}
+
+// A subflow endpoint added while the connection is open (`ip mptcp endpoint add ... subflow`)
+// has the path manager connect the further subflow in the context of the command that asked:
+// its connect names no process either, not `ip`'s in the application's pod (found by an
+// independent check).
+func TestMPTCPFurtherSubflowsNameNoCommand(t *testing.T) {
+	first, further := furtherSubflowPids(t, 43, true)
+	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
+	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process")
+}
+
+// furtherSubflowPids makes an MPTCP connection between two pods of network subnet whose
+// client has a second address and a subflow endpoint on it, added before the connection or
+// (whileOpen) once it is established, and returns the pids of its subflows' connects: the
+// first's, and the further one's from the second address.
+func furtherSubflowPids(t *testing.T, subnet byte, whileOpen bool) (first, further map[uint32]int) {
+	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	second := netip.AddrFrom4([4]byte{10, 213, 234, 200}) // the client's second address, in the pods' subnet
+	second := netip.AddrFrom4([4]byte{10, 213, subnet, 200}) // the client's second address, in the pods' subnet
 	clientPod.Exec("ip", "addr", "add", second.String()+"/24", "dev", "eth0")
 	for _, pod := range []*netnstest.Pod{clientPod, serverPod} {
 		pod.Exec("ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2")
 	}
-	clientPod.Exec("ip", "mptcp", "endpoint", "add", second.String(), "dev", "eth0", "subflow")
+	addEndpoint := func() { clientPod.Exec("ip", "mptcp", "endpoint", "add", second.String(), "dev", "eth0", "subflow") }
+	if !whileOpen {
+		addEndpoint()
+	}
 	tr := openEvents(t, 1<<22)
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
 		return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
 	})
 
-	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7234))
+	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7000+uint16(subnet)))
 	defer client.Close()
 	defer server.Close()
 	// The path manager adds subflows once the connection is fully established: data both ways.
@@ -115,48 +138,17 @@ func TestMPTCPFurtherSubflowsNameNoKernelThread(t *testing.T) {
 	require.NoError(t, err)
 	_, err = io.ReadFull(client, make([]byte, 4))
 	require.NoError(t, err)
-
-	first, further := map[uint32]int{}, map[uint32]int{}
-	require.Eventually(t, func() bool {
-		for _, e := range ring.take() {
-			if netip.AddrFrom4([4]byte(e.LocalAddr[:4])) == second {
-				further[e.Pid]++
-			} else {
-				first[e.Pid]++
-			}
-		}
-		return len(first) > 0 && len(further) > 0
-	}, 5*time.Second, 20*time.Millisecond, "connects of the first subflow and of the one from %s", second)
-	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
-	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process (a kworker connected it)")
+	if whileOpen {
+		addEndpoint()
+	}
+	return subflowConnectPids(t, ring, second)
 }
 
-// A subflow endpoint added while the connection is open (`ip mptcp endpoint add ... subflow`)
-// has the path manager connect the further subflow in the context of the command that asked:
-// its connect names no process either, not `ip`'s in the application's pod (found by an
-// independent check).
-func TestMPTCPFurtherSubflowsNameNoCommand(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 43)
-	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	second := netip.AddrFrom4([4]byte{10, 213, 43, 200})
-	clientPod.Exec("ip", "addr", "add", second.String()+"/24", "dev", "eth0")
-	for _, pod := range []*netnstest.Pod{clientPod, serverPod} {
-		pod.Exec("ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2")
-	}
-	tr := openEvents(t, 1<<22)
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
-	})
-	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7243))
-	defer client.Close()
-	defer server.Close()
-	_, err := client.Write([]byte("ping"))
-	require.NoError(t, err)
-	_, err = io.ReadFull(server, make([]byte, 4))
-	require.NoError(t, err)
-
-	clientPod.Exec("ip", "mptcp", "endpoint", "add", second.String(), "dev", "eth0", "subflow")
-	first, further := map[uint32]int{}, map[uint32]int{}
+// subflowConnectPids waits for the connects of a first subflow and of a further one from
+// second, and counts each kind's by pid.
+func subflowConnectPids(t *testing.T, ring *collector, second netip.Addr) (first, further map[uint32]int) {
+	t.Helper()
+	first, further = map[uint32]int{}, map[uint32]int{}
 	require.Eventually(t, func() bool {
 		for _, e := range ring.take() {
 			if netip.AddrFrom4([4]byte(e.LocalAddr[:4])) == second {
@@ -167,8 +159,7 @@ func TestMPTCPFurtherSubflowsNameNoCommand(t *testing.T) {
 		}
 		return len(first) > 0 && len(further) > 0
 	}, 5*time.Second, 20*time.Millisecond, "connects of the first subflow and of the one from %s", second)
-	assert.Equal(t, map[uint32]int{uint32(os.Getpid()): 1}, first, "the first subflow: the client process")
-	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process")
+	return first, further
 }
 
 // An MPTCP connection open before podnet loaded is found at Start like a TCP one: the scan

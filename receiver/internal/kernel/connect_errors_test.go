@@ -154,28 +154,14 @@ func blockingBoundSocket(local *unix.SockaddrInet4) (int, error) {
 func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 38)
 	client := netw.AddPod()
-	hole4, hole6 := netip.MustParseAddr("10.213.38.200"), netip.MustParseAddr("fd00:213:38::200")
-	client.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
-	client.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
+	hole4, hole6 := blackholes(client, netip.MustParseAddr("10.213.38.200"), netip.MustParseAddr("fd00:213:38::200"))
 	silent := netip.MustParseAddr("10.213.38.201") // on the pod's network, no one has it: SYN_SENT until disconnected
 	tr, ring := openFailedConnects(t, client)
 
 	var outcomes []error
-	require.NoError(t, client.Do(func() error {
-		for _, to := range []unix.Sockaddr{
-			&unix.SockaddrInet4{Port: 80, Addr: hole4.As4()},
-			&unix.SockaddrInet6{Port: 80, Addr: hole6.As16()},
-		} {
-			family := unix.AF_INET
-			if _, v6 := to.(*unix.SockaddrInet6); v6 {
-				family = unix.AF_INET6
-			}
-			fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
-			if err != nil {
-				return err
-			}
-			outcomes = append(outcomes, unix.Connect(fd, to))
-			unix.Close(fd)
+	require.NoError(t, client.Do(func() (err error) {
+		if outcomes, err = connectEach(0, hole4, hole6); err != nil {
+			return err
 		}
 		for _, disconnect := range []func(fd int) error{
 			func(fd int) error { return unix.Shutdown(fd, unix.SHUT_RDWR) },
@@ -242,29 +228,13 @@ func TestBlackholeRoutesAndDisconnectsInSynSent(t *testing.T) {
 func TestMPTCPConnectThatFailsBeforeItsSYN(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 42)
 	client := netw.AddPod()
-	hole4, hole6 := netip.MustParseAddr("10.213.42.200"), netip.MustParseAddr("fd00:213:2a::200")
-	client.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
-	client.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
+	hole4, hole6 := blackholes(client, netip.MustParseAddr("10.213.42.200"), netip.MustParseAddr("fd00:213:2a::200"))
 	tr, ring := openFailedConnects(t, client)
 
 	var outcomes []error
-	require.NoError(t, client.Do(func() error {
-		for _, to := range []unix.Sockaddr{
-			&unix.SockaddrInet4{Port: 80, Addr: hole4.As4()},
-			&unix.SockaddrInet6{Port: 80, Addr: hole6.As16()},
-		} {
-			family := unix.AF_INET
-			if _, v6 := to.(*unix.SockaddrInet6); v6 {
-				family = unix.AF_INET6
-			}
-			fd, err := unix.Socket(family, unix.SOCK_STREAM, unix.IPPROTO_MPTCP)
-			if err != nil {
-				return fmt.Errorf("an MPTCP socket: %w", err)
-			}
-			outcomes = append(outcomes, unix.Connect(fd, to))
-			unix.Close(fd)
-		}
-		return nil
+	require.NoError(t, client.Do(func() (err error) {
+		outcomes, err = connectEach(unix.IPPROTO_MPTCP, hole4, hole6)
+		return err
 	}))
 	for _, err := range outcomes {
 		require.ErrorIs(t, err, unix.EINVAL)
@@ -285,4 +255,31 @@ func TestMPTCPConnectThatFailsBeforeItsSYN(t *testing.T) {
 	}
 	assert.Equal(t, map[netip.Addr]int32{hole4: int32(unix.EINVAL), hole6: int32(unix.EINVAL)}, peers)
 	assert.Equal(t, map[int32]uint64{int32(unix.EINVAL): 2}, failedCounted(t, tr, client.NetnsInode()), "counted")
+}
+
+// connectEach connects a new stream socket of protocol proto (0: TCP) to port 80 of each address,
+// in the calling thread's network namespace, and returns what each connect() returned.
+func connectEach(proto int, to ...netip.Addr) ([]error, error) {
+	var outcomes []error
+	for _, a := range to {
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 80, Addr: a.As16()}
+		family := unix.AF_INET6
+		if a.Is4() {
+			family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: 80, Addr: a.As4()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_STREAM, proto)
+		if err != nil {
+			return nil, fmt.Errorf("a socket of protocol %d: %w", proto, err)
+		}
+		outcomes = append(outcomes, unix.Connect(fd, sa))
+		unix.Close(fd)
+	}
+	return outcomes, nil
+}
+
+// blackholes routes an IPv4 and an IPv6 address into a blackhole in pod, and returns them.
+func blackholes(pod *netnstest.Pod, hole4, hole6 netip.Addr) (netip.Addr, netip.Addr) {
+	pod.Exec("ip", "route", "add", "blackhole", hole4.String()+"/32")
+	pod.Exec("ip", "-6", "route", "add", "blackhole", hole6.String()+"/128")
+	return hole4, hole6
 }
