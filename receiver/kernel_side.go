@@ -58,8 +58,13 @@ func (k *kernelSide) listenDrops() ([]bpf.PodnetListenDrops, error) {
 	if k.closed {
 		return nil, errKernelClosed
 	}
-	var scan []bpf.PodnetListenDrops
-	err := k.src.ListenDrops(func(r *bpf.PodnetListenDrops) { scan = append(scan, *r) })
+	return listenScan(k.src)
+}
+
+// listenScan runs the listener scan: every listening socket with its drops.
+func listenScan(src kernelSource) ([]bpf.PodnetListenDrops, error) {
+	scan := []bpf.PodnetListenDrops{}
+	err := src.ListenDrops(func(r *bpf.PodnetListenDrops) { scan = append(scan, *r) })
 	return scan, err
 }
 

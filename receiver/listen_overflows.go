@@ -92,8 +92,8 @@ func (r *podnetReceiver) listenBaseline(k kernelSource) []bpf.PodnetListenDrops 
 	if r.metrics == nil || !r.cfg.Metrics.PodnetTCPListenOverflows.Enabled || k.IteratorsUnavailable() != nil {
 		return nil
 	}
-	scan := []bpf.PodnetListenDrops{}
-	if err := k.ListenDrops(func(l *bpf.PodnetListenDrops) { scan = append(scan, *l) }); err != nil {
+	scan, err := listenScan(k)
+	if err != nil {
 		return nil
 	}
 	return scan

@@ -23,12 +23,7 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 215)
 	client, server := netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
-	tr, err := Open(Options{
-		Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	defer tr.Close()
+	tr := openBothSinks(t, HooksTPBTF)
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
 		return e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE) && (e.NetnsIno == cns || e.NetnsIno == sns)
 	})
@@ -72,7 +67,7 @@ func TestBytesReceivedExactWhicheverEndClosesFirst(t *testing.T) {
 	c, s = exchange(7402)
 	require.NoError(t, c.(*net.TCPConn).SetLinger(0))
 	require.NoError(t, c.Close())
-	_, err = s.Read(make([]byte, 1))
+	_, err := s.Read(make([]byte, 1))
 	require.Error(t, err)
 	require.NoError(t, s.Close())
 	// 7403: the server closes first; the client takes its FIN in.

@@ -100,12 +100,7 @@ func TestConnectFailuresInsideTheCall(t *testing.T) {
 // connects of the pod; its aggregates are drained, so that failedCounted counts from zero.
 func openFailedConnects(t *testing.T, pod *netnstest.Pod) (*Tracer, *collector) {
 	t.Helper()
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
+	tr := openBothSinks(t, HooksAuto)
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
 		return e.NetnsIno == pod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) && e.Error != 0
 	})

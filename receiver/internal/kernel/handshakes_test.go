@@ -163,12 +163,7 @@ func TestTCPFastOpenChildEndedEarlyLivedFromItsSYN(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 246)
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	defer tr.Close()
+	tr := openBothSinks(t, HooksAuto)
 	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
 	server := &unix.SockaddrInet4{Port: 8125, Addr: [4]byte{127, 0, 0, 1}}
 	const held = 300 * time.Millisecond
@@ -650,12 +645,7 @@ func dialPair(client, server *netnstest.Pod, addr netip.AddrPort) (c, s net.Conn
 func TestSYNCookieServerHandshakesAreUnknown(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 39)
 	client, server := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
-	})
-	require.NoError(t, err)
-	defer tr.Close()
+	tr := openBothSinks(t, HooksAuto)
 	ring := collectRingWhere(t, tr, inNetns(server.NetnsInode()))
 	totals := roleTotals{}
 	drainInto(t, tr, map[uint32]roleTotals{server.NetnsInode(): totals}) // from zero

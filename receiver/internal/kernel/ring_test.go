@@ -28,6 +28,19 @@ func openEventsWith(t *testing.T, hooks HookMode, ring uint32) *Tracer {
 	return tr
 }
 
+// openBothSinks loads podnet with events and in-kernel aggregation (hooks: which programs),
+// closed at test end.
+func openBothSinks(t *testing.T, hooks HookMode) *Tracer {
+	t.Helper()
+	tr, err := Open(Options{
+		Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 1024,
+		AggregateInKernel: true, Events: true,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
 // readAll reads every record in the ring without blocking; keep (nil: all) selects the
 // events returned, every record read is counted in n.
 func readAll(t *testing.T, tr *Tracer, keep func(*bpf.PodnetEvent) bool) (events []bpf.PodnetEvent, n int) {
