@@ -169,8 +169,11 @@ static __always_inline void agg_close_active(struct agg_value *v, const struct a
 {
 	if (open_folded && !folded)
 		v = agg_overflow_value();
-	else if (folded && !open_folded && agg_move_close(k))
-		return;
+	else if (folded && !open_folded) {
+		if (agg_move_close(k))
+			return;
+		count(COUNTER_ACTIVE_UNMOVED);
+	}
 	if (v)
 		__sync_fetch_and_add(&v->active_delta, -1);
 }

@@ -205,8 +205,9 @@ struct {
  * Size: max_tracked_connections (the loader's): each key in it is, practically, that of a
  * tracked connection closed since the last drain. Elements not preallocated (the path is rare:
  * more keys than max_metric_series in an interval); the hash buckets are, 16 B each per set.
- * Where the kernel has no memory for an element, the -1 goes to the overflow entry, as before
- * these sets existed (not counted). */
+ * Where the kernel has no memory for an element, or the set is full, the -1 goes to the
+ * overflow entry, as before these sets existed, and is counted (COUNTER_ACTIVE_UNMOVED: the
+ * receiver warns that those keys' open counts stay up). */
 struct active_moved_set {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -57,7 +57,8 @@ enum counter {
 	COUNTER_PROGRESS_VISITED = 10, /* open connections the live reads looked at */
 	COUNTER_LISTENERS_FULL = 11, /* a socket began listening and found `listeners` full: listener scans walk every descriptor from then on */
 	COUNTER_SAMPLED_OUT = 12, /* connection ends closed whose records logs sampling left out (select.h), counted at their close */
-	COUNTER_MAX = 13,
+	COUNTER_ACTIVE_UNMOVED = 13, /* a folded close whose open was not folded found no room in active_moved: its -1 went to the overflow key (maps.h) */
+	COUNTER_MAX = 14,
 };
 
 /* agg_key flags. */

@@ -134,7 +134,8 @@ const (
 	PodnetCounterCOUNTER_PROGRESS_VISITED  PodnetCounter = 10
 	PodnetCounterCOUNTER_LISTENERS_FULL    PodnetCounter = 11
 	PodnetCounterCOUNTER_SAMPLED_OUT       PodnetCounter = 12
-	PodnetCounterCOUNTER_MAX               PodnetCounter = 13
+	PodnetCounterCOUNTER_ACTIVE_UNMOVED    PodnetCounter = 13
+	PodnetCounterCOUNTER_MAX               PodnetCounter = 14
 )
 
 type PodnetEvent struct {

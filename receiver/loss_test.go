@@ -5,9 +5,13 @@ package podnetreceiver
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -45,4 +49,24 @@ func TestLossSubmittedNeverBehindReceived(t *testing.T) {
 	s, r, lost = counts()
 	require.Equal(t, s, r+lost)
 	require.Equal(t, int64(130), s, "never counted twice")
+}
+
+// Closes whose open count could not leave their own series (ACTIVE_UNMOVED) are warned of
+// once per interval, with how many: a wrong gauge, not silent. Nothing is said while the
+// count stays.
+func TestUnmovedClosesAreWarnedOf(t *testing.T) {
+	core, logged := observer.New(zap.WarnLevel)
+	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	fk := &fakeKernel{}
+	k := &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}
+	k.readCounters()
+	assert.Zero(t, logged.Len(), "nothing unmoved")
+	fk.counters.ActiveUnmoved = 3
+	k.readCounters()
+	k.readCounters()
+	require.Equal(t, 1, logged.Len())
+	entry := logged.All()[0]
+	assert.Contains(t, entry.Message, "podnet.tcp.connections.active")
+	assert.Contains(t, entry.ContextMap()["error"], "3 closes")
 }

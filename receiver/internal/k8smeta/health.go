@@ -26,11 +26,12 @@ type health struct {
 	mu      sync.Mutex
 	errs    map[string]error     // by informer; a nil entry is a success
 	outages map[string]time.Time // by informer: when a call last found the API server away
+	refused map[string]bool      // by informer: its latest call was refused, not while the API server settled
 	failed  bool                 // what onStatus was last told
 }
 
 func newHealth(onStatus func(error), onCallFailed func()) *health {
-	return &health{onStatus: onStatus, onCallFailed: onCallFailed, errs: map[string]error{}, outages: map[string]time.Time{}}
+	return &health{onStatus: onStatus, onCallFailed: onCallFailed, errs: map[string]error{}, outages: map[string]time.Time{}, refused: map[string]bool{}}
 }
 
 // observedListWatch is a ListWatch whose calls report their outcome. It also opts out of
@@ -96,6 +97,7 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 	_, called := h.errs[name]
 	firstRefusal := err != nil && !again && !called && apierrors.IsForbidden(err)
 	h.errs[name] = err
+	h.refused[name] = err != nil && !again && isRefusal(err)
 	status := errors.Join(h.sortedErrs()...)
 	// Told again when an informer's first call is refused while another's error is being
 	// reported: each permission the account lacks is named (found by an independent check: only
@@ -107,6 +109,14 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 		h.onStatus(status)
 	}
 	return again
+}
+
+// refusedFor says whether the API server refused informer name's latest call for good (who
+// it is, what it may do, what the server serves): Start stops waiting for its listing.
+func (h *health) refusedFor(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused[name]
 }
 
 // settling says whether err leaves the API server's answer open: it is away (isOutage), or

@@ -32,3 +32,28 @@ func TestStoreWithoutListVerb(t *testing.T) {
 	assert.Regexp(t, `cannot list resource "(pods|services)"`, err.Error())
 	assert.ErrorContains(t, err, "examples/rbac.yaml")
 }
+
+// TestStartDoesNotWaitForARefusedInformer: an account that may read pods but not Services
+// starts naming pods as soon as they are listed, instead of waiting out the sync timeout for
+// a listing the RBAC will not allow (found by an independent check: every Start took the
+// whole 10 s). The refusal is still reported, and Services stay unlisted.
+func TestStartDoesNotWaitForARefusedInformer(t *testing.T) {
+	c := kubetest.Start(t)
+	objs := loadRBAC(t)
+	for i := range objs.Role.Rules {
+		objs.Role.Rules[i].Resources = slices.DeleteFunc(objs.Role.Rules[i].Resources, func(r string) bool { return r == "services" })
+	}
+	kubeconfig := objs.Apply(t, c)
+
+	const syncTimeout = 2 * time.Minute
+	began := time.Now()
+	s, status, synced := startStore(t, kubeconfig, "node-a", syncTimeout)
+	waited := time.Since(began)
+	assert.False(t, synced, "Services were refused: not synced")
+	// Not a performance bound: the wait either ends at the refusal or at the timeout.
+	assert.Less(t, waited, syncTimeout/2, "Start waited for the refused Services")
+	assert.Equal(t, []string{"services"}, s.Unlisted())
+	err := status.next(t, 30*time.Second)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `cannot list resource "services"`)
+}

@@ -75,8 +75,9 @@ type Store struct {
 	// history names the owners that let an address go since the Store started (peer pods,
 	// Services): lookups are by the time a connection began (PeerAt).
 	history *ipHistory
-	// historySynced say whether the history has each informer's first listing.
-	historySynced       []cache.InformerSynced
+	// listings are the required informers' parts in Start's wait (required).
+	listings            []listing
+	health              *health
 	slicesHistorySynced cache.InformerSynced // with PeerPodsEndpoints
 	// gone are this node's recently deleted pods, still named for their sockets' last events.
 	gone             gonePods
@@ -132,10 +133,11 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	onNode := fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
 	s := &Store{
 		httpClient: httpClient, syncTimeout: opts.SyncTimeout, onOptionalDenied: opts.OnOptionalDenied,
-		peerPods: opts.PeerPods.orAll(), history: newIPHistory(), gone: newGonePods(),
+		peerPods: opts.PeerPods.orAll(), history: newIPHistory(), gone: newGonePods(), health: h,
 	}
+	localName := "pods on node " + opts.NodeName
 	s.local, err = newInformer(
-		h.observe("pods on node "+opts.NodeName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
+		h.observe(localName, cache.NewFilteredListWatchFromClient(rc, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) { o.FieldSelector = onNode })),
 		&corev1.Pod{}, transformLocalPod, cache.Indexers{uidIndex: podUID, hostIPIndex: hostIPKeys})
 	if err != nil {
 		return nil, err
@@ -143,6 +145,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err := s.gone.watchGone(s.local); err != nil {
 		return nil, err
 	}
+	s.listings = append(s.listings, listing{localName, s.local.HasSynced})
 	if s.peerPods == PeerPodsAll {
 		// Every pod of the cluster: the one list large enough to page (paged_list.go).
 		s.peers, err = newInformer(
@@ -151,7 +154,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.historyOf(s.peers, ownerHolders(PeerPod)); err != nil {
+		if err := s.historyOf("pods", s.peers, ownerHolders(PeerPod)); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +164,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.historyOf(s.services, ownerHolders(PeerService)); err != nil {
+	if err := s.historyOf("services", s.services, ownerHolders(PeerService)); err != nil {
 		return nil, err
 	}
 	selector, transform, indexers := sliceSelector, transformEndpointSlice, cache.Indexers{serviceIndex: sliceService}
@@ -185,15 +188,22 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// historyOf feeds the address history from inf; the Store is synced once the history has the
-// first listing too.
-func (s *Store) historyOf(inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) error {
+// historyOf feeds the address history from inf, the required informer health knows as name;
+// it has listed once the history has the first listing too.
+func (s *Store) historyOf(name string, inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) error {
 	reg, err := s.watchHandOvers(inf, holdersOf)
 	if err != nil {
 		return err
 	}
-	s.historySynced = append(s.historySynced, reg.HasSynced)
+	s.listings = append(s.listings, listing{name, func() bool { return inf.HasSynced() && reg.HasSynced() }})
 	return nil
+}
+
+// listing is a required informer's part in Start's wait: its name in health, and whether it
+// (and the address history it feeds) has had its first listing.
+type listing struct {
+	name   string
+	listed cache.InformerSynced
 }
 
 func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache.TransformFunc, indexers cache.Indexers) (cache.SharedIndexInformer, error) {
@@ -228,7 +238,10 @@ func (s *Store) Run() {
 // has passed, ctx is done or Stop is called, and returns whether the pods and Services synced; if not,
 // they keep trying in the background (OnStatus says why). The EndpointSlices are waited for
 // too, unless the account may not read them, but do not count: pods and Services are named
-// without them. Before Run it waits for nothing and returns false.
+// without them. An informer the API server refuses (RBAC) is not waited for either: the
+// answer would not change within the timeout (found by an independent check: an account
+// refused Services held every Start for the whole 10 s). Before Run it waits for nothing and
+// returns false.
 func (s *Store) WaitSynced(ctx context.Context) bool {
 	if s.ctx == nil {
 		return false
@@ -236,7 +249,7 @@ func (s *Store) WaitSynced(ctx context.Context) bool {
 	syncCtx, cancelSync := context.WithDeadline(s.ctx, s.syncDeadline)
 	defer cancelSync()
 	defer context.AfterFunc(ctx, cancelSync)()
-	cache.WaitForCacheSync(syncCtx.Done(), s.synced, s.slicesSettled)
+	cache.WaitForCacheSync(syncCtx.Done(), s.settled)
 	return s.synced()
 }
 
@@ -270,16 +283,28 @@ func (s *Store) required() []cache.SharedIndexInformer {
 // synced: the required informers have listed, and with PeerPodsEndpoints the EndpointSlices
 // have too (or are denied), since remote pods are named from them.
 func (s *Store) synced() bool {
-	for _, inf := range s.required() {
-		if !inf.HasSynced() {
+	for _, l := range s.listings {
+		if !l.listed() {
 			return false
 		}
 	}
-	for _, h := range s.historySynced {
-		if !h() {
+	return s.slicesNamingSynced()
+}
+
+// settled is WaitSynced's condition: synced, but for required informers the API server
+// refused; and the EndpointSlices listed or denied.
+func (s *Store) settled() bool {
+	for _, l := range s.listings {
+		if !l.listed() && !s.health.refusedFor(l.name) {
 			return false
 		}
 	}
+	return s.slicesSettled() && s.slicesNamingSynced()
+}
+
+// slicesNamingSynced: with PeerPodsEndpoints, remote pods are named from the EndpointSlices,
+// so they count as required unless denied.
+func (s *Store) slicesNamingSynced() bool {
 	return s.peerPods != PeerPodsEndpoints || s.slicesDenied.Load() || (s.slices.HasSynced() && s.slicesHistorySynced())
 }
 

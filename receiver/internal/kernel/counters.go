@@ -46,6 +46,10 @@ type Counters struct {
 	ProgressVisited uint64
 	// SampledOut: connection ends that closed with their records left out by logs sampling.
 	SampledOut uint64
+	// ActiveUnmoved: closes folded into the overflow key whose opens were counted in their own
+	// keys, that found no room to take the open out of that key (bpf/maps.h active_moved): the
+	// key's open count stays one too high, the overflow series' one too low.
+	ActiveUnmoved uint64
 }
 
 // Counters sums the per-CPU counters and the programs' recursion misses.
@@ -70,6 +74,7 @@ func (t *Tracer) Counters() (Counters, error) {
 		MarkFull:         sums[bpf.PodnetCounterCOUNTER_MARK_FULL],
 		ProgressVisited:  sums[bpf.PodnetCounterCOUNTER_PROGRESS_VISITED],
 		SampledOut:       sums[bpf.PodnetCounterCOUNTER_SAMPLED_OUT],
+		ActiveUnmoved:    sums[bpf.PodnetCounterCOUNTER_ACTIVE_UNMOVED],
 	}
 	for name, p := range t.coll.Programs {
 		st, err := p.Stats()

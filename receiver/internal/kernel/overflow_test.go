@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,7 +85,7 @@ func add(sum, v *bpf.PodnetAggValue) {
 // of the two pods' keys and of the overflow entry, as one drain reports them (keys with open
 // connections and nothing else in the interval included), folded summing the overflow entry's
 // closes. active is nil where marked reads did not load (requireMarked failed the test).
-func twoKeyTable(t *testing.T, id byte) (client, server *netnstest.Pod, active func() (named, overflow uint64), folded *uint64) {
+func twoKeyTable(t *testing.T, id byte) (tr *Tracer, client, server *netnstest.Pod, active func() (named, overflow uint64), folded *uint64) {
 	netw := netnstest.NewNetwork(t, id)
 	client, server = netw.AddPod(), netw.AddPod()
 	cns, sns := client.NetnsInode(), server.NetnsInode()
@@ -99,7 +100,7 @@ func twoKeyTable(t *testing.T, id byte) (client, server *netnstest.Pod, active f
 	t.Cleanup(func() { _ = tr.Close() })
 	requireMarked(t, tr, true)
 	if !tr.MarkedReads() {
-		return client, server, nil, nil
+		return tr, client, server, nil, nil
 	}
 	folded = new(uint64)
 	active = func() (named, overflow uint64) {
@@ -115,7 +116,7 @@ func twoKeyTable(t *testing.T, id byte) (client, server *netnstest.Pod, active f
 		return named, overflow
 	}
 	active() // an empty table to start from
-	return client, server, active, folded
+	return tr, client, server, active, folded
 }
 
 // allPeersBut is every peer but keep's (an IPv4 range): the IPv4 ranges beside it, one per
@@ -137,7 +138,7 @@ func allPeersBut(keep netip.Prefix) []netip.Prefix {
 // met in different keys: the overflow entry kept the folded opens for ever, and each named
 // key kept a -1 that swallowed its next open.)
 func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
-	client, server, active, _ := twoKeyTable(t, 217)
+	_, client, server, active, _ := twoKeyTable(t, 217)
 	if active == nil {
 		return // requireMarked failed the test already where the hooks exist
 	}
@@ -178,7 +179,7 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 // `active` stayed at 86 with nothing open, its -1s in the overflow entry, reported as 0 there,
 // and its named keys up for ever, never retiring).
 func TestActiveCountOfANamedOpenFollowsItsFoldedClose(t *testing.T) {
-	client, server, active, folded := twoKeyTable(t, 163)
+	_, client, server, active, folded := twoKeyTable(t, 163)
 	if active == nil {
 		return // requireMarked failed the test already where the hooks exist
 	}
@@ -206,6 +207,39 @@ func TestActiveCountOfANamedOpenFollowsItsFoldedClose(t *testing.T) {
 	require.NoError(t, sb.Close())
 	require.Eventually(t, func() bool { named, overflow = active(); return named+overflow == 0 }, 5*time.Second,
 		20*time.Millisecond, "nothing open at the end")
+}
+
+// When a folded close finds no room to take its open out of its own key (the active_moved
+// sets full, or the kernel out of memory), its -1 goes to the overflow entry as before the
+// sets existed, and that is counted (ACTIVE_UNMOVED, which the receiver warns of): the key's
+// open count stays up. It was silent.
+func TestUnmovedFoldedClosesAreCounted(t *testing.T) {
+	tr, client, server, active, folded := twoKeyTable(t, 237)
+	if active == nil {
+		return // requireMarked failed the test already where the hooks exist
+	}
+	at := func(port int) netip.AddrPort { return netip.AddrPortFrom(server.IPv4, uint16(port)) }
+	ca, sa := pair(t, client, server, at(7633))
+	active()
+	cb, sb := pair(t, client, server, at(7634))
+	t.Cleanup(func() { _, _ = cb.Close(), sb.Close() })
+	// Both sets full of other keys: whichever the closes are pointed at has no room.
+	for _, m := range []*ebpf.Map{tr.coll.Maps[bpf.PodnetMapActiveMovedA], tr.coll.Maps[bpf.PodnetMapActiveMovedB]} {
+		for i := range m.MaxEntries() {
+			k := bpf.PodnetAggKey{Family: 99, NetnsIno: i + 1}
+			require.NoError(t, m.Update(&k, int64(0), ebpf.UpdateNoExist))
+		}
+	}
+	require.NoError(t, ca.Close())
+	readEOF(t, sa)
+	require.NoError(t, sa.Close())
+	require.Eventually(t, func() bool {
+		c, err := tr.Counters()
+		require.NoError(t, err)
+		return c.ActiveUnmoved == 2
+	}, 5*time.Second, 20*time.Millisecond, "A's two closes, folded, counted as not moved")
+	active()
+	assert.Equal(t, uint64(2), *folded, "A's two closes folded into the overflow entry")
 }
 
 // AGGREGATE_FULL (otelcol_podnet_metric_series_dropped) counts events folded into the overflow
