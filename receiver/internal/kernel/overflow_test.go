@@ -253,6 +253,8 @@ func TestFoldedLiveReadsAreNotDroppedEvents(t *testing.T) {
 			client, server := netw.AddPod(), netw.AddPod()
 			o := m.options
 			o.Hooks, o.RingBufferSize, o.MaxTrackedConnections, o.MaxAggregates = HooksAuto, 1<<16, 4096, 2
+			// Only the test's own connections take the two keys (twoKeyTable).
+			o.ExcludePeers = allPeersBut(netip.PrefixFrom(client.IPv4, 24).Masked())
 			tr, err := Open(o)
 			require.NoError(t, err)
 			defer tr.Close()
