@@ -124,6 +124,12 @@ func (f *fakeKernel) Counters() (kernel.Counters, error) {
 	return f.counters, nil
 }
 
+func (f *fakeKernel) counterReadCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counterReads
+}
+
 func (f *fakeKernel) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/podnet/podnet/bpf"
 )
@@ -20,6 +21,9 @@ type kernelSide struct {
 	closed bool
 	loss   *lossReporter
 	warn   *warnLimiter
+	// detachedAt is when the programs stopped counting (detach): nothing after it is in any
+	// metric, so no point is stamped later (countedUntil).
+	detachedAt time.Time
 }
 
 // readCounters exports the deltas of the kernel's loss counters.
@@ -82,7 +86,18 @@ func (k *kernelSide) detach() error {
 	if k.closed {
 		return nil
 	}
-	return k.src.Detach()
+	if err := k.src.Detach(); err != nil {
+		return err
+	}
+	k.detachedAt = time.Now()
+	return nil
+}
+
+// countedUntil is when the programs stopped counting; ok false while they count.
+func (k *kernelSide) countedUntil() (until time.Time, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.detachedAt, !k.detachedAt.IsZero()
 }
 
 // close reads the counters a last time (the ring is drained by now, so they cover every

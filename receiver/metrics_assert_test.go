@@ -4,6 +4,7 @@ import (
 	"maps"
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -68,4 +69,30 @@ func attrsMatch(attrs, match map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// pointTimes are the timestamps of every data point in md.
+func pointTimes(md pmetric.Metrics) []pcommon.Timestamp {
+	var out []pcommon.Timestamp
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					for _, dp := range m.Sum().DataPoints().All() {
+						out = append(out, dp.Timestamp())
+					}
+				case pmetric.MetricTypeGauge:
+					for _, dp := range m.Gauge().DataPoints().All() {
+						out = append(out, dp.Timestamp())
+					}
+				case pmetric.MetricTypeHistogram:
+					for _, dp := range m.Histogram().DataPoints().All() {
+						out = append(out, dp.Timestamp())
+					}
+				}
+			}
+		}
+	}
+	return out
 }
