@@ -41,6 +41,13 @@ func (k *kernelSide) readCountersLocked() {
 		k.warn.warn("podnet: cannot read kernel loss counters", err)
 		return
 	}
+	if c.ReserveFailed > k.loss.last.ReserveFailed {
+		// Said while it happens, as the pipeline's refusals are, not only in the Shutdown
+		// summary that an OOM kill never writes (found by an independent check: 75% of the
+		// events lost under a CPU quota, not a line until Shutdown).
+		k.warn.warn("podnet: events lost: the ring buffer was full (otelcol_podnet_events_lost); the reader fell behind the kernel: give the collector more CPU, raise ring_buffer_size, or keep fewer events (logs.sampling, exclude, disabled event types); metrics from in-kernel aggregation are not affected",
+			fmt.Errorf("%d events lost since the last reading, %d since start", c.ReserveFailed-k.loss.last.ReserveFailed, c.ReserveFailed))
+	}
 	if c.ActiveUnmoved > k.loss.last.ActiveUnmoved {
 		// Rare (the kernel out of memory, or more keys moved in one interval than connections
 		// are tracked) and without a counter of its own: a wrong gauge, not a lost event.

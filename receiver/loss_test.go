@@ -70,3 +70,23 @@ func TestUnmovedClosesAreWarnedOf(t *testing.T) {
 	assert.Contains(t, entry.Message, "podnet.tcp.connections.active")
 	assert.Contains(t, entry.ContextMap()["error"], "3 closes")
 }
+
+// Events lost to a full ring are warned of while it happens, at most once per interval with how
+// many: not only in the Shutdown summary, which a killed process never writes.
+func TestRingLossIsWarnedOfWhileRunning(t *testing.T) {
+	core, logged := observer.New(zap.WarnLevel)
+	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	fk := &fakeKernel{}
+	k := &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}
+	k.readCounters()
+	assert.Zero(t, logged.Len(), "nothing lost")
+	fk.counters.ReserveFailed = 1000
+	k.readCounters()
+	fk.counters.ReserveFailed = 1500
+	k.readCounters()
+	require.Equal(t, 1, logged.Len(), "limited to once per interval")
+	entry := logged.All()[0]
+	assert.Contains(t, entry.Message, "ring buffer was full")
+	assert.Contains(t, entry.ContextMap()["error"], "1000 events lost since the last reading")
+}
