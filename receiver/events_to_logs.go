@@ -63,6 +63,17 @@ func (c *logsConverter) convert(events []enrichedEvent, observed pcommon.Timesta
 	return ld, n
 }
 
+// kept is how many records convert would make of events.
+func (c *logsConverter) kept(events []enrichedEvent) int {
+	n := 0
+	for i := range events {
+		if c.enabled[events[i].Type] {
+			n++
+		}
+	}
+	return n
+}
+
 func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pcommon.Timestamp) {
 	lr.SetEventName(e.Type.Name())
 	lr.SetTimestamp(pcommon.Timestamp(e.Time))

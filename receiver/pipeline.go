@@ -33,6 +33,7 @@ type pipeline struct {
 	obs     *receiverhelper.ObsReport
 	loss    *lossReporter
 	warn    *warnLimiter
+	refusal refusalBackoff
 }
 
 // run delivers until the reader closes the hand-off. ctx ends at Shutdown's deadline.
@@ -57,18 +58,71 @@ func (p *pipeline) deliver(ctx context.Context, b *batch) {
 	}
 	var refused int64
 	if p.conv != nil {
-		ld, records := p.conv.convert(b.events, pcommon.NewTimestampFromTime(time.Now()))
-		if records > 0 {
+		now := time.Now()
+		if err := p.refusal.holding(now); err != nil {
+			// Refused a moment ago: counted as refused again without building the records.
+			if records := p.conv.kept(b.events); records > 0 {
+				octx := p.obs.StartLogsOp(ctx)
+				p.obs.EndLogsOp(octx, obsFormat, records, err)
+				refused = int64(records)
+				p.warn.warn(logsRefused, err)
+			}
+		} else if ld, records := p.conv.convert(b.events, pcommon.NewTimestampFromTime(now)); records > 0 {
 			octx := p.obs.StartLogsOp(ctx)
 			err := p.logs.ConsumeLogs(octx, ld)
 			p.obs.EndLogsOp(octx, obsFormat, records, err)
+			p.refusal.answered(err, time.Now())
 			if err != nil {
 				refused = int64(records)
-				p.warn.warn("podnet: the logs pipeline refused a batch; its events are counted in otelcol_podnet_events_dropped", err)
+				p.warn.warn(logsRefused, err)
 			}
 		}
 	}
 	p.in.settle(n, refused)
+}
+
+const logsRefused = "podnet: the logs pipeline refused a batch; its events are counted in otelcol_podnet_events_dropped (while it keeps refusing, podnet offers it a batch every 50 ms to 1 s and counts the rest refused without building their records)"
+
+// refusalBackoff paces the batches offered to a logs pipeline that refuses them (its
+// memory_limiter, an exporter's full queue): a refused batch was built for nothing, and
+// building them at the node's event rate made garbage faster than the Go GC, already held back
+// by GOMEMLIMIT, could collect it (found by an independent check: the collector OOM-killed
+// with a hung exporter at full rate while its memory_limiter refused). After two refusals in a
+// row (one alone may be a moment's) the batches of the next 50 ms are counted refused unbuilt;
+// the wait doubles while the pipeline keeps refusing, up to 1 s, and ends at the first batch
+// it takes.
+type refusalBackoff struct {
+	err   error // the last refusal, reported for the batches not offered
+	until time.Time
+	wait  time.Duration
+	inRow int // refusals of offered batches since the last batch taken
+}
+
+const (
+	refusalWaitMin = 50 * time.Millisecond
+	refusalWaitMax = time.Second
+)
+
+// holding returns the last refusal while batches are not offered, nil otherwise.
+func (r *refusalBackoff) holding(now time.Time) error {
+	if r.err != nil && now.Before(r.until) {
+		return r.err
+	}
+	return nil
+}
+
+// answered notes the pipeline's answer to an offered batch.
+func (r *refusalBackoff) answered(err error, now time.Time) {
+	if err == nil {
+		*r = refusalBackoff{}
+		return
+	}
+	if r.inRow++; r.inRow < 2 {
+		return
+	}
+	r.err = err
+	r.wait = min(max(2*r.wait, refusalWaitMin), refusalWaitMax)
+	r.until = now.Add(r.wait)
 }
 
 // sharedMetrics is the connection metrics aggregator shared by the pipeline goroutine (which

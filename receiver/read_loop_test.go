@@ -406,3 +406,53 @@ func TestFinalMetricsAreStampedAtTheDetach(t *testing.T) {
 	require.True(t, ok, "the final metrics were delivered")
 	assert.Equal(t, 5.0, v)
 }
+
+// countingRefusal refuses every batch and counts the calls.
+type countingRefusal struct{ calls atomic.Int64 }
+
+func (c *countingRefusal) ConsumeLogs(context.Context, plog.Logs) error {
+	c.calls.Add(1)
+	return errors.New("data refused due to high memory usage")
+}
+
+func (*countingRefusal) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// A logs pipeline that keeps refusing (a memory_limiter over its limit) is offered a batch
+// now and then, not every one: the others are counted refused and dropped without their
+// records being built, which at a node's event rate made garbage faster than the GC could
+// collect under GOMEMLIMIT (found by an independent check: OOM-killed while refusing). Every
+// event is still counted: dropped and refused alike.
+func TestARefusingLogsPipelineIsNotOfferedEveryBatch(t *testing.T) {
+	const total = 20 * maxBatch
+	logs := &countingRefusal{}
+	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(total)...), logs, nil)
+	f.start(t)
+	require.Eventually(t, func() bool { return f.sum(t, "otelcol_podnet_events_dropped") == total }, 5*time.Second, time.Millisecond)
+	require.NoError(t, f.Shutdown(context.Background()))
+	assert.Less(t, logs.calls.Load(), int64(total/maxBatch), "batches offered to a pipeline that keeps refusing")
+	assert.GreaterOrEqual(t, logs.calls.Load(), int64(2))
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_receiver_refused_log_records"))
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
+}
+
+// The pacing itself: one refusal alone does not hold batches back; two in a row hold them for
+// 50 ms, doubling to 1 s while refusals go on; a batch taken ends it.
+func TestRefusalBackoff(t *testing.T) {
+	var r refusalBackoff
+	t0 := time.Unix(1000, 0)
+	refused := errors.New("refused")
+	r.answered(refused, t0)
+	assert.NoError(t, r.holding(t0), "one refusal")
+	r.answered(refused, t0)
+	assert.ErrorIs(t, r.holding(t0.Add(49*time.Millisecond)), refused)
+	assert.NoError(t, r.holding(t0.Add(50*time.Millisecond)))
+	for range 10 {
+		r.answered(refused, t0)
+	}
+	assert.ErrorIs(t, r.holding(t0.Add(999*time.Millisecond)), refused, "up to 1 s")
+	assert.NoError(t, r.holding(t0.Add(time.Second)))
+	r.answered(nil, t0)
+	assert.NoError(t, r.holding(t0))
+	r.answered(refused, t0)
+	assert.NoError(t, r.holding(t0), "a taken batch starts the count again")
+}
