@@ -126,8 +126,8 @@ struct connect_call {
  * arrival, to the µs), so that its handshake is timed (state.h handshake_end) rather than
  * estimated from the retransmission count. Keyed by the tuple in its namespace: the request
  * socket the tp_btf/tcp_retransmit_synack program sees becomes another socket (the child) with
- * the same tuple. Written on SYN-ACK retransmissions only, read and deleted when such a
- * handshake ends. Size: handshakes retransmitting SYN-ACKs at once on a node; LRU, so requests
+ * the same tuple. Written on SYN-ACK retransmissions only (each replacing what an earlier
+ * request of the tuple that never completed left), read and deleted when such a handshake ends. Size: handshakes retransmitting SYN-ACKs at once on a node; LRU, so requests
  * that never complete (a SYN flood) cannot fill it: an evicted one's handshake is estimated. */
 struct synack_key {
 	__u32 netns_ino;

@@ -293,7 +293,10 @@ static __always_inline void synack_key_of(struct sock *sk, struct synack_key *k)
 }
 
 /* A SYN-ACK retransmission (tp_btf/tcp_retransmit_synack): the request's first SYN-ACK time
- * is kept for its handshake's end, once. */
+ * (snt_synack, set at its first SYN-ACK only) is kept for its handshake's end. Written at every
+ * retransmission, the same value for one request: an entry left by an earlier request on the
+ * tuple that never ended (the client gave up) is replaced, not kept (found by an independent
+ * check: a 1 s handshake timed from a failed one's SYN-ACK 20 s before). */
 static __always_inline void on_synack_retransmit(const struct request_sock *req)
 {
 	struct synack_key k;
@@ -301,7 +304,7 @@ static __always_inline void on_synack_retransmit(const struct request_sock *req)
 
 	synack_key_of((struct sock *)req, &k);
 	if (first)
-		bpf_map_update_elem(&synack_first, &k, &first, BPF_NOEXIST);
+		bpf_map_update_elem(&synack_first, &k, &first, BPF_ANY);
 }
 
 /* How long a server's handshake took, in µs, from its first SYN-ACK (synack_first); 0 when not

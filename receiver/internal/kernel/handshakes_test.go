@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -698,4 +699,90 @@ func TestSYNCookieServerHandshakesAreUnknown(t *testing.T) {
 	}
 	assert.Equal(t, uint64(each*len(cases)), s.Connections)
 	assert.Equal(t, uint32(each), timed, "only the handshakes without cookies are in the histogram")
+}
+
+// A handshake whose SYN-ACKs were retransmitted and that never ended (the client gave up; its
+// RST then removed the request) leaves its first SYN-ACK's time behind; a later handshake on the
+// same tuple that retransmits is timed from its own first SYN-ACK, not from the failed one's
+// (found by an independent check: a 1 s handshake reported as 24-26 s, in the accept record and
+// the histogram, after a failure 20 s before on a reused source port).
+func TestServerHandshakeAfterAFailedOneOnTheSameTuple(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 250)
+	client, server := netw.AddPod(), netw.AddPod()
+	untilUndisturbed(t, func(t *testing.T, attempt int) string {
+		port, clientPort := 7741+attempt, 47741+attempt
+		tr, err := Open(Options{
+			Hooks: HooksTPBTF, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 64,
+			AggregateInKernel: true, Events: true,
+		})
+		require.NoError(t, err)
+		defer tr.Close()
+		ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool { return e.NetnsIno == server.NetnsInode() })
+		addr := netip.AddrPortFrom(server.IPv4, uint16(port))
+		var ln net.Listener
+		require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+		defer ln.Close()
+		p := strconv.Itoa(port)
+		dial := func(timeout time.Duration) (net.Conn, error) {
+			var c net.Conn
+			err := client.Do(func() (err error) {
+				d := net.Dialer{Timeout: timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(client.IPv4, uint16(clientPort))),
+					Control: func(_, _ string, rc syscall.RawConn) error {
+						return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
+					}}
+				c, err = d.Dial("tcp", addr.String())
+				return err
+			})
+			return c, err
+		}
+
+		// The failed handshake: every SYN-ACK dropped until the client gives up; then the server's
+		// next retransmission meets the closed port, whose RST ends the request.
+		synacks := client.Filter("podnet_synack", "input", "tcp sport "+p+" tcp flags & (syn | ack) == syn | ack", "drop")
+		_, err = dial(1500 * time.Millisecond)
+		require.Error(t, err, "the first handshake never ends")
+		require.Positive(t, synacks.Packets())
+		synacks.Remove()
+		rsts := client.Filter("podnet_rst", "output", "tcp dport "+p+" tcp flags & rst == rst", "")
+		require.Eventually(t, func() bool { return rsts.Packets() > 0 }, 10*time.Second, 10*time.Millisecond, "the request reset")
+		rsts.Remove()
+
+		// The same tuple again, its first SYN-ACK lost: one retransmission, ~1 s.
+		synacks = client.Filter("podnet_synack2", "input", "tcp sport "+p+" tcp flags & (syn | ack) == syn | ack", "drop")
+		done := make(chan error, 1)
+		go func() {
+			c, err := dial(5 * time.Second)
+			if err == nil {
+				_ = c.Close()
+			}
+			done <- err
+		}()
+		require.Eventually(t, func() bool { return synacks.Packets() > 0 }, 5*time.Second, time.Millisecond, "the first SYN-ACK dropped")
+		synacks.Remove()
+		require.NoError(t, <-done)
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		_ = s.Close()
+
+		var accept *bpf.PodnetEvent
+		for deadline := time.Now().Add(5 * time.Second); accept == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for _, e := range ring.take() {
+				if e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) && e.PeerPort == uint16(clientPort) {
+					accept = &e
+				}
+			}
+		}
+		if accept == nil {
+			if skipped := kernelSkipped(t, tr); skipped != "" {
+				return "no accept: " + skipped
+			}
+			require.Fail(t, "no accept record")
+		}
+		took := time.Duration(accept.SrttUs) * time.Microsecond
+		t.Logf("server handshake %v, SYN-ACK retransmissions %d", took, accept.Retransmits)
+		assert.Positive(t, accept.Retransmits)
+		assert.Less(t, took, 1500*time.Millisecond, "timed from this handshake's first SYN-ACK, not the failed one's")
+		assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the initial RTO waited")
+		return ""
+	})
 }
