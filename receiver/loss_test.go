@@ -51,15 +51,21 @@ func TestLossSubmittedNeverBehindReceived(t *testing.T) {
 	require.Equal(t, int64(130), s, "never counted twice")
 }
 
-// Closes whose open count could not leave their own series (ACTIVE_UNMOVED) are warned of
-// once per interval, with how many: a wrong gauge, not silent. Nothing is said while the
-// count stays.
-func TestUnmovedClosesAreWarnedOf(t *testing.T) {
+// warningKernelSide is a kernel side on a fake kernel whose warnings are observed.
+func warningKernelSide(t *testing.T) (*kernelSide, *fakeKernel, *observer.ObservedLogs) {
+	t.Helper()
 	core, logged := observer.New(zap.WarnLevel)
 	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
 	require.NoError(t, err)
 	fk := &fakeKernel{}
-	k := &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}
+	return &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}, fk, logged
+}
+
+// Closes whose open count could not leave their own series (ACTIVE_UNMOVED) are warned of
+// once per interval, with how many: a wrong gauge, not silent. Nothing is said while the
+// count stays.
+func TestUnmovedClosesAreWarnedOf(t *testing.T) {
+	k, fk, logged := warningKernelSide(t)
 	k.readCounters()
 	assert.Zero(t, logged.Len(), "nothing unmoved")
 	fk.counters.ActiveUnmoved = 3
@@ -74,11 +80,7 @@ func TestUnmovedClosesAreWarnedOf(t *testing.T) {
 // Events lost to a full ring are warned of while it happens, at most once per interval with how
 // many: not only in the Shutdown summary, which a killed process never writes.
 func TestRingLossIsWarnedOfWhileRunning(t *testing.T) {
-	core, logged := observer.New(zap.WarnLevel)
-	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
-	require.NoError(t, err)
-	fk := &fakeKernel{}
-	k := &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}
+	k, fk, logged := warningKernelSide(t)
 	k.readCounters()
 	assert.Zero(t, logged.Len(), "nothing lost")
 	fk.counters.ReserveFailed = 1000

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/podnet/podnet/internal/kubetest"
 )
@@ -15,12 +16,9 @@ import (
 // its absence is reported clearly, not as a silent empty cache: the same manifest, minus
 // list, must fail the initial sync and report a forbidden status naming the fix.
 func TestStoreWithoutListVerb(t *testing.T) {
-	c := kubetest.Start(t)
-	objs := loadRBAC(t)
-	for i := range objs.Role.Rules {
-		objs.Role.Rules[i].Verbs = slices.DeleteFunc(objs.Role.Rules[i].Verbs, func(v string) bool { return v == "list" })
-	}
-	kubeconfig := objs.Apply(t, c)
+	kubeconfig := rbacWithout(t, func(r *rbacv1.PolicyRule) {
+		r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == "list" })
+	})
 
 	_, status, synced := startStore(t, kubeconfig, "node-a", 3*time.Second)
 	assert.False(t, synced, "initial sync without the list verb")
@@ -38,12 +36,9 @@ func TestStoreWithoutListVerb(t *testing.T) {
 // a listing the RBAC will not allow (found by an independent check: every Start took the
 // whole 10 s). The refusal is still reported, and Services stay unlisted.
 func TestStartDoesNotWaitForARefusedInformer(t *testing.T) {
-	c := kubetest.Start(t)
-	objs := loadRBAC(t)
-	for i := range objs.Role.Rules {
-		objs.Role.Rules[i].Resources = slices.DeleteFunc(objs.Role.Rules[i].Resources, func(r string) bool { return r == "services" })
-	}
-	kubeconfig := objs.Apply(t, c)
+	kubeconfig := rbacWithout(t, func(r *rbacv1.PolicyRule) {
+		r.Resources = slices.DeleteFunc(r.Resources, func(res string) bool { return res == "services" })
+	})
 
 	const syncTimeout = 2 * time.Minute
 	began := time.Now()
@@ -56,4 +51,16 @@ func TestStartDoesNotWaitForARefusedInformer(t *testing.T) {
 	err := status.next(t, 30*time.Second)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, `cannot list resource "services"`)
+}
+
+// rbacWithout applies examples/rbac.yaml with each of its rules changed by drop to a new API
+// server, and returns the kubeconfig of its account.
+func rbacWithout(t *testing.T, drop func(*rbacv1.PolicyRule)) string {
+	t.Helper()
+	c := kubetest.Start(t)
+	objs := loadRBAC(t)
+	for i := range objs.Role.Rules {
+		drop(&objs.Role.Rules[i])
+	}
+	return objs.Apply(t, c)
 }

@@ -39,9 +39,7 @@ func TestAggregateOverflowFoldsNewKeys(t *testing.T) {
 		addr := netip.AddrPortFrom(pod.IPv4, uint16(9100+p))
 		for range perPort {
 			c, s := pair(t, pod, pod, addr)
-			require.NoError(t, c.Close())
-			readEOF(t, s)
-			require.NoError(t, s.Close())
+			hangUp(t, c, s)
 		}
 	}
 	const conns = ports * perPort
@@ -155,9 +153,7 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 	require.Positive(t, overflow, "ends beyond the table were folded")
 	// One connection closed per interval: each interval has room for its closes' keys.
 	for i := range clients {
-		require.NoError(t, clients[i].Close())
-		readEOF(t, servers[i])
-		require.NoError(t, servers[i].Close())
+		hangUp(t, clients[i], servers[i])
 		want := uint64(8 - 2*(i+1))
 		require.Eventually(t, func() bool { named, overflow = active(); return named+overflow == want }, 5*time.Second,
 			20*time.Millisecond, "after %d closes", i+1)
@@ -168,9 +164,7 @@ func TestActiveCountsFollowTheirOpenIntoTheOverflow(t *testing.T) {
 	c, s := pair(t, client, server, at(7601))
 	named, overflow = active()
 	assert.Equal(t, uint64(2), named+overflow, "the new connection's two ends")
-	require.NoError(t, c.Close())
-	readEOF(t, s)
-	require.NoError(t, s.Close())
+	hangUp(t, c, s)
 }
 
 // A connection counted open in its own key, whose close comes in a later interval that finds
@@ -193,18 +187,14 @@ func TestActiveCountOfANamedOpenFollowsItsFoldedClose(t *testing.T) {
 	// Interval 2: connection B's ends take the two keys first, then A closes: its keys find
 	// the table full.
 	cb, sb := pair(t, client, server, at(7632))
-	require.NoError(t, ca.Close())
-	readEOF(t, sa)
-	require.NoError(t, sa.Close())
+	hangUp(t, ca, sa)
 	require.Eventually(t, func() bool {
 		named, overflow = active()
 		return *folded == 2
 	}, 5*time.Second, 20*time.Millisecond, "A's two closes folded into the overflow entry")
 	assert.Equal(t, uint64(2), named+overflow, "B's two ends open, A's none")
 	assert.Zero(t, overflow, "nothing open was folded")
-	require.NoError(t, cb.Close())
-	readEOF(t, sb)
-	require.NoError(t, sb.Close())
+	hangUp(t, cb, sb)
 	require.Eventually(t, func() bool { named, overflow = active(); return named+overflow == 0 }, 5*time.Second,
 		20*time.Millisecond, "nothing open at the end")
 }
@@ -230,9 +220,7 @@ func TestUnmovedFoldedClosesAreCounted(t *testing.T) {
 			require.NoError(t, m.Update(&k, int64(0), ebpf.UpdateNoExist))
 		}
 	}
-	require.NoError(t, ca.Close())
-	readEOF(t, sa)
-	require.NoError(t, sa.Close())
+	hangUp(t, ca, sa)
 	require.Eventually(t, func() bool {
 		c, err := tr.Counters()
 		require.NoError(t, err)
@@ -289,9 +277,7 @@ func TestFoldedLiveReadsAreNotDroppedEvents(t *testing.T) {
 				drain()
 			}
 			for i := range clients {
-				require.NoError(t, clients[i].Close())
-				readEOF(t, servers[i])
-				require.NoError(t, servers[i].Close())
+				hangUp(t, clients[i], servers[i])
 			}
 			require.Eventually(t, func() bool {
 				drain()
@@ -319,4 +305,13 @@ func TestAllPeersBut(t *testing.T) {
 	for _, a := range []string{"127.0.0.1", "10.213.162.1", "10.213.164.1", "11.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "fd00:213:a3::1"} {
 		assert.True(t, in(a), a)
 	}
+}
+
+// hangUp closes a connection's client end, waits for its server end to read the FIN, and closes
+// that: both ends' closes happen, the client's first.
+func hangUp(t *testing.T, c, s net.Conn) {
+	t.Helper()
+	require.NoError(t, c.Close())
+	readEOF(t, s)
+	require.NoError(t, s.Close())
 }
