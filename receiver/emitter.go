@@ -72,11 +72,6 @@ func (e *emitter) run(ctx context.Context, stop <-chan struct{}) {
 	for {
 		select {
 		case <-emit.C:
-			if _, detached := e.kernel.countedUntil(); detached {
-				// Shutdown is draining the ring: the final emission, stamped at the detach,
-				// holds all of it; a point now would be stamped after what it counts.
-				continue
-			}
 			e.emit(ctx, false)
 		case <-stop:
 			e.emit(ctx, true)
@@ -103,11 +98,15 @@ func (e *emitter) readCountersUntil(stop <-chan struct{}) {
 // interval to re-send what the pipeline refused.
 func (e *emitter) emit(ctx context.Context, final bool) {
 	at := time.Now()
-	if until, ok := e.kernel.countedUntil(); ok && until.Before(at) {
-		// After Shutdown's detach (the final emission, once the ring is drained): the points
-		// hold what was counted up to the detach, and say so. Stamped when emitted, seconds
-		// later with a slow logs pipeline, they claimed a gap of connections never counted
-		// (found by an independent check: a rollout's last point 2.7 s after the detach).
+	if until, detached := e.kernel.countedUntil(); detached {
+		if !final {
+			// Shutdown is draining the ring: its final emission holds all of it.
+			return
+		}
+		// The points hold what was counted up to the detach, and say so. Stamped when
+		// emitted, seconds later with a slow logs pipeline, they claimed a gap of connections
+		// never counted (found by an independent check: a rollout's last point 2.7 s after
+		// the detach).
 		at = until
 	}
 	now := pcommon.NewTimestampFromTime(at)
