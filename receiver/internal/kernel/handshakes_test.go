@@ -726,10 +726,13 @@ func TestServerHandshakeAfterAFailedOneOnTheSameTuple(t *testing.T) {
 		dial := func(timeout time.Duration) (net.Conn, error) {
 			var c net.Conn
 			err := client.Do(func() (err error) {
-				d := net.Dialer{Timeout: timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(client.IPv4, uint16(clientPort))),
+				d := net.Dialer{
+					Timeout:   timeout,
+					LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(client.IPv4, uint16(clientPort))),
 					Control: func(_, _ string, rc syscall.RawConn) error {
 						return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
-					}}
+					},
+				}
 				c, err = d.Dial("tcp", addr.String())
 				return err
 			})
