@@ -33,7 +33,7 @@ func TestStoreWithoutListVerb(t *testing.T) {
 
 // TestStartDoesNotWaitForARefusedInformer: an account that may read pods but not Services
 // starts naming pods as soon as they are listed, instead of waiting out the sync timeout for
-// a listing the RBAC will not allow (found by an independent check: every Start took the
+// a listing the RBAC will not allow (every Start took the
 // whole 10 s). The refusal is still reported, and Services stay unlisted.
 func TestStartDoesNotWaitForARefusedInformer(t *testing.T) {
 	kubeconfig := rbacWithout(t, func(r *rbacv1.PolicyRule) {

@@ -239,9 +239,8 @@ func (s *Store) Run() {
 // they keep trying in the background (OnStatus says why). The EndpointSlices are waited for
 // too, unless the account may not read them, but do not count: pods and Services are named
 // without them. An informer the API server refuses (RBAC) is not waited for either: the
-// answer would not change within the timeout (found by an independent check: an account
-// refused Services held every Start for the whole 10 s). Before Run it waits for nothing and
-// returns false.
+// answer would not change within the timeout (an account refused Services held every Start
+// for the whole 10 s). Before Run it waits for nothing and returns false.
 func (s *Store) WaitSynced(ctx context.Context) bool {
 	if s.ctx == nil {
 		return false
