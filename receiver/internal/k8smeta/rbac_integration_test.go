@@ -33,8 +33,8 @@ func TestStoreWithoutListVerb(t *testing.T) {
 
 // TestStartDoesNotWaitForARefusedInformer: an account that may read pods but not Services
 // starts naming pods as soon as they are listed, instead of waiting out the sync timeout for
-// a listing the RBAC will not allow (every Start took the
-// whole 10 s). The refusal is still reported, and Services stay unlisted.
+// a listing the RBAC will not allow (every Start took the whole 10 s). The refusal is still
+// reported, and Services stay unlisted.
 func TestStartDoesNotWaitForARefusedInformer(t *testing.T) {
 	kubeconfig := rbacWithout(t, func(r *rbacv1.PolicyRule) {
 		r.Resources = slices.DeleteFunc(r.Resources, func(res string) bool { return res == "services" })
