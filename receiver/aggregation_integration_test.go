@@ -164,14 +164,8 @@ func assertStartsBefore(t *testing.T, all []pmetric.Metrics, at time.Time, netns
 				continue
 			}
 			for _, m := range rm.ScopeMetrics().At(0).Metrics().All() {
-				if m.Type() == pmetric.MetricTypeHistogram {
-					for _, dp := range m.Histogram().DataPoints().All() {
-						check(m.Name(), dp.StartTimestamp(), dp.Timestamp())
-					}
-					continue
-				}
-				for _, dp := range m.Sum().DataPoints().All() {
-					check(m.Name(), dp.StartTimestamp(), dp.Timestamp())
+				for _, p := range pointSpans(m) {
+					check(m.Name(), p.start, p.at)
 				}
 			}
 		}

@@ -51,44 +51,36 @@ func TestLossSubmittedNeverBehindReceived(t *testing.T) {
 	require.Equal(t, int64(130), s, "never counted twice")
 }
 
-// warningKernelSide is a kernel side on a fake kernel whose warnings are observed.
-func warningKernelSide(t *testing.T) (*kernelSide, *fakeKernel, *observer.ObservedLogs) {
-	t.Helper()
-	core, logged := observer.New(zap.WarnLevel)
-	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
-	require.NoError(t, err)
-	fk := &fakeKernel{}
-	return &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}, fk, logged
-}
-
-// Closes whose open count could not leave their own series (ACTIVE_UNMOVED) are warned of
-// once per interval, with how many: a wrong gauge, not silent. Nothing is said while the
-// count stays.
-func TestUnmovedClosesAreWarnedOf(t *testing.T) {
-	k, fk, logged := warningKernelSide(t)
-	k.readCounters()
-	assert.Zero(t, logged.Len(), "nothing unmoved")
-	fk.counters.ActiveUnmoved = 3
-	k.readCounters()
-	k.readCounters()
-	require.Equal(t, 1, logged.Len())
-	entry := logged.All()[0]
-	assert.Contains(t, entry.Message, "podnet.tcp.connections.active")
-	assert.Contains(t, entry.ContextMap()["error"], "3 closes")
-}
-
-// Events lost to a full ring are warned of while it happens, at most once per interval with how
-// many: not only in the Shutdown summary, which a killed process never writes.
-func TestRingLossIsWarnedOfWhileRunning(t *testing.T) {
-	k, fk, logged := warningKernelSide(t)
-	k.readCounters()
-	assert.Zero(t, logged.Len(), "nothing lost")
-	fk.counters.ReserveFailed = 1000
-	k.readCounters()
-	fk.counters.ReserveFailed = 1500
-	k.readCounters()
-	require.Equal(t, 1, logged.Len(), "limited to once per interval")
-	entry := logged.All()[0]
-	assert.Contains(t, entry.Message, "ring buffer was full")
-	assert.Contains(t, entry.ContextMap()["error"], "1000 events lost since the last reading")
+// Kernel counters that rise are warned of while they do, at most once per interval, with how
+// many; nothing is said while a count stays. Events lost to a full ring: not only in the
+// Shutdown summary, which a killed process never writes. Closes whose open count could not
+// leave their own series (ACTIVE_UNMOVED): a wrong gauge, not silent.
+func TestKernelCounterRisesAreWarnedOf(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		set           func(*kernel.Counters, uint64)
+		values        []uint64 // read after each
+		message, says string
+	}{
+		{"ring loss", func(k *kernel.Counters, v uint64) { k.ReserveFailed = v }, []uint64{1000, 1500}, "ring buffer was full", "1000 events lost since the last reading"},
+		{"unmoved closes", func(k *kernel.Counters, v uint64) { k.ActiveUnmoved = v }, []uint64{3, 3}, "podnet.tcp.connections.active", "3 closes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			core, logged := observer.New(zap.WarnLevel)
+			tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+			require.NoError(t, err)
+			fk := &fakeKernel{}
+			k := &kernelSide{src: fk, loss: &lossReporter{tb: tb}, warn: &warnLimiter{logger: zap.New(core), every: time.Minute}}
+			k.readCounters()
+			assert.Zero(t, logged.Len(), "nothing counted yet")
+			for _, v := range c.values {
+				c.set(&fk.counters, v)
+				k.readCounters()
+			}
+			require.Equal(t, 1, logged.Len(), "limited to once per interval")
+			entry := logged.All()[0]
+			assert.Contains(t, entry.Message, c.message)
+			assert.Contains(t, entry.ContextMap()["error"], c.says)
+		})
+	}
 }

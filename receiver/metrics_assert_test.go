@@ -71,25 +71,33 @@ func attrsMatch(attrs, match map[string]any) bool {
 	return true
 }
 
+// pointSpan is a data point's start and time.
+type pointSpan struct{ start, at pcommon.Timestamp }
+
+// pointSpans are the start and time of every data point of a sum or histogram metric.
+func pointSpans(m pmetric.Metric) []pointSpan {
+	var out []pointSpan
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		for _, dp := range m.Sum().DataPoints().All() {
+			out = append(out, pointSpan{dp.StartTimestamp(), dp.Timestamp()})
+		}
+	case pmetric.MetricTypeHistogram:
+		for _, dp := range m.Histogram().DataPoints().All() {
+			out = append(out, pointSpan{dp.StartTimestamp(), dp.Timestamp()})
+		}
+	}
+	return out
+}
+
 // pointTimes are the timestamps of every data point in md.
 func pointTimes(md pmetric.Metrics) []pcommon.Timestamp {
 	var out []pcommon.Timestamp
 	for _, rm := range md.ResourceMetrics().All() {
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					for _, dp := range m.Sum().DataPoints().All() {
-						out = append(out, dp.Timestamp())
-					}
-				case pmetric.MetricTypeGauge:
-					for _, dp := range m.Gauge().DataPoints().All() {
-						out = append(out, dp.Timestamp())
-					}
-				case pmetric.MetricTypeHistogram:
-					for _, dp := range m.Histogram().DataPoints().All() {
-						out = append(out, dp.Timestamp())
-					}
+				for _, p := range pointSpans(m) {
+					out = append(out, p.at)
 				}
 			}
 		}
