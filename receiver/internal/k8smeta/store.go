@@ -75,7 +75,7 @@ type Store struct {
 	// history names the owners that let an address go since the Store started (peer pods,
 	// Services): lookups are by the time a connection began (PeerAt).
 	history *ipHistory
-	// listings are the required informers' parts in Start's wait (required).
+	// listings are the required informers, with their parts in Start's wait (listing).
 	listings            []listing
 	health              *health
 	slicesHistorySynced cache.InformerSynced // with PeerPodsEndpoints
@@ -145,7 +145,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 	if err := s.gone.watchGone(s.local); err != nil {
 		return nil, err
 	}
-	s.listings = append(s.listings, listing{localName, s.local.HasSynced})
+	s.listings = append(s.listings, listing{localName, s.local, s.local.HasSynced})
 	if s.peerPods == PeerPodsAll {
 		// Every pod of the cluster: the one list large enough to page (paged_list.go).
 		s.peers, err = newInformer(
@@ -195,14 +195,16 @@ func (s *Store) historyOf(name string, inf cache.SharedIndexInformer, holdersOf 
 	if err != nil {
 		return err
 	}
-	s.listings = append(s.listings, listing{name, func() bool { return inf.HasSynced() && reg.HasSynced() }})
+	s.listings = append(s.listings, listing{name, inf, func() bool { return inf.HasSynced() && reg.HasSynced() }})
 	return nil
 }
 
-// listing is a required informer's part in Start's wait: its name in health, and whether it
-// (and the address history it feeds) has had its first listing.
+// listing is a required informer (one that must sync for the Store to count as synced) and its
+// part in Start's wait: its name in health, and whether it (and the address history it feeds)
+// has had its first listing.
 type listing struct {
 	name   string
+	inf    cache.SharedIndexInformer
 	listed cache.InformerSynced
 }
 
@@ -226,8 +228,8 @@ func (s *Store) Run() {
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
 	s.ctx, s.cancel = ctx, cancel
 	s.syncDeadline = time.Now().Add(s.syncTimeout)
-	for _, inf := range s.required() {
-		s.wg.Go(func() { inf.RunWithContext(ctx) })
+	for _, l := range s.listings {
+		s.wg.Go(func() { l.inf.RunWithContext(ctx) })
 	}
 	slicesCtx, stopSlices := context.WithCancel(ctx)
 	s.stopSlices = stopSlices
@@ -269,14 +271,6 @@ func (s *Store) Unlisted() []string {
 		out = append(out, "endpointslices")
 	}
 	return out
-}
-
-// required are the informers that must sync for the Store to count as synced.
-func (s *Store) required() []cache.SharedIndexInformer {
-	if s.peers == nil {
-		return []cache.SharedIndexInformer{s.local, s.services}
-	}
-	return []cache.SharedIndexInformer{s.local, s.peers, s.services}
 }
 
 // synced: the required informers have listed, and with PeerPodsEndpoints the EndpointSlices
