@@ -12,6 +12,7 @@
 
 #include "podnet.h"
 #include "maps.h"
+#include "sock.h" /* AF_INET6 */
 
 #define E2BIG 7
 #define EEXIST 17
@@ -71,7 +72,7 @@ static __always_inline void agg_key_backend(struct agg_key *k, __u16 port, const
  * rest of 333 connections in the overflow series). */
 const volatile __u8 agg_key_drops = 0;
 
-/* Zeroes the fields the series drop, the last step of every key (agg_key_of, agg_close_unseen,
+/* Clears the fields the series drop, the last step of every key (agg_key_of, agg_close_unseen,
  * progress_of): an open, its live reads and its close meet in one key. */
 static __always_inline void agg_key_project(struct agg_key *k)
 {
@@ -81,6 +82,11 @@ static __always_inline void agg_key_project(struct agg_key *k)
 		k->server_port = 0;
 	if (agg_key_drops & AGG_KEY_DROP_ERROR)
 		k->error = 0;
+	if (agg_key_drops & AGG_KEY_DROP_ROLE)
+		k->role = 0;
+	/* One family for both, not 0: a key of family 0 is the overflow key. */
+	if (agg_key_drops & AGG_KEY_DROP_FAMILY)
+		k->family = AF_INET6;
 }
 
 /* The metric key of an event: the fields the event path's aggregator splits by. */

@@ -72,6 +72,8 @@ enum agg_key_drop {
 	AGG_KEY_DROP_PEER = 1,  /* network.peer.address and every name read from it */
 	AGG_KEY_DROP_PORT = 2,  /* server.port */
 	AGG_KEY_DROP_ERROR = 4, /* error.type */
+	AGG_KEY_DROP_ROLE = 8,  /* podnet.connection.role */
+	AGG_KEY_DROP_FAMILY = 16, /* network.type, with the peer address (which needs its family) */
 };
 
 /* Buckets of the handshake-duration histogram: HANDSHAKE_BOUNDS upper bounds (set by the

@@ -30,9 +30,11 @@ type PodnetAggKey struct {
 type PodnetAggKeyDrop uint32
 
 const (
-	PodnetAggKeyDropAGG_KEY_DROP_PEER  PodnetAggKeyDrop = 1
-	PodnetAggKeyDropAGG_KEY_DROP_PORT  PodnetAggKeyDrop = 2
-	PodnetAggKeyDropAGG_KEY_DROP_ERROR PodnetAggKeyDrop = 4
+	PodnetAggKeyDropAGG_KEY_DROP_PEER   PodnetAggKeyDrop = 1
+	PodnetAggKeyDropAGG_KEY_DROP_PORT   PodnetAggKeyDrop = 2
+	PodnetAggKeyDropAGG_KEY_DROP_ERROR  PodnetAggKeyDrop = 4
+	PodnetAggKeyDropAGG_KEY_DROP_ROLE   PodnetAggKeyDrop = 8
+	PodnetAggKeyDropAGG_KEY_DROP_FAMILY PodnetAggKeyDrop = 16
 )
 
 type PodnetAggKeyFlag uint32

@@ -3,6 +3,7 @@ package podnetreceiver
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,16 +102,61 @@ func TestDroppedAttributesDoNotFillTheKernelTable(t *testing.T) {
 	}
 }
 
-// allBut is every address range but p and its IPv6 counterpart: the exclusions that leave a
-// test only its own traffic (IPv4 here; every IPv6 peer excluded).
-func allBut(p netip.Prefix) []string {
-	out := []string{"::/0"}
-	a := p.Masked().Addr().As4()
-	for bits := 1; bits <= p.Bits(); bits++ {
-		// The range that agrees with p on its first bits-1 bits and differs in bit bits-1.
-		b := a
-		b[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8)
-		out = append(out, netip.PrefixFrom(netip.AddrFrom4(b), bits).Masked().String())
+// The kernel's keys drop the role and the address family with the series too (found by an
+// independent check: with both kept, a dual-stack pod's IPv6 connections folded into the
+// overflow series at half of max_metric_series). A pod that connects to itself over IPv4 and
+// IPv6 is three keys with them kept (a client end of each family; the server ends, of the
+// dual-stack listener's family), one series when only server.port is kept.
+func TestDroppedRoleAndFamilyDoNotFillTheKernelTable(t *testing.T) {
+	netnstest.RequireRoot(t)
+	pod := netnstest.NewNetwork(t, 251).AddPod()
+	const conns, port = 5, 9400
+	sink, stop := startMetricsOnlyWith(t, "kernel", func(cfg *Config) {
+		cfg.MaxMetricSeries = 1
+		cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port"}
+		cfg.Exclude.PeerCIDRs = allBut(netip.PrefixFrom(pod.IPv4, 32), netip.PrefixFrom(pod.IPv6, 128))
+	})
+	srv := pod.StartServer(t, fmt.Sprintf("[::]:%d", port), 2*conns)
+	for _, a := range []netip.Addr{pod.IPv4, pod.IPv6} {
+		for range conns {
+			_, res := pod.Dial(t, netip.AddrPortFrom(a, port).String(), "x")
+			require.Empty(t, res)
+		}
+	}
+	srv.Wait(t)
+	require.Eventually(t, func() bool { return socketsClosed(pod) }, 10*time.Second, 20*time.Millisecond,
+		"every TCP socket of the pod closed")
+	stop()
+	all := sink.AllMetrics()
+	require.NotEmpty(t, all)
+	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"} {
+		_, folded := point(t, all, 0, name, map[string]any{overflowAttribute: true})
+		assert.False(t, folded, "%s: nothing folded into the overflow series", name)
+		got, ok := point(t, all, pod.NetnsInode(), name, map[string]any{"server.port": int64(port)})
+		require.True(t, ok, "%s: the pod's series", name)
+		assert.Equal(t, float64(4*conns), got, "%s: both ends of every connection, both families, in one series", name)
+	}
+}
+
+// allBut is every address range but ps: the exclusions that leave a test only its own
+// traffic. A family none of ps is in is excluded whole (every IPv6 peer, for an IPv4 prefix).
+func allBut(ps ...netip.Prefix) []string {
+	var out []string
+	for _, all := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		i := slices.IndexFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() == all.Addr().Is4() })
+		if i < 0 {
+			out = append(out, all.String())
+			continue
+		}
+		p := ps[i].Masked()
+		a := p.Addr().AsSlice()
+		for bits := 1; bits <= p.Bits(); bits++ {
+			// The range that agrees with p on its first bits-1 bits and differs in bit bits-1.
+			b := slices.Clone(a)
+			b[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8)
+			addr, _ := netip.AddrFromSlice(b)
+			out = append(out, netip.PrefixFrom(addr, bits).Masked().String())
+		}
 	}
 	return out
 }

@@ -185,9 +185,11 @@ func TestListenOverflowsContinueAfterTheirListenerWasGone(t *testing.T) {
 }
 
 // The kernel's keys drop a field only when nothing read from a drained key needs it: the peer
-// address names the peer pod and Service, and the service graph reads the peer and the error.
+// address names the peer pod and Service (and server.address, a client's: the role too), the
+// peer address needs its family, and the service graph reads the peer, the error and the role.
 func TestKernelKeyDropsFollowWhatTheSeriesRead(t *testing.T) {
 	const peer, port, errType = uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_PEER), uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_PORT), uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_ERROR)
+	const role, family = uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_ROLE), uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_FAMILY)
 	for _, tc := range []struct {
 		name  string
 		attrs []metadata.PodnetTCPConnectionsMetricAttributeKey
@@ -195,10 +197,13 @@ func TestKernelKeyDropsFollowWhatTheSeriesRead(t *testing.T) {
 		want  uint8
 	}{
 		{"every attribute", nil, false, 0},
-		{"the README's example", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"}, false, peer},
-		{"role alone", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}, false, peer | port | errType},
+		{"the README's example", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"}, false, peer | family},
+		{"role alone", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}, false, peer | port | errType | family},
+		{"the network type without the peer", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "network.type"}, false, peer | port | errType},
+		{"the port alone", []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port"}, false, peer | errType | role | family},
 		{"the peer pod's name, from the peer address", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "podnet.peer.k8s.pod.name"}, false, port | errType},
-		{"the service graph reads peer and error", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role"}, true, port},
+		{"server.address, named for clients", []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port", "server.address"}, false, errType},
+		{"the service graph reads peer, error and role", []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port"}, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()
