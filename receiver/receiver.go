@@ -54,6 +54,14 @@ func newReceiver(cfg *Config, set receiver.Settings) *podnetReceiver {
 // what is missing (capability, BTF, tracepoint) and leave nothing attached or running; so does
 // a ctx that ends during the wait (the collector gave up on starting).
 func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
+	// A logs pipeline that no event type reaches gets nothing, so nothing is loaded for it: no
+	// ring, no syscall hooks, which tax every syscall on the node (found by an independent check:
+	// five hooks and an 8 MiB ring attached for no record). Metrics are counted as ever.
+	logsIdle := r.logs != nil && r.metrics != nil && !r.cfg.logsKeepAny()
+	if logsIdle {
+		r.logs = nil
+		r.set.Logger.Warn("podnet: every log event is disabled (events.<name>.enabled: false): the logs pipeline gets no record from podnet, and nothing is loaded for it (no ring, no syscall hooks); metrics are counted as ever. Enable an event, or remove podnet from the logs pipeline")
+	}
 	aggregate := r.cfg.aggregateInKernel(r.metrics != nil)
 	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
 		ReceiverID: r.set.ID, Transport: obsTransport, ReceiverCreateSettings: r.set,
@@ -110,7 +118,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		return fail(err)
 	}
 	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
-	r.cfg.Logs.unused(r.logs != nil, r.cfg.Events, r.set.Logger)
+	r.cfg.Logs.unused(r.logs != nil || logsIdle, r.cfg.Events, r.set.Logger)
 	if r.logs != nil && r.metrics == nil && !r.cfg.logsKeepAny() {
 		r.set.Logger.Warn("podnet emits nothing: every log event is disabled (events.<name>.enabled: false) and no metrics pipeline uses it; enable an event or remove podnet from the logs pipeline")
 	}
