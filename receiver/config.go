@@ -197,6 +197,7 @@ func (cfg *Config) Validate() error {
 	if _, err := seriesAttributesOf(cfg.Metrics); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, attributesOfDisabledMetrics(cfg.Metrics)...)
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval && cfg.MetricsInterval <= time.Hour {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v): raise it, or lower metrics_interval", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
 	}
@@ -205,6 +206,11 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.CgroupRoot != "" && !filepath.IsAbs(cfg.CgroupRoot) {
 		errs = append(errs, fmt.Errorf("cgroup_root: %q must be an absolute path (the node's cgroup2 mount, e.g. /sys/fs/cgroup), or unset to find it", cfg.CgroupRoot))
+	}
+	if cfg.serviceGraphOn() && cfg.Kubernetes.AuthType == k8smeta.AuthTypeNone {
+		// Its edges are pod traffic: without the API server no pod is named and no edge is ever
+		// counted (found by an independent check: on, and silent).
+		errs = append(errs, fmt.Errorf("metrics.traces_service_graph_request_total / _failed_total: the service graph counts connections of pods, which only the Kubernetes API names: set kubernetes.auth_type to %q or %q, or leave the service graph off", k8smeta.AuthTypeServiceAccount, k8smeta.AuthTypeKubeConfig))
 	}
 	if cfg.Kubernetes.AuthType != k8smeta.AuthTypeNone && cfg.NodeName == "" {
 		errs = append(errs, errors.New("node_name: must be set when kubernetes.auth_type is not none (local pods are this node's: set K8S_NODE_NAME from spec.nodeName)"))
@@ -230,6 +236,16 @@ func (cfg *Config) logsKeepAny() bool {
 	return e.PodnetTCPConnect.Enabled || e.PodnetTCPAccept.Enabled || e.PodnetTCPClose.Enabled || e.PodnetTCPConnectionFound.Enabled
 }
 
+// sampleOneIn is the logs sampling the kernel applies: none without a logs pipeline, where it
+// would only count connections left out of logs that do not exist (found by an independent
+// check: otelcol_podnet_connections_sampled_out counted in a metrics-only podnet).
+func (cfg *Config) sampleOneIn(hasLogs bool) uint32 {
+	if !hasLogs {
+		return 1
+	}
+	return uint32(max(cfg.Logs.Sampling.OneIn, 1))
+}
+
 // aggregateInKernel decides the metrics path from the pipelines that use the receiver.
 func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
 	return hasMetrics && cfg.MetricsAggregation != aggregationEvents
@@ -247,7 +263,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		Events:                hasLogs,
 		MaxAggregates:         uint32(cfg.MaxMetricSeries),
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
-		SampleOneIn:           uint32(max(cfg.Logs.Sampling.OneIn, 1)),
+		SampleOneIn:           cfg.sampleOneIn(hasLogs),
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
 		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
 		NATNetns:              cfg.ServiceBackends.nodeNetns(),

@@ -388,6 +388,41 @@ func TestLogsSettingsWithoutLogsAreSaid(t *testing.T) {
 	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.process_attributes", "logs.sampling.one_in"}, said[0].ContextMap()["ignored"])
 }
 
+// Settings that shape only metrics are said to be ignored, once at Start, by a logs-only
+// podnet, naming each.
+func TestMetricsSettingsWithoutMetricsAreSaid(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	cfg := NewDefaultConfig()
+	cfg.metricsUnused(false, zap.New(core))
+	assert.Zero(t, logs.Len(), "defaults: nothing to say")
+	cfg.MaxMetricSeries = 5
+	cfg.HandshakeHistogram = false
+	cfg.MetricsAggregation = aggregationKernel
+	cfg.ServiceBackends.MetricAttribute = true
+	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port"}
+	cfg.Metrics.PodnetTCPRetransmits.Enabled = false
+	cfg.metricsUnused(true, zap.New(core))
+	assert.Zero(t, logs.Len(), "with a metrics pipeline they apply")
+	cfg.metricsUnused(false, zap.New(core))
+	said := logs.FilterMessageSnippet("no metrics pipeline uses this receiver").All()
+	require.Len(t, said, 1)
+	assert.Equal(t, []any{
+		"handshake_histogram", "max_metric_series", "metrics.podnet.tcp.connections", "metrics.podnet.tcp.retransmits",
+		"metrics_aggregation", "service_backends.metric_attribute",
+	}, said[0].ContextMap()["ignored"])
+}
+
+// An attribute list on a metric turned off would be ignored: refused, naming the metric.
+func TestAttributesOfADisabledMetricAreRefused(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Metrics.PodnetTCPConnections.Enabled = false
+	require.NoError(t, cfg.Validate(), "off, its attributes untouched")
+	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{"server.port"}
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "metrics.podnet.tcp.connections.attributes is set, but metrics.podnet.tcp.connections.enabled is false")
+}
+
 // A value of the wrong kind is refused with the setting's values, not the decoder's Go type
 // names ("expected type 'kernel.HookMode', got unconvertible type 'int'"; found by an
 // independent check).

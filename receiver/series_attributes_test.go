@@ -10,6 +10,7 @@ import (
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
 // The connection metrics share their series: the metrics whose attributes are listed decide
@@ -210,7 +211,10 @@ func TestKernelKeyDropsFollowWhatTheSeriesRead(t *testing.T) {
 			if tc.attrs != nil {
 				cfg.Metrics.PodnetTCPConnections.EnabledAttributes = tc.attrs
 			}
-			cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = tc.graph
+			if tc.graph { // it counts pods' connections: the API server names them
+				cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+				cfg.Kubernetes.AuthType, cfg.NodeName = k8smeta.AuthTypeServiceAccount, "node-1"
+			}
 			require.NoError(t, cfg.Validate())
 			assert.Equal(t, tc.want, cfg.kernelKeyDrops())
 		})

@@ -1,0 +1,80 @@
+package podnetreceiver
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/podnet/podnet/internal/metadata"
+)
+
+// metricsUnused says once at Start which settings shape only metrics when no metrics pipeline
+// uses the receiver: a logs-only podnet ignores them, which it should say rather than leave a
+// user thinking they apply, as LogsConfig.unused does the other way (found by an independent
+// check: max_metric_series, metrics.<name> and more accepted without a word).
+func (cfg *Config) metricsUnused(hasMetrics bool, logger *zap.Logger) {
+	if hasMetrics {
+		return
+	}
+	def := NewDefaultConfig()
+	var set []string
+	for name, changed := range map[string]bool{
+		"metrics_aggregation":               cfg.MetricsAggregation != def.MetricsAggregation,
+		"metrics_interval":                  cfg.MetricsInterval != def.MetricsInterval,
+		"max_metric_series":                 cfg.MaxMetricSeries != def.MaxMetricSeries,
+		"metric_series_idle_expiry":         cfg.MetricSeriesIdleExpiry != def.MetricSeriesIdleExpiry,
+		"live_reads":                        cfg.LiveReads != def.LiveReads,
+		"handshake_histogram":               cfg.HandshakeHistogram != def.HandshakeHistogram,
+		"dns_names.metric_attribute":        cfg.DNSNames.MetricAttribute,
+		"service_backends.metric_attribute": cfg.ServiceBackends.MetricAttribute,
+	} {
+		if changed {
+			set = append(set, name)
+		}
+	}
+	set = append(set, metricsChanged(cfg.Metrics)...)
+	if len(set) == 0 {
+		return
+	}
+	slices.Sort(set)
+	logger.Warn("podnet: settings that shape metrics are set, but no metrics pipeline uses this receiver: they are ignored; add podnet to a metrics pipeline, or remove them",
+		zap.Strings("ignored", set))
+}
+
+// metricsChanged names the metrics whose settings differ from their defaults, as
+// metrics.<name>.
+func metricsChanged(mc metadata.MetricsConfig) []string {
+	v, d := reflect.ValueOf(mc), reflect.ValueOf(metadata.DefaultMetricsConfig())
+	var out []string
+	for i := range v.NumField() {
+		m, dm := v.Field(i), d.Field(i)
+		for j := range m.NumField() {
+			if m.Type().Field(j).IsExported() && !reflect.DeepEqual(m.Field(j).Interface(), dm.Field(j).Interface()) {
+				out = append(out, "metrics."+v.Type().Field(i).Tag.Get("mapstructure"))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// attributesOfDisabledMetrics refuses an attribute list on a metric turned off: it would be
+// ignored, which a setting of a feature its mode turns off never is (found by an independent
+// check: accepted without a word, and no series changed).
+func attributesOfDisabledMetrics(mc metadata.MetricsConfig) []error {
+	v, d := reflect.ValueOf(mc), reflect.ValueOf(metadata.DefaultMetricsConfig())
+	var errs []error
+	for i := range v.NumField() {
+		m := v.Field(i)
+		on, attrs := m.FieldByName("Enabled"), m.FieldByName("EnabledAttributes")
+		if !on.IsValid() || !attrs.IsValid() || on.Bool() ||
+			reflect.DeepEqual(attrs.Interface(), d.Field(i).FieldByName("EnabledAttributes").Interface()) {
+			continue
+		}
+		name := v.Type().Field(i).Tag.Get("mapstructure")
+		errs = append(errs, fmt.Errorf("metrics.%s.attributes is set, but metrics.%s.enabled is false: the metric is off, so its attributes would be ignored; remove attributes, or enable the metric", name, name))
+	}
+	return errs
+}
