@@ -80,8 +80,11 @@ func (e *emitter) run(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-// readCountersUntil exports the kernel's loss counters every poll interval until stop.
+// readCountersUntil exports the kernel's loss counters at once and every poll interval until
+// stop: read at once so that every counter exists from Start, at 0, whatever poll_interval
+// (found by an independent check: 5 of 18 series there 2 s after Start with 30 s).
 func (e *emitter) readCountersUntil(stop <-chan struct{}) {
+	e.kernel.readCounters()
 	counters := time.NewTicker(e.poll)
 	defer counters.Stop()
 	for {

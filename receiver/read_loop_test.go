@@ -97,7 +97,7 @@ func TestKernelCountersAreReadOncePerInterval(t *testing.T) {
 	f.kernel.mu.Unlock()
 	require.NoError(t, f.Shutdown(context.Background()))
 
-	assert.Zero(t, reads, "20 batches within one poll interval: no read per batch")
+	assert.LessOrEqual(t, reads, 1, "20 batches within one poll interval: no read per batch (one at Start)")
 	assert.Equal(t, int64(7), f.sum(t, "otelcol_podnet_events_lost"))
 	assert.True(t, f.kernel.isClosed())
 }
@@ -351,10 +351,14 @@ func TestFinalMetricsDoNotWaitForStuckLogs(t *testing.T) {
 	f.requireStopped(t)
 }
 
-// The counters only events move exist from Start, at 0: "nothing dropped" is data, not a gap
-// (found by an independent check: events_dropped and decode_errors never appeared).
+// The counters exist from Start, at 0: "nothing dropped" is data, not a gap (found by an
+// independent check: events_dropped and decode_errors never appeared), and the kernel's are
+// not held back until the first poll_interval has passed (found by another: 5 of 18 series
+// there 2 s after Start with 30 s).
 func TestLossCountersExistFromStart(t *testing.T) {
-	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(), new(consumertest.LogsSink), nil)
+	cfg := NewDefaultConfig()
+	cfg.PollInterval = time.Hour
+	f := newFakeReceiver(t, cfg, newFakeRing(), new(consumertest.LogsSink), nil)
 	f.start(t)
 	defer func() { require.NoError(t, f.Shutdown(context.Background())) }()
 	for _, name := range []string{
@@ -363,6 +367,13 @@ func TestLossCountersExistFromStart(t *testing.T) {
 	} {
 		_, err := f.tt.GetMetric(name)
 		assert.NoError(t, err, "%s exists before any event", name)
+	}
+	for _, name := range []string{
+		"otelcol_podnet_events_lost", "otelcol_podnet_connections_untracked", "otelcol_podnet_connections_close_unseen",
+		"otelcol_podnet_bpf_recursion_misses", "otelcol_podnet_bpf_recursion_covered", "otelcol_podnet_connections_sampled_out",
+	} {
+		assert.Eventually(t, func() bool { _, err := f.tt.GetMetric(name); return err == nil }, 5*time.Second, time.Millisecond,
+			"%s exists before the first poll_interval has passed", name)
 	}
 }
 

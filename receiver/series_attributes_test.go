@@ -38,9 +38,12 @@ func TestSeriesAttributesMustAgree(t *testing.T) {
 	assert.Contains(t, err.Error(), "network.peer.address (kept by podnet.tcp.bytes_sent, dropped by podnet.tcp.connections)")
 	assert.NotContains(t, err.Error(), "server.port", "what they agree on is not listed")
 
-	// Turned off, it does not count.
+	// Turned off, it does not count; its list is refused all the same, as ignored.
 	cfg.Metrics.PodnetTCPBytesSent.Enabled = false
-	require.NoError(t, cfg.Validate())
+	err = cfg.Validate()
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "kept by podnet.tcp.bytes_sent")
+	assert.Contains(t, err.Error(), "metrics.podnet.tcp.bytes_sent.attributes is set, but metrics.podnet.tcp.bytes_sent.enabled is false")
 
 	// All listed alike; error.type, on two metrics only, dropped by both.
 	cfg = NewDefaultConfig()
