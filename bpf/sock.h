@@ -177,6 +177,21 @@ static __always_inline __u32 syn_sent_at(struct sock *sk, enum sock_read direct)
 	return tp ? tp->retrans_stamp : 0;
 }
 
+/* Whether a client asked for TCP Fast Open at connect() (TCP_FASTOPEN_CONNECT): with a cookie
+ * cached, connect() returns at SYN_SENT without a SYN and the SYN leaves, with data, at the first
+ * send (tcp_fastopen_defer_connect), an application's think time later. */
+static __always_inline bool fast_open_connect(struct sock *sk, enum sock_read direct)
+{
+	struct tcp_sock *tp;
+
+	if (!bpf_core_field_exists(((struct tcp_sock *)0)->fastopen_connect))
+		return false;
+	if (!direct)
+		return BPF_CORE_READ_BITFIELD_PROBED((struct tcp_sock *)sk, fastopen_connect);
+	tp = tcp_sock_of(sk, direct);
+	return tp && BPF_CORE_READ_BITFIELD(tp, fastopen_connect);
+}
+
 /* Whether the socket was shut down (sk_shutdown: close() sets both ways first). */
 static __always_inline bool shut_down(struct sock *sk, enum sock_read direct)
 {
@@ -206,8 +221,12 @@ static __always_inline __s32 connect_errno(struct sock *sk, __u8 reported, enum 
 	 * change; close() marks the socket shut down both ways before it (found by an independent
 	 * check: a disconnect reported cancelled). None did: connect() found no tuple for it, no
 	 * free local port or, for a port bound beforehand, the tuple already taken (an independent
-	 * check saw those reported cancelled, when the local port alone decided). */
-	if (!syn_sent_at(sk, direct))
+	 * check saw those reported cancelled, when the local port alone decided); or a Fast Open
+	 * connect() deferred its SYN to a first send that never came (it has its local port, which
+	 * a failed connect() was never given): closed by the application, a connect() that
+	 * returned 0 (found by an independent check: reported EADDRNOTAVAIL). One with a port bound
+	 * beforehand and its tuple taken is told from it by nothing here: reported cancelled. */
+	if (!syn_sent_at(sk, direct) && !(fast_open_connect(sk, direct) && sock_local_port(sk, direct)))
 		return EADDRNOTAVAIL;
 	return shut_down(sk, direct) ? PODNET_ECANCELED : ECONNRESET;
 }

@@ -117,6 +117,107 @@ func testTCPFastOpen(t *testing.T, hooks HookMode, subnet byte) {
 	assert.Equal(t, 1, unaccepted, "one Fast Open child reset in the accept queue, reported by its close")
 }
 
+// A client with TCP_FASTOPEN_CONNECT and a cookie cached: connect() returns at SYN_SENT with no
+// SYN sent, which leaves with the first send (found by an independent check, with curl
+// --tcp-fastopen's option). Its handshake is not the application's time between connect() and
+// its first send, and one closed before any send is a connect the application cancelled (its
+// connect() returned 0), not a connect() that found no local port (EADDRNOTAVAIL).
+func TestTCPFastOpenConnectDeferredToTheFirstSend(t *testing.T) {
+	for subnet, hooks := range map[byte]HookMode{254: HooksTPBTF, 33: HooksTracepoint} {
+		t.Run(string(hooks), func(t *testing.T) { testTCPFastOpenConnectDeferred(t, hooks, subnet) })
+	}
+}
+
+func testTCPFastOpenConnectDeferred(t *testing.T, hooks HookMode, subnet byte) {
+	netw := netnstest.NewNetwork(t, subnet)
+	pod := netw.AddPod()
+	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
+	tr := openEventsWith(t, hooks, 1<<22)
+	ring := collectRingWhere(t, tr, inNetns(pod.NetnsInode()))
+	server := &unix.SockaddrInet4{Port: 8124, Addr: [4]byte{127, 0, 0, 1}}
+	const think = 300 * time.Millisecond
+	var deferredPort, cancelledPort int
+	require.NoError(t, pod.Do(func() error {
+		ln, err := fastOpenListener(server) // the first connection fetched a cookie
+		if err != nil {
+			return err
+		}
+		defer unix.Close(ln)
+		c, err := deferredConnect(server)
+		if err != nil {
+			return err
+		}
+		deferredPort = localPort(c)
+		time.Sleep(think) // the application thinks; no SYN has left
+		if _, err := unix.Write(c, []byte("hello")); err != nil {
+			unix.Close(c)
+			return err
+		}
+		s, _, err := unix.Accept(ln)
+		if err != nil {
+			unix.Close(c)
+			return err
+		}
+		_, err = unix.Read(s, make([]byte, 64)) // the request the SYN carried
+		unix.Close(s)
+		unix.Close(c)
+		if err != nil {
+			return err
+		}
+		c, err = deferredConnect(server)
+		if err != nil {
+			return err
+		}
+		cancelledPort = localPort(c)
+		return unix.Close(c) // before any send
+	}))
+	events := collect(ring, 9)
+	assert.Equal(t, map[kind]int{connected: 3, accepted: 2, clientEnd: 2, serverEnd: 2}, kinds(events))
+	var found int
+	for _, e := range events {
+		if (kind{e.Type, e.Role}) != connected {
+			continue
+		}
+		switch int(e.LocalPort) {
+		case deferredPort:
+			found++
+			assert.Zero(t, e.Error, "established")
+			assert.Less(t, time.Duration(e.SrttUs)*time.Microsecond, think/3, "the handshake, not the time before the first send")
+		case cancelledPort:
+			found++
+			assert.Equal(t, int32(unix.ECANCELED), e.Error, "closed by the application before its SYN left")
+		}
+	}
+	assert.Equal(t, 2, found, "both deferred connects reported")
+}
+
+// deferredConnect connects a TCP_FASTOPEN_CONNECT socket to addr: with a cookie cached it
+// returns at once, its SYN held for the first send.
+func deferredConnect(addr *unix.SockaddrInet4) (int, error) {
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_FASTOPEN_CONNECT, 1); err != nil {
+		unix.Close(c)
+		return -1, err
+	}
+	if err := unix.Connect(c, addr); err != nil {
+		unix.Close(c)
+		return -1, fmt.Errorf("a deferred Fast Open connect() returns 0: %w", err)
+	}
+	return c, nil
+}
+
+// localPort is a bound socket's local port, 0 if unknown.
+func localPort(fd int) int {
+	sa, err := unix.Getsockname(fd)
+	if in, ok := sa.(*unix.SockaddrInet4); err == nil && ok {
+		return in.Port
+	}
+	return 0
+}
+
 // A TCP Fast Open server connection closed before its handshake ended is a connection all the
 // same (it was accepted and carried data): counted open and closed when metrics are counted in
 // the kernel alone (no accept() hook), not an untracked close (found by an independent check).
