@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/stretchr/testify/assert"
@@ -89,11 +90,8 @@ func TestDroppedAttributesDoNotFillTheKernelTable(t *testing.T) {
 	})
 	connectToPorts(t, client, server, 9300, ports, 1)
 	stop()
-	all := sink.AllMetrics()
-	require.NotEmpty(t, all)
-	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"} {
-		_, folded := point(t, all, 0, name, map[string]any{overflowAttribute: true})
-		assert.False(t, folded, "%s: nothing folded into the overflow series", name)
+	all := nothingFolded(t, sink, opensAndCloses...)
+	for _, name := range opensAndCloses {
 		for role, pod := range map[string]*netnstest.Pod{"client": client, "server": server} {
 			got, ok := point(t, all, pod.NetnsInode(), name, map[string]any{"podnet.connection.role": role})
 			require.True(t, ok, "%s: a %s series", name, role)
@@ -127,15 +125,27 @@ func TestDroppedRoleAndFamilyDoNotFillTheKernelTable(t *testing.T) {
 	require.Eventually(t, func() bool { return socketsClosed(pod) }, 10*time.Second, 20*time.Millisecond,
 		"every TCP socket of the pod closed")
 	stop()
-	all := sink.AllMetrics()
-	require.NotEmpty(t, all)
-	for _, name := range []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"} {
-		_, folded := point(t, all, 0, name, map[string]any{overflowAttribute: true})
-		assert.False(t, folded, "%s: nothing folded into the overflow series", name)
+	all := nothingFolded(t, sink, opensAndCloses...)
+	for _, name := range opensAndCloses {
 		got, ok := point(t, all, pod.NetnsInode(), name, map[string]any{"server.port": int64(port)})
 		require.True(t, ok, "%s: the pod's series", name)
 		assert.Equal(t, float64(4*conns), got, "%s: both ends of every connection, both families, in one series", name)
 	}
+}
+
+// opensAndCloses are the metrics that count each connection's open and close.
+var opensAndCloses = []string{"podnet.tcp.connections", "podnet.tcp.connections.closed"}
+
+// nothingFolded is sink's emissions, checked to be there and to hold no overflow series of names.
+func nothingFolded(t *testing.T, sink *consumertest.MetricsSink, names ...string) []pmetric.Metrics {
+	t.Helper()
+	all := sink.AllMetrics()
+	require.NotEmpty(t, all)
+	for _, name := range names {
+		_, folded := point(t, all, 0, name, map[string]any{overflowAttribute: true})
+		assert.False(t, folded, "%s: nothing folded into the overflow series", name)
+	}
+	return all
 }
 
 // allBut is every address range but ps: the exclusions that leave a test only its own
