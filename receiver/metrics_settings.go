@@ -43,20 +43,27 @@ func (cfg *Config) metricsUnused(hasMetrics bool, logger *zap.Logger) {
 		zap.Strings("ignored", set))
 }
 
-// metricsChanged names the metrics whose settings differ from their defaults, as
-// metrics.<name>.
-func metricsChanged(mc metadata.MetricsConfig) []string {
+// eachMetric calls f with every metric's name (its key under metrics:), its settings and its
+// default settings, from mdatagen's generated config.
+func eachMetric(mc metadata.MetricsConfig, f func(name string, m, def reflect.Value)) {
 	v, d := reflect.ValueOf(mc), reflect.ValueOf(metadata.DefaultMetricsConfig())
-	var out []string
 	for i := range v.NumField() {
-		m, dm := v.Field(i), d.Field(i)
+		f(v.Type().Field(i).Tag.Get("mapstructure"), v.Field(i), d.Field(i))
+	}
+}
+
+// metricsChanged names the metrics whose settings differ from their defaults, as
+// metrics.<name>. Exported fields only: the generated structs also hold state of their own.
+func metricsChanged(mc metadata.MetricsConfig) []string {
+	var out []string
+	eachMetric(mc, func(name string, m, def reflect.Value) {
 		for j := range m.NumField() {
-			if m.Type().Field(j).IsExported() && !reflect.DeepEqual(m.Field(j).Interface(), dm.Field(j).Interface()) {
-				out = append(out, "metrics."+v.Type().Field(i).Tag.Get("mapstructure"))
-				break
+			if m.Type().Field(j).IsExported() && !reflect.DeepEqual(m.Field(j).Interface(), def.Field(j).Interface()) {
+				out = append(out, "metrics."+name)
+				return
 			}
 		}
-	}
+	})
 	return out
 }
 
@@ -64,17 +71,14 @@ func metricsChanged(mc metadata.MetricsConfig) []string {
 // ignored, which a setting of a feature its mode turns off never is (found by an independent
 // check: accepted without a word, and no series changed).
 func attributesOfDisabledMetrics(mc metadata.MetricsConfig) []error {
-	v, d := reflect.ValueOf(mc), reflect.ValueOf(metadata.DefaultMetricsConfig())
 	var errs []error
-	for i := range v.NumField() {
-		m := v.Field(i)
+	eachMetric(mc, func(name string, m, def reflect.Value) {
 		on, attrs := m.FieldByName("Enabled"), m.FieldByName("EnabledAttributes")
 		if !on.IsValid() || !attrs.IsValid() || on.Bool() ||
-			reflect.DeepEqual(attrs.Interface(), d.Field(i).FieldByName("EnabledAttributes").Interface()) {
-			continue
+			reflect.DeepEqual(attrs.Interface(), def.FieldByName("EnabledAttributes").Interface()) {
+			return
 		}
-		name := v.Type().Field(i).Tag.Get("mapstructure")
 		errs = append(errs, fmt.Errorf("metrics.%s.attributes is set, but metrics.%s.enabled is false: the metric is off, so its attributes would be ignored; remove attributes, or enable the metric", name, name))
-	}
+	})
 	return errs
 }
