@@ -251,10 +251,16 @@ static __always_inline bool agg_add(const struct event *e, bool open_folded)
 		agg_close_active(v, &k, open_folded, folded); /* only established connections report a close */
 	if (e->close_reason < CLOSE_REASON_MAX)
 		__sync_fetch_and_add(&v->closed_by[e->close_reason], 1);
-	/* Only what the periodic reads of the open connection did not count already. */
-	__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent - e->counted_bytes_sent);
-	__sync_fetch_and_add(&v->bytes_received, e->bytes_received - e->counted_bytes_received);
-	__sync_fetch_and_add(&v->retransmits, e->retransmits - e->counted_retransmits);
+	/* Only what the periodic reads of the open connection did not count already. Never less than
+	 * nothing: a read races the socket's updates unlocked (a FIN counted in bytes_received for a
+	 * moment, before tcp_fin), and a difference below 0 would add 2^64 - 1 to a cumulative sum;
+	 * user space clamps the same way in events mode (event.go rest). */
+	if (e->bytes_sent > e->counted_bytes_sent)
+		__sync_fetch_and_add(&v->bytes_sent, e->bytes_sent - e->counted_bytes_sent);
+	if (e->bytes_received > e->counted_bytes_received)
+		__sync_fetch_and_add(&v->bytes_received, e->bytes_received - e->counted_bytes_received);
+	if (e->retransmits > e->counted_retransmits)
+		__sync_fetch_and_add(&v->retransmits, e->retransmits - e->counted_retransmits);
 	if (e->start_ns && e->timestamp_ns >= e->start_ns)
 		__sync_fetch_and_add(&v->duration_ns, e->timestamp_ns - e->start_ns);
 	return false;

@@ -94,12 +94,12 @@ struct conn_info {
 #define COUNTED_CLOSED (~0ULL)
 
 /* Per-connection state, keyed by socket address; state.h is the one place that decides what
- * goes in. Sending events: inserted at SYN_SENT (client, process context) and at
- * SYN_RECV->ESTABLISHED or accept(), whichever comes first (server; a TCP Fast Open socket can
- * be accepted before its handshake ends); the other one updates the entry in place. Aggregating
- * in the kernel: inserted when either end is established (or a simultaneous open reaches
- * SYN_RECV), holding only what its close needs. Inserts use BPF_NOEXIST, so an entry the other
- * hook stored is never overwritten. Deleted at ->CLOSE.
+ * goes in. Inserted at SYN_SENT (a client, in every mode: its handshake is dated there) and, for
+ * a server, at SYN_RECV->ESTABLISHED or, sending events, at accept(), whichever comes first (a
+ * TCP Fast Open socket can be accepted before its handshake ends); the other one updates the
+ * entry in place. Also inserted by a simultaneous open reaching SYN_RECV with no entry, and by a
+ * connecting socket's error report. Inserts use BPF_NOEXIST, so an entry the other hook stored
+ * is never overwritten. Deleted at ->CLOSE.
  * LRU so that sockets whose close was never seen cannot fill it. Size: set from
  * `max_tracked_connections` (default 65536 concurrent connections per node); an eviction shows up
  * as COUNTER_CLOSE_UNTRACKED. */
@@ -281,6 +281,19 @@ struct {
 	__type(value, struct listen_drops);
 } listeners SEC(".maps");
 
+/* Sockets whose connect the state program reported failed at SYN_SENT -> CLOSE before any SYN
+ * left, outside a connect() system call: an io_uring connect that found no free local port or
+ * tuple (EADDRNOTAVAIL). Its completion (uring_completed) sees the destination port 0 that a
+ * connect failing before SYN_SENT leaves too, and must not report it again (found by an
+ * independent review: each such failure reported twice). Written by on_close, read and deleted
+ * by uring_completed. Size: such failures whose completion has not run yet, on one node; LRU,
+ * as an entry whose completion never comes (a connect() not from io_uring) must age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} failed_unsent SEC(".maps");
 /* Loss and throughput counters (enum counter). Incremented by programs, read by the receiver
  * each poll interval. Per-CPU so counting never contends. */
 struct {

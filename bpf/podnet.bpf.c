@@ -392,8 +392,9 @@ static __always_inline void uring_completed(struct io_kiocb *req, int res)
 	if (!sk || !is_tcp(sk, READ_PROBED))
 		return;
 	/* Its SYN was sent: the state program reports its failure at its close from SYN_SENT. A
-	 * connect that fails before leaves (or sets back) the destination port 0. */
-	if (BPF_CORE_READ(sk, __sk_common.skc_dport))
+	 * connect that fails before leaves (or sets back) the destination port 0; so does one that
+	 * reached SYN_SENT and found no free tuple, which the state program reported too. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_dport) || unsent_failure_reported(sk))
 		return;
 	report_failed_connect(sk, res, (__u64)BPF_CORE_READ(c, addr), BPF_CORE_READ(c, addr_len));
 }

@@ -127,11 +127,14 @@ struct listen_drops {
 	__u64 since;     /* when it began listening (or was found), ns: with sk, which listener */
 	__u64 cgroup_id;
 	__u32 netns_ino;
-	__u32 drops;     /* sk_drops since the listener was created: its ListenDrops and more */
+	__u32 drops;     /* sk_drops since it began listening (since base): its ListenDrops and more */
 	__u16 port;      /* host byte order */
 	__u8 closed;     /* LISTEN_CLOSED / LISTEN_REPORTED: stopped listening, its last count kept */
 	__u8 _pad;
 	__u32 tgid;      /* a process in its namespace: the one that listened, or held it when found */
+	__u32 base;      /* sk_drops at its listen(), 0 if found by the scan: a socket listen()ed again
+			  * after shutdown() (a server pausing accepts) keeps its earlier drops */
+	__u32 _pad2;
 };
 
 /* A listener that stopped listening keeps its entry with its last count until one listener scan

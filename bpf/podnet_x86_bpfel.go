@@ -222,6 +222,8 @@ type PodnetListenDrops struct {
 	Closed   uint8
 	Pad      uint8
 	Tgid     uint32
+	Base     uint32
+	Pad2     uint32
 }
 
 type PodnetListenPort struct {
@@ -312,6 +314,7 @@ const (
 	PodnetMapEvents                      = "events"
 	PodnetMapExcludedPeers               = "excluded_peers"
 	PodnetMapExcludedPorts               = "excluded_ports"
+	PodnetMapFailedUnsent                = "failed_unsent"
 	PodnetMapHandled                     = "handled"
 	PodnetMapListenPorts                 = "listen_ports"
 	PodnetMapListeners                   = "listeners"
@@ -473,6 +476,7 @@ type PodnetMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExcludedPeers *ebpf.MapSpec `ebpf:"excluded_peers"`
 	ExcludedPorts *ebpf.MapSpec `ebpf:"excluded_ports"`
+	FailedUnsent  *ebpf.MapSpec `ebpf:"failed_unsent"`
 	Handled       *ebpf.MapSpec `ebpf:"handled"`
 	ListenPorts   *ebpf.MapSpec `ebpf:"listen_ports"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -564,6 +568,7 @@ type PodnetMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	ExcludedPeers *ebpf.Map `ebpf:"excluded_peers"`
 	ExcludedPorts *ebpf.Map `ebpf:"excluded_ports"`
+	FailedUnsent  *ebpf.Map `ebpf:"failed_unsent"`
 	Handled       *ebpf.Map `ebpf:"handled"`
 	ListenPorts   *ebpf.Map `ebpf:"listen_ports"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -590,6 +595,7 @@ func (m *PodnetMaps) Close() error {
 		m.Events,
 		m.ExcludedPeers,
 		m.ExcludedPorts,
+		m.FailedUnsent,
 		m.Handled,
 		m.ListenPorts,
 		m.Listeners,

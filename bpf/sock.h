@@ -550,8 +550,8 @@ static __always_inline struct sock *sock_from_fd(long fd, enum sock_read rd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-/* A socket's drop count: sk_drops, plus the per-NUMA-node counters of kernels that have them
- * (6.17+). tcp_listendrop counts a listener's drops there, and so does every packet a pending
+/* A socket's drop count: sk_drops, or on kernels that give a socket per-NUMA-node counters
+ * (6.17+) their sum instead, as the kernel's sk_drops_read does. tcp_listendrop counts a listener's drops there, and so does every packet a pending
  * request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
  * twice): user space takes the namespace's ListenDrops as the bound (listen_overflow_ledger.go).
  * Probe reads: the listener of an MPTCP socket is reached through a plain pointer. */
@@ -576,7 +576,7 @@ static __always_inline void fill_listen_drops(struct listen_drops *r, struct soc
 	r->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	r->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	r->cgroup_id = sock_cgroup_id(sk, READ_PROBED);
-	r->drops = sock_drops(sk);
+	r->drops = sock_drops(sk) - r->base;
 }
 
 #endif

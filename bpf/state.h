@@ -596,6 +596,29 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 	}
 }
 
+/* A connect that failed before its SYN left, reported here outside a connect() system call (an
+ * io_uring connect that found no free tuple, EADDRNOTAVAIL): noted for its completion, which
+ * cannot tell it from a connect that failed before SYN_SENT (maps.h failed_unsent). */
+static __always_inline void note_unsent_failure(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	__u8 one = 1;
+
+	bpf_map_update_elem(&failed_unsent, &key, &one, BPF_ANY);
+}
+
+/* Whether the state program reported this socket's failed connect already (note_unsent_failure);
+ * the note is taken. */
+static __always_inline bool unsent_failure_reported(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!bpf_map_lookup_elem(&failed_unsent, &key))
+		return false;
+	bpf_map_delete_elem(&failed_unsent, &key);
+	return true;
+}
+
 /* Any -> CLOSE (but from LISTEN or CLOSE). */
 static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_info *known, enum sock_read rd)
 {
@@ -637,6 +660,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			find_backend(&ci, sk, rd); /* e.g. refused by the backend it was sent to */
 		ci.syn_retrans = syn_retransmits(sk, rd);
 		report(sk, EVENT_CONNECT, &ci, connect_errno(sk, ci.connect_err, rd), now, rd, NULL);
+		if (send_events && process_context && !syn_sent_at(sk, rd) && !this_threads_connect())
+			note_unsent_failure(sk); /* an io_uring connect's: its completion must not report it again */
 		return;
 	}
 	ci.close_reason = close_reason_of(sk, oldstate, &ci, rd);
@@ -682,7 +707,7 @@ static __always_inline int queued_icmp_errno(struct sock *sk)
 
 /* A connecting socket reported an error (an ICMP unreachable, a reset): kept for its CLOSE,
  * since the application it wakes may read and clear sk_err, and close the socket itself, before
- * the kernel moves it to CLOSE. Aggregating, the entry is made here (rare: only failures). */
+ * the kernel moves it to CLOSE. An entry is made here where SYN_SENT made none (rare: only failures). */
 static __always_inline void on_connect_error(struct sock *sk, enum sock_read rd)
 {
 	__u64 key = (__u64)sk;
@@ -745,11 +770,14 @@ static __always_inline void on_reset_received(struct sock *sk)
 
 /* A listening socket joins `listeners` (its value is written by the listener scan); a full map
  * is counted, and the scans then walk every descriptor instead. tgid is a process in the
- * socket's namespace, through which user space reads the namespace's ListenDrops. */
-static __always_inline void add_listener(struct sock *sk, __u32 tgid)
+ * socket's namespace, through which user space reads the namespace's ListenDrops. at_listen: it
+ * listens from now, and drops counts from its drop count now (a socket listening again after a
+ * shutdown() keeps its earlier drops, reported with its earlier listening period); a listener
+ * the start-up scan found counts them all (user space takes what it had then as seen). */
+static __always_inline void add_listener(struct sock *sk, __u32 tgid, bool at_listen)
 {
 	__u64 key = (__u64)sk;
-	struct listen_drops none = { .tgid = tgid, .since = bpf_ktime_get_ns() };
+	struct listen_drops none = { .tgid = tgid, .since = bpf_ktime_get_ns(), .base = at_listen ? sock_drops(sk) : 0 };
 	struct listen_drops *old, closed;
 	long err = bpf_map_update_elem(&listeners, &key, &none, BPF_NOEXIST);
 	__u64 aside;
@@ -782,7 +810,7 @@ static __always_inline void on_listen(struct sock *sk, bool listening)
 	struct listen_drops *r;
 
 	if (listening) {
-		add_listener(sk, bpf_get_current_pid_tgid() >> 32);
+		add_listener(sk, bpf_get_current_pid_tgid() >> 32, true);
 		return;
 	}
 	/* Its last count, for the next listener scan: drops just before a close (an overloaded
@@ -838,8 +866,8 @@ static __always_inline void on_state(struct sock *sk, int oldstate, int newstate
 	if (newstate == TCP_CLOSE) {
 		on_close(sk, oldstate, known, rd);
 	} else if (newstate == TCP_SYN_RECV && !known) {
-		/* SYN_SENT -> SYN_RECV, a simultaneous open: remember it is a client (aggregating,
-		 * SYN_SENT stored nothing). */
+		/* SYN_SENT -> SYN_RECV, a simultaneous open: remember it is a client (where its
+		 * SYN_SENT entry is gone: evicted, or SYN_SENT before podnet loaded). */
 		struct conn_info ci = { .role = ROLE_CLIENT };
 
 		classify(&ci, sk, false, rd); /* sampled when established */

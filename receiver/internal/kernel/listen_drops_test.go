@@ -167,3 +167,74 @@ func BenchmarkListenerScan(b *testing.B) {
 	}
 	b.Run("listeners-map", scan)
 }
+
+// A listener paused and resumed on the same socket (shutdown(SHUT_RD), then listen() again, as
+// servers that stop accepting for a while do) counts, once listening again, only the drops made
+// since: the socket's drop count keeps its earlier ones, which the closed listening period has
+// reported already (found by an independent review: reported again as the new listener's).
+func TestRelistenedListenerCountsOnlyItsNewDrops(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 26)
+	client, server := netw.AddPod(), netw.AddPod()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		AggregateInKernel: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {})
+	require.NoError(t, err)
+	addr := &unix.SockaddrInet4{Port: 8226, Addr: server.IPv4.As4()}
+	var lfd int
+	require.NoError(t, server.Do(func() (err error) {
+		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err != nil {
+			return err
+		}
+		if err = unix.Bind(lfd, addr); err != nil {
+			return err
+		}
+		return unix.Listen(lfd, 1)
+	}))
+	defer unix.Close(lfd)
+	var clients []int
+	closeClients := func() {
+		for _, fd := range clients {
+			_ = unix.Close(fd)
+		}
+		clients = nil
+	}
+	defer closeClients()
+	require.NoError(t, client.Do(func() error { // more than a backlog of 1 holds, never accepted
+		for range 10 {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return err
+			}
+			clients = append(clients, fd)
+			_ = unix.Connect(fd, addr)
+		}
+		return nil
+	}))
+	time.Sleep(300 * time.Millisecond)
+	before := server.Netstat("ListenDrops")
+	require.Positive(t, before, "the scenario: the burst overflowed the accept queue")
+
+	require.NoError(t, unix.Shutdown(lfd, unix.SHUT_RD)) // LISTEN -> CLOSE
+	require.NoError(t, server.Do(func() error { return unix.Listen(lfd, 16) }))
+	closeClients()
+	time.Sleep(200 * time.Millisecond)
+	var open, closed []bpf.PodnetListenDrops
+	require.NoError(t, tr.ListenDrops(func(r *bpf.PodnetListenDrops) {
+		if r.NetnsIno != server.NetnsInode() {
+			return
+		}
+		if r.Closed != 0 {
+			closed = append(closed, *r)
+		} else {
+			open = append(open, *r)
+		}
+	}))
+	after := server.Netstat("ListenDrops")
+	require.Len(t, closed, 1, "the first listening period, reported once with the count its close kept")
+	require.Len(t, open, 1, "the socket listening again")
+	assert.Equal(t, uint64(before), uint64(closed[0].Drops), "the first period's drops")
+	assert.Equal(t, uint64(after-before), uint64(open[0].Drops), "only what it dropped since it listened again")
+	assert.Greater(t, open[0].Since, closed[0].Since, "a listening period of its own")
+}

@@ -1,9 +1,11 @@
 package kernel
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +23,10 @@ import (
 // An io_uring connect (IORING_OP_CONNECT) makes no connect() system call: one that fails before
 // its SYN (no route) was reported nowhere (found by an independent check). It is reported once,
 // with its errno, the peer it was sent to and its process; one refused after its SYN is
-// reported once too (by the state program, not again at its completion).
+// reported once too (by the state program, not again at its completion); and so is one that
+// found no free local port (EADDRNOTAVAIL: SYN_SENT -> CLOSE inside the kernel's connect, the
+// destination port set back to 0 after, as a failure before SYN_SENT leaves it), which the
+// state program reports and its completion reported again (found by an independent review).
 func TestURingConnectFailuresAreReportedOnce(t *testing.T) {
 	inEachHookMode(t, 122, uringConnectFailures)
 }
@@ -58,6 +63,8 @@ func uringConnectFailures(t *testing.T, pod *netnstest.Pod, ring *collector, por
 	}))
 	require.Equal(t, -int32(unix.ENETUNREACH), unroutedRes, "the scenario: no route")
 	require.Equal(t, -int32(unix.ECONNREFUSED), closedRes, "the scenario: refused")
+	exhausted := netip.AddrPortFrom(pod.IPv4, port+2)
+	require.Equal(t, -int32(unix.EADDRNOTAVAIL), connectWithNoFreePort(t, pod, exhausted, port+3), "the scenario: no free port")
 
 	byPort := map[uint16][]bpf.PodnetEvent{}
 	collect := func() {
@@ -80,6 +87,54 @@ func uringConnectFailures(t *testing.T, pod *netnstest.Pod, ring *collector, por
 	assert.Equal(t, uint32(os.Getpid()), e.Pid, "the process that submitted it")
 	require.Len(t, byPort[closed.Port()], 1, "the refused connect, once")
 	assert.Equal(t, int32(unix.ECONNREFUSED), byPort[closed.Port()][0].Error)
+	var noPort []bpf.PodnetEvent
+	require.Eventually(t, func() bool {
+		collect()
+		noPort = noPort[:0]
+		for _, e := range byPort[exhausted.Port()] {
+			if e.Error != 0 {
+				noPort = append(noPort, e)
+			}
+		}
+		return len(noPort) > 0
+	}, 5*time.Second, 10*time.Millisecond, "the connect with no free port")
+	time.Sleep(100 * time.Millisecond)
+	collect()
+	noPort = noPort[:0]
+	for _, e := range byPort[exhausted.Port()] {
+		if e.Error != 0 {
+			noPort = append(noPort, e)
+		}
+	}
+	require.Len(t, noPort, 1, "the connect with no free port, once")
+	assert.Equal(t, int32(unix.EADDRNOTAVAIL), noPort[0].Error)
+	assert.NotZero(t, noPort[0].StartNs, "the state program's report, dated at its SYN_SENT")
+}
+
+// connectWithNoFreePort leaves the pod one ephemeral port (firstPort) and holds it connected
+// to dst (served in the pod), then io_uring-connects to dst: the kernel finds no free tuple.
+// The pod's port range is put back and the held connection closed before it returns.
+func connectWithNoFreePort(t *testing.T, pod *netnstest.Pod, dst netip.AddrPort, firstPort uint16) int32 {
+	t.Helper()
+	pod.DiscardAll(t, dst)
+	const rangeKey = "net.ipv4.ip_local_port_range"
+	was := strings.Join(strings.Fields(pod.Exec("sysctl", "-n", rangeKey)), " ")
+	pod.Exec("sysctl", "-q", "-w", fmt.Sprintf("%s=%d %d", rangeKey, firstPort, firstPort))
+	defer pod.Exec("sysctl", "-q", "-w", rangeKey+"="+was)
+	var res int32
+	require.NoError(t, pod.Do(func() error {
+		held, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(held)
+		if err := unix.Connect(held, &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}); err != nil {
+			return err
+		}
+		res, err = uringConnect(dst)
+		return err
+	}))
+	return res
 }
 
 // An io_uring accept (IORING_OP_ACCEPT) makes no accept() system call: its accept record was
