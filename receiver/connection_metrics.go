@@ -250,15 +250,16 @@ func addValue(s *series, v *bpf.PodnetAggValue) {
 	s.drained += int64(v.Active)
 }
 
-// seriesOf is get for k less the attributes the series drop, and less what only names the
-// service graph's edge: a peer's workload, and whether it is a node's address, which the graph
-// reads from the whole key (a peer found to be a node's later must not make a second series
-// with the same attributes). With every attribute kept (the default) it copies nothing more (it
+// seriesOf is get for k less the attributes the series drop, and less what is on no metric
+// point: what only names the service graph's edge (a peer's workload, and whether it is a node's
+// address, which the graph reads from the whole key), a peer pod's UID and a Service's want of
+// ready endpoints (log attributes). Either would make a second series with the same attributes
+// (a peer found to be a node's later; a peer pod recreated under its name at its address). With every attribute kept (the default) it copies nothing more (it
 // runs per event with events aggregation).
 func (m *connectionMetrics) seriesOf(k *seriesKey, local *localEnd, start, now pcommon.Timestamp) (*series, bool) {
 	key := *k
-	key.peerID.Workload, key.peerID.Node = "", false
-	key.backendID.Workload, key.backendID.Node = "", false
+	key.peerID.Workload, key.peerID.Node, key.peerID.PodUID, key.peerID.NoReadyEndpoints = "", false, "", false
+	key.backendID.Workload, key.backendID.Node, key.backendID.PodUID, key.backendID.NoReadyEndpoints = "", false, "", false
 	if m.keep != keepEvery {
 		key = m.keep.project(key)
 	}

@@ -110,7 +110,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 	}
 	p := &pipeline{in: run.handoff, logs: r.logs, obs: obs, loss: loss, warn: warn}
 	if !aggregate {
-		p.metrics = metrics // counted from the events; otherwise the kernel counts them
+		run.reader.metrics = metrics // counted from the events; otherwise the kernel counts them
 	}
 	if r.logs != nil {
 		p.conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)

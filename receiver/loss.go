@@ -15,7 +15,8 @@ import (
 )
 
 // lossReporter turns counts into podnet's self-telemetry. The counter adds are safe from any
-// goroutine; kernel is not (it keeps the last reading) and is called under the kernel lock.
+// goroutine; kernel keeps the last reading, under mu as the reader reads it (received), and is
+// called by one goroutine at a time (under the kernel lock).
 type lossReporter struct {
 	tb   *metadata.TelemetryBuilder
 	last kernel.Counters
@@ -37,18 +38,19 @@ func (l *lossReporter) kernel(ctx context.Context, c kernel.Counters) {
 	l.mu.Lock()
 	l.publishSubmitted(ctx, max(c.Submitted, l.receivedTotal+c.ReserveFailed))
 	l.tb.PodnetEventsLost.Add(ctx, int64(c.ReserveFailed-l.last.ReserveFailed))
-	l.mu.Unlock()
-	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-l.last.CloseUntracked))
-	l.tb.PodnetConnectionsCloseUnseen.Add(ctx, int64(c.CloseUnseen-l.last.CloseUnseen))
-	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-l.last.RecursionMisses))
-	l.tb.PodnetBpfRecursionCovered.Add(ctx, int64(c.RecursionCovered-l.last.RecursionCovered))
-	l.tb.PodnetMarkedSetFull.Add(ctx, int64(c.MarkFull-l.last.MarkFull))
-	l.tb.PodnetConnectionsSampledOut.Add(ctx, int64(c.SampledOut-l.last.SampledOut))
-	l.tb.PodnetMetricSeriesDropped.Add(ctx, int64(c.AggregateFull-l.last.AggregateFull))
-	l.tb.PodnetServiceBackendsTranslations.Add(ctx, int64(c.NATSeen-l.last.NATSeen))
-	l.tb.PodnetServiceBackendsLookups.Add(ctx, int64(c.BackendLookups-l.last.BackendLookups))
-	l.tb.PodnetServiceBackendsFound.Add(ctx, int64(c.BackendFound-l.last.BackendFound))
+	last := l.last
 	l.last = c
+	l.mu.Unlock()
+	l.tb.PodnetConnectionsUntracked.Add(ctx, int64(c.CloseUntracked-last.CloseUntracked))
+	l.tb.PodnetConnectionsCloseUnseen.Add(ctx, int64(c.CloseUnseen-last.CloseUnseen))
+	l.tb.PodnetBpfRecursionMisses.Add(ctx, int64(c.RecursionMisses-last.RecursionMisses))
+	l.tb.PodnetBpfRecursionCovered.Add(ctx, int64(c.RecursionCovered-last.RecursionCovered))
+	l.tb.PodnetMarkedSetFull.Add(ctx, int64(c.MarkFull-last.MarkFull))
+	l.tb.PodnetConnectionsSampledOut.Add(ctx, int64(c.SampledOut-last.SampledOut))
+	l.tb.PodnetMetricSeriesDropped.Add(ctx, int64(c.AggregateFull-last.AggregateFull))
+	l.tb.PodnetServiceBackendsTranslations.Add(ctx, int64(c.NATSeen-last.NATSeen))
+	l.tb.PodnetServiceBackendsLookups.Add(ctx, int64(c.BackendLookups-last.BackendLookups))
+	l.tb.PodnetServiceBackendsFound.Add(ctx, int64(c.BackendFound-last.BackendFound))
 }
 
 // publishSubmitted raises the submitted counter to total; it never goes down (a kernel reading

@@ -21,15 +21,14 @@ const obsTransport = "ebpf"
 
 var obsFormat = metadata.Type.String()
 
-// pipeline is the goroutine between the reader and the collector: it counts each batch into
-// the connection metrics, then converts it to logs and consumes them. A ConsumeLogs may take
-// long (an exporter's full queue); meanwhile the reader keeps draining the ring into the
-// hand-off.
+// pipeline is the goroutine between the reader and the collector: it converts each batch to
+// logs and consumes them. A ConsumeLogs may take long (an exporter's full queue); meanwhile the
+// reader keeps draining the ring into the hand-off (and, in events mode, counting the metrics:
+// they never wait behind the logs).
 type pipeline struct {
 	in      *handoff
 	logs    consumer.Logs
 	conv    *logsConverter // nil without a logs pipeline
-	metrics *sharedMetrics // nil without metrics counted from events
 	obs     *receiverhelper.ObsReport
 	loss    *lossReporter
 	warn    *warnLimiter
@@ -52,9 +51,6 @@ func (p *pipeline) deliver(ctx context.Context, b *batch) {
 	if ctx.Err() != nil {
 		p.in.settle(n, n)
 		return
-	}
-	if p.metrics != nil {
-		p.loss.seriesDropped(p.metrics.add(b.events))
 	}
 	var refused int64
 	if p.conv != nil {

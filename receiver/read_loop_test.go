@@ -351,6 +351,44 @@ func TestFinalMetricsDoNotWaitForStuckLogs(t *testing.T) {
 	f.requireStopped(t)
 }
 
+// With `metrics_aggregation: events`, the metrics are counted from the events as they are read,
+// not after the logs pipeline took them: a logs consumer that blocks past Shutdown's deadline
+// leaves every connection read in the final metrics, those of the batches waiting behind it and
+// those still in the ring too (found by an independent review: 1,024 of 3,072, with
+// metric_series_dropped 0).
+func TestEventsModeMetricsDoNotWaitForStuckLogs(t *testing.T) {
+	const total = 3*maxBatch + handoffDepth*maxBatch + 17 // more than the hand-off holds: some stay in the ring
+	cfg := NewDefaultConfig()
+	cfg.MetricsAggregation = aggregationEvents
+	cfg.ShutdownTimeout = 400 * time.Millisecond
+	logs, metrics := &gatedLogs{gate: make(chan struct{})}, new(consumertest.MetricsSink)
+	f := newFakeReceiver(t, cfg, newFakeRing(connects(total)...), logs, metrics)
+	f.start(t)
+	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, f.Shutdown(context.Background()))
+	close(logs.gate)
+	f.requireStopped(t)
+
+	mds := metrics.AllMetrics()
+	require.NotEmpty(t, mds)
+	connections := 0.0
+	for _, rm := range mds[len(mds)-1].ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if m.Name() == "podnet.tcp.connections" {
+					for _, dp := range m.Sum().DataPoints().All() {
+						connections += float64(dp.IntValue())
+					}
+				}
+			}
+		}
+	}
+	assert.Equal(t, float64(total), connections, "every connect read is in the final metrics")
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_dropped"), "none reached the logs")
+	assert.Zero(t, f.sum(t, "otelcol_podnet_metric_series_dropped"))
+}
+
 // The counters exist from Start, at 0: "nothing dropped" is data, not a gap (found by an
 // independent check: events_dropped and decode_errors never appeared), and the kernel's are
 // not held back until the first poll_interval has passed (found by another: 5 of 18 series

@@ -1,15 +1,20 @@
 package podnetreceiver
 
 import (
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
+	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 )
 
@@ -222,4 +227,71 @@ func TestKernelKeyDropsFollowWhatTheSeriesRead(t *testing.T) {
 			assert.Equal(t, tc.want, cfg.kernelKeyDrops())
 		})
 	}
+}
+
+// What names a peer beyond its metric attributes — a pod's UID, a Service's want of ready
+// endpoints — never tells two series apart: a peer pod recreated under its name at its address
+// (a StatefulSet's pod on a CNI that keeps its IP), or failed connects to a Service with and
+// without a ready endpoint, count in one series, not in two with the same attributes and
+// their own start times and values (found by an independent review: points 5 and 2, and 2 and
+// 1, under one attribute set).
+func TestPeerDetailsOffTheMetricsSplitNoSeries(t *testing.T) {
+	k := &bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 5432, Role: uint8(event.Client)}
+	peerAddr, _ := event.Addr(2, k.PeerAddr)
+	t.Run("a recreated peer pod, in-kernel aggregates", func(t *testing.T) {
+		cfg := NewDefaultConfig()
+		m := newFixtureMetrics(cfg)
+		local := fixtureResources(cfg).get(resourceKey{netnsIno: 4026532001, cgroupID: 9001})
+		for _, d := range []struct {
+			uid   string
+			conns uint64
+		}{{"uid-before", 5}, {"uid-after", 2}} {
+			now := pcommon.NewTimestampFromTime(time.Now())
+			m.addAggregate(k, &bpf.PodnetAggValue{Connections: d.conns}, peerAddr, local,
+				attribution.Peer{Namespace: "db", PodName: "pg-0", PodUID: d.uid}, peerAddr, attribution.Peer{}, "", now, now)
+			m.settleActive(true, now)
+			time.Sleep(2 * time.Millisecond)
+		}
+		assert.Equal(t, map[string][]int64{"10.1.0.9 pg-0 <nil>": {7}}, connectionPointsByPeer(m.emit(pcommon.NewTimestampFromTime(time.Now()))))
+	})
+	t.Run("a Service with and without ready endpoints, events", func(t *testing.T) {
+		cfg := NewDefaultConfig()
+		cfg.MetricsAggregation = aggregationEvents
+		m := newFixtureMetrics(cfg)
+		local := fixtureResources(cfg).get(resourceKey{netnsIno: 4026532001, cgroupID: 9001})
+		refused := func(noReady bool) enrichedEvent {
+			return enrichedEvent{
+				Event: event.Event{
+					Type: event.Connect, Role: event.Client, Errno: 111, NetnsIno: 4026532001, CgroupID: 9001,
+					Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: netip.MustParseAddrPort("10.96.0.10:80"),
+				},
+				local: local, peer: attribution.Peer{Namespace: "shop", ServiceName: "web", NoReadyEndpoints: noReady},
+			}
+		}
+		m.add([]enrichedEvent{refused(true), refused(true)})
+		time.Sleep(2 * time.Millisecond)
+		m.add([]enrichedEvent{refused(false)})
+		assert.Equal(t, map[string][]int64{"10.96.0.10 <nil> web": {3}}, connectionPointsByPeer(m.emit(pcommon.NewTimestampFromTime(time.Now()))))
+	})
+}
+
+// connectionPointsByPeer is every podnet.tcp.connections point's value by its peer address, peer pod
+// and peer Service.
+func connectionPointsByPeer(md pmetric.Metrics) map[string][]int64 {
+	points := map[string][]int64{}
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if m.Name() != "podnet.tcp.connections" {
+					continue
+				}
+				for _, dp := range m.Sum().DataPoints().All() {
+					a := dp.Attributes().AsRaw()
+					key := fmt.Sprint(a["network.peer.address"], " ", a["podnet.peer.k8s.pod.name"], " ", a["podnet.peer.k8s.service.name"])
+					points[key] = append(points[key], dp.IntValue())
+				}
+			}
+		}
+	}
+	return points
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make setup: run it as root (it installs packages and mounts tracefs)" >&2; exit 1; }
 
-pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin python3)
+pkgs=(clang llvm libbpf-dev bpftool nftables iproute2 etcd-server curl libcap2-bin python3 gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -175,8 +175,10 @@ func BenchmarkListenerScan(b *testing.B) {
 func TestRelistenedListenerCountsOnlyItsNewDrops(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 26)
 	client, server := netw.AddPod(), netw.AddPod()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
-		AggregateInKernel: true})
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		AggregateInKernel: true,
+	})
 	require.NoError(t, err)
 	defer tr.Close()
 	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {})

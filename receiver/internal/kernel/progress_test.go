@@ -217,7 +217,12 @@ func testReadsDuringCloses(t *testing.T, unmarked bool, subnet byte) {
 	clients, servers := connectPods(t, clientPod, serverPod, 7000+int(subnet), n)
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
-	drain := func() { drainInto(t, tr, watched) }
+	var mu sync.Mutex // the totals, between the draining goroutine and the test's checks
+	drain := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		drainInto(t, tr, watched)
+	}
 
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -253,6 +258,8 @@ func testReadsDuringCloses(t *testing.T, unmarked bool, subnet byte) {
 	}
 	wg.Wait()
 	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
 		return clientTotals.get(roleClient).Closed == n && serverTotals.get(roleServer).Closed == n
 	}, 5*time.Second, 10*time.Millisecond)
 	close(stop)
