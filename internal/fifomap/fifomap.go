@@ -22,9 +22,12 @@ func New[K comparable, V any](size int) *Map[K, V] {
 func (m *Map[K, V]) Add(k K, v V) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.byKey[k]; ok {
-		return
+	if _, ok := m.byKey[k]; !ok {
+		m.addLocked(k, v)
 	}
+}
+
+func (m *Map[K, V]) addLocked(k K, v V) {
 	if len(m.order) == m.max {
 		delete(m.byKey, m.order[m.next])
 		m.order[m.next] = k
@@ -33,6 +36,18 @@ func (m *Map[K, V]) Add(k K, v V) {
 	}
 	m.next = (m.next + 1) % m.max
 	m.byKey[k] = v
+}
+
+// Put keeps v for k, replacing the value kept for k if there is one (which keeps its place
+// among the oldest); for keys that are reused, where the latest value is the one to name.
+func (m *Map[K, V]) Put(k K, v V) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byKey[k]; ok {
+		m.byKey[k] = v
+		return
+	}
+	m.addLocked(k, v)
 }
 
 // Get returns the value kept for k.

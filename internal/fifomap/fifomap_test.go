@@ -20,3 +20,20 @@ func TestKeepsTheMostRecent(t *testing.T) {
 	v, _ := m.Get(4)
 	assert.Equal(t, "v", v)
 }
+
+// Put replaces what Add keeps: the latest value of a reused key.
+func TestPutReplaces(t *testing.T) {
+	m := New[string, int](2)
+	m.Add("a", 1)
+	m.Add("a", 2)
+	v, _ := m.Get("a")
+	assert.Equal(t, 1, v, "Add keeps the first")
+	m.Put("a", 3)
+	v, _ = m.Get("a")
+	assert.Equal(t, 3, v, "Put the latest")
+	m.Put("b", 4)
+	m.Put("c", 5) // a, the oldest, goes
+	_, ok := m.Get("a")
+	assert.False(t, ok)
+	assert.Equal(t, 2, m.Len())
+}

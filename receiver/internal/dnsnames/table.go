@@ -87,11 +87,14 @@ func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl ui
 }
 
 // add is the entry with r resolved: the same name still valid is extended and becomes the most
-// recent; another name goes first, and the oldest drops.
+// recent, unless another name was answered since its last answer (a run keeps only its first and
+// last answers: extended across another name's, a lookup between them would name the other
+// name once the run's last answer is past it, so a close was named unlike its connect: found
+// by an independent review); another name, or such a run, goes first, and the oldest drops.
 func (e entry) add(r resolved) entry {
 	for i := range e.names {
 		n := e.names[i]
-		if n.name == r.name && r.since < n.expires {
+		if n.name == r.name && r.since < n.expires && !e.answeredAfter(i, n.last) {
 			n.expires = max(n.expires, r.expires)
 			n.last = max(n.last, r.since)
 			copy(e.names[1:i+1], e.names[:i])
@@ -102,6 +105,16 @@ func (e entry) add(r resolved) entry {
 	copy(e.names[1:], e.names[:len(e.names)-1])
 	e.names[0] = r
 	return e
+}
+
+// answeredAfter says whether a name other than names[i]'s was answered after at.
+func (e entry) answeredAfter(i int, at int64) bool {
+	for j, n := range e.names {
+		if j != i && n.name != "" && n.name != e.names[i].name && n.last > at {
+			return true
+		}
+	}
+	return false
 }
 
 // expires is when the entry's last name expires.

@@ -134,3 +134,20 @@ func TestTableKeepsExpiredNamesForCloses(t *testing.T) {
 	tb.SweepExpired(100*sec + keepExpired + 3*sec)
 	assert.Zero(t, tb.Len(), "dropped keepExpired after it expired")
 }
+
+// A name answered again after another name was, then again after a connection began: the close
+// (looked up at the connection's start) is named as the connect was, by the answer that came
+// last before it (found by an independent review: "static.example" at the close, the name of an
+// answer before the connect's).
+func TestTableNamesACloseAsItsConnectAcrossReResolutions(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("192.0.2.10")
+	tb.Add(1, a, "api.example", 100*sec, 300)
+	tb.Add(1, a, "static.example", 105*sec, 300)
+	tb.Add(1, a, "api.example", 112*sec, 300)
+	connect := tb.Lookup(1, a, 115*sec)
+	tb.Add(1, a, "api.example", 120*sec, 300) // while the connection is open
+	assert.Equal(t, "api.example", connect)
+	assert.Equal(t, connect, tb.Lookup(1, a, 115*sec), "the close is named as its connect was")
+	assert.Equal(t, "static.example", tb.Lookup(1, a, 108*sec), "a connection begun after static's answer")
+}

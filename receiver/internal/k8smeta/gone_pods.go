@@ -31,7 +31,10 @@ func (g gonePods) watchGone(inf cache.SharedIndexInformer) error {
 			if p, ok := obj.(*localPod); ok {
 				g.Add(string(p.UID), p)
 				if p.mirrorOf != "" {
-					g.Add(p.mirrorOf, p)
+					// The kubelet's UID of a static pod stays when its mirror pod is made
+					// again (deleted by hand): the mirror deleted last names it (found by an
+					// independent review: the first one's UID and containers).
+					g.Put(p.mirrorOf, p)
 				}
 			}
 		},

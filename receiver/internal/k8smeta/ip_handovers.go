@@ -13,6 +13,13 @@ type holder struct {
 	key         string // see ipIndex
 	owner       Peer
 	terminating bool // a successor's claim ends it
+	// since is when the owner began to hold it at the earliest, Unix ns (0: when its claim is
+	// seen): a pod's or Service's creation, plus the second its timestamp's whole seconds may
+	// have cut off. A pod uses its address before the API shows it: the kubelet posts the IP a
+	// status sync after starting the sandbox, and the pod's first connections (an init
+	// container's, a pool's) begin in between (found by an independent review: the server's
+	// records of such a connection named no peer, to its close hours later).
+	since int64
 }
 
 // handOvers feeds an ipHistory from one informer's changes. holdersOf lists what an object
@@ -25,9 +32,9 @@ type handOvers struct {
 }
 
 // watchHandOvers keeps the history of the addresses inf's objects claim: a claim begins a
-// holding when it is seen (for objects of the first listing, since ever: an object's creation
-// time has only seconds, and comes before its address, which it may have taken over from
-// another); it ends when no object of inf claims
+// holding when its owner was created, as far as the history allows (holder since; when it is
+// seen, for an EndpointSlice's pod), but never before the address's last holder let it go; for
+// objects of the first listing, since ever (their earlier holders are not known); it ends when no object of inf claims
 // it any more (a pod deleted or finished, a Service deleted, a pod gone from every
 // EndpointSlice) or, for a terminating owner, when a successor claims the address. The
 // returned registration says when the handler has seen the first listing.
@@ -56,7 +63,11 @@ func (h *handOvers) claim(claims []holder, initial bool) {
 		from = math.MinInt64 // held when the Store started: since before anything it reads
 	}
 	for _, c := range claims {
-		h.history.claim(c.key, c.owner, from, c.terminating, now)
+		f := from
+		if !initial && c.since != 0 {
+			f = min(c.since, now) // never before its address's last holder let it go (claim)
+		}
+		h.history.claim(c.key, c.owner, f, c.terminating, now)
 	}
 }
 
@@ -103,8 +114,12 @@ func ownerHolders(kind PeerKind) func(obj any) []holder {
 		}
 		out := make([]holder, 0, len(a.ips))
 		owner := Peer{Kind: kind, Name: a.Name, Namespace: a.Namespace, UID: string(a.UID), Workload: workloadName(a.workload)}
+		var since int64
+		if !a.CreationTimestamp.IsZero() {
+			since = a.CreationTimestamp.Add(time.Second).UnixNano()
+		}
 		for _, ip := range a.ips {
-			out = append(out, holder{key: ip, owner: owner, terminating: a.DeletionTimestamp != nil})
+			out = append(out, holder{key: ip, owner: owner, terminating: a.DeletionTimestamp != nil, since: since})
 		}
 		return out
 	}

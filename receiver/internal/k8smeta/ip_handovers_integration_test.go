@@ -1,6 +1,7 @@
 package k8smeta
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podnet/podnet/internal/kubetest"
 )
@@ -137,4 +139,49 @@ func TestPeerAtFollowsAddressHandOvers(t *testing.T) {
 		p, _, _ := s.PeerAt(vip, held.UnixNano())
 		assert.Equal(t, Peer{Kind: PeerService, Name: "old", Namespace: "shop", UID: p.UID}, p)
 	})
+}
+
+// A terminating pod whose address its successor took over is updated after (the kubelet writes
+// its containers' terminated states; its status keeps its IPs): a connection made to the
+// successor, looked up once the successor terminates in turn (its close, read as it shuts
+// down), names the successor (found by an independent review: the earlier pod).
+func TestAHandedOverAddressIsNotTakenBackByAnUpdate(t *testing.T) {
+	c := kubetest.Start(t)
+	kubeconfig := loadRBAC(t).Apply(t, c)
+	c.Namespace(t, "shop")
+	const ip = "10.244.3.9"
+	addr := netip.MustParseAddr(ip)
+	s, _ := startCountedStore(t, kubeconfig, Options{NodeName: "node-a", PeerPods: PeerPodsAll})
+	owner := func() string { p, _ := s.PeerByIP(addr); return p.Name }
+	holders := func(terminating bool) bool {
+		objs, _ := s.peers.GetIndexer().ByIndex(ipIndex, ip)
+		return len(objs) == 1 && (objs[0].(*addressOwner).DeletionTimestamp != nil) == terminating
+	}
+
+	c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "db-2", Node: "node-b", IPs: []string{ip}})
+	require.Eventually(t, func() bool { return owner() == "db-2" }, settle, tick)
+	c.TerminatePod(t, "shop", "db-2")
+	c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "db-3", Node: "node-b", IPs: []string{ip}})
+	require.Eventually(t, func() bool { return owner() == "db-3" }, settle, tick, "the successor takes over")
+
+	p, err := c.Admin.CoreV1().Pods("shop").Get(context.Background(), "db-2", metav1.GetOptions{})
+	require.NoError(t, err)
+	p.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.Now()}}
+	p.Status.ContainerStatuses[0].Ready = false
+	updated, err := c.Admin.CoreV1().Pods("shop").UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		obj, ok, _ := s.peers.GetIndexer().GetByKey("shop/db-2")
+		return ok && obj.(*addressOwner).ResourceVersion == updated.ResourceVersion
+	}, settle, tick, "the update seen")
+
+	connected := time.Now() // a connection to db-3
+	time.Sleep(20 * time.Millisecond)
+	c.DeletePod(t, "shop", "db-2")
+	require.Eventually(t, func() bool { return holders(false) }, settle, tick)
+	c.TerminatePod(t, "shop", "db-3")
+	require.Eventually(t, func() bool { return holders(true) }, settle, tick)
+	got, _, _ := s.PeerAt(addr, connected.UnixNano())
+	assert.Equal(t, "db-3", got.Name)
+	c.DeletePod(t, "shop", "db-3")
 }

@@ -46,6 +46,9 @@ type ipHistory struct {
 	// goes to make room.
 	ended []string
 	next  int
+	// forgotten is when the latest forgotten holding ended: a claim dated earlier (from its
+	// owner's creation) starts there, as its address may have been that holding's then.
+	forgotten int64
 }
 
 func newIPHistory() *ipHistory {
@@ -61,6 +64,9 @@ func (h *ipHistory) claim(key string, owner Peer, from int64, terminating bool, 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs := h.byKey[key]
+	if from != math.MinInt64 {
+		from = max(from, h.forgotten)
+	}
 	held := -1
 	for i := range hs {
 		x := &hs[i]
@@ -76,6 +82,14 @@ func (h *ipHistory) claim(key string, owner Peer, from int64, terminating bool, 
 	}
 	if held >= 0 {
 		hs[held].terminating = terminating
+		return
+	}
+	// A terminating owner whose successor holds the address handed it over already: an update
+	// of it after (its containers' terminated states, its final deletion) does not take it back,
+	// whether or not the successor is terminating by then (found by an independent review: once
+	// the successor was terminating in turn, the two holdings tied, and the successor's
+	// connections were named after the earlier owner).
+	if terminating && slices.ContainsFunc(hs, func(x holding) bool { return x.until == open }) {
 		return
 	}
 	i, _ := slices.BinarySearchFunc(hs, from, func(x holding, from int64) int {
@@ -118,6 +132,7 @@ func (h *ipHistory) forgetOldestEnded(key string) {
 	if i < 0 {
 		return
 	}
+	h.forgotten = max(h.forgotten, hs[i].until)
 	// Not a reslice: the dropped holding's names are freed.
 	if rest := slices.Delete(slices.Clone(hs), i, i+1); len(rest) > 0 {
 		h.byKey[key] = rest

@@ -121,3 +121,42 @@ func TestGonePodsAreBounded(t *testing.T) {
 	_, ok = g.Get(strconv.Itoa(maxGonePods))
 	assert.True(t, ok)
 }
+
+// A terminating owner updated after its successor took its address over (the kubelet writes its
+// containers' terminated states, then its deletion) does not take the address back, before or
+// after the successor terminates in turn: a connection to the successor is the successor's.
+func TestIPHistoryHandedOverAddressIsNotTakenBack(t *testing.T) {
+	h := newIPHistory()
+	const ip = "10.0.0.7"
+	h.claim(ip, pod("db-2"), 100, false, 100)
+	h.claim(ip, pod("db-2"), 100, true, 200) // terminating
+	h.claim(ip, pod("db-3"), 250, false, 300) // its successor: db-2's holding ends at 300
+	h.claim(ip, pod("db-2"), 100, true, 400) // db-2's status updated
+	h.claim(ip, pod("db-3"), 250, true, 600) // db-3 terminating in turn
+	h.claim(ip, pod("db-2"), 100, true, 700) // db-2's final deletion (MODIFIED)
+	for _, at := range []int64{350, 500, 650, 800} {
+		got, _, ok := h.ownerAt(ip, at)
+		assert.True(t, ok)
+		assert.Equal(t, pod("db-3"), got, "at %d", at)
+	}
+	got, _, _ := h.ownerAt(ip, 250)
+	assert.Equal(t, pod("db-2"), got, "before the hand-over")
+}
+
+// A claim dated from its owner's creation (before the claim is seen) starts no earlier than the
+// last holding the history forgot ended: that address may have been the forgotten holding's.
+func TestIPHistoryClaimsStartAfterWhatItForgot(t *testing.T) {
+	h := newIPHistory()
+	for i := range maxEndedHoldings + 1 { // the first one ended is forgotten
+		ip := "10.1." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+		h.claim(ip, pod("p"+strconv.Itoa(i)), int64(i), false, int64(i))
+		h.release(ip, pod("p"+strconv.Itoa(i)), int64(1000+i))
+	}
+	const reused = "10.1.0.0" // its holding, ended at 1000, was forgotten
+	h.claim(reused, pod("new"), 500, false, 2000000)
+	_, _, ok := h.ownerAt(reused, 900)
+	assert.False(t, ok, "not named by the new owner before the forgotten holding ended")
+	got, _, ok := h.ownerAt(reused, 1500)
+	assert.True(t, ok)
+	assert.Equal(t, pod("new"), got)
+}

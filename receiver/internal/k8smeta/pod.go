@@ -116,6 +116,7 @@ func strippedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		UID:               m.UID,
 		ResourceVersion:   m.ResourceVersion,
 		DeletionTimestamp: m.DeletionTimestamp,
+		CreationTimestamp: m.CreationTimestamp, // when an address owner began to hold its address (ip_handovers.go)
 	}
 }
 

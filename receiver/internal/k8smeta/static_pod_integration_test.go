@@ -69,3 +69,36 @@ func TestStaticPodByKubeletUID(t *testing.T) {
 		assert.Equal(t, string(again.UID), p.UID)
 	})
 }
+
+// A static pod's mirror pod deleted by hand (the kubelet makes it again: same kubelet UID, new
+// metadata.uid), then the static pod removed for good: its sockets' last events, named by the
+// kubelet's UID its cgroups carry, name the mirror pod it had when it went, with its containers
+// (found by an independent review: the first mirror's UID, and no container name).
+func TestGoneStaticPodIsNamedByItsLastMirror(t *testing.T) {
+	c := kubetest.Start(t)
+	kubeconfig := loadRBAC(t).Apply(t, c)
+	const hash = "5bf2e4b1c0a94d8e9f3a2b1c0d9e8f7b"
+	mirror := func(cid string) kubetest.Pod {
+		return kubetest.Pod{
+			Namespace: "kube-system", Name: "static-web-node-a", Node: "node-a", IPs: []string{"192.0.2.1"}, HostNetwork: true,
+			Containers:  map[string]string{"web": "containerd://" + cid},
+			Annotations: map[string]string{"kubernetes.io/config.mirror": hash, "kubernetes.io/config.hash": hash, "kubernetes.io/config.source": "file"},
+		}
+	}
+	c.CreatePod(t, mirror("aaa111"))
+	s, _, synced := startStore(t, kubeconfig, "node-a", 30*time.Second)
+	require.True(t, synced)
+
+	c.DeletePod(t, "kube-system", "static-web-node-a")
+	require.Eventually(t, func() bool { p, ok := s.PodByUID(hash); return ok && p.Gone }, settle, tick)
+	again := c.CreatePod(t, mirror("ccc333")) // made again; its container restarted since
+	require.Eventually(t, func() bool { p, ok := s.PodByUID(hash); return ok && p.UID == string(again.UID) }, settle, tick)
+
+	c.DeletePod(t, "kube-system", "static-web-node-a") // removed for good
+	require.Eventually(t, func() bool { p, ok := s.PodByUID(string(again.UID)); return ok && p.Gone }, settle, tick)
+	p, ok := s.PodByUID(hash)
+	require.True(t, ok)
+	assert.Equal(t, string(again.UID), p.UID, "the mirror pod it had when it went")
+	name, _ := s.ContainerName(hash, "ccc333")
+	assert.Equal(t, "web", name, "its last container is named")
+}

@@ -21,9 +21,10 @@ const maxBirths = maxDeparted
 // births records each pod cgroup's pod when the cgroup is made (inotify on the kubepods tree),
 // so that one made and removed between two scans (a Job's pod, a crash-looping container) still
 // names its pod at its events, which are read after it is gone: nothing else can tell what a
-// removed cgroup was. Watched: the kubepods directories (where pod cgroups are made) and each
-// pod's directory (where its containers' are), found by the scans' walk of the hierarchy; a
-// watch per living pod, so the inotify watches stay a few hundred per node. A removed
+// removed cgroup was. Watched: the kubepods directories (where pod cgroups are made), each
+// pod's directory (where its containers' are) and each container's (crun's sub-cgroup), found by
+// the scans' walk of the hierarchy; a watch per living pod and container, so the inotify
+// watches stay a few hundred per node. A removed
 // directory's watch is removed when its parent's watch reports the removal: cgroupfs (kernfs)
 // sends the removed directory's own watch nothing, not even IN_IGNORED, and keeps it.
 type births struct {
@@ -105,10 +106,17 @@ func (b *births) isWatched(dir string) bool {
 }
 
 // bornIn says whether pod or container cgroups are made directly in dir: a pod's directory (or
-// one in it that is no container's, which costs a watch and finds nothing), or a kubepods one.
+// one in it that is no container's, which costs a watch and finds nothing), a container's own
+// (crun with the systemd driver runs the container's processes in a "container" cgroup in it,
+// which ParseCgroupPath names as the container: found by an independent review, a short-lived
+// one's events unattributed; a watch that finds nothing under other runtimes), or a kubepods one.
 func bornIn(dir string, ref Ref) bool {
 	if ref.PodUID != "" {
-		return ref.ContainerID == ""
+		if ref.ContainerID == "" {
+			return true
+		}
+		_, _, own := containerSegment(path.Base(dir))
+		return own
 	}
 	parent, last := path.Split(dir)
 	if strings.HasPrefix(last, "kubepods") {

@@ -17,12 +17,13 @@ func TestBornIn(t *testing.T) {
 		{"/kubepods.slice", true},
 		{"/kubepods.slice/kubepods-besteffort.slice", true},
 		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice", true},
-		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope", false},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope", true}, // crun's "container" in it
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + testUIDSystemd + ".slice/crio-" + testCID + ".scope/container", false},
 		// cgroupfs
 		{"/kubepods", true},
 		{"/kubepods/besteffort", true},
 		{"/kubepods/burstable/pod" + testUID, true},
-		{"/kubepods/burstable/pod" + testUID + "/" + testCID, false},
+		{"/kubepods/burstable/pod" + testUID + "/" + testCID, true},
 		// not Kubernetes
 		{"/system.slice", false},
 		{"/system.slice/besteffort", false},

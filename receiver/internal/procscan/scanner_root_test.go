@@ -164,6 +164,26 @@ func TestCgroupMadeBetweenScansKeepsItsPod(t *testing.T) {
 	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
 }
 
+// The same for a container whose processes run in crun's "container" cgroup inside its scope
+// (crun with the systemd driver), made right after the scope: recorded too.
+func TestCrunContainerCgroupMadeBetweenScansKeepsItsPod(t *testing.T) {
+	fs, base, _, ns, s := scannedPod(t)
+	uid, escaped := newPodUID(t)
+	cid := randomHex(t, 32)
+	scope := podCgroup(t, fs, base, escaped, cid)
+	sub := scope + "/container"
+	require.NoError(t, os.Mkdir(fs.dir+sub, 0o755))
+	subID := cgroupIDOf(t, fs, sub)
+	require.Eventually(t, func() bool { _, ok := s.births.get(subID); return ok }, 2*time.Second, 5*time.Millisecond,
+		"crun's container cgroup recorded as it was made")
+	for _, dir := range []string{sub, scope, path.Dir(scope)} {
+		require.NoError(t, os.Remove(fs.dir+dir))
+	}
+	ref, ok := s.Lookup(ns, subID)
+	require.True(t, ok, "named, though removed before any scan or lookup saw it")
+	assert.Equal(t, Ref{PodUID: uid, ContainerID: cid, Runtime: RuntimeContainerd}, ref)
+}
+
 // scannedPod makes a pod (its cgroups and a process in its own network namespace) and a
 // Scanner that has scanned it and scans no more unless told: what happens after is between
 // two scans.
