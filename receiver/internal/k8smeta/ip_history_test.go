@@ -129,11 +129,11 @@ func TestIPHistoryHandedOverAddressIsNotTakenBack(t *testing.T) {
 	h := newIPHistory()
 	const ip = "10.0.0.7"
 	h.claim(ip, pod("db-2"), 100, false, 100)
-	h.claim(ip, pod("db-2"), 100, true, 200) // terminating
+	h.claim(ip, pod("db-2"), 100, true, 200)  // terminating
 	h.claim(ip, pod("db-3"), 250, false, 300) // its successor: db-2's holding ends at 300
-	h.claim(ip, pod("db-2"), 100, true, 400) // db-2's status updated
-	h.claim(ip, pod("db-3"), 250, true, 600) // db-3 terminating in turn
-	h.claim(ip, pod("db-2"), 100, true, 700) // db-2's final deletion (MODIFIED)
+	h.claim(ip, pod("db-2"), 100, true, 400)  // db-2's status updated
+	h.claim(ip, pod("db-3"), 250, true, 600)  // db-3 terminating in turn
+	h.claim(ip, pod("db-2"), 100, true, 700)  // db-2's final deletion (MODIFIED)
 	for _, at := range []int64{350, 500, 650, 800} {
 		got, _, ok := h.ownerAt(ip, at)
 		assert.True(t, ok)
