@@ -22,21 +22,36 @@ func (k *kernelSide) findExisting(clock *event.Clock, logger *zap.Logger) []even
 	}
 	var found []event.Event
 	var malformed int64
-	n, err := k.src.FindExisting(func(raw *bpf.PodnetEvent) {
-		if clock == nil {
-			return
-		}
-		found = append(found, event.Event{})
-		if event.FromKernel(raw, clock, &found[len(found)-1]) != nil {
-			found = found[:len(found)-1]
-			malformed++
-		}
-	})
-	k.loss.decodeErrors(malformed)
-	if err != nil {
-		logger.Warn("podnet: the start-up scan for connections open before podnet started failed", zap.Error(err))
-		return found
+	scan := func() (int, error) {
+		return k.src.FindExisting(func(raw *bpf.PodnetEvent) {
+			if clock == nil {
+				return
+			}
+			found = append(found, event.Event{})
+			if event.FromKernel(raw, clock, &found[len(found)-1]) != nil {
+				found = found[:len(found)-1]
+				malformed++
+			}
+		})
 	}
-	logger.Info("podnet found the connections that were open before it started", zap.Int("connections", n))
+	n, err := scan()
+	if err != nil {
+		// What it read before the error is kept (the kernel tracks those connections now), and
+		// a second scan goes on with the rest: it skips what the first reported (found by an
+		// independent review: a read error dropped every record read, and nothing retried).
+		more, errAgain := scan()
+		n += more
+		if errAgain != nil {
+			logger.Warn("podnet: the start-up scan for connections open before podnet started failed twice; "+
+				"connections it did not reach are reported at their close, untracked",
+				zap.Int("connections", n), zap.NamedError("first", err), zap.Error(errAgain))
+		} else {
+			logger.Warn("podnet: the start-up scan for connections open before podnet started failed once, then finished",
+				zap.Int("connections", n), zap.Error(err))
+		}
+	} else {
+		logger.Info("podnet found the connections that were open before it started", zap.Int("connections", n))
+	}
+	k.loss.decodeErrors(malformed)
 	return found
 }

@@ -20,6 +20,10 @@ const capChild = "PODNET_CAPABILITY_CHILD"
 const capChildNodeNetns = "PODNET_CAPABILITY_CHILD_NODE_NETNS"
 
 func TestMain(m *testing.M) {
+	if hooks := os.Getenv(memoryLimitChild); hooks != "" {
+		memoryLimitChildRun(hooks)
+		os.Exit(0)
+	}
 	if os.Getenv(capChild) != "" {
 		// Service backends asked for, in this process's own namespace: they need CAP_NET_ADMIN,
 		// and without it everything else still loads.

@@ -121,10 +121,8 @@ func (t *Tracer) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 	if err := t.coll.Variables[bpf.PodnetVarScanId].Set(t.scans); err != nil {
 		return 0, fmt.Errorf("numbering the start-up scan: %w", err)
 	}
-	// Nothing owed from a scan that ended early (bpf/progress.h, owed).
-	if err := t.coll.Variables[bpf.PodnetVarOwedN].Set(uint32(0)); err != nil {
-		return 0, fmt.Errorf("preparing the start-up scan: %w", err)
-	}
+	// What a scan that ended early owes (bpf/progress.h, owed) is written first by this one:
+	// those connections are tracked and marked reported already.
 	if _, err := run(t.iters.listeners); err != nil {
 		return 0, fmt.Errorf("scanning listeners: %w", err)
 	}
@@ -133,18 +131,21 @@ func (t *Tracer) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 	if t.readScan != nil {
 		read = t.readScan
 	}
+	// The kernel tracks every connection whose record was read, also when a later read fails:
+	// hand on every whole record read before any error.
 	out, err := read(t.iters.found)
-	if err != nil {
-		return 0, fmt.Errorf("scanning connections: %w", err)
-	}
-	if len(out)%eventSize != 0 {
-		return 0, fmt.Errorf("start-up scan: %d bytes is not a whole number of %d-byte records", len(out), eventSize)
-	}
+	whole := len(out) - len(out)%eventSize
 	n := 0
-	for rec := range slices.Chunk(out, eventSize) {
+	for rec := range slices.Chunk(out[:whole], eventSize) {
 		e := (*bpf.PodnetEvent)(unsafe.Pointer(unsafe.SliceData(rec)))
 		fn(e)
 		n++
+	}
+	if err != nil {
+		return n, fmt.Errorf("scanning connections (%d found before the error): %w", n, err)
+	}
+	if whole != len(out) {
+		return n, fmt.Errorf("start-up scan: %d bytes is not a whole number of %d-byte records", len(out), eventSize)
 	}
 	return n, nil
 }

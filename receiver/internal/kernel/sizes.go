@@ -52,5 +52,12 @@ func sizeError(err error, opts Options) error {
 		}
 		return fmt.Errorf("the kernel refused the %s map sized by %s (%d): %s: %w", name, setting, size, fix, err)
 	}
+	if errors.Is(err, unix.ENOMEM) && strings.Contains(err.Error(), "map ") {
+		// Another map took the last of the memory cgroup's room (which one varies from run
+		// to run: found by an independent review, an error with no advice at all).
+		return fmt.Errorf("the kernel could not allocate memory for a BPF map: raise the collector's memory limit (BPF maps are charged "+
+			"to its memory cgroup), or lower max_tracked_connections (%d), max_metric_series (%d) or ring_buffer_size (%d), which size "+
+			"the largest maps: %w", opts.MaxTrackedConnections, opts.MaxAggregates, opts.RingBufferSize, err)
+	}
 	return err
 }

@@ -5,11 +5,13 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
 )
@@ -61,7 +63,7 @@ func Open(opts Options) (*Tracer, error) {
 	var skipped []error
 	for _, mode := range modes {
 		t, err := open(mode, opts)
-		if err != nil && usesCast(opts) {
+		if err != nil && usesCast(opts) && !outOfResources(err) {
 			// The kfunc was found in the kernel's BTF, which does not promise that every
 			// program type may call it: the probe-read variants load wherever the rest does.
 			probed := opts
@@ -75,10 +77,11 @@ func Open(opts Options) (*Tracer, error) {
 			t.skipped = skipped
 			return t, nil
 		}
-		if outOfDescriptors(err) {
+		if outOfResources(err) {
 			// Not this kernel's limit but the collector's: another mode would load (it uses
-			// fewer descriptors) and quietly lose what tp_btf keeps (found by an independent
-			// check). The error says which limit to raise.
+			// fewer descriptors and less memory) and quietly lose what tp_btf keeps (found by
+			// independent checks, for descriptors and for the memory cgroup). The error says
+			// which limit to raise.
 			return nil, err
 		}
 		skipped = append(skipped, fmt.Errorf("hooks %s: %w", mode, err))
@@ -328,6 +331,13 @@ func loadCollection(spec *ebpf.CollectionSpec) (coll *ebpf.Collection, iterErr, 
 	if err == nil {
 		return coll, nil, nil
 	}
+	// Only a refusal of an iterator program, not for want of memory or descriptors: a map the
+	// kernel could not create (ENOMEM in the collector's memory cgroup, whichever program
+	// asked for it first) is not the iterators', and loading everything again while the first
+	// attempt's maps are still being freed got the collector OOM-killed (an independent review).
+	if !refusedIterator(err) || outOfResources(err) {
+		return nil, nil, err
+	}
 	without := spec.Copy()
 	for _, p := range iteratorPrograms {
 		delete(without.Programs, p)
@@ -340,4 +350,22 @@ func loadCollection(spec *ebpf.CollectionSpec) (coll *ebpf.Collection, iterErr, 
 		return nil, nil, err
 	}
 	return coll, fmt.Errorf("the kernel refused the BPF iterators: %w", err), nil
+}
+
+// outOfResources says whether err is the collector's own limit: descriptors, or its memory
+// cgroup's room for maps. Loading again, in another mode or with probe reads, would either
+// quietly lose what this one keeps or push the cgroup past its limit (the OOM killer, not an
+// error: found by an independent review, between ~290 and ~307 MB for a 1M-entry table).
+func outOfResources(err error) bool {
+	return outOfDescriptors(err) || errors.Is(err, unix.ENOMEM)
+}
+
+// refusedIterator says whether err is the load of one of iteratorPrograms failing.
+func refusedIterator(err error) bool {
+	for _, p := range iteratorPrograms {
+		if strings.Contains(err.Error(), "program "+p+":") {
+			return true
+		}
+	}
+	return false
 }
