@@ -198,6 +198,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, attributesOfDisabledMetrics(cfg.Metrics)...)
+	errs = append(errs, serviceGraphAttributes(cfg.Metrics)...)
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval && cfg.MetricsInterval <= time.Hour {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v): raise it, or lower metrics_interval", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
 	}

@@ -451,3 +451,20 @@ func TestWrongKindsAreToldTheirValues(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, tc.yaml)
 	}
 }
+
+// The service graph's metrics keep both their attributes: an attribute list that drops one is
+// refused, not emitted as duplicate points.
+func TestServiceGraphAttributesAreBoth(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Kubernetes.AuthType, cfg.NodeName = k8smeta.AuthTypeServiceAccount, "node-1"
+	cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+	cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled = true
+	require.NoError(t, cfg.Validate())
+	cfg.Metrics.TracesServiceGraphRequestTotal.EnabledAttributes = []metadata.TracesServiceGraphRequestTotalMetricAttributeKey{"client"}
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "metrics.traces_service_graph_request_total.attributes: the service graph's edges are a client and a server")
+	assert.NotContains(t, err.Error(), "request_failed_total")
+	cfg.Metrics.TracesServiceGraphRequestTotal.EnabledAttributes = []metadata.TracesServiceGraphRequestTotalMetricAttributeKey{"server", "client"}
+	require.NoError(t, cfg.Validate())
+}

@@ -78,7 +78,7 @@ func (m *connectionMetrics) emitHandshakes(md pmetric.Metrics, now pcommon.Times
 				dps = m.handshakeMetric(m.scopeOf(md, rk, latest, emitted))
 			}
 			dp := dps.AppendEmpty()
-			dp.SetStartTimestamp(s.start)
+			dp.SetStartTimestamp(startedBy(&s.start, now))
 			dp.SetTimestamp(now)
 			dp.SetCount(n)
 			dp.SetSum(float64(s.handshakes.sumUs) / 1e6)

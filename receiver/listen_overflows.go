@@ -60,7 +60,7 @@ func (m *connectionMetrics) setListenOverflows(overflows map[listenKey]int64, lo
 func (m *connectionMetrics) recordListens(now pcommon.Timestamp, keys []ownedListen) {
 	for _, k := range keys {
 		s := m.listens[k]
-		m.mb.Reset(metadata.WithStartTime(s.start))
+		m.mb.Reset(metadata.WithStartTime(startedBy(&s.start, now)))
 		m.mb.RecordPodnetTCPListenOverflowsDataPoint(now, s.drops, int64(k.port))
 	}
 }

@@ -61,7 +61,7 @@ func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timesta
 	}
 	// The builder's data points need their attributes; they are replaced below.
 	role, netType := metadata.AttributePodnetConnectionRoleClient, metadata.AttributeNetworkTypeIpv4
-	m.mb.Reset(metadata.WithStartTime(s.start))
+	m.mb.Reset(metadata.WithStartTime(startedBy(&s.start, now)))
 	if s.connections > 0 {
 		m.mb.RecordPodnetTCPConnectionsDataPoint(now, s.connections, role, netType, "", 0)
 	}

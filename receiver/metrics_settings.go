@@ -82,3 +82,33 @@ func attributesOfDisabledMetrics(mc metadata.MetricsConfig) []error {
 	})
 	return errs
 }
+
+// serviceGraphAttributes refuses an attribute list on the service graph's metrics: an edge is
+// its client and its server, each counted from its own start; one of them dropped would leave
+// two points with the same attributes and their own values (found by an independent review:
+// {client: shop/web} twice, 3 and 5, where a backend keeps one of them).
+func serviceGraphAttributes(mc metadata.MetricsConfig) []error {
+	var errs []error
+	both := func(attrs []string) bool { return slices.Contains(attrs, "client") && slices.Contains(attrs, "server") }
+	for _, m := range []struct {
+		name  string
+		on    bool
+		attrs []string
+	}{
+		{"traces_service_graph_request_total", mc.TracesServiceGraphRequestTotal.Enabled, keyNames(mc.TracesServiceGraphRequestTotal.EnabledAttributes)},
+		{"traces_service_graph_request_failed_total", mc.TracesServiceGraphRequestFailedTotal.Enabled, keyNames(mc.TracesServiceGraphRequestFailedTotal.EnabledAttributes)},
+	} {
+		if m.on && !both(m.attrs) { // off: attributesOfDisabledMetrics says so
+			errs = append(errs, fmt.Errorf("metrics.%s.attributes: the service graph's edges are a client and a server, both kept; remove attributes", m.name))
+		}
+	}
+	return errs
+}
+
+func keyNames[K ~string](keys []K) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = string(k)
+	}
+	return out
+}

@@ -52,14 +52,19 @@ type serviceGraph struct {
 	// every client pod and knows every node's address, so an unnamed client is neither).
 	serverEnds bool
 	edges      map[edgeKey]*edge
+	// bySeries: a series is one edge, which it keeps once named (every attribute kept). With
+	// some dropped, one series holds connections to several peers, each named again (found
+	// by an independent review: every connection on the first peer's edge).
+	bySeries bool
 }
 
 // overflowEdge takes the edges beyond the bound, and the kernel's overflow entry (which has no
 // names); emitted with otel.metric.overflow=true alone, as the series' overflow.
 var overflowEdge = edgeKey{}
 
-func newServiceGraph(cfg *Config) serviceGraph {
+func newServiceGraph(cfg *Config, bySeries bool) serviceGraph {
 	return serviceGraph{
+		bySeries:   bySeries,
 		on:         cfg.serviceGraphOn(),
 		max:        cfg.MaxMetricSeries,
 		serverEnds: cfg.Kubernetes.PeerPods == "" || cfg.Kubernetes.PeerPods == k8smeta.PeerPodsAll,
@@ -87,7 +92,12 @@ func (g *serviceGraph) count(k *seriesKey, local *localEnd, s *series, overflowe
 		}
 		return
 	}
-	if s.edgeLocal != s.local || s.edgeNode != k.peerID.Node {
+	if !g.bySeries {
+		edge, ok := g.edgeOf(k, local, names)
+		if edge != s.edge || ok != s.hasEdge {
+			s.edge, s.hasEdge, s.edgeAt = edge, ok, nil
+		}
+	} else if s.edgeLocal != s.local || s.edgeNode != k.peerID.Node {
 		s.edge, s.hasEdge = g.edgeOf(k, s.local, names)
 		s.edgeLocal, s.edgeNode, s.edgeAt = s.local, k.peerID.Node, nil
 	}
@@ -179,7 +189,7 @@ func (m *connectionMetrics) emitServiceGraph(md pmetric.Metrics, now pcommon.Tim
 }
 
 func (m *connectionMetrics) recordEdge(now pcommon.Timestamp, key edgeKey, e *edge) {
-	m.mb.Reset(metadata.WithStartTime(e.start))
+	m.mb.Reset(metadata.WithStartTime(startedBy(&e.start, now)))
 	m.mb.RecordTracesServiceGraphRequestTotalDataPoint(now, e.opens, key.client, key.server)
 	m.mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(now, e.failed, key.client, key.server)
 }

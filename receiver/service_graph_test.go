@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/podnet/podnet/bpf"
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/attribution"
 	"github.com/podnet/podnet/receiver/internal/event"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
@@ -270,4 +272,73 @@ func TestServiceGraphBoundLeavesOutTheOverflowEdge(t *testing.T) {
 	assert.NotSame(t, overflow, g.get(b, now), "second named edge: within max_metric_series 2")
 	assert.Same(t, overflow, g.get(edgeKey{"ns/c", "ns/s"}, now), "third: folded into the overflow edge")
 	assert.Len(t, g.edges, 3, "two named edges and the overflow edge")
+}
+
+// With the peer's attributes dropped from the connection metrics (the README's cardinality
+// example), one series holds connections to several peers: each is still counted on its own
+// edge, in both aggregation modes (found by an independent review: all on the first peer's).
+func TestServiceGraphEdgesWithPeerAttributesDropped(t *testing.T) {
+	for _, mode := range []string{aggregationEvents, aggregationKernel} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			cfg.MetricsAggregation = mode
+			cfg.Kubernetes.AuthType, cfg.NodeName = k8smeta.AuthTypeServiceAccount, "node-1"
+			cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+			cfg.Metrics.PodnetTCPConnections.EnabledAttributes = []metadata.PodnetTCPConnectionsMetricAttributeKey{
+				"podnet.connection.role", "server.port", "error.type",
+			}
+			require.NoError(t, cfg.Validate())
+			m := newFixtureMetrics(cfg)
+			res := newResources(cfg, graphWorkloads{})
+			for _, c := range []struct {
+				peer string
+				n    int
+			}{{"10.1.2.10", 3}, {"10.1.2.11", 5}} {
+				events := enrichAll(res, graphConnects(c.peer, c.n))
+				if mode == aggregationEvents {
+					m.add(events)
+					continue
+				}
+				e := events[0]
+				k := &bpf.PodnetAggKey{NetnsIno: e.NetnsIno, CgroupId: e.CgroupID, Family: 2, PeerAddr: [16]byte{10, 1, 2, e.Peer.Addr().As4()[3]}, ServerPort: 8080, Role: uint8(event.Client)}
+				now := pcommon.NewTimestampFromTime(time.Now())
+				m.addAggregate(k, &bpf.PodnetAggValue{Connections: uint64(c.n)}, e.Peer.Addr(), e.local, e.peer, e.Peer.Addr(), attribution.Peer{}, "", now, now)
+			}
+			assert.Equal(t, map[string]edgeCounts{
+				"shop/web -> shop/api": {opens: 3},
+				"shop/web -> shop/db":  {opens: 5},
+			}, edges([]pmetric.Metrics{m.emit(pcommon.NewTimestampFromTime(time.Now()))}))
+		})
+	}
+}
+
+// graphWorkloads names every local end a pod of shop/web, and peers by address: 10.1.2.10 is a
+// pod of shop/api, 10.1.2.11 one of shop/db.
+type graphWorkloads struct{ attribution.None }
+
+func (graphWorkloads) Local(uint32, uint64) attribution.Local {
+	return attribution.Local{PodUID: "uid-web", PodName: "web-0", Namespace: "shop", Workload: "web"}
+}
+
+func (graphWorkloads) Peer(a netip.Addr, _ int64) (attribution.Peer, attribution.Span) {
+	switch a {
+	case netip.MustParseAddr("10.1.2.10"):
+		return attribution.Peer{PodName: "api-0", Namespace: "shop", Workload: "api"}, attribution.Always
+	case netip.MustParseAddr("10.1.2.11"):
+		return attribution.Peer{PodName: "db-0", Namespace: "shop", Workload: "db"}, attribution.Always
+	}
+	return attribution.Peer{}, attribution.Always
+}
+
+// graphConnects are n connects of shop/web's pod to peer:8080.
+func graphConnects(peer string, n int) []event.Event {
+	out := make([]event.Event, 0, n)
+	for i := range n {
+		out = append(out, event.Event{
+			Type: event.Connect, Role: event.Client, Time: t0 + uint64(i), NetnsIno: 4026532100, CgroupID: 4026532100,
+			Local: netip.AddrPortFrom(netip.MustParseAddr("10.1.1.10"), uint16(40000+i)),
+			Peer:  netip.AddrPortFrom(netip.MustParseAddr(peer), 8080),
+		})
+	}
+	return out
 }
