@@ -34,10 +34,10 @@ type handOvers struct {
 // watchHandOvers keeps the history of the addresses inf's objects claim: a claim begins a
 // holding when its owner was created, as far as the history allows (holder since; when it is
 // seen, for an EndpointSlice's pod), but never before the address's last holder let it go; for
-// objects of the first listing, since ever (their earlier holders are not known); it ends when no object of inf claims
-// it any more (a pod deleted or finished, a Service deleted, a pod gone from every
-// EndpointSlice) or, for a terminating owner, when a successor claims the address. The
-// returned registration says when the handler has seen the first listing.
+// objects of the first listing, since ever (their earlier holders are not known). It ends when
+// no object of inf claims it any more (a pod deleted or finished, a Service deleted, a pod gone
+// from every EndpointSlice) or, for a terminating owner, when a successor claims the address.
+// The returned registration says when the handler has seen the first listing.
 func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj any) []holder) (cache.ResourceEventHandlerRegistration, error) {
 	h := &handOvers{history: s.history, inf: inf, holdersOf: holdersOf, now: func() int64 { return time.Now().UnixNano() }}
 	return inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
