@@ -373,8 +373,9 @@ static __always_inline bool serves_ephemeral(struct sock *sk, __u16 local, __u16
 
 /* The listener scan (issue 15, run by user space each metrics interval): every listening TCP
  * socket with its drops (all of its socket's: a socket listening again after a shutdown() counts
- * its earlier period's too on this walk, which runs only where `listeners` is unused or full). An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP
- * listener beneath it, which no descriptor names. */
+ * its earlier period's too on this walk, which runs only where `listeners` is unused or full).
+ * An MPTCP listener (Go 1.24+ listens so by default) drops on the TCP listener beneath it, which
+ * no descriptor names. */
 static __always_inline void write_listen_drops(struct seq_file *seq, struct sock *sk, __u32 tgid)
 {
 	struct listen_drops r = { .tgid = tgid };

@@ -551,8 +551,8 @@ static __always_inline struct sock *sock_from_fd(long fd, enum sock_read rd)
 }
 
 /* A socket's drop count: sk_drops, or on kernels that give a socket per-NUMA-node counters
- * (6.17+) their sum instead, as the kernel's sk_drops_read does. tcp_listendrop counts a listener's drops there, and so does every packet a pending
- * request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
+ * (6.17+) their sum instead, as the kernel's sk_drops_read does. tcp_listendrop counts a
+ * listener's drops there, and so does every packet a pending request refuses (a retransmitted SYN, a handshake's last ACK the full queue dropped, counted
  * twice): user space takes the namespace's ListenDrops as the bound (listen_overflow_ledger.go).
  * Probe reads: the listener of an MPTCP socket is reached through a plain pointer. */
 static __always_inline __u32 sock_drops(struct sock *sk)

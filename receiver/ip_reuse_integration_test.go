@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,19 +38,10 @@ func TestKubernetesNamesAReusedIPByItsHolderThen(t *testing.T) {
 	kubePod(t, cluster, cg, client, "client", "psql", node)
 	kubePod(t, cluster, cg, server, "db-1", "postgres", "node-b")
 
-	var names attribution.Attributor
-	logs, _, stop := startReceiverOpts(t, &statusHost{}, func(cfg *Config) {
-		cfg.NodeName = node
-		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
-	}, keepNames(&names))
-	require.NotNil(t, names)
+	logs, stop, names := startNamedReceiver(t, kubeconfig)
 	to := netip.AddrPortFrom(server.IPv4, 5432)
 	server.DiscardAll(t, to)
-	dial := func() net.Conn {
-		var c net.Conn
-		require.NoError(t, client.Do(func() (err error) { c, err = net.Dial("tcp", to.String()); return err }))
-		return c
-	}
+	dial := dialer(t, client, to)
 	held := dial()
 	dropped := server.DropSYNs(5433)
 	pending := -1 // a connect under way across the hand-over
@@ -113,19 +105,10 @@ func TestANewPodsConnectionsBeforeItsIPIsPostedAreNamedAtTheirClose(t *testing.T
 	})
 	createdAt := time.Now()
 
-	var names attribution.Attributor
-	logs, _, stop := startReceiverOpts(t, &statusHost{}, func(cfg *Config) {
-		cfg.NodeName = node
-		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
-	}, keepNames(&names))
-	require.NotNil(t, names)
+	logs, stop, names := startNamedReceiver(t, kubeconfig)
 	to := netip.AddrPortFrom(server.IPv4, 5432)
 	server.DiscardAll(t, to)
-	dial := func() net.Conn {
-		var c net.Conn
-		require.NoError(t, client.Do(func() (err error) { c, err = net.Dial("tcp", to.String()); return err }))
-		return c
-	}
+	dial := dialer(t, client, to)
 	// A creation timestamp has whole seconds: the holding starts a second after it at the
 	// earliest, and a real pod's sandbox takes longer than that.
 	time.Sleep(time.Until(createdAt.Add(2100 * time.Millisecond)))
@@ -161,5 +144,27 @@ func TestANewPodsConnectionsBeforeItsIPIsPostedAreNamedAtTheirClose(t *testing.T
 	}{{early, "podnet.tcp.close"}, {later, "podnet.tcp.accept"}, {later, "podnet.tcp.close"}} {
 		r := find(t, rs, tc.name, map[string]any{"network.peer.port": port(tc.conn)})
 		assert.Equal(t, "api-new", r.attrs["podnet.peer.k8s.pod.name"], "%s of port %d", tc.name, port(tc.conn))
+	}
+}
+
+// startNamedReceiver starts podnet as this node's, naming pods and Services from kubeconfig's
+// API server; it returns its logs, its stop and what names its peers.
+func startNamedReceiver(t *testing.T, kubeconfig string) (*consumertest.LogsSink, func(), attribution.Attributor) {
+	t.Helper()
+	var names attribution.Attributor
+	logs, _, stop := startReceiverOpts(t, &statusHost{}, func(cfg *Config) {
+		cfg.NodeName = node
+		cfg.Kubernetes = k8smeta.APIConfig{AuthType: k8smeta.AuthTypeKubeConfig, KubeConfig: kubeconfig}
+	}, keepNames(&names))
+	require.NotNil(t, names)
+	return logs, stop, names
+}
+
+// dialer dials to from the pod, a new connection per call.
+func dialer(t *testing.T, from *netnstest.Pod, to netip.AddrPort) func() net.Conn {
+	return func() net.Conn {
+		var c net.Conn
+		require.NoError(t, from.Do(func() (err error) { c, err = net.Dial("tcp", to.String()); return err }))
+		return c
 	}
 }

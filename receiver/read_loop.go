@@ -169,41 +169,35 @@ func (l *ringReader) count(events []enrichedEvent) {
 
 // discard counts what is left in the ring as received and dropped for the logs: after
 // Shutdown's deadline for the logs nothing more can be delivered to them, but every record
-// written before the programs detach is accounted for, and in events mode still counted in the
-// metrics, which are emitted after (decoded and attributed for them; without them, not
-// decoded). At most one ring's worth, so it ends under load too.
+// written before the programs detach is accounted for. Without metrics from events it is not
+// decoded. At most one ring's worth, so it ends under load too.
 func (l *ringReader) discard(rec *ringbuf.Record) {
 	l.ring.SetDeadline(time.Now())
-	limit := l.ring.BufferSize() / recordStride
-	n, malformed := 0, int64(0)
-	var events []enrichedEvent
 	if l.metrics != nil {
-		l.clock.Sync()
-		events = make([]enrichedEvent, 0, maxBatch)
+		l.discardCounted(rec)
+		return
 	}
-	flush := func() {
-		l.enrich.enrich(events)
-		l.count(events)
-		events = events[:0]
-	}
+	limit := l.ring.BufferSize() / recordStride
+	n := 0
 	for n < limit && l.ring.ReadInto(rec) == nil {
 		n++
-		if l.metrics == nil {
-			continue
-		}
-		events = events[:len(events)+1]
-		if err := event.Decode(rec.RawSample, l.clock, &events[len(events)-1].Event); err != nil {
-			events = events[:len(events)-1]
-			malformed++
-		}
-		if len(events) == maxBatch {
-			flush()
-		}
-	}
-	if len(events) > 0 {
-		flush()
 	}
 	l.loss.received(int64(n))
-	l.loss.decodeErrors(malformed)
-	l.loss.dropped(int64(n) - malformed)
+	l.loss.dropped(int64(n))
+}
+
+// discardCounted is discard in events mode: what is left is read as fill reads it and counted
+// in the metrics, which are emitted after, and dropped for the logs.
+func (l *ringReader) discardCounted(rec *ringbuf.Record) {
+	b := &batch{events: make([]enrichedEvent, 0, maxBatch)}
+	for range l.ring.BufferSize()/recordStride/maxBatch + 1 {
+		b.events = b.events[:0]
+		empty, err := l.fill(rec, b)
+		l.enrich.enrich(b.events)
+		l.count(b.events)
+		l.loss.dropped(int64(len(b.events)))
+		if empty || err != nil {
+			return
+		}
+	}
 }
