@@ -273,7 +273,8 @@ struct {
  * scan of each metrics interval (progress.h) walks these and refreshes each value, instead of
  * every descriptor of every process (whose count grows with open connections, not listeners).
  * Size: 16384 listeners per node; one that finds it full is counted (COUNTER_LISTENERS_FULL),
- * and user space then scans every descriptor, as kernels without this map do. */
+ * and user space then scans every descriptor, as kernels without this map do. One entry, unused,
+ * where nothing runs the scan (keep_listeners off). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);

@@ -355,6 +355,7 @@ const (
 	PodnetVarExclusions                  = "exclusions"
 	PodnetVarFrontMask                   = "front_mask"
 	PodnetVarHandshakeBoundsUs           = "handshake_bounds_us"
+	PodnetVarKeepListeners               = "keep_listeners"
 	PodnetVarLastWakeupNs                = "last_wakeup_ns"
 	PodnetVarLiveReads                   = "live_reads"
 	PodnetVarMarkHalf                    = "mark_half"
@@ -499,6 +500,7 @@ type PodnetVariableSpecs struct {
 	Exclusions               *ebpf.VariableSpec `ebpf:"exclusions"`
 	FrontMask                *ebpf.VariableSpec `ebpf:"front_mask"`
 	HandshakeBoundsUs        *ebpf.VariableSpec `ebpf:"handshake_bounds_us"`
+	KeepListeners            *ebpf.VariableSpec `ebpf:"keep_listeners"`
 	LastWakeupNs             *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.VariableSpec `ebpf:"live_reads"`
 	MarkHalf                 *ebpf.VariableSpec `ebpf:"mark_half"`
@@ -619,6 +621,7 @@ type PodnetVariables struct {
 	Exclusions               *ebpf.Variable `ebpf:"exclusions"`
 	FrontMask                *ebpf.Variable `ebpf:"front_mask"`
 	HandshakeBoundsUs        *ebpf.Variable `ebpf:"handshake_bounds_us"`
+	KeepListeners            *ebpf.Variable `ebpf:"keep_listeners"`
 	LastWakeupNs             *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	LiveReads                *ebpf.Variable `ebpf:"live_reads"`
 	MarkHalf                 *ebpf.Variable `ebpf:"mark_half"`

@@ -331,6 +331,8 @@ static __always_inline struct sock *tcp_beneath(struct sock *sk)
  * socket beneath an MPTCP listener, which is where drops are counted. */
 static __always_inline void note_listening(struct sock *sk, __u32 tgid)
 {
+	if (!keep_listeners)
+		return;
 	sk = tcp_beneath(sk);
 	if (sk)
 		add_listener(sk, tgid, false);

@@ -35,6 +35,11 @@ const volatile bool process_context = true;
  * (logs alone) nothing races a close for the counts, and the close claims them without atomics. */
 const volatile bool live_reads = true;
 
+/* Set by the loader: the listener scan runs (podnet.tcp.listen.overflows in a metrics pipeline),
+ * so listening sockets are kept in `listeners` for it. Off, nothing would ever empty that map
+ * (the scan deletes closed listeners), and a long-running node would fill it. */
+const volatile bool keep_listeners = true;
+
 /* The transitions that say something; everything else (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...) is
  * dropped before the socket or any map is touched, since this hook runs ~10 times per
  * connection. Not interesting either: CLOSE -> CLOSE (closing a socket that never connected). A
@@ -809,6 +814,8 @@ static __always_inline void on_listen(struct sock *sk, bool listening)
 
 	struct listen_drops *r;
 
+	if (!keep_listeners)
+		return;
 	if (listening) {
 		add_listener(sk, bpf_get_current_pid_tgid() >> 32, true);
 		return;

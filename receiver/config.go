@@ -266,6 +266,7 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoProcessContext:      !cfg.Logs.ProcessAttributes,
 		SampleOneIn:           cfg.sampleOneIn(hasLogs),
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
+		NoListenerScan:        !hasMetrics || !cfg.Metrics.PodnetTCPListenOverflows.Enabled,
 		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
 		NATNetns:              cfg.ServiceBackends.nodeNetns(),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,

@@ -181,7 +181,18 @@ func TestMetricsAggregationFollowsThePipelines(t *testing.T) {
 		opts := cfg.kernelOptions(aggregate, tc.logs, tc.metrics)
 		assert.Equalf(t, tc.events, !opts.AggregateInKernel || opts.Events, "%+v: events sent", tc)
 		assert.Equalf(t, !tc.metrics, opts.NoLiveReads, "%+v: open connections read only for metrics", tc)
+		assert.Equalf(t, !tc.metrics, opts.NoListenerScan, "%+v: listeners kept only for metrics", tc)
 	}
+}
+
+// Listeners are kept in the kernel only for the listener scan of podnet.tcp.listen.overflows:
+// nothing else empties that map (found by an independent review: a logs-only podnet filled it).
+func TestListenersAreKeptOnlyForListenOverflows(t *testing.T) {
+	cfg := NewDefaultConfig()
+	assert.False(t, cfg.kernelOptions(true, true, true).NoListenerScan, "the metric is on by default")
+	cfg.Metrics.PodnetTCPListenOverflows.Enabled = false
+	assert.True(t, cfg.kernelOptions(true, true, true).NoListenerScan, "the metric is off")
+	assert.True(t, cfg.kernelOptions(false, false, true).NoListenerScan, "the metric is off, events mode")
 }
 
 func TestUnknownKeysAreRejected(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 	"github.com/podnet/podnet/bpf"
 )
 
+// errNoListenerScan: the tracer was opened with Options.NoListenerScan.
+var errNoListenerScan = errors.New("the listener scan was not asked for at load (Options.NoListenerScan): listeners are not kept")
+
 const listenDropsSize = int(unsafe.Sizeof(bpf.PodnetListenDrops{}))
 
 // ListenDrops runs the listener scan (bpf/progress.h): fn gets every listening TCP socket that
@@ -30,6 +33,9 @@ const listenDropsSize = int(unsafe.Sizeof(bpf.PodnetListenDrops{}))
 func (t *Tracer) ListenDrops(fn func(*bpf.PodnetListenDrops)) error {
 	if t.iters == nil {
 		return t.iterErr
+	}
+	if t.noListenerScan {
+		return errNoListenerScan
 	}
 	full, err := t.sumCounter(bpf.PodnetCounterCOUNTER_LISTENERS_FULL)
 	if err != nil {

@@ -240,3 +240,52 @@ func TestRelistenedListenerCountsOnlyItsNewDrops(t *testing.T) {
 	assert.Equal(t, uint64(after-before), uint64(open[0].Drops), "only what it dropped since it listened again")
 	assert.Greater(t, open[0].Since, closed[0].Since, "a listening period of its own")
 }
+
+// Without the listener scan (a logs-only podnet, or podnet.tcp.listen.overflows off) no
+// listener is kept: nothing would delete those that close, and 16,384 listen() calls on a
+// long-running node filled the map (found by an independent review). Listeners that predate the
+// tracer are not added by the start-up scan either, and asking for the scan says why it cannot.
+func TestListenersAreNotKeptWithoutTheListenerScan(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 28)
+	server := netw.AddPod()
+	listen := func(port uint16) net.Listener {
+		var ln net.Listener
+		require.NoError(t, server.Do(func() (err error) {
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(server.IPv4, port).String())
+			return err
+		}))
+		return ln
+	}
+	early := listen(8280)
+	defer early.Close()
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, MaxAggregates: 16,
+		NoLiveReads: true, NoListenerScan: true,
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.IteratorsUnavailable())
+	_, err = tr.FindExisting(func(*bpf.PodnetEvent) {})
+	require.NoError(t, err)
+	for port := range uint16(20) {
+		require.NoError(t, listen(8300+port).Close())
+	}
+	later := listen(8281)
+	defer later.Close()
+
+	m := tr.coll.Maps[bpf.PodnetMapListeners]
+	assert.Equal(t, uint32(1), m.MaxEntries(), "the map is not sized for listeners it never keeps")
+	var key uint64
+	var value bpf.PodnetListenDrops
+	entries := m.Iterate()
+	n := 0
+	for entries.Next(&key, &value) {
+		n++
+	}
+	require.NoError(t, entries.Err())
+	assert.Zero(t, n, "no listener kept: neither found, nor listening, nor closed")
+	full, err := tr.sumCounter(bpf.PodnetCounterCOUNTER_LISTENERS_FULL)
+	require.NoError(t, err)
+	assert.Zero(t, full, "nor counted as finding the map full")
+	assert.ErrorIs(t, tr.ListenDrops(func(*bpf.PodnetListenDrops) {}), errNoListenerScan)
+}

@@ -54,6 +54,10 @@ type Options struct {
 	// NoLiveReads: nothing will read open connections (no metrics pipeline), so closes claim
 	// their counts without atomics and DrainAggregates skips the progress walk.
 	NoLiveReads bool
+	// NoListenerScan: nothing will run the listener scan (ListenDrops: no
+	// podnet.tcp.listen.overflows), so listening sockets are not kept in `listeners`, which is
+	// then one entry: nothing else would empty it.
+	NoListenerScan bool
 	// UnmarkedReads makes the live reads walk every tracked connection even where marked reads
 	// (bpf/progress.h: only the sockets that moved data are visited) would load (tests and
 	// benchmarks of the walk that other kernels and `metrics_aggregation: events` get).

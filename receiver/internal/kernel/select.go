@@ -33,6 +33,12 @@ func setSelection(spec *ebpf.CollectionSpec, opts Options) error {
 	if err := spec.Variables[bpf.PodnetVarLiveReads].Set(!opts.NoLiveReads); err != nil {
 		return err
 	}
+	if err := spec.Variables[bpf.PodnetVarKeepListeners].Set(!opts.NoListenerScan); err != nil {
+		return err
+	}
+	if opts.NoListenerScan {
+		spec.Maps[bpf.PodnetMapListeners].MaxEntries = 1 // never written (keep_listeners)
+	}
 	return spec.Variables[bpf.PodnetVarSampleOneIn].Set(max(opts.SampleOneIn, 1))
 }
 

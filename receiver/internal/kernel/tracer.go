@@ -34,7 +34,9 @@ type Tracer struct {
 	listenersFound bool
 	// noLiveReads: the programs were told nothing reads open connections (Options.NoLiveReads).
 	noLiveReads bool
-	marks       *marks // nil unless the live reads are marked (bpf/progress.h)
+	// noListenerScan: the programs keep no listeners (Options.NoListenerScan).
+	noListenerScan bool
+	marks          *marks // nil unless the live reads are marked (bpf/progress.h)
 	// progressDone: Detach read the open connections for the last time (lastProgress); the
 	// entries are not kept any more. Guarded by aggregates.mu.
 	progressDone bool
@@ -178,7 +180,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	}
 	t = &Tracer{
 		coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
-		iterErr: iterErr, noLiveReads: opts.NoLiveReads, natErr: natErr,
+		iterErr: iterErr, noLiveReads: opts.NoLiveReads, noListenerScan: opts.NoListenerScan, natErr: natErr,
 	}
 	opened := t // the returns below set t to nil; what they leave open is closed through this
 	defer func() {
