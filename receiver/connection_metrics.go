@@ -394,7 +394,28 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 	m.emitHandshakes(md, now, byResource, latest, emitted)
 	m.emitOverflow(md, now)
 	m.emitServiceGraph(md, now)
+	mergeResource(md, m.node.res)
 	return md
+}
+
+// mergeResource moves every ResourceMetrics of md whose Resource is res into the first one: the
+// node's Resource is emitted for its own processes' series, the overflow series and the service
+// graph's edges, which made up to four of them in one export (valid OTLP, but a backend that
+// keys on the Resource sees one node as several).
+func mergeResource(md pmetric.Metrics, res pcommon.Resource) {
+	var first pmetric.ResourceMetrics
+	found := false
+	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		if rm.ScopeMetrics().Len() == 0 || !rm.Resource().Attributes().Equal(res.Attributes()) {
+			return false
+		}
+		if !found {
+			first, found = rm, true
+			return false
+		}
+		mergeScopeMetrics(first.ScopeMetrics().At(0), rm.ScopeMetrics().At(0))
+		return true
+	})
 }
 
 // emitChunk is how many series' points the generated builder holds at once. Each point it

@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -306,4 +307,41 @@ func TestConnectionMetricsKeepTheNamesALocalEndLost(t *testing.T) {
 	// A rename that is no loss (another pod, the names of a pod the API server named late) is taken.
 	assert.Equal(t, "web-1", namedOver(&localEnd{attr: named}, &localEnd{attr: attribution.Local{PodUID: "uid-web-1", PodName: "web-1"}}).attr.PodName)
 	assert.Equal(t, "web-0", namedOver(&localEnd{attr: attribution.Local{PodUID: "uid-web-0"}}, &localEnd{attr: named}).attr.PodName)
+}
+
+// The node's Resource is emitted once per export, holding its own processes' series, the
+// overflow series and the service graph's edges together (found by an independent review: up
+// to four ResourceMetrics with one Resource, which a backend keying on the Resource reads as
+// several nodes). Every other local end has one too.
+func TestEveryResourceIsEmittedOnce(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.MaxMetricSeries = 3
+	cfg.Metrics.TracesServiceGraphRequestTotal.Enabled = true
+	m := newConnectionMetrics(cfg, fixtureSettings)
+	m.add(enrichAll(newResources(cfg, &unnamedPeers{}), shortConnections(64))) // pods at both ends
+	got := m.emit(pcommon.NewTimestampFromTime(time.Now()))
+
+	count := map[string]int{}
+	names := map[string]bool{}
+	for _, rm := range got.ResourceMetrics().All() {
+		count[fmt.Sprint(rm.Resource().Attributes().AsRaw())]++
+		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
+			names[metric.Name()] = true
+		}
+	}
+	for res, n := range count {
+		assert.Equal(t, 1, n, "one ResourceMetrics for %s", res)
+	}
+	assert.True(t, names["traces_service_graph_request_total"], "the service graph is emitted: %v", names)
+	overflowed := 0
+	for _, rm := range got.ResourceMetrics().All() {
+		for _, metric := range rm.ScopeMetrics().At(0).Metrics().All() {
+			for _, a := range pointAttributes(metric) {
+				if _, ok := a.Get(overflowAttribute); ok {
+					overflowed++
+				}
+			}
+		}
+	}
+	assert.Positive(t, overflowed, "the overflow series is emitted")
 }
