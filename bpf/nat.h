@@ -59,9 +59,25 @@ static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
 	return true;
 }
 
+/* The TCP header's flags byte (offset 13), as the kernel's include/net/tcp.h names its bits. */
+#define TCPHDR_SYN 0x02
+#define TCPHDR_ACK 0x10
+
+/* Whether the packet's TCP flags are SYN without ACK. The transport header is set on the paths
+ * nat_seen watches (forwarded and local input: at IP input; the node's own: by TCP). */
+static __always_inline bool pure_syn(struct sk_buff *skb)
+{
+	__u8 flags = 0;
+
+	if (bpf_probe_read_kernel(&flags, 1, skb->head + skb->transport_header + 13))
+		return false;
+	return (flags & (TCPHDR_SYN | TCPHDR_ACK)) == TCPHDR_SYN;
+}
+
 /* The netfilter side: a new connection (its first packet, or a retransmission of it, in the
- * original direction) whose destination conntrack translated. Everything else returns after two
- * loads. Never drops: netfilter programs here only watch. */
+ * original direction) whose destination conntrack translated. Replies and packets of other
+ * protocols return after two loads, those of established connections after three (and a read
+ * of their TCP flags where translated). Never drops: netfilter programs here only watch. */
 static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 {
 	struct sk_buff *skb = ctx->skb;
@@ -71,11 +87,21 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	struct nat_backend backend = {}, *seen;
 	struct nf_conn *ct;
 	__u32 tail;
+	__u8 info = nfct & NFCT_INFOMASK;
 
-	if ((nfct & NFCT_INFOMASK) != IP_CT_NEW)
+	if (info != IP_CT_NEW && info != IP_CT_ESTABLISHED)
 		return NF_ACCEPT;
 	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
 	if (!(BPF_CORE_READ(ct, status) & IPS_DST_NAT))
+		return NF_ACCEPT;
+	/* A SYN can reuse an entry that saw replies, so ESTABLISHED to conntrack: one whose
+	 * connection ended by the backend's RST stays, with its translation, in CLOSE for 10 s, and a
+	 * new connection from the same client port within them is sent where it points, with no
+	 * new entry (conntrack lets the SYN through as "ignored" and resynchronises at the SYN-ACK;
+	 * found by an independent review: 15 of 20 such connects named no backend). Told by the
+	 * packet itself, a SYN without ACK, which no established connection sends in this direction
+	 * (a non-TCP packet's byte there is no flag: the protocol is checked below). */
+	if (info == IP_CT_ESTABLISHED && !pure_syn(skb))
 		return NF_ACCEPT;
 	if (bpf_core_read(&orig, sizeof(orig), &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple) ||
 	    bpf_core_read(&reply, sizeof(reply), &ct->tuplehash[IP_CT_DIR_REPLY].tuple))

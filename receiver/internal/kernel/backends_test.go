@@ -421,3 +421,126 @@ func TestLiveBytesOfServiceConnectionsCountUnderTheirBackend(t *testing.T) {
 	delete(got, netip.AddrPort{})
 	assert.Equal(t, want, got, "bytes by backend, as their connects name it")
 }
+
+// A connection whose backend reset it leaves the node's conntrack entry, with its translation,
+// in CLOSE for 10 s; a new connection from the same client port within them reuses the entry
+// (conntrack: ESTABLISHED, no new translation) and goes to the same backend. It names that
+// backend too (found by an independent review: 15 of 20 such connects named none), from a bound
+// port and from ephemeral ports that a busy client cycles through within the 10 s.
+func TestConnectionReusingAResetEntryNamesItsBackend(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		subnet byte
+		v6     bool
+		bound  bool
+	}{{"ipv4 bound port", 46, false, true}, {"ipv6 bound port", 47, true, true}, {"ipv4 ephemeral ports", 48, false, false}} {
+		t.Run(c.name, func(t *testing.T) { reuseAResetEntry(t, c.subnet, c.v6, c.bound) })
+	}
+}
+
+func reuseAResetEntry(t *testing.T, subnet byte, v6, bound bool) {
+	node := netnstest.NewNode(t, subnet)
+	client := node.AddPod()
+	vip := netip.MustParseAddrPort("10.96.0.40:80")
+	if v6 {
+		vip = netip.MustParseAddrPort("[fd00:96::40]:80")
+	}
+	if !bound {
+		client.Exec("sysctl", "-qw", "net.ipv4.ip_local_port_range=46000 46009")
+	}
+	var (
+		mu         sync.Mutex
+		backends   []netip.AddrPort
+		acceptedBy = map[netip.AddrPort][]netip.AddrPort{} // client end → backends, in order
+	)
+	for range 3 {
+		b := node.AddPod()
+		addr := netip.AddrPortFrom(b.IPv4, 8080)
+		if v6 {
+			addr = netip.AddrPortFrom(b.IPv6, 8080)
+		}
+		backends = append(backends, addr)
+		var ln net.Listener
+		require.NoError(t, b.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				r := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+				r = netip.AddrPortFrom(r.Addr().Unmap(), r.Port())
+				mu.Lock()
+				acceptedBy[r] = append(acceptedBy[r], addr)
+				mu.Unlock()
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close() // RST
+			}
+		}()
+	}
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	node.Exec("ip", "-6", "route", "add", "fd00:96::/64", "dev", "lo")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: backends}))
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	ring := collectRing(t, tr, client.NetnsInode())
+
+	const ports, rounds = 5, 4
+	require.NoError(t, client.Do(func() error {
+		for p := range ports {
+			local := netip.AddrPortFrom(client.IPv4, uint16(46100+p))
+			if v6 {
+				local = netip.AddrPortFrom(client.IPv6, local.Port())
+			}
+			d := net.Dialer{Timeout: 3 * time.Second}
+			if bound {
+				d.LocalAddr = net.TCPAddrFromAddrPort(local)
+				d.Control = func(_, _ string, rc syscall.RawConn) error {
+					return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1) })
+				}
+			}
+			for range rounds {
+				c, err := d.Dial("tcp", vip.String())
+				if err != nil {
+					continue // the backend's RST can beat Go's SO_ERROR read: the connect itself succeeded
+				}
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, _ = c.Read(make([]byte, 1)) // until the backend's RST
+				_ = c.Close()
+			}
+		}
+		return nil
+	}))
+	events := ring.settled(t, client)
+
+	nth := map[netip.AddrPort]int{}
+	connects, reused := 0, 0
+	for i := range events {
+		e := &events[i]
+		if e.Role != roleClient || e.Type != uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			continue
+		}
+		local, _ := ends(e)
+		k := nth[local]
+		nth[local]++
+		connects++
+		mu.Lock()
+		served := acceptedBy[local]
+		mu.Unlock()
+		require.Less(t, k, len(served), "connect %d from %v was accepted", k, local)
+		assert.Equal(t, served[k], backendOf(e), "connect %d from %v names the backend that accepted it", k, local)
+		if k > 0 && served[k] == served[k-1] {
+			reused++
+		}
+	}
+	assert.Equal(t, ports*rounds, connects, "every connect reported")
+	// The rules pick one of three backends at random for a new entry: a port's later connects
+	// all at its first's backend is the reused entry.
+	assert.Equal(t, ports*(rounds-1), reused, "the later connects of each port reused its entry")
+}
