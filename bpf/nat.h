@@ -63,12 +63,19 @@ static __always_inline bool same_addr(const __u8 *a, const __u8 *b)
 #define TCPHDR_SYN 0x02
 #define TCPHDR_ACK 0x10
 
-/* Whether the packet's TCP flags are SYN without ACK. The transport header is set on the paths
- * nat_seen watches (forwarded and local input: at IP input; the node's own: by TCP). */
+/* The longest SYN without data: an IPv6 header and a TCP header with every option. */
+#define SYN_MAX_LEN (40 + 60)
+
+/* Whether the packet is a SYN without ACK (a TCP packet: conntrack's entry said so). Longer
+ * packets are not looked at: they carry data, and a SYN with data (TCP Fast Open) reusing an
+ * entry is left unnoted. The transport header is set on the paths nat_seen watches (forwarded
+ * and local input: at IP input; the node's own: by TCP). */
 static __always_inline bool pure_syn(struct sk_buff *skb)
 {
 	__u8 flags = 0;
 
+	if (skb->len > SYN_MAX_LEN)
+		return false;
 	if (bpf_probe_read_kernel(&flags, 1, skb->head + skb->transport_header + 13))
 		return false;
 	return (flags & (TCPHDR_SYN | TCPHDR_ACK)) == TCPHDR_SYN;
@@ -76,8 +83,8 @@ static __always_inline bool pure_syn(struct sk_buff *skb)
 
 /* The netfilter side: a new connection (its first packet, or a retransmission of it, in the
  * original direction) whose destination conntrack translated. Replies and packets of other
- * protocols return after two loads, those of established connections after three (and a read
- * of their TCP flags where translated). Never drops: netfilter programs here only watch. */
+ * protocols return after two loads, those of established connections after three, or four and
+ * a read of their TCP flags where they are no longer than a SYN. Never drops: netfilter programs here only watch. */
 static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 {
 	struct sk_buff *skb = ctx->skb;
@@ -89,19 +96,18 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	__u32 tail;
 	__u8 info = nfct & NFCT_INFOMASK;
 
-	if (info != IP_CT_NEW && info != IP_CT_ESTABLISHED)
-		return NF_ACCEPT;
-	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
-	if (!(BPF_CORE_READ(ct, status) & IPS_DST_NAT))
-		return NF_ACCEPT;
 	/* A SYN can reuse an entry that saw replies, so ESTABLISHED to conntrack: one whose
 	 * connection ended by the backend's RST stays, with its translation, in CLOSE for 10 s, and a
 	 * new connection from the same client port within them is sent where it points, with no
 	 * new entry (conntrack lets the SYN through as "ignored" and resynchronises at the SYN-ACK;
 	 * found by an independent review: 15 of 20 such connects named no backend). Told by the
 	 * packet itself, a SYN without ACK, which no established connection sends in this direction
-	 * (a non-TCP packet's byte there is no flag: the protocol is checked below). */
-	if (info == IP_CT_ESTABLISHED && !pure_syn(skb))
+	 * (a non-TCP packet's byte there is no flag: the protocol is checked below). The flags
+	 * before conntrack's status: the most packets stop at the length, the rest at one read. */
+	if (info != IP_CT_NEW && (info != IP_CT_ESTABLISHED || !pure_syn(skb)))
+		return NF_ACCEPT;
+	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
+	if (!(BPF_CORE_READ(ct, status) & IPS_DST_NAT))
 		return NF_ACCEPT;
 	if (bpf_core_read(&orig, sizeof(orig), &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple) ||
 	    bpf_core_read(&reply, sizeof(reply), &ct->tuplehash[IP_CT_DIR_REPLY].tuple))
