@@ -135,14 +135,35 @@ func (r *resources) get(k resourceKey) *localEnd {
 	return l
 }
 
-// nodeNames are the host's name and the node's (node_name, by default the host's).
+// nodeNames are the host's name and the node's (node_name, by default the host's). The host's
+// is the collector's own, unless the collector runs in a UTS namespace of its own (a pod without
+// hostNetwork, as the example DaemonSet): that hostname is the pod's name, a new one at every
+// rollout (found by an independent review: every Resource named podnet-x7k2p), so node_name
+// names the host there. The node's own hostname is not readable without CAP_SYS_ADMIN.
 func nodeNames(cfg *Config) (host, node string) {
 	host, _ = os.Hostname()
+	if cfg.NodeName != "" && !sharesHostUTS(cfg.ProcRoot) {
+		host = cfg.NodeName
+	}
 	node = cfg.NodeName
 	if node == "" {
 		node = host
 	}
 	return host, node
+}
+
+// sharesHostUTS says whether this thread's UTS namespace (hostname) is the node's (kthreadd's,
+// in procRoot); true when either is unreadable (nothing better to name the host by).
+func sharesHostUTS(procRoot string) bool {
+	own, err := os.Stat("/proc/thread-self/ns/uts")
+	if err != nil {
+		return true
+	}
+	host, err := os.Stat(procscan.HostUTSLink(procRoot))
+	if err != nil {
+		return true
+	}
+	return os.SameFile(own, host)
 }
 
 // nodeEnd is the node as a local end, for what belongs to no one workload: only the node's

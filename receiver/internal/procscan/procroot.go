@@ -48,6 +48,11 @@ func HostNetnsLink(procRoot string) string {
 	return filepath.Join(procRoot, hostAnchor, "ns", "net")
 }
 
+// HostUTSLink is the link to the node's UTS namespace (its hostname) under procRoot: kthreadd's.
+func HostUTSLink(procRoot string) string {
+	return filepath.Join(procRoot, hostAnchor, "ns", "uts")
+}
+
 // HostNetns is the inode of the host's network namespace, read through procRoot.
 func HostNetns(procRoot string) (uint32, error) {
 	return readNetns(HostNetnsLink(procRoot))
