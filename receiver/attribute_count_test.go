@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
+	"github.com/podnet/podnet/receiver/internal/event"
 )
 
 // attributeCount sizes each record's attribute array; if it drifted from what record sets,
@@ -25,6 +26,30 @@ func TestAttributeCountMatchesRecord(t *testing.T) {
 			lr := plog.NewLogRecord()
 			c.record(lr, &e, pcommon.Timestamp(t0))
 			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e), "%v %v", e.Type, e.Peer)
+		}
+	}
+}
+
+// A close whose connection the kernel never timed (srtt 0: a SYN cookie's server end with
+// timestamps off that sent no data) has no podnet.tcp.rtt, rather than a round trip of 0 (found
+// by an independent review).
+func TestCloseWithoutARoundTripSampleHasNoRTT(t *testing.T) {
+	cfg := NewDefaultConfig()
+	c := newLogsConverter(cfg.Events, "test")
+	for _, e := range enrichAll(fixtureResources(cfg), shortConnections(4)) {
+		if e.Type != event.Close {
+			continue
+		}
+		for _, srtt := range []uint32{0, 37} {
+			e.SRTTMicros = srtt
+			lr := plog.NewLogRecord()
+			c.record(lr, &e, pcommon.Timestamp(t0))
+			rtt, ok := lr.Attributes().Get("podnet.tcp.rtt")
+			assert.Equal(t, srtt != 0, ok, "srtt %d", srtt)
+			if ok {
+				assert.InDelta(t, 37e-6, rtt.Double(), 1e-12)
+			}
+			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e))
 		}
 	}
 }

@@ -127,7 +127,9 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		}
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
-		a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
+		if e.SRTTMicros != 0 { // 0: the kernel took no sample (a SYN cookie's, with no data sent)
+			a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
+		}
 		a.PutInt("podnet.tcp.retransmits", int64(e.Retransmits))
 		a.PutStr("podnet.tcp.close.reason", e.CloseReason.String())
 	}
@@ -137,7 +139,7 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	if e.HandshakeMicros != 0 {
 		a.PutDouble("podnet.tcp.handshake.duration", float64(e.HandshakeMicros)/1e6)
 	}
-	if e.Type == event.Found {
+	if e.Type == event.Found && !e.BytesUnknown {
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
 	}
@@ -178,12 +180,17 @@ func attributeCount(ee *enrichedEvent) int {
 	}
 	switch e.Type {
 	case event.Close:
-		n += 5
+		n += 4
 		if _, ok := e.Duration(); ok {
 			n++
 		}
+		if e.SRTTMicros != 0 {
+			n++
+		}
 	case event.Found:
-		n += 2
+		if !e.BytesUnknown {
+			n += 2
+		}
 	}
 	if p.Namespace != "" {
 		n++

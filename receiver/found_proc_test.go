@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/internal/netnstest"
 	"github.com/podnet/podnet/receiver/internal/event"
@@ -25,7 +26,7 @@ func TestFoundEventFromProc(t *testing.T) {
 		NetnsIno: 4026532002, Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"),
 		Role: procfound.Server, RoleGuessed: true, PID: 42, Comm: "nginx",
 	}
-	e := foundEvent(c, 7, true)
+	e := foundEvent(c, 7, true, false)
 	assert.Equal(t, event.Found, e.Type)
 	assert.Equal(t, event.Server, e.Role)
 	assert.True(t, e.Found)
@@ -34,11 +35,11 @@ func TestFoundEventFromProc(t *testing.T) {
 	assert.Equal(t, c.Peer, e.Peer)
 	assert.Equal(t, uint32(42), e.PID)
 	assert.Equal(t, "nginx", string(e.Comm[:5]))
-	off := foundEvent(c, 7, false) // logs.process_attributes: false
+	off := foundEvent(c, 7, false, false) // logs.process_attributes: false
 	assert.Zero(t, off.PID)
 	assert.Zero(t, off.Comm[0])
 	assert.Equal(t, uint64(7), e.Time)
-	assert.Equal(t, event.Client, foundEvent(procfound.Conn{Role: procfound.Client}, 0, true).Role)
+	assert.Equal(t, event.Client, foundEvent(procfound.Conn{Role: procfound.Client}, 0, true, false).Role)
 }
 
 // Where the kernel refuses the BPF iterators, the connections open before Start are still
@@ -103,4 +104,34 @@ func TestStartWithoutIteratorsFindsConnectionsFromProc(t *testing.T) {
 		assert.Equal(t, want, r.netns, "%s end in its pod's namespace", role)
 	}
 	assert.Equal(t, map[string]int{"client": n, "server": n}, roles)
+}
+
+// A /proc find's record says nothing of its bytes (nobody read them: 0 would be a number), its
+// Resource names no cgroup (0 is none), and with logs sampling on it says 1 in 1, as the kernel
+// scan's finds do (found by an independent review: bytes 0, podnet.cgroup.id 0, no rate).
+func TestFoundFromProcRecordLeavesOutWhatIsUnknown(t *testing.T) {
+	cfg := NewDefaultConfig()
+	c := procfound.Conn{
+		NetnsIno: 4026532002, Local: netip.MustParseAddrPort("10.1.0.9:8080"), Peer: netip.MustParseAddrPort("10.1.0.5:40000"),
+		Role: procfound.Server, RoleGuessed: true,
+	}
+	conv := newLogsConverter(cfg.Events, "test")
+	for _, sampled := range []bool{false, true} {
+		events := enrichAll(fixtureResources(cfg), []event.Event{foundEvent(c, t0, false, sampled)})
+		ld, n := conv.convert(events, pcommon.Timestamp(t0))
+		require.Equal(t, 1, n)
+		rl := ld.ResourceLogs().At(0)
+		lr := rl.ScopeLogs().At(0).LogRecords().At(0)
+		a := lr.Attributes().AsRaw()
+		assert.NotContains(t, a, "podnet.tcp.bytes_sent")
+		assert.NotContains(t, a, "podnet.tcp.bytes_received")
+		assert.Equal(t, lr.Attributes().Len(), attributeCount(&events[0]))
+		_, cgroup := rl.Resource().Attributes().Get("podnet.cgroup.id")
+		assert.False(t, cgroup, "no cgroup id of 0 on the Resource")
+		if sampled {
+			assert.Equal(t, int64(1), a["podnet.sampling.one_in"], "kept as every find is")
+		} else {
+			assert.NotContains(t, a, "podnet.sampling.one_in")
+		}
+	}
 }

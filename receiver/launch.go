@@ -99,7 +99,8 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
 		found: func(c *event.Clock) []event.Event {
 			if iterErr != nil {
-				return findInProc(r.cfg.ProcRoot, r.cfg.MaxTrackedConnections, r.cfg.Logs.ProcessAttributes, r.set.Logger)
+				sampled := r.cfg.sampleOneIn(r.logs != nil) > 1
+				return findInProc(r.cfg.ProcRoot, r.cfg.MaxTrackedConnections, r.cfg.Logs.ProcessAttributes, sampled, r.set.Logger)
 			}
 			return run.kernel.findExisting(c, r.set.Logger)
 		},

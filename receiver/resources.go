@@ -124,7 +124,9 @@ func (r *resources) get(k resourceKey) *localEnd {
 	rb.SetHostName(r.hostName)
 	rb.SetK8sNodeName(r.nodeName)
 	rb.SetPodnetNetnsInode(int64(k.netnsIno))
-	rb.SetPodnetCgroupID(int64(k.cgroupID))
+	if k.cgroupID != 0 { // 0: unknown (a connection found in /proc), no cgroup's id
+		rb.SetPodnetCgroupID(int64(k.cgroupID))
+	}
 	setIfKnown(rb.SetK8sPodUID, local.PodUID)
 	setIfKnown(rb.SetK8sPodName, local.PodName)
 	setIfKnown(rb.SetK8sNamespaceName, local.Namespace)

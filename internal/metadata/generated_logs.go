@@ -250,7 +250,7 @@ type eventPodnetTCPConnectionFound struct {
 	config EventConfig         // event config provided by user.
 }
 
-func (e *eventPodnetTCPConnectionFound) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, options ...EventAttributeOption) {
+func (e *eventPodnetTCPConnectionFound) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue string, networkTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue string, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
 	if !e.config.Enabled {
 		return
 	}
@@ -271,6 +271,7 @@ func (e *eventPodnetTCPConnectionFound) recordEvent(ctx context.Context, timesta
 	dp.Attributes().PutStr("podnet.connection.role", podnetConnectionRoleAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.bytes_sent", podnetTCPBytesSentAttributeValue)
 	dp.Attributes().PutInt("podnet.tcp.bytes_received", podnetTCPBytesReceivedAttributeValue)
+	dp.Attributes().PutInt("podnet.sampling.one_in", podnetSamplingOneInAttributeValue)
 
 	for _, op := range options {
 		op.apply(dp)
@@ -479,6 +480,6 @@ func (lb *LogsBuilder) RecordPodnetTCPConnectEvent(ctx context.Context, timestam
 }
 
 // RecordPodnetTCPConnectionFoundEvent adds a log record of podnet.tcp.connection.found event.
-func (lb *LogsBuilder) RecordPodnetTCPConnectionFoundEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, options ...EventAttributeOption) {
-	lb.eventPodnetTCPConnectionFound.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, options...)
+func (lb *LogsBuilder) RecordPodnetTCPConnectionFoundEvent(ctx context.Context, timestamp pcommon.Timestamp, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, podnetConnectionRoleAttributeValue AttributePodnetConnectionRole, podnetTCPBytesSentAttributeValue int64, podnetTCPBytesReceivedAttributeValue int64, podnetSamplingOneInAttributeValue int64, options ...EventAttributeOption) {
+	lb.eventPodnetTCPConnectionFound.recordEvent(ctx, timestamp, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, podnetConnectionRoleAttributeValue.String(), podnetTCPBytesSentAttributeValue, podnetTCPBytesReceivedAttributeValue, podnetSamplingOneInAttributeValue, options...)
 }

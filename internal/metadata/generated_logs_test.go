@@ -145,7 +145,7 @@ func TestLogsBuilder(t *testing.T) {
 			lb.RecordPodnetTCPConnectEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 11, 26, 29.100000, 22, WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"), WithPodnetPeerBackendAddressEventAttribute("podnet.peer.backend.address-val"), WithPodnetPeerBackendPortEventAttribute(24), WithServerAddressEventAttribute("server.address-val"), WithErrorTypeEventAttribute("error.type-val"), WithPodnetPeerK8sServiceNoReadyEndpointsEventAttribute(true))
 			defaultEventsCount++
 			allEventsCount++
-			lb.RecordPodnetTCPConnectionFoundEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 21, 25, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
+			lb.RecordPodnetTCPConnectionFoundEvent(ctx, timestamp, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, "network.local.address-val", 18, "network.peer.address-val", 17, AttributePodnetConnectionRoleClient, 21, 25, 22, WithPodnetConnectionRoleGuessedEventAttribute(true), WithProcessPidEventAttribute(11), WithProcessExecutableNameEventAttribute("process.executable.name-val"), WithPodnetPeerK8sNamespaceNameEventAttribute("podnet.peer.k8s.namespace.name-val"), WithPodnetPeerK8sPodNameEventAttribute("podnet.peer.k8s.pod.name-val"), WithPodnetPeerK8sPodUIDEventAttribute("podnet.peer.k8s.pod.uid-val"), WithPodnetPeerK8sServiceNameEventAttribute("podnet.peer.k8s.service.name-val"))
 
 			rb := lb.NewResourceBuilder()
 			rb.SetContainerID("container.id-val")
@@ -444,6 +444,9 @@ func TestLogsBuilder(t *testing.T) {
 					attrVal, ok = lr.Attributes().Get("podnet.tcp.bytes_received")
 					assert.True(t, ok)
 					assert.EqualValues(t, 25, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("podnet.sampling.one_in")
+					assert.True(t, ok)
+					assert.EqualValues(t, 22, attrVal.Int())
 				}
 			}
 		})

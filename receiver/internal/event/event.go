@@ -100,6 +100,9 @@ type Event struct {
 	// open was not seen, so its start is unknown and RoleGuessed is set too.
 	Found       bool
 	RoleGuessed bool
+	// BytesUnknown: a found connection whose byte counts nobody read (found in /proc, where the
+	// kernel refused the iterators): its record leaves them out rather than say 0.
+	BytesUnknown bool
 	// OpenUnseen is set on the accept of a connection established before podnet loaded (it
 	// waited in its listener's accept queue): like a found one, not a connection opened under
 	// podnet, so not counted in podnet.tcp.connections.
