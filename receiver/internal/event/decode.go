@@ -108,9 +108,12 @@ func addrs(k *bpf.PodnetEvent) (local, peer netip.Addr, err error) {
 	if peer, err = Addr(k.Family, k.PeerAddr); err != nil {
 		return local, peer, err
 	}
-	// An IPv6 socket's connect to an IPv4-mapped address that failed before a local address
-	// was chosen (no route) has "::" there: unspecified, in the connection's family, IPv4.
-	if peer.Is4() && local == netip.IPv6Unspecified() {
+	// An IPv6 socket's connect to an IPv4-mapped address that failed (no route) has no IPv4
+	// local address: "::" where none was chosen, or the native IPv6 address the socket was
+	// bound to (which cannot reach an IPv4 peer: ENETUNREACH). The record is in the
+	// connection's family, IPv4, so its local address is 0.0.0.0 (found by independent
+	// checks: network.type ipv4 beside network.local.address fd56::1).
+	if peer.Is4() && local.Is6() {
 		local = netip.IPv4Unspecified()
 	}
 	return local, peer, nil

@@ -56,11 +56,15 @@ func TestDecodeIPv6AndMapped(t *testing.T) {
 	k.Family = afInet6
 	k.Role = uint8(Server)
 	v6 := netip.MustParseAddr("fd00::1").As16()
-	mapped := netip.MustParseAddr("::ffff:10.0.0.9").As16()
-	k.LocalAddr, k.PeerAddr = v6, mapped
+	k.LocalAddr, k.PeerAddr = v6, netip.MustParseAddr("fd00::9").As16()
 	var e Event
 	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
 	assert.Equal(t, netip.MustParseAddr("fd00::1"), e.Local.Addr())
+	assert.Equal(t, netip.MustParseAddr("fd00::9"), e.Peer.Addr())
+	assert.True(t, e.IPv6())
+	k.LocalAddr, k.PeerAddr = netip.MustParseAddr("::ffff:10.0.0.1").As16(), netip.MustParseAddr("::ffff:10.0.0.9").As16()
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), e.Local.Addr())
 	assert.Equal(t, netip.MustParseAddr("10.0.0.9"), e.Peer.Addr(), "IPv4-mapped IPv6 is reported as IPv4")
 	assert.Equal(t, uint16(40000), e.ServerPort(), "a server's server port is its local port")
 
@@ -69,6 +73,14 @@ func TestDecodeIPv6AndMapped(t *testing.T) {
 	k.LocalAddr, k.Role = netip.IPv6Unspecified().As16(), uint8(Client)
 	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
 	assert.Equal(t, netip.IPv4Unspecified(), e.Local.Addr(), "0.0.0.0, as an IPv4 socket's")
+	assert.False(t, e.IPv6())
+
+	// The same from a socket bound to a native IPv6 address (ENETUNREACH): no IPv4 local
+	// address either (found by an independent review: fd56::1 on an ipv4 record).
+	k.LocalAddr = v6
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.IPv4Unspecified(), e.Local.Addr(), "0.0.0.0, in the record's family")
+	assert.Equal(t, uint16(40000), e.Local.Port(), "the port it was bound to")
 	assert.False(t, e.IPv6())
 }
 
