@@ -5,6 +5,7 @@ package podnetreceiver
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // handoffDepth is how many filled batches may wait between the reader and the pipeline
@@ -13,9 +14,12 @@ import (
 // pipeline goroutine, and they bound user-space memory to handoffDepth+2 batches.
 const handoffDepth = 4
 
-// batch is one hand-off: up to maxBatch attributed events in kernel order.
+// batch is one hand-off: up to maxBatch attributed events in kernel order, and when the reader
+// handed them on (their records' ObservedTimestamp: when podnet read them, not when the
+// pipeline, maybe behind a slow consumer, got to them).
 type batch struct {
 	events []enrichedEvent
+	read   time.Time
 }
 
 // handoff moves batches from the reader to the pipeline goroutine through a fixed set of
@@ -67,6 +71,7 @@ func (h *handoff) release(b *batch) {
 // dropped and it returns false.
 func (h *handoff) send(ctx context.Context, b *batch) bool {
 	n := int64(len(b.events))
+	b.read = time.Now()
 	h.mu.Lock()
 	h.pending += n // before the batch is visible, so abandon always sees it
 	h.mu.Unlock()

@@ -63,7 +63,7 @@ func (p *pipeline) deliver(ctx context.Context, b *batch) {
 				refused = int64(records)
 				p.warn.warn(logsRefused, err)
 			}
-		} else if ld, records := p.conv.convert(b.events, pcommon.NewTimestampFromTime(now)); records > 0 {
+		} else if ld, records := p.conv.convert(b.events, pcommon.NewTimestampFromTime(b.read)); records > 0 {
 			octx := p.obs.StartLogsOp(ctx)
 			err := p.logs.ConsumeLogs(octx, ld)
 			p.obs.EndLogsOp(octx, obsFormat, records, err)

@@ -505,3 +505,37 @@ func TestRefusalBackoff(t *testing.T) {
 	r.answered(refused, t0)
 	assert.NoError(t, r.holding(t0), "a taken batch starts the count again")
 }
+
+// A record's ObservedTimestamp is when podnet read it (its batch, at most a poll_interval), as
+// the README says, not when the pipeline got to its batch behind a consumer that held the one before (an exporter's full
+// queue, a memory_limiter's wait): found by an independent review, 2 s late behind a 2 s call.
+func TestObservedTimestampIsWhenTheRecordWasRead(t *testing.T) {
+	ring := newFakeRing(record(bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 1}))
+	logs := &gatedLogs{gate: make(chan struct{}, 2)}
+	f := newFakeReceiver(t, NewDefaultConfig(), ring, logs, nil)
+	f.start(t)
+	require.Eventually(t, func() bool { return logs.entered.Load() == 1 }, 5*time.Second, time.Millisecond, "the first batch is held")
+	ring.mu.Lock()
+	ring.records = append(ring.records, record(bpf.PodnetEvent{Type: uint8(event.Connect), Role: uint8(event.Client), Family: 2, PeerPort: 2}))
+	ring.mu.Unlock()
+	ring.signal()
+	require.Eventually(t, func() bool { return len(f.run.handoff.ready) == 1 }, 5*time.Second, time.Millisecond,
+		"the second is read and handed on")
+	read := time.Now()
+	// The consumer holds the first batch a while after the second was read.
+	for time.Since(read) < 50*time.Millisecond {
+		time.Sleep(5 * time.Millisecond)
+	}
+	released := time.Now()
+	logs.gate <- struct{}{}
+	logs.gate <- struct{}{}
+	require.Eventually(t, func() bool { return logs.LogRecordCount() == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, f.Shutdown(context.Background()))
+	for _, ld := range logs.AllLogs() {
+		lr := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+		port, _ := lr.Attributes().Get("network.peer.port")
+		observed := lr.ObservedTimestamp().AsTime()
+		assert.True(t, observed.Before(read), "record %d: observed %v, after it was handed on (%v)", port.Int(), observed, read)
+		assert.True(t, observed.Before(released), "record %d: observed when the pipeline got to it", port.Int())
+	}
+}
