@@ -72,7 +72,8 @@ validate "$scratch/relay.yaml" "the collector config rendered by the chart"
 
 # The settings the values exist for must survive the chart's templates.
 for want in 'hostPID: true' 'readOnlyRootFilesystem: true' 'privileged: false' '- ALL' \
-	'- BPF' '- PERFMON' 'mountPath: /hostfs/proc' 'kind: DaemonSet' 'serviceAccountName: podnet'; do
+	'- BPF' '- PERFMON' 'mountPath: /hostfs/proc' 'kind: DaemonSet' 'serviceAccountName: podnet' \
+	'app.kubernetes.io/name: podnet' '- operator: Exists'; do
 	grep -qF -- "$want" "$scratch/rendered.yaml" || { echo "helm-check: FAIL: rendered chart lacks '$want'" >&2; exit 1; }
 done
 ! grep -q 'privileged: true' "$scratch/rendered.yaml" || { echo "helm-check: FAIL: rendered chart is privileged" >&2; exit 1; }

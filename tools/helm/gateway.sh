@@ -10,7 +10,7 @@ block relay "$gw" >"$scratch/gateway-relay.yaml"
 validate "$scratch/gateway-relay.yaml" "the gateway config rendered by the chart"
 require "$gw" "chart with values-gateway.yaml" 'kind: Deployment' 'replicas: 2' \
 	'serviceAccountName: podnet-gateway' 'readOnlyRootFilesystem: true' 'runAsNonRoot: true' '- ALL' \
-	'- pods' '- namespaces' '- replicasets'
+	'- pods' '- namespaces'
 for bad in 'kind: DaemonSet' 'hostPID: true' 'hostNetwork: true' 'privileged: true'; do
 	! grep -qF -- "$bad" "$gw" || fail "chart with values-gateway.yaml renders '$bad'"
 done
