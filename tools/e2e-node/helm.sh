@@ -12,6 +12,8 @@ helm_phase() { # output client-uid server-uid
 	kubectl -n podnet delete daemonset podnet --cascade=foreground --timeout=60s
 	wait_for "manifest DaemonSet's pod gone" 60 \
 		bash -c "[ -z \"\$('$KUBE_BIN/kubectl' --kubeconfig '$E2E_STATE/kubeconfig' -n podnet get pods -o name)\" ]"
+	local since
+	since=$(date +%s) # records of events from here on are the Helm DaemonSet's alone
 	"$helm" --kubeconfig "$E2E_STATE/kubeconfig" install "$release" "$PODNET_HELM_CHART" -n podnet \
 		-f examples/helm/values.yaml \
 		--set image.repository="${PODNET_IMAGE%:*}" --set image.tag="${PODNET_IMAGE##*:}" \
@@ -19,8 +21,7 @@ helm_phase() { # output client-uid server-uid
 	local ds
 	ds=$(kubectl -n podnet get daemonset -l "app.kubernetes.io/instance=$release" -o name)
 	wait_for "Helm DaemonSet ready" 180 kubectl -n podnet rollout status "$ds" --timeout=5s
-	local prefix=${ds#daemonset.apps/}
 	wait_for "Helm DaemonSet's records naming both pods" 120 \
-		tools/e2e-node/assert.sh "$output" "$1" e2e-client "$2" e2e-server "$prefix-"
-	tools/e2e-node/assert.sh "$output" "$1" e2e-client "$2" e2e-server "$prefix-"
+		tools/e2e-node/assert.sh "$output" "$1" e2e-client "$2" e2e-server "$since"
+	tools/e2e-node/assert.sh "$output" "$1" e2e-client "$2" e2e-server "$since"
 }
