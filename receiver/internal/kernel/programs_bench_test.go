@@ -2,8 +2,10 @@ package kernel
 
 import (
 	"net"
-	"os"
 	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/bpfrun"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -11,7 +13,7 @@ import (
 
 // BenchmarkKernelCostPerConnection makes loopback connections (connect, accept, close) with
 // the programs attached and reports what they cost the kernel per connection, from the
-// kernel's own BPF run statistics (kernel.bpf_stats_enabled, restored afterwards):
+// kernel's own BPF run statistics (BPF_ENABLE_STATS, held for the benchmark's length):
 // ns-in-bpf/conn for all programs together and runs/conn. Compare with ns/op, the cost of a
 // whole connection. Root only.
 func BenchmarkKernelCostPerConnection(b *testing.B) {
@@ -84,17 +86,16 @@ func measureKernelCost(b *testing.B, opts Options, ringSize uint32, connect func
 	b.ReportMetric(float64(total.Runs)/float64(b.N), "runs/conn")
 }
 
-// enableBPFStats turns the kernel's BPF run statistics on until the benchmark ends.
+// enableBPFStats turns the kernel's BPF run statistics on until the benchmark ends. It holds
+// a BPF_ENABLE_STATS fd, which the kernel counts per holder, rather than writing the
+// kernel.bpf_stats_enabled sysctl: benchmarks run side by side (bench/bpf-versus.sh) would
+// otherwise switch the statistics off under each other and leave them on for good.
 func enableBPFStats(b *testing.B) {
-	const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
-	old, err := os.ReadFile(statsSysctl)
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(statsSysctl, []byte("1"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.WriteFile(statsSysctl, old, 0o644) })
+	b.Cleanup(func() { _ = stats.Close() })
 }
 
 // programStats is each loaded program's run statistics, by program name.

@@ -103,7 +103,7 @@ func benchProgressRead(b *testing.B, unmarked bool, busy int, subnet byte) {
 	per10k := 10000 / float64(sockets)
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/1e6*per10k, "cpu-ms/read/10k-sockets")
 	b.ReportMetric(float64(countersAfter.ProgressVisited-countersBefore.ProgressVisited)/float64(b.N), "visited/read")
-	if n := statsAfter.Runs - statsBefore.Runs; n > 0 { // the read alone (bpf_stats_enabled)
+	if n := statsAfter.Runs - statsBefore.Runs; n > 0 { // the read alone (run statistics on: enableBPFStats)
 		b.ReportMetric(float64(statsAfter.NS-statsBefore.NS)/float64(n)/1e6*per10k, "walk-ms/read/10k-sockets")
 	}
 }
