@@ -41,7 +41,7 @@ func msPerInterval(ag *agentRun, iv time.Duration) float64 {
 	if ag.window <= 0 {
 		return 0
 	}
-	return float64(ag.runTime) / 1e6 * float64(iv) / float64(ag.window)
+	return float64(ag.cpu) / 1e6 * float64(iv) / float64(ag.window)
 }
 
 // per10k is what 10k open sockets cost podnet per interval: the run with the connections held
@@ -80,8 +80,8 @@ func summarizePeriodic(s summary, pairs []pair) summary {
 // periodicMethod is the report's account of the per-interval figure.
 const periodicMethod = "CPU per metrics interval per 10k open sockets, from long-lived-quiet pairs: both runs of a pair have podnet attached " +
 	"and no load; one holds the connections open (opened before podnet started), the other has them closed (the floor: " +
-	"Go runtime, ring polling, metric emission); the order alternates. CPU is podnet's exact CPU (summed per-thread " +
-	"sum_exec_runtime, /proc/<pid>/task/*/schedstat) over a window that starts after podnet's start-up scan and first emission, " +
+	"Go runtime, ring polling, metric emission); the order alternates. CPU is podnet's exact CPU (the process's CPU clock, " +
+	"clock_gettime: its threads' scheduler run time) over a window that starts after podnet's start-up scan and first emission, " +
 	"in ms per metrics interval. Per 10k sockets = (held − floor) per interval × 10k / (TCP sockets open in the two namespaces, " +
 	"held − floor; /proc/net/sockstat inuse, which counts both ends of every connection)."
 

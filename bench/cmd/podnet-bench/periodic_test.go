@@ -9,10 +9,10 @@ import (
 
 func TestMsPerInterval(t *testing.T) {
 	// 10 ms over a 10 s window is 1 ms per 1 s interval, 5 ms per 5 s interval.
-	ag := &agentRun{runTime: 10 * time.Millisecond, window: 10 * time.Second}
+	ag := &agentRun{cpu: 10 * time.Millisecond, window: 10 * time.Second}
 	assert.InDelta(t, 1.0, msPerInterval(ag, time.Second), 1e-9)
 	assert.InDelta(t, 5.0, msPerInterval(ag, 5*time.Second), 1e-9)
-	assert.Zero(t, msPerInterval(&agentRun{runTime: time.Second}, time.Second), "no window")
+	assert.Zero(t, msPerInterval(&agentRun{cpu: time.Second}, time.Second), "no window")
 }
 
 func TestPer10k(t *testing.T) {

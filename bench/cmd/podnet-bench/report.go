@@ -14,7 +14,7 @@ import (
 // printTable writes the headline table: one row per scenario and workload.
 func printTable(w io.Writer, sums []summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tCPU ms/1k conn\tBPF µs/conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
+	fmt.Fprintln(tw, "scenario\tworkload\tbaseline conn/s\trate ratio\tp50 ratio\tp99 ratio\tcollector CPU ms/1k conn\tBPF µs/conn\tevents/conn\tlost\trecursion missed\tpeak RSS MiB")
 	for _, s := range sums {
 		if isPeriodicOnly(s.workload) {
 			continue // printPeriodic
@@ -65,7 +65,8 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs, "+
 		"with a distribution-free 95%% confidence interval of the median (order statistics; 6 pairs or more): "+
 		"a target inside that interval is not resolved at this machine's noise. "+
-		"CPU is the podnet process's utime+stime (/proc/<pid>/stat) per 1000 connections; "+
+		"collector CPU is the podnet-agent process's exact CPU time (its CPU clock, clock_gettime: the scheduler run time of its threads, "+
+		"exited ones included) per 1000 connections; "+
 		"BPF is the run time of the BPF programs the podnet process holds (kernel run statistics, BPF_ENABLE_STATS "+
 		"on during podnet runs: run_time_ns, run_cnt) in µs per connection, spent in the observed workloads' own "+
 		"syscalls and softirqs, not in podnet's process; "+
@@ -81,7 +82,7 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 			writePeriodicMarkdown(&b, s)
 			continue
 		}
-		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | podnet CPU ms/1k conn | BPF µs/conn | BPF runs/conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
+		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | collector CPU ms/1k conn (exact: process CPU clock) | BPF µs/conn | BPF runs/conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range s.pairs {
 			first := "baseline"

@@ -61,10 +61,9 @@ type run struct {
 
 // agentRun is what podnet cost and saw during one run.
 type agentRun struct {
-	cpu      time.Duration
-	runTime  time.Duration // exact CPU (agentproc.RunTime) over window, the wall time measured
-	window   time.Duration
-	rss, hwm int64 // KiB
+	cpu      time.Duration // podnet-agent's exact CPU (agentproc.CPU) over window
+	window   time.Duration // the wall time measured
+	rss, hwm int64         // KiB
 	counters agentstats.Counters
 	bpf      bpfRun
 }
@@ -180,9 +179,8 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	}
 	t0 := time.Now()
 	cpu0, err := a.CPU()
-	rt0, rtErr := a.RunTime()
 	bpf0, bpfErr := a.BPF()
-	if err = errors.Join(err, rtErr, bpfErr); err != nil {
+	if err = errors.Join(err, bpfErr); err != nil {
 		_, _ = a.Stop()
 		return run{}, err
 	}
@@ -190,18 +188,17 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 	after := observers() - 1
 	time.Sleep(drainWait)
 	cpu1, cpuErr := a.CPU()
-	rt1, rtErr := a.RunTime()
 	bpf1, bpfErr := a.BPF()
 	window := time.Since(t0)
 	rss, hwm := a.Memory()
 	c, stopErr := a.Stop()
 	waitUnloaded(before)
-	for _, e := range []error{err, cpuErr, rtErr, bpfErr, stopErr} {
+	for _, e := range []error{err, cpuErr, bpfErr, stopErr} {
 		if e != nil {
 			return run{}, e
 		}
 	}
-	ag := &agentRun{cpu: cpu1 - cpu0, runTime: rt1 - rt0, window: window, rss: rss, hwm: hwm, counters: c, bpf: bpfSince(bpf0, bpf1)}
+	ag := &agentRun{cpu: cpu1 - cpu0, window: window, rss: rss, hwm: hwm, counters: c, bpf: bpfSince(bpf0, bpf1)}
 	return run{load: l, agent: ag, foreign: max(before, after)}, nil
 }
 

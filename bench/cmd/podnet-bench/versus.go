@@ -13,8 +13,7 @@ import (
 type comparison struct {
 	this, that summary
 	pairs      int // compared (without another podnet instance attached to either)
-	// Per connection: BPF run time, and the collector's exact CPU (scheduler run time: the
-	// tick-counted CPU of the main table is ~0.2 µs per connection coarse at these rates).
+	// Per connection: BPF run time, and the collector's exact CPU (agentproc.CPU).
 	bpfThis, bpfThat, bpfDiff, bpfRatio spread
 	cpuThis, cpuThat, cpuDiff, cpuRatio spread
 	rate                                spread // podnet runs' connection rate, this over that
@@ -56,7 +55,7 @@ func compare(this, that summary) comparison {
 	for _, i := range use {
 		a, b := this.pairs[i].podnet, that.pairs[i].podnet
 		ba, bb := a.agent.bpf.perConn(a.load.Connections), b.agent.bpf.perConn(b.load.Connections)
-		ca, cb := runTimePerConn(a), runTimePerConn(b)
+		ca, cb := cpuPerConn(a), cpuPerConn(b)
 		bThis, bThat, bDiff, bRatio = append(bThis, ba), append(bThat, bb), append(bDiff, ba-bb), append(bRatio, ba/bb)
 		cThis, cThat, cDiff, cRatio = append(cThis, ca), append(cThat, cb), append(cDiff, ca-cb), append(cRatio, ca/cb)
 		rate = append(rate, a.load.rate()/b.load.rate())
@@ -67,9 +66,9 @@ func compare(this, that summary) comparison {
 	return c
 }
 
-// runTimePerConn is the collector's exact CPU in µs per connection of a podnet run.
-func runTimePerConn(r run) float64 {
-	return float64(r.agent.runTime) / 1e3 / float64(r.load.Connections)
+// cpuPerConn is the collector's exact CPU in µs per connection of a podnet run.
+func cpuPerConn(r run) float64 {
+	return float64(r.agent.cpu) / 1e3 / float64(r.load.Connections)
 }
 
 func foreign(p pair) bool { return p.base.foreign > 0 || p.podnet.foreign > 0 }
@@ -95,13 +94,13 @@ func writeComparisonMarkdown(b *strings.Builder, cs []comparison) {
 	for _, c := range cs {
 		fmt.Fprintf(b, "## %s against %s, %s\n\n", c.this.scenario.name, c.that.scenario.name, c.this.workload.name())
 		fmt.Fprintf(b, "Pair i of both ran back to back. Per connection of the podnet runs: BPF run time, and the collector's "+
-			"exact CPU (scheduler run time of its threads, /proc/<pid>/task/*/schedstat). %d pairs compared.\n\n", c.pairs)
+			"exact CPU (the process's CPU clock, clock_gettime: its threads' scheduler run time). %d pairs compared.\n\n", c.pairs)
 		b.WriteString("| pair | BPF µs/conn | BPF µs/conn versus | Δ | collector µs/conn | collector µs/conn versus | Δ | conn/s | conn/s versus | other podnet attached |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 		for i := range min(len(c.this.pairs), len(c.that.pairs)) {
 			a, o := c.this.pairs[i].podnet, c.that.pairs[i].podnet
 			ba, bo := a.agent.bpf.perConn(a.load.Connections), o.agent.bpf.perConn(o.load.Connections)
-			ca, co := runTimePerConn(a), runTimePerConn(o)
+			ca, co := cpuPerConn(a), cpuPerConn(o)
 			other := "no"
 			if foreign(c.this.pairs[i]) || foreign(c.that.pairs[i]) {
 				other = "yes"

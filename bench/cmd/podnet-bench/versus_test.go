@@ -11,7 +11,7 @@ import (
 // podnetPair is a pair whose podnet run made 1000 connections in a second, with bpf and cpu µs
 // of BPF and collector run time per connection.
 func podnetPair(bpf, cpu float64, foreign int) pair {
-	ag := &agentRun{runTime: time.Duration(cpu * 1000 * 1e3), bpf: bpfRun{runTime: time.Duration(bpf * 1000 * 1e3)}}
+	ag := &agentRun{cpu: time.Duration(cpu * 1000 * 1e3), bpf: bpfRun{runTime: time.Duration(bpf * 1000 * 1e3)}}
 	return pair{
 		base:   run{load: loadResult{Connections: 1000, Elapsed: time.Second}},
 		podnet: run{load: loadResult{Connections: 1000, Elapsed: time.Second}, agent: ag, foreign: foreign},

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/podnet/podnet/bench/internal/agentstats"
 )
 
@@ -55,52 +57,22 @@ func Start(path string, args, env []string) (*Proc, error) {
 	return a, nil
 }
 
-// clockTick is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on every Linux ABI).
-const clockTick = 100
-
-// CPU is the agent's user+system CPU time so far.
+// CPU is the CPU time the agent's threads have used so far, live and exited, to the
+// nanosecond: the kernel's CPU clock of the process (its threads' scheduler run time). The
+// utime+stime of /proc/<pid>/stat count 10 ms ticks, a few ticks in a metrics-only run.
 func (a *Proc) CPU() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
+	var ts unix.Timespec
+	if err := unix.ClockGettime(processCPUClock(a.cmd.Process.Pid), &ts); err != nil {
+		return 0, fmt.Errorf("CPU clock of podnet-agent (pid %d): %w", a.cmd.Process.Pid, err)
 	}
-	// Fields after the parenthesised comm; utime and stime are fields 14 and 15.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("cannot parse /proc/%d/stat", a.cmd.Process.Pid)
-	}
-	return time.Duration(utime+stime) * time.Second / clockTick, nil
+	return time.Duration(ts.Nano()), nil
 }
 
-// RunTime is the time the agent's threads have run so far, from the scheduler's per-thread
-// sum_exec_runtime (/proc/<pid>/task/*/schedstat): exact to the nanosecond where CPU counts
-// 10 ms ticks, for figures a few ticks long. A thread that has exited is no longer counted
-// (the Go runtime keeps its threads).
-func (a *Proc) RunTime() (time.Duration, error) {
-	dir := fmt.Sprintf("/proc/%d/task", a.cmd.Process.Pid)
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	var sum time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("cannot parse %s/%s/schedstat", dir, t.Name())
-		}
-		sum += time.Duration(ns)
-	}
-	return sum, nil
+// processCPUClock is the clock id of a process's CPU clock, as the kernel makes it
+// (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)): reading it needs no permission over pid.
+func processCPUClock(pid int) int32 {
+	const cpuClockSched = 2
+	return int32(^pid<<3 | cpuClockSched)
 }
 
 // Memory returns the agent's resident set now and at its peak, in KiB.
