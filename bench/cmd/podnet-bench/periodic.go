@@ -66,11 +66,6 @@ func summarizePeriodic(s summary, pairs []pair) summary {
 		sockets = append(sockets, float64(h.load.OpenSockets-f.load.OpenSockets))
 		tw = append(tw, float64(h.load.TimeWait))
 		rss = append(rss, float64(h.agent.hwm)/1024)
-		for _, ag := range []*agentRun{f.agent, h.agent} {
-			s.lost += ag.counters.EventsLost
-			s.recursion += ag.counters.RecursionMisses
-			s.dropped += ag.counters.EventsDropped
-		}
 	}
 	s.floorPerInterval, s.perInterval, s.perInterval10k = spreadOf(floor), spreadOf(held), spreadOf(marginal)
 	s.sockets, s.timeWait, s.rssMiB = spreadOf(sockets), spreadOf(tw), spreadOf(rss)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -82,27 +83,30 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 			writePeriodicMarkdown(&b, s)
 			continue
 		}
-		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | collector CPU ms/1k conn (exact: process CPU clock) | BPF µs/conn | BPF runs/conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| pair | first | baseline conn/s | podnet conn/s | rate ratio | p50 µs base→podnet | p99 µs base→podnet | collector CPU ms/1k conn (exact: process CPU clock) | BPF µs/conn | BPF runs/conn | events/conn | lost | recursion missed | peak RSS MiB | other podnet attached (base/podnet) | left out |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range s.pairs {
 			first := "baseline"
 			if p.podnetFirst {
 				first = "podnet"
 			}
 			bl, pl, ag := p.base.load, p.podnet.load, p.podnet.agent
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %s | %s | %.2f | %.2f | %.1f | %.2f | %d | %d | %.0f | %d/%d |\n",
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.3f | %s | %s | %.2f | %.2f | %.1f | %.2f | %d | %d | %.0f | %d/%d | %s |\n",
 				i+1, first, bl.rate(), pl.rate(), pl.rate()/bl.rate(), latency(bl.P50, pl.P50), latency(bl.P99, pl.P99),
 				ag.cpu.Seconds()*1e6/float64(pl.Connections), ag.bpf.perConn(pl.Connections), float64(ag.bpf.runs)/float64(pl.Connections),
 				float64(ag.counters.EventsReceived)/float64(pl.Connections),
-				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign)
+				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign, leftOut(s, i))
 		}
 		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s%s, p50 ratio %s, p99 ratio %s%s, podnet CPU %s ms per 1k connections, "+
 			"BPF %s µs per connection (by program: %s), "+
-			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d, load errors %d; "+
-			"pairs with another podnet instance attached (its programs tax every connection; left out of the medians unless all were): %d of %d.\n\n",
+			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d (these four over every pair); "+
+			"load errors %d baseline, %d podnet; pairs with another podnet instance attached (its programs tax every connection) %d, "+
+			"with events per connection off the expected (other traffic through podnet) %d, both left out of the medians unless all were; "+
+			"pairs rejected (no connection, or load errors over %.0f%%) %d; of %d.\n\n",
 			s.rate.format("%.3f"), s.rate.ci(), s.p50.format("%.3f"), s.p99.format("%.3f"), s.p99.ci(), s.cpuPer1k.format("%.2f"),
-			s.bpfPerConn.format("%.2f"), bpfByProgram(s.pairs),
-			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped, s.loadErrors, s.contaminated, len(s.pairs))
+			s.bpfPerConn.format("%.2f"), bpfByProgram(s.usable()),
+			s.eventsPerConn.format("%.2f"), s.rssMiB.format("%.0f"), s.lost, s.recursion, s.dropped,
+			s.baseErrors, s.podnetErrors, s.contaminated, s.eventsOff, 100*maxErrorFraction, s.rejected, len(s.pairs))
 		for _, v := range s.verdicts() {
 			fmt.Fprintf(&b, "- %s\n", v)
 		}
@@ -111,6 +115,18 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 	writeComparisonMarkdown(&b, cs)
 	path := filepath.Join(dir, date+"-"+fileName(sc.name)+".md")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// leftOut is why pair i is left out of the medians, "no" if it is not, "yes: …" if it is.
+func leftOut(s summary, i int) string {
+	switch e := s.excluded[i]; {
+	case e == usable:
+		return "no"
+	case !e.rejected() && !slices.Contains(s.excluded, usable):
+		return "no (no pair without: " + e.String() + ")"
+	default:
+		return "yes: " + e.String()
+	}
 }
 
 // latency is "base→podnet" in µs, or "—" from a workload that measures none.

@@ -79,28 +79,48 @@ type summary struct {
 	failed error
 
 	baseRate, rate, p50, p99, cpuPer1k, bpfPerConn, eventsPerConn, rssMiB spread
-	lost, recursion, dropped, loadErrors                                  int64
+	// Over every pair, those left out too: our own agent's losses are real whatever else ran.
+	lost, recursion, dropped, baseErrors, podnetErrors int64
 	// Periodic-only workloads (long-lived-quiet): podnet with no load, without and with the
 	// held connections.
 	floorPerInterval, perInterval, perInterval10k, sockets, timeWait spread
-	// contaminated counts pairs during which another podnet instance was attached; the
-	// summary leaves them out unless every pair is.
-	contaminated int
+	// excluded is why each pair is left out of the medians ("usable" if it is not). contaminated
+	// counts pairs with another podnet instance attached, eventsOff those whose events per
+	// connection (expected, if known) say other traffic ran through podnet: both left out unless
+	// every pair is. rejected pairs are always left out; used is how many pairs the medians have.
+	excluded                                []exclusion
+	expected                                float64
+	contaminated, eventsOff, rejected, used int
 }
 
 func summarize(sc scenario, w workload, pairs []pair) summary {
-	s := summary{scenario: sc, workload: w, pairs: pairs}
-	var clean []pair
+	s := summary{scenario: sc, workload: w, pairs: pairs, expected: expectedEvents(sc, w)}
 	for _, p := range pairs {
-		if p.base.foreign > 0 || p.podnet.foreign > 0 {
+		for _, ag := range []*agentRun{p.base.agent, p.podnet.agent} {
+			if ag != nil { // a periodic-only pair has two
+				s.lost += ag.counters.EventsLost
+				s.recursion += ag.counters.RecursionMisses
+				s.dropped += ag.counters.EventsDropped
+			}
+		}
+		if !isPeriodicOnly(w) {
+			s.baseErrors += p.base.load.Errors
+			s.podnetErrors += p.podnet.load.Errors
+		}
+		e := judge(p, s.expected, !isPeriodicOnly(w))
+		s.excluded = append(s.excluded, e)
+		if foreign(p) {
 			s.contaminated++
-		} else {
-			clean = append(clean, p)
+		}
+		if e == eventsOff {
+			s.eventsOff++
+		}
+		if e.rejected() {
+			s.rejected++
 		}
 	}
-	if len(clean) > 0 {
-		pairs = clean
-	}
+	pairs = s.usable()
+	s.used = len(pairs)
 	if isPeriodicOnly(w) {
 		return summarizePeriodic(s, pairs)
 	}
@@ -118,24 +138,44 @@ func summarize(sc scenario, w workload, pairs []pair) summary {
 		bpf = append(bpf, ag.bpf.perConn(a.Connections))
 		epc = append(epc, float64(ag.counters.EventsReceived)/float64(a.Connections))
 		rss = append(rss, float64(ag.hwm)/1024)
-		s.lost += ag.counters.EventsLost
-		s.recursion += ag.counters.RecursionMisses
-		s.dropped += ag.counters.EventsDropped
-		s.loadErrors += b.Errors + a.Errors
 	}
 	s.baseRate, s.rate, s.p50, s.p99 = spreadOf(base), spreadOf(rate), spreadOf(p50), spreadOf(p99)
 	s.cpuPer1k, s.bpfPerConn, s.eventsPerConn, s.rssMiB = spreadOf(cpu), spreadOf(bpf), spreadOf(epc), spreadOf(rss)
 	return s
 }
 
-// verdicts compares the medians with the scenario's targets.
+// usable are the pairs the medians are taken over: those no other traffic ran beside or, if
+// every pair had some, all that are not rejected.
+func (s summary) usable() []pair {
+	var clean, dirty []pair
+	for i, p := range s.pairs {
+		switch e := s.excluded[i]; {
+		case e == usable:
+			clean = append(clean, p)
+		case !e.rejected():
+			dirty = append(dirty, p)
+		}
+	}
+	if len(clean) > 0 {
+		return clean
+	}
+	return dirty
+}
+
+// verdicts compares the medians with the scenario's targets, and says which pairs the medians
+// leave out and why.
 func (s summary) verdicts() []string {
 	t := s.scenario.targets
 	var out []string
-	if t.minRate > 0 {
+	switch {
+	case t.minRate > 0 && s.used == 0:
+		out = append(out, "rate ratio: not measured (every pair rejected)")
+	case t.minRate > 0:
 		out = append(out, verdict("rate ratio", s.rate, t.minRate, "≥"))
 	}
 	switch {
+	case t.maxP99 > 0 && s.used == 0:
+		out = append(out, "p99 ratio: not measured (every pair rejected)")
 	case t.maxP99 > 0 && s.p99.n == 0:
 		out = append(out, "p99 ratio: not measured (the workload reports no latency)")
 	case t.maxP99 > 0:
@@ -147,6 +187,16 @@ func (s summary) verdicts() []string {
 			v = fmt.Sprintf("MISSED: %d events lost", s.lost)
 		}
 		out = append(out, "zero reserve failures: "+v)
+	}
+	if s.baseErrors+s.podnetErrors > 0 || s.rejected > 0 {
+		out = append(out, fmt.Sprintf("load errors: %d in baseline runs, %d in podnet runs; %d of %d pairs rejected "+
+			"(a run with no connection, or errors over %.0f%% of its connections) and left out of the medians",
+			s.baseErrors, s.podnetErrors, s.rejected, len(s.pairs), 100*maxErrorFraction))
+	}
+	if s.eventsOff > 0 {
+		out = append(out, fmt.Sprintf("WARNING: events per connection off the workload's %.0f by more than %.0f%% in %d of %d pairs: "+
+			"other traffic on the node ran through podnet, and the per-connection BPF and collector CPU count it "+
+			"(left out of the medians unless all were)", s.expected, 100*eventsTolerance, s.eventsOff, len(s.pairs)))
 	}
 	return out
 }

@@ -36,14 +36,17 @@ func comparisons(sums []summary) []comparison {
 	return out
 }
 
-// compare leaves out, as summarize does, the pairs during which another podnet instance was
-// attached to either scenario's runs, unless every pair was.
+// compare leaves out, as summarize does, the pairs either scenario left out: rejected ones
+// always, those with other traffic (another podnet instance, events off) unless every pair had some.
 func compare(this, that summary) comparison {
 	c := comparison{this: this, that: that}
 	var use, all []int
 	for i := range min(len(this.pairs), len(that.pairs)) {
-		all = append(all, i)
-		if !foreign(this.pairs[i]) && !foreign(that.pairs[i]) {
+		a, b := this.excluded[i], that.excluded[i]
+		if !a.rejected() && !b.rejected() {
+			all = append(all, i)
+		}
+		if a == usable && b == usable {
 			use = append(use, i)
 		}
 	}
@@ -71,8 +74,6 @@ func cpuPerConn(r run) float64 {
 	return float64(r.agent.cpu) / 1e3 / float64(r.load.Connections)
 }
 
-func foreign(p pair) bool { return p.base.foreign > 0 || p.podnet.foreign > 0 }
-
 // printComparisons writes the comparison table, if any scenario was run with its versus.
 func printComparisons(w io.Writer, cs []comparison) {
 	if len(cs) == 0 {
@@ -95,15 +96,15 @@ func writeComparisonMarkdown(b *strings.Builder, cs []comparison) {
 		fmt.Fprintf(b, "## %s against %s, %s\n\n", c.this.scenario.name, c.that.scenario.name, c.this.workload.name())
 		fmt.Fprintf(b, "Pair i of both ran back to back. Per connection of the podnet runs: BPF run time, and the collector's "+
 			"exact CPU (the process's CPU clock, clock_gettime: its threads' scheduler run time). %d pairs compared.\n\n", c.pairs)
-		b.WriteString("| pair | BPF µs/conn | BPF µs/conn versus | Δ | collector µs/conn | collector µs/conn versus | Δ | conn/s | conn/s versus | other podnet attached |\n")
+		b.WriteString("| pair | BPF µs/conn | BPF µs/conn versus | Δ | collector µs/conn | collector µs/conn versus | Δ | conn/s | conn/s versus | other traffic or rejected |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 		for i := range min(len(c.this.pairs), len(c.that.pairs)) {
 			a, o := c.this.pairs[i].podnet, c.that.pairs[i].podnet
 			ba, bo := a.agent.bpf.perConn(a.load.Connections), o.agent.bpf.perConn(o.load.Connections)
 			ca, co := cpuPerConn(a), cpuPerConn(o)
 			other := "no"
-			if foreign(c.this.pairs[i]) || foreign(c.that.pairs[i]) {
-				other = "yes"
+			if e := max(c.this.excluded[i], c.that.excluded[i]); e != usable {
+				other = e.String()
 			}
 			fmt.Fprintf(b, "| %d | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f | %.0f | %.0f | %s |\n", i+1, ba, bo, ba-bo, ca, co, ca-co, a.load.rate(), o.load.rate(), other)
 		}

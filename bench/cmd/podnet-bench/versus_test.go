@@ -25,10 +25,10 @@ func TestComparisons(t *testing.T) {
 	off := scenario{name: "off"}
 	w, other := loadgenWorkload{}, goWorkload{mode: modeConnect}
 	sums := []summary{
-		{scenario: off, workload: w, pairs: []pair{podnetPair(3, 0.5, 0), podnetPair(3.2, 0.4, 0), podnetPair(3, 0.5, 0)}},
-		{scenario: on, workload: w, pairs: []pair{podnetPair(3.5, 0.5, 0), podnetPair(3.6, 0.6, 0), podnetPair(9, 9, 1)}},
+		summarize(off, w, []pair{podnetPair(3, 0.5, 0), podnetPair(3.2, 0.4, 0), podnetPair(3, 0.5, 0)}),
+		summarize(on, w, []pair{podnetPair(3.5, 0.5, 0), podnetPair(3.6, 0.6, 0), podnetPair(9, 9, 1)}),
 		{scenario: off, workload: other, failed: assert.AnError},
-		{scenario: on, workload: other, pairs: []pair{podnetPair(1, 1, 0)}},
+		summarize(on, other, []pair{podnetPair(1, 1, 0)}),
 	}
 	cs := comparisons(sums)
 	require.Len(t, cs, 1)
