@@ -1,6 +1,11 @@
 package main
 
-import "github.com/cilium/ebpf"
+import (
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
 
 // podnetStatePrograms are the kernel names (truncated to 15 bytes) of podnet's per-state-change
 // program; exactly one is loaded per podnet instance.
@@ -28,4 +33,30 @@ func observers() int {
 			n++
 		}
 	}
+}
+
+// observerEvery is how often a run samples observers(): another podnet attached for part of a
+// run only taxes that part all the same. A sample walks every BPF program on the machine (a
+// syscall or three each), so not much more often.
+const observerEvery = 150 * time.Millisecond
+
+// watchObservers samples count every so often until the returned stop is called, and stop
+// returns the most it saw, a last sample included. stop may be called more than once.
+func watchObservers(count func() int, every time.Duration) (stop func() int) {
+	done, peak := make(chan struct{}), make(chan int)
+	go func() {
+		most := count()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				most = max(most, count())
+			case <-done:
+				peak <- max(most, count())
+				return
+			}
+		}
+	}()
+	return sync.OnceValue(func() int { close(done); return <-peak })
 }

@@ -160,9 +160,9 @@ func (r *runner) side(w workload, sc scenario, i int, withPodnet bool) (run, err
 
 func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) (run, error) {
 	if !withPodnet {
-		before := observers()
+		others := watchObservers(observers, observerEvery)
 		l, err := w.load(r.pods, r.duration)
-		return run{load: l, foreign: max(before, observers())}, err
+		return run{load: l, foreign: others()}, err
 	}
 	stats, err := agentproc.EnableBPFStats()
 	if err != nil {
@@ -174,6 +174,8 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		return run{}, agentStartError{err}
 	}
 	before := observers() - 1 // minus our own agent
+	observed := watchObservers(observers, observerEvery)
+	defer observed()
 	if _, ok := w.(holder); ok {
 		time.Sleep(settleTime(sc))
 	}
@@ -185,7 +187,7 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		return run{}, err
 	}
 	l, err := w.load(r.pods, r.duration)
-	after := observers() - 1
+	others := observed() - 1
 	time.Sleep(drainWait)
 	cpu1, cpuErr := a.CPU()
 	bpf1, bpfErr := a.BPF()
@@ -199,7 +201,7 @@ func (r *runner) once(w workload, sc scenario, withPodnet bool, profile string) 
 		}
 	}
 	ag := &agentRun{cpu: cpu1 - cpu0, window: window, rss: rss, hwm: hwm, counters: c, bpf: bpfSince(bpf0, bpf1)}
-	return run{load: l, agent: ag, foreign: max(before, after)}, nil
+	return run{load: l, agent: ag, foreign: others}, nil
 }
 
 // agentStartError is a podnet-agent that did not start: its scenario's fault (a configuration
