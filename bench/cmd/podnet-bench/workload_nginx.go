@@ -86,8 +86,9 @@ var (
 	wrkTotal   = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
 )
 
-// load runs wrk; its latency is per request (from write to response), which with
-// Connection: close is dominated by the new connection's handshake.
+// load runs wrk; its latency is per request, from the request's write to the response: wrk
+// starts the timer once connected, so with Connection: close it leaves out the new
+// connection's handshake, which the Go workloads' latency (connect to close) includes.
 func (w nginxWorkload) load(p *pods, d time.Duration) (loadResult, error) {
 	url := fmt.Sprintf("http://%s:8080/", serverIP)
 	out, err := in(p.client, "wrk", "-t2", "-c"+strconv.Itoa(w.connections), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
