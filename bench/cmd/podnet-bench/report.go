@@ -66,7 +66,7 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 		"Ratios are podnet/baseline within a pair; summaries are median [min–max] over pairs, "+
 		"with a distribution-free 95%% confidence interval of the median (order statistics; 6 pairs or more): "+
 		"a target inside that interval is not resolved at this machine's noise. "+
-		"collector CPU is the podnet-agent process's exact CPU time (its CPU clock, clock_gettime: the scheduler run time of its threads, "+
+		"Collector CPU is the podnet-agent process's exact CPU time (its CPU clock, clock_gettime: the scheduler run time of its threads, "+
 		"exited ones included) per 1000 connections; "+
 		"BPF is the run time of the BPF programs the podnet process holds (kernel run statistics, BPF_ENABLE_STATS "+
 		"on during podnet runs: run_time_ns, run_cnt) in µs per connection, spent in the observed workloads' own "+
@@ -97,7 +97,7 @@ func writeMarkdown(dir string, sc scenario, sums []summary, cs []comparison, mac
 				float64(ag.counters.EventsReceived)/float64(pl.Connections),
 				ag.counters.EventsLost, ag.counters.RecursionMisses, float64(ag.hwm)/1024, p.base.foreign, p.podnet.foreign, leftOut(s, i))
 		}
-		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s%s, p50 ratio %s, p99 ratio %s%s, podnet CPU %s ms per 1k connections, "+
+		fmt.Fprintf(&b, "\n**Median [min–max]:** rate ratio %s%s, p50 ratio %s, p99 ratio %s%s, collector CPU %s ms per 1k connections, "+
 			"BPF %s µs per connection (by program: %s), "+
 			"%s events per connection, peak RSS %s MiB; lost %d, recursion missed %d, dropped by the pipeline %d (these four over every pair); "+
 			"load errors %d baseline, %d podnet; pairs with another podnet instance attached (its programs tax every connection) %d, "+
