@@ -54,14 +54,7 @@ func TestListenerScanCountsAcceptQueueOverflows(t *testing.T) {
 func TestListenerScanWalksTheListenersMap(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 209)
 	client, server := netw.AddPod(), netw.AddPod()
-	listen := func(port uint16) net.Listener {
-		var ln net.Listener
-		require.NoError(t, server.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(server.IPv4, port).String())
-			return err
-		}))
-		return ln
-	}
+	listen := func(port uint16) net.Listener { return listenIn(t, server, port) }
 	early := listen(8209)
 	defer early.Close()
 	tr, err := Open(Options{
@@ -248,14 +241,7 @@ func TestRelistenedListenerCountsOnlyItsNewDrops(t *testing.T) {
 func TestListenersAreNotKeptWithoutTheListenerScan(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 28)
 	server := netw.AddPod()
-	listen := func(port uint16) net.Listener {
-		var ln net.Listener
-		require.NoError(t, server.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(server.IPv4, port).String())
-			return err
-		}))
-		return ln
-	}
+	listen := func(port uint16) net.Listener { return listenIn(t, server, port) }
 	early := listen(8280)
 	defer early.Close()
 	tr, err := Open(Options{
@@ -288,4 +274,15 @@ func TestListenersAreNotKeptWithoutTheListenerScan(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, full, "nor counted as finding the map full")
 	assert.ErrorIs(t, tr.ListenDrops(func(*bpf.PodnetListenDrops) {}), errNoListenerScan)
+}
+
+// listenIn listens on port at pod's IPv4 address.
+func listenIn(t *testing.T, pod *netnstest.Pod, port uint16) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, pod.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(pod.IPv4, port).String())
+		return err
+	}))
+	return ln
 }
