@@ -26,24 +26,28 @@ type batch struct {
 // buffers: the reader takes a free one, fills it and sends it; the pipeline returns it when
 // done. Nothing is allocated per batch and nothing queues beyond the buffers.
 //
-// It also accounts for every event sent: each is settled exactly once, by the pipeline
+// It also accounts for every record sent (an event the logs keep): each is settled exactly once, by the pipeline
 // (delivered, or refused and counted dropped) or, when Shutdown's deadline passes first, by
 // abandon (counted dropped).
 type handoff struct {
 	free  chan *batch
 	ready chan *batch
 	loss  *lossReporter
+	// records is how many records the logs pipeline would make of a batch's events (0 without
+	// one): what is dropped is counted in records, as a refusal counts them.
+	records func([]enrichedEvent) int64
 
 	mu        sync.Mutex
-	pending   int64 // events sent and not yet settled
+	pending   int64 // records (of the events sent) not yet settled
 	abandoned bool
 }
 
 func newHandoff(loss *lossReporter) *handoff {
 	h := &handoff{
-		loss:  loss,
-		free:  make(chan *batch, handoffDepth+2),
-		ready: make(chan *batch, handoffDepth),
+		loss:    loss,
+		records: func(events []enrichedEvent) int64 { return int64(len(events)) },
+		free:    make(chan *batch, handoffDepth+2),
+		ready:   make(chan *batch, handoffDepth),
 	}
 	for range handoffDepth + 2 {
 		h.free <- &batch{events: make([]enrichedEvent, 0, maxBatch)}
@@ -67,10 +71,10 @@ func (h *handoff) release(b *batch) {
 	h.free <- b
 }
 
-// send queues a filled batch for the pipeline. When ctx ends first, its events are counted
+// send queues a filled batch for the pipeline. When ctx ends first, its records are counted
 // dropped and it returns false.
 func (h *handoff) send(ctx context.Context, b *batch) bool {
-	n := int64(len(b.events))
+	n := h.records(b.events)
 	b.read = time.Now()
 	h.mu.Lock()
 	h.pending += n // before the batch is visible, so abandon always sees it

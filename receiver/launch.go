@@ -93,6 +93,16 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 	}
 
 	run.handoff = newHandoff(loss)
+	var conv *logsConverter
+	if r.logs != nil {
+		conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)
+	}
+	run.handoff.records = func(events []enrichedEvent) int64 {
+		if conv == nil {
+			return 0
+		}
+		return int64(conv.kept(events))
+	}
 	run.reader = &ringReader{
 		ring: src.ring, clock: event.NewClock(), exclude: exclude,
 		enrich: nm.enricher(r.cfg),
@@ -113,9 +123,7 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 	if !aggregate {
 		run.reader.metrics = metrics // counted from the events; otherwise the kernel counts them
 	}
-	if r.logs != nil {
-		p.conv = newLogsConverter(r.cfg.Events, r.set.BuildInfo.Version)
-	}
+	p.conv = conv
 	run.readerDone, run.pipelineDone = make(chan struct{}), make(chan struct{})
 	r.goroutines.Go(func() {
 		defer close(run.readerDone)

@@ -118,7 +118,7 @@ func (l *lossReporter) logSummary(logger *zap.Logger) {
 		zap.Uint64("dropped", dropped), zap.Uint64("decode_errors", malformed),
 	}
 	if lost+dropped+malformed == 0 {
-		logger.Info("podnet stopped: every event the kernel submitted was read and handed to the logs pipeline", fields...)
+		logger.Info("podnet stopped: every event the kernel submitted was read, and every record the logs would have was handed to them", fields...)
 		return
 	}
 	logger.Warn("podnet stopped: some of this run's events were not delivered "+

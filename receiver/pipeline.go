@@ -44,7 +44,7 @@ func (p *pipeline) run(ctx context.Context) {
 }
 
 func (p *pipeline) deliver(ctx context.Context, b *batch) {
-	n := int64(len(b.events))
+	n := p.in.records(b.events)
 	if p.in.isAbandoned() {
 		return // counted by Shutdown
 	}

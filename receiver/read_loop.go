@@ -195,7 +195,7 @@ func (l *ringReader) discardCounted(rec *ringbuf.Record) {
 		empty, err := l.fill(rec, b)
 		l.enrich.enrich(b.events)
 		l.count(b.events)
-		l.loss.dropped(int64(len(b.events)))
+		l.loss.dropped(l.out.records(b.events))
 		if empty || err != nil {
 			return
 		}
