@@ -114,7 +114,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetDNSResponses, err = builder.meter.Int64Counter(
 		"otelcol_podnet_dns_responses",
-		metric.WithDescription("DNS responses (UDP or TCP from port 53) delivered to sockets on the node that podnet read and parsed for dns_names. [Alpha]"),
+		metric.WithDescription("DNS messages from port 53 (UDP or TCP) delivered to sockets on the node that podnet read and parsed for dns_names - the responses, and any query a DNS server on the node sent from port 53. [Alpha]"),
 		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)
@@ -162,8 +162,8 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetMarkedSetFull, err = builder.meter.Int64Counter(
 		"otelcol_podnet_marked_set_full",
-		metric.WithDescription("Sockets that moved data and found the marked set of the live reads full (8192 sockets per metrics interval) - not loss, a cost - each makes the next read of open connections walk every tracked connection instead of the marked ones. [Alpha]"),
-		metric.WithUnit("{socket}"),
+		metric.WithDescription("Sends and data arrivals on sockets that found the marked set of the live reads full (8192 sockets per metrics interval), each counted (a socket moving data several times counts several times) - not loss, a cost - the next read of open connections then walks every tracked connection instead of the marked ones. [Alpha]"),
+		metric.WithUnit("{mark}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.PodnetMetricSeriesDropped, err = builder.meter.Int64Counter(

@@ -120,7 +120,7 @@ func AssertEqualPodnetDNSNamesEvicted(t *testing.T, tt *componenttest.Telemetry,
 func AssertEqualPodnetDNSResponses(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_dns_responses",
-		Description: "DNS responses (UDP or TCP from port 53) delivered to sockets on the node that podnet read and parsed for dns_names. [Alpha]",
+		Description: "DNS messages from port 53 (UDP or TCP) delivered to sockets on the node that podnet read and parsed for dns_names - the responses, and any query a DNS server on the node sent from port 53. [Alpha]",
 		Unit:        "{response}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -248,8 +248,8 @@ func AssertEqualPodnetKubernetesAPIErrors(t *testing.T, tt *componenttest.Teleme
 func AssertEqualPodnetMarkedSetFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_marked_set_full",
-		Description: "Sockets that moved data and found the marked set of the live reads full (8192 sockets per metrics interval) - not loss, a cost - each makes the next read of open connections walk every tracked connection instead of the marked ones. [Alpha]",
-		Unit:        "{socket}",
+		Description: "Sends and data arrivals on sockets that found the marked set of the live reads full (8192 sockets per metrics interval), each counted (a socket moving data several times counts several times) - not loss, a cost - the next read of open connections then walks every tracked connection instead of the marked ones. [Alpha]",
+		Unit:        "{mark}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
 			IsMonotonic: true,
