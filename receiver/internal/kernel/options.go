@@ -88,6 +88,9 @@ type Options struct {
 	// refuseCast (tests only) makes the kernel's verifier reject the bpf_rdonly_cast
 	// variants, as a kernel would that lists the kfunc but refuses it to tracepoints.
 	refuseCast bool
+	// refuseIterators (tests only) makes the verifier reject an iterator program, as a kernel
+	// without BPF iterators (before 5.11) or one refusing them would.
+	refuseIterators bool
 
 	// noURing (benchmarks only) leaves uring_complete out, as on a kernel without io_uring: the
 	// baseline of what it costs.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
@@ -138,6 +139,9 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 	delete(spec.Programs, dropProgress)
 	if opts.refuseCast {
 		refuseCastPrograms(spec)
+	}
+	if p, ok := spec.Programs[bpf.PodnetProgFindListeners]; ok && opts.refuseIterators {
+		p.Instructions = asm.Instructions{asm.Mov.Reg(asm.R0, asm.R5), asm.Return()} // R5 unset: refused
 	}
 	cpuRing, err := setRings(spec, opts)
 	if err != nil {
@@ -347,6 +351,12 @@ func loadCollection(spec *ebpf.CollectionSpec) (coll *ebpf.Collection, iterErr, 
 	if len(without.Programs) == len(spec.Programs) {
 		return nil, nil, err
 	}
+	// Without the iterators no listener scan runs, and it is what deletes closed listeners:
+	// none is kept (found by an independent review: the map filled as a logs-only podnet's did).
+	if errKeep := without.Variables[bpf.PodnetVarKeepListeners].Set(false); errKeep != nil {
+		return nil, nil, errKeep
+	}
+	without.Maps[bpf.PodnetMapListeners].MaxEntries = 1
 	coll, errWithout := ebpf.NewCollection(without)
 	if errWithout != nil {
 		return nil, nil, err
