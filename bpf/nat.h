@@ -82,9 +82,11 @@ static __always_inline bool pure_syn(struct sk_buff *skb)
 }
 
 /* The netfilter side: a new connection (its first packet, or a retransmission of it, in the
- * original direction) whose destination conntrack translated. Replies and packets of other
- * protocols return after two loads, those of established connections after three, or four and
- * a read of their TCP flags where they are no longer than a SYN. Never drops: netfilter programs here only watch. */
+ * original direction) whose destination conntrack translated. Replies and packets conntrack
+ * does not track return after two loads; the original direction's after three when longer
+ * than a SYN (data), else after a read of the byte where a TCP header has its flags (any
+ * protocol: a flow's protocol is known only from its entry, read after). Never drops:
+ * netfilter programs here only watch. */
 static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 {
 	struct sk_buff *skb = ctx->skb;
@@ -104,6 +106,8 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	 * packet itself, a SYN without ACK, which no established connection sends in this direction
 	 * (a non-TCP packet's byte there is no flag: the protocol is checked below). The flags
 	 * before conntrack's status: the most packets stop at the length, the rest at one read. */
+	if (!(nfct & NFCT_PTRMASK)) /* untracked: no entry (ctinfo 0 reads as ESTABLISHED) */
+		return NF_ACCEPT;
 	if (info != IP_CT_NEW && (info != IP_CT_ESTABLISHED || !pure_syn(skb)))
 		return NF_ACCEPT;
 	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);

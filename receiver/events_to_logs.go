@@ -127,7 +127,7 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 		}
 		a.PutInt("podnet.tcp.bytes_sent", int64(e.BytesSent))
 		a.PutInt("podnet.tcp.bytes_received", int64(e.BytesReceived))
-		if e.SRTTMicros != 0 { // 0: the kernel took no sample (a SYN cookie's, with no data sent)
+		if e.SRTTMicros != 0 { // 0: the kernel took no sample (timestamps off, a retransmitted handshake or a SYN cookie, no data since)
 			a.PutDouble("podnet.tcp.rtt", float64(e.SRTTMicros)/1e6)
 		}
 		a.PutInt("podnet.tcp.retransmits", int64(e.Retransmits))

@@ -141,7 +141,8 @@ func (r *resources) get(k resourceKey) *localEnd {
 // is the collector's own, unless the collector runs in a UTS namespace of its own (a pod without
 // hostNetwork, as the example DaemonSet): that hostname is the pod's name, a new one at every
 // rollout (found by an independent review: every Resource named podnet-x7k2p), so node_name
-// names the host there. The node's own hostname is not readable without CAP_SYS_ADMIN.
+// names the host there, and wherever that cannot be told. The node's own hostname is not
+// readable without CAP_SYS_ADMIN.
 func nodeNames(cfg *Config) (host, node string) {
 	host, _ = os.Hostname()
 	if cfg.NodeName != "" && !sharesHostUTS(cfg.ProcRoot) {
@@ -155,15 +156,16 @@ func nodeNames(cfg *Config) (host, node string) {
 }
 
 // sharesHostUTS says whether this thread's UTS namespace (hostname) is the node's (kthreadd's,
-// in procRoot); true when either is unreadable (nothing better to name the host by).
+// in procRoot). False when either is unreadable (no CAP_SYS_PTRACE, a user namespace): node_name
+// then names the host, as stable as the hostname at worst, never a pod's name.
 func sharesHostUTS(procRoot string) bool {
 	own, err := os.Stat("/proc/thread-self/ns/uts")
 	if err != nil {
-		return true
+		return false
 	}
 	host, err := os.Stat(procscan.HostUTSLink(procRoot))
 	if err != nil {
-		return true
+		return false
 	}
 	return os.SameFile(own, host)
 }

@@ -27,6 +27,10 @@ func TestHostNameIsTheNodesInAUTSNamespaceOfItsOwn(t *testing.T) {
 	host, node := nodeNames(cfg)
 	assert.Equal(t, own, host, "in the node's UTS namespace: its hostname")
 	assert.Equal(t, "node-1", node)
+	unreadable := NewDefaultConfig()
+	unreadable.NodeName, unreadable.ProcRoot = "node-1", t.TempDir() // no kthreadd to compare with
+	host, _ = nodeNames(unreadable)
+	assert.Equal(t, "node-1", host, "cannot tell: node_name, never a pod's name")
 
 	type names struct{ host, node, noNodeName string }
 	got := make(chan names, 1)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"math"
 	"strings"
 )
 
@@ -14,9 +13,10 @@ const (
 	// otherPodnet: another podnet instance was attached during a run; its programs tax every
 	// connection. Left out unless every pair was.
 	otherPodnet
-	// eventsOff: podnet reported more (or fewer) events per connection than the workload makes,
+	// eventsOff: podnet saw more events per connection (read or lost) than the workload makes,
 	// so other traffic on the node ran through podnet meanwhile (it observes every namespace), and
-	// the per-connection BPF and collector CPU include it. Left out unless every pair was.
+	// the per-connection BPF and collector CPU include it. Left out unless every pair was. Fewer
+	// is podnet's own shortfall (loss, or events it missed), which the medians must keep.
 	eventsOff
 	// Rejected, always left out: a run with no connection (its ratios are infinite) or with load
 	// errors over maxErrorFraction of its connections (a baseline that failed its connects is
@@ -53,8 +53,9 @@ func judge(p pair, expected float64, load bool) exclusion {
 		return otherPodnet
 	}
 	if expected > 0 {
-		got := float64(p.podnet.agent.counters.EventsReceived) / float64(p.podnet.load.Connections)
-		if math.Abs(got-expected) > eventsTolerance*expected {
+		c := p.podnet.agent.counters
+		got := float64(c.EventsReceived+c.EventsLost) / float64(p.podnet.load.Connections)
+		if got-expected > eventsTolerance*expected {
 			return eventsOff
 		}
 	}

@@ -116,6 +116,11 @@ func addrs(k *bpf.PodnetEvent) (local, peer netip.Addr, err error) {
 	if peer.Is4() && local.Is6() {
 		local = netip.IPv4Unspecified()
 	}
+	// The mirror: a socket bound to an IPv4-mapped address whose connect to a native IPv6 peer
+	// failed (EAFNOSUPPORT) has an IPv4 local address on an IPv6 record: "::".
+	if peer.Is6() && local.Is4() {
+		local = netip.IPv6Unspecified()
+	}
 	return local, peer, nil
 }
 

@@ -82,6 +82,14 @@ func TestDecodeIPv6AndMapped(t *testing.T) {
 	assert.Equal(t, netip.IPv4Unspecified(), e.Local.Addr(), "0.0.0.0, in the record's family")
 	assert.Equal(t, uint16(40000), e.Local.Port(), "the port it was bound to")
 	assert.False(t, e.IPv6())
+
+	// The mirror: bound to an IPv4-mapped address, a connect to a native IPv6 peer fails
+	// (EAFNOSUPPORT): "::", not 127.0.0.1 on an ipv6 record (found by an independent review).
+	k.LocalAddr, k.PeerAddr = netip.MustParseAddr("::ffff:127.0.0.1").As16(), netip.MustParseAddr("::1").As16()
+	require.NoError(t, Decode(raw(k), FixedClock(0), &e))
+	assert.Equal(t, netip.IPv6Unspecified(), e.Local.Addr())
+	assert.Equal(t, netip.IPv6Loopback(), e.Peer.Addr())
+	assert.True(t, e.IPv6())
 }
 
 func TestDecodeUnknownStartAndNoProcess(t *testing.T) {
