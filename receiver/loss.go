@@ -122,7 +122,7 @@ func (l *lossReporter) logSummary(logger *zap.Logger) {
 		return
 	}
 	logger.Warn("podnet stopped: some of this run's events were not delivered "+
-		"(lost: the ring was full; dropped: the logs pipeline refused them or Shutdown could not deliver them in time; "+
+		"(lost: the ring was full; dropped: records, of these events or of connections found open at Start, the logs pipeline refused or Shutdown could not deliver in time; "+
 		"decode_errors: malformed records)", fields...)
 }
 

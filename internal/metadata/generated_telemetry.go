@@ -132,7 +132,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsDropped, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_dropped",
-		metric.WithDescription("Events read from the ring but not delivered - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). [Alpha]"),
+		metric.WithDescription("Log records not delivered, of events read from the ring or of connections found open at Start (which are not in events_received, so this can exceed it) - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). Events that were never to be records (a disabled event type's, read for metrics_aggregation events) are not counted. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

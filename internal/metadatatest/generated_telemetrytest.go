@@ -168,7 +168,7 @@ func AssertEqualPodnetEventsDecodeErrors(t *testing.T, tt *componenttest.Telemet
 func AssertEqualPodnetEventsDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_dropped",
-		Description: "Events read from the ring but not delivered - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). [Alpha]",
+		Description: "Log records not delivered, of events read from the ring or of connections found open at Start (which are not in events_received, so this can exceed it) - the logs pipeline refused them, or Shutdown's deadline passed before they were delivered (a consumer that blocks). Events that were never to be records (a disabled event type's, read for metrics_aggregation events) are not counted. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

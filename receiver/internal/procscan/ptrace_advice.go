@@ -16,5 +16,5 @@ func ptraceAdvice() string {
 	case capsets.GrantedToNonRoot(capsets.SysPtrace):
 		return capsets.NonRootFix(" with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH")
 	}
-	return "add CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to traverse their /proc directories) to the container's securityContext capabilities"
+	return "add CAP_SYS_PTRACE to the container's securityContext capabilities (and CAP_DAC_READ_SEARCH, with which a new pod's cgroup is opened by its id)"
 }
