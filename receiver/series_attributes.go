@@ -85,7 +85,7 @@ func seriesAttributesOf(mc metadata.MetricsConfig) (seriesAttrs, error) {
 	for _, attr := range seriesAttributeNames {
 		var keptBy, droppedBy []string
 		for _, m := range metrics {
-			if !m.enabled || !slices.Contains(m.declared, attr) || len(m.kept) >= len(m.declared) {
+			if !m.enabled || !slices.Contains(m.declared, attr) || allListed(m.kept, m.declared) {
 				continue // off, not its attribute, or left at its default: it follows
 			}
 			if slices.Contains(m.kept, attr) {
@@ -187,4 +187,15 @@ func (cfg *Config) kernelKeyDrops() uint8 {
 // serviceGraphOn says whether the service graph's metrics are on (service_graph.go).
 func (cfg *Config) serviceGraphOn() bool {
 	return cfg.Metrics.TracesServiceGraphRequestTotal.Enabled || cfg.Metrics.TracesServiceGraphRequestFailedTotal.Enabled
+}
+
+// allListed says whether kept names every declared attribute (the metric's default), whatever
+// it repeats.
+func allListed(kept, declared []string) bool {
+	for _, d := range declared {
+		if !slices.Contains(kept, d) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package podnetreceiver
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -294,4 +295,25 @@ func connectionPointsByPeer(md pmetric.Metrics) map[string][]int64 {
 		}
 	}
 	return points
+}
+
+// A list that repeats a name drops what it leaves out as the same list written once does: it
+// was taken for "left at its default" when as long as the metric's whole list, and the series
+// kept every attribute the user dropped (found by an independent review, fuzzing the config:
+// error.type and peer pod names on points of a metric listing role and server.port).
+func TestRepeatedAttributeNamesStillDrop(t *testing.T) {
+	kept := []string{"podnet.connection.role", "server.port"}
+	repeated := slices.Repeat(kept, 5) // as long as podnet.tcp.connections' whole list
+	cfg := NewDefaultConfig()
+	cfg.Metrics.PodnetTCPConnections.EnabledAttributes = keys[metadata.PodnetTCPConnectionsMetricAttributeKey](repeated)
+	require.NoError(t, cfg.Validate())
+	m := newFixtureMetrics(cfg)
+	m.add(fixtureBatch(cfg))
+	got := m.emit(pcommon.NewTimestampFromTime(time.Now()))
+	require.NotEmpty(t, dataPoints(got, "podnet.tcp.connections"))
+	for _, dp := range dataPoints(got, "podnet.tcp.connections") {
+		for k := range dp.Attributes().AsRaw() {
+			assert.Contains(t, kept, k, "an attribute the list leaves out")
+		}
+	}
 }

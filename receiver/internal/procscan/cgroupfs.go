@@ -99,7 +99,10 @@ func findCgroup2Mount(mountinfo string) (string, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+		// Single spaces separate the fields; the kernel escapes only space, tab, newline and
+		// backslash inside them, so other white space (\v, \f, \r, U+00A0…) is a path's own
+		// (strings.Fields split on it: found by an independent review, fuzzing).
+		fields := strings.Split(sc.Text(), " ")
 		sep := -1
 		for i, f := range fields {
 			if f == "-" {

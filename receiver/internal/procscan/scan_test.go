@@ -168,6 +168,16 @@ func TestFindCgroup2Mount(t *testing.T) {
 
 	_, err = findCgroup2Mount(write("40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"))
 	assert.ErrorIs(t, err, errNoCgroup2)
+
+	// White space the kernel does not escape is the path's (found by an independent review,
+	// fuzzing: read as "/sys/fs/cgroup"); and no field of another mount passes for the separator.
+	got, err = findCgroup2Mount(write("30 23 0:26 / /sys/fs/cgroup\u00a0v2 rw - cgroup2 cgroup2 rw\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/sys/fs/cgroup\u00a0v2", got)
+	got, err = findCgroup2Mount(write("29 23 0:25 / /a\v-\vcgroup2 rw - tmpfs tmpfs rw\n" +
+		"30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/sys/fs/cgroup", got)
 }
 
 // A pod's cgroup whose processes have left still names its pod (its sockets' last events come
