@@ -259,17 +259,8 @@ func TestListenersAreNotKeptWithoutTheListenerScan(t *testing.T) {
 	later := listen(8281)
 	defer later.Close()
 
-	m := tr.coll.Maps[bpf.PodnetMapListeners]
-	assert.Equal(t, uint32(1), m.MaxEntries(), "the map is not sized for listeners it never keeps")
-	var key uint64
-	var value bpf.PodnetListenDrops
-	entries := m.Iterate()
-	n := 0
-	for entries.Next(&key, &value) {
-		n++
-	}
-	require.NoError(t, entries.Err())
-	assert.Zero(t, n, "no listener kept: neither found, nor listening, nor closed")
+	assert.Equal(t, uint32(1), tr.coll.Maps[bpf.PodnetMapListeners].MaxEntries(), "the map is not sized for listeners it never keeps")
+	assert.Zero(t, listenersKept(t, tr), "no listener kept: neither found, nor listening, nor closed")
 	full, err := tr.sumCounter(bpf.PodnetCounterCOUNTER_LISTENERS_FULL)
 	require.NoError(t, err)
 	assert.Zero(t, full, "nor counted as finding the map full")
@@ -306,15 +297,20 @@ func TestListenersAreNotKeptWhereTheIteratorsAreRefused(t *testing.T) {
 	later := listenIn(t, server, 8289)
 	defer later.Close()
 
-	m := tr.coll.Maps[bpf.PodnetMapListeners]
-	assert.Equal(t, uint32(1), m.MaxEntries())
+	assert.Equal(t, uint32(1), tr.coll.Maps[bpf.PodnetMapListeners].MaxEntries())
+	assert.Zero(t, listenersKept(t, tr), "no listener kept")
+}
+
+// listenersKept is how many entries `listeners` holds.
+func listenersKept(t *testing.T, tr *Tracer) int {
+	t.Helper()
 	var key uint64
 	var value bpf.PodnetListenDrops
-	entries := m.Iterate()
+	entries := tr.coll.Maps[bpf.PodnetMapListeners].Iterate()
 	n := 0
 	for entries.Next(&key, &value) {
 		n++
 	}
 	require.NoError(t, entries.Err())
-	assert.Zero(t, n, "no listener kept")
+	return n
 }
