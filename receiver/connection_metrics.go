@@ -392,30 +392,12 @@ func (m *connectionMetrics) emit(now pcommon.Timestamp) pmetric.Metrics {
 		m.takeChunk(md, emitted, rk, l.local.res)
 	}
 	m.emitHandshakes(md, now, byResource, latest, emitted)
-	m.emitOverflow(md, now)
-	m.emitServiceGraph(md, now)
-	mergeResource(md, m.node.res)
+	// The overflow series, its handshakes and the service graph's edges are the node's: one
+	// ResourceMetrics for all of them (each made its own, up to four with one Resource: valid
+	// OTLP, but a backend keying on the Resource saw one node as several).
+	m.emitOverflow(md, now, emitted)
+	m.emitServiceGraph(md, now, emitted)
 	return md
-}
-
-// mergeResource moves every ResourceMetrics of md whose Resource is res into the first one: the
-// node's Resource is emitted for its own processes' series, the overflow series and the service
-// graph's edges, which made up to four of them in one export (valid OTLP, but a backend that
-// keys on the Resource sees one node as several).
-func mergeResource(md pmetric.Metrics, res pcommon.Resource) {
-	var first pmetric.ResourceMetrics
-	found := false
-	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
-		if rm.ScopeMetrics().Len() == 0 || !rm.Resource().Attributes().Equal(res.Attributes()) {
-			return false
-		}
-		if !found {
-			first, found = rm, true
-			return false
-		}
-		mergeScopeMetrics(first.ScopeMetrics().At(0), rm.ScopeMetrics().At(0))
-		return true
-	})
 }
 
 // emitChunk is how many series' points the generated builder holds at once. Each point it
@@ -430,7 +412,12 @@ const emitChunk = 32
 // takeChunk takes what the builder holds (one local end's series) into md, in rk's one
 // ResourceMetrics (emitted), made for res at its first chunk.
 func (m *connectionMetrics) takeChunk(md pmetric.Metrics, emitted map[seriesOwner]pmetric.ResourceMetrics, rk seriesOwner, res pcommon.Resource) {
-	rms := m.mb.Emit(metadata.WithResource(res)).ResourceMetrics()
+	takeInto(md, emitted, rk, m.mb.Emit(metadata.WithResource(res)))
+}
+
+// takeInto moves from's metrics (of one Resource, rk's) into md, in rk's one ResourceMetrics.
+func takeInto(md pmetric.Metrics, emitted map[seriesOwner]pmetric.ResourceMetrics, rk seriesOwner, from pmetric.Metrics) {
+	rms := from.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ { // 0 or 1
 		src := rms.At(i)
 		dst, ok := emitted[rk]

@@ -114,22 +114,6 @@ func (m *connectionMetrics) handshakeMetric(sm pmetric.ScopeMetrics) pmetric.His
 	return h.DataPoints()
 }
 
-// emittedFor pairs the owners the builder was asked to emit, in order (each may have emitted
-// one ResourceMetrics, or none when it recorded nothing), with the ResourceMetrics of md from
-// first on, by their Resources.
-func emittedFor(md pmetric.Metrics, first int, order []seriesOwner, latest latestNames) map[seriesOwner]pmetric.ResourceMetrics {
-	out := make(map[seriesOwner]pmetric.ResourceMetrics, len(order))
-	rms := md.ResourceMetrics()
-	at := first
-	for _, rk := range order {
-		if at < rms.Len() && rms.At(at).Resource().Attributes().Equal(latest[rk].local.res.Attributes()) {
-			out[rk] = rms.At(at)
-			at++
-		}
-	}
-	return out
-}
-
 // putSeriesAttributes writes what record() gives every data point of a series.
 func (m *connectionMetrics) putSeriesAttributes(a pcommon.Map, k seriesKey) {
 	if k.overflow {

@@ -54,7 +54,7 @@ func (m *connectionMetrics) foldAggregate(v *bpf.PodnetAggValue, since, now pcom
 // emitOverflow appends the overflow series to md: each metric once, under the node's Resource,
 // with otel.metric.overflow=true as its only attribute. Failed connects, close reasons and the
 // other splits are summed into the one data point per metric.
-func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timestamp) {
+func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timestamp, emitted map[seriesOwner]pmetric.ResourceMetrics) {
 	s := m.series[overflowKey]
 	if s == nil || s.retired {
 		return
@@ -82,11 +82,9 @@ func (m *connectionMetrics) emitOverflow(md pmetric.Metrics, now pcommon.Timesta
 	}
 	overflow := m.mb.Emit(metadata.WithResource(m.node.res))
 	markOverflow(overflow)
-	first := md.ResourceMetrics().Len()
-	overflow.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
-	latest := latestNames{overflowKey.res: {m.node, now}}
+	takeInto(md, emitted, overflowKey.res, overflow)
 	m.emitHandshakes(md, now, map[seriesOwner][]seriesKey{overflowKey.res: {overflowKey}},
-		latest, emittedFor(md, first, []seriesOwner{overflowKey.res}, latest))
+		latestNames{overflowKey.res: {m.node, now}}, emitted)
 }
 
 // markOverflow makes otel.metric.overflow=true the only attribute of every sum data point in md.

@@ -161,7 +161,7 @@ func (g *serviceGraph) get(key edgeKey, now pcommon.Timestamp) *edge {
 
 // emit records every live edge under the node's resource and appends them to md; edges idle
 // past the series' expiry are forgotten (a series holding one keeps it updated).
-func (m *connectionMetrics) emitServiceGraph(md pmetric.Metrics, now pcommon.Timestamp) {
+func (m *connectionMetrics) emitServiceGraph(md pmetric.Metrics, now pcommon.Timestamp, emitted map[seriesOwner]pmetric.ResourceMetrics) {
 	g := &m.graph
 	if !g.on {
 		return
@@ -179,12 +179,12 @@ func (m *connectionMetrics) emitServiceGraph(md pmetric.Metrics, now pcommon.Tim
 		}
 		m.recordEdge(now, key, e)
 	}
-	m.mb.Emit(metadata.WithResource(m.node.res)).ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+	takeInto(md, emitted, overflowKey.res, m.mb.Emit(metadata.WithResource(m.node.res)))
 	if overflow != nil {
 		m.recordEdge(now, overflowEdge, overflow)
 		ov := m.mb.Emit(metadata.WithResource(m.node.res))
 		markOverflow(ov)
-		ov.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+		takeInto(md, emitted, overflowKey.res, ov)
 	}
 }
 
