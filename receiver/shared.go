@@ -27,6 +27,9 @@ type shared struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 	remove       func()
+
+	mu     sync.Mutex
+	status *statusFanout // set by the first Start
 }
 
 func (r *registry) getOrAdd(cfg *Config, create func() *podnetReceiver) *shared {
@@ -45,8 +48,18 @@ func (r *registry) getOrAdd(cfg *Config, create func() *podnetReceiver) *shared 
 	return s
 }
 
+// Start starts the receiver with the first pipeline's host; every later pipeline's host
+// hears its status too (statusFanout).
 func (s *shared) Start(ctx context.Context, host component.Host) error {
-	s.startOnce.Do(func() { s.startErr = s.podnetReceiver.Start(ctx, host) })
+	s.mu.Lock()
+	first := s.status == nil
+	if first {
+		s.status = newStatusFanout(host)
+	} else {
+		s.status.add(host)
+	}
+	s.mu.Unlock()
+	s.startOnce.Do(func() { s.startErr = s.podnetReceiver.Start(ctx, s.status) })
 	return s.startErr
 }
 
