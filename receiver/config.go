@@ -194,11 +194,14 @@ func (cfg *Config) Validate() error {
 	case n > maxMetricSeriesLimit:
 		errs = append(errs, fmt.Errorf("max_metric_series: %d must be at most %d (it also sizes the kernel's aggregation map); lower it, or drop attributes such as network.peer.address to need fewer series", n, maxMetricSeriesLimit))
 	}
-	if _, err := seriesAttributesOf(cfg.Metrics); err != nil {
+	if keep, err := seriesAttributesOf(cfg.Metrics); err != nil {
 		errs = append(errs, err)
+	} else {
+		errs = append(errs, cfg.splitByDropped(keep)...)
 	}
 	errs = append(errs, attributesOfDisabledMetrics(cfg.Metrics)...)
 	errs = append(errs, serviceGraphAttributes(cfg.Metrics)...)
+	errs = append(errs, unsupportedGenerated(cfg.Metrics, cfg.ResourceAttributes)...)
 	if cfg.MetricSeriesIdleExpiry < cfg.MetricsInterval && cfg.MetricsInterval <= time.Hour {
 		errs = append(errs, fmt.Errorf("metric_series_idle_expiry: %v must be at least metrics_interval (%v): raise it, or lower metrics_interval", cfg.MetricSeriesIdleExpiry, cfg.MetricsInterval))
 	}

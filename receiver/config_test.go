@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/filter"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -46,7 +48,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, ExcludeConfig{ServerPorts: []int{10250}, PeerCIDRs: []string{"127.0.0.0/8", "::1/128"}}, cfg.Exclude)
 	assert.False(t, cfg.Events.PodnetTCPAccept.Enabled)
 	assert.True(t, cfg.Events.PodnetTCPConnect.Enabled)
-	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type"},
+	assert.Equal(t, []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "server.port", "error.type", "server.address"},
 		cfg.Metrics.PodnetTCPConnections.EnabledAttributes)
 	assert.False(t, cfg.ResourceAttributes.PodnetCgroupID.Enabled)
 	assert.Equal(t, DNSNamesConfig{Mode: dnsNamesAuto, MaxNames: 4096, MetricAttribute: true, MaxMetricNames: 50}, cfg.DNSNames)
@@ -99,6 +101,26 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"max_metric_names with dns_names off", func(c *Config) { c.DNSNames.Mode, c.DNSNames.MaxMetricNames = "off", 5 }, "dns_names.max_metric_names is set but dns_names.mode is off"},
 		{"max_metric_names without metric_attribute", func(c *Config) { c.DNSNames.MaxMetricNames = 5 }, "dns_names.max_metric_names is set but dns_names.metric_attribute is false"},
 		{"socket_lb without process attributes", func(c *Config) { c.ServiceBackends.SocketLB, c.Logs.ProcessAttributes = true, false }, "with process_attributes false it would be ignored"},
+		// mdatagen's settings podnet does not honour (found by an independent check).
+		{"aggregation strategy other than sum", func(c *Config) { c.Metrics.PodnetTCPConnectionsClosed.AggregationStrategy = metadata.AggregationStrategyMax }, `metrics.podnet.tcp.connections.closed.aggregation_strategy: "max" is not supported`},
+		{"resource attribute filter of metrics", func(c *Config) {
+			c.ResourceAttributes.HostName.MetricsExclude = []filter.Config{{Regex: ".*"}}
+		}, "resource_attributes.host.name.metrics_exclude: filtering by resource attribute values is not supported by podnet; use the filter processor"},
+		{"resource attribute filter of events", func(c *Config) {
+			c.ResourceAttributes.K8sPodName.EventsInclude = []filter.Config{{Strict: "web-0"}}
+		}, "resource_attributes.k8s.pod.name.events_include: filtering"},
+		// A metric attribute the series drop (found by an independent check: kernel keys split
+		// by the backend, the series did not say it, max_metric_series folded connections early).
+		{"backend metric attribute dropped from the series", func(c *Config) {
+			c.ServiceBackends.MetricAttribute = true
+			c.Metrics.PodnetTCPConnections.EnabledAttributes = slices.DeleteFunc(slices.Clone(c.Metrics.PodnetTCPConnections.EnabledAttributes),
+				func(k metadata.PodnetTCPConnectionsMetricAttributeKey) bool { return k == "podnet.peer.backend.address" })
+		}, "service_backends.metric_attribute is true, but the connection metrics drop podnet.peer.backend.address"},
+		{"dns metric attribute dropped from the series", func(c *Config) {
+			c.DNSNames.MetricAttribute = true
+			c.Metrics.PodnetTCPConnections.EnabledAttributes = slices.DeleteFunc(slices.Clone(c.Metrics.PodnetTCPConnections.EnabledAttributes),
+				func(k metadata.PodnetTCPConnectionsMetricAttributeKey) bool { return k == "server.address" })
+		}, "dns_names.metric_attribute is true, but the connection metrics drop server.address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()
@@ -386,17 +408,23 @@ func TestSocketLBWithoutLogsIsSaid(t *testing.T) {
 func TestLogsSettingsWithoutLogsAreSaid(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	cfg := NewDefaultConfig()
-	cfg.Logs.unused(false, cfg.Events, zap.New(core))
+	cfg.Logs.unused(false, false, cfg.Events, zap.New(core))
 	assert.Zero(t, logs.Len(), "defaults: nothing to say")
 	cfg.Logs.Sampling.OneIn = 10
 	cfg.Logs.ProcessAttributes = false
 	cfg.Events.PodnetTCPAccept.Enabled = false
-	cfg.Logs.unused(true, cfg.Events, zap.New(core))
+	cfg.Logs.unused(true, false, cfg.Events, zap.New(core))
 	assert.Zero(t, logs.Len(), "with a logs pipeline they apply")
-	cfg.Logs.unused(false, cfg.Events, zap.New(core))
+	cfg.Logs.unused(false, false, cfg.Events, zap.New(core))
 	said := logs.FilterMessageSnippet("no logs pipeline uses this receiver").All()
 	require.Len(t, said, 1)
 	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.process_attributes", "logs.sampling.one_in"}, said[0].ContextMap()["ignored"])
+
+	// Metrics counted from events lose the connect() hooks with process_attributes: not ignored.
+	cfg.Logs.unused(false, true, cfg.Events, zap.New(core))
+	said = logs.FilterMessageSnippet("no logs pipeline uses this receiver").All()
+	require.Len(t, said, 2)
+	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.sampling.one_in"}, said[1].ContextMap()["ignored"])
 }
 
 // Settings that shape only metrics are said to be ignored, once at Start, by a logs-only

@@ -49,7 +49,12 @@ func (c LogsConfig) validate(metricsAggregation string) error {
 // unused says once at Start which settings shape only log records when no logs pipeline uses
 // the receiver: a metrics-only podnet ignores them, which it should say rather than leave a
 // user thinking they apply (found by an independent check).
-func (c LogsConfig) unused(hasLogs bool, events metadata.EventsConfig, logger *zap.Logger) {
+//
+// logs.process_attributes is not among them where metrics are counted from events
+// (metricsFromEvents): off, it takes away the connect() hooks those metrics count a connect that
+// fails before a SYN with (README, metrics_aggregation), so it is not ignored (found by an
+// independent check: said ignored, and those failures were missing from the metrics).
+func (c LogsConfig) unused(hasLogs, metricsFromEvents bool, events metadata.EventsConfig, logger *zap.Logger) {
 	if hasLogs {
 		return
 	}
@@ -57,7 +62,7 @@ func (c LogsConfig) unused(hasLogs bool, events metadata.EventsConfig, logger *z
 	if c.Sampling.OneIn > 1 {
 		set = append(set, "logs.sampling.one_in")
 	}
-	if !c.ProcessAttributes {
+	if !c.ProcessAttributes && !metricsFromEvents {
 		set = append(set, "logs.process_attributes")
 	}
 	for name, on := range map[string]bool{

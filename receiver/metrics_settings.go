@@ -112,3 +112,41 @@ func keyNames[K ~string](keys []K) []string {
 	}
 	return out
 }
+
+// unsupportedGenerated refuses the settings mdatagen generates that podnet does not honour
+// (found by an independent check: accepted, printed by print-config, and wrong or ignored):
+//   - metrics.<name>.aggregation_strategy other than sum: the generated builder merges the
+//     points of series left with the same attributes by it, and podnet's series are counts
+//     and sums, which only add up (max kept the largest close reason's count of
+//     podnet.tcp.connections.closed once podnet.tcp.close.reason was dropped);
+//   - resource_attributes.<name>.{metrics,events}_{include,exclude}: records are not built by
+//     the generated builder, nor is the handshake histogram, so these filtered only some
+//     metrics and no record. The filter processor does this for every signal.
+func unsupportedGenerated(mc metadata.MetricsConfig, rc metadata.ResourceAttributesConfig) []error {
+	var errs []error
+	eachMetric(mc, func(name string, m, _ reflect.Value) {
+		if s := m.FieldByName("AggregationStrategy"); s.IsValid() && s.String() != metadata.AggregationStrategySum {
+			errs = append(errs, fmt.Errorf("metrics.%s.aggregation_strategy: %q is not supported: podnet's series are counts and sums, merged by adding them (sum, the default); remove aggregation_strategy", name, s.String()))
+		}
+	})
+	v := reflect.ValueOf(rc)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("mapstructure")
+		for _, f := range [...]string{"metrics_include", "metrics_exclude", "events_include", "events_exclude"} {
+			if filters := fieldByTag(v.Field(i), f); filters.IsValid() && filters.Len() > 0 {
+				errs = append(errs, fmt.Errorf("resource_attributes.%s.%s: filtering by resource attribute values is not supported by podnet; use the filter processor (it filters logs and metrics alike), or remove %s", name, f, f))
+			}
+		}
+	}
+	return errs
+}
+
+// fieldByTag is v's field whose mapstructure tag is tag, or the zero Value.
+func fieldByTag(v reflect.Value, tag string) reflect.Value {
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("mapstructure") == tag {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
+}
