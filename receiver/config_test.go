@@ -102,7 +102,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"max_metric_names without metric_attribute", func(c *Config) { c.DNSNames.MaxMetricNames = 5 }, "dns_names.max_metric_names is set but dns_names.metric_attribute is false"},
 		{"socket_lb without process attributes", func(c *Config) { c.ServiceBackends.SocketLB, c.Logs.ProcessAttributes = true, false }, "with process_attributes false it would be ignored"},
 		// mdatagen's settings podnet does not honour (found by an independent check).
-		{"aggregation strategy other than sum", func(c *Config) { c.Metrics.PodnetTCPConnectionsClosed.AggregationStrategy = metadata.AggregationStrategyMax }, `metrics.podnet.tcp.connections.closed.aggregation_strategy: "max" is not supported`},
+		{"aggregation strategy other than sum", func(c *Config) {
+			c.Metrics.PodnetTCPConnectionsClosed.AggregationStrategy = metadata.AggregationStrategyMax
+		}, `metrics.podnet.tcp.connections.closed.aggregation_strategy: "max" is not supported`},
 		{"resource attribute filter of metrics", func(c *Config) {
 			c.ResourceAttributes.HostName.MetricsExclude = []filter.Config{{Regex: ".*"}}
 		}, "resource_attributes.host.name.metrics_exclude: filtering by resource attribute values is not supported by podnet; use the filter processor"},
@@ -114,7 +116,9 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"backend metric attribute dropped from the series", func(c *Config) {
 			c.ServiceBackends.MetricAttribute = true
 			c.Metrics.PodnetTCPConnections.EnabledAttributes = slices.DeleteFunc(slices.Clone(c.Metrics.PodnetTCPConnections.EnabledAttributes),
-				func(k metadata.PodnetTCPConnectionsMetricAttributeKey) bool { return k == "podnet.peer.backend.address" })
+				func(k metadata.PodnetTCPConnectionsMetricAttributeKey) bool {
+					return k == "podnet.peer.backend.address"
+				})
 		}, "service_backends.metric_attribute is true, but the connection metrics drop podnet.peer.backend.address"},
 		{"dns metric attribute dropped from the series", func(c *Config) {
 			c.DNSNames.MetricAttribute = true
