@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -101,11 +102,39 @@ func (s *Store) denySlices(err error) {
 		return
 	}
 	s.stopSlices()
+	if s.peerPods == PeerPodsEndpoints {
+		s.releaseSliceHolders()
+	}
 	named := "pods and Services are still named"
 	if s.peerPods == PeerPodsEndpoints {
 		named = "with peer_pods endpoints no remote pod is named either; Services and this node's pods still are"
 	}
 	s.onOptionalDenied(fmt.Errorf("%w: whether a Service has ready endpoints is unknown; %s (the collector's account needs list and watch on endpointslices in discovery.k8s.io: see examples/rbac.yaml, then restart the collector)", err, named))
+}
+
+// releaseSliceHolders ends, now, the holdings of the pods the slices named (peer_pods
+// endpoints): they are no longer followed, so a pod deleted later would be named at its address
+// for good, and so would every pod given that address after it (found by an independent check:
+// an account with list but not watch on endpointslices, the pod deleted, another created at its
+// address, the first named an hour later).
+func (s *Store) releaseSliceHolders() {
+	now := time.Now().UnixNano()
+	for _, obj := range s.slices.GetIndexer().List() {
+		for _, c := range sliceHolders(obj) {
+			s.history.release(c.key, c.owner, now)
+		}
+	}
+}
+
+// followedSliceHolders are sliceHolders while the slices are followed; once they are denied,
+// none, so that the listing's events still queued for the handlers claim nothing after
+// releaseSliceHolders (a handler already past this check when the denial came can still claim:
+// a window of one call).
+func (s *Store) followedSliceHolders(obj any) []holder {
+	if s.slicesDenied.Load() {
+		return nil
+	}
+	return sliceHolders(obj)
 }
 
 // slicesSettled is the EndpointSlice informer's part in Start's wait: synced, or denied.

@@ -229,3 +229,30 @@ func eventuallyReady(t *testing.T, s *Store, namespace, service string, at netip
 		return known && ready == want
 	}, settle, tick, "%s/%s at %v: want %d ready endpoints", namespace, service, at, want)
 }
+
+// peer_pods endpoints with an account that may list EndpointSlices but not watch them: the
+// listing's pods are no longer followed once the watch is refused, so they are named no more.
+// Their holdings stayed open: a pod deleted since was named at its address for good, over the
+// pod given that address after it (found by an independent check).
+func TestSlicesDeniedAfterTheirListingNameNoPodForGood(t *testing.T) {
+	c := kubetest.Start(t)
+	c.Namespace(t, "shop")
+	addr := netip.MustParseAddr("10.244.5.8")
+	a := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "api-1", Node: "node-b", IPs: []string{addr.String()}})
+	putSlice(t, c, "api", false, sliceEndpoint{pod: a})
+	cfg, err := APIConfig{AuthType: AuthTypeKubeConfig, KubeConfig: sliceRBAC(t, "podnet-list-only", "list").Apply(t, c)}.RESTConfig()
+	require.NoError(t, err)
+	s, err := NewStore(cfg, Options{NodeName: "node-a", PeerPods: PeerPodsEndpoints, SyncTimeout: 30 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	require.True(t, s.Start())
+	require.Eventually(t, func() bool { return s.slicesDenied.Load() }, 30*time.Second, 100*time.Millisecond, "the watch refused")
+
+	c.DeletePod(t, "shop", "api-1")
+	putSlice(t, c, "api", false)
+	b := c.CreatePod(t, kubetest.Pod{Namespace: "shop", Name: "web-1", Node: "node-b", IPs: []string{addr.String()}})
+	putSlice(t, c, "web", false, sliceEndpoint{pod: b})
+	time.Sleep(time.Second) // what a watch would have delivered meanwhile (none is open)
+	p, _, ok := s.PeerAt(addr, time.Now().Add(time.Hour).UnixNano())
+	assert.False(t, ok, "an hour from now, the deleted pod %q is named at an address web-1 has", p.Name)
+}

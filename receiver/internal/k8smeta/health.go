@@ -27,11 +27,12 @@ type health struct {
 	errs    map[string]error     // by informer; a nil entry is a success
 	outages map[string]time.Time // by informer: when a call last found the API server away
 	refused map[string]bool      // by informer: its latest call was refused, not while the API server settled
+	served  map[string]bool      // by informer: some call of it succeeded
 	failed  bool                 // what onStatus was last told
 }
 
 func newHealth(onStatus func(error), onCallFailed func()) *health {
-	return &health{onStatus: onStatus, onCallFailed: onCallFailed, errs: map[string]error{}, outages: map[string]time.Time{}, refused: map[string]bool{}}
+	return &health{onStatus: onStatus, onCallFailed: onCallFailed, errs: map[string]error{}, outages: map[string]time.Time{}, refused: map[string]bool{}, served: map[string]bool{}}
 }
 
 // observedListWatch is a ListWatch whose calls report their outcome. It also opts out of
@@ -94,10 +95,13 @@ func (h *health) record(ctx context.Context, name, verb string, err error, denie
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock() // held during onStatus so that reports arrive in order
-	_, called := h.errs[name]
-	firstRefusal := err != nil && !again && !called && apierrors.IsForbidden(err)
+	// Never served, not told yet: an informer whose first calls met an outage (a node booting
+	// beside its API server) is told when it is then refused (found by an independent check: the
+	// outage's "connection refused" stayed the status for good, the refusal never named).
+	firstRefusal := err != nil && !again && !h.served[name] && !h.refused[name] && apierrors.IsForbidden(err)
 	h.errs[name] = err
 	h.refused[name] = err != nil && !again && isRefusal(err)
+	h.served[name] = h.served[name] || err == nil
 	status := errors.Join(h.sortedErrs()...)
 	// Told again when an informer's first call is refused while another's error is being
 	// reported: each permission the account lacks is named (found by an independent check: only

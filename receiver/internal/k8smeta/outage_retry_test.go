@@ -100,3 +100,25 @@ func TestEveryRefusedInformerIsTold(t *testing.T) {
 	h.record(ctx, "services", "watch", apierrors.NewServiceUnavailable("down"), nil)
 	assert.Len(t, told, 1, "an outage told once")
 }
+
+// An informer whose first calls found the API server away, then refused, is told the refusal:
+// the outage's error was the status in force for good (found by an independent check against
+// a real API server: a Store started during an outage, its account without services).
+func TestARefusalAfterAnOutageAtStartIsTold(t *testing.T) {
+	ctx := context.Background()
+	var told []error
+	h := newHealth(func(err error) { told = append(told, err) }, func() {})
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "", errors.New("no"))
+
+	for _, name := range []string{"pods", "services"} {
+		assert.True(t, h.record(ctx, name, "list", apierrors.NewServiceUnavailable("down"), nil), "away")
+	}
+	require.Len(t, told, 1, "the outage, once")
+	assert.False(t, h.record(ctx, "pods", "list", nil, nil))
+	h.outages["services"] = time.Now().Add(-settleAfterOutage - time.Second)
+	assert.False(t, h.record(ctx, "services", "list", forbidden, nil), "refused long after the outage: final")
+	require.Len(t, told, 2, "the refusal is told: %v", told)
+	assert.ErrorContains(t, told[1], "examples/rbac.yaml")
+	assert.False(t, h.record(ctx, "services", "list", forbidden, nil))
+	assert.Len(t, told, 2, "told once")
+}

@@ -179,7 +179,7 @@ func NewStore(cfg *rest.Config, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.peerPods == PeerPodsEndpoints {
-		reg, err := s.watchHandOvers(s.slices, sliceHolders)
+		reg, err := s.watchHandOvers(s.slices, s.followedSliceHolders)
 		if err != nil {
 			return nil, err
 		}
