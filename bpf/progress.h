@@ -512,6 +512,12 @@ static __always_inline bool find_connection(struct seq_file *seq, struct task_st
 	}
 	if (ci.excluded)
 		return true; /* tracked, so that its close is no untracked one, but reported nowhere */
+	/* Data queued or unacknowledged when found goes out with no send call to mark it: marked
+	 * now, or marked reads would count none of it while the connection stays open (found by an
+	 * independent check: 1 MiB written before Start, the server's end counting it, the client's
+	 * flat until its close). The read keeps it marked while data is in flight (progress_of). */
+	if (marked_reads && in_flight(sk, READ_PROBED))
+		mark(key);
 	e.timestamp_ns = ci.start_ns;
 	e.type = EVENT_FOUND;
 	e.role = ci.role;
