@@ -145,6 +145,22 @@ static __always_inline struct tcp_sock *tcp_sock_of(struct sock *sk, enum sock_r
 	return bpf_skc_to_tcp_sock(sk);
 }
 
+/* Whether the kernel was giving up on the connection when it closed: retransmitting, or probing
+ * (keepalive, zero window) unanswered. tcp_write_err, the kernel's timeout, runs with one of
+ * them non-zero (retransmits_timed_out needs a retransmission), and the ACKs of a healthy
+ * exchange reset both. */
+static __always_inline bool giving_up(struct sock *sk, enum sock_read rd)
+{
+	struct tcp_sock *tp;
+
+	if (rd) {
+		tp = tcp_sock_of(sk, rd);
+		return tp && (tp->inet_conn.icsk_retransmits || tp->inet_conn.icsk_probes_out);
+	}
+	return BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_retransmits) ||
+	       BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
+}
+
 /* When a server's TCP Fast Open child that ends without becoming established (state.h
  * fast_open_ended) began, in CLOCK_BOOTTIME ns (now is the clock now): its request's first
  * SYN-ACK, sent as the SYN carrying data arrived, which the child keeps until the CLOSE state

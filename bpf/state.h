@@ -420,8 +420,13 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 		return CLOSE_RESET_RECEIVED;
 	/* A connection the kernel gave up on (retransmissions, keepalive, TCP_USER_TIMEOUT) has
 	 * ETIMEDOUT, or the last ICMP error its retransmissions met instead (tcp_write_err takes
-	 * sk_err_soft first): an unreachable peer timed out, it sent no reset. */
-	if (err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENONET)
+	 * sk_err_soft first): an unreachable peer timed out, it sent no reset. An ICMP error alone
+	 * is no timeout: with IP_RECVERR it is put in sk_err at once and stays there until the
+	 * application's next socket call, also when the connection recovered and ended with a FIN
+	 * exchange (found by an independent check: reported a timeout). */
+	if (err == ETIMEDOUT)
+		return CLOSE_TIMEOUT;
+	if ((err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENONET) && giving_up(sk, rd))
 		return CLOSE_TIMEOUT;
 	if (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
 		return CLOSE_NORMAL;
@@ -692,8 +697,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd, NULL);
 }
 
-/* The errno of the ICMP error just queued on the socket (applications that set IP_RECVERR, as
- * Go's dialer does, get ICMP errors queued and reported before TCP records them in sk_err or
+/* The errno of the ICMP error just queued on the socket (applications that set IP_RECVERR get
+ * ICMP errors queued and reported before TCP records them in sk_err or
  * sk_err_soft, where SO_ERROR takes them from); 0 if the queue's last entry is not one. */
 static __always_inline int queued_icmp_errno(struct sock *sk)
 {

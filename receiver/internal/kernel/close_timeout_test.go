@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -71,4 +72,57 @@ func timeOutUnreachable(t *testing.T, client, server *netnstest.Pod, port int) {
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, syscall.EHOSTUNREACH, "the kernel gave up with the ICMP error")
 	require.NoError(t, c.Close())
+}
+
+// A connection whose application set IP_RECVERR meets one ICMP unreachable, recovers, and ends
+// through the FIN exchange: the ICMP error stays in sk_err (IP_RECVERR puts it there, not in
+// sk_err_soft) until the application's next socket call, and the close was reported a timeout
+// (found by an independent check). A timeout is the kernel giving up; this one did not.
+func TestARecoveredICMPErrorIsNoTimeout(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 90)
+	client, server := netw.AddPod(), netw.AddPod()
+	cns := client.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64, Events: true})
+	require.NoError(t, err)
+	defer tr.Close()
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE)
+	})
+	hidden := watchHiddenCloses(t)
+
+	for port := 7321; port < 7324; port++ {
+		c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		require.NoError(t, err)
+		require.NoError(t, raw.Control(func(fd uintptr) {
+			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
+		}))
+		f := server.Filter(fmt.Sprintf("podnet_transient_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
+		_, err = c.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return f.Packets() >= 2 }, 5*time.Second, 5*time.Millisecond, "a retransmission met the ICMP error too")
+		f.Remove() // the next retransmission gets through
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, err = io.ReadFull(s, make([]byte, 5))
+		require.NoError(t, err, "the data arrived after the transient error")
+		require.NoError(t, c.Close()) // no read or write since: the ICMP error is still in sk_err
+		readEOF(t, s)
+		require.NoError(t, s.Close())
+
+		var closes []bpf.PodnetEvent
+		for deadline := time.Now().Add(5 * time.Second); len(closes) == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			closes = append(closes, ring.take()...)
+		}
+		if len(closes) == 0 {
+			_, hiddenClient := hidden.count(port)
+			require.Equal(t, 1, hiddenClient, "the client's close on port %d was neither reported nor hidden from BPF", port)
+			t.Logf("the client's close on port %d was hidden from BPF on this VM: again", port)
+			continue
+		}
+		require.Len(t, closes, 1)
+		assert.Equal(t, uint8(bpf.PodnetCloseReasonCLOSE_NORMAL), closes[0].CloseReason, "a FIN exchange after a recovered ICMP error")
+		return
+	}
+	t.Fatal("three closes in a row hidden from BPF: nothing to check")
 }
