@@ -44,7 +44,7 @@ type naming struct {
 
 // enricher makes an enricher for one goroutine (the ring reader's, the aggregates drain's).
 func (nm naming) enricher(cfg *Config) *enricher {
-	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names)
+	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names, cfg.DNSNames.MaxNames)
 }
 
 // enricher names the local end and the peer of every event, asking attribution once per
@@ -52,12 +52,14 @@ func (nm naming) enricher(cfg *Config) *enricher {
 // Kubernetes lookup takes a lock and walks an index. The tables are cleared per batch, so
 // they stay bounded and names stay current. One goroutine owns it.
 type enricher struct {
-	res    *resources
-	attr   attribution.Attributor
-	names  serverNames // nil with dns_names off
-	locals map[resourceKey]*localEnd
-	peers  map[netip.Addr]peerAsOf
-	during map[netip.Addr]attribution.Peer // peerDuring's, per drain
+	res   *resources
+	attr  attribution.Attributor
+	names serverNames // nil with dns_names off
+	// connected names each open connection's close as its connect was named (with names).
+	connected *connectNames
+	locals    map[resourceKey]*localEnd
+	peers     map[netip.Addr]peerAsOf
+	during    map[netip.Addr]attribution.Peer // peerDuring's, per drain
 	// foundAt is when the start-up scan found the connections that predate podnet (its first
 	// found event's time); 0 before.
 	foundAt int64
@@ -70,14 +72,15 @@ type peerAsOf struct {
 	span attribution.Span
 }
 
-func newEnricher(res *resources, attr attribution.Attributor, names serverNames) *enricher {
+func newEnricher(res *resources, attr attribution.Attributor, names serverNames, maxNames int) *enricher {
 	return &enricher{
-		res:    res,
-		attr:   attr,
-		names:  names,
-		locals: map[resourceKey]*localEnd{},
-		peers:  map[netip.Addr]peerAsOf{},
-		during: map[netip.Addr]attribution.Peer{},
+		res:       res,
+		attr:      attr,
+		names:     names,
+		connected: newConnectNames(maxNames),
+		locals:    map[resourceKey]*localEnd{},
+		peers:     map[netip.Addr]peerAsOf{},
+		during:    map[netip.Addr]attribution.Peer{},
 	}
 }
 
@@ -198,17 +201,33 @@ const failedConnectWindow = uint64(130e9)
 // a Service: valid when the connection began (a close is named as its connect was, however long
 // ago the answer's TTL ran out); "" otherwise.
 func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
-	if en.names == nil || e.Role != event.Client || (e.Type != event.Connect && e.Type != event.Close) ||
-		e.Dialled.IsValid() || namedByKubernetes(peer) {
+	if en.names == nil || e.Role != event.Client || (e.Type != event.Connect && e.Type != event.Close) {
 		return ""
 	}
+	k := connTuple{netns: e.NetnsIno, local: e.Local, peer: e.Peer}
+	connected, wasNamed := "", false
+	if e.Type == event.Close {
+		connected, wasNamed = en.connected.closed(k) // taken whatever follows: the connection is over
+	}
+	switch {
+	case e.Dialled.IsValid() || namedByKubernetes(peer):
+		return ""
+	case wasNamed:
+		return connected
+	}
+	var name string
 	switch {
 	case e.Start != 0:
-		return en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Start))
+		name = en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Start))
 	case e.Failed():
 		return en.names.LookupDuring(e.NetnsIno, e.Peer.Addr(), int64(e.Time-min(e.Time, failedConnectWindow)), int64(e.Time))
+	default:
+		name = en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Time))
 	}
-	return en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Time))
+	if e.Type == event.Connect && !e.Failed() {
+		en.connected.connected(k, name)
+	}
+	return name
 }
 
 // serverNameDuring is serverName for a drained aggregate of a client's connections to peer

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/podnet/podnet/receiver/internal/attribution"
@@ -19,7 +20,7 @@ func enrichAll(res *resources, events []event.Event) []enrichedEvent {
 	for i := range events {
 		out[i].Event = events[i]
 	}
-	newEnricher(res, res.attr, nil).enrich(out)
+	newEnricher(res, res.attr, nil, defaultDNSMaxNames).enrich(out)
 	return out
 }
 
@@ -44,7 +45,7 @@ func (c *countingAttributor) Peer(a netip.Addr, at int64) (attribution.Peer, att
 func TestEnrichAsksOncePerEndPerBatch(t *testing.T) {
 	cfg := NewDefaultConfig()
 	attr := &countingAttributor{}
-	en := newEnricher(newResources(cfg, attr), attr, nil)
+	en := newEnricher(newResources(cfg, attr), attr, nil, defaultDNSMaxNames)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	en.enrich(events)
 	// shortConnections: 8 client and 4 server namespaces; 8 client and 4 server addresses.
@@ -90,7 +91,7 @@ func TestEnrichNamesPeersWhenTheirConnectionsBegan(t *testing.T) {
 		ev(7000, 9300),
 	}
 	attr := &handedOver{}
-	newEnricher(newResources(NewDefaultConfig(), attr), attr, nil).enrich(events)
+	newEnricher(newResources(NewDefaultConfig(), attr), attr, nil, defaultDNSMaxNames).enrich(events)
 	var got []string
 	for _, e := range events {
 		got = append(got, e.peer.PodName)
@@ -102,7 +103,7 @@ func TestEnrichNamesPeersWhenTheirConnectionsBegan(t *testing.T) {
 // BenchmarkEnrich is attribution's per-event cost at ingest, paid once for logs and metrics.
 func BenchmarkEnrich(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil, defaultDNSMaxNames)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	perEvent(b, events, en.enrich)
 }
@@ -111,7 +112,7 @@ func BenchmarkEnrich(b *testing.B) {
 // after decoding: attribution once, the metrics aggregation, the logs conversion.
 func BenchmarkBatchPath(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil, defaultDNSMaxNames)
 	c := newLogsConverter(cfg.Events, "bench")
 	m := newConnectionMetrics(cfg, fixtureSettings)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
@@ -157,7 +158,7 @@ func BenchmarkEnrichDNSNames(b *testing.B) {
 				}
 				names = &lockedTable{t: t}
 			}
-			en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names)
+			en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names, defaultDNSMaxNames)
 			events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 			perEvent(b, events, en.enrich)
 		})
@@ -170,7 +171,7 @@ func BenchmarkEnrichDNSNames(b *testing.B) {
 // after a backend pod of an earlier batch).
 func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil, defaultDNSMaxNames)
 	batch := []enrichedEvent{{Event: event.Event{
 		Type: event.Connect, Role: event.Client,
 		Peer:    netip.MustParseAddrPort("10.96.0.10:80"),
@@ -190,7 +191,7 @@ func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 // independent check.
 func TestEnrichNoReadyEndpointsOnlyUntranslated(t *testing.T) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil, defaultDNSMaxNames)
 	refused := event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80"), Errno: 111}
 	translated := refused
 	translated.Backend = netip.MustParseAddrPort("10.1.0.9:8080")
@@ -210,7 +211,7 @@ func TestEnrichNoReadyEndpointsOnlyUntranslated(t *testing.T) {
 func TestEnrichNamesAFoundConnectionsCloseWhenFound(t *testing.T) {
 	cfg := NewDefaultConfig()
 	attr := &handedOver{}
-	en := newEnricher(newResources(cfg, attr), attr, nil)
+	en := newEnricher(newResources(cfg, attr), attr, nil, defaultDNSMaxNames)
 	peer := netip.MustParseAddrPort("10.1.0.9:43000")
 	batch := []enrichedEvent{{Event: event.Event{Type: event.Found, Found: true, RoleGuessed: true, Role: event.Server, Time: uint64(handOverAt - 1000), Peer: peer}}}
 	en.enrich(batch)
@@ -237,7 +238,7 @@ func TestEnrichNamesADrainedPeerByItsHolderDuringTheInterval(t *testing.T) {
 	}
 	addr := netip.MustParseAddr("10.1.0.9")
 	during := func(since, now int64) string {
-		en := newEnricher(newResources(NewDefaultConfig(), attr), attr, nil)
+		en := newEnricher(newResources(NewDefaultConfig(), attr), attr, nil, defaultDNSMaxNames)
 		return en.peerDuring(addr, since, now).PodName
 	}
 	assert.Equal(t, "job-x", during(4000, 8000), "the latest named holder in the interval")
@@ -264,3 +265,41 @@ func (h holders) Peer(_ netip.Addr, at int64) (attribution.Peer, attribution.Spa
 func (holders) Local(uint32, uint64) attribution.Local                 { return attribution.Local{} }
 func (holders) NoReadyEndpoints(attribution.Peer, netip.AddrPort) bool { return false }
 func (holders) NodeAddrs() []netip.Addr                                { return nil }
+
+// A close is named as its connect was, however many answers came for its address since: the
+// table keeps four per address, and a pod asking again for the same name after each TTL (or
+// alternating two names of one CDN address) made them within minutes, after which the close of
+// a long-lived connection was named nothing (found by an independent check).
+func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
+	cfg := NewDefaultConfig()
+	table := dnsnames.NewTable(1 << 10)
+	names := &lockedTable{t: table}
+	en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names, 2)
+	const s = int64(1e9)
+	db := netip.MustParseAddr("192.0.2.10")
+	local, peer := netip.MustParseAddrPort("10.1.0.5:40000"), netip.AddrPortFrom(db, 5432)
+	table.Add(7, db, "db.example", 0, 30)
+	batch := []enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(s), Start: uint64(s), Local: local, Peer: peer}}}
+	en.enrich(batch)
+	require.Equal(t, "db.example", batch[0].serverName)
+	for i := range int64(5) { // asked again after each TTL, another name between
+		table.Add(7, db, "db.example", (31+60*i)*s, 30)
+		table.Add(7, db, "replica.example", (45+60*i)*s, 10)
+	}
+	closing := func() []enrichedEvent {
+		return []enrichedEvent{{Event: event.Event{Type: event.Close, Role: event.Client, NetnsIno: 7, Time: uint64(400 * s), Start: uint64(s), Local: local, Peer: peer}}}
+	}
+	batch = closing()
+	en.enrich(batch)
+	assert.Equal(t, "db.example", batch[0].serverName, "the close, as its connect was")
+	assert.Empty(t, en.connected.byConn, "forgotten at the close")
+	batch = closing()
+	en.enrich(batch)
+	assert.Empty(t, batch[0].serverName, "a close whose connect was not read: named by the table, which no longer has the name")
+
+	for i := range 3 { // more open named connections than the bound: the rest are named by the table
+		l := netip.AddrPortFrom(local.Addr(), uint16(41000+i))
+		en.enrich([]enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(300 * s), Start: uint64(300 * s), Local: l, Peer: peer}}})
+	}
+	assert.Len(t, en.connected.byConn, 2, "bounded")
+}
