@@ -120,7 +120,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetDNSResponsesDropped, err = builder.meter.Int64Counter(
 		"otelcol_podnet_dns_responses_dropped",
-		metric.WithDescription("DNS responses dns_names could not use - the kernel's copy found its ring full, or the response did not parse (malformed, or a TCP segment that does not start a message; answers before the fault are still used). [Alpha]"),
+		metric.WithDescription("DNS responses dns_names could not use - the kernel's copy found its ring full, or the response did not parse (malformed, or a TCP segment that does not start a message; answers before the fault are still used). Not counted - a response that names no host (a root priming answer), or one longer than podnet's copy whose answers before its end were used. [Alpha]"),
 		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)

@@ -45,8 +45,11 @@ func Parse(msg []byte, cut bool, out []Answer) ([]Answer, error) {
 		return out, errNotResponse
 	}
 	q, err := p.Question()
-	if err != nil {
+	if errors.Is(err, dnsmessage.ErrSectionDone) {
 		return out, errNoQuestion
+	}
+	if err != nil {
+		return out, err
 	}
 	if err := p.SkipAllQuestions(); err != nil {
 		return out, err
@@ -188,9 +191,12 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 		}
 		return out, first
 	}
-	// A bare message may itself be longer than its segment: as far as it goes.
+	// A bare message may itself be longer than its segment: as far as it goes. Its answers before
+	// the cut are kept also when its ID reads as a prefix (an ID of at least its segment's length
+	// less 2: most of them for a full segment): the message from byte 2 is no response, and its
+	// answers were lost uncounted (found by an independent check).
 	out, err := Parse(payload, true, out)
-	if err == nil || !prefixed {
+	if err == nil || !prefixed || len(out) > n {
 		return out, err
 	}
 	return Parse(payload[2:], true, out[:n])

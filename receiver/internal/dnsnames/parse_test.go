@@ -176,3 +176,30 @@ func FuzzParseTCP(f *testing.F) {
 		}
 	})
 }
+
+// DNS over TCP from a server that writes the length prefix alone, then the message: the next
+// segment is the bare message, and when it is longer than the copy (or its segment), its answers
+// before the cut count. Its ID (0xbeef here) read as a prefix of at least the segment's length
+// threw them away for a parse from byte 2, which is no response: lost, and counted nowhere
+// (found by an independent check).
+func TestParseTCPKeepsACutBareMessageWhoseIDReadsAsAPrefix(t *testing.T) {
+	var answers []rr
+	for i := range 90 {
+		answers = append(answers, rr{name: "many.example.", addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String(), ttl: 60})
+	}
+	msg := response(t, "many.example.", dnsmessage.RCodeSuccess, answers...)
+	require.Greater(t, len(msg), 1232)
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		length  int
+	}{
+		{"longer than the copy", msg[:1232], len(msg)},
+		{"longer than its segment", msg[:1000], 1000},
+	} {
+		got, _ := ParseTCP(tc.payload, tc.length, nil)
+		require.NotEmpty(t, got, tc.name)
+		assert.Equal(t, "many.example", got[0].Name, tc.name)
+		assert.Equal(t, netip.MustParseAddr("192.0.2.1"), got[0].Addr, tc.name)
+	}
+}

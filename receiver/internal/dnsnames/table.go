@@ -1,6 +1,7 @@
 package dnsnames
 
 import (
+	"math"
 	"net/netip"
 	"time"
 )
@@ -77,6 +78,9 @@ func (t *Table) Len() int { return len(t.entries) }
 // later answer with another name becomes the current one (the one it replaces stays as the
 // previous); the same name again extends it.
 func (t *Table) Add(netns uint32, addr netip.Addr, name string, at int64, ttl uint32) {
+	if ttl > math.MaxInt32 {
+		ttl = 0 // RFC 2181 §8: a TTL with its high bit set is 0 (it was kept ~68 years)
+	}
 	k := key{netns, addr.Unmap()}
 	r := resolved{name: name, since: at, last: at, expires: at + max(int64(ttl)*1e9, minTTL)}
 	e, ok := t.entries[k]

@@ -151,3 +151,13 @@ func TestTableNamesACloseAsItsConnectAcrossReResolutions(t *testing.T) {
 	assert.Equal(t, connect, tb.Lookup(1, a, 115*sec), "the close is named as its connect was")
 	assert.Equal(t, "static.example", tb.Lookup(1, a, 108*sec), "a connection begun after static's answer")
 }
+
+// RFC 2181 §8: a TTL with its high bit set is 0. It was kept ~68 years (found by an independent
+// check).
+func TestATTLWithItsHighBitSetIsZero(t *testing.T) {
+	tb := NewTable(16)
+	a := netip.MustParseAddr("192.0.2.9")
+	tb.Add(1, a, "odd.example", 100*sec, 0x80000000)
+	assert.Equal(t, "odd.example", tb.Lookup(1, a, 100*sec), "valid when it arrived (a TTL of 0 counts as 1 s)")
+	assert.Empty(t, tb.Lookup(1, a, 102*sec), "not after")
+}
