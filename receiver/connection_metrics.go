@@ -168,7 +168,7 @@ func (m *connectionMetrics) add(events []enrichedEvent) (folded int64) {
 			k.backend, k.backendID = e.Backend.Addr(), e.backend
 		}
 		if e.Role == event.Client {
-			k.serverName = m.serverNames.ofEvent(e.local.key, k.peer, e.serverName, now)
+			k.serverName = m.serverNames.ofEvent(e.local.key, k.peer, k.serverPort, e.serverName, now)
 		}
 		s, overflowed := m.seriesOf(&k, e.local, now, now)
 		if overflowed {
@@ -215,7 +215,7 @@ func (m *connectionMetrics) addAggregate(k *bpf.PodnetAggKey, v *bpf.PodnetAggVa
 		key.backend, key.backendID = backend, backendID
 	}
 	if key.role == event.Client {
-		key.serverName = m.serverNames.ofDrain(local.key, peer, serverName, now)
+		key.serverName = m.serverNames.ofDrain(local.key, peer, key.serverPort, serverName, now)
 	}
 	s, overflowed := m.seriesOf(&key, local, since, now)
 	failed := int64(0)

@@ -11,8 +11,8 @@ import (
 
 // metricNames bounds the DNS names (server.address) client series carry, per node: the first
 // max_metric_names names seen are kept while series use them, any further one counts as
-// dnsOtherName. It also remembers the name each (local end, peer address) was last counted
-// under, for as long as such series live: the drains of a long-lived connection's progress then
+// dnsOtherName. It also remembers the name each (local end, peer address, server port) was last
+// counted under, for as long as such series live: the drains of a long-lived connection's progress then
 // keep its series' name after the answer's TTL ran out (the pod had no reason to resolve it
 // again). A nil *metricNames is off: every name is "".
 type metricNames struct {
@@ -21,13 +21,17 @@ type metricNames struct {
 	last     map[namedPeer]lastName
 	// fromEvents: metrics are counted from events (metrics_aggregation: events), each under its
 	// own name; the drains (open connections' progress) take the name the events of their
-	// (local end, peer) were last counted under, "" included, and look nothing up.
+	// (local end, peer, port) were last counted under, "" included, and look nothing up.
 	fromEvents bool
 }
 
+// namedPeer is what a name is remembered for. With the server port: another name of the same
+// address, used on another port, took the bytes of an open connection's series (found by an
+// independent check: api.example:9090's bytes under static.example, the 8080 name).
 type namedPeer struct {
 	res  resourceKey
 	peer netip.Addr
+	port uint16
 }
 
 type lastName struct {
@@ -47,21 +51,21 @@ func newMetricNames(cfg *Config) *metricNames {
 
 // ofEvent is server.address for a client series of res to peer counted from an event (metrics
 // from events): the event's own name, "" included.
-func (n *metricNames) ofEvent(res resourceKey, peer netip.Addr, name string, now pcommon.Timestamp) string {
+func (n *metricNames) ofEvent(res resourceKey, peer netip.Addr, port uint16, name string, now pcommon.Timestamp) string {
 	if n == nil {
 		return ""
 	}
-	return n.count(namedPeer{res, peer}, name, now)
+	return n.count(namedPeer{res, peer, port}, name, now)
 }
 
 // ofDrain is server.address for a client series of res to peer counted from a drain: resolved
 // by its lookup, or ("" when it found none, or looked nothing up) the name the series was last
 // counted under; or "".
-func (n *metricNames) ofDrain(res resourceKey, peer netip.Addr, resolved string, now pcommon.Timestamp) string {
+func (n *metricNames) ofDrain(res resourceKey, peer netip.Addr, port uint16, resolved string, now pcommon.Timestamp) string {
 	if n == nil {
 		return ""
 	}
-	p := namedPeer{res, peer}
+	p := namedPeer{res, peer, port}
 	if resolved == "" {
 		resolved = n.last[p].name
 	}
