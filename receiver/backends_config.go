@@ -83,6 +83,16 @@ func (c ServiceBackendsConfig) socketLBUnused(hasLogs bool, logger *zap.Logger) 
 	}
 }
 
+// emitsBackends says whether anything this podnet emits can carry a backend: a client's connect
+// and close records, or the connection metrics split by backend (metric_attribute). Otherwise the
+// netfilter program is not loaded: every packet through the node's netfilter hooks, and every
+// client handshake, would pay its run for nothing (found by an independent check: a metrics-only
+// podnet at the defaults had it attached, as dns_names, in the same case, did not).
+func (cfg *Config) emitsBackends(hasLogs, hasMetrics bool) bool {
+	records := hasLogs && (cfg.Events.PodnetTCPConnect.Enabled || cfg.Events.PodnetTCPClose.Enabled)
+	return records || (hasMetrics && cfg.ServiceBackends.MetricAttribute)
+}
+
 // ownNetns is podnet's own network namespace, where translations are read unless node_netns
 // says otherwise.
 const ownNetns = "/proc/self/ns/net"

@@ -271,10 +271,12 @@ func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Opt
 		NoLiveReads:           !hasMetrics, // only metrics read open connections
 		NoListenerScan:        !hasMetrics || !cfg.Metrics.PodnetTCPListenOverflows.Enabled,
 		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
-		NATNetns:              cfg.ServiceBackends.nodeNetns(),
 		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
 		KeyDrops:              cfg.kernelKeyDrops(),
 		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
+	}
+	if cfg.emitsBackends(hasLogs, hasMetrics) {
+		opts.NATNetns = cfg.ServiceBackends.nodeNetns()
 	}
 	if aggregate || !hasMetrics { // only logs read the ring: it takes the event types they keep
 		for typ, on := range map[bpf.PodnetEventType]bool{

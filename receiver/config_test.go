@@ -335,8 +335,14 @@ func TestServiceBackendsConfig(t *testing.T) {
 	opts := cfg.kernelOptions(true, true, true)
 	assert.Equal(t, "/proc/self/ns/net", opts.NATNetns, "auto by default, in podnet's own namespace (the node's with hostNetwork)")
 	assert.False(t, opts.BackendInMetrics, "metrics are not split by backend by default")
+	assert.Empty(t, cfg.kernelOptions(true, false, true).NATNetns, "metrics only, not split by backend: nothing would carry one")
+	cfg.Events.PodnetTCPConnect.Enabled, cfg.Events.PodnetTCPClose.Enabled = false, false
+	assert.Empty(t, cfg.kernelOptions(true, true, true).NATNetns, "logs without client records: nothing would carry one")
+	cfg.Events.PodnetTCPClose.Enabled = true
+	assert.Equal(t, "/proc/self/ns/net", cfg.kernelOptions(true, true, false).NATNetns, "close records carry it")
 
 	cfg.ServiceBackends = ServiceBackendsConfig{Mode: backendsOn, NodeNetns: "/run/netns/node", MetricAttribute: true}
+	assert.Equal(t, "/run/netns/node", cfg.kernelOptions(true, false, true).NATNetns, "metrics split by backend")
 	opts = cfg.kernelOptions(true, true, true)
 	assert.Equal(t, "/run/netns/node", opts.NATNetns)
 	assert.True(t, opts.BackendInMetrics)

@@ -92,9 +92,12 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	undo = append(undo, func() { stopAttr() }) // the latest: withDNSNames wraps it
 	opts := r.cfg.kernelOptions(aggregate, r.logs != nil, r.metrics != nil)
 	// Checked before loading: a netfilter program in a pod's namespace would see no translation.
-	notNode := r.cfg.ServiceBackends.notInNodeNetns(r.cfg.ProcRoot)
-	if notNode != nil {
-		opts.NATNetns = ""
+	backendsAsked := opts.NATNetns != ""
+	var notNode error
+	if backendsAsked {
+		if notNode = r.cfg.ServiceBackends.notInNodeNetns(r.cfg.ProcRoot); notNode != nil {
+			opts.NATNetns = ""
+		}
 	}
 	opening := time.Now()
 	src, err := r.open(opts)
@@ -114,7 +117,10 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 	if notNode != nil {
 		backendsErr = notNode
 	}
-	if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(), backendsErr, r.set.Logger); err != nil {
+	if !backendsAsked && r.cfg.ServiceBackends.Mode != backendsOff {
+		r.set.Logger.Info("podnet: service_backends not loaded: nothing this podnet emits carries a backend " +
+			"(no logs pipeline with podnet.tcp.connect or podnet.tcp.close records, and service_backends.metric_attribute is off)")
+	} else if err := r.cfg.ServiceBackends.started(r.cfg.ServiceBackends.nodeNetns(), backendsErr, r.set.Logger); err != nil {
 		return fail(err)
 	}
 	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
