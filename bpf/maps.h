@@ -354,7 +354,10 @@ struct {
 } excluded_ports SEC(".maps");
 
 /* `exclude.peer_cidrs`, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix + 96) so one trie
- * covers both families. Written by the loader before attaching. Size: as excluded_ports. */
+ * covers both families. Written by the loader before attaching. Size: as excluded_ports, and one
+ * more for the loader's guard entry (select.go ipv4Guard), which an IPv6 range around :: needs
+ * (found by an independent check: 256 ranges, ::/0 among them, passed validation and failed
+ * Start with ENOSPC). */
 struct peer_prefix {
 	__u32 prefixlen;
 	__u8 addr[16];
@@ -362,7 +365,7 @@ struct peer_prefix {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 256);
+	__uint(max_entries, 257);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct peer_prefix);
 	__type(value, __u8);

@@ -23,6 +23,16 @@ func TestEveryOptionLoads(t *testing.T) {
 		"exclude": func(o *Options) {
 			o.ExcludePorts, o.ExcludePeers = []uint16{9}, []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
 		},
+		// The most the config takes (256 of each), with a range that needs the IPv4 guard entry
+		// besides (found by an independent check: ENOSPC at Start).
+		"most exclusions": func(o *Options) {
+			o.ExcludePorts, o.ExcludePeers = nil, []netip.Prefix{netip.MustParsePrefix("::/0")}
+			for i := range 255 {
+				o.ExcludePorts = append(o.ExcludePorts, uint16(1000+i))
+				o.ExcludePeers = append(o.ExcludePeers, netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0x99, 15: byte(i)}), 128))
+			}
+			o.ExcludePorts = append(o.ExcludePorts, 9)
+		},
 		"no process context": func(o *Options) { o.NoProcessContext = true },
 		"probed reads":       func(o *Options) { o.ProbedReads = true },
 		"no live reads":      func(o *Options) { o.NoLiveReads = true },
