@@ -54,13 +54,17 @@ static __always_inline __u16 agg_server_port(const struct event *e)
 static __always_inline void agg_key_backend(struct agg_key *k, __u16 port, const __u8 addr[16], bool dialled)
 {
 	if (backend_in_metrics) {
-		k->backend_port = port;
+		/* Whether there is a backend, not its port: no series carries the port, and backends at
+		 * one address on two ports (hostNetwork, a named targetPort) made two keys of one series,
+		 * so max_metric_series folded connections early (found by an independent check). */
+		if (port)
+			k->flags |= AGG_KEY_BACKEND;
 		__builtin_memcpy(k->backend_addr, addr, sizeof(k->backend_addr));
 		/* Socket-level load balancing: addr is the Service dialled, the peer its backend, as
 		 * on the records (found by an independent check: the series named the Service the
 		 * backend). */
 		if (dialled)
-			k->flags = AGG_KEY_DIALLED;
+			k->flags |= AGG_KEY_DIALLED;
 	}
 }
 

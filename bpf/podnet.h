@@ -63,7 +63,8 @@ enum counter {
 
 /* agg_key flags. */
 enum agg_key_flag {
-	AGG_KEY_DIALLED = 1, /* backend_* hold connect()'s destination, as EVENT_FLAG_DIALLED: the socket's peer is the backend */
+	AGG_KEY_DIALLED = 1, /* backend_addr holds connect()'s destination, as EVENT_FLAG_DIALLED: the socket's peer is the backend */
+	AGG_KEY_BACKEND = 2, /* backend_addr holds the backend (or, DIALLED, the Service dialled): metrics split by backend */
 };
 
 /* Key fields every connection metric drops (`metrics.<name>.attributes`), zeroed in every
@@ -154,7 +155,7 @@ struct agg_key {
 	__s32 error;       /* connects only */
 	__u8 role;
 	__u8 flags;         /* enum agg_key_flag */
-	__u16 backend_port; /* the translated destination, when metrics are split by backend (nat.h) */
+	__u16 unused;       /* 0: keeps the key free of padding (a backend's port is on no series) */
 	__u8 peer_addr[16];
 	__u8 backend_addr[16];
 };

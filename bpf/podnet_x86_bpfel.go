@@ -22,7 +22,7 @@ type PodnetAggKey struct {
 	Error       int32
 	Role        uint8
 	Flags       uint8
-	BackendPort uint16
+	Unused      uint16
 	PeerAddr    [16]uint8
 	BackendAddr [16]uint8
 }
@@ -41,6 +41,7 @@ type PodnetAggKeyFlag uint32
 
 const (
 	PodnetAggKeyFlagAGG_KEY_DIALLED PodnetAggKeyFlag = 1
+	PodnetAggKeyFlagAGG_KEY_BACKEND PodnetAggKeyFlag = 2
 )
 
 type PodnetAggValue struct {

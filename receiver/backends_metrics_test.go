@@ -66,7 +66,7 @@ func TestDialledAggregatesNameTheServiceAndTheBackend(t *testing.T) {
 	f := newFakeReceiver(t, cfg, nil, nil, metrics)
 	k := bpf.PodnetAggKey{
 		NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, ServerPort: 8080, Role: uint8(event.Client),
-		Flags: uint8(bpf.PodnetAggKeyFlagAGG_KEY_DIALLED), BackendPort: 80,
+		Flags:       uint8(bpf.PodnetAggKeyFlagAGG_KEY_DIALLED | bpf.PodnetAggKeyFlagAGG_KEY_BACKEND),
 		BackendAddr: netip.MustParseAddr("::ffff:10.96.0.10").As16(),
 	}
 	f.kernel.aggregates = map[bpf.PodnetAggKey]bpf.PodnetAggValue{k: {Connections: 3}}

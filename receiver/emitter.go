@@ -24,6 +24,9 @@ import (
 // aggKeyDialled marks an aggregate key whose backend is connect()'s destination (the Service).
 const aggKeyDialled = uint8(bpf.PodnetAggKeyFlagAGG_KEY_DIALLED)
 
+// aggKeyBackend marks an aggregate key split by its backend (service_backends.metric_attribute).
+const aggKeyBackend = uint8(bpf.PodnetAggKeyFlagAGG_KEY_BACKEND)
+
 // emitter is the periodic work, on its own ticker so the ring reader only reads: the kernel's
 // loss counters every poll interval (eight syscalls: not once per batch), and the metrics
 // every metrics_interval, draining the kernel's aggregates first (in both aggregation modes:
@@ -159,7 +162,7 @@ func (e *emitter) drainAggregates(now pcommon.Timestamp) {
 		var backend netip.Addr
 		var backendID attribution.Peer
 		named := peer // what the peer's names (pod, Service) come from
-		if k.BackendPort != 0 {
+		if k.Flags&aggKeyBackend != 0 {
 			backend = netip.AddrFrom16(k.BackendAddr).Unmap()
 			if k.Flags&aggKeyDialled != 0 {
 				// Socket-level load balancing: the key holds the Service dialled, the peer is

@@ -194,15 +194,18 @@ func TestServiceConnectionsNameTheirBackend(t *testing.T) {
 	assert.Len(t, used, 6, "every backend of both families served some: %v", used)
 
 	// Metrics split by backend: the client's connections per backend, as the accepts say.
-	byBackend := map[netip.AddrPort]uint64{}
+	// By address: the keys keep no port (no series has it).
+	byBackend, usedBy := map[netip.Addr]uint64{}, map[netip.Addr]uint64{}
 	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
-		if k.Role == roleClient && watched[k.NetnsIno] && k.BackendPort != 0 {
-			byBackend[netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)] += v.Connections
+		if k.Role == roleClient && watched[k.NetnsIno] && k.Flags&uint8(bpf.PodnetAggKeyFlagAGG_KEY_BACKEND) != 0 {
+			assert.Zero(t, k.Unused)
+			byBackend[netip.AddrFrom16(k.BackendAddr).Unmap()] += v.Connections
 		}
 	}))
 	for b, c := range used {
-		assert.Equal(t, uint64(c), byBackend[b], "aggregated connections to backend %v", b)
+		usedBy[b.Addr()] += uint64(c)
 	}
+	assert.Equal(t, usedBy, byBackend, "aggregated connections by backend")
 }
 
 // A connect that kube-proxy rejects (a Service without endpoints: ICMP port unreachable) fails
@@ -401,25 +404,29 @@ func TestLiveBytesOfServiceConnectionsCountUnderTheirBackend(t *testing.T) {
 	}
 
 	// The live reads, while every connection is open, until every byte was acknowledged.
-	got := map[netip.AddrPort]uint64{}
+	got := map[netip.Addr]uint64{}
 	var counted uint64
 	require.Eventually(t, func() bool {
 		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 			if k.NetnsIno != ns || k.Role != roleClient {
 				return
 			}
-			b := netip.AddrPort{}
-			if k.BackendPort != 0 {
-				b = netip.AddrPortFrom(netip.AddrFrom16(k.BackendAddr).Unmap(), k.BackendPort)
+			b := netip.Addr{}
+			if k.Flags&uint8(bpf.PodnetAggKeyFlagAGG_KEY_BACKEND) != 0 {
+				b = netip.AddrFrom16(k.BackendAddr).Unmap()
 			}
 			got[b] += v.BytesSent
 			counted += v.BytesSent
 		}))
 		return counted >= total
 	}, 5*time.Second, 50*time.Millisecond, "bytes of open connections: %d of %d", counted, total)
-	assert.Zero(t, got[netip.AddrPort{}], "bytes in the series naming no backend")
-	delete(got, netip.AddrPort{})
-	assert.Equal(t, want, got, "bytes by backend, as their connects name it")
+	assert.Zero(t, got[netip.Addr{}], "bytes in the series naming no backend")
+	delete(got, netip.Addr{})
+	wantBy := map[netip.Addr]uint64{} // the keys keep the backend's address, not its port
+	for b, n := range want {
+		wantBy[b.Addr()] += n
+	}
+	assert.Equal(t, wantBy, got, "bytes by backend, as their connects name it")
 }
 
 // A connection whose backend reset it leaves the node's conntrack entry, with its translation,
@@ -544,4 +551,54 @@ func reuseAResetEntry(t *testing.T, subnet byte, v6, bound bool) {
 	// all at its first's backend is the reused entry. Ephemeral ports spread the connects over
 	// the range as the kernel picks them, so count by the ports used.
 	assert.Equal(t, connects-len(nth), reused, "the later connects from each port reused its entry")
+}
+
+// Backends at one address on two ports (a hostNetwork backend, a named targetPort): the series
+// split by backend carry its address, not its port, so the kernel's keys are one per address.
+// One per port made keys finer than the series, and max_metric_series folded connections into
+// the overflow key early (found by an independent check).
+func TestAggregatesSplitByBackendKeepNoPort(t *testing.T) {
+	s := &serviceNode{node: netnstest.NewNode(t, 91), acceptedBy: map[netip.AddrPort][]netip.AddrPort{}, vip4: netip.MustParseAddrPort("10.96.0.10:80")}
+	s.client = s.node.AddPod()
+	b := s.node.AddPod()
+	backends := []netip.AddrPort{netip.AddrPortFrom(b.IPv4, 8080), netip.AddrPortFrom(b.IPv4, 8081)}
+	for _, a := range backends {
+		s.listen(t, b, a)
+	}
+	s.node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	s.node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: s.vip4, Backends: backends}))
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, MaxAggregates: 64,
+		AggregateInKernel: true, NATNetns: s.node.NetnsPath(), BackendInMetrics: true,
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	require.NoError(t, tr.DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue) {}))
+
+	const n = 20
+	s.dial(t, s.client, s.vip4, n)
+	ports := map[uint16]bool{}
+	s.mu.Lock()
+	for _, locals := range s.acceptedBy {
+		for _, l := range locals {
+			ports[l.Port()] = true
+		}
+	}
+	s.mu.Unlock()
+	require.Len(t, ports, 2, "both backend ports served some of %d connections", n)
+	keys := map[netip.Addr]int{}
+	var connections uint64
+	require.Eventually(t, func() bool {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno == s.client.NetnsInode() && k.Role == roleClient && v.Connections > 0 {
+				require.NotZero(t, k.Flags&uint8(bpf.PodnetAggKeyFlagAGG_KEY_BACKEND), "split by backend")
+				keys[netip.AddrFrom16(k.BackendAddr).Unmap()]++
+				connections += v.Connections
+			}
+		}))
+		return connections >= n
+	}, 5*time.Second, 50*time.Millisecond)
+	assert.Equal(t, map[netip.Addr]int{b.IPv4: 1}, keys, "one key for the backend's address, whichever port served")
+	assert.Equal(t, uint64(n), connections)
 }
