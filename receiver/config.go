@@ -216,7 +216,8 @@ func (cfg *Config) Validate() error {
 		// counted (found by an independent check: on, and silent).
 		errs = append(errs, fmt.Errorf("metrics.traces_service_graph_request_total / _failed_total: the service graph counts connections of pods, which only the Kubernetes API names: set kubernetes.auth_type to %q or %q, or leave the service graph off", k8smeta.AuthTypeServiceAccount, k8smeta.AuthTypeKubeConfig))
 	}
-	if cfg.Kubernetes.AuthType != k8smeta.AuthTypeNone && cfg.NodeName == "" {
+	// Only for a known auth_type: an unknown one is told its own error, not this one too.
+	if (cfg.Kubernetes.AuthType == k8smeta.AuthTypeServiceAccount || cfg.Kubernetes.AuthType == k8smeta.AuthTypeKubeConfig) && cfg.NodeName == "" {
 		errs = append(errs, errors.New("node_name: must be set when kubernetes.auth_type is not none (local pods are this node's: set K8S_NODE_NAME from spec.nodeName)"))
 	}
 	if err := cfg.Logs.validate(cfg.MetricsAggregation); err != nil {

@@ -76,6 +76,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"empty hook mode", func(c *Config) { c.Hooks = "" }, `hooks: unknown mode ""`},
 		{"relative proc root", func(c *Config) { c.ProcRoot = "proc" }, `proc_root: "proc" must be an absolute path`},
 		{"relative cgroup root", func(c *Config) { c.CgroupRoot = "sys/fs/cgroup" }, `cgroup_root: "sys/fs/cgroup" must be an absolute path`},
+		{"IPv4-mapped range with IPv6 bits", func(c *Config) { c.Exclude.PeerCIDRs = []string{"::ffff:10.0.0.0/8"} }, `exclude.peer_cidrs[0]: "::ffff:10.0.0.0/8" is an IPv4-mapped address whose /8 counts IPv6 bits (the range ::/8, not IPv4 addresses): write 10.0.0.0/8 for the IPv4 range, or ::ffff:10.0.0.0/104 in its mapped form`},
 		{"peer range with host bits", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.1.2.3/8"} }, `exclude.peer_cidrs[0]: "10.1.2.3/8" has address bits beyond its /8: write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address`},
 		{"relative node netns", func(c *Config) { c.ServiceBackends.NodeNetns = "proc/1/ns/net" }, `service_backends.node_netns: "proc/1/ns/net" must be an absolute path`},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
@@ -134,6 +135,11 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		})
 	}
 	assert.NoError(t, confmap.Validate(NewDefaultConfig()))
+	bogus := NewDefaultConfig()
+	bogus.Kubernetes.AuthType = "bogus"
+	err := confmap.Validate(bogus)
+	assert.ErrorContains(t, err, "auth_type")
+	assert.NotContains(t, fmt.Sprint(err), "node_name", "an unknown auth_type is told its own error alone")
 	largest := NewDefaultConfig()
 	largest.MaxMetricSeries = maxMetricSeriesLimit
 	assert.NoError(t, confmap.Validate(largest), "the bound itself is valid")
@@ -258,6 +264,11 @@ func TestIntegerSettingsAreNotChangedByDecoding(t *testing.T) {
 		{"dns_names: {max_names: lots}", `dns_names.max_names: "lots" is text; write an integer, without quotes or unit`},
 		{"ring_buffer_size: 99999999999GiB", `ring_buffer_size: "99999999999GiB" is text; write an integer`},
 		{"exclude: {server_ports: [http]}", `exclude.server_ports[0]: "http" is text; write an integer`},
+		// A duration as a number is nanoseconds: not a whole one is refused, not truncated
+		// (found by an independent check: 2.5 became 2ns, told "e.g. 2s").
+		{"shutdown_timeout: 2.5", "shutdown_timeout: 2.5 is a number without a unit, which reads as nanoseconds and is not a whole one; write the duration with its unit, e.g. 2.5s"},
+		{"poll_interval: 1500000.9", "poll_interval: 1.5000009e+06 is a number without a unit"},
+		{"shutdown_timeout: 2.5s", ""},
 		{"ring_buffer_size: 16777216", ""},
 		{"ring_buffer_size: 1.6777216e+07", ""}, // a whole number, however written
 	} {

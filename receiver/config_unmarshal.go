@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/confmap"
 )
@@ -37,6 +38,8 @@ func valueKinds(t reflect.Type, raw map[string]any, prefix string) error {
 		switch path := prefix + name; {
 		case f.Type.Kind() == reflect.Int:
 			errs = append(errs, wholeNumber(path, v))
+		case f.Type == reflect.TypeFor[time.Duration]():
+			errs = append(errs, durationNumber(path, v))
 		case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool:
 			errs = append(errs, settingType(path, f.Type.Kind(), v))
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Int:
@@ -77,6 +80,17 @@ func wholeNumber(path string, v any) error {
 			return fmt.Errorf("%s: %q is text; write %d (an integer, without quotes or unit)", path, n, number)
 		}
 		return fmt.Errorf("%s: %q is text; write an integer, without quotes or unit", path, n)
+	}
+	return nil
+}
+
+// durationNumber refuses a duration written as a number that is not whole: the decoder reads a
+// bare number as nanoseconds and truncates it, so `shutdown_timeout: 2.5` (2.5 s meant) became
+// 2ns, told to write "2s", and `poll_interval: 1500000.9` was taken as 1.5 ms without a word
+// (found by an independent check). A whole number stays nanoseconds (Validate's unitHint).
+func durationNumber(path string, v any) error {
+	if n, ok := v.(float64); ok && n != math.Trunc(n) {
+		return fmt.Errorf("%s: %v is a number without a unit, which reads as nanoseconds and is not a whole one; write the duration with its unit, e.g. %vs or %vms", path, n, n, n)
 	}
 	return nil
 }

@@ -36,6 +36,11 @@ func (c ExcludeConfig) Validate() error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is not a CIDR such as 10.0.0.0/8 or fd00::/8: %w", i, s, err))
+		case p.Addr().Is4In6() && p.Bits() < 96:
+			// An IPv4-mapped address's prefix counts IPv6 bits: ::ffff:10.0.0.0/8 is ::/8, near ::,
+			// not 10.0.0.0/8 (found by an independent check: told to write ::/8).
+			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is an IPv4-mapped address whose /%d counts IPv6 bits (the range %s, not IPv4 addresses): write %s for the IPv4 range, or %s/%d in its mapped form",
+				i, s, p.Bits(), p.Masked(), netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), 32)).Masked(), p.Addr(), min(p.Bits(), 32)+96))
 		case p != p.Masked():
 			// Taken as its range, 10.1.2.3/8 would leave out all of 10.0.0.0/8 where one
 			// address may have been meant: refused rather than guessed.
