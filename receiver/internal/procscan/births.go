@@ -119,7 +119,7 @@ func bornIn(dir string, ref Ref) bool {
 		return own
 	}
 	parent, last := path.Split(dir)
-	if strings.HasPrefix(last, "kubepods") {
+	if strings.HasPrefix(last, "kubepods") || strings.HasSuffix(last, ".slice") && strings.Contains(last, "kubepods") {
 		return true // kubepods.slice, kubepods-burstable.slice, kubepods (cgroupfs driver)
 	}
 	return (last == "burstable" || last == "besteffort") && path.Base(parent) == "kubepods"
@@ -202,7 +202,9 @@ func (b *births) handle(wd int32, mask uint32, name string) {
 	if ok && mask&unix.IN_DELETE != 0 && mask&unix.IN_ISDIR != 0 {
 		// A directory in a watched one was removed: its own watch, if any, goes too.
 		child := path.Join(dir, name)
-		if ref, _ := ParseCgroupPath(child); ref.PodUID != "" && ref.ContainerID == "" {
+		// Only the pod's own directory (a child whose pod is not its parent's) says the pod
+		// is gone, not a non-container directory in it (CRI-O's crio-conmon-<id>.scope).
+		if ref, _ := ParseCgroupPath(child); ref.PodUID != "" && ref.ContainerID == "" && podOf(dir) != ref.PodUID {
 			b.podsGone.Add(ref.PodUID, struct{}{})
 		}
 		if cwd, watched := b.watched[child]; watched {
@@ -229,4 +231,9 @@ func (b *births) stop() {
 	}
 	_ = b.file.Close()
 	<-b.done
+}
+
+func podOf(dir string) string {
+	ref, _ := ParseCgroupPath(dir)
+	return ref.PodUID
 }
