@@ -42,7 +42,11 @@ func podSegment(segs []string, i int) (uid string, ok bool) {
 		uid = strings.ReplaceAll(name[at+len("-pod"):], "_", "-")
 		return uid, validPodUID(uid)
 	}
-	// cgroupfs driver: pod<uid> directly under kubepods or under kubepods/<qos>.
+	// cgroupfs driver: pod<uid> directly under kubepods or under kubepods/<qos>. Read from a
+	// private cgroup namespace (podnet in a pod of its own: containerd's and CRI-O's default on
+	// cgroup v2), other pods' paths are relative to podnet's own cgroup, "/../../pod<uid>/<id>":
+	// a ".." above the pod stands for the ancestors podnet cannot see (found by an independent
+	// check: no process was ever put in a pod there, and lookups by namespace named none).
 	uid, found := strings.CutPrefix(seg, "pod")
 	if !found || !validPodUID(uid) || i == 0 {
 		return "", false
@@ -54,7 +58,7 @@ func podSegment(segs []string, i int) (uid string, ok bool) {
 		}
 		parent = segs[i-2]
 	}
-	return uid, parent == "kubepods"
+	return uid, parent == "kubepods" || parent == ".."
 }
 
 // containerPrefixes are the cgroup name prefixes each runtime gives a container, under both

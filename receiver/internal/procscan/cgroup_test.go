@@ -63,6 +63,11 @@ func TestParseCgroupPath(t *testing.T) {
 		{"nested kubelet", "/kubepods/burstable/pod" + testStaticUID + "/" + testCID2 + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope", Ref{testUID, testCID, RuntimeContainerd}, true},
 		// Read from a private cgroup namespace, other cgroups show as /../…
 		{"other cgroup namespace", "/../../kubepods.slice/kubepods-pod" + testUIDSystemd + ".slice/cri-containerd-" + testCID + ".scope", Ref{testUID, testCID, RuntimeContainerd}, true},
+		// ...and under the cgroupfs driver, where no slice name spells its ancestry: a pod of
+		// podnet's QoS class, and one of another (found by an independent check: no pod).
+		{"other cgroup namespace, cgroupfs", "/../../pod" + testUID + "/" + testCID, Ref{testUID, testCID, RuntimeUnknown}, true},
+		{"other cgroup namespace, cgroupfs, other QoS", "/../../../burstable/pod" + testUID + "/" + testCID, Ref{testUID, testCID, RuntimeUnknown}, true},
+		{"not a pod above ..", "/../pods/pod" + testUID, Ref{}, false},
 		{"root", "/", Ref{}, false},
 		{"empty", "", Ref{}, false},
 		{"host service", "/system.slice/containerd.service", Ref{}, false},
