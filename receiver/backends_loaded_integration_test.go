@@ -2,6 +2,7 @@ package podnetreceiver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
+	"github.com/podnet/podnet/receiver/internal/procscan"
 )
 
 // The netfilter program that follows Service connections to their backends runs for every
@@ -36,6 +38,9 @@ func TestServiceBackendsLoadedOnlyWhereEmitted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewDefaultConfig()
 			cfg.ServiceBackends.MetricAttribute = tc.metricAttr
+			// The node's namespace by kthreadd's link, not /proc/self's: that one is the main
+			// thread's, which a test beside this one may have moved into a pod's namespace.
+			cfg.ServiceBackends.NodeNetns = procscan.HostNetnsLink("/proc")
 			core, said := observer.New(zap.InfoLevel)
 			set := receivertest.NewNopSettings(metadata.Type)
 			set.Logger = zap.New(core)
@@ -65,7 +70,11 @@ func TestServiceBackendsLoadedOnlyWhereEmitted(t *testing.T) {
 				}
 				require.NoError(t, p.Close())
 			}
-			assert.Equal(t, tc.wantNetfilt, netfilter > 0, "netfilter programs loaded: %d", netfilter)
+			var lines []string
+			for _, e := range said.All() {
+				lines = append(lines, fmt.Sprintf("%s %v", e.Message, e.ContextMap()))
+			}
+			assert.Equal(t, tc.wantNetfilt, netfilter > 0, "netfilter programs loaded: %d; Start said %q", netfilter, lines)
 			assert.Equal(t, !tc.wantNetfilt, said.FilterMessageSnippet("service_backends not loaded").Len() == 1, "said why not, once")
 		})
 	}

@@ -23,6 +23,11 @@ type metricNames struct {
 	// own name; the drains (open connections' progress) take the name the events of their
 	// (local end, peer, port) were last counted under, "" included, and look nothing up.
 	fromEvents bool
+	// keepPort: the series keep server.port. A name is remembered under the port the kernel's
+	// keys keep (AGG_KEY_DROP_PORT; they keep the peer address while server.address is on):
+	// under the event's own, an open connection's drain found no name once the series dropped
+	// the port (found by an independent check: its bytes unnamed).
+	keepPort bool
 }
 
 // namedPeer is what a name is remembered for. With the server port: another name of the same
@@ -43,10 +48,22 @@ func newMetricNames(cfg *Config) *metricNames {
 	if !cfg.DNSNames.MetricAttribute || cfg.DNSNames.Mode == dnsNamesOff {
 		return nil
 	}
+	keep, err := seriesAttributesOf(cfg.Metrics)
+	if err != nil {
+		keep = keepEvery // refused by Validate already
+	}
 	return &metricNames{
 		max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{},
-		fromEvents: cfg.MetricsAggregation == aggregationEvents,
+		fromEvents: cfg.MetricsAggregation == aggregationEvents, keepPort: keep.port,
 	}
+}
+
+// named is what a name of res's series to peer at port is remembered under.
+func (n *metricNames) named(res resourceKey, peer netip.Addr, port uint16) namedPeer {
+	if !n.keepPort {
+		port = 0
+	}
+	return namedPeer{res, peer, port}
 }
 
 // ofEvent is server.address for a client series of res to peer counted from an event (metrics
@@ -55,7 +72,7 @@ func (n *metricNames) ofEvent(res resourceKey, peer netip.Addr, port uint16, nam
 	if n == nil {
 		return ""
 	}
-	return n.count(namedPeer{res, peer, port}, name, now)
+	return n.count(n.named(res, peer, port), name, now)
 }
 
 // ofDrain is server.address for a client series of res to peer counted from a drain: resolved
@@ -65,7 +82,7 @@ func (n *metricNames) ofDrain(res resourceKey, peer netip.Addr, port uint16, res
 	if n == nil {
 		return ""
 	}
-	p := namedPeer{res, peer, port}
+	p := n.named(res, peer, port)
 	if resolved == "" {
 		resolved = n.last[p].name
 	}
