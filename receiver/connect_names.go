@@ -10,12 +10,24 @@ import "net/netip"
 // after its TTL, or alternates two names of one CDN address, made four new ones within minutes:
 // a long-lived connection's close was then named nothing (found by an independent check: a
 // pooled connection to db.example, its connect named, its close not). A close that finds no
-// entry (its connect not read: connect records off, sampled out, read after the close from
-// another CPU's ring, or this bound reached) is named by the table as before.
+// entry is named by the table as before: its connect not read (connect records off, sampled
+// out, read after the close from another CPU's ring), or pushed out by maxConnectNames newer
+// named connects while it was open.
+//
+// An entry whose close never comes (the close read first, lost to a full ring) stays until
+// newer connects push it out; a later connection on the same four-tuple matches it only with
+// the same start, which is never (found by an independent check: a close named with the name of
+// an earlier connection's connect). A nil *connectNames remembers nothing: where closes or
+// connects are not read, entries would only wait to be pushed out.
 type connectNames struct {
-	byConn map[connTuple]string
-	max    int
+	byConn map[connTuple]connectName
+	order  []orderedConn // a ring of the entries in the order they were added, the oldest at next once full
+	next   int
+	seq    uint64
 }
+
+// maxConnectNames bounds the open connections remembered (~200 B each, ~3 MiB).
+const maxConnectNames = 16384
 
 // connTuple is one connection while it is open: its namespace and its two ends.
 type connTuple struct {
@@ -23,26 +35,49 @@ type connTuple struct {
 	local, peer netip.AddrPort
 }
 
-func newConnectNames(max int) *connectNames {
-	return &connectNames{byConn: map[connTuple]string{}, max: max}
+type connectName struct {
+	name  string
+	start uint64 // the connection's start (event.Event.Start): its close says the same
+	seq   uint64 // which of order's entries is this one
 }
 
-// connected remembers the name a connect got. Full (closes not read: a lost ring's, or more
-// open named connections than the bound), it remembers nothing more until closes make room.
-func (c *connectNames) connected(k connTuple, name string) {
-	if name == "" {
+type orderedConn struct {
+	k   connTuple
+	seq uint64
+}
+
+func newConnectNames() *connectNames {
+	return &connectNames{byConn: map[connTuple]connectName{}}
+}
+
+// connected remembers the name a connect got; full, it forgets the oldest entry.
+func (c *connectNames) connected(k connTuple, start uint64, name string) {
+	if c == nil || name == "" || start == 0 {
 		return
 	}
-	if _, ok := c.byConn[k]; ok || len(c.byConn) < c.max {
-		c.byConn[k] = name // a reused tuple: its earlier connection is closed
+	c.seq++
+	if len(c.order) < maxConnectNames {
+		c.order = append(c.order, orderedConn{k, c.seq})
+	} else {
+		old := c.order[c.next]
+		if e, ok := c.byConn[old.k]; ok && e.seq == old.seq {
+			delete(c.byConn, old.k)
+		}
+		c.order[c.next] = orderedConn{k, c.seq}
 	}
+	c.next = (c.next + 1) % maxConnectNames
+	c.byConn[k] = connectName{name: name, start: start, seq: c.seq}
 }
 
 // closed is the name the connection's connect got, and forgets it.
-func (c *connectNames) closed(k connTuple) (string, bool) {
-	name, ok := c.byConn[k]
-	if ok {
-		delete(c.byConn, k)
+func (c *connectNames) closed(k connTuple, start uint64) (string, bool) {
+	if c == nil {
+		return "", false
 	}
-	return name, ok
+	e, ok := c.byConn[k]
+	if !ok || e.start != start {
+		return "", false
+	}
+	delete(c.byConn, k)
+	return e.name, true
 }

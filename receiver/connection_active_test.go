@@ -34,7 +34,7 @@ func newDrainer(t *testing.T, cfg *Config) *drainer {
 	return &drainer{kernel: fk, em: &emitter{
 		kernel:     &kernelSide{src: fk, loss: loss, warn: warn},
 		metrics:    m,
-		aggregates: newEnricher(fixtureResources(cfg), fixedPeers{}, nil, defaultDNSMaxNames),
+		aggregates: newEnricher(fixtureResources(cfg), fixedPeers{}, nil),
 		loss:       loss,
 		warn:       warn,
 		overflows:  newOverflowLedger(namespaceListenDrops("/proc")),

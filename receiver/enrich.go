@@ -44,7 +44,7 @@ type naming struct {
 
 // enricher makes an enricher for one goroutine (the ring reader's, the aggregates drain's).
 func (nm naming) enricher(cfg *Config) *enricher {
-	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names, cfg.DNSNames.MaxNames)
+	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names)
 }
 
 // enricher names the local end and the peer of every event, asking attribution once per
@@ -72,12 +72,12 @@ type peerAsOf struct {
 	span attribution.Span
 }
 
-func newEnricher(res *resources, attr attribution.Attributor, names serverNames, maxNames int) *enricher {
+func newEnricher(res *resources, attr attribution.Attributor, names serverNames) *enricher {
 	return &enricher{
 		res:       res,
 		attr:      attr,
 		names:     names,
-		connected: newConnectNames(maxNames),
+		connected: newConnectNames(),
 		locals:    map[resourceKey]*localEnd{},
 		peers:     map[netip.Addr]peerAsOf{},
 		during:    map[netip.Addr]attribution.Peer{},
@@ -207,7 +207,7 @@ func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 	k := connTuple{netns: e.NetnsIno, local: e.Local, peer: e.Peer}
 	connected, wasNamed := "", false
 	if e.Type == event.Close {
-		connected, wasNamed = en.connected.closed(k) // taken whatever follows: the connection is over
+		connected, wasNamed = en.connected.closed(k, e.Start) // taken whatever follows: the connection is over
 	}
 	switch {
 	case e.Dialled.IsValid() || namedByKubernetes(peer):
@@ -225,7 +225,7 @@ func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 		name = en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Time))
 	}
 	if e.Type == event.Connect && !e.Failed() {
-		en.connected.connected(k, name)
+		en.connected.connected(k, e.Start, name)
 	}
 	return name
 }

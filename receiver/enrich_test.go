@@ -20,7 +20,7 @@ func enrichAll(res *resources, events []event.Event) []enrichedEvent {
 	for i := range events {
 		out[i].Event = events[i]
 	}
-	newEnricher(res, res.attr, nil, defaultDNSMaxNames).enrich(out)
+	newEnricher(res, res.attr, nil).enrich(out)
 	return out
 }
 
@@ -45,7 +45,7 @@ func (c *countingAttributor) Peer(a netip.Addr, at int64) (attribution.Peer, att
 func TestEnrichAsksOncePerEndPerBatch(t *testing.T) {
 	cfg := NewDefaultConfig()
 	attr := &countingAttributor{}
-	en := newEnricher(newResources(cfg, attr), attr, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, attr), attr, nil)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	en.enrich(events)
 	// shortConnections: 8 client and 4 server namespaces; 8 client and 4 server addresses.
@@ -91,7 +91,7 @@ func TestEnrichNamesPeersWhenTheirConnectionsBegan(t *testing.T) {
 		ev(7000, 9300),
 	}
 	attr := &handedOver{}
-	newEnricher(newResources(NewDefaultConfig(), attr), attr, nil, defaultDNSMaxNames).enrich(events)
+	newEnricher(newResources(NewDefaultConfig(), attr), attr, nil).enrich(events)
 	var got []string
 	for _, e := range events {
 		got = append(got, e.peer.PodName)
@@ -103,7 +103,7 @@ func TestEnrichNamesPeersWhenTheirConnectionsBegan(t *testing.T) {
 // BenchmarkEnrich is attribution's per-event cost at ingest, paid once for logs and metrics.
 func BenchmarkEnrich(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 	perEvent(b, events, en.enrich)
 }
@@ -112,7 +112,7 @@ func BenchmarkEnrich(b *testing.B) {
 // after decoding: attribution once, the metrics aggregation, the logs conversion.
 func BenchmarkBatchPath(b *testing.B) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, podPeers{}), podPeers{}, nil)
 	c := newLogsConverter(cfg.Events, "bench")
 	m := newConnectionMetrics(cfg, fixtureSettings)
 	events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
@@ -158,7 +158,7 @@ func BenchmarkEnrichDNSNames(b *testing.B) {
 				}
 				names = &lockedTable{t: t}
 			}
-			en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names, defaultDNSMaxNames)
+			en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names)
 			events := enrichAll(newResources(cfg, attribution.None{}), shortConnections(benchBatch))
 			perEvent(b, events, en.enrich)
 		})
@@ -171,7 +171,7 @@ func BenchmarkEnrichDNSNames(b *testing.B) {
 // after a backend pod of an earlier batch).
 func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
 	batch := []enrichedEvent{{Event: event.Event{
 		Type: event.Connect, Role: event.Client,
 		Peer:    netip.MustParseAddrPort("10.96.0.10:80"),
@@ -191,7 +191,7 @@ func TestEnrichForgetsTheSlotsEarlierBackend(t *testing.T) {
 // independent check.
 func TestEnrichNoReadyEndpointsOnlyUntranslated(t *testing.T) {
 	cfg := NewDefaultConfig()
-	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, fixedPeers{}), fixedPeers{}, nil)
 	refused := event.Event{Type: event.Connect, Role: event.Client, Peer: netip.MustParseAddrPort("10.96.0.11:80"), Errno: 111}
 	translated := refused
 	translated.Backend = netip.MustParseAddrPort("10.1.0.9:8080")
@@ -211,7 +211,7 @@ func TestEnrichNoReadyEndpointsOnlyUntranslated(t *testing.T) {
 func TestEnrichNamesAFoundConnectionsCloseWhenFound(t *testing.T) {
 	cfg := NewDefaultConfig()
 	attr := &handedOver{}
-	en := newEnricher(newResources(cfg, attr), attr, nil, defaultDNSMaxNames)
+	en := newEnricher(newResources(cfg, attr), attr, nil)
 	peer := netip.MustParseAddrPort("10.1.0.9:43000")
 	batch := []enrichedEvent{{Event: event.Event{Type: event.Found, Found: true, RoleGuessed: true, Role: event.Server, Time: uint64(handOverAt - 1000), Peer: peer}}}
 	en.enrich(batch)
@@ -238,7 +238,7 @@ func TestEnrichNamesADrainedPeerByItsHolderDuringTheInterval(t *testing.T) {
 	}
 	addr := netip.MustParseAddr("10.1.0.9")
 	during := func(since, now int64) string {
-		en := newEnricher(newResources(NewDefaultConfig(), attr), attr, nil, defaultDNSMaxNames)
+		en := newEnricher(newResources(NewDefaultConfig(), attr), attr, nil)
 		return en.peerDuring(addr, since, now).PodName
 	}
 	assert.Equal(t, "job-x", during(4000, 8000), "the latest named holder in the interval")
@@ -274,7 +274,7 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	cfg := NewDefaultConfig()
 	table := dnsnames.NewTable(1 << 10)
 	names := &lockedTable{t: table}
-	en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names, 2)
+	en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names)
 	const s = int64(1e9)
 	db := netip.MustParseAddr("192.0.2.10")
 	local, peer := netip.MustParseAddrPort("10.1.0.5:40000"), netip.AddrPortFrom(db, 5432)
@@ -297,9 +297,27 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	en.enrich(batch)
 	assert.Empty(t, batch[0].serverName, "a close whose connect was not read: named by the table, which no longer has the name")
 
-	for i := range 3 { // more open named connections than the bound: the rest are named by the table
-		l := netip.AddrPortFrom(local.Addr(), uint16(41000+i))
-		en.enrich([]enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(300 * s), Start: uint64(300 * s), Local: l, Peer: peer}}})
+
+	// A connect read after its close (per-CPU rings): its entry waits to be pushed out, and a
+	// later connection on the same four-tuple, its connect unnamed, is not named by it.
+	early := func(typ event.Type, start int64) []enrichedEvent {
+		return []enrichedEvent{{Event: event.Event{Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(start + s), Start: uint64(start), Local: local, Peer: peer}}}
 	}
-	assert.Len(t, en.connected.byConn, 2, "bounded")
+	table.Add(7, db, "db.example", 500*s, 30)
+	en.enrich(early(event.Close, 501*s))
+	en.enrich(early(event.Connect, 501*s))
+	require.Len(t, en.connected.byConn, 1)
+	batch = early(event.Connect, 600*s) // the name expired: unnamed
+	en.enrich(batch)
+	require.Empty(t, batch[0].serverName)
+	batch = early(event.Close, 600*s)
+	en.enrich(batch)
+	assert.Empty(t, batch[0].serverName, "not named by an earlier connection's connect")
+
+	for i := range maxConnectNames + 10 { // bounded: the oldest go first
+		l := netip.AddrPortFrom(local.Addr(), uint16(1000+i%60000))
+		l = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 16), byte(i >> 8)}), l.Port())
+		en.enrich([]enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(510 * s), Start: uint64(510 * s), Local: l, Peer: peer}}})
+	}
+	assert.Len(t, en.connected.byConn, maxConnectNames, "bounded")
 }
