@@ -297,7 +297,6 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	en.enrich(batch)
 	assert.Empty(t, batch[0].serverName, "a close whose connect was not read: named by the table, which no longer has the name")
 
-
 	// A connect read after its close (per-CPU rings): its entry waits to be pushed out, and a
 	// later connection on the same four-tuple, its connect unnamed, is not named by it.
 	early := func(typ event.Type, start int64) []enrichedEvent {
