@@ -3,6 +3,7 @@ package dnsnames
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"net/netip"
 	"strings"
 
@@ -85,12 +86,12 @@ answers:
 		case rh.Type == dnsmessage.TypeA:
 			var r dnsmessage.AResource
 			if r, err = p.AResource(); err == nil {
-				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom4(r.A), rh.TTL})
+				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom4(r.A), ttlOf(rh.TTL)})
 			}
 		case rh.Type == dnsmessage.TypeAAAA:
 			var r dnsmessage.AAAAResource
 			if r, err = p.AAAAResource(); err == nil {
-				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom16(r.AAAA), rh.TTL})
+				addrs = append(addrs, addrRR{canonical(rh.Name), netip.AddrFrom16(r.AAAA), ttlOf(rh.TTL)})
 			}
 		case rh.Type == dnsmessage.TypeCNAME:
 			var r dnsmessage.CNAMEResource
@@ -98,7 +99,7 @@ answers:
 				if cnames == nil {
 					cnames = map[string]link{}
 				}
-				cnames[canonical(rh.Name)] = link{canonical(r.CNAME), rh.TTL}
+				cnames[canonical(rh.Name)] = link{canonical(r.CNAME), ttlOf(rh.TTL)}
 			}
 		default:
 			err = p.SkipAnswer()
@@ -221,4 +222,14 @@ func prefixedMessages(payload []byte, length int) (msgs [][]byte, cutLast, ok bo
 		off = next
 	}
 	return msgs, cutLast, len(msgs) >= 2
+}
+
+// ttlOf is a record's TTL as RFC 2181 §8 reads it: one with its high bit set is 0. Per record,
+// so that a CNAME's such TTL bounds its chain (found by an independent check: the chain took
+// the address record's 300 s).
+func ttlOf(ttl uint32) uint32 {
+	if ttl > math.MaxInt32 {
+		return 0
+	}
+	return ttl
 }

@@ -57,6 +57,21 @@ func TestParseFollowsChainsToTheQueriedName(t *testing.T) {
 	}, got)
 }
 
+// RFC 2181 §8: a TTL with its high bit set is 0, a CNAME's too, which bounds its chain (found
+// by an independent check: the chain took the address record's 300 s).
+func TestParseReadsATTLWithItsHighBitAsZero(t *testing.T) {
+	msg := response(t, "www.example.", dnsmessage.RCodeSuccess,
+		rr{name: "www.example.", target: "edge.cdn.net.", ttl: 0x80000000},
+		rr{name: "edge.cdn.net.", addr: "192.0.2.1", ttl: 300},
+		rr{name: "odd.example.", addr: "192.0.2.2", ttl: 0xffffffff}, // not on the chain
+	)
+	got, err := Parse(msg, false, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []Answer{{Addr: netip.MustParseAddr("192.0.2.1"), Name: "www.example", TTL: 0}}, got)
+	assert.Equal(t, uint32(0), ttlOf(0xffffffff))
+	assert.Equal(t, uint32(0x7fffffff), ttlOf(0x7fffffff))
+}
+
 func TestParseRefusesWhatIsNotAnAnswer(t *testing.T) {
 	_, err := Parse(response(t, "x.example.", dnsmessage.RCodeNameError), false, nil)
 	assert.ErrorIs(t, err, errNotResponse, "NXDOMAIN names nothing")
