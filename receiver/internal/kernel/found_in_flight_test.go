@@ -1,17 +1,13 @@
 package kernel
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
@@ -22,30 +18,9 @@ import (
 func TestFoundConnectionWithDataInFlightCountsWhileOpen(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 89)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
-	addr := netip.AddrPortFrom(serverPod.IPv4, 7089)
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-			if err != nil {
-				return err
-			}
-			return serr
-		}}
-		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
-		return err
-	}))
-	defer ln.Close()
-	var client net.Conn
-	require.NoError(t, clientPod.Do(func() (err error) { client, err = net.Dial("tcp", addr.String()); return err }))
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	defer server.Close()
-	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(4<<20))
+	client, server := slowReaderPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7089))
 	const payload = 1 << 20
-	_, err = client.Write(make([]byte, payload)) // queued whole, before podnet starts
+	_, err := client.Write(make([]byte, payload)) // queued whole, before podnet starts
 	require.NoError(t, err)
 	time.Sleep(100 * time.Millisecond)
 

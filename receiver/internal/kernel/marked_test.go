@@ -175,33 +175,10 @@ func TestMarkedReadsFollowDataInFlight(t *testing.T) {
 	clientTotals, serverTotals := roleTotals{}, roleTotals{}
 	watched := map[uint32]roleTotals{clientPod.NetnsInode(): clientTotals, serverPod.NetnsInode(): serverTotals}
 
-	// A server with a small receive buffer (inherited from the listener) that reads nothing
-	// yet, and a client whose send buffer takes the whole payload at once.
-	addr := netip.AddrPortFrom(serverPod.IPv4, 7205)
-	var ln net.Listener
-	require.NoError(t, serverPod.Do(func() (err error) {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-			if err != nil {
-				return err
-			}
-			return serr
-		}}
-		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
-		return err
-	}))
-	defer ln.Close()
-	var client net.Conn
-	require.NoError(t, clientPod.Do(func() (err error) { client, err = net.Dial("tcp", addr.String()); return err }))
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	defer server.Close()
-	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(4<<20))
+	client, server := slowReaderPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7205))
 
 	const payload = 1 << 20
-	_, err = client.Write(make([]byte, payload)) // queued whole: the call returns
+	_, err := client.Write(make([]byte, payload)) // queued whole: the call returns
 	require.NoError(t, err)
 	drainInto(t, tr, watched)
 	sentEarly := clientTotals.get(roleClient).BytesSent
@@ -372,4 +349,32 @@ func unmarkAll(t *testing.T, tr *Tracer) {
 	for i := uint32(tr.marks.current) * half; i < uint32(tr.marks.current+1)*half; i++ {
 		require.NoError(t, front.Update(i, uint64(0), ebpf.UpdateExist))
 	}
+}
+
+// slowReaderPair connects clientPod to serverPod at addr: a server with a small receive buffer
+// (inherited from the listener) that reads nothing yet, and a client whose send buffer takes a
+// whole 1 MiB payload at once. Both are closed at cleanup.
+func slowReaderPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.AddrPort) (client, server net.Conn) {
+	t.Helper()
+	var ln net.Listener
+	require.NoError(t, serverPod.Do(func() (err error) {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
+		return err
+	}))
+	defer ln.Close()
+	require.NoError(t, clientPod.Do(func() (err error) { client, err = net.Dial("tcp", addr.String()); return err }))
+	t.Cleanup(func() { _ = client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = server.Close() })
+	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(4<<20))
+	return client, server
 }
