@@ -23,16 +23,7 @@ import (
 // independent check). A close this VM hides from BPF (hidden_test.go; it failed CI once) is
 // tried again on another port, up to three times: each close seen is checked.
 func TestTimeoutAfterICMPUnreachableIsATimeout(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 225)
-	client, server := netw.AddPod(), netw.AddPod()
-	cns := client.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64, Events: true})
-	require.NoError(t, err)
-	defer tr.Close()
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE)
-	})
-	hidden := watchHiddenCloses(t)
+	client, server, ring, hidden := closesOfClient(t, 225)
 
 	for port := 7311; port < 7314; port++ {
 		timeOutUnreachable(t, client, server, port)
@@ -69,16 +60,7 @@ func timeOutUnreachable(t *testing.T, client, server *netnstest.Pod, port int) {
 // sk_err_soft) until the application's next socket call, and the close was reported a timeout
 // (found by an independent check). A timeout is the kernel giving up; this one did not.
 func TestARecoveredICMPErrorIsNoTimeout(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 90)
-	client, server := netw.AddPod(), netw.AddPod()
-	cns := client.NetnsInode()
-	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64, Events: true})
-	require.NoError(t, err)
-	defer tr.Close()
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE)
-	})
-	hidden := watchHiddenCloses(t)
+	client, server, ring, hidden := closesOfClient(t, 90)
 
 	for port := 7321; port < 7324; port++ {
 		c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
@@ -124,4 +106,20 @@ func clientCloseOn(t *testing.T, ring *collector, hidden hidden, port int) (bpf.
 	}
 	require.Len(t, closes, 1)
 	return closes[0], true
+}
+
+// closesOfClient makes a client and a server pod in subnet and a tracer whose ring collects the
+// client's close events (the tracer closed at cleanup), and watches for closes hidden from BPF.
+func closesOfClient(t *testing.T, subnet byte) (client, server *netnstest.Pod, ring *collector, hidden hidden) {
+	t.Helper()
+	netw := netnstest.NewNetwork(t, subnet)
+	client, server = netw.AddPod(), netw.AddPod()
+	cns := client.NetnsInode()
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 4096, MaxAggregates: 64, Events: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	ring = collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == cns && e.Type == uint8(bpf.PodnetEventTypeEVENT_CLOSE)
+	})
+	return client, server, ring, watchHiddenCloses(t)
 }
