@@ -207,7 +207,7 @@ func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 	k := connTuple{netns: e.NetnsIno, local: e.Local, peer: e.Peer}
 	connected, wasNamed := "", false
 	if e.Type == event.Close {
-		connected, wasNamed = en.connected.closed(k, e.Start) // taken whatever follows: the connection is over
+		connected, wasNamed = en.connected.closed(k, e.BootStart) // taken whatever follows: the connection is over
 	}
 	switch {
 	case e.Dialled.IsValid() || namedByKubernetes(peer):
@@ -225,7 +225,7 @@ func (en *enricher) serverName(e *event.Event, peer *attribution.Peer) string {
 		name = en.names.Lookup(e.NetnsIno, e.Peer.Addr(), int64(e.Time))
 	}
 	if e.Type == event.Connect && !e.Failed() {
-		en.connected.connected(k, e.Start, name)
+		en.connected.connected(k, e.BootStart, name)
 	}
 	return name
 }

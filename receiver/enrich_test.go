@@ -279,7 +279,7 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	db := netip.MustParseAddr("192.0.2.10")
 	local, peer := netip.MustParseAddrPort("10.1.0.5:40000"), netip.AddrPortFrom(db, 5432)
 	table.Add(7, db, "db.example", 0, 30)
-	batch := []enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(s), Start: uint64(s), Local: local, Peer: peer}}}
+	batch := []enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(s), Start: uint64(s), BootStart: uint64(s), Local: local, Peer: peer}}}
 	en.enrich(batch)
 	require.Equal(t, "db.example", batch[0].serverName)
 	for i := range int64(5) { // asked again after each TTL, another name between
@@ -287,7 +287,7 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 		table.Add(7, db, "replica.example", (45+60*i)*s, 10)
 	}
 	closing := func() []enrichedEvent {
-		return []enrichedEvent{{Event: event.Event{Type: event.Close, Role: event.Client, NetnsIno: 7, Time: uint64(400 * s), Start: uint64(s), Local: local, Peer: peer}}}
+		return []enrichedEvent{{Event: event.Event{Type: event.Close, Role: event.Client, NetnsIno: 7, Time: uint64(400 * s), Start: uint64(s), BootStart: uint64(s), Local: local, Peer: peer}}}
 	}
 	batch = closing()
 	en.enrich(batch)
@@ -300,7 +300,7 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	// A connect read after its close (per-CPU rings): its entry waits to be pushed out, and a
 	// later connection on the same four-tuple, its connect unnamed, is not named by it.
 	early := func(typ event.Type, start int64) []enrichedEvent {
-		return []enrichedEvent{{Event: event.Event{Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(start + s), Start: uint64(start), Local: local, Peer: peer}}}
+		return []enrichedEvent{{Event: event.Event{Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(start + s), Start: uint64(start), BootStart: uint64(start), Local: local, Peer: peer}}}
 	}
 	table.Add(7, db, "db.example", 500*s, 30)
 	en.enrich(early(event.Close, 501*s))
@@ -316,7 +316,45 @@ func TestEnrichNamesACloseAsItsConnectWas(t *testing.T) {
 	for i := range maxConnectNames + 10 { // bounded: the oldest go first
 		l := netip.AddrPortFrom(local.Addr(), uint16(1000+i%60000))
 		l = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 16), byte(i >> 8)}), l.Port())
-		en.enrich([]enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(510 * s), Start: uint64(510 * s), Local: l, Peer: peer}}})
+		en.enrich([]enrichedEvent{{Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 7, Time: uint64(510 * s), Start: uint64(510 * s), BootStart: uint64(510 * s), Local: l, Peer: peer}}})
 	}
 	assert.Len(t, en.connected.byConn, maxConnectNames, "bounded")
+}
+
+// The memo is bounded by the connections open at once, not by the connects made: one
+// long-lived connection, the only one open, was pushed out by 16,384 short ones that came and
+// went (a node making 100 named connects/s: under 3 minutes), and its close named by the table
+// again, which no longer had its name (found by an independent check).
+func TestTheConnectNamesMemoKeepsTheOnlyOpenConnection(t *testing.T) {
+	cfg := NewDefaultConfig()
+	table := dnsnames.NewTable(1 << 10)
+	names := &lockedTable{t: table}
+	en := newEnricher(newResources(cfg, attribution.None{}), attribution.None{}, names)
+	const s = int64(1e9)
+	db, api := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.20")
+	table.Add(7, db, "db.example", 0, 30)
+	table.Add(7, api, "api.example", 0, 1<<20)
+	ev := func(typ event.Type, local netip.AddrPort, peer netip.Addr, start, at int64) []enrichedEvent {
+		return []enrichedEvent{{Event: event.Event{Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(at), Start: uint64(start), BootStart: uint64(start),
+			Local: local, Peer: netip.AddrPortFrom(peer, 443)}}}
+	}
+	long := netip.MustParseAddrPort("10.1.0.5:40000")
+	b := ev(event.Connect, long, db, 1*s, 1*s)
+	en.enrich(b)
+	connectName := b[0].serverName
+	for i := range maxConnectNames {
+		l := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), 50000)
+		en.enrich(ev(event.Connect, l, api, 2*s, 2*s))
+		en.enrich(ev(event.Close, l, api, 2*s, 3*s))
+	}
+	for i := range int64(4) { // four newer names for db's address: the table's four
+		table.Add(7, db, "replica.example", (100+i*60)*s, 30)
+		table.Add(7, db, "db2.example", (130+i*60)*s, 30)
+	}
+	assert.Len(t, en.connected.byConn, 1, "the one open connection")
+	assert.LessOrEqual(t, len(en.connected.order), 2*maxConnectNames+1, "closed entries compacted")
+	b = ev(event.Close, long, db, 1*s, 500*s)
+	en.enrich(b)
+	require.Equal(t, "db.example", connectName)
+	assert.Equal(t, connectName, b[0].serverName, "the only open connection's close, as its connect")
 }

@@ -89,6 +89,12 @@ func FromKernel(k *bpf.PodnetEvent, clock *Clock, e *Event) error {
 	if k.StartNs != 0 {
 		e.Start = clock.UnixNano(k.StartNs)
 	}
+	switch {
+	case e.Type == Connect && k.Error == 0:
+		e.BootStart = k.TimestampNs // an established connect is reported at its start
+	case e.Type == Close && k.Flags&flagFound == 0:
+		e.BootStart = k.StartNs
+	}
 	if k.Pid != 0 {
 		e.Comm = *(*[16]byte)(unsafe.Pointer(&k.Comm))
 	}

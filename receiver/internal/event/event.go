@@ -81,6 +81,10 @@ type Event struct {
 	Role  Role
 	Time  uint64
 	Start uint64 // when the connection was established (a failed connect: when its SYN was sent); 0 = unknown
+	// BootStart is an established connection's start as the kernel's boot clock read it, on its
+	// connect (its time) and its close alike: what matches them (Start is converted with the
+	// offset of the poll each was read in, which moves from poll to poll); 0 = unknown.
+	BootStart uint64
 	// Local and Peer are unmapped: IPv4-mapped IPv6 addresses are plain IPv4.
 	Local, Peer netip.AddrPort
 	NetnsIno    uint32
