@@ -49,8 +49,7 @@ func (s *Store) watchHandOvers(inf cache.SharedIndexInformer, holdersOf func(obj
 		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				h.releasedLate(h.holdersOf(t.Obj))
-				return
+				obj = t.Obj
 			}
 			h.released(h.holdersOf(obj))
 		},
@@ -87,15 +86,6 @@ func (h *handOvers) released(claims []holder) {
 	for _, c := range claims {
 		if !h.claimed(c) {
 			h.history.release(c.key, c.owner, h.now())
-		}
-	}
-}
-
-// releasedLate is released for a relist's tombstone: deleted at some time before now.
-func (h *handOvers) releasedLate(claims []holder) {
-	for _, c := range claims {
-		if !h.claimed(c) {
-			h.history.releaseLate(c.key, c.owner, h.now())
 		}
 	}
 }

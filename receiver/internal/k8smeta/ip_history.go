@@ -32,9 +32,6 @@ type holding struct {
 	from, until int64
 	// terminating: the owner is going away; a successor's claim ends the holding.
 	terminating bool
-	// late: until is when the end was learnt (a relist's tombstone), not when it happened; a
-	// successor's claim dated earlier moves it back.
-	late bool
 }
 
 // ipHistory is who held each address when: the source of every peer lookup, so that a
@@ -74,9 +71,6 @@ func (h *ipHistory) claim(key string, owner Peer, from int64, terminating bool, 
 	for i := range hs {
 		x := &hs[i]
 		switch {
-		case x.until != open && x.late && from != math.MinInt64 && from < x.until:
-			x.until, x.late = max(from, x.from), false
-			from = max(from, x.until)
 		case x.until != open:
 			from = max(from, x.until)
 		case x.owner == owner:
@@ -109,22 +103,12 @@ func (h *ipHistory) claim(key string, owner Peer, from int64, terminating bool, 
 
 // release records that owner let key go at until.
 func (h *ipHistory) release(key string, owner Peer, until int64) {
-	h.releaseAt(key, owner, until, false)
-}
-
-// releaseLate records that owner let key go at until at the latest (a relist's tombstone).
-func (h *ipHistory) releaseLate(key string, owner Peer, until int64) {
-	h.releaseAt(key, owner, until, true)
-}
-
-func (h *ipHistory) releaseAt(key string, owner Peer, until int64, late bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs := h.byKey[key]
 	for i := range hs {
 		if hs[i].owner == owner && hs[i].until == open {
 			h.endLocked(key, &hs[i], until)
-			hs[i].late = late
 		}
 	}
 }

@@ -160,31 +160,3 @@ func TestIPHistoryClaimsStartAfterWhatItForgot(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, pod("new"), got)
 }
-
-// A relist after an outage delivers the deletions it hid as tombstones, without their time:
-// ended "late", at the relist. The new owner's claim, dated from its creation, moves that end
-// back to it; the gap's connections were named by the deleted owner until the relist (found by
-// an independent check against a real API server: a 410, a relist, a Service and a pod).
-func TestIPHistoryATombstonesEndGoesBackToTheSuccessorsClaim(t *testing.T) {
-	h := newIPHistory()
-	const ip = "10.0.0.9"
-	h.claim(ip, pod("old"), math.MinInt64, false, 0)
-	h.releaseLate(ip, pod("old"), 1000) // the relist's tombstone: deleted at some time before
-	h.claim(ip, pod("new"), 400, false, 1000)
-
-	for _, tc := range []struct {
-		at   int64
-		want Peer
-	}{{300, pod("old")}, {500, pod("new")}, {999, pod("new")}} {
-		got, _, ok := h.ownerAt(ip, tc.at)
-		assert.True(t, ok, "at %d", tc.at)
-		assert.Equal(t, tc.want, got, "at %d", tc.at)
-	}
-
-	// An end known when it happened stays where it was: nobody between the two.
-	h.claim("10.0.0.10", pod("a"), math.MinInt64, false, 0)
-	h.release("10.0.0.10", pod("a"), 1000)
-	h.claim("10.0.0.10", pod("b"), 400, false, 1100)
-	got, _, _ := h.ownerAt("10.0.0.10", 500)
-	assert.Equal(t, pod("a"), got, "a deletion seen when it happened")
-}
