@@ -30,9 +30,12 @@ func TestDrainsAreNamedWithThePortDropped(t *testing.T) {
 		drop uint8
 		key  bpf.PodnetAggKey
 	}{
-		{"port dropped", []metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "network.peer.address", "error.type", "server.address"},
+		{
+			"port dropped",
+			[]metadata.PodnetTCPConnectionsMetricAttributeKey{"podnet.connection.role", "network.peer.address", "error.type", "server.address"},
 			uint8(bpf.PodnetAggKeyDropAGG_KEY_DROP_PORT),
-			bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, Role: uint8(event.Client)}},
+			bpf.PodnetAggKey{NetnsIno: 4026532001, CgroupId: 9001, Family: 2, PeerAddr: [16]byte{10, 1, 0, 9}, Role: uint8(event.Client)},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) { drainNamedWithDrops(t, tc.keep, tc.drop, &tc.key) })
 	}
@@ -51,8 +54,10 @@ func drainNamedWithDrops(t *testing.T, keep []metadata.PodnetTCPConnectionsMetri
 	peer := netip.MustParseAddrPort("10.1.0.9:5432")
 	now := pcommon.NewTimestampFromTime(time.Now())
 	m.add([]enrichedEvent{{
-		Event: event.Event{Type: event.Connect, Role: event.Client, NetnsIno: 4026532001, CgroupID: 9001,
-			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: peer},
+		Event: event.Event{
+			Type: event.Connect, Role: event.Client, NetnsIno: 4026532001, CgroupID: 9001,
+			Local: netip.MustParseAddrPort("10.1.0.5:40000"), Peer: peer,
+		},
 		local: local, serverName: "db.example",
 	}})
 	// The drain of its progress: the kernel's key, projected; events mode looks nothing up.

@@ -335,8 +335,10 @@ func TestTheConnectNamesMemoKeepsTheOnlyOpenConnection(t *testing.T) {
 	table.Add(7, db, "db.example", 0, 30)
 	table.Add(7, api, "api.example", 0, 1<<20)
 	ev := func(typ event.Type, local netip.AddrPort, peer netip.Addr, start, at int64) []enrichedEvent {
-		return []enrichedEvent{{Event: event.Event{Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(at), Start: uint64(start), BootStart: uint64(start),
-			Local: local, Peer: netip.AddrPortFrom(peer, 443)}}}
+		return []enrichedEvent{{Event: event.Event{
+			Type: typ, Role: event.Client, NetnsIno: 7, Time: uint64(at), Start: uint64(start), BootStart: uint64(start),
+			Local: local, Peer: netip.AddrPortFrom(peer, 443),
+		}}}
 	}
 	long := netip.MustParseAddrPort("10.1.0.5:40000")
 	b := ev(event.Connect, long, db, 1*s, 1*s)
