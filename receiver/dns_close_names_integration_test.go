@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 
 	"github.com/podnet/podnet/internal/netnstest"
 )
@@ -21,29 +22,7 @@ import (
 // connect was. The memo for it first keyed connections by a start the kernel's connects never
 // carry, and named no close (found by an independent check).
 func TestACloseIsNamedAsItsConnectAfterFourNewerAnswers(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 103)
-	dnsPod, client, cdn := netw.AddPod(), netw.AddPod(), netw.AddPod()
-	dns := dnsPod.StartDNSServer(t)
-	dns.Set("db", netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
-	for i := range 4 {
-		dns.Set(fmt.Sprintf("alias%d", i), netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
-	}
-	serving(t, cdn)
-	logs, _, stop := startReceiverOpts(t, componenttest.NewNopHost(), func(*Config) {}, func(*podnetReceiver) {})
-
-	require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, "db"))
-	var conn net.Conn
-	require.NoError(t, client.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(cdn.IPv4, 8080).String(), 5*time.Second)
-		return err
-	}))
-	time.Sleep(300 * time.Millisecond) // the connect read (poll_interval 100ms) before the newer answers
-	for i := range 4 {
-		require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, fmt.Sprintf("alias%d", i)))
-	}
-	require.NoError(t, conn.Close())
-	settle(t, logs, 2, client)
-	stop()
+	logs, _, client, cdn := closeAfterFourNewerAnswers(t, 103, func(*Config) {})
 
 	n := 0
 	for _, r := range records(logs.AllLogs(), client.NetnsInode()) {
@@ -61,32 +40,10 @@ func TestACloseIsNamedAsItsConnectAfterFourNewerAnswers(t *testing.T) {
 // counted under db's series, and its close (closed count, duration, bytes) under the same one
 // (it went to a series without server.address).
 func TestEventsMetricsCountACloseUnderItsConnectsName(t *testing.T) {
-	netw := netnstest.NewNetwork(t, 104)
-	dnsPod, client, cdn := netw.AddPod(), netw.AddPod(), netw.AddPod()
-	dns := dnsPod.StartDNSServer(t)
-	dns.Set("db", netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
-	for i := range 4 {
-		dns.Set(fmt.Sprintf("alias%d", i), netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
-	}
-	serving(t, cdn)
-	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(), func(cfg *Config) {
+	_, metrics, client, cdn := closeAfterFourNewerAnswers(t, 104, func(cfg *Config) {
 		cfg.MetricsAggregation = aggregationEvents
 		cfg.DNSNames.MetricAttribute = true
-	}, func(*podnetReceiver) {})
-
-	require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, "db"))
-	var conn net.Conn
-	require.NoError(t, client.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(cdn.IPv4, 8080).String(), 5*time.Second)
-		return err
-	}))
-	time.Sleep(300 * time.Millisecond)
-	for i := range 4 {
-		require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, fmt.Sprintf("alias%d", i)))
-	}
-	require.NoError(t, conn.Close())
-	settle(t, logs, 2, client)
-	stop()
+	})
 
 	got := map[string]map[string]int64{}
 	for _, md := range metrics.AllMetrics() {
@@ -119,4 +76,35 @@ func TestEventsMetricsCountACloseUnderItsConnectsName(t *testing.T) {
 	}
 	t.Logf("by server.address: %v", got)
 	assert.Equal(t, map[string]int64{"db.podnet.test": 1}, got["podnet.tcp.connections.closed"], "the close counted under its connect's name")
+}
+
+// closeAfterFourNewerAnswers runs a receiver (configure) in subnet while a client resolves db,
+// connects to its address and holds the connection while four newer names are resolved for that
+// address (the names table keeps four per address), then closes it; the receiver is stopped.
+func closeAfterFourNewerAnswers(t *testing.T, subnet byte, configure func(*Config)) (*consumertest.LogsSink, *consumertest.MetricsSink, *netnstest.Pod, *netnstest.Pod) {
+	t.Helper()
+	netw := netnstest.NewNetwork(t, subnet)
+	dnsPod, client, cdn := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	dns := dnsPod.StartDNSServer(t)
+	dns.Set("db", netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
+	for i := range 4 {
+		dns.Set(fmt.Sprintf("alias%d", i), netnstest.DNSRecord{Addr: cdn.IPv4, TTL: 300})
+	}
+	serving(t, cdn)
+	logs, metrics, stop := startReceiverOpts(t, componenttest.NewNopHost(), configure, func(*podnetReceiver) {})
+
+	require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, "db"))
+	var conn net.Conn
+	require.NoError(t, client.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(cdn.IPv4, 8080).String(), 5*time.Second)
+		return err
+	}))
+	time.Sleep(300 * time.Millisecond) // the connect read (poll_interval 20ms) before the newer answers
+	for i := range 4 {
+		require.Equal(t, []netip.Addr{cdn.IPv4}, client.Resolve(t, dnsPod.IPv4, fmt.Sprintf("alias%d", i)))
+	}
+	require.NoError(t, conn.Close())
+	settle(t, logs, 2, client)
+	stop()
+	return logs, metrics, client, cdn
 }
