@@ -89,8 +89,13 @@ func (c ServiceBackendsConfig) socketLBUnused(hasLogs bool, logger *zap.Logger) 
 // client handshake, would pay its run for nothing (found by an independent check: a metrics-only
 // podnet at the defaults had it attached, as dns_names, in the same case, did not).
 func (cfg *Config) emitsBackends(hasLogs, hasMetrics bool) bool {
-	records := hasLogs && (cfg.Events.PodnetTCPConnect.Enabled || cfg.Events.PodnetTCPClose.Enabled)
-	return records || (hasMetrics && cfg.ServiceBackends.MetricAttribute)
+	return cfg.keepsClientRecords(hasLogs) || (hasMetrics && cfg.ServiceBackends.MetricAttribute)
+}
+
+// keepsClientRecords says whether a logs pipeline gets the records that name a client's peer
+// beyond its address (a backend, a DNS name): connect and close records.
+func (cfg *Config) keepsClientRecords(hasLogs bool) bool {
+	return hasLogs && (cfg.Events.PodnetTCPConnect.Enabled || cfg.Events.PodnetTCPClose.Enabled)
 }
 
 // ownNetns is podnet's own network namespace, where translations are read unless node_netns

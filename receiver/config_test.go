@@ -307,6 +307,9 @@ func TestRingTypesFollowTheKeptEvents(t *testing.T) {
 	assert.Zero(t, cfg.kernelOptions(false, true, true).RingTypes, "metrics from events need them all")
 	assert.Equal(t, uint32(1<<bpf.PodnetEventTypeEVENT_CONNECT|1<<bpf.PodnetEventTypeEVENT_CLOSE), cfg.kernelOptions(false, true, false).RingTypes,
 		"logs alone: the ring takes what they keep (found by an independent check: every type, with every log event disabled)")
+	assert.True(t, opts.RingCarries(bpf.PodnetEventTypeEVENT_CLOSE))
+	assert.False(t, opts.RingCarries(bpf.PodnetEventTypeEVENT_ACCEPT))
+	assert.True(t, cfg.kernelOptions(false, true, true).RingCarries(bpf.PodnetEventTypeEVENT_ACCEPT), "0: every type")
 }
 
 // A logs pipeline with every event disabled gets nothing: Start says so (logsKeepAny).

@@ -131,7 +131,7 @@ func newConnectionMetrics(cfg *Config, set receiver.Settings) *connectionMetrics
 		listenOverflows: cfg.Metrics.PodnetTCPListenOverflows.Enabled,
 		listenPort:      slices.Contains(cfg.Metrics.PodnetTCPListenOverflows.EnabledAttributes, metadata.PodnetTCPListenOverflowsMetricAttributeKeyServerPort),
 		backends:        cfg.ServiceBackends.MetricAttribute,
-		serverNames:     newMetricNames(cfg),
+		serverNames:     newMetricNames(cfg, keep.port),
 
 		handshakeHistogram: cfg.HandshakeHistogram,
 		version:            set.BuildInfo.Version,

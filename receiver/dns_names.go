@@ -96,6 +96,5 @@ func (d *dnsReporter) report(c dnsnames.Counters) {
 // client's connect and close records, or the connection metrics with the attribute. Otherwise
 // the DNS program is not loaded: every packet on the node would pay its run for nothing.
 func (r *podnetReceiver) emitsServerNames() bool {
-	records := r.logs != nil && (r.cfg.Events.PodnetTCPConnect.Enabled || r.cfg.Events.PodnetTCPClose.Enabled)
-	return records || (r.metrics != nil && r.cfg.DNSNames.MetricAttribute)
+	return r.cfg.keepsClientRecords(r.logs != nil) || (r.metrics != nil && r.cfg.DNSNames.MetricAttribute)
 }

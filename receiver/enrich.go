@@ -40,11 +40,18 @@ func withBackend(peer, backend attribution.Peer) attribution.Peer {
 type naming struct {
 	attr  attribution.Attributor
 	names serverNames
+	// connectsAndCloses: the ring carries both, so a close can be named as its connect was
+	// (connectNames); otherwise its entries would only wait for closes that never come.
+	connectsAndCloses bool
 }
 
 // enricher makes an enricher for one goroutine (the ring reader's, the aggregates drain's).
 func (nm naming) enricher(cfg *Config) *enricher {
-	return newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names)
+	en := newEnricher(newResources(cfg, nm.attr), nm.attr, nm.names)
+	if !nm.connectsAndCloses {
+		en.connected = nil
+	}
+	return en
 }
 
 // enricher names the local end and the peer of every event, asking attribution once per

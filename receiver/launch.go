@@ -103,13 +103,9 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		}
 		return int64(conv.kept(events))
 	}
-	enrich := nm.enricher(r.cfg)
-	if !r.readsConnectsAndCloses(aggregate) {
-		enrich.connected = nil // its entries would wait for closes that never come
-	}
 	run.reader = &ringReader{
 		ring: src.ring, clock: event.NewClock(), exclude: exclude,
-		enrich: enrich,
+		enrich: nm.enricher(r.cfg),
 		out:    run.handoff, loss: loss, poll: r.cfg.PollInterval,
 		found: func(c *event.Clock) []event.Event {
 			if iterErr != nil {
@@ -138,13 +134,4 @@ func (r *podnetReceiver) launch(host component.Host, src source, attached time.T
 		p.run(logsCtx)
 	})
 	return run
-}
-
-// readsConnectsAndCloses says whether the ring carries both connects and closes: all events for
-// metrics counted from them, else the types the logs keep.
-func (r *podnetReceiver) readsConnectsAndCloses(aggregate bool) bool {
-	if r.metrics != nil && !aggregate {
-		return true
-	}
-	return r.logs != nil && r.cfg.Events.PodnetTCPConnect.Enabled && r.cfg.Events.PodnetTCPClose.Enabled
 }

@@ -44,17 +44,14 @@ type lastName struct {
 	at   pcommon.Timestamp
 }
 
-func newMetricNames(cfg *Config) *metricNames {
+// keepPort: the series keep server.port (connectionMetrics.keep).
+func newMetricNames(cfg *Config, keepPort bool) *metricNames {
 	if !cfg.DNSNames.MetricAttribute || cfg.DNSNames.Mode == dnsNamesOff {
 		return nil
 	}
-	keep, err := seriesAttributesOf(cfg.Metrics)
-	if err != nil {
-		keep = keepEvery // refused by Validate already
-	}
 	return &metricNames{
 		max: cfg.DNSNames.MaxMetricNames, admitted: map[string]pcommon.Timestamp{}, last: map[namedPeer]lastName{},
-		fromEvents: cfg.MetricsAggregation == aggregationEvents, keepPort: keep.port,
+		fromEvents: cfg.MetricsAggregation == aggregationEvents, keepPort: keepPort,
 	}
 }
 

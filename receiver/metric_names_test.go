@@ -13,10 +13,10 @@ import (
 
 func TestMetricNamesBoundAndKeepTheirName(t *testing.T) {
 	cfg := NewDefaultConfig()
-	assert.Nil(t, newMetricNames(cfg), "off by default")
-	assert.Empty(t, newMetricNames(cfg).ofDrain(resourceKey{}, netip.Addr{}, 443, "a.example", 0), "off: no name")
+	assert.Nil(t, newMetricNames(cfg, true), "off by default")
+	assert.Empty(t, newMetricNames(cfg, true).ofDrain(resourceKey{}, netip.Addr{}, 443, "a.example", 0), "off: no name")
 	cfg.DNSNames.MetricAttribute, cfg.DNSNames.MaxMetricNames = true, 2
-	n := newMetricNames(cfg)
+	n := newMetricNames(cfg, true)
 	pod, other := resourceKey{netnsIno: 1}, resourceKey{netnsIno: 2}
 	peer := netip.MustParseAddr("192.0.2.1")
 	at := func(s int) pcommon.Timestamp { return pcommon.Timestamp(int64(s) * 1e9) }
@@ -38,7 +38,7 @@ func TestMetricNamesBoundAndKeepTheirName(t *testing.T) {
 func TestMetricNamesFromEventsAreTheEventsOwn(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.DNSNames.MetricAttribute, cfg.MetricsAggregation = true, aggregationEvents
-	n := newMetricNames(cfg)
+	n := newMetricNames(cfg, true)
 	assert.False(t, n.looksUp(), "drains look nothing up")
 	pod, peer := resourceKey{netnsIno: 1}, netip.MustParseAddr("192.0.2.1")
 	at := func(s int) pcommon.Timestamp { return pcommon.Timestamp(int64(s) * 1e9) }
@@ -55,5 +55,5 @@ func TestMetricNamesFromEventsAreTheEventsOwn(t *testing.T) {
 	assert.Equal(t, "api.example", n.ofDrain(pod, peer, 9090, "", at(9)), "port 9090's drain: its events' name")
 
 	cfg.MetricsAggregation = aggregationKernel
-	assert.True(t, newMetricNames(cfg).looksUp(), "in-kernel aggregation: drains look the name up")
+	assert.True(t, newMetricNames(cfg, true).looksUp(), "in-kernel aggregation: drains look the name up")
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 
+	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -139,7 +140,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 	r.src = src.kernel
-	r.run = r.launch(host, src, attached, listeners, aggregate, naming{attr, names}, obs, tb, stopAttr)
+	r.run = r.launch(host, src, attached, listeners, aggregate, naming{attr, names, opts.RingCarries(bpf.PodnetEventTypeEVENT_CONNECT) && opts.RingCarries(bpf.PodnetEventTypeEVENT_CLOSE)}, obs, tb, stopAttr)
 	return nil
 }
 
