@@ -39,9 +39,17 @@ struct {
 struct conn_info {
 	__u64 start_ns;  /* CLOCK_BOOTTIME when established; 0 while connecting or unknown */
 	__u64 cgroup_id; /* the process's cgroup, only where the socket's own is unreadable (sock.h) */
+	/* Server, sending events with an accept() hook: the socket's address (its key) until its
+	 * open is reported, by accept() or by its close, whichever claims it first (state.h
+	 * close_claims_open, accept_claims_open): the other reports nothing. Claimed by an
+	 * exchange, as accept() and a reset can run at once on two CPUs; of a value only this
+	 * socket's entry holds, as the entry accept() found may be freed and another connection's
+	 * by the time it claims. 0 once its open is reported, or when nothing waits for an
+	 * accept() hook. */
+	__u64 unaccepted;
 	__u32 pid;       /* tgid of the connecting/accepting process; 0 = unknown */
 	__u8 role;       /* enum role */
-	__u8 accepted;   /* server: its open was reported (accept event, or counted in the kernel) */
+	__u8 _spare;
 	__u8 closed_from; /* set at its close, for its close's event: the state it closed from (fill_close) */
 	__u8 open_counted; /* marked reads: its open was counted open, in the key open_* rebuild (aggregate.h) */
 	char comm[16];

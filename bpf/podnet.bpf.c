@@ -189,6 +189,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	__u64 key, now;
 	struct conn_info ci = { .role = ROLE_SERVER };
 	struct conn_info *known;
+	bool inserted = false;
 
 	if (fd < 0)
 		return 0;
@@ -205,6 +206,15 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 
 		if (state == TCP_CLOSE)
 			return 0; /* already closed and reported before accept() returned it */
+		/* Or closing now, on another CPU: its state program, which reported the open and
+		 * deleted the entry, runs before the kernel stores CLOSE, but after the error that
+		 * reset, timeout or abort ends the connection with (the only ways one not accepted
+		 * yet closes). Tracked again, it was reported twice and left an entry for a closed
+		 * socket (found by an independent check). An established socket with an error of
+		 * its own (an ICMP one, its listener set IP_RECVERR) and no entry (evicted) is left
+		 * untracked too: its close counts untracked. */
+		if (rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err))
+			return 0;
 		/* Still in SYN_RECV (TCP Fast Open): the handshake's end will count it. Otherwise it
 		 * was established before it was tracked: its entry was evicted from a full `conns`
 		 * after its handshake counted its open (born since the start-up scan), or it waited in
@@ -224,21 +234,35 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 				/* Kept whatever the sampling, as its client end, found at start, is: the
 				 * two ends of a connection agree (found by an independent check). */
 				ci.sampled_out = 0;
-				count_open_only(sk, &ci, rd);
 			}
 		}
-		known = track(key, &ci);
+		/* Inserted claimed, as a found entry is below (a close may come meanwhile); unless
+		 * the handshake's end inserted one since the lookup, which is claimed as found. */
+		if (send_events)
+			ci.unaccepted = key + OPEN_ACCEPTING;
+		inserted = !bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST);
+		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known)
 			return 0;
+		/* Counted open only in its own entry, whose close takes it out: counted before the
+		 * insert, an entry the handshake's end made meanwhile (which counted it) left that 1
+		 * in `active` for good (a Fast Open connection accepted while its handshake ended). */
+		if (inserted && ci.open_unseen)
+			count_open_only(sk, known, rd);
 	}
+	/* Claimed before any write into the entry: a close on another CPU may report the open and
+	 * free the entry at any moment until then (close_claims_open). */
+	if (send_events && !inserted && !accept_claims_open(known, key))
+		return 0;
 	now = bpf_ktime_get_boot_ns();
 	known->opened_ns = now; /* its accept record's time, also when sampling holds the record back to its close */
 	known->role = ROLE_SERVER;
-	known->accepted = 1;
 	known->pid = bpf_get_current_pid_tgid() >> 32;
 	known->cgroup_id = fallback_cgroup_id();
 	current_process_comm(known->comm, rd);
 	ci = *known;
+	if (send_events)
+		accept_done(known, key);
 	to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* the aggregates count it at its handshake */
 	return 0;
 }

@@ -75,9 +75,10 @@ type PodnetConnInfo struct {
 	_               structs.HostLayout
 	StartNs         uint64
 	CgroupId        uint64
+	Unaccepted      uint64
 	Pid             uint32
 	Role            uint8
-	Accepted        uint8
+	Spare           uint8
 	ClosedFrom      uint8
 	OpenCounted     uint8
 	Comm            [16]int8
@@ -352,6 +353,7 @@ const (
 	PodnetProgUringComplete              = "uring_complete"
 	PodnetVarAggKeyDrops                 = "agg_key_drops"
 	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
+	PodnetVarAtomics                     = "atomics"
 	PodnetVarBackendInMetrics            = "backend_in_metrics"
 	PodnetVarExclusions                  = "exclusions"
 	PodnetVarFrontMask                   = "front_mask"
@@ -497,6 +499,7 @@ type PodnetMapSpecs struct {
 type PodnetVariableSpecs struct {
 	AggKeyDrops              *ebpf.VariableSpec `ebpf:"agg_key_drops"`
 	AggregateInKernel        *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
+	Atomics                  *ebpf.VariableSpec `ebpf:"atomics"`
 	BackendInMetrics         *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.VariableSpec `ebpf:"exclusions"`
 	FrontMask                *ebpf.VariableSpec `ebpf:"front_mask"`
@@ -618,6 +621,7 @@ func (m *PodnetMaps) Close() error {
 type PodnetVariables struct {
 	AggKeyDrops              *ebpf.Variable `ebpf:"agg_key_drops"`
 	AggregateInKernel        *ebpf.Variable `ebpf:"aggregate_in_kernel"`
+	Atomics                  *ebpf.Variable `ebpf:"atomics"`
 	BackendInMetrics         *ebpf.Variable `ebpf:"backend_in_metrics"`
 	Exclusions               *ebpf.Variable `ebpf:"exclusions"`
 	FrontMask                *ebpf.Variable `ebpf:"front_mask"`

@@ -443,7 +443,7 @@ static __always_inline bool owe(const struct event *e)
  * False when its record did not fit the output (owed, or left to the kernel's retry). */
 static __always_inline bool find_connection(struct seq_file *seq, struct task_struct *task, __u32 fd, struct sock *sk)
 {
-	struct conn_info ci = { .accepted = 1, .found = scan_id };
+	struct conn_info ci = { .found = scan_id };
 	struct conn_info *known;
 	struct listen_port lp = {};
 	struct event e = {};

@@ -35,6 +35,11 @@ const volatile bool process_context = true;
  * (logs alone) nothing races a close for the counts, and the close claims them without atomics. */
 const volatile bool live_reads = true;
 
+/* Set by the loader: the kernel takes BPF's atomic exchanges (5.12+). Before, a server
+ * connection's open is claimed with plain reads and writes (exchange_unaccepted), and live
+ * reads, which need 5.13+, are off. */
+const volatile bool atomics = true;
+
 /* Set by the loader: the listener scan runs (podnet.tcp.listen.overflows in a metrics pipeline),
  * so listening sockets are kept in `listeners` for it. Off, nothing would ever empty that map
  * (the scan deletes closed listeners), and a long-running node would fill it. */
@@ -449,6 +454,63 @@ static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum
 	return retrans > 0;
 }
 
+/* Added to the socket's address in conn_info.unaccepted, whose low bits it leaves 0 (8-byte
+ * aligned; added, as the verifier takes no bitwise operation on a pointer): accept() claimed
+ * the open and is writing into the entry (OPEN_ACCEPTING); the close came meanwhile, leaving
+ * the entry for accept() to delete (OPEN_CLOSED). */
+#define OPEN_ACCEPTING 1ULL
+#define OPEN_CLOSED 2ULL
+
+/* What a server connection's close found of its open's claim (close_claims_open). */
+enum open_claim {
+	OPEN_REPORTED = 0,   /* accept() reported it: the close deletes the entry at once */
+	OPEN_CLOSE_REPORTS,  /* claimed by the close: it reports it, and deletes the entry last */
+	OPEN_ACCEPT_DELETES, /* accept() is writing into the entry: it deletes it once done */
+};
+
+/* conn_info.unaccepted from old to new if it holds old; returns what it held. */
+static __always_inline __u64 exchange_unaccepted(struct conn_info *ci, __u64 old, __u64 new)
+{
+	__u64 was;
+
+	if (atomics)
+		return __sync_val_compare_and_swap(&ci->unaccepted, old, new);
+	was = ci->unaccepted;
+	if (was == old)
+		ci->unaccepted = new;
+	return was;
+}
+
+/* A server connection's close, whose copy says its open was not reported when it was taken:
+ * accept() on another CPU may be claiming it at this very moment (accept_claims_open). */
+static __always_inline enum open_claim close_claims_open(struct conn_info *known, __u64 key)
+{
+	__u64 was = exchange_unaccepted(known, key, 0);
+
+	if (was == key)
+		return OPEN_CLOSE_REPORTS;
+	if (was == (key + OPEN_ACCEPTING) && exchange_unaccepted(known, was, key + OPEN_CLOSED) == was)
+		return OPEN_ACCEPT_DELETES;
+	return OPEN_REPORTED;
+}
+
+/* accept() claims a server connection's open before it writes into its entry: false when its
+ * close reported it (a moment ago, on another CPU), or when the entry is no longer this
+ * socket's (freed by that close, and perhaps another connection's by now). The address in the
+ * claim is what makes the second case fail. */
+static __always_inline bool accept_claims_open(struct conn_info *known, __u64 key)
+{
+	return exchange_unaccepted(known, key, key + OPEN_ACCEPTING) == key;
+}
+
+/* accept() wrote into the entry: the claim is released; a close that came meanwhile left the
+ * entry to it. */
+static __always_inline void accept_done(struct conn_info *known, __u64 key)
+{
+	if (exchange_unaccepted(known, key + OPEN_ACCEPTING, 0) == (key + OPEN_CLOSED))
+		bpf_map_delete_elem(&conns, &key);
+}
+
 /* Inserts a new conns entry, never over one another hook stored meanwhile (BPF_NOEXIST); returns
  * the entry now in the map, or NULL when the map refused. */
 static __always_inline struct conn_info *track(__u64 key, const struct conn_info *ci)
@@ -587,7 +649,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		ci.start_ns = done ? now : fast_open_start(sk, now);
 		if (done)
 			handshake_end(&ci, sk, now, false, rd);
-		ci.accepted = !(send_events && process_context); /* no accept() hook to wait for */
+		if (send_events && process_context)
+			ci.unaccepted = key; /* accept() will report it, unless its close comes first */
 		classify(&ci, sk, true, rd);
 		/* accept() on another CPU may have inserted the entry since the lookup (a TCP Fast Open
 		 * child accepted in SYN_RECV): then it is dated and counted below, once. Counted here
@@ -643,10 +706,15 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
 	struct conn_info ci = { .role = ROLE_CLIENT };
+	enum open_claim claim = OPEN_REPORTED;
 	__u8 deferred;
 
 	if (known) {
 		ci = *known;
+		/* Not accepted yet, as far as the copy says: accept() on another CPU may claim it at
+		 * this very moment; whichever claims first reports the open. */
+		if (ci.unaccepted)
+			claim = close_claims_open(known, key);
 		/* Claims what the periodic reads counted: a read that has not stored its count yet
 		 * finds COUNTED_CLOSED and counts nothing, so the close adds exactly the rest. Three
 		 * locked exchanges, made only when something reads open connections (metrics). */
@@ -655,7 +723,8 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 			ci.counted_received = __sync_lock_test_and_set(&known->counted_received, COUNTED_CLOSED);
 			ci.counted_retrans = __sync_lock_test_and_set(&known->counted_retrans, COUNTED_CLOSED);
 		}
-		bpf_map_delete_elem(&conns, &key);
+		if (claim == OPEN_REPORTED)
+			bpf_map_delete_elem(&conns, &key); /* otherwise last (below), or by accept() */
 	} else if (oldstate == TCP_SYN_RECV) {
 		return; /* a passive open that never completed: nothing was reported open */
 	} else if (oldstate != TCP_SYN_SENT) {
@@ -701,9 +770,11 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	 * left out by sampling: report the passive open now, at the time accept() returned it
 	 * (opened_ns), or else when the handshake completed, so server counts stay whole. (The
 	 * aggregates counted it at its handshake.) */
-	if (ci.role == ROLE_SERVER && (!ci.accepted || deferred))
+	if (ci.role == ROLE_SERVER && (claim == OPEN_CLOSE_REPORTS || deferred))
 		to_ring(sk, EVENT_ACCEPT, &ci, 0, ci.opened_ns ? ci.opened_ns : (ci.start_ns ? ci.start_ns : now), rd);
 	report(sk, EVENT_CLOSE, &ci, 0, now, rd, NULL);
+	if (claim == OPEN_CLOSE_REPORTS)
+		bpf_map_delete_elem(&conns, &key);
 }
 
 /* The errno of the ICMP error just queued on the socket (applications that set IP_RECVERR get

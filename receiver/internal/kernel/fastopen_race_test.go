@@ -66,10 +66,11 @@ func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
 	got := totals[sns].get(roleServer)
 	assert.Equal(t, uint64(n), got.Connections, "each server connection counted once")
 	assert.Equal(t, uint64(n), got.Closed, "and closed once")
-	// Not asserted yet: `active` is left at 1-3 in some runs of this race even so, which the
-	// accept() hook racing the close (an open reported twice, an entry re-made for a closed
-	// socket: found by the same check, left for the next round) would explain.
-	t.Logf("server: %d connections, %d closed, %d active", got.Connections, got.Closed, got.Active)
+	// Left at 1-3 in some runs while accept(), finding no entry and the socket established
+	// (the handshake's end on the other CPU had just made one), counted it open again in an
+	// entry it could not insert (where no start-up scan ran, as here, a connection not born
+	// since it looks older than podnet). That 1 is now counted only in accept()'s own entry.
+	assert.Zero(t, got.Active, "none left active")
 }
 
 // onCPU pins the calling (locked) thread to cpu.

@@ -102,6 +102,9 @@ type Options struct {
 	// noTaskCalls (tests only) keeps connect() calls in the pid_tgid-keyed hash, as kernels
 	// without task storage for tracing programs do (bpf/calls.h).
 	noTaskCalls bool
+	// noAtomics (tests only) loads the programs as for a kernel without BPF's atomic exchanges
+	// (before 5.12): opens claimed with a plain read and write, no live reads.
+	noAtomics bool
 }
 
 // sendsEvents says whether the programs write events to the ring (and the syscall hooks, which

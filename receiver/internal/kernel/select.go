@@ -30,7 +30,13 @@ func setSelection(spec *ebpf.CollectionSpec, opts Options) error {
 	if err := spec.Variables[bpf.PodnetVarProcessContext].Set(opts.syscallHooks()); err != nil {
 		return err
 	}
-	if err := spec.Variables[bpf.PodnetVarLiveReads].Set(!opts.NoLiveReads); err != nil {
+	// Live reads need 5.13+ (bpf_for_each_map_elem): a kernel without atomics (5.12+) has no
+	// walk either, and the programs' exchanges for them stay dead code, never verified.
+	atomics := kernelAtomics() && !opts.noAtomics
+	if err := spec.Variables[bpf.PodnetVarAtomics].Set(atomics); err != nil {
+		return err
+	}
+	if err := spec.Variables[bpf.PodnetVarLiveReads].Set(!opts.NoLiveReads && atomics); err != nil {
 		return err
 	}
 	if err := spec.Variables[bpf.PodnetVarKeepListeners].Set(!opts.NoListenerScan); err != nil {
