@@ -201,6 +201,16 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		return 0;
 	key = (__u64)sk;
 	known = bpf_map_lookup_elem(&conns, &key);
+	if (known && known->role == ROLE_CLIENT) {
+		/* accept() returns passive opens only: a client's entry under one is an earlier
+		 * connection's at this socket memory, whose close the kernel never showed podnet (as
+		 * on_established drops it; here first, for a child accepted before its handshake's
+		 * end). Claimed, it would fail, and the connection be reported as that connect. */
+		count(COUNTER_CLOSE_UNSEEN);
+		agg_close_unseen(known);
+		bpf_map_delete_elem(&conns, &key);
+		known = NULL;
+	}
 	if (!known) {
 		int state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
 
@@ -244,6 +254,15 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known)
 			return 0;
+		/* Closed on another CPU between the checks above and the insert, by a close that
+		 * never saw this entry (it would have marked it OPEN_CLOSED): it reported what there
+		 * was; this entry would be left for a closed socket. (The kernel stores CLOSE only
+		 * after the close's program, so a close that ends just now can still slip by.) */
+		if (inserted && (rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state)) == TCP_CLOSE &&
+		    exchange_unaccepted(known, key + OPEN_ACCEPTING, 0) == key + OPEN_ACCEPTING) {
+			bpf_map_delete_elem(&conns, &key);
+			return 0;
+		}
 		/* Counted open only in its own entry, whose close takes it out: counted before the
 		 * insert, an entry the handshake's end made meanwhile (which counted it) left that 1
 		 * in `active` for good (a Fast Open connection accepted while its handshake ended). */

@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		memoryLimitChildRun(hooks)
 		os.Exit(0)
 	}
+	if os.Getenv(probeFailedChild) != "" {
+		probeFailedChildRun()
+		os.Exit(0)
+	}
 	if os.Getenv(capChild) != "" {
 		// Service backends asked for, in this process's own namespace: they need CAP_NET_ADMIN,
 		// and without it everything else still loads.

@@ -89,6 +89,36 @@ func outOfDescriptors(err error) bool {
 		strings.Contains(err.Error(), unix.EMFILE.Error()) // ENFILE's text begins the same
 }
 
+// descriptorShortage is err, said as the descriptor shortage it is where the collector had fewer
+// descriptors free than spec's maps and programs need at once. cilium/ebpf, when a map create
+// fails, probes the kernel for the map's flags to explain it; out of descriptors, the probe fails
+// too and the error says "prealloc maps not supported" (BPF_F_NO_PREALLOC, 4.6), with no errno
+// (found in CI: a descriptor-limit test said so at 10 descriptors free).
+func descriptorShortage(spec *ebpf.CollectionSpec, err error) error {
+	if outOfDescriptors(err) || !errors.Is(err, ebpf.ErrNotSupported) {
+		return err
+	}
+	need := len(spec.Maps) + len(spec.Programs)
+	if free, ok := freeDescriptors(); ok && free < need {
+		return fmt.Errorf("%w: %d descriptors free, %d maps and programs to load (%w)", unix.EMFILE, free, need, err)
+	}
+	return err
+}
+
+// freeDescriptors is how many more descriptors the collector may open (RLIMIT_NOFILE's soft
+// limit less those open); false when it cannot tell.
+func freeDescriptors() (int, bool) {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0, false
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	return int(l.Cur) - len(open), true
+}
+
 // nofile is the collector's descriptor limit as "soft N, hard M", for the error that names it.
 func nofile() string {
 	var l unix.Rlimit

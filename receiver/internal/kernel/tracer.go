@@ -180,7 +180,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		coll, iterErr, err = loadCollection(spec)
 	}
 	if err != nil {
-		return nil, explain("loading BPF programs", sizeError(err, opts))
+		return nil, explain("loading BPF programs", sizeError(descriptorShortage(spec, err), opts))
 	}
 	t = &Tracer{
 		coll: coll, mode: mode, castReads: cast, cgroupIDs: cgroupIDsReadable(), counters: coll.Maps[bpf.PodnetMapCounters],
