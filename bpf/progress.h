@@ -218,7 +218,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	if (!open_state(state))
 		return false; /* closing right now (its close counts it), or a close never seen */
 	count(COUNTER_PROGRESS_VISITED);
-	fill_close(&e, sk, rd, ci->role == ROLE_CLIENT, state);
+	fill_close(&e, sk, rd, ci->role == ROLE_CLIENT, STATE_NOW);
 	if (marked_reads && !grew(&ci->counted_sent, e.bytes_sent) && !grew(&ci->counted_received, e.bytes_received) &&
 	    !grew(&ci->counted_retrans, e.retransmits))
 		return in_flight(sk, rd);
@@ -476,7 +476,7 @@ static __always_inline bool find_connection(struct seq_file *seq, struct task_st
 		ci.role = ROLE_SERVER;
 	else
 		ci.role = ROLE_CLIENT;
-	fill_close(&e, sk, READ_PROBED, ci.role == ROLE_CLIENT, state);
+	fill_close(&e, sk, READ_PROBED, ci.role == ROLE_CLIENT, STATE_NOW);
 	ci.pid = task->tgid;
 	ci.found_fd = fd;
 	ci.excluded = excluded_peer(e.family, e.peer_addr, ci.role == ROLE_SERVER ? e.local_port : e.peer_port);

@@ -52,7 +52,7 @@ func testAcceptRacingTheClose(t *testing.T, hooks HookMode, subnet byte) {
 	const n = 10000
 	var stop atomic.Bool
 	served := make(chan error, 1)
-	go func() { served <- server.Do(func() error { return busyAcceptsAndCloses(addr, &stop) }) }()
+	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop, resetAtOnce) }) }()
 	time.Sleep(100 * time.Millisecond)
 	failed := 0
 	require.NoError(t, client.Do(func() error {
@@ -131,37 +131,11 @@ func testAcceptRacingTheClose(t *testing.T, hooks HookMode, subnet byte) {
 	}
 }
 
-// busyAcceptsAndCloses accepts at addr from CPU 1, polling a non-blocking accept(), and resets
-// what it accepts at once.
-func busyAcceptsAndCloses(addr *unix.SockaddrInet4, stop *atomic.Bool) error {
-	if err := onCPU(1); err != nil {
-		return err
-	}
-	ln, err := listener(addr)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(ln)
-	// A queue long enough that no SYN is dropped and retried a second later.
-	if err := unix.Listen(ln, 4096); err != nil {
-		return err
-	}
-	if err := unix.SetNonblock(ln, true); err != nil {
-		return err
-	}
-	for !stop.Load() {
-		s, _, err := unix.Accept(ln)
-		if errors.Is(err, unix.EAGAIN) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		// Reset too: a FIN would leave an orphan FIN_WAIT2 where the client's reset came first.
-		_ = unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-		unix.Close(s)
-	}
-	return nil
+// resetAtOnce resets an accepted connection: a FIN would leave an orphan FIN_WAIT2 where the
+// client's reset came first.
+func resetAtOnce(s int) {
+	_ = unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(s)
 }
 
 // connectAndReset connects to addr and resets the connection at once (SO_LINGER 0): false if

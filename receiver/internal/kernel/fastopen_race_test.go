@@ -39,7 +39,7 @@ func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
 	const n = 8000
 	var stop atomic.Bool
 	served := make(chan error, 1)
-	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop) }) }()
+	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop, answerOK) }) }()
 	time.Sleep(100 * time.Millisecond)
 	failed := 0
 	require.NoError(t, client.Do(func() error {
@@ -80,9 +80,9 @@ func onCPU(cpu int) error {
 	return unix.SchedSetaffinity(0, &set)
 }
 
-// busyAccepts serves Fast Open connections at addr from CPU 1, polling a non-blocking accept():
-// each gets "ok", is read to its end and closed.
-func busyAccepts(addr *unix.SockaddrInet4, stop *atomic.Bool) error {
+// busyAccepts accepts at addr from CPU 1, polling a non-blocking accept(), and hands each
+// connection to serve, which closes it.
+func busyAccepts(addr *unix.SockaddrInet4, stop *atomic.Bool, serve func(s int)) error {
 	if err := onCPU(1); err != nil {
 		return err
 	}
@@ -91,10 +91,13 @@ func busyAccepts(addr *unix.SockaddrInet4, stop *atomic.Bool) error {
 		return err
 	}
 	defer unix.Close(ln)
+	// A queue long enough that no SYN is dropped and retried a second later.
+	if err := unix.Listen(ln, 4096); err != nil {
+		return err
+	}
 	if err := unix.SetNonblock(ln, true); err != nil {
 		return err
 	}
-	buf := make([]byte, 64)
 	for !stop.Load() {
 		s, _, err := unix.Accept(ln)
 		if errors.Is(err, unix.EAGAIN) {
@@ -103,15 +106,21 @@ func busyAccepts(addr *unix.SockaddrInet4, stop *atomic.Bool) error {
 		if err != nil {
 			return err
 		}
-		_, _ = unix.Write(s, []byte("ok"))
-		for {
-			if k, err := unix.Read(s, buf); k <= 0 || err != nil {
-				break
-			}
-		}
-		unix.Close(s)
+		serve(s)
 	}
 	return nil
+}
+
+// answerOK answers "ok" to a Fast Open connection, reads it to its end and closes it.
+func answerOK(s int) {
+	buf := make([]byte, 64)
+	_, _ = unix.Write(s, []byte("ok"))
+	for {
+		if k, err := unix.Read(s, buf); k <= 0 || err != nil {
+			break
+		}
+	}
+	unix.Close(s)
 }
 
 // fastOpenExchange connects with TCP_FASTOPEN_CONNECT (the request goes in the SYN), reads the
