@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,23 +49,7 @@ func testAcceptRacingTheClose(t *testing.T, hooks HookMode, subnet byte) {
 
 	addr := &unix.SockaddrInet4{Port: 7000 + int(subnet), Addr: server.IPv4.As4()}
 	const n = 10000
-	var stop atomic.Bool
-	served := make(chan error, 1)
-	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop, resetAtOnce) }) }()
-	time.Sleep(100 * time.Millisecond)
-	failed := 0
-	require.NoError(t, client.Do(func() error {
-		if err := onCPU(0); err != nil {
-			return err
-		}
-		for range n {
-			if !connectAndReset(addr) {
-				failed++
-			}
-		}
-		return nil
-	}))
-	require.Zero(t, failed, "every connect succeeded")
+	raceOnTwoCPUs(t, client, server, addr, n, resetAtOnce, connectAndReset)
 
 	// What the kernel skipped and counted (classic tracepoints only: 0 with tp_btf).
 	lost := func() uint64 {
@@ -80,8 +63,6 @@ func testAcceptRacingTheClose(t *testing.T, hooks HookMode, subnet byte) {
 		drainInto(t, tr, totals)
 		return totals[sns].get(roleServer).Closed+lost() >= n && totals[cns].get(roleClient).Closed+lost() >= n
 	}, 10*time.Second, 50*time.Millisecond, "every close counted")
-	stop.Store(true)
-	require.NoError(t, <-served)
 	events := ring.settled(t, client, server)
 	missed := lost()
 	if hooks == HooksTPBTF {

@@ -37,25 +37,7 @@ func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
 
 	addr := &unix.SockaddrInet4{Port: 7105, Addr: server.IPv4.As4()}
 	const n = 8000
-	var stop atomic.Bool
-	served := make(chan error, 1)
-	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop, answerOK) }) }()
-	time.Sleep(100 * time.Millisecond)
-	failed := 0
-	require.NoError(t, client.Do(func() error {
-		if err := onCPU(0); err != nil {
-			return err
-		}
-		for range n {
-			if !fastOpenExchange(addr) {
-				failed++
-			}
-		}
-		return nil
-	}))
-	stop.Store(true)
-	require.NoError(t, <-served)
-	require.Zero(t, failed, "every Fast Open exchange completed")
+	raceOnTwoCPUs(t, client, server, addr, n, answerOK, fastOpenExchange)
 
 	sns := server.NetnsInode()
 	totals := map[uint32]roleTotals{sns: {}}
@@ -71,6 +53,33 @@ func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
 	// entry it could not insert (where no start-up scan ran, as here, a connection not born
 	// since it looks older than podnet). That 1 is now counted only in accept()'s own entry.
 	assert.Zero(t, got.Active, "none left active")
+}
+
+// raceOnTwoCPUs serves at addr from CPU 1 (busyAccepts, each connection to serve) while the
+// client makes n connections with dial from CPU 0, each of which must succeed.
+func raceOnTwoCPUs(t *testing.T, client, server *netnstest.Pod, addr *unix.SockaddrInet4, n int, serve func(int),
+	dial func(*unix.SockaddrInet4) bool,
+) {
+	t.Helper()
+	var stop atomic.Bool
+	served := make(chan error, 1)
+	go func() { served <- server.Do(func() error { return busyAccepts(addr, &stop, serve) }) }()
+	time.Sleep(100 * time.Millisecond)
+	failed := 0
+	require.NoError(t, client.Do(func() error {
+		if err := onCPU(0); err != nil {
+			return err
+		}
+		for range n {
+			if !dial(addr) {
+				failed++
+			}
+		}
+		return nil
+	}))
+	stop.Store(true)
+	require.NoError(t, <-served)
+	require.Zero(t, failed, "every connection completed")
 }
 
 // onCPU pins the calling (locked) thread to cpu.
