@@ -182,7 +182,8 @@ static __always_inline bool born_since_start(struct sock *sk, enum sock_read rd)
 
 /* accept() returned fd: name the acceptor. `rd` is how the socket is read once found: with
  * probe reads, or (READ_CAST, kernels with bpf_rdonly_cast) with plain loads through a typed
- * pointer, which saves ~15 probe reads per accept. The loader attaches one pair. */
+ * pointer, which saves ~15 probe reads per accept. The loader attaches one pair, with events
+ * only (send_events): a server's open is then always claimed (close_claims_open). */
 static __always_inline int on_accept(long fd, enum sock_read rd)
 {
 	struct sock *sk;
@@ -212,7 +213,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		known = NULL;
 	}
 	if (!known) {
-		int state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
+		int state = sock_state(sk, rd);
 
 		if (state == TCP_CLOSE)
 			return 0; /* already closed and reported before accept() returned it */
@@ -248,8 +249,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		}
 		/* Inserted claimed, as a found entry is below (a close may come meanwhile); unless
 		 * the handshake's end inserted one since the lookup, which is claimed as found. */
-		if (send_events)
-			ci.unaccepted = key + OPEN_ACCEPTING;
+		ci.unaccepted = key + OPEN_ACCEPTING;
 		inserted = !bpf_map_update_elem(&conns, &key, &ci, BPF_NOEXIST);
 		known = bpf_map_lookup_elem(&conns, &key);
 		if (!known)
@@ -258,7 +258,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 		 * never saw this entry (it would have marked it OPEN_CLOSED): it reported what there
 		 * was; this entry would be left for a closed socket. (The kernel stores CLOSE only
 		 * after the close's program, so a close that ends just now can still slip by.) */
-		if (inserted && (rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state)) == TCP_CLOSE &&
+		if (inserted && sock_state(sk, rd) == TCP_CLOSE &&
 		    exchange_unaccepted(known, key + OPEN_ACCEPTING, 0) == key + OPEN_ACCEPTING) {
 			bpf_map_delete_elem(&conns, &key);
 			return 0;
@@ -271,7 +271,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	}
 	/* Claimed before any write into the entry: a close on another CPU may report the open and
 	 * free the entry at any moment until then (close_claims_open). */
-	if (send_events && !inserted && !accept_claims_open(known, key))
+	if (!inserted && !accept_claims_open(known, key))
 		return 0;
 	now = bpf_ktime_get_boot_ns();
 	known->opened_ns = now; /* its accept record's time, also when sampling holds the record back to its close */
@@ -280,8 +280,7 @@ static __always_inline int on_accept(long fd, enum sock_read rd)
 	known->cgroup_id = fallback_cgroup_id();
 	current_process_comm(known->comm, rd);
 	ci = *known;
-	if (send_events)
-		accept_done(known, key);
+	accept_done(known, key);
 	to_ring(sk, EVENT_ACCEPT, &ci, 0, now, rd); /* the aggregates count it at its handshake */
 	return 0;
 }

@@ -214,7 +214,7 @@ static __always_inline bool progress_of(__u64 *key, struct conn_info *ci, enum s
 	sk = (struct sock *)*key;
 	if (rd == READ_CAST)
 		sk = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
-	state = rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
+	state = sock_state(sk, rd);
 	if (!open_state(state))
 		return false; /* closing right now (its close counts it), or a close never seen */
 	count(COUNTER_PROGRESS_VISITED);

@@ -416,6 +416,12 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk, enum soc
 	e->cgroup_id = sock_cgroup_id(sk, direct);
 }
 
+/* sk's TCP state (enum TCP_*), as rd reads it. */
+static __always_inline int sock_state(struct sock *sk, enum sock_read rd)
+{
+	return rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
+}
+
 /* Whether the peer's FIN was taken in (tcp_fin sets SOCK_DONE after counting the FIN's byte of
  * sequence space in bytes_received). Not RCV_SHUTDOWN: close() and shutdown(SHUT_RD) set that
  * too, so a socket closed before the peer's FIN (the end that closes first, which the kernel
@@ -501,7 +507,7 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 		wseq = tp->write_seq;
 		barrier();
 		if (live)
-			state = sk->__sk_common.skc_state;
+			state = sock_state(sk, direct);
 		e->bytes_received = tp->bytes_received;
 		barrier();
 		e->srtt_us = tp->srtt_us >> 3;
@@ -512,7 +518,7 @@ static __always_inline void fill_close(struct event *e, struct sock *sk, enum so
 		nxt = BPF_CORE_READ(tp, snd_nxt);
 		wseq = BPF_CORE_READ(tp, write_seq);
 		if (live)
-			state = BPF_CORE_READ(sk, __sk_common.skc_state);
+			state = sock_state(sk, direct);
 		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
 		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 		e->retransmits = BPF_CORE_READ(tp, total_retrans);

@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -28,9 +27,7 @@ import (
 // program on a CPU (one guard for both, counted as recursion misses): those closes are lost,
 // counted, and the open of one that nothing accepted yet with them; none is reported twice.
 func TestAcceptRacingTheCloseReportsTheOpenOnce(t *testing.T) {
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs two CPUs: the race is between accept() on one and the connection's reset on the other")
-	}
+	requireTwoCPUs(t, "accept() on one and the connection's reset on the other")
 	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
 		t.Run(string(hooks), func(t *testing.T) { testAcceptRacingTheClose(t, hooks, byte(76+i)) })
 	}

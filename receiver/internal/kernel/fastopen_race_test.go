@@ -22,9 +22,7 @@ import (
 // independent check: 82 of 25,000). A server busy-polling accept() on one CPU and a Fast Open
 // client on the other make that race often; every open must count once.
 func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs two CPUs: the race is between accept() on one and the handshake's end on the other")
-	}
+	requireTwoCPUs(t, "accept() on one and the handshake's end on the other")
 	netw := netnstest.NewNetwork(t, 105)
 	client, server := netw.AddPod(), netw.AddPod()
 	client.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=5", "net.ipv4.ip_local_port_range=10000 60999")
@@ -53,6 +51,14 @@ func TestFastOpenAcceptedMidHandshakeCountsOnce(t *testing.T) {
 	// entry it could not insert (where no start-up scan ran, as here, a connection not born
 	// since it looks older than podnet). That 1 is now counted only in accept()'s own entry.
 	assert.Zero(t, got.Active, "none left active")
+}
+
+// requireTwoCPUs skips a test of a race between two CPUs on a machine with one, saying which.
+func requireTwoCPUs(t *testing.T, race string) {
+	t.Helper()
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: the race is between " + race)
+	}
 }
 
 // raceOnTwoCPUs serves at addr from CPU 1 (busyAccepts, each connection to serve) while the
