@@ -94,13 +94,21 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 	t.Logf("kept %d of %d normal connections at 1 in %d; %d aborted, all kept", keptNormal, normal, oneIn, aborted)
 	assert.InDelta(t, normal/oneIn, keptNormal, normal/oneIn/2, "about 1 in %d normal connections kept", oneIn)
 
+	// Drained until the counts are whole or 5 s: an interval's last adds may fall into the next
+	// drain (seen once in CI under full load: 878 closes of 880 in the first); none may be lost.
 	var opens, closes uint64
-	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
-		if k.NetnsIno == pod.NetnsInode() && k.ServerPort == addr.Port() {
-			opens += v.Connections
-			closes += v.Closed
+	want := uint64(2 * (normal + aborted))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno == pod.NetnsInode() && k.ServerPort == addr.Port() {
+				opens += v.Connections
+				closes += v.Closed
+			}
+		}))
+		if (opens >= want && closes >= want) || time.Now().After(deadline) {
+			break
 		}
-	}))
+	}
 	assert.Equal(t, uint64(2*(normal+aborted)), opens, "metrics count every connection, both ends")
 	assert.Equal(t, uint64(2*(normal+aborted)), closes)
 }
