@@ -13,6 +13,7 @@
 #include "select.h"
 #include "nat.h"
 #include "scratch.h"
+#include "marks.h"
 #include "calls.h"
 
 #define SO_EE_ORIGIN_ICMP 2
@@ -584,6 +585,30 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
 
+/* A passive open's handshake end, with marked reads: a TCP Fast Open child may have moved data
+ * before it (the request its SYN carried, an answer sent in SYN_RECV), which no live read
+ * counts (progress_of reads open states only) and no mark holds (a socket with no entry yet,
+ * without the accept hook, is dropped from its set; a tracked one in SYN_RECV is not kept).
+ * Marked now, for the next read: an idle one showed those bytes only at its close. Any other
+ * child has moved nothing yet: two loads. */
+static __always_inline void mark_early_data(struct sock *sk, enum sock_read rd)
+{
+	struct tcp_sock *tp = rd ? tcp_sock_of(sk, rd) : (struct tcp_sock *)sk;
+	__u64 sent, received;
+
+	if (!marked_reads || !tp)
+		return;
+	if (rd) {
+		sent = tp->bytes_sent;
+		received = tp->bytes_received;
+	} else {
+		sent = BPF_CORE_READ(tp, bytes_sent);
+		received = BPF_CORE_READ(tp, bytes_received);
+	}
+	if (sent || received)
+		mark((__u64)sk);
+}
+
 /* The handshake ended: SYN_SENT -> ESTABLISHED (connect), SYN_RECV -> ESTABLISHED (passive open,
  * or the end of a simultaneous open, which stays a client). Or, for a server, its passive open
  * ended without it (done false: fast_open_ended), counted open then, with no handshake to time. */
@@ -641,6 +666,8 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		report(sk, EVENT_CONNECT, &ci, 0, now, rd, entry);
 		return;
 	}
+	if (done)
+		mark_early_data(sk, rd);
 	if (!known) {
 		/* Passive open, in softirq: counted in the aggregates now; for the ring there is no
 		 * process to name: accept() will, unless nothing calls it, in which case the close
