@@ -590,8 +590,9 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
  * counts (progress_of reads open states only) and no mark holds (a socket with no entry yet,
  * without the accept hook, is dropped from its set; a tracked one in SYN_RECV is not kept).
  * Marked now, for the next read: an idle one showed those bytes only at its close. Any other
- * child has moved nothing yet: two loads. */
-static __always_inline void mark_early_data(struct sock *sk, enum sock_read rd)
+ * child has moved nothing yet: two loads. Not inlined: inlined, its locals took the state
+ * programs past the verifier's combined stack limit (528 of 512 bytes, with classify_sock). */
+static __noinline void mark_early_data(struct sock *sk, enum sock_read rd)
 {
 	struct tcp_sock *tp = rd ? tcp_sock_of(sk, rd) : (struct tcp_sock *)sk;
 	__u64 sent, received;
