@@ -585,7 +585,7 @@ static __always_inline void on_syn_sent(struct sock *sk, enum sock_read rd)
 		call->async = 1; /* this thread's connect() reached SYN_SENT */
 }
 
-/* A passive open's handshake end, with marked reads: a TCP Fast Open child may have moved data
+/* A passive open's handshake end, with marked reads (the caller's test): a TCP Fast Open child may have moved data
  * before it (the request its SYN carried, an answer sent in SYN_RECV), which no live read
  * counts (progress_of reads open states only) and no mark holds (a socket with no entry yet,
  * without the accept hook, is dropped from its set; a tracked one in SYN_RECV is not kept).
@@ -597,7 +597,7 @@ static __noinline void mark_early_data(struct sock *sk, enum sock_read rd)
 	struct tcp_sock *tp = rd ? tcp_sock_of(sk, rd) : (struct tcp_sock *)sk;
 	__u64 sent, received;
 
-	if (!marked_reads || !tp)
+	if (!tp)
 		return;
 	if (rd) {
 		sent = tp->bytes_sent;
@@ -667,7 +667,7 @@ static __always_inline void on_established(struct sock *sk, int oldstate, struct
 		report(sk, EVENT_CONNECT, &ci, 0, now, rd, entry);
 		return;
 	}
-	if (done)
+	if (marked_reads && done) /* tested here: the call itself is then dead code without marks */
 		mark_early_data(sk, rd);
 	if (!known) {
 		/* Passive open, in softirq: counted in the aggregates now; for the ring there is no

@@ -28,18 +28,14 @@ func testFastOpenAnswerCounted(t *testing.T, opts Options, subnet byte) {
 	netw := netnstest.NewNetwork(t, subnet)
 	pod := netw.AddPod()
 	pod.Exec("sysctl", "-qw", "net.ipv4.tcp_fastopen=3")
-	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections = HooksAuto, 1<<20, 4096
-	opts.AggregateInKernel, opts.MaxAggregates = true, 1024
-	tr, err := Open(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
-	requireMarked(t, tr, true)
+	tr := openMarkedWith(t, opts)
 	totals := roleTotals{}
 	watched := map[uint32]roleTotals{pod.NetnsInode(): totals}
 	addr := &unix.SockaddrInet4{Port: 8126, Addr: [4]byte{127, 0, 0, 1}}
 	const answer = 1000
 
 	var ln, c, s int
+	var err error
 	require.NoError(t, pod.Do(func() error {
 		if ln, err = fastOpenListener(addr); err != nil { // the first connection fetched a cookie
 			return err
@@ -54,12 +50,7 @@ func testFastOpenAnswerCounted(t *testing.T, opts Options, subnet byte) {
 	drainInto(t, tr, watched) // the cookie's connection, closed
 
 	release := holdACKs(pod, "8126") // the client's ACKs: the server's handshake cannot end
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
+	defer release()                  // once only: a no-op after the release below
 	require.NoError(t, pod.Do(func() error {
 		if err := unix.Sendto(c, []byte("hello"), unix.MSG_FASTOPEN, addr); err != nil {
 			return err
@@ -79,7 +70,6 @@ func testFastOpenAnswerCounted(t *testing.T, opts Options, subnet byte) {
 	assert.Zero(t, totals.get(roleServer).BytesSent, "not counted in SYN_RECV")
 
 	release() // the next retransmission's ACK ends the handshake; nothing is sent again
-	released = true
 	require.Eventually(t, func() bool { return serverState(t, s) == unix.BPF_TCP_ESTABLISHED }, 10*time.Second,
 		20*time.Millisecond, "the handshake ended once the client's ACKs passed")
 	require.Eventually(t, func() bool {

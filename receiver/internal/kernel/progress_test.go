@@ -116,10 +116,15 @@ func openMarked(tb testing.TB) *Tracer {
 // default.
 func openMarkedSets(tb testing.TB, size uint32) *Tracer {
 	tb.Helper()
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 1024,
-		markedSet: size,
-	})
+	return openMarkedWith(tb, Options{markedSet: size})
+}
+
+// openMarkedWith is openMarked with opts' other settings (events, marked set sizes) kept.
+func openMarkedWith(tb testing.TB, opts Options) *Tracer {
+	tb.Helper()
+	opts.Hooks, opts.RingBufferSize, opts.MaxTrackedConnections = HooksAuto, 1<<16, 4096
+	opts.AggregateInKernel, opts.MaxAggregates = true, 1024
+	tr, err := Open(opts)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = tr.Close() })
 	requireMarked(tb, tr, true)
