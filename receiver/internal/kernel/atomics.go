@@ -12,10 +12,11 @@ import (
 )
 
 // kernelAtomics says whether the kernel's verifier takes BPF's atomic exchanges (5.12+): the
-// claim of a server connection's open by accept() or its close (bpf/state.h close_claims_open, accept_claims_open), and the
-// close's claim of what live reads counted. A program that needs nothing else is loaded once to
-// find out; only the verifier's refusal (EINVAL) says no, so that an error of another kind
-// (a missing privilege) is left to the programs' own load, which names it.
+// claim of a server connection's open by accept() or its close (bpf/state.h close_claims_open,
+// accept_claims_open), and the close's claim of what live reads counted. A program that needs
+// nothing else is loaded once to find out; only the verifier's refusal (EINVAL) says no, so
+// that an error of another kind (a missing privilege) is left to the programs' own load, which
+// names it.
 var kernelAtomics = sync.OnceValue(func() bool {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:    ebpf.SocketFilter,

@@ -109,8 +109,8 @@ func TestSamplingKeepsWholeConnectionsAndEveryAbnormalOne(t *testing.T) {
 			break
 		}
 	}
-	assert.Equal(t, uint64(2*(normal+aborted)), opens, "metrics count every connection, both ends")
-	assert.Equal(t, uint64(2*(normal+aborted)), closes)
+	assert.Equal(t, want, opens, "metrics count every connection, both ends")
+	assert.Equal(t, want, closes)
 }
 
 // Sampling keeps about 1 in N of any run of one client's connections, not whole runs or none:
