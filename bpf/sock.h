@@ -216,6 +216,16 @@ static __always_inline bool shut_down(struct sock *sk, enum sock_read direct)
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
 }
 
+#define SEND_SHUTDOWN 2 /* include/net/sock.h */
+
+/* Whether the socket's sending side was shut down (close(), or shutdown(SHUT_WR)). */
+static __always_inline bool send_shut_down(struct sock *sk, enum sock_read direct)
+{
+	if (direct)
+		return BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN;
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & SEND_SHUTDOWN;
+}
+
 /* Why a connect ended SYN_SENT -> CLOSE, as a positive errno. sk_err names handshake failures
  * (refused, timed out, unreachable). When it is 0, either connect() found no free local port
  * (the state went SYN_SENT -> CLOSE inside the syscall, before a port was bound:

@@ -336,8 +336,8 @@ static __always_inline __u32 synack_handshake_us(struct sock *sk)
 }
 
 /* What a handshake's end says of it, kept in ci: the SYN (client) or SYN-ACK (server)
- * retransmissions and how long it took, in µs. A client is timed exactly from its SYN_SENT (seen
- * in every mode; only one that began before podnet loaded is not). A server's SYN arrival shows
+ * retransmissions and how long it took, in µs. A client is timed exactly from its SYN (its first
+ * RTT sample; with SYNs retransmitted, from its SYN_SENT, seen in every mode). A server's SYN arrival shows
  * in no hook without kprobes: its first RTT sample (SYN-ACK to the final ACK: exact to the µs
  * when nothing was retransmitted); with retransmitted SYN-ACKs, from the first SYN-ACK where the
  * retransmission program kept it (synack_first, tp_btf), else that sample plus the timeouts the
@@ -380,23 +380,50 @@ static __always_inline __u32 syn_linear_timeouts(struct sock *sk)
 	return BPF_CORE_READ(net, ipv4.sysctl_tcp_syn_linear_timeouts);
 }
 
+/* A server's handshake with retrans SYN-ACK retransmissions, where no hook timed its first
+ * SYN-ACK: the retransmissions' waits plus the first RTT sample, unless the sample holds them
+ * already. With timestamps the sample is timed from the SYN-ACK whose timestamp the final ACK
+ * echoes: when it was that ACK that was lost, not a SYN-ACK, the client answered the first
+ * SYN-ACK and its answer to the retransmission echoes the first one's time (found by an
+ * independent check: 2 s for a 1 s handshake). A round trip as long as the waits is taken for
+ * such a sample (a sixty-fourth less: the timers' lateness and the timestamps' ms ticks). */
+static __always_inline __u32 synack_estimate_us(__u32 retrans, __u32 linear, __u32 sample_us)
+{
+	__u32 waited_us = synack_retransmitted_at(retrans, linear) * HANDSHAKE_RTO_US;
+
+	if (sample_us >= waited_us - waited_us / 64)
+		return sample_us;
+	return waited_us + sample_us;
+}
+
 static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk, __u64 now, bool client, enum sock_read rd)
 {
 	__u32 srtt, retrans, waits, us = 0, rto = HANDSHAKE_RTO_US;
 
 	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	ci->syn_retrans = retrans > 255 ? 255 : retrans;
-	/* A client's from its SYN_SENT, exact; but for TCP_FASTOPEN_CONNECT, whose SYN may leave at
-	 * the first send, estimated as a server's (found by an independent check: the application's
-	 * 0.5 s between connect() and its first send reported as the handshake). */
-	if (client && ci->opened_ns && now > ci->opened_ns && !fast_open_connect(sk, rd)) {
-		ci->handshake_us = (now - ci->opened_ns) / 1000;
-		return;
+	/* A client's from its SYN: with no SYN retransmitted, the kernel's first RTT sample, SYN
+	 * sent to SYN-ACK, exact to the µs. Not from the SYN_SENT state change, which comes before
+	 * connect() looks for a free local port: milliseconds where TIME_WAIT sockets hold most of
+	 * them (found by an independent check: 3.4 ms for 25 µs on the wire). With SYNs
+	 * retransmitted the sample is the last one's (Karn): from SYN_SENT then, the search's
+	 * milliseconds beside the retransmissions' seconds. But for TCP_FASTOPEN_CONNECT, whose SYN
+	 * may leave at the first send, estimated as a server's (found by an independent check: the
+	 * application's 0.5 s between connect() and its first send reported as the handshake). */
+	if (client && !fast_open_connect(sk, rd)) {
+		if (!retrans && srtt) {
+			ci->handshake_us = srtt >> 3;
+			return;
+		}
+		if (ci->opened_ns && now > ci->opened_ns) {
+			ci->handshake_us = (now - ci->opened_ns) / 1000;
+			return;
+		}
 	}
 	if (!client && retrans) {
 		ci->handshake_us = synack_handshake_us(sk);
 		if (!ci->handshake_us)
-			ci->handshake_us = synack_retransmitted_at(retrans, syn_linear_timeouts(sk)) * HANDSHAKE_RTO_US + (srtt >> 3);
+			ci->handshake_us = synack_estimate_us(retrans, syn_linear_timeouts(sk), srtt >> 3);
 		return;
 	}
 	if (!client && srtt && cookie_echo_sample(sk, srtt)) {
@@ -429,10 +456,17 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 	 * sk_err_soft first): an unreachable peer timed out, it sent no reset. An ICMP error alone
 	 * is no timeout: with IP_RECVERR it is put in sk_err at once and stays there until the
 	 * application's next socket call, also when the connection recovered and ended with a FIN
-	 * exchange (found by an independent check: reported a timeout). */
+	 * exchange (found by an independent check: reported a timeout). Nor is the application's
+	 * abort (SO_LINGER 0, unread data) while retransmissions meet such errors (found by one: a
+	 * reset sent reported a timeout): close() marks the socket shut down before it changes
+	 * the state, the kernel's give-up (tcp_done) after; shutdown(SHUT_WR) would have left
+	 * ESTABLISHED or CLOSE_WAIT. The give-up also copies sk_err_soft into sk_err. Read only when
+	 * sk_err holds such an error. */
 	if (err == ETIMEDOUT)
 		return CLOSE_TIMEOUT;
-	if ((err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENONET) && giving_up(sk, rd))
+	if ((err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENONET) && giving_up(sk, rd) &&
+	    err == (rd ? sk->sk_err_soft : BPF_CORE_READ(sk, sk_err_soft)) &&
+	    !((oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT) && send_shut_down(sk, rd)))
 		return CLOSE_TIMEOUT;
 	if (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
 		return CLOSE_NORMAL;

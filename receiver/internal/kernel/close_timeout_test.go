@@ -88,6 +88,43 @@ func TestARecoveredICMPErrorIsNoTimeout(t *testing.T) {
 	t.Fatal("three closes in a row hidden from BPF: nothing to check")
 }
 
+// An application that set IP_RECVERR aborts its connection (SO_LINGER 0) while its
+// retransmissions meet ICMP host unreachable: the RST leaves, the kernel had not given up, and
+// the ICMP error sits in sk_err (IP_RECVERR puts it there at once). It was reported a timeout,
+// as a kernel's give-up with that error is (found by an independent check).
+func TestAnAbortWhileICMPErrorsArriveIsAResetSent(t *testing.T) {
+	client, server, ring, hidden := closesOfClient(t, 31)
+
+	for port := 7331; port < 7334; port++ {
+		c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		require.NoError(t, err)
+		require.NoError(t, raw.Control(func(fd uintptr) {
+			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
+		}))
+		f := server.Filter(fmt.Sprintf("podnet_abort_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
+		_, err = c.Write([]byte("anyone?"))
+		require.NoError(t, err)
+		// Past the tail loss probe, which is no retransmission's timeout: the kernel counts a
+		// timeout's retransmission (icsk_retransmits) until an ACK, as it does when it gives up.
+		require.Eventually(t, func() bool {
+			var info *unix.TCPInfo
+			require.NoError(t, raw.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }))
+			return err == nil && info.Retransmits > 0 && f.Packets() >= 3
+		}, 5*time.Second, 5*time.Millisecond, "a timeout's retransmission met the ICMP error too")
+		require.NoError(t, c.(*net.TCPConn).SetLinger(0))
+		require.NoError(t, c.Close()) // no socket call since the errors: the last one is in sk_err
+		f.Remove()
+		require.NoError(t, s.Close())
+		if e, ok := clientCloseOn(t, ring, hidden, port); ok {
+			assert.Equal(t, uint8(bpf.PodnetCloseReasonCLOSE_RESET_SENT), e.CloseReason, "the application's abort, not the kernel's give-up")
+			assert.Positive(t, e.Retransmits, "closed while retransmitting")
+			return
+		}
+	}
+	t.Fatal("three closes in a row hidden from BPF: nothing to check")
+}
+
 // clientCloseOn is the one client close the ring reports for the connection on port, or false
 // when this VM hid that close from BPF (hidden_test.go: it failed CI once), so that the caller
 // tries again on another port.

@@ -890,3 +890,83 @@ func TestServerHandshakeAfterAFailedOneOnTheSameTuple(t *testing.T) {
 		return ""
 	})
 }
+
+// A server whose handshake's final ACK is lost retransmits its SYN-ACK at ~1 s, and the client's
+// answer to it ends the handshake: ~1 s from the first SYN-ACK. With TCP timestamps (the
+// default) that answer echoes the first SYN-ACK's time, so the kernel's first round trip is the
+// whole second already; the classic tracepoints' estimate added the retransmission's wait to it
+// and said 2 s (found by an independent check).
+func TestServerHandshakeWithItsFinalACKLost(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 34)
+	client, server := netw.AddPod(), netw.AddPod()
+	for i, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
+		t.Run(string(hooks), func(t *testing.T) {
+			untilUndisturbed(t, serverHandshakeWithItsFinalACKLost(hooks, client, server, 7341+10*i))
+		})
+	}
+}
+
+func serverHandshakeWithItsFinalACKLost(hooks HookMode, client, server *netnstest.Pod, firstPort int) func(*testing.T, int) string {
+	return func(t *testing.T, attempt int) (disturbed string) {
+		port := firstPort + attempt
+		tr, err := Open(Options{Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 64, Events: true})
+		require.NoError(t, err)
+		defer tr.Close()
+		ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+			return e.NetnsIno == server.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) && e.LocalPort == uint16(port)
+		})
+		hiddenEnds := watchHiddenEstablishments(t)
+		addr := netip.AddrPortFrom(server.IPv4, uint16(port))
+		var ln net.Listener
+		require.NoError(t, server.Do(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err }))
+		defer ln.Close()
+		p := strconv.Itoa(port)
+		acks := server.Filter("podnet_final_ack", "input", "tcp dport "+p+" tcp flags & (syn | ack | fin | rst) == ack", "drop")
+		defer acks.Remove()
+		synacks := server.Filter("podnet_synacks", "output", "tcp sport "+p+" tcp flags & (syn | ack) == syn | ack", "")
+		defer synacks.Remove()
+
+		connected := make(chan time.Time, 1)
+		go func() {
+			var c net.Conn
+			err := client.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr.String(), 5*time.Second); return err })
+			connected <- time.Now() // the first SYN-ACK arrived: the client is established
+			if err == nil {
+				time.Sleep(3 * time.Second) // open, sending nothing, until the server's end is done
+				_ = c.Close()
+			}
+		}()
+		began := <-connected
+		require.Eventually(t, func() bool { return acks.Packets() > 0 }, 5*time.Second, time.Millisecond, "the final ACK dropped")
+		time.Sleep(500*time.Millisecond - time.Since(began))
+		acks.Remove() // the client's answer to the SYN-ACK retransmitted at ~1 s gets through
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		truth := time.Since(began) // ~ first SYN-ACK to the handshake's end (accept() returned it)
+		defer s.Close()
+
+		var accept *bpf.PodnetEvent
+		for deadline := time.Now().Add(5 * time.Second); accept == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if events := ring.take(); len(events) > 0 {
+				accept = &events[0]
+			}
+		}
+		if accept == nil {
+			if skipped := kernelSkipped(t, tr); skipped != "" {
+				return "no accept: " + skipped
+			}
+			if server, client := hiddenEnds.count(port); server+client > 0 {
+				return fmt.Sprintf("no accept: the kernel ended %d server handshakes with a PID 1 thread current, hidden from BPF", server)
+			}
+			require.Fail(t, "no accept record (no run skipped, no handshake end hidden)")
+		}
+		if n := synacks.Packets(); n != 2 {
+			return fmt.Sprintf("%d SYN-ACKs sent, not the first and its one retransmission", n)
+		}
+		took := time.Duration(accept.SrttUs) * time.Microsecond
+		t.Logf("%s: server handshake %v, SYN-ACK retransmissions %d; accept() returned %v after the client's connect()", hooks, took, accept.Retransmits, truth)
+		assert.EqualValues(t, 1, accept.Retransmits, "one SYN-ACK retransmitted")
+		assert.InDelta(t, truth.Seconds(), took.Seconds(), 0.05, "the handshake from the first SYN-ACK, its retransmission's wait counted once")
+		return ""
+	}
+}
