@@ -136,7 +136,7 @@ func AssertEqualPodnetDNSResponses(t *testing.T, tt *componenttest.Telemetry, dp
 func AssertEqualPodnetDNSResponsesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_dns_responses_dropped",
-		Description: "DNS responses dns_names could not use - the kernel's copy found its ring full, or the response did not parse (malformed, or a TCP segment that does not start a message; answers before the fault are still used). Not counted - a response that names no host (a root priming answer), or one longer than podnet's copy whose answers before its end were used. [Alpha]",
+		Description: "DNS responses dns_names could not use - the kernel's copy found its ring full, or the response did not parse (malformed; a TCP segment that continues a longer response is read as a message of its own and counted when it parses as a malformed one, not when it reads as no response at all; answers before the fault are still used). Not counted - a response that names no host (a root priming answer), or one longer than podnet's copy or than its TCP segment (by its length prefix, or behind whole responses written together), whose answers before the cut were used. [Alpha]",
 		Unit:        "{response}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -72,7 +72,8 @@ type Stats struct {
 	// Responses: responses read from the ring.
 	Responses uint64
 	// Malformed: responses that did not parse (or parsed only in part: a copy cut short, a TCP
-	// segment that does not start a message); their answers before the fault are kept.
+	// segment that continues a message and parses as a malformed one); their answers before the
+	// fault are kept.
 	Malformed uint64
 	// Evicted: valid names dropped because the table was full (Options.MaxNames).
 	Evicted uint64

@@ -27,6 +27,7 @@ const maxChain = 16
 var (
 	errNotResponse = errors.New("not a successful, whole DNS response")
 	errNoQuestion  = errors.New("no question")
+	errRDLength    = errors.New("an address record of the wrong length")
 )
 
 // Parse reads the answers of one DNS message (without TCP's length prefix). cut says the copy
@@ -83,6 +84,11 @@ answers:
 		switch {
 		case rh.Class != dnsmessage.ClassINET:
 			err = p.SkipAnswer() // CHAOS, Hesiod: no Internet address
+		// dnsmessage reads 4 (16) bytes whatever the record's length says: a length of 0 took
+		// the next record's first bytes for an address that no record holds, and resolvers
+		// refuse the whole answer (found by an independent check).
+		case rh.Type == dnsmessage.TypeA && rh.Length != 4, rh.Type == dnsmessage.TypeAAAA && rh.Length != 16:
+			err = errRDLength
 		case rh.Type == dnsmessage.TypeA:
 			var r dnsmessage.AResource
 			if r, err = p.AResource(); err == nil {
@@ -163,8 +169,9 @@ func canonical(n dnsmessage.Name) string {
 // to read); a segment whose prefixes chain to its end holds several messages (answers written
 // together, as resolvers pipelining A and AAAA get them, or segments merged by GRO), each read;
 // anything else is read as a bare message, or failing that, as the start of a message longer
-// than the segment (parsed as far as it goes). A continuation of a long message fails both and
-// is an error.
+// than the segment (parsed as far as it goes), or as whole messages whose last one goes on in the
+// next segment (answers written together, cut by the segment's size): the first must be a whole
+// response. A continuation of a long message fails them all and is an error.
 func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 	if length == 2 {
 		return out, nil
@@ -182,31 +189,66 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 		}
 		return Parse(payload[2:], !copiedAll, out[:n]) // again: the bare attempt wrote over its answers
 	}
-	if msgs, cutLast, ok := prefixedMessages(payload, length); ok {
-		var first error
-		for i, m := range msgs {
-			var err error
-			if out, err = Parse(m, cutLast && i == len(msgs)-1, out); err != nil && first == nil {
-				first = err
-			}
-		}
-		return out, first
+	if msgs, cutLast, ok := prefixedMessages(payload, length, false); ok {
+		return parseEach(msgs, cutLast, out)
 	}
 	// A bare message may itself be longer than its segment: as far as it goes. Its answers before
 	// the cut are kept also when its ID reads as a prefix (an ID of at least its segment's length
 	// less 2: most of them for a full segment): the message from byte 2 is no response, and its
 	// answers were lost uncounted (found by an independent check).
 	out, err := Parse(payload, true, out)
-	if err == nil || !prefixed || len(out) > n {
+	if err == nil || len(out) > n {
 		return out, err
 	}
-	return Parse(payload[2:], true, out[:n])
+	if prefixed {
+		// Its prefix says it goes on past the segment: an error after answers is the cut's, as
+		// for a copy cut short (Names.add counts neither).
+		got, err := Parse(payload[2:], true, out[:n])
+		if len(got) > n && length-2 < int(binary.BigEndian.Uint16(payload)) {
+			err = nil
+		}
+		return got, err
+	}
+	// Whole messages and the start of the next, which goes on in the next segment: a server
+	// answering pipelined queries (a resolver's A and AAAA on one connection) writes them
+	// together, and they are cut where a segment ends (found by an independent check: none of
+	// them was read, nor counted). A whole first response tells it from a bare message.
+	if msgs, cutLast, ok := prefixedMessages(payload, length, true); ok {
+		if got, firstErr := Parse(msgs[0], false, out[:n]); firstErr == nil {
+			whole := msgs[1:]
+			if cutLast {
+				whole = whole[:len(whole)-1]
+			}
+			got, err = parseEach(whole, false, got)
+			if cutLast {
+				// As far as it goes: an error there is the cut's, the rest is the next segment's.
+				got, _ = Parse(msgs[len(msgs)-1], true, got)
+			}
+			return got, err
+		}
+	}
+	return out, err
+}
+
+// parseEach reads each of msgs, the last cut short when cutLast; the error is the first one.
+func parseEach(msgs [][]byte, cutLast bool, out []Answer) ([]Answer, error) {
+	var first error
+	for i, m := range msgs {
+		var err error
+		if out, err = Parse(m, cutLast && i == len(msgs)-1, out); err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
 }
 
 // prefixedMessages splits a segment into length-prefixed messages when its prefixes chain
 // exactly to its end (length), as far as payload holds of it (the last message may be cut
-// there: cutLast); ok only for two or more messages, each non-empty.
-func prefixedMessages(payload []byte, length int) (msgs [][]byte, cutLast, ok bool) {
+// there: cutLast); ok only for two or more messages, each non-empty. With pastSegment the last
+// prefix may reach past the segment's end (its message goes on in the next segment): ok for one
+// whole message before it, the last one then cut where the segment ends, or left out when only
+// its prefix is here.
+func prefixedMessages(payload []byte, length int, pastSegment bool) (msgs [][]byte, cutLast, ok bool) {
 	off := 0
 	for off < length {
 		if off+2 > len(payload) {
@@ -214,8 +256,15 @@ func prefixedMessages(payload []byte, length int) (msgs [][]byte, cutLast, ok bo
 		}
 		l := int(binary.BigEndian.Uint16(payload[off:]))
 		next := off + 2 + l
-		if l == 0 || next > length {
+		if l == 0 || next > length && !pastSegment {
 			return nil, false, false
+		}
+		if next > length {
+			if off+2 < min(length, len(payload)) {
+				msgs = append(msgs, payload[off+2:min(length, len(payload))])
+				cutLast = true
+			}
+			return msgs, cutLast, len(msgs) >= 1 && (off > 0)
 		}
 		msgs = append(msgs, payload[off+2:min(next, len(payload))])
 		cutLast = next > len(payload)

@@ -218,3 +218,86 @@ func TestParseTCPKeepsACutBareMessageWhoseIDReadsAsAPrefix(t *testing.T) {
 		assert.Equal(t, netip.MustParseAddr("192.0.2.1"), got[0].Addr, tc.name)
 	}
 }
+
+// A response whose address record's length is not an address's: dnsmessage reads 4 (16) bytes
+// whatever the length says, so a length of 0 named the next record's first bytes as an address
+// no record holds, and a length of 5 an address resolvers refuse (found by an independent
+// check). The whole response is malformed, as resolvers take it.
+func TestParseRefusesAnAddressRecordOfTheWrongLength(t *testing.T) {
+	question := []byte{1, 'x', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 1, 0, 1} // x.example A IN
+	record := func(typ uint16, rdata []byte, rdlength int) []byte {
+		r := []byte{0xc0, 12} // the question's name
+		r = binary.BigEndian.AppendUint16(r, typ)
+		r = append(r, 0, 1, 0, 0, 0, 60) // IN, TTL 60
+		r = binary.BigEndian.AppendUint16(r, uint16(rdlength))
+		return append(r, rdata...)
+	}
+	message := func(records ...[]byte) []byte {
+		m := []byte{0xbe, 0xef, 0x81, 0x80, 0, 1}
+		m = binary.BigEndian.AppendUint16(m, uint16(len(records)))
+		m = append(m, 0, 0, 0, 0)
+		m = append(m, question...)
+		for _, r := range records {
+			m = append(m, r...)
+		}
+		return m
+	}
+	a := func(addr string) []byte { b := netip.MustParseAddr(addr).As4(); return b[:] }
+	aaaa := func(addr string) []byte { b := netip.MustParseAddr(addr).As16(); return b[:] }
+
+	got, err := Parse(message(record(1, a("192.0.2.1"), 4), record(28, aaaa("2001:db8::1"), 16)), false, nil)
+	require.NoError(t, err)
+	assert.Len(t, got, 2, "the well-formed response the cases below break")
+	for name, msg := range map[string][]byte{
+		"A of length 0, before another record": message(record(1, nil, 0), record(1, a("192.0.2.2"), 4)),
+		"A of length 5":                        message(record(1, append(a("192.0.2.3"), 0), 5)),
+		"AAAA of length 4":                     message(record(28, a("192.0.2.4"), 4), record(1, a("192.0.2.5"), 4)),
+		"AAAA of length 17":                    message(record(28, append(aaaa("2001:db8::2"), 0), 17)),
+	} {
+		got, err := Parse(msg, false, nil)
+		assert.ErrorIs(t, err, errRDLength, name)
+		assert.Empty(t, got, "%s: no address from a malformed response", name)
+	}
+}
+
+// Pipelined answers over TCP (a resolver's A and AAAA queries on one connection) written
+// together are cut where a segment ends: a segment holds whole responses and the start of the
+// next. None of them was read, nor counted (found by an independent check); each is read, the
+// last as far as it goes, and its cut is no error.
+func TestParseTCPReadsPipelinedResponsesCutByTheSegment(t *testing.T) {
+	prefix := func(m []byte) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(m))), m...) }
+	one := response(t, "one.example.", dnsmessage.RCodeSuccess, rr{name: "one.example.", addr: "192.0.2.1", ttl: 60})
+	two := response(t, "two.example.", dnsmessage.RCodeSuccess, rr{name: "two.example.", addr: "192.0.2.2", ttl: 60})
+	var many []rr
+	for i := range 20 {
+		many = append(many, rr{name: "many.example.", addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)}).String(), ttl: 60})
+	}
+	three := response(t, "many.example.", dnsmessage.RCodeSuccess, many...)
+	answer := func(name, addr string) Answer { return Answer{Addr: netip.MustParseAddr(addr), Name: name, TTL: 60} }
+
+	seg := append(prefix(one), prefix(three)...)
+	cut := len(prefix(one)) + 2 + len(three)/2 // inside the third response's records
+	got, err := ParseTCP(seg[:cut], cut, nil)
+	assert.NoError(t, err, "the cut is the segment's, not a malformed response")
+	require.NotEmpty(t, got)
+	assert.Equal(t, answer("one.example", "192.0.2.1"), got[0], "the whole response")
+	assert.Greater(t, len(got), 1, "the next one's answers before the cut")
+	for _, a := range got[1:] {
+		assert.Equal(t, "many.example", a.Name)
+	}
+
+	seg = append(append(prefix(one), prefix(two)...), prefix(three)...)
+	cut = len(prefix(one)) + len(prefix(two)) + 30
+	got, err = ParseTCP(seg[:cut], cut, nil)
+	assert.NoError(t, err)
+	assert.Equal(t, []Answer{answer("one.example", "192.0.2.1"), answer("two.example", "192.0.2.2")}, got, "two whole responses, the third cut in its question")
+
+	cut = len(prefix(one)) + 2
+	got, err = ParseTCP(seg[:cut], cut, nil)
+	assert.NoError(t, err)
+	assert.Equal(t, []Answer{answer("one.example", "192.0.2.1")}, got, "a whole response and the next one's prefix")
+
+	// The copy ends before the segment does (its 1232 bytes): as far as the copy goes.
+	got, _ = ParseTCP(seg[:len(prefix(one))+10], len(prefix(one))+len(prefix(two))+40, nil)
+	assert.Equal(t, []Answer{answer("one.example", "192.0.2.1")}, got, "copied in part")
+}

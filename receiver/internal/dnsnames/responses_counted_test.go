@@ -3,6 +3,7 @@
 package dnsnames
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"unsafe"
@@ -52,4 +53,25 @@ func TestWellFormedResponsesAreNotCountedDropped(t *testing.T) {
 
 	n.add(record(many[:20])) // a header and half a question: malformed
 	assert.Equal(t, uint64(1), n.stats.Malformed)
+}
+
+// A response over TCP longer than its segment (its length prefix says so) is read as far as the
+// segment goes, as one longer than the copy is: its cut is no malformed response, and was
+// counted dropped though its answers were used.
+func TestAResponseLongerThanItsSegmentIsNotCountedDropped(t *testing.T) {
+	n := &Names{table: NewTable(1024), clock: event.NewClock()}
+	var answers []rr
+	for i := range 150 {
+		answers = append(answers, rr{name: "many.example.", addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String(), ttl: 60})
+	}
+	many := response(t, "many.example.", dnsmessage.RCodeSuccess, answers...)
+	segment := append(binary.BigEndian.AppendUint16(nil, uint16(len(many))), many...)[:1000] // cut inside a record
+	var r bpf.DnsResponse
+	r.NetnsIno, r.Transport, r.Length, r.Captured = 7, ipprotoTCP, uint16(len(segment)), uint16(len(segment))
+	raw := make([]byte, headerSize+len(segment))
+	copy(raw, unsafe.Slice((*byte)(unsafe.Pointer(&r)), headerSize))
+	copy(raw[headerSize:], segment)
+	n.add(raw)
+	assert.Equal(t, "many.example", n.table.Lookup(7, netip.MustParseAddr("192.0.2.1"), int64(n.clock.UnixNano(0))+1), "answers before the segment's end are used")
+	assert.Zero(t, n.stats.Malformed, "a response cut by its segment is no malformed one")
 }
