@@ -77,6 +77,7 @@ func TestValidateNamesTheFieldAndTheFix(t *testing.T) {
 		{"relative proc root", func(c *Config) { c.ProcRoot = "proc" }, `proc_root: "proc" must be an absolute path`},
 		{"relative cgroup root", func(c *Config) { c.CgroupRoot = "sys/fs/cgroup" }, `cgroup_root: "sys/fs/cgroup" must be an absolute path`},
 		{"IPv4-mapped range with IPv6 bits", func(c *Config) { c.Exclude.PeerCIDRs = []string{"::ffff:10.0.0.0/8"} }, `exclude.peer_cidrs[0]: "::ffff:10.0.0.0/8" is an IPv4-mapped address whose /8 counts IPv6 bits (the range ::/8, not IPv4 addresses): write 10.0.0.0/8 for the IPv4 range, or ::ffff:10.0.0.0/104 in its mapped form`},
+		{"IPv4-mapped range with more IPv6 bits than IPv4 has", func(c *Config) { c.Exclude.PeerCIDRs = []string{"::ffff:10.0.0.0/90"} }, `exclude.peer_cidrs[0]: "::ffff:10.0.0.0/90" is an IPv4-mapped address whose /90 counts IPv6 bits (the range ::ffc0:0:0/90, not IPv4 addresses): write the IPv4 range as 10.0.0.0/N, or ::ffff:10.0.0.0/(96+N) in its mapped form`},
 		{"peer range with host bits", func(c *Config) { c.Exclude.PeerCIDRs = []string{"10.1.2.3/8"} }, `exclude.peer_cidrs[0]: "10.1.2.3/8" has address bits beyond its /8: write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address`},
 		{"relative node netns", func(c *Config) { c.ServiceBackends.NodeNetns = "proc/1/ns/net" }, `service_backends.node_netns: "proc/1/ns/net" must be an absolute path`},
 		{"no series", func(c *Config) { c.MaxMetricSeries = 0 }, "max_metric_series: 0 must be at least 1"},
