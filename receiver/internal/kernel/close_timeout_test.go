@@ -63,14 +63,8 @@ func TestARecoveredICMPErrorIsNoTimeout(t *testing.T) {
 	client, server, ring, hidden := closesOfClient(t, 90)
 
 	for port := 7321; port < 7324; port++ {
-		c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
-		raw, err := c.(*net.TCPConn).SyscallConn()
-		require.NoError(t, err)
-		require.NoError(t, raw.Control(func(fd uintptr) {
-			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
-		}))
-		f := server.Filter(fmt.Sprintf("podnet_transient_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
-		_, err = c.Write([]byte("hello"))
+		c, s, _, f := unreachableWithRecvErr(t, client, server, port)
+		_, err := c.Write([]byte("hello"))
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return f.Packets() >= 2 }, 5*time.Second, 5*time.Millisecond, "a retransmission met the ICMP error too")
 		f.Remove() // the next retransmission gets through
@@ -96,14 +90,8 @@ func TestAnAbortWhileICMPErrorsArriveIsAResetSent(t *testing.T) {
 	client, server, ring, hidden := closesOfClient(t, 31)
 
 	for port := 7331; port < 7334; port++ {
-		c, s := pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
-		raw, err := c.(*net.TCPConn).SyscallConn()
-		require.NoError(t, err)
-		require.NoError(t, raw.Control(func(fd uintptr) {
-			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
-		}))
-		f := server.Filter(fmt.Sprintf("podnet_abort_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
-		_, err = c.Write([]byte("anyone?"))
+		c, s, raw, f := unreachableWithRecvErr(t, client, server, port)
+		_, err := c.Write([]byte("anyone?"))
 		require.NoError(t, err)
 		// Past the tail loss probe, which is no retransmission's timeout: the kernel counts a
 		// timeout's retransmission (icsk_retransmits) until an ACK, as it does when it gives up.
@@ -123,6 +111,21 @@ func TestAnAbortWhileICMPErrorsArriveIsAResetSent(t *testing.T) {
 		}
 	}
 	t.Fatal("three closes in a row hidden from BPF: nothing to check")
+}
+
+// unreachableWithRecvErr connects client to server at port, the client with IP_RECVERR (ICMP
+// errors go to sk_err at once), and makes the server's namespace answer the client's packets
+// with ICMP host unreachable until the filter is removed.
+func unreachableWithRecvErr(t *testing.T, client, server *netnstest.Pod, port int) (c, s net.Conn, raw syscall.RawConn, f *netnstest.Filter) {
+	t.Helper()
+	c, s = pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, raw.Control(func(fd uintptr) {
+		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
+	}))
+	f = server.Filter(fmt.Sprintf("podnet_unreachable_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
+	return c, s, raw, f
 }
 
 // clientCloseOn is the one client close the ring reports for the connection on port, or false
