@@ -41,13 +41,13 @@ func (c ExcludeConfig) Validate() error {
 			// not 10.0.0.0/8 (found by an independent check: told to write ::/8).
 			// Beyond /32 the IPv4 range meant is anyone's guess (an independent check was told
 			// to write a single address for ::ffff:10.0.0.0/90): the form is suggested instead.
+			fix := fmt.Sprintf("write %s for the IPv4 range, or %s/%d in its mapped form",
+				netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), 32)).Masked(), p.Addr(), p.Bits()+96)
 			if p.Bits() > 32 {
-				errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is an IPv4-mapped address whose /%d counts IPv6 bits (the range %s, not IPv4 addresses): write the IPv4 range as %s/N, or %s/(96+N) in its mapped form",
-					i, s, p.Bits(), p.Masked(), p.Addr().Unmap(), p.Addr()))
-				break
+				fix = fmt.Sprintf("write the IPv4 range as %s/N, or %s/(96+N) in its mapped form", p.Addr().Unmap(), p.Addr())
 			}
-			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is an IPv4-mapped address whose /%d counts IPv6 bits (the range %s, not IPv4 addresses): write %s for the IPv4 range, or %s/%d in its mapped form",
-				i, s, p.Bits(), p.Masked(), netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), p.Addr(), p.Bits()+96))
+			errs = append(errs, fmt.Errorf("exclude.peer_cidrs[%d]: %q is an IPv4-mapped address whose /%d counts IPv6 bits (the range %s, not IPv4 addresses): %s",
+				i, s, p.Bits(), p.Masked(), fix))
 		case p != p.Masked():
 			// Taken as its range, 10.1.2.3/8 would leave out all of 10.0.0.0/8 where one
 			// address may have been meant: refused rather than guessed.

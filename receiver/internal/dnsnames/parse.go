@@ -201,10 +201,10 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 		return out, err
 	}
 	if prefixed {
-		// Its prefix says it goes on past the segment: an error after answers is the cut's, as
-		// for a copy cut short (Names.add counts neither).
+		// Its prefix says it goes on past the segment (equal to the rest, it was read above): an
+		// error after answers is the cut's, as for a copy cut short (Names.add counts neither).
 		got, err := Parse(payload[2:], true, out[:n])
-		if len(got) > n && length-2 < int(binary.BigEndian.Uint16(payload)) {
+		if len(got) > n {
 			err = nil
 		}
 		return got, err
@@ -215,14 +215,14 @@ func ParseTCP(payload []byte, length int, out []Answer) ([]Answer, error) {
 	// them was read, nor counted). A whole first response tells it from a bare message.
 	if msgs, cutLast, ok := prefixedMessages(payload, length, true); ok {
 		if got, firstErr := Parse(msgs[0], false, out[:n]); firstErr == nil {
-			whole := msgs[1:]
+			last := len(msgs)
 			if cutLast {
-				whole = whole[:len(whole)-1]
+				last--
 			}
-			got, err = parseEach(whole, false, got)
+			got, err = parseEach(msgs[1:last], false, got)
 			if cutLast {
 				// As far as it goes: an error there is the cut's, the rest is the next segment's.
-				got, _ = Parse(msgs[len(msgs)-1], true, got)
+				got, _ = Parse(msgs[last], true, got)
 			}
 			return got, err
 		}
@@ -264,7 +264,7 @@ func prefixedMessages(payload []byte, length int, pastSegment bool) (msgs [][]by
 				msgs = append(msgs, payload[off+2:min(length, len(payload))])
 				cutLast = true
 			}
-			return msgs, cutLast, len(msgs) >= 1 && (off > 0)
+			return msgs, cutLast, off > 0 // a whole message before it
 		}
 		msgs = append(msgs, payload[off+2:min(next, len(payload))])
 		cutLast = next > len(payload)
