@@ -131,7 +131,7 @@ struct connect_call {
 };
 
 /* A passive open whose SYN-ACK was retransmitted: when its first SYN-ACK went out (the SYN's
- * arrival, to the µs), so that its handshake is timed (state.h handshake_end) rather than
+ * arrival, to the µs), so that its handshake is timed (handshake.h handshake_end) rather than
  * estimated from the retransmission count. Keyed by the tuple in its namespace: the request
  * socket the tp_btf/tcp_retransmit_synack program sees becomes another socket (the child) with
  * the same tuple. Written on SYN-ACK retransmissions only (each replacing what an earlier

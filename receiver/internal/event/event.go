@@ -48,7 +48,7 @@ func (r Role) String() string {
 	return "client"
 }
 
-// CloseReason is how an established connection ended (bpf/state.h close_reason_of).
+// CloseReason is how an established connection ended (bpf/close_reason.h close_reason_of).
 type CloseReason uint8
 
 const (
@@ -112,7 +112,7 @@ type Event struct {
 	// podnet, so not counted in podnet.tcp.connections.
 	OpenUnseen bool
 	// HandshakeMicros, on an established connect and on accept: how long the handshake took
-	// (bpf/state.h handshake_us); 0 = unknown.
+	// (bpf/handshake.h handshake_end); 0 = unknown.
 	HandshakeMicros uint32
 	// SynRetransmits, on connect and accept: SYNs (client) or SYN-ACKs (server) retransmitted
 	// before the handshake ended.
