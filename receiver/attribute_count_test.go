@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,5 +52,33 @@ func TestCloseWithoutARoundTripSampleHasNoRTT(t *testing.T) {
 			}
 			assert.Equal(t, lr.Attributes().Len(), attributeCount(&e))
 		}
+	}
+}
+
+// A Service's backend pod: named beside it in the Service's namespace, by its uid alone from
+// another namespace (withBackend); attributeCount follows either way.
+func TestBackendPodOfAnotherNamespaceIsNamedByUID(t *testing.T) {
+	cfg := NewDefaultConfig()
+	c := newLogsConverter(cfg.Events, "test")
+	service := attribution.Peer{ServiceName: "proxy", Namespace: "edge"}
+	for _, tc := range []struct {
+		backendNamespace string
+		want             map[string]any
+	}{
+		{"edge", map[string]any{"podnet.peer.k8s.namespace.name": "edge", "podnet.peer.k8s.service.name": "proxy", "podnet.peer.k8s.pod.name": "web-1", "podnet.peer.k8s.pod.uid": "uid-1"}},
+		{"shop", map[string]any{"podnet.peer.k8s.namespace.name": "edge", "podnet.peer.k8s.service.name": "proxy", "podnet.peer.k8s.pod.uid": "uid-1"}},
+	} {
+		e := enrichAll(fixtureResources(cfg), shortConnections(1))[0]
+		e.peer, e.backend = service, attribution.Peer{PodName: "web-1", PodUID: "uid-1", Namespace: tc.backendNamespace}
+		lr := plog.NewLogRecord()
+		c.record(lr, &e, pcommon.Timestamp(t0))
+		got := map[string]any{}
+		for k, v := range lr.Attributes().All() {
+			if strings.HasPrefix(k, "podnet.peer.k8s.") {
+				got[k] = v.AsRaw()
+			}
+		}
+		assert.Equal(t, tc.want, got, "backend in %s", tc.backendNamespace)
+		assert.Equal(t, lr.Attributes().Len(), attributeCount(&e))
 	}
 }

@@ -24,13 +24,22 @@ type enrichedEvent struct {
 
 // withBackend is the peer as records and series name it: a Service whose connection was
 // translated to a pod gets that backend pod beside it (and the pod's namespace, where the
-// Service's is unknown). backend is the zero Peer when there is none.
+// Service's is unknown). A backend pod in another namespace than its Service's (a selectorless
+// Service whose EndpointSlice lists another namespace's pod) is named by its uid alone: the
+// record's one peer namespace is the Service's, and the pod's name beside it would name a pod
+// of that namespace (found by an independent check). backend is the zero Peer when there is none.
 func withBackend(peer, backend attribution.Peer) attribution.Peer {
-	if backend.PodName != "" && peer.PodName == "" {
+	if backend.PodName == "" || peer.PodName != "" {
+		return peer
+	}
+	switch peer.Namespace {
+	case "":
+		peer.Namespace = backend.Namespace
 		peer.PodName, peer.PodUID = backend.PodName, backend.PodUID
-		if peer.Namespace == "" {
-			peer.Namespace = backend.Namespace
-		}
+	case backend.Namespace:
+		peer.PodName, peer.PodUID = backend.PodName, backend.PodUID
+	default:
+		peer.PodUID = backend.PodUID
 	}
 	return peer
 }

@@ -197,9 +197,9 @@ func attributeCount(ee *enrichedEvent) int {
 	}
 	if p.PodName != "" {
 		n++
-		if p.PodUID != "" {
-			n++
-		}
+	}
+	if p.PodUID != "" {
+		n++
 	}
 	if p.ServiceName != "" {
 		n++
@@ -213,10 +213,11 @@ func putPeer(a pcommon.Map, p *attribution.Peer) {
 	}
 	if p.PodName != "" {
 		a.PutStr("podnet.peer.k8s.pod.name", p.PodName)
-		// Unknown: an EndpointSlice's targetRef need not carry the pod's uid.
-		if p.PodUID != "" {
-			a.PutStr("podnet.peer.k8s.pod.uid", p.PodUID)
-		}
+	}
+	// Unknown: an EndpointSlice's targetRef need not carry the pod's uid. Alone: a backend pod
+	// in another namespace than its Service's (withBackend).
+	if p.PodUID != "" {
+		a.PutStr("podnet.peer.k8s.pod.uid", p.PodUID)
 	}
 	if p.ServiceName != "" {
 		a.PutStr("podnet.peer.k8s.service.name", p.ServiceName)
