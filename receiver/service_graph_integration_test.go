@@ -1,6 +1,7 @@
 package podnetreceiver
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func TestServiceGraphEdges(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 174)
 	client, server, stranger := netw.AddPod(), netw.AddPod(), netw.AddPod()
 	agent, long, bare := netw.AddPod(), netw.AddPod(), netw.AddPod()
+	cronRun, dated := netw.AddPod(), netw.AddPod()
 	cg := netnstest.NewKubeletCgroups(t)
 	kubeOwnedPod(t, cluster, cg, client, "web-6d4cf56db6-x7k2p", replicaSet("web-6d4cf56db6", "6d4cf56db6"))
 	kubeOwnedPod(t, cluster, cg, server, "api-7f8b9c6d5-bq2lz", replicaSet("api-7f8b9c6d5", "7f8b9c6d5"))
@@ -39,6 +41,10 @@ func TestServiceGraphEdges(t *testing.T) {
 	kubeOwnedPod(t, cluster, cg, long, "payments-reconciliation-ledger-exporter-secondary-5b8d9c7fmp8c5",
 		replicaSet("payments-reconciliation-ledger-exporter-secondary-5b8d9c7f", "5b8d9c7f"))
 	kubeOwnedPod(t, cluster, cg, bare, "proxy-https", kubetest.Pod{})
+	// A CronJob's run, named after this minute, and a Job whose name ends in a date, not a
+	// schedule (found by an independent check: it was "migrate").
+	kubeOwnedPod(t, cluster, cg, cronRun, fmt.Sprintf("backup-%d-x7k2p", time.Now().Unix()/60), job(fmt.Sprintf("backup-%d", time.Now().Unix()/60)))
+	kubeOwnedPod(t, cluster, cg, dated, "migrate-20261206-x7k2p", job("migrate-20261206"))
 	// A hostNetwork pod: its addresses are its node's (status.hostIPs), named at its own end
 	// only, by its cgroup.
 	agentCID := netnstest.NewContainerID()
@@ -64,6 +70,8 @@ func TestServiceGraphEdges(t *testing.T) {
 			"shop/node-agent -> shop/api":                                        {opens: 1},            // at its node's address: not again by the server
 			"shop/payments-reconciliation-ledger-exporter-secondary -> shop/api": {opens: 2},
 			"shop/proxy-https -> shop/api":                                       {opens: 1},
+			"shop/backup -> shop/api":                                            {opens: 1},
+			"shop/migrate-20261206 -> shop/api":                                  {opens: 1},
 		}},
 		// No client pod is named at the server, so the server cannot tell the pod's connections
 		// from the stranger's: it counts neither (an independent check saw each pod-to-pod
@@ -74,6 +82,8 @@ func TestServiceGraphEdges(t *testing.T) {
 			"shop/node-agent -> " + serverAt: {opens: 1},
 			"shop/payments-reconciliation-ledger-exporter-secondary -> " + serverAt: {opens: 2},
 			"shop/proxy-https -> " + serverAt:                                       {opens: 1},
+			"shop/backup -> " + serverAt:                                            {opens: 1},
+			"shop/migrate-20261206 -> " + serverAt:                                  {opens: 1},
 		}},
 	} {
 		configure := func(cfg *Config) {
@@ -85,7 +95,7 @@ func TestServiceGraphEdges(t *testing.T) {
 		_, fromKernel, stopKernel := startReceiverWith(t, componenttest.NewNopHost(), configure) // logs too: metrics from the kernel
 		fromEvents, stopEvents := startMetricsOnlyWith(t, aggregationEvents, configure)
 
-		srv := server.StartServer(t, "0.0.0.0:8080", 8)
+		srv := server.StartServer(t, "0.0.0.0:8080", 10)
 		toServer := netip.AddrPortFrom(server.IPv4, 8080).String()
 		for _, to := range []netip.AddrPort{
 			netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(server.IPv4, 8080), netip.AddrPortFrom(clusterIP, 80),
@@ -93,13 +103,13 @@ func TestServiceGraphEdges(t *testing.T) {
 			_, res := client.Dial(t, to.String(), "hi")
 			require.Empty(t, res, to)
 		}
-		for _, from := range []*netnstest.Pod{stranger, agent, long, long, bare} {
+		for _, from := range []*netnstest.Pod{stranger, agent, long, long, bare, cronRun, dated} {
 			_, res := from.Dial(t, toServer, "hi")
 			require.Empty(t, res)
 		}
 		dialRefused(t, client, server.IPv4)
 		srv.Wait(t)
-		require.Eventually(t, func() bool { return socketsClosed(client, server, stranger, agent, long, bare) }, 10*time.Second, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return socketsClosed(client, server, stranger, agent, long, bare, cronRun, dated) }, 10*time.Second, 20*time.Millisecond,
 			"every TCP socket of the pods closed")
 		stopKernel()
 		stopEvents()
@@ -116,6 +126,11 @@ func replicaSet(name, hash string) kubetest.Pod {
 		Labels:     map[string]string{"pod-template-hash": hash},
 		Controller: &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: name},
 	}
+}
+
+// job is a Job's pod's controller.
+func job(name string) kubetest.Pod {
+	return kubetest.Pod{Controller: &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: name}}
 }
 
 // kubeOwnedPod is kubePod with owner's labels and controller.

@@ -2,6 +2,7 @@ package k8smeta
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,6 +28,13 @@ func TestWorkloadOf(t *testing.T) {
 		}
 		return p
 	}
+	// A CronJob's run is named after its schedule's minute: 29412345 is 2025-12-03 11:45 UTC.
+	schedule := time.Unix(29412345*60, 0)
+	createdAt := func(p *corev1.Pod, at time.Time) *corev1.Pod {
+		p.CreationTimestamp = metav1.NewTime(at)
+		return p
+	}
+	run := func() *corev1.Pod { return owned("backup-29412345-x7k2p", "batch/v1", "Job", "backup-29412345", "") }
 	for name, c := range map[string]struct {
 		pod  *corev1.Pod
 		want string
@@ -39,6 +47,12 @@ func TestWorkloadOf(t *testing.T) {
 		"another group's ReplicaSet":        {owned("web-6d4cf56db6-x7k2p", "example.com/v1", "ReplicaSet", "web-6d4cf56db6", "6d4cf56db6"), "web-6d4cf56db6"},
 		"CronJob's run":                     {owned("backup-29412345-x7k2p", "batch/v1", "Job", "backup-29412345", ""), "backup"},
 		"Job with a number of its own":      {owned("migrate-2024-x7k2p", "batch/v1", "Job", "migrate-2024", ""), "migrate-2024"},
+		"CronJob's run, its pod at once":    {createdAt(run(), schedule.Add(40*time.Second)), "backup"},
+		"CronJob's run, retried for weeks":  {createdAt(run(), schedule.Add(60*24*time.Hour)), "backup"},
+		"CronJob's run, controller ahead":   {createdAt(run(), schedule.Add(-2*time.Minute)), "backup"},
+		"Job named by a date":               {createdAt(owned("migrate-20261206-x7k2p", "batch/v1", "Job", "migrate-20261206", ""), time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)), "migrate-20261206"},
+		"Job numbered after its pod":        {createdAt(run(), schedule.Add(-time.Hour)), "backup-29412345"},
+		"Job numbered long before its pod":  {createdAt(run(), schedule.Add(100*24*time.Hour)), "backup-29412345"},
 		"Job":                               {owned("migrate-x7k2p", "batch/v1", "Job", "migrate", ""), "migrate"},
 		"DaemonSet":                         {owned("fluent-bit-x7k2p", "apps/v1", "DaemonSet", "fluent-bit", ""), "fluent-bit"},
 		"StatefulSet":                       {owned("db-0", "apps/v1", "StatefulSet", "db", ""), "db"},
