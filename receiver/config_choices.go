@@ -31,10 +31,16 @@ func words[T ~string](values []T) []string {
 
 // settingType refuses a value the decoder would only refuse in Go's terms ("expected type
 // 'kernel.HookMode', got unconvertible type 'int'"): a setting of a few words given a number,
-// list or section, a switch given anything but true or false. nil (an empty YAML value) is left to the
-// decoder, which keeps the default.
+// list or section, a switch given anything but true or false. nil (an empty YAML value, or an
+// environment variable that expands to nothing) is left to the decoder, whose empty word a
+// setting's Validate refuses; but a switch it would set to false, silently turning a feature
+// off (found by an independent check: `handshake_histogram:` passed validate and dropped the
+// histogram), so it is refused here.
 func settingType(path string, kind reflect.Kind, v any) error {
 	if v == nil {
+		if kind == reflect.Bool {
+			return fmt.Errorf("%s: has no value; use true or false, or leave it out for its default", path)
+		}
 		return nil
 	}
 	switch kind {

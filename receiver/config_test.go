@@ -506,6 +506,12 @@ func TestWrongKindsAreToldTheirValues(t *testing.T) {
 		{"logs: {process_attributes: false}", ""},
 		{`node_name: "12345"`, ""},
 		{"hooks:", `hooks: unknown mode ""; use one of [auto tp_btf tracepoint]`}, // as metrics_aggregation's empty value is
+		// An empty switch (or one whose environment variable expands to nothing) would be false.
+		{"handshake_histogram:", "handshake_histogram: has no value; use true or false, or leave it out for its default"},
+		{"logs: {process_attributes: }", "logs.process_attributes: has no value"},
+		{"events: {podnet.tcp.accept: {enabled: }}", "events.podnet.tcp.accept.enabled: has no value"},
+		{"metrics: {podnet.tcp.connections: {enabled: }}", "metrics.podnet.tcp.connections.enabled: has no value"},
+		{"resource_attributes: {host.name: {enabled: }}", "resource_attributes.host.name.enabled: has no value"},
 	} {
 		err := decodeAndValidate(t, tc.yaml)
 		if tc.want == "" {
