@@ -7,12 +7,40 @@
 #include "podnet.h"
 #include "sock.h"
 
+/* Whether a connection leaving FIN_WAIT2 for CLOSE ended its FIN exchange: the peer's FIN came
+ * (tcp_fin marks the socket SOCK_DONE, then hands it to a time-wait socket), or its application
+ * had closed it (orphaned: SOCK_DEAD) and the kernel handed it to a time-wait socket to wait for
+ * that FIN. Not so (found by an independent check: reported normal, the RST on the wire) the
+ * application's abort of a socket it still holds after shutdown(SHUT_WR) — close() with unread
+ * data or SO_LINGER 0 (both before close() orphans it), connect(AF_UNSPEC) — the kernel's
+ * SOCK_DESTROY (ss -K, ECONNABORTED), or an orphan whose TCP_LINGER2 is negative: each sends a
+ * reset. (An orphan's abort for data that came after its close is noted as a reset received,
+ * on_reset_received: the kernel reports it through the same hook.) */
+static __always_inline bool fin_wait2_ended_normally(struct sock *sk, int err, enum sock_read rd)
+{
+	unsigned long flags = rd ? sk->__sk_common.skc_flags : BPF_CORE_READ(sk, __sk_common.skc_flags);
+	int linger2;
+
+	if (flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+		return true;
+	if (err == ECONNABORTED || !(flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD))))
+		return false;
+	if (rd) {
+		struct tcp_sock *tp = tcp_sock_of(sk, rd);
+
+		linger2 = tp ? tp->linger2 : 0;
+	} else {
+		linger2 = BPF_CORE_READ((struct tcp_sock *)sk, linger2);
+	}
+	return linger2 >= 0;
+}
+
 /* How an established connection ended (enum close_reason), at its CLOSE. A reset received is
  * noted before the close (on_reset_received), and also leaves sk_err ECONNRESET (EPIPE in
  * CLOSE_WAIT); a timeout leaves ETIMEDOUT. Otherwise the state it left says: the FIN exchange
  * ends in FIN_WAIT2, CLOSING or LAST_ACK, and a connection this end closes from ESTABLISHED,
  * CLOSE_WAIT or FIN_WAIT1 is reset by the kernel (it sends the RST right after the state change,
- * which is why the send is not watched). */
+ * which is why the send is not watched); from FIN_WAIT2, fin_wait2_ended_normally tells. */
 static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const struct conn_info *ci, enum sock_read rd)
 {
 	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
@@ -36,14 +64,17 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 	    err == (rd ? sk->sk_err_soft : BPF_CORE_READ(sk, sk_err_soft)) &&
 	    !((oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT) && send_shut_down(sk, rd)))
 		return CLOSE_TIMEOUT;
-	if (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
+	if (oldstate == TCP_FIN_WAIT2)
+		return fin_wait2_ended_normally(sk, err, rd) ? CLOSE_NORMAL : CLOSE_RESET_SENT;
+	if (oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK)
 		return CLOSE_NORMAL;
 	return CLOSE_RESET_SENT;
 }
 
 /* Whether a connection ended abnormally: failed, reset (sent or received), aborted, timed out
- * or retransmitted. A close reached through the FIN exchange comes from FIN_WAIT2, CLOSING or
- * LAST_ACK; from anywhere else it was cut short. Only read when sampling is on. */
+ * or retransmitted. A close reached through the FIN exchange comes from FIN_WAIT2 (as
+ * fin_wait2_ended_normally tells), CLOSING or LAST_ACK; from anywhere else it was cut short.
+ * Only read when sampling is on. */
 static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum sock_read rd)
 {
 	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
@@ -52,6 +83,8 @@ static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum
 	if (oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING && oldstate != TCP_LAST_ACK)
 		return true;
 	if (err)
+		return true;
+	if (oldstate == TCP_FIN_WAIT2 && !fin_wait2_ended_normally(sk, err, rd))
 		return true;
 	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	return retrans > 0;

@@ -10,6 +10,7 @@
 #define IPPROTO_MPTCP 262
 #define SOCK_STREAM 1
 #define EPIPE 32
+#define ECONNABORTED 103 /* tcp_abort: SOCK_DESTROY (close_reason_of) */
 #define ECONNRESET 104
 #define ETIMEDOUT 110
 /* ICMP soft errors a connection that timed out may carry instead of ETIMEDOUT (close_reason_of) */
