@@ -48,8 +48,15 @@ func (r *podnetReceiver) withDNSNames(stopAttr func(), tb *metadata.TelemetryBui
 		return nil, stopAttr
 	}
 	if !r.emitsServerNames() {
-		r.set.Logger.Info("podnet: dns_names not loaded: nothing this podnet emits carries server.address " +
-			"(no logs pipeline with podnet.tcp.connect or podnet.tcp.close records, and dns_names.metric_attribute is off)")
+		const why = "podnet: dns_names not loaded: nothing this podnet emits carries server.address " +
+			"(no logs pipeline with podnet.tcp.connect or podnet.tcp.close records, and dns_names.metric_attribute is off)"
+		// A bound set for a table never made is ignored: said, as the other ignored settings
+		// are (found by an independent check: max_names set in a metrics-only podnet, no word).
+		if cfg.MaxNames != defaultDNSMaxNames {
+			r.set.Logger.Warn(why+"; its settings are ignored", zap.Strings("ignored", []string{"dns_names.max_names"}))
+		} else {
+			r.set.Logger.Info(why)
+		}
 		return nil, stopAttr
 	}
 	root, err := procscan.Cgroup2Root(r.cfg.ProcRoot, r.cfg.CgroupRoot)

@@ -91,3 +91,26 @@ func TestDNSNamesLoadedOnlyWhenSomethingCarriesThem(t *testing.T) {
 		})
 	}
 }
+
+// A podnet in which nothing carries server.address loads no DNS program, and says so once: as
+// information at the defaults, as a warning naming the bound it then ignores (found by an
+// independent check: max_names set in a metrics-only podnet, no word).
+func TestDNSNamesNotLoadedSaysWhatItIgnores(t *testing.T) {
+	for _, maxNames := range []int{defaultDNSMaxNames, 100} {
+		cfg := NewDefaultConfig()
+		cfg.DNSNames.MaxNames = maxNames
+		f := newFakeReceiver(t, cfg, nil, nil, new(consumertest.MetricsSink))
+		core, logs := observer.New(zap.InfoLevel)
+		f.set.Logger = zap.New(core)
+		f.start(t)
+		require.NoError(t, f.Shutdown(context.Background()))
+		said := logs.FilterMessageSnippet("dns_names not loaded").All()
+		require.Len(t, said, 1, "max_names %d", maxNames)
+		if maxNames == defaultDNSMaxNames {
+			assert.Equal(t, zap.InfoLevel, said[0].Level)
+			continue
+		}
+		assert.Equal(t, zap.WarnLevel, said[0].Level)
+		assert.Equal(t, []any{"dns_names.max_names"}, said[0].ContextMap()["ignored"])
+	}
+}
