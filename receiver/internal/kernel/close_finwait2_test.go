@@ -26,15 +26,9 @@ func TestAnAbortFromFinWait2IsAResetSent(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 43)
 	client, server := netw.AddPod(), netw.AddPod()
 	for _, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
-		for run := 1; run <= 3; run++ {
-			var disturbed string
-			t.Run(fmt.Sprintf("%s/run%d", hooks, run), func(t *testing.T) { disturbed = abortsFromFinWait2(t, hooks, client, server) })
-			if disturbed == "" {
-				break
-			}
-			require.Less(t, run, 3, "every run disturbed: %s", disturbed)
-			t.Logf("%s run %d disturbed, again: %s", hooks, run, disturbed)
-		}
+		t.Run(string(hooks), func(t *testing.T) {
+			untilUndisturbed(t, func(t *testing.T, _ int) string { return abortsFromFinWait2(t, hooks, client, server) })
+		})
 	}
 }
 
