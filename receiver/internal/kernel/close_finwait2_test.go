@@ -62,7 +62,7 @@ func abortsFromFinWait2(t *testing.T, hooks HookMode, client, server *netnstest.
 	c, s = halfClosed(t, client, server, at(7433))
 	port := strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
 	client.Exec("ss", "-K", "-tn", "state", "fin-wait-2", "sport", "=", ":"+port)
-	require.Equal(t, uint8(unix.BPF_TCP_CLOSE), tcpState(t, c), "ss -K destroyed the socket (the kernel needs CONFIG_INET_DIAG_DESTROY)")
+	require.Equal(t, uint8(unix.BPF_TCP_CLOSE), tcpInfo(t, c).State, "ss -K destroyed the socket (the kernel needs CONFIG_INET_DIAG_DESTROY)")
 	require.NoError(t, c.Close())
 	require.NoError(t, s.Close())
 	// 7434: a negative TCP_LINGER2, which resets an orphan in FIN_WAIT2 at once.
@@ -152,22 +152,19 @@ func halfClosed(t *testing.T, client, server *netnstest.Pod, addr netip.AddrPort
 	c, s = pair(t, client, server, addr)
 	require.NoError(t, c.(*net.TCPConn).CloseWrite())
 	readEOF(t, s)
-	require.Eventually(t, func() bool { return tcpState(t, c) == unix.BPF_TCP_FIN_WAIT2 }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return tcpInfo(t, c).State == unix.BPF_TCP_FIN_WAIT2 }, 5*time.Second, time.Millisecond,
 		"the client's FIN acknowledged")
 	return c, s
 }
 
-// tcpState is c's socket's TCP state, as TCP_INFO gives it.
-func tcpState(t *testing.T, c net.Conn) uint8 {
-	var state uint8
-	control(t, c, func(fd int) error {
-		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
-			state = info.State
-		}
+// tcpInfo is c's socket's TCP_INFO.
+func tcpInfo(t *testing.T, c net.Conn) *unix.TCPInfo {
+	var info *unix.TCPInfo
+	control(t, c, func(fd int) (err error) {
+		info, err = unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		return err
 	})
-	return state
+	return info
 }
 
 // unreadBytes is how much c's socket holds that its application has not read.

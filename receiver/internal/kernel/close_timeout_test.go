@@ -63,7 +63,7 @@ func TestARecoveredICMPErrorIsNoTimeout(t *testing.T) {
 	client, server, ring, hidden := closesOfClient(t, 90)
 
 	for port := 7321; port < 7324; port++ {
-		c, s, _, f := unreachableWithRecvErr(t, client, server, port)
+		c, s, f := unreachableWithRecvErr(t, client, server, port)
 		_, err := c.Write([]byte("hello"))
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return f.Packets() >= 2 }, 5*time.Second, 5*time.Millisecond, "a retransmission met the ICMP error too")
@@ -90,15 +90,13 @@ func TestAnAbortWhileICMPErrorsArriveIsAResetSent(t *testing.T) {
 	client, server, ring, hidden := closesOfClient(t, 31)
 
 	for port := 7331; port < 7334; port++ {
-		c, s, raw, f := unreachableWithRecvErr(t, client, server, port)
+		c, s, f := unreachableWithRecvErr(t, client, server, port)
 		_, err := c.Write([]byte("anyone?"))
 		require.NoError(t, err)
 		// Past the tail loss probe, which is no retransmission's timeout: the kernel counts a
 		// timeout's retransmission (icsk_retransmits) until an ACK, as it does when it gives up.
 		require.Eventually(t, func() bool {
-			var info *unix.TCPInfo
-			require.NoError(t, raw.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }))
-			return err == nil && info.Retransmits > 0 && f.Packets() >= 3
+			return tcpInfo(t, c).Retransmits > 0 && f.Packets() >= 3
 		}, 5*time.Second, 5*time.Millisecond, "a timeout's retransmission met the ICMP error too")
 		require.NoError(t, c.(*net.TCPConn).SetLinger(0))
 		require.NoError(t, c.Close()) // no socket call since the errors: the last one is in sk_err
@@ -116,16 +114,12 @@ func TestAnAbortWhileICMPErrorsArriveIsAResetSent(t *testing.T) {
 // unreachableWithRecvErr connects client to server at port, the client with IP_RECVERR (ICMP
 // errors go to sk_err at once), and makes the server's namespace answer the client's packets
 // with ICMP host unreachable until the filter is removed.
-func unreachableWithRecvErr(t *testing.T, client, server *netnstest.Pod, port int) (c, s net.Conn, raw syscall.RawConn, f *netnstest.Filter) {
+func unreachableWithRecvErr(t *testing.T, client, server *netnstest.Pod, port int) (c, s net.Conn, f *netnstest.Filter) {
 	t.Helper()
 	c, s = pair(t, client, server, netip.AddrPortFrom(server.IPv4, uint16(port)))
-	raw, err := c.(*net.TCPConn).SyscallConn()
-	require.NoError(t, err)
-	require.NoError(t, raw.Control(func(fd uintptr) {
-		require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1))
-	}))
+	control(t, c, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1) })
 	f = server.Filter(fmt.Sprintf("podnet_unreachable_%d", port), "input", fmt.Sprintf("tcp dport %d", port), "reject with icmpx host-unreachable")
-	return c, s, raw, f
+	return c, s, f
 }
 
 // clientCloseOn is the one client close the ring reports for the connection on port, or false
