@@ -18,12 +18,12 @@
  * on_reset_received: the kernel reports it through the same hook.) */
 static __always_inline bool fin_wait2_ended_normally(struct sock *sk, int err, enum sock_read rd)
 {
-	unsigned long flags = rd ? sk->__sk_common.skc_flags : BPF_CORE_READ(sk, __sk_common.skc_flags);
+	unsigned long flags = sock_flags(sk, rd);
 	int linger2;
 
-	if (flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+	if (flags & SOCK_FLAG(SOCK_DONE)) /* fin_received */
 		return true;
-	if (err == ECONNABORTED || !(flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD))))
+	if (err == ECONNABORTED || !(flags & SOCK_FLAG(SOCK_DEAD)))
 		return false;
 	if (rd) {
 		struct tcp_sock *tp = tcp_sock_of(sk, rd);

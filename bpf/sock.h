@@ -433,15 +433,21 @@ static __always_inline int sock_state(struct sock *sk, enum sock_read rd)
 	return rd ? sk->__sk_common.skc_state : BPF_CORE_READ(sk, __sk_common.skc_state);
 }
 
+/* The socket's flags (enum sock_flags: SOCK_DONE, SOCK_DEAD...), to test with SOCK_FLAG. */
+static __always_inline unsigned long sock_flags(struct sock *sk, enum sock_read direct)
+{
+	return direct ? sk->__sk_common.skc_flags : BPF_CORE_READ(sk, __sk_common.skc_flags);
+}
+
+#define SOCK_FLAG(f) (1UL << bpf_core_enum_value(enum sock_flags, f))
+
 /* Whether the peer's FIN was taken in (tcp_fin sets SOCK_DONE after counting the FIN's byte of
  * sequence space in bytes_received). Not RCV_SHUTDOWN: close() and shutdown(SHUT_RD) set that
  * too, so a socket closed before the peer's FIN (the end that closes first, which the kernel
  * closes in FIN_WAIT2 and leaves the FIN to its time-wait socket) would lose a real byte. */
 static __always_inline bool fin_received(struct sock *sk, enum sock_read direct)
 {
-	unsigned long flags = direct ? sk->__sk_common.skc_flags : BPF_CORE_READ(sk, __sk_common.skc_flags);
-
-	return flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE));
+	return sock_flags(sk, direct) & SOCK_FLAG(SOCK_DONE);
 }
 
 /* Whether this end's FIN is queued: the states a socket reaches only after sending it. */
