@@ -71,20 +71,14 @@ static __always_inline __u8 close_reason_of(struct sock *sk, int oldstate, const
 	return CLOSE_RESET_SENT;
 }
 
-/* Whether a connection ended abnormally: failed, reset (sent or received), aborted, timed out
- * or retransmitted. A close reached through the FIN exchange comes from FIN_WAIT2 (as
- * fin_wait2_ended_normally tells), CLOSING or LAST_ACK; from anywhere else it was cut short.
- * Only read when sampling is on. */
-static __always_inline bool ended_abnormally(struct sock *sk, int oldstate, enum sock_read rd)
+/* Whether a connection ended abnormally (what failure-biased sampling keeps): its close reason
+ * is not the FIN exchange, or it met a socket error or retransmitted on the way. Only read when
+ * sampling is on. */
+static __always_inline bool ended_abnormally(struct sock *sk, __u8 close_reason, enum sock_read rd)
 {
-	int err = rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err);
 	__u32 srtt, retrans;
 
-	if (oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING && oldstate != TCP_LAST_ACK)
-		return true;
-	if (err)
-		return true;
-	if (oldstate == TCP_FIN_WAIT2 && !fin_wait2_ended_normally(sk, err, rd))
+	if (close_reason != CLOSE_NORMAL || (rd ? sk->sk_err : BPF_CORE_READ(sk, sk_err)))
 		return true;
 	tcp_rtt_retrans(sk, rd, &srtt, &retrans);
 	return retrans > 0;

@@ -615,7 +615,7 @@ static __always_inline void on_close(struct sock *sk, int oldstate, struct conn_
 	 * the time it happened (its entry kept what the open record needs). */
 	deferred = ci.sampled_out;
 	if (sample_one_in > 1)
-		ci.abnormal = ended_abnormally(sk, oldstate, rd);
+		ci.abnormal = ended_abnormally(sk, ci.close_reason, rd);
 	if (deferred && ci.abnormal) {
 		ci.sampled_out = 0;
 		if (ci.role == ROLE_CLIENT)

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"strconv"
@@ -21,23 +22,27 @@ import (
 // SOCK_DESTROY (ss -K), a negative TCP_LINGER2 — sends a reset: reset_sent at the client,
 // reset_received at the server, in the events and the aggregates. Found by an independent check
 // (reported normal, the RST on the wire). The FIN exchange from the same state, the server's FIN
-// taken before the client's close or after it, stays normal at both ends.
+// taken before the client's close or after it, stays normal at both ends. With failure-biased
+// sampling (1 in 2^30 of the normal ones), the aborts are abnormal and kept whole, and the two
+// FIN exchanges are left out.
 func TestAnAbortFromFinWait2IsAResetSent(t *testing.T) {
 	netw := netnstest.NewNetwork(t, 43)
 	client, server := netw.AddPod(), netw.AddPod()
 	for _, hooks := range []HookMode{HooksTPBTF, HooksTracepoint} {
-		t.Run(string(hooks), func(t *testing.T) {
-			untilUndisturbed(t, func(t *testing.T, _ int) string { return abortsFromFinWait2(t, hooks, client, server) })
-		})
+		for _, oneIn := range []uint32{1, 1 << 30} {
+			t.Run(fmt.Sprintf("%s/one_in_%d", hooks, oneIn), func(t *testing.T) {
+				untilUndisturbed(t, func(t *testing.T, _ int) string { return abortsFromFinWait2(t, hooks, oneIn, client, server) })
+			})
+		}
 	}
 }
 
-func abortsFromFinWait2(t *testing.T, hooks HookMode, client, server *netnstest.Pod) (disturbed string) {
+func abortsFromFinWait2(t *testing.T, hooks HookMode, oneIn uint32, client, server *netnstest.Pod) (disturbed string) {
 	cns, sns := client.NetnsInode(), server.NetnsInode()
 	hidden := watchHiddenCloses(t)
 	tr, err := Open(Options{
 		Hooks: hooks, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 1024,
-		AggregateInKernel: true, Events: true,
+		AggregateInKernel: true, Events: true, SampleOneIn: oneIn,
 	})
 	require.NoError(t, err)
 	defer tr.Close()
@@ -83,6 +88,9 @@ func abortsFromFinWait2(t *testing.T, hooks HookMode, client, server *netnstest.
 	const last = 7436
 
 	n := last - first + 1
+	if oneIn > 1 {
+		n = 7434 - first + 1 // the FIN exchanges are left out
+	}
 	var events []bpf.PodnetEvent
 	closes := func() int {
 		k := 0
@@ -124,10 +132,28 @@ func abortsFromFinWait2(t *testing.T, hooks HookMode, client, server *netnstest.
 	for p := uint16(first); p <= last; p++ {
 		want[end{roleClient, p}], want[end{roleServer, p}] = reasonResetSent, reasonResetReceived
 	}
+	aborts := maps.Clone(want)
 	for _, p := range []uint16{7435, 7436} {
 		want[end{roleClient, p}], want[end{roleServer, p}] = reasonNormal, reasonNormal
+		delete(aborts, end{roleClient, p})
+		delete(aborts, end{roleServer, p})
 	}
-	assert.Equal(t, want, reasons, "close reasons in the events")
+	if oneIn > 1 {
+		assert.Equal(t, aborts, reasons, "close reasons in the events: the aborts kept by sampling, the FIN exchanges left out")
+		opens := map[end]bool{}
+		for i := range events {
+			if e := &events[i]; e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+				opens[end{e.Role, e.PeerPort}] = true
+			} else if e.Type == uint8(bpf.PodnetEventTypeEVENT_ACCEPT) {
+				opens[end{e.Role, e.LocalPort}] = true
+			}
+		}
+		for e := range aborts {
+			assert.True(t, opens[e], "the open of kept %v", e)
+		}
+	} else {
+		assert.Equal(t, want, reasons, "close reasons in the events")
+	}
 
 	fromAggregates := map[end]uint8{}
 	require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
