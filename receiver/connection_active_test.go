@@ -45,7 +45,7 @@ func newDrainer(t *testing.T, cfg *Config) *drainer {
 func (d *drainer) drain(now time.Time, aggs map[bpf.PodnetAggKey]bpf.PodnetAggValue) pmetric.Metrics {
 	d.kernel.aggregates = aggs
 	ts := pcommon.NewTimestampFromTime(now)
-	d.em.drainAggregates(ts)
+	d.em.drainAggregates(func() pcommon.Timestamp { return ts })
 	return d.em.metrics.emit(ts)
 }
 
