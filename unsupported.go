@@ -15,8 +15,8 @@ import (
 // unsupportedFactory is podnet where there is no eBPF: the same type and the same Config (so
 // the same defaults and Validate), and receivers that refuse to start. It is not behind a
 // build tag so that Linux tests cover it too.
-func unsupportedFactory(goos string) receiver.Factory {
-	r := unsupportedReceiver{goos: goos}
+func unsupportedFactory(goos, goarch string) receiver.Factory {
+	r := unsupportedReceiver{goos: goos, goarch: goarch}
 	return receiver.NewFactory(
 		metadata.Type,
 		func() component.Config { return podnetreceiver.NewDefaultConfig() },
@@ -31,9 +31,14 @@ func unsupportedFactory(goos string) receiver.Factory {
 
 // unsupportedReceiver fails at Start rather than at creation: the collector then stops at
 // startup with this reason, as it would for a Linux kernel without BPF.
-type unsupportedReceiver struct{ goos string }
+type unsupportedReceiver struct{ goos, goarch string }
 
 func (r unsupportedReceiver) Start(context.Context, component.Host) error {
+	if r.goos == "linux" {
+		// Found by an independent check: distributions for ppc64le and s390x (contrib
+		// builds them) did not compile.
+		return fmt.Errorf("podnet needs Linux on amd64 or arm64, the CPUs its eBPF programs are built and tested for: this collector runs on linux/%s", r.goarch)
+	}
 	return fmt.Errorf("podnet needs Linux (eBPF): this collector runs on %s", r.goos)
 }
 

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package podnet
 
@@ -27,7 +27,7 @@ func TestUnsupportedFactoryTakesTheSameConfig(t *testing.T) {
 	require.NoError(t, err)
 	sub, err := cm.Sub("podnet")
 	require.NoError(t, err)
-	linux, other := podnetreceiver.NewFactory(), unsupportedFactory("darwin")
+	linux, other := podnetreceiver.NewFactory(), unsupportedFactory("darwin", "arm64")
 	assert.Equal(t, linux.Type(), other.Type())
 	assert.Equal(t, linux.LogsStability(), other.LogsStability())
 	assert.Equal(t, linux.MetricsStability(), other.MetricsStability())
@@ -50,16 +50,20 @@ func TestUnsupportedFactoryTakesTheSameConfig(t *testing.T) {
 
 // Start is where the collector learns that podnet cannot run here, with the reason.
 func TestUnsupportedReceiverFailsStart(t *testing.T) {
-	f := unsupportedFactory("windows")
-	set := receivertest.NewNopSettings(f.Type())
-	logs, err := f.CreateLogs(context.Background(), set, f.CreateDefaultConfig(), consumertest.NewNop())
-	require.NoError(t, err)
-	metrics, err := f.CreateMetrics(context.Background(), set, f.CreateDefaultConfig(), consumertest.NewNop())
-	require.NoError(t, err)
-	for _, r := range []component.Component{logs, metrics} {
-		require.NoError(t, r.Shutdown(context.Background()), "Shutdown before Start")
-		assert.EqualError(t, r.Start(context.Background(), componenttest.NewNopHost()),
-			"podnet needs Linux (eBPF): this collector runs on windows")
-		require.NoError(t, r.Shutdown(context.Background()))
+	for _, platform := range []struct{ goos, goarch, says string }{
+		{"windows", "amd64", "podnet needs Linux (eBPF): this collector runs on windows"},
+		{"linux", "ppc64le", "podnet needs Linux on amd64 or arm64, the CPUs its eBPF programs are built and tested for: this collector runs on linux/ppc64le"},
+	} {
+		f := unsupportedFactory(platform.goos, platform.goarch)
+		set := receivertest.NewNopSettings(f.Type())
+		logs, err := f.CreateLogs(context.Background(), set, f.CreateDefaultConfig(), consumertest.NewNop())
+		require.NoError(t, err)
+		metrics, err := f.CreateMetrics(context.Background(), set, f.CreateDefaultConfig(), consumertest.NewNop())
+		require.NoError(t, err)
+		for _, r := range []component.Component{logs, metrics} {
+			require.NoError(t, r.Shutdown(context.Background()), "Shutdown before Start")
+			assert.EqualError(t, r.Start(context.Background(), componenttest.NewNopHost()), platform.says)
+			require.NoError(t, r.Shutdown(context.Background()))
+		}
 	}
 }

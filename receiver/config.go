@@ -6,13 +6,11 @@ package podnetreceiver // import "github.com/podnet/podnet/receiver"
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/k8smeta"
 	"github.com/podnet/podnet/receiver/internal/kernel"
@@ -254,54 +252,6 @@ func (cfg *Config) sampleOneIn(hasLogs bool) uint32 {
 // aggregateInKernel decides the metrics path from the pipelines that use the receiver.
 func (cfg *Config) aggregateInKernel(hasMetrics bool) bool {
 	return hasMetrics && cfg.MetricsAggregation != aggregationEvents
-}
-
-// kernelOptions: events are sent to the ring when a logs pipeline uses this receiver, or when
-// metrics are counted from them.
-func (cfg *Config) kernelOptions(aggregate, hasLogs, hasMetrics bool) kernel.Options {
-	opts := kernel.Options{
-		Hooks:                 cfg.Hooks,
-		RingBufferSize:        uint32(cfg.RingBufferSize),
-		PerCPURings:           cfg.RingBuffers == ringBuffersPerCPU,
-		MaxTrackedConnections: uint32(cfg.MaxTrackedConnections),
-		AggregateInKernel:     aggregate,
-		Events:                hasLogs,
-		MaxAggregates:         uint32(cfg.MaxMetricSeries),
-		NoProcessContext:      !cfg.Logs.ProcessAttributes,
-		SampleOneIn:           cfg.sampleOneIn(hasLogs),
-		NoLiveReads:           !hasMetrics, // only metrics read open connections
-		NoListenerScan:        !hasMetrics || !cfg.Metrics.PodnetTCPListenOverflows.Enabled,
-		UnmarkedReads:         cfg.LiveReads == liveReadsWalk,
-		BackendInMetrics:      cfg.ServiceBackends.MetricAttribute,
-		KeyDrops:              cfg.kernelKeyDrops(),
-		SocketLB:              cfg.ServiceBackends.SocketLB && cfg.ServiceBackends.Mode != backendsOff,
-	}
-	if cfg.emitsBackends(hasLogs, hasMetrics) {
-		opts.NATNetns = cfg.ServiceBackends.nodeNetns()
-	}
-	if aggregate || !hasMetrics { // only logs read the ring: it takes the event types they keep
-		for typ, on := range map[bpf.PodnetEventType]bool{
-			bpf.PodnetEventTypeEVENT_CONNECT: cfg.Events.PodnetTCPConnect.Enabled,
-			bpf.PodnetEventTypeEVENT_ACCEPT:  cfg.Events.PodnetTCPAccept.Enabled,
-			bpf.PodnetEventTypeEVENT_CLOSE:   cfg.Events.PodnetTCPClose.Enabled,
-		} {
-			if on {
-				opts.RingTypes |= 1 << typ
-			}
-		}
-		if opts.RingTypes == 0 {
-			opts.RingTypes = 1 << bpf.PodnetEventTypeEVENT_FOUND // none: 0 would mean all
-		}
-	}
-	for _, p := range cfg.Exclude.ServerPorts {
-		opts.ExcludePorts = append(opts.ExcludePorts, uint16(p))
-	}
-	for _, s := range cfg.Exclude.PeerCIDRs {
-		if p, err := netip.ParsePrefix(s); err == nil { // validated already
-			opts.ExcludePeers = append(opts.ExcludePeers, p)
-		}
-	}
-	return opts
 }
 
 // unitHint says how a duration written as a bare number was read, when it was: the decoder takes

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/metadata"
 )
 
@@ -152,36 +151,6 @@ func keepOnly[K ~string](keys []K, dropped []string) []K {
 		}
 	}
 	return out
-}
-
-// kernelKeyDrops are the in-kernel aggregation key fields the series drop (kernel.Options
-// KeyDrops), so that the kernel's table of max_metric_series keys holds the series the metrics
-// emit: a field is dropped there only when nothing drained from a key reads it - the peer
-// address names the peer pod, its Service and server.address (a client's: the role too), the
-// peer address needs its family, and the service graph reads the peer, the error and the role.
-// A field kept in the keys but not in the series would fold connections into the overflow series
-// below max_metric_series (found by an independent check: role and family kept, a dual-stack
-// pod's IPv6 connections folded at half the bound).
-func (cfg *Config) kernelKeyDrops() uint8 {
-	a, _ := seriesAttributesOf(cfg.Metrics) // Validate refused the settings that disagree
-	graph := cfg.serviceGraphOn()
-	var drops bpf.PodnetAggKeyDrop
-	if !a.peer && !a.peerNamespace && !a.peerPod && !a.peerService && !a.serverAddress && !graph {
-		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_PEER
-	}
-	if !a.port {
-		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_PORT
-	}
-	if !a.errType && !graph {
-		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_ERROR
-	}
-	if !a.role && !a.serverAddress && !graph {
-		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_ROLE
-	}
-	if !a.netType && drops&bpf.PodnetAggKeyDropAGG_KEY_DROP_PEER != 0 {
-		drops |= bpf.PodnetAggKeyDropAGG_KEY_DROP_FAMILY
-	}
-	return uint8(drops)
 }
 
 // serviceGraphOn says whether the service graph's metrics are on (service_graph.go).

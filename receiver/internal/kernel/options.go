@@ -1,10 +1,6 @@
 package kernel
 
-import (
-	"net/netip"
-
-	"github.com/podnet/podnet/bpf"
-)
+import "net/netip"
 
 // HookMode names the set of kernel hooks for TCP state changes. The syscall hooks (accept,
 // connect) are classic tracepoints in every mode: they are what gives process context.
@@ -122,9 +118,4 @@ func CanonicalPrefix(p netip.Prefix) netip.Prefix {
 		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	return p
-}
-
-// RingCarries says whether the ring takes events of type t (RingTypes).
-func (o Options) RingCarries(t bpf.PodnetEventType) bool {
-	return o.RingTypes == 0 || o.RingTypes&(1<<t) != 0
 }

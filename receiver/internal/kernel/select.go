@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package kernel
 
@@ -13,6 +13,11 @@ import (
 
 // maxExclusions is what each exclusion map holds (bpf/maps.h): the config accepts no more.
 const maxExclusions = 256
+
+// RingCarries says whether the ring takes events of type t (RingTypes).
+func (o Options) RingCarries(t bpf.PodnetEventType) bool {
+	return o.RingTypes == 0 || o.RingTypes&(1<<t) != 0
+}
 
 // setSelection sets the load-time knobs of bpf/select.h.
 func setSelection(spec *ebpf.CollectionSpec, opts Options) error {
