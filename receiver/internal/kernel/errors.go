@@ -32,7 +32,11 @@ func explain(step string, err error) error {
 	}
 	switch {
 	case errors.Is(err, btf.ErrNotFound), errors.Is(err, ebpf.ErrNotSupported) && !kernelBTF():
-		return fmt.Errorf("%s: the kernel exposes no BTF (/sys/kernel/btf/vmlinux): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, err)
+		return fmt.Errorf("%s: the kernel exposes no BTF (%s): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, vmlinuxBTF, err)
+	case strings.Contains(err.Error(), coreKernelSpec) && !kernelBTF():
+		// Found by an independent check: an empty file over it said only "parsing .BTF
+		// header: read header: buffer too small".
+		return fmt.Errorf("%s: the kernel's BTF (%s) cannot be read: a file that is empty, truncated or not the running kernel's (something mounted over it? in a container, leave /sys/kernel/btf as the host has it): %w", step, vmlinuxBTF, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
 		err = withoutMemlockHint(err)
 		if missing := missingCapabilities(); len(missing) > 0 {
@@ -70,6 +74,13 @@ type rewordedError struct {
 
 func (e *rewordedError) Error() string { return e.msg }
 func (e *rewordedError) Unwrap() error { return e.err }
+
+// vmlinuxBTF is where the kernel exposes its BTF, which CO-RE reads.
+const vmlinuxBTF = "/sys/kernel/btf/vmlinux"
+
+// coreKernelSpec is how cilium/ebpf says that applying CO-RE relocations failed reading the
+// kernel's BTF (a plain error: a parse failure has no sentinel).
+const coreKernelSpec = "load kernel spec"
 
 // tracefsUnmounted is how cilium/ebpf says it found no tracefs (a plain error, no errno).
 const tracefsUnmounted = "neither debugfs nor tracefs are mounted"

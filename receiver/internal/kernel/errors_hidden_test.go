@@ -2,7 +2,10 @@ package kernel
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,9 +16,10 @@ import (
 )
 
 // Start says what to fix also where cilium/ebpf's own error does not (found by an independent
-// check): a kernel without BTF was told it lacked a BPF feature, and an unmounted tracefs got
-// no fix at all. Both are hidden for real, by empty mounts in a mount namespace of this test's
-// own thread.
+// check): a kernel without BTF was told it lacked a BPF feature, an unmounted tracefs got no
+// fix at all, and an empty file over the kernel's BTF only "buffer too small". Each is hidden for
+// real, by empty mounts in a mount namespace of this test's own thread (a path ending in "/" gets
+// an empty tmpfs, a file an empty file bound over it).
 func TestOpenExplainsAMissingBTFOrTracefs(t *testing.T) {
 	netnstest.RequireRoot(t)
 	for _, tc := range []struct {
@@ -24,8 +28,9 @@ func TestOpenExplainsAMissingBTFOrTracefs(t *testing.T) {
 		hooks HookMode
 		want  string
 	}{
-		{"no BTF", []string{"/sys/kernel/btf"}, HooksAuto, "CONFIG_DEBUG_INFO_BTF"},
-		{"no tracefs", []string{"/sys/kernel/tracing", "/sys/kernel/debug"}, HooksTracepoint, "mount -t tracefs"},
+		{"no BTF", []string{"/sys/kernel/btf/"}, HooksAuto, "CONFIG_DEBUG_INFO_BTF"},
+		{"empty BTF", []string{vmlinuxBTF}, HooksAuto, "the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read: a file that is empty"},
+		{"no tracefs", []string{"/sys/kernel/tracing/", "/sys/kernel/debug/"}, HooksTracepoint, "mount -t tracefs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := withHidden(t, tc.hide, func() error {
@@ -42,8 +47,11 @@ func TestOpenExplainsAMissingBTFOrTracefs(t *testing.T) {
 }
 
 // withHidden runs fn on a thread of its own whose mount namespace has an empty tmpfs over each
-// of paths. The thread is never returned to the Go scheduler (it ends with the goroutine).
+// of paths that ends in "/", and an empty file bound over each other one. The thread is never
+// returned to the Go scheduler (it ends with the goroutine).
 func withHidden(t *testing.T, paths []string, fn func() error) error {
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // not unlocked: the thread's mounts differ from the process's
@@ -56,7 +64,11 @@ func withHidden(t *testing.T, paths []string, fn func() error) error {
 			return
 		}
 		for _, p := range paths {
-			if err := unix.Mount("tmpfs", p, "tmpfs", 0, ""); err != nil {
+			err := unix.Mount(empty, p, "", unix.MS_BIND, "")
+			if strings.HasSuffix(p, "/") {
+				err = unix.Mount("tmpfs", p, "tmpfs", 0, "")
+			}
+			if err != nil {
 				done <- fmt.Errorf("hiding %s: %w", p, err)
 				return
 			}
