@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -159,4 +160,14 @@ func FuzzParseProcCgroup(f *testing.F) {
 			t.Fatalf("no pod but %+v", pod)
 		}
 	})
+}
+
+// A cgroup_root that is no cgroup2 mount (a hybrid host's unmounted unified hierarchy) is told
+// the fix, not only the path that failed (found by an independent check).
+func TestACgroupRootThatIsNoCgroup2MountIsToldTheFix(t *testing.T) {
+	dir := t.TempDir() // any file system but cgroup2
+	_, err := detectCgroupFS("/proc", dir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "set cgroup_root to where the host's cgroup2 hierarchy is mounted")
+	assert.Contains(t, err.Error(), "mount -t cgroup2 none "+dir)
 }

@@ -42,7 +42,9 @@ func detectCgroupFS(procRoot, override string) (cgroupFS, error) {
 		return cgroupFS{}, fmt.Errorf("cgroup root %q: %w: in a container, mount the host's / at /hostfs or set cgroup_root to where the host's cgroup2 hierarchy is mounted", dir, err)
 	}
 	if st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return cgroupFS{}, fmt.Errorf("cgroup root %q is not a cgroup2 mount (on a hybrid host the v2 hierarchy is usually /sys/fs/cgroup/unified)", dir)
+		// The fix named (found by an independent check: the hint named the very path that
+		// failed, unmounted on a hybrid host).
+		return cgroupFS{}, fmt.Errorf("cgroup root %q is not a cgroup2 mount: set cgroup_root to where the host's cgroup2 hierarchy is mounted (on a hybrid host usually /sys/fs/cgroup/unified, under /hostfs in a container), or mount it there (mount -t cgroup2 none %s)", dir, dir)
 	}
 	return cgroupFS{dir: dir}, nil
 }
