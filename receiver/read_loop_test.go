@@ -3,6 +3,7 @@ package podnetreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -484,12 +485,52 @@ func TestARefusingLogsPipelineIsNotOfferedEveryBatch(t *testing.T) {
 	assert.Equal(t, int64(total), f.sum(t, "otelcol_podnet_events_received"))
 }
 
-// The pacing itself: one refusal alone does not hold batches back; two in a row hold them for
-// 50 ms, doubling to 1 s while refusals go on; a batch taken ends it.
+// fanOut is a collector's fan-out to two logs pipelines, one of which always fails (an exporter
+// whose backend is down, no queue): the collector's answer is that pipeline's error.
+type fanOut struct {
+	healthy consumertest.LogsSink
+	calls   atomic.Int64
+}
+
+func (f *fanOut) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	f.calls.Add(1)
+	return errors.Join(f.healthy.ConsumeLogs(ctx, ld), errors.New("Permanent error: rpc error: code = Unavailable desc = connection refused"))
+}
+
+func (*fanOut) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// A pipeline that refuses for another reason than memory (an exporter that fails) is offered
+// every batch: the collector may be fanning podnet's batches out to pipelines that take them.
+// Found by an independent check: held back like a memory_limiter's refusals, a healthy file
+// exporter beside a dead one got 435 of 1,640 records.
+func TestAFailingPipelineOfAFanOutIsOfferedEveryBatch(t *testing.T) {
+	const total = 20 * maxBatch
+	logs := &fanOut{}
+	f := newFakeReceiver(t, NewDefaultConfig(), newFakeRing(connects(total)...), logs, nil)
+	f.start(t)
+	require.Eventually(t, func() bool { return f.sum(t, "otelcol_podnet_events_dropped") == total }, 5*time.Second, time.Millisecond)
+	require.NoError(t, f.Shutdown(context.Background()))
+	assert.Equal(t, total, logs.healthy.LogRecordCount(), "records the healthy pipeline got")
+	assert.Equal(t, int64(total), f.sum(t, "otelcol_receiver_refused_log_records"))
+}
+
+// The pacing itself: one memory_limiter refusal alone does not hold batches back; two in a row
+// hold them for 50 ms, doubling to 1 s while refusals go on; a batch taken ends it, and so does
+// any other refusal (a fan-out's failing exporter), which holds nothing back.
 func TestRefusalBackoff(t *testing.T) {
 	var r refusalBackoff
 	t0 := time.Unix(1000, 0)
-	refused := errors.New("refused")
+	refused := fmt.Errorf("a pipeline: %w", errors.New(memoryRefusal))
+	failed := errors.New("Permanent error: rpc error: code = Unavailable desc = connection refused")
+	for range 10 {
+		r.answered(failed, t0)
+	}
+	assert.NoError(t, r.holding(t0), "an exporter's failure")
+	r.answered(errors.Join(failed, refused), t0)
+	r.answered(errors.Join(failed, refused), t0)
+	assert.Error(t, r.holding(t0), "a memory_limiter's refusal beside an exporter's failure")
+	r.answered(failed, t0)
+	assert.NoError(t, r.holding(t0), "the memory_limiter took it")
 	r.answered(refused, t0)
 	assert.NoError(t, r.holding(t0), "one refusal")
 	r.answered(refused, t0)
