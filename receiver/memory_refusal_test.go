@@ -4,7 +4,6 @@ package podnetreceiver
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,5 +34,5 @@ func TestMemoryLimiterRefusalIsKnown(t *testing.T) {
 		refusal = p.ConsumeLogs(context.Background(), plog.NewLogs())
 		return refusal != nil
 	}, 5*time.Second, 10*time.Millisecond, "the memory_limiter refuses above its limit")
-	require.True(t, strings.Contains(refusal.Error(), memoryRefusal), "%q says %q", refusal, memoryRefusal)
+	require.ErrorContains(t, refusal, memoryRefusal)
 }
