@@ -103,7 +103,14 @@ func (e *emitter) readCountersUntil(stop <-chan struct{}) {
 // emit drains and delivers one interval's metrics; final is Shutdown's, which has no next
 // interval to re-send what the pipeline refused.
 func (e *emitter) emit(ctx context.Context, final bool) {
-	clock := func() pcommon.Timestamp { return pcommon.NewTimestampFromTime(time.Now()) }
+	clock := func() pcommon.Timestamp {
+		// When the drain's interval ended (it reads this after its swap), or now when it did
+		// not swap (an error, or nothing to swap).
+		if end := e.kernel.src.IntervalEnded(); !end.IsZero() && pcommon.NewTimestampFromTime(end) > e.drained {
+			return pcommon.NewTimestampFromTime(end)
+		}
+		return pcommon.NewTimestampFromTime(time.Now())
+	}
 	if until, detached := e.kernel.countedUntil(); detached {
 		if !final {
 			// Shutdown is draining the ring: its final emission holds all of it.
@@ -115,12 +122,12 @@ func (e *emitter) emit(ctx context.Context, final bool) {
 		// the detach).
 		clock = func() pcommon.Timestamp { return pcommon.NewTimestampFromTime(until) }
 	}
-	e.drainAggregates(clock)
-	// Stamped once everything they hold was read (the interval taken, the listeners
-	// scanned): stamped before the drain, the points held connections the kernel counted
-	// until the drain's swap, which waits for a grace period (found by an independent check:
-	// 60 of 63 points held up to 4 connections made up to 18 ms after their time).
-	now := clock()
+	// Stamped when the drain's interval ended: stamped before the drain, the points held
+	// connections the kernel counted until its swap (found by an independent check: 60 of 63
+	// points held up to 4 connections made up to 18 ms after their time); stamped once all was
+	// read, a grace period (~30 ms) after the swap began, they lacked those made between (found
+	// by the next).
+	now := e.drainAggregates(clock)
 	md := e.metrics.emit(now)
 	points := md.DataPointCount()
 	if points == 0 {
@@ -143,9 +150,11 @@ func (e *emitter) emit(ctx context.Context, final bool) {
 // connections from it. In events mode the drain holds only the open connections' progress,
 // and closes add only the rest, so the two never count the same bytes. The interval it takes
 // ends when the kernel's drain has swapped the interval maps, which is before it hands over the
-// first key: clock is read then (or after, with no key), so that the interval's attribution
-// window [since, now] covers every connection the interval holds.
-func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) {
+// first key: clock is read then (or after, with no key), and returned, so that the interval's
+// attribution window [since, now] and its points' time are when it ended. The listeners are
+// scanned before the swap, for their counts to be from before it too.
+func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) pcommon.Timestamp {
+	overflows, scanned := e.scanListeners()
 	var dropped int64
 	var since, now pcommon.Timestamp
 	taken := func() {
@@ -204,22 +213,25 @@ func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) {
 	if err != nil && !errors.Is(err, errKernelClosed) {
 		e.warn.warn("podnet: cannot read the in-kernel aggregates", err)
 	}
-	e.scanListeners(since, now)
+	if scanned {
+		e.metrics.m.setListenOverflows(overflows, e.aggregates.local, since, now)
+	}
+	return now
 }
 
 // scanListeners reads every listener's drops (podnet.tcp.listen.overflows), once per metrics
 // interval: a walk of the node's descriptors, so only when the metric is on and the kernel has
-// the iterators (Start said once if it has not).
-func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
+// the iterators (Start said once if it has not); scanned false when there is nothing to set.
+func (e *emitter) scanListeners() (overflows map[listenKey]int64, scanned bool) {
 	if !e.metrics.m.listenOverflows || e.kernel.src.IteratorsUnavailable() != nil {
-		return
+		return nil, false
 	}
 	scan, err := e.kernel.listenDrops()
 	if err != nil {
 		if !errors.Is(err, errKernelClosed) {
 			e.warn.warn("podnet: cannot scan listening sockets", err)
 		}
-		return
+		return nil, false
 	}
 	overflows, unread := e.overflows.take(scan)
 	maps.DeleteFunc(overflows, func(k listenKey, _ int64) bool { return e.exclude.ports[k.port] })
@@ -229,5 +241,5 @@ func (e *emitter) scanListeners(since, now pcommon.Timestamp) {
 			fmt.Errorf("the ListenDrops of %d network namespaces were unreadable, none of their listeners' processes being left in them under proc_root: %v",
 				len(unread), unread[:min(len(unread), 8)]))
 	}
-	e.metrics.m.setListenOverflows(overflows, e.aggregates.local, since, now)
+	return overflows, true
 }

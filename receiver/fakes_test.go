@@ -130,6 +130,8 @@ func (f *fakeKernel) counterReadCount() int {
 	return f.counterReads
 }
 
+func (*fakeKernel) IntervalEnded() time.Time { return time.Time{} }
+
 func (f *fakeKernel) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

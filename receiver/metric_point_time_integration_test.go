@@ -22,9 +22,12 @@ import (
 // A metrics point holds only connections made before its time. Stamped before the drain that
 // takes its interval, points held the connections the kernel counted until the drain's swap,
 // which waits for a grace period (found by an independent check: 60 of 63 points held up to 4
-// connections made up to 18 ms after their time, at 190 connections/s). Here a client connects
-// without pause while the metrics are emitted every 50 ms, in both aggregation modes: every
-// point's podnet.tcp.connections is at most the number of connect() calls begun before its time.
+// connections made up to 18 ms after their time, at 190 connections/s); stamped after the whole
+// drain instead, they lacked the connections made in its last ~30 ms (found by the next check).
+// Here a client connects without pause while the metrics are emitted every 50 ms, in both
+// aggregation modes: every point's podnet.tcp.connections is at most the number of connect()
+// calls begun before its time, and, counted by the kernel as they are made, at least the number
+// of those that had returned 2 ms before it (the drain reads the clock just after its swap).
 func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 	netnstest.RequireRoot(t)
 	netw := netnstest.NewNetwork(t, 44)
@@ -43,7 +46,7 @@ func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 
-			var began []time.Time // each connect()'s start, before the call
+			var began, done []time.Time // each connect()'s start, before the call, and its return
 			require.NoError(t, client.Do(func() error {
 				for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 					at := time.Now()
@@ -51,15 +54,15 @@ func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					began = append(began, at)
+					began, done = append(began, at), append(done, time.Now())
 					_ = c.Close()
 				}
 				return nil
 			}))
 			require.NoError(t, r.Shutdown(context.Background()))
 
-			points, late := 0, 0
-			var worst time.Duration
+			points, late, missing := 0, 0, 0
+			var worst, worstMissing time.Duration
 			for _, md := range sink.AllMetrics() {
 				at, counted, ok := connectionsOf(md, client.NetnsInode())
 				if !ok {
@@ -71,10 +74,16 @@ func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 					late++
 					worst = max(worst, began[counted-1].Sub(at))
 				}
+				returned := sort.Search(len(done), func(i int) bool { return done[i].After(at.Add(-2 * time.Millisecond)) })
+				if aggregation == aggregationKernel && counted < int64(returned) {
+					missing++
+					worstMissing = max(worstMissing, at.Sub(done[counted]))
+				}
 			}
 			t.Logf("%d connections, %d points", len(began), points)
 			require.Greater(t, points, 10, "points emitted while the client connected")
 			assert.Zero(t, late, "points holding connections begun after their time (the latest %v after)", worst)
+			assert.Zero(t, missing, "points lacking connections made before their time (the earliest %v before)", worstMissing)
 		})
 	}
 }

@@ -27,6 +27,9 @@ type ringSource interface {
 type kernelSource interface {
 	Counters() (kernel.Counters, error)
 	DrainAggregates(func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) error
+	// IntervalEnded is when the last drain's interval ended (zero: unknown); callable from
+	// DrainAggregates' fn.
+	IntervalEnded() time.Time
 	// FindExisting runs the start-up scan: fn gets each connection that predates podnet.
 	FindExisting(fn func(*bpf.PodnetEvent)) (int, error)
 	// IteratorsUnavailable says why open connections are neither read nor found; nil when

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -21,6 +23,9 @@ const aggregateBatch = 256
 type intervals struct {
 	mu sync.Mutex // one drain at a time
 	alternating
+	// ended is when the last drain pointed the programs at the other map (Unix ns): what it
+	// handed over was counted before. Read without mu, by a drain's fn too.
+	ended atomic.Int64
 }
 
 // overflowKey is the interval maps' overflow entry (bpf/aggregate.h): all zero, which no real
@@ -108,6 +113,30 @@ func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) erro
 		return err
 	}
 	return iv.read(old, fn)
+}
+
+// swap is alternating.swap, noting when the interval ended: before the slot's update, which
+// returns only a grace period later (~30 ms here), while the programs count into the new map
+// (found by an independent check: points stamped after it lacked the connections made meanwhile).
+func (iv *intervals) swap() (*ebpf.Map, error) {
+	at := time.Now()
+	old, err := iv.alternating.swap()
+	if err == nil {
+		iv.ended.Store(at.UnixNano())
+	}
+	return old, err
+}
+
+// IntervalEnded is when the last drain's interval ended: what it handed over was counted
+// before. Zero before the first drain, or without in-kernel aggregates.
+func (t *Tracer) IntervalEnded() time.Time {
+	if t.aggregates == nil {
+		return time.Time{}
+	}
+	if ns := t.aggregates.ended.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // read hands old's keys to fn, deleting them, and gives it back its overflow entry. Keys left
