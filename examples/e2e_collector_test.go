@@ -52,6 +52,12 @@ func requireCurrentPrograms(t *testing.T, bin []byte) {
 // default port may be taken on a shared machine).
 func collectorConfig(t *testing.T, sinkAddr, healthAddr string) string {
 	t.Helper()
+	return writeConfig(t, "config.yaml", collectorConfigMap(t, sinkAddr, healthAddr))
+}
+
+// collectorConfigMap is collectorConfig before it is written, for a test to add to.
+func collectorConfigMap(t *testing.T, sinkAddr, healthAddr string) map[string]any {
+	t.Helper()
 	cfg := readYAML(t, "local/config.yaml")
 	cfg["receivers"].(map[string]any)["podnet"].(map[string]any)["metrics_interval"] = "1s"
 	cfg["exporters"] = map[string]any{"otlp_grpc": map[string]any{
@@ -64,7 +70,7 @@ func collectorConfig(t *testing.T, sinkAddr, healthAddr string) string {
 	for _, p := range service["pipelines"].(map[string]any) {
 		p.(map[string]any)["exporters"] = []string{"otlp_grpc"}
 	}
-	return writeConfig(t, "config.yaml", cfg)
+	return cfg
 }
 
 // syncBuffer collects the collector's output, written by exec's copying goroutine.

@@ -20,21 +20,13 @@ func TestFanOutWithADeadExporterStillFeedsTheHealthyOne(t *testing.T) {
 	binary := requireCollector(t)
 	sink := startSink(t)
 	healthAddr := freeLoopbackAddr(t)
-	cfg := readYAML(t, "local/config.yaml")
-	cfg["exporters"] = map[string]any{
-		"otlp_grpc": map[string]any{"endpoint": sink.addr, "tls": map[string]any{"insecure": true}},
-		"otlp_grpc/down": map[string]any{
-			"endpoint": freeLoopbackAddr(t), "tls": map[string]any{"insecure": true}, "timeout": "1s",
-			"sending_queue": map[string]any{"enabled": false}, "retry_on_failure": map[string]any{"enabled": false},
-		},
+	cfg := collectorConfigMap(t, sink.addr, healthAddr)
+	cfg["exporters"].(map[string]any)["otlp_grpc/down"] = map[string]any{
+		"endpoint": freeLoopbackAddr(t), "tls": map[string]any{"insecure": true}, "timeout": "1s",
+		"sending_queue": map[string]any{"enabled": false}, "retry_on_failure": map[string]any{"enabled": false},
 	}
-	cfg["extensions"] = map[string]any{"health_check": map[string]any{"endpoint": healthAddr}}
-	service := cfg["service"].(map[string]any)
-	service["extensions"] = []string{"health_check"}
-	service["telemetry"] = map[string]any{"metrics": map[string]any{"level": "none"}}
-	service["pipelines"] = map[string]any{
-		"logs":      map[string]any{"receivers": []string{"podnet"}, "exporters": []string{"otlp_grpc"}},
-		"logs/down": map[string]any{"receivers": []string{"podnet"}, "exporters": []string{"otlp_grpc/down"}},
+	cfg["service"].(map[string]any)["pipelines"].(map[string]any)["logs/down"] = map[string]any{
+		"receivers": []string{"podnet"}, "exporters": []string{"otlp_grpc/down"},
 	}
 	col := startCollector(t, binary, writeConfig(t, "config.yaml", cfg))
 	col.waitHealthy(t, healthAddr)

@@ -29,15 +29,16 @@ func startMetricsOnly(t *testing.T, aggregation string, mode kernel.HookMode) (*
 	return startMetricsOnlyWith(t, aggregation, func(cfg *Config) { cfg.Hooks = mode })
 }
 
-// startMetricsOnlyWith is startMetricsOnly with configuration changes of the test's.
+// startMetricsOnlyWith is startMetricsOnly with configuration changes of the test's, made last
+// (the metrics are emitted at Shutdown unless it sets metrics_interval).
 func startMetricsOnlyWith(t *testing.T, aggregation string, configure func(*Config)) (*consumertest.MetricsSink, func()) {
 	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.MetricsAggregation = aggregation
-	configure(cfg)
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MetricsInterval = time.Hour
 	cfg.MetricSeriesIdleExpiry = time.Hour
+	configure(cfg)
 	sink := new(consumertest.MetricsSink)
 	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
 	require.NoError(t, err)

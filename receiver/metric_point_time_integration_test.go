@@ -1,7 +1,6 @@
 package podnetreceiver
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"sort"
@@ -10,12 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
@@ -36,15 +31,7 @@ func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 	server.AcceptAll(t, addr, nil)
 	for _, aggregation := range []string{aggregationKernel, aggregationEvents} {
 		t.Run(aggregation, func(t *testing.T) {
-			cfg := NewDefaultConfig()
-			cfg.MetricsAggregation = aggregation
-			cfg.PollInterval = 20 * time.Millisecond
-			cfg.MetricsInterval = 50 * time.Millisecond
-			cfg.MetricSeriesIdleExpiry = time.Hour
-			sink := new(consumertest.MetricsSink)
-			r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
-			require.NoError(t, err)
-			require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+			sink, stop := startMetricsOnlyWith(t, aggregation, func(cfg *Config) { cfg.MetricsInterval = 50 * time.Millisecond })
 
 			var began, done []time.Time // each connect()'s start, before the call, and its return
 			require.NoError(t, client.Do(func() error {
@@ -59,7 +46,7 @@ func TestMetricPointsHoldNoConnectionMadeAfterTheirTime(t *testing.T) {
 				}
 				return nil
 			}))
-			require.NoError(t, r.Shutdown(context.Background()))
+			stop()
 
 			points, late, missing := 0, 0, 0
 			var worst, worstMissing time.Duration
