@@ -33,9 +33,9 @@ func explain(step string, err error) error {
 	switch {
 	case errors.Is(err, btf.ErrNotFound),
 		(errors.Is(err, ebpf.ErrNotSupported) || strings.Contains(err.Error(), coreKernelSpec)) && !kernelBTF():
-		if _, statErr := os.Stat(vmlinuxBTF); statErr == nil {
-			// Found by an independent check: an empty file over it said only "parsing .BTF
-			// header: read header: buffer too small".
+		if !errors.Is(err, btf.ErrNotFound) && !errors.Is(err, ebpf.ErrNotSupported) {
+			// There but unparsable (found by an independent check: an empty file over it said
+			// only "parsing .BTF header: read header: buffer too small").
 			return fmt.Errorf("%s: the kernel's BTF (%s) cannot be read: a file that is empty, truncated or not the running kernel's (something mounted over it? in a container, leave /sys/kernel/btf as the host has it): %w", step, vmlinuxBTF, err)
 		}
 		return fmt.Errorf("%s: the kernel exposes no BTF (%s): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, vmlinuxBTF, err)
@@ -81,7 +81,7 @@ func (e *rewordedError) Unwrap() error { return e.err }
 const vmlinuxBTF = "/sys/kernel/btf/vmlinux"
 
 // coreKernelSpec is how cilium/ebpf says that applying CO-RE relocations failed reading the
-// kernel's BTF (a plain error: a parse failure has no sentinel, a missing file is
+// kernel's BTF (a plain error: a parse failure has no sentinel; a missing file is
 // ErrNotSupported).
 const coreKernelSpec = "load kernel spec"
 
