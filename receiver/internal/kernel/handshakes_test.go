@@ -692,6 +692,14 @@ func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Po
 		took := time.Duration(accept.SrttUs) * time.Microsecond
 		clientTook := time.Duration(connect.SrttUs) * time.Microsecond // exact: from its SYN_SENT
 		t.Logf("%s: server handshake %v, SYN-ACK retransmissions %d; client handshake %v", hooks, took, accept.Retransmits, clientTook)
+		if apart := (took - clientTook).Abs(); hooks == HooksTPBTF && apart > time.Millisecond {
+			// Timed, the server's span is the client's but for two packets' ways (the final
+			// ACK's less the first SYN's): tens of µs here. More is a packet that waited on a busy
+			// CPU (go test runs other packages' tests beside these; once 1.95 ms in CI), or a span
+			// not timed from the first SYN-ACK (an estimate misses the retransmission timer's
+			// lateness: 1.2-23 ms in classic mode here). Run again: three such runs fail.
+			return fmt.Sprintf("the server's span is %v from the client's: a packet delayed, or the span not timed from the first SYN-ACK", apart)
+		}
 		assert.Positive(t, accept.Retransmits, "SYN-ACKs retransmitted")
 		assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the initial RTO waited")
 		if dropFor == 0 {
@@ -699,11 +707,6 @@ func serverHandshakeWithALostSYNACK(hooks HookMode, client, server *netnstest.Po
 		} else {
 			// The estimate counts whole seconds of the kernel's schedule plus the last round trip.
 			assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.1, "the estimate within the timers' lateness")
-		}
-		if hooks == HooksTPBTF {
-			// Timed, the server's span is the client's within a round trip; an estimate misses the
-			// retransmission timer's lateness (milliseconds here).
-			assert.InDelta(t, clientTook.Seconds(), took.Seconds(), 0.001, "timed from the first SYN-ACK, as the client's from its SYN")
 		}
 		return ""
 	}
