@@ -87,8 +87,14 @@ func (c *logsConverter) record(lr plog.LogRecord, e *enrichedEvent, observed pco
 	a.EnsureCapacity(attributeCount(e))
 	a.PutStr("network.transport", "tcp")
 	a.PutStr("network.type", networkType(e))
-	a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
-	a.PutInt("network.local.port", int64(e.Local.Port()))
+	// A connect that failed before its SYN has no local end but what the socket was bound to:
+	// an unspecified address or port 0 is no address or port (semconv: "of the connection").
+	if !e.Local.Addr().IsUnspecified() {
+		a.PutStr("network.local.address", c.names.addr(e.Local.Addr()))
+	}
+	if e.Local.Port() != 0 {
+		a.PutInt("network.local.port", int64(e.Local.Port()))
+	}
 	a.PutStr("network.peer.address", c.names.addr(e.Peer.Addr()))
 	a.PutInt("network.peer.port", int64(e.Peer.Port()))
 	a.PutStr("podnet.connection.role", e.Role.String())
@@ -150,7 +156,13 @@ func attributeCount(ee *enrichedEvent) int {
 	e := &ee.Event
 	named := withBackend(ee.peer, ee.backend)
 	p := &named
-	n := 7 // transport, type, local and peer address and port, role
+	n := 5 // transport, type, peer address and port, role
+	if !e.Local.Addr().IsUnspecified() {
+		n++
+	}
+	if e.Local.Port() != 0 {
+		n++
+	}
 	if ee.serverName != "" {
 		n += 2
 	}

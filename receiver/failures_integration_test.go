@@ -57,6 +57,8 @@ func TestSynchronousConnectFailureIsReported(t *testing.T) {
 	assert.Equal(t, "EHOSTUNREACH", c.attrs["error.type"])
 	assert.Equal(t, int64(8080), c.attrs["network.peer.port"])
 	assert.Equal(t, int64(pid), c.attrs["process.pid"])
+	assert.NotContains(t, c.attrs, "network.local.address", "the socket had no local address")
+	assert.NotContains(t, c.attrs, "network.local.port", "nor a port")
 }
 
 // The application closes a socket whose handshake has not ended (its SYNs are dropped):

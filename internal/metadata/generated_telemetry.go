@@ -186,7 +186,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetServiceBackendsTranslations, err = builder.meter.Int64Counter(
 		"otelcol_podnet_service_backends_translations",
-		metric.WithDescription("New TCP connections the node's conntrack translated (DNAT), seen by service_backends' netfilter program - connections from this node's pods and the node, and others forwarded through it. [Alpha]"),
+		metric.WithDescription("New TCP connections the node's conntrack translated (DNAT), seen by service_backends' netfilter program - connections from this node's pods and the node, and others forwarded through it. A translated SYN dropped before conntrack kept its entry (a later netfilter rule) is counted again with its retransmission's new entry. [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

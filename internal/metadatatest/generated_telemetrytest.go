@@ -312,7 +312,7 @@ func AssertEqualPodnetServiceBackendsLookups(t *testing.T, tt *componenttest.Tel
 func AssertEqualPodnetServiceBackendsTranslations(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_service_backends_translations",
-		Description: "New TCP connections the node's conntrack translated (DNAT), seen by service_backends' netfilter program - connections from this node's pods and the node, and others forwarded through it. [Alpha]",
+		Description: "New TCP connections the node's conntrack translated (DNAT), seen by service_backends' netfilter program - connections from this node's pods and the node, and others forwarded through it. A translated SYN dropped before conntrack kept its entry (a later netfilter rule) is counted again with its retransmission's new entry. [Alpha]",
 		Unit:        "{connection}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
