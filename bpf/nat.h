@@ -95,6 +95,7 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	struct nat_key key = {};
 	struct nat_backend backend = {}, *seen;
 	struct nf_conn *ct;
+	unsigned long status;
 	__u32 tail;
 	__u8 info = nfct & NFCT_INFOMASK;
 
@@ -111,7 +112,8 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	if (info != IP_CT_NEW && (info != IP_CT_ESTABLISHED || !pure_syn(skb)))
 		return NF_ACCEPT;
 	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
-	if (!(BPF_CORE_READ(ct, status) & IPS_DST_NAT))
+	status = BPF_CORE_READ(ct, status);
+	if (!(status & IPS_DST_NAT))
 		return NF_ACCEPT;
 	if (bpf_core_read(&orig, sizeof(orig), &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple) ||
 	    bpf_core_read(&reply, sizeof(reply), &ct->tuplehash[IP_CT_DIR_REPLY].tuple))
@@ -128,12 +130,16 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	backend.ct = (__u64)ct;
 	/* The same connection is seen again by a retransmitted SYN, and twice where the node's own
 	 * traffic goes to its own address (POST_ROUTING on the way out, LOCAL_IN on loopback's way
-	 * in): noted again (the same note), counted once. A note of an earlier connection with the
-	 * same tuple (one whose client is elsewhere, never taken) is replaced and counted, even
-	 * where its conntrack entry's memory was reused. */
+	 * in): its entry is confirmed by then (conntrack confirms after every other hook, when the
+	 * first packet leaves), and it keeps its note, and the note's time, counted once. An entry
+	 * not yet confirmed is a new connection's, also at the memory of an earlier one's entry
+	 * (conntrack reuses it): a note of an earlier connection with the same tuple (one whose
+	 * client is elsewhere, never taken) is replaced, dated now, and counted. */
 	seen = bpf_map_lookup_elem(&nat_backends, &key);
-	if (seen && seen->ct == backend.ct && seen->port == backend.port && same_addr(seen->addr, backend.addr))
+	if (seen && (status & IPS_CONFIRMED) && seen->ct == backend.ct && seen->port == backend.port &&
+	    same_addr(seen->addr, backend.addr))
 		return NF_ACCEPT;
+	backend.noted_ns = bpf_ktime_get_boot_ns();
 	bpf_map_update_elem(&nat_backends, &key, &backend, BPF_ANY);
 	__builtin_memcpy(&tail, &key.dst[12], 4);
 	nat_dsts[nat_slot(tail, key.dst_port)] = 1;
@@ -158,6 +164,13 @@ static __noinline void backend_of(struct conn_info *ci, struct sock *sk, enum so
 	m->nat.src_port = m->ends.local_port;
 	m->nat.dst_port = m->ends.peer_port;
 	b = bpf_map_lookup_elem(&nat_backends, &m->nat);
+	/* A note made before this socket's SYN_SENT is another connection's with the same tuple: a
+	 * namespace with the same addresses (overlapping pod networks), or one whose client never
+	 * took it (found by an independent check: named a backend it never reached). Left for its
+	 * own client. (The note of this connection's SYN is made after: its SYN leaves after
+	 * SYN_SENT. A socket whose connect() began before podnet loaded has no SYN_SENT time.) */
+	if (b && ci->opened_ns && b->noted_ns < ci->opened_ns)
+		b = NULL;
 	if (b) {
 		__builtin_memcpy(ci->backend_addr, b->addr, sizeof(ci->backend_addr));
 		ci->backend_port = b->port;

@@ -236,11 +236,12 @@ type PodnetListenPort struct {
 }
 
 type PodnetNatBackend struct {
-	_    structs.HostLayout
-	Addr [16]uint8
-	Port uint16
-	Pad  [6]uint8
-	Ct   uint64
+	_       structs.HostLayout
+	Addr    [16]uint8
+	Port    uint16
+	Pad     [6]uint8
+	Ct      uint64
+	NotedNs uint64
 }
 
 type PodnetNatKey struct {

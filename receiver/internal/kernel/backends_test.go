@@ -602,3 +602,78 @@ func TestAggregatesSplitByBackendKeepNoPort(t *testing.T) {
 	assert.Equal(t, map[netip.Addr]int{b.IPv4: 1}, keys, "one key for the backend's address, whichever port served")
 	assert.Equal(t, uint64(n), connections)
 }
+
+// A namespace with the same addresses as a pod behind the node's NAT (overlapping pod networks
+// on one node) connects with the very tuple of that pod's translated connection, still in its
+// handshake, to a server that really holds the Service's address: the translation's note is the
+// pod's, made before this socket's SYN, and stays for it. Found by an independent check: the
+// other namespace's connect and close named the pod's backend, and the pod's retransmitted SYN
+// was counted a second translation.
+func TestANoteMadeBeforeASocketsSYNIsNotItsBackend(t *testing.T) {
+	node := netnstest.NewNode(t, 167)
+	pod, backend := node.AddPod(), node.AddPod()
+	vip := netip.MustParseAddrPort("10.96.0.50:80")
+	backendAddr := netip.AddrPortFrom(backend.IPv4, 8080)
+	backend.AcceptAll(t, backendAddr, func(netip.AddrPort, netip.AddrPort) {})
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
+	held := backend.DropSYNs(8080)
+	defer held.Remove()
+
+	// The other network: a client holding the pod's address, a server holding the Service's.
+	netw := netnstest.NewNetwork(t, 47)
+	twin, server := netw.AddPod(), netw.AddPod()
+	twin.Exec("ip", "addr", "add", pod.IPv4.String()+"/32", "dev", "eth0")
+	twin.Exec("ip", "route", "add", vip.Addr().String()+"/32", "dev", "eth0", "src", pod.IPv4.String())
+	server.Exec("ip", "addr", "add", vip.Addr().String()+"/32", "dev", "eth0")
+	server.Exec("ip", "route", "add", pod.IPv4.String()+"/32", "dev", "eth0")
+	server.AcceptAll(t, vip, func(netip.AddrPort, netip.AddrPort) {})
+
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
+		return e.NetnsIno == pod.NetnsInode() || e.NetnsIno == twin.NetnsInode()
+	})
+	before := counters(t, tr)
+
+	local := netip.AddrPortFrom(pod.IPv4, 46200)
+	dialer := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Timeout: 5 * time.Second}
+	podDone := make(chan error, 1)
+	go func() {
+		podDone <- pod.Do(func() error {
+			c, err := dialer.Dial("tcp", vip.String()) // its SYN held at the backend until released
+			if err == nil {
+				_ = c.Close()
+			}
+			return err
+		})
+	}()
+	require.Eventually(t, func() bool { return held.Packets() > 0 }, 5*time.Second, time.Millisecond, "the pod's SYN translated and held")
+	require.NoError(t, twin.Do(func() error {
+		c, err := dialer.Dial("tcp", vip.String()) // the same tuple, in the other namespace
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	}))
+	held.Remove() // the pod's next SYN gets through
+	require.NoError(t, <-podDone)
+
+	events := ring.settled(t, pod, twin)
+	connects := map[uint32]*bpf.PodnetEvent{}
+	for i := range events {
+		if e := &events[i]; e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			connects[e.NetnsIno] = e
+		}
+	}
+	require.Contains(t, connects, twin.NetnsInode(), "the other namespace's connect")
+	require.Contains(t, connects, pod.NetnsInode(), "the pod's connect")
+	assert.Equal(t, netip.AddrPort{}, backendOf(connects[twin.NetnsInode()]), "never translated: no backend")
+	assert.Equal(t, backendAddr, backendOf(connects[pod.NetnsInode()]), "the pod's connect names its backend")
+	assert.Equal(t, uint64(1), counters(t, tr).NATSeen-before.NATSeen, "one translated connection, one translation")
+}
