@@ -131,14 +131,18 @@ static __always_inline int nat_note(struct bpf_nf_ctx *ctx)
 	/* The same connection is seen again by a retransmitted SYN, and twice where the node's own
 	 * traffic goes to its own address (POST_ROUTING on the way out, LOCAL_IN on loopback's way
 	 * in): its entry is confirmed by then (conntrack confirms after every other hook, when the
-	 * first packet leaves), and it keeps its note, and the note's time, counted once. An entry
-	 * not yet confirmed is a new connection's, also at the memory of an earlier one's entry
-	 * (conntrack reuses it): a note of an earlier connection with the same tuple (one whose
-	 * client is elsewhere, never taken) is replaced, dated now, and counted. */
+	 * first packet leaves), and it keeps its note, counted once, dated again: a SYN through an
+	 * entry that a translated SYN no client took left waiting (a client elsewhere, a raw one)
+	 * may be a client's of this node with the same tuple, whose note it is from its SYN on
+	 * (found by an independent check: unnamed). An entry not yet confirmed is a new
+	 * connection's, also at the memory of an earlier one's entry (conntrack reuses it): a note
+	 * of an earlier connection with the same tuple is replaced, dated now, and counted. */
 	seen = bpf_map_lookup_elem(&nat_backends, &key);
 	if (seen && (status & IPS_CONFIRMED) && seen->ct == backend.ct && seen->port == backend.port &&
-	    same_addr(seen->addr, backend.addr))
+	    same_addr(seen->addr, backend.addr)) {
+		seen->noted_ns = bpf_ktime_get_boot_ns();
 		return NF_ACCEPT;
+	}
 	backend.noted_ns = bpf_ktime_get_boot_ns();
 	bpf_map_update_elem(&nat_backends, &key, &backend, BPF_ANY);
 	__builtin_memcpy(&tail, &key.dst[12], 4);

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/podnet/podnet/bpf"
 	"github.com/podnet/podnet/internal/netnstest"
@@ -676,4 +678,84 @@ func TestANoteMadeBeforeASocketsSYNIsNotItsBackend(t *testing.T) {
 	assert.Equal(t, netip.AddrPort{}, backendOf(connects[twin.NetnsInode()]), "never translated: no backend")
 	assert.Equal(t, backendAddr, backendOf(connects[pod.NetnsInode()]), "the pod's connect names its backend")
 	assert.Equal(t, uint64(1), counters(t, tr).NATSeen-before.NATSeen, "one translated connection, one translation")
+}
+
+// A translated SYN that no socket of the node sent (a raw one here; a client elsewhere whose
+// connection the node forwards) leaves a note no client takes, and its conntrack entry waits
+// in SYN_SENT. A client that then connects with the same tuple goes through that same entry
+// (no new translation: the same backend) and must still be named after it: its SYN dates the
+// note again. Found by an independent check of the fix above (4 of 4 unnamed).
+func TestAConnectThroughAnUntakenTranslationNamesItsBackend(t *testing.T) {
+	node := netnstest.NewNode(t, 168)
+	pod, backend := node.AddPod(), node.AddPod()
+	vip := netip.MustParseAddrPort("10.96.0.60:80")
+	backendAddr := netip.AddrPortFrom(backend.IPv4, 8080)
+	backend.AcceptAll(t, backendAddr, func(netip.AddrPort, netip.AddrPort) {})
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
+	// conntrack takes a second SYN through a waiting entry only if its sequence number is after
+	// the first's (RFC 793's reinitialised connection); otherwise the SYN is invalid, is not
+	// translated, and the node answers it unreachable. The client's is random: not checked.
+	node.Exec("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1")
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
+	})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.BackendsErr())
+	ring := collectRing(t, tr, pod.NetnsInode())
+
+	local := netip.AddrPortFrom(pod.IPv4, 46300)
+	held := backend.DropSYNs(8080)
+	require.NoError(t, pod.Do(func() error { return sendRawSYN(local, vip) }))
+	require.Eventually(t, func() bool { return held.Packets() > 0 }, 5*time.Second, time.Millisecond, "the raw SYN translated")
+	held.Remove()
+	time.Sleep(10 * time.Millisecond) // after the note, as a client's connect comes
+	require.NoError(t, pod.Do(func() error {
+		c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}).Dial("tcp", vip.String())
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	}))
+	events := ring.settled(t, pod)
+	var connects []netip.AddrPort
+	for i := range events {
+		if e := &events[i]; e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT) {
+			connects = append(connects, backendOf(e))
+		}
+	}
+	assert.Equal(t, []netip.AddrPort{backendAddr}, connects, "the connect names the backend its conntrack entry sends it to")
+}
+
+// sendRawSYN sends one TCP SYN from local to peer (IPv4) through a raw socket: no socket of
+// the sender's stack owns it.
+func sendRawSYN(local, peer netip.AddrPort) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: local.Addr().As4()}); err != nil {
+		return err
+	}
+	syn := make([]byte, 20)
+	binary.BigEndian.PutUint16(syn[0:], local.Port())
+	binary.BigEndian.PutUint16(syn[2:], peer.Port())
+	binary.BigEndian.PutUint32(syn[4:], 0x01020304) // sequence number
+	syn[12] = 5 << 4                                // header length: 5 words
+	syn[13] = 0x02                                  // SYN
+	binary.BigEndian.PutUint16(syn[14:], 65535)     // window
+	src, dst := local.Addr().As4(), peer.Addr().As4()
+	pseudo := append(append(append(src[:], dst[:]...), 0, unix.IPPROTO_TCP, 0, byte(len(syn))), syn...)
+	var sum uint32
+	for i := 0; i < len(pseudo); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(pseudo[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(syn[16:], ^uint16(sum))
+	return unix.Sendto(fd, syn, 0, &unix.SockaddrInet4{Addr: dst})
 }
