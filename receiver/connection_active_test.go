@@ -45,8 +45,7 @@ func newDrainer(t *testing.T, cfg *Config) *drainer {
 func (d *drainer) drain(now time.Time, aggs map[bpf.PodnetAggKey]bpf.PodnetAggValue) pmetric.Metrics {
 	d.kernel.aggregates = aggs
 	ts := pcommon.NewTimestampFromTime(now)
-	d.em.drainAggregates(func() pcommon.Timestamp { return ts })
-	return d.em.metrics.emit(ts)
+	return d.em.drainAggregates(func() pcommon.Timestamp { return ts })
 }
 
 // webKey is the fixture client's series towards web-0 (10.1.0.9:8080), as the kernel keys it.

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
@@ -127,8 +128,7 @@ func (e *emitter) emit(ctx context.Context, final bool) {
 	// points held up to 4 connections made up to 18 ms after their time); stamped once all was
 	// read, a grace period (~30 ms) after the swap began, they lacked those made between (found
 	// by the next).
-	now := e.drainAggregates(clock)
-	md := e.metrics.emit(now)
+	md := e.drainAggregates(clock)
 	points := md.DataPointCount()
 	if points == 0 {
 		return
@@ -150,10 +150,13 @@ func (e *emitter) emit(ctx context.Context, final bool) {
 // connections from it. In events mode the drain holds only the open connections' progress,
 // and closes add only the rest, so the two never count the same bytes. The interval it takes
 // ends when the kernel's drain has swapped the interval maps, which is before it hands over the
-// first key: clock is read then (or after, with no key), and returned, so that the interval's
-// attribution window [since, now] and its points' time are when it ended. The listeners are
-// scanned before the swap, for their counts to be from before it too.
-func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) pcommon.Timestamp {
+// first key: clock is read then (or after, with no key), so that the interval's attribution
+// window [since, now] and its points' time are when it ended. The listeners are scanned before
+// the swap, for their counts to be from before it too. It returns the interval's points, taken
+// under the same lock as the drain: in events mode the reader adds events under it, and one
+// added between the two — made after the interval ended — was in points stamped before it
+// (found in CI: a point held a connection begun 1.98 ms after its time).
+func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) pmetric.Metrics {
 	overflows, scanned := e.scanListeners()
 	var dropped int64
 	var since, now pcommon.Timestamp
@@ -216,7 +219,7 @@ func (e *emitter) drainAggregates(clock func() pcommon.Timestamp) pcommon.Timest
 	if scanned {
 		e.metrics.m.setListenOverflows(overflows, e.aggregates.local, since, now)
 	}
-	return now
+	return e.metrics.m.emit(now)
 }
 
 // scanListeners reads every listener's drops (podnet.tcp.listen.overflows), once per metrics
