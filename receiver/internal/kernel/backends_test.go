@@ -612,13 +612,8 @@ func TestAggregatesSplitByBackendKeepNoPort(t *testing.T) {
 // other namespace's connect and close named the pod's backend, and the pod's retransmitted SYN
 // was counted a second translation.
 func TestANoteMadeBeforeASocketsSYNIsNotItsBackend(t *testing.T) {
-	node := netnstest.NewNode(t, 167)
-	pod, backend := node.AddPod(), node.AddPod()
 	vip := netip.MustParseAddrPort("10.96.0.50:80")
-	backendAddr := netip.AddrPortFrom(backend.IPv4, 8080)
-	backend.AcceptAll(t, backendAddr, func(netip.AddrPort, netip.AddrPort) {})
-	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
-	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
+	node, pod, backend, backendAddr := oneBackendService(t, 167, vip)
 	held := backend.DropSYNs(8080)
 	defer held.Remove()
 
@@ -686,13 +681,8 @@ func TestANoteMadeBeforeASocketsSYNIsNotItsBackend(t *testing.T) {
 // (no new translation: the same backend) and must still be named after it: its SYN dates the
 // note again. Found by an independent check of the fix above (4 of 4 unnamed).
 func TestAConnectThroughAnUntakenTranslationNamesItsBackend(t *testing.T) {
-	node := netnstest.NewNode(t, 168)
-	pod, backend := node.AddPod(), node.AddPod()
 	vip := netip.MustParseAddrPort("10.96.0.60:80")
-	backendAddr := netip.AddrPortFrom(backend.IPv4, 8080)
-	backend.AcceptAll(t, backendAddr, func(netip.AddrPort, netip.AddrPort) {})
-	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
-	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
+	node, pod, backend, backendAddr := oneBackendService(t, 168, vip)
 	// conntrack takes a second SYN through a waiting entry only if its sequence number is after
 	// the first's (RFC 793's reinitialised connection); otherwise the SYN is invalid, is not
 	// translated, and the node answers it unreachable. The client's is random: not checked.
@@ -758,4 +748,16 @@ func sendRawSYN(local, peer netip.AddrPort) error {
 	}
 	binary.BigEndian.PutUint16(syn[16:], ^uint16(sum))
 	return unix.Sendto(fd, syn, 0, &unix.SockaddrInet4{Addr: dst})
+}
+
+// oneBackendService is a routed node with a client pod and a Service at vip whose one backend
+// pod accepts at its 8080.
+func oneBackendService(t *testing.T, subnet byte, vip netip.AddrPort) (node *netnstest.Node, pod, backend *netnstest.Pod, backendAddr netip.AddrPort) {
+	node = netnstest.NewNode(t, subnet)
+	pod, backend = node.AddPod(), node.AddPod()
+	backendAddr = netip.AddrPortFrom(backend.IPv4, 8080)
+	backend.AcceptAll(t, backendAddr, func(netip.AddrPort, netip.AddrPort) {})
+	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
+	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
+	return node, pod, backend, backendAddr
 }
