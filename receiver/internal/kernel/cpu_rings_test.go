@@ -104,7 +104,7 @@ func TestPerCPURingsCarryEveryEventOfEveryCPU(t *testing.T) {
 	// other packages' tests, run in parallel by go test, filled 2 MiB per CPU once (hence 16
 	// MiB per CPU), and a Kubernetes node's loopback traffic 16 MiB: only the pod's own address
 	// is kept, which its connections use.
-	tr, rings := openPerCPU(t, 1<<25, allPeersBut(netip.PrefixFrom(pod.IPv4, 32))...)
+	tr, rings := openPerCPU(t, 1<<25, netnstest.AllPeersBut(netip.PrefixFrom(pod.IPv4, 32))...)
 	cpus := runtime.NumCPU()
 	require.Len(t, rings.rings, mustPossibleCPUs(t))
 	_, _ = readAll(t, tr, nil)

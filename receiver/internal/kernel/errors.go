@@ -31,14 +31,12 @@ func explain(step string, err error) error {
 		return fmt.Errorf("%s: the kernel's BPF verifier rejected a podnet program: this kernel differs from those podnet is tested on; please report its version (uname -r) with this error (hooks: tracepoint may load where tp_btf does not): %w", step, err)
 	}
 	switch {
-	case errors.Is(err, btf.ErrNotFound),
-		(errors.Is(err, ebpf.ErrNotSupported) || strings.Contains(err.Error(), coreKernelSpec)) && !kernelBTF():
-		if !errors.Is(err, btf.ErrNotFound) && !errors.Is(err, ebpf.ErrNotSupported) {
-			// There but unparsable (found by an independent check: an empty file over it said
-			// only "parsing .BTF header: read header: buffer too small").
-			return fmt.Errorf("%s: the kernel's BTF (%s) cannot be read: a file that is empty, truncated or not the running kernel's (something mounted over it? in a container, leave /sys/kernel/btf as the host has it): %w", step, vmlinuxBTF, err)
-		}
+	case errors.Is(err, btf.ErrNotFound), errors.Is(err, ebpf.ErrNotSupported) && !kernelBTF():
 		return fmt.Errorf("%s: the kernel exposes no BTF (%s): podnet's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.8): %w", step, vmlinuxBTF, err)
+	case strings.Contains(err.Error(), coreKernelSpec) && !kernelBTF():
+		// There but unparsable (found by an independent check: an empty file over it said
+		// only "parsing .BTF header: read header: buffer too small").
+		return fmt.Errorf("%s: the kernel's BTF (%s) cannot be read: a file that is empty, truncated or not the running kernel's (something mounted over it? in a container, leave /sys/kernel/btf as the host has it): %w", step, vmlinuxBTF, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
 		err = withoutMemlockHint(err)
 		if missing := missingCapabilities(); len(missing) > 0 {

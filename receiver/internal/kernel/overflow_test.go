@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
@@ -92,7 +91,7 @@ func twoKeyTable(t *testing.T, id byte) (tr *Tracer, client, server *netnstest.P
 	// while a Kubernetes node ran beside the tests).
 	tr, err := Open(Options{
 		Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 4096, AggregateInKernel: true, MaxAggregates: 2,
-		ExcludePeers: allPeersBut(netip.PrefixFrom(client.IPv4, 24).Masked()),
+		ExcludePeers: netnstest.AllPeersBut(netip.PrefixFrom(client.IPv4, 24).Masked()),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
@@ -115,19 +114,6 @@ func twoKeyTable(t *testing.T, id byte) (tr *Tracer, client, server *netnstest.P
 	}
 	active() // an empty table to start from
 	return tr, client, server, active, folded
-}
-
-// allPeersBut is every peer but keep's (an IPv4 range): the IPv4 ranges beside it, one per
-// bit of its prefix, and every IPv6 peer.
-func allPeersBut(keep netip.Prefix) []netip.Prefix {
-	out := []netip.Prefix{netip.MustParsePrefix("::/0")}
-	a := keep.Addr().As4()
-	for bit := range keep.Bits() {
-		other := a
-		other[bit/8] ^= 0x80 >> (bit % 8)
-		out = append(out, netip.PrefixFrom(netip.AddrFrom4(other), bit+1).Masked())
-	}
-	return out
 }
 
 // An open counted open in the overflow entry (the table full in its interval) is taken out of
@@ -242,7 +228,7 @@ func TestFoldedLiveReadsAreNotDroppedEvents(t *testing.T) {
 			o := m.options
 			o.Hooks, o.RingBufferSize, o.MaxTrackedConnections, o.MaxAggregates = HooksAuto, 1<<16, 4096, 2
 			// Only the test's own connections take the two keys (twoKeyTable).
-			o.ExcludePeers = allPeersBut(netip.PrefixFrom(client.IPv4, 24).Masked())
+			o.ExcludePeers = netnstest.AllPeersBut(netip.PrefixFrom(client.IPv4, 24).Masked())
 			tr, err := Open(o)
 			require.NoError(t, err)
 			defer tr.Close()
@@ -290,20 +276,6 @@ func TestFoldedLiveReadsAreNotDroppedEvents(t *testing.T) {
 			require.Positive(t, overflow.Connections, "opens were folded")
 			assert.LessOrEqual(t, folded, overflow.Connections+overflow.Closed, "only opens and closes are counted folded")
 		})
-	}
-}
-
-func TestAllPeersBut(t *testing.T) {
-	keep := netip.MustParsePrefix("10.213.163.0/24")
-	excluded := allPeersBut(keep)
-	in := func(a string) bool {
-		return slices.ContainsFunc(excluded, func(p netip.Prefix) bool { return p.Contains(netip.MustParseAddr(a)) })
-	}
-	for _, a := range []string{"10.213.163.1", "10.213.163.255"} {
-		assert.False(t, in(a), a)
-	}
-	for _, a := range []string{"127.0.0.1", "10.213.162.1", "10.213.164.1", "11.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "fd00:213:a3::1"} {
-		assert.True(t, in(a), a)
 	}
 }
 
