@@ -117,10 +117,17 @@ static const struct agg_value agg_zero = {};
  * receiver reports it as the series marked otel.metric.overflow, and sums stay exact. */
 static const struct agg_key agg_overflow = {};
 
+/* The `aggregates` slot the programs count into: a plain store by user space, so that the
+ * drain's clock read just after it is when the interval ended, to the nanosecond. Through a
+ * map-in-map update instead, the switch came somewhere inside the syscall, which returns a grace
+ * period (~30 ms) later: a stamp taken before it was early by the syscall's way in (17 µs once
+ * in 18 runs with busy CPUs), and points held connections made after their time. */
+volatile __u32 agg_slot = 0;
+
 /* The overflow key's counts in the current interval map (user space puts the key in each). */
 static __always_inline struct agg_value *agg_overflow_value(void)
 {
-	__u32 slot = 0;
+	__u32 slot = agg_slot;
 	void *interval = bpf_map_lookup_elem(&aggregates, &slot);
 
 	return interval ? bpf_map_lookup_elem(interval, &agg_overflow) : NULL;
@@ -131,7 +138,7 @@ static __always_inline struct agg_value *agg_overflow_value(void)
  * and open-count corrections are not events. */
 static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, bool *folded)
 {
-	__u32 slot = 0;
+	__u32 slot = agg_slot;
 	struct agg_value *v;
 	void *interval = bpf_map_lookup_elem(&aggregates, &slot);
 

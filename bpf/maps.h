@@ -184,7 +184,7 @@ struct {
 /* One interval's in-kernel aggregation (aggregate.h), used instead of `events` when only a
  * metrics pipeline consumes podnet. Written by the state programs (atomic adds: every CPU counts
  * the same keys). Never read while written: user space keeps two of these, and each drain points
- * `aggregates` at the empty one, waits until no program can still hold the old one (the kernel's
+ * the programs at the empty one (agg_slot), waits until no program can still hold the old one (a
  * map-in-map update does: synchronize_rcu), then reads, sums and deletes its entries at leisure.
  * Size: set from `max_metric_series` (the keys active within one interval), plus one for the
  * overflow key (aggregate.h) that new keys fold into when the rest is full, counted in
@@ -196,10 +196,11 @@ struct agg_interval {
 	__type(value, struct agg_value);
 };
 
-/* The interval map the programs count into: one slot, swapped by user space at each drain. */
+/* The two interval maps, one per slot; the programs count into the one `agg_slot` (aggregate.h)
+ * names, which user space flips at each drain. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__array(values, struct agg_interval);
 } aggregates SEC(".maps");

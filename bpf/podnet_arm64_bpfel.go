@@ -353,6 +353,7 @@ const (
 	PodnetProgSynackRetransmitTpBtf      = "synack_retransmit_tp_btf"
 	PodnetProgUringComplete              = "uring_complete"
 	PodnetVarAggKeyDrops                 = "agg_key_drops"
+	PodnetVarAggSlot                     = "agg_slot"
 	PodnetVarAggregateInKernel           = "aggregate_in_kernel"
 	PodnetVarAtomics                     = "atomics"
 	PodnetVarBackendInMetrics            = "backend_in_metrics"
@@ -499,6 +500,7 @@ type PodnetMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type PodnetVariableSpecs struct {
 	AggKeyDrops              *ebpf.VariableSpec `ebpf:"agg_key_drops"`
+	AggSlot                  *ebpf.VariableSpec `ebpf:"agg_slot"`
 	AggregateInKernel        *ebpf.VariableSpec `ebpf:"aggregate_in_kernel"`
 	Atomics                  *ebpf.VariableSpec `ebpf:"atomics"`
 	BackendInMetrics         *ebpf.VariableSpec `ebpf:"backend_in_metrics"`
@@ -621,6 +623,7 @@ func (m *PodnetMaps) Close() error {
 // It can be passed to LoadPodnetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PodnetVariables struct {
 	AggKeyDrops              *ebpf.Variable `ebpf:"agg_key_drops"`
+	AggSlot                  *ebpf.Variable `ebpf:"agg_slot"`
 	AggregateInKernel        *ebpf.Variable `ebpf:"aggregate_in_kernel"`
 	Atomics                  *ebpf.Variable `ebpf:"atomics"`
 	BackendInMetrics         *ebpf.Variable `ebpf:"backend_in_metrics"`

@@ -17,15 +17,21 @@ import (
 // aggregateBatch is how many keys one batch syscall moves.
 const aggregateBatch = 256
 
-// intervals are the two maps the in-kernel aggregation alternates between (bpf/maps.h): the
-// programs count into the one the `aggregates` slot points at, and a drain reads the other,
-// which no program writes any more.
+// intervals are the two maps the in-kernel aggregation alternates between (bpf/maps.h): each
+// has its slot in `aggregates`, the programs count into the one `agg_slot` names, and a drain
+// reads the other, which no program writes any more.
 type intervals struct {
-	mu sync.Mutex // one drain at a time
-	alternating
+	mu      sync.Mutex // one drain at a time
+	slots   *ebpf.Map  // aggregates: maps[i] in slot i
+	maps    [2]*ebpf.Map
+	index   *ebpf.Variable // agg_slot
+	current int            // the map agg_slot names: the programs write it
 	// ended is when the last drain pointed the programs at the other map (Unix ns): what it
 	// handed over was counted before. Read without mu, by a drain's fn too.
 	ended atomic.Int64
+	// betweenSwitchAndStamp, when set (tests), runs between the switch and the clock read that
+	// stamps it, to widen the moment between them.
+	betweenSwitchAndStamp func()
 }
 
 // overflowKey is the interval maps' overflow entry (bpf/aggregate.h): all zero, which no real
@@ -36,22 +42,24 @@ var overflowKey bpf.PodnetAggKey
 // the interval map full, which the receiver folds into its overflow series.
 func IsOverflow(k *bpf.PodnetAggKey) bool { return k.Family == 0 }
 
-func newIntervals(slot *ebpf.Map, spec *ebpf.MapSpec) (*intervals, error) {
-	iv := &intervals{alternating: alternating{what: "aggregation interval", slot: slot}}
+func newIntervals(slots *ebpf.Map, index *ebpf.Variable, spec *ebpf.MapSpec) (*intervals, error) {
+	iv := &intervals{slots: slots, index: index}
 	for i := range iv.maps {
 		m, err := ebpf.NewMap(spec)
 		if err == nil {
 			err = putOverflow(m)
 		}
+		if err == nil {
+			err = slots.Update(uint32(i), m, ebpf.UpdateAny)
+		}
 		if err != nil {
+			if m != nil {
+				_ = m.Close()
+			}
 			iv.close()
 			return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapAggregates, err)
 		}
 		iv.maps[i] = m
-	}
-	if err := iv.point(); err != nil {
-		iv.close()
-		return nil, err
 	}
 	return iv, nil
 }
@@ -67,8 +75,8 @@ func (iv *intervals) close() {
 // DrainAggregates hands every in-kernel aggregate counted since the last drain to fn, so the
 // kernel only ever holds one interval's keys; the caller keeps the cumulative totals. Nothing
 // is lost to a program adding while the drain reads: the programs are first pointed at the other
-// interval map, and the kernel returns from that update only once no program still runs that
-// could have looked up the old one (map-in-map updates wait for an RCU grace period). A no-op
+// interval map, and the drain waits until no program still runs that could have looked up the
+// old one (swap). A no-op
 // when not aggregating in the kernel.
 //
 // In both aggregation modes the drain first reads the live progress of open connections
@@ -115,16 +123,36 @@ func (iv *intervals) drain(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)) erro
 	return iv.read(old, fn)
 }
 
-// swap is alternating.swap, noting when the interval ended: before the slot's update, which
-// returns only a grace period later (~30 ms here), while the programs count into the new map
-// (found by an independent check: points stamped after it lacked the connections made meanwhile).
+// swap points the programs at the other interval map and returns the one they wrote, noting
+// when the interval ended: just after the switch, a store to agg_slot (bpf/aggregate.h), so that
+// the interval holds nothing counted after its stamp. Then the slot of the old map is updated
+// with that same map, for the wait: the update returns only once no program can still hold the
+// old map (map-in-map updates wait for an RCU grace period, ~30 ms here), and the caller reads
+// it with nothing writing it. The stamp is not taken after the wait (found by an independent
+// check: points stamped so lacked the connections made during it), nor before the update (the
+// update also was the switch, somewhere inside the syscall: points held connections made up to
+// tens of µs after their time with busy CPUs).
 func (iv *intervals) swap() (*ebpf.Map, error) {
-	at := time.Now()
-	old, err := iv.alternating.swap()
-	if err == nil {
-		iv.ended.Store(at.UnixNano())
+	old, next := iv.current, 1-iv.current
+	if err := iv.index.Set(uint32(next)); err != nil {
+		return nil, fmt.Errorf("switching the aggregation interval: %w", err)
 	}
-	return old, err
+	iv.current = next
+	if iv.betweenSwitchAndStamp != nil {
+		iv.betweenSwitchAndStamp()
+	}
+	at := time.Now()
+	if err := iv.point(old); err != nil {
+		// Unread until a later drain points the programs back at it and takes it then.
+		return nil, fmt.Errorf("waiting for the programs still counting into the last aggregation interval: %w", err)
+	}
+	iv.ended.Store(at.UnixNano())
+	return iv.maps[old], nil
+}
+
+// point updates slot i with the map it holds: its wait (swap, and detach.go).
+func (iv *intervals) point(i int) error {
+	return iv.slots.Update(uint32(i), iv.maps[i], ebpf.UpdateAny)
 }
 
 // IntervalEnded is when the last drain's interval ended: what it handed over was counted

@@ -10,8 +10,8 @@ import (
 )
 
 // alternating is a pair of maps the programs write in turn, through a one-slot map-in-map that
-// user space points at one of them (bpf/maps.h: the aggregation intervals, the moved open
-// counts, the marked sets), so that user space reads the other while nothing writes it.
+// user space points at one of them (bpf/maps.h: the moved open counts, the marked sets; the
+// aggregation intervals flip a variable instead, aggregates.go), so that user space reads the other while nothing writes it.
 type alternating struct {
 	what    string // for errors
 	slot    *ebpf.Map

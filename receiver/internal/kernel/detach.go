@@ -57,10 +57,10 @@ func (t *Tracer) cut() error {
 	return t.coll.Variables[bpf.PodnetVarStopping].Set(uint8(1))
 }
 
-// waitForPrograms updates the aggregation slot with the interval map it already holds.
+// waitForPrograms updates the current aggregation slot with the interval map it already holds.
 func (t *Tracer) waitForPrograms() error {
 	iv := t.aggregates
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
-	return iv.point()
+	return iv.point(iv.current)
 }

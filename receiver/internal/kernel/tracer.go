@@ -196,7 +196,7 @@ func open(mode HookMode, opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 	// Before attaching: a program finding the slot empty would count nothing.
-	if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], interval); err != nil {
+	if t.aggregates, err = newIntervals(coll.Maps[bpf.PodnetMapAggregates], coll.Variables[bpf.PodnetVarAggSlot], interval); err != nil {
 		return nil, explain("creating the in-kernel aggregation maps", sizeError(err, opts))
 	}
 	if marked {
