@@ -394,7 +394,7 @@ struct nat_backend {
 	__u16 port;
 	__u8 _pad[6];
 	__u64 ct; /* the conntrack entry's address: the same connection seen again is no new one */
-	__u64 noted_ns; /* CLOCK_BOOTTIME when noted: a note older than a socket's SYN_SENT is not its own */
+	__u64 noted_ns; /* CLOCK_BOOTTIME when noted, or when a SYN last went through its confirmed entry (nat.h): a note older than a socket's SYN_SENT is not its own */
 };
 
 /* Written by nat_seen when the node's conntrack translates a new TCP connection, read and
