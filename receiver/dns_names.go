@@ -69,8 +69,9 @@ func (r *podnetReceiver) withDNSNames(stopAttr func(), tb *metadata.TelemetryBui
 	}
 	if err != nil {
 		r.set.Logger.Info("podnet: dns_names is off (connections to servers outside the cluster carry no server.address); "+
-			"it needs CAP_NET_ADMIN (README.md, DNS names), the host's cgroup v2 hierarchy (cgroup_root) "+
-			"and cgroup_skb BPF programs; set dns_names.mode: off to silence this", zap.Error(err))
+			"it needs CAP_NET_ADMIN (README.md, DNS names), the host's cgroup v2 hierarchy (cgroup_root), "+
+			"cgroup_skb BPF programs and room beside any other at the cgroup (the error says which it lacked); "+
+			"set dns_names.mode: off to silence this", zap.Error(err))
 		return nil, stopAttr
 	}
 	r.set.Logger.Info("podnet: connections to servers outside the cluster are named by the DNS names their pods resolved (server.address)",

@@ -147,7 +147,7 @@ func (n *Names) attach(cgroupRoot string) (err error) {
 	}
 	n.link, err = link.AttachCgroup(link.CgroupOptions{Path: cgroupRoot, Attach: ebpf.AttachCGroupInetIngress, Program: prog})
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w: attaching cgroup programs needs CAP_NET_ADMIN", cgroupRoot, err)
+		return fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w: %s", cgroupRoot, err, whyRefused(cgroupRoot))
 	}
 	if err != nil {
 		return fmt.Errorf("attaching the DNS program (cgroup_skb/ingress) at %s: %w", cgroupRoot, err)
