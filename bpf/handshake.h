@@ -153,8 +153,8 @@ static __always_inline void handshake_end(struct conn_info *ci, struct sock *sk,
 			ci->handshake_us = synack_estimate_us(retrans, syn_linear_timeouts(sk), srtt >> 3);
 		return;
 	}
-	if (!client && srtt && cookie_echo_sample(sk, srtt)) {
-		ci->handshake_us = 0; /* unknown: a SYN cookie's SYN-ACK left no time (sock.h) */
+	if (!client && srtt && (cookie_echo_sample(sk, srtt) || join_echo_sample(sk, srtt))) {
+		ci->handshake_us = 0; /* unknown: a SYN cookie's SYN-ACK left no time, a join's was not taken (sock.h) */
 		return;
 	}
 	waits = retrans;

@@ -277,6 +277,23 @@ static __always_inline void tcp_rtt_retrans(struct sock *sk, enum sock_read rd, 
 	}
 }
 
+/* Whether sk is an MPTCP connection's further subflow (not its first, which its connect()
+ * connects): the path manager connects those, in a kworker or in the context of whatever asked
+ * it to (`ip mptcp endpoint add ... subflow`, a user-space path manager), never the
+ * application's. One read for a TCP socket; probe reads, as only process attribution and a join's handshake
+ * (join_echo_sample) ask. */
+static __always_inline bool further_subflow(struct sock *sk)
+{
+	struct mptcp_subflow_context *ctx;
+	struct sock *conn;
+
+	if (!bpf_core_field_exists(((struct tcp_sock *)0)->is_mptcp) || !BPF_CORE_READ((struct tcp_sock *)sk, is_mptcp))
+		return false;
+	ctx = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_ulp_data);
+	conn = ctx ? BPF_CORE_READ(ctx, conn) : NULL;
+	return conn && BPF_CORE_READ((struct mptcp_sock *)conn, first) != sk;
+}
+
 /* Whether a server's first RTT sample is the echo of a SYN cookie's timestamp. The kernel keeps
  * no send time for a cookie's SYN-ACK (cookie_tcp_reqsk_init: snt_synack 0), so the child's
  * sample comes from the timestamp the ACK echoes, in whole ms (TCP_TS_HZ), and the cookie had
@@ -298,6 +315,15 @@ static __always_inline bool cookie_echo_sample(struct sock *sk, __u32 srtt)
 	if (BPF_CORE_READ_BITFIELD_PROBED(tp, rx_opt.sack_ok))
 		options |= 0x10;
 	return (tsecr & 0x1f) == options;
+}
+
+/* Whether a server subflow's first RTT sample (srtt, <<3) came from the echo of its timestamp
+ * (whole ms, at least 1) rather than from its SYN-ACK's time: so for an MPTCP MP_JOIN subflow,
+ * whose request the kernel drops before that measurement (tcp_check_req, drop_req), found by an
+ * independent check: 1 ms for 7-12 us on the wire, every join. The first subflow is measured. */
+static __always_inline bool join_echo_sample(struct sock *sk, __u32 srtt)
+{
+	return (srtt >> 3) % 1000 == 0 && further_subflow(sk);
 }
 
 /* Where a connect() caller asked to go: the sockaddr in its memory (sockaddr_in: port at 2,

@@ -356,22 +356,6 @@ static __always_inline __u64 fallback_cgroup_id(void)
 	return sock_cgroup_readable() ? 0 : bpf_get_current_cgroup_id();
 }
 
-/* Whether sk is an MPTCP connection's further subflow (not its first, which its connect()
- * connects): the path manager connects those, in a kworker or in the context of whatever asked
- * it to (`ip mptcp endpoint add ... subflow`, a user-space path manager), never the
- * application's. One read for a TCP socket; probe reads, as only process attribution asks. */
-static __always_inline bool further_subflow(struct sock *sk)
-{
-	struct mptcp_subflow_context *ctx;
-	struct sock *conn;
-
-	if (!bpf_core_field_exists(((struct tcp_sock *)0)->is_mptcp) || !BPF_CORE_READ((struct tcp_sock *)sk, is_mptcp))
-		return false;
-	ctx = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_ulp_data);
-	conn = ctx ? BPF_CORE_READ(ctx, conn) : NULL;
-	return conn && BPF_CORE_READ((struct mptcp_sock *)conn, first) != sk;
-}
-
 /* CLOSE -> SYN_SENT, inside connect(): the handshake's start, in every mode (a client's entry is
  * made here rather than when established, so dating it costs one clock read), and with events
  * the caller's process context. A new connection on this socket: whatever an earlier one left is

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func mptcpAcceptNamesTheAcceptor(t *testing.T, clientPod, serverPod *netnstest.P
 }
 
 // mptcpPair connects clientPod to a listener of serverPod at addr, both ends MPTCP (as Go 1.24+
-// listens by default, and dialers opt in), and returns both ends; the listener is closed.
+// listens by default, and dialers opt in), and returns both ends. The listener stays open until
+// the test ends: a further subflow's join is made to it (closed, it refused the joins with a reset).
 func mptcpPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.AddrPort) (client, server net.Conn) {
 	t.Helper()
 	var ln net.Listener
@@ -71,7 +73,7 @@ func mptcpPair(t *testing.T, clientPod, serverPod *netnstest.Pod, addr netip.Add
 		ln, err = lc.Listen(context.Background(), "tcp", addr.String())
 		return err
 	}))
-	defer ln.Close()
+	t.Cleanup(func() { _ = ln.Close() })
 	require.NoError(t, clientPod.Do(func() (err error) {
 		var d net.Dialer
 		d.SetMultipathTCP(true)
@@ -105,11 +107,64 @@ func TestMPTCPFurtherSubflowsNameNoCommand(t *testing.T) {
 	assert.Equal(t, map[uint32]int{0: 1}, further, "the further subflow: no process")
 }
 
-// furtherSubflowPids makes an MPTCP connection between two pods of network subnet whose
-// client has a second address and a subflow endpoint on it, added before the connection or
-// (whileOpen) once it is established, and returns the pids of its subflows' connects: the
-// first's, and the further one's from the second address.
+// furtherSubflowPids makes an MPTCP connection with a further subflow (twoSubflows) and returns
+// the pids of its subflows' connects: the first's, and the further one's from the second address.
 func furtherSubflowPids(t *testing.T, subnet byte, whileOpen bool) (first, further map[uint32]int) {
+	var ring *collector
+	second := twoSubflows(t, subnet, whileOpen, func(clientPod, _ *netnstest.Pod) {
+		ring = collectRingWhere(t, openEvents(t, 1<<22), func(e *bpf.PodnetEvent) bool {
+			return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
+		})
+	})
+	return subflowConnectPids(t, ring, second)
+}
+
+// A server's handshake duration is the kernel's first RTT sample, which for an MP_JOIN subflow
+// is not its SYN-ACK's time (the kernel drops the join's request before measuring it) but the
+// echo of its timestamp, whole ms: it said 1 ms for ~10 µs on the wire, every join (found by an
+// independent check). Unknown instead, as a SYN cookie's: the join's connection is counted and
+// its handshake is not; the first subflow's is measured. Read from the in-kernel aggregates,
+// which count a server's handshake as it ends (its accept record waits for its close, which
+// MPTCP's close timeout can put a minute after the connection's).
+func TestMPTCPJoinHasNoMillisecondHandshake(t *testing.T) {
+	var tr *Tracer
+	var server netip.Addr
+	second := twoSubflows(t, 49, false, func(_, serverPod *netnstest.Pod) {
+		tr = openBothSinks(t, HooksAuto)
+		server = serverPod.IPv4
+	})
+	handshakes := map[netip.Addr]bpf.PodnetAggValue{} // the server's, by peer
+	require.Eventually(t, func() bool {
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.Role != uint8(bpf.PodnetRoleROLE_SERVER) || k.ServerPort != 7049 {
+				return
+			}
+			s := handshakes[netip.AddrFrom4([4]byte(k.PeerAddr[:4]))]
+			s.Connections += v.Connections
+			s.HandshakeUs += v.HandshakeUs
+			for i, n := range v.HandshakeBuckets {
+				s.HandshakeBuckets[i] += n
+			}
+			handshakes[netip.AddrFrom4([4]byte(k.PeerAddr[:4]))] = s
+		}))
+		return len(handshakes) == 2
+	}, 5*time.Second, 50*time.Millisecond, "the server's two subflows, from %s and its second address %s", server, second)
+	join := handshakes[second]
+	assert.Equal(t, uint64(1), join.Connections, "the join: a connection")
+	assert.Zero(t, join.HandshakeUs, "the join's handshake: unknown, not the timestamp echo's whole ms")
+	assert.Zero(t, slices.Max(join.HandshakeBuckets[:]), "and not in the histogram")
+	delete(handshakes, second)
+	for _, first := range handshakes {
+		assert.NotZero(t, first.HandshakeUs, "the first subflow's handshake is measured")
+	}
+}
+
+// twoSubflows makes an MPTCP connection between two pods of network subnet whose client has a
+// second address and a subflow endpoint on it, added before the connection or (whileOpen) once
+// it is established, so that the path manager adds a further subflow from it; before runs
+// once the pods are set up, before the connection (to load podnet). It returns the second
+// address.
+func twoSubflows(t *testing.T, subnet byte, whileOpen bool, before func(clientPod, serverPod *netnstest.Pod)) netip.Addr {
 	netw := netnstest.NewNetwork(t, subnet)
 	clientPod, serverPod := netw.AddPod(), netw.AddPod()
 	second := netip.AddrFrom4([4]byte{10, 213, subnet, 200}) // the client's second address, in the pods' subnet
@@ -121,14 +176,10 @@ func furtherSubflowPids(t *testing.T, subnet byte, whileOpen bool) (first, furth
 	if !whileOpen {
 		addEndpoint()
 	}
-	tr := openEvents(t, 1<<22)
-	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
-		return e.NetnsIno == clientPod.NetnsInode() && e.Type == uint8(bpf.PodnetEventTypeEVENT_CONNECT)
-	})
+	before(clientPod, serverPod)
 
 	client, server := mptcpPair(t, clientPod, serverPod, netip.AddrPortFrom(serverPod.IPv4, 7000+uint16(subnet)))
-	defer client.Close()
-	defer server.Close()
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	// The path manager adds subflows once the connection is fully established: data both ways.
 	_, err := client.Write([]byte("ping"))
 	require.NoError(t, err)
@@ -141,7 +192,7 @@ func furtherSubflowPids(t *testing.T, subnet byte, whileOpen bool) (first, furth
 	if whileOpen {
 		addEndpoint()
 	}
-	return subflowConnectPids(t, ring, second)
+	return second
 }
 
 // subflowConnectPids waits for the connects of a first subflow and of a further one from
