@@ -62,7 +62,7 @@ func (r *podnetReceiver) withDNSNames(stopAttr func(), tb *metadata.TelemetryBui
 	root, err := procscan.Cgroup2Root(r.cfg.ProcRoot, r.cfg.CgroupRoot)
 	var names dnsSource
 	if err == nil {
-		rep := &dnsReporter{tb: tb}
+		rep := &dnsReporter{tb: tb, logger: r.set.Logger}
 		names, err = r.openNames(dnsnames.Options{
 			CgroupRoot: root, MaxNames: cfg.MaxNames, Poll: r.cfg.PollInterval, Report: rep.report,
 		})
@@ -87,12 +87,19 @@ func (r *podnetReceiver) withDNSNames(stopAttr func(), tb *metadata.TelemetryBui
 // dnsReporter exports the DNS counters' deltas as podnet's self-telemetry. Called from one
 // goroutine at a time (dnsnames.Options.Report).
 type dnsReporter struct {
-	tb   *metadata.TelemetryBuilder
-	last dnsnames.Counters
+	tb     *metadata.TelemetryBuilder
+	logger *zap.Logger
+	last   dnsnames.Counters
 }
 
 func (d *dnsReporter) report(c dnsnames.Counters) {
 	ctx := context.Background()
+	if c.Detached && !d.last.Detached {
+		// Once: found by an independent check, names silently stopped after a `bpftool link
+		// detach`. Not attached again: whoever detached it may mean it.
+		d.logger.Warn("podnet: the DNS program was detached from its cgroup by something else (bpftool link detach?): " +
+			"no DNS name is learnt from now on; restart the collector to attach it again")
+	}
 	d.tb.PodnetDNSResponses.Add(ctx, int64(c.Responses-d.last.Responses))
 	dropped := func(c dnsnames.Counters) uint64 { return c.Lost + c.NoSocket + c.Malformed }
 	d.tb.PodnetDNSResponsesDropped.Add(ctx, int64(dropped(c)-dropped(d.last)))

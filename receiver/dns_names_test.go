@@ -9,11 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/podnet/podnet/internal/metadata"
 	"github.com/podnet/podnet/receiver/internal/dnsnames"
 )
 
@@ -113,4 +115,19 @@ func TestDNSNamesNotLoadedSaysWhatItIgnores(t *testing.T) {
 		assert.Equal(t, zap.WarnLevel, said[0].Level)
 		assert.Equal(t, []any{"dns_names.max_names"}, said[0].ContextMap()["ignored"])
 	}
+}
+
+// A DNS program detached by something else is said once, at the first report that sees it.
+func TestADetachedDNSProgramIsSaidOnce(t *testing.T) {
+	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	core, logs := observer.New(zap.WarnLevel)
+	rep := &dnsReporter{tb: tb, logger: zap.New(core)}
+	rep.report(dnsnames.Counters{})
+	assert.Zero(t, logs.Len(), "attached: nothing to say")
+	for range 3 {
+		rep.report(dnsnames.Counters{Detached: true})
+	}
+	require.Equal(t, 1, logs.Len(), "said once")
+	assert.Contains(t, logs.All()[0].Message, "detached")
 }

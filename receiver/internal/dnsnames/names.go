@@ -89,6 +89,9 @@ type Counters struct {
 	// NoSocket: responses delivered without a socket to name their network namespace (none
 	// expected: the hook runs on socket delivery).
 	NoSocket uint64
+	// Detached: the program's link lost its cgroup, detached by something else (`bpftool link
+	// detach`): no response is seen since, and nothing else would tell.
+	Detached bool
 }
 
 var errClosed = errors.New("dnsnames: closed")
@@ -281,8 +284,22 @@ func (n *Names) Counters() (Counters, error) {
 	}
 	return Counters{
 		Stats: n.stats, Seen: sums[bpf.DnsCounterCOUNTER_SEEN], Lost: sums[bpf.DnsCounterCOUNTER_LOST],
-		NoSocket: sums[bpf.DnsCounterCOUNTER_NO_SOCKET],
+		NoSocket: sums[bpf.DnsCounterCOUNTER_NO_SOCKET], Detached: n.detached(),
 	}, nil
+}
+
+// detached says whether the link was detached from its cgroup: the kernel then reports it
+// attached to none (cgroup id 0). A link podnet cannot read is taken as attached.
+func (n *Names) detached() bool {
+	if n.link == nil {
+		return false
+	}
+	info, err := n.link.Info()
+	if err != nil {
+		return false
+	}
+	cg := info.Cgroup()
+	return cg != nil && cg.CgroupId == 0
 }
 
 // ProgramID is the attached program's id (bpftool prog show id N).

@@ -40,7 +40,9 @@ func TestAnExclusiveProgramAtTheCgroupIsNamedAsTheReasonForTheRefusal(t *testing
 	defer pass.Close()
 	attached := link.RawAttachProgramOptions{Target: int(dir.Fd()), Program: pass, Attach: ebpf.AttachCGroupInetIngress} // no flags: exclusive
 	require.NoError(t, link.RawAttachProgram(attached))
-	defer func() { require.NoError(t, link.RawDetachProgram(link.RawDetachProgramOptions{Target: attached.Target, Program: pass, Attach: attached.Attach})) }()
+	defer func() {
+		require.NoError(t, link.RawDetachProgram(link.RawDetachProgramOptions{Target: attached.Target, Program: pass, Attach: attached.Attach}))
+	}()
 	info, err := pass.Info()
 	require.NoError(t, err)
 	id, _ := info.ID()
@@ -52,4 +54,25 @@ func TestAnExclusiveProgramAtTheCgroupIsNamedAsTheReasonForTheRefusal(t *testing
 	require.Error(t, err, "the kernel allows no second program beside an exclusive one")
 	assert.Contains(t, err.Error(), fmt.Sprintf("another program is attached there for cgroup_skb ingress without BPF_F_ALLOW_MULTI (id %d \"other_tool\")", id))
 	assert.NotContains(t, err.Error(), "CAP_NET_ADMIN")
+}
+
+// A link something else detached (`bpftool link detach`) is said so in the counters the
+// receiver warns from: the program then sees no response, and nothing else would tell (found
+// by an independent check: names stopped, without a word).
+func TestADetachedLinkIsReported(t *testing.T) {
+	n := openNames(t)
+	c, err := n.Counters()
+	require.NoError(t, err)
+	require.False(t, c.Detached, "attached")
+
+	info, err := n.link.Info()
+	require.NoError(t, err)
+	other, err := link.NewFromID(info.ID) // as bpftool does, from outside
+	require.NoError(t, err)
+	defer other.Close()
+	require.NoError(t, other.Detach())
+
+	c, err = n.Counters()
+	require.NoError(t, err)
+	assert.True(t, c.Detached, "detached by something else")
 }
