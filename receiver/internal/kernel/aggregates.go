@@ -76,8 +76,7 @@ func (iv *intervals) close() {
 // kernel only ever holds one interval's keys; the caller keeps the cumulative totals. Nothing
 // is lost to a program adding while the drain reads: the programs are first pointed at the other
 // interval map, and the drain waits until no program still runs that could have looked up the
-// old one (swap). A no-op
-// when not aggregating in the kernel.
+// old one (swap). A no-op when not aggregating in the kernel.
 //
 // In both aggregation modes the drain first reads the live progress of open connections
 // (bpf/progress.h) into the interval it then takes: each key's `Active` is the number of its
