@@ -161,6 +161,7 @@ func (f *fakeKernel) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 func (f *fakeKernel) IteratorsUnavailable() error { return f.iterErr }
 
 func (f *fakeKernel) CountingSince() time.Time { return time.Time{} }
+func (f *fakeKernel) CountedUntil() time.Time  { return time.Time{} }
 
 func (f *fakeKernel) scanCount() int {
 	f.mu.Lock()

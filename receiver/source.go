@@ -42,6 +42,9 @@ type kernelSource interface {
 	BackendsErr() error
 	// CountingSince is when the programs began counting connections (zero: unknown).
 	CountingSince() time.Time
+	// CountedUntil is when Detach stopped the programs' counting, its first step (zero:
+	// not detached, or unknown).
+	CountedUntil() time.Time
 	// Detach stops the programs for good (none still running when it returns); the ring,
 	// counters and aggregates stay readable until Close.
 	Detach() error

@@ -5,6 +5,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/podnet/podnet/bpf"
 )
@@ -54,7 +55,11 @@ func (t *Tracer) lastProgress() error {
 // cut makes every program stop reporting (bpf/ring.h `stopping`), still attached: a run that
 // has not read the flag yet may still report, and the detach's wait covers it.
 func (t *Tracer) cut() error {
-	return t.coll.Variables[bpf.PodnetVarStopping].Set(uint8(1))
+	if err := t.coll.Variables[bpf.PodnetVarStopping].Set(uint8(1)); err != nil {
+		return err
+	}
+	t.counted = time.Now()
+	return nil
 }
 
 // waitForPrograms updates the current aggregation slot with the interval map it already holds.

@@ -46,11 +46,18 @@ type Tracer struct {
 	readScan func(*link.Iter) ([]byte, error)
 	// counting is when the state programs, which count every connection, began to attach.
 	counting time.Time
+	// counted is when Detach told the programs to stop reporting (cut); zero before.
+	counted time.Time
 }
 
 // CountingSince is when the programs began counting connections: what a metric series
 // counted from Start covers (loading and verifying them, before, took up to a second).
 func (t *Tracer) CountingSince() time.Time { return t.counting }
+
+// CountedUntil is when Detach told the programs to stop reporting: every connection counted
+// was made before it, and every one that ended before it was counted (a run that had not read
+// the flag yet still reports, and Detach waits for it). Zero before Detach.
+func (t *Tracer) CountedUntil() time.Time { return t.counted }
 
 // Open loads and attaches the programs, trying hook modes cheapest first. Nothing stays loaded
 // when it fails.
