@@ -18,9 +18,10 @@ import (
 	"github.com/podnet/podnet/internal/netnstest"
 )
 
-// A cgroup where another program is attached for cgroup_skb ingress without BPF_F_ALLOW_MULTI
-// refuses podnet's with EPERM whatever its capabilities: the error names that program and the
-// flag its owner must use, not CAP_NET_ADMIN, which podnet has (found by an independent check).
+// A cgroup where another program is attached for cgroup_skb ingress without BPF_F_ALLOW_MULTI,
+// or under an ancestor where one is (cgroup_root may be a subtree), refuses podnet's with EPERM
+// whatever its capabilities: the error names that program, where, and the flag its owner must
+// use, not CAP_NET_ADMIN, which podnet has (found by independent checks).
 func TestAnExclusiveProgramAtTheCgroupIsNamedAsTheReasonForTheRefusal(t *testing.T) {
 	netnstest.RequireRoot(t)
 	root, err := netnstest.Cgroup2Mount()
@@ -28,6 +29,9 @@ func TestAnExclusiveProgramAtTheCgroupIsNamedAsTheReasonForTheRefusal(t *testing
 	cgroup := filepath.Join(root, fmt.Sprintf("podnet-test-exclusive-%d", os.Getpid()))
 	require.NoError(t, os.Mkdir(cgroup, 0o755))
 	t.Cleanup(func() { _ = os.Remove(cgroup) })
+	below := filepath.Join(cgroup, "below")
+	require.NoError(t, os.Mkdir(below, 0o755))
+	t.Cleanup(func() { _ = os.Remove(below) })
 	dir, err := os.Open(cgroup)
 	require.NoError(t, err)
 	defer dir.Close()
@@ -47,13 +51,15 @@ func TestAnExclusiveProgramAtTheCgroupIsNamedAsTheReasonForTheRefusal(t *testing
 	require.NoError(t, err)
 	id, _ := info.ID()
 
-	n, err := Open(Options{CgroupRoot: cgroup, MaxNames: 16, Poll: time.Hour})
-	if err == nil {
-		_ = n.Close()
+	for at, where := range map[string]string{cgroup: "there", below: "at its ancestor " + cgroup} {
+		n, err := Open(Options{CgroupRoot: at, MaxNames: 16, Poll: time.Hour})
+		if err == nil {
+			_ = n.Close()
+		}
+		require.Error(t, err, "the kernel allows no second program beside an exclusive one, nor under it")
+		assert.Contains(t, err.Error(), fmt.Sprintf("another program is attached %s for cgroup_skb ingress without BPF_F_ALLOW_MULTI (id %d \"other_tool\")", where, id))
+		assert.NotContains(t, err.Error(), "CAP_NET_ADMIN")
 	}
-	require.Error(t, err, "the kernel allows no second program beside an exclusive one")
-	assert.Contains(t, err.Error(), fmt.Sprintf("another program is attached there for cgroup_skb ingress without BPF_F_ALLOW_MULTI (id %d \"other_tool\")", id))
-	assert.NotContains(t, err.Error(), "CAP_NET_ADMIN")
 }
 
 // A link something else detached (`bpftool link detach`) is said so in the counters the
