@@ -429,24 +429,28 @@ func TestSocketLBWithoutLogsIsSaid(t *testing.T) {
 }
 
 // Settings that shape only log records are said to be ignored, once at Start, by a
-// metrics-only podnet, naming each.
+// metrics-only podnet, naming each; and the ring's, where no ring is made (in-kernel metrics).
 func TestLogsSettingsWithoutLogsAreSaid(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	cfg := NewDefaultConfig()
-	cfg.Logs.unused(false, false, cfg.Events, zap.New(core))
+	cfg.Logs.unused(false, false, cfg.Events, cfg.ringSettings(), zap.New(core))
 	assert.Zero(t, logs.Len(), "defaults: nothing to say")
 	cfg.Logs.Sampling.OneIn = 10
 	cfg.Logs.ProcessAttributes = false
 	cfg.Events.PodnetTCPAccept.Enabled = false
-	cfg.Logs.unused(true, false, cfg.Events, zap.New(core))
+	cfg.RingBufferSize = 16 << 20
+	cfg.RingBuffers = ringBuffersPerCPU
+	cfg.Logs.unused(true, false, cfg.Events, cfg.ringSettings(), zap.New(core))
 	assert.Zero(t, logs.Len(), "with a logs pipeline they apply")
-	cfg.Logs.unused(false, false, cfg.Events, zap.New(core))
+	cfg.Logs.unused(false, false, cfg.Events, cfg.ringSettings(), zap.New(core))
 	said := logs.FilterMessageSnippet("no logs pipeline uses this receiver").All()
 	require.Len(t, said, 1)
-	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.process_attributes", "logs.sampling.one_in"}, said[0].ContextMap()["ignored"])
+	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.process_attributes", "logs.sampling.one_in", "ring_buffer_size", "ring_buffers"},
+		said[0].ContextMap()["ignored"])
 
-	// Metrics counted from events lose the connect() hooks with process_attributes: not ignored.
-	cfg.Logs.unused(false, true, cfg.Events, zap.New(core))
+	// Metrics counted from events lose the connect() hooks with process_attributes, and read
+	// the ring: not ignored.
+	cfg.Logs.unused(false, true, cfg.Events, cfg.ringSettings(), zap.New(core))
 	said = logs.FilterMessageSnippet("no logs pipeline uses this receiver").All()
 	require.Len(t, said, 2)
 	assert.Equal(t, []any{"events.podnet.tcp.accept.enabled", "logs.sampling.one_in"}, said[1].ContextMap()["ignored"])

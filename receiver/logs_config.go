@@ -47,18 +47,22 @@ func (c LogsConfig) validate(metricsAggregation string) error {
 }
 
 // unused says once at Start which settings shape only log records when no logs pipeline uses
-// the receiver: a metrics-only podnet ignores them, which it should say rather than leave a
+// the receiver (with ring, the ring's settings that are set, where no ring is made either): a metrics-only podnet ignores them, which it should say rather than leave a
 // user thinking they apply (found by an independent check).
 //
 // logs.process_attributes is not among them where metrics are counted from events
 // (metricsFromEvents): off, it takes away the connect() hooks those metrics count a connect that
 // fails before a SYN with (README, metrics_aggregation), so it is not ignored (found by an
 // independent check: said ignored, and those failures were missing from the metrics).
-func (c LogsConfig) unused(hasLogs, metricsFromEvents bool, events metadata.EventsConfig, logger *zap.Logger) {
+func (c LogsConfig) unused(hasLogs, metricsFromEvents bool, events metadata.EventsConfig, ring []string, logger *zap.Logger) {
 	if hasLogs {
 		return
 	}
 	var set []string
+	if !metricsFromEvents {
+		// No ring at all (found by an independent check: a ring_buffer_size set for nothing).
+		set = append(set, ring...)
+	}
 	if c.Sampling.OneIn > 1 {
 		set = append(set, "logs.sampling.one_in")
 	}
@@ -79,4 +83,16 @@ func (c LogsConfig) unused(hasLogs, metricsFromEvents bool, events metadata.Even
 	slices.Sort(set)
 	logger.Warn("podnet: settings that shape log records are set, but no logs pipeline uses this receiver: they are ignored (metrics are counted in full either way); add podnet to a logs pipeline, or remove them",
 		zap.Strings("ignored", set))
+}
+
+// ringSettings names the ring's settings set to other than their defaults.
+func (cfg *Config) ringSettings() []string {
+	var set []string
+	if cfg.RingBufferSize != defaultRingBufferSize {
+		set = append(set, "ring_buffer_size")
+	}
+	if cfg.RingBuffers != ringBuffersShared {
+		set = append(set, "ring_buffers")
+	}
+	return set
 }

@@ -125,7 +125,7 @@ func (r *podnetReceiver) Start(ctx context.Context, host component.Host) error {
 		return fail(err)
 	}
 	r.cfg.ServiceBackends.socketLBUnused(r.logs != nil, r.set.Logger)
-	r.cfg.Logs.unused(r.logs != nil || logsIdle, r.metrics != nil && !aggregate, r.cfg.Events, r.set.Logger)
+	r.cfg.Logs.unused(r.logs != nil || logsIdle, r.metrics != nil && !aggregate, r.cfg.Events, r.cfg.ringSettings(), r.set.Logger)
 	r.cfg.metricsUnused(r.metrics != nil, r.set.Logger)
 	if r.logs != nil && r.metrics == nil && !r.cfg.logsKeepAny() {
 		r.set.Logger.Warn("podnet emits nothing: every log event is disabled (events.<name>.enabled: false) and no metrics pipeline uses it; enable an event or remove podnet from the logs pipeline")

@@ -150,7 +150,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.PodnetEventsSubmitted, err = builder.meter.Int64Counter(
 		"otelcol_podnet_events_submitted",
-		metric.WithDescription("Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room; read every metrics interval, and raised at once to what the reader has received plus lost, so no scrape shows it below their sum) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]"),
+		metric.WithDescription("Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room; read every poll_interval, and raised at once to what the reader has received plus lost, so no scrape shows it below their sum) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

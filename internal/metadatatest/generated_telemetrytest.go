@@ -216,7 +216,7 @@ func AssertEqualPodnetEventsReceived(t *testing.T, tt *componenttest.Telemetry, 
 func AssertEqualPodnetEventsSubmitted(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_podnet_events_submitted",
-		Description: "Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room; read every metrics interval, and raised at once to what the reader has received plus lost, so no scrape shows it below their sum) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]",
+		Description: "Events the kernel programs produced for the ring buffer (per-CPU counters, counted before the ring is asked for room; read every poll_interval, and raised at once to what the reader has received plus lost, so no scrape shows it below their sum) - podnet_events_submitted = podnet_events_received + podnet_events_lost + what is not read yet (nothing once Shutdown has drained the ring). [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
