@@ -47,8 +47,9 @@ func (c LogsConfig) validate(metricsAggregation string) error {
 }
 
 // unused says once at Start which settings shape only log records when no logs pipeline uses
-// the receiver (with ring, the ring's settings that are set, where no ring is made either): a metrics-only podnet ignores them, which it should say rather than leave a
-// user thinking they apply (found by an independent check).
+// the receiver, with ring's (the ring's settings that are set) where no ring is made either: a
+// metrics-only podnet ignores them, which it should say rather than leave a user thinking they
+// apply (found by independent checks).
 //
 // logs.process_attributes is not among them where metrics are counted from events
 // (metricsFromEvents): off, it takes away the connect() hooks those metrics count a connect that
