@@ -157,11 +157,12 @@ static __always_inline struct agg_value *agg_value_of(const struct agg_key *k, b
 
 static const __s64 moved_zero = 0;
 
-/* Puts a close's -1 for key k in the current active_moved set (maps.h); false when there is
- * no set or no room. */
+/* Puts a close's -1 for key k in the current active_moved set (maps.h): the one of the interval
+ * agg_slot names, so that the interval's switch switches it too; false when there is no set or
+ * no room. */
 static __always_inline bool agg_move_close(const struct agg_key *k)
 {
-	__u32 slot = 0;
+	__u32 slot = agg_slot;
 	void *set = bpf_map_lookup_elem(&active_moved, &slot);
 	__s64 *d;
 

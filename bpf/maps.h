@@ -210,7 +210,7 @@ struct {
  * agg_close_active). The overflow entry, where the rest of the close is counted, is the wrong
  * place for it: the key's open count is a running sum kept by user space, and would stay up for
  * ever (found by an independent check: `active` stuck at 86 with nothing open). User space
- * takes these out of the keys' sums at each drain. Two sets, alternated with the intervals.
+ * takes these out of the keys' sums at each drain. Two sets, switched with the intervals.
  * Size: max_tracked_connections (the loader's): each key in it is, practically, that of a
  * tracked connection closed since the last drain. Elements not preallocated (the path is rare:
  * more keys than max_metric_series in an interval); the hash buckets are, 16 B each per set.
@@ -228,10 +228,12 @@ struct active_moved_set {
 struct active_moved_set active_moved_a SEC(".maps");
 struct active_moved_set active_moved_b SEC(".maps");
 
-/* The set closes put their -1 in: one slot, pointed at active_moved_a or _b by user space. */
+/* The two sets, active_moved_a in slot 0 and _b in slot 1: closes put their -1 in the one
+ * `agg_slot` names, with the interval maps' (found by an independent check: switched on its own
+ * after the interval's stamp and wait, a set took closes made after the stamp out of its point). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__array(values, struct active_moved_set);
 } active_moved SEC(".maps");

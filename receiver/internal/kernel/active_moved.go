@@ -10,10 +10,13 @@ import (
 	"github.com/podnet/podnet/bpf"
 )
 
-// activeMoved alternates the two active_moved sets (bpf/maps.h) between the closes and the
-// drains: the -1s of closes that found their key's interval map full, for the keys' running
-// open counts (openCounts.moved).
-type activeMoved struct{ alternating }
+// activeMoved is the two active_moved sets (bpf/maps.h), in the slots of the two interval maps:
+// the -1s of closes that found their key's interval map full, for the keys' running open counts
+// (openCounts.moved). The interval's switch (agg_slot) switches them too, and its wait covers
+// both: a set is taken with the interval it belongs to.
+type activeMoved struct {
+	maps [2]*ebpf.Map // in active_moved's slots 0 and 1
+}
 
 // prepareActiveMoved sizes the sets: with marked reads, max_tracked_connections, which the keys
 // between two drains practically cannot outnumber (each is the key of a tracked connection that
@@ -30,29 +33,23 @@ func prepareActiveMoved(spec *ebpf.CollectionSpec, on bool, opts Options) {
 	spec.Maps[bpf.PodnetMapActiveMoved].InnerMap.MaxEntries = size
 }
 
-// newActiveMoved points the closes at the first set; before attaching, or a close would find
-// none and leave its -1 in the overflow entry.
+// newActiveMoved puts the sets in their slots; before attaching, or a close would find none
+// and leave its -1 in the overflow entry.
 func newActiveMoved(coll *ebpf.Collection) (*activeMoved, error) {
-	a := &activeMoved{alternating{
-		what: "moved open counts",
-		slot: coll.Maps[bpf.PodnetMapActiveMoved],
-		maps: [2]*ebpf.Map{coll.Maps[bpf.PodnetMapActiveMovedA], coll.Maps[bpf.PodnetMapActiveMovedB]},
-	}}
-	if err := a.point(); err != nil {
-		return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapActiveMoved, err)
+	a := &activeMoved{maps: [2]*ebpf.Map{coll.Maps[bpf.PodnetMapActiveMovedA], coll.Maps[bpf.PodnetMapActiveMovedB]}}
+	for i, m := range a.maps {
+		if err := coll.Maps[bpf.PodnetMapActiveMoved].Update(uint32(i), m, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("map %s: %w", bpf.PodnetMapActiveMoved, err)
+		}
 	}
 	return a, nil
 }
 
-// take points the closes at the other set and hands fn what the one they wrote holds (see
-// alternating.swap). One left by a failed read is taken at the next drain but one, when the
-// slot points at it again: late, not lost.
-func (a *activeMoved) take(fn func(*bpf.PodnetAggKey, int64)) error {
-	old, err := a.swap()
-	if err != nil {
-		return err
-	}
-	if err := takeAll(old, func(k *bpf.PodnetAggKey, d *int64) { fn(k, *d) }); err != nil {
+// take hands fn what the set of slot i holds: the interval just switched away from, after its
+// wait (intervals.swap), so that nothing writes it. One left by a failed read is taken when
+// that slot's interval is taken again: late, not lost.
+func (a *activeMoved) take(i int, fn func(*bpf.PodnetAggKey, int64)) error {
+	if err := takeAll(a.maps[i], func(k *bpf.PodnetAggKey, d *int64) { fn(k, *d) }); err != nil {
 		return fmt.Errorf("reading the moved open counts: %w", err)
 	}
 	return nil

@@ -98,10 +98,9 @@ func (t *Tracer) DrainAggregates(fn func(*bpf.PodnetAggKey, *bpf.PodnetAggValue)
 	open := &t.marks.open
 	old, err := iv.swap()
 	if err == nil {
-		// After the interval's swap, so that every close folded into the interval taken has
-		// its -1 in the set taken (a close after it finds the new map, with room); before the
+		// The set the interval's closes wrote, switched and waited for with it; before the
 		// interval's keys, so that they report their sums with these in (openCounts.moved).
-		if err := t.marks.moved.take(open.moved); err != nil {
+		if err := t.marks.moved.take(1-iv.current, open.moved); err != nil {
 			progressErr = errors.Join(progressErr, err)
 		}
 		err = iv.read(old, func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {

@@ -186,3 +186,75 @@ func aggregatingInAPod(t *testing.T, subnet byte) (*Tracer, *netnstest.Pod) {
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr, pod
 }
+
+// With the in-kernel table full, a close whose key finds no room in the interval map puts its
+// -1 in the moved set (open counts, marked reads). That set is switched with the interval, so a
+// close after the interval's stamp counts in the next: switched on its own after the stamp and
+// the ~30 ms wait, it took closes made during the wait out of the point stamped before them
+// (found by an independent check: 200 open read 0). Here 20 connections held open in pod A
+// close 1 ms after a stamp while pod B's churn keeps the two-key table full: the interval
+// stamped just before still counts them open, the next one not.
+func TestClosesAfterAnIntervalsEndLeaveItsOpenCount(t *testing.T) {
+	netw := netnstest.NewNetwork(t, 51)
+	held, churn := netw.AddPod(), netw.AddPod()
+	// Two keys: the held connections' two ends; the churn's two ends fill each new interval map.
+	tr, err := Open(Options{Hooks: HooksAuto, RingBufferSize: 1 << 16, MaxTrackedConnections: 65536, AggregateInKernel: true, MaxAggregates: 2})
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NotNil(t, tr.marks, "marked reads (tp_btf, Linux 6.12+): open counts by opens and closes")
+
+	var conns []net.Conn
+	var ln net.Listener
+	require.NoError(t, held.Do(func() (err error) {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		for range 20 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c, s)
+		}
+		return nil
+	}))
+	defer ln.Close()
+	open := func() (n uint64) { // the held pod's open connections, both ends, by a drain
+		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+			if k.NetnsIno == held.NetnsInode() {
+				n += v.Active
+			}
+		}))
+		return n
+	}
+	require.Equal(t, uint64(40), open(), "both ends of the 20 held connections")
+
+	var l load
+	churned := make(chan struct{})
+	go func() { defer close(churned); l.run(t, churn, 2, 2*time.Second) }()
+	time.Sleep(300 * time.Millisecond) // the churn under way, its keys filling each new interval map
+	var closed sync.WaitGroup
+	closed.Add(1)
+	tr.aggregates.betweenSwitchAndStamp = func() {
+		tr.aggregates.betweenSwitchAndStamp = nil
+		go func() { // after the stamp, during the drain's wait
+			defer closed.Done()
+			time.Sleep(time.Millisecond)
+			for _, c := range conns {
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close()
+			}
+		}()
+	}
+	before := open()
+	closed.Wait()
+	time.Sleep(50 * time.Millisecond)
+	after := open()
+	<-churned
+	assert.Equal(t, uint64(40), before, "the interval that ended before the closes: all open")
+	assert.Zero(t, after, "the next: none")
+}
