@@ -223,38 +223,47 @@ func TestClosesAfterAnIntervalsEndLeaveItsOpenCount(t *testing.T) {
 		return nil
 	}))
 	defer ln.Close()
-	open := func() (n uint64) { // the held pod's open connections, both ends, by a drain
-		require.NoError(t, tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
+	open := func() (n uint64, err error) { // the held pod's open connections, both ends, by a drain
+		err = tr.DrainAggregates(func(k *bpf.PodnetAggKey, v *bpf.PodnetAggValue) {
 			if k.NetnsIno == held.NetnsInode() {
 				n += v.Active
 			}
-		}))
-		return n
+		})
+		return n, err
 	}
-	require.Equal(t, uint64(40), open(), "both ends of the 20 held connections")
+	n, err := open()
+	require.NoError(t, err)
+	require.Equal(t, uint64(40), n, "both ends of the 20 held connections")
 
+	var before, after uint64
+	var errBefore, errAfter error
+	measured := make(chan struct{})
+	go func() { // the drains, while the test's goroutine runs the churn
+		defer close(measured)
+		time.Sleep(300 * time.Millisecond) // the churn under way, its keys filling each new interval map
+		var closed sync.WaitGroup
+		closed.Add(1)
+		tr.aggregates.betweenSwitchAndStamp = func() {
+			tr.aggregates.betweenSwitchAndStamp = nil
+			go func() { // after the stamp, during the drain's wait
+				defer closed.Done()
+				time.Sleep(time.Millisecond)
+				for _, c := range conns {
+					_ = c.(*net.TCPConn).SetLinger(0)
+					_ = c.Close()
+				}
+			}()
+		}
+		before, errBefore = open()
+		closed.Wait()
+		time.Sleep(50 * time.Millisecond)
+		after, errAfter = open()
+	}()
 	var l load
-	churned := make(chan struct{})
-	go func() { defer close(churned); l.run(t, churn, 2, 2*time.Second) }()
-	time.Sleep(300 * time.Millisecond) // the churn under way, its keys filling each new interval map
-	var closed sync.WaitGroup
-	closed.Add(1)
-	tr.aggregates.betweenSwitchAndStamp = func() {
-		tr.aggregates.betweenSwitchAndStamp = nil
-		go func() { // after the stamp, during the drain's wait
-			defer closed.Done()
-			time.Sleep(time.Millisecond)
-			for _, c := range conns {
-				_ = c.(*net.TCPConn).SetLinger(0)
-				_ = c.Close()
-			}
-		}()
-	}
-	before := open()
-	closed.Wait()
-	time.Sleep(50 * time.Millisecond)
-	after := open()
-	<-churned
+	l.run(t, churn, 2, time.Second)
+	<-measured
+	require.NoError(t, errBefore)
+	require.NoError(t, errAfter)
 	assert.Equal(t, uint64(40), before, "the interval that ended before the closes: all open")
 	assert.Zero(t, after, "the next: none")
 }
