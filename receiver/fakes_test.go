@@ -111,6 +111,7 @@ type fakeKernel struct {
 	scans        int
 	iterErr      error // IteratorsUnavailable
 	detached     bool
+	detachedAt   time.Time // as the Tracer's cut
 	closed       bool
 }
 
@@ -161,7 +162,11 @@ func (f *fakeKernel) FindExisting(fn func(*bpf.PodnetEvent)) (int, error) {
 func (f *fakeKernel) IteratorsUnavailable() error { return f.iterErr }
 
 func (f *fakeKernel) CountingSince() time.Time { return time.Time{} }
-func (f *fakeKernel) CountedUntil() time.Time  { return time.Time{} }
+func (f *fakeKernel) CountedUntil() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.detachedAt
+}
 
 func (f *fakeKernel) scanCount() int {
 	f.mu.Lock()
@@ -176,6 +181,7 @@ func (f *fakeKernel) Detach() error {
 		return errors.New("detached after Close")
 	}
 	f.detached = true
+	f.detachedAt = time.Now()
 	return nil
 }
 

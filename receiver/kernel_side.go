@@ -100,9 +100,6 @@ func (k *kernelSide) detach() error {
 	// ~40 ms later (its links' closes and its wait), the last points lacked the connections
 	// that ended in between (found by an independent check: up to 46 ms of them, never counted).
 	k.detachedAt = k.src.CountedUntil()
-	if k.detachedAt.IsZero() {
-		k.detachedAt = time.Now()
-	}
 	return nil
 }
 

@@ -42,8 +42,8 @@ type kernelSource interface {
 	BackendsErr() error
 	// CountingSince is when the programs began counting connections (zero: unknown).
 	CountingSince() time.Time
-	// CountedUntil is when Detach stopped the programs' counting, its first step (zero:
-	// not detached, or unknown).
+	// CountedUntil is when Detach stopped the programs' counting, its first step (zero
+	// before a Detach that succeeded).
 	CountedUntil() time.Time
 	// Detach stops the programs for good (none still running when it returns); the ring,
 	// counters and aggregates stay readable until Close.

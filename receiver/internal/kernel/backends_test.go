@@ -491,13 +491,7 @@ func reuseAResetEntry(t *testing.T, subnet byte, v6, bound bool) {
 	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
 	node.Exec("ip", "-6", "route", "add", "fd00:96::/64", "dev", "lo")
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: backends}))
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
-		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
-	})
-	require.NoError(t, err)
-	defer tr.Close()
-	require.NoError(t, tr.BackendsErr())
+	tr := openBothWithNAT(t, node)
 	ring := collectRing(t, tr, client.NetnsInode())
 
 	const ports, rounds = 5, 4
@@ -626,13 +620,7 @@ func TestANoteMadeBeforeASocketsSYNIsNotItsBackend(t *testing.T) {
 	server.Exec("ip", "route", "add", pod.IPv4.String()+"/32", "dev", "eth0")
 	server.AcceptAll(t, vip, func(netip.AddrPort, netip.AddrPort) {})
 
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
-		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
-	})
-	require.NoError(t, err)
-	defer tr.Close()
-	require.NoError(t, tr.BackendsErr())
+	tr := openBothWithNAT(t, node)
 	ring := collectRingWhere(t, tr, func(e *bpf.PodnetEvent) bool {
 		return e.NetnsIno == pod.NetnsInode() || e.NetnsIno == twin.NetnsInode()
 	})
@@ -687,13 +675,7 @@ func TestAConnectThroughAnUntakenTranslationNamesItsBackend(t *testing.T) {
 	// the first's (RFC 793's reinitialised connection); otherwise the SYN is invalid, is not
 	// translated, and the node answers it unreachable. The client's is random: not checked.
 	node.Exec("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1")
-	tr, err := Open(Options{
-		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
-		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
-	})
-	require.NoError(t, err)
-	defer tr.Close()
-	require.NoError(t, tr.BackendsErr())
+	tr := openBothWithNAT(t, node)
 	ring := collectRing(t, tr, pod.NetnsInode())
 
 	local := netip.AddrPortFrom(pod.IPv4, 46300)
@@ -760,4 +742,18 @@ func oneBackendService(t *testing.T, subnet byte, vip netip.AddrPort) (node *net
 	node.Exec("ip", "route", "add", "10.96.0.0/16", "dev", "lo")
 	node.Nft(netnstest.KubeProxyRules(netnstest.Service{Name: "web", VIP: vip, Backends: []netip.AddrPort{backendAddr}}))
 	return node, pod, backend, backendAddr
+}
+
+// openBothWithNAT loads podnet with events and in-kernel aggregation, reading the Service
+// translations of node's network namespace, which it must.
+func openBothWithNAT(t *testing.T, node *netnstest.Node) *Tracer {
+	t.Helper()
+	tr, err := Open(Options{
+		Hooks: HooksAuto, RingBufferSize: 1 << 22, MaxTrackedConnections: 65536, MaxAggregates: 4096,
+		AggregateInKernel: true, Events: true, NATNetns: node.NetnsPath(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	require.NoError(t, tr.BackendsErr())
+	return tr
 }
